@@ -1,0 +1,41 @@
+"""Shared fixtures: bake each combination once per test run (per xdist worker group)."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(TEMPLATE / "tests"))
+
+from combinations import Combination  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def template_dir() -> Path:
+    """Return the template's root folder."""
+    return TEMPLATE
+
+
+@pytest.fixture(scope="session")
+def bake(cookies_session):
+    """Return a function that bakes a combination once and returns the project folder."""
+    baked: dict[str, Path] = {}
+
+    def _bake(combo: Combination) -> Path:
+        if combo.id not in baked:
+            result = cookies_session.bake(extra_context=combo.answers, template=str(TEMPLATE))
+            assert result.exit_code == 0, result.exception
+            assert result.exception is None
+            baked[combo.id] = result.project_path
+        return baked[combo.id]
+
+    return _bake
+
+
+@pytest.fixture(scope="session")
+def clean_env() -> dict:
+    """Return an environment for running generated projects: no settings inherited."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    return {name: os.environ[name] for name in keep if name in os.environ}

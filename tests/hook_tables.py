@@ -1,0 +1,14 @@
+"""Read the post-gen hook's pruning table without rendering it: one source of truth."""
+
+import ast
+from pathlib import Path
+
+HOOK = Path(__file__).resolve().parent.parent / "hooks" / "post_gen_project.py"
+
+
+def prune_table() -> dict[str, list[str]]:
+    """Return the hook's PRUNE table (option -> paths)."""
+    for node in ast.parse(HOOK.read_text()).body:
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets] == ["PRUNE"]:
+            return ast.literal_eval(node.value)
+    raise LookupError("PRUNE not found in the post-gen hook")

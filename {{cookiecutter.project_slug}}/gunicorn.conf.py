@@ -1,0 +1,24 @@
+"""gunicorn configuration: read from the environment, sized to the container, logging to STDOUT."""
+
+import os
+
+from {{ cookiecutter.package_name }}.logs import logging_config
+from {{ cookiecutter.package_name }}.server import load_server_settings
+
+_server = load_server_settings()
+
+bind = [f"{_server.host}:{_server.port}"]
+workers = _server.workers()
+worker_class = _server.worker_class
+threads = _server.web_threads
+timeout = _server.gunicorn_timeout
+graceful_timeout = _server.graceful_timeout
+keepalive = _server.keepalive
+max_requests = _server.max_requests
+max_requests_jitter = _server.max_requests_jitter
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108  (RAM, not disk)
+control_socket_disable = True
+logger_class = "{{ cookiecutter.package_name }}.logs.GunicornLogger"
+logconfig_dict = logging_config(_server.log_level, _server.log_format)
+loglevel = _server.log_level.lower()
+errorlog = "-"

@@ -1,0 +1,59 @@
+"""Logs go to STDOUT as JSON lines (or text), each carrying the request id.
+
+Each test builds its app after capsys is active, so the log handler writes into the capture.
+"""
+
+import json
+import logging
+
+import pytest
+
+from {{ cookiecutter.package_name }} import create_app
+
+
+def _json_lines(text: str, message: str) -> list[dict]:
+    """Parse every line as JSON; return those with the given message."""
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [line for line in lines if line["message"] == message]
+
+
+def test_json_lines_carry_level_message_and_request_id(capsys, settings_overrides):
+    """It writes each line as JSON with level, logger, message, time and request id."""
+    app = create_app(settings_overrides)
+
+    @app.get("/log-something")
+    def log_something():
+        app.logger.info("hello from a view")
+        return {}
+
+    app.test_client().get("/log-something", headers={"X-Request-ID": "trace-123"})
+    lines = _json_lines(capsys.readouterr().out, "hello from a view")
+    assert len(lines) == 1
+    assert lines[0]["level"] == "INFO"
+    assert lines[0]["request_id"] == "trace-123"
+    assert lines[0]["time"]
+
+
+def test_lines_outside_requests_have_a_null_request_id(capsys, settings_overrides):
+    """It still writes the request_id key outside a request."""
+    create_app(settings_overrides)
+    logging.getLogger("outside").warning("no request here")
+    (line,) = _json_lines(capsys.readouterr().out, "no request here")
+    assert line["request_id"] is None
+
+
+def test_text_format(capsys, settings_overrides):
+    """It writes plain text lines when LOG_FORMAT=text."""
+    app = create_app({**settings_overrides, "log_format": "text"})
+    app.logger.warning("plain words")
+    out = capsys.readouterr().out
+    assert "WARNING [None]" in out and "plain words" in out
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(out.strip().splitlines()[-1])
+
+
+def test_level_filters_lines(capsys, settings_overrides):
+    """It drops lines below LOG_LEVEL."""
+    app = create_app({**settings_overrides, "log_level": "ERROR"})
+    app.logger.warning("too quiet to show")
+    assert "too quiet to show" not in capsys.readouterr().out

@@ -1,0 +1,73 @@
+"""Settings come from the environment and refuse missing, placeholder or invalid values."""
+
+import pytest
+
+from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch, tmp_path):
+    """Start each test from an empty environment in an empty directory."""
+    for name in ("APP_ENV", "SECRET_KEY", "DATABASE_URL", "LOG_FORMAT", "LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.parametrize("secret", ["", "change-me", "  CHANGE-ME "])
+def test_production_refuses_missing_or_placeholder_secret(monkeypatch, secret):
+    """It refuses to start in production without a real SECRET_KEY, naming it."""
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", secret)
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        load_settings()
+
+
+def test_production_accepts_real_secret(monkeypatch):
+    """It starts in production with a real SECRET_KEY."""
+    monkeypatch.setenv("SECRET_KEY", "a-real-secret-value-of-good-length")
+    settings = load_settings()
+    assert settings.app_env == "production"
+    assert settings.secret_key == "a-real-secret-value-of-good-length"
+
+
+def test_development_makes_an_ephemeral_secret(monkeypatch):
+    """It invents a random secret in development so a bare checkout runs."""
+    monkeypatch.setenv("APP_ENV", "development")
+    assert len(load_settings().secret_key) > 40
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LOG_FORMAT", "xml"),
+        ("LOG_LEVEL", "LOUD"),
+        ("DATABASE_POOL_SIZE", "many"),
+        ("CACHE_TTL_SECONDS", "-1"),
+        ("APP_ENV", "staging"),
+    ],
+)
+def test_invalid_value_names_the_variable(monkeypatch, name, value):
+    """It fails with a message naming the bad variable and its value."""
+    monkeypatch.setenv("SECRET_KEY", "a-real-secret-value-of-good-length")
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match=f"{name}='{value}'"):
+        load_settings()
+
+
+def test_invalid_database_url_is_named_but_not_echoed(monkeypatch):
+    """It names DATABASE_URL without printing a value that may hold a password."""
+    monkeypatch.setenv("SECRET_KEY", "a-real-secret-value-of-good-length")
+    monkeypatch.setenv("DATABASE_URL", "not a url:secret")
+    with pytest.raises(SettingsError, match="DATABASE_URL='<hidden>'") as caught:
+        load_settings()
+    assert "secret" not in str(caught.value).replace("SECRET", "")
+
+
+def test_env_file_is_read_only_in_development(monkeypatch, tmp_path):
+    """It reads .env in development and ignores it otherwise."""
+    (tmp_path / ".env").write_text("LOG_LEVEL=DEBUG\nSECRET_KEY=from-the-env-file-long-enough\n")
+    monkeypatch.setenv("APP_ENV", "development")
+    assert load_settings().log_level == "DEBUG"
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "a-real-secret-value-of-good-length")
+    assert load_settings().log_level == "INFO"

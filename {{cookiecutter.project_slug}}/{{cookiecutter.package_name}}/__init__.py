@@ -1,0 +1,52 @@
+"""{{ cookiecutter.project_name }}: {{ cookiecutter.description }}"""
+
+from flask import Flask
+
+from . import (
+    api,
+    caching,
+    database,
+    errors,
+    health,
+    logs,
+{%- if cookiecutter.use_nginx == "yes" %}
+    proxy,
+{%- endif %}
+    rate_limits,
+{%- if cookiecutter.use_redis == "yes" %}
+    redis_store,
+{%- endif %}
+    request_id,
+{%- if cookiecutter.use_postgres == "yes" %}
+    schema_migrations,
+{%- endif %}
+)
+from .settings import load_settings
+
+
+def create_app(overrides: dict | None = None) -> Flask:
+    """Build the application: settings, then each concern, then the routes."""
+    settings = load_settings(overrides)
+    app = Flask(__name__)
+    app.config.from_mapping(settings.flask_config())
+    app.extensions["settings"] = settings
+
+    logs.init_app(app)
+    request_id.init_app(app)
+    errors.init_app(app)
+    database.init_app(app)
+{%- if cookiecutter.use_postgres == "yes" %}
+    schema_migrations.init_app(app)
+{%- endif %}
+{%- if cookiecutter.use_redis == "yes" %}
+    redis_store.init_app(app)
+{%- endif %}
+    caching.init_app(app)
+    rate_limits.init_app(app)
+{%- if cookiecutter.use_nginx == "yes" %}
+    proxy.init_app(app)
+{%- endif %}
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp, url_prefix="/api")
+    return app

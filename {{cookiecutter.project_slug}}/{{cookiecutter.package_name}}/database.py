@@ -1,0 +1,63 @@
+"""Bind SQLAlchemy: pooled, pre-pinged connections; an SQLite file gets its tables in place."""
+
+from flask import Flask, jsonify
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.schema import CreateTable
+
+from . import models  # noqa: F401  (registers the tables on db.metadata)
+from .extensions import db
+
+
+def engine_options(url: str, pool_size: int, connect_timeout: int) -> dict:
+    """Return engine options: a bounded, pre-pinged pool, and a connect timeout for servers."""
+    if make_url(url).get_backend_name() == "sqlite":
+        return {"pool_pre_ping": True}
+    return {
+        "pool_pre_ping": True,
+        "pool_size": pool_size,
+        "max_overflow": pool_size,
+        "pool_recycle": 1800,
+        "pool_timeout": connect_timeout,
+        "connect_args": {"connect_timeout": connect_timeout},
+    }
+
+
+def create_sqlite_schema() -> None:
+    """Create missing tables in an embedded SQLite file; safe when workers race."""
+    if db.engine.dialect.name != "sqlite":
+        return
+    with db.engine.begin() as connection:
+        for table in db.metadata.sorted_tables:
+            connection.execute(CreateTable(table, if_not_exists=True))
+
+
+def ping() -> None:
+    """Run a trivial query; raise when the database does not answer."""
+    with db.engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def _database_unavailable(exc: Exception):
+    """Answer 503 when the database cannot be reached, instead of a 500."""
+    db.session.rollback()
+    detail = "The database is unavailable."
+    response = jsonify({"error": {"status": 503, "title": "Service Unavailable", "detail": detail}})
+    response.status_code = 503
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Configure and bind the database, and map connection failures to 503."""
+    settings = app.extensions["settings"]
+    app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+        settings.database_url, settings.database_pool_size, settings.database_connect_timeout
+    )
+    db.init_app(app)
+    app.register_error_handler(OperationalError, _database_unavailable)
+    app.register_error_handler(InterfaceError, _database_unavailable)
+    with app.app_context():
+        create_sqlite_schema()

@@ -1,0 +1,16 @@
+"""Unbound extension objects, created once and bound to the app by each concern."""
+
+from flask_caching import Cache
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    """Base class of the ORM models."""
+
+
+db = SQLAlchemy(model_class=Base)
+cache = Cache()
+limiter = Limiter(key_func=get_remote_address)

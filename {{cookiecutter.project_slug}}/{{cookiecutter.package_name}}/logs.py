@@ -1,0 +1,90 @@
+"""Send every log line to STDOUT, as JSON lines or text, each with the request id."""
+
+import logging
+import logging.config
+
+from flask import Flask, g, has_request_context
+from gunicorn.glogging import Logger
+from pythonjsonlogger.json import JsonFormatter
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
+JSON_FORMAT = "%(levelname)s %(name)s %(message)s %(request_id)s"
+JSON_RENAMES = {"levelname": "level", "name": "logger"}
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamp each record with the id of the request being served, or None outside one."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Add ``request_id`` unless a caller already set it."""
+        if not hasattr(record, "request_id"):
+            record.request_id = g.get("request_id") if has_request_context() else None
+        return True
+
+
+def logging_config(level: str, fmt: str) -> dict:
+    """Return a dictConfig sending the root, gunicorn and werkzeug loggers to STDOUT."""
+    formatters = {
+        "json": {
+            "()": JsonFormatter,
+            "fmt": JSON_FORMAT,
+            "rename_fields": JSON_RENAMES,
+            "timestamp": "time",
+        },
+        "text": {"format": TEXT_FORMAT},
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": RequestIdFilter}},
+        "formatters": {fmt: formatters[fmt]},
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": fmt,
+                "filters": ["request_id"],
+            }
+        },
+        "root": {"level": level, "handlers": ["stdout"]},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
+            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+            "werkzeug": {"level": level, "handlers": [], "propagate": True},
+        },
+    }
+
+
+def init_app(app: Flask) -> None:
+    """Configure logging from the app's settings."""
+    settings = app.extensions["settings"]
+    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
+    app.logger.handlers.clear()
+    app.logger.propagate = True
+
+
+class GunicornLogger(Logger):
+    """Write gunicorn's access log as one structured line per request."""
+
+    def access(self, resp, req, environ, request_time) -> None:
+        """Log method, path, status, duration and the request id the app returned."""
+        if not self.access_log_enabled:
+            return
+        request_id = next(
+            (value for name, value in resp.headers if name.lower() == "x-request-id"), None
+        )
+        self.access_log.info(
+            "%s %s %s",
+            req.method,
+            req.path,
+            resp.status_code,
+            extra={
+                "request_id": request_id,
+                "method": req.method,
+                "path": req.path,
+                "status": resp.status_code,
+                "duration_ms": round(request_time.total_seconds() * 1000, 2),
+                "remote_addr": environ.get("REMOTE_ADDR"),
+                "bytes": getattr(resp, "sent", None),
+            },
+        )

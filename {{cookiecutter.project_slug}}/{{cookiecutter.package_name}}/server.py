@@ -1,0 +1,68 @@
+"""Settings of the gunicorn server, sized from the CPUs this process may really use."""
+
+import math
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .settings import load_settings
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> float | None:
+    """Return the CPU quota of this cgroup in CPUs (v2 cpu.max or v1 cfs files), or None."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def available_cpus(root: Path = CGROUP_ROOT) -> int:
+    """Return the CPUs available to this process: its affinity, capped by the cgroup quota."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    limit = cgroup_cpu_limit(root)
+    if limit is not None:
+        cpus = min(cpus, max(1, math.ceil(limit)))
+    return max(1, cpus)
+
+
+class ServerSettings(BaseSettings):
+    """gunicorn knobs, each overridable by the upper-case variable of the same name."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    host: str = "0.0.0.0"  # noqa: S104  (a container must listen on all its interfaces)
+    port: int = Field(8000, ge=1, le=65535)
+    web_concurrency: int | None = Field(None, ge=1, le=64)
+    web_threads: int = Field(4, ge=1, le=64)
+    worker_class: Literal["sync", "gthread"] = "gthread"
+    gunicorn_timeout: int = Field(30, ge=1)
+    graceful_timeout: int = Field(25, ge=1)
+    keepalive: int = Field(5, ge=0)
+    max_requests: int = Field(1000, ge=0)
+    max_requests_jitter: int = Field(100, ge=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    def workers(self) -> int:
+        """Return WEB_CONCURRENCY, or one worker per available CPU."""
+        return self.web_concurrency or available_cpus()
+
+
+def load_server_settings() -> ServerSettings:
+    """Load the server settings; raise SettingsError naming any bad variable."""
+    return load_settings(model=ServerSettings)

@@ -1,0 +1,97 @@
+"""Read the service's settings from the environment, failing fast on bad values."""
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "replace-me"})
+ENV_FILE = Path(".env")
+HIDDEN_INPUT_WORDS = ("SECRET", "PASSWORD", "URL", "TOKEN")
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the app, one flat table; each maps to an upper-case variable."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+
+    app_env: Literal["development", "test", "production"] = "production"
+    secret_key: str = ""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    database_url: str = "sqlite:///{{ cookiecutter.package_name }}.db"
+    database_pool_size: int = Field(5, ge=1, le=100)
+    database_connect_timeout: int = Field(3, ge=1, le=60)
+{%- if cookiecutter.use_redis == "yes" %}
+    redis_url: str | None = None
+{%- endif %}
+    health_check_timeout: float = Field(2.0, gt=0, le=30)
+    ratelimit_default: str = "600 per minute"
+    ratelimit_write: str = "60 per minute"
+    cache_ttl_seconds: int = Field(60, ge=0, le=86400)
+    max_content_length: int = Field(1_048_576, ge=1024)
+
+    @field_validator("database_url")
+    @classmethod
+    def _parse_database_url(cls, value: str) -> str:
+        """Reject a DATABASE_URL SQLAlchemy cannot parse, before any connection is tried."""
+        try:
+            make_url(value)
+        except ArgumentError:
+            raise ValueError("not a database URL (e.g. sqlite:///app.db)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _require_secret_in_production(self) -> "Settings":
+        """Refuse a missing or placeholder SECRET_KEY outside development and tests."""
+        if self.secret_key.strip().lower() in PLACEHOLDER_SECRETS:
+            if self.app_env == "production":
+                raise ValueError(
+                    "SECRET_KEY is missing or a placeholder; set it to a long random value "
+                    '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
+                )
+            self.secret_key = secrets.token_urlsafe(48)
+        return self
+
+    def flask_config(self) -> dict:
+        """Return the Flask config keys derived from these settings."""
+        return {
+            "SECRET_KEY": self.secret_key,
+            "MAX_CONTENT_LENGTH": self.max_content_length,
+            "TESTING": self.app_env == "test",
+        }
+
+
+def _env_file() -> Path | None:
+    """Read .env only in development: production takes its settings from the real environment."""
+    if os.environ.get("APP_ENV", "production").lower() == "development" and ENV_FILE.is_file():
+        return ENV_FILE
+    return None
+
+
+def load_settings(overrides: dict | None = None, model: type[BaseSettings] = Settings):
+    """Load settings from the environment (.env too in development); raise SettingsError."""
+    try:
+        return model(_env_file=_env_file(), **(overrides or {}))
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]).upper()
+            given = error.get("input")
+            if any(word in name for word in HIDDEN_INPUT_WORDS):
+                given = "<hidden>"
+            detail = error["msg"].removeprefix("Value error, ")
+            if name:
+                problems.append(f"{name}={given!r}: {detail}")
+            else:
+                problems.append(detail)
+        raise SettingsError("Invalid settings: " + "; ".join(problems)) from None
