@@ -86,12 +86,19 @@ def test_bad_answer_aborts_generation_and_leaves_nothing(cookies, capfd, tmp_pat
     assert result.exit_code != 0
     assert not [path for path in (tmp_path / "cookies").rglob("*") if path.is_file()]
     errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR:")]
-    assert any(line.startswith(f"ERROR: {field}={value!r} is invalid; expected ") for line in errors)
+    assert any(
+        line.startswith(f"ERROR: {field}={value!r} is invalid; expected ") for line in errors
+    )
 
 
 def test_paths_to_prune_follow_the_table(post_gen):
     """It lists exactly the paths of unselected options."""
-    selected = {"use_postgres": True, "use_redis": False, "use_nginx": False, "use_kubernetes": True}
+    selected = {
+        "use_postgres": True,
+        "use_redis": False,
+        "use_nginx": False,
+        "use_kubernetes": True,
+    }
     paths = post_gen.paths_to_prune(selected, "pkg")
     assert "pkg/redis_store.py" in paths
     assert "nginx" in paths
