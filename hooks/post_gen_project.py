@@ -51,7 +51,9 @@ def prune(root: Path, paths: list[str]) -> None:
 
 
 def write_env(root: Path, selected: dict[str, bool]) -> None:
-    """Copy .env.example to .env, replacing each placeholder with a fresh random secret."""
+    """Copy .env.example to .env with fresh random secrets; never overwrite an existing .env."""
+    if (root / ".env").exists():
+        return
     text = (root / ".env.example").read_text()
     text = text.replace("SECRET_KEY=change-me", f"SECRET_KEY={secrets.token_urlsafe(48)}")
     if selected["use_postgres"]:

@@ -129,6 +129,14 @@ def test_write_env_replaces_placeholders(post_gen, tmp_path):
     assert (tmp_path / ".env.example").read_text().count("change-me") == 2
 
 
+def test_write_env_keeps_an_existing_env(post_gen, tmp_path):
+    """It leaves an existing .env (a re-bake over a project) and its secrets untouched."""
+    (tmp_path / ".env.example").write_text("SECRET_KEY=change-me\n")
+    (tmp_path / ".env").write_text("SECRET_KEY=the-users-own-secret\n")
+    post_gen.write_env(tmp_path, {"use_postgres": False})
+    assert (tmp_path / ".env").read_text() == "SECRET_KEY=the-users-own-secret\n"
+
+
 def test_post_gen_hook_reads_each_option_once():
     """It reads every option in one table at the top of the hook."""
     source = POST_GEN_HOOK.read_text()
