@@ -1,0 +1,918 @@
+"""Kubernetes manifests: each overlay renders, validates, and is wired to the app and its image."""
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from combinations import BY_ID, COMBINATIONS, params
+
+K8S_COMBOS = [combo for combo in COMBINATIONS if combo.selected("use_kubernetes")]
+OVERLAYS = ("dev", "prod")
+# The oldest Kubernetes deploy/k8s/README.md promises, and the newest schema the pinned
+# kubernetes-validate bundles.
+KUBERNETES_VERSIONS = ("1.31.0", "1.37.0")
+BIN = Path(sys.executable).parent
+# Idle timeout of the usual proxies in front of a pod (ingress-nginx, cloud load balancers), s.
+PROXY_IDLE_TIMEOUT = 60
+PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
+# Probe -> the endpoint (blueprint.function) it must call.
+APP_PROBE_ENDPOINTS = {
+    "startupProbe": "health.healthz",
+    "livenessProbe": "health.healthz",
+    "readinessProbe": "health.readyz",
+}
+APP_FACTS = """
+import json
+from {package} import create_app
+from {package}.server import ServerSettings
+app = create_app({{"app_env": "test", "database_url": "sqlite://"}})
+server = ServerSettings()
+print("FACTS=" + json.dumps({{
+    "rules": {{rule.endpoint: rule.rule for rule in app.url_map.iter_rules()}},
+    "port": server.port,
+    "graceful_timeout": server.graceful_timeout,
+}}))
+"""
+
+
+def tool(name: str) -> str:
+    """Return the path of a command installed beside this Python (the venv), or on PATH."""
+    path = shutil.which(name, path=str(BIN)) or shutil.which(name)
+    assert path, f"{name} is not installed: pip install -r requirements-dev.txt"
+    return path
+
+
+def package_name(root: Path) -> str:
+    """Return the generated package's name (the folder holding settings.py)."""
+    (settings,) = root.glob("*/settings.py")
+    return settings.parent.name
+
+
+def kustomize_args(combo) -> list[str]:
+    """Return kubectl kustomize's flags: the nginx template lives outside the kustomization."""
+    return ["--load-restrictor", "LoadRestrictionsNone"] if combo.selected("use_nginx") else []
+
+
+def render(root: Path, overlay: str, flags: list[str]) -> str:
+    """Build one overlay with kubectl's kustomize; return the YAML stream."""
+    result = subprocess.run(
+        [tool("kubectl"), "kustomize", *flags, str(root / "deploy/k8s/overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def validate(paths: list[Path], version: str) -> subprocess.CompletedProcess:
+    """Run kubernetes-validate --strict on every document of the files."""
+    return subprocess.run(
+        [tool("kubernetes-validate"), "--strict", "--quiet", "-k", version, *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def copy_project(source: Path, parent: Path, with_secrets: bool) -> Path:
+    """Copy a baked project into parent; create each overlay's secret.env from the example."""
+    target = parent / source.name
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".venv", "__pycache__"))
+    if with_secrets:
+        example = target / "deploy/k8s/secret.env.example"
+        for overlay in OVERLAYS:
+            shutil.copy(example, target / "deploy/k8s/overlays" / overlay / "secret.env")
+    return target
+
+
+@pytest.fixture(scope="session")
+def project(bake, tmp_path_factory):
+    """Return a function giving a copy of a combination's project, ready to build."""
+    copies: dict[str, Path] = {}
+
+    def _project(combo) -> Path:
+        if combo.id not in copies:
+            parent = tmp_path_factory.mktemp(combo.id)
+            copies[combo.id] = copy_project(bake(combo), parent, with_secrets=True)
+        return copies[combo.id]
+
+    return _project
+
+
+@pytest.fixture(scope="session")
+def manifests(project):
+    """Return a function giving {overlay: YAML stream} of a combination."""
+    rendered: dict[str, dict[str, str]] = {}
+
+    def _manifests(combo) -> dict[str, str]:
+        if combo.id not in rendered:
+            root = project(combo)
+            rendered[combo.id] = {
+                overlay: render(root, overlay, kustomize_args(combo)) for overlay in OVERLAYS
+            }
+        return rendered[combo.id]
+
+    return _manifests
+
+
+@pytest.fixture(scope="session")
+def facts(project, clean_env, tmp_path_factory):
+    """Return a function giving what the manifests must agree with, read from the baked project."""
+    found: dict[str, dict] = {}
+
+    def _facts(combo) -> dict:
+        if combo.id not in found:
+            root = project(combo)
+            package = package_name(root)
+            result = subprocess.run(
+                [sys.executable, "-c", APP_FACTS.format(package=package)],
+                cwd=tmp_path_factory.mktemp("facts"),
+                env={**clean_env, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert result.returncode == 0, result.stderr
+            (line,) = [x for x in result.stdout.splitlines() if x.startswith("FACTS=")]
+            app = json.loads(line.removeprefix("FACTS="))
+            uid, gid, sqlite_dir = dockerfile_user_and_data(root / "Dockerfile")
+            found[combo.id] = {
+                **app,
+                "package": package,
+                "slug": root.name,
+                "uid": uid,
+                "gid": gid,
+                "sqlite_dir": sqlite_dir,
+                "postgres": combo.selected("use_postgres"),
+                "redis": combo.selected("use_redis"),
+                "nginx": combo.selected("use_nginx"),
+            }
+            if combo.selected("use_nginx"):
+                compose = yaml.safe_load((root / "compose.yaml").read_text())
+                found[combo.id]["compose_nginx"] = compose["services"]["nginx"]
+                found[combo.id]["nginx_template"] = (
+                    root / "nginx/templates/default.conf.template"
+                ).read_text()
+        return found[combo.id]
+
+    return _facts
+
+
+def dockerfile_user_and_data(path: Path) -> tuple[int, int, str | None]:
+    """Return the final USER's numeric uid and gid, and the SQLite folder the image points at."""
+    text = path.read_text()
+    defaults = dict(re.findall(r"^ARG\s+(\w+)=(\S+)", text, re.MULTILINE))
+    users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
+    assert users, "the Dockerfile sets no USER"
+    user = re.sub(r"\$\{?(\w+)\}?", lambda m: defaults[m.group(1)], users[-1])
+    uid, _, gid = user.partition(":")
+    sqlite = re.search(r"DATABASE_URL=sqlite:///(/\S+)", text)
+    return int(uid), int(gid or uid), str(Path(sqlite.group(1)).parent) if sqlite else None
+
+
+def load(stream: str) -> list[dict]:
+    """Parse a YAML stream into its documents."""
+    return [doc for doc in yaml.safe_load_all(stream) if doc]
+
+
+# ---- the checker: every rule the manifests must keep, each returning what it finds wrong ----
+
+
+def one(docs: list[dict], kind: str) -> list[dict]:
+    """Return the documents of one kind."""
+    return [doc for doc in docs if doc["kind"] == kind]
+
+
+def pod_specs(docs: list[dict]) -> list[tuple[str, dict]]:
+    """Return (name, pod spec) of every Deployment and Job."""
+    return [
+        (f"{doc['kind']}/{doc['metadata']['name']}", doc["spec"]["template"]["spec"])
+        for doc in docs
+        if doc["kind"] in ("Deployment", "Job")
+    ]
+
+
+def all_containers(spec: dict) -> list[dict]:
+    """Return a pod's containers and init containers (native sidecars included)."""
+    return [*spec.get("initContainers", []), *spec["containers"]]
+
+
+def resolve_port(spec: dict, port) -> int | None:
+    """Return a probe's or Service's port as a number, resolving a named container port."""
+    if isinstance(port, int):
+        return port
+    for container in all_containers(spec):
+        for declared in container.get("ports", []):
+            if declared.get("name") == port:
+                return declared["containerPort"]
+    return None
+
+
+def matches(labels: dict, selector: dict) -> bool:
+    """Say whether labels satisfy a matchLabels-style selector."""
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def check_pod_security(docs: list[dict], facts: dict) -> list[str]:
+    """Every pod and container runs unprivileged, read-only, as the Dockerfile's user."""
+    problems = []
+    for name, spec in pod_specs(docs):
+        pod = spec.get("securityContext", {})
+        expected = {
+            "runAsNonRoot": True,
+            "runAsUser": facts["uid"],
+            "runAsGroup": facts["gid"],
+            "fsGroup": facts["gid"],
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        for key, value in expected.items():
+            if pod.get(key) != value:
+                problems.append(f"{name}: pod securityContext.{key} is {pod.get(key)!r}")
+        if spec.get("automountServiceAccountToken") is not False:
+            problems.append(f"{name}: mounts a service account token")
+        writable = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        for container in all_containers(spec):
+            where = f"{name} container {container['name']}"
+            context = {**pod, **container.get("securityContext", {})}
+            if not context.get("runAsUser") or context.get("runAsNonRoot") is not True:
+                problems.append(f"{where}: may run as root")
+            if context.get("privileged"):
+                problems.append(f"{where}: is privileged")
+            if context.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: allows privilege escalation")
+            if context.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{where}: root filesystem is writable")
+            capabilities = context.get("capabilities", {})
+            if "ALL" not in capabilities.get("drop", []) or capabilities.get("add"):
+                problems.append(f"{where}: keeps Linux capabilities")
+            mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
+            if mounts.get("/tmp") not in writable:
+                problems.append(f"{where}: /tmp is not an emptyDir")
+            resources = container.get("resources", {})
+            for kind in ("requests", "limits"):
+                for resource in ("cpu", "memory"):
+                    if resource not in resources.get(kind, {}):
+                        problems.append(f"{where}: no {resource} in resources.{kind}")
+    return problems
+
+
+def check_app_container(docs: list[dict], facts: dict) -> list[str]:
+    """The app listens on gunicorn's port; its probes call the app's health routes there."""
+    problems = []
+    (deployment,) = one(docs, "Deployment")
+    spec = deployment["spec"]["template"]["spec"]
+    apps = [c for c in spec["containers"] if c["name"] == "app"]
+    if len(apps) != 1:
+        return ["Deployment: no container named app"]
+    app = apps[0]
+    if "command" in app or "args" in app:
+        problems.append("app: overrides the image's CMD")
+    if [p["containerPort"] for p in app.get("ports", [])] != [facts["port"]]:
+        problems.append(f"app: ports {app.get('ports')} are not gunicorn's {facts['port']}")
+    for probe, endpoint in APP_PROBE_ENDPOINTS.items():
+        action = app.get(probe, {}).get("httpGet")
+        if not action:
+            problems.append(f"app: no HTTP {probe}")
+            continue
+        if action["path"] != facts["rules"][endpoint]:
+            problems.append(
+                f"app: {probe} calls {action['path']}, not {facts['rules'][endpoint]} ({endpoint})"
+            )
+        if resolve_port(spec, action["port"]) != facts["port"]:
+            problems.append(f"app: {probe} port {action['port']} is not {facts['port']}")
+    if facts["sqlite_dir"]:
+        writable = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        mounts = {m["mountPath"]: m["name"] for m in app.get("volumeMounts", [])}
+        if mounts.get(facts["sqlite_dir"]) not in writable:
+            problems.append(f"app: the SQLite folder {facts['sqlite_dir']} is not a volume")
+    sleep = app.get("lifecycle", {}).get("preStop", {}).get("sleep", {}).get("seconds", 0)
+    grace = spec.get("terminationGracePeriodSeconds", 30)
+    if grace <= sleep + facts["graceful_timeout"]:
+        problems.append(
+            f"Deployment: terminationGracePeriodSeconds {grace} leaves no margin over preStop "
+            f"{sleep} s + GRACEFUL_TIMEOUT {facts['graceful_timeout']} s"
+        )
+    if "replicas" in deployment["spec"]:
+        problems.append("Deployment: sets replicas, which the HorizontalPodAutoscaler owns")
+    return problems
+
+
+def check_config_and_secret(docs: list[dict], facts: dict) -> list[str]:
+    """Every workload reads the overlay's ConfigMap and Secret; production settings are set."""
+    problems = []
+    config_maps = {doc["metadata"]["name"]: doc.get("data", {}) for doc in one(docs, "ConfigMap")}
+    secrets = {doc["metadata"]["name"] for doc in one(docs, "Secret")}
+    for name, spec in pod_specs(docs):
+        main = spec["containers"][0]
+        sources = main.get("envFrom", [])
+        config = [s["configMapRef"]["name"] for s in sources if "configMapRef" in s]
+        secret = [s["secretRef"]["name"] for s in sources if "secretRef" in s]
+        if len(config) != 1 or config[0] not in config_maps:
+            problems.append(f"{name}: does not read a rendered ConfigMap ({config})")
+            continue
+        if len(secret) != 1 or secret[0] not in secrets:
+            problems.append(f"{name}: does not read a rendered Secret ({secret})")
+        data = config_maps[config[0]]
+        if data.get("APP_ENV") != "production" or data.get("PORT") != str(facts["port"]):
+            problems.append(
+                f"{name}: config has APP_ENV={data.get('APP_ENV')} PORT={data.get('PORT')}"
+            )
+        if int(data.get("KEEPALIVE", 0)) <= PROXY_IDLE_TIMEOUT:
+            problems.append(f"{name}: KEEPALIVE is not above proxies' idle timeout")
+    return problems
+
+
+def check_migrations(docs: list[dict], facts: dict) -> list[str]:
+    """A migration Job exists exactly with Postgres, using the app's image and Secret."""
+    jobs = one(docs, "Job")
+    if not facts["postgres"]:
+        return ["a Job exists without Postgres"] if jobs else []
+    if len(jobs) != 1:
+        return [f"{len(jobs)} Jobs with Postgres, expected the migration Job"]
+    problems = []
+    job = jobs[0]["spec"]["template"]["spec"]
+    (deployment,) = one(docs, "Deployment")
+    app = next(
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "app"
+    )
+    (container,) = job["containers"]
+    command = container.get("command", []) + container.get("args", [])
+    expected = ["flask", "--app", f"{facts['package']}:create_app()", "db", "upgrade"]
+    if command != expected:
+        problems.append(f"Job: runs {command}, expected {expected}")
+    if container["image"] != app["image"]:
+        problems.append(f"Job: image {container['image']} is not the app's {app['image']}")
+    if container.get("envFrom") != app.get("envFrom"):
+        problems.append("Job: reads other config or Secret than the app")
+    if job.get("restartPolicy") != "Never":
+        problems.append("Job: restartPolicy is not Never")
+    return problems
+
+
+def check_image(docs: list[dict], facts: dict) -> list[str]:
+    """The app's image is the project's, with the tag the overlay sets."""
+    problems = []
+    for name, spec in pod_specs(docs):
+        image = spec["containers"][0]["image"]
+        repository, _, tag = image.rpartition(":")
+        if not tag or not repository.split("/")[-1] == facts["slug"]:
+            problems.append(f"{name}: image {image} is not {facts['slug']}:<tag>")
+    return problems
+
+
+def check_nginx(docs: list[dict], facts: dict) -> list[str]:
+    """An nginx sidecar exists exactly with nginx, configured like compose's but next door."""
+    (deployment,) = one(docs, "Deployment")
+    spec = deployment["spec"]["template"]["spec"]
+    sidecars = [c for c in all_containers(spec) if "nginx" in c["image"] or c["name"] == "nginx"]
+    if not facts["nginx"]:
+        return ["an nginx container exists without nginx"] if sidecars else []
+    if len(sidecars) != 1:
+        return [f"{len(sidecars)} nginx containers, expected one sidecar"]
+    problems = []
+    nginx = sidecars[0]
+    if nginx not in spec.get("initContainers", []) or nginx.get("restartPolicy") != "Always":
+        problems.append("nginx: not a native sidecar (initContainers, restartPolicy Always)")
+    compose = facts["compose_nginx"]
+    if nginx["image"] != compose["image"]:
+        problems.append(f"nginx: image {nginx['image']} differs from compose's {compose['image']}")
+    env = {item["name"]: item.get("value") for item in nginx.get("env", [])}
+    expected = {key: str(value) for key, value in compose["environment"].items()}
+    expected.update(NGINX_UPSTREAM_HOST="127.0.0.1", NGINX_UPSTREAM_PORT=str(facts["port"]))
+    if env != expected:
+        problems.append(f"nginx: env {env} is not compose's with the upstream next door")
+    template = facts["nginx_template"]
+    missing = set(re.findall(r"\$\{(\w+)\}", template)) - set(env)
+    if missing:
+        problems.append(f"nginx: the template's {sorted(missing)} are not set")
+    mounts = {m["mountPath"]: m for m in nginx.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    config_maps = {doc["metadata"]["name"]: doc.get("data", {}) for doc in one(docs, "ConfigMap")}
+    mount = mounts.get("/etc/nginx/templates/default.conf.template")
+    source = volumes.get(mount["name"], {}).get("configMap", {}) if mount else {}
+    data = config_maps.get(source.get("name"), {})
+    if not mount or data.get(mount.get("subPath")) != template:
+        problems.append("nginx: /etc/nginx/templates does not hold the project's template")
+    if not {"/tmp", "/etc/nginx/conf.d"} <= set(mounts):
+        problems.append("nginx: /tmp or /etc/nginx/conf.d is not writable")
+    health = re.findall(r"location\s*=\s*(/\S+)", template)
+    for probe in PROBES:
+        action = nginx.get(probe, {}).get("httpGet", {})
+        if action.get("path") not in health or str(action.get("port")) != env["NGINX_PORT"]:
+            problems.append(f"nginx: {probe} does not call nginx's own {health} on its port")
+    upstream = re.search(r"upstream\s+\w+\s*\{(.*?)\}", template, re.DOTALL)
+    idle = re.search(r"keepalive_timeout\s+(\d+)s;", upstream.group(1)) if upstream else None
+    keepalive = [d.get("data", {}).get("KEEPALIVE") for d in one(docs, "ConfigMap")]
+    if idle and not any(k and int(k) > int(idle.group(1)) for k in keepalive):
+        problems.append(f"app: KEEPALIVE is not above nginx's keepalive_timeout {idle.group(1)}s")
+    return problems
+
+
+def entry_port(docs: list[dict], facts: dict) -> int:
+    """Return the port traffic enters the pod on: nginx's with nginx, else gunicorn's."""
+    if not facts["nginx"]:
+        return facts["port"]
+    (deployment,) = one(docs, "Deployment")
+    spec = deployment["spec"]["template"]["spec"]
+    nginx = next(c for c in all_containers(spec) if c["name"] == "nginx")
+    return int({i["name"]: i.get("value") for i in nginx.get("env", [])}["NGINX_PORT"])
+
+
+def check_traffic(docs: list[dict], facts: dict) -> list[str]:
+    """The Service and NetworkPolicy let in only the entry port; egress only to what is used."""
+    problems = []
+    (deployment,) = one(docs, "Deployment")
+    spec = deployment["spec"]["template"]["spec"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    entry = entry_port(docs, facts)
+    (service,) = one(docs, "Service")
+    if not matches(pod_labels, service["spec"]["selector"]):
+        problems.append("Service: does not select the web pods")
+    targets = [resolve_port(spec, p["targetPort"]) for p in service["spec"]["ports"]]
+    if targets != [entry]:
+        problems.append(f"Service: targets {targets}, not the entry port {entry}")
+    (policy,) = one(docs, "NetworkPolicy")
+    if not matches(pod_labels, policy["spec"]["podSelector"]["matchLabels"]):
+        problems.append("NetworkPolicy: does not select the web pods")
+    if set(policy["spec"].get("policyTypes", [])) != {"Ingress", "Egress"}:
+        problems.append("NetworkPolicy: does not restrict both directions")
+    ingress = [p["port"] for rule in policy["spec"].get("ingress", []) for p in rule["ports"]]
+    if ingress != [entry]:
+        problems.append(f"NetworkPolicy: lets in {ingress}, not only {entry}")
+    egress = {
+        (p["port"], p.get("protocol", "TCP"))
+        for rule in policy["spec"].get("egress", [])
+        for p in rule.get("ports", [])
+    }
+    wanted = {(53, "UDP"), (53, "TCP")}
+    wanted |= {(5432, "TCP")} if facts["postgres"] else set()
+    wanted |= {(6379, "TCP")} if facts["redis"] else set()
+    if egress != wanted:
+        problems.append(f"NetworkPolicy: lets out {sorted(egress)}, expected {sorted(wanted)}")
+    return problems
+
+
+def check_availability(docs: list[dict], facts: dict) -> list[str]:
+    """The autoscaler scales the Deployment on the app's CPU; the PDB guards the web pods."""
+    problems = []
+    (deployment,) = one(docs, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    (hpa,) = one(docs, "HorizontalPodAutoscaler")
+    target = hpa["spec"]["scaleTargetRef"]
+    if hpa["apiVersion"] != "autoscaling/v2" or target["name"] != deployment["metadata"]["name"]:
+        problems.append("HorizontalPodAutoscaler: does not scale the Deployment (autoscaling/v2)")
+    if not 1 <= hpa["spec"].get("minReplicas", 1) <= hpa["spec"]["maxReplicas"]:
+        problems.append("HorizontalPodAutoscaler: min and max replicas disagree")
+    (pdb,) = one(docs, "PodDisruptionBudget")
+    if not matches(pod_labels, pdb["spec"]["selector"]["matchLabels"]):
+        problems.append("PodDisruptionBudget: does not select the web pods")
+    spread = deployment["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
+    if {c["topologyKey"] for c in spread} != {
+        "kubernetes.io/hostname",
+        "topology.kubernetes.io/zone",
+    }:
+        problems.append("Deployment: does not spread pods over nodes and zones")
+    return problems
+
+
+def check_namespace(docs: list[dict], facts: dict) -> list[str]:
+    """Everything lands in the overlay's namespace, which enforces the restricted standard."""
+    namespaces = one(docs, "Namespace")
+    if len(namespaces) != 1:
+        return [f"{len(namespaces)} Namespaces, expected the overlay's"]
+    namespace = namespaces[0]["metadata"]
+    problems = []
+    if namespace.get("labels", {}).get("pod-security.kubernetes.io/enforce") != "restricted":
+        problems.append("Namespace: does not enforce the restricted Pod Security Standard")
+    for doc in docs:
+        if doc["kind"] != "Namespace" and doc["metadata"].get("namespace") != namespace["name"]:
+            problems.append(f"{doc['kind']}/{doc['metadata']['name']}: outside the namespace")
+    return problems
+
+
+CHECKS = (
+    check_pod_security,
+    check_app_container,
+    check_config_and_secret,
+    check_migrations,
+    check_image,
+    check_nginx,
+    check_traffic,
+    check_availability,
+    check_namespace,
+)
+
+
+def manifest_problems(docs: list[dict], facts: dict) -> list[str]:
+    """Return every broken rule of one rendered overlay."""
+    return [problem for check in CHECKS for problem in check(docs, facts)]
+
+
+# ---- tests ----
+
+
+@pytest.mark.parametrize("combo", params(K8S_COMBOS))
+def test_overlays_render_and_pass_strict_schema_validation(manifests, combo, tmp_path):
+    """It builds each overlay offline, every document valid for old and new Kubernetes."""
+    paths = []
+    for overlay, stream in manifests(combo).items():
+        kinds = sorted(doc["kind"] for doc in load(stream))
+        assert {"Deployment", "Service", "Secret", "ConfigMap"} <= set(kinds), kinds
+        paths.append(tmp_path / f"{overlay}.yaml")
+        paths[-1].write_text(stream)
+    for version in KUBERNETES_VERSIONS:
+        result = validate(paths, version)
+        assert result.returncode == 0, (version, result.stdout + result.stderr)
+
+
+@pytest.mark.parametrize("combo", params(K8S_COMBOS))
+def test_rendered_overlays_have_no_serious_misconfiguration(manifests, combo, tmp_path):
+    """It passes trivy's Kubernetes checks with no HIGH or CRITICAL finding."""
+    for overlay, stream in manifests(combo).items():
+        (tmp_path / "rendered").mkdir(exist_ok=True)
+        (tmp_path / "rendered" / f"{overlay}.yaml").write_text(stream)
+    result = subprocess.run(
+        [
+            tool("trivy"),
+            "config",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--skip-check-update",
+            "--quiet",
+            "--severity",
+            "HIGH,CRITICAL",
+            "--exit-code",
+            "1",
+            str(tmp_path / "rendered"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "dev.yaml" in result.stdout and "prod.yaml" in result.stdout
+
+
+@pytest.mark.parametrize("combo", params(K8S_COMBOS))
+def test_manifests_agree_with_the_app_and_its_image(manifests, facts, combo):
+    """It wires probes, ports, user, resources, Job, sidecar and policies to the project."""
+    combo_facts = facts(combo)
+    assert combo_facts["rules"]["health.healthz"] == "/healthz"
+    assert combo_facts["rules"]["health.readyz"] == "/readyz"
+    for overlay, stream in manifests(combo).items():
+        assert manifest_problems(load(stream), combo_facts) == [], overlay
+
+
+@pytest.mark.parametrize("combo", params(K8S_COMBOS))
+def test_overlays_set_their_own_image_tag_namespace_and_size(manifests, facts, project, combo):
+    """It runs the local image on few replicas in dev, the registry's release in prod."""
+    slug = facts(combo)["slug"]
+    images = {}
+    for overlay, stream in manifests(combo).items():
+        docs = load(stream)
+        (deployment,) = one(docs, "Deployment")
+        images[overlay] = deployment["spec"]["template"]["spec"]["containers"][-1]["image"]
+        (namespace,) = one(docs, "Namespace")
+        assert namespace["metadata"]["name"] == (slug if overlay == "prod" else f"{slug}-{overlay}")
+    assert images == {"dev": f"{slug}:dev", "prod": f"registry.example.com/{slug}:0.1.0"}
+    # The README's build commands produce exactly these images.
+    readme = (project(combo) / "deploy/k8s/README.md").read_text()
+    assert set(re.findall(r"docker build -t (\S+) \.", readme)) == set(images.values())
+
+
+KUSTOMIZE_COMMAND = re.compile(r"^\s*kubectl kustomize ([^|\n]+?)\s*(?:\||$)", re.MULTILINE)
+
+
+@pytest.mark.parametrize("combo", params(K8S_COMBOS))
+def test_readme_render_commands_work_as_written(project, combo):
+    """It documents `kubectl kustomize` commands that build, run from the project root."""
+    root = project(combo)
+    readme = (root / "deploy/k8s/README.md").read_text()
+    commands = set(KUSTOMIZE_COMMAND.findall(readme))
+    assert commands, "the README shows no kubectl kustomize command"
+    for arguments in commands:
+        result = subprocess.run(
+            [tool("kubectl"), "kustomize", *arguments.split()],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, (arguments, result.stderr)
+
+
+def selector_matches(labels: dict, selector: str) -> bool:
+    """Evaluate an equality-based label selector (k=v, k==v, k!=v, comma-separated)."""
+    for term in selector.split(","):
+        if "!=" in term:
+            key, value = term.split("!=")
+            if labels.get(key.strip()) == value.strip():
+                return False
+        else:
+            key, value = re.split(r"==?", term)
+            if labels.get(key.strip()) != value.strip():
+                return False
+    return True
+
+
+STUB = """#!{python}
+import json, os, sys
+args = sys.argv[1:]
+if args[:1] == ["kustomize"]:
+    os.execv({real!r}, [{real!r}, *args])
+entry = {{"args": args}}
+if "-" in args:
+    entry["stdin"] = sys.stdin.read()
+with open({log!r}, "a") as log:
+    log.write(json.dumps(entry) + "\\n")
+"""
+
+
+def run_deploy(
+    root: Path, overlay: str, tmp_path: Path
+) -> tuple[subprocess.CompletedProcess, list]:
+    """Run deploy.sh against a recording kubectl (kustomize is real); return its calls."""
+    stub_dir = tmp_path / "bin"
+    stub_dir.mkdir(exist_ok=True)
+    log = tmp_path / "kubectl.log"
+    stub = stub_dir / "kubectl"
+    stub.write_text(STUB.format(python=sys.executable, real=tool("kubectl"), log=str(log)))
+    stub.chmod(0o755)
+    result = subprocess.run(
+        ["bash", "deploy/k8s/deploy.sh", overlay],
+        cwd=root,
+        env={"PATH": f"{stub_dir}{os.pathsep}{os.environ['PATH']}", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    return result, calls
+
+
+VALUE_FLAGS = {"-f", "-l", "-n", "--namespace", "--selector"}
+
+
+def option(args: list[str], name: str) -> str | None:
+    """Return the value following a flag in an argument list."""
+    return args[args.index(name) + 1] if name in args else None
+
+
+def verb(args: list[str]) -> str:
+    """Return a kubectl call's positional words, without flags and their values."""
+    words = []
+    for index, arg in enumerate(args):
+        if not arg.startswith("-") and (index == 0 or args[index - 1] not in VALUE_FLAGS):
+            words.append(arg)
+    return " ".join(words)
+
+
+@pytest.mark.parametrize("combo", params(K8S_COMBOS))
+def test_deploy_script_migrates_before_rolling_out(project, manifests, facts, combo, tmp_path):
+    """It deploys config and Secret, then runs the migration Job, then the web tier."""
+    slug = facts(combo)["slug"]
+    result, calls = run_deploy(project(combo), "prod", tmp_path)
+    assert result.returncode == 0, result.stderr
+    rendered = load(manifests(combo)["prod"])
+    assert all(option(call["args"], "--namespace") in (None, slug) for call in calls)
+    verbs = [verb(call["args"]) for call in calls]
+    if combo.selected("use_postgres"):
+        assert verbs == [
+            f"delete job {slug}-migrate",
+            "apply",
+            f"wait job/{slug}-migrate",
+            "apply",
+            f"rollout status deployment/{slug}",
+        ]
+        first = calls[1]
+        selector = option(first["args"], "--selector")
+        applied = [
+            doc["kind"]
+            for doc in load(first["stdin"])
+            if selector_matches(doc["metadata"].get("labels", {}), selector)
+        ]
+        # Everything the Job needs, and the Job, but no web pods yet.
+        assert {"Namespace", "ConfigMap", "Secret", "Job"} <= set(applied), applied
+        assert not {"Deployment", "Service", "HorizontalPodAutoscaler"} & set(applied), applied
+        assert "--for=condition=complete" in calls[2]["args"]
+    else:
+        assert verbs == ["apply", f"rollout status deployment/{slug}"]
+    assert load(calls[-2]["stdin"]) == rendered
+    assert option(calls[-2]["args"], "--selector") is None
+
+
+@pytest.mark.parametrize("combo", params([BY_ID["pg-redis-nginx"], BY_ID["bare"]]))
+def test_deploy_script_refuses_to_run_without_the_secret_file(bake, combo, tmp_path):
+    """It stops before touching the cluster when overlays/<env>/secret.env is missing."""
+    root = copy_project(bake(combo), tmp_path, with_secrets=False)
+    result, calls = run_deploy(root, "prod", tmp_path)
+    assert result.returncode == 1
+    assert "secret.env" in result.stderr and "secret.env.example" in result.stderr
+    assert calls == []
+
+
+@pytest.mark.parametrize("combo", params([BY_ID["pg-redis-nginx"], BY_ID["bare"]]))
+def test_secret_files_are_git_ignored_and_the_example_holds_placeholders(bake, combo, tmp_path):
+    """It keeps each overlay's secret.env out of git and only placeholders in the example."""
+    root = copy_project(bake(combo), tmp_path, with_secrets=True)
+    git = ["git", "-c", "init.defaultBranch=main"]
+    subprocess.run([*git, "init", "-q", str(root)], check=True, timeout=60)
+
+    def ignored(path: str) -> bool:
+        check = subprocess.run([*git, "check-ignore", "-q", path], cwd=root, timeout=60)
+        return check.returncode == 0
+
+    for overlay in OVERLAYS:
+        assert ignored(f"deploy/k8s/overlays/{overlay}/secret.env")
+    assert not ignored("deploy/k8s/secret.env.example")
+    example = (root / "deploy/k8s/secret.env.example").read_text()
+    values = dict(
+        line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#")
+    )
+    assert values["SECRET_KEY"] == "change-me"
+    assert ("DATABASE_URL" in values) == combo.selected("use_postgres")
+    assert ("REDIS_URL" in values) == combo.selected("use_redis")
+    assert all("change-me" in value for value in values.values())
+
+
+@pytest.mark.parametrize("combo", params([BY_ID["pg-redis-nginx"], BY_ID["bare"]]))
+def test_scripts_and_env_files_pass_their_linters(bake, combo):
+    """It generates a deploy.sh that passes shellcheck and env files dotenv-linter accepts."""
+    k8s = bake(combo) / "deploy/k8s"
+    result = subprocess.run(
+        [tool("shellcheck"), "-f", "gcc", str(k8s / "deploy.sh")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert os.access(k8s / "deploy.sh", os.X_OK)
+    result = subprocess.run(
+        [tool("dotenv-linter"), str(k8s / "base/config.env"), str(k8s / "secret.env.example")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("combo", params([BY_ID["defaults"]]))
+def test_nothing_of_kubernetes_remains_when_the_option_is_off(bake, combo):
+    """It leaves no deploy/ folder at all without use_kubernetes."""
+    assert not combo.selected("use_kubernetes")
+    assert not (bake(combo) / "deploy").exists()
+
+
+# ---- the checks can fail: each broken manifest below is caught ----
+
+
+def app_of(docs: list[dict]) -> dict:
+    """Return the app container of the rendered Deployment."""
+    (deployment,) = one(docs, "Deployment")
+    return next(
+        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "app"
+    )
+
+
+def pod_of(docs: list[dict]) -> dict:
+    """Return the rendered Deployment's pod spec."""
+    (deployment,) = one(docs, "Deployment")
+    return deployment["spec"]["template"]["spec"]
+
+
+def nginx_of(docs: list[dict]) -> dict:
+    """Return the nginx sidecar of the rendered Deployment."""
+    return next(c for c in pod_of(docs)["initContainers"] if c["name"] == "nginx")
+
+
+def settings_of(docs: list[dict]) -> dict:
+    """Return the data of the app's settings ConfigMap."""
+    return next(c["data"] for c in one(docs, "ConfigMap") if "APP_ENV" in c["data"])
+
+
+def env_item(container: dict, name: str) -> dict:
+    """Return a container's env entry by name."""
+    return next(item for item in container["env"] if item["name"] == name)
+
+
+def drop_job(docs: list[dict]) -> None:
+    """Remove the migration Job."""
+    docs.remove(one(docs, "Job")[0])
+
+
+BREAKAGES = {
+    "container without limits": (
+        lambda docs: app_of(docs)["resources"].pop("limits"),
+        "no cpu in resources.limits",
+    ),
+    "liveness probe on a wrong path": (
+        lambda docs: app_of(docs)["livenessProbe"]["httpGet"].update(path="/health"),
+        "livenessProbe calls /health",
+    ),
+    "liveness probe on readiness": (
+        lambda docs: app_of(docs)["livenessProbe"]["httpGet"].update(path="/readyz"),
+        "livenessProbe calls /readyz",
+    ),
+    "readiness probe on a wrong port": (
+        lambda docs: app_of(docs)["readinessProbe"]["httpGet"].update(port=8080),
+        "readinessProbe port 8080",
+    ),
+    "sidecar running as root": (
+        lambda docs: nginx_of(docs)["securityContext"].update(runAsUser=0),
+        "container nginx: may run as root",
+    ),
+    "privileged container": (
+        lambda docs: app_of(docs)["securityContext"].update(privileged=True),
+        "container app: is privileged",
+    ),
+    "pod user not the image's": (
+        lambda docs: pod_of(docs)["securityContext"].update(runAsUser=1000),
+        "securityContext.runAsUser is 1000",
+    ),
+    "writable root filesystem": (
+        lambda docs: app_of(docs)["securityContext"].pop("readOnlyRootFilesystem"),
+        "root filesystem is writable",
+    ),
+    "grace period shorter than the drain": (
+        lambda docs: pod_of(docs).update(terminationGracePeriodSeconds=25),
+        "terminationGracePeriodSeconds 25",
+    ),
+    "no migration Job with Postgres": (drop_job, "expected the migration Job"),
+    "gunicorn closing idle connections first": (
+        lambda docs: settings_of(docs).pop("KEEPALIVE"),
+        "KEEPALIVE is not above",
+    ),
+    "migrations in the app container": (
+        lambda docs: app_of(docs).update(command=["flask", "db", "upgrade"]),
+        "overrides the image's CMD",
+    ),
+    "Service bypassing nginx": (
+        lambda docs: one(docs, "Service")[0]["spec"]["ports"][0].update(targetPort=8000),
+        "Service: targets [8000]",
+    ),
+    "sidecar upstream not next door": (
+        lambda docs: env_item(nginx_of(docs), "NGINX_UPSTREAM_HOST").update(value="web"),
+        "upstream next door",
+    ),
+    "gunicorn port open to the network": (
+        lambda docs: one(docs, "NetworkPolicy")[0]["spec"]["ingress"][0]["ports"].append(
+            {"protocol": "TCP", "port": 8000}
+        ),
+        "lets in [8080, 8000]",
+    ),
+    "egress to a port nothing uses": (
+        lambda docs: one(docs, "NetworkPolicy")[0]["spec"]["egress"].append(
+            {"ports": [{"protocol": "TCP", "port": 3306}]}
+        ),
+        "lets out",
+    ),
+}
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+@pytest.mark.parametrize("combo", params([BY_ID["pg-redis-nginx"]]))
+def test_checker_catches_broken_manifests(manifests, facts, combo, breakage):
+    """It reports each broken rule of a manifest, with a message naming the fault."""
+    docs = load(manifests(combo)["prod"])
+    assert manifest_problems(docs, facts(combo)) == []
+    broken = copy.deepcopy(docs)
+    mutate, message = BREAKAGES[breakage]
+    mutate(broken)
+    problems = manifest_problems(broken, facts(combo))
+    assert any(message in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize("combo", params([BY_ID["bare"]]))
+def test_checker_catches_leftovers_of_unselected_options(manifests, facts, combo):
+    """It reports a Job, an nginx sidecar or a database egress rule the options did not ask for."""
+    docs = load(manifests(combo)["prod"])
+    (deployment,) = one(docs, "Deployment")
+    broken = copy.deepcopy(docs)
+    job = copy.deepcopy(deployment)
+    job.update(kind="Job", apiVersion="batch/v1")
+    broken.append(job)
+    pod_of(broken)["initContainers"] = [{**app_of(broken), "name": "nginx", "image": "nginx:1"}]
+    one(broken, "NetworkPolicy")[0]["spec"]["egress"].append({"ports": [{"port": 5432}]})
+    problems = manifest_problems(broken, facts(combo))
+    for message in ("a Job exists without Postgres", "nginx container exists", "(5432, 'TCP')"):
+        assert any(message in problem for problem in problems), (message, problems)
+
+
+@pytest.mark.parametrize("combo", params([BY_ID["bare"]]))
+def test_schema_validation_catches_a_misspelt_field(manifests, combo, tmp_path):
+    """It fails schema validation on a field Kubernetes does not know (--strict)."""
+    stream = manifests(combo)["prod"]
+    assert "timeoutSeconds:" in stream
+    path = tmp_path / "broken.yaml"
+    path.write_text(stream.replace("timeoutSeconds:", "timeoutSecond:", 1))
+    result = validate([path], KUBERNETES_VERSIONS[-1])
+    assert result.returncode != 0
+    assert "timeoutSecond" in result.stdout + result.stderr
