@@ -142,3 +142,10 @@ def test_post_gen_hook_reads_each_option_once():
     source = POST_GEN_HOOK.read_text()
     for option in ("use_postgres", "use_redis", "use_nginx", "use_kubernetes"):
         assert source.count("cookiecutter." + option) == 1
+
+
+@pytest.mark.xdist_group("grouping-guard")
+def test_xdist_groups_are_honoured(request):
+    """It records the xdist group in the node id under --dist loadgroup (else bakes repeat)."""
+    if request.config.getoption("dist", "no") == "loadgroup":
+        assert request.node.nodeid.endswith("@grouping-guard")

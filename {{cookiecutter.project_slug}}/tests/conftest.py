@@ -1,11 +1,29 @@
 """Fixtures: an app per test on a fresh database (SQLite unless DATABASE_URL names a server)."""
 
 import os
+import weakref
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.extensions import cache, db
+
+
+@pytest.fixture(autouse=True)
+def _close_pooled_connections():
+    """Dispose every engine a test connected with, so no connection outlives its test."""
+    engines = weakref.WeakSet()
+
+    def remember(connection) -> None:
+        engines.add(connection.engine)
+
+    event.listen(Engine, "engine_connect", remember)
+    yield
+    event.remove(Engine, "engine_connect", remember)
+    for engine in list(engines):
+        engine.dispose()
 
 
 @pytest.fixture

@@ -1,5 +1,7 @@
 """The example JSON API: create, read and list items."""
 
+import logging
+
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
@@ -9,6 +11,7 @@ from .extensions import db, limiter
 from .models import Item
 
 bp = Blueprint("api", __name__)
+log = logging.getLogger(__name__)
 
 
 class ItemIn(BaseModel):
@@ -58,6 +61,7 @@ def create_item():
     item = Item(name=data.name, description=data.description)
     db.session.add(item)
     db.session.commit()
+    log.info("item created", extra={"item_id": item.id})
     response = jsonify(item.to_dict())
     response.status_code = 201
     response.headers["Location"] = url_for("api.get_item", item_id=item.id)

@@ -1,0 +1,84 @@
+"""Tier-2 fixtures: real servers per xdist worker, one deployment of the service per combination."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from combinations import Combination
+
+from .deployment import Deployment
+from .servers import Interpreter, Postgres, Redis, private_dir
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run each combination's tier-2 tests back to back on one worker, so it deploys once.
+
+    pytest orders module-scoped params by their index in each test's own list; tests here take
+    different subsets of the combinations, so one combination has several indices: sort by id.
+    """
+    here = Path(__file__).parent
+    slots = [index for index, item in enumerate(items) if here in item.path.parents]
+    ordered = sorted(
+        (items[index] for index in slots), key=lambda item: item.callspec.params["combo"].id
+    )
+    for index, item in zip(slots, ordered, strict=True):
+        items[index] = item
+
+
+@pytest.fixture(scope="session")
+def workdir() -> Iterator[Path]:
+    """Return a temporary folder the unprivileged user can traverse; removed at the end."""
+    path = private_dir("tier2-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def interpreter(workdir) -> Interpreter:
+    """Return this Python in a form the unprivileged user can run."""
+    return Interpreter.for_user(workdir / "python")
+
+
+@pytest.fixture(scope="session")
+def postgres(workdir) -> Iterator[Postgres]:
+    """Run one PostgreSQL cluster per xdist worker; each deployment gets its own database."""
+    server = Postgres(workdir / "servers" / "postgres").init().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(workdir) -> Iterator[Redis]:
+    """Run one Redis per xdist worker; each deployment gets its own database index."""
+    server = Redis(workdir / "servers" / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def deployment(request, combo: Combination, bake, workdir, interpreter) -> Iterator[Deployment]:
+    """Serve one combination: migrate, start gunicorn (and nginx), stop it all afterwards."""
+    root = Path(tempfile.mkdtemp(prefix=f"{combo.id}-", dir=workdir))
+    root.chmod(0o755)
+    deployment = Deployment(
+        combo=combo,
+        bake=bake(combo),
+        root=root,
+        interpreter=interpreter,
+        postgres=request.getfixturevalue("postgres") if combo.selected("use_postgres") else None,
+        redis=request.getfixturevalue("redis_server") if combo.selected("use_redis") else None,
+    )
+    try:
+        if combo.selected("use_postgres"):
+            deployment.migrate()
+        deployment.service = deployment.new_service("service").start()
+        if combo.selected("use_nginx"):
+            deployment.nginx = deployment.start_nginx()
+        yield deployment
+    finally:
+        deployment.stop()

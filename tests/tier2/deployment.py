@@ -1,0 +1,180 @@
+"""One combination of the template served for real: the pieces a tier-2 test talks to."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import signal
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from combinations import COMBINATIONS, Combination
+
+from .servers import (
+    ImageRecipe,
+    Interpreter,
+    Nginx,
+    Postgres,
+    Redis,
+    Service,
+    compose_command,
+    compose_environment,
+    compose_services,
+    free_port,
+    owned_dir,
+    read_env_file,
+    render_template,
+    runtime_venv,
+    stop_all,
+    template_variables,
+    write_env_file,
+)
+
+GENEROUS_LIMIT = "1000000 per minute"
+NGINX_TEMPLATE = Path("nginx/templates/default.conf.template")
+
+
+def _distinct_combinations() -> list[Combination]:
+    """Return the combinations, dropping "defaults" when another one selects the same servers."""
+    options = ("use_postgres", "use_redis", "use_nginx")
+
+    def key(combo: Combination) -> tuple[bool, ...]:
+        return tuple(combo.selected(option) for option in options)
+
+    others = {key(combo) for combo in COMBINATIONS if combo.id != "defaults"}
+    return [c for c in COMBINATIONS if c.id != "defaults" or key(c) not in others]
+
+
+TIER2_COMBINATIONS = _distinct_combinations()
+
+
+@dataclass
+class Deployment:
+    """One combination served for real: its service, its nginx, its database and Redis index."""
+
+    combo: Combination
+    bake: Path
+    root: Path
+    interpreter: Interpreter
+    postgres: Postgres | None
+    redis: Redis | None
+    recipe: ImageRecipe = field(init=False)
+    tree: Path = field(init=False)
+    bin: Path = field(init=False)
+    database: str | None = None
+    redis_db: int | None = None
+    service: Service | None = None
+    nginx: Nginx | None = None
+    extra: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Lay out the image's files read-only and its runtime venv; claim a database and index."""
+        self.recipe = ImageRecipe.read(self.bake)
+        self.tree = self.recipe.build_tree(self.bake, self.root / "app")
+        self.bin = runtime_venv(
+            self.interpreter, self.bake / "requirements.txt", self.root / "venv"
+        )
+        owned_dir(self.root / "data")
+        if self.postgres is not None:
+            self.database = self.postgres.create_database(self.combo.id)
+        if self.redis is not None:
+            self.redis_db = self.redis.new_db()
+
+    @property
+    def package(self) -> str:
+        """Return the generated package's name."""
+        return self.bake.name.replace("-", "_")
+
+    @property
+    def entry(self) -> str:
+        """Return the URL clients use: nginx when selected, else gunicorn."""
+        return self.nginx.url if self.nginx else self.service.url
+
+    @property
+    def sqlite_file(self) -> Path:
+        """Return the SQLite file of a combination without PostgreSQL (the image's /data volume)."""
+        return self.root / "data" / "app.db"
+
+    def env(self, port: int, **overrides: str) -> dict[str, str]:
+        """Return the service's env file: .env, compose's web environment, then loopback values."""
+        env = read_env_file(self.bake / ".env")
+        env.update(compose_environment(compose_services(self.bake)["web"]))
+        env.update(
+            APP_ENV="production",
+            HOST="127.0.0.1",
+            PORT=str(port),
+            WEB_CONCURRENCY="2",
+            RATELIMIT_DEFAULT=GENEROUS_LIMIT,
+            RATELIMIT_WRITE=GENEROUS_LIMIT,
+        )
+        if self.postgres is not None:
+            env["DATABASE_URL"] = self.postgres.url(self.database)
+        else:
+            env["DATABASE_URL"] = f"sqlite:///{self.sqlite_file}"
+        if self.redis is not None:
+            env["REDIS_URL"] = self.redis.url(self.redis_db)
+        env.update(overrides)
+        return env
+
+    def new_service(self, name: str, **overrides: str) -> Service:
+        """Prepare (not start) a service instance with its own port, env file and logs."""
+        folder = self.root / name
+        folder.mkdir()
+        env_file = write_env_file(folder / "service.env", self.env(free_port(), **overrides))
+        logs = owned_dir(folder / "logs")
+        return Service(self.tree, env_file, self.recipe, logs, self.bin, self.interpreter.env)
+
+    def extra_service(self, name: str, **overrides: str) -> Service:
+        """Start another instance of the service on the same data; stopped with the deployment."""
+        service = self.new_service(name, **overrides)
+        self.extra.append(service)
+        return service.start()
+
+    def migrate(self) -> None:
+        """Apply the migrations with the compose migrate service's command, as the service would."""
+        command = compose_command(compose_services(self.bake)["migrate"])
+        migrated = self.new_service("migrate").run_once(command)
+        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+
+    def start_nginx(self) -> Nginx:
+        """Render the generated nginx template for the loopback upstream and start nginx."""
+        template = self.bake / NGINX_TEMPLATE
+        port = free_port()
+        values = compose_environment(compose_services(self.bake)["nginx"])
+        declared = template_variables(template.read_text())
+        loopback = {
+            "NGINX_PORT": f"127.0.0.1:{port}",
+            "NGINX_UPSTREAM_HOST": "127.0.0.1",
+            "NGINX_UPSTREAM_PORT": str(self.service.port),
+        }
+        assert set(loopback) <= set(declared), f"the template's variables changed: {declared}"
+        nginx = Nginx(self.root / "nginx", render_template(template, {**values, **loopback}), port)
+        code, output = nginx.check()
+        assert code == 0, f"nginx -t failed:\n{output}"
+        return nginx.start()
+
+    def rows(self) -> int:
+        """Count the items in the service's real store (PostgreSQL or the SQLite file)."""
+        return self.query("SELECT count(*) FROM items")[0][0]
+
+    def query(self, sql: str, *args) -> list[tuple]:
+        """Run one query on the service's real store, outside the service."""
+        if self.postgres is not None:
+            with self.postgres.connect(self.database) as connection:
+                return connection.execute(sql.replace("?", "%s"), args).fetchall()
+        with contextlib.closing(sqlite3.connect(self.sqlite_file)) as connection:
+            return connection.execute(sql, args).fetchall()
+
+    def stop(self) -> None:
+        """Stop every process of this deployment by its pid, all at once (each one gracefully)."""
+        running = [service.process for service in [*self.extra, self.service] if service]
+        processes = [(process, signal.SIGTERM) for process in running if process is not None]
+        if self.nginx is not None and self.nginx.process is not None:
+            processes.append((self.nginx.process, signal.SIGQUIT))
+        stop_all(processes)
+
+
+def fresh_secret() -> str:
+    """Return a real secret, as the post-generation hook writes one."""
+    return secrets.token_urlsafe(48)

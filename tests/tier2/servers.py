@@ -1,0 +1,815 @@
+"""Real PostgreSQL, Redis, nginx and the generated service, run natively on loopback ports.
+
+Every server runs as the unprivileged user ``pgtest`` (PostgreSQL refuses root; the others follow
+suit so nothing under test has privileges), in its own temporary folder, on a free 127.0.0.1 port,
+and is stopped by its pid. Nothing here is specific to pytest: the fixtures in conftest.py wrap it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import re
+import shlex
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import psycopg
+import redis
+import requests
+import yaml
+
+USER = "pgtest"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PG_SUPERUSER = "app"
+REDIS_DATABASES = 64
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 30.0
+# Files the generated .dockerignore keeps out of the build context.
+NOT_IN_IMAGE = (".env", ".git", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", ".venv")
+
+
+class ServerError(RuntimeError):
+    """A server did not start or stop as expected; the message carries its log."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(check: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
+    """Call ``check`` until it returns something true, at most ``timeout`` seconds.
+
+    Errors count as "not yet", except ServerError (a process died: no point waiting); at the
+    deadline, raise ServerError naming ``what`` and the last error seen.
+    """
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while True:
+        try:
+            if check():
+                return
+        except ServerError:
+            raise
+        except Exception as exc:
+            last = exc
+        if time.monotonic() > deadline:
+            raise ServerError(f"{what} not reached within {timeout}s (last error: {last!r})")
+        time.sleep(interval)
+
+
+def unprivileged_user() -> pwd.struct_passwd:
+    """Return the account servers run as; fail clearly when it is missing or we cannot switch."""
+    try:
+        account = pwd.getpwnam(USER)
+    except KeyError:
+        raise ServerError(f"user {USER!r} is missing: run `useradd -m {USER}` as root") from None
+    if os.geteuid() != 0:
+        raise ServerError(f"starting servers as {USER!r} needs root (PostgreSQL refuses root)")
+    return account
+
+
+def private_dir(prefix: str) -> Path:
+    """Create a temporary folder that the unprivileged user may traverse, owned by root."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
+def owned_dir(path: Path) -> Path:
+    """Create ``path`` owned by the unprivileged user (its only writable place)."""
+    account = unprivileged_user()
+    path.mkdir(parents=True, exist_ok=True)
+    os.chown(path, account.pw_uid, account.pw_gid)
+    return path
+
+
+def spawn(argv: list[str], log: Path, stderr: Path | None = None, **kwargs) -> subprocess.Popen:
+    """Start ``argv`` as the unprivileged user in its own session; output appended to files."""
+    account = unprivileged_user()
+    for path in {log, stderr or log}:  # the user may reopen them (nginx's /dev/stdout)
+        path.touch()
+        os.chown(path, account.pw_uid, account.pw_gid)
+    with log.open("ab") as out, (stderr or log).open("ab") as err:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            user=account.pw_uid,
+            group=account.pw_gid,
+            extra_groups=[],
+            start_new_session=True,
+            **kwargs,
+        )
+
+
+def stop_all(processes: list[tuple[subprocess.Popen, int]], timeout: float = STOP_TIMEOUT):
+    """Signal each process by its pid, then wait for all; SIGKILL any still alive past timeout."""
+    for process, sig in processes:
+        if process.poll() is None:
+            process.send_signal(sig)
+    deadline = time.monotonic() + timeout
+    codes = []
+    for process, _ in processes:
+        try:
+            codes.append(process.wait(timeout=max(0.0, deadline - time.monotonic())))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            codes.append(process.wait(timeout=timeout))
+    return codes
+
+
+def stop_pid(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT):
+    """Signal one process by its pid and wait for it; SIGKILL it past ``timeout``."""
+    return stop_all([(process, sig)], timeout)[0]
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """Return the last lines of a log file, for error messages."""
+    if not path.is_file():
+        return f"({path.name} is empty)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def requirement_names(requirements: Path) -> list[str]:
+    """Return the distribution names pinned in a requirements file (extras dropped)."""
+    names = []
+    for line in requirements.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.append(re.split(r"[\[=<>!~; ]", line, maxsplit=1)[0])
+    return names
+
+
+def _runs_as_user(python: Path, env: dict[str, str]) -> bool:
+    """Say whether the unprivileged user can run ``python`` and it is this Python's version."""
+    account = unprivileged_user()
+    version = f"{sys.version_info.major}.{sys.version_info.minor}.{sys.version_info.micro}"
+    try:
+        probe = subprocess.run(
+            [str(python), "-c", "import sys; print(*sys.version_info[:3], sep='.')"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env=env,
+            user=account.pw_uid,
+            group=account.pw_gid,
+            extra_groups=[],
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0 and probe.stdout.strip() == version
+
+
+# Parts of a Python installation a service never needs (site-packages comes from requirements).
+INTERPRETER_SKIP = ("site-packages", "test", "idlelib", "tkinter", "ensurepip", "include", "share")
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """This Python, runnable by the unprivileged user: its executable and the env it needs."""
+
+    python: Path
+    env: dict[str, str]
+
+    @classmethod
+    def for_user(cls, root: Path) -> Interpreter:
+        """Use this interpreter where the user may run it, else a hard-linked copy under ``root``.
+
+        Python installed under a private home (e.g. pyenv in /root) is not reachable by another
+        user; hard links give the same files a reachable path without copying or chmod-ing them.
+        """
+        real = Path(sys.executable).resolve()
+        if _runs_as_user(real, {}):
+            return cls(real, {})
+        base = Path(sys.base_prefix)
+        for folder, dirs, files in os.walk(base):
+            dirs[:] = [name for name in dirs if name not in INTERPRETER_SKIP]
+            for name in files:
+                source = Path(folder, name)
+                target = root / source.relative_to(base)
+                if source.is_symlink():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.symlink_to(os.readlink(source))
+                else:
+                    _link_or_copy(source, target)
+        for folder, _, _ in os.walk(root):
+            Path(folder).chmod(0o755)
+        interpreter = cls(root / real.relative_to(base), {"LD_LIBRARY_PATH": str(root / "lib")})
+        if not _runs_as_user(interpreter.python, interpreter.env):
+            raise ServerError(f"user {USER!r} cannot run a copy of {real}")
+        return interpreter
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link a file (readable whatever its folders' modes), or copy it across filesystems."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+SCRIPT = """#!{python}
+import sys
+import {module}
+sys.exit({module}.{attribute}())
+"""
+
+
+def runtime_venv(interpreter: Interpreter, requirements: Path, root: Path) -> Path:
+    """Build a venv like the image's: only the pinned runtime requirements, no root needed.
+
+    The distributions are the ones installed beside these tests (their versions must equal the
+    pins), linked into a venv of an interpreter the unprivileged user can run, with console
+    scripts (gunicorn, flask) generated as pip would. Return the venv's bin folder.
+    """
+    subprocess.run(
+        [str(interpreter.python), "-m", "venv", "--without-pip", str(root)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, **interpreter.env},
+    )
+    (site,) = root.glob("lib/python*/site-packages")
+    python = root / "bin" / "python"
+    for name in requirement_names(requirements):
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            raise ServerError(f"{name} (from {requirements.name}) is not installed here") from None
+        pinned = re.search(
+            rf"^{re.escape(name)}(\[[^\]]*\])?==(\S+)", requirements.read_text(), re.M
+        )
+        if pinned and pinned.group(2) != dist.version:
+            raise ServerError(f"{name} is {dist.version} here but pinned to {pinned.group(2)}")
+        for file in dist.files or []:
+            if file.parts[0] != "..":  # pip compiled .pyc files at install: keep them
+                _link_or_copy(Path(dist.locate_file(file)), site / file)
+        for entry in dist.entry_points.select(group="console_scripts"):
+            script = root / "bin" / entry.name
+            text = SCRIPT.format(python=python, module=entry.module, attribute=entry.attr)
+            script.write_text(text)
+            script.chmod(0o755)
+    for folder, _, _ in os.walk(root):
+        Path(folder).chmod(0o755)
+    return root / "bin"
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@dataclass
+class Postgres:
+    """A PostgreSQL 15 cluster of its own, with trust auth on 127.0.0.1 only."""
+
+    root: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    _databases: int = 0
+
+    @property
+    def data(self) -> Path:
+        """Return the cluster's data folder."""
+        return self.root / "data"
+
+    @property
+    def log(self) -> Path:
+        """Return the server log."""
+        return self.root / "postgres.log"
+
+    def init(self) -> Postgres:
+        """Create the cluster (initdb) as the unprivileged user."""
+        owned_dir(self.root)
+        account = unprivileged_user()
+        command = [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", PG_SUPERUSER]
+        command += ["--auth=trust", "--no-sync", "--encoding=UTF8", "--locale=C"]
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            user=account.pw_uid,
+            group=account.pw_gid,
+            extra_groups=[],
+            timeout=120,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ServerError(f"initdb failed:\n{result.stdout}\n{result.stderr}")
+        return self
+
+    def start(self) -> Postgres:
+        """Start the postmaster and wait until it accepts connections."""
+        options = ["-p", str(self.port), "-k", str(self.root)]
+        for setting in ("listen_addresses=127.0.0.1", "fsync=off", "full_page_writes=off"):
+            options += ["-c", setting]
+        self.process = spawn([str(PG_BIN / "postgres"), "-D", str(self.data), *options], self.log)
+        try:
+            wait_until(self._accepts, START_TIMEOUT, "PostgreSQL accepting connections")
+        except ServerError as exc:
+            raise ServerError(f"{exc}\n{tail(self.log)}") from None
+        return self
+
+    def stop(self) -> None:
+        """Stop the postmaster by its pid with a fast shutdown (SIGINT)."""
+        if self.process is not None:
+            stop_pid(self.process, signal.SIGINT)
+            self.process = None
+
+    def _accepts(self) -> bool:
+        """Say whether a connection succeeds right now."""
+        if self.process is not None and self.process.poll() is not None:
+            raise ServerError(f"PostgreSQL exited:\n{tail(self.log)}")
+        with self.connect("postgres", timeout=1):
+            return True
+
+    def connect(self, dbname: str, timeout: int = 3) -> psycopg.Connection:
+        """Open an autocommit connection to one database."""
+        return psycopg.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user=PG_SUPERUSER,
+            dbname=dbname,
+            connect_timeout=timeout,
+            autocommit=True,
+        )
+
+    def create_database(self, label: str) -> str:
+        """Create a fresh, uniquely named database and return its name."""
+        self._databases += 1
+        name = re.sub(r"[^a-z0-9_]", "_", f"t{self._databases}_{label}".lower())[:60]
+        with self.connect("postgres") as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return name
+
+    def url(self, dbname: str) -> str:
+        """Return the SQLAlchemy URL the service uses for one database."""
+        return f"postgresql+psycopg://{PG_SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+@dataclass
+class Redis:
+    """A redis-server of its own, memory only, with many database indexes to hand out."""
+
+    root: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+    _next_db: int = 0
+
+    @property
+    def log(self) -> Path:
+        """Return the server log."""
+        return self.root / "redis.log"
+
+    def start(self) -> Redis:
+        """Start redis-server in the foreground (so its pid is ours) and wait for PONG."""
+        owned_dir(self.root)
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--dir", str(self.root), "--save", "", "--appendonly", "no"]
+        command += ["--databases", str(REDIS_DATABASES), "--daemonize", "no"]
+        self.process = spawn(command, self.log)
+        try:
+            wait_until(lambda: self.client(0).ping(), START_TIMEOUT, "Redis answering PING")
+        except ServerError as exc:
+            raise ServerError(f"{exc}\n{tail(self.log)}") from None
+        return self
+
+    def stop(self) -> None:
+        """Stop redis-server by its pid (SIGTERM)."""
+        if self.process is not None:
+            stop_pid(self.process, signal.SIGTERM)
+            self.process = None
+
+    def client(self, db: int) -> redis.Redis:
+        """Return a client of one database index."""
+        return redis.Redis(host="127.0.0.1", port=self.port, db=db, socket_timeout=3)
+
+    def new_db(self) -> int:
+        """Hand out the next database index, emptied."""
+        db = self._next_db % REDIS_DATABASES
+        self._next_db += 1
+        self.client(db).flushdb()
+        return db
+
+    def url(self, db: int) -> str:
+        """Return the REDIS_URL of one database index."""
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+
+# --------------------------------------------------------------------------- the image's recipe
+
+
+def _instructions(dockerfile: str) -> list[tuple[str, str]]:
+    """Split a Dockerfile into (INSTRUCTION, arguments), joining continuation lines."""
+    joined = re.sub(r"\\\n", " ", dockerfile)
+    result = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, rest = line.partition(" ")
+        result.append((keyword.upper(), rest.strip()))
+    return result
+
+
+def _exec_form(arguments: str) -> list[str]:
+    """Parse an exec-form (JSON array) or shell-form instruction argument."""
+    if arguments.startswith("["):
+        return json.loads(arguments)
+    return ["/bin/sh", "-c", arguments]
+
+
+def _env_pairs(arguments: str) -> dict[str, str]:
+    """Parse ``ENV a=b c="d e"`` or legacy ``ENV a b``."""
+    words = shlex.split(arguments)
+    if words and "=" not in words[0]:
+        return {words[0]: " ".join(words[1:])}
+    return dict(word.split("=", 1) for word in words)
+
+
+@dataclass(frozen=True)
+class ImageRecipe:
+    """What the final stage of the generated Dockerfile holds and runs, and with which ENV."""
+
+    command: list[str]
+    env: dict[str, str]
+    workdir: str
+    copies: list[tuple[str, str]]
+
+    @classmethod
+    def read(cls, project: Path) -> ImageRecipe:
+        """Read ENTRYPOINT+CMD, ENV, WORKDIR and the build-context COPYs of the final stage."""
+        final: list[tuple[str, str]] = []
+        for keyword, arguments in _instructions((project / "Dockerfile").read_text()):
+            if keyword == "FROM":
+                final = []
+            final.append((keyword, arguments))
+        entrypoint: list[str] = []
+        command: list[str] = []
+        env: dict[str, str] = {}
+        workdir = "/"
+        copies = []
+        for keyword, arguments in final:
+            if keyword == "ENTRYPOINT":
+                entrypoint = _exec_form(arguments)
+            elif keyword == "CMD":
+                command = _exec_form(arguments)
+            elif keyword == "ENV":
+                env.update(_env_pairs(arguments))
+            elif keyword == "WORKDIR":
+                workdir = str(Path(workdir, arguments))
+            elif keyword == "COPY" and "--from" not in arguments:
+                *sources, target = [w for w in shlex.split(arguments) if not w.startswith("--")]
+                into = target.endswith("/") or target in (".", "./") or len(sources) > 1
+                path = str(Path(workdir, target))
+                copies += [(source, path + "/" if into else path) for source in sources]
+        if not command and not entrypoint:
+            raise ServerError("the Dockerfile's final stage has no CMD or ENTRYPOINT")
+        return cls(entrypoint + command, env, workdir, copies)
+
+    def build_tree(self, project: Path, destination: Path) -> Path:
+        """Lay out WORKDIR as the image has it (only what COPY brings in), read-only to all."""
+        root = Path(self.workdir)
+        destination.mkdir()
+        for source, target in self.copies:
+            inside = destination / Path(target).relative_to(root)
+            origin = project / source
+            if origin.is_dir():
+                shutil.copytree(origin, inside, ignore=shutil.ignore_patterns(*NOT_IN_IMAGE))
+                continue
+            if target.endswith("/"):
+                inside = inside / origin.name
+            inside.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(origin, inside)
+        return read_only(destination)
+
+
+def compose_services(project: Path) -> dict:
+    """Return the services of the generated compose.yaml (YAML anchors and merges resolved)."""
+    return yaml.safe_load((project / "compose.yaml").read_text())["services"]
+
+
+def compose_command(service: dict) -> list[str]:
+    """Return a compose service's entrypoint followed by its command, as argv."""
+    argv = []
+    for key in ("entrypoint", "command"):
+        value = service.get(key) or []
+        argv += shlex.split(value) if isinstance(value, str) else list(value)
+    return argv
+
+
+def compose_environment(service: dict) -> dict[str, str]:
+    """Return a compose service's literal environment; values needing interpolation are dropped."""
+    environment = service.get("environment") or {}
+    if isinstance(environment, list):
+        environment = dict(item.split("=", 1) for item in environment)
+    return {
+        name: "" if value is None else str(value)
+        for name, value in environment.items()
+        if "${" not in str(value)
+    }
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a compose-style env file: KEY=VALUE lines, comments and blanks ignored."""
+    env = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            env[name.strip()] = value
+    return env
+
+
+def write_env_file(path: Path, env: dict[str, str]) -> Path:
+    """Write a compose-style env file."""
+    path.write_text("".join(f"{name}={value}\n" for name, value in env.items()))
+    return path
+
+
+def read_only(tree: Path) -> Path:
+    """Make a folder tree readable by everyone and writable by no one (root owns it)."""
+    for folder, dirs, files in os.walk(tree):
+        for name in [*dirs, *files]:
+            path = Path(folder, name)
+            mode = path.lstat().st_mode
+            if not stat.S_ISLNK(mode):
+                readable = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+                if stat.S_ISDIR(mode) or mode & stat.S_IXUSR:
+                    readable |= stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+                path.chmod(readable)
+    tree.chmod(0o555)
+    return tree
+
+
+# --------------------------------------------------------------------------- the service
+
+
+@dataclass
+class Service:
+    """The generated service run as its image runs it: CMD, gunicorn.conf.py, env file, no root."""
+
+    tree: Path
+    env_file: Path
+    recipe: ImageRecipe
+    logs: Path
+    bin: Path
+    runtime_env: dict[str, str]
+    process: subprocess.Popen | None = None
+
+    @property
+    def stdout(self) -> Path:
+        """Return the file collecting the service's STDOUT."""
+        return self.logs / "stdout.log"
+
+    @property
+    def stderr(self) -> Path:
+        """Return the file collecting the service's STDERR."""
+        return self.logs / "stderr.log"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Return the environment: the image's ENV, the env file, then the runtime's own."""
+        image_env = {name: value for name, value in self.recipe.env.items() if name != "PATH"}
+        return {
+            **image_env,
+            **read_env_file(self.env_file),
+            **self.runtime_env,
+            "PATH": f"{self.bin}:/usr/bin:/bin",
+            "HOME": unprivileged_user().pw_dir,
+            "LANG": "C.UTF-8",
+        }
+
+    @property
+    def port(self) -> int:
+        """Return the port gunicorn binds (PORT from the env file)."""
+        return int(read_env_file(self.env_file)["PORT"])
+
+    @property
+    def url(self) -> str:
+        """Return gunicorn's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def run_once(self, argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
+        """Run a one-shot command (e.g. migrations) as the service would: same user, env, tree."""
+        account = unprivileged_user()
+        return subprocess.run(
+            argv,
+            cwd=self.tree,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            user=account.pw_uid,
+            group=account.pw_gid,
+            extra_groups=[],
+            check=False,
+        )
+
+    def launch(self) -> subprocess.Popen:
+        """Start the image's command without waiting for it to serve."""
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self.process = spawn(
+            self.recipe.command, self.stdout, self.stderr, cwd=self.tree, env=self.env
+        )
+        return self.process
+
+    def start(self) -> Service:
+        """Start the service and wait until /healthz answers 200."""
+        self.launch()
+        try:
+            wait_until(self._healthy, START_TIMEOUT, "the service answering /healthz")
+        except ServerError as exc:
+            self.stop()
+            raise ServerError(f"{exc}\n{self.output()}") from None
+        return self
+
+    def _healthy(self) -> bool:
+        """Say whether /healthz answers 200 right now; raise if the process died."""
+        if self.process.poll() is not None:
+            raise ServerError(f"the service exited with {self.process.returncode}")
+        return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """Stop gunicorn by its pid with SIGTERM (graceful) and return its exit code."""
+        if self.process is None:
+            return None
+        code = stop_pid(self.process, signal.SIGTERM, timeout)
+        self.process = None
+        return code
+
+    def workers(self) -> list[int]:
+        """Return the pids of gunicorn's worker processes (children of the master)."""
+        master = self.process.pid
+        children = []
+        for task in Path(f"/proc/{master}/task").iterdir():
+            with contextlib.suppress(OSError):
+                children += [int(pid) for pid in (task / "children").read_text().split()]
+        return sorted(children)
+
+    def mark(self) -> int:
+        """Return the current end of STDOUT, to read only what comes after."""
+        return self.stdout.stat().st_size if self.stdout.exists() else 0
+
+    def lines(self, since: int = 0) -> list[str]:
+        """Return the STDOUT lines written after ``since``."""
+        with self.stdout.open("rb") as out:
+            out.seek(since)
+            return out.read().decode().splitlines()
+
+    def output(self) -> str:
+        """Return the tail of STDOUT and STDERR, for error messages."""
+        return f"stdout:\n{tail(self.stdout)}\nstderr:\n{tail(self.stderr)}"
+
+
+# --------------------------------------------------------------------------- nginx
+
+NGINX_MAIN = """\
+# The main file of the official nginx image, reduced to what a native, unprivileged run needs.
+worker_processes 1;
+daemon off;
+pid {root}/nginx.pid;
+error_log stderr notice;
+events {{ worker_connections 1024; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log {root}/access.log;
+    sendfile on;
+    keepalive_timeout 65;
+    client_body_temp_path {root}/client_body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    include {root}/conf.d/*.conf;
+}}
+"""
+TEMPLATE_VARIABLE = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+
+
+def template_variables(template: str) -> list[str]:
+    """Return the ``${NAME}`` variables a template declares (nginx's own $vars are lower case)."""
+    return sorted(set(TEMPLATE_VARIABLE.findall(template)))
+
+
+def render_template(template: Path, values: dict[str, str]) -> str:
+    """Render with gettext's envsubst, as the nginx image does, limited to declared variables."""
+    text = template.read_text()
+    declared = template_variables(text)
+    missing = [name for name in declared if name not in values]
+    if missing:
+        raise ServerError(f"no value for template variable(s) {missing}")
+    shell_format = " ".join(f"${{{name}}}" for name in declared)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **values}
+    return subprocess.run(
+        ["envsubst", shell_format],
+        input=text,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+
+
+@dataclass
+class Nginx:
+    """nginx with its own prefix, running the rendered generated template, unprivileged."""
+
+    root: Path
+    config: str
+    port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def log(self) -> Path:
+        """Return nginx's error log (its STDERR)."""
+        return self.root / "error.log"
+
+    @property
+    def stdout(self) -> Path:
+        """Return nginx's STDOUT, where the generated config writes its JSON access log."""
+        return self.root / "stdout.log"
+
+    @property
+    def url(self) -> str:
+        """Return nginx's base URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def _files(self) -> list[str]:
+        """Write the main file and the rendered server file; return nginx's argv."""
+        owned_dir(self.root)
+        for folder in ("conf.d", "client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            owned_dir(self.root / folder)
+        (self.root / "nginx.conf").write_text(NGINX_MAIN.format(root=self.root))
+        (self.root / "conf.d" / "default.conf").write_text(self.config)
+        return ["nginx", "-p", str(self.root), "-c", str(self.root / "nginx.conf"), "-e", "stderr"]
+
+    def check(self) -> tuple[int, str]:
+        """Run ``nginx -t`` as the unprivileged user; return its exit code and output."""
+        log = self.root / "check.log"
+        process = spawn([*self._files(), "-t"], log)
+        try:
+            code = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            code = stop_pid(process, signal.SIGKILL)
+        return code, log.read_text()
+
+    def start(self) -> Nginx:
+        """Start nginx in the foreground (its pid is ours) and wait for the port to accept."""
+        self.process = spawn(self._files(), self.stdout, self.log)
+        try:
+            wait_until(self._listening, START_TIMEOUT, "nginx accepting connections")
+        except ServerError as exc:
+            self.stop()
+            raise ServerError(f"{exc}\n{tail(self.log)}") from None
+        return self
+
+    def _listening(self) -> bool:
+        """Say whether nginx accepts a TCP connection; raise if it exited."""
+        if self.process.poll() is not None:
+            raise ServerError(f"nginx exited with {self.process.returncode}")
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            return True
+
+    def stop(self) -> None:
+        """Stop nginx by its pid (SIGQUIT: graceful)."""
+        if self.process is not None:
+            stop_pid(self.process, signal.SIGQUIT)
+            self.process = None
+
+
+# --------------------------------------------------------------------------- load
+
+
+def bounded_iterations(seconds: float, limit: int) -> Iterator[int]:
+    """Yield 0, 1, ... until ``seconds`` pass or ``limit`` iterations are done."""
+    deadline = time.monotonic() + seconds
+    for index in range(limit):
+        if time.monotonic() > deadline:
+            return
+        yield index

@@ -1,0 +1,558 @@
+"""Tier 2: every combination served for real, natively, through its own configuration, under faults.
+
+Each combination is baked, copied read-only, migrated with the compose migrate service's command,
+and started with the Dockerfile's CMD and gunicorn.conf.py as an unprivileged user, against real
+PostgreSQL and Redis when selected, behind the generated nginx template when selected.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+from combinations import params
+
+from .deployment import TIER2_COMBINATIONS, fresh_secret
+from .servers import bounded_iterations, wait_until
+
+TIMEOUT = 10
+# The default combination gets the long burst; the others a shorter one to keep tier 2 quick.
+LONG_BURST_SECONDS = 15
+SHORT_BURST_SECONDS = 5
+BURST_CONNECTIONS = 32
+
+
+def combos(*options: str, without: tuple[str, ...] = ()) -> list:
+    """Return module-scoped params of the combinations selecting ``options`` and not ``without``."""
+    chosen = [
+        combo
+        for combo in TIER2_COMBINATIONS
+        if all(combo.selected(option) for option in options)
+        and not any(combo.selected(option) for option in without)
+    ]
+    return params(chosen)
+
+
+def each(*options: str, without: tuple[str, ...] = ()):
+    """Parametrize a test over the matching combinations, sharing one deployment per combination."""
+    return pytest.mark.parametrize("combo", combos(*options, without=without), scope="module")
+
+
+def assert_json_error(response: requests.Response, status: int) -> dict:
+    """Assert a clean JSON error of ``status``: the documented shape, no stack trace."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert body["error"]["status"] == status
+    assert body["error"]["title"]
+    assert "Traceback" not in response.text and 'File "' not in response.text
+    return body
+
+
+def request_id() -> str:
+    """Return a fresh, well-formed request id."""
+    return f"tier2-{uuid.uuid4().hex}"
+
+
+# --------------------------------------------------------------------------- the example API
+
+
+@each()
+def test_api_creates_reads_and_lists_from_the_real_store(deployment):
+    """It stores a created item in the selected database and serves it back, cached in Redis."""
+    entry = deployment.entry
+    created = requests.post(
+        f"{entry}/api/items", json={"name": "tier2", "description": "end to end"}, timeout=TIMEOUT
+    )
+    assert created.status_code == 201, created.text
+    item = created.json()
+    location = created.headers["Location"]
+    assert location == f"/api/items/{item['id']}"
+    stored = deployment.query("SELECT name, description FROM items WHERE id = ?", item["id"])
+    assert stored == [("tier2", "end to end")]
+
+    reads = [requests.get(f"{entry}{location}", timeout=TIMEOUT) for _ in range(3)]
+    assert [read.status_code for read in reads] == [200, 200, 200]
+    assert all(read.json() == item for read in reads)
+    caches = [read.headers["X-Cache"] for read in reads]
+    if deployment.redis is not None:
+        assert caches == ["miss", "hit", "hit"]
+        client = deployment.redis.client(deployment.redis_db)
+        key = f"{deployment.package}:item:{item['id']}"
+        assert client.exists(key)
+        client.delete(key)  # a hit served from process memory would survive this
+        assert requests.get(f"{entry}{location}", timeout=TIMEOUT).headers["X-Cache"] == "miss"
+    else:
+        # Two workers, each with its own memory cache: at most two misses, then hits.
+        assert "hit" in caches
+
+    listing = requests.get(f"{entry}/api/items?limit=100", timeout=TIMEOUT)
+    assert listing.status_code == 200
+    assert item in listing.json()["items"]
+    assert listing.json()["total"] == deployment.rows()
+
+
+# --------------------------------------------------------------------------- logs
+
+
+@each()
+def test_request_id_reaches_the_response_and_the_app_and_gunicorn_lines(deployment):
+    """It returns the caller's X-Request-ID and writes it on the app's and gunicorn's JSON lines."""
+    service = deployment.service
+    since = service.mark()
+    rid = request_id()
+    response = requests.post(
+        f"{deployment.entry}/api/items",
+        json={"name": "logged"},
+        headers={"X-Request-ID": rid},
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 201
+    assert response.headers["X-Request-ID"] == rid
+
+    def tagged() -> list[dict]:
+        lines = [json.loads(line) for line in service.lines(since) if line.strip()]
+        return [line for line in lines if line.get("request_id") == rid]
+
+    wait_until(lambda: any(line["logger"] == "gunicorn.access" for line in tagged()), 5, "log")
+    lines = tagged()
+    access = [line for line in lines if line["logger"] == "gunicorn.access"]
+    app = [line for line in lines if not line["logger"].startswith("gunicorn")]
+    assert len(access) == 1
+    assert access[0]["method"] == "POST"
+    assert access[0]["path"] == "/api/items"
+    assert access[0]["status"] == 201
+    assert app, f"no line of the app carries {rid}: {lines}"
+    for line in lines:
+        assert {"level", "message", "request_id", "time"} <= line.keys()
+    if deployment.nginx is not None:
+
+        def nginx_lines() -> list[dict]:
+            text = deployment.nginx.stdout.read_text().splitlines()
+            return [json.loads(ln) for ln in text if json.loads(ln)["request_id"] == rid]
+
+        wait_until(nginx_lines, 5, "nginx's access line")
+        assert nginx_lines()[0]["status"] == 201
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@each()
+def test_malformed_json_is_a_clean_400(deployment):
+    """It answers 400 JSON to a body that is not JSON."""
+    response = requests.post(
+        f"{deployment.entry}/api/items",
+        data="{not json",
+        headers={"Content-Type": "application/json"},
+        timeout=TIMEOUT,
+    )
+    assert_json_error(response, 400)
+
+
+@each()
+def test_wrong_types_are_a_clean_422_naming_the_field(deployment):
+    """It answers 422 JSON naming the field of the wrong type, and stores nothing."""
+    before = deployment.rows()
+    response = requests.post(
+        f"{deployment.entry}/api/items", json={"name": 42, "description": []}, timeout=TIMEOUT
+    )
+    body = assert_json_error(response, 422)
+    assert {"name", "description"} <= {error["field"] for error in body["error"]["detail"]}
+    assert deployment.rows() == before
+
+
+@each()
+def test_oversize_body_is_a_clean_413_from_the_app(deployment):
+    """It answers 413 JSON from gunicorn itself to a body over MAX_CONTENT_LENGTH."""
+    response = requests.post(
+        f"{deployment.service.url}/api/items",
+        data=b"x" * (1024 * 1024 + 1),
+        headers={"Content-Type": "application/json"},
+        timeout=TIMEOUT,
+    )
+    assert_json_error(response, 413)
+
+
+@each("use_nginx")
+def test_oversize_body_is_a_clean_413_from_nginx(deployment):
+    """It answers 413 JSON from nginx, before the body reaches gunicorn."""
+    since = deployment.service.mark()
+    response = requests.post(
+        f"{deployment.entry}/api/items",
+        data=b"x" * (2 * 1024 * 1024),
+        headers={"Content-Type": "application/json"},
+        timeout=TIMEOUT,
+    )
+    assert_json_error(response, 413)
+    assert not any('"POST /api/items 413"' in line for line in deployment.service.lines(since))
+
+
+@each()
+def test_unknown_route_is_a_clean_404(deployment):
+    """It answers 404 JSON for a route that does not exist."""
+    assert_json_error(requests.get(f"{deployment.entry}/no/such/route", timeout=TIMEOUT), 404)
+
+
+@each()
+def test_wrong_method_is_a_clean_405_with_allow(deployment):
+    """It answers 405 JSON with an Allow header for a method the route does not take."""
+    response = requests.delete(f"{deployment.entry}/api/items", timeout=TIMEOUT)
+    assert_json_error(response, 405)
+    assert "POST" in response.headers["Allow"]
+
+
+# --------------------------------------------------------------------------- proxy headers
+
+
+def _redirect_location(port: int, headers: dict) -> str:
+    """Return the absolute Location of Werkzeug's slash-merging redirect, built from the request.
+
+    The app has no route echoing the request; a doubled slash makes Werkzeug redirect to the merged
+    path with an absolute URL made of the scheme and host the app believes the client used. The
+    client connects from 127.0.0.2, like a remote client: gunicorn by default trusts
+    X-Forwarded-Proto from 127.0.0.1 itself (forwarded_allow_ips), which a remote one never is.
+    """
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=TIMEOUT, source_address=("127.0.0.2", 0)
+    )
+    try:
+        connection.request("GET", "/api//items", headers=headers)
+        response = connection.getresponse()
+        assert response.status == 308, response.read()
+        return response.getheader("Location")
+    finally:
+        connection.close()
+
+
+@each("use_nginx")
+def test_nginx_adds_security_headers_and_hides_its_version(deployment):
+    """It sends the security headers on success and on errors, and no nginx version."""
+    for path, status in (("/healthz", 200), ("/no/such/route", 404)):
+        response = requests.get(f"{deployment.entry}{path}", timeout=TIMEOUT)
+        assert response.status_code == status
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["X-Frame-Options"] in ("DENY", "SAMEORIGIN")
+        assert response.headers["Referrer-Policy"]
+        assert response.headers.get("Server", "nginx") == "nginx"
+    error = requests.get(f"{deployment.entry}/%", timeout=TIMEOUT)  # nginx's own 400 page
+    assert "nginx/" not in error.text
+    assert error.headers.get("Server", "nginx") == "nginx"
+
+
+@each("use_nginx")
+def test_app_sees_the_clients_scheme_and_host_through_nginx(deployment):
+    """It builds URLs from the Host the client sent to nginx, not from spoofed X-Forwarded-*."""
+    spoofed = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+    location = _redirect_location(deployment.nginx.port, {"Host": "shop.example", **spoofed})
+    assert location.startswith(("http://shop.example/", "http://shop.example:")), location
+    assert location.endswith("/api/items")
+
+
+@each("use_nginx")
+def test_app_sees_the_clients_address_through_nginx(deployment):
+    """It logs the client's address from X-Forwarded-For set by nginx, ignoring a spoofed one."""
+    since = deployment.service.mark()
+    rid = request_id()
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", deployment.nginx.port, timeout=TIMEOUT, source_address=("127.0.0.2", 0)
+    )
+    try:
+        connection.request(
+            "GET", "/healthz", headers={"X-Request-ID": rid, "X-Forwarded-For": "203.0.113.9"}
+        )
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+
+    def access() -> list[dict]:
+        lines = [json.loads(line) for line in deployment.service.lines(since)]
+        return [ln for ln in lines if ln.get("request_id") == rid and "remote_addr" in ln]
+
+    wait_until(access, 5, "the access line")
+    assert access()[0]["remote_addr"] == "127.0.0.2"
+
+
+@each(without=("use_nginx",))
+def test_without_nginx_forwarded_headers_are_not_trusted(deployment):
+    """It ignores X-Forwarded-* when no proxy was selected: a client cannot spoof them."""
+    spoofed = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"}
+    location = _redirect_location(deployment.service.port, spoofed)
+    assert location == f"http://127.0.0.1:{deployment.service.port}/api/items"
+
+
+# --------------------------------------------------------------------------- faults
+
+
+@each("use_postgres")
+def test_postgres_down_gives_clean_503s_and_recovers_without_restart(deployment):
+    """It answers 503 naming the database while PostgreSQL is down, and recovers when it is back."""
+    entry, postgres = deployment.entry, deployment.postgres
+    pid = deployment.service.process.pid
+    postgres.stop()
+    try:
+        ready = requests.get(f"{entry}/readyz", timeout=TIMEOUT)
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"]["status"] == "error"
+        assert requests.get(f"{entry}/healthz", timeout=TIMEOUT).status_code == 200
+        body = assert_json_error(
+            requests.post(f"{entry}/api/items", json={"name": "lost?"}, timeout=TIMEOUT), 503
+        )
+        assert "database" in body["error"]["detail"].lower()
+        assert_json_error(requests.get(f"{entry}/api/items", timeout=TIMEOUT), 503)
+    finally:
+        postgres.start()
+    wait_until(
+        lambda: requests.get(f"{entry}/readyz", timeout=TIMEOUT).status_code == 200, 15, "ready"
+    )
+    created = requests.post(f"{entry}/api/items", json={"name": "after"}, timeout=TIMEOUT)
+    assert created.status_code == 201
+    assert requests.get(f"{entry}/api/items", timeout=TIMEOUT).status_code == 200
+    assert deployment.service.process.pid == pid and deployment.service.process.poll() is None
+
+
+@each("use_redis")
+def test_redis_down_degrades_reads_and_limits_then_recovers(deployment):
+    """It serves reads uncached and limits from memory while Redis is down; readiness names redis.
+
+    A second instance with a low write limit shows the limits still hold from memory (each of the
+    two workers counts on its own) and move back to Redis once it answers again.
+    """
+    entry, server = deployment.entry, deployment.redis
+    limited_db = server.new_db()  # its own index: only its counters can appear there
+    limited = deployment.extra_service(
+        "limited", RATELIMIT_WRITE="10 per minute", REDIS_URL=server.url(limited_db)
+    )
+    location = requests.post(
+        f"{entry}/api/items", json={"name": "cached"}, timeout=TIMEOUT
+    ).headers["Location"]
+    requests.get(f"{entry}{location}", timeout=TIMEOUT)
+    assert requests.get(f"{entry}{location}", timeout=TIMEOUT).headers["X-Cache"] == "hit"
+
+    server.stop()
+    try:
+        ready = requests.get(f"{entry}/readyz", timeout=TIMEOUT)
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["redis"]["status"] == "error"
+        assert ready.json()["checks"]["database"]["status"] == "ok"
+        assert requests.get(f"{entry}/healthz", timeout=TIMEOUT).status_code == 200
+        for _ in range(3):
+            read = requests.get(f"{entry}{location}", timeout=TIMEOUT)
+            assert read.status_code == 200
+            assert read.headers["X-Cache"] == "miss"
+        write = requests.post(f"{entry}/api/items", json={"name": "no redis"}, timeout=TIMEOUT)
+        assert write.status_code == 201
+
+        statuses = []
+        for _ in range(25):
+            answer = requests.post(f"{limited.url}/api/items", json={"name": "n"}, timeout=TIMEOUT)
+            statuses.append(answer.status_code)
+            if answer.status_code == 429:
+                assert_json_error(answer, 429)
+        assert set(statuses) == {201, 429}, statuses
+        assert statuses.count(201) <= 20  # 10 per minute in each worker's memory
+    finally:
+        server.start()
+
+    wait_until(
+        lambda: requests.get(f"{entry}/readyz", timeout=TIMEOUT).status_code == 200, 15, "ready"
+    )
+    wait_until(
+        lambda: requests.get(f"{entry}{location}", timeout=TIMEOUT).headers["X-Cache"] == "hit",
+        15,
+        "a cache hit from Redis again",
+        interval=0.2,
+    )
+    client = server.client(limited_db)
+
+    def limits_in_redis() -> bool:
+        requests.post(f"{limited.url}/api/items", json={"name": "n"}, timeout=TIMEOUT)
+        return any(key.startswith(b"LIMITS:") for key in client.keys("*"))
+
+    # flask-limiter re-checks a dead storage with exponential backoff (1, 2, 4... up to 32 s).
+    wait_until(limits_in_redis, 70, "rate-limit counters back in Redis", interval=0.5)
+
+
+@each()
+def test_sigterm_lets_an_in_flight_request_finish_and_exits_zero(deployment):
+    """It completes a request whose body is still arriving when SIGTERM comes, then exits 0.
+
+    The request is slow honestly: the client sends the headers and the body's first bytes, then
+    the rest over about two seconds, so the request is inside the app (reading its body) when the
+    master is told to stop. nginx is bypassed here because it buffers whole bodies before
+    passing them on; the signal goes to gunicorn.
+    """
+    graceful = 10
+    service = deployment.new_service("sigterm", GRACEFUL_TIMEOUT=str(graceful))
+    service.start()
+    name = f"slow-{uuid.uuid4().hex[:8]}"
+    body = json.dumps({"name": name, "description": "x" * 200}).encode()
+    head = (
+        f"POST /api/items HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    try:
+        with socket.create_connection(("127.0.0.1", service.port), timeout=TIMEOUT) as sock:
+            sock.sendall(head + body[:10])
+            time.sleep(0.5)
+            service.process.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            rest = body[10:]
+            pieces = [
+                rest[i : i + len(rest) // 10 + 1] for i in range(0, len(rest), len(rest) // 10 + 1)
+            ]
+            for piece in pieces:
+                time.sleep(0.2)
+                sock.sendall(piece)
+            answer = b""
+            for _ in range(1000):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 201"), answer[:200]
+        code = service.process.wait(timeout=graceful + 5)
+        assert code == 0, service.output()
+        assert time.monotonic() - signalled < graceful
+    finally:
+        service.stop()
+    assert deployment.query("SELECT count(*) FROM items WHERE name = ?", name) == [(1,)]
+
+
+@each()
+def test_a_killed_worker_is_replaced_and_service_continues(deployment):
+    """It keeps answering when a worker is SIGKILLed, and the master starts a replacement."""
+    service = deployment.service
+    before = service.workers()
+    assert len(before) == 2
+    victim = before[0]
+    os.kill(victim, signal.SIGKILL)
+    for _ in range(10):
+        assert requests.get(f"{deployment.entry}/api/items", timeout=TIMEOUT).status_code == 200
+    wait_until(
+        lambda: len(service.workers()) == 2 and victim not in service.workers(), 15, "a new worker"
+    )
+    for _ in range(20):
+        assert requests.get(f"{deployment.entry}/api/items", timeout=TIMEOUT).status_code == 200
+
+
+# --------------------------------------------------------------------------- load
+
+
+@each()
+def test_load_burst_has_no_errors_and_loses_no_writes(deployment):
+    """It answers every request of a bounded burst (32 connections) and stores every write."""
+    seconds = LONG_BURST_SECONDS if deployment.combo.id == "pg-redis" else SHORT_BURST_SECONDS
+    entry = deployment.entry
+    ids_before = {row[0] for row in deployment.query("SELECT id FROM items")}
+
+    def client(number: int) -> tuple[list[int], list[str]]:
+        created, problems = [], []
+        with requests.Session() as session:
+            for step in bounded_iterations(seconds, 100_000):
+                try:
+                    write = session.post(
+                        f"{entry}/api/items", json={"name": f"load-{number}-{step}"}, timeout=30
+                    )
+                    if write.status_code != 201:
+                        problems.append(f"POST {write.status_code} {write.text[:200]}")
+                        continue
+                    created.append(write.json()["id"])
+                    read = session.get(f"{entry}{write.headers['Location']}", timeout=30)
+                    if read.status_code != 200:
+                        problems.append(f"GET {read.status_code} {read.text[:200]}")
+                except requests.RequestException as exc:
+                    problems.append(repr(exc))
+        return created, problems
+
+    with ThreadPoolExecutor(BURST_CONNECTIONS) as pool:
+        results = list(pool.map(client, range(BURST_CONNECTIONS)))
+    created = [item for ids, _ in results for item in ids]
+    problems = [problem for _, found in results for problem in found]
+    assert problems == [], problems[:10]
+    assert len(created) > BURST_CONNECTIONS
+    new = {row[0] for row in deployment.query("SELECT id FROM items")} - ids_before
+    assert new == set(created)
+    print(f"{deployment.combo.id}: {len(created)} writes in {seconds}s", file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@each()
+def test_production_refuses_the_placeholder_secret_and_starts_with_a_real_one(deployment):
+    """It exits non-zero naming SECRET_KEY with the placeholder, and serves with a real secret."""
+    refused = deployment.new_service("placeholder", SECRET_KEY="change-me")
+    process = refused.launch()
+    try:
+        code = process.wait(timeout=60)
+    finally:
+        refused.stop()
+    output = refused.stdout.read_text() + refused.stderr.read_text()
+    assert code != 0
+    assert "SECRET_KEY" in output
+    assert "placeholder" in output
+
+    accepted = deployment.extra_service("real-secret", SECRET_KEY=fresh_secret())
+    assert requests.get(f"{accepted.url}/readyz", timeout=TIMEOUT).status_code == 200
+
+
+# --------------------------------------------------------------------------- the project's tests
+
+
+@each()
+def test_generated_suite_passes_against_the_real_servers_with_no_skips(deployment, clean_env):
+    """It runs the generated project's own tests against PostgreSQL/Redis when selected."""
+    env = {**clean_env, "PYTHONDONTWRITEBYTECODE": "1"}
+    if deployment.postgres is not None:
+        database = deployment.postgres.create_database(f"{deployment.combo.id}_suite")
+        env["DATABASE_URL"] = deployment.postgres.url(database)
+    if deployment.redis is not None:
+        env["REDIS_URL"] = deployment.redis.url(deployment.redis.new_db())
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
+        cwd=deployment.bake,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    summary = result.stdout.strip().splitlines()[-1]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert " passed" in summary
+    assert "skipped" not in summary, result.stdout[-3000:]
+
+
+# --------------------------------------------------------------------------- every line
+
+
+@each()
+def test_every_line_on_stdout_is_json_with_level_message_and_request_id(deployment):
+    """It wrote only JSON lines with level, message and request_id to STDOUT, faults included.
+
+    This covers every gunicorn started for the combination (faults, refusals, SIGTERM); the main
+    service wrote nothing at all to STDERR; nginx's access log is JSON with level and request_id.
+    """
+    outputs = sorted(deployment.root.glob("*/logs/stdout.log"))
+    assert len(outputs) >= 2
+    for output in outputs:
+        lines = output.read_text().splitlines()
+        assert lines, f"{output} is empty"
+        for line in lines:
+            record = json.loads(line)
+            assert {"level", "message", "request_id"} <= record.keys(), (output, line)
+    assert deployment.service.stderr.read_text() == ""
+    if deployment.nginx is not None:
+        for line in deployment.nginx.stdout.read_text().splitlines():
+            assert {"level", "request_id", "status"} <= json.loads(line).keys(), line
