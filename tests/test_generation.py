@@ -7,6 +7,7 @@ import sys
 import pytest
 from combinations import params
 from hook_tables import prune_table
+from projects import run_project_tests, skipped_lines
 
 UNRENDERED = re.compile(r"\{\{-?\s*cookiecutter\.|\{%-?\s*(if|elif|for|endif)\b")
 SKIP_DIRS = {".git", "__pycache__", ".ruff_cache", ".pytest_cache"}
@@ -121,17 +122,7 @@ def test_ruff_is_clean(bake, combo):
 @pytest.mark.parametrize("combo", params())
 def test_generated_tests_pass(bake, combo, clean_env):
     """It generates a project whose own test suite passes (embedded SQLite and memory storage)."""
-    root = bake(combo)
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"],
-        cwd=root,
-        env=clean_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout
+    result = run_project_tests(bake(combo), clean_env)
     # The only test allowed to skip here needs a real Redis server; tier 2 runs it against one.
-    skipped = [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+    skipped = skipped_lines(result)
     assert all("needs a Redis server" in line for line in skipped), skipped

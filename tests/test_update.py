@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from combinations import COMBINATIONS
+from projects import run_project_tests
 
 pytestmark = pytest.mark.xdist_group("update")
 
@@ -198,16 +199,7 @@ def test_check_is_satisfied_after_the_update(updated):
 
 def test_updated_project_passes_its_tests(updated, clean_env):
     """It leaves a project whose own test suite still passes."""
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=updated["project"],
-        env=clean_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout
+    run_project_tests(updated["project"], clean_env)
 
 
 def test_conflicting_edit_gets_conflict_markers_not_rejects(template_dir, tmp_path):

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 import uuid
@@ -21,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from combinations import params
+from projects import run_project_tests, skipped_lines
 
 from .deployment import TIER2_COMBINATIONS, fresh_secret
 from .servers import bounded_iterations, wait_until
@@ -519,19 +519,8 @@ def test_generated_suite_passes_against_the_real_servers_with_no_skips(deploymen
         env["DATABASE_URL"] = deployment.postgres.url(database)
     if deployment.redis is not None:
         env["REDIS_URL"] = deployment.redis.url(deployment.redis.new_db())
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist"],
-        cwd=deployment.bake,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    summary = result.stdout.strip().splitlines()[-1]
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert " passed" in summary
-    assert "skipped" not in summary, result.stdout[-3000:]
+    result = run_project_tests(deployment.bake, env)
+    assert not skipped_lines(result), result.stdout[-3000:]
 
 
 # --------------------------------------------------------------------------- every line
