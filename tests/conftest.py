@@ -39,3 +39,26 @@ def clean_env() -> dict:
     """Return an environment for running generated projects: no settings inherited."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
     return {name: os.environ[name] for name in keep if name in os.environ}
+
+
+# Lines tests record with record_property(REPORT_PROPERTY, line) are printed after the run (the
+# tier-3 build times and image sizes). These hooks live here, not in tests/tier3/conftest.py,
+# because the xdist controller loads only this conftest.
+REPORT_PROPERTY = "tier3_report"
+_report_lines: list[str] = []
+
+
+def pytest_runtest_logreport(report) -> None:
+    """Collect the report lines the tests recorded."""
+    if report.when == "call":
+        _report_lines.extend(
+            value for name, value in report.user_properties if name == REPORT_PROPERTY
+        )
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print the tier-3 report (build times, layer cache, image sizes) after the run."""
+    if _report_lines:
+        terminalreporter.section("tier 3: Docker builds and image sizes (stand-in base images)")
+        for line in sorted(_report_lines):
+            terminalreporter.write_line(line)

@@ -1,0 +1,99 @@
+"""Tier-3 fixtures: one private Docker engine, the stand-in images, and one app image per combo."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from combinations import Combination
+
+from .engine import DockerEngine, EngineUnavailable
+from .images import Build, build_image, prepare_context
+from .project import base_images
+from .standins import StandIns
+
+log = logging.getLogger("tier3")
+
+REPORT_NAME = "tier3-report.txt"
+# Report lines reach the terminal as each test's user properties, which xdist passes from the
+# worker to the controller (a worker's own output is not shown).
+_REPORT_PROPERTY = "tier3_report"  # printed by tests/conftest.py (REPORT_PROPERTY)
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[DockerEngine]:
+    """Start a private dockerd for the session (skip with its own error if it cannot start)."""
+    docker = DockerEngine()
+    try:
+        docker.start()
+    except EngineUnavailable as exc:
+        docker.stop()
+        pytest.skip(f"Docker engine unavailable: {exc}")
+    try:
+        yield docker
+    finally:
+        docker.stop()
+
+
+@pytest.fixture(scope="session")
+def standins(engine) -> StandIns:
+    """Return the stand-in image builder for this engine."""
+    return StandIns(engine)
+
+
+@pytest.fixture(scope="session")
+def report_lines(tmp_path_factory) -> Iterator[list[str]]:
+    """Collect the session's report lines; write them beside its temporary folders at the end."""
+    lines: list[str] = []
+    yield lines
+    if lines:
+        (tmp_path_factory.getbasetemp() / REPORT_NAME).write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def report(report_lines, record_property):
+    """Return a function that adds a line to the tier-3 report (terminal summary and file)."""
+
+    def _add(line: str) -> None:
+        print(line)
+        report_lines.append(line)
+        record_property(_REPORT_PROPERTY, line)
+
+    return _add
+
+
+@pytest.fixture(scope="session")
+def app_image(engine, standins, bake, tmp_path_factory):
+    """Return a function that builds a combination's image once (BuildKit) and returns the Build."""
+    builds: dict[str, Build] = {}
+
+    def _build(combo: Combination) -> Build:
+        if combo.id not in builds:
+            folder = tmp_path_factory.mktemp(f"context-{combo.id}")
+            context = prepare_context(bake(combo), folder / "project")
+            standins.python(base_images(context / "Dockerfile"))
+            tag = f"fst3-app:{combo.id}"
+            seconds, output = build_image(engine, context, tag)
+            log.info("built %s in %.1f s", tag, seconds)
+            builds[combo.id] = Build(combo, context, tag, seconds, output)
+        return builds[combo.id]
+
+    return _build
+
+
+@pytest.fixture(scope="session")
+def compose_config(engine):
+    """Return a function giving a build's resolved compose configuration (`compose config`)."""
+    configs: dict[str, dict] = {}
+
+    def _config(build: Build) -> dict:
+        if build.combo.id not in configs:
+            result = engine.compose(
+                "-f", "compose.yaml", "config", "--format", "json", cwd=build.context
+            )
+            configs[build.combo.id] = json.loads(result.stdout)
+        return configs[build.combo.id]
+
+    return _config

@@ -1,0 +1,167 @@
+"""Run a generated compose stack on the host network: a test-only override with loopback ports.
+
+The override (written by the tests into a temporary folder, never into the project) puts every
+service on `network_mode: host`, maps every service name to 127.0.0.1 with `extra_hosts`, drops
+published ports, and moves each service to a free loopback port through the interface its image
+documents: the app's PORT and HOST, postgres `-p` (and PGPORT for pg_isready), redis `--port`,
+and the nginx template's *_PORT variables. So no traffic goes to a container bridge address.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .engine import DockerEngine
+from .net import free_port
+from .project import stand_in_kind
+
+# Ports the official images listen on unless told otherwise.
+IMAGE_PORTS = {"postgres": 5432, "redis": 6379, "nginx": 8080}
+APP_PORT = 8000  # the app's default PORT
+UP_TIMEOUT = 240
+
+
+class _Reset(list):
+    """A compose `!reset` value: drop what the base file set."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """A YAML dumper that writes `!reset []`."""
+
+
+_Dumper.add_representer(_Reset, lambda dumper, _: dumper.represent_sequence("!reset", []))
+
+
+def kind_of(name: str, service: dict) -> str:
+    """Return "app" for a service built from the project, else its stand-in kind."""
+    return "app" if "build" in service else stand_in_kind(service["image"])
+
+
+def original_port(name: str, service: dict) -> int:
+    """Return the port a service listens on in the generated stack (inside its container)."""
+    for mapping in service.get("ports") or []:
+        if isinstance(mapping, dict) and mapping.get("target"):
+            return int(mapping["target"])
+    kind = kind_of(name, service)
+    if kind == "app":
+        return int((service.get("environment") or {}).get("PORT") or APP_PORT)
+    return IMAGE_PORTS[kind]
+
+
+@dataclass
+class Stack:
+    """One compose project of a generated project, on the host network."""
+
+    engine: DockerEngine
+    project_dir: Path
+    name: str
+    override: Path
+    config: dict
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def compose(self, *args: str, check: bool = True, timeout: float = UP_TIMEOUT):
+        """Run docker compose with the project's compose.yaml and the test override."""
+        files = ["-f", "compose.yaml", "-f", str(self.override)]
+        return self.engine.compose(
+            "-p", self.name, *files, *args, cwd=self.project_dir, check=check, timeout=timeout
+        )
+
+    def up(self) -> None:
+        """Start the stack and wait until every service is healthy or done."""
+        self.compose(
+            "up", "--detach", "--wait", "--wait-timeout", str(UP_TIMEOUT - 30), "--no-build"
+        )
+
+    def down(self, *, volumes: bool = False) -> None:
+        """Stop and remove the stack's containers (and its volumes when asked)."""
+        self.compose("down", "--timeout", "30", *(["--volumes"] if volumes else []), check=False)
+
+    def containers(self) -> list[dict]:
+        """Return `docker compose ps --all` entries, one per container."""
+        out = self.compose("ps", "--all", "--format", "json").stdout.strip()
+        if out.startswith("["):
+            return json.loads(out)
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def container_state(self, service: str) -> dict:
+        """Return the `docker inspect` State of a service's container."""
+        ids = self.compose("ps", "--all", "--quiet", service).stdout.split()
+        assert len(ids) == 1, f"{service} has containers {ids}"
+        return self.engine.inspect("container", ids[0])["State"]
+
+    def logs(self) -> str:
+        """Return the last log lines of every service, for a failure message."""
+        result = self.compose("logs", "--no-color", "--tail", "60", check=False, timeout=60)
+        return result.stdout + result.stderr
+
+    def entry_port(self) -> int:
+        """Return the loopback port clients use: that of the service compose.yaml publishes."""
+        published = [name for name, svc in self.config["services"].items() if svc.get("ports")]
+        assert len(published) == 1, f"compose.yaml publishes {published}, expected one entry point"
+        return self.ports[published[0]]
+
+
+def host_network_override(config: dict, ports: dict[str, int]) -> dict:
+    """Return the override that runs each service on the host network at ``ports[service]``."""
+    services = config["services"]
+    old = {name: original_port(name, svc) for name, svc in services.items()}
+    hosts = sorted(f"{name}:127.0.0.1" for name in services)
+
+    def moved(value: str) -> str:
+        """Point "service:old-port" references (URLs) at the service's new port."""
+        for name, port in ports.items():
+            value = re.sub(rf"(?<![\w.-]){re.escape(name)}:{old[name]}\b", f"{name}:{port}", value)
+        return value
+
+    override: dict = {}
+    for name, service in services.items():
+        kind = kind_of(name, service)
+        port = ports[name]
+        given = {key: str(value) for key, value in (service.get("environment") or {}).items()}
+        env = {key: moved(value) for key, value in given.items()}
+        entry: dict = {"network_mode": "host", "extra_hosts": hosts}
+        if service.get("ports"):
+            entry["ports"] = _Reset()
+        if kind == "app":
+            env.update(PORT=str(port), HOST="127.0.0.1")
+        elif kind == "postgres":
+            command = service.get("command") or ["postgres"]
+            entry["command"] = [*command, "-p", str(port), "-c", "listen_addresses=127.0.0.1"]
+            env["PGPORT"] = str(port)
+        elif kind == "redis":
+            command = service.get("command") or ["redis-server"]
+            entry["command"] = [*command, "--port", str(port), "--bind", "127.0.0.1"]
+            test = (service.get("healthcheck") or {}).get("test")
+            if test:
+                entry["healthcheck"] = {
+                    "test": [part.replace("redis-cli", f"redis-cli -p {port}") for part in test]
+                }
+        elif kind == "nginx":
+            by_old_port = {str(old[other]): ports[other] for other in services if other != name}
+            by_old_port[str(old[name])] = port
+            for key, value in env.items():
+                if key.endswith("PORT") and value in by_old_port:
+                    env[key] = str(by_old_port[value])
+        changed = {key: value for key, value in env.items() if given.get(key) != value}
+        if changed:
+            entry["environment"] = changed
+        override[name] = entry
+    return {"services": override}
+
+
+def open_stack(engine: DockerEngine, project_dir: Path, name: str, work: Path) -> Stack:
+    """Allocate loopback ports and write the host-network override for a project's stack."""
+    config = json.loads(
+        engine.compose("-f", "compose.yaml", "config", "--format", "json", cwd=project_dir).stdout
+    )
+    ports = {service: free_port() for service in config["services"]}
+    override = work / "compose.tier3-host-network.yaml"
+    text = "# Test-only override written by the template's tier-3 tests: host network.\n"
+    text += yaml.dump(host_network_override(config, ports), Dumper=_Dumper, sort_keys=False)
+    override.write_text(text)
+    return Stack(engine, project_dir, name, override, config, ports)

@@ -1,0 +1,118 @@
+"""The generated compose stack comes up healthy in a real engine and serves the example API."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pytest
+
+from .matrix import distinct_combinations, docker_params
+from .net import request
+from .project import pulled_services, service_image, stand_in_kind
+from .stack import Stack, open_stack
+
+READY_TIMEOUT = 60
+
+
+def _timestamp(value: str) -> datetime:
+    """Parse a docker RFC 3339 timestamp (nanoseconds trimmed to microseconds)."""
+    head, _, rest = value.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(rest + '000000')[:6]}")
+
+
+def _wait_ready(stack: Stack, port: int) -> dict:
+    """Poll /readyz through the entry port until it answers 200; return its body."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    reply = None
+    while time.monotonic() < deadline:
+        try:
+            reply = request(port, "GET", "/readyz")
+        except OSError:
+            reply = None
+        if reply is not None and reply.status == 200:
+            return reply.json()
+        time.sleep(0.5)
+    raise AssertionError(f"/readyz never answered 200 (last: {reply}):\n{stack.logs()}")
+
+
+def _create_item(port: int, name: str) -> str:
+    """Create an item through the entry port and return its Location path."""
+    reply = request(port, "POST", "/api/items", {"name": name, "description": "made by tier 3"})
+    assert reply.status == 201, reply
+    location = reply.headers["location"]
+    return "/" + location.split("/", 3)[3] if location.startswith("http") else location
+
+
+@pytest.fixture
+def stack(combo, engine, standins, app_image, tmp_path):
+    """Prepare a combination's compose stack on the host network; take it down (with data) after."""
+    build = app_image(combo)
+    stack = open_stack(engine, build.context, f"fst3-{combo.id}", tmp_path)
+    for name in stack.config["services"]:
+        image = service_image(stack.config, name)
+        if name in pulled_services(stack.config):
+            standins.service(stand_in_kind(image), image)
+        else:
+            engine.docker("tag", build.tag, image)
+    try:
+        yield stack
+    finally:
+        stack.down(volumes=True)
+
+
+@pytest.mark.parametrize("combo", docker_params(distinct_combinations()))
+def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, report):
+    """It becomes healthy with --wait, migrates before web starts, and serves the API end to end."""
+    started = time.monotonic()
+    try:
+        stack.up()
+    except Exception as exc:
+        raise AssertionError(f"{exc}\n{stack.logs()}") from None
+    report(f"compose {combo.id}: up --wait healthy in {time.monotonic() - started:.1f} s")
+
+    states = {entry["Service"]: entry for entry in stack.containers()}
+    assert set(states) == set(stack.config["services"]), states
+    for name, entry in states.items():
+        if name == "migrate":
+            assert (entry["State"], entry["ExitCode"]) == ("exited", 0), entry
+        else:
+            assert entry["State"] == "running", entry
+            assert entry["Health"] == "healthy", entry
+
+    if "migrate" in states:
+        migrated = _timestamp(stack.container_state("migrate")["FinishedAt"])
+        web_started = _timestamp(stack.container_state("web")["StartedAt"])
+        assert migrated <= web_started, (
+            f"web started at {web_started}, before migrate ended at {migrated}"
+        )
+
+    port = stack.entry_port()
+    ready = _wait_ready(stack, port)
+    assert ready["checks"]["database"]["status"] == "ok", ready
+    if combo.selected("use_redis"):
+        assert ready["checks"]["redis"]["status"] == "ok", ready
+
+    path = _create_item(port, f"tier3 {combo.id}")
+    first = request(port, "GET", path)
+    assert first.status == 200, first
+    assert first.json()["name"] == f"tier3 {combo.id}"
+    second = request(port, "GET", path)
+    assert second.status == 200
+    if combo.selected("use_redis"):
+        assert second.headers["x-cache"] == "hit", second.headers
+    assert second.headers.get("x-request-id"), second.headers
+    if combo.selected("use_nginx"):
+        assert port != stack.ports["web"]
+        assert second.headers.get("x-content-type-options") == "nosniff", "not served through nginx"
+
+    if combo.selected("use_postgres"):
+        stack.down()
+        try:
+            stack.up()
+        except Exception as exc:
+            raise AssertionError(f"second up failed: {exc}\n{stack.logs()}") from None
+        _wait_ready(stack, port)
+        again = request(port, "GET", path)
+        assert again.status == 200, f"the item did not survive down and up: {again}"
+        assert again.json()["name"] == f"tier3 {combo.id}"

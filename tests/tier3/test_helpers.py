@@ -1,0 +1,122 @@
+"""The tier-3 helpers read names from files and write the host-network override correctly."""
+
+from __future__ import annotations
+
+import pytest
+
+from .matrix import DOCKER
+from .project import base_images, major_version, stand_in_kind, tmpfs_mounts
+from .stack import host_network_override
+from .standins import debian_mirror
+
+pytestmark = DOCKER
+
+DOCKERFILE = """\
+# syntax comment
+ARG PYTHON_IMAGE=python:3.12.12-slim-bookworm
+FROM ${PYTHON_IMAGE} AS builder
+RUN echo build
+FROM --platform=linux/amd64 $PYTHON_IMAGE
+COPY --from=builder /opt/venv /opt/venv
+FROM builder AS again
+"""
+
+
+def test_base_images_resolves_arg_defaults_and_skips_stages(tmp_path):
+    """It names each base image once, with ARG defaults filled in and stage names left out."""
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(DOCKERFILE)
+    assert base_images(dockerfile) == ["python:3.12.12-slim-bookworm"]
+
+
+@pytest.mark.parametrize(
+    ("image", "kind", "major"),
+    [
+        ("postgres:17.6-bookworm", "postgres", 17),
+        ("redis:7.4.7-bookworm", "redis", 7),
+        ("nginxinc/nginx-unprivileged:1.28.0", "nginx", 1),
+        ("docker.io/library/postgres:18@sha256:abc", "postgres", 18),
+    ],
+)
+def test_stand_in_kind_and_major_version_come_from_the_image_name(image, kind, major):
+    """It maps an official image to its stand-in and reads the tag's major version."""
+    assert stand_in_kind(image) == kind
+    assert major_version(image) == major
+
+
+def test_unknown_image_has_no_stand_in():
+    """It refuses an image no stand-in recipe covers."""
+    with pytest.raises(LookupError):
+        stand_in_kind("mysql:8")
+
+
+def test_debian_mirror_reads_one_line_and_deb822_sources():
+    """It finds the mirror serving bookworm main in either apt sources format."""
+    one_line = {"sources.list": "# c\ndeb [arch=amd64] http://one.example/debian bookworm main\n"}
+    deb822 = {
+        "sources.list.d/debian.sources": (
+            "Types: deb\nURIs: http://two.example/debian\nSuites: bookworm bookworm-updates\n"
+            "Components: main\n\nTypes: deb\nURIs: http://sec.example\nSuites: bookworm-security\n"
+            "Components: main\n"
+        )
+    }
+    assert debian_mirror(one_line) == "http://one.example/debian"
+    assert debian_mirror(deb822) == "http://two.example/debian"
+
+
+def test_tmpfs_mounts_reads_both_syntaxes():
+    """It lists tmpfs mounts from the short list and from long-syntax volumes."""
+    service = {"tmpfs": ["/tmp"], "volumes": [{"type": "tmpfs", "target": "/run"}]}
+    assert tmpfs_mounts(service) == ["/tmp", "/run"]
+
+
+def test_override_moves_every_service_to_its_loopback_port():
+    """It puts services on the host network and points every reference at the new ports."""
+    config = {
+        "services": {
+            "web": {
+                "build": {"context": "."},
+                "environment": {
+                    "PORT": "8000",
+                    "DATABASE_URL": "postgresql+psycopg://u:p@postgres:5432/db",
+                    "REDIS_URL": "redis://redis:6379/0",
+                },
+            },
+            "postgres": {"image": "postgres:17.6-bookworm"},
+            "redis": {
+                "image": "redis:7.4.7-bookworm",
+                "command": ["redis-server", "--maxmemory", "192mb"],
+                "healthcheck": {"test": ["CMD-SHELL", "redis-cli ping | grep -q PONG"]},
+            },
+            "nginx": {
+                "image": "nginxinc/nginx-unprivileged:1.28.0",
+                "ports": [{"target": 8080, "published": "8000"}],
+                "environment": {"NGINX_PORT": "8080", "NGINX_UPSTREAM_PORT": "8000"},
+            },
+        }
+    }
+    ports = {"web": 1001, "postgres": 1002, "redis": 1003, "nginx": 1004}
+    override = host_network_override(config, ports)["services"]
+    assert {svc["network_mode"] for svc in override.values()} == {"host"}
+    assert "postgres:127.0.0.1" in override["web"]["extra_hosts"]
+    assert override["web"]["environment"] == {
+        "PORT": "1001",
+        "HOST": "127.0.0.1",
+        "DATABASE_URL": "postgresql+psycopg://u:p@postgres:1002/db",
+        "REDIS_URL": "redis://redis:1003/0",
+    }
+    assert override["postgres"]["command"] == [
+        "postgres",
+        "-p",
+        "1002",
+        "-c",
+        "listen_addresses=127.0.0.1",
+    ]
+    assert override["postgres"]["environment"] == {"PGPORT": "1002"}
+    assert override["redis"]["command"] == [
+        *["redis-server", "--maxmemory", "192mb"],
+        *["--port", "1003", "--bind", "127.0.0.1"],
+    ]
+    assert override["redis"]["healthcheck"]["test"][1] == "redis-cli -p 1003 ping | grep -q PONG"
+    assert override["nginx"]["environment"] == {"NGINX_PORT": "1004", "NGINX_UPSTREAM_PORT": "1001"}
+    assert override["nginx"]["ports"] == []
