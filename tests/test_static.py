@@ -233,7 +233,9 @@ def test_requirements_are_installed_before_the_code_is_copied(bake, combo):
     froms = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
     builder = instructions[froms[0] : froms[1]]
     assert ("COPY", "requirements.txt /tmp/requirements.txt") in builder
-    (install,) = [args for keyword, args in builder if keyword == "RUN" and "pip install" in args]
+    runs = [args for keyword, args in builder if keyword == "RUN"]
+    (install,) = [args for args in runs if args.startswith("pip ") and " install " in args]
+    assert "--python /opt/venv/bin/python" in install
     assert "--no-cache-dir" in install and "--requirement /tmp/requirements.txt" in install
     assert [args for keyword, args in builder if keyword == "COPY"] == [
         "requirements.txt /tmp/requirements.txt"
