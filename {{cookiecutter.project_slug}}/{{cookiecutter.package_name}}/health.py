@@ -8,7 +8,6 @@ from concurrent.futures import TimeoutError as CheckTimeout
 from flask import Blueprint, Flask, current_app, jsonify
 
 from . import database{% if cookiecutter.use_redis == "yes" %}, redis_store{% endif %}
-from .extensions import limiter
 
 bp = Blueprint("health", __name__)
 
@@ -49,14 +48,12 @@ def run_checks(app: Flask, checks: dict[str, Callable[[], None]], timeout: float
 
 
 @bp.get("/healthz")
-@limiter.exempt
 def healthz():
     """Answer 200 while the process can serve requests."""
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
-@limiter.exempt
 def readyz():
     """Answer 200 when every dependency answers, else 503 with each check's result."""
     app = current_app._get_current_object()
