@@ -47,3 +47,10 @@ def test_invalid_server_setting_names_the_variable(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError, match=f"{name}='{value}'"):
         load_settings(model=ServerSettings)
+
+
+def test_sync_workers_get_one_thread(monkeypatch):
+    """It runs sync workers single-threaded: with threads gunicorn would silently use gthread."""
+    monkeypatch.setenv("WORKER_CLASS", "sync")
+    monkeypatch.setenv("WEB_THREADS", "8")
+    assert load_settings(model=ServerSettings).web_threads == 1

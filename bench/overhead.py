@@ -1,0 +1,203 @@
+"""Price each concern of the generated app per request, in process, in CPU microseconds.
+
+Run from a baked all-on project's folder with its production environment set (PostgreSQL
+migrated, REDIS_URL set); prints JSON. Each variant is the generated app with one concern's
+request hooks taken off after it is built, so the difference to the full app is what that
+concern costs on every request. CPU time of one thread, best of several repeats: far steadier
+than req/s on a shared machine (and blind to time spent waiting on PostgreSQL or Redis).
+"""
+
+import io
+import json
+import logging
+import os
+import sys
+import time
+from datetime import timedelta
+from types import SimpleNamespace
+
+from flask import Flask
+from flask.sessions import SessionInterface
+from gunicorn.config import Config
+from my_service import create_app
+from my_service.extensions import cache, db, limiter
+from my_service.logs import GunicornLogger, logging_config
+from reference_apps import create_flask_app  # beside this file, so on sys.path
+
+CALLS = 2000
+REPEATS = 7
+
+
+class NoSession(SessionInterface):
+    """Open no session: what Flask does when the app has no SECRET_KEY."""
+
+    def open_session(self, app, request):
+        """Return no session."""
+        return None
+
+    def save_session(self, app, session, response):
+        """Save nothing."""
+
+
+def environ(path: str = "/healthz") -> dict:
+    """Return the WSGI environ of a GET as gunicorn builds it."""
+    return {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "QUERY_STRING": "",
+        "RAW_URI": path,
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.version": (1, 0),
+    }
+
+
+def _start_response(status, headers, exc_info=None) -> None:
+    """Accept the response head."""
+
+
+def cpu_us(call, calls: int = CALLS) -> float:
+    """Return the best CPU microseconds per call over the repeats."""
+    call()
+    best = float("inf")
+    for _ in range(REPEATS):
+        started = time.thread_time()
+        for _ in range(calls):
+            call()
+        best = min(best, time.thread_time() - started)
+    return best / calls * 1e6
+
+
+def request_cost(app, path: str = "/healthz", calls: int = CALLS) -> float:
+    """Return the CPU microseconds of one GET through the app's WSGI callable."""
+
+    def call() -> None:
+        body = app(environ(path), _start_response)
+        b"".join(body)
+        body.close()
+
+    return cpu_us(call, calls)
+
+
+def uncached_app() -> Flask:
+    """Build the app without Redis and with a NullCache: every item read goes to PostgreSQL."""
+    app = create_app({"redis_url": None})
+    cache.init_app(app, config={"CACHE_TYPE": "NullCache", "CACHE_NO_NULL_WARNING": True})
+    return app
+
+
+def without_limit_headers(app: Flask) -> Flask:
+    """Stop the limiter adding X-RateLimit-* headers (RATELIMIT_HEADERS_ENABLED=False)."""
+    limiter._headers_enabled = False  # what init_app sets from that config key
+    return app
+
+
+def without_pre_ping(app: Flask) -> Flask:
+    """Stop the connection pool pinging PostgreSQL before handing out each connection."""
+    with app.app_context():
+        db.engine.pool._pre_ping = False
+    return app
+
+
+def without(app: Flask, *concerns: str) -> Flask:
+    """Take the named concerns' per-request work off a built app."""
+
+    def keep(func) -> bool:
+        name = repr(func).lower()
+        return not any(word in name for word in hooks)
+
+    hooks = []
+    if "limiter" in concerns:
+        hooks += ["limiter", "inject_headers"]
+    if "request_id" in concerns:
+        hooks += ["request_id"]
+    for table in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):
+        table[None] = [func for func in table[None] if keep(func)]
+    if "session" in concerns:
+        app.session_interface = NoSession()
+    if "proxy" in concerns and hasattr(app.wsgi_app, "app"):
+        app.wsgi_app = app.wsgi_app.app  # unwrap ProxyFix
+    return app
+
+
+def access_line_cost() -> float:
+    """Return the CPU microseconds of one JSON access line, written to /dev/null."""
+    cfg = Config()
+    cfg.set("logconfig_dict", logging_config("INFO", "json"))
+    logger = GunicornLogger(cfg)
+    handler = logging.getLogger().handlers[0]
+    handler.setStream(open(os.devnull, "w"))  # lives as long as the process
+    response = SimpleNamespace(
+        status_code=200,
+        status="200 OK",
+        sent=16,
+        headers=[("Content-Type", "application/json"), ("X-Request-ID", "0" * 32)],
+    )
+    request = SimpleNamespace(method="GET", path="/healthz", headers=[("Host", "127.0.0.1")])
+    took = timedelta(microseconds=1234)
+    return cpu_us(lambda: logger.access(response, request, environ(), took))
+
+
+def healthz_costs() -> dict:
+    """Return the CPU cost of GET /healthz for the references and each variant."""
+    flask_keyed = create_flask_app()
+    flask_keyed.secret_key = os.environ["SECRET_KEY"]
+    costs = {
+        "minimal Flask": request_cost(create_flask_app()),
+        "minimal Flask with a SECRET_KEY": request_cost(flask_keyed),
+        "generated": request_cost(create_app()),
+        "generated without the rate limiter hooks": request_cost(without(create_app(), "limiter")),
+        "generated without the session": request_cost(without(create_app(), "session")),
+        "generated without request ids": request_cost(without(create_app(), "request_id")),
+        "generated without ProxyFix": request_cost(without(create_app(), "proxy")),
+        "generated without limiter and session": request_cost(
+            without(create_app(), "limiter", "session")
+        ),
+        "generated without limiter, session, request ids, ProxyFix": request_cost(
+            without(create_app(), "limiter", "session", "request_id", "proxy")
+        ),
+    }
+    costs["one JSON access line (gunicorn logger)"] = access_line_cost()
+    return costs
+
+
+def item_costs() -> dict:
+    """Return the CPU cost of GET /api/items/<id> from Redis and from PostgreSQL."""
+    app = create_app()
+    item = app.test_client().post("/api/items", json={"name": "overhead"}).headers["Location"]
+    path = "/" + item.split("/", 3)[3] if item.startswith("http") else item
+    calls = 500
+    return {
+        "Redis cache hit": request_cost(create_app(), path, calls),
+        "Redis cache hit, without the rate limiter hooks": request_cost(
+            without(create_app(), "limiter"), path, calls
+        ),
+        "Redis cache hit, without rate-limit headers": request_cost(
+            without_limit_headers(create_app()), path, calls
+        ),
+        "PostgreSQL read": request_cost(uncached_app(), path, calls),
+        "PostgreSQL read, without the rate limiter hooks": request_cost(
+            without(uncached_app(), "limiter"), path, calls
+        ),
+        "PostgreSQL read, without pool_pre_ping": request_cost(
+            without_pre_ping(uncached_app()), path, calls
+        ),
+    }
+
+
+def main() -> None:
+    """Print the CPU cost per request of each variant as JSON."""
+    print(json.dumps({"healthz": healthz_costs(), "item": item_costs()}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,529 @@
+"""Render the benchmark results as the markdown of docs/benchmarks.md."""
+
+import math
+import os
+import platform
+import statistics
+
+RECYCLING_DIAGNOSTIC = "all-on, MAX_REQUESTS=1000 (diagnostic)"
+
+TARGETS = {
+    "cheap": 0.90,
+    "nginx": 0.92,
+    "db": 0.60,
+    "redis": 0.75,
+    "cold_s": 1.0,
+    "rss_mib": 45.0,
+    "bake_s": 1.0,
+}
+
+
+def _num(value, digits: int = 2, suffix: str = "") -> str:
+    """Format a number, or a dash when missing."""
+    return "-" if value is None else f"{value:,.{digits}f}{suffix}"
+
+
+def _met(ok: bool | None) -> str:
+    """Say whether a target was met."""
+    return "n/a" if ok is None else ("yes" if ok else "**no**")
+
+
+def _ratio(a, b) -> float:
+    """Return the median over rounds of a's req/s over b's, both measured in that round."""
+    pairs = zip(a.samples, b.samples, strict=True)
+    ratios = [x.rps / y.rps for x, y in pairs if y.rps > 0]
+    return statistics.median(ratios) if ratios else 0.0
+
+
+def _load_table(targets, baseline=None, baseline_label: str = "") -> list[str]:
+    """Return a markdown table of loaded targets, with a ratio column when given a baseline."""
+    head = "| target | req/s | p50 ms | p99 ms | server CPU ms/request | errors |"
+    rule = "|---|---:|---:|---:|---:|---:|"
+    if baseline is not None:
+        head += f" ratio to {baseline_label} |"
+        rule += "---:|"
+    lines = [head, rule]
+    for target in targets:
+        row = (
+            f"| {target.name} | {target.median('rps'):,.0f} | {_num(target.median('p50_ms'))} "
+            f"| {_num(target.median('p99_ms'))} | {_num(target.median('cpu_ms_per_request'), 3)} "
+            f"| {target.errors()} |"
+        )
+        if baseline is not None:
+            row += f" {_ratio(target, baseline):.2f}x |"
+        lines.append(row)
+    return lines
+
+
+def _shortfalls(results: dict) -> list[str]:
+    """Return, for each missed target, the measured reason and what would close the gap."""
+    cheap = {target.name: target for target in results.get("cheap") or []}
+    overhead = results.get("overhead") or {}
+    health, item = overhead.get("healthz", {}), overhead.get("item", {})
+    data = results.get("data")
+    out = []
+    if cheap and health and _ratio(cheap["generated, all-on"], cheap["minimal Flask"]) < 0.9:
+        out.append(_healthz_shortfall(cheap, health))
+    if data and item and _ratio(data[3], data[2]) < TARGETS["db"]:
+        read = item["PostgreSQL read"]
+        limiter = read - item["PostgreSQL read, without the rate limiter hooks"]
+        pre_ping = read - item["PostgreSQL read, without pool_pre_ping"]
+        out.append(
+            f"- **PostgreSQL read.** In process a read costs {read:.0f} µs of CPU against "
+            f"/healthz's {health['generated']:.0f}: the rate limiter (memory storage) "
+            f"{_micros(limiter)}, `pool_pre_ping` {_micros(pre_ping)} plus one extra round "
+            "trip per request, and SQLAlchemy with psycopg for the query and the rollback at "
+            "teardown; PostgreSQL's own CPU comes out of the same 2 cores (the server CPU "
+            "column above counts gunicorn only). Would help: no default limit on reads "
+            "(limit writes only), dropping `pool_pre_ping` (at the price of an error on the "
+            "first use of a dropped connection). 0.6x would need a database read cheaper "
+            "than the ORM's round trips allow on shared cores."
+        )
+    if data and item and _ratio(data[1], data[0]) < TARGETS["redis"]:
+        hit = item["Redis cache hit"]
+        no_limit = item["Redis cache hit, without the rate limiter hooks"]
+        no_headers = item["Redis cache hit, without rate-limit headers"]
+        out.append(
+            f"- **Redis cache hit.** Without the limiter's hooks a hit costs {no_limit:.0f} µs "
+            f"in process, near /healthz's {health['generated']:.0f}; with them {hit:.0f} µs: "
+            f"the limiter's Redis storage, {_micros(hit - no_headers)} of it for the "
+            "X-RateLimit-* headers (another round trip). Would help: "
+            "`RATELIMIT_HEADERS_ENABLED = False`, limiting reads at nginx, or not limiting "
+            "reads."
+        )
+    nginx = results.get("nginx")
+    if nginx and _ratio(nginx[1], nginx[0]) < TARGETS["nginx"]:
+        direct, behind = (target.median("cpu_ms_per_request") for target in nginx)
+        proxy = nginx[1].median("proxy_cpu_ms_per_request")
+        out.append(
+            f"- **nginx.** Per request gunicorn spends {_num(direct, 3)} ms of CPU direct and "
+            f"{_num(behind, 3)} ms behind nginx (more headers to parse, ProxyFix at work), "
+            f"and nginx {_num(proxy, 3)} ms more: here all of it comes out of the same 2 CPUs, "
+            "shared with wrk as well. In compose nginx is a container of its own with its own "
+            "CPU limit; gunicorn's ratio alone "
+            f"({_num(direct / behind if direct and behind else None)}x) is the throughput it "
+            "keeps when nginx's CPU is not taken from it. nginx's template belongs to another "
+            "part of the template; no nginx tuning was tried here."
+        )
+    cold, cold_cpu = results.get("cold") or {}, results.get("cold_cpu") or {}
+    slow = [name for name, seconds in cold.items() if seconds > TARGETS["cold_s"]]
+    if any(name.startswith("generated") for name in slow):
+        out.append(
+            f"- **Cold start.** The all-on service used {_num(cold_cpu.get('generated, all-on'))}"
+            " CPU seconds up to its first 200, and "
+            f"{cold['generated, all-on']:.2f} s of wall time on this shared machine: the wall "
+            "time exceeds the CPU time only while other work holds the CPUs. Most of it is "
+            "the master importing the package (gunicorn.conf.py imports it and its `__init__` "
+            "imports every concern: Flask, SQLAlchemy, pydantic, Flask-Migrate with alembic, "
+            "redis, psycopg), which the workers then share."
+        )
+    memory = results.get("memory") or {}
+    allon = memory.get("generated, all-on")
+    if allon and allon["rss"] > TARGETS["rss_mib"]:
+        toggled = memory.get(results.get("freeze_diagnostic")) or {}
+        if results.get("freezes"):
+            freeze = (
+                f"{allon['private']:.0f} MiB after the load with the `gc.freeze()` the generated "
+                f"gunicorn.conf.py calls in the master before forking, "
+                f"{_num(toggled.get('private'), 0)} MiB without it (diagnostic row)."
+            )
+        else:
+            freeze = (
+                f"{allon['private']:.0f} MiB after the load, {_num(toggled.get('private'), 0)} "
+                "MiB when the master calls `gc.freeze()` before forking (diagnostic row). Would "
+                "help: `gc.freeze()` in gunicorn.conf.py's `when_ready` hook."
+            )
+        out.append(
+            "- **Memory.** RSS counts every page a worker maps, shared ones included; the "
+            f"imports alone make a process of about {allon['rss']:.0f} MiB (bare Flask "
+            f"{memory['minimal Flask']['rss']:.0f}), so 45 MiB RSS is out of reach with these "
+            "dependencies. What one more worker costs is its private memory: " + freeze
+        )
+    if not out:
+        return []
+    return ["", "### Why targets were missed, and what would close the gaps", "", *out]
+
+
+def _healthz_shortfall(cheap: dict, health: dict) -> str:
+    """Explain the cost of /healthz over the minimal Flask app, concern by concern."""
+    generated = health["generated"]
+    cost = {name: generated - micros for name, micros in health.items()}
+    return (
+        "- **/healthz vs minimal Flask.** gunicorn's own work per request is what the bare "
+        f"WSGI server spends ({_num(cheap['bare WSGI'].median('cpu_ms_per_request'), 3)} ms "
+        f"CPU/request here). On top of it the minimal Flask app spends "
+        f"{health['minimal Flask']:.0f} µs in process and the generated app {generated:.0f} "
+        "µs (*Where the time goes*): the rate limiter's hooks "
+        f"{_micros(cost['generated without the rate limiter hooks'])} (health routes skip "
+        "the limits, but every request still passes its hooks), the signed-cookie session "
+        "Flask opens for any app with a SECRET_KEY "
+        f"{_micros(cost['generated without the session'])}, request ids "
+        f"{_micros(cost['generated without request ids'])}, ProxyFix "
+        f"{_micros(cost['generated without ProxyFix'])}; then gunicorn writes the JSON access "
+        f"line ({health['one JSON access line (gunicorn logger)']:.0f} µs). Logging is "
+        "already one line per request, so `logs.py` is unchanged: a hand-written formatter "
+        "saved about 4 µs of those per line, not worth replacing a maintained library. "
+        "Would narrow the gap (files outside this suite): a session interface that opens no "
+        "session (the API uses none). With a rate limiter, sessions and request ids on every "
+        "request, 0.90x of a bare Flask app is out of reach."
+    )
+
+
+def _micros(value: float) -> str:
+    """Format a difference of CPU microseconds, or say it is lost in the noise."""
+    return f"{value:.0f} µs" if value >= 10 else "no measurable CPU (under 10 µs)"
+
+
+def _geomean(values) -> float:
+    """Return the geometric mean."""
+    values = list(values)
+    return math.exp(sum(math.log(value) for value in values) / len(values))
+
+
+def worker_scores(workers: dict, default_name: str) -> dict[str, float]:
+    """Score each worker configuration: geometric mean over endpoints of req/s vs the default."""
+    names = [target.name for target in next(iter(workers.values()))]
+    scores = {}
+    for name in names:
+        ratios = []
+        for targets in workers.values():
+            by_name = {target.name: target for target in targets}
+            ratios.append(_ratio(by_name[name], by_name[default_name]))
+        scores[name] = _geomean(ratios)
+    return scores
+
+
+def winner(scores: dict[str, float], pool: int) -> str:
+    """Return the best-scoring configuration whose threads each fit in the database pool."""
+    fits = {name: score for name, score in scores.items() if _threads(name) <= pool}
+    return max(fits, key=fits.get)
+
+
+def _threads(name: str) -> int:
+    """Return the threads per worker of a configuration, read from its name."""
+    return int(name.split(" x ")[1].split()[0]) if " x " in name else 1
+
+
+def default_worker_name(worker: dict) -> str:
+    """Return the name bench/run.py's worker_configs gives the generated defaults."""
+    if worker["worker_class"] == "sync":
+        return f"sync, {worker['workers']} workers"
+    return f"gthread, {worker['workers']} workers x {worker['threads']} threads"
+
+
+def render(bench, results: dict, plan, elapsed_s: float) -> str:
+    """Return the whole report."""
+    worker = results.get("worker", {})
+    out = [
+        "# Benchmarks",
+        "",
+        "Written by `python bench/run.py` (the suite in `bench/`; `--quick` for a smoke run). "
+        "Not part of the pass/fail tests.",
+        "",
+        f"- Run: {results['started']:%Y-%m-%d %H:%M} UTC, "
+        f"{'full' if plan.run_matrix else 'quick'} plan: {plan.rounds} round(s) of "
+        f"{plan.duration_s} s per load ({plan.pair_rounds} for nginx and the data endpoints; "
+        f"{plan.matrix_rounds} of {plan.matrix_duration_s} s in the worker matrix), "
+        f"{plan.warmup_s} s warm-up per target; whole run {elapsed_s / 60:.1f} min.",
+        f"- Machine: {_cpus()} CPUs, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}; load generator `wrk` on the same CPUs, "
+        "loopback only. Other work shared the machine: absolute req/s swing by up to ~2x between "
+        "runs, so only the ratios count. Each comparison runs its servers side by side and "
+        "loads them in turn (A B A B ...); a ratio is the median of the per-round ratios.",
+        f"- gunicorn worker settings of the generated service (and of the references): "
+        f"`{worker.get('worker_class')}`, {worker.get('workers')} workers x "
+        f"{worker.get('threads')} threads, keep-alive {worker.get('keepalive')} s, "
+        f"max_requests {worker.get('max_requests')} (+ jitter "
+        f"{worker.get('max_requests_jitter')}).",
+        "- The generated service runs with production settings: `APP_ENV=production`, JSON logs, "
+        "request ids, one JSON access line per request, PostgreSQL and Redis configured. "
+        "RATELIMIT_DEFAULT is raised so one load generator is never answered 429; the limiter "
+        "still runs on every limited route.",
+        "",
+        "## Targets",
+        "",
+        "| measure | measured | target | met |",
+        "|---|---:|---:|---|",
+    ]
+    cheap = results.get("cheap")
+    if cheap:
+        by_name = {target.name: target for target in cheap}
+        flask = by_name["minimal Flask"]
+        for name in ("generated, defaults", "generated, all-on"):
+            value = _ratio(by_name[name], flask)
+            out.append(
+                f"| {name}: /healthz req/s vs minimal Flask | {value:.2f}x | "
+                f">= {TARGETS['cheap']:.2f}x | {_met(value >= TARGETS['cheap'])} |"
+            )
+    nginx = results.get("nginx")
+    if nginx:
+        value = _ratio(nginx[1], nginx[0])
+        out.append(
+            f"| all-on: through nginx vs direct to gunicorn | {value:.2f}x | "
+            f">= {TARGETS['nginx']:.2f}x | {_met(value >= TARGETS['nginx'])} |"
+        )
+    elif "nginx" in results:
+        out.append("| through nginx vs direct | not measured: no nginx template | >= 0.92x | n/a |")
+    data = results.get("data")
+    if data:
+        redis_ratio = _ratio(data[1], data[0])
+        db_ratio = _ratio(data[3], data[2])
+        out.append(
+            f"| GET /api/items/&lt;id&gt; from PostgreSQL (no cache) vs /healthz | {db_ratio:.2f}x "
+            f"| >= {TARGETS['db']:.2f}x | {_met(db_ratio >= TARGETS['db'])} |"
+        )
+        out.append(
+            f"| GET /api/items/&lt;id&gt; from Redis (cache hit) vs /healthz | {redis_ratio:.2f}x "
+            f"| >= {TARGETS['redis']:.2f}x | {_met(redis_ratio >= TARGETS['redis'])} |"
+        )
+    cold = results.get("cold")
+    if cold:
+        for name in ("generated, defaults", "generated, all-on"):
+            cpu = results.get("cold_cpu", {}).get(name)
+            out.append(
+                f"| {name}: cold start, process start to first 200 | {cold[name]:.2f} s "
+                f"({_num(cpu)} CPU s) | <= {TARGETS['cold_s']:.1f} s "
+                f"| {_met(cold[name] <= TARGETS['cold_s'])} |"
+            )
+    memory = results.get("memory")
+    if memory and memory.get("generated, all-on"):
+        mem = memory["generated, all-on"]
+        out.append(
+            f"| all-on: RSS per worker | {mem['rss']:.1f} MiB | <= {TARGETS['rss_mib']:.0f} MiB "
+            f"| {_met(mem['rss'] <= TARGETS['rss_mib'])} |"
+        )
+        out.append(
+            f"| all-on: private (unshared) memory per worker, what each extra worker costs "
+            f"| {mem['private']:.1f} MiB | <= {TARGETS['rss_mib']:.0f} MiB "
+            f"| {_met(mem['private'] <= TARGETS['rss_mib'])} |"
+        )
+    bake = results.get("bake")
+    if bake:
+        for name, seconds in bake.items():
+            out.append(
+                f"| seconds per bake, {name} | {seconds:.2f} s | <= {TARGETS['bake_s']:.1f} s | "
+                f"{_met(seconds <= TARGETS['bake_s'])} |"
+            )
+    matrix = results.get("matrix")
+    if matrix:
+        out.append(
+            f"| tier-1 matrix wall time (`-n 2`) | {matrix['seconds']:.0f} s | recorded | "
+            f"{'passed' if matrix['returncode'] == 0 else 'tests failed: ' + matrix['summary']} |"
+        )
+    else:
+        out.append("| tier-1 matrix wall time | not run (`--quick`) | recorded | n/a |")
+    workers = results.get("workers")
+    if workers:
+        default = default_worker_name(worker)
+        scores = worker_scores(workers, default)
+        best = winner(scores, 2 * worker["db_pool_size"])
+        verdict = "yes" if best == default else f"**no**: {best} scored higher"
+        out.append(
+            f"| default worker configuration is the measured winner | {default} "
+            f"(score {scores[default]:.2f}) | best score within the pool | {verdict} |"
+        )
+    out.append(f"| container image and start | {results.get('docker', '-')} | | n/a |")
+    out += _shortfalls(results)
+
+    if cheap:
+        out += [
+            "",
+            "## Cheap endpoint: GET /healthz",
+            "",
+            "References: `bench/reference_apps.py` (a bare WSGI callable: gunicorn's ceiling; a "
+            "minimal Flask app returning the same JSON with no logging), served by gunicorn with "
+            "the same worker settings. The generated service: default answers (PostgreSQL, "
+            "Redis) and all-on (PostgreSQL, Redis, nginx answers; served directly here).",
+            "",
+            *_load_table(cheap, by_name["minimal Flask"], "minimal Flask"),
+        ]
+        if memory:
+            out += [
+                "",
+                "Memory per worker after the load (median over workers). RSS counts pages shared "
+                "with the master and the other workers; private memory is what one more worker "
+                "adds.",
+                "",
+                "| server | RSS MiB | PSS MiB | private MiB |",
+                "|---|---:|---:|---:|",
+            ]
+            for name, mem in memory.items():
+                if mem:
+                    out.append(
+                        f"| {name} | {mem['rss']:.1f} | {mem['pss']:.1f} | {mem['private']:.1f} |"
+                    )
+    diagnostic = cheap and by_name.get(RECYCLING_DIAGNOSTIC)
+    if diagnostic:
+        kept = _ratio(diagnostic, by_name["generated, all-on"])
+        cost = 1050 * (1 / kept - 1)  # request-equivalents lost per restart, at 1000 + jitter/2
+        every = worker.get("max_requests", 0) + worker.get("max_requests_jitter", 0) / 2
+        loss = cost / (every + cost) if every else 0.0
+        out += [
+            "",
+            f"Worker recycling: with `MAX_REQUESTS=1000` (the template's former default) the "
+            f"all-on service kept {kept:.2f}x of its throughput. Under saturation each worker "
+            f"restart cost about {cost:,.0f} requests of capacity (a boot, during which one "
+            f"worker serves alone); at the default of {worker.get('max_requests')} that is about "
+            f"{loss:.1%} of throughput.",
+        ]
+    overhead = results.get("overhead")
+    if overhead:
+        full = overhead["healthz"]["generated"]
+        out += [
+            "",
+            "## Where the time goes: CPU per request, in process",
+            "",
+            "`bench/overhead.py` calls each app's WSGI callable for GET /healthz in one thread "
+            "(no gunicorn, no sockets) and takes the best of several repeats of CPU time, which "
+            "is far steadier than req/s on a shared machine. Each *without* row is the all-on "
+            "app with that concern's per-request hooks removed after it was built, so its "
+            "difference to the full app is what the concern costs on every request. gunicorn's "
+            "own work per request (HTTP parsing, sockets) is roughly the *bare WSGI* CPU per "
+            "request in the table above.",
+            "",
+            "| variant | CPU µs/request | difference to the generated app |",
+            "|---|---:|---:|",
+        ]
+        for name, micros in overhead["healthz"].items():
+            diff = "" if name.startswith("one JSON") else f"{micros - full:+.1f}"
+            out.append(f"| {name} | {micros:.1f} | {diff} |")
+        out += [
+            "",
+            "The same for GET /api/items/&lt;id&gt;, the all-on app with real Redis and "
+            "PostgreSQL (the PostgreSQL rows: REDIS_URL unset and a NullCache, as the *DB "
+            "server* below). Time spent waiting for either server is not CPU time of this "
+            "thread, and their own CPU is not counted here.",
+            "",
+            "| variant | CPU µs/request |",
+            "|---|---:|",
+            *[f"| {name} | {micros:.1f} |" for name, micros in overhead["item"].items()],
+        ]
+    if nginx:
+        out += [
+            "",
+            "## Through the generated nginx",
+            "",
+            "`nginx/templates/default.conf.template` of an all-on bake, rendered with envsubst as "
+            "the nginx image does (upstream 127.0.0.1 instead of `web`), inside a main config like "
+            "the image's (`worker_processes auto`). gunicorn gets `KEEPALIVE=75` as in "
+            "compose.yaml. nginx writes its JSON access line too. nginx shares the 2 CPUs with "
+            "gunicorn and wrk, so its CPU cost shows up as lost req/s.",
+            "",
+            *_load_table(nginx, nginx[0], "direct"),
+            "",
+            f"nginx's own CPU per request: {_num(nginx[1].median('proxy_cpu_ms_per_request'), 3)}"
+            " ms (not in the server CPU column, which is gunicorn's).",
+        ]
+    if data:
+        out += [
+            "",
+            "## Data endpoints: GET /api/items/&lt;id&gt;",
+            "",
+            "Two servers of the all-on bake, loaded in turn. *Redis server*: production settings "
+            "with `REDIS_URL`, so every read after the first is a Redis cache hit "
+            "(`X-Cache: hit`, checked before the load), and the rate limiter counts in Redis too. "
+            "*DB server*: `REDIS_URL` unset and the per-process memory cache replaced by a "
+            "NullCache (`bench/bench_app.py`, `BENCH_CACHE=off`), so every read is a PostgreSQL "
+            "primary-key SELECT through SQLAlchemy (`X-Cache: miss`, checked). "
+            "`CACHE_TTL_SECONDS=0` would not do: for the cache 0 means *never expire*. Each ratio "
+            "compares a server's item read with its own /healthz.",
+            "",
+            *_load_table(data),
+        ]
+    if workers:
+        default = default_worker_name(worker)
+        scores = worker_scores(workers, default)
+        out += [
+            "",
+            f"## Worker class and threads ({_cpus()} CPUs)",
+            "",
+            "The all-on app with `bench/bench_app.py`'s extra route `/bench/io` (sleeps 10 ms, as "
+            "a call to a slow dependency would), served with the generated gunicorn.conf.py; "
+            "`WORKER_CLASS`, `WEB_CONCURRENCY` and `WEB_THREADS` set per server; PostgreSQL reads "
+            "uncached. Ratios are to the generated default "
+            f"({default}).",
+        ]
+        for label, targets in workers.items():
+            by_name = {target.name: target for target in targets}
+            out += ["", f"### {label}", "", *_load_table(targets, by_name[default], "default")]
+        pool = 2 * worker["db_pool_size"]
+        best = winner(scores, pool)
+        out += [
+            "",
+            "Score: geometric mean over the three endpoints of req/s relative to the default. "
+            f"The winner is the best score among configurations whose threads per worker fit "
+            f"in a worker's database pool ({pool} connections: DATABASE_POOL_SIZE "
+            f"{worker['db_pool_size']} plus as many overflow): a thread beyond it waits for "
+            "a connection, and fails after the pool timeout when the database is slow.",
+            "",
+            "| configuration | score | threads fit the pool |",
+            "|---|---:|---|",
+            *[
+                f"| {name}{' (winner)' if name == best else ''} | {score:.2f} | "
+                f"{'yes' if _threads(name) <= pool else 'no'} |"
+                for name, score in scores.items()
+            ],
+        ]
+    if cold:
+        cold_cpu = results.get("cold_cpu", {})
+        out += [
+            "",
+            "## Cold start",
+            "",
+            "From spawning `python -m gunicorn` to the first 200 from /healthz (polled every "
+            "5 ms), each server alone, median of the rounds. The CPU column is what the master "
+            "and its workers had used by then: it does not depend on how busy the machine was, "
+            "while the wall time does.",
+            "",
+            "| server | seconds | CPU seconds |",
+            "|---|---:|---:|",
+            *[
+                f"| {name} | {seconds:.2f} | {_num(cold_cpu.get(name))} |"
+                for name, seconds in cold.items()
+            ],
+        ]
+    if bake or matrix:
+        out += ["", "## Template", ""]
+        if bake:
+            out.append(
+                "Seconds per bake: the `cookiecutter --no-input` command, run as a user would "
+                "(interpreter start included), median of the rounds: "
+                + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in bake.items())
+                + "."
+            )
+        if matrix:
+            out += [
+                "",
+                f"Tier-1 matrix, run once: {matrix['seconds']:.0f} s wall time; "
+                f"pytest said: `{matrix['summary']}`.",
+            ]
+    out += ["", "## Containers", "", str(results.get("docker", "-"))]
+    out += [
+        "",
+        "## Commands",
+        "",
+        "Placeholders: `$REPO` this repository; `$BENCH_DIR` a fresh temporary folder; `$OUT` a "
+        "fresh output folder per bake; `$DEFAULTS` and `$ALL_ON` the baked projects "
+        "(`$OUT/my-service`); `$PORT`, `$PG_PORT`, `$REDIS_PORT` free loopback ports; `$URL` "
+        "the target URL. Every generated server starts from the environment exported in "
+        "*Setup*; its line shows only what differs.",
+        "",
+    ]
+    titles = {
+        "template": "Template",
+        "setup": "Setup",
+        "overhead": "CPU per request, in process",
+        "cheap": "Cheap endpoint",
+        "nginx": "nginx",
+        "data": "Data endpoints",
+        "workers": "Worker matrix",
+        "cold": "Cold start",
+    }
+    for section, commands in bench.commands.items():
+        out += [f"{titles.get(section, section)}:", "", "```bash", *commands, "```", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _cpus() -> int:
+    """Return the CPUs available to this process."""
+    return len(os.sched_getaffinity(0))

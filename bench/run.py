@@ -1,0 +1,723 @@
+"""Benchmark the generated service against reference apps, interleaved; write docs/benchmarks.md.
+
+    python bench/run.py            full run (about 12 minutes on 2 cores)
+    python bench/run.py --quick    smoke run (about 3 minutes): 1 round, short loads, no tier-1
+
+Every comparison runs its servers side by side and loads them in turn (A B A B ...), so slow
+drift from other work on the machine hits each side alike; ratios are medians of per-round ratios.
+Not part of the pass/fail tests: numbers on a shared 2-core machine are noisy by nature.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import wrk  # noqa: E402
+from report import RECYCLING_DIAGNOSTIC, render  # noqa: E402
+from services import Gunicorn, Nginx, Postgres, Redis, free_port  # noqa: E402
+
+REPO = BENCH.parent
+PACKAGE = "my_service"
+ALL_ON = {"use_postgres": "yes", "use_redis": "yes", "use_nginx": "yes"}
+# The tier-1 generation matrix, as the README runs it (pytest's own output kept short).
+MATRIX_COMMAND = (
+    "-m pytest -n 2 --dist loadgroup tests/test_generation.py tests/test_hooks.py "
+    "-q -p no:cacheprovider"
+).split()
+# A limit no benchmark reaches: the limiter still runs (and its storage is paid for), it just
+# never answers 429 to a load generator that is one client.
+BENCH_RATELIMIT = "1000000 per minute"
+PARTS = ("cheap", "nginx", "data", "workers", "cold", "overhead", "matrix")
+
+
+def log(message: str) -> None:
+    """Print progress to stderr with the time."""
+    print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Plan:
+    """How long and how often to load each target."""
+
+    rounds: int
+    duration_s: int
+    pair_rounds: int  # the nginx and data comparisons: few targets, so more rounds
+    matrix_rounds: int
+    matrix_duration_s: int
+    warmup_s: int
+    run_matrix: bool
+
+
+FULL = Plan(
+    rounds=3,
+    duration_s=8,
+    pair_rounds=5,
+    matrix_rounds=6,  # 15 targets: short loads, many rounds, so a burst of outside work
+    matrix_duration_s=3,  # that hits one target in two rounds cannot move its median
+    warmup_s=2,
+    run_matrix=True,
+)
+QUICK = Plan(
+    rounds=1,
+    duration_s=2,
+    pair_rounds=1,
+    matrix_rounds=1,
+    matrix_duration_s=2,
+    warmup_s=1,
+    run_matrix=False,
+)
+
+
+@dataclass
+class Target:
+    """One URL to load, with its samples, one per round."""
+
+    name: str
+    url: str
+    server: Gunicorn | None = None  # when set, its CPU time per request is measured too
+    proxy: Nginx | None = None  # when set, the proxy's CPU time per request too
+    connections: int = 32
+    samples: list = field(default_factory=list)
+
+    def median(self, attr: str) -> float | None:
+        """Return the median of one sample attribute over the rounds (None when unmeasured)."""
+        values = [getattr(sample, attr) for sample in self.samples]
+        values = [value for value in values if value is not None]
+        return statistics.median(values) if values else None
+
+    def errors(self) -> int:
+        """Return the failed responses over all rounds."""
+        return sum(sample.errors for sample in self.samples)
+
+
+class Bench:
+    """The working directory, the servers started so far, and every command run."""
+
+    def __init__(self, plan: Plan, root: Path):
+        """Prepare an empty working directory."""
+        self.plan, self.root = plan, root
+        self.home = root / "home"
+        self.home.mkdir()
+        self.commands: dict[str, list[str]] = {}
+        self.placeholders: dict[str, str] = {}  # path -> $NAME in the commands of the report
+        self.prod: dict[str, str] = {}  # the production environment every server starts from
+        self.cleanups: list[Callable[[], None]] = []
+
+    def note(self, section: str, text: str) -> None:
+        """Remember a command for the report, with machine paths replaced by placeholders."""
+        for path, placeholder in self.placeholders.items():
+            text = text.replace(str(path), placeholder)
+        text = text.replace(str(self.root), "$BENCH_DIR").replace(sys.executable, "python")
+        text = text.replace(str(REPO), "$REPO")
+        if text not in self.commands.setdefault(section, []):
+            self.commands[section].append(text)
+
+    def base_env(self) -> dict:
+        """Return a clean environment: nothing inherited that could change a server's settings."""
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(self.home),
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+
+    def bake(self, name: str, answers: dict) -> tuple[Path, float]:
+        """Bake the template with ``answers`` into a fresh folder; return project, seconds."""
+        out = self.root / "bakes" / f"{name}-{secrets.token_hex(3)}"
+        args = [f"{key}={value}" for key, value in answers.items()]
+        command = [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(out), str(REPO)]
+        started = time.perf_counter()
+        subprocess.run(
+            [*command, *args], env=self.base_env(), check=True, capture_output=True, timeout=120
+        )
+        seconds = time.perf_counter() - started
+        self.note("template", " ".join([*command, *args]).replace(str(out), "$OUT"))
+        return out / "my-service", seconds
+
+    def server(
+        self,
+        name: str,
+        project: Path,
+        env: dict,
+        app: str,
+        section: str,
+        config: str = "gunicorn.conf.py",
+    ) -> Gunicorn:
+        """Describe a gunicorn serving the generated app with the project's own gunicorn.conf.py."""
+        port = free_port()
+        full_env = {**self.base_env(), "PYTHONPATH": str(BENCH), **env, "PORT": str(port)}
+        server = Gunicorn(name, ["-c", config, app], project, full_env, port, self.log_path(name))
+        unset = " ".join(f"-u {key}" for key in self.prod if key not in env)
+        changed = {key: value for key, value in env.items() if self.prod.get(key) != value}
+        settings = " ".join(f"{key}={_quote(value)}" for key, value in changed.items())
+        words = " ".join(word for word in (unset, settings) if word)
+        self.note(
+            section,
+            f"(cd {project} && env {words + ' ' if words else ''}PYTHONPATH={BENCH} PORT=$PORT "
+            f"python -m gunicorn -c {config} '{app}')   # {name}",
+        )
+        return server
+
+    def reference(self, name: str, app: str, worker: dict, section: str) -> Gunicorn:
+        """Describe a gunicorn serving a reference app with the generated worker settings."""
+        port = free_port()
+        options = {
+            "--workers": worker["workers"],
+            "--worker-class": worker["worker_class"],
+            "--threads": worker["threads"],
+            "--keep-alive": worker["keepalive"],
+            "--max-requests": worker["max_requests"],
+            "--max-requests-jitter": worker["max_requests_jitter"],
+            "--worker-tmp-dir": "/dev/shm",
+            "--log-level": "warning",  # no access log, no per-request line at all
+            "--bind": f"127.0.0.1:{port}",
+        }
+        args = [word for option, value in options.items() for word in (option, str(value))]
+        args += ["--no-control-socket", app]
+        server = Gunicorn(name, args, BENCH, self.base_env(), port, self.log_path(name))
+        shown = " ".join(args).replace(str(port), "$PORT")
+        self.note(section, f"(cd {BENCH} && python -m gunicorn {shown})   # {name}")
+        return server
+
+    def log_path(self, name: str) -> Path:
+        """Return the log file of a server."""
+        return self.root / "logs" / (re.sub(r"[^a-z0-9]+", "-", name.lower()) + ".log")
+
+    def start(self, *servers) -> None:
+        """Start servers (each waits for its first 200) and register their shutdown."""
+        for server in servers:
+            log(f"start {server.name}")
+            server.start()
+            self.cleanups.append(server.stop)
+            server.settle()
+
+    def stop(self, *servers) -> None:
+        """Stop servers started by ``start``, all at once."""
+        for server in servers:
+            server.signal_quit()
+        for server in servers:
+            server.stop()
+            if server.stop in self.cleanups:
+                self.cleanups.remove(server.stop)
+
+    def load(
+        self, targets: list[Target], duration_s: int, section: str, rounds: int | None = None
+    ) -> None:
+        """Warm every target up, then load them in turn, round after round."""
+        for target in targets:
+            wrk.run(target.url, self.plan.warmup_s, target.connections)
+            shown = " ".join(wrk.command("$URL", duration_s, target.connections))
+            self.note(section, shown)
+        for round_number in range(1, (rounds or self.plan.rounds) + 1):
+            for target in targets:
+                server_before = target.server.cpu_s() if target.server else 0.0
+                proxy_before = target.proxy.cpu_s() if target.proxy else 0.0
+                sample = wrk.run(target.url, duration_s, target.connections)
+                if sample.requests and target.server:
+                    cpu = target.server.cpu_s() - server_before
+                    sample.cpu_ms_per_request = cpu * 1000 / sample.requests
+                if sample.requests and target.proxy:
+                    cpu = target.proxy.cpu_s() - proxy_before
+                    sample.proxy_cpu_ms_per_request = cpu * 1000 / sample.requests
+                target.samples.append(sample)
+                log(
+                    f"round {round_number} {target.name}: {sample.rps:.0f} req/s "
+                    f"p50 {sample.p50_ms:.2f} ms p99 {sample.p99_ms:.2f} ms errors {sample.errors}"
+                )
+
+    def close(self) -> None:
+        """Stop everything still running, newest first."""
+        for cleanup in reversed(self.cleanups):
+            try:
+                cleanup()
+            except Exception as exc:
+                log(f"cleanup failed: {exc}")
+        self.cleanups.clear()
+
+
+def _quote(value: str) -> str:
+    """Quote a shell word when it needs it."""
+    return f"'{value}'" if re.search(r"[^\w@%+=:,./-]", value) else value
+
+
+def worker_settings(project: Path, env: dict) -> dict:
+    """Return the worker settings the generated gunicorn.conf.py resolves to in ``env``."""
+    code = (
+        f"from {PACKAGE}.server import load_server_settings as load; s = load(); import json; "
+        "print(json.dumps({'workers': s.workers(), 'worker_class': s.worker_class, "
+        "'threads': s.web_threads, 'keepalive': s.keepalive, 'max_requests': s.max_requests, "
+        "'max_requests_jitter': s.max_requests_jitter, "
+        f"'db_pool_size': __import__('{PACKAGE}.settings').settings.load_settings()"
+        ".database_pool_size}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return json.loads(result.stdout)
+
+
+def create_item(base: str) -> str:
+    """Create one item through the API; return its path (the Location header)."""
+    body = json.dumps({"name": "bench", "description": "x" * 200}).encode()
+    request = urllib.request.Request(
+        base + "/api/items", data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        location = response.headers["Location"]
+    return location if location.startswith("/") else "/" + location.split("/", 3)[3]
+
+
+def x_cache(url: str) -> str | None:
+    """Return the X-Cache header of one GET."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        response.read()
+        return response.headers.get("X-Cache")
+
+
+# ----------------------------------------------------------------------------- the measurements
+
+
+def measure_bakes(bench: Bench, results: dict) -> dict[str, Path]:
+    """Time bakes of the defaults and of all-on, interleaved; keep one of each for the servers."""
+    log("template: timing bakes")
+    times: dict[str, list[float]] = {"defaults": [], "all-on": []}
+    projects = {}
+    for _ in range(max(3, bench.plan.rounds)):
+        for name, answers in (("defaults", {}), ("all-on", ALL_ON)):
+            projects[name], seconds = bench.bake(name, answers)
+            times[name].append(seconds)
+    results["bake"] = {name: statistics.median(values) for name, values in times.items()}
+    return projects
+
+
+def measure_cheap(bench: Bench, results: dict, projects: dict, prod: dict, worker: dict) -> None:
+    """Load /healthz of the references and of the generated service, side by side."""
+    section = "cheap"
+    freeze_name, freeze_path, results["freezes"] = freeze_toggle_config(bench, projects["all-on"])
+    results["freeze_diagnostic"] = freeze_name
+    servers = [
+        bench.reference("bare WSGI", "reference_apps:bare", worker, section),
+        bench.reference("minimal Flask", "reference_apps:create_flask_app()", worker, section),
+        bench.server(
+            "generated, defaults", projects["defaults"], prod, f"{PACKAGE}:create_app()", section
+        ),
+        bench.server(
+            "generated, all-on", projects["all-on"], prod, f"{PACKAGE}:create_app()", section
+        ),
+        bench.server(
+            freeze_name,
+            projects["all-on"],
+            prod,
+            f"{PACKAGE}:create_app()",
+            section,
+            config=freeze_path,
+        ),
+        bench.server(
+            RECYCLING_DIAGNOSTIC,
+            projects["all-on"],
+            {**prod, "MAX_REQUESTS": "1000", "MAX_REQUESTS_JITTER": "100"},
+            f"{PACKAGE}:create_app()",
+            section,
+        ),
+    ]
+    bench.start(*servers)
+    targets = [Target(server.name, server.base + "/healthz", server) for server in servers]
+    bench.load(targets, bench.plan.duration_s, section)
+    results["cheap"] = targets
+    results["memory"] = {server.name: server.worker_memory() for server in servers}
+    bench.stop(*servers)
+
+
+def freeze_toggle_config(bench: Bench, project: Path) -> tuple[str, str, bool]:
+    """Write a gunicorn config: the project's own with its gc.freeze() in the master toggled.
+
+    Return the diagnostic server's name, the config's path, and whether the project freezes.
+    """
+    own = project / "gunicorn.conf.py"
+    freezes = "gc.freeze()" in own.read_text()
+    if freezes:
+        name = "all-on, without gc.freeze() (diagnostic)"
+        tail = "globals().pop('when_ready', None)  # the hook that freezes\n"
+    else:
+        name = "all-on, gc.freeze() in the master (diagnostic)"
+        tail = "import gc\n\ngc.freeze()\n"
+    path = bench.root / "freeze-toggled.conf.py"
+    path.write_text(f"exec(open({str(own)!r}).read())\n{tail}")
+    shown = tail.splitlines()[-1]
+    bench.note("cheap", f"# $BENCH_DIR/freeze-toggled.conf.py: exec(gunicorn.conf.py); {shown}")
+    return name, str(path), freezes
+
+
+def nginx_server_block(project: Path, upstream_port: int, port: int) -> str | None:
+    """Render the generated nginx template like the nginx image does (envsubst of NGINX_*)."""
+    template = project / "nginx" / "templates" / "default.conf.template"
+    if not template.is_file():
+        return None
+    values = {
+        "NGINX_PORT": f"127.0.0.1:{port}",
+        "NGINX_UPSTREAM_HOST": "127.0.0.1",
+        "NGINX_UPSTREAM_PORT": str(upstream_port),
+        "NGINX_CLIENT_MAX_BODY_SIZE": "1m",
+        "NGINX_PROXY_CONNECT_TIMEOUT": "5s",
+        "NGINX_PROXY_TIMEOUT": "35s",
+    }
+    text = template.read_text()
+    names = sorted(set(re.findall(r"\$\{(NGINX_[A-Z0-9_]+)\}", text)))
+    missing = [name for name in names if name not in values]
+    if missing:
+        raise RuntimeError(f"the nginx template uses variables this benchmark lacks: {missing}")
+    shell_format = " ".join(f"${{{name}}}" for name in names)
+    result = subprocess.run(
+        ["envsubst", shell_format],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **values},
+        timeout=30,
+    )
+    return result.stdout
+
+
+def measure_nginx(bench: Bench, results: dict, projects: dict, prod: dict) -> None:
+    """Load /healthz straight from gunicorn and through the generated nginx, in turn."""
+    section = "nginx"
+    # compose.yaml gives gunicorn a keep-alive longer than nginx's upstream keepalive_timeout.
+    env = {**prod, "KEEPALIVE": "75"}
+    server = bench.server(
+        "all-on, direct", projects["all-on"], env, f"{PACKAGE}:create_app()", section
+    )
+    port = free_port()
+    block = nginx_server_block(projects["all-on"], server.port, port)
+    if block is None:
+        results["nginx"] = None
+        return
+    bench.start(server)
+    nginx = Nginx(bench.root, block)
+    log("start nginx")
+    nginx.start(f"http://127.0.0.1:{port}/healthz")
+    bench.cleanups.append(nginx.stop)
+    bench.note(
+        section,
+        "envsubst '${NGINX_PORT} ${NGINX_UPSTREAM_HOST} ...' "
+        "< nginx/templates/default.conf.template > $BENCH_DIR/nginx/default.conf"
+        "   # NGINX_UPSTREAM_HOST=127.0.0.1, ports free loopback",
+    )
+    bench.note(section, "nginx -p $BENCH_DIR/nginx -c $BENCH_DIR/nginx/nginx.conf -e stderr")
+    targets = [
+        Target("direct to gunicorn", server.base + "/healthz", server),
+        Target("through nginx", f"http://127.0.0.1:{port}/healthz", server, nginx),
+    ]
+    bench.load(targets, bench.plan.duration_s, section, bench.plan.pair_rounds)
+    results["nginx"] = targets
+    nginx.stop()
+    bench.cleanups.remove(nginx.stop)
+    bench.stop(server)
+
+
+def measure_data(bench: Bench, results: dict, projects: dict, prod: dict) -> None:
+    """Load item reads from PostgreSQL (no cache) and Redis (cache hits), each vs /healthz."""
+    section = "data"
+    project = projects["all-on"]
+    db_env = {key: value for key, value in prod.items() if key != "REDIS_URL"}
+    db_env["BENCH_CACHE"] = "off"
+    redis_server = bench.server("Redis cache", project, prod, f"{PACKAGE}:create_app()", section)
+    db_server = bench.server(
+        "PostgreSQL, no cache", project, db_env, "bench_app:create_bench_app()", section
+    )
+    bench.start(redis_server, db_server)
+    item = create_item(redis_server.base)
+    x_cache(redis_server.base + item)  # the first read fills the cache
+    if x_cache(redis_server.base + item) != "hit":
+        raise RuntimeError("the Redis-backed server does not answer X-Cache: hit")
+    if x_cache(db_server.base + item) != "miss" or x_cache(db_server.base + item) != "miss":
+        raise RuntimeError("the cache-off server answered from a cache")
+    targets = [
+        Target("Redis server: /healthz", redis_server.base + "/healthz", redis_server),
+        Target(f"Redis server: GET {item} (cache hit)", redis_server.base + item, redis_server),
+        Target("DB server: /healthz", db_server.base + "/healthz", db_server),
+        Target(f"DB server: GET {item} (PostgreSQL)", db_server.base + item, db_server),
+    ]
+    bench.load(targets, bench.plan.duration_s, section, bench.plan.pair_rounds)
+    results["data"] = targets
+    results["item"] = item
+    bench.stop(redis_server, db_server)
+
+
+def worker_configs(cores: int) -> list[tuple[str, dict]]:
+    """Return the worker configurations to compare: sync and gthread, sized from the cores."""
+    many = 2 * cores + 1
+    configs = [(f"sync, {cores} workers", "sync", cores, 1)]
+    configs += [
+        (f"gthread, {cores} workers x {threads} threads", "gthread", cores, threads)
+        for threads in (4, 8, 16)
+    ]
+    configs.append((f"sync, {many} workers (2*cores+1)", "sync", many, 1))
+    # WEB_THREADS=1 for sync: gunicorn silently runs sync workers with threads > 1 as gthread.
+    return [
+        (name, {"WORKER_CLASS": kind, "WEB_CONCURRENCY": str(workers), "WEB_THREADS": str(threads)})
+        for name, kind, workers, threads in configs
+    ]
+
+
+def measure_workers(bench: Bench, results: dict, projects: dict, prod: dict) -> None:
+    """Load three kinds of endpoint on each worker configuration, interleaved per endpoint."""
+    section = "workers"
+    env = {key: value for key, value in prod.items() if key != "REDIS_URL"}
+    env["BENCH_CACHE"] = "off"
+    servers = [
+        bench.server(
+            name, projects["all-on"], {**env, **config}, "bench_app:create_bench_app()", section
+        )
+        for name, config in worker_configs(len(os.sched_getaffinity(0)))
+    ]
+    bench.start(*servers)
+    item = create_item(servers[0].base)
+    results["workers"] = {}
+    for label, path in (
+        ("cheap (/healthz)", "/healthz"),
+        ("PostgreSQL read", item),
+        ("10 ms I/O wait", "/bench/io"),
+    ):
+        targets = [Target(server.name, server.base + path, server) for server in servers]
+        log(f"workers: {label}")
+        bench.load(targets, bench.plan.matrix_duration_s, section, bench.plan.matrix_rounds)
+        results["workers"][label] = targets
+    bench.stop(*servers)
+
+
+def measure_cold_start(bench: Bench, results: dict, projects: dict, prod: dict, worker) -> None:
+    """Time process start to the first 200 of /healthz, servers one at a time, interleaved."""
+    section = "cold"
+    servers = {
+        "minimal Flask": lambda: bench.reference(
+            "minimal Flask", "reference_apps:create_flask_app()", worker, section
+        ),
+        "generated, defaults": lambda: bench.server(
+            "generated, defaults", projects["defaults"], prod, f"{PACKAGE}:create_app()", section
+        ),
+        "generated, all-on": lambda: bench.server(
+            "generated, all-on", projects["all-on"], prod, f"{PACKAGE}:create_app()", section
+        ),
+    }
+    wall: dict[str, list[float]] = {name: [] for name in servers}
+    cpu: dict[str, list[float]] = {name: [] for name in servers}
+    for _ in range(max(3, bench.plan.rounds)):
+        for name, make in servers.items():
+            server = make()
+            wall[name].append(server.start())
+            cpu[name].append(server.cpu_s())  # master and workers, until the first 200
+            server.settle()  # stopping a master while it still spawns can strand a worker
+            server.stop()
+            log(f"cold start {name}: {wall[name][-1]:.3f} s, {cpu[name][-1]:.2f} CPU s")
+    results["cold"] = {name: statistics.median(values) for name, values in wall.items()}
+    results["cold_cpu"] = {name: statistics.median(values) for name, values in cpu.items()}
+
+
+def measure_overhead(bench: Bench, results: dict, projects: dict, prod: dict) -> None:
+    """Price each concern of the generated app per request, in process (bench/overhead.py)."""
+    log("overhead: CPU per request of each concern, in process")
+    env = {**bench.base_env(), **prod, "PYTHONPATH": str(projects["all-on"])}
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "overhead.py")],
+        cwd=projects["all-on"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    results["overhead"] = json.loads(result.stdout.strip().splitlines()[-1])
+    bench.note("overhead", f"(cd $ALL_ON && env PYTHONPATH=. python {BENCH}/overhead.py)")
+
+
+def measure_matrix(bench: Bench, results: dict) -> None:
+    """Run the tier-1 generation matrix once and time it."""
+    log("tier-1 matrix: " + " ".join(MATRIX_COMMAND))
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, *MATRIX_COMMAND],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "HOME": str(bench.home)},
+    )
+    seconds = time.perf_counter() - started
+    summary = (result.stdout.strip().splitlines() or ["(no output)"])[-1]
+    results["matrix"] = {"seconds": seconds, "returncode": result.returncode, "summary": summary}
+    bench.note("template", "python " + " ".join(MATRIX_COMMAND[:-3]))
+    log(f"tier-1 matrix: {seconds:.1f} s, {summary}")
+
+
+def measure_docker(results: dict) -> None:
+    """Record whether a Docker engine is reachable; this suite never starts one."""
+    if not os.environ.get("DOCKER_HOST") or shutil.which("docker") is None:
+        results["docker"] = "not measured here: no engine (DOCKER_HOST unset)"
+        return
+    probe = subprocess.run(
+        ["docker", "version", "--format", "{{.Server.Version}}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    if probe.returncode != 0:
+        results["docker"] = "not measured here: no engine answers at DOCKER_HOST"
+        return
+    results["docker"] = (
+        f"engine {probe.stdout.strip()} reachable; image size and container start are measured "
+        "by the tier-3 tests (tests/tier3), not by this suite"
+    )
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def fmt_rps(target: Target) -> str:
+    """Format the median req/s."""
+    return f"{target.median('rps'):,.0f}"
+
+
+def write_report(bench: Bench, results: dict, out: Path, plan: Plan, started: float) -> None:
+    """Write the markdown report: targets first, then each table, then the commands."""
+    text = render(bench, results, plan, time.perf_counter() - started)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    log(f"wrote {out}")
+
+
+def note_setup(bench: Bench) -> None:
+    """Record how PostgreSQL, Redis and the production environment were set up."""
+    pg = "runuser -u pgtest -- /usr/lib/postgresql/15/bin/"
+    for command in (
+        f"{pg}initdb -D $BENCH_DIR/pg/data -U app --auth=trust --no-sync",
+        f"{pg}pg_ctl -D $BENCH_DIR/pg/data -l $BENCH_DIR/pg/pg.log -w -o "
+        "'-p $PG_PORT -k $BENCH_DIR/pg -c listen_addresses=127.0.0.1 -c fsync=off' start",
+        "redis-server --port $REDIS_PORT --bind 127.0.0.1 --dir $BENCH_DIR/redis --save '' "
+        "--appendonly no &",
+        "export APP_ENV=production SECRET_KEY=$(python -c 'import secrets; "
+        "print(secrets.token_urlsafe(48))') HOST=127.0.0.1 "
+        "DATABASE_URL=postgresql+psycopg://app@127.0.0.1:$PG_PORT/postgres "
+        f"REDIS_URL=redis://127.0.0.1:$REDIS_PORT/0 RATELIMIT_DEFAULT='{BENCH_RATELIMIT}'",
+        f"(cd $ALL_ON && python -m flask --app '{PACKAGE}:create_app()' db upgrade)",
+    ):
+        bench.note("setup", command)
+
+
+def ensure_pg_user() -> None:
+    """Create the unprivileged user PostgreSQL runs as, when we are root and it is missing."""
+    if os.geteuid() != 0:
+        return
+    if subprocess.run(["id", "pgtest"], capture_output=True, check=False).returncode != 0:
+        subprocess.run(["useradd", "-m", "pgtest"], check=True, timeout=30)
+
+
+def main() -> int:
+    """Run every measurement, then write the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short smoke run: 1 round, no tier-1")
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        help="run only these parts: " + " ".join(PARTS),
+    )
+    parser.add_argument("--rounds", type=int, help="rounds per comparison (full: 3, quick: 1)")
+    args = parser.parse_args()
+    plan = QUICK if args.quick else FULL
+    if args.rounds:
+        plan = dataclasses.replace(
+            plan, rounds=args.rounds, pair_rounds=args.rounds, matrix_rounds=args.rounds
+        )
+    parts = set(args.only or PARTS)
+    for tool in ("wrk", "nginx", "redis-server", "envsubst"):
+        if shutil.which(tool) is None:
+            parser.error(f"{tool} is not installed (apt-get install wrk nginx redis-server)")
+    ensure_pg_user()
+
+    started = time.perf_counter()
+    root = Path(tempfile.mkdtemp(prefix="bench-"))
+    root.chmod(0o755)  # PostgreSQL runs as another user and needs to reach its folder
+    bench = Bench(plan, root)
+    (root / "logs").mkdir()
+    results: dict = {"started": datetime.now(UTC), "plan": plan}
+    try:
+        projects = measure_bakes(bench, results)
+        postgres, redis = Postgres(root), Redis(root)
+        log("start PostgreSQL and Redis")
+        postgres.start()
+        bench.cleanups.append(postgres.stop)
+        redis.start()
+        bench.cleanups.append(redis.stop)
+        bench.placeholders = {
+            str(projects["defaults"]): "$DEFAULTS",
+            str(projects["all-on"]): "$ALL_ON",
+        }
+        prod = bench.prod = {
+            "APP_ENV": "production",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "HOST": "127.0.0.1",
+            "DATABASE_URL": postgres.url,
+            "REDIS_URL": redis.url,
+            "RATELIMIT_DEFAULT": BENCH_RATELIMIT,
+        }
+        env = {**bench.base_env(), **prod}
+        subprocess.run(
+            [sys.executable, "-m", "flask", "--app", f"{PACKAGE}:create_app()", "db", "upgrade"],
+            cwd=projects["all-on"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        note_setup(bench)
+        worker = worker_settings(projects["all-on"], env)
+        results["worker"] = worker
+        for part, run in (
+            ("cheap", lambda: measure_cheap(bench, results, projects, prod, worker)),
+            ("nginx", lambda: measure_nginx(bench, results, projects, prod)),
+            ("data", lambda: measure_data(bench, results, projects, prod)),
+            ("workers", lambda: measure_workers(bench, results, projects, prod)),
+            ("cold", lambda: measure_cold_start(bench, results, projects, prod, worker)),
+            ("overhead", lambda: measure_overhead(bench, results, projects, prod)),
+        ):
+            if part in parts:
+                run()
+        bench.close()
+        if plan.run_matrix and "matrix" in parts:
+            measure_matrix(bench, results)
+        measure_docker(results)
+        write_report(bench, results, args.out, plan, started)
+    finally:
+        bench.close()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
