@@ -8,7 +8,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.extensions import cache, db
+from {{ cookiecutter.package_name }}.extensions import cache, db, limiter
 
 
 @pytest.fixture(autouse=True)
@@ -47,6 +47,20 @@ def app(settings_overrides):
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
+
+
+@pytest.fixture
+def limited_client(settings_overrides):
+    """Return a function giving a client of an app that enforces rate limits, counters reset."""
+
+    def make(**overrides):
+        app = create_app({**settings_overrides, "app_env": "development", **overrides})
+        with app.app_context():
+            db.create_all()
+            limiter.reset()
+        return app.test_client()
+
+    return make
 
 
 @pytest.fixture

@@ -2,9 +2,6 @@
 
 import pytest
 
-from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.extensions import db, limiter
-
 
 def test_create_read_list(client):
     """It creates an item, serves it back, and lists it."""
@@ -77,14 +74,9 @@ def test_invalid_paging_is_422(client, query):
     assert client.get(f"/api/items?{query}").status_code == 422
 
 
-def test_writes_are_rate_limited(settings_overrides):
+def test_writes_are_rate_limited(limited_client):
     """It answers 429 JSON once a client exceeds RATELIMIT_WRITE."""
-    overrides = {"app_env": "development", "ratelimit_write": "2 per minute"}
-    app = create_app({**settings_overrides, **overrides})
-    with app.app_context():
-        db.create_all()
-        limiter.reset()
-    client = app.test_client()
+    client = limited_client(ratelimit_write="2 per minute")
     statuses = [client.post("/api/items", json={"name": str(n)}).status_code for n in range(3)]
     assert statuses == [201, 201, 429]
     assert client.post("/api/items", json={"name": "x"}).json["error"]["status"] == 429

@@ -2,8 +2,7 @@
 
 import threading
 
-from {{ cookiecutter.package_name }} import create_app, database
-from {{ cookiecutter.package_name }}.extensions import db, limiter
+from {{ cookiecutter.package_name }} import database
 from {{ cookiecutter.package_name }}.health import run_checks
 
 
@@ -45,13 +44,8 @@ def test_a_slow_check_times_out(app):
     assert results["fast"]["status"] == "ok"
 
 
-def test_probes_are_never_rate_limited(settings_overrides):
+def test_probes_are_never_rate_limited(limited_client):
     """It answers every probe even after the client has used up its limit."""
-    overrides = {"app_env": "development", "ratelimit_default": "2 per minute"}
-    app = create_app({**settings_overrides, **overrides})
-    with app.app_context():
-        db.create_all()
-        limiter.reset()
-    client = app.test_client()
+    client = limited_client(ratelimit_default="2 per minute")
     assert [client.get("/api/items").status_code for _ in range(3)][-1] == 429
     assert all(client.get(path).status_code == 200 for path in ["/healthz", "/readyz"] * 3)
