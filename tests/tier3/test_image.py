@@ -219,7 +219,10 @@ def _dependency_steps(dockerfile: Path) -> list[str]:
     """Return the Dockerfile instructions that install or copy the dependencies."""
     lines = [line.strip() for line in dockerfile.read_text().splitlines()]
     steps = [
-        line for line in lines if "pip install" in line or line.upper().startswith("COPY --FROM")
+        line
+        for line in lines
+        if (line.startswith("RUN ") and "pip" in line and " install " in line)
+        or line.upper().startswith("COPY --FROM")
     ]
     assert steps, f"no dependency step in {dockerfile}"
     return steps
