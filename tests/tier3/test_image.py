@@ -84,7 +84,7 @@ def test_image_runs_as_numeric_non_root_user(combo, app_image, engine):
     assert uid.isdigit(), f"USER {user!r} is not numeric"
     assert gid == "" or gid.isdigit(), f"USER {user!r} has a non-numeric group"
     assert int(uid) != 0
-    ran = engine.docker("run", "--rm", "--network", "none", "--entrypoint", "id", build.tag, "-u")
+    ran = run_offline(engine, build.tag, "id", "-u")
     assert ran.stdout.strip() == uid
 
 
@@ -93,18 +93,7 @@ def test_image_holds_no_secrets_tests_tools_or_caches(combo, app_image, engine):
     """It leaves .env, .git, tests, compilers and pip's cache out of the image."""
     build = app_image(combo)
     script = INSPECT_SCRIPT % (COMPILERS,)
-    ran = engine.docker(
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--entrypoint",
-        "python",
-        build.tag,
-        "-c",
-        script,
-        *CONTEXT_LEFTOVERS,
-    )
+    ran = run_offline(engine, build.tag, "python", "-c", script, *CONTEXT_LEFTOVERS)
     seen = json.loads(ran.stdout)
     package = package_dir(build.context).name
     assert package in seen["entries"], f"the app is not in {seen['workdir']}: {seen}"
@@ -201,18 +190,14 @@ def test_code_change_rebuild_reuses_dependency_layers(
     report(line)
     for step in _dependency_steps(dockerfile):
         assert _step_cached(warm_output, step, classic), f"{step!r} was rebuilt:\n{warm_output}"
-    ran = engine.docker(
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--entrypoint",
-        "cat",
-        f"fst3-cache:{builder}-warm",
-        f"{package.name}/{module.name}",
-    )
+    ran = run_offline(engine, f"fst3-cache:{builder}-warm", "cat", f"{package.name}/{module.name}")
     assert "changed by the layer-cache test" in ran.stdout, "the rebuilt image lacks the change"
     assert warm <= CACHED_REBUILD_SHARE * cold, line
+
+
+def run_offline(engine, image: str, program: str, *args: str):
+    """Run ``program args`` in a throw-away container of ``image`` with no network."""
+    return engine.docker("run", "--rm", "--network", "none", "--entrypoint", program, image, *args)
 
 
 def _dependency_steps(dockerfile: Path) -> list[str]:
