@@ -7,11 +7,13 @@ PostgreSQL and Redis when selected, behind the generated nginx template when sel
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import time
 import uuid
@@ -511,16 +513,54 @@ def test_production_refuses_the_placeholder_secret_and_starts_with_a_real_one(de
 
 
 @each()
-def test_generated_suite_passes_against_the_real_servers_with_no_skips(deployment, clean_env):
-    """It runs the generated project's own tests against PostgreSQL/Redis when selected."""
+def test_generated_suite_passes_against_the_real_servers_with_no_skips(
+    deployment, clean_env, tmp_path
+):
+    """It runs the generated project's own tests on TEST_DATABASE_URL and TEST_REDIS_URL.
+
+    DATABASE_URL and REDIS_URL name a developer's data, with a sentinel row and key in it: the
+    suite must leave both alone, and drop the test database it created.
+    """
     env = {**clean_env, "PYTHONDONTWRITEBYTECODE": "1"}
+    sentinel = f"sentinel-{uuid.uuid4().hex}"
     if deployment.postgres is not None:
-        database = deployment.postgres.create_database(f"{deployment.combo.id}_suite")
-        env["DATABASE_URL"] = deployment.postgres.url(database)
+        postgres = deployment.postgres
+        developers = postgres.create_database(f"{deployment.combo.id}_dev")
+        with postgres.connect(developers) as connection:
+            connection.execute("CREATE TABLE items (id serial PRIMARY KEY, name text)")
+            connection.execute("INSERT INTO items (name) VALUES (%s)", (sentinel,))
+        test_database = f"{developers}_test"
+        env["DATABASE_URL"] = postgres.url(developers)
+        env["TEST_DATABASE_URL"] = postgres.url(test_database)
+    else:
+        developers_file = tmp_path / "developer.db"
+        with contextlib.closing(sqlite3.connect(developers_file)) as connection, connection:
+            connection.execute("CREATE TABLE items (id integer PRIMARY KEY, name text)")
+            connection.execute("INSERT INTO items (name) VALUES (?)", (sentinel,))
+        env["DATABASE_URL"] = f"sqlite:///{developers_file}"
     if deployment.redis is not None:
-        env["REDIS_URL"] = deployment.redis.url(deployment.redis.new_db())
+        developers_db = deployment.redis.new_db()
+        developers_redis = deployment.redis.client(developers_db)
+        developers_redis.set(f"{deployment.package}:item:1", sentinel)
+        env["REDIS_URL"] = deployment.redis.url(developers_db)
+        env["TEST_REDIS_URL"] = deployment.redis.url(deployment.redis.new_db())
+
     result = run_project_tests(deployment.bake, env)
     assert not skipped_lines(result), result.stdout[-3000:]
+
+    if deployment.postgres is not None:
+        with postgres.connect(developers) as connection:
+            assert connection.execute("SELECT name FROM items").fetchall() == [(sentinel,)]
+        with postgres.connect("postgres") as connection:
+            left = connection.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{test_database}%",)
+            ).fetchall()
+        assert left == [], "the test session left its database behind"
+    else:
+        with contextlib.closing(sqlite3.connect(developers_file)) as connection:
+            assert connection.execute("SELECT name FROM items").fetchall() == [(sentinel,)]
+    if deployment.redis is not None:
+        assert developers_redis.get(f"{deployment.package}:item:1") == sentinel.encode()
 
 
 # --------------------------------------------------------------------------- every line

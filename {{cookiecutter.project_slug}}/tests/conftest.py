@@ -1,14 +1,97 @@
-"""Fixtures: an app per test on a fresh database (SQLite unless DATABASE_URL names a server)."""
+"""Fixtures: apps on a test database of their own, never the one DATABASE_URL names.
+
+TEST_DATABASE_URL names a test database on a server (e.g. PostgreSQL): the session creates it,
+replacing a leftover one, builds its schema as production does, and drops it at the end. Unset,
+the tests use a temporary SQLite file. TEST_REDIS_URL, when set, names a Redis the tests may
+flush; unset, cache and limits stay in memory. DATABASE_URL and REDIS_URL are never used.
+"""
 
 import os
 import weakref
 
 import pytest
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine, make_url
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.extensions import cache, db, limiter
+
+SECRET = "test-secret-key-not-for-production"
+
+
+def _server_admin(url):
+    """Return an autocommit engine on the server's maintenance database (PostgreSQL)."""
+    return create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+
+def create_database(url: str) -> None:
+    """Create the database ``url`` names, dropping a leftover one; SQLite needs nothing."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return
+    admin = _server_admin(parsed)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
+    admin.dispose()
+
+
+def drop_database(url: str) -> None:
+    """Drop the database ``url`` names (an SQLite file goes with its temporary folder)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return
+    admin = _server_admin(parsed)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def build_schema(app) -> None:
+    """Build the schema as production does: the migrations when there are any."""
+    with app.app_context():
+        if "migrate" in app.extensions:
+            from flask_migrate import upgrade
+
+            upgrade()
+        else:
+            db.create_all()
+
+
+@pytest.fixture(scope="session")
+def test_database_url(tmp_path_factory):
+    """Return the URL of the session's own test database, created here and dropped after."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if not url:
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        return
+    if url == os.environ.get("DATABASE_URL"):
+        pytest.exit("TEST_DATABASE_URL names the DATABASE_URL database: give tests their own", 2)
+    create_database(url)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def _schema(test_database_url):
+    """Build the test database's schema once per session."""
+    app = create_app({"app_env": "test", "secret_key": SECRET, "database_url": test_database_url})
+    build_schema(app)
+    with app.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def empty_database_url(test_database_url, tmp_path):
+    """Return the URL of another database, empty, for tests that build a schema themselves."""
+    parsed = make_url(test_database_url)
+    if parsed.get_backend_name() == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    url = parsed.set(database=f"{parsed.database}_empty").render_as_string(hide_password=False)
+    create_database(url)
+    yield url
+    drop_database(url)
 
 
 @pytest.fixture(autouse=True)
@@ -27,22 +110,36 @@ def _close_pooled_connections():
 
 
 @pytest.fixture
-def settings_overrides(tmp_path) -> dict:
+def settings_overrides(test_database_url, _schema) -> dict:
     """Return the overrides every test app gets; tests add their own."""
-    overrides = {"app_env": "test", "secret_key": "test-secret-key-not-for-production"}
-    if not os.environ.get("DATABASE_URL"):
-        overrides["database_url"] = f"sqlite:///{tmp_path / 'test.db'}"
-    return overrides
+    return {
+        "app_env": "test",
+        "secret_key": SECRET,
+        "database_url": test_database_url,
+        "redis_url": os.environ.get("TEST_REDIS_URL") or None,
+    }
 
 
 @pytest.fixture
-def app(settings_overrides):
-    """Build an app on an empty database."""
-    app = create_app(settings_overrides)
-    with app.app_context():
-        db.drop_all()
-        db.create_all()
-        cache.clear()
+def make_app(settings_overrides):
+    """Return a function building an app with extra overrides, on emptied tables and caches."""
+
+    def make(**overrides):
+        app = create_app({**settings_overrides, **overrides})
+        with app.app_context():
+            with db.engine.begin() as connection:
+                for table in reversed(db.metadata.sorted_tables):
+                    connection.execute(table.delete())
+            cache.clear()
+        return app
+
+    return make
+
+
+@pytest.fixture
+def app(make_app):
+    """Build an app on empty tables."""
+    app = make_app()
     yield app
     with app.app_context():
         db.session.remove()
@@ -50,13 +147,12 @@ def app(settings_overrides):
 
 
 @pytest.fixture
-def limited_client(settings_overrides):
+def limited_client(make_app):
     """Return a function giving a client of an app that enforces rate limits, counters reset."""
 
     def make(**overrides):
-        app = create_app({**settings_overrides, "app_env": "development", **overrides})
+        app = make_app(app_env="development", **overrides)
         with app.app_context():
-            db.create_all()
             limiter.reset()
         return app.test_client()
 

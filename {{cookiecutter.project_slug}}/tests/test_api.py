@@ -1,5 +1,9 @@
 """The example API creates, reads and lists items and rejects bad input clearly."""
 
+import io
+import re
+from datetime import UTC, datetime
+
 import pytest
 
 
@@ -80,3 +84,95 @@ def test_writes_are_rate_limited(limited_client):
     statuses = [client.post("/api/items", json={"name": str(n)}).status_code for n in range(3)]
     assert statuses == [201, 201, 429]
     assert client.post("/api/items", json={"name": "x"}).json["error"]["status"] == 429
+
+
+def test_created_at_is_utc_with_microseconds(client):
+    """It formats created_at the same way on every database: UTC, microseconds, +00:00."""
+    created = client.post("/api/items", json={"name": "when"}).json["created_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", created), created
+    moment = datetime.fromisoformat(created)
+    assert abs((datetime.now(UTC) - moment).total_seconds()) < 60
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ("", "not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        (b'{"name": "\xff"}', "not valid JSON"),
+    ],
+)
+def test_bodies_that_are_not_json_are_400_saying_so(client, body, message):
+    """It answers 400 saying the body is not valid JSON, whatever is wrong with it."""
+    response = client.post("/api/items", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert message in response.json["error"]["detail"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"name": "nul\\u0000inside"}', '{"name": "\\ud800 lone surrogate"}'],
+    ids=["nul", "surrogate"],
+)
+def test_text_no_database_can_store_is_422(client, body):
+    """It refuses NUL characters and unpaired surrogates before they reach the database."""
+    response = client.post("/api/items", data=body, content_type="application/json")
+    assert response.status_code == 422, response.json
+    assert response.json["error"]["detail"][0]["field"] == "name"
+    assert client.get("/api/items").json["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/items/0",
+        "/api/items/2147483648",
+        "/api/items/9223372036854775808",
+        "/api/items/" + "9" * 40,
+        "/api/items/%D9%A1",  # ARABIC-INDIC DIGIT ONE
+        "/api/items/%EF%BC%91",  # FULLWIDTH DIGIT ONE
+    ],
+)
+def test_ids_outside_the_column_or_not_ascii_are_404(client, path):
+    """It answers 404 JSON for ids no item can have, never another item or a 500."""
+    client.post("/api/items", json={"name": "number one"})
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json["error"]["status"] == 404
+
+
+@pytest.mark.parametrize("query", ["offset=2147483648", "offset=9223372036854775808"])
+def test_paging_outside_the_columns_range_is_422(client, query):
+    """It answers 422 naming the parameter instead of passing a huge number to the database."""
+    response = client.get(f"/api/items?{query}")
+    assert response.status_code == 422
+    assert query.split("=")[0] in [error["field"] for error in response.json["error"]["detail"]]
+
+
+def _streamed(client, body: bytes):
+    """Post ``body`` as a stream of unknown length (as a chunked body reaches the app)."""
+    return client.post(
+        "/api/items",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_a_streamed_body_over_the_limit_is_413_and_stores_nothing(make_app):
+    """It refuses a chunked body over MAX_CONTENT_LENGTH instead of storing its first part."""
+    client = make_app(max_content_length=1024).test_client()
+    padding = " " * 2000
+    response = _streamed(client, b'{"name": "cut"}' + padding.encode())
+    assert response.status_code == 413
+    assert "1024 bytes" in response.json["error"]["detail"]
+    assert client.get("/api/items").json["total"] == 0
+
+
+def test_a_streamed_body_within_the_limit_is_accepted(make_app):
+    """It accepts a chunked body of exactly MAX_CONTENT_LENGTH bytes."""
+    client = make_app(max_content_length=1024).test_client()
+    body = b'{"name": "fits"}'
+    response = _streamed(client, body + b" " * (1024 - len(body)))
+    assert response.status_code == 201, response.json

@@ -13,4 +13,4 @@ def test_config_comes_from_overrides(settings_overrides):
 def test_routes_are_registered(app):
     """It registers the health and example API routes."""
     rules = {rule.rule for rule in app.url_map.iter_rules()}
-    assert {"/healthz", "/readyz", "/api/items", "/api/items/<int:item_id>"} <= rules
+    assert {"/healthz", "/readyz", "/api/items", "/api/items/<id:item_id>"} <= rules

@@ -1,16 +1,17 @@
-"""The migrations build exactly the schema the models describe."""
+"""The migrations build exactly the schema the models describe, on a database of their own."""
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
 
+from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.extensions import db
 
 
-def test_upgrade_matches_models_and_downgrade_empties(app):
+def test_upgrade_matches_models_and_downgrade_empties(settings_overrides, empty_database_url):
     """It migrates an empty database to the models' schema, and back down to nothing."""
+    app = create_app({**settings_overrides, "database_url": empty_database_url})
     with app.app_context():
-        db.drop_all()
         upgrade()
         with db.engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -18,3 +19,16 @@ def test_upgrade_matches_models_and_downgrade_empties(app):
         downgrade(revision="base")
         with db.engine.connect() as connection:
             assert not db.inspect(connection).has_table("items")
+        db.engine.dispose()
+
+
+def test_the_app_creates_no_tables_itself(settings_overrides, empty_database_url):
+    """It leaves the schema to the migrations: starting the app on an empty database adds nothing.
+
+    Tables made at start-up would make ``flask db migrate`` and ``flask db upgrade`` fail.
+    """
+    app = create_app({**settings_overrides, "database_url": empty_database_url})
+    with app.app_context(), db.engine.connect() as connection:
+        assert db.inspect(connection).get_table_names() == []
+    with app.app_context():
+        db.engine.dispose()

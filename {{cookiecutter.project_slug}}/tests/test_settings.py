@@ -2,7 +2,14 @@
 
 import pytest
 
-from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
+from {{ cookiecutter.package_name }}.settings import (
+    DATABASE_URL_REQUIRED_IN_PRODUCTION,
+    SettingsError,
+    load_settings,
+)
+
+REAL_SECRET = "a-real-secret-value-of-good-length"
+SERVER_URL = "postgresql+psycopg://app:pw@db.internal:5432/app"
 
 
 @pytest.fixture(autouse=True)
@@ -13,21 +20,48 @@ def clean_env(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 
-@pytest.mark.parametrize("secret", ["", "change-me", "  CHANGE-ME "])
-def test_production_refuses_missing_or_placeholder_secret(monkeypatch, secret):
-    """It refuses to start in production without a real SECRET_KEY, naming it."""
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        ("", "missing or a placeholder"),
+        ("change-me", "missing or a placeholder"),
+        ("  CHANGE-ME ", "missing or a placeholder"),
+        ("short-but-not-a-placeholder", "shorter than 32 characters"),
+        ("x" * 31, "shorter than 32 characters"),
+    ],
+)
+def test_production_refuses_missing_placeholder_or_weak_secret(monkeypatch, secret, problem):
+    """It refuses to start in production without a long, real SECRET_KEY, naming it."""
     monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("DATABASE_URL", SERVER_URL)
     monkeypatch.setenv("SECRET_KEY", secret)
-    with pytest.raises(SettingsError, match="SECRET_KEY"):
+    with pytest.raises(SettingsError, match=f"SECRET_KEY is {problem}") as caught:
         load_settings()
+    assert secret.strip() == "" or secret not in str(caught.value)
 
 
 def test_production_accepts_real_secret(monkeypatch):
     """It starts in production with a real SECRET_KEY."""
-    monkeypatch.setenv("SECRET_KEY", "a-real-secret-value-of-good-length")
+    monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
+    monkeypatch.setenv("DATABASE_URL", SERVER_URL)
     settings = load_settings()
     assert settings.app_env == "production"
-    assert settings.secret_key == "a-real-secret-value-of-good-length"
+    assert settings.secret_key == REAL_SECRET
+
+
+def test_production_without_database_url(monkeypatch):
+    """It refuses production without DATABASE_URL when a database server was chosen.
+
+    Without a server option, the image names its SQLite file itself, so the default may stand.
+    """
+    monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
+    if DATABASE_URL_REQUIRED_IN_PRODUCTION:
+        with pytest.raises(SettingsError, match="DATABASE_URL is not set"):
+            load_settings()
+    else:
+        assert load_settings().database_url.startswith("sqlite:")
+    monkeypatch.setenv("APP_ENV", "development")
+    assert load_settings().database_url.startswith("sqlite:")
 
 
 def test_development_makes_an_ephemeral_secret(monkeypatch):
@@ -48,7 +82,8 @@ def test_development_makes_an_ephemeral_secret(monkeypatch):
 )
 def test_invalid_value_names_the_variable(monkeypatch, name, value):
     """It fails with a message naming the bad variable and its value."""
-    monkeypatch.setenv("SECRET_KEY", "a-real-secret-value-of-good-length")
+    monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
+    monkeypatch.setenv("DATABASE_URL", SERVER_URL)
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError, match=f"{name}='{value}'"):
         load_settings()
@@ -56,7 +91,7 @@ def test_invalid_value_names_the_variable(monkeypatch, name, value):
 
 def test_invalid_database_url_is_named_but_not_echoed(monkeypatch):
     """It names DATABASE_URL without printing a value that may hold a password."""
-    monkeypatch.setenv("SECRET_KEY", "a-real-secret-value-of-good-length")
+    monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
     monkeypatch.setenv("DATABASE_URL", "not a url:secret")
     with pytest.raises(SettingsError, match="DATABASE_URL='<hidden>'") as caught:
         load_settings()
@@ -69,5 +104,6 @@ def test_env_file_is_read_only_in_development(monkeypatch, tmp_path):
     monkeypatch.setenv("APP_ENV", "development")
     assert load_settings().log_level == "DEBUG"
     monkeypatch.setenv("APP_ENV", "production")
-    monkeypatch.setenv("SECRET_KEY", "a-real-secret-value-of-good-length")
+    monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
+    monkeypatch.setenv("DATABASE_URL", SERVER_URL)
     assert load_settings().log_level == "INFO"

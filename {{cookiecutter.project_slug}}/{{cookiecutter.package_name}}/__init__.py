@@ -16,6 +16,7 @@ from . import (
 {%- if cookiecutter.use_redis == "yes" %}
     redis_store,
 {%- endif %}
+    request_body,
     request_id,
 {%- if cookiecutter.use_postgres == "yes" %}
     schema_migrations,
@@ -33,6 +34,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     logs.init_app(app)
     request_id.init_app(app)
+    request_body.init_app(app)
     errors.init_app(app)
     database.init_app(app)
 {%- if cookiecutter.use_postgres == "yes" %}

@@ -1,10 +1,12 @@
 """The example JSON API: create, read and list items."""
 
 import logging
+from typing import Annotated
 
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
+from werkzeug.routing import BaseConverter
 
 from . import caching
 from .extensions import db, limiter
@@ -12,6 +14,39 @@ from .models import Item
 
 bp = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
+# The largest id and offset every backend stores (PostgreSQL's INTEGER); larger ones are refused
+# here instead of failing in the database.
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(BaseConverter):
+    """Match ids of ASCII digits only: ``\\d`` would take other scripts' digits as numbers."""
+
+    regex = r"[0-9]{1,20}"
+
+    def to_python(self, value: str) -> int:
+        """Return the id as an int."""
+        return int(value)
+
+
+@bp.record_once
+def _register_converters(state) -> None:
+    """Make ``<id:...>`` available to the routes below (they are registered after this)."""
+    state.app.url_map.converters["id"] = IdConverter
+
+
+def _storable(value: str) -> str:
+    """Refuse text a database cannot store: NUL characters and unpaired surrogates."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (no unpaired surrogates)") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
 
 
 class ItemIn(BaseModel):
@@ -19,8 +54,8 @@ class ItemIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 
-    name: str = Field(min_length=1, max_length=100)
-    description: str = Field("", max_length=2000)
+    name: Text = Field(min_length=1, max_length=100)
+    description: Text = Field("", max_length=2000)
 
 
 class Page(BaseModel):
@@ -29,7 +64,7 @@ class Page(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     limit: int = Field(20, ge=1, le=100)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_ID)
 
 
 def _invalid(exc: ValidationError):
@@ -68,9 +103,11 @@ def create_item():
     return response
 
 
-@bp.get("/items/<int:item_id>")
+@bp.get("/items/<id:item_id>")
 def get_item(item_id: int):
     """Return one item; the X-Cache header says whether the cache served it."""
+    if not 1 <= item_id <= MAX_ID:
+        abort(404, description=f"No item with id {item_id}.")
     key = f"item:{item_id}"
     cached = caching.get(key)
     if cached is not None:

@@ -1,13 +1,19 @@
-"""Bind SQLAlchemy: pooled, pre-pinged connections; an SQLite file gets its tables in place."""
+"""Bind SQLAlchemy: pooled, pre-pinged connections; the schema comes from one place only.
 
-from flask import Flask, jsonify
+With migrations (``migrations/``), every database, SQLite included, gets its tables from
+``flask db upgrade``; without them, an SQLite file gets its tables at start-up.
+"""
+
+from flask import Flask, current_app, jsonify
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.schema import CreateTable
 
 from . import models  # noqa: F401  (registers the tables on db.metadata)
 from .extensions import db
+
+SCHEMA_FROM_MIGRATIONS = {{ "True" if cookiecutter.use_postgres == "yes" else "False" }}
 
 
 def engine_options(url: str, pool_size: int, connect_timeout: int) -> dict:
@@ -26,7 +32,7 @@ def engine_options(url: str, pool_size: int, connect_timeout: int) -> dict:
 
 def create_sqlite_schema() -> None:
     """Create missing tables in an embedded SQLite file; safe when workers race."""
-    if db.engine.dialect.name != "sqlite":
+    if SCHEMA_FROM_MIGRATIONS or db.engine.dialect.name != "sqlite":
         return
     with db.engine.begin() as connection:
         for table in db.metadata.sorted_tables:
@@ -49,6 +55,15 @@ def _database_unavailable(exc: Exception):
     return response
 
 
+def _value_rejected(exc: DataError):
+    """Answer 422 when the database refuses a value (out of range, wrong form), not a 500."""
+    db.session.rollback()
+    current_app.logger.warning("the database refused a value: %s", exc.orig)
+    detail = "A value is out of range or not storable by the database."
+    body = {"error": {"status": 422, "title": "Unprocessable Content", "detail": detail}}
+    return jsonify(body), 422
+
+
 def init_app(app: Flask) -> None:
     """Configure and bind the database, and map connection failures to 503."""
     settings = app.extensions["settings"]
@@ -59,5 +74,6 @@ def init_app(app: Flask) -> None:
     db.init_app(app)
     app.register_error_handler(OperationalError, _database_unavailable)
     app.register_error_handler(InterfaceError, _database_unavailable)
+    app.register_error_handler(DataError, _value_rejected)
     with app.app_context():
         create_sqlite_schema()

@@ -1,11 +1,27 @@
 """ORM models of the example API."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
+
+
+def utc_now() -> datetime:
+    """Return the current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """Format a timestamp the same way on every backend: UTC, microseconds, ``+00:00``.
+
+    SQLite stores no time zone (the value written is UTC), PostgreSQL answers in the session's.
+    """
+    if moment is None:
+        return None
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds")
 
 
 class Item(db.Model):
@@ -16,7 +32,9 @@ class Item(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utc_now, server_default=func.now()
+    )
 
     def to_dict(self) -> dict:
         """Return the JSON representation."""
@@ -24,5 +42,5 @@ class Item(db.Model):
             "id": self.id,
             "name": self.name,
             "description": self.description,
-            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "created_at": iso_utc(self.created_at),
         }

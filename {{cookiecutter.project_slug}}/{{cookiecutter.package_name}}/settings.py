@@ -11,6 +11,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "replace-me"})
+MIN_SECRET_LENGTH = 32
+# With a database server selected, production must name it: an SQLite file inside a container
+# is lost at restart (and cannot be written on a read-only root filesystem).
+DATABASE_URL_REQUIRED_IN_PRODUCTION = {{ "True" if cookiecutter.use_postgres == "yes" else "False" }}
 ENV_FILE = Path(".env")
 HIDDEN_INPUT_WORDS = ("SECRET", "PASSWORD", "URL", "TOKEN")
 
@@ -52,14 +56,30 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _require_secret_in_production(self) -> "Settings":
-        """Refuse a missing or placeholder SECRET_KEY outside development and tests."""
-        if self.secret_key.strip().lower() in PLACEHOLDER_SECRETS:
-            if self.app_env == "production":
-                raise ValueError(
-                    "SECRET_KEY is missing or a placeholder; set it to a long random value "
-                    '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
-                )
+        """Refuse a missing, placeholder or short SECRET_KEY outside development and tests."""
+        weak = self.secret_key.strip().lower() in PLACEHOLDER_SECRETS
+        if self.app_env == "production" and (weak or len(self.secret_key) < MIN_SECRET_LENGTH):
+            problem = "missing or a placeholder" if weak else "shorter than 32 characters"
+            raise ValueError(
+                f"SECRET_KEY is {problem}; set it to a long random value "
+                '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
+            )
+        if weak:
             self.secret_key = secrets.token_urlsafe(48)
+        return self
+
+    @model_validator(mode="after")
+    def _require_database_url_in_production(self) -> "Settings":
+        """Refuse to fall back to an SQLite file in production when a server was chosen."""
+        if (
+            DATABASE_URL_REQUIRED_IN_PRODUCTION
+            and self.app_env == "production"
+            and "database_url" not in self.model_fields_set
+        ):
+            raise ValueError(
+                "DATABASE_URL is not set; production needs the database server's URL "
+                "(e.g. postgresql+psycopg://user:password@host:5432/name)"
+            )
         return self
 
     def flask_config(self) -> dict:
