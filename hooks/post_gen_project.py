@@ -1,5 +1,6 @@
-"""Prune what was not selected, then write a git-ignored .env with fresh secrets."""
+"""Prune what was not selected, then write the git-ignored secret files with fresh values."""
 
+import re
 import secrets
 import shutil
 import sys
@@ -12,6 +13,12 @@ SELECTED = {
     "use_kubernetes": "{{ cookiecutter.use_kubernetes }}" == "yes",
 }
 PACKAGE = "{{ cookiecutter.package_name }}"
+SECRET_EXAMPLE = "deploy/k8s/secret.env.example"
+DEV_SECRET = "deploy/k8s/overlays/dev/secret.env"
+DEV_SECRET_NOTE = (
+    "# The dev overlay's Secret, written at generation with fresh random values (git-ignored).\n"
+    "# Point the URLs at the servers your development cluster reaches.\n"
+)
 
 # option -> paths that exist only when the option is selected
 PRUNE = {
@@ -62,11 +69,28 @@ def write_env(root: Path, selected: dict[str, bool]) -> None:
     (root / ".env").chmod(0o600)
 
 
+def write_dev_secret(root: Path) -> None:
+    """Write the dev overlay's secret.env from the example, each placeholder a fresh secret.
+
+    An existing file is kept: it may hold the developer's own values.
+    """
+    target = root / DEV_SECRET
+    if target.exists():
+        return
+    example = (root / SECRET_EXAMPLE).read_text()
+    body = "".join(line for line in example.splitlines(keepends=True) if not line.startswith("#"))
+    body = re.sub("change-me", lambda _: secrets.token_hex(32), body)
+    target.write_text(DEV_SECRET_NOTE + body)
+    target.chmod(0o600)
+
+
 def main() -> int:
-    """Prune, then write .env."""
+    """Prune, then write .env and, with Kubernetes, the dev overlay's secret.env."""
     root = Path.cwd()
     prune(root, paths_to_prune(SELECTED, PACKAGE))
     write_env(root, SELECTED)
+    if SELECTED["use_kubernetes"]:
+        write_dev_secret(root)
     return 0
 
 

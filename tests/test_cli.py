@@ -24,15 +24,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def cookiecutter(template_dir, output: Path, args: list[str], stdin: str | None = None) -> None:
-    """Run the cookiecutter CLI with a private HOME (no replay or config leaks)."""
-    env = {**os.environ, "HOME": str(output)}
+def cookiecutter(
+    template_dir, output: Path, args: list[str], stdin: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run the cookiecutter CLI with a private HOME (no replay or config leaks).
+
+    ``args`` are options, then ``key=value`` answers, which the CLI takes after the template.
+    """
+    options = [arg for arg in args if "=" not in arg]
+    answers = [arg for arg in args if "=" in arg]
+    env = {**os.environ, "HOME": str(output / "home")}
     cli = Path(sys.executable).with_name("cookiecutter")
-    subprocess.run(
-        [str(cli), "-o", str(output), *args, str(template_dir)],
+    return subprocess.run(
+        [str(cli), "-o", str(output), *options, str(template_dir), *answers],
         input=stdin,
         env=env,
-        check=True,
+        check=check,
         capture_output=True,
         text=True,
         timeout=120,
@@ -51,7 +58,7 @@ def request(url: str, body: dict | None = None) -> tuple[int, dict]:
 
 
 def serve_and_probe(project: Path, package: str, clean_env: dict, tmp_path: Path) -> None:
-    """Start gunicorn with the project's config; check health, readiness and the API."""
+    """Migrate (with migrations), start gunicorn with the project's config; probe the API."""
     port = free_port()
     env = {
         **clean_env,
@@ -61,6 +68,10 @@ def serve_and_probe(project: Path, package: str, clean_env: dict, tmp_path: Path
         "WEB_CONCURRENCY": "1",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
     }
+    if (project / "migrations").is_dir():  # the schema comes from the migrations only
+        flask = [sys.executable, "-m", "flask", "--app", f"{package}:create_app()"]
+        upgrade = [*flask, "db", "upgrade"]
+        subprocess.run(upgrade, cwd=project, env=env, check=True, capture_output=True, timeout=120)
     command = [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py"]
     log = (tmp_path / "gunicorn.log").open("w")
     server = subprocess.Popen(
@@ -103,3 +114,31 @@ def test_typed_answers_bake_serves(template_dir, tmp_path, clean_env):
     workflow = (project / ".github" / "workflows" / "ci.yml").read_text()
     assert 'python-version: "3.13"' in workflow
     serve_and_probe(project, "orders_api", clean_env, tmp_path)
+
+
+@pytest.mark.xdist_group("cli")
+def test_a_name_with_punctuation_gives_a_valid_slug_and_package(template_dir, tmp_path):
+    """It slugifies the project name: "Acme/Orders" bakes acme-orders with package acme_orders."""
+    cookiecutter(template_dir, tmp_path, ["--no-input", "project_name=Acme/Orders"])
+    assert (tmp_path / "acme-orders" / "acme_orders" / "settings.py").is_file()
+    baked = [path.name for path in tmp_path.iterdir() if path.name != "home"]
+    assert baked == ["acme-orders"]
+
+
+REFUSED = [
+    ("project_slug=acme/orders", 'project_slug="acme/orders" is invalid'),
+    ("project_slug=Acme Orders", "ERROR: project_slug='Acme Orders' is invalid; expected "),
+    ("email=nope", "ERROR: email='nope' is invalid; expected "),
+]
+
+
+@pytest.mark.xdist_group("cli")
+@pytest.mark.parametrize(("answer", "message"), REFUSED)
+def test_a_refused_answer_leaves_no_folder_behind(template_dir, tmp_path, answer, message):
+    """It exits 1 naming the answer, and the output folder holds nothing, not even an empty one."""
+    output = tmp_path / "out"
+    output.mkdir()
+    result = cookiecutter(template_dir, output, ["--no-input", answer], check=False)
+    assert result.returncode == 1
+    assert message in result.stderr + result.stdout
+    assert [path.name for path in output.iterdir() if path.name != "home"] == []

@@ -149,3 +149,39 @@ def test_xdist_groups_are_honoured(request):
     """It records the xdist group in the node id under --dist loadgroup (else bakes repeat)."""
     if request.config.getoption("dist", "no") == "loadgroup":
         assert request.node.nodeid.endswith("@grouping-guard")
+
+
+def write_example(root, text: str) -> None:
+    """Write a Kubernetes secret.env.example under root and make the dev overlay folder."""
+    (root / "deploy/k8s/overlays/dev").mkdir(parents=True)
+    (root / "deploy/k8s/secret.env.example").write_text(text)
+
+
+def test_write_dev_secret_fills_each_placeholder_with_its_own_secret(post_gen, tmp_path):
+    """It writes a private dev secret.env with a different fresh value for every placeholder."""
+    write_example(
+        tmp_path,
+        "# copy me\nDATABASE_URL=postgresql+psycopg://app:change-me@db:5432/app\n"
+        "REDIS_URL=redis://:change-me@cache:6379/0\nSECRET_KEY=change-me\n",
+    )
+    post_gen.write_dev_secret(tmp_path)
+    target = tmp_path / "deploy/k8s/overlays/dev/secret.env"
+    values = dict(
+        line.split("=", 1) for line in target.read_text().splitlines() if not line.startswith("#")
+    )
+    assert set(values) == {"DATABASE_URL", "REDIS_URL", "SECRET_KEY"}
+    assert "change-me" not in target.read_text()
+    assert len(values["SECRET_KEY"]) >= 40
+    password = values["DATABASE_URL"].split(":")[2].split("@")[0]
+    redis_password = values["REDIS_URL"].split(":")[2].split("@")[0]
+    assert len({password, redis_password, values["SECRET_KEY"]}) == 3
+    assert target.stat().st_mode & 0o777 == 0o600
+
+
+def test_write_dev_secret_keeps_an_existing_file(post_gen, tmp_path):
+    """It leaves the developer's own dev secret.env untouched."""
+    write_example(tmp_path, "SECRET_KEY=change-me\n")
+    target = tmp_path / "deploy/k8s/overlays/dev/secret.env"
+    target.write_text("SECRET_KEY=mine\n")
+    post_gen.write_dev_secret(tmp_path)
+    assert target.read_text() == "SECRET_KEY=mine\n"
