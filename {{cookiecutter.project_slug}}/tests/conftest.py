@@ -19,32 +19,29 @@ from {{ cookiecutter.package_name }}.extensions import cache, db, limiter
 SECRET = "test-secret-key-not-for-production"
 
 
-def _server_admin(url):
-    """Return an autocommit engine on the server's maintenance database (PostgreSQL)."""
-    return create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+def _on_server(url: str, *statements: str) -> None:
+    """Run statements on the server of ``url`` (PostgreSQL), ``{name}`` being its database.
+
+    SQLite needs nothing: its file comes and goes with the test's temporary folder.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return
+    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        for statement in statements:
+            connection.execute(text(statement.format(name=parsed.database)))
+    admin.dispose()
 
 
 def create_database(url: str) -> None:
-    """Create the database ``url`` names, dropping a leftover one; SQLite needs nothing."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return
-    admin = _server_admin(parsed)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{parsed.database}"'))
-    admin.dispose()
+    """Create the database ``url`` names, dropping a leftover one."""
+    _on_server(url, 'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', 'CREATE DATABASE "{name}"')
 
 
 def drop_database(url: str) -> None:
-    """Drop the database ``url`` names (an SQLite file goes with its temporary folder)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return
-    admin = _server_admin(parsed)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)'))
-    admin.dispose()
+    """Drop the database ``url`` names."""
+    _on_server(url, 'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def build_schema(app) -> None:
