@@ -1,9 +1,33 @@
-"""Liveness always answers; readiness reports each dependency."""
+"""Liveness always answers; readiness reports each dependency, in time, and says what failed."""
 
+import json
 import threading
+import time
 
-from {{ cookiecutter.package_name }} import database
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from {{ cookiecutter.package_name }} import create_app, database
+from {{ cookiecutter.package_name }}.database import SCHEMA_FROM_MIGRATIONS
+from {{ cookiecutter.package_name }}.database_errors import DatabaseUnavailable
+from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.health import run_checks
+
+
+def read_only_app(settings_overrides: dict):
+    """Build an app on the test database whose connections cannot write, as if it were read-only.
+
+    SQLite opens the file read-only (mode=ro); PostgreSQL sessions start read-only, as on a
+    standby or with default_transaction_read_only.
+    """
+    url = make_url(settings_overrides["database_url"])
+    if url.get_backend_name() == "sqlite":
+        read_only = f"sqlite:///file:{url.database}?mode=ro&uri=true"
+        return create_app({**settings_overrides, "database_url": read_only})
+    app = create_app(settings_overrides)
+    with app.app_context():
+        event.listen(db.engine, "connect", lambda dbapi, _: setattr(dbapi, "read_only", True))
+    return app
 
 
 def test_liveness(client):
@@ -14,34 +38,107 @@ def test_liveness(client):
 
 
 def test_readiness_when_database_answers(client):
-    """It answers 200 with a passing database check."""
+    """It answers 200 with every check passing."""
     response = client.get("/readyz")
     assert response.status_code == 200
+    assert response.json["status"] == "ok"
     assert response.json["checks"]["database"]["status"] == "ok"
+    assert {check["status"] for check in response.json["checks"].values()} == {"ok"}
 
 
 def test_readiness_when_database_is_down(client, monkeypatch):
-    """It answers 503 naming the database when the database fails; liveness stays 200."""
+    """It answers 503 saying what failed when the database fails; liveness stays 200."""
 
     def refuse() -> None:
-        raise OSError("connection refused")
+        raise DatabaseUnavailable("The database is not reachable.")
 
     monkeypatch.setattr(database, "ping", refuse)
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.json["status"] == "unavailable"
-    assert response.json["checks"]["database"] == {"status": "error", "error": "OSError"}
+    assert response.json["checks"]["database"] == {
+        "status": "error",
+        "error": "The database is not reachable.",
+    }
     assert client.get("/healthz").status_code == 200
 
 
-def test_a_slow_check_times_out(app):
-    """It reports a check that does not answer within the timeout as an error."""
+def test_a_hung_check_is_reported_within_the_timeout_and_not_started_again(app):
+    """It answers within the timeout while a check hangs, and reuses the hung run meanwhile."""
+    release, calls = threading.Event(), []
+
+    def hangs() -> None:
+        calls.append(1)
+        release.wait(5)
+
+    try:
+        for _ in range(2):
+            started = time.monotonic()
+            results = run_checks(app, {"slow": hangs, "fast": lambda: None}, timeout=0.2)
+            assert time.monotonic() - started < 1.0
+            assert results["slow"]["status"] == "error"
+            assert "no answer" in results["slow"]["error"]
+            assert results["fast"]["status"] == "ok"
+        assert len(calls) == 1  # the second probe found the first run still going
+    finally:
+        release.set()
+    time.sleep(0.05)
+    assert run_checks(app, {"slow": hangs}, timeout=1.0)["slow"]["status"] == "ok"
+    assert len(calls) == 2
+
+
+def test_readyz_answers_within_its_timeout_when_the_database_hangs(make_app, monkeypatch):
+    """It answers 503 within HEALTH_CHECK_TIMEOUT when the database check does not return."""
     release = threading.Event()
-    results = run_checks(app, {"slow": lambda: release.wait(5), "fast": lambda: None}, timeout=0.2)
-    release.set()
-    assert results["slow"]["status"] == "error"
-    assert "no answer" in results["slow"]["error"]
-    assert results["fast"]["status"] == "ok"
+    monkeypatch.setattr(database, "ping", lambda: release.wait(5))
+    client = make_app(health_check_timeout=0.2).test_client()
+    try:
+        started = time.monotonic()
+        response = client.get("/readyz")
+        assert time.monotonic() - started < 1.0
+    finally:
+        release.set()
+    assert response.status_code == 503
+    assert "no answer" in response.json["checks"]["database"]["error"]
+
+
+def test_a_read_only_database_is_unready_and_writes_get_a_503_saying_so(settings_overrides, capsys):
+    """It fails readiness and answers 503 "read-only" to a write, logging the driver's error."""
+    client = read_only_app(settings_overrides).test_client()
+
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json["checks"]["database"]["error"] == "The database is read-only."
+
+    response = client.post("/api/items", json={"name": "nowhere to go"})
+    assert response.status_code == 503
+    assert response.json["error"]["detail"] == "The database is read-only."
+    assert response.headers["Retry-After"] == "5"
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    warnings = [line for line in lines if line.get("database_error") == "read-only"]
+    assert warnings and warnings[0]["level"] == "WARNING", lines
+    driver_says = warnings[0]["message"].split(": ", 1)[1]
+    assert "readonly" in driver_says or "read-only" in driver_says, driver_says
+    database_url = settings_overrides["database_url"]
+    assert not any(database_url in line["message"] for line in lines)
+
+
+def test_an_unmigrated_database_answers_503_naming_the_schema(
+    settings_overrides, empty_database_url
+):
+    """It answers 503 naming the schema on missing tables, and is unready where migrations exist."""
+    app = create_app({**settings_overrides, "database_url": empty_database_url})
+    with app.app_context():
+        db.drop_all()
+    client = app.test_client()
+
+    response = client.get("/api/items")
+    assert response.status_code == 503
+    assert "schema" in response.json["error"]["detail"]
+    ready = client.get("/readyz")
+    assert ready.status_code == (503 if SCHEMA_FROM_MIGRATIONS else 200)
+    if SCHEMA_FROM_MIGRATIONS:
+        assert "run the migrations" in ready.json["checks"]["schema"]["error"]
 
 
 def test_probes_are_never_rate_limited(limited_client):

@@ -1,36 +1,43 @@
-"""Redis backs the cache and rate limits; when it fails, reads degrade and readiness says so."""
+"""Redis backs the cache and rate limits; when it fails, reads degrade, readiness stays 200,
+and the app stops calling it for REDIS_RETRY_INTERVAL so a frozen Redis costs one timeout."""
 
 import os
+import socket
+import threading
+import time
 
 import pytest
+import redis
 
 from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.extensions import db
+from {{ cookiecutter.package_name }}.redis_store import Breaker, RedisSkipped
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
 
 
 @pytest.fixture
-def app_without_redis(settings_overrides):
-    """Build an app whose REDIS_URL points at a closed port."""
-    app = create_app({**settings_overrides, "redis_url": UNREACHABLE, "health_check_timeout": 0.5})
-    with app.app_context():
-        db.drop_all()
-        db.create_all()
-    return app
+def frozen_redis():
+    """Return the URL of a "Redis" that accepts connections and never answers, like a frozen one.
+
+    The kernel completes connections into the listen backlog; nothing ever reads or writes them.
+    """
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as server:
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
 
 
-def test_readiness_names_redis_when_down(app_without_redis):
-    """It answers 503 with a failing redis check."""
-    response = app_without_redis.test_client().get("/readyz")
-    assert response.status_code == 503
-    assert response.json["checks"]["redis"]["status"] == "error"
+def test_readiness_reports_redis_degraded_and_stays_ready(settings_overrides):
+    """It answers 200 "degraded" with redis degraded and the database ok when Redis is down."""
+    app = create_app({**settings_overrides, "redis_url": UNREACHABLE})
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 200
+    assert response.json["status"] == "degraded"
+    assert response.json["checks"]["redis"]["status"] == "degraded"
     assert response.json["checks"]["database"]["status"] == "ok"
 
 
-def test_reads_degrade_to_the_database_when_redis_is_down(app_without_redis):
+def test_reads_degrade_to_the_database_when_redis_is_down(settings_overrides):
     """It serves reads from the database, uncached, while Redis is down."""
-    client = app_without_redis.test_client()
+    client = create_app({**settings_overrides, "redis_url": UNREACHABLE}).test_client()
     location = client.post("/api/items", json={"name": "still works"}).headers["Location"]
     for _ in range(2):
         response = client.get(location)
@@ -38,13 +45,69 @@ def test_reads_degrade_to_the_database_when_redis_is_down(app_without_redis):
         assert response.headers["X-Cache"] == "miss"
 
 
-@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs a Redis server: set REDIS_URL")
+def timed(client, method: str, path: str, **kwargs):
+    """Return the seconds a request took and its response."""
+    started = time.monotonic()
+    response = client.open(path, method=method, **kwargs)
+    return time.monotonic() - started, response
+
+
+def test_a_frozen_redis_costs_one_timeout_then_is_skipped_until_the_interval(
+    settings_overrides, frozen_redis
+):
+    """It waits one REDIS_TIMEOUT on a frozen Redis, skips it for the interval, then tries again."""
+    timeout, interval = 0.3, 1.0
+    redis_settings = {"redis_url": frozen_redis, "redis_timeout": timeout}
+    overrides = {**redis_settings, "app_env": "development", "redis_retry_interval": interval}
+    client = create_app({**settings_overrides, **overrides}).test_client()
+    first, created = timed(client, "POST", "/api/items", json={"name": "frozen"})
+    assert created.status_code == 201
+    assert timeout * 0.9 <= first < timeout + 0.5
+    for _ in range(5):
+        took, read = timed(client, "GET", created.headers["Location"])
+        assert read.status_code == 200
+        assert read.headers["X-Cache"] == "miss"
+        assert took < timeout * 0.5
+    ready = client.get("/readyz").json
+    assert ready["checks"]["redis"] == {"status": "degraded", "error": "RedisSkipped"}
+    time.sleep(interval + 0.1)
+    again, read = timed(client, "GET", created.headers["Location"])
+    assert read.status_code == 200
+    assert timeout * 0.9 <= again < timeout + 0.5  # one call tried Redis again, once
+
+
+def test_the_breaker_lets_one_caller_try_again_after_the_interval():
+    """It refuses calls for the interval after a failure, then lets exactly one thread try."""
+    breaker = Breaker(interval=0.2)
+    breaker.allow()
+    breaker.failed(redis.TimeoutError("frozen"))
+    with pytest.raises(RedisSkipped):
+        breaker.allow()
+    time.sleep(0.25)
+    breaker.allow()  # this thread now tries Redis; others keep skipping meanwhile
+    refused = []
+
+    def other() -> None:
+        try:
+            breaker.allow()
+        except RedisSkipped:
+            refused.append(True)
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(5)
+    assert refused == [True]
+    breaker.answered()
+    breaker.allow()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_REDIS_URL"), reason="needs a Redis server: set TEST_REDIS_URL"
+)
 def test_cached_read_lands_in_redis(client):
     """It stores a read item in Redis under the app's key prefix."""
-    import redis
-
     location = client.post("/api/items", json={"name": "in redis"}).headers["Location"]
     client.get(location)
-    server = redis.Redis.from_url(os.environ["REDIS_URL"])
+    server = redis.Redis.from_url(os.environ["TEST_REDIS_URL"])
     assert server.keys("{{ cookiecutter.package_name }}:item:*")
     assert client.get(location).headers["X-Cache"] == "hit"

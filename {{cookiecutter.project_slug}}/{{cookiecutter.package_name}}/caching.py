@@ -1,4 +1,8 @@
-"""Cache reads; a failing cache is logged and bypassed, never an error for the client."""
+"""Cache reads; a failing cache is logged and bypassed, never an error for the client.
+
+A Redis cache that failed moments ago is skipped without a call (see redis_store.py); those
+skips were logged once when Redis failed, so they are not logged again here.
+"""
 
 import logging
 
@@ -14,7 +18,7 @@ def get(key: str):
     try:
         return cache.get(key)
     except Exception as exc:  # noqa: BLE001  (any backend failure degrades to a miss)
-        log.warning("cache get failed, serving without cache: %s", exc)
+        _warn("cache get failed, serving without cache", exc)
         return None
 
 
@@ -23,7 +27,13 @@ def set(key: str, value, timeout: int) -> None:  # noqa: A001
     try:
         cache.set(key, value, timeout=timeout)
     except Exception as exc:  # noqa: BLE001
-        log.warning("cache set failed: %s", exc)
+        _warn("cache set failed", exc)
+
+
+def _warn(what: str, exc: Exception) -> None:
+    """Log a cache failure unless its backend already logged it."""
+    if not getattr(exc, "already_logged", False):
+        log.warning("%s: %r", what, exc)
 
 
 def init_app(app: Flask) -> None:

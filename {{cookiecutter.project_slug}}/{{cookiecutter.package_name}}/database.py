@@ -7,10 +7,18 @@ With migrations (``migrations/``), every database, SQLite included, gets its tab
 from flask import Flask, current_app, jsonify
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DataError, InterfaceError, OperationalError
+from sqlalchemy.exc import (
+    DataError,
+    DBAPIError,
+    InterfaceError,
+    InternalError,
+    OperationalError,
+    ProgrammingError,
+)
 from sqlalchemy.schema import CreateTable
 
 from . import models  # noqa: F401  (registers the tables on db.metadata)
+from .database_errors import READ_ONLY, UNAVAILABLE, DatabaseUnavailable, describe, sqlite_read_only
 from .extensions import db
 
 SCHEMA_FROM_MIGRATIONS = {{ "True" if cookiecutter.use_postgres == "yes" else "False" }}
@@ -40,15 +48,30 @@ def create_sqlite_schema() -> None:
 
 
 def ping() -> None:
-    """Run a trivial query; raise when the database does not answer."""
-    with db.engine.connect() as connection:
-        connection.execute(text("SELECT 1"))
+    """Raise DatabaseUnavailable when the database does not answer or cannot take writes.
+
+    PostgreSQL says whether this session is read-only (a standby, or default_transaction_read_only);
+    for an SQLite file, the file and its folder (journal files) must be writable.
+    """
+    try:
+        with db.engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                read_only = connection.execute(text("SHOW transaction_read_only")).scalar() == "on"
+            else:
+                connection.execute(text("SELECT 1"))
+                read_only = sqlite_read_only(db.engine.url)
+    except DBAPIError as exc:
+        raise DatabaseUnavailable(describe(exc) or UNAVAILABLE) from exc
+    if read_only:
+        raise DatabaseUnavailable(READ_ONLY)
 
 
-def _database_unavailable(exc: Exception):
-    """Answer 503 when the database cannot be reached, instead of a 500."""
+def _database_unavailable(exc: DBAPIError):
+    """Answer 503 saying what failed (unreachable, read-only, locked, schema); else re-raise."""
     db.session.rollback()
-    detail = "The database is unavailable."
+    detail = describe(exc)
+    if detail is None:
+        raise exc  # not a failure of the database itself: a bug, answered as a logged 500
     response = jsonify({"error": {"status": 503, "title": "Service Unavailable", "detail": detail}})
     response.status_code = 503
     response.headers["Retry-After"] = "5"
@@ -72,8 +95,8 @@ def init_app(app: Flask) -> None:
         settings.database_url, settings.database_pool_size, settings.database_connect_timeout
     )
     db.init_app(app)
-    app.register_error_handler(OperationalError, _database_unavailable)
-    app.register_error_handler(InterfaceError, _database_unavailable)
+    for failure in (OperationalError, InterfaceError, ProgrammingError, InternalError):
+        app.register_error_handler(failure, _database_unavailable)
     app.register_error_handler(DataError, _value_rejected)
     with app.app_context():
         create_sqlite_schema()

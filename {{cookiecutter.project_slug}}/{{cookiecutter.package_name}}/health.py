@@ -1,50 +1,103 @@
-"""Liveness (the process answers) and readiness (every dependency answers in time)."""
+"""Liveness (the process answers) and readiness (the hard dependencies answer, in time).
 
+Readiness answers within HEALTH_CHECK_TIMEOUT whatever the checks do: each runs in a daemon
+thread, and a check that hangs is reported, left to finish, and not started again by later
+probes until it has. Hard dependencies (the database, at the migrated schema) decide the status
+code; soft ones (Redis: cache and limits degrade) show as "degraded" in the body, still 200.
+"""
+
+import logging
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as CheckTimeout
+from typing import NamedTuple
 
 from flask import Blueprint, Flask, current_app, jsonify
 
-from . import database{% if cookiecutter.use_redis == "yes" %}, redis_store{% endif %}
+from . import database{% if cookiecutter.use_redis == "yes" %}, redis_store{% endif %}{% if cookiecutter.use_postgres == "yes" %}, schema_migrations{% endif %}
+from .database_errors import DatabaseUnavailable
 
 bp = Blueprint("health", __name__)
+log = logging.getLogger(__name__)
+_STARTING = threading.Lock()
 
 
-def readiness_checks(app: Flask) -> dict[str, Callable[[], None]]:
-    """Return the named checks of every dependency this service was configured with."""
-    checks: dict[str, Callable[[], None]] = {"database": database.ping}
-{%- if cookiecutter.use_redis == "yes" %}
-    checks.update(redis_store.readiness_checks(app.extensions["settings"]))
+class Dependency(NamedTuple):
+    """A readiness check, and whether the service is unready when it fails (hard) or not."""
+
+    check: Callable[[], None]
+    hard: bool = True
+
+
+def soft(checks: dict[str, Callable[[], None]]) -> dict[str, Dependency]:
+    """Return checks of soft dependencies: reported, never making the service unready."""
+    return {name: Dependency(check, hard=False) for name, check in checks.items()}
+
+
+def dependencies(app: Flask) -> dict[str, Dependency]:
+    """Return every dependency this service was configured with."""
+    found = {"database": Dependency(database.ping)}
+{%- if cookiecutter.use_postgres == "yes" %}
+    found["schema"] = Dependency(schema_migrations.check_at_head)
 {%- endif %}
-    return checks
+{%- if cookiecutter.use_redis == "yes" %}
+    found.update(soft(redis_store.readiness_checks(app)))
+{%- endif %}
+    return found
+
+
+class Run:
+    """One run of a check in a daemon thread: a hung check never holds up the answer."""
+
+    def __init__(self, app: Flask, name: str, check: Callable[[], None]) -> None:
+        """Start the check now."""
+        self.started = time.monotonic()
+        self.done = threading.Event()
+        self.error: Exception | None = None
+        self.duration_ms = 0.0
+        thread = threading.Thread(target=self._run, args=(app, name, check), daemon=True)
+        thread.start()
+
+    def _run(self, app: Flask, name: str, check: Callable[[], None]) -> None:
+        """Run the check in an app context; keep its error and duration."""
+        try:
+            with app.app_context():
+                check()
+        except Exception as exc:  # noqa: BLE001  (any failure makes the check fail)
+            if not isinstance(exc, DatabaseUnavailable):  # those were logged with their cause
+                log.warning("readiness check %s failed: %r", name, exc)
+            self.error = exc
+        finally:
+            self.duration_ms = round((time.monotonic() - self.started) * 1000, 2)
+            self.done.set()
+
+    def result(self, deadline: float) -> dict:
+        """Wait for the check until ``deadline`` (monotonic) at most; report how it went."""
+        if not self.done.wait(max(0.0, deadline - time.monotonic())):
+            running = time.monotonic() - self.started
+            return {"status": "error", "error": f"no answer after {running:.1f}s, still running"}
+        if self.error is None:
+            return {"status": "ok", "duration_ms": self.duration_ms}
+        if isinstance(self.error, DatabaseUnavailable):
+            return {"status": "error", "error": str(self.error)}
+        return {"status": "error", "error": type(self.error).__name__}
+
+
+def _start(app: Flask, checks: dict[str, Callable[[], None]]) -> dict[str, Run]:
+    """Start each check, unless its run from an earlier probe is still going: reuse that one."""
+    with _STARTING:
+        runs = app.extensions.setdefault("readiness_runs", {})
+        for name, check in checks.items():
+            if name not in runs or runs[name].done.is_set():
+                runs[name] = Run(app, name, check)
+        return {name: runs[name] for name in checks}
 
 
 def run_checks(app: Flask, checks: dict[str, Callable[[], None]], timeout: float) -> dict:
-    """Run the checks in parallel, each bounded by ``timeout`` seconds; report each one."""
-
-    def timed(check: Callable[[], None]) -> float:
-        started = time.perf_counter()
-        with app.app_context():
-            check()
-        return round((time.perf_counter() - started) * 1000, 2)
-
-    results = {}
-    with ThreadPoolExecutor(max_workers=len(checks)) as pool:
-        futures = {name: pool.submit(timed, check) for name, check in checks.items()}
-        deadline = time.monotonic() + timeout
-        for name, future in futures.items():
-            try:
-                elapsed = future.result(timeout=max(0.0, deadline - time.monotonic()))
-                results[name] = {"status": "ok", "duration_ms": elapsed}
-            except CheckTimeout:
-                results[name] = {"status": "error", "error": f"no answer within {timeout}s"}
-            except Exception as exc:  # noqa: BLE001  (any failure makes the check fail)
-                app.logger.warning("readiness check %s failed: %s", name, exc)
-                results[name] = {"status": "error", "error": type(exc).__name__}
-        pool.shutdown(wait=False, cancel_futures=True)
-    return results
+    """Run the checks in parallel and report each one within ``timeout`` seconds."""
+    runs = _start(app, checks)
+    deadline = time.monotonic() + timeout
+    return {name: run.result(deadline) for name, run in runs.items()}
 
 
 @bp.get("/healthz")
@@ -55,11 +108,20 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Answer 200 when every dependency answers, else 503 with each check's result."""
+    """Answer 200 while every hard dependency answers (soft ones may be degraded), else 503."""
     app = current_app._get_current_object()
+    found = dependencies(app)
     timeout = app.extensions["settings"].health_check_timeout
-    results = run_checks(app, readiness_checks(app), timeout)
-    ready = all(result["status"] == "ok" for result in results.values())
-    response = jsonify(status="ok" if ready else "unavailable", checks=results)
-    response.status_code = 200 if ready else 503
+    results = run_checks(app, {name: dep.check for name, dep in found.items()}, timeout)
+    for name, dependency in found.items():
+        if not dependency.hard and results[name]["status"] == "error":
+            results[name]["status"] = "degraded"
+    statuses = {result["status"] for result in results.values()}
+    status = "ok"
+    if "error" in statuses:
+        status = "unavailable"
+    elif "degraded" in statuses:
+        status = "degraded"
+    response = jsonify(status=status, checks=results)
+    response.status_code = 503 if status == "unavailable" else 200
     return response

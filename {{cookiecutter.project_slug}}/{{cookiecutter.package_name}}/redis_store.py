@@ -1,17 +1,123 @@
-"""Point the cache and the rate limiter at Redis when REDIS_URL is set."""
+"""Point the cache and the rate limiter at Redis when REDIS_URL is set; skip it while it fails.
+
+Redis is a soft dependency: when it fails, the cache misses and the limiter counts in memory.
+One shared breaker makes a dead or frozen Redis cost one REDIS_TIMEOUT per worker, after which
+every call fails at once for REDIS_RETRY_INTERVAL seconds; then one call tries Redis again.
+"""
+
+import logging
+import threading
+import time
 
 import redis
 from flask import Flask
+from redis.backoff import NoBackoff
+from redis.connection import Connection
+from redis.retry import Retry
+
+log = logging.getLogger(__name__)
+NETWORK_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
-def client_options(timeout: float) -> dict:
-    """Return redis-py options that make a dead server fail fast."""
-    return {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+class RedisSkipped(redis.ConnectionError):
+    """Redis failed moments ago; it is not called again before its retry interval."""
+
+    already_logged = True  # the breaker logged the failure once; callers need not repeat it
 
 
-def ping(url: str, timeout: float) -> None:
-    """Ping Redis; raise when it does not answer within the timeout."""
-    client = redis.Redis.from_url(url, **client_options(timeout))
+class Breaker:
+    """Remember a Redis failure and refuse calls until the retry interval has passed."""
+
+    def __init__(self, interval: float) -> None:
+        """Start closed: Redis is called until it fails."""
+        self.interval = interval
+        self._retry_at = 0.0  # 0 while Redis answers; else when one call may try it again
+        self._trial: int | None = None  # the thread whose call is trying Redis again
+        self._lock = threading.Lock()
+
+    def allow(self) -> None:
+        """Raise RedisSkipped while Redis is skipped; once the interval is over, let one through."""
+        with self._lock:
+            if not self._retry_at or self._trial == threading.get_ident():
+                return
+            now = time.monotonic()
+            if now < self._retry_at:
+                raise RedisSkipped(f"skipped for {self._retry_at - now:.1f}s after a failure")
+            self._retry_at = now + self.interval  # others keep skipping while this one tries
+            self._trial = threading.get_ident()
+
+    def failed(self, exc: Exception) -> None:
+        """Skip Redis for the retry interval from now; log when it starts being skipped."""
+        with self._lock:
+            if not self._retry_at:
+                log.warning("Redis failed, skipping it for %ss: %r", self.interval, exc)
+            self._retry_at = time.monotonic() + self.interval
+            self._trial = None
+
+    def answered(self) -> None:
+        """Call Redis again as usual: it answered."""
+        if not self._retry_at:
+            return
+        with self._lock:
+            if self._retry_at:
+                log.info("Redis answers again")
+            self._retry_at, self._trial = 0.0, None
+
+
+class GuardedConnection(Connection):
+    """A Redis connection that asks the breaker before talking and tells it how it went."""
+
+    def __init__(self, *, breaker: Breaker, **kwargs) -> None:
+        """Open nothing yet; remember the app's breaker."""
+        super().__init__(**kwargs)
+        self.breaker = breaker
+
+    def connect(self) -> None:
+        """Connect unless Redis is being skipped."""
+        self.breaker.allow()
+        try:
+            super().connect()
+        except NETWORK_ERRORS as exc:
+            self.breaker.failed(exc)
+            raise
+
+    def send_packed_command(self, command, check_health: bool = True) -> None:
+        """Send unless Redis is being skipped; a network failure trips the breaker."""
+        self.breaker.allow()
+        try:
+            super().send_packed_command(command, check_health)
+        except NETWORK_ERRORS as exc:
+            self.breaker.failed(exc)
+            raise
+
+    def read_response(self, *args, **kwargs):
+        """Read an answer; a timeout trips the breaker, an answer (even an error) resets it."""
+        try:
+            response = super().read_response(*args, **kwargs)
+        except NETWORK_ERRORS as exc:
+            self.breaker.failed(exc)
+            raise
+        except redis.RedisError:
+            self.breaker.answered()
+            raise
+        self.breaker.answered()
+        return response
+
+
+def client_options(timeout: float, breaker: Breaker) -> dict:
+    """Return redis-py options: bounded sockets, one attempt, and the app's breaker."""
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),  # the breaker, not redis-py, decides when to try again
+        "connection_class": GuardedConnection,
+        "breaker": breaker,
+    }
+
+
+def ping(url: str, options: dict) -> None:
+    """Ping Redis; raise when it does not answer in time or is being skipped."""
+    client = redis.Redis.from_url(url, **options)
     try:
         client.ping()
     finally:
@@ -23,7 +129,9 @@ def init_app(app: Flask) -> None:
     settings = app.extensions["settings"]
     if not settings.redis_url:
         return
-    options = client_options(settings.health_check_timeout)
+    breaker = Breaker(settings.redis_retry_interval)
+    options = client_options(settings.redis_timeout, breaker)
+    app.extensions["redis"] = {"url": settings.redis_url, "options": options, "breaker": breaker}
     app.config["CACHE_TYPE"] = "RedisCache"
     app.config["CACHE_REDIS_URL"] = settings.redis_url
     app.config["CACHE_KEY_PREFIX"] = "{{ cookiecutter.package_name }}:"
@@ -32,8 +140,9 @@ def init_app(app: Flask) -> None:
     app.config["RATELIMIT_STORAGE_OPTIONS"] = options
 
 
-def readiness_checks(settings) -> dict:
-    """Return a Redis ping check when Redis is configured."""
-    if not settings.redis_url:
+def readiness_checks(app: Flask) -> dict:
+    """Return a Redis ping check when Redis is configured (a soft dependency)."""
+    if "redis" not in app.extensions:
         return {}
-    return {"redis": lambda: ping(settings.redis_url, settings.health_check_timeout)}
+    redis_app = app.extensions["redis"]
+    return {"redis": lambda: ping(redis_app["url"], redis_app["options"])}

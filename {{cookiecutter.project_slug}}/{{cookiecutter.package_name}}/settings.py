@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     database_connect_timeout: int = Field(3, ge=1, le=60)
 {%- if cookiecutter.use_redis == "yes" %}
     redis_url: str | None = None
+    redis_timeout: float = Field(1.0, gt=0, le=30)
+    redis_retry_interval: float = Field(10.0, ge=0, le=3600)
 {%- endif %}
     health_check_timeout: float = Field(2.0, gt=0, le=30)
     ratelimit_default: str = "600 per minute"
