@@ -1,16 +1,14 @@
 """The cookiecutter CLI, with --no-input or typed answers, gives a service that gunicorn serves."""
 
-import json
 import os
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+from developer import request
 
 # Typed answers, in prompt order: name, slug, package, description, author, email,
 # then choices: python 3.13 (2), postgres no (2), redis yes (1), nginx no (1), kubernetes no (1).
@@ -44,17 +42,6 @@ def cookiecutter(
         text=True,
         timeout=120,
     )
-
-
-def request(url: str, body: dict | None = None) -> tuple[int, dict]:
-    """Send one request; return status and JSON body."""
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json"} if body is not None else {}
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, data, headers), timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
 
 
 def serve_and_probe(project: Path, package: str, clean_env: dict, tmp_path: Path) -> None:

@@ -7,24 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from combinations import BY_ID, params
+from developer import make
 
 RULE = re.compile(r"^([A-Za-z][\w-]*)\s*:(?!=)")
 PHONY = re.compile(r"^\.PHONY:\s*(.+)$")
 VENV_BIN = Path(sys.executable).parent
-
-
-def make(root: Path, env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run make in a generated project; return the finished process."""
-    return subprocess.run(
-        ["make", "--no-print-directory", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def rules(text: str) -> dict[str, list[str]]:
@@ -116,5 +105,5 @@ def test_kube_manifests_renders_a_fresh_bake(bake, combo, clean_env, tmp_path):
     env = {**clean_env, "PATH": f"{VENV_BIN}{os.pathsep}{clean_env['PATH']}"}
     result = make(root, env, "kube-manifests")
     assert result.returncode == 0, result.stderr
-    kinds = re.findall(r"^kind: (\w+)$", result.stdout, re.MULTILINE)
-    assert {"Namespace", "Deployment", "Service", "Secret", "ConfigMap"} <= set(kinds), kinds
+    kinds = {doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc}
+    assert {"Namespace", "Deployment", "Service", "Secret", "ConfigMap"} <= kinds, kinds

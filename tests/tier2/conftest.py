@@ -14,6 +14,12 @@ from .deployment import Deployment
 from .servers import Interpreter, Postgres, Redis, private_dir
 
 
+def _has_combo(item: pytest.Item) -> bool:
+    """Say whether a test is parametrized by combination (the journeys bake their own)."""
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "combo" in callspec.params
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run each combination's tier-2 tests back to back on one worker, so it deploys once.
@@ -22,7 +28,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     different subsets of the combinations, so one combination has several indices: sort by id.
     """
     here = Path(__file__).parent
-    slots = [index for index, item in enumerate(items) if here in item.path.parents]
+    slots = [
+        index for index, item in enumerate(items) if here in item.path.parents and _has_combo(item)
+    ]
     ordered = sorted(
         (items[index] for index in slots), key=lambda item: item.callspec.params["combo"].id
     )

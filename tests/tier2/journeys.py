@@ -1,0 +1,150 @@
+"""A developer's daily loop on a fresh bake, through the generated project's own Makefile.
+
+Each step runs a make target in the baked folder, as a developer would from a shell: no settings
+inherited from the test run, only what the journey sets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import developer
+from developer import request
+
+from .servers import ServerError, free_port, wait_until
+
+MAKE_TIMEOUT = 600.0
+DEMO_START_TIMEOUT = 120.0
+STOP_TIMEOUT = 30.0
+KEEP = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+COLUMN = "color"
+COLUMN_LINE = (
+    f'    {COLUMN}: Mapped[str] = mapped_column(String(30), default="", server_default="")\n'
+)
+
+
+class StepFailed(AssertionError):
+    """A make step did not succeed; the message carries its output."""
+
+
+def bake(template: Path, parent: Path, **answers: str) -> Path:
+    """Bake the template with the cookiecutter CLI into ``parent``; return the project folder."""
+    cli = Path(sys.executable).with_name("cookiecutter")
+    pairs = [f"{key}={value}" for key, value in answers.items()]
+    home = parent / "home"
+    home.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [str(cli), "--no-input", "-o", str(parent), str(template), *pairs],
+        env={**os.environ, "HOME": str(home)},
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    (project,) = [path for path in parent.iterdir() if (path / "Makefile").is_file()]
+    return project
+
+
+def developer_env(**settings: str) -> dict[str, str]:
+    """Return a shell's environment without the test run's settings, plus ``settings``."""
+    env = {name: os.environ[name] for name in KEEP if name in os.environ}
+    return {**env, **settings}
+
+
+def package_of(project: Path) -> str:
+    """Return the generated package's name (the folder holding settings.py)."""
+    (settings,) = project.glob("*/settings.py")
+    return settings.parent.name
+
+
+def make(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """Run one make target; raise StepFailed with its output unless it succeeds."""
+    result = developer.make(project, env, *args, timeout=MAKE_TIMEOUT)
+    if result.returncode != 0:
+        output = (result.stdout[-3000:] + "\n" + result.stderr[-3000:]).strip()
+        raise StepFailed(f"make {' '.join(args)} exited {result.returncode}:\n{output}")
+    return result
+
+
+@contextmanager
+def demo(project: Path, env: dict[str, str], log: Path):
+    """Run `make demo` on a free port until the block ends; yield its base URL.
+
+    Stopping sends SIGTERM to the whole process group (make and gunicorn), as Ctrl-C would send
+    SIGINT, and waits a bounded time; SIGKILL ends anything still running past it.
+    """
+    port = free_port()
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            ["make", "--no-print-directory", "demo"],
+            cwd=project,
+            env={**env, "PORT": str(port)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+
+    def serving() -> bool:
+        """Say whether the demo answers /healthz; raise when make has exited."""
+        if process.poll() is not None:
+            raise ServerError(f"make demo exited {process.returncode}")
+        return request(base + "/healthz")[0] == 200
+
+    try:
+        try:
+            wait_until(serving, DEMO_START_TIMEOUT, "make demo answering /healthz", interval=0.2)
+        except ServerError as exc:
+            raise StepFailed(f"{exc}\n{log.read_text()[-3000:]}") from None
+        yield base
+    finally:
+        stop_group(process)
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM a process group, wait until all of it is gone, SIGKILL it past the timeout."""
+    group = process.pid
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline:
+        process.poll()
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.killpg(group, signal.SIGKILL)
+    process.wait(timeout=STOP_TIMEOUT)
+    raise StepFailed("make demo did not stop within 30 s of SIGTERM")
+
+
+def add_column(project: Path) -> None:
+    """Add a column to the example model, as a developer edits models.py."""
+    models = project / package_of(project) / "models.py"
+    text = models.read_text()
+    anchor = re.search(r"^    description: .*\n", text, re.MULTILINE)
+    assert anchor, "no description column to add a column after"
+    models.write_text(text[: anchor.end()] + COLUMN_LINE + text[anchor.end() :])
+
+
+def new_migrations(project: Path, before: set[Path]) -> list[Path]:
+    """Return the migration scripts written since ``before`` was listed."""
+    return sorted(set((project / "migrations" / "versions").glob("*.py")) - before)
+
+
+def sqlite_file(project: Path) -> Path:
+    """Return the SQLite file the default DATABASE_URL names (Flask puts it under instance/)."""
+    name = f"{package_of(project)}.db"
+    found = [path for path in project.rglob(name) if ".venv" not in path.parts]
+    assert len(found) == 1, f"expected one {name}, found {found}"
+    return found[0]

@@ -1,0 +1,142 @@
+"""A developer's daily loop works end to end, through the generated Makefile, on fresh bakes."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from developer import request
+
+from . import journeys
+from .journeys import COLUMN, add_column, demo, developer_env, make, new_migrations
+
+pytestmark = pytest.mark.xdist_group("journeys")
+TEMPLATE = Path(__file__).resolve().parents[2]
+TOOLS = Path(sys.executable).parent
+SENTINEL = "sentinel: the developer's own row"
+
+
+def sqlite_columns(path: Path) -> set[str]:
+    """Return the column names of the items table in an SQLite file."""
+    with sqlite3.connect(path) as connection:
+        return {row[1] for row in connection.execute("PRAGMA table_info(items)")}
+
+
+def postgres_columns(postgres, database: str) -> set[str]:
+    """Return the column names of the items table in a PostgreSQL database."""
+    with postgres.connect(database) as connection:
+        rows = connection.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'items'"
+        ).fetchall()
+    return {row[0] for row in rows}
+
+
+def change_the_model(project: Path, env: dict[str, str]) -> list[Path]:
+    """Add a column, then `make migration` and `make migrate`; return the new migration files."""
+    before = set((project / "migrations" / "versions").glob("*.py"))
+    add_column(project)
+    make(project, env, "migration", f"m=add {COLUMN}")
+    created = new_migrations(project, before)
+    assert len(created) == 1, created
+    assert COLUMN in created[0].read_text()
+    make(project, env, "migrate")
+    return created
+
+
+def test_sqlite_journey(tmp_path):
+    """It installs, tests, serves, then takes a schema change through a migration, on SQLite."""
+    project = journeys.bake(TEMPLATE, tmp_path, use_postgres="yes", use_redis="yes")
+    env = developer_env()
+    make(project, env, "install")
+    make(project, env, "test")
+    with demo(project, env, tmp_path / "demo.log") as base:
+        status, item = request(base + "/api/items", {"name": "from the demo"})
+        assert status == 201, item
+    database = journeys.sqlite_file(project)
+    assert COLUMN not in sqlite_columns(database)
+    change_the_model(project, env)
+    assert COLUMN in sqlite_columns(database)
+    with sqlite3.connect(database) as connection:
+        assert connection.execute("SELECT name FROM items").fetchall() == [("from the demo",)]
+    make(project, env, "test")
+
+
+def test_postgres_and_redis_journey(tmp_path, postgres, redis_server):
+    """It runs the loop on real servers; tests spare DATABASE_URL's rows; migrate twice: no-op."""
+    project = journeys.bake(TEMPLATE, tmp_path, use_postgres="yes", use_redis="yes")
+    database = postgres.create_database("journey")
+    env = developer_env(
+        DATABASE_URL=postgres.url(database),
+        REDIS_URL=redis_server.url(redis_server.new_db()),
+        TEST_DATABASE_URL=postgres.url(f"{database}_test"),
+        TEST_REDIS_URL=redis_server.url(redis_server.new_db()),
+    )
+    make(project, env, "install")
+    make(project, env, "migrate")
+    with postgres.connect(database) as connection:
+        connection.execute("INSERT INTO items (name, description) VALUES (%s, '')", (SENTINEL,))
+    make(project, env, "test")
+    with demo(project, env, tmp_path / "demo.log") as base:
+        assert request(base + "/readyz")[0] == 200
+        status, item = request(base + "/api/items", {"name": "from the demo"})
+        assert status == 201, item
+    assert COLUMN not in postgres_columns(postgres, database)
+    change_the_model(project, env)
+    assert COLUMN in postgres_columns(postgres, database)
+    with postgres.connect(database) as connection:
+        head = connection.execute("SELECT version_num FROM alembic_version").fetchall()
+    again = make(project, env, "migrate")
+    assert "Running upgrade" not in again.stdout + again.stderr
+    with postgres.connect(database) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == head
+    make(project, env, "test")
+    with postgres.connect(database) as connection:
+        names = [row[0] for row in connection.execute("SELECT name FROM items ORDER BY id")]
+    assert names == [SENTINEL, "from the demo"]
+
+
+def test_an_interrupted_install_is_repaired_by_the_next_task(tmp_path):
+    """It finishes the install on `make test` after pip failed against an unreachable index."""
+    project = journeys.bake(TEMPLATE, tmp_path, use_postgres="no", use_redis="no")
+    unreachable = developer_env(
+        PIP_CONFIG_FILE="/dev/null",  # no configured mirror or wheel folder to fall back on
+        PIP_INDEX_URL="http://127.0.0.1:9/simple",  # the discard port: nothing listens
+        PIP_RETRIES="0",
+        PIP_TIMEOUT="2",
+    )
+    with pytest.raises(journeys.StepFailed):
+        make(project, unreachable, "install")
+    result = make(project, developer_env(), "test")
+    assert " passed" in result.stdout
+
+
+def test_kubernetes_manifests_render_from_a_fresh_bake(tmp_path):
+    """It prints valid dev manifests with `make kube-manifests`, no manual step first."""
+    project = journeys.bake(
+        TEMPLATE,
+        tmp_path,
+        use_postgres="yes",
+        use_redis="yes",
+        use_nginx="yes",
+        use_kubernetes="yes",
+    )
+    env = developer_env()
+    env["PATH"] = f"{TOOLS}:{env['PATH']}"  # kubectl, as a developer has it on PATH
+    result = make(project, env, "kube-manifests")
+    documents = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    kinds = {doc["kind"] for doc in documents}
+    assert {"Namespace", "Deployment", "Service", "Secret", "ConfigMap", "Job"} <= kinds, kinds
+    manifests = tmp_path / "dev.yaml"
+    manifests.write_text(result.stdout)
+    validated = subprocess.run(
+        [str(TOOLS / "kubernetes-validate"), "--strict", "--quiet", "-k", "1.31.0", str(manifests)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert validated.returncode == 0, validated.stdout + validated.stderr
