@@ -1,17 +1,24 @@
 """Fixtures: apps on a test database of their own, never the one DATABASE_URL names.
 
-TEST_DATABASE_URL names a test database on a server (e.g. PostgreSQL): the session creates it,
-replacing a leftover one, builds its schema as production does, and drops it at the end. Unset,
-the tests use a temporary SQLite file. TEST_REDIS_URL, when set, names a Redis the tests may
-flush; unset, cache and limits stay in memory. DATABASE_URL and REDIS_URL are never used.
+TEST_DATABASE_URL names a database kept for the tests: the session drops every table it has,
+builds the schema as production does, and drops every table again at the end. Unset, the tests
+use a temporary SQLite file.
+{%- if cookiecutter.use_redis == "yes" %}
+TEST_REDIS_URL, when set, names a Redis the tests may flush (REDIS_URL is never used); unset,
+cache and limits stay in memory.
+{%- endif %}
 """
 
 import os
 import weakref
 
 import pytest
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+{%- if cookiecutter.use_postgres == "yes" %}
+from flask_migrate import upgrade
+{%- endif %}
+from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.extensions import cache, db, limiter
@@ -19,76 +26,49 @@ from {{ cookiecutter.package_name }}.extensions import cache, db, limiter
 SECRET = "test-secret-key-not-for-production"
 
 
-def _on_server(url: str, *statements: str) -> None:
-    """Run statements on the server of ``url`` (PostgreSQL), ``{name}`` being its database.
-
-    SQLite needs nothing: its file comes and goes with the test's temporary folder.
-    """
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        return
-    admin = create_engine(parsed.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        for statement in statements:
-            connection.execute(text(statement.format(name=parsed.database)))
-    admin.dispose()
-
-
-def create_database(url: str) -> None:
-    """Create the database ``url`` names, dropping a leftover one."""
-    _on_server(url, 'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', 'CREATE DATABASE "{name}"')
-
-
-def drop_database(url: str) -> None:
-    """Drop the database ``url`` names."""
-    _on_server(url, 'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def build_schema(app) -> None:
-    """Build the schema as production does: the migrations when there are any."""
-    with app.app_context():
-        if "migrate" in app.extensions:
-            from flask_migrate import upgrade
-
-            upgrade()
-        else:
-            db.create_all()
+def empty_database(url: str) -> None:
+    """Drop every table of the database ``url`` names; fail clearly when it cannot be reached."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            tables = MetaData()
+            tables.reflect(connection)
+            tables.drop_all(connection)
+    except OperationalError as exc:
+        pytest.exit(f"TEST_DATABASE_URL cannot be used (create that database first): {exc}", 2)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
 def test_database_url(tmp_path_factory):
-    """Return the URL of the session's own test database, created here and dropped after."""
+    """Return the URL of the tests' own database, emptied before and after the session."""
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
         return
     if url == os.environ.get("DATABASE_URL"):
         pytest.exit("TEST_DATABASE_URL names the DATABASE_URL database: give tests their own", 2)
-    create_database(url)
+    empty_database(url)
     yield url
-    drop_database(url)
+    empty_database(url)
 
 
 @pytest.fixture(scope="session")
 def _schema(test_database_url):
-    """Build the test database's schema once per session."""
+    """Build the test database's schema once per session, as production does."""
     app = create_app({"app_env": "test", "secret_key": SECRET, "database_url": test_database_url})
-    build_schema(app)
     with app.app_context():
+{%- if cookiecutter.use_postgres == "yes" %}
+        upgrade()  # the schema comes from the migrations only
+{%- endif %}
         db.engine.dispose()
 
 
 @pytest.fixture
-def empty_database_url(test_database_url, tmp_path):
-    """Return the URL of another database, empty, for tests that build a schema themselves."""
-    parsed = make_url(test_database_url)
-    if parsed.get_backend_name() == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.db'}"
-        return
-    url = parsed.set(database=f"{parsed.database}_empty").render_as_string(hide_password=False)
-    create_database(url)
-    yield url
-    drop_database(url)
+def empty_database_url(tmp_path) -> str:
+    """Return the URL of a new, empty SQLite database, for tests about a missing schema."""
+    return f"sqlite:///{tmp_path / 'empty.db'}"
 
 
 @pytest.fixture(autouse=True)
@@ -113,7 +93,9 @@ def settings_overrides(test_database_url, _schema) -> dict:
         "app_env": "test",
         "secret_key": SECRET,
         "database_url": test_database_url,
+{%- if cookiecutter.use_redis == "yes" %}
         "redis_url": os.environ.get("TEST_REDIS_URL") or None,
+{%- endif %}
     }
 
 

@@ -1,4 +1,4 @@
-"""The migrations build exactly the schema the models describe, on a database of their own."""
+"""The migrations build exactly the schema the models describe; the app builds none itself."""
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -8,18 +8,16 @@ from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.extensions import db
 
 
-def test_upgrade_matches_models_and_downgrade_empties(settings_overrides, empty_database_url):
-    """It migrates an empty database to the models' schema, and back down to nothing."""
-    app = create_app({**settings_overrides, "database_url": empty_database_url})
+def test_downgrade_empties_and_upgrade_matches_models(app):
+    """It migrates the test database down to nothing and back up to the models' schema."""
     with app.app_context():
+        downgrade(revision="base")
+        with db.engine.connect() as connection:
+            assert not db.inspect(connection).has_table("items")
         upgrade()
         with db.engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             assert compare_metadata(context, db.metadata) == []
-        downgrade(revision="base")
-        with db.engine.connect() as connection:
-            assert not db.inspect(connection).has_table("items")
-        db.engine.dispose()
 
 
 def test_the_app_creates_no_tables_itself(settings_overrides, empty_database_url):

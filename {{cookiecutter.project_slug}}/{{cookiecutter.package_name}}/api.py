@@ -14,8 +14,8 @@ from .models import Item
 
 bp = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
-# The largest id and offset every backend stores (PostgreSQL's INTEGER); larger ones are refused
-# here instead of failing in the database.
+# The largest id and offset an INTEGER column holds on every supported database; larger ones are
+# refused here instead of failing in the database.
 MAX_ID = 2**31 - 1
 
 

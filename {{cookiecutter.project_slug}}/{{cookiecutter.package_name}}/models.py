@@ -16,7 +16,7 @@ def utc_now() -> datetime:
 def iso_utc(moment: datetime | None) -> str | None:
     """Format a timestamp the same way on every backend: UTC, microseconds, ``+00:00``.
 
-    SQLite stores no time zone (the value written is UTC), PostgreSQL answers in the session's.
+    SQLite stores no time zone (the value written is UTC); a server answers in its session's.
     """
     if moment is None:
         return None
