@@ -263,6 +263,9 @@ def test_same_answers_give_byte_identical_projects(template_dir, tmp_path, combo
         trees.append(snapshot(project))
     first, second = trees
     assert first.pop(".env")[1] != second.pop(".env")[1]  # fresh secrets, and only there
+    if combo.selected("use_kubernetes"):
+        dev_secret = "deploy/k8s/overlays/dev/secret.env"
+        assert first.pop(dev_secret)[1] != second.pop(dev_secret)[1]
     assert first.keys() == second.keys()
     differing = [path for path in first if first[path] != second[path]]
     assert not differing

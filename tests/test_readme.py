@@ -1,0 +1,67 @@
+"""The generated README documents every setting the service reads and every variable of .env."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from combinations import params
+
+FIELDS = """
+from {package}.server import ServerSettings
+from {package}.settings import Settings
+for model in (Settings, ServerSettings):
+    for name in model.model_fields:
+        print(name.upper())
+"""
+VARIABLE = re.compile(r"`([A-Z][A-Z0-9_]+)`")
+ENV_LINE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]+)=", re.MULTILINE)
+
+
+def package_name(root: Path) -> str:
+    """Return the generated package's name (the folder holding settings.py)."""
+    (settings,) = root.glob("*/settings.py")
+    return settings.parent.name
+
+
+def settings_read(root: Path, env: dict, cwd: Path) -> set[str]:
+    """Return the variables Settings and ServerSettings read, by importing the baked package."""
+    result = subprocess.run(
+        [sys.executable, "-c", FIELDS.format(package=package_name(root))],
+        cwd=cwd,
+        env={**env, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return set(result.stdout.split())
+
+
+def configuration_table(readme: str) -> set[str]:
+    """Return the variables named in the first column of the README's Configuration table."""
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    return {name for row in rows for name in VARIABLE.findall(row.split(" | ")[0])}
+
+
+@pytest.mark.parametrize("combo", params())
+def test_every_setting_and_env_variable_is_in_the_configuration_table(
+    bake, combo, clean_env, tmp_path
+):
+    """It lists each variable Settings, ServerSettings and .env.example name in the README."""
+    root = bake(combo)
+    documented = configuration_table((root / "README.md").read_text())
+    read = settings_read(root, clean_env, tmp_path)
+    assert {"DATABASE_URL", "PORT"} <= read, "the settings could not be read"
+    assert not read - documented, f"missing from the README: {sorted(read - documented)}"
+    in_env_file = set(ENV_LINE.findall((root / ".env.example").read_text()))
+    assert not in_env_file - documented, f"missing: {sorted(in_env_file - documented)}"
+
+
+def test_the_table_reader_sees_a_missing_row():
+    """It reports a variable whose row was removed (the check can fail)."""
+    readme = "## Configuration\n\n| `PORT` / `HOST` | 1 | x |\n| `LOG_LEVEL` | x | `DEBUG` |\n"
+    assert configuration_table(readme) == {"PORT", "HOST", "LOG_LEVEL"}
