@@ -10,13 +10,20 @@ _server = load_server_settings()
 
 bind = [f"{_server.host}:{_server.port}"]
 workers = _server.workers()
-worker_class = _server.worker_class
+# gunicorn's own workers, answering its refusals in JSON and bounding slow clients (workers.py).
+worker_class = {
+    "gthread": "{{ cookiecutter.package_name }}.workers.ThreadWorker",
+    "sync": "{{ cookiecutter.package_name }}.workers.SyncWorker",
+}[_server.worker_class]
 threads = _server.web_threads
 timeout = _server.gunicorn_timeout
 graceful_timeout = _server.graceful_timeout
 keepalive = _server.keepalive
 max_requests = _server.max_requests
 max_requests_jitter = _server.max_requests_jitter
+# gunicorn trusts no peer's X-Forwarded-* headers (by default it trusts 127.0.0.1): which proxies
+# are trusted is the app's decision alone (README: Trusted proxies).
+forwarded_allow_ips = ""
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108  (RAM, not disk)
 control_socket_disable = True
 logger_class = "{{ cookiecutter.package_name }}.logs.GunicornLogger"

@@ -24,17 +24,28 @@ from .extensions import db
 SCHEMA_FROM_MIGRATIONS = {{ "True" if cookiecutter.use_postgres == "yes" else "False" }}
 
 
-def engine_options(url: str, pool_size: int, connect_timeout: int) -> dict:
-    """Return engine options: a bounded, pre-pinged pool, and a connect timeout for servers."""
+def engine_options(
+    url: str, pool_size: int, connect_timeout: int, statement_timeout: float = 0
+) -> dict:
+    """Return engine options: a bounded, pre-pinged pool; for servers, connect/statement timeouts.
+
+    Where the driver supports it, the server cancels a statement running longer than
+    ``statement_timeout`` seconds (0: never): a slow query ends in a 503 instead of holding a
+    thread past every other timeout.
+    """
     if make_url(url).get_backend_name() == "sqlite":
         return {"pool_pre_ping": True}
+    connect_args: dict = {"connect_timeout": connect_timeout}
+{%- if cookiecutter.use_postgres == "yes" %}
+    connect_args["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
+{%- endif %}
     return {
         "pool_pre_ping": True,
         "pool_size": pool_size,
         "max_overflow": pool_size,
         "pool_recycle": 1800,
         "pool_timeout": connect_timeout,
-        "connect_args": {"connect_timeout": connect_timeout},
+        "connect_args": connect_args,
     }
 
 
@@ -92,7 +103,10 @@ def init_app(app: Flask) -> None:
     settings = app.extensions["settings"]
     app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
-        settings.database_url, settings.database_pool_size, settings.database_connect_timeout
+        settings.database_url,
+        settings.database_pool_size,
+        settings.database_connect_timeout,
+        settings.database_statement_timeout,
     )
     db.init_app(app)
     for failure in (OperationalError, InterfaceError, ProgrammingError, InternalError):

@@ -45,7 +45,9 @@ class ServerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
-    host: str = "0.0.0.0"  # noqa: S104  (a container must listen on all its interfaces)
+    # Loopback outside containers: a native run is not reachable from the network by accident.
+    # The image sets HOST=0.0.0.0, since a container must listen on all its interfaces.
+    host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     web_concurrency: int | None = Field(None, ge=1, le=64)
     # 8 threads (benchmarked on 2 CPUs): about twice what 4 served on routes that wait on I/O,
@@ -55,6 +57,9 @@ class ServerSettings(BaseSettings):
     gunicorn_timeout: int = Field(30, ge=1)
     graceful_timeout: int = Field(25, ge=1)
     keepalive: int = Field(5, ge=0)
+    # Seconds a client has to send its request head, and again its body; then it gets a 408.
+    # Heads are read in the event loop (workers.py), so a silent client holds no thread meanwhile.
+    request_read_timeout: float = Field(10, gt=0, le=300)
     # Recycling a worker costs a boot, and under load the capacity of one worker meanwhile:
     # recycling every 1000 requests cut a saturated service's throughput by over half.
     # 50000 still recycles a leaking worker, at a few percent at most.

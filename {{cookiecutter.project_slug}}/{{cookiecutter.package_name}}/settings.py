@@ -35,10 +35,16 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///{{ cookiecutter.package_name }}.db"
     database_pool_size: int = Field(5, ge=1, le=100)
     database_connect_timeout: int = Field(3, ge=1, le=60)
+    # Seconds a database server lets one statement run before cancelling it (0: no limit).
+    database_statement_timeout: float = Field(20, ge=0, le=3600)
 {%- if cookiecutter.use_redis == "yes" %}
     redis_url: str | None = None
     redis_timeout: float = Field(1.0, gt=0, le=30)
     redis_retry_interval: float = Field(10.0, ge=0, le=3600)
+{%- endif %}
+{%- if cookiecutter.use_nginx == "yes" %}
+    # Proxies in front of the app whose X-Forwarded-* it trusts: nginx, one hop.
+    trusted_proxies: int = Field(1, ge=0, le=10)
 {%- endif %}
     health_check_timeout: float = Field(2.0, gt=0, le=30)
     ratelimit_default: str = "600 per minute"

@@ -1,0 +1,493 @@
+"""Tier 2: hostile HTTP at the edge, against gunicorn directly and through nginx.
+
+Requests gunicorn or nginx refuse themselves get an answer in the app's JSON error shape with an
+X-Request-ID and one JSON access line; slow clients cannot starve the service; forwarded headers
+are trusted only from the configured proxies; a slow PostgreSQL statement is cancelled.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+from .servers import Nginx, compose_environment, compose_services, free_port, render_template
+from .servers import wait_until as wait_for
+from .test_served import each
+
+TIMEOUT = 10
+# Requests gunicorn refuses itself, with the status it must answer directly.
+REFUSED_BY_GUNICORN = {
+    "duplicate Content-Length": (
+        b"POST /api/items HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+        400,
+    ),
+    "signed Content-Length": (
+        b"POST /api/items HTTP/1.1\r\nHost: t\r\nContent-Length: +2\r\n\r\n{}",
+        400,
+    ),
+    "Content-Length and Transfer-Encoding": (
+        b"POST /api/items HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    "unknown transfer coding": (
+        b"POST /api/items HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: bogus\r\n\r\n",
+        501,
+    ),
+    "duplicate Host": (b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    "request line without a version": (b"GET\r\n\r\n", 400),
+    "unknown HTTP version": (b"GET /healthz HTTP/9.9\r\nHost: t\r\n\r\n", 400),
+    "request line over gunicorn's limit": (
+        b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: t\r\n\r\n",
+        414,
+    ),
+    "too many header fields": (
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\n"
+        + b"".join(b"X-F%d: 1\r\n" % number for number in range(120))
+        + b"\r\n",
+        431,
+    ),
+}
+# Requests nginx refuses itself (it never passes them on), with the status it must answer.
+REFUSED_BY_NGINX = {
+    "request line without a version": (b"GET\r\n\r\n", 400),
+    "duplicate Host": (b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    "unknown transfer coding": (
+        b"POST /api/items HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: bogus\r\n\r\n",
+        501,
+    ),
+    "unknown HTTP version": (b"GET /healthz HTTP/9.9\r\nHost: t\r\n\r\n", 505),
+    "header over nginx's buffer": (
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n",
+        431,
+    ),
+    "request line over nginx's buffer": (
+        b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n",
+        414,
+    ),
+    "body over the limit": (
+        b"POST /api/items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2000000\r\n\r\n{",
+        413,
+    ),
+}
+SLOW_SOCKETS = 30
+SLOW_SECONDS = 10
+
+
+# --------------------------------------------------------------------------- raw HTTP
+
+
+def exchange(port: int, data: bytes, seconds: float = 8) -> bytes:
+    """Send ``data`` on a new connection; return what comes back until close or ``seconds``."""
+    answer = b""
+    deadline = time.monotonic() + seconds
+    with socket.create_connection(("127.0.0.1", port), timeout=seconds) as sock:
+        sock.sendall(data)
+        for _ in range(1000):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or response_is_whole(answer):
+                break
+            sock.settimeout(remaining)
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            answer += chunk
+    return answer
+
+
+def response_is_whole(answer: bytes) -> bool:
+    """Say whether ``answer`` holds a whole response with a Content-Length."""
+    head, found, body = answer.partition(b"\r\n\r\n")
+    if not found:
+        return False
+    length = headers_of(head).get("content-length")
+    return length is not None and len(body) >= int(length)
+
+
+def headers_of(head: bytes) -> dict[str, str]:
+    """Return the headers of a response head, names in lower case."""
+    lines = head.decode("latin-1").split("\r\n")[1:]
+    fields = [line.partition(":") for line in lines]
+    return {name.strip().lower(): value.strip() for name, _, value in fields}
+
+
+def parse(answer: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Split a raw response into status, headers and body."""
+    head, found, body = answer.partition(b"\r\n\r\n")
+    assert found, f"no whole response head: {answer[:300]!r}"
+    return int(head.split(b" ", 2)[1]), headers_of(head), body
+
+
+def assert_json_refusal(answer: bytes, status: int) -> str:
+    """Assert a JSON error of ``status`` with an X-Request-ID; return that id."""
+    code, headers, body = parse(answer)
+    assert code == status, answer[:500]
+    assert headers["content-type"].startswith("application/json"), headers
+    assert json.loads(body)["error"]["status"] == status, body
+    assert headers.get("x-request-id"), headers
+    return headers["x-request-id"]
+
+
+def json_lines(path_or_lines) -> list[dict]:
+    """Parse lines (bytes must be UTF-8) as JSON objects, one per line."""
+    return [json.loads(line) for line in path_or_lines if line.strip()]
+
+
+def nginx_lines(deployment) -> list[dict]:
+    """Return nginx's access lines; each must be UTF-8 JSON."""
+    return json_lines(deployment.nginx.stdout.read_bytes().decode("utf-8").splitlines())
+
+
+# --------------------------------------------------------------------------- class 2 and 3
+
+
+@each()
+def test_requests_gunicorn_refuses_get_a_json_answer_and_one_access_line(deployment):
+    """It answers each request gunicorn refuses with its status in JSON and logs one access line.
+
+    Before, gunicorn's access logger crashed on these and the connection closed with no answer.
+    """
+    service = deployment.service
+    for name, (data, status) in REFUSED_BY_GUNICORN.items():
+        since = service.mark()
+        rid = assert_json_refusal(exchange(service.port, data), status)
+
+        def access(since=since) -> list[dict]:
+            lines = json_lines(service.lines(since))
+            return [ln for ln in lines if ln.get("logger") == "gunicorn.access"]
+
+        wait_for(access, 5, f"the access line of {name}")
+        (line,) = access()
+        assert (line["status"], line["request_id"]) == (status, rid), (name, line)
+
+
+@each()
+def test_gunicorn_echoes_a_well_formed_request_id_on_its_refusals(deployment):
+    """It answers a refused request with the caller's X-Request-ID when it could read it."""
+    rid = f"edge-{uuid.uuid4().hex}"
+    data = (
+        f"POST /api/items HTTP/1.1\r\nHost: t\r\nX-Request-ID: {rid}\r\n"
+        "Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}"
+    ).encode()
+    assert assert_json_refusal(exchange(deployment.service.port, data), 400) == rid
+
+
+@each("use_nginx")
+def test_requests_nginx_refuses_get_a_json_answer_and_a_json_access_line(deployment):
+    """It answers what nginx refuses itself in JSON with an X-Request-ID, and logs it as JSON."""
+    for name, (data, status) in REFUSED_BY_NGINX.items():
+        rid = assert_json_refusal(exchange(deployment.nginx.port, data), status)
+
+        def logged(rid=rid) -> list[dict]:
+            return [line for line in nginx_lines(deployment) if line["request_id"] == rid]
+
+        wait_for(logged, 5, f"nginx's access line of {name}")
+        assert logged()[0]["status"] == status, (name, logged())
+
+
+@each("use_nginx")
+def test_gunicorns_refusals_pass_through_nginx_as_json(deployment):
+    """It answers gunicorn's own 414 and 431 through nginx in JSON, not as an HTML page."""
+    for name in ("request line over gunicorn's limit", "too many header fields"):
+        data, status = REFUSED_BY_GUNICORN[name]
+        assert_json_refusal(exchange(deployment.nginx.port, data), status)
+
+
+@each("use_nginx")
+def test_the_apps_own_errors_pass_through_nginx_untouched(deployment):
+    """It passes the app's JSON 404 and 405 through nginx byte for byte."""
+    for method, path in (("GET", "/no/such/route"), ("DELETE", "/api/items")):
+        direct = requests.request(method, f"{deployment.service.url}{path}", timeout=TIMEOUT)
+        proxied = requests.request(method, f"{deployment.nginx.url}{path}", timeout=TIMEOUT)
+        assert proxied.status_code == direct.status_code
+        assert proxied.content == direct.content
+
+
+class SilentUpstream:
+    """A loopback server that accepts connections and never answers; closed on exit."""
+
+    def __init__(self) -> None:
+        """Listen on a free loopback port."""
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self) -> None:
+        """Accept at most a few connections and hold them open."""
+        for _ in range(20):
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.held.append(connection)
+
+    def __enter__(self) -> SilentUpstream:
+        """Start accepting."""
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        """Close the listener and every held connection."""
+        self.listener.close()
+        for connection in self.held:
+            connection.close()
+        self.thread.join(timeout=5)
+
+
+def start_nginx_for(deployment, name: str, upstream_port: int, **values: str) -> Nginx:
+    """Start another nginx from the generated template, in front of ``upstream_port``."""
+    template = deployment.bake / "nginx/templates/default.conf.template"
+    port = free_port()
+    settings = {
+        **compose_environment(compose_services(deployment.bake)["nginx"]),
+        "NGINX_PORT": f"127.0.0.1:{port}",
+        "NGINX_UPSTREAM_HOST": "127.0.0.1",
+        "NGINX_UPSTREAM_PORT": str(upstream_port),
+        **values,
+    }
+    nginx = Nginx(deployment.root / name, render_template(template, settings), port)
+    return nginx.start()
+
+
+def healthz_through_nginx(deployment, name: str, upstream_port: int, **values: str):
+    """Return nginx's answer to GET /healthz in front of ``upstream_port``; stop that nginx."""
+    nginx = start_nginx_for(deployment, name, upstream_port, **values)
+    try:
+        return requests.get(f"{nginx.url}/healthz", timeout=TIMEOUT)
+    finally:
+        nginx.stop()
+
+
+@each("use_nginx")
+def test_nginx_answers_502_and_504_in_json_with_a_request_id(deployment):
+    """It answers 502 when gunicorn is not there and 504 when it stays silent, both in JSON."""
+    down = healthz_through_nginx(deployment, "nginx-502", free_port())
+    with SilentUpstream() as upstream:
+        silent = healthz_through_nginx(
+            deployment, "nginx-504", upstream.port, NGINX_PROXY_TIMEOUT="1s"
+        )
+    for response, status in ((down, 502), (silent, 504)):
+        assert response.status_code == status
+        assert response.json()["error"]["status"] == status
+        assert response.headers["X-Request-ID"]
+
+
+@each()
+def test_bytes_that_are_not_utf8_in_headers_keep_every_log_line_json(deployment):
+    """It keeps gunicorn's and nginx's lines UTF-8 JSON when a client sends bytes like 0xFF."""
+    data = (
+        b'GET /healthz HTTP/1.1\r\nHost: t\r\nUser-Agent: \xff\xfe"\\ agent\r\n'
+        b"X-Request-ID: \xff\r\nConnection: close\r\n\r\n"
+    )
+    since = deployment.service.mark()
+    for port in targets(deployment):
+        assert parse(exchange(port, data))[0] == 200
+        assert parse(exchange(port, b"GET /\xff%FF HTTP/1.1\r\nHost: t\r\n\r\n"))[0] in (400, 404)
+    with deployment.service.stdout.open("rb") as out:
+        out.seek(since)
+        assert json_lines(out.read().decode("utf-8").splitlines())
+    if deployment.nginx is not None:
+        for line in nginx_lines(deployment):
+            assert {"level", "request_id", "status", "path", "user_agent"} <= line.keys()
+
+
+def targets(deployment) -> list[int]:
+    """Return the ports to test: gunicorn's, and nginx's when selected."""
+    return [deployment.service.port] + ([deployment.nginx.port] if deployment.nginx else [])
+
+
+# --------------------------------------------------------------------------- class 5
+
+
+def half_headers(port: int, count: int) -> list[socket.socket]:
+    """Open ``count`` connections that each send half a request head, then nothing."""
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Half: ")
+        sockets.append(sock)
+    return sockets
+
+
+def probe_while(port: int, seconds: float) -> list[float]:
+    """GET /healthz every 0.25 s for ``seconds``; return each latency (3 s for a failure)."""
+    latencies = []
+    deadline = time.monotonic() + seconds
+    for _ in range(200):
+        if time.monotonic() > deadline:
+            break
+        started = time.monotonic()
+        try:
+            ok = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=3).status_code == 200
+        except requests.RequestException:
+            ok = False
+        latencies.append(time.monotonic() - started if ok else 3.0)
+        time.sleep(0.25)
+    return latencies
+
+
+@each()
+def test_half_sent_request_heads_do_not_starve_the_service(deployment):
+    """It answers /healthz within 2 s while 30 connections hold half a request head each.
+
+    Before, each such connection held one of gunicorn's threads (2 workers x 8) for as long as it
+    stayed open, and /healthz timed out.
+    """
+    for port in targets(deployment):
+        sockets = half_headers(port, SLOW_SOCKETS)
+        try:
+            latencies = probe_while(port, SLOW_SECONDS)
+        finally:
+            for sock in sockets:
+                sock.close()
+        assert max(latencies) < 2, (port, latencies)
+        assert len(latencies) >= 10
+        print(f"{deployment.combo.id} port {port}: worst {max(latencies):.3f}s", file=sys.stderr)
+
+
+@each()
+def test_a_silent_client_gets_408_in_json_after_the_read_timeout(deployment):
+    """It answers 408 JSON, logged, to a head or a body that stops arriving, and stores nothing.
+
+    A service with REQUEST_READ_TIMEOUT=2 is used, so the test waits seconds, not the default 10.
+    """
+    service = deployment.extra_service("read-timeout", REQUEST_READ_TIMEOUT="2")
+    rows = deployment.rows()
+    partial_body = (
+        b"POST /api/items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 100\r\n\r\n{"name": "never stored'
+    )
+    for data in (b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Half: ", partial_body):
+        since = service.mark()
+        started = time.monotonic()
+        rid = assert_json_refusal(exchange(service.port, data, seconds=8), 408)
+        assert 1.5 < time.monotonic() - started < 6
+        wait_for(
+            lambda since=since, rid=rid: [
+                line for line in json_lines(service.lines(since)) if line.get("request_id") == rid
+            ],
+            5,
+            "the 408's access line",
+        )
+    assert deployment.rows() == rows
+
+
+@each()
+def test_slow_bodies_hold_a_thread_no_longer_than_the_read_timeout(deployment):
+    """It answers 408 to each of 20 clients trickling a body, and serves others meanwhile.
+
+    A body is read by a thread (nginx, when selected, buffers it first): 20 slow bodies on 16
+    threads delay other requests by REQUEST_READ_TIMEOUT (2 s here) at most, never for as long as
+    the slow clients stay.
+    """
+    read_timeout = 2
+    service = deployment.extra_service("slow-bodies", REQUEST_READ_TIMEOUT=str(read_timeout))
+
+    def slow_body(_number: int) -> int:
+        data = (
+            b"POST /api/items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 50\r\n\r\n{"na'
+        )
+        return parse(exchange(service.port, data))[0]
+
+    with ThreadPoolExecutor(20) as pool:
+        slow = pool.map(slow_body, range(20))
+        latencies = probe_while(service.port, 2 * read_timeout)
+        statuses = list(slow)
+    assert statuses == [408] * 20
+    assert max(latencies) < read_timeout + 1.5, latencies
+
+
+# --------------------------------------------------------------------------- class 9
+
+
+@each(without=("use_nginx",))
+def test_without_nginx_a_local_client_cannot_claim_https(deployment):
+    """It builds URLs with http even when a client on 127.0.0.1 says X-Forwarded-Proto: https.
+
+    Before, gunicorn trusted X-Forwarded-Proto from 127.0.0.1 (its forwarded_allow_ips default).
+    """
+    response = requests.get(
+        f"{deployment.service.url}/api//items",
+        headers={"X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on"},
+        allow_redirects=False,
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 308
+    assert response.headers["Location"].startswith("http://127.0.0.1:")
+
+
+@each(without=("use_nginx",))
+def test_without_nginx_x_forwarded_for_does_not_change_the_client_address(deployment):
+    """It logs the real peer address, whatever X-Forwarded-For says."""
+    since = deployment.service.mark()
+    rid = f"edge-{uuid.uuid4().hex}"
+    headers = {"X-Forwarded-For": "203.0.113.9", "X-Request-ID": rid}
+    assert requests.get(f"{deployment.service.url}/healthz", headers=headers, timeout=TIMEOUT).ok
+
+    def access() -> list[dict]:
+        lines = json_lines(deployment.service.lines(since))
+        return [ln for ln in lines if ln.get("request_id") == rid and "remote_addr" in ln]
+
+    wait_for(access, 5, "the access line")
+    assert access()[0]["remote_addr"] == "127.0.0.1"
+
+
+@each("use_nginx")
+def test_trusted_proxies_zero_ignores_forwarded_headers(deployment):
+    """It ignores X-Forwarded-* from nginx too when TRUSTED_PROXIES=0."""
+    service = deployment.extra_service("no-proxy", TRUSTED_PROXIES="0")
+    response = requests.get(
+        f"{service.url}/api//items",
+        headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"},
+        allow_redirects=False,
+        timeout=TIMEOUT,
+    )
+    assert response.headers["Location"] == f"http://127.0.0.1:{service.port}/api/items"
+
+
+# --------------------------------------------------------------------------- class 8
+
+STATEMENT_PROBE = """
+import json, time
+from sqlalchemy import text
+from {package} import create_app
+from {package}.extensions import db
+
+app = create_app()
+
+@app.get("/slow-query")
+def slow_query():
+    db.session.execute(text("SELECT pg_sleep(5)"))
+    return {{}}
+
+started = time.monotonic()
+response = app.test_client().get("/slow-query")
+print(json.dumps({{"status": response.status_code, "seconds": time.monotonic() - started,
+                   "body": response.get_json()}}))
+"""
+
+
+@each("use_postgres")
+def test_a_slow_statement_is_cancelled_at_the_statement_timeout(deployment):
+    """It cancels a 5 s query after DATABASE_STATEMENT_TIMEOUT=1 and answers 503 JSON."""
+    probe = deployment.new_service("statement-timeout", DATABASE_STATEMENT_TIMEOUT="1")
+    python = str(deployment.bin / "python")
+    ran = probe.run_once([python, "-c", STATEMENT_PROBE.format(package=deployment.package)])
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    result = json.loads(ran.stdout.strip().splitlines()[-1])
+    assert result["status"] == 503, result
+    assert result["body"]["error"]["status"] == 503
+    assert 0.8 < result["seconds"] < 4, result
