@@ -75,3 +75,21 @@ def test_reads_give_up_at_the_deadline():
         reader.deadline = None
         theirs.sendall(b" /")
         assert reader.recv(10) == b" /"
+
+
+def test_a_shorter_timeout_of_the_caller_wins_and_the_deadline_fires_once():
+    """It leaves a read with its own shorter timeout to that timeout, and raises only once."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        reader = DeadlineSocket(ours)
+        reader.deadline = time.monotonic() + 5
+        ours.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            reader.recv(10)
+        ours.settimeout(None)
+        reader.deadline = time.monotonic()
+        with pytest.raises(RequestTimedOut):
+            reader.recv(10)
+        ours.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            reader.recv(10)

@@ -114,19 +114,26 @@ class DeadlineSocket:
         return getattr(self._sock, name)
 
     def recv(self, size: int, flags: int = 0) -> bytes:
-        """Read like socket.recv, but wait no later than the deadline."""
-        if self.deadline is not None and not self._readable_by_deadline():
-            raise RequestTimedOut()
+        """Read like socket.recv, waiting no later than the deadline; then raise RequestTimedOut.
+
+        A read the caller bounded itself with a shorter socket timeout (draining a connection
+        before closing it, say) is left to that timeout. The deadline fires once.
+        """
+        if self.deadline is not None:
+            own = self._sock.gettimeout()
+            remaining = self.deadline - time.monotonic()
+            if (own is None or own > remaining) and not self._readable_within(remaining):
+                self.deadline = None
+                raise RequestTimedOut()
         return self._sock.recv(size, flags)
 
-    def _readable_by_deadline(self) -> bool:
-        """Wait until the socket is readable; False when the deadline comes first."""
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
+    def _readable_within(self, seconds: float) -> bool:
+        """Wait until the socket is readable; False when ``seconds`` pass first."""
+        if seconds <= 0:
             return False
         with selectors.DefaultSelector() as selector:
             selector.register(self._sock, selectors.EVENT_READ)
-            return bool(selector.select(remaining))
+            return bool(selector.select(seconds))
 
 
 class ThreadWorker(JsonRefusals, gthread.ThreadWorker):
