@@ -1,0 +1,308 @@
+"""Tier 2: failing dependencies, for real. Redis frozen (SIGSTOP) costs one timeout per worker and
+never makes the service unready; PostgreSQL frozen, read-only or unmigrated, and an SQLite file
+read-only or locked, give bounded probes and 503s that say what failed, with a WARNING logged.
+
+Each check runs directly against gunicorn and, where nginx is selected, through it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import requests
+
+from .servers import compose_command, compose_services, wait_until
+from .test_served import TIMEOUT, assert_json_error, each
+
+HEALTH_CHECK_TIMEOUT = 2.0  # the service's default
+REDIS_TIMEOUT = 1.0  # the service's default
+
+
+def entries(deployment) -> list[str]:
+    """Return the URLs to check: gunicorn directly, and nginx when selected."""
+    return [deployment.service.url] + ([deployment.nginx.url] if deployment.nginx else [])
+
+
+def children(pid: int) -> list[int]:
+    """Return the pids of a process's children."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+@contextlib.contextmanager
+def frozen(*pids: int) -> Iterator[None]:
+    """Stop processes with SIGSTOP, as a hung server is; SIGCONT them however the block ends."""
+    stopped = []
+    try:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+            stopped.append(pid)
+        yield
+    finally:
+        for pid in reversed(stopped):
+            os.kill(pid, signal.SIGCONT)
+
+
+def timed_get(url: str) -> tuple[float, requests.Response]:
+    """GET ``url`` on a new connection; return the seconds it took and the response."""
+    started = time.monotonic()
+    response = requests.get(url, timeout=TIMEOUT, headers={"Connection": "close"})
+    return time.monotonic() - started, response
+
+
+def warnings_about(service, since: int, kind: str) -> list[dict]:
+    """Return the service's WARNING lines since ``since`` about a database failure of ``kind``."""
+    lines = [json.loads(line) for line in service.lines(since) if line.strip()]
+    return [ln for ln in lines if ln.get("database_error") == kind and ln["level"] == "WARNING"]
+
+
+def assert_ready(url: str) -> dict:
+    """Assert /readyz answers 200 in time, and return its body."""
+    took, response = timed_get(f"{url}/readyz")
+    assert response.status_code == 200, response.text
+    assert took < HEALTH_CHECK_TIMEOUT + 1
+    return response.json()
+
+
+def assert_unready(url: str, check: str, error: str) -> None:
+    """Assert /readyz answers 503 in time, ``check`` failing with ``error`` in its message."""
+    took, response = timed_get(f"{url}/readyz")
+    assert response.status_code == 503, response.text
+    assert took < HEALTH_CHECK_TIMEOUT + 1, took
+    assert response.json()["status"] == "unavailable"
+    assert error in response.json()["checks"][check]["error"], response.text
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+@each("use_redis")
+def test_a_frozen_redis_costs_one_timeout_per_worker_and_the_service_stays_ready(deployment):
+    """It answers reads fast after one REDIS_TIMEOUT per worker, stays ready, and recovers."""
+    server, service = deployment.redis, deployment.service
+    created = requests.post(f"{deployment.entry}/api/items", json={"name": "ice"}, timeout=TIMEOUT)
+    location = created.headers["Location"]
+    item = f"{deployment.entry}{location}"
+    requests.get(item, timeout=TIMEOUT)
+    assert requests.get(item, timeout=TIMEOUT).headers["X-Cache"] == "hit"
+
+    with frozen(server.process.pid):
+        durations = {}
+        for url in entries(deployment):
+            durations[url] = []
+            for _ in range(8):
+                took, read = timed_get(f"{url}{location}")
+                assert read.status_code == 200
+                assert read.headers["X-Cache"] == "miss"
+                durations[url].append(round(took, 3))
+            body = assert_ready(url)
+            assert body["status"] == "degraded"
+            assert body["checks"]["redis"]["status"] == "degraded"
+            assert body["checks"]["database"]["status"] == "ok"
+        every = [took for series in durations.values() for took in series]
+        slow = [took for took in every if took > REDIS_TIMEOUT / 2]
+        print(f"{deployment.combo.id}: GET seconds with Redis frozen: {durations}")
+        assert all(took < REDIS_TIMEOUT + 1 for took in every), durations
+        assert len(slow) <= len(service.workers()), durations  # one timeout per worker at most
+
+    client = server.client(deployment.redis_db)
+    client.flushdb()  # what comes back into Redis now was written after the thaw
+
+    def cached_in_redis() -> bool:
+        requests.get(item, timeout=TIMEOUT)
+        return requests.get(item, timeout=TIMEOUT).headers["X-Cache"] == "hit"
+
+    def limits_in_redis() -> bool:
+        requests.get(f"{deployment.entry}/api/items", timeout=TIMEOUT)
+        return any(key.startswith(b"LIMITS:") for key in client.keys("*"))
+
+    wait_until(cached_in_redis, 30, "a cache hit from Redis again", interval=0.5)
+    assert assert_ready(deployment.entry)["status"] == "ok"
+    # flask-limiter re-checks its storage with backoff (1, 2, 4 ... 32 s), each time through the
+    # breaker, so counters move back within about a minute.
+    wait_until(limits_in_redis, 70, "rate-limit counters back in Redis", interval=0.5)
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def threads(pids: list[int]) -> dict[int, int]:
+    """Return the number of threads of each process."""
+    return {pid: len(list(Path(f"/proc/{pid}/task").iterdir())) for pid in pids}
+
+
+@each("use_postgres")
+def test_a_frozen_postgres_gives_bounded_probes_that_do_not_pile_up(deployment):
+    """It answers /readyz 503 within HEALTH_CHECK_TIMEOUT while PostgreSQL hangs, and recovers.
+
+    Checks still running from an earlier probe are reused, not started again: the workers'
+    thread counts grow by at most the hung checks (database, schema) and what serves requests.
+    """
+    postmaster, workers = deployment.postgres.process.pid, deployment.service.workers()
+    for _ in range(4):
+        assert_ready(deployment.entry)
+    before = threads(workers)
+    with frozen(*children(postmaster), postmaster):
+        for url in entries(deployment):
+            for _ in range(6):
+                assert_unready(url, "database", "no answer")
+        assert requests.get(f"{deployment.entry}/healthz", timeout=TIMEOUT).status_code == 200
+        during = threads(workers)
+    print(f"{deployment.combo.id}: threads per worker before {before}, frozen {during}")
+    assert all(during[pid] - before[pid] <= 4 for pid in workers), (before, during)
+    wait_until(lambda: assert_ready(deployment.entry), 15, "ready again")
+
+
+@each("use_postgres")
+def test_a_read_only_postgres_is_unready_and_writes_get_503_saying_so(deployment):
+    """It fails readiness and answers 503 "read-only" to writes on a read-only database."""
+    database, service = deployment.database, deployment.service
+
+    def set_read_only(on: bool) -> None:
+        with deployment.postgres.connect("postgres") as connection:
+            setting = "SET default_transaction_read_only = on" if on else "RESET ALL"
+            connection.execute(f'ALTER DATABASE "{database}" {setting}')
+            connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (database,),
+            )
+
+    since = service.mark()
+    set_read_only(True)
+    try:
+        for url in entries(deployment):
+            wait_until(lambda u=url: timed_get(f"{u}/readyz")[1].status_code == 503, 10, "unready")
+            assert_unready(url, "database", "The database is read-only.")
+            write = requests.post(f"{url}/api/items", json={"name": "ro"}, timeout=TIMEOUT)
+            body = assert_json_error(write, 503)
+            assert body["error"]["detail"] == "The database is read-only."
+            assert write.headers["Retry-After"] == "5"
+            assert requests.get(f"{url}/api/items", timeout=TIMEOUT).status_code == 200
+        warnings = warnings_about(service, since, "read-only")
+        assert warnings and "read-only transaction" in warnings[0]["message"], warnings
+    finally:
+        set_read_only(False)
+    wait_until(lambda: assert_ready(deployment.entry)["status"] != "unavailable", 15, "ready")
+    created = requests.post(f"{deployment.entry}/api/items", json={"name": "rw"}, timeout=TIMEOUT)
+    assert created.status_code == 201
+
+
+@each("use_postgres")
+def test_an_unmigrated_database_is_unready_and_answers_503_until_migrated(deployment):
+    """It reports the schema behind and answers 503 naming it, not 500, until migrations run."""
+    database = deployment.postgres.create_database(f"{deployment.combo.id}_unmigrated")
+    url = deployment.postgres.url(database)
+    fresh = deployment.extra_service("unmigrated", DATABASE_URL=url)
+    since = fresh.mark()
+    assert_unready(fresh.url, "schema", "run the migrations")
+    for request in (
+        lambda: requests.get(f"{fresh.url}/api/items", timeout=TIMEOUT),
+        lambda: requests.post(f"{fresh.url}/api/items", json={"name": "x"}, timeout=TIMEOUT),
+    ):
+        body = assert_json_error(request(), 503)
+        assert "schema" in body["error"]["detail"]
+    assert warnings_about(fresh, since, "schema")
+
+    command = compose_command(compose_services(deployment.bake)["migrate"])
+    migrated = deployment.new_service("migrate-unmigrated", DATABASE_URL=url).run_once(command)
+    assert migrated.returncode == 0, migrated.stderr
+    assert assert_ready(fresh.url)["checks"]["schema"]["status"] == "ok"
+    assert requests.post(f"{fresh.url}/api/items", json={"name": "x"}, timeout=TIMEOUT).ok
+
+
+# --------------------------------------------------------------------------- SQLite
+
+
+@each(without=("use_postgres",))
+def test_an_unwritable_sqlite_folder_is_unready_and_writes_get_503_saying_so(deployment):
+    """It fails readiness and answers 503 "read-only" while the data folder is read-only."""
+    folder, service = deployment.sqlite_file.parent, deployment.service
+    mode = folder.stat().st_mode
+    since = service.mark()
+    folder.chmod(0o555)
+    try:
+        for url in entries(deployment):
+            assert_unready(url, "database", "The database is read-only.")
+            write = requests.post(f"{url}/api/items", json={"name": "ro"}, timeout=TIMEOUT)
+            body = assert_json_error(write, 503)
+            assert body["error"]["detail"] == "The database is read-only."
+            assert requests.get(f"{url}/api/items", timeout=TIMEOUT).status_code == 200
+        warnings = warnings_about(service, since, "read-only")
+        assert warnings and "readonly database" in warnings[0]["message"], warnings
+    finally:
+        folder.chmod(mode)
+    assert assert_ready(deployment.entry)["checks"]["database"]["status"] == "ok"
+    created = requests.post(f"{deployment.entry}/api/items", json={"name": "rw"}, timeout=TIMEOUT)
+    assert created.status_code == 201
+
+
+@each(without=("use_postgres",))
+def test_a_locked_sqlite_file_gives_503_saying_so_and_reads_go_on(deployment):
+    """It answers 503 "locked" to a write while another writer holds the lock; reads still work."""
+    service = deployment.service
+    since = service.mark()
+    with contextlib.closing(sqlite3.connect(deployment.sqlite_file, timeout=1)) as other:
+        other.execute("BEGIN IMMEDIATE")  # another writer, holding the write lock
+        try:
+            write = requests.post(
+                f"{deployment.entry}/api/items", json={"name": "blocked"}, timeout=TIMEOUT
+            )
+            assert requests.get(f"{deployment.entry}/api/items", timeout=TIMEOUT).status_code == 200
+        finally:
+            other.rollback()
+    body = assert_json_error(write, 503)
+    assert "locked" in body["error"]["detail"]
+    assert write.headers["Retry-After"] == "5"
+    warnings = warnings_about(service, since, "locked")
+    assert warnings and "database is locked" in warnings[0]["message"], warnings
+    created = requests.post(f"{deployment.entry}/api/items", json={"name": "free"}, timeout=TIMEOUT)
+    assert created.status_code == 201
+
+
+# --------------------------------------------------------------------------- rate limits
+
+
+@each()
+def test_retry_after_only_on_refusals(deployment):
+    """It sends no Retry-After on a 200, and one of at most the window on a 429."""
+    limited = deployment.extra_service("retry-after", RATELIMIT_DEFAULT="2 per minute")
+    for url in [*entries(deployment), limited.url]:
+        ok = requests.get(f"{url}/api/items", timeout=TIMEOUT)
+        assert ok.status_code == 200
+        assert "Retry-After" not in ok.headers
+    statuses = []
+    for _ in range(12):  # each worker counts on its own without Redis: 2 x 2 at most
+        answer = requests.get(f"{limited.url}/api/items", timeout=TIMEOUT)
+        statuses.append(answer.status_code)
+        if answer.status_code == 429:
+            assert 0 < int(answer.headers["Retry-After"]) <= 60
+    assert 429 in statuses, statuses
+
+
+@each(without=("use_redis",))
+def test_without_redis_limits_are_counted_per_worker_as_the_readme_says(deployment):
+    """It allows between the limit and the limit times the workers, which the README states."""
+    limited = deployment.extra_service("per-worker", RATELIMIT_WRITE="5 per minute")
+    workers = len(limited.workers())
+    accepted = 0
+    for _ in range(5 * workers + 10):
+        answer = requests.post(
+            f"{limited.url}/api/items",
+            json={"name": "n"},
+            headers={"Connection": "close"},
+            timeout=TIMEOUT,
+        )
+        accepted += answer.status_code == 201
+    assert 5 <= accepted <= 5 * workers, accepted
+    readme = (deployment.bake / "README.md").read_text()
+    assert "in each worker's memory, so a client gets up to the limit times" in readme
