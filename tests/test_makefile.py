@@ -107,3 +107,16 @@ def test_kube_manifests_renders_a_fresh_bake(bake, combo, clean_env, tmp_path):
     assert result.returncode == 0, result.stderr
     kinds = {doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc}
     assert {"Namespace", "Deployment", "Service", "Secret", "ConfigMap"} <= kinds, kinds
+
+
+@pytest.mark.parametrize("combo", params([BY_ID["bare"]]))
+def test_a_venv_that_could_not_be_made_is_removed(bake, combo, clean_env, tmp_path):
+    """It removes a half-made .venv when creating it fails (as without ensurepip)."""
+    root = tmp_path / "project"
+    subprocess.run(["cp", "-a", str(bake(combo)), str(root)], check=True, timeout=60)
+    broken = tmp_path / "python-without-ensurepip"
+    broken.write_text('#!/bin/sh\nmkdir -p "$3/bin" && touch "$3/bin/python"\nexit 1\n')
+    broken.chmod(0o755)
+    result = make(root, clean_env, "install", f"PYTHON={broken}")
+    assert result.returncode != 0
+    assert not (root / ".venv").exists()
