@@ -1,7 +1,7 @@
 """Cache reads; a failing cache is logged and bypassed, never an error for the client.
 
-A Redis cache that failed moments ago is skipped without a call (see redis_store.py); those
-skips were logged once when Redis failed, so they are not logged again here.
+A backend that failed moments ago may be skipped without a call; it logged that failure once
+and marks the skips ``already_logged``, so they are not logged again here.
 """
 
 import logging
@@ -33,7 +33,7 @@ def set(key: str, value, timeout: int) -> None:  # noqa: A001
 def _warn(what: str, exc: Exception) -> None:
     """Log a cache failure unless its backend already logged it."""
     if not getattr(exc, "already_logged", False):
-        log.warning("%s: %r", what, exc)
+        log.warning("%s: %s: %s", what, type(exc).__name__, exc)
 
 
 def init_app(app: Flask) -> None:

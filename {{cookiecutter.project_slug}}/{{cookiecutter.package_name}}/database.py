@@ -61,16 +61,16 @@ def create_sqlite_schema() -> None:
 def ping() -> None:
     """Raise DatabaseUnavailable when the database does not answer or cannot take writes.
 
-    PostgreSQL says whether this session is read-only (a standby, or default_transaction_read_only);
-    for an SQLite file, the file and its folder (journal files) must be writable.
+    An SQLite file and its folder (journal files) must be writable; a database server says
+    whether this session is read-only (a standby, or default_transaction_read_only).
     """
     try:
         with db.engine.connect() as connection:
-            if connection.dialect.name == "postgresql":
-                read_only = connection.execute(text("SHOW transaction_read_only")).scalar() == "on"
-            else:
+            if connection.dialect.name == "sqlite":
                 connection.execute(text("SELECT 1"))
                 read_only = sqlite_read_only(db.engine.url)
+            else:
+                read_only = connection.execute(text("SHOW transaction_read_only")).scalar() == "on"
     except DBAPIError as exc:
         raise DatabaseUnavailable(describe(exc) or UNAVAILABLE) from exc
     if read_only:

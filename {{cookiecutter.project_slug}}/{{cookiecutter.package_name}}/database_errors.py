@@ -17,12 +17,12 @@ log = logging.getLogger(__name__)
 
 READ_ONLY = "The database is read-only."
 UNAVAILABLE = "The database is unavailable."
-# kind: (PostgreSQL SQLSTATE prefixes, message fragments of SQLite and the drivers, detail)
+# kind: (SQLSTATE prefixes of a database server, message fragments of SQLite and drivers, detail)
 KINDS = {
     "schema": (
         ("42P01", "42703"),
         ("no such table", "no such column", "has no column named"),
-        "The database schema is not up to date: run the migrations.",
+        "The database schema is behind the code: a table or column is missing.",
     ),
     "read-only": (
         ("25006",),

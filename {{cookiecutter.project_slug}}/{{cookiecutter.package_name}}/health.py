@@ -2,8 +2,8 @@
 
 Readiness answers within HEALTH_CHECK_TIMEOUT whatever the checks do: each runs in a daemon
 thread, and a check that hangs is reported, left to finish, and not started again by later
-probes until it has. Hard dependencies (the database, at the migrated schema) decide the status
-code; soft ones (Redis: cache and limits degrade) show as "degraded" in the body, still 200.
+probes until it has. Hard dependencies (the database, and its schema) decide the status
+code; soft ones (the app serves without them, degraded) show as "degraded" in the body, still 200.
 """
 
 import logging
@@ -65,7 +65,7 @@ class Run:
                 check()
         except Exception as exc:  # noqa: BLE001  (any failure makes the check fail)
             if not isinstance(exc, DatabaseUnavailable):  # those were logged with their cause
-                log.warning("readiness check %s failed: %r", name, exc)
+                log.warning("readiness check %s failed: %s: %s", name, type(exc).__name__, exc)
             self.error = exc
         finally:
             self.duration_ms = round((time.monotonic() - self.started) * 1000, 2)

@@ -1,8 +1,8 @@
 """Limit request rates per client; storage falls back to memory when its backend fails.
 
-Where the counters live: in Redis when REDIS_URL is set (one count shared by every worker and
-replica); otherwise, and while Redis fails, in each worker process's memory, so a client can
-get up to the limit times the number of workers.
+Where the counters live: in the shared storage another concern configured, if any (one count
+for every worker and replica); otherwise, and while that storage fails, in each worker
+process's memory, so a client can get up to the limit times the number of workers.
 """
 
 from flask import Flask, request

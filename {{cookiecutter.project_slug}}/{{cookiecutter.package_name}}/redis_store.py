@@ -50,7 +50,8 @@ class Breaker:
         """Skip Redis for the retry interval from now; log when it starts being skipped."""
         with self._lock:
             if not self._retry_at:
-                log.warning("Redis failed, skipping it for %ss: %r", self.interval, exc)
+                error = f"{type(exc).__name__}: {exc}"
+                log.warning("Redis failed, skipping it for %ss: %s", self.interval, error)
             self._retry_at = time.monotonic() + self.interval
             self._trial = None
 
