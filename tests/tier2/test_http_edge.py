@@ -410,6 +410,20 @@ def test_slow_bodies_hold_a_thread_no_longer_than_the_read_timeout(deployment):
     assert max(latencies) < read_timeout + 1.5, latencies
 
 
+@each(without=("use_postgres", "use_redis", "use_nginx"))
+def test_sync_workers_answer_refusals_and_silent_clients_in_json_too(deployment):
+    """It answers gunicorn's refusals and a silent client in JSON under WORKER_CLASS=sync.
+
+    The worker class is independent of the services, so one combination shows it.
+    """
+    service = deployment.extra_service("sync", WORKER_CLASS="sync", REQUEST_READ_TIMEOUT="1")
+    data, status = REFUSED_BY_GUNICORN["duplicate Content-Length"]
+    assert_json_refusal(exchange(service.port, data), status)
+    assert_json_refusal(exchange(service.port, b"GET /healthz HTTP/1.1\r\nHost: t\r\n"), 408)
+    assert requests.get(f"{service.url}/healthz", timeout=TIMEOUT).status_code == 200
+    assert "Exception in worker process" not in service.stdout.read_text()
+
+
 # --------------------------------------------------------------------------- class 9
 
 
