@@ -72,7 +72,7 @@ def test_postgres_and_redis_journey(tmp_path, postgres, redis_server):
     env = developer_env(
         DATABASE_URL=postgres.url(database),
         REDIS_URL=redis_server.url(redis_server.new_db()),
-        TEST_DATABASE_URL=postgres.url(f"{database}_test"),
+        TEST_DATABASE_URL=postgres.url(postgres.create_database("journey_test")),
         TEST_REDIS_URL=redis_server.url(redis_server.new_db()),
     )
     make(project, env, "install")
