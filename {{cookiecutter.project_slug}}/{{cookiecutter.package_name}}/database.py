@@ -1,7 +1,7 @@
-"""Bind SQLAlchemy: pooled, pre-pinged connections; the schema comes from one place only.
+"""Bind SQLAlchemy: pooled, pre-pinged connections, and the tables of an embedded SQLite file.
 
-With migrations (``migrations/``), every database, SQLite included, gets its tables from
-``flask db upgrade``; without them, an SQLite file gets its tables at start-up.
+The app makes an SQLite file's tables at start-up only when the project has no other source of
+its schema (CREATE_SQLITE_TABLES): with one, the two would fight over the same tables.
 """
 
 from flask import Flask, current_app, jsonify
@@ -21,7 +21,7 @@ from . import models  # noqa: F401  (registers the tables on db.metadata)
 from .database_errors import READ_ONLY, UNAVAILABLE, DatabaseUnavailable, describe, sqlite_read_only
 from .extensions import db
 
-SCHEMA_FROM_MIGRATIONS = {{ "True" if cookiecutter.use_postgres == "yes" else "False" }}
+CREATE_SQLITE_TABLES = {{ "False" if cookiecutter.use_postgres == "yes" else "True" }}
 
 
 def engine_options(
@@ -51,7 +51,7 @@ def engine_options(
 
 def create_sqlite_schema() -> None:
     """Create missing tables in an embedded SQLite file; safe when workers race."""
-    if SCHEMA_FROM_MIGRATIONS or db.engine.dialect.name != "sqlite":
+    if not CREATE_SQLITE_TABLES or db.engine.dialect.name != "sqlite":
         return
     with db.engine.begin() as connection:
         for table in db.metadata.sorted_tables:

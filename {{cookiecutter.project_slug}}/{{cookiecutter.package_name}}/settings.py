@@ -85,8 +85,8 @@ class Settings(BaseSettings):
             and "database_url" not in self.model_fields_set
         ):
             raise ValueError(
-                "DATABASE_URL is not set; production needs the database server's URL "
-                "(e.g. postgresql+psycopg://user:password@host:5432/name)"
+                "DATABASE_URL is not set; production needs the URL of the database server "
+                "(an SQLite file in a container is lost when it restarts)"
             )
         return self
 
