@@ -9,7 +9,7 @@ from {{ cookiecutter.package_name }}.settings import (
 )
 
 REAL_SECRET = "a-real-secret-value-of-good-length"
-SERVER_URL = "postgresql+psycopg://app:pw@db.internal:5432/app"
+SERVER_URL = "sqlite:////data/app.db"  # any URL: production needs one set
 
 
 @pytest.fixture(autouse=True)
