@@ -45,7 +45,8 @@ KINDS = {
         "The database is not reachable.",
     ),
 }
-CREDENTIALS = re.compile(r"(://[^:/@\s]*:)[^@\s]*@|(password\s*=\s*)\S+", re.IGNORECASE)
+# A URL's password (scheme://user:PASSWORD@host) or a conninfo's password=...: masked in logs.
+CREDENTIALS = re.compile(r"(://[^:/@\s]*:)[^@\s]*(?=@)|(password\s*=\s*)\S+", re.IGNORECASE)
 
 
 class DatabaseUnavailable(Exception):
