@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.redis_store import Breaker, RedisSkipped
+from {{ cookiecutter.package_name }}.redis_store import Breaker, RedisSkipped, client_options
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
 
@@ -99,6 +99,21 @@ def test_the_breaker_lets_one_caller_try_again_after_the_interval():
     assert refused == [True]
     breaker.answered()
     breaker.allow()
+
+
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        ("redis://127.0.0.1:1/0", redis.connection.Connection),
+        ("rediss://127.0.0.1:1/0", redis.connection.SSLConnection),
+        ("unix:///run/redis.sock?db=0", redis.connection.UnixDomainSocketConnection),
+    ],
+)
+def test_the_guarded_connection_keeps_the_urls_transport(url, kind):
+    """It guards TLS and Unix-socket URLs with connections of their own kind, not plain TCP."""
+    client = redis.Redis.from_url(url, **client_options(url, 0.1, Breaker(interval=1)))
+    assert issubclass(client.connection_pool.connection_class, kind)
+    client.close()
 
 
 @pytest.mark.skipif(

@@ -8,11 +8,12 @@ every call fails at once for REDIS_RETRY_INTERVAL seconds; then one call tries R
 import logging
 import threading
 import time
+from urllib.parse import urlsplit
 
 import redis
 from flask import Flask
 from redis.backoff import NoBackoff
-from redis.connection import Connection
+from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.retry import Retry
 
 log = logging.getLogger(__name__)
@@ -65,12 +66,12 @@ class Breaker:
             self._retry_at, self._trial = 0.0, None
 
 
-class GuardedConnection(Connection):
-    """A Redis connection that asks the breaker before talking and tells it how it went."""
+class Guarded:
+    """Mixed into a redis-py connection: ask the breaker before talking, tell it how it went."""
 
-    def __init__(self, *, breaker: Breaker, **kwargs) -> None:
+    def __init__(self, *args, breaker: Breaker, **kwargs) -> None:
         """Open nothing yet; remember the app's breaker."""
-        super().__init__(**kwargs)
+        super().__init__(*args, **kwargs)
         self.breaker = breaker
 
     def connect(self) -> None:
@@ -105,13 +106,28 @@ class GuardedConnection(Connection):
         return response
 
 
-def client_options(timeout: float, breaker: Breaker) -> dict:
+class GuardedConnection(Guarded, Connection):
+    """A guarded TCP connection (redis://)."""
+
+
+class GuardedSSLConnection(Guarded, SSLConnection):
+    """A guarded TLS connection (rediss://)."""
+
+
+class GuardedUnixConnection(Guarded, UnixDomainSocketConnection):
+    """A guarded Unix socket connection (unix://)."""
+
+
+GUARDED = {"rediss": GuardedSSLConnection, "unix": GuardedUnixConnection}
+
+
+def client_options(url: str, timeout: float, breaker: Breaker) -> dict:
     """Return redis-py options: bounded sockets, one attempt, and the app's breaker."""
     return {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "retry": Retry(NoBackoff(), 0),  # the breaker, not redis-py, decides when to try again
-        "connection_class": GuardedConnection,
+        "connection_class": GUARDED.get(urlsplit(url).scheme, GuardedConnection),
         "breaker": breaker,
     }
 
@@ -131,7 +147,7 @@ def init_app(app: Flask) -> None:
     if not settings.redis_url:
         return
     breaker = Breaker(settings.redis_retry_interval)
-    options = client_options(settings.redis_timeout, breaker)
+    options = client_options(settings.redis_url, settings.redis_timeout, breaker)
     app.extensions["redis"] = {"url": settings.redis_url, "options": options, "breaker": breaker}
     app.config["CACHE_TYPE"] = "RedisCache"
     app.config["CACHE_REDIS_URL"] = settings.redis_url
