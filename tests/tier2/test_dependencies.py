@@ -202,7 +202,8 @@ def test_a_read_only_postgres_is_unready_and_writes_get_503_saying_so(deployment
 
 @each("use_postgres")
 def test_an_unmigrated_database_is_unready_and_answers_503_until_migrated(deployment):
-    """It reports the schema behind and answers 503 naming it, not 500, until migrations run."""
+    """It reports the schema behind and answers 503 naming it, not 500, until migrations run;
+    a schema ahead of the code (a newer release's migration) keeps it ready."""
     database = deployment.postgres.create_database(f"{deployment.combo.id}_unmigrated")
     url = deployment.postgres.url(database)
     fresh = deployment.extra_service("unmigrated", DATABASE_URL=url)
@@ -221,6 +222,11 @@ def test_an_unmigrated_database_is_unready_and_answers_503_until_migrated(deploy
     assert migrated.returncode == 0, migrated.stderr
     assert assert_ready(fresh.url)["checks"]["schema"]["status"] == "ok"
     assert requests.post(f"{fresh.url}/api/items", json={"name": "x"}, timeout=TIMEOUT).ok
+
+    # A newer release migrated the database during a rolling deployment: this one keeps serving.
+    with deployment.postgres.connect(database) as connection:
+        connection.execute("UPDATE alembic_version SET version_num = 'from_a_newer_release'")
+    assert assert_ready(fresh.url)["checks"]["schema"]["status"] == "ok"
 
 
 # --------------------------------------------------------------------------- SQLite
