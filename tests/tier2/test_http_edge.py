@@ -505,3 +505,19 @@ def test_a_slow_statement_is_cancelled_at_the_statement_timeout(deployment):
     assert result["status"] == 503, result
     assert result["body"]["error"]["status"] == 503
     assert 0.8 < result["seconds"] < 4, result
+
+
+# --------------------------------------------------------------------------- every line
+
+
+@each()
+def test_every_line_stayed_json_under_hostile_clients(deployment):
+    """It wrote only UTF-8 JSON lines with level, message and request_id, nginx's included."""
+    outputs = sorted(deployment.root.glob("*/logs/stdout.log"))
+    assert outputs
+    for output in outputs:
+        for record in json_lines(output.read_bytes().decode("utf-8").splitlines()):
+            assert {"level", "message", "request_id"} <= record.keys(), (output, record)
+    if deployment.nginx is not None:
+        for record in nginx_lines(deployment):
+            assert {"level", "request_id", "status"} <= record.keys(), record
