@@ -424,6 +424,38 @@ def test_sync_workers_answer_refusals_and_silent_clients_in_json_too(deployment)
     assert "Exception in worker process" not in service.stdout.read_text()
 
 
+@each(without=("use_postgres", "use_redis", "use_nginx"))
+def test_gunicorn_timeout_does_not_bound_a_request_under_gthread(deployment):
+    """It completes a 4 s request with GUNICORN_TIMEOUT=2, as the README's Timeouts section says.
+
+    The request is slow honestly: its body arrives over about 4 s, each piece well within
+    REQUEST_READ_TIMEOUT. The worker keeps beating from its event loop, so it is not killed.
+    """
+    service = deployment.extra_service("gunicorn-timeout", GUNICORN_TIMEOUT="2")
+    body = json.dumps({"name": f"slow-{uuid.uuid4().hex[:8]}"}).encode()
+    head = (
+        "POST /api/items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    wait_for(lambda: len(service.workers()) == 2, 15, "both workers")
+    workers = service.workers()
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", service.port), timeout=TIMEOUT) as sock:
+        sock.sendall(head)
+        for index in range(len(body)):
+            time.sleep(4 / len(body))
+            sock.sendall(body[index : index + 1])
+        answer = b""
+        for _ in range(100):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    assert time.monotonic() - started > 3.5
+    assert parse(answer)[0] == 201, answer[:300]
+    assert service.workers() == workers
+
+
 # --------------------------------------------------------------------------- class 9
 
 
