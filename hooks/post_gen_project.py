@@ -1,18 +1,16 @@
 """Prune what was not selected, then write the git-ignored secret files with fresh values."""
 
+import json
 import re
 import secrets
 import shutil
 import sys
 from pathlib import Path
 
-SELECTED = {
-    "use_postgres": "{{ cookiecutter.use_postgres }}" == "yes",
-    "use_redis": "{{ cookiecutter.use_redis }}" == "yes",
-    "use_nginx": "{{ cookiecutter.use_nginx }}" == "yes",
-    "use_kubernetes": "{{ cookiecutter.use_kubernetes }}" == "yes",
-}
-PACKAGE = "{{ cookiecutter.package_name }}"
+# Every answer, as one object (keys starting with "_" are cookiecutter's or the template's own).
+CONTEXT = json.loads({{ cookiecutter | tojson | tojson }})
+SELECTED = {key: value == "yes" for key, value in CONTEXT.items() if key.startswith("use_")}
+PACKAGE = CONTEXT["package_name"]
 SECRET_EXAMPLE = "deploy/k8s/secret.env.example"
 DEV_SECRET = "deploy/k8s/overlays/dev/secret.env"
 DEV_SECRET_NOTE = (
@@ -20,7 +18,7 @@ DEV_SECRET_NOTE = (
     "# Point the URLs at the servers your development cluster reaches.\n"
 )
 
-# option -> paths that exist only when the option is selected
+# option, or a tuple of options that must all be selected -> paths that exist only then
 PRUNE = {
     "use_postgres": [
         "migrations",
@@ -30,15 +28,21 @@ PRUNE = {
     "use_redis": ["{package}/redis_store.py", "tests/test_redis_store.py"],
     "use_nginx": ["nginx", "{package}/proxy.py", "tests/test_proxy.py"],
     "use_kubernetes": ["deploy/k8s"],
+    ("use_kubernetes", "use_postgres"): ["deploy/k8s/base/migrate-job.yaml"],
 }
+
+
+def as_tuple(options: str | tuple[str, ...]) -> tuple[str, ...]:
+    """Return a PRUNE key as the tuple of options it needs."""
+    return (options,) if isinstance(options, str) else options
 
 
 def paths_to_prune(selected: dict[str, bool], package: str) -> list[str]:
     """Return the paths belonging to options that were not selected."""
     return [
         path.format(package=package)
-        for option, paths in PRUNE.items()
-        if not selected[option]
+        for options, paths in PRUNE.items()
+        if not all(selected[option] for option in as_tuple(options))
         for path in paths
     ]
 

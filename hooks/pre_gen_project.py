@@ -1,25 +1,34 @@
 """Validate the answers before anything is written; a bad answer names the field and exits 1."""
 
+import json
 import keyword
 import re
 import sys
+from typing import NamedTuple
 
-ANSWERS = {
-    "project_name": {{ cookiecutter.project_name | tojson }},
-    "project_slug": {{ cookiecutter.project_slug | tojson }},
-    "package_name": {{ cookiecutter.package_name | tojson }},
-    "email": {{ cookiecutter.email | tojson }},
-    "python_version": {{ cookiecutter.python_version | tojson }},
-    "use_postgres": {{ cookiecutter.use_postgres | tojson }},
-    "use_redis": {{ cookiecutter.use_redis | tojson }},
-    "use_nginx": {{ cookiecutter.use_nginx | tojson }},
-    "use_kubernetes": {{ cookiecutter.use_kubernetes | tojson }},
-}
-PYTHON_VERSIONS = {{ cookiecutter._python_images.keys() | list | tojson }}
+# Every answer, as one object (keys starting with "_" are cookiecutter's or the template's own).
+CONTEXT = json.loads({{ cookiecutter | tojson | tojson }})
+ANSWERS = {key: value for key, value in CONTEXT.items() if not key.startswith("_")}
+PYTHON_VERSIONS = list(CONTEXT["_python_images"])
 
 SLUG = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)*")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 RESERVED_PACKAGES = set(sys.stdlib_module_names) | {"flask", "gunicorn", "tests", "migrations"}
+YES_NO_PREFIX = "use_"  # every option named use_<thing> is answered yes or no
+
+
+class Rule(NamedTuple):
+    """An answer that needs other answers beside it, and why."""
+
+    field: str
+    value: str
+    needs: dict[str, str]
+    why: str
+
+
+# Rules that involve several options, one row each (e.g. a worker that needs Redis:
+# Rule("use_celery", "yes", {"use_redis": "yes"}, "the worker's queue is Redis")).
+RULES: list[Rule] = []
 
 
 def check_project_name(value: str) -> str | None:
@@ -66,21 +75,47 @@ CHECKS = {
     "package_name": check_package,
     "email": check_email,
     "python_version": check_python,
-    "use_postgres": check_yes_no,
-    "use_redis": check_yes_no,
-    "use_nginx": check_yes_no,
-    "use_kubernetes": check_yes_no,
 }
 
 
-def problems(answers: dict[str, str]) -> list[str]:
-    """Return one line per invalid answer: field, value and what is allowed."""
-    found = []
-    for field, check in CHECKS.items():
-        allowed = check(answers[field])
+def check_of(field: str):
+    """Return the check of one answer: its own, yes/no for a use_ option, or None."""
+    if field.startswith(YES_NO_PREFIX):
+        return check_yes_no
+    return CHECKS.get(field)
+
+
+def field_problems(answers: dict[str, str]) -> dict[str, str]:
+    """Return what each invalid answer should have been, by field."""
+    found = {}
+    for field, value in answers.items():
+        check = check_of(field)
+        allowed = check(value) if check else None
         if allowed:
-            found.append(f"ERROR: {field}={answers[field]!r} is invalid; expected {allowed}.")
+            found[field] = allowed
     return found
+
+
+def broken_rules(answers: dict[str, str], rules: list[Rule]) -> dict[str, str]:
+    """Return what each answer refused by a rule should have beside it, by field."""
+    found = {}
+    for rule in rules:
+        missing = {name: want for name, want in rule.needs.items() if answers[name] != want}
+        if answers[rule.field] == rule.value and missing:
+            wanted = " and ".join(f"{name}={want!r}" for name, want in missing.items())
+            found[rule.field] = f"{wanted} with it ({rule.why})"
+    return found
+
+
+def problems(answers: dict[str, str], rules: list[Rule] = RULES) -> list[str]:
+    """Return one line per invalid answer: field, value and what is allowed."""
+    found = field_problems(answers)
+    if not found:  # a rule reads answers that are each valid on their own
+        found = broken_rules(answers, rules)
+    return [
+        f"ERROR: {field}={answers[field]!r} is invalid; expected {allowed}."
+        for field, allowed in found.items()
+    ]
 
 
 def main() -> int:

@@ -1,13 +1,52 @@
-"""The one table of option combinations that drives every generation test."""
+"""The option combinations every tier runs, derived from cookiecutter.json.
+
+Tier 1 bakes the defaults, all-on, all-off and an all-pairs cover of every option (each value of
+one option meets each value of every other at least once), so it grows with the number of options,
+not with their product. Tiers 2 and 3 serve the full cross of the runtime services that talk to
+each other (CROSSED) and add each other service option (PAIRED) pairwise.
+
+    python tests/combinations.py all-on     prints the all-on answers as key=value words
+"""
 
 import itertools
+import json
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
-OPTIONS = ("use_postgres", "use_redis", "use_nginx")
-PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
-SHORT = {"use_postgres": "pg", "use_redis": "redis", "use_nginx": "nginx"}
+COOKIECUTTER_JSON = Path(__file__).resolve().parent.parent / "cookiecutter.json"
+# Runtime services that interact: tiers 2 and 3 serve every cross of them.
+CROSSED = ("use_postgres", "use_redis", "use_nginx")
+# Further runtime service options: tiers 2 and 3 add them pairwise to the cross.
+PAIRED: tuple[str, ...] = ()
+# Short words for ids; any other option is called by its name without "use_".
+SHORT = {"use_postgres": "pg", "use_kubernetes": "k8s", "python_version": "py"}
+
+
+def load_choices(path: Path = COOKIECUTTER_JSON) -> dict[str, list[str]]:
+    """Return each prompted option that offers a list of choices (the first is the default)."""
+    context = json.loads(path.read_text())
+    return {
+        key: value
+        for key, value in context.items()
+        if isinstance(value, list) and not key.startswith("_")
+    }
+
+
+CHOICES = load_choices()
+DEFAULTS = {option: values[0] for option, values in CHOICES.items()}
+YES_NO = [option for option, values in CHOICES.items() if sorted(values) == ["no", "yes"]]
+PYTHON_VERSIONS = tuple(CHOICES["python_version"])
+
+
+def combination_id(answers: dict) -> str:
+    """Name the selected yes/no options (or "bare"), then each other choice not at its default."""
+    full = {**DEFAULTS, **answers}
+    words = [SHORT.get(o, o.removeprefix("use_")) for o in YES_NO if full[o] == "yes"] or ["bare"]
+    others = [o for o in CHOICES if o not in YES_NO and full[o] != DEFAULTS[o]]
+    return "-".join(words + [SHORT.get(o, "") + full[o] for o in others])
 
 
 @dataclass(frozen=True)
@@ -17,29 +56,78 @@ class Combination:
     id: str
     answers: dict = field(hash=False)
 
+    def value(self, option: str) -> str:
+        """Return this combination's answer to ``option`` (cookiecutter's default if not given)."""
+        return self.answers.get(option, DEFAULTS[option])
+
     def selected(self, option: str) -> bool:
         """Say whether ``option`` is on in this combination (cookiecutter defaults apply)."""
-        return self.answers.get(option, DEFAULTS[option]) == "yes"
+        return self.value(option) == "yes"
 
 
-DEFAULTS = {"use_postgres": "yes", "use_redis": "yes", "use_nginx": "no", "use_kubernetes": "no"}
+def combination(answers: dict) -> Combination:
+    """Return the combination of ``answers``, named by combination_id."""
+    return Combination(combination_id(answers), answers)
 
 
-def _matrix() -> list[Combination]:
-    """Every use_postgres x use_redis x use_nginx combination, Kubernetes on, Pythons rotated."""
-    combos = []
-    for index, values in enumerate(itertools.product(("yes", "no"), repeat=len(OPTIONS))):
-        answers = dict(zip(OPTIONS, values, strict=True))
-        answers["use_kubernetes"] = "yes"
-        answers["python_version"] = PYTHON_VERSIONS[index % len(PYTHON_VERSIONS)]
-        on = [SHORT[option] for option in OPTIONS if answers[option] == "yes"]
-        combos.append(Combination("-".join(on) or "bare", answers))
-    return combos
+def alone(option: str) -> Combination:
+    """Return the combination that selects ``option`` and no other yes/no option."""
+    return combination({other: "yes" if other == option else "no" for other in YES_NO})
 
 
-# The defaults (what pressing Enter gives: Kubernetes off) plus the full matrix.
-COMBINATIONS = [Combination("defaults", {}), *_matrix()]
-BY_ID = {combo.id: combo for combo in COMBINATIONS}
+def pairs(row: dict) -> set:
+    """Return the pairs of (option, value) that one row of answers holds."""
+    return set(itertools.combinations(row.items(), 2))
+
+
+def all_pairs(choices: dict[str, list[str]], seeds: list[dict]) -> list[dict]:
+    """Return rows after ``seeds`` that, with them, hold every pair of values of two options.
+
+    Greedy: each step adds the row of the full product holding most pairs not yet held (the
+    first such row, so the result is the same on every run).
+    """
+    product = [
+        dict(zip(choices, values, strict=True)) for values in itertools.product(*choices.values())
+    ]
+    missing = set().union(*map(pairs, product)) - set().union(set(), *map(pairs, seeds))
+    rows = []
+    while missing:  # each step holds at least one missing pair: at most len(missing) steps
+        best = max(product, key=lambda row: len(pairs(row) & missing))
+        rows.append(best)
+        missing -= pairs(best)
+    return rows
+
+
+def in_order(row: dict, choices: dict) -> dict:
+    """Return a row of answers with its keys in the order of ``choices``."""
+    return {option: row[option] for option in choices}
+
+
+DEFAULTS_COMBO = Combination("defaults", {})  # what pressing Enter gives
+ALL_ON = combination({option: "yes" for option in YES_NO})
+ALL_OFF = combination({option: "no" for option in YES_NO})
+
+
+def tier1() -> list[Combination]:
+    """Return the defaults, all-on, all-off, then the rows that complete an all-pairs cover."""
+    fixed = [DEFAULTS_COMBO, ALL_ON, ALL_OFF]
+    seeds = [in_order({**DEFAULTS, **combo.answers}, CHOICES) for combo in fixed]
+    return fixed + [combination(row) for row in all_pairs(CHOICES, seeds)]
+
+
+def served(crossed=CROSSED, paired=PAIRED, choices=CHOICES) -> list[Combination]:
+    """Return every cross of ``crossed`` (yes first), with ``paired`` options added pairwise."""
+    values = [sorted(choices[option], reverse=True) for option in crossed]
+    cross = [dict(zip(crossed, row, strict=True)) for row in itertools.product(*values)]
+    runtime = {option: choices[option] for option in (*crossed, *paired)}
+    seeds = [{**row, **{option: DEFAULTS[option] for option in paired}} for row in cross]
+    return [combination(row) for row in [*seeds, *all_pairs(runtime, seeds)]]
+
+
+# Tier 1's combinations, and the ones tiers 2 and 3 serve; ids name the same answers in both.
+COMBINATIONS = tier1()
+SERVED = served()
+BY_ID = {combo.id: combo for combo in [*COMBINATIONS, *SERVED]}
 
 
 def params(combos=None) -> list:
@@ -48,3 +136,9 @@ def params(combos=None) -> list:
         pytest.param(combo, id=combo.id, marks=pytest.mark.xdist_group(combo.id))
         for combo in (combos if combos is not None else COMBINATIONS)
     ]
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["all-on"]:
+        sys.exit("usage: python tests/combinations.py all-on")
+    print(" ".join(f"{option}={value}" for option, value in ALL_ON.answers.items()))

@@ -6,9 +6,10 @@ from pathlib import Path
 HOOK = Path(__file__).resolve().parent.parent / "hooks" / "post_gen_project.py"
 
 
-def prune_table() -> dict[str, list[str]]:
-    """Return the hook's PRUNE table (option -> paths)."""
+def prune_table() -> dict[tuple[str, ...], list[str]]:
+    """Return the hook's PRUNE table, each key as the tuple of options its paths need."""
     for node in ast.parse(HOOK.read_text()).body:
         if isinstance(node, ast.Assign) and [t.id for t in node.targets] == ["PRUNE"]:
-            return ast.literal_eval(node.value)
+            table = ast.literal_eval(node.value)
+            return {(key,) if isinstance(key, str) else key: paths for key, paths in table.items()}
     raise LookupError("PRUNE not found in the post-gen hook")

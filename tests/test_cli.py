@@ -1,5 +1,6 @@
 """The cookiecutter CLI, with --no-input or typed answers, gives a service that gunicorn serves."""
 
+import json
 import os
 import socket
 import subprocess
@@ -10,9 +11,30 @@ from pathlib import Path
 import pytest
 from developer import request
 
-# Typed answers, in prompt order: name, slug, package, description, author, email,
-# then choices: python 3.13 (2), postgres no (2), redis yes (1), nginx no (1), kubernetes no (1).
-TYPED = "Orders API\n\n\nShips orders\nAda\nada@example.org\n2\n2\n1\n1\n1\n"
+# What the user types; Enter takes the default of every other prompt.
+TYPED = {
+    "project_name": "Orders API",
+    "description": "Ships orders",
+    "author_name": "Ada",
+    "email": "ada@example.org",
+    "python_version": "3.13",
+    "use_postgres": "no",
+}
+
+
+def keystrokes(template_dir: Path, answers: dict[str, str]) -> str:
+    """Return the lines typed at cookiecutter.json's prompts, in order: a choice by its number."""
+    context = json.loads((template_dir / "cookiecutter.json").read_text())
+    lines = []
+    for key in (key for key in context if not key.startswith("_")):
+        choices = context[key] if isinstance(context[key], list) else None
+        if key not in answers:
+            lines.append("")
+        elif choices:
+            lines.append(str(choices.index(answers[key]) + 1))
+        else:
+            lines.append(answers[key])
+    return "".join(line + "\n" for line in lines)
 
 
 def free_port() -> int:
@@ -94,7 +116,7 @@ def test_no_input_bake_serves(template_dir, tmp_path, clean_env):
 @pytest.mark.xdist_group("cli")
 def test_typed_answers_bake_serves(template_dir, tmp_path, clean_env):
     """It takes answers typed at the prompts, and gunicorn serves the result."""
-    cookiecutter(template_dir, tmp_path, [], stdin=TYPED)
+    cookiecutter(template_dir, tmp_path, [], stdin=keystrokes(template_dir, TYPED))
     project = tmp_path / "orders-api"
     assert (project / "orders_api" / "redis_store.py").exists()
     assert not (project / "migrations").exists()

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from combinations import params
+from combinations import COMBINATIONS, params
 from hook_tables import prune_table
 from projects import run_project_tests, skipped_lines
 
@@ -49,10 +49,11 @@ def test_pruned_paths_follow_the_hook_table(bake, combo):
     """It keeps the paths of selected options and removes those of unselected ones."""
     root = bake(combo)
     package = package_name(root)
-    for option, paths in prune_table().items():
+    for options, paths in prune_table().items():
         for path in paths:
             target = root / path.format(package=package)
-            assert target.exists() == combo.selected(option), (option, target)
+            selected = all(combo.selected(option) for option in options)
+            assert target.exists() == selected, (options, target)
 
 
 @pytest.mark.parametrize("combo", params())
@@ -97,8 +98,6 @@ def test_env_has_fresh_secrets_and_example_keeps_placeholders(bake, combo):
 
 def test_secrets_differ_between_bakes(bake):
     """It draws a new SECRET_KEY for every generated project."""
-    from combinations import COMBINATIONS
-
     keys = {
         line
         for combo in COMBINATIONS[:2]

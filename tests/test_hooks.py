@@ -1,31 +1,39 @@
 """The hooks: answers are validated before anything is written; pruning and secrets work."""
 
 import importlib.util
-import json
+import re
+import shutil
 
 import pytest
+from combinations import YES_NO
 from cookiecutter.environment import StrictEnvironment
-from hook_tables import HOOK as POST_GEN_HOOK
+from cookiecutter.generate import generate_context
+from cookiecutter.prompt import prompt_for_config
+from hook_tables import prune_table
 
-DEFAULT_ANSWERS = {
-    "project_name": "My Service",
-    "project_slug": "my-service",
-    "package_name": "my_service",
-    "email": "you@example.com",
-    "python_version": "3.12",
-    "use_postgres": "yes",
-    "use_redis": "yes",
-    "use_nginx": "no",
-    "use_kubernetes": "no",
-}
+HOOKS = ("pre_gen_project", "post_gen_project")
+
+
+def default_context(template_dir) -> dict:
+    """Return the context cookiecutter hands the hooks for the defaults (--no-input)."""
+    context = generate_context(context_file=str(template_dir / "cookiecutter.json"))
+    answers = dict(prompt_for_config(context, no_input=True))
+    # What cookiecutter adds itself; _checkout is null without --checkout.
+    return {**answers, "_template": str(template_dir), "_output_dir": ".", "_checkout": None}
+
+
+@pytest.fixture
+def default_answers(template_dir) -> dict:
+    """Return the default answers, without cookiecutter's and the template's private keys."""
+    return {k: v for k, v in default_context(template_dir).items() if not k.startswith("_")}
 
 
 def load_hook(template_dir, tmp_path, name: str):
     """Render a hook with the default answers and import it as a module."""
-    context = json.loads((template_dir / "cookiecutter.json").read_text())
-    cookiecutter = {**context, **DEFAULT_ANSWERS}
     source = (template_dir / "hooks" / f"{name}.py").read_text()
-    rendered = StrictEnvironment().from_string(source).render(cookiecutter=cookiecutter)
+    rendered = (
+        StrictEnvironment().from_string(source).render(cookiecutter=default_context(template_dir))
+    )
     path = tmp_path / f"{name}.py"
     path.write_text(rendered)
     spec = importlib.util.spec_from_file_location(name, path)
@@ -46,9 +54,18 @@ def post_gen(template_dir, tmp_path):
     return load_hook(template_dir, tmp_path, "post_gen_project")
 
 
-def test_default_answers_are_valid(pre_gen):
+def test_default_answers_are_valid(pre_gen, default_answers):
     """It accepts the defaults."""
-    assert pre_gen.problems(DEFAULT_ANSWERS) == []
+    assert pre_gen.problems(default_answers) == []
+
+
+def test_hooks_read_the_answers_as_one_object(template_dir, pre_gen, post_gen, default_answers):
+    """It reads every answer, unlisted keys included, from one rendering of the whole context."""
+    for name in HOOKS:
+        source = (template_dir / "hooks" / f"{name}.py").read_text()
+        assert re.findall(r"\{\{.*?\}\}", source) == ["{{ cookiecutter | tojson | tojson }}"], name
+    assert pre_gen.ANSWERS == default_answers
+    assert post_gen.SELECTED == {option: default_answers[option] == "yes" for option in YES_NO}
 
 
 BAD_ANSWERS = [
@@ -65,15 +82,14 @@ BAD_ANSWERS = [
     ("email", "not-an-email"),
     ("email", "a@b"),
     ("python_version", "2.7"),
-    ("use_postgres", "maybe"),
     ("use_kubernetes", "Y"),
 ]
 
 
-@pytest.mark.parametrize(("field", "value"), BAD_ANSWERS)
-def test_each_bad_answer_is_named_once(pre_gen, field, value):
+@pytest.mark.parametrize(("field", "value"), BAD_ANSWERS + [(option, "maybe") for option in YES_NO])
+def test_each_bad_answer_is_named_once(pre_gen, default_answers, field, value):
     """It reports exactly one line naming the field, the value and what is allowed."""
-    (line,) = pre_gen.problems({**DEFAULT_ANSWERS, field: value})
+    (line,) = pre_gen.problems({**default_answers, field: value})
     assert line.startswith(f"ERROR: {field}={value!r} is invalid; expected ")
 
 
@@ -92,18 +108,25 @@ def test_bad_answer_aborts_generation_and_leaves_nothing(cookies, capfd, tmp_pat
 
 
 def test_paths_to_prune_follow_the_table(post_gen):
-    """It lists exactly the paths of unselected options."""
-    selected = {
-        "use_postgres": True,
-        "use_redis": False,
-        "use_nginx": False,
-        "use_kubernetes": True,
+    """It lists exactly the paths of unselected options, and of keys not wholly selected."""
+    post_gen.PRUNE = {
+        "use_a": ["a"],
+        "use_b": ["{package}/b.py"],
+        ("use_a", "use_b"): ["a-and-b"],
+        ("use_a", "use_c"): ["a-and-c"],
     }
-    paths = post_gen.paths_to_prune(selected, "pkg")
-    assert "pkg/redis_store.py" in paths
-    assert "nginx" in paths
-    assert "migrations" not in paths
-    assert "deploy/k8s" not in paths
+    selected = {"use_a": True, "use_b": False, "use_c": True}
+    assert sorted(post_gen.paths_to_prune(selected, "pkg")) == ["a-and-b", "pkg/b.py"]
+    selected = {"use_a": False, "use_b": True, "use_c": True}
+    assert sorted(post_gen.paths_to_prune(selected, "pkg")) == ["a", "a-and-b", "a-and-c"]
+
+
+def test_prune_table_names_only_offered_yes_no_options():
+    """It keys every row by yes/no options cookiecutter.json offers (a typo would prune always)."""
+    table = prune_table()
+    assert ("use_kubernetes", "use_postgres") in table
+    for options in table:
+        assert set(options) <= set(YES_NO), options
 
 
 def test_prune_removes_files_folders_and_emptied_parents(post_gen, tmp_path):
@@ -137,11 +160,35 @@ def test_write_env_keeps_an_existing_env(post_gen, tmp_path):
     assert (tmp_path / ".env").read_text() == "SECRET_KEY=the-users-own-secret\n"
 
 
-def test_post_gen_hook_reads_each_option_once():
-    """It reads every option in one table at the top of the hook."""
-    source = POST_GEN_HOOK.read_text()
-    for option in ("use_postgres", "use_redis", "use_nginx", "use_kubernetes"):
-        assert source.count("cookiecutter." + option) == 1
+def test_rule_refuses_an_answer_without_the_answers_it_needs(pre_gen, default_answers):
+    """It names the answer a rule refuses, and the answer it needs beside it, in one line."""
+    rule = pre_gen.Rule("use_worker", "yes", {"use_redis": "yes"}, "the worker's queue is Redis")
+    answers = {**default_answers, "use_worker": "yes", "use_redis": "no"}
+    (line,) = pre_gen.problems(answers, [rule])
+    assert line == (
+        "ERROR: use_worker='yes' is invalid; expected use_redis='yes' with it "
+        "(the worker's queue is Redis)."
+    )
+    assert pre_gen.problems({**answers, "use_redis": "yes"}, [rule]) == []
+    assert pre_gen.problems({**answers, "use_worker": "no"}, [rule]) == []
+    # An answer that is itself invalid is reported alone, not again through a rule.
+    (line,) = pre_gen.problems({**answers, "use_redis": "maybe"}, [rule])
+    assert line.startswith("ERROR: use_redis='maybe' is invalid")
+
+
+def test_a_rule_row_refuses_the_bake_and_leaves_nothing(template_dir, tmp_path, cookies, capfd):
+    """It stops generation on a row added to the pre-gen RULES table, naming the answer."""
+    template = tmp_path / "template"
+    shutil.copytree(template_dir, template, ignore=shutil.ignore_patterns(".git", ".venv"))
+    hook = template / "hooks" / "pre_gen_project.py"
+    row = 'Rule("use_nginx", "yes", {"use_redis": "no"}, "a test rule")'
+    hook.write_text(hook.read_text().replace("RULES: list[Rule] = []", f"RULES = [{row}]"))
+    result = cookies.bake(extra_context={"use_nginx": "yes"}, template=str(template))
+    assert result.exit_code != 0
+    assert not [path for path in (tmp_path / "cookies").rglob("*") if path.is_file()]
+    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR:")]
+    expected = "ERROR: use_nginx='yes' is invalid; expected use_redis='no' with it (a test rule)."
+    assert expected in errors
 
 
 @pytest.mark.xdist_group("grouping-guard")

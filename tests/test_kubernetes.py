@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from combinations import BY_ID, COMBINATIONS, params
+from combinations import ALL_ON, BY_ID, COMBINATIONS, alone, params
 
 K8S_COMBOS = [combo for combo in COMBINATIONS if combo.selected("use_kubernetes")]
+# Kubernetes with no other option: nothing of a database, Redis or nginx may appear.
+K8S_ALONE = alone("use_kubernetes")
 OVERLAYS = ("dev", "prod")
 # The oldest Kubernetes deploy/k8s/README.md promises, and the newest schema the pinned
 # kubernetes-validate bundles.
@@ -709,7 +711,7 @@ def test_deploy_script_migrates_before_rolling_out(project, manifests, facts, co
     assert option(calls[-2]["args"], "--selector") is None
 
 
-@pytest.mark.parametrize("combo", params([BY_ID["pg-redis-nginx"], BY_ID["bare"]]))
+@pytest.mark.parametrize("combo", params([ALL_ON, K8S_ALONE]))
 def test_deploy_script_refuses_to_run_without_the_secret_file(bake, combo, tmp_path):
     """It stops before touching the cluster when overlays/<env>/secret.env is missing."""
     root = copy_project(bake(combo), tmp_path, with_secrets=False)
@@ -719,7 +721,7 @@ def test_deploy_script_refuses_to_run_without_the_secret_file(bake, combo, tmp_p
     assert calls == []
 
 
-@pytest.mark.parametrize("combo", params([BY_ID["pg-redis-nginx"], BY_ID["bare"]]))
+@pytest.mark.parametrize("combo", params([ALL_ON, K8S_ALONE]))
 def test_secret_files_are_git_ignored_and_the_example_holds_placeholders(bake, combo, tmp_path):
     """It keeps each overlay's secret.env out of git and only placeholders in the example."""
     root = copy_project(bake(combo), tmp_path, with_secrets=True)
@@ -743,7 +745,7 @@ def test_secret_files_are_git_ignored_and_the_example_holds_placeholders(bake, c
     assert all("change-me" in value for value in values.values())
 
 
-@pytest.mark.parametrize("combo", params([BY_ID["pg-redis-nginx"], BY_ID["bare"]]))
+@pytest.mark.parametrize("combo", params([ALL_ON, K8S_ALONE]))
 def test_scripts_and_env_files_pass_their_linters(bake, combo):
     """It generates a deploy.sh that passes shellcheck and env files dotenv-linter accepts."""
     k8s = bake(combo) / "deploy/k8s"
@@ -878,7 +880,7 @@ BREAKAGES = {
 
 
 @pytest.mark.parametrize("breakage", list(BREAKAGES))
-@pytest.mark.parametrize("combo", params([BY_ID["pg-redis-nginx"]]))
+@pytest.mark.parametrize("combo", params([ALL_ON]))
 def test_checker_catches_broken_manifests(manifests, facts, combo, breakage):
     """It reports each broken rule of a manifest, with a message naming the fault."""
     docs = load(manifests(combo)["prod"])
@@ -890,7 +892,7 @@ def test_checker_catches_broken_manifests(manifests, facts, combo, breakage):
     assert any(message in problem for problem in problems), problems
 
 
-@pytest.mark.parametrize("combo", params([BY_ID["bare"]]))
+@pytest.mark.parametrize("combo", params([K8S_ALONE]))
 def test_checker_catches_leftovers_of_unselected_options(manifests, facts, combo):
     """It reports a Job, an nginx sidecar or a database egress rule the options did not ask for."""
     docs = load(manifests(combo)["prod"])
@@ -906,7 +908,7 @@ def test_checker_catches_leftovers_of_unselected_options(manifests, facts, combo
         assert any(message in problem for problem in problems), (message, problems)
 
 
-@pytest.mark.parametrize("combo", params([BY_ID["bare"]]))
+@pytest.mark.parametrize("combo", params([K8S_ALONE]))
 def test_schema_validation_catches_a_misspelt_field(manifests, combo, tmp_path):
     """It fails schema validation on a field Kubernetes does not know (--strict)."""
     stream = manifests(combo)["prod"]

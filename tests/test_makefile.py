@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from combinations import BY_ID, params
+from combinations import ALL_OFF, ALL_ON, alone, params
 from developer import make
 
 RULE = re.compile(r"^([A-Za-z][\w-]*)\s*:(?!=)")
@@ -78,7 +78,7 @@ def test_make_help_and_dry_runs_of_every_task_succeed(bake, combo, clean_env):
             assert "db upgrade" in make(root, clean_env, "-n", task).stdout, task
 
 
-@pytest.mark.parametrize("combo", params([BY_ID["bare"]]))
+@pytest.mark.parametrize("combo", params([ALL_OFF]))
 def test_a_failed_install_is_retried_by_the_next_task(bake, combo, clean_env, tmp_path):
     """It installs again on the next task after pip failed (an unreachable index)."""
     root = tmp_path / "project"
@@ -98,7 +98,7 @@ def test_a_failed_install_is_retried_by_the_next_task(bake, combo, clean_env, tm
     assert not list(root.glob(".venv/*.stamp")), "no stamp after a failed install"
 
 
-@pytest.mark.parametrize("combo", params([BY_ID["pg-redis-nginx"], BY_ID["bare"]]))
+@pytest.mark.parametrize("combo", params([ALL_ON, alone("use_kubernetes")]))
 def test_kube_manifests_renders_a_fresh_bake(bake, combo, clean_env, tmp_path):
     """It prints the dev overlay's manifests from a fresh bake with no manual step."""
     root = tmp_path / "project"
@@ -110,7 +110,7 @@ def test_kube_manifests_renders_a_fresh_bake(bake, combo, clean_env, tmp_path):
     assert {"Namespace", "Deployment", "Service", "Secret", "ConfigMap"} <= kinds, kinds
 
 
-@pytest.mark.parametrize("combo", params([BY_ID["bare"]]))
+@pytest.mark.parametrize("combo", params([ALL_OFF]))
 def test_a_venv_that_could_not_be_made_is_removed(bake, combo, clean_env, tmp_path):
     """It removes a half-made .venv when creating it fails (as without ensurepip)."""
     root = tmp_path / "project"

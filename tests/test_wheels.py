@@ -5,19 +5,18 @@ import subprocess
 import sys
 
 import pytest
-from combinations import BY_ID, PYTHON_VERSIONS
+from combinations import ALL_ON, PYTHON_VERSIONS
 
-ALL_ON = BY_ID["pg-redis-nginx"]
 PLATFORMS = {
     "x86_64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
     "aarch64": ["manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64"],
 }
 
 
-def test_offered_versions_match_the_template(template_dir):
-    """It checks exactly the Python versions cookiecutter.json offers."""
-    offered = json.loads((template_dir / "cookiecutter.json").read_text())["python_version"]
-    assert sorted(offered) == sorted(PYTHON_VERSIONS)
+def test_every_offered_version_has_a_pinned_image(template_dir):
+    """It finds a pinned base image for exactly the Python versions the prompt offers."""
+    images = json.loads((template_dir / "cookiecutter.json").read_text())["_python_images"]
+    assert sorted(images) == sorted(PYTHON_VERSIONS)
 
 
 @pytest.mark.xdist_group(ALL_ON.id)

@@ -9,7 +9,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from combinations import COMBINATIONS, Combination
+from combinations import SERVED, Combination
 
 from .servers import (
     ImageRecipe,
@@ -35,18 +35,8 @@ GENEROUS_LIMIT = "1000000 per minute"
 NGINX_TEMPLATE = Path("nginx/templates/default.conf.template")
 
 
-def _distinct_combinations() -> list[Combination]:
-    """Return the combinations, dropping "defaults" when another one selects the same servers."""
-    options = ("use_postgres", "use_redis", "use_nginx")
-
-    def key(combo: Combination) -> tuple[bool, ...]:
-        return tuple(combo.selected(option) for option in options)
-
-    others = {key(combo) for combo in COMBINATIONS if combo.id != "defaults"}
-    return [c for c in COMBINATIONS if c.id != "defaults" or key(c) not in others]
-
-
-TIER2_COMBINATIONS = _distinct_combinations()
+# The cross of the runtime services (tests/combinations.py says which and why).
+TIER2_COMBINATIONS = SERVED
 
 
 @dataclass

@@ -1,0 +1,127 @@
+"""The test matrix: derived from cookiecutter.json, all pairs in tier 1, the service cross after."""
+
+import itertools
+import json
+import math
+import re
+import subprocess
+import sys
+
+import pytest
+from combinations import (
+    ALL_OFF,
+    ALL_ON,
+    BY_ID,
+    COMBINATIONS,
+    SERVED,
+    all_pairs,
+    load_choices,
+    served,
+)
+
+READABLE_ID = re.compile(r"[a-z0-9][a-z0-9.]*(-[a-z0-9.]+)*")
+
+
+@pytest.fixture
+def offered(template_dir) -> dict[str, list[str]]:
+    """Return the options cookiecutter.json offers as choices, read here without the module."""
+    context = json.loads((template_dir / "cookiecutter.json").read_text())
+    return {k: v for k, v in context.items() if isinstance(v, list) and not k.startswith("_")}
+
+
+def missing_pairs(rows: list[dict], choices: dict[str, list[str]]) -> list[tuple]:
+    """Return each pair of values of two options that no row holds."""
+    return [
+        ((a, x), (b, y))
+        for a, b in itertools.combinations(choices, 2)
+        for x in choices[a]
+        for y in choices[b]
+        if not any(row[a] == x and row[b] == y for row in rows)
+    ]
+
+
+def test_tier1_holds_every_pair_of_option_values(offered):
+    """It pairs each value of every option with each value of every other at least once."""
+    defaults = {option: values[0] for option, values in offered.items()}
+    rows = [{**defaults, **combo.answers} for combo in COMBINATIONS]
+    assert missing_pairs(rows, offered) == []
+
+
+def test_tier1_bakes_the_three_fixed_combinations_and_fewer_than_the_product(offered):
+    """It bakes the defaults, all-on and all-off, and far fewer than every combination."""
+    ids = [combo.id for combo in COMBINATIONS]
+    assert ids[:3] == ["defaults", ALL_ON.id, ALL_OFF.id]
+    assert COMBINATIONS[0].answers == {}
+    yes_no = [option for option, values in offered.items() if sorted(values) == ["no", "yes"]]
+    assert ALL_ON.answers == dict.fromkeys(yes_no, "yes")
+    assert ALL_OFF.answers == dict.fromkeys(yes_no, "no")
+    assert len(COMBINATIONS) < math.prod(len(values) for values in offered.values()) / 4
+
+
+def test_options_are_read_from_cookiecutter_json(template_dir, tmp_path):
+    """It takes a new option from cookiecutter.json alone, and leaves out private keys."""
+    context = json.loads((template_dir / "cookiecutter.json").read_text())
+    context["use_worker"] = ["no", "yes"]
+    path = tmp_path / "cookiecutter.json"
+    path.write_text(json.dumps(context))
+    choices = load_choices(path)
+    assert choices["use_worker"] == ["no", "yes"]
+    assert not [key for key in choices if key.startswith("_")]
+    assert "project_name" not in choices  # free text, not a choice
+
+
+def test_all_pairs_grows_slowly_with_the_number_of_options():
+    """It covers every pair of ten yes/no options and a three-way choice in a dozen rows or so."""
+    choices = {"python": ["a", "b", "c"]} | {f"use_{n}": ["yes", "no"] for n in range(10)}
+    seeds = [dict.fromkeys(choices, "yes") | {"python": "a"}]
+    rows = all_pairs(choices, seeds)
+    assert missing_pairs(seeds + rows, choices) == []
+    assert len(seeds + rows) <= 12  # the product is 3072
+    assert all_pairs(choices, seeds) == rows  # the same rows on every run
+
+
+def test_ids_are_readable_unique_and_name_the_same_answers_in_every_tier():
+    """It names each combination once, in lower-case words, and one id means one set of answers."""
+    for combos in (COMBINATIONS, SERVED):
+        ids = [combo.id for combo in combos]
+        assert len(set(ids)) == len(ids), ids
+        assert all(READABLE_ID.fullmatch(combo_id) for combo_id in ids), ids
+    for combo in COMBINATIONS + SERVED:
+        other = BY_ID[combo.id]
+        options = set(combo.answers) | set(other.answers)
+        assert {o: combo.value(o) for o in options} == {o: other.value(o) for o in options}
+
+
+def test_tiers_2_and_3_serve_the_cross_of_the_interacting_services():
+    """It serves every cross of PostgreSQL, Redis and nginx, each once."""
+    services = ("use_postgres", "use_redis", "use_nginx")
+    crossed = {tuple(combo.value(option) for option in services) for combo in SERVED}
+    assert crossed == set(itertools.product(("yes", "no"), repeat=3))
+    assert len(SERVED) == 8
+    assert SERVED[0].id == "pg-redis-nginx" and SERVED[-1].id == "bare"
+
+
+def test_a_paired_service_option_is_added_pairwise_to_the_cross():
+    """It keeps the whole cross and adds rows until a paired option meets each crossed value."""
+    crossed = ("use_postgres", "use_redis", "use_nginx")
+    combos = served(crossed, ("use_kubernetes",))
+    choices = {option: ["yes", "no"] for option in (*crossed, "use_kubernetes")}
+    rows = [{option: combo.value(option) for option in choices} for combo in combos]
+    assert missing_pairs(rows, choices) == []
+    assert {tuple(row[o] for o in crossed) for row in rows} == set(
+        itertools.product(("yes", "no"), repeat=3)
+    )
+    assert len(combos) < 16
+
+
+def test_the_all_on_answers_are_printed_for_the_ci_script(template_dir, offered):
+    """It prints every yes/no option of cookiecutter.json as option=yes, for .ci/run's bake."""
+    result = subprocess.run(
+        [sys.executable, str(template_dir / "tests" / "combinations.py"), "all-on"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    yes_no = [option for option, values in offered.items() if sorted(values) == ["no", "yes"]]
+    assert result.stdout.split() == [f"{option}=yes" for option in yes_no]
