@@ -85,12 +85,15 @@ SLOW_SECONDS = 10
 # --------------------------------------------------------------------------- raw HTTP
 
 
-def exchange(port: int, data: bytes, seconds: float = 8) -> bytes:
-    """Send ``data`` on a new connection; return what comes back until close or ``seconds``."""
+def exchange(port: int, data: bytes, seconds: float = 8, trickle: bytes = b"", over: float = 0):
+    """Send ``data``, then ``trickle`` byte by byte over ``over`` s; return the answer."""
     answer = b""
-    deadline = time.monotonic() + seconds
     with socket.create_connection(("127.0.0.1", port), timeout=seconds) as sock:
         sock.sendall(data)
+        for index in range(len(trickle)):
+            time.sleep(over / len(trickle))
+            sock.sendall(trickle[index : index + 1])
+        deadline = time.monotonic() + seconds
         for _ in range(1000):
             remaining = deadline - time.monotonic()
             if remaining <= 0 or response_is_whole(answer):
@@ -440,17 +443,7 @@ def test_gunicorn_timeout_does_not_bound_a_request_under_gthread(deployment):
     wait_for(lambda: len(service.workers()) == 2, 15, "both workers")
     workers = service.workers()
     started = time.monotonic()
-    with socket.create_connection(("127.0.0.1", service.port), timeout=TIMEOUT) as sock:
-        sock.sendall(head)
-        for index in range(len(body)):
-            time.sleep(4 / len(body))
-            sock.sendall(body[index : index + 1])
-        answer = b""
-        for _ in range(100):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            answer += chunk
+    answer = exchange(service.port, head, trickle=body, over=4)
     assert time.monotonic() - started > 3.5
     assert parse(answer)[0] == 201, answer[:300]
     assert service.workers() == workers
