@@ -28,14 +28,15 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
+sys.path.insert(1, str(BENCH.parent / "tests"))  # combinations: the options
 
 import wrk  # noqa: E402
+from combinations import ALL_ON  # noqa: E402
 from report import RECYCLING_DIAGNOSTIC, render  # noqa: E402
 from services import Gunicorn, Nginx, Postgres, Redis, free_port  # noqa: E402
 
 REPO = BENCH.parent
 PACKAGE = "my_service"
-ALL_ON = {"use_postgres": "yes", "use_redis": "yes", "use_nginx": "yes"}
 # The tier-1 generation matrix, as the README runs it (pytest's own output kept short).
 MATRIX_COMMAND = (
     "-m pytest -n 2 --dist loadgroup tests/test_generation.py tests/test_hooks.py "
@@ -306,7 +307,7 @@ def measure_bakes(bench: Bench, results: dict) -> dict[str, Path]:
     times: dict[str, list[float]] = {"defaults": [], "all-on": []}
     projects = {}
     for _ in range(max(3, bench.plan.rounds)):
-        for name, answers in (("defaults", {}), ("all-on", ALL_ON)):
+        for name, answers in (("defaults", {}), ("all-on", ALL_ON.answers)):
             projects[name], seconds = bench.bake(name, answers)
             times[name].append(seconds)
     results["bake"] = {name: statistics.median(values) for name, values in times.items()}

@@ -3,7 +3,8 @@
 Tier 1 bakes the defaults, all-on, all-off and an all-pairs cover of every option (each value of
 one option meets each value of every other at least once), so it grows with the number of options,
 not with their product. Tiers 2 and 3 serve the full cross of the runtime services that talk to
-each other (CROSSED) and add each other service option (PAIRED) pairwise.
+each other (CROSSED) and add every other option (PAIRED) pairwise, but for those that change no
+process they run (NOT_SERVED).
 
     python tests/combinations.py all-on     prints the all-on answers as key=value words
 """
@@ -19,8 +20,9 @@ import pytest
 COOKIECUTTER_JSON = Path(__file__).resolve().parent.parent / "cookiecutter.json"
 # Runtime services that interact: tiers 2 and 3 serve every cross of them.
 CROSSED = ("use_postgres", "use_redis", "use_nginx")
-# Further runtime service options: tiers 2 and 3 add them pairwise to the cross.
-PAIRED: tuple[str, ...] = ()
+# Options tiers 2 and 3 leave at their default: nothing they serve tells the values apart (they
+# do not apply manifests; tier 3's Python stand-in is one interpreter tagged as every image).
+NOT_SERVED = ("use_kubernetes", "python_version")
 # Short words for ids; any other option is called by its name without "use_".
 SHORT = {"use_postgres": "pg", "use_kubernetes": "k8s", "python_version": "py"}
 
@@ -39,6 +41,14 @@ CHOICES = load_choices()
 DEFAULTS = {option: values[0] for option, values in CHOICES.items()}
 YES_NO = [option for option, values in CHOICES.items() if sorted(values) == ["no", "yes"]]
 PYTHON_VERSIONS = tuple(CHOICES["python_version"])
+
+
+def paired_options(choices: dict[str, list[str]]) -> tuple[str, ...]:
+    """Return the options tiers 2 and 3 add pairwise: all but the crossed and the not served."""
+    return tuple(option for option in choices if option not in (*CROSSED, *NOT_SERVED))
+
+
+PAIRED = paired_options(CHOICES)
 
 
 def combination_id(answers: dict) -> str:

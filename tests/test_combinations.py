@@ -16,6 +16,7 @@ from combinations import (
     SERVED,
     all_pairs,
     load_choices,
+    paired_options,
     served,
 )
 
@@ -68,6 +69,7 @@ def test_options_are_read_from_cookiecutter_json(template_dir, tmp_path):
     assert choices["use_worker"] == ["no", "yes"]
     assert not [key for key in choices if key.startswith("_")]
     assert "project_name" not in choices  # free text, not a choice
+    assert paired_options(choices) == ("use_worker",)  # tiers 2 and 3 serve it pairwise
 
 
 def test_all_pairs_grows_slowly_with_the_number_of_options():
@@ -125,3 +127,13 @@ def test_the_all_on_answers_are_printed_for_the_ci_script(template_dir, offered)
     )
     yes_no = [option for option, values in offered.items() if sorted(values) == ["no", "yes"]]
     assert result.stdout.split() == [f"{option}=yes" for option in yes_no]
+
+
+def test_the_readme_states_the_rule_with_todays_counts(template_dir, offered):
+    """It finds in the README the number of possible, tier-1 and served combinations of today."""
+    readme = (template_dir / "README.md").read_text()
+    product = math.prod(len(values) for values in offered.values())
+    tier1 = re.search(r"options \((\d+) possible combinations\) that is (\d+) bakes", readme)
+    assert tier1 and tier1.groups() == (str(product), str(len(COMBINATIONS))), tier1
+    served_count = re.search(r"PostgreSQL x Redis x nginx \((\d+) combinations", readme)
+    assert served_count and served_count.group(1) == str(len(SERVED)), served_count

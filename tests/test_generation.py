@@ -5,20 +5,25 @@ import subprocess
 import sys
 
 import pytest
-from combinations import COMBINATIONS, params
+from combinations import COMBINATIONS, YES_NO, params
 from hook_tables import prune_table
 from projects import run_project_tests, skipped_lines
 
 UNRENDERED = re.compile(r"\{\{-?\s*cookiecutter\.|\{%-?\s*(if|elif|for|endif)\b")
 SKIP_DIRS = {".git", "__pycache__", ".ruff_cache", ".pytest_cache"}
 
-# Words that must not appear anywhere in a project generated without the option.
+# Words that must not appear anywhere in a project generated without the option, besides the
+# option's own name without "use_" (which is all an option not listed here is checked for).
 LEFTOVER_WORDS = {
-    "use_postgres": ["postgres", "psycopg", "alembic", "migrat"],
-    "use_redis": ["redis"],
-    "use_nginx": ["nginx", "proxyfix", "proxy_fix"],
-    "use_kubernetes": ["kubernetes", "kustomiz", "k8s", "kubectl"],
+    "use_postgres": ["psycopg", "alembic", "migrat"],
+    "use_nginx": ["proxyfix", "proxy_fix"],
+    "use_kubernetes": ["kustomiz", "k8s", "kubectl"],
 }
+
+
+def leftover_words(option: str) -> list[str]:
+    """Return the words a bake without ``option`` must not contain: its name, then any listed."""
+    return [option.removeprefix("use_"), *LEFTOVER_WORDS.get(option, [])]
 
 
 def project_files(root):
@@ -60,9 +65,10 @@ def test_pruned_paths_follow_the_hook_table(bake, combo):
 def test_no_dangling_references_to_unselected_options(bake, combo):
     """It leaves no word of an unselected option in any file (imports, env, docs, compose)."""
     root = bake(combo)
-    for option, words in LEFTOVER_WORDS.items():
+    for option in YES_NO:
         if combo.selected(option):
             continue
+        words = leftover_words(option)
         for path in project_files(root):
             text = path.read_text(errors="replace").lower()
             found = [word for word in words if word in text or word in path.name.lower()]

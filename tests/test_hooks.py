@@ -28,12 +28,11 @@ def default_answers(template_dir) -> dict:
     return {k: v for k, v in default_context(template_dir).items() if not k.startswith("_")}
 
 
-def load_hook(template_dir, tmp_path, name: str):
-    """Render a hook with the default answers and import it as a module."""
+def load_hook(template_dir, tmp_path, name: str, **answers: str):
+    """Render a hook with the default answers (or ``answers`` over them); import it as a module."""
     source = (template_dir / "hooks" / f"{name}.py").read_text()
-    rendered = (
-        StrictEnvironment().from_string(source).render(cookiecutter=default_context(template_dir))
-    )
+    context = {**default_context(template_dir), **answers}
+    rendered = StrictEnvironment().from_string(source).render(cookiecutter=context)
     path = tmp_path / f"{name}.py"
     path.write_text(rendered)
     spec = importlib.util.spec_from_file_location(name, path)
@@ -158,6 +157,16 @@ def test_write_env_keeps_an_existing_env(post_gen, tmp_path):
     (tmp_path / ".env").write_text("SECRET_KEY=the-users-own-secret\n")
     post_gen.write_env(tmp_path, {"use_postgres": False})
     assert (tmp_path / ".env").read_text() == "SECRET_KEY=the-users-own-secret\n"
+
+
+def test_hooks_read_any_text_exactly(template_dir, tmp_path):
+    """It reads quotes, backslashes, triple quotes, markup and non-ASCII answers unchanged."""
+    tricky = 'Ünï "q" \'s\' \\n \\u0041 """ <b>&amp;</b> {{ x }} \U0001f600'
+    for name in HOOKS:
+        hook = load_hook(template_dir, tmp_path, name, description=tricky, author_name="\\")
+        assert hook.CONTEXT["description"] == tricky, name
+        assert hook.CONTEXT["author_name"] == "\\", name
+        assert hook.CONTEXT["_checkout"] is None, name
 
 
 def test_rule_refuses_an_answer_without_the_answers_it_needs(pre_gen, default_answers):
