@@ -120,6 +120,14 @@ def test_paths_to_prune_follow_the_table(post_gen):
     assert sorted(post_gen.paths_to_prune(selected, "pkg")) == ["a", "a-and-b", "a-and-c"]
 
 
+def test_no_file_name_holds_a_condition(template_dir):
+    """It chooses files through the PRUNE table only: no Jinja tag in a template file name."""
+    project = template_dir / "{{cookiecutter.project_slug}}"
+    assert project.is_dir()
+    conditional = [str(path.relative_to(project)) for path in project.rglob("*{%*")]
+    assert conditional == []
+
+
 def test_prune_table_names_only_offered_yes_no_options():
     """It keys every row by yes/no options cookiecutter.json offers (a typo would prune always)."""
     table = prune_table()
