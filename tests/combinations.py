@@ -86,8 +86,8 @@ def alone(option: str) -> Combination:
 
 
 def pairs(row: dict) -> set:
-    """Return the pairs of (option, value) that one row of answers holds."""
-    return set(itertools.combinations(row.items(), 2))
+    """Return the pairs of (option, value) that one row of answers holds, in any key order."""
+    return set(itertools.combinations(sorted(row.items()), 2))
 
 
 def all_pairs(choices: dict[str, list[str]], seeds: list[dict]) -> list[dict]:
@@ -108,11 +108,6 @@ def all_pairs(choices: dict[str, list[str]], seeds: list[dict]) -> list[dict]:
     return rows
 
 
-def in_order(row: dict, choices: dict) -> dict:
-    """Return a row of answers with its keys in the order of ``choices``."""
-    return {option: row[option] for option in choices}
-
-
 DEFAULTS_COMBO = Combination("defaults", {})  # what pressing Enter gives
 ALL_ON = combination({option: "yes" for option in YES_NO})
 ALL_OFF = combination({option: "no" for option in YES_NO})
@@ -121,7 +116,7 @@ ALL_OFF = combination({option: "no" for option in YES_NO})
 def tier1() -> list[Combination]:
     """Return the defaults, all-on, all-off, then the rows that complete an all-pairs cover."""
     fixed = [DEFAULTS_COMBO, ALL_ON, ALL_OFF]
-    seeds = [in_order({**DEFAULTS, **combo.answers}, CHOICES) for combo in fixed]
+    seeds = [{**DEFAULTS, **combo.answers} for combo in fixed]
     return fixed + [combination(row) for row in all_pairs(CHOICES, seeds)]
 
 
