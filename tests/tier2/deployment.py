@@ -9,6 +9,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import project_files
 from combinations import SERVED, Combination
 
 from .servers import (
@@ -20,19 +21,15 @@ from .servers import (
     Service,
     compose_command,
     compose_environment,
-    compose_services,
     free_port,
+    loopback_nginx_config,
     owned_dir,
-    read_env_file,
-    render_template,
     runtime_venv,
     stop_all,
-    template_variables,
     write_env_file,
 )
 
 GENEROUS_LIMIT = "1000000 per minute"
-NGINX_TEMPLATE = Path("nginx/templates/default.conf.template")
 
 
 # The cross of the runtime services (tests/combinations.py says which and why).
@@ -50,6 +47,7 @@ class Deployment:
     postgres: Postgres | None
     redis: Redis | None
     recipe: ImageRecipe = field(init=False)
+    compose: dict = field(init=False)
     tree: Path = field(init=False)
     bin: Path = field(init=False)
     database: str | None = None
@@ -61,6 +59,7 @@ class Deployment:
     def __post_init__(self) -> None:
         """Lay out the image's files read-only and its runtime venv; claim a database and index."""
         self.recipe = ImageRecipe.read(self.bake)
+        self.compose = project_files.compose_model(self.bake)
         self.tree = self.recipe.build_tree(self.bake, self.root / "app")
         self.bin = runtime_venv(
             self.interpreter, self.bake / "requirements.txt", self.root / "venv"
@@ -88,8 +87,9 @@ class Deployment:
 
     def env(self, port: int, **overrides: str) -> dict[str, str]:
         """Return the service's env file: .env, compose's web environment, then loopback values."""
-        env = read_env_file(self.bake / ".env")
-        env.update(compose_environment(compose_services(self.bake)["web"]))
+        env = project_files.env_file(self.bake / ".env")
+        web = self.compose["services"][project_files.web_service(self.compose)]
+        env.update(compose_environment(web))
         env.update(
             APP_ENV="production",
             HOST="127.0.0.1",
@@ -122,24 +122,18 @@ class Deployment:
         return service.start()
 
     def migrate(self) -> None:
-        """Apply the migrations with the compose migrate service's command, as the service would."""
-        command = compose_command(compose_services(self.bake)["migrate"])
-        migrated = self.new_service("migrate").run_once(command)
-        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        """Run compose's one-shot app services (the migrations) with their commands, in turn."""
+        one_shot = project_files.one_shot_services(self.compose)
+        assert one_shot, "compose defines no one-shot service to migrate with"
+        for name, service in one_shot.items():
+            migrated = self.new_service(name).run_once(compose_command(service))
+            assert migrated.returncode == 0, migrated.stdout + migrated.stderr
 
     def start_nginx(self) -> Nginx:
         """Render the generated nginx template for the loopback upstream and start nginx."""
-        template = self.bake / NGINX_TEMPLATE
         port = free_port()
-        values = compose_environment(compose_services(self.bake)["nginx"])
-        declared = template_variables(template.read_text())
-        loopback = {
-            "NGINX_PORT": f"127.0.0.1:{port}",
-            "NGINX_UPSTREAM_HOST": "127.0.0.1",
-            "NGINX_UPSTREAM_PORT": str(self.service.port),
-        }
-        assert set(loopback) <= set(declared), f"the template's variables changed: {declared}"
-        nginx = Nginx(self.root / "nginx", render_template(template, {**values, **loopback}), port)
+        config = loopback_nginx_config(self.bake, port, self.service.port)
+        nginx = Nginx(self.root / "nginx", config, port)
         code, output = nginx.check()
         assert code == 0, f"nginx -t failed:\n{output}"
         return nginx.start()

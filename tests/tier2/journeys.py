@@ -17,6 +17,7 @@ from pathlib import Path
 
 import developer
 from developer import request
+from project_files import package_name
 
 from .servers import ServerError, free_port, wait_until
 
@@ -56,12 +57,6 @@ def developer_env(**settings: str) -> dict[str, str]:
     """Return a shell's environment without the test run's settings, plus ``settings``."""
     env = {name: os.environ[name] for name in KEEP if name in os.environ}
     return {**env, **settings}
-
-
-def package_of(project: Path) -> str:
-    """Return the generated package's name (the folder holding settings.py)."""
-    (settings,) = project.glob("*/settings.py")
-    return settings.parent.name
 
 
 def make(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -130,7 +125,7 @@ def stop_group(process: subprocess.Popen) -> None:
 
 def add_column(project: Path) -> None:
     """Add a column to the example model, as a developer edits models.py."""
-    models = project / package_of(project) / "models.py"
+    models = project / package_name(project) / "models.py"
     text = models.read_text()
     anchor = re.search(r"^    description: .*\n", text, re.MULTILINE)
     assert anchor, "no description column to add a column after"
@@ -144,7 +139,7 @@ def new_migrations(project: Path, before: set[Path]) -> list[Path]:
 
 def sqlite_file(project: Path) -> Path:
     """Return the SQLite file the default DATABASE_URL names (Flask puts it under instance/)."""
-    name = f"{package_of(project)}.db"
+    name = f"{package_name(project)}.db"
     found = [path for path in project.rglob(name) if ".venv" not in path.parts]
     assert len(found) == 1, f"expected one {name}, found {found}"
     return found[0]

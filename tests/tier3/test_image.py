@@ -7,6 +7,7 @@ import secrets
 import time
 from pathlib import Path
 
+import project_files
 import pytest
 from combinations import BY_ID
 
@@ -202,12 +203,11 @@ def run_offline(engine, image: str, program: str, *args: str):
 
 def _dependency_steps(dockerfile: Path) -> list[str]:
     """Return the Dockerfile instructions that install or copy the dependencies."""
-    lines = [line.strip() for line in dockerfile.read_text().splitlines()]
     steps = [
-        line
-        for line in lines
-        if (line.startswith("RUN ") and "pip" in line and " install " in line)
-        or line.upper().startswith("COPY --FROM")
+        f"{keyword} {arguments}"
+        for keyword, arguments in project_files.instructions(dockerfile)
+        if (keyword == "RUN" and "pip" in arguments and " install " in arguments)
+        or (keyword == "COPY" and arguments.startswith("--from"))
     ]
     assert steps, f"no dependency step in {dockerfile}"
     return steps

