@@ -21,7 +21,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.extensions import cache, db, limiter
+from {{ cookiecutter.package_name }}.caching import cache
+from {{ cookiecutter.package_name }}.extensions import db
+from {{ cookiecutter.package_name }}.rate_limits import limiter
 
 SECRET = "test-secret-key-not-for-production"
 

@@ -11,6 +11,7 @@ import redis
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.redis_store import Breaker, RedisSkipped, client_options
+from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
 
@@ -43,6 +44,35 @@ def test_reads_degrade_to_the_database_when_redis_is_down(settings_overrides):
         response = client.get(location)
         assert response.status_code == 200
         assert response.headers["X-Cache"] == "miss"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis//127.0.0.1:6379/0", "http://127.0.0.1:6379", "redis://h:six/0", "redis://h/zero"],
+)
+def test_an_invalid_redis_url_is_named_but_not_echoed(monkeypatch, url):
+    """It refuses at start-up a REDIS_URL redis-py cannot use, naming it without its value."""
+    monkeypatch.setenv("REDIS_URL", url)
+    with pytest.raises(SettingsError, match="REDIS_URL='<hidden>'") as caught:
+        load_settings({"app_env": "test"})
+    assert url not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/0", "rediss://:pw@127.0.0.1:6380/1", "unix:///run/r.sock?db=0"]
+)
+def test_a_valid_redis_url_is_accepted(monkeypatch, url):
+    """It accepts TCP, TLS and Unix-socket Redis URLs."""
+    monkeypatch.setenv("REDIS_URL", url)
+    assert load_settings({"app_env": "test"}).redis_url == url
+
+
+def test_the_cache_and_the_limiter_keep_their_data_in_redis(settings_overrides):
+    """It points the cache and the rate-limit storage at REDIS_URL, with the same client options."""
+    app = create_app({**settings_overrides, "redis_url": UNREACHABLE})
+    assert app.config["CACHE_TYPE"] == "RedisCache"
+    assert app.config["RATELIMIT_STORAGE_URI"] == UNREACHABLE
+    assert app.config["CACHE_OPTIONS"] is app.config["RATELIMIT_STORAGE_OPTIONS"]
 
 
 def timed(client, method: str, path: str, **kwargs):

@@ -98,12 +98,22 @@ def test_invalid_database_url_is_named_but_not_echoed(monkeypatch):
     assert "secret" not in str(caught.value).replace("SECRET", "")
 
 
-def test_env_file_is_read_only_in_development(monkeypatch, tmp_path):
-    """It reads .env in development and ignores it otherwise."""
-    (tmp_path / ".env").write_text("LOG_LEVEL=DEBUG\nSECRET_KEY=from-the-env-file-long-enough\n")
-    monkeypatch.setenv("APP_ENV", "development")
-    assert load_settings().log_level == "DEBUG"
+def test_env_file_is_read_unless_the_process_says_production(monkeypatch, tmp_path):
+    """It reads .env, its APP_ENV included, unless the process environment says production."""
+    (tmp_path / ".env").write_text("APP_ENV=development\nLOG_LEVEL=DEBUG\n")
+    settings = load_settings()
+    assert (settings.app_env, settings.log_level) == ("development", "DEBUG")
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
     monkeypatch.setenv("DATABASE_URL", SERVER_URL)
-    assert load_settings().log_level == "INFO"
+    settings = load_settings()
+    assert (settings.app_env, settings.log_level) == ("production", "INFO")
+
+
+def test_the_process_environment_wins_over_the_env_file(monkeypatch, tmp_path):
+    """It takes a variable from the process environment over the same one in .env."""
+    (tmp_path / ".env").write_text("APP_ENV=development\nLOG_LEVEL=DEBUG\n")
+    monkeypatch.setenv("APP_ENV", "test")
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")
+    settings = load_settings()
+    assert (settings.app_env, settings.log_level) == ("test", "WARNING")

@@ -32,7 +32,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     app.config.from_mapping(settings.flask_config())
     app.extensions["settings"] = settings
 
-    logs.init_app(app)
+    logs.init_app(app)  # first: the concerns below may log while they start
     request_id.init_app(app)
     request_body.init_app(app)
     errors.init_app(app)
@@ -41,7 +41,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     schema_migrations.init_app(app)
 {%- endif %}
 {%- if cookiecutter.use_redis == "yes" %}
-    redis_store.init_app(app)
+    redis_store.init_app(app)  # before the cache and the limiter: they keep their data in it
 {%- endif %}
     caching.init_app(app)
     rate_limits.init_app(app)

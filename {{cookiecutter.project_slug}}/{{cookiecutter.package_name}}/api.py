@@ -9,8 +9,10 @@ from sqlalchemy import func, select
 from werkzeug.routing import BaseConverter
 
 from . import caching
-from .extensions import db, limiter
+from .errors import json_error
+from .extensions import db
 from .models import Item
+from .rate_limits import limit_writes
 
 bp = Blueprint("api", __name__)
 log = logging.getLogger(__name__)
@@ -73,17 +75,11 @@ def _invalid(exc: ValidationError):
         {"field": ".".join(str(part) for part in error["loc"]) or None, "message": error["msg"]}
         for error in exc.errors(include_url=False)
     ]
-    body = {"error": {"status": 422, "title": "Unprocessable Content", "detail": errors}}
-    return jsonify(body), 422
-
-
-def _write_limit() -> str:
-    """Return the per-client limit for writes, from settings."""
-    return current_app.extensions["settings"].ratelimit_write
+    return json_error(422, "Unprocessable Content", errors)
 
 
 @bp.post("/items")
-@limiter.limit(_write_limit)
+@limit_writes
 def create_item():
     """Create an item from a JSON object body."""
     body = request.get_json()

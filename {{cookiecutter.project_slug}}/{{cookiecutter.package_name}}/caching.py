@@ -7,10 +7,10 @@ and marks the skips ``already_logged``, so they are not logged again here.
 import logging
 
 from flask import Flask
-
-from .extensions import cache
+from flask_caching import Cache
 
 log = logging.getLogger(__name__)
+cache = Cache()
 
 
 def get(key: str):
@@ -37,7 +37,9 @@ def _warn(what: str, exc: Exception) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Bind the cache: in-process memory unless another concern chose a backend."""
-    app.config.setdefault("CACHE_TYPE", "SimpleCache")
-    app.config.setdefault("CACHE_DEFAULT_TIMEOUT", app.extensions["settings"].cache_ttl_seconds)
+    """Bind the cache: in the shared store when create_app set one up, else in process memory."""
+    store = app.extensions.get("shared_store")
+    app.config.update(store.cache_backend() if store else {"CACHE_TYPE": "SimpleCache"})
+    app.config["CACHE_KEY_PREFIX"] = "{{ cookiecutter.package_name }}:"
+    app.config["CACHE_DEFAULT_TIMEOUT"] = app.extensions["settings"].cache_ttl_seconds
     cache.init_app(app)

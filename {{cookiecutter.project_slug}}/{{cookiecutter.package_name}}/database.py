@@ -4,7 +4,7 @@ The app makes an SQLite file's tables at start-up only when the project has no o
 its schema (CREATE_SQLITE_TABLES): with one, the two would fight over the same tables.
 """
 
-from flask import Flask, current_app, jsonify
+from flask import Flask, current_app
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
@@ -19,6 +19,7 @@ from sqlalchemy.schema import CreateTable
 
 from . import models  # noqa: F401  (registers the tables on db.metadata)
 from .database_errors import READ_ONLY, UNAVAILABLE, DatabaseUnavailable, describe, sqlite_read_only
+from .errors import json_error
 from .extensions import db
 
 CREATE_SQLITE_TABLES = {{ "False" if cookiecutter.use_postgres == "yes" else "True" }}
@@ -83,10 +84,7 @@ def _database_unavailable(exc: DBAPIError):
     detail = describe(exc)
     if detail is None:
         raise exc  # not a failure of the database itself: a bug, answered as a logged 500
-    response = jsonify({"error": {"status": 503, "title": "Service Unavailable", "detail": detail}})
-    response.status_code = 503
-    response.headers["Retry-After"] = "5"
-    return response
+    return json_error(503, "Service Unavailable", detail, [("Retry-After", "5")])
 
 
 def _value_rejected(exc: DataError):
@@ -94,8 +92,7 @@ def _value_rejected(exc: DataError):
     db.session.rollback()
     current_app.logger.warning("the database refused a value: %s", exc.orig)
     detail = "A value is out of range or not storable by the database."
-    body = {"error": {"status": 422, "title": "Unprocessable Content", "detail": detail}}
-    return jsonify(body), 422
+    return json_error(422, "Unprocessable Content", detail)
 
 
 def init_app(app: Flask) -> None:

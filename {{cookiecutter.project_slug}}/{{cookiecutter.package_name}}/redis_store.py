@@ -1,4 +1,4 @@
-"""Point the cache and the rate limiter at Redis when REDIS_URL is set; skip it while it fails.
+"""Offer Redis, when REDIS_URL is set, as the shared store of the cache and the rate limiter.
 
 Redis is a soft dependency: when it fails, the cache misses and the limiter counts in memory.
 One shared breaker makes a dead or frozen Redis cost one REDIS_TIMEOUT per worker, after which
@@ -8,12 +8,14 @@ every call fails at once for REDIS_RETRY_INTERVAL seconds; then one call tries R
 import logging
 import threading
 import time
+from typing import Annotated, NamedTuple
 from urllib.parse import urlsplit
 
 import redis
 from flask import Flask
+from pydantic import AfterValidator
 from redis.backoff import NoBackoff
-from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection, parse_url
 from redis.retry import Retry
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,42 @@ class GuardedUnixConnection(Guarded, UnixDomainSocketConnection):
 GUARDED = {"rediss": GuardedSSLConnection, "unix": GuardedUnixConnection}
 
 
+def checked_url(value: str | None) -> str | None:
+    """Return a Redis URL redis-py can use, None when unset; raise ValueError otherwise."""
+    if not value:
+        return None
+    try:
+        parse_url(value)
+    except ValueError:
+        raise ValueError("not a Redis URL (e.g. redis://localhost:6379/0)") from None
+    database = urlsplit(value).path.strip("/")
+    if urlsplit(value).scheme != "unix" and database and not database.isdigit():
+        raise ValueError("the database of a Redis URL is a number (e.g. redis://localhost/0)")
+    return value
+
+
+RedisUrl = Annotated[str | None, AfterValidator(checked_url)]
+
+
+class RedisStore(NamedTuple):
+    """The app's Redis: its URL and the client options every connection to it uses."""
+
+    url: str
+    options: dict
+
+    def cache_backend(self) -> dict:
+        """Return the flask-caching keys that put the cache in this Redis."""
+        return {
+            "CACHE_TYPE": "RedisCache",
+            "CACHE_REDIS_URL": self.url,
+            "CACHE_OPTIONS": self.options,
+        }
+
+    def limiter_storage(self) -> tuple[str, dict]:
+        """Return the storage URI and options that keep the limiter's counts in this Redis."""
+        return self.url, self.options
+
+
 def client_options(url: str, timeout: float, breaker: Breaker) -> dict:
     """Return redis-py options: bounded sockets, one attempt, and the app's breaker."""
     return {
@@ -142,24 +180,18 @@ def ping(url: str, options: dict) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Choose Redis as cache and rate-limit storage when configured; memory otherwise."""
+    """Offer Redis as the shared store when REDIS_URL is set; nothing otherwise."""
     settings = app.extensions["settings"]
     if not settings.redis_url:
         return
     breaker = Breaker(settings.redis_retry_interval)
     options = client_options(settings.redis_url, settings.redis_timeout, breaker)
-    app.extensions["redis"] = {"url": settings.redis_url, "options": options, "breaker": breaker}
-    app.config["CACHE_TYPE"] = "RedisCache"
-    app.config["CACHE_REDIS_URL"] = settings.redis_url
-    app.config["CACHE_KEY_PREFIX"] = "{{ cookiecutter.package_name }}:"
-    app.config["CACHE_OPTIONS"] = options
-    app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = options
+    app.extensions["shared_store"] = RedisStore(settings.redis_url, options)
 
 
 def readiness_checks(app: Flask) -> dict:
     """Return a Redis ping check when Redis is configured (a soft dependency)."""
-    if "redis" not in app.extensions:
+    store = app.extensions.get("shared_store")
+    if store is None:
         return {}
-    redis_app = app.extensions["redis"]
-    return {"redis": lambda: ping(redis_app["url"], redis_app["options"])}
+    return {"redis": lambda: ping(store.url, store.options)}

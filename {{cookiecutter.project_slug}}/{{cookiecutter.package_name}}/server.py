@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .settings import load_settings
+from .settings import LogSettings, load_settings
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -40,10 +39,11 @@ def available_cpus(root: Path = CGROUP_ROOT) -> int:
     return max(1, cpus)
 
 
-class ServerSettings(BaseSettings):
-    """gunicorn knobs, each overridable by the upper-case variable of the same name."""
+class ServerSettings(LogSettings):
+    """gunicorn knobs, each overridable by the upper-case variable of the same name.
 
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
+    gunicorn logs like the app: LOG_LEVEL and LOG_FORMAT come from LogSettings (settings.py).
+    """
 
     # Loopback outside containers: a native run is not reachable from the network by accident.
     # The image sets HOST=0.0.0.0, since a container must listen on all its interfaces.
@@ -65,8 +65,6 @@ class ServerSettings(BaseSettings):
     # 50000 still recycles a leaking worker, at a few percent at most.
     max_requests: int = Field(50000, ge=0)
     max_requests_jitter: int = Field(5000, ge=0)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    log_format: Literal["json", "text"] = "json"
 
     @model_validator(mode="after")
     def _sync_is_single_threaded(self) -> "ServerSettings":

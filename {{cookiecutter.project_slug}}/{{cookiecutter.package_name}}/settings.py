@@ -9,6 +9,10 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+{%- if cookiecutter.use_redis == "yes" %}
+
+from .redis_store import RedisUrl
+{%- endif %}
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "replace-me"})
 MIN_SECRET_LENGTH = 32
@@ -23,22 +27,27 @@ class SettingsError(RuntimeError):
     """A setting is missing or invalid; the message names the variable."""
 
 
-class Settings(BaseSettings):
-    """Every setting of the app, one flat table; each maps to an upper-case variable."""
+class LogSettings(BaseSettings):
+    """How to log, read by the app and by gunicorn alike; each maps to an upper-case variable."""
 
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False)
 
-    app_env: Literal["development", "test", "production"] = "production"
-    secret_key: str = ""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+
+
+class Settings(LogSettings):
+    """Every setting of the app, one flat table; each maps to an upper-case variable."""
+
+    app_env: Literal["development", "test", "production"] = "production"
+    secret_key: str = ""
     database_url: str = "sqlite:///{{ cookiecutter.package_name }}.db"
     database_pool_size: int = Field(5, ge=1, le=100)
     database_connect_timeout: int = Field(3, ge=1, le=60)
     # Seconds a database server lets one statement run before cancelling it (0: no limit).
     database_statement_timeout: float = Field(20, ge=0, le=3600)
 {%- if cookiecutter.use_redis == "yes" %}
-    redis_url: str | None = None
+    redis_url: RedisUrl = None
     redis_timeout: float = Field(1.0, gt=0, le=30)
     redis_retry_interval: float = Field(10.0, ge=0, le=3600)
 {%- endif %}
@@ -100,14 +109,18 @@ class Settings(BaseSettings):
 
 
 def _env_file() -> Path | None:
-    """Read .env only in development: production takes its settings from the real environment."""
-    if os.environ.get("APP_ENV", "production").lower() == "development" and ENV_FILE.is_file():
-        return ENV_FILE
-    return None
+    """Return .env when it exists, unless the process environment says APP_ENV=production.
+
+    The image sets APP_ENV=production and holds no .env; a native run reads .env, its APP_ENV
+    included. Variables of the process environment win over those of .env.
+    """
+    if os.environ.get("APP_ENV", "").strip().lower() == "production" or not ENV_FILE.is_file():
+        return None
+    return ENV_FILE
 
 
 def load_settings(overrides: dict | None = None, model: type[BaseSettings] = Settings):
-    """Load settings from the environment (.env too in development); raise SettingsError."""
+    """Load settings from the environment and .env (see _env_file); raise SettingsError."""
     try:
         return model(_env_file=_env_file(), **(overrides or {}))
     except ValidationError as exc:

@@ -23,6 +23,7 @@ from gunicorn.http.wsgi import Response
 from gunicorn.workers import gthread, sync
 from werkzeug.exceptions import RequestTimeout
 
+from .errors import error_body
 from .request_id import HEADER, VALID_ID
 from .server import load_server_settings
 
@@ -65,7 +66,7 @@ def refusal_request_id(req) -> str:
 def refusal_bytes(status: int, detail: str, request_id: str) -> bytes:
     """Return a whole HTTP/1.1 response in the app's JSON error shape; it closes the connection."""
     phrase = HTTPStatus(status).phrase
-    body = json.dumps({"error": {"status": status, "title": phrase, "detail": detail}}) + "\n"
+    body = json.dumps(error_body(status, phrase, detail)) + "\n"
     head = (
         f"HTTP/1.1 {status} {phrase}\r\nConnection: close\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n{HEADER}: {request_id}\r\n\r\n"
