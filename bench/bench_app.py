@@ -9,7 +9,7 @@ import time
 
 from flask import Blueprint, Flask, jsonify
 from my_service import create_app
-from my_service.extensions import cache
+from my_service.caching import cache
 
 IO_WAIT_S = 0.010
 

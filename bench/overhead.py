@@ -20,8 +20,10 @@ from flask import Flask
 from flask.sessions import SessionInterface
 from gunicorn.config import Config
 from my_service import create_app
-from my_service.extensions import cache, db, limiter
+from my_service.caching import cache
+from my_service.extensions import db
 from my_service.logs import GunicornLogger, logging_config
+from my_service.rate_limits import limiter
 from reference_apps import create_flask_app  # beside this file, so on sys.path
 
 CALLS = 2000

@@ -10,7 +10,8 @@ import pytest
 import redis
 
 from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.redis_store import Breaker, RedisSkipped, client_options
+from {{ cookiecutter.package_name }}.redis_breaker import Breaker, RedisSkipped
+from {{ cookiecutter.package_name }}.redis_store import client_options
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
