@@ -153,6 +153,13 @@ def facts(project, clean_env, tmp_path_factory):
                 "nginx": combo.selected("use_nginx"),
             }
             compose = project_files.compose_model(root)
+            web = compose["services"][project_files.web_service(compose)].get("environment") or {}
+            found[combo.id]["one_shot_env"] = {
+                name: value
+                for service in project_files.one_shot_services(compose).values()
+                for name, value in (service.get("environment") or {}).items()
+                if web.get(name) != value and name != "APP_ENV"
+            }
             proxy = project_files.proxy_service(compose)
             if proxy:
                 found[combo.id]["compose_nginx"] = compose["services"][proxy]
@@ -381,6 +388,10 @@ def check_migrations(docs: list[dict], facts: dict) -> list[str]:
         problems.append("Job: reads other config or Secret than the app")
     if job.get("restartPolicy") != "Never":
         problems.append("Job: restartPolicy is not Never")
+    job_env = {item["name"]: item.get("value") for item in container.get("env", [])}
+    for name, value in facts["one_shot_env"].items():
+        if job_env.get(name) != value:
+            problems.append(f"Job: {name}={job_env.get(name)!r}, compose's one-shot sets {value!r}")
     return problems
 
 
