@@ -115,6 +115,16 @@ class Deployment:
         logs = owned_dir(folder / "logs")
         return Service(self.tree, env_file, self.recipe, logs, self.bin, self.interpreter.env)
 
+    def failed_start(self, name: str, **overrides: str) -> tuple[int, str]:
+        """Start an instance expected to refuse; return its exit code and its output."""
+        service = self.new_service(name, **overrides)
+        process = service.launch()
+        try:
+            code = process.wait(timeout=60)
+        finally:
+            service.stop()
+        return code, service.stdout.read_text() + service.stderr.read_text()
+
     def extra_service(self, name: str, **overrides: str) -> Service:
         """Start another instance of the service on the same data; stopped with the deployment."""
         service = self.new_service(name, **overrides)

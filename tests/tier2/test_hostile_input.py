@@ -200,13 +200,7 @@ def test_a_chunked_body_over_the_limit_is_a_413_never_truncated(deployment):
 @each()
 def test_production_refuses_a_short_secret(deployment):
     """It exits non-zero naming SECRET_KEY when the secret is shorter than 32 characters."""
-    weak = deployment.new_service("weak-secret", SECRET_KEY=fresh_secret()[:31])
-    process = weak.launch()
-    try:
-        code = process.wait(timeout=60)
-    finally:
-        weak.stop()
-    output = weak.stdout.read_text() + weak.stderr.read_text()
+    code, output = deployment.failed_start("weak-secret", SECRET_KEY=fresh_secret()[:31])
     assert code != 0
     assert "SECRET_KEY is shorter than 32 characters" in output
 

@@ -508,13 +508,7 @@ def test_load_burst_has_no_errors_and_loses_no_writes(deployment):
 @each()
 def test_production_refuses_the_placeholder_secret_and_starts_with_a_real_one(deployment):
     """It exits non-zero naming SECRET_KEY with the placeholder, and serves with a real secret."""
-    refused = deployment.new_service("placeholder", SECRET_KEY="change-me")
-    process = refused.launch()
-    try:
-        code = process.wait(timeout=60)
-    finally:
-        refused.stop()
-    output = refused.stdout.read_text() + refused.stderr.read_text()
+    code, output = deployment.failed_start("placeholder", SECRET_KEY="change-me")
     assert code != 0
     assert "SECRET_KEY" in output
     assert "placeholder" in output
