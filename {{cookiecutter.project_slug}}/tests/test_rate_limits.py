@@ -1,4 +1,8 @@
-"""Rate limits: Retry-After only where a client should retry (429 and 503), with the right value."""
+"""Rate limits: enforced, headers from the hit itself, Retry-After only on 429s and 503s."""
+
+import time
+
+from limits.strategies import FixedWindowRateLimiter
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.extensions import db
@@ -33,3 +37,18 @@ def test_a_database_503_keeps_its_own_retry_after(settings_overrides, empty_data
     response = app.test_client().get("/api/items")
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
+
+
+def test_the_headers_come_from_the_hit_without_reading_the_counter_again(
+    limited_client, monkeypatch
+):
+    """It counts down X-RateLimit-Remaining from each hit's own count, with no second read."""
+    client = limited_client(ratelimit_default="5 per minute")
+    reads = []
+    monkeypatch.setattr(FixedWindowRateLimiter, "get_window_stats", lambda *a: reads.append(a))
+    now = time.time()
+    for remaining in (4, 3, 2):
+        response = client.get("/api/items")
+        assert response.headers["X-RateLimit-Remaining"] == str(remaining)
+        assert now < int(response.headers["X-RateLimit-Reset"]) <= now + 62
+    assert reads == []

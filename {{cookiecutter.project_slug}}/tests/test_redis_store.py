@@ -10,7 +10,8 @@ import pytest
 import redis
 
 from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.redis_breaker import Breaker, RedisSkipped
+from {{ cookiecutter.package_name }}.rate_limits import limiter
+from {{ cookiecutter.package_name }}.redis_breaker import Breaker, GuardedConnection, RedisSkipped
 from {{ cookiecutter.package_name }}.redis_store import client_options
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
 
@@ -157,3 +158,40 @@ def test_cached_read_lands_in_redis(client):
     server = redis.Redis.from_url(os.environ["TEST_REDIS_URL"])
     assert server.keys("{{ cookiecutter.package_name }}:item:*")
     assert client.get(location).headers["X-Cache"] == "hit"
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_REDIS_URL"), reason="needs a Redis server: set TEST_REDIS_URL"
+)
+def test_a_cache_hit_costs_two_redis_calls_one_for_its_limit(make_app, monkeypatch):
+    """It sends one command for the rate limit (headers included) and one for the cache."""
+    client = make_app(app_env="development", ratelimit_default="50 per minute").test_client()
+    with client.application.app_context():
+        limiter.reset()
+    location = client.post("/api/items", json={"name": "hit"}).headers["Location"]
+    client.get(location)  # a miss: read and cached
+    sent = []
+    original = GuardedConnection.send_packed_command
+
+    def counted(self, command, check_health=True):
+        sent.append(command)
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(GuardedConnection, "send_packed_command", counted)
+    response = client.get(location)
+    assert response.headers["X-Cache"] == "hit"
+    assert response.headers["X-RateLimit-Remaining"] == "48"  # the miss, then this hit
+    assert len(sent) == 2, sent
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_REDIS_URL"), reason="needs a Redis server: set TEST_REDIS_URL"
+)
+def test_limits_are_counted_in_redis_where_every_worker_sees_them(make_app):
+    """It keeps the counts in Redis: an app started afresh (another worker) continues them."""
+    first = make_app(app_env="development", ratelimit_default="3 per minute")
+    with first.app_context():
+        limiter.reset()
+    assert [first.test_client().get("/api/items").status_code for _ in range(3)] == [200] * 3
+    second = make_app(app_env="development", ratelimit_default="3 per minute")
+    assert second.test_client().get("/api/items").status_code == 429

@@ -1,17 +1,20 @@
-"""Bind SQLAlchemy: pooled, pre-pinged connections, and the tables of an embedded SQLite file.
+"""Bind SQLAlchemy: pooled connections checked without a round trip, and SQLite's tables.
 
 The app makes an SQLite file's tables at start-up only when the project has no other source of
 its schema (CREATE_SQLITE_TABLES): with one, the two would fight over the same tables.
 """
 
+import select
+
 from flask import Flask, current_app
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     DataError,
     DBAPIError,
     InterfaceError,
     InternalError,
+    InvalidatePoolError,
     OperationalError,
     ProgrammingError,
 )
@@ -28,7 +31,7 @@ CREATE_SQLITE_TABLES = {{ "False" if cookiecutter.use_postgres == "yes" else "Tr
 def engine_options(
     url: str, pool_size: int, connect_timeout: int, statement_timeout: float = 0
 ) -> dict:
-    """Return engine options: a bounded, pre-pinged pool; for servers, connect/statement timeouts.
+    """Return engine options: a bounded pool (guarded, see below), connect/statement timeouts.
 
     Where the driver supports it, the server cancels a statement running longer than
     ``statement_timeout`` seconds (0: never): a slow query ends in a 503 instead of holding a
@@ -41,13 +44,43 @@ def engine_options(
     connect_args["options"] = f"-c statement_timeout={round(statement_timeout * 1000)}"
 {%- endif %}
     return {
-        "pool_pre_ping": True,
         "pool_size": pool_size,
         "max_overflow": pool_size,
         "pool_recycle": 1800,
         "pool_timeout": connect_timeout,
         "connect_args": connect_args,
     }
+
+
+def closed_by_server(dbapi_connection) -> bool:
+    """Tell, without a round trip, whether the server closed this idle pooled connection.
+
+    An idle connection has nothing to read: a readable socket holds the server's last words (a
+    restart, a terminated session) or its end of the connection. No socket: nothing to tell.
+    """
+    fileno = getattr(dbapi_connection, "fileno", None)
+    if fileno is None:
+        return False
+    try:
+        poller = select.poll()
+        poller.register(fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except Exception:  # noqa: BLE001  (closed on this side already: replace it too)
+        return True
+
+
+def _replace_if_closed(dbapi_connection, record, proxy) -> None:
+    """Have the pool connect afresh when the server closed the connection it hands out."""
+    if closed_by_server(dbapi_connection):
+        raise InvalidatePoolError("the server closed a pooled connection")
+
+
+def guard_pooled_connections(engine) -> None:
+    """Check each connection the pool hands out with a local look at its socket.
+
+    It replaces pool_pre_ping, which costs a round trip to the database on every checkout.
+    """
+    event.listen(engine, "checkout", _replace_if_closed)
 
 
 def create_sqlite_schema() -> None:
@@ -110,4 +143,6 @@ def init_app(app: Flask) -> None:
         app.register_error_handler(failure, _database_unavailable)
     app.register_error_handler(DataError, _value_rejected)
     with app.app_context():
+        if db.engine.dialect.name != "sqlite":  # SQLite keeps pre-pinging: it has no server
+            guard_pooled_connections(db.engine)
         create_sqlite_schema()

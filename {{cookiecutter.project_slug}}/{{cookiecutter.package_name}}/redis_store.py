@@ -4,11 +4,14 @@ Redis is a soft dependency: when it fails, the cache misses and the limiter coun
 and the breaker (redis_breaker.py) skips it for REDIS_RETRY_INTERVAL.
 """
 
+import hashlib
+import time
 from typing import Annotated, NamedTuple
 from urllib.parse import urlsplit
 
 import redis
 from flask import Flask
+from limits.storage import RedisStorage
 from pydantic import AfterValidator
 from redis.backoff import NoBackoff
 from redis.connection import parse_url
@@ -33,6 +36,27 @@ def checked_url(value: str | None) -> str | None:
 
 RedisUrl = Annotated[str | None, AfterValidator(checked_url)]
 
+# limits' own fixed-window script, returning the window's remaining milliseconds as well: the
+# limiter's headers then need no second and third call (GET, TTL).
+COUNT_SCRIPT = """
+local current = redis.call("incrby", KEYS[1], ARGV[2])
+if tonumber(current) == tonumber(ARGV[2]) then
+    redis.call("expire", KEYS[1], ARGV[1])
+end
+return {current, redis.call("pttl", KEYS[1])}
+"""
+COUNT_SHA = hashlib.sha1(COUNT_SCRIPT.encode()).hexdigest()  # noqa: S324  (Redis names it so)
+
+
+def count_hit(storage: RedisStorage, key: str, expiry: int, cost: int) -> tuple[int, float]:
+    """Add a hit to a rate-limit window in one call; return its count and when it ends."""
+    client, args = storage.get_connection(), (1, storage.prefixed_key(key), expiry, cost)
+    try:
+        count, remaining_ms = client.evalsha(COUNT_SHA, *args)
+    except redis.exceptions.NoScriptError:  # a new or restarted Redis: EVAL caches it again
+        count, remaining_ms = client.eval(COUNT_SCRIPT, *args)
+    return int(count), time.time() + max(int(remaining_ms), 0) / 1000
+
 
 class RedisStore(NamedTuple):
     """The app's Redis: its URL and the client options every connection to it uses."""
@@ -48,9 +72,9 @@ class RedisStore(NamedTuple):
             "CACHE_OPTIONS": self.options,
         }
 
-    def limiter_storage(self) -> tuple[str, dict]:
-        """Return the storage URI and options that keep the limiter's counts in this Redis."""
-        return self.url, self.options
+    def limiter_storage(self) -> tuple[str, dict, dict]:
+        """Return the URI, options and one-call counter that keep the limiter's counts here."""
+        return self.url, self.options, {RedisStorage: count_hit}
 
 
 def client_options(url: str, timeout: float, breaker: Breaker) -> dict:

@@ -1,0 +1,73 @@
+"""Pooled server connections: checked without a round trip, replaced when the server closed them."""
+
+import socket
+
+import pytest
+
+from {{ cookiecutter.package_name }} import database
+
+
+class SocketConnection:
+    """A stand-in for a driver's connection: one end of a socket pair, the server the other."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        """Keep the socket."""
+        self.sock = sock
+
+    def fileno(self) -> int:
+        """Return the socket's file descriptor, as a server's driver does; fail once closed."""
+        if self.sock.fileno() < 0:
+            raise OSError("the connection is closed")
+        return self.sock.fileno()
+
+
+@pytest.fixture
+def pair():
+    """Return a pooled connection and the server's end of it."""
+    ours, servers = socket.socketpair()
+    yield SocketConnection(ours), servers
+    ours.close()
+    servers.close()
+
+
+def test_an_idle_connection_the_server_kept_is_handed_out(pair):
+    """It keeps a connection with nothing to read: the server still holds it."""
+    connection, _ = pair
+    assert not database.closed_by_server(connection)
+
+
+@pytest.mark.parametrize("last_words", [b"", b"E\x00\x00\x00\x05terminating connection"])
+def test_a_connection_the_server_closed_or_spoke_on_is_replaced(pair, last_words):
+    """It tells a connection the server closed (or sent a termination notice on) as dropped."""
+    connection, server = pair
+    server.sendall(last_words)
+    server.close()
+    assert database.closed_by_server(connection)
+
+
+def test_a_connection_closed_on_this_side_is_replaced(pair):
+    """It tells a connection whose socket is already closed here as dropped."""
+    connection, _ = pair
+    connection.sock.close()
+    assert database.closed_by_server(connection)
+
+
+def test_a_connection_without_a_socket_is_left_alone():
+    """It hands out a connection it cannot look into (an embedded database's)."""
+    assert not database.closed_by_server(object())
+
+
+def test_the_pool_connects_afresh_when_the_server_closed_a_connection(pair):
+    """It makes the pool replace the connection (and older ones) instead of using it."""
+    connection, server = pair
+    database._replace_if_closed(connection, None, None)  # open: handed out as it is
+    server.close()
+    with pytest.raises(database.InvalidatePoolError):
+        database._replace_if_closed(connection, None, None)
+
+
+def test_server_engines_do_not_ping_on_every_checkout():
+    """It leaves pool_pre_ping off for a database server: the socket check replaces it."""
+    options = database.engine_options("dbserver://app@127.0.0.1/app", 5, 3)
+    assert "pool_pre_ping" not in options
+    assert options["pool_recycle"] == 1800
