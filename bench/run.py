@@ -54,6 +54,15 @@ MATRIX_COMMAND = (
 # A limit no benchmark reaches: the limiter still runs (and its storage is paid for), it just
 # never answers 429 to a load generator that is one client.
 BENCH_RATELIMIT = "1000000 per minute"
+# What the generated nginx adds to each request it passes on (proxy_set_header): sent straight to
+# gunicorn, they separate the cost of the headers and ProxyFix from that of the hop itself.
+NGINX_HEADERS = (
+    "X-Forwarded-For: 127.0.0.1",
+    "X-Forwarded-Proto: http",
+    "X-Forwarded-Host: 127.0.0.1",
+    "X-Real-IP: 127.0.0.1",
+    "X-Request-ID: 6f1c0e6a2b7d4c5e9a8b3f2d1c0e9a8b",
+)
 PARTS = ("cheap", "nginx", "data", "workers", "cold", "overhead", "matrix")
 
 
@@ -104,6 +113,7 @@ class Target:
     server: Gunicorn | None = None  # when set, its CPU time per request is measured too
     proxy: Nginx | None = None  # when set, the proxy's CPU time per request too
     connections: int = 32
+    headers: tuple[str, ...] = ()  # extra request headers
     samples: list = field(default_factory=list)
 
     def median(self, attr: str) -> float | None:
@@ -232,14 +242,14 @@ class Bench:
     ) -> None:
         """Warm every target up, then load them in turn, round after round."""
         for target in targets:
-            wrk.run(target.url, self.plan.warmup_s, target.connections)
-            shown = " ".join(wrk.command("$URL", duration_s, target.connections))
+            wrk.run(target.url, self.plan.warmup_s, target.connections, target.headers)
+            shown = " ".join(wrk.command("$URL", duration_s, target.connections, target.headers))
             self.note(section, shown)
         for round_number in range(1, (rounds or self.plan.rounds) + 1):
             for target in targets:
                 server_before = target.server.cpu_s() if target.server else 0.0
                 proxy_before = target.proxy.cpu_s() if target.proxy else 0.0
-                sample = wrk.run(target.url, duration_s, target.connections)
+                sample = wrk.run(target.url, duration_s, target.connections, target.headers)
                 if sample.requests and target.server:
                     cpu = target.server.cpu_s() - server_before
                     sample.cpu_ms_per_request = cpu * 1000 / sample.requests
@@ -408,6 +418,12 @@ def measure_nginx(bench: Bench, results: dict, projects: dict, prod: dict) -> No
     targets = [
         Target("direct to gunicorn", server.base + "/healthz", server),
         Target("through nginx", f"http://127.0.0.1:{port}/healthz", server, nginx),
+        Target(
+            "direct, with the headers nginx adds",
+            server.base + "/healthz",
+            server,
+            headers=NGINX_HEADERS,
+        ),
     ]
     bench.load(targets, bench.plan.duration_s, section, bench.plan.pair_rounds)
     results["nginx"] = targets

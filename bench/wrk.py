@@ -20,9 +20,12 @@ class Sample:
     proxy_cpu_ms_per_request: float | None = None  # a proxy's in front of it (nginx)
 
 
-def command(url: str, duration_s: int, connections: int = 32, threads: int = 2) -> list[str]:
-    """Return the wrk command line."""
-    return ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration_s}s", "--latency", url]
+def command(
+    url: str, duration_s: int, connections: int = 32, headers: tuple[str, ...] = ()
+) -> list[str]:
+    """Return the wrk command line (2 threads), with extra request headers."""
+    extra = [arg for header in headers for arg in ("-H", header)]
+    return ["wrk", "-t2", f"-c{connections}", f"-d{duration_s}s", "--latency", *extra, url]
 
 
 def _latency_ms(text: str, percentile: str) -> float:
@@ -59,10 +62,10 @@ def parse(text: str) -> Sample:
     )
 
 
-def run(url: str, duration_s: int, connections: int = 32) -> Sample:
+def run(url: str, duration_s: int, connections: int = 32, headers: tuple[str, ...] = ()) -> Sample:
     """Load ``url`` for ``duration_s`` seconds and return the sample."""
     result = subprocess.run(
-        command(url, duration_s, connections),
+        command(url, duration_s, connections, headers),
         capture_output=True,
         text=True,
         timeout=duration_s + 30,
