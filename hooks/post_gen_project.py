@@ -32,7 +32,15 @@ PRUNE = {
     ],
     "use_nginx": ["nginx", "{package}/proxy.py", "tests/test_proxy.py"],
     "use_kubernetes": ["deploy/k8s"],
+    "use_celery": [
+        "{package}/celery_app.py",
+        "{package}/tasks.py",
+        "{package}/worker.py",
+        "tests/test_tasks.py",
+    ],
     ("use_kubernetes", "use_postgres"): ["deploy/k8s/base/migrate-job.yaml"],
+    # A worker pod shares the database with the web pods only on a server (not a pod's SQLite).
+    ("use_kubernetes", "use_celery", "use_postgres"): ["deploy/k8s/base/worker-deployment.yaml"],
 }
 
 

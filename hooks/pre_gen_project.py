@@ -26,9 +26,10 @@ class Rule(NamedTuple):
     why: str
 
 
-# Rules that involve several options, one row each (e.g. a worker that needs Redis:
-# Rule("use_celery", "yes", {"use_redis": "yes"}, "the worker's queue is Redis")).
-RULES: list[Rule] = []
+# Rules that involve several options, one row each.
+RULES: list[Rule] = [
+    Rule("use_celery", "yes", {"use_redis": "yes"}, "Celery's broker is Redis"),
+]
 
 
 def check_project_name(value: str) -> str | None:

@@ -1,9 +1,10 @@
-"""Read the post-gen hook's pruning table without rendering it: one source of truth."""
+"""Read the hooks' tables (PRUNE, RULES) without rendering the hooks: one source of truth."""
 
 import ast
 from pathlib import Path
 
-HOOK = Path(__file__).resolve().parent.parent / "hooks" / "post_gen_project.py"
+HOOKS = Path(__file__).resolve().parent.parent / "hooks"
+HOOK = HOOKS / "post_gen_project.py"
 
 
 def prune_table() -> dict[tuple[str, ...], list[str]]:
@@ -13,3 +14,13 @@ def prune_table() -> dict[tuple[str, ...], list[str]]:
             table = ast.literal_eval(node.value)
             return {(key,) if isinstance(key, str) else key: paths for key, paths in table.items()}
     raise LookupError("PRUNE not found in the post-gen hook")
+
+
+def rules_table() -> list[tuple[str, str, dict[str, str]]]:
+    """Return the pre-gen hook's RULES as (field, value, needs) rows."""
+    for node in ast.parse((HOOKS / "pre_gen_project.py").read_text()).body:
+        if isinstance(node, ast.AnnAssign) and node.target.id == "RULES":
+            return [
+                tuple(ast.literal_eval(arg) for arg in call.args[:3]) for call in node.value.elts
+            ]
+    raise LookupError("RULES not found in the pre-gen hook")

@@ -13,12 +13,15 @@ from combinations import (
     ALL_ON,
     BY_ID,
     COMBINATIONS,
+    DEFAULTS,
     SERVED,
     all_pairs,
+    allowed,
     load_choices,
     paired_options,
     served,
 )
+from hook_tables import rules_table
 
 READABLE_ID = re.compile(r"[a-z0-9][a-z0-9.]*(-[a-z0-9.]+)*")
 
@@ -41,11 +44,31 @@ def missing_pairs(rows: list[dict], choices: dict[str, list[str]]) -> list[tuple
     ]
 
 
-def test_tier1_holds_every_pair_of_option_values(offered):
-    """It pairs each value of every option with each value of every other at least once."""
+def refused_pairs(offered: dict[str, list[str]]) -> list[tuple]:
+    """Return each pair of values the pre-gen hook's RULES refuse, read here from the hook."""
+    return sorted(
+        tuple(sorted([(option, value), (name, other)]))
+        for option, value, needs in rules_table()
+        for name, want in needs.items()
+        for other in offered[name]
+        if other != want
+    )
+
+
+def test_tier1_holds_every_pair_of_option_values_the_hook_accepts(offered):
+    """It pairs each value of every option with each value of every other, but refused pairs."""
     defaults = {option: values[0] for option, values in offered.items()}
     rows = [{**defaults, **combo.answers} for combo in COMBINATIONS]
-    assert missing_pairs(rows, offered) == []
+    refused = refused_pairs(offered)
+    assert sorted(tuple(sorted(pair)) for pair in missing_pairs(rows, offered)) == refused
+    assert (("use_celery", "yes"), ("use_redis", "no")) in refused
+
+
+def test_every_combination_is_one_the_hook_accepts():
+    """It bakes and serves no combination the pre-gen hook would refuse."""
+    for combo in COMBINATIONS + SERVED:
+        assert allowed({**DEFAULTS, **combo.answers}), combo.id
+    assert not allowed({**DEFAULTS, "use_celery": "yes", "use_redis": "no"})
 
 
 def test_tier1_bakes_the_three_fixed_combinations_and_fewer_than_the_product(offered):

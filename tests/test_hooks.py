@@ -199,13 +199,25 @@ def test_a_rule_row_refuses_the_bake_and_leaves_nothing(template_dir, tmp_path, 
     shutil.copytree(template_dir, template, ignore=shutil.ignore_patterns(".git", ".venv"))
     hook = template / "hooks" / "pre_gen_project.py"
     row = 'Rule("use_nginx", "yes", {"use_redis": "no"}, "a test rule")'
-    hook.write_text(hook.read_text().replace("RULES: list[Rule] = []", f"RULES = [{row}]"))
+    hook.write_text(hook.read_text().replace("RULES: list[Rule] = [", f"RULES = [{row},", 1))
     result = cookies.bake(extra_context={"use_nginx": "yes"}, template=str(template))
     assert result.exit_code != 0
     assert not [path for path in (tmp_path / "cookies").rglob("*") if path.is_file()]
     errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR:")]
     expected = "ERROR: use_nginx='yes' is invalid; expected use_redis='no' with it (a test rule)."
     assert expected in errors
+
+
+def test_celery_without_redis_is_refused_in_one_line(cookies, capfd, tmp_path):
+    """It refuses use_celery=yes with use_redis=no, naming both, and writes nothing."""
+    result = cookies.bake(extra_context={"use_celery": "yes", "use_redis": "no"})
+    assert result.exit_code != 0
+    assert not [path for path in (tmp_path / "cookies").rglob("*") if path.is_file()]
+    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR:")]
+    assert errors == [
+        "ERROR: use_celery='yes' is invalid; expected use_redis='yes' with it "
+        "(Celery's broker is Redis)."
+    ]
 
 
 @pytest.mark.xdist_group("grouping-guard")

@@ -969,11 +969,11 @@ def test_checker_catches_leftovers_of_unselected_options(manifests, facts, combo
         assert any(message in problem for problem in problems), (message, problems)
 
 
-WORKER = {"app.kubernetes.io/component": "worker"}
+WORKER = {"app.kubernetes.io/component": "extra-worker"}
 
 
 def with_worker(docs: list[dict], companions: bool) -> list[dict]:
-    """Return the manifests plus a second Deployment (a worker, as a new option would add one).
+    """Return the manifests plus another Deployment (a worker, as a new option would add one).
 
     The worker runs the app's image without a Service; with ``companions`` it also gets its own
     autoscaler and disruption budget, as every Deployment must.
@@ -981,17 +981,25 @@ def with_worker(docs: list[dict], companions: bool) -> list[dict]:
     docs = copy.deepcopy(docs)
     web = web_workloads(docs)[0]
     worker = copy.deepcopy(web)
-    name = f"{web['metadata']['name']}-worker"
+    name = f"{web['metadata']['name']}-extra-worker"
     worker["metadata"]["name"] = name
     worker["spec"]["selector"]["matchLabels"].update(WORKER)
     worker["spec"]["template"]["metadata"]["labels"].update(WORKER)
     worker["spec"]["template"]["spec"].pop("initContainers", None)
     docs.append(worker)
     if companions:
-        (hpa,) = copy.deepcopy(one(docs, "HorizontalPodAutoscaler"))
+        (hpa,) = [
+            copy.deepcopy(h)
+            for h in one(docs, "HorizontalPodAutoscaler")
+            if h["spec"]["scaleTargetRef"]["name"] == web["metadata"]["name"]
+        ]
         hpa["metadata"]["name"] = name
         hpa["spec"]["scaleTargetRef"]["name"] = name
-        (pdb,) = copy.deepcopy(one(docs, "PodDisruptionBudget"))
+        (pdb,) = [
+            copy.deepcopy(p)
+            for p in one(docs, "PodDisruptionBudget")
+            if matches(pod_labels(web), p["spec"]["selector"]["matchLabels"])
+        ]
         pdb["metadata"]["name"] = name
         pdb["spec"]["selector"]["matchLabels"].update(WORKER)
         docs += [hpa, pdb]

@@ -300,7 +300,7 @@ def test_dockerignore_keeps_secrets_and_clutter_out(bake, combo):
 
 @pytest.mark.parametrize("combo", params())
 def test_compose_has_a_service_per_selected_option(bake, combo):
-    """It defines web, plus migrate and postgres, redis, nginx only when selected."""
+    """It defines web, plus migrate and postgres, redis, nginx, worker only when selected."""
     services = set(production(bake(combo))["services"])
     expected = {"web"}
     if combo.selected("use_postgres"):
@@ -309,6 +309,8 @@ def test_compose_has_a_service_per_selected_option(bake, combo):
         expected.add("redis")
     if combo.selected("use_nginx"):
         expected.add("nginx")
+    if combo.selected("use_celery"):
+        expected.add("worker")
     assert services == expected
 
 
@@ -366,7 +368,11 @@ def test_services_start_in_order_of_health(bake, combo):
             assert rule["condition"] == wanted, (name, dependency)
     web = project.web_service(production(bake(combo)))
     proxies = fronting(services, web)
-    assert set(services[web].get("depends_on", {})) == set(services) - {web} - proxies
+    # Long-running app services beside web (workers) start with web; web does not wait for them.
+    beside = set(project.app_services({"services": services})) - {web} - set(one_shot)
+    assert set(services[web].get("depends_on", {})) == set(services) - {web} - proxies - beside
+    for name in beside:
+        assert services[name]["depends_on"] == services[web]["depends_on"], name
     assert len(proxies) == (1 if combo.selected("use_nginx") else 0)
     for proxy in proxies:
         assert set(services[proxy]["depends_on"]) == {web}
@@ -412,8 +418,10 @@ def test_data_lives_in_named_volumes_and_databases_stay_private(bake, combo):
     }
     if combo.selected("use_postgres"):
         assert ("volume", "postgres-data", "/var/lib/postgresql/data") in mounts["postgres"]
-    else:
-        assert ("volume", "app-data", "/data") in mounts[web]
+    else:  # every long-running app service (web, a worker) shares the SQLite file
+        for name, service in project.app_services(model).items():
+            if not project.is_one_shot(service):
+                assert ("volume", "app-data", "/data") in mounts[name], name
     if combo.selected("use_redis"):
         assert ("volume", "redis-data", "/data") in mounts["redis"]
     for name in set(project.pulled_services(model)) - proxies:

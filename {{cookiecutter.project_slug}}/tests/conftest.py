@@ -98,6 +98,9 @@ def settings_overrides(test_database_url, _schema) -> dict:
 {%- if cookiecutter.use_redis == "yes" %}
         "redis_url": os.environ.get("TEST_REDIS_URL") or None,
 {%- endif %}
+{%- if cookiecutter.use_celery == "yes" %}
+        "celery_task_always_eager": True,  # tests of the web run each task at once, in-process
+{%- endif %}
     }
 
 

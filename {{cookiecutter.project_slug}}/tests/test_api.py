@@ -6,17 +6,36 @@ from datetime import UTC, datetime
 
 import pytest
 
+from {{ cookiecutter.package_name }}.models import PROCESSED_BY_TASK
+
+STATUS_FIELDS = ("status", "processed_at")
+
 
 def test_create_read_list(client):
-    """It creates an item, serves it back, and lists it."""
+    """It creates an item, serves it back processed, and lists it."""
     created = client.post("/api/items", json={"name": "first", "description": "one"})
     assert created.status_code == 201
     item = created.json
     assert created.headers["Location"] == f"/api/items/{item['id']}"
-    assert client.get(created.headers["Location"]).json == item
+    read = client.get(created.headers["Location"]).json
+    assert read["status"] == "processed"
+    processed_at = datetime.fromisoformat(read["processed_at"])
+    assert processed_at >= datetime.fromisoformat(item["created_at"])
+    assert {k: v for k, v in read.items() if k not in STATUS_FIELDS} == {
+        k: v for k, v in item.items() if k not in STATUS_FIELDS
+    }
     listing = client.get("/api/items").json
     assert listing["total"] == 1
-    assert listing["items"] == [item]
+    assert listing["items"] == [read]
+
+
+def test_new_items_are_pending_until_processed(client):
+    """It answers a new item pending its task, or processed when no task processes it."""
+    item = client.post("/api/items", json={"name": "new"}).json
+    if PROCESSED_BY_TASK:
+        assert (item["status"], item["processed_at"]) == ("pending", None)
+    else:
+        assert item["status"] == "processed" and item["processed_at"]
 
 
 def test_second_read_is_served_from_cache(client):

@@ -5,6 +5,9 @@ from flask import Flask
 from . import (
     api,
     caching,
+{%- if cookiecutter.use_celery == "yes" %}
+    celery_app,
+{%- endif %}
     database,
     errors,
     health,
@@ -20,6 +23,9 @@ from . import (
     request_id,
 {%- if cookiecutter.use_postgres == "yes" %}
     schema_migrations,
+{%- endif %}
+{%- if cookiecutter.use_celery == "yes" %}
+    tasks,
 {%- endif %}
 )
 from .settings import load_settings
@@ -47,6 +53,10 @@ def create_app(overrides: dict | None = None) -> Flask:
     rate_limits.init_app(app)
 {%- if cookiecutter.use_nginx == "yes" %}
     proxy.init_app(app)
+{%- endif %}
+{%- if cookiecutter.use_celery == "yes" %}
+    celery_app.init_app(app)
+    tasks.init_app(app)  # new items are processed by a task
 {%- endif %}
 
     app.register_blueprint(health.bp)

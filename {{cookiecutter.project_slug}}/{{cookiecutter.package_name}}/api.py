@@ -11,7 +11,7 @@ from werkzeug.routing import BaseConverter
 from . import caching
 from .errors import json_error
 from .extensions import db
-from .models import Item
+from .models import PROCESSED, Item, initial_state, item_created
 from .rate_limits import limit_writes
 
 bp = Blueprint("api", __name__)
@@ -89,11 +89,12 @@ def create_item():
         data = ItemIn.model_validate(body)
     except ValidationError as exc:
         return _invalid(exc)
-    item = Item(name=data.name, description=data.description)
+    item = Item(name=data.name, description=data.description, **initial_state())
     db.session.add(item)
     db.session.commit()
     log.info("item created", extra={"item_id": item.id})
     response = jsonify(item.to_dict())
+    item_created.send(current_app._get_current_object(), item_id=item.id)
     response.status_code = 201
     response.headers["Location"] = url_for("api.get_item", item_id=item.id)
     return response
@@ -114,7 +115,8 @@ def get_item(item_id: int):
     if item is None:
         abort(404, description=f"No item with id {item_id}.")
     data = item.to_dict()
-    caching.set(key, data, timeout=current_app.extensions["settings"].cache_ttl_seconds)
+    if item.status == PROCESSED:  # a pending item changes soon: never cache it
+        caching.set(key, data, timeout=current_app.extensions["settings"].cache_ttl_seconds)
     response = jsonify(data)
     response.headers["X-Cache"] = "miss"
     return response

@@ -2,10 +2,17 @@
 
 from datetime import UTC, datetime
 
+from blinker import Namespace
 from sqlalchemy import DateTime, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
+
+PENDING, PROCESSED = "pending", "processed"
+# Sent by the API once a new item is committed (with its id); background processing listens.
+item_created = Namespace().signal("item-created")
+# New items wait for the background task that processes them, or are processed when created.
+PROCESSED_BY_TASK = {{ "True" if cookiecutter.use_celery == "yes" else "False" }}
 
 
 def utc_now() -> datetime:
@@ -24,6 +31,14 @@ def iso_utc(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="microseconds")
 
 
+def initial_state() -> dict:
+    """Return the status fields of a new item: pending its task, or processed at once."""
+    if PROCESSED_BY_TASK:
+        return {"status": PENDING, "processed_at": None}
+    now = utc_now()
+    return {"status": PROCESSED, "created_at": now, "processed_at": now}
+
+
 class Item(db.Model):
     """A named thing, the resource of the example API."""
 
@@ -35,6 +50,8 @@ class Item(db.Model):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utc_now, server_default=func.now()
     )
+    status: Mapped[str] = mapped_column(String(20), server_default=PROCESSED)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     def to_dict(self) -> dict:
         """Return the JSON representation."""
@@ -43,4 +60,6 @@ class Item(db.Model):
             "name": self.name,
             "description": self.description,
             "created_at": iso_utc(self.created_at),
+            "status": self.status,
+            "processed_at": iso_utc(self.processed_at),
         }

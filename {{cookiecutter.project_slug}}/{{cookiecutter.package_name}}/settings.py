@@ -51,6 +51,13 @@ class Settings(LogSettings):
     redis_timeout: float = Field(1.0, gt=0, le=30)
     redis_retry_interval: float = Field(10.0, ge=0, le=3600)
 {%- endif %}
+{%- if cookiecutter.use_celery == "yes" %}
+    # Seconds a task may run before the worker kills it (it is warned 5 s earlier, to clean up).
+    celery_task_time_limit: int = Field(30, ge=10, le=3600)
+    celery_worker_concurrency: int = Field(2, ge=1, le=64)
+    # Run tasks at once in the calling process (tests); without REDIS_URL they always do.
+    celery_task_always_eager: bool = False
+{%- endif %}
 {%- if cookiecutter.use_nginx == "yes" %}
     # Proxies in front of the app whose X-Forwarded-* it trusts: nginx, one hop.
     trusted_proxies: int = Field(1, ge=0, le=10)

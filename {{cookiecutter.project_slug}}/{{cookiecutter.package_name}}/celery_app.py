@@ -1,0 +1,115 @@
+"""Celery, built from the Flask app: tasks run in its app context, with its settings and logs.
+
+No task is lost: a task is acknowledged only once it finished (a worker killed mid-task leaves
+it to be delivered again), each worker process reserves one task at a time, and every message
+is JSON (never pickle).
+"""
+
+import contextvars
+import logging
+import uuid
+
+from celery import Celery, Task
+from celery.signals import setup_logging
+from flask import Flask, g, has_request_context
+
+log = logging.getLogger(__name__)
+# The request id of the task running in this process, for its log lines.
+TASK_REQUEST_ID = contextvars.ContextVar("task_request_id", default=None)
+# Seconds a Redis call of Celery may take: above kombu's 1 s poll of the queue.
+BROKER_SOCKET_TIMEOUT = 5
+SOFT_LIMIT_MARGIN = 5  # seconds between the soft time limit and the hard one
+# A publish retried twice within about a second, then given up: a request is never held long.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+
+
+def celery_config(settings) -> dict:
+    """Return Celery's configuration from the app's settings."""
+    limit = settings.celery_task_time_limit
+    return {
+        "broker_url": settings.redis_url or "memory://",
+        "task_always_eager": settings.celery_task_always_eager or not settings.redis_url,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "task_ignore_result": True,  # tasks write their effect to the database
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_concurrency": settings.celery_worker_concurrency,
+        "task_time_limit": limit,
+        "task_soft_time_limit": limit - SOFT_LIMIT_MARGIN,
+        # Redis gives an unacknowledged task to another worker after this many seconds: longer
+        # than a task may run, including its wait behind the task before it.
+        "broker_transport_options": {
+            "visibility_timeout": 2 * limit + 30,
+            "socket_timeout": BROKER_SOCKET_TIMEOUT,
+            "socket_connect_timeout": BROKER_SOCKET_TIMEOUT,
+        },
+        "broker_connection_retry_on_startup": True,
+        "task_publish_retry_policy": PUBLISH_RETRY,
+        "worker_hijack_root_logger": False,  # create_app configured logging
+        "worker_send_task_events": False,
+    }
+
+
+def request_id_of(request) -> str:
+    """Return the request id a task was sent with (in its headers), or a fresh one."""
+    given = request.get("request_id") or (request.headers or {}).get("request_id")
+    return given or uuid.uuid4().hex
+
+
+def task_class(app: Flask) -> type[Task]:
+    """Return the base class of the tasks: each runs in an app context under its request id."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            """Run the task in an app context, its log lines stamped with its request id."""
+            token = TASK_REQUEST_ID.set(request_id_of(self.request))
+            try:
+                with app.app_context():
+                    return self.run(*args, **kwargs)
+            finally:
+                TASK_REQUEST_ID.reset(token)
+
+    return FlaskTask
+
+
+def send(task, *args) -> bool:
+    """Enqueue ``task`` with the current request's id in its headers; False if it failed."""
+    request_id = g.get("request_id") if has_request_context() else None
+    try:
+        task.apply_async(args=args, headers={"request_id": request_id or uuid.uuid4().hex})
+    except Exception as exc:  # noqa: BLE001  (any broker failure: the caller answers anyway)
+        log.error("task %s not enqueued: %s: %s", task.name, type(exc).__name__, exc)
+        return False
+    return True
+
+
+def _stamp_task_request_id(factory):
+    """Return a log record factory adding the running task's request id, when there is one."""
+
+    def make_record(*args, **kwargs):
+        record = factory(*args, **kwargs)
+        request_id = TASK_REQUEST_ID.get()
+        if request_id is not None:
+            record.request_id = request_id
+        return record
+
+    make_record.stamps_task_request_id = True
+    return make_record
+
+
+@setup_logging.connect
+def _keep_app_logging(**_) -> None:
+    """Leave logging as create_app configured it (a receiver here stops Celery's own setup)."""
+
+
+def init_app(app: Flask) -> None:
+    """Build the Celery app from the Flask app's settings; tasks find it as the default one."""
+    celery = Celery(app.import_name, task_cls=task_class(app))
+    celery.config_from_object(celery_config(app.extensions["settings"]))
+    celery.set_default()
+    app.extensions["celery"] = celery
+    factory = logging.getLogRecordFactory()
+    if not getattr(factory, "stamps_task_request_id", False):
+        logging.setLogRecordFactory(_stamp_task_request_id(factory))
