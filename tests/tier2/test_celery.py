@@ -121,7 +121,11 @@ def test_the_request_id_reaches_the_workers_log_line(deployment, worker):
 
 
 def test_the_health_check_fails_once_the_worker_is_gone(deployment, worker):
-    """It passes while the worker answers and fails after it stopped (not just any process)."""
+    """It passes while the worker answers and fails after it stopped; the web stays ready."""
     assert healthcheck(deployment, worker).returncode == 0
     stop_pid(worker.process)
     assert healthcheck(deployment, worker).returncode != 0
+    ready = requests.get(f"{deployment.entry}/readyz", timeout=TIMEOUT)
+    assert (ready.status_code, ready.json()["status"]) == (200, "ok"), ready.text
+    created = requests.post(f"{deployment.entry}/api/items", json={"name": "x"}, timeout=TIMEOUT)
+    assert (created.status_code, created.json()["status"]) == (201, "pending")
