@@ -81,7 +81,7 @@ def test_a_hung_check_is_reported_within_the_timeout_and_not_started_again(app):
         assert len(calls) == 1  # the second probe found the first run still going
     finally:
         release.set()
-    time.sleep(0.05)
+    assert app.extensions["readiness_runs"]["slow"].done.wait(5)  # the released run ends
     assert run_checks(app, {"slow": hangs}, timeout=1.0)["slow"]["status"] == "ok"
     assert len(calls) == 2
 
