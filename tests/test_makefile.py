@@ -10,6 +10,7 @@ import pytest
 import yaml
 from combinations import ALL_OFF, ALL_ON, alone, params
 from developer import make
+from test_kubernetes import KUBERNETES_VERSIONS, validate
 
 RULE = re.compile(r"^([A-Za-z][\w-]*)\s*:(?!=)")
 PHONY = re.compile(r"^\.PHONY:\s*(.+)$")
@@ -108,6 +109,12 @@ def test_kube_manifests_renders_a_fresh_bake(bake, combo, clean_env, tmp_path):
     assert result.returncode == 0, result.stderr
     kinds = {doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc}
     assert {"Namespace", "Deployment", "Service", "Secret", "ConfigMap"} <= kinds, kinds
+    if combo.selected("use_postgres"):
+        assert "Job" in kinds, kinds  # the migration Job
+    manifests = tmp_path / "dev.yaml"
+    manifests.write_text(result.stdout)
+    validated = validate([manifests], KUBERNETES_VERSIONS[-1])
+    assert validated.returncode == 0, validated.stdout + validated.stderr
 
 
 @pytest.mark.parametrize("combo", params([ALL_OFF]))

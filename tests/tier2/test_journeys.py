@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from developer import request
 
 from . import journeys
@@ -16,7 +13,6 @@ from .journeys import COLUMN, add_column, demo, developer_env, make, new_migrati
 
 pytestmark = pytest.mark.xdist_group("journeys")
 TEMPLATE = Path(__file__).resolve().parents[2]
-TOOLS = Path(sys.executable).parent
 SENTINEL = "sentinel: the developer's own row"
 
 
@@ -112,31 +108,3 @@ def test_an_interrupted_install_is_repaired_by_the_next_task(tmp_path):
         make(project, unreachable, "install")
     result = make(project, developer_env(), "test")
     assert " passed" in result.stdout
-
-
-def test_kubernetes_manifests_render_from_a_fresh_bake(tmp_path):
-    """It prints valid dev manifests with `make kube-manifests`, no manual step first."""
-    project = journeys.bake(
-        TEMPLATE,
-        tmp_path,
-        use_postgres="yes",
-        use_redis="yes",
-        use_nginx="yes",
-        use_kubernetes="yes",
-    )
-    env = developer_env()
-    env["PATH"] = f"{TOOLS}:{env['PATH']}"  # kubectl, as a developer has it on PATH
-    result = make(project, env, "kube-manifests")
-    documents = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-    kinds = {doc["kind"] for doc in documents}
-    assert {"Namespace", "Deployment", "Service", "Secret", "ConfigMap", "Job"} <= kinds, kinds
-    manifests = tmp_path / "dev.yaml"
-    manifests.write_text(result.stdout)
-    validated = subprocess.run(
-        [str(TOOLS / "kubernetes-validate"), "--strict", "--quiet", "-k", "1.31.0", str(manifests)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert validated.returncode == 0, validated.stdout + validated.stderr
