@@ -24,6 +24,7 @@ from . import (
 {%- if cookiecutter.use_postgres == "yes" %}
     schema_migrations,
 {%- endif %}
+    sessions,
 {%- if cookiecutter.use_celery == "yes" %}
     tasks,
 {%- endif %}
@@ -42,6 +43,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     request_id.init_app(app)
     request_body.init_app(app)
     errors.init_app(app)
+    sessions.init_app(app)
     database.init_app(app)
 {%- if cookiecutter.use_postgres == "yes" %}
     schema_migrations.init_app(app)

@@ -1,0 +1,58 @@
+"""Cookie sessions: no signer for requests without a cookie; signed cookies still round-trip."""
+
+import pytest
+from flask import session
+
+from {{ cookiecutter.package_name }}.sessions import LazyCookieSessions
+
+
+@pytest.fixture
+def signers(app, monkeypatch):
+    """Count the signing serializers the app's session interface builds."""
+    built = []
+    original = LazyCookieSessions.get_signing_serializer
+
+    def counting(self, flask_app):
+        built.append(flask_app)
+        return original(self, flask_app)
+
+    monkeypatch.setattr(LazyCookieSessions, "get_signing_serializer", counting)
+    return built
+
+
+def test_a_request_without_a_cookie_builds_no_signer(client, signers):
+    """It answers an API request without building a session signer."""
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/api/items").status_code == 200
+    assert signers == []
+
+
+def test_a_signed_session_cookie_still_round_trips(app, signers):
+    """It writes a signed session cookie and reads it back on the next request."""
+
+    @app.get("/test-session/<value>")
+    def remember(value):
+        session["value"] = value
+        return {"stored": session["value"]}
+
+    @app.get("/test-session")
+    def recall():
+        return {"value": session.get("value")}
+
+    client = app.test_client()
+    assert client.get("/test-session/kept").status_code == 200
+    assert client.get_cookie("session") is not None
+    assert client.get("/test-session").get_json() == {"value": "kept"}
+    assert signers, "a request with a session cookie is opened by Flask's signer"
+
+
+def test_a_tampered_session_cookie_is_an_empty_session(app):
+    """It ignores a session cookie whose signature does not match."""
+
+    @app.get("/test-session")
+    def recall():
+        return {"value": session.get("value")}
+
+    client = app.test_client()
+    client.set_cookie("session", "eyJ2YWx1ZSI6ImZvcmdlZCJ9.bad.signature")
+    assert client.get("/test-session").get_json() == {"value": None}
