@@ -42,10 +42,18 @@ def limit_writes(view):
     return limiter.limit(_write_limit)(view)
 
 
-@limiter.request_filter
-def _is_health_check() -> bool:
-    """Skip the limiter entirely for probes: cheaper than exempting the routes (benchmarked)."""
-    return request.blueprint == "health"
+def _skipping_probes(check: Callable[[], object]) -> Callable[[], object]:
+    """Wrap a limiter hook so that probes never reach it (a fifth of a probe's time in the app).
+
+    A request filter or an exemption is only consulted after the limiter has looked the request
+    up; this check costs one attribute read.
+    """
+
+    def check_unless_probe() -> object:
+        """Run the limiter's check, except for the health blueprint's routes."""
+        return None if request.blueprint == "health" else check()
+
+    return check_unless_probe
 
 
 def _windows() -> dict[str, WindowStats]:
@@ -112,5 +120,8 @@ def init_app(app: Flask) -> None:
     # Flask runs after_request functions last-registered first: registered before the limiter's
     # own, this one runs after it and sees the headers it wrote.
     app.after_request(_retry_after_only_when_refused)
+    hooks = app.before_request_funcs.setdefault(None, [])
+    before = list(hooks)
     limiter.init_app(app)
+    hooks[:] = [hook if hook in before else _skipping_probes(hook) for hook in hooks]
     limiter._storage_dead = False  # a new app's store is live, whatever an earlier app's did
