@@ -13,6 +13,8 @@ SELECTED = {key: value == "yes" for key, value in CONTEXT.items() if key.startsw
 PACKAGE = CONTEXT["package_name"]
 SECRET_EXAMPLE = "deploy/k8s/secret.env.example"
 DEV_SECRET = "deploy/k8s/overlays/dev/secret.env"
+KUSTOMIZATION = "deploy/k8s/base/kustomization.yaml"
+RESOURCES_TO_LIST = "resources: []  # the manifests this folder keeps, listed at generation\n"
 DEV_SECRET_NOTE = (
     "# The dev overlay's Secret, written at generation with fresh random values (git-ignored).\n"
     "# Point the URLs at the servers your development cluster reaches.\n"
@@ -73,6 +75,17 @@ def prune(root: Path, paths: list[str]) -> None:
             parent = parent.parent
 
 
+def list_kustomize_resources(root: Path) -> None:
+    """List, as the base kustomization's resources, every manifest its folder kept."""
+    path = root / KUSTOMIZATION
+    text = path.read_text()
+    if RESOURCES_TO_LIST not in text:
+        raise SystemExit(f"ERROR: {KUSTOMIZATION} has no line {RESOURCES_TO_LIST.strip()!r}")
+    manifests = sorted(p.name for p in path.parent.glob("*.yaml") if p.name != path.name)
+    listed = "resources:\n" + "".join(f"  - {name}\n" for name in manifests)
+    path.write_text(text.replace(RESOURCES_TO_LIST, listed))
+
+
 def write_env(root: Path, selected: dict[str, bool]) -> None:
     """Copy .env.example to .env with fresh random secrets; never overwrite an existing .env."""
     if (root / ".env").exists():
@@ -101,11 +114,12 @@ def write_dev_secret(root: Path) -> None:
 
 
 def main() -> int:
-    """Prune, then write .env and, with Kubernetes, the dev overlay's secret.env."""
+    """Prune, then write .env and, with Kubernetes, the base's resources and dev secret.env."""
     root = Path.cwd()
     prune(root, paths_to_prune(SELECTED, PACKAGE))
     write_env(root, SELECTED)
     if SELECTED["use_kubernetes"]:
+        list_kustomize_resources(root)
         write_dev_secret(root)
     return 0
 

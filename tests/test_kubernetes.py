@@ -605,6 +605,22 @@ def test_overlays_render_and_pass_strict_schema_validation(manifests, combo, tmp
 
 
 @pytest.mark.parametrize("combo", params(K8S_COMBOS))
+def test_every_manifest_the_bake_keeps_is_deployed(project, manifests, combo):
+    """It renders, in every overlay, each object of each manifest file of the base folder."""
+    base = project(combo) / "deploy/k8s/base"
+    kept = {
+        (doc["kind"], doc["metadata"]["name"])
+        for path in base.glob("*.yaml")
+        if path.name != "kustomization.yaml"
+        for doc in load(path.read_text())
+    }
+    assert kept
+    for overlay, stream in manifests(combo).items():
+        rendered = {(doc["kind"], doc["metadata"]["name"]) for doc in load(stream)}
+        assert kept <= rendered, (overlay, kept - rendered)
+
+
+@pytest.mark.parametrize("combo", params(K8S_COMBOS))
 def test_rendered_overlays_have_no_serious_misconfiguration(manifests, combo, tmp_path):
     """It passes trivy's Kubernetes checks with no HIGH or CRITICAL finding."""
     for overlay, stream in manifests(combo).items():
@@ -681,9 +697,12 @@ def test_readme_render_commands_work_as_written(project, combo):
 
 
 def selector_matches(labels: dict, selector: str) -> bool:
-    """Evaluate an equality-based label selector (k=v, k==v, k!=v, comma-separated)."""
+    """Evaluate a label selector of k=v, k==v, k!=v and !k terms, comma-separated."""
     for term in selector.split(","):
-        if "!=" in term:
+        if term.strip().startswith("!"):
+            if term.strip()[1:] in labels:
+                return False
+        elif "!=" in term:
             key, value = term.split("!=")
             if labels.get(key.strip()) == value.strip():
                 return False
@@ -759,21 +778,24 @@ def test_deploy_script_migrates_before_rolling_out(project, manifests, facts, co
         assert verbs == [
             f"delete job {slug}-migrate",
             "apply",
+            "apply",
             f"wait job/{slug}-migrate",
             "apply",
             f"rollout status deployment/{slug}",
         ]
-        first = calls[1]
-        selector = option(first["args"], "--selector")
         applied = [
             doc["kind"]
-            for doc in load(first["stdin"])
-            if selector_matches(doc["metadata"].get("labels", {}), selector)
+            for call in calls[1:3]
+            for doc in load(call["stdin"])
+            if selector_matches(
+                doc["metadata"].get("labels", {}), option(call["args"], "--selector")
+            )
         ]
-        # Everything the Job needs, and the Job, but no web pods yet.
+        # Everything the Job needs, and the Job, but no workload (web, workers) yet.
         assert {"Namespace", "ConfigMap", "Secret", "Job"} <= set(applied), applied
         assert not {"Deployment", "Service", "HorizontalPodAutoscaler"} & set(applied), applied
-        assert "--for=condition=complete" in calls[2]["args"]
+        assert applied.index("Job") == len(applied) - 1, "the Job comes after what it needs"
+        assert "--for=condition=complete" in calls[3]["args"]
     else:
         assert verbs == ["apply", f"rollout status deployment/{slug}"]
     assert load(calls[-2]["stdin"]) == rendered

@@ -26,15 +26,10 @@ manifests=$(kubectl kustomize "$dir")
 
 # A Job's pod template cannot change: remove the last release's Job before creating this one.
 kubectl --namespace "$namespace" delete job {{ cookiecutter.project_slug }}-migrate --ignore-not-found
-{%- if cookiecutter.use_celery == "yes" %}
-# Everything but the web tier and the workers: namespace, ConfigMaps, Secret, NetworkPolicy and
-# the Job (neither may run the new code on the old schema).
-printf '%s\n' "$manifests" | kubectl apply -f - \
-  --selector 'app.kubernetes.io/component!=web,app.kubernetes.io/component!=worker'
-{%- else %}
-# Everything but the web tier: namespace, ConfigMaps, Secret, NetworkPolicy and the Job.
-printf '%s\n' "$manifests" | kubectl apply -f - --selector 'app.kubernetes.io/component!=web'
-{%- endif %}
+# First what the Job needs (the objects that belong to no component: namespace, ConfigMaps, Secret,
+# NetworkPolicy), then the Job itself; every workload (web, workers) waits for the migration.
+printf '%s\n' "$manifests" | kubectl apply -f - --selector '!app.kubernetes.io/component'
+printf '%s\n' "$manifests" | kubectl apply -f - --selector 'app.kubernetes.io/component=migrate'
 if ! kubectl --namespace "$namespace" wait job/{{ cookiecutter.project_slug }}-migrate \
   --for=condition=complete --timeout=10m; then
   kubectl --namespace "$namespace" logs job/{{ cookiecutter.project_slug }}-migrate >&2 || true
