@@ -12,6 +12,7 @@ from . import (
     errors,
     health,
     logs,
+    metrics,
 {%- if cookiecutter.use_nginx == "yes" %}
     proxy,
 {%- endif %}
@@ -43,6 +44,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     request_body.init_app(app)
     errors.init_app(app)
     database.init_app(app)
+    metrics.init_app(app)  # after the database: it watches its pool
 {%- if cookiecutter.use_postgres == "yes" %}
     schema_migrations.init_app(app)
 {%- endif %}
