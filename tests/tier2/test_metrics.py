@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
 from combinations import params
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from .deployment import TIER2_COMBINATIONS
+from .servers import wait_until
 
 TIMEOUT = 10
 # Everything selected, and nothing: the counts must hold with and without PostgreSQL and Redis.
@@ -74,26 +78,36 @@ def read_in_parallel(url: str, count: int) -> None:
     assert statuses == [200] * count
 
 
-@each_combination()
-def test_requests_spread_over_the_workers_are_each_counted_once(deployment):
-    """It reports exactly the N reads sent, summed over both workers that served them."""
-    service = deployment.service
+def new_item(base: str) -> str:
+    """Create an item and read it once (now cached); return its URL."""
+    created = requests.post(f"{base}/api/items", json={"name": "counted"}, timeout=TIMEOUT)
+    url = f"{base}{created.headers['Location']}"
+    assert requests.get(url, timeout=TIMEOUT).status_code == 200
+    return url
+
+
+def read_until_every_worker_served(service, url: str) -> int:
+    """Read url in batches until each worker served some; return how many reads were sent."""
     folder = Path(service.env["PROMETHEUS_MULTIPROC_DIR"])
-    created = requests.post(f"{service.url}/api/items", json={"name": "counted"}, timeout=TIMEOUT)
-    url = f"{service.url}{created.headers['Location']}"
-    assert requests.get(url, timeout=TIMEOUT).status_code == 200  # cached from here on
-    before, workers_before = scrape(service.url), reads_by_worker(folder)
+    before = reads_by_worker(folder)
     sent = 0
     for _ in range(MAX_BATCHES):
         read_in_parallel(url, BATCH)
         sent += BATCH
         served = reads_by_worker(folder)
-        if all(served.get(pid, 0) > workers_before.get(pid, 0) for pid in service.workers()):
-            break
+        if all(served.get(pid, 0) > before.get(pid, 0) for pid in service.workers()):
+            return sent
+    raise AssertionError(f"after {sent} reads, not every worker served one: {served}")
+
+
+@each_combination()
+def test_requests_spread_over_the_workers_are_each_counted_once(deployment):
+    """It reports exactly the N reads sent, summed over both workers that served them."""
+    service = deployment.service
+    url = new_item(service.url)
+    before = scrape(service.url)
+    sent = read_until_every_worker_served(service, url)
     assert len(service.workers()) == 2
-    assert all(served.get(pid, 0) > workers_before.get(pid, 0) for pid in service.workers()), (
-        f"after {sent} reads, not every worker served one: {served}"
-    )
     after = scrape(service.url)
     assert item_reads(after) - item_reads(before) == sent
     hits = cache_lookups(after, "hit") - cache_lookups(before, "hit")
@@ -111,6 +125,38 @@ def test_pool_gauges_sum_the_workers_idle_connections(deployment):
     samples = scrape(service.url)
     assert samples[("db_pool_connections", frozenset({("state", "in_use")}))] == 0
     assert samples[("db_pool_connections", frozenset({("state", "idle")}))] >= 1
+
+
+@each_combination()
+def test_counts_an_earlier_run_left_in_the_folder_are_wiped_at_start(deployment):
+    """It empties the metrics folder when gunicorn starts: old counts do not add to new ones."""
+    service = deployment.new_service("restarted")
+    folder = Path(service.env["PROMETHEUS_MULTIPROC_DIR"])
+    labels = ["route", "method", "status"]
+    key = mmap_key("http_requests", "http_requests_total", labels, [ITEM_ROUTE, "GET", "200"], "")
+    stale = MmapedDict(str(folder / "counter_1.db"))
+    stale.write_value(key, 1000.0, 0.0)
+    stale.close()
+    deployment.extra.append(service)
+    service.start()
+    assert item_reads(scrape(service.url)) == 0
+    assert not (folder / "counter_1.db").exists()
+
+
+@each_combination()
+def test_a_dead_workers_live_gauges_are_dropped_and_its_counts_kept(deployment):
+    """It removes a killed worker's pool gauges (gunicorn's child_exit), not its request counts."""
+    service = deployment.service
+    folder = Path(service.env["PROMETHEUS_MULTIPROC_DIR"])
+    read_until_every_worker_served(service, new_item(service.url))
+    victim = service.workers()[0]
+    gauges = folder / f"gauge_livesum_{victim}.db"
+    assert gauges.exists() and reads_by_worker(folder)[victim] > 0
+    before = item_reads(scrape(service.url))
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: not gauges.exists(), 15, "the dead worker's gauges dropped")
+    wait_until(lambda: len(service.workers()) == 2, 15, "a new worker")
+    assert item_reads(scrape(service.url)) == before
 
 
 @each_combination("use_nginx")
