@@ -162,6 +162,7 @@ def healthz_costs() -> dict:
         "generated without the session": request_cost(without(create_app(), "session")),
         "generated without request ids": request_cost(without(create_app(), "request_id")),
         "generated without ProxyFix": request_cost(without(create_app(), "proxy")),
+        "generated without metrics": request_cost(create_app({"metrics_enabled": False})),
         "generated without limiter and session": request_cost(
             without(create_app(), "limiter", "session")
         ),

@@ -356,6 +356,13 @@ def measure_cheap(bench: Bench, results: dict, projects: dict, prod: dict, worke
             config=freeze_path,
         ),
         bench.server(
+            "generated, all-on, METRICS_ENABLED=false (diagnostic)",
+            projects["all-on"],
+            {**prod, "METRICS_ENABLED": "false"},
+            f"{PACKAGE}:create_app()",
+            section,
+        ),
+        bench.server(
             RECYCLING_DIAGNOSTIC,
             projects["all-on"],
             {**prod, "MAX_REQUESTS": "1000", "MAX_REQUESTS_JITTER": "100"},
@@ -534,7 +541,10 @@ def measure_cold_start(bench: Bench, results: dict, projects: dict, prod: dict, 
 def measure_overhead(bench: Bench, results: dict, projects: dict, prod: dict) -> None:
     """Price each concern of the generated app per request, in process (bench/overhead.py)."""
     log("overhead: CPU per request of each concern, in process")
+    # Metrics in a shared folder, as under gunicorn (gunicorn.conf.py makes one when unset).
+    folder = tempfile.mkdtemp(prefix="metrics-", dir=bench.root)
     env = {**bench.base_env(), **prod, "PYTHONPATH": str(projects["all-on"])}
+    env["PROMETHEUS_MULTIPROC_DIR"] = folder
     result = subprocess.run(
         [sys.executable, str(BENCH / "overhead.py")],
         cwd=projects["all-on"],
@@ -545,7 +555,11 @@ def measure_overhead(bench: Bench, results: dict, projects: dict, prod: dict) ->
         timeout=300,
     )
     results["overhead"] = json.loads(result.stdout.strip().splitlines()[-1])
-    bench.note("overhead", f"(cd $ALL_ON && env PYTHONPATH=. python {BENCH}/overhead.py)")
+    bench.note(
+        "overhead",
+        f"(cd $ALL_ON && env PYTHONPATH=. PROMETHEUS_MULTIPROC_DIR=$(mktemp -d) "
+        f"python {BENCH}/overhead.py)",
+    )
 
 
 def measure_matrix(bench: Bench, results: dict) -> None:

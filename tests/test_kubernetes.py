@@ -496,7 +496,22 @@ def check_traffic(docs: list[dict], facts: dict) -> list[str]:
             if len(mine) != 1:
                 problems.append(f"NetworkPolicy: {len(mine)} select the web pods, expected one")
             problems += _check_policy(mine[0], entry_port(deployment, facts), facts)
+            problems += _check_scrape(deployment, mine[0])
     return problems
+
+
+def _check_scrape(deployment: dict, policy: dict) -> list[str]:
+    """Check the pods ask to be scraped at /metrics, on a port the policy lets the scraper in."""
+    annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+    wanted = {"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics"}
+    if any(annotations.get(key) != value for key, value in wanted.items()):
+        return [f"Deployment: scrape annotations {annotations}, expected {wanted} and a port"]
+    port = int(annotations.get("prometheus.io/port", 0))
+    app_ports = [p["containerPort"] for p in app_container(deployment).get("ports", [])]
+    admitted = [p["port"] for rule in policy["spec"].get("ingress", []) for p in rule["ports"]]
+    if port not in app_ports or port not in admitted:
+        return [f"NetworkPolicy: keeps the scraper out of port {port} (app ports {app_ports})"]
+    return []
 
 
 def _check_policy(policy: dict, entry: int, facts: dict) -> list[str]:
@@ -504,7 +519,9 @@ def _check_policy(policy: dict, entry: int, facts: dict) -> list[str]:
     problems = []
     if set(policy["spec"].get("policyTypes", [])) != {"Ingress", "Egress"}:
         problems.append("NetworkPolicy: does not restrict both directions")
-    ingress = [p["port"] for rule in policy["spec"].get("ingress", []) for p in rule["ports"]]
+    rules = policy["spec"].get("ingress", [])
+    # From anywhere, only the entry port; from chosen peers (the metrics scraper) any port.
+    ingress = [p["port"] for rule in rules if not rule.get("from") for p in rule["ports"]]
     if ingress != [entry]:
         problems.append(f"NetworkPolicy: lets in {ingress}, not only {entry}")
     egress = {
@@ -953,6 +970,12 @@ BREAKAGES = {
             {"protocol": "TCP", "port": 8000}
         ),
         "lets in [8080, 8000]",
+    ),
+    "scrape port shut by the NetworkPolicy": (
+        lambda docs: one(docs, "Deployment")[0]["spec"]["template"]["metadata"][
+            "annotations"
+        ].update({"prometheus.io/port": "9100"}),
+        "keeps the scraper out of port 9100",
     ),
     "egress to a port nothing uses": (
         lambda docs: one(docs, "NetworkPolicy")[0]["spec"]["egress"].append(

@@ -111,6 +111,9 @@ class Deployment:
         """Prepare (not start) a service instance with its own port, env file and logs."""
         folder = self.root / name
         folder.mkdir()
+        # Its own metrics folder, as compose gives each web container its own tmpfs.
+        metrics = str(owned_dir(folder / "metrics"))
+        overrides = {"PROMETHEUS_MULTIPROC_DIR": metrics, **overrides}
         env_file = write_env_file(folder / "service.env", self.env(free_port(), **overrides))
         logs = owned_dir(folder / "logs")
         return Service(self.tree, env_file, self.recipe, logs, self.bin, self.interpreter.env)

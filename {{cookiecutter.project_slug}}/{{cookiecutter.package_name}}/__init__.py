@@ -12,6 +12,7 @@ from . import (
     errors,
     health,
     logs,
+    metrics,
 {%- if cookiecutter.use_nginx == "yes" %}
     proxy,
 {%- endif %}
@@ -45,6 +46,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     errors.init_app(app)
     sessions.init_app(app)
     database.init_app(app)
+    metrics.init_app(app)  # after the database: it watches its pool
 {%- if cookiecutter.use_postgres == "yes" %}
     schema_migrations.init_app(app)
 {%- endif %}

@@ -9,6 +9,8 @@ import logging
 from flask import Flask
 from flask_caching import Cache
 
+from .metrics import count_cache_lookup
+
 log = logging.getLogger(__name__)
 cache = Cache()
 
@@ -16,10 +18,13 @@ cache = Cache()
 def get(key: str):
     """Return the cached value, or None when absent or when the cache is unavailable."""
     try:
-        return cache.get(key)
+        value = cache.get(key)
     except Exception as exc:  # noqa: BLE001  (any backend failure degrades to a miss)
         _warn("cache get failed, serving without cache", exc)
+        count_cache_lookup("error")
         return None
+    count_cache_lookup("miss" if value is None else "hit")
+    return value
 
 
 def set(key: str, value, timeout: int) -> None:  # noqa: A001

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from .metrics import MetricsFolder
 from .settings import LogSettings, load_settings
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -65,6 +66,8 @@ class ServerSettings(LogSettings):
     # 50000 still recycles a leaking worker, at a few percent at most.
     max_requests: int = Field(50000, ge=0)
     max_requests_jitter: int = Field(5000, ge=0)
+    # The workers' shared metrics folder, emptied at start; unset: a temporary one (metrics.py).
+    prometheus_multiproc_dir: MetricsFolder = None
 
     @model_validator(mode="after")
     def _sync_is_single_threaded(self) -> "ServerSettings":

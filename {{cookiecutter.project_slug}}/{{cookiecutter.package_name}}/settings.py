@@ -9,8 +9,9 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-{%- if cookiecutter.use_redis == "yes" %}
 
+from .metrics import MetricsFolder
+{%- if cookiecutter.use_redis == "yes" %}
 from .redis_store import RedisUrl
 {%- endif %}
 
@@ -67,6 +68,9 @@ class Settings(LogSettings):
     ratelimit_write: str = "60 per minute"
     cache_ttl_seconds: int = Field(60, ge=0, le=86400)
     max_content_length: int = Field(1_048_576, ge=1024)
+    metrics_enabled: bool = True
+    # The folder where every server process writes its metrics (README: Metrics).
+    prometheus_multiproc_dir: MetricsFolder = None
 
     @field_validator("database_url")
     @classmethod

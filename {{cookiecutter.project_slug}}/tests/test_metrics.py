@@ -1,0 +1,136 @@
+"""/metrics counts requests by route template, watches the pool and the cache, and can be off."""
+
+import os
+import uuid
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from {{ cookiecutter.package_name }} import metrics
+from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
+
+ITEM_ROUTE = "/api/items/<id:item_id>"
+
+
+def scrape(client) -> dict[tuple[str, frozenset], float]:
+    """Return every sample /metrics answers, by name and labels."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.content_type.startswith("text/plain")
+    families = text_string_to_metric_families(response.get_data(as_text=True))
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in families
+        for sample in family.samples
+    }
+
+
+def requests_of(samples: dict, **labels: str) -> float:
+    """Return the request count of the series with exactly these labels (0 when absent)."""
+    return samples.get(("http_requests_total", frozenset(labels.items())), 0)
+
+
+def label_values(samples: dict, label: str) -> set[str]:
+    """Return every value a label takes in the request counts."""
+    return {dict(labels)[label] for name, labels in samples if name == "http_requests_total"}
+
+
+def test_requests_are_counted_by_route_template_method_and_status(client):
+    """It labels requests with the route template, never the id in their path."""
+    item = client.post("/api/items", json={"name": "counted"}).json
+    client.get(f"/api/items/{item['id']}")
+    client.get("/api/items/999999")
+    samples = scrape(client)
+    assert requests_of(samples, route="/api/items", method="POST", status="201") == 1
+    assert requests_of(samples, route=ITEM_ROUTE, method="GET", status="200") == 1
+    assert requests_of(samples, route=ITEM_ROUTE, method="GET", status="404") == 1
+    assert label_values(samples, "route") == {"/api/items", ITEM_ROUTE}
+
+
+def test_unknown_paths_and_methods_add_no_label_values(client):
+    """It counts every unmatched path under one label, and unknown methods as <other>."""
+    paths = [f"/{uuid.uuid4().hex}" for _ in range(3)]
+    for path in paths:
+        assert client.get(path).status_code == 404
+    client.open("/api/items", method="BREW")
+    samples = scrape(client)
+    assert requests_of(samples, route=metrics.UNMATCHED, method="GET", status="404") == 3
+    assert requests_of(samples, route=metrics.UNMATCHED, method="<other>", status="405") == 1
+    assert label_values(samples, "route") == {metrics.UNMATCHED}
+    assert label_values(samples, "method") == {"GET", "<other>"}
+
+
+def test_latency_is_a_histogram_per_route(client):
+    """It observes each request's duration in buckets, with its count and sum."""
+    client.get("/healthz")
+    samples = scrape(client)
+    labels = {"route": "/healthz", "method": "GET", "status": "200"}
+    count = ("http_request_duration_seconds_count", frozenset(labels.items()))
+    assert samples[count] == 1
+    every = ("http_request_duration_seconds_bucket", frozenset({**labels, "le": "+Inf"}.items()))
+    assert samples[every] == 1
+    assert samples[("http_request_duration_seconds_sum", frozenset(labels.items()))] > 0
+
+
+def test_cache_lookups_count_misses_and_hits(client):
+    """It counts the first read of an item as a miss and the next, served cached, as a hit."""
+    item = client.post("/api/items", json={"name": "cached"}).json
+    assert client.get(f"/api/items/{item['id']}").headers["X-Cache"] == "miss"
+    assert client.get(f"/api/items/{item['id']}").headers["X-Cache"] == "hit"
+    samples = scrape(client)
+    assert samples[("cache_lookups_total", frozenset({("result", "miss")}))] == 1
+    assert samples[("cache_lookups_total", frozenset({("result", "hit")}))] == 1
+
+
+def test_pool_gauges_show_connections_in_use_and_idle(client):
+    """It reports no pooled connection in use between requests, and the idle ones kept."""
+    client.get("/api/items")
+    samples = scrape(client)
+    assert samples[("db_pool_connections", frozenset({("state", "in_use")}))] == 0
+    assert samples[("db_pool_connections", frozenset({("state", "idle")}))] >= 1
+
+
+def test_metrics_can_be_turned_off(make_app):
+    """It serves no /metrics with METRICS_ENABLED=false."""
+    client = make_app(metrics_enabled=False).test_client()
+    assert client.get("/metrics").status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["missing", "a file"])
+def test_an_unusable_metrics_folder_stops_start_up(tmp_path, kind):
+    """It refuses a PROMETHEUS_MULTIPROC_DIR that is not an existing folder, naming it."""
+    folder = tmp_path / "metrics"
+    if kind == "a file":
+        folder.write_text("")
+    with pytest.raises(SettingsError, match="PROMETHEUS_MULTIPROC_DIR"):
+        load_settings({"app_env": "test", "prometheus_multiproc_dir": folder})
+
+
+def test_start_server_empties_the_folder_and_hands_it_to_the_workers(tmp_path, monkeypatch):
+    """It removes an earlier run's files and names the folder in the workers' environment."""
+    monkeypatch.setenv(metrics.FOLDER_VARIABLE, "unset-by-the-test")
+    (tmp_path / "counter_12.db").write_bytes(b"old counts")
+    assert metrics.start_server(tmp_path) == tmp_path
+    assert not list(tmp_path.iterdir())
+    assert os.environ[metrics.FOLDER_VARIABLE] == str(tmp_path)
+
+
+def test_start_server_without_a_folder_makes_a_temporary_one(monkeypatch):
+    """It makes a private folder when none is set, and stop_server removes it."""
+    monkeypatch.setenv(metrics.FOLDER_VARIABLE, "unset-by-the-test")
+    folder = metrics.start_server(None)
+    assert folder.is_dir() and os.environ[metrics.FOLDER_VARIABLE] == str(folder)
+    metrics.stop_server()
+    assert not folder.exists()
+
+
+def test_an_exited_worker_loses_its_live_gauges_not_its_counts(tmp_path, monkeypatch):
+    """It deletes the exited worker's live-gauge files and keeps its counter files."""
+    monkeypatch.setenv(metrics.FOLDER_VARIABLE, str(tmp_path))
+    for name in ("gauge_livesum_41.db", "gauge_livesum_42.db", "counter_42.db"):
+        (tmp_path / name).write_bytes(b"")
+    metrics.worker_exited(42)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "counter_42.db",
+        "gauge_livesum_41.db",
+    ]

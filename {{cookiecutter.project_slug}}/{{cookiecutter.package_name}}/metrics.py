@@ -1,0 +1,190 @@
+"""Prometheus metrics at /metrics: requests by route template, database pool, cache lookups.
+
+Several server processes each count their own requests. They write their counts into files of
+one folder shared by them all (PROMETHEUS_MULTIPROC_DIR), which every /metrics answer sums up.
+The server prepares that folder before any worker starts (start_server) and drops the live
+gauges of a worker that died (worker_exited); gunicorn.conf.py calls both. Without the folder
+(the tests, ``flask run``: one process) each app counts in its own registry.
+"""
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+from flask import Flask, Response, current_app, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    values,
+)
+from pydantic import AfterValidator
+from sqlalchemy import event
+from sqlalchemy.pool import QueuePool
+
+from .extensions import db
+
+FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+STARTED = "metrics.started"
+# The label of every request no route matched: its raw path would make one series per path.
+UNMATCHED = "<unmatched>"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_temporary_folders: list[Path] = []
+
+
+def _usable_folder(path: Path | None) -> Path | None:
+    """Refuse a metrics folder that does not exist or that this process cannot write."""
+    if path is not None and not (path.is_dir() and os.access(path, os.W_OK | os.X_OK)):
+        raise ValueError("must be an existing folder this process can write (e.g. a tmpfs)")
+    return path
+
+
+MetricsFolder = Annotated[Path | None, AfterValidator(_usable_folder)]
+
+
+def start_server(folder: Path | None) -> Path:
+    """Empty the workers' shared folder (a temporary one when unset) before any worker starts.
+
+    An earlier run's files would add its counts to this run's. Workers find the folder in
+    PROMETHEUS_MULTIPROC_DIR, which they inherit.
+    """
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix="metrics-"))
+        _temporary_folders.append(folder)
+    for leftover in folder.glob("*.db"):
+        leftover.unlink()
+    os.environ[FOLDER_VARIABLE] = str(folder)
+    return folder
+
+
+def worker_exited(pid: int) -> None:
+    """Drop the live gauges of a worker that exited; its counts stay in the sums."""
+    folder = os.environ.get(FOLDER_VARIABLE)
+    if folder:
+        multiprocess.mark_process_dead(pid, folder)
+
+
+def stop_server() -> None:
+    """Remove the temporary folder start_server made, if it made one."""
+    while _temporary_folders:
+        shutil.rmtree(_temporary_folders.pop(), ignore_errors=True)
+
+
+class Metrics:
+    """The app's metrics, in its own registry or, across processes, in the shared folder."""
+
+    def __init__(self, folder: Path | None) -> None:
+        """Create the metrics; with a folder, every process writes its values there."""
+        self.folder = folder
+        if folder is not None and values.ValueClass is values.MutexValue:
+            # The library chose per-process values at import: the folder came from .env, or
+            # after. Switch once per process (each switch would open its files again).
+            os.environ[FOLDER_VARIABLE] = str(folder)
+            values.ValueClass = values.MultiProcessValue()
+        self.registry = None if folder else CollectorRegistry()
+        labels = ("route", "method", "status")
+        self.requests = Counter(
+            "http_requests", "Requests answered.", labels, registry=self.registry
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds", "Time to answer.", labels, registry=self.registry
+        )
+        self.pool = Gauge(
+            "db_pool_connections",
+            "Database connections of the pools, by state.",
+            ("state",),
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        self.cache = Counter(
+            "cache_lookups", "Cache reads, by result.", ("result",), registry=self.registry
+        )
+
+    def exposition(self) -> bytes:
+        """Return every metric in Prometheus' text format, summed over the processes."""
+        registry = self.registry
+        if registry is None:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=str(self.folder))
+        return generate_latest(registry)
+
+
+def count_cache_lookup(result: str) -> None:
+    """Count one cache read as ``hit``, ``miss`` or ``error`` (a failed cache: also a miss)."""
+    metrics = current_app.extensions.get("metrics")
+    if metrics is not None:
+        metrics.cache.labels(result).inc()
+
+
+class _StartClock:
+    """WSGI middleware noting when each request arrived, before any hook of the app runs."""
+
+    def __init__(self, wsgi_app) -> None:
+        """Wrap the app."""
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ, start_response):
+        """Note the time, then serve."""
+        environ[STARTED] = time.perf_counter()
+        return self.wsgi_app(environ, start_response)
+
+
+def _observe(response: Response) -> Response:
+    """Count the answered request by route template (never its raw path), method and status."""
+    metrics = current_app.extensions["metrics"]
+    route = request.url_rule.rule if request.url_rule else UNMATCHED
+    method = request.method if request.method in METHODS else "<other>"
+    labels = (route, method, str(response.status_code))
+    started = request.environ.get(STARTED, time.perf_counter())
+    metrics.requests.labels(*labels).inc()
+    metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+    return response
+
+
+def _expose() -> Response:
+    """Answer the metrics for a scraper."""
+    body = current_app.extensions["metrics"].exposition()
+    return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def _watch_pool(metrics: Metrics, engine) -> None:
+    """Keep the pool gauges current at every checkout and checkin of a pooled connection."""
+    pool = engine.pool
+    if not isinstance(pool, QueuePool):  # SQLite in memory: one connection, nothing to watch
+        return
+    in_use, idle = metrics.pool.labels("in_use"), metrics.pool.labels("idle")
+
+    def checked_out(*_) -> None:
+        """Record the connections in use and idle."""
+        in_use.set(pool.checkedout())
+        idle.set(pool.checkedin())
+
+    def checked_in(*_) -> None:
+        """Record them as they are once the pool has taken this one back (it tells us before)."""
+        in_use.set(pool.checkedout() - 1)
+        idle.set(min(pool.checkedin() + 1, pool.size()))  # a full pool closes it instead
+
+    event.listen(pool, "checkout", checked_out)
+    event.listen(pool, "checkin", checked_in)
+    checked_out()
+
+
+def init_app(app: Flask) -> None:
+    """Count requests, watch the pool and serve /metrics, unless METRICS_ENABLED is false."""
+    settings = app.extensions["settings"]
+    if not settings.metrics_enabled:
+        return
+    metrics = Metrics(settings.prometheus_multiproc_dir)
+    app.extensions["metrics"] = metrics
+    app.wsgi_app = _StartClock(app.wsgi_app)
+    app.after_request(_observe)
+    app.add_url_rule("/metrics", "metrics", _expose)
+    with app.app_context():
+        _watch_pool(metrics, db.engine)
