@@ -27,10 +27,10 @@ manifests=$(kubectl kustomize "$dir")
 # A Job's pod template cannot change: remove the last release's Job before creating this one.
 kubectl --namespace "$namespace" delete job {{ cookiecutter.project_slug }}-migrate --ignore-not-found
 {%- if cookiecutter.use_celery == "yes" %}
-# Everything but the web tier and the workers: namespace, ConfigMaps, Secret, NetworkPolicy and
-# the Job (neither may run the new code on the old schema).
+# Everything but the web tier, the workers and the scheduler: namespace, ConfigMaps, Secret,
+# NetworkPolicy and the Job (none may run the new code on the old schema).
 printf '%s\n' "$manifests" | kubectl apply -f - \
-  --selector 'app.kubernetes.io/component!=web,app.kubernetes.io/component!=worker'
+  --selector 'app.kubernetes.io/component!=web,app.kubernetes.io/component!=worker,app.kubernetes.io/component!=scheduler'
 {%- else %}
 # Everything but the web tier: namespace, ConfigMaps, Secret, NetworkPolicy and the Job.
 printf '%s\n' "$manifests" | kubectl apply -f - --selector 'app.kubernetes.io/component!=web'
