@@ -42,7 +42,10 @@ PRUNE = {
     ],
     ("use_kubernetes", "use_postgres"): ["deploy/k8s/base/migrate-job.yaml"],
     # A worker pod shares the database with the web pods only on a server (not a pod's SQLite).
-    ("use_kubernetes", "use_celery", "use_postgres"): ["deploy/k8s/base/worker-deployment.yaml"],
+    ("use_kubernetes", "use_celery", "use_postgres"): [
+        "deploy/k8s/base/worker-deployment.yaml",
+        "deploy/k8s/base/scheduler-deployment.yaml",
+    ],
 }
 
 

@@ -190,6 +190,15 @@ def web_service(model: dict) -> str:
     return name
 
 
+def running(model: dict, subcommand: str) -> dict[str, dict]:
+    """Return the long-running app services whose command names ``subcommand`` (worker, beat)."""
+    return {
+        name: service
+        for name, service in app_services(model).items()
+        if not is_one_shot(service) and subcommand in (service.get("command") or [])
+    }
+
+
 def entry_services(model: dict) -> dict[str, dict]:
     """Return the services that publish a port (where clients come in)."""
     return {name: s for name, s in model["services"].items() if s.get("ports")}

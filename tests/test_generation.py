@@ -18,6 +18,7 @@ LEFTOVER_WORDS = {
     "use_postgres": ["psycopg", "alembic", "migrat"],
     "use_nginx": ["proxyfix", "proxy_fix"],
     "use_kubernetes": ["kustomiz", "k8s", "kubectl"],
+    "use_celery": ["scheduler"],
 }
 
 

@@ -497,6 +497,8 @@ def check_traffic(docs: list[dict], facts: dict) -> list[str]:
                 problems.append(f"NetworkPolicy: {len(mine)} select the web pods, expected one")
             problems += _check_policy(mine[0], entry_port(deployment, facts), facts)
             problems += _check_scrape(deployment, mine[0])
+        else:  # a worker or the scheduler: out only to what is used, whatever selects it
+            problems += [problem for policy in mine for problem in _check_egress(policy, facts)]
     return problems
 
 
@@ -524,6 +526,14 @@ def _check_policy(policy: dict, entry: int, facts: dict) -> list[str]:
     ingress = [p["port"] for rule in rules if not rule.get("from") for p in rule["ports"]]
     if ingress != [entry]:
         problems.append(f"NetworkPolicy: lets in {ingress}, not only {entry}")
+    return problems + _check_egress(policy, facts)
+
+
+def _check_egress(policy: dict, facts: dict) -> list[str]:
+    """Check that one NetworkPolicy restricts egress to DNS and the servers the options chose."""
+    problems = []
+    if "Egress" not in policy["spec"].get("policyTypes", []):
+        problems.append("NetworkPolicy: does not restrict egress")
     egress = {
         (p["port"], p.get("protocol", "TCP"))
         for rule in policy["spec"].get("egress", [])
@@ -537,9 +547,33 @@ def _check_policy(policy: dict, entry: int, facts: dict) -> list[str]:
     return problems
 
 
+def is_single(deployment: dict) -> bool:
+    """Say whether a Deployment runs one pod, never two at once (replaced with Recreate)."""
+    spec = deployment["spec"]
+    return spec.get("replicas") == 1 and spec.get("strategy", {}).get("type") == "Recreate"
+
+
+def runs(deployment: dict, subcommand: str) -> bool:
+    """Say whether a Deployment's main container runs a command naming ``subcommand``."""
+    main = deployment["spec"]["template"]["spec"]["containers"][0]
+    return subcommand in main.get("command", []) + main.get("args", [])
+
+
 def check_availability(docs: list[dict], facts: dict) -> list[str]:
-    """An autoscaler scales each Deployment on CPU; a PDB guards its pods; pods spread out."""
+    """An autoscaler scales each Deployment on CPU; a PDB guards its pods; pods spread out.
+
+    A Deployment of one pod at a time (the scheduler) has no autoscaler instead.
+    """
     return [problem for d in one(docs, "Deployment") for problem in _check_scaling(docs, d)]
+
+
+def check_single_scheduler(docs: list[dict], facts: dict) -> list[str]:
+    """The scheduler (Celery beat) runs in one pod, never two at once: each would send tasks."""
+    return [
+        f"Deployment/{d['metadata']['name']}: runs beat without replicas 1 and Recreate"
+        for d in one(docs, "Deployment")
+        if runs(d, "beat") and not is_single(d)
+    ]
 
 
 def _check_scaling(docs: list[dict], deployment: dict) -> list[str]:
@@ -551,6 +585,8 @@ def _check_scaling(docs: list[dict], deployment: dict) -> list[str]:
         for hpa in one(docs, "HorizontalPodAutoscaler")
         if hpa["spec"]["scaleTargetRef"]["name"] == name
     ]
+    if is_single(deployment):
+        return [f"HorizontalPodAutoscaler: scales the single-pod {name}"] if hpas else []
     if len(hpas) != 1 or hpas[0]["apiVersion"] != "autoscaling/v2":
         problems.append("HorizontalPodAutoscaler: does not scale the Deployment (autoscaling/v2)")
     elif not 1 <= hpas[0]["spec"].get("minReplicas", 1) <= hpas[0]["spec"]["maxReplicas"]:
@@ -595,6 +631,7 @@ CHECKS = (
     check_nginx,
     check_traffic,
     check_availability,
+    check_single_scheduler,
     check_namespace,
 )
 
@@ -911,6 +948,32 @@ def drop_job(docs: list[dict]) -> None:
     docs.remove(one(docs, "Job")[0])
 
 
+def scheduler_of(docs: list[dict]) -> dict:
+    """Return the Deployment running Celery beat."""
+    (scheduler,) = [d for d in one(docs, "Deployment") if runs(d, "beat")]
+    return scheduler
+
+
+def open_egress(deployment: dict) -> dict:
+    """Return a NetworkPolicy letting a Deployment's pods out to anywhere."""
+    return {
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "open"},
+        "spec": {
+            "podSelector": {"matchLabels": pod_labels(deployment)},
+            "policyTypes": ["Egress"],
+            "egress": [{}],
+        },
+    }
+
+
+def autoscale_scheduler(docs: list[dict]) -> None:
+    """Add an autoscaler of the scheduler, copied from another one."""
+    hpa = copy.deepcopy(one(docs, "HorizontalPodAutoscaler")[0])
+    hpa["spec"]["scaleTargetRef"]["name"] = scheduler_of(docs)["metadata"]["name"]
+    docs.append(hpa)
+
+
 BREAKAGES = {
     "container without limits": (
         lambda docs: app_of(docs)["resources"].pop("limits"),
@@ -976,6 +1039,25 @@ BREAKAGES = {
             "annotations"
         ].update({"prometheus.io/port": "9100"}),
         "keeps the scraper out of port 9100",
+    ),
+    "two schedulers": (
+        lambda docs: scheduler_of(docs)["spec"].update(replicas=2),
+        "runs beat without replicas 1 and Recreate",
+    ),
+    "scheduler rolled out beside the old one": (
+        lambda docs: scheduler_of(docs)["spec"].update(strategy={"type": "RollingUpdate"}),
+        "runs beat without replicas 1 and Recreate",
+    ),
+    "scheduler autoscaled": (autoscale_scheduler, "HorizontalPodAutoscaler: scales the single-pod"),
+    "scheduler pod running as root": (
+        lambda docs: scheduler_of(docs)["spec"]["template"]["spec"]["securityContext"].update(
+            runAsUser=0
+        ),
+        "-scheduler: pod securityContext.runAsUser is 0",
+    ),
+    "scheduler let out anywhere": (
+        lambda docs: docs.append(open_egress(scheduler_of(docs))),
+        "NetworkPolicy: lets out []",
     ),
     "egress to a port nothing uses": (
         lambda docs: one(docs, "NetworkPolicy")[0]["spec"]["egress"].append(

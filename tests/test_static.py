@@ -17,6 +17,7 @@ import static_checks as checks
 from combinations import COMBINATIONS, params
 
 NGINX_COMBOS = [combo for combo in COMBINATIONS if combo.selected("use_nginx")]
+CELERY_COMBOS = [combo for combo in COMBINATIONS if combo.selected("use_celery")]
 PYTHON_DEFAULT = "3.12"
 
 # The generated app's routes and the defaults compose and nginx must agree with.
@@ -300,7 +301,7 @@ def test_dockerignore_keeps_secrets_and_clutter_out(bake, combo):
 
 @pytest.mark.parametrize("combo", params())
 def test_compose_has_a_service_per_selected_option(bake, combo):
-    """It defines web, plus migrate and postgres, redis, nginx, worker only when selected."""
+    """It defines web, plus migrate, postgres, redis, nginx, worker, scheduler when selected."""
     services = set(production(bake(combo))["services"])
     expected = {"web"}
     if combo.selected("use_postgres"):
@@ -310,8 +311,34 @@ def test_compose_has_a_service_per_selected_option(bake, combo):
     if combo.selected("use_nginx"):
         expected.add("nginx")
     if combo.selected("use_celery"):
-        expected.add("worker")
+        expected |= {"worker", "scheduler"}
     assert services == expected
+
+
+def option_value(command: list[str], flag: str) -> str:
+    """Return the word following ``flag`` in a command."""
+    return command[command.index(flag) + 1]
+
+
+@pytest.mark.parametrize("combo", params(CELERY_COMBOS))
+def test_the_scheduler_runs_once_with_its_state_in_a_tmpfs(bake, combo):
+    """It runs one beat, its schedule file in a tmpfs, its health check pinging beat itself."""
+    root = bake(combo)
+    model = production(root)
+    (name,) = project.running(model, "beat")
+    (worker,) = project.running(model, "worker").values()
+    scheduler = model["services"][name]
+    command = scheduler["command"]
+    assert command[:3] == worker["command"][:3]  # celery --app <the same app>
+    assert scheduler.get("deploy", {}).get("replicas", 1) == 1 and not scheduler.get("scale")
+    schedule = option_value(command, "--schedule")
+    assert any(schedule.startswith(mount.rstrip("/") + "/") for mount in scheduler["tmpfs"])
+    node = option_value(command, "--hostname").removesuffix("%h")
+    assert "--enable-remote-control" in command  # beat answers pings only with it
+    (probe,) = scheduler["healthcheck"]["test"][1:]
+    assert "inspect ping" in probe and f'--destination "{node}$$(hostname)"' in probe
+    dev = project.compose_model(root, ("compose.yaml", "compose.dev.yaml"))["services"][name]
+    assert any(volume["type"] == "bind" for volume in dev["volumes"])
 
 
 @pytest.mark.parametrize("combo", params())

@@ -1,4 +1,4 @@
-"""Tier 2: background tasks served for real: the worker, started with compose's command, runs them.
+"""Tier 2: background tasks served for real: worker and scheduler, started with compose's commands.
 
 Tiers 2 and 3 do not serve use_celery pairwise yet (tests/combinations.py NOT_SERVED): these
 combinations, one per database, are served here with their worker beside the web service.
@@ -6,19 +6,17 @@ combinations, one per database, are served here with their worker beside the web
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 
-import project_files
 import pytest
 import requests
 from combinations import combination, params
 
+from . import celery_processes as celery
 from .deployment import Deployment
-from .servers import ServerError, Service, compose_command, stop_pid, wait_until
+from .servers import Service, free_port, stop_pid, wait_until
 
 CELERY_COMBINATIONS = [
     combination({"use_postgres": "yes", "use_redis": "yes", "use_celery": "yes"}),
@@ -26,57 +24,38 @@ CELERY_COMBINATIONS = [
 ]
 TIMEOUT = 10
 PROCESSED_WITHIN = 10  # seconds from POST to a processed item, polled
-WORKER_READY_WITHIN = 60
+REQUEUED_WITHIN = 60  # seconds from the scheduler's start to a re-queued item processed
+# The worker re-queues items pending longer than this when the scheduler asks (default: 300 s).
+REQUEUE_AFTER = "1"
 
 pytestmark = pytest.mark.parametrize("combo", params(CELERY_COMBINATIONS), scope="module")
-
-
-def worker_service(model: dict) -> str:
-    """Return the long-running app service that runs a command of its own (the worker)."""
-    (name,) = [
-        name
-        for name, service in project_files.app_services(model).items()
-        if not project_files.is_one_shot(service) and service.get("command")
-    ]
-    return name
-
-
-def healthcheck(deployment: Deployment, worker: Service) -> subprocess.CompletedProcess:
-    """Run the worker service's compose health check as compose would."""
-    service = deployment.compose["services"][worker_service(deployment.compose)]
-    # The model keeps compose's escape of a literal "$" ("$$"); compose hands the engine "$".
-    kind, *test = [word.replace("$$", "$") for word in service["healthcheck"]["test"]]
-    argv = ["/bin/sh", "-c", test[0]] if kind == "CMD-SHELL" else test
-    return worker.run_once(argv, timeout=30)
 
 
 @pytest.fixture(scope="module")
 def worker(deployment: Deployment) -> Iterator[Service]:
     """Start the worker with its compose command and env, as the web's user; healthy or fail."""
-    name = worker_service(deployment.compose)
-    service = deployment.new_service(name)
-    command = compose_command(deployment.compose["services"][name])
-    service.recipe = dataclasses.replace(service.recipe, command=command)
-    service.launch()
+    service = celery.start(deployment, "worker", CELERY_REQUEUE_AFTER=REQUEUE_AFTER)
     try:
-        try:
-            wait_until(
-                lambda: healthcheck(deployment, service).returncode == 0,
-                WORKER_READY_WITHIN,
-                "the worker answering its health check",
-                interval=1,
-            )
-        except ServerError as exc:
-            check = healthcheck(deployment, service)
-            raise ServerError(f"{exc}\n{check}\n{service.output()}") from None
         yield service
     finally:
-        stop_pid(service.process)
+        celery.stop(service)
 
 
-def log_records(service: Service) -> list[dict]:
-    """Return the worker's log lines, each parsed as JSON (a line that is not fails)."""
-    return [json.loads(line) for line in service.lines()]
+def post_traced(base_url: str, name: str) -> tuple[str, requests.Response]:
+    """Create an item with a request id of the test's; return the id and the answer."""
+    request_id = f"celery-{uuid.uuid4().hex}"
+    created = requests.post(
+        f"{base_url}/api/items",
+        json={"name": name},
+        headers={"X-Request-ID": request_id},
+        timeout=TIMEOUT,
+    )
+    return request_id, created
+
+
+def processed(location: str) -> bool:
+    """Say whether the item at ``location`` is processed."""
+    return requests.get(location, timeout=TIMEOUT).json()["status"] == "processed"
 
 
 def test_a_posted_item_is_processed_by_the_worker(deployment, worker):
@@ -86,7 +65,7 @@ def test_a_posted_item_is_processed_by_the_worker(deployment, worker):
     assert (created.json()["status"], created.json()["processed_at"]) == ("pending", None)
     location = deployment.entry + created.headers["Location"]
     wait_until(
-        lambda: requests.get(location, timeout=TIMEOUT).json()["status"] == "processed",
+        lambda: processed(location),
         PROCESSED_WITHIN,
         f"the item processed\n{worker.output()}",
         interval=0.1,
@@ -98,34 +77,71 @@ def test_a_posted_item_is_processed_by_the_worker(deployment, worker):
 
 def test_the_request_id_reaches_the_workers_log_line(deployment, worker):
     """It logs only JSON lines in the worker, the task's with the request id of the POST."""
-    request_id = f"celery-{uuid.uuid4().hex}"
-    created = requests.post(
-        f"{deployment.entry}/api/items",
-        json={"name": "traced"},
-        headers={"X-Request-ID": request_id},
-        timeout=TIMEOUT,
-    )
+    request_id, created = post_traced(deployment.entry, "traced")
     item_id = created.json()["id"]
     wait_until(
         lambda: [
             r
-            for r in log_records(worker)
+            for r in celery.log_records(worker)
             if r.get("item_id") == item_id and r["message"] == "item processed"
         ],
         PROCESSED_WITHIN,
         "the worker's log line of the task",
     )
-    (line,) = [r for r in log_records(worker) if r.get("item_id") == item_id]
+    (line,) = celery.task_lines(worker, item_id)
     assert line["request_id"] == request_id
     assert line["logger"].endswith(".tasks") and line["level"] == "INFO"
 
 
+def test_the_scheduler_requeues_an_item_whose_send_failed(deployment, worker):
+    """It processes an item created while the broker was unreachable, under a fresh request id.
+
+    A second web instance points at a closed port for Redis: its POST answers 201 pending and
+    enqueues nothing. The scheduler, started with compose's command, has the worker re-queue it.
+    """
+    offline = deployment.extra_service(
+        "offline-web", REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"
+    )
+    request_id, created = post_traced(offline.url, "stranded")
+    assert (created.status_code, created.json()["status"]) == (201, "pending"), created.text
+    assert any("not enqueued" in line for line in offline.lines())
+    item_id, location = created.json()["id"], deployment.entry + created.headers["Location"]
+    time.sleep(2)  # the worker runs, yet nothing processes the item until the scheduler does
+    assert not processed(location)
+    scheduler = celery.start(deployment, "beat", CELERY_REQUEUE_INTERVAL="1")
+    try:
+        wait_until(
+            lambda: processed(location),
+            REQUEUED_WITHIN,
+            f"the item re-queued and processed\n{scheduler.output()}\n{worker.output()}",
+            interval=0.2,
+        )
+        assert celery.log_records(scheduler)  # every line JSON, the schedule's sends among them
+        assert celery.healthcheck(deployment, scheduler, "beat").returncode == 0
+    finally:
+        celery.stop(scheduler)
+    (line,) = celery.task_lines(worker, item_id)
+    assert line["message"] == "item processed"
+    runs = [r for r in celery.log_records(worker) if r["message"] == "pending items re-queued"]
+    assert line["request_id"] != request_id
+    assert line["request_id"] in {run["request_id"] for run in runs if run["count"]}
+    assert celery.healthcheck(deployment, scheduler, "beat").returncode != 0
+
+
 def test_the_health_check_fails_once_the_worker_is_gone(deployment, worker):
-    """It passes while the worker answers and fails after it stopped; the web stays ready."""
-    assert healthcheck(deployment, worker).returncode == 0
+    """It passes while the worker answers and fails after it stopped; the web stays ready.
+
+    /readyz shows the backlog: the task of an item posted then waits in the queue.
+    """
+    assert celery.healthcheck(deployment, worker, "worker").returncode == 0
     stop_pid(worker.process)
-    assert healthcheck(deployment, worker).returncode != 0
+    assert celery.healthcheck(deployment, worker, "worker").returncode != 0
     ready = requests.get(f"{deployment.entry}/readyz", timeout=TIMEOUT)
     assert (ready.status_code, ready.json()["status"]) == (200, "ok"), ready.text
+    assert ready.json()["checks"]["task_queue"]["length"] == 0
     created = requests.post(f"{deployment.entry}/api/items", json={"name": "x"}, timeout=TIMEOUT)
     assert (created.status_code, created.json()["status"]) == (201, "pending")
+    # The backlog shows: the task waits in the queue, and the web stays ready.
+    ready = requests.get(f"{deployment.entry}/readyz", timeout=TIMEOUT)
+    assert (ready.status_code, ready.json()["status"]) == (200, "ok"), ready.text
+    assert ready.json()["checks"]["task_queue"]["length"] == 1

@@ -1,21 +1,31 @@
 """Background tasks: the example task processes an item once; the web enqueues it safely."""
 
 import logging
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from {{ cookiecutter.package_name }} import tasks
+from {{ cookiecutter.package_name }} import celery_app, tasks, worker
 from {{ cookiecutter.package_name }}.celery_app import celery_config
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.models import PENDING, Item, utc_now
-from {{ cookiecutter.package_name }}.tasks import process_item
+from {{ cookiecutter.package_name }}.redis_breaker import Breaker
+from {{ cookiecutter.package_name }}.redis_store import RedisStore, client_options
+from {{ cookiecutter.package_name }}.settings import SettingsError
+from {{ cookiecutter.package_name }}.tasks import process_item, requeue_pending_items
+
+PROJECT = Path(__file__).resolve().parents[1]
 
 
-def pending_item(app) -> int:
-    """Store a pending item and return its id."""
+def pending_item(app, age: float = 0) -> int:
+    """Store an item pending for ``age`` seconds and return its id."""
     with app.app_context():
-        item = Item(name="queued", status=PENDING)
+        item = Item(name="queued", status=PENDING, created_at=utc_now() - timedelta(seconds=age))
         db.session.add(item)
         db.session.commit()
         return item.id
@@ -126,3 +136,125 @@ def test_a_pending_item_is_never_served_from_the_cache(unreachable_broker_app):
     location = client.post("/api/items", json={"name": "waiting"}).headers["Location"]
     reads = [client.get(location) for _ in range(2)]
     assert [(r.json["status"], r.headers["X-Cache"]) for r in reads] == [("pending", "miss")] * 2
+
+
+@pytest.fixture
+def requeue_app(make_app):
+    """Return an app whose scheduler re-queues items pending longer than a minute."""
+    return make_app(celery_requeue_after=60)
+
+
+def test_the_scheduler_requeues_items_left_pending_too_long(requeue_app):
+    """It sends the task of items pending longer than CELERY_REQUEUE_AFTER, and of no other."""
+    app = requeue_app
+    stale, recent = pending_item(app, age=120), pending_item(app, age=1)
+    assert requeue_pending_items() == 1
+    assert stored(app, stale).status == "processed"
+    assert stored(app, recent).status == "pending"
+
+
+def test_nothing_is_requeued_while_tasks_wait_in_the_queue(requeue_app, monkeypatch):
+    """It sends nothing while the queue holds tasks: the workers are behind or down."""
+    app = requeue_app
+    stale = pending_item(app, age=120)
+    monkeypatch.setattr(tasks, "uses_queue", lambda app: True)
+    monkeypatch.setattr(tasks, "queue_length", lambda app: 3)
+    assert requeue_pending_items() == 0
+    assert stored(app, stale).status == "pending"
+
+
+def test_a_scheduled_task_gets_a_fresh_request_id_that_its_tasks_carry(requeue_app, caplog):
+    """It logs each scheduler-started run under a new id, and the re-queued task under the same."""
+    app = requeue_app
+    ids = []
+    for _ in range(2):
+        item_id = pending_item(app, age=120)
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            requeue_pending_items.apply()  # as beat sends it: no request id in its headers
+        (run,) = [r for r in caplog.records if r.getMessage() == "pending items re-queued"]
+        (task,) = [r for r in caplog.records if getattr(r, "item_id", None) == item_id]
+        assert run.request_id and task.request_id == run.request_id
+        ids.append(run.request_id)
+    assert ids[0] != ids[1]
+
+
+def test_the_schedule_runs_a_registered_task_at_the_configured_interval(make_app):
+    """It sends the re-queue task every CELERY_REQUEUE_INTERVAL, expiring when the next is due."""
+    app = make_app(celery_requeue_interval=7)
+    (entry,) = celery_config(app.extensions["settings"])["beat_schedule"].values()
+    assert entry["task"] in app.extensions["celery"].tasks
+    assert entry["task"] == requeue_pending_items.name
+    assert entry["schedule"] == 7 and entry["options"]["expires"] == 7
+
+
+def test_a_visibility_timeout_a_running_task_could_outlast_is_refused(make_app):
+    """It refuses CELERY_VISIBILITY_TIMEOUT not above CELERY_TASK_TIME_LIMIT, naming both."""
+    with pytest.raises(SettingsError, match=r"CELERY_VISIBILITY_TIMEOUT .*CELERY_TASK_TIME_LIMIT"):
+        make_app(celery_task_time_limit=30, celery_visibility_timeout=30)
+    app = make_app(celery_task_time_limit=10, celery_visibility_timeout=11)
+    options = celery_config(app.extensions["settings"])["broker_transport_options"]
+    assert options["visibility_timeout"] == 11
+
+
+@pytest.fixture
+def queued_app(unreachable_broker_app):
+    """Return an app sending tasks through a Redis queue (which refuses connections)."""
+    url = unreachable_broker_app.extensions["celery"].conf.broker_url
+    options = client_options(url, 1.0, Breaker(10))
+    unreachable_broker_app.extensions["shared_store"] = RedisStore(url, options)
+    return unreachable_broker_app
+
+
+def test_readiness_reports_the_queue_length(queued_app, monkeypatch):
+    """It reports the number of tasks waiting in the queue in /readyz's body."""
+    monkeypatch.setattr(celery_app, "queue_length", lambda app: 4)
+    ready = queued_app.test_client().get("/readyz")
+    assert ready.json["checks"]["task_queue"] == {
+        "status": "ok",
+        "length": 4,
+        "duration_ms": ready.json["checks"]["task_queue"]["duration_ms"],
+    }
+
+
+def test_readiness_does_not_depend_on_the_queue(queued_app):
+    """It stays ready (200, degraded) when the queue cannot be read."""
+    ready = queued_app.test_client().get("/readyz")
+    assert ready.status_code == 200, ready.json
+    assert ready.json["checks"]["task_queue"]["status"] == "degraded"
+
+
+def test_tasks_run_in_process_leave_no_queue_in_readiness(client):
+    """It reports no queue when tasks run at once in the process that sends them."""
+    assert "task_queue" not in client.get("/readyz").json["checks"]
+
+
+ENTRY_POINT = """
+import {{ cookiecutter.package_name }}.worker as entry
+print("imported")
+entry.celery_app
+"""
+
+
+def test_importing_the_entry_point_builds_no_app(tmp_path):
+    """It imports without settings, and builds the app (here: refuses) when asked for celery_app."""
+    env = {"PATH": os.environ["PATH"], "APP_ENV": "production", "PYTHONPATH": str(PROJECT)}
+    run = subprocess.run(  # noqa: S603  (this Python, a fixed script)
+        [sys.executable, "-c", ENTRY_POINT],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.stdout.splitlines()[-1:] == ["imported"], run.stderr
+    assert run.returncode == 1 and "SECRET_KEY" in run.stderr
+
+
+def test_the_entry_point_builds_the_app_once(settings_overrides, monkeypatch):
+    """It gives Celery the same app each time it asks."""
+    worker.flask_app.cache_clear()
+    for name, value in settings_overrides.items():
+        monkeypatch.setenv(name.upper(), "" if value is None else str(value))
+    assert worker.celery_app is worker.celery_app is worker.flask_app().extensions["celery"]
+    worker.flask_app.cache_clear()

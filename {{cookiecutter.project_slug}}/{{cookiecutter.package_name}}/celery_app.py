@@ -2,13 +2,14 @@
 
 No task is lost: a task is acknowledged only once it finished (a worker killed mid-task leaves
 it to be delivered again), each worker process reserves one task at a time, and every message
-is JSON (never pickle).
+is JSON (never pickle). The scheduler (Celery beat) sends the periodic tasks of BEAT_SCHEDULE.
 """
 
 import contextvars
 import logging
 import uuid
 
+import redis
 from celery import Celery, Task
 from celery.signals import setup_logging
 from flask import Flask, g, has_request_context
@@ -21,11 +22,28 @@ BROKER_SOCKET_TIMEOUT = 5
 SOFT_LIMIT_MARGIN = 5  # seconds between the soft time limit and the hard one
 # A publish retried twice within about a second, then given up: a request is never held long.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+# The queue the tasks go to: a Redis list of that name holds the messages waiting for a worker.
+QUEUE = "celery"
+# Seconds the scheduler sleeps at most between two looks at its schedule; it stops answering its
+# health check when a look is overdue by twice this (or a minute, whichever is longer).
+BEAT_MAX_LOOP_INTERVAL = 30
+
+
+def beat_schedule(settings) -> dict:
+    """Return the periodic tasks the scheduler sends: pending items re-queued."""
+    return {
+        "requeue-pending-items": {
+            "task": f"{__package__}.tasks.requeue_pending_items",
+            "schedule": settings.celery_requeue_interval,
+            # Not run once the next one is due (a worker was down): one run catches up for all.
+            "options": {"expires": settings.celery_requeue_interval},
+        }
+    }
 
 
 def celery_config(settings) -> dict:
     """Return Celery's configuration from the app's settings."""
-    limit = settings.celery_task_time_limit
+    limit, visibility = settings.celery_task_time_limit, settings.celery_visibility_timeout
     return {
         "broker_url": settings.redis_url or "memory://",
         "task_always_eager": settings.celery_task_always_eager or not settings.redis_url,
@@ -38,10 +56,13 @@ def celery_config(settings) -> dict:
         "worker_concurrency": settings.celery_worker_concurrency,
         "task_time_limit": limit,
         "task_soft_time_limit": limit - SOFT_LIMIT_MARGIN,
-        # Redis gives an unacknowledged task to another worker after this many seconds: longer
-        # than a task may run, including its wait behind the task before it.
+        "task_default_queue": QUEUE,
+        # Redis gives an unacknowledged task (its worker died) to a worker again after this many
+        # seconds; workers look for such tasks ten times per timeout.
         "broker_transport_options": {
-            "visibility_timeout": 2 * limit + 30,
+            "visibility_timeout": visibility,
+            "unacked_restore_interval": max(1, visibility // 10),
+            "unacked_restore_throttle": 1,
             "socket_timeout": BROKER_SOCKET_TIMEOUT,
             "socket_connect_timeout": BROKER_SOCKET_TIMEOUT,
         },
@@ -49,6 +70,8 @@ def celery_config(settings) -> dict:
         "task_publish_retry_policy": PUBLISH_RETRY,
         "worker_hijack_root_logger": False,  # create_app configured logging
         "worker_send_task_events": False,
+        "beat_schedule": beat_schedule(settings),
+        "beat_max_loop_interval": BEAT_MAX_LOOP_INTERVAL,
     }
 
 
@@ -75,8 +98,8 @@ def task_class(app: Flask) -> type[Task]:
 
 
 def send(task, *args) -> bool:
-    """Enqueue ``task`` with the current request's id in its headers; False if it failed."""
-    request_id = g.get("request_id") if has_request_context() else None
+    """Enqueue ``task`` with the id of the current request or task in its headers; False if not."""
+    request_id = g.get("request_id") if has_request_context() else TASK_REQUEST_ID.get()
     try:
         task.apply_async(args=args, headers={"request_id": request_id or uuid.uuid4().hex})
     except Exception as exc:  # noqa: BLE001  (any broker failure: the caller answers anyway)
@@ -97,6 +120,28 @@ def _stamp_task_request_id(factory):
 
     make_record.stamps_task_request_id = True
     return make_record
+
+
+def uses_queue(app: Flask) -> bool:
+    """Say whether tasks go through the Redis queue (not run at once in the sending process)."""
+    return "shared_store" in app.extensions and not app.extensions["celery"].conf.task_always_eager
+
+
+def queue_length(app: Flask) -> int:
+    """Return how many tasks wait in the queue for a worker (Redis bounds the wait)."""
+    store = app.extensions["shared_store"]
+    client = redis.Redis.from_url(store.url, **store.options)
+    try:
+        return client.llen(QUEUE)
+    finally:
+        client.close()
+
+
+def readiness_checks(app: Flask) -> dict:
+    """Return a check reporting the queue's length (soft: no worker decides web readiness)."""
+    if not uses_queue(app):
+        return {}
+    return {"task_queue": lambda: {"length": queue_length(app)}}
 
 
 @setup_logging.connect

@@ -4,6 +4,7 @@ Readiness answers within HEALTH_CHECK_TIMEOUT whatever the checks do: each runs 
 thread, and a check that hangs is reported, left to finish, and not started again by later
 probes until it has. Hard dependencies (the database, and its schema) decide the status
 code; soft ones (the app serves without them, degraded) show as "degraded" in the body, still 200.
+A check may return facts for the body (the task queue's length, say).
 """
 
 import logging
@@ -14,7 +15,7 @@ from typing import NamedTuple
 
 from flask import Blueprint, Flask, current_app, jsonify
 
-from . import database{% if cookiecutter.use_redis == "yes" %}, redis_store{% endif %}{% if cookiecutter.use_postgres == "yes" %}, schema_migrations{% endif %}
+from . import {% if cookiecutter.use_celery == "yes" %}celery_app, {% endif %}database{% if cookiecutter.use_redis == "yes" %}, redis_store{% endif %}{% if cookiecutter.use_postgres == "yes" %}, schema_migrations{% endif %}
 from .database_errors import DatabaseUnavailable
 
 bp = Blueprint("health", __name__)
@@ -25,11 +26,11 @@ _STARTING = threading.Lock()
 class Dependency(NamedTuple):
     """A readiness check, and whether the service is unready when it fails (hard) or not."""
 
-    check: Callable[[], None]
+    check: Callable[[], dict | None]
     hard: bool = True
 
 
-def soft(checks: dict[str, Callable[[], None]]) -> dict[str, Dependency]:
+def soft(checks: dict[str, Callable[[], dict | None]]) -> dict[str, Dependency]:
     """Return checks of soft dependencies: reported, never making the service unready."""
     return {name: Dependency(check, hard=False) for name, check in checks.items()}
 
@@ -43,26 +44,30 @@ def dependencies(app: Flask) -> dict[str, Dependency]:
 {%- if cookiecutter.use_redis == "yes" %}
     found.update(soft(redis_store.readiness_checks(app)))
 {%- endif %}
+{%- if cookiecutter.use_celery == "yes" %}
+    found.update(soft(celery_app.readiness_checks(app)))
+{%- endif %}
     return found
 
 
 class Run:
     """One run of a check in a daemon thread: a hung check never holds up the answer."""
 
-    def __init__(self, app: Flask, name: str, check: Callable[[], None]) -> None:
+    def __init__(self, app: Flask, name: str, check: Callable[[], dict | None]) -> None:
         """Start the check now."""
         self.started = time.monotonic()
         self.done = threading.Event()
         self.error: Exception | None = None
+        self.facts: dict = {}
         self.duration_ms = 0.0
         thread = threading.Thread(target=self._run, args=(app, name, check), daemon=True)
         thread.start()
 
-    def _run(self, app: Flask, name: str, check: Callable[[], None]) -> None:
+    def _run(self, app: Flask, name: str, check: Callable[[], dict | None]) -> None:
         """Run the check in an app context; keep its error and duration."""
         try:
             with app.app_context():
-                check()
+                self.facts = check() or {}
         except Exception as exc:  # noqa: BLE001  (any failure makes the check fail)
             if not isinstance(exc, DatabaseUnavailable):  # those were logged with their cause
                 log.warning("readiness check %s failed: %s: %s", name, type(exc).__name__, exc)
@@ -77,13 +82,13 @@ class Run:
             running = time.monotonic() - self.started
             return {"status": "error", "error": f"no answer after {running:.1f}s, still running"}
         if self.error is None:
-            return {"status": "ok", "duration_ms": self.duration_ms}
+            return {"status": "ok", "duration_ms": self.duration_ms, **self.facts}
         if isinstance(self.error, DatabaseUnavailable):
             return {"status": "error", "error": str(self.error)}
         return {"status": "error", "error": type(self.error).__name__}
 
 
-def _start(app: Flask, checks: dict[str, Callable[[], None]]) -> dict[str, Run]:
+def _start(app: Flask, checks: dict[str, Callable[[], dict | None]]) -> dict[str, Run]:
     """Start each check, unless its run from an earlier probe is still going: reuse that one."""
     with _STARTING:
         runs = app.extensions.setdefault("readiness_runs", {})
@@ -93,7 +98,7 @@ def _start(app: Flask, checks: dict[str, Callable[[], None]]) -> dict[str, Run]:
         return {name: runs[name] for name in checks}
 
 
-def run_checks(app: Flask, checks: dict[str, Callable[[], None]], timeout: float) -> dict:
+def run_checks(app: Flask, checks: dict[str, Callable[[], dict | None]], timeout: float) -> dict:
     """Run the checks in parallel and report each one within ``timeout`` seconds."""
     runs = _start(app, checks)
     deadline = time.monotonic() + timeout

@@ -58,6 +58,11 @@ class Settings(LogSettings):
     celery_worker_concurrency: int = Field(2, ge=1, le=64)
     # Run tasks at once in the calling process (tests); without REDIS_URL they always do.
     celery_task_always_eager: bool = False
+    # Seconds after which Redis gives an unacknowledged task (its worker died) to a worker again.
+    celery_visibility_timeout: int = Field(90, ge=2, le=86400)
+    # The scheduler sends the task of items pending longer than this again (seconds), this often.
+    celery_requeue_after: int = Field(300, ge=1, le=86400)
+    celery_requeue_interval: float = Field(60, ge=1, le=86400)
 {%- endif %}
 {%- if cookiecutter.use_nginx == "yes" %}
     # Proxies in front of the app whose X-Forwarded-* it trusts: nginx, one hop.
@@ -109,6 +114,20 @@ class Settings(LogSettings):
                 "(an SQLite file in a container is lost when it restarts)"
             )
         return self
+
+{%- if cookiecutter.use_celery == "yes" %}
+
+    @model_validator(mode="after")
+    def _outlast_a_running_task(self) -> "Settings":
+        """Refuse a visibility timeout a running task could outlast: it would run twice at once."""
+        if self.celery_visibility_timeout <= self.celery_task_time_limit:
+            raise ValueError(
+                f"CELERY_VISIBILITY_TIMEOUT ({self.celery_visibility_timeout}) must be longer "
+                f"than CELERY_TASK_TIME_LIMIT ({self.celery_task_time_limit}), or a task still "
+                "running is given to another worker"
+            )
+        return self
+{%- endif %}
 
     def flask_config(self) -> dict:
         """Return the Flask config keys derived from these settings."""

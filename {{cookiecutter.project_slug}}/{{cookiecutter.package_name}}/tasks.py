@@ -1,20 +1,26 @@
-"""Background tasks: the example marks a new item processed, once, however often it runs."""
+"""Background tasks: the example marks a new item processed, once, however often it runs.
+
+The scheduler sends the task of items left pending again: their first send failed (the broker
+was down) or its message was lost (Redis restarted without its data).
+"""
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
-from flask import Flask
+from flask import Flask, current_app
 from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from .celery_app import send
+from .celery_app import queue_length, send, uses_queue
 from .extensions import db
 from .models import PENDING, PROCESSED, Item, item_created, utc_now
 
 log = logging.getLogger(__name__)
 # Errors that pass: a database or broker restarting, a connection dropped. Retried with backoff.
 TRANSIENT = (OperationalError, InterfaceError, BrokerError, ConnectionError)
+REQUEUE_BATCH = 500  # items re-queued at most per run of the scheduler's task
 
 
 @shared_task(
@@ -34,6 +40,31 @@ def process_item(item_id: int) -> bool:
     db.session.commit()  # no read caches a pending item: there is no stale copy to drop
     log.info("item processed" if changed else "item not pending", extra={"item_id": item_id})
     return bool(changed)
+
+
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60, max_retries=3)
+def requeue_pending_items() -> int:
+    """Send the task of each item pending longer than CELERY_REQUEUE_AFTER again; return how many.
+
+    Nothing is sent while tasks wait in the queue: the workers are behind or down, and a copy of
+    every waiting task would only lengthen the queue.
+    """
+    settings = current_app.extensions["settings"]
+    waiting = queue_length(current_app) if uses_queue(current_app) else 0
+    if waiting:
+        log.info("pending items not re-queued: tasks wait in the queue", extra={"queued": waiting})
+        return 0
+    cutoff = utc_now() - timedelta(seconds=settings.celery_requeue_after)
+    stale = db.session.scalars(
+        select(Item.id)
+        .where(Item.status == PENDING, Item.created_at < cutoff)
+        .order_by(Item.id)
+        .limit(REQUEUE_BATCH)
+    ).all()
+    db.session.rollback()  # end the read: no transaction stays open while the tasks are sent
+    sent = sum(send(process_item, item_id) for item_id in stale)
+    log.info("pending items re-queued", extra={"count": sent, "found": len(stale)})
+    return sent
 
 
 def _enqueue_processing(app: Flask, item_id: int) -> None:
