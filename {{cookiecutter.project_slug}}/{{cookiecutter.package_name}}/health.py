@@ -19,6 +19,8 @@ from . import {% if cookiecutter.use_celery == "yes" %}celery_app, {% endif %}da
 from .database_errors import DatabaseUnavailable
 
 bp = Blueprint("health", __name__)
+# A check raises when its dependency fails; it may return facts for the body.
+Check = Callable[[], dict | None]
 log = logging.getLogger(__name__)
 _STARTING = threading.Lock()
 
@@ -26,11 +28,11 @@ _STARTING = threading.Lock()
 class Dependency(NamedTuple):
     """A readiness check, and whether the service is unready when it fails (hard) or not."""
 
-    check: Callable[[], dict | None]
+    check: Check
     hard: bool = True
 
 
-def soft(checks: dict[str, Callable[[], dict | None]]) -> dict[str, Dependency]:
+def soft(checks: dict[str, Check]) -> dict[str, Dependency]:
     """Return checks of soft dependencies: reported, never making the service unready."""
     return {name: Dependency(check, hard=False) for name, check in checks.items()}
 
@@ -53,7 +55,7 @@ def dependencies(app: Flask) -> dict[str, Dependency]:
 class Run:
     """One run of a check in a daemon thread: a hung check never holds up the answer."""
 
-    def __init__(self, app: Flask, name: str, check: Callable[[], dict | None]) -> None:
+    def __init__(self, app: Flask, name: str, check: Check) -> None:
         """Start the check now."""
         self.started = time.monotonic()
         self.done = threading.Event()
@@ -63,7 +65,7 @@ class Run:
         thread = threading.Thread(target=self._run, args=(app, name, check), daemon=True)
         thread.start()
 
-    def _run(self, app: Flask, name: str, check: Callable[[], dict | None]) -> None:
+    def _run(self, app: Flask, name: str, check: Check) -> None:
         """Run the check in an app context; keep its error and duration."""
         try:
             with app.app_context():
@@ -88,7 +90,7 @@ class Run:
         return {"status": "error", "error": type(self.error).__name__}
 
 
-def _start(app: Flask, checks: dict[str, Callable[[], dict | None]]) -> dict[str, Run]:
+def _start(app: Flask, checks: dict[str, Check]) -> dict[str, Run]:
     """Start each check, unless its run from an earlier probe is still going: reuse that one."""
     with _STARTING:
         runs = app.extensions.setdefault("readiness_runs", {})
@@ -98,7 +100,7 @@ def _start(app: Flask, checks: dict[str, Callable[[], dict | None]]) -> dict[str
         return {name: runs[name] for name in checks}
 
 
-def run_checks(app: Flask, checks: dict[str, Callable[[], dict | None]], timeout: float) -> dict:
+def run_checks(app: Flask, checks: dict[str, Check], timeout: float) -> dict:
     """Run the checks in parallel and report each one within ``timeout`` seconds."""
     runs = _start(app, checks)
     deadline = time.monotonic() + timeout
