@@ -235,15 +235,21 @@ def test_make_lock_covers_every_supported_python(bake, combo):
     assert dev["uv"] == dev_pin("uv")
 
 
-@pytest.mark.parametrize("combo", params())
-def test_dependabot_config_is_valid(bake, combo):
-    """It keeps pip pins, the base image and the workflow's actions moving, in a valid config."""
-    config = bake(combo) / ".github" / "dependabot.yml"
+def check_schema(schema: str, path: Path) -> None:
+    """Validate ``path`` against one of check-jsonschema's built-in schemas."""
     result = subprocess.run(
-        [BIN / "check-jsonschema", "--builtin-schema", "vendor.dependabot", config],
+        [BIN / "check-jsonschema", "--builtin-schema", schema, path],
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("combo", params())
+def test_dependabot_config_and_workflow_are_valid(bake, combo):
+    """It keeps pip pins, the base image and the workflow's actions moving, in a valid config."""
+    config = bake(combo) / ".github" / "dependabot.yml"
+    check_schema("vendor.dependabot", config)
+    check_schema("vendor.github-workflows", bake(combo) / ".github" / "workflows" / "ci.yml")
     updates = yaml.safe_load(config.read_text())["updates"]
     assert sorted(u["package-ecosystem"] for u in updates) == ["docker", "github-actions", "pip"]
 
