@@ -228,17 +228,17 @@ def test_final_stage_holds_only_the_runtime(bake, combo):
 
 @pytest.mark.parametrize("combo", params())
 def test_requirements_are_installed_before_the_code_is_copied(bake, combo):
-    """It installs requirements.txt alone, without pip cache, in the builder stage."""
+    """It installs the hash lock alone, hashes required, without pip cache, in the builder stage."""
     instructions = project.instructions(bake(combo))
     froms = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
     builder = instructions[froms[0] : froms[1]]
-    assert ("COPY", "requirements.txt /tmp/requirements.txt") in builder
     runs = [args for keyword, args in builder if keyword == "RUN"]
     (install,) = [args for args in runs if args.startswith("pip ") and " install " in args]
     assert "--python /opt/venv/bin/python" in install
-    assert "--no-cache-dir" in install and "--requirement /tmp/requirements.txt" in install
+    assert "--no-cache-dir" in install and "--requirement /tmp/requirements.lock" in install
+    assert "--require-hashes" in install and "--no-deps" in install
     assert [args for keyword, args in builder if keyword == "COPY"] == [
-        "requirements.txt /tmp/requirements.txt"
+        "requirements.lock /tmp/requirements.lock"
     ]
 
 
