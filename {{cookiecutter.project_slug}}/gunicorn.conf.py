@@ -3,7 +3,7 @@
 import gc
 import os
 
-from {{ cookiecutter.package_name }} import metrics
+from {{ cookiecutter.package_name }} import metrics_folder
 from {{ cookiecutter.package_name }}.logs import logging_config
 from {{ cookiecutter.package_name }}.server import load_server_settings
 
@@ -34,18 +34,18 @@ errorlog = "-"
 
 
 def on_starting(server) -> None:
-    """Empty the workers' shared metrics folder before the first worker starts (metrics.py)."""
-    metrics.start_server(_server.prometheus_multiproc_dir)
+    """Empty the workers' metrics folder before the first worker starts (metrics_folder.py)."""
+    metrics_folder.start_server(_server.prometheus_multiproc_dir)
 
 
 def child_exit(server, worker) -> None:
     """Drop the live metrics of a worker that exited (its counts stay in the sums)."""
-    metrics.worker_exited(worker.pid)
+    metrics_folder.worker_exited(worker.pid)
 
 
 def on_exit(server) -> None:
     """Remove the temporary metrics folder, if the server made one."""
-    metrics.stop_server()
+    metrics_folder.stop_server()
 
 
 def when_ready(server) -> None:

@@ -129,6 +129,11 @@ def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, report):
     if combo.selected("use_nginx"):
         assert port != stack.ports[web]
         assert second.headers.get("x-content-type-options") == "nosniff", "not served through nginx"
+        assert request(port, "GET", "/metrics").status == 404, "nginx publishes /metrics"
+    # The workers' metrics folder is the read-only container's tmpfs: /metrics sums what they wrote.
+    metrics = request(stack.ports[web], "GET", "/metrics")
+    assert metrics.status == 200, metrics
+    assert b'route="/api/items/<id:item_id>"' in metrics.body, metrics.body[:2000]
 
     if combo.selected("use_postgres"):
         stack.down()

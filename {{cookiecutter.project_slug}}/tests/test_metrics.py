@@ -1,6 +1,5 @@
 """/metrics counts requests by route template, watches the pool and the cache, and can be off."""
 
-import os
 import uuid
 
 import pytest
@@ -104,33 +103,3 @@ def test_an_unusable_metrics_folder_stops_start_up(tmp_path, kind):
         folder.write_text("")
     with pytest.raises(SettingsError, match="PROMETHEUS_MULTIPROC_DIR"):
         load_settings({"app_env": "test", "prometheus_multiproc_dir": folder})
-
-
-def test_start_server_empties_the_folder_and_hands_it_to_the_workers(tmp_path, monkeypatch):
-    """It removes an earlier run's files and names the folder in the workers' environment."""
-    monkeypatch.setenv(metrics.FOLDER_VARIABLE, "unset-by-the-test")
-    (tmp_path / "counter_12.db").write_bytes(b"old counts")
-    assert metrics.start_server(tmp_path) == tmp_path
-    assert not list(tmp_path.iterdir())
-    assert os.environ[metrics.FOLDER_VARIABLE] == str(tmp_path)
-
-
-def test_start_server_without_a_folder_makes_a_temporary_one(monkeypatch):
-    """It makes a private folder when none is set, and stop_server removes it."""
-    monkeypatch.setenv(metrics.FOLDER_VARIABLE, "unset-by-the-test")
-    folder = metrics.start_server(None)
-    assert folder.is_dir() and os.environ[metrics.FOLDER_VARIABLE] == str(folder)
-    metrics.stop_server()
-    assert not folder.exists()
-
-
-def test_an_exited_worker_loses_its_live_gauges_not_its_counts(tmp_path, monkeypatch):
-    """It deletes the exited worker's live-gauge files and keeps its counter files."""
-    monkeypatch.setenv(metrics.FOLDER_VARIABLE, str(tmp_path))
-    for name in ("gauge_livesum_41.db", "gauge_livesum_42.db", "counter_42.db"):
-        (tmp_path / name).write_bytes(b"")
-    metrics.worker_exited(42)
-    assert sorted(path.name for path in tmp_path.iterdir()) == [
-        "counter_42.db",
-        "gauge_livesum_41.db",
-    ]

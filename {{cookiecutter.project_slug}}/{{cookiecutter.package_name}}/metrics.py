@@ -1,18 +1,14 @@
 """Prometheus metrics at /metrics: requests by route template, database pool, cache lookups.
 
 Several server processes each count their own requests. They write their counts into files of
-one folder shared by them all (PROMETHEUS_MULTIPROC_DIR), which every /metrics answer sums up.
-The server prepares that folder before any worker starts (start_server) and drops the live
-gauges of a worker that died (worker_exited); gunicorn.conf.py calls both. Without the folder
-(the tests, ``flask run``: one process) each app counts in its own registry.
+one folder shared by them all (PROMETHEUS_MULTIPROC_DIR, prepared by the server:
+metrics_folder.py), which every /metrics answer sums up. Without the folder (the tests,
+``flask run``: one process) each app counts in its own registry.
 """
 
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
 
 from flask import Flask, Response, current_app, request
 from prometheus_client import (
@@ -25,56 +21,16 @@ from prometheus_client import (
     multiprocess,
     values,
 )
-from pydantic import AfterValidator
 from sqlalchemy import event
 from sqlalchemy.pool import QueuePool
 
 from .extensions import db
+from .metrics_folder import FOLDER_VARIABLE
 
-FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 STARTED = "metrics.started"
 # The label of every request no route matched: its raw path would make one series per path.
 UNMATCHED = "<unmatched>"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_temporary_folders: list[Path] = []
-
-
-def _usable_folder(path: Path | None) -> Path | None:
-    """Refuse a metrics folder that does not exist or that this process cannot write."""
-    if path is not None and not (path.is_dir() and os.access(path, os.W_OK | os.X_OK)):
-        raise ValueError("must be an existing folder this process can write (e.g. a tmpfs)")
-    return path
-
-
-MetricsFolder = Annotated[Path | None, AfterValidator(_usable_folder)]
-
-
-def start_server(folder: Path | None) -> Path:
-    """Empty the workers' shared folder (a temporary one when unset) before any worker starts.
-
-    An earlier run's files would add its counts to this run's. Workers find the folder in
-    PROMETHEUS_MULTIPROC_DIR, which they inherit.
-    """
-    if folder is None:
-        folder = Path(tempfile.mkdtemp(prefix="metrics-"))
-        _temporary_folders.append(folder)
-    for leftover in folder.glob("*.db"):
-        leftover.unlink()
-    os.environ[FOLDER_VARIABLE] = str(folder)
-    return folder
-
-
-def worker_exited(pid: int) -> None:
-    """Drop the live gauges of a worker that exited; its counts stay in the sums."""
-    folder = os.environ.get(FOLDER_VARIABLE)
-    if folder:
-        multiprocess.mark_process_dead(pid, folder)
-
-
-def stop_server() -> None:
-    """Remove the temporary folder start_server made, if it made one."""
-    while _temporary_folders:
-        shutil.rmtree(_temporary_folders.pop(), ignore_errors=True)
 
 
 class Metrics:

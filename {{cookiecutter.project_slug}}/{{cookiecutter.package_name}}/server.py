@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .metrics import MetricsFolder
+from .metrics_folder import MetricsFolder
 from .settings import LogSettings, load_settings
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -66,7 +66,7 @@ class ServerSettings(LogSettings):
     # 50000 still recycles a leaking worker, at a few percent at most.
     max_requests: int = Field(50000, ge=0)
     max_requests_jitter: int = Field(5000, ge=0)
-    # The workers' shared metrics folder, emptied at start; unset: a temporary one (metrics.py).
+    # The workers' metrics folder, emptied at start; unset: a temporary one (metrics_folder.py).
     prometheus_multiproc_dir: MetricsFolder = None
 
     @model_validator(mode="after")

@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from .metrics import MetricsFolder
+from .metrics_folder import MetricsFolder
 {%- if cookiecutter.use_redis == "yes" %}
 from .redis_store import RedisUrl
 {%- endif %}
