@@ -23,7 +23,8 @@ from limits.strategies import FixedWindowRateLimiter
 from my_service import create_app
 from my_service.caching import cache
 from my_service.extensions import db
-from my_service.logs import GunicornLogger, logging_config
+from my_service.gunicorn_logs import GunicornLogger
+from my_service.logs import logging_config
 from my_service.rate_limits import limiter
 from reference_apps import create_flask_app  # beside this file, so on sys.path
 

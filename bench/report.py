@@ -15,6 +15,7 @@ TARGETS = {
     "cold_s": 1.0,
     "rss_mib": 45.0,
     "bake_s": 1.0,
+    "granian": 1.5,  # the same service on granian over gunicorn, req/s; p99 no worse
 }
 
 
@@ -141,6 +142,37 @@ def _shortfalls(results: dict) -> list[str]:
     if not out:
         return []
     return ["", "### Why targets were missed, and what would close the gaps", "", *out]
+
+
+def _servers_targets(servers) -> list[str]:
+    """Return the target rows of granian over gunicorn: req/s ratio, and p99 side by side."""
+    rows = []
+    for gunicorn, granian in zip(servers[::2], servers[1::2], strict=True) if servers else []:
+        path = gunicorn.name.split(": ", 1)[1].replace("<", "&lt;").replace(">", "&gt;")
+        ratio = _ratio(granian, gunicorn)
+        p99 = (granian.median("p99_ms"), gunicorn.median("p99_ms"))
+        rows += [
+            f"| all-on: {path}, granian vs gunicorn req/s | {ratio:.2f}x "
+            f"| >= {TARGETS['granian']:.2f}x | {_met(ratio >= TARGETS['granian'])} |",
+            f"| all-on: {path}, p99 granian / gunicorn | {_num(p99[0])} / {_num(p99[1])} ms "
+            f"| no worse | {_met(p99[0] <= p99[1])} |",
+        ]
+    return rows
+
+
+def _servers_section(servers) -> list[str]:
+    """Return the section comparing the app servers."""
+    return [
+        "",
+        "## App servers: gunicorn and granian",
+        "",
+        "The all-on bake (`app_server=gunicorn`, its `gunicorn.conf.py`) and the same answers with "
+        "`app_server=granian` (its `granian_server.py`), production settings, the same Redis: "
+        "/healthz and a cached item read (`X-Cache: hit`, checked), loaded in turn. The ratio "
+        "column is each target over gunicorn's /healthz.",
+        "",
+        *_load_table(servers, servers[0], "gunicorn /healthz"),
+    ]
 
 
 def _healthz_shortfall(cheap: dict, health: dict) -> str:
@@ -286,6 +318,7 @@ def render(bench, results: dict, plan, elapsed_s: float) -> str:
             f"| GET /api/items/&lt;id&gt; from Redis (cache hit) vs /healthz | {redis_ratio:.2f}x "
             f"| >= {TARGETS['redis']:.2f}x | {_met(redis_ratio >= TARGETS['redis'])} |"
         )
+    out += _servers_targets(results.get("servers"))
     cold = results.get("cold")
     if cold:
         for name in ("generated, defaults", "generated, all-on"):
@@ -323,6 +356,8 @@ def render(bench, results: dict, plan, elapsed_s: float) -> str:
     else:
         out.append("| tier-1 matrix wall time | not run (`--quick`) | recorded | n/a |")
     workers = results.get("workers")
+    if results.get("servers"):
+        out += _servers_section(results["servers"])
     if workers:
         default = default_worker_name(worker)
         scores = worker_scores(workers, default)

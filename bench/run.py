@@ -34,6 +34,7 @@ import wrk  # noqa: E402
 from combinations import ALL_ON  # noqa: E402
 from report import RECYCLING_DIAGNOSTIC, render  # noqa: E402
 from services import (  # noqa: E402
+    Granian,
     Gunicorn,
     Nginx,
     Postgres,
@@ -63,7 +64,7 @@ NGINX_HEADERS = (
     "X-Real-IP: 127.0.0.1",
     "X-Request-ID: 6f1c0e6a2b7d4c5e9a8b3f2d1c0e9a8b",
 )
-PARTS = ("cheap", "nginx", "data", "workers", "cold", "overhead", "matrix")
+PARTS = ("cheap", "nginx", "data", "servers", "workers", "cold", "overhead", "matrix")
 
 
 def log(message: str) -> None:
@@ -193,6 +194,15 @@ class Bench:
             f"(cd {project} && env {words + ' ' if words else ''}PYTHONPATH={BENCH} PORT=$PORT "
             f"python -m gunicorn -c {config} '{app}')   # {name}",
         )
+        return server
+
+    def granian(self, name: str, project: Path, env: dict, section: str) -> Granian:
+        """Describe a granian serving the generated app, started as the image's CMD starts it."""
+        port = free_port()
+        full_env = {**self.base_env(), **env, "PORT": str(port)}
+        module = f"{PACKAGE}.granian_server"
+        server = Granian(name, [module], project, full_env, port, self.log_path(name))
+        self.note(section, f"(cd {project} && PORT=$PORT python -m {module})   # {name}")
         return server
 
     def reference(self, name: str, app: str, worker: dict, section: str) -> Gunicorn:
@@ -468,6 +478,30 @@ def measure_data(bench: Bench, results: dict, projects: dict, prod: dict) -> Non
     bench.stop(redis_server, db_server)
 
 
+def measure_servers(bench: Bench, results: dict, projects: dict, prod: dict) -> None:
+    """Load /healthz and a cached read of the all-on bake on gunicorn and on granian, in turn."""
+    section = "servers"
+    granian_project, _ = bench.bake("all-on-granian", {**ALL_ON.answers, "app_server": "granian"})
+    bench.placeholders[str(granian_project)] = "$ALL_ON_GRANIAN"
+    env = {**prod, "CELERY_TASK_ALWAYS_EAGER": "true"}  # items are processed (so cached) at once
+    gunicorn = bench.server("gunicorn", projects["all-on"], env, f"{PACKAGE}:create_app()", section)
+    granian = bench.granian("granian", granian_project, env, section)
+    bench.start(gunicorn, granian)
+    item = create_item(gunicorn.base)
+    for server in (gunicorn, granian):
+        x_cache(server.base + item)  # the first read fills the cache (both share Redis)
+        if x_cache(server.base + item) != "hit":
+            raise RuntimeError(f"{server.name} does not answer X-Cache: hit")
+    targets = [
+        Target(f"{server.name}: {path}", server.base + path, server)
+        for path in ("/healthz", item)
+        for server in (gunicorn, granian)
+    ]
+    bench.load(targets, bench.plan.duration_s, section, bench.plan.pair_rounds)
+    results["servers"] = targets
+    bench.stop(gunicorn, granian)
+
+
 def worker_configs(cores: int) -> list[tuple[str, dict]]:
     """Return the worker configurations to compare: sync and gthread, sized from the cores."""
     many = 2 * cores + 1
@@ -710,6 +744,7 @@ def main() -> int:
             ("cheap", lambda: measure_cheap(bench, results, projects, prod, worker)),
             ("nginx", lambda: measure_nginx(bench, results, projects, prod)),
             ("data", lambda: measure_data(bench, results, projects, prod)),
+            ("servers", lambda: measure_servers(bench, results, projects, prod)),
             ("workers", lambda: measure_workers(bench, results, projects, prod)),
             ("cold", lambda: measure_cold_start(bench, results, projects, prod, worker)),
             ("overhead", lambda: measure_overhead(bench, results, projects, prod)),

@@ -186,6 +186,14 @@ class Gunicorn:
                 continue  # already gone
 
 
+class Granian(Gunicorn):
+    """One granian server, started by the generated project's own launcher module."""
+
+    def command(self) -> list[str]:
+        """Return the full command line: python -m <package>.granian_server."""
+        return [sys.executable, "-m", *self.args]
+
+
 class Nginx(servers.Nginx):
     """The harness's nginx, with the CPU time a benchmark charges to each proxied request."""
 

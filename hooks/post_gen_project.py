@@ -20,7 +20,8 @@ DEV_SECRET_NOTE = (
     "# Point the URLs at the servers your development cluster reaches.\n"
 )
 
-# option, or a tuple of options that must all be selected -> paths that exist only then
+# option (a use_ option answered yes, or "option=value" for another choice), or a tuple of them
+# that must all be selected -> paths that exist only then
 PRUNE = {
     "use_postgres": [
         "migrations",
@@ -40,6 +41,18 @@ PRUNE = {
         "{package}/worker.py",
         "tests/test_tasks.py",
     ],
+    "app_server=gunicorn": [
+        "gunicorn.conf.py",
+        "{package}/gunicorn_logs.py",
+        "{package}/workers.py",
+        "tests/test_gunicorn_logs.py",
+        "tests/test_workers.py",
+    ],
+    "app_server=granian": [
+        "{package}/granian_server.py",
+        "{package}/granian_access.py",
+        "tests/test_granian_server.py",
+    ],
     ("use_kubernetes", "use_postgres"): ["deploy/k8s/base/migrate-job.yaml"],
     # A worker pod shares the database with the web pods only on a server (not a pod's SQLite).
     ("use_kubernetes", "use_celery", "use_postgres"): [
@@ -54,12 +67,18 @@ def as_tuple(options: str | tuple[str, ...]) -> tuple[str, ...]:
     return (options,) if isinstance(options, str) else options
 
 
-def paths_to_prune(selected: dict[str, bool], package: str) -> list[str]:
+def chosen(answers: dict[str, str], key: str) -> bool:
+    """Say whether ``key`` ("use_x" answered yes, or "option=value") holds in ``answers``."""
+    option, _, value = key.partition("=")
+    return answers[option] == (value or "yes")
+
+
+def paths_to_prune(answers: dict[str, str], package: str) -> list[str]:
     """Return the paths belonging to options that were not selected."""
     return [
         path.format(package=package)
         for options, paths in PRUNE.items()
-        if not all(selected[option] for option in as_tuple(options))
+        if not all(chosen(answers, option) for option in as_tuple(options))
         for path in paths
     ]
 
@@ -119,7 +138,7 @@ def write_dev_secret(root: Path) -> None:
 def main() -> int:
     """Prune, then write .env and, with Kubernetes, the base's resources and dev secret.env."""
     root = Path.cwd()
-    prune(root, paths_to_prune(SELECTED, PACKAGE))
+    prune(root, paths_to_prune(CONTEXT, PACKAGE))
     write_env(root, SELECTED)
     if SELECTED["use_kubernetes"]:
         list_kustomize_resources(root)

@@ -7,6 +7,8 @@ full cross of the runtime services that talk to each other (CROSSED) and add eve
 (PAIRED) pairwise, but for those that change no process they run (NOT_SERVED).
 
     python tests/combinations.py all-on     prints the all-on answers as key=value words
+    python tests/combinations.py union      prints, one bake a line, the answers whose
+                                            requirements together are every option's (.ci/run)
 """
 
 import itertools
@@ -74,8 +76,12 @@ class Combination:
         return self.answers.get(option, DEFAULTS[option])
 
     def selected(self, option: str) -> bool:
-        """Say whether ``option`` is on in this combination (cookiecutter defaults apply)."""
-        return self.value(option) == "yes"
+        """Say whether ``option`` ("use_x", or "option=value" of a choice) holds here.
+
+        cookiecutter's defaults apply to options not given.
+        """
+        name, _, value = option.partition("=")
+        return self.value(name) == (value or "yes")
 
 
 def combination(answers: dict) -> Combination:
@@ -128,6 +134,14 @@ def all_pairs(choices: dict[str, list[str]], seeds: list[dict]) -> list[dict]:
 DEFAULTS_COMBO = Combination("defaults", {})  # what pressing Enter gives
 ALL_ON = combination({option: "yes" for option in YES_NO})
 ALL_OFF = combination({option: "no" for option in YES_NO})
+# With ALL_ON, every other value of each option that is neither yes/no nor the image's Python:
+# together their requirements are every option's (an app server's replaces the other's).
+UNION = [ALL_ON] + [
+    combination({**ALL_ON.answers, option: value})
+    for option, values in CHOICES.items()
+    if option not in YES_NO and option != "python_version"
+    for value in values[1:]
+]
 
 
 def tier1() -> list[Combination]:
@@ -160,7 +174,15 @@ def params(combos=None) -> list:
     ]
 
 
+def answer_words(combo: Combination) -> str:
+    """Return a combination's answers as key=value words, for cookiecutter's command line."""
+    return " ".join(f"{option}={value}" for option, value in combo.answers.items())
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] != ["all-on"]:
-        sys.exit("usage: python tests/combinations.py all-on")
-    print(" ".join(f"{option}={value}" for option, value in ALL_ON.answers.items()))
+    if sys.argv[1:] == ["all-on"]:
+        print(answer_words(ALL_ON))
+    elif sys.argv[1:] == ["union"]:
+        print("\n".join(answer_words(combo) for combo in UNION))
+    else:
+        sys.exit("usage: python tests/combinations.py all-on|union")

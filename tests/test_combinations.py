@@ -92,7 +92,7 @@ def test_options_are_read_from_cookiecutter_json(template_dir, tmp_path):
     assert choices["use_worker"] == ["no", "yes"]
     assert not [key for key in choices if key.startswith("_")]
     assert "project_name" not in choices  # free text, not a choice
-    assert paired_options(choices) == ("use_worker",)  # tiers 2 and 3 serve it pairwise
+    assert paired_options(choices)[-1] == "use_worker"  # tiers 2 and 3 serve it pairwise
 
 
 def test_all_pairs_grows_slowly_with_the_number_of_options():
@@ -120,10 +120,11 @@ def test_ids_are_readable_unique_and_name_the_same_answers_in_every_tier():
 def test_tiers_2_and_3_serve_the_cross_of_the_interacting_services():
     """It serves every cross of PostgreSQL, Redis and nginx, each once."""
     services = ("use_postgres", "use_redis", "use_nginx")
-    crossed = {tuple(combo.value(option) for option in services) for combo in SERVED}
+    cross = SERVED[:8]  # then the rows that pair the other options with the cross
+    crossed = {tuple(combo.value(option) for option in services) for combo in cross}
     assert crossed == set(itertools.product(("yes", "no"), repeat=3))
-    assert len(SERVED) == 8
-    assert SERVED[0].id == "pg-redis-nginx" and SERVED[-1].id == "bare"
+    assert all(combo.answers.get("app_server", "gunicorn") == "gunicorn" for combo in cross)
+    assert cross[0].id == "pg-redis-nginx" and cross[-1].id == "bare"
 
 
 def test_a_paired_service_option_is_added_pairwise_to_the_cross():
@@ -139,17 +140,37 @@ def test_a_paired_service_option_is_added_pairwise_to_the_cross():
     assert len(combos) < 16
 
 
+def combinations_script(template_dir, command: str) -> str:
+    """Return what ``python tests/combinations.py <command>`` prints."""
+    script = str(template_dir / "tests" / "combinations.py")
+    run = subprocess.run(
+        [sys.executable, script, command], capture_output=True, text=True, check=True, timeout=60
+    )
+    return run.stdout
+
+
+def test_the_union_bakes_select_every_value_of_every_option_but_the_image_python(template_dir):
+    """It prints all-on, then all-on with each other choice, one bake a line, for .ci/run."""
+    output = combinations_script(template_dir, "union")
+    rows = [dict(word.split("=") for word in line.split()) for line in output.splitlines()]
+    assert rows[0] == ALL_ON.answers
+    chosen = {(option, row.get(option, DEFAULTS[option])) for row in rows for option in DEFAULTS}
+    offered = load_choices()
+    expected = {
+        (option, value)
+        for option, values in offered.items()
+        if option != "python_version"
+        for value in (["yes"] if sorted(values) == ["no", "yes"] else values)
+    }
+    assert expected <= chosen
+    assert ("app_server", "granian") in chosen
+
+
 def test_the_all_on_answers_are_printed_for_the_ci_script(template_dir, offered):
     """It prints every yes/no option of cookiecutter.json as option=yes, for .ci/run's bake."""
-    result = subprocess.run(
-        [sys.executable, str(template_dir / "tests" / "combinations.py"), "all-on"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
     yes_no = [option for option, values in offered.items() if sorted(values) == ["no", "yes"]]
-    assert result.stdout.split() == [f"{option}=yes" for option in yes_no]
+    printed = combinations_script(template_dir, "all-on").split()
+    assert printed == [f"{option}=yes" for option in yes_no]
 
 
 def test_the_readme_states_the_rule_with_todays_counts(template_dir, offered):

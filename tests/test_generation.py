@@ -19,12 +19,19 @@ LEFTOVER_WORDS = {
     "use_nginx": ["proxyfix", "proxy_fix"],
     "use_kubernetes": ["kustomiz", "k8s", "kubectl"],
     "use_celery": ["scheduler"],
+    # A choice's value: words of its own files and requirements (the README names both servers).
+    "app_server=gunicorn": ["gunicorn.conf", "from gunicorn", "gunicorn==", "workers.py"],
+    "app_server=granian": ["granian_", "granian=="],
 }
 
 
 def leftover_words(option: str) -> list[str]:
-    """Return the words a bake without ``option`` must not contain: its name, then any listed."""
-    return [option.removeprefix("use_"), *LEFTOVER_WORDS.get(option, [])]
+    """Return the words a bake without ``option`` must not contain: its name, then any listed.
+
+    A choice's value ("app_server=granian") is checked for its listed words only.
+    """
+    own = [] if "=" in option else [option.removeprefix("use_")]
+    return [*own, *LEFTOVER_WORDS.get(option, [])]
 
 
 def project_files(root):
@@ -66,7 +73,7 @@ def test_pruned_paths_follow_the_hook_table(bake, combo):
 def test_no_dangling_references_to_unselected_options(bake, combo):
     """It leaves no word of an unselected option in any file (imports, env, docs, compose)."""
     root = bake(combo)
-    for option in YES_NO:
+    for option in YES_NO + [key for key in LEFTOVER_WORDS if "=" in key]:
         if combo.selected(option):
             continue
         words = leftover_words(option)

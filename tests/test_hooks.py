@@ -5,7 +5,7 @@ import re
 import shutil
 
 import pytest
-from combinations import YES_NO
+from combinations import CHOICES, YES_NO
 from cookiecutter.environment import StrictEnvironment
 from cookiecutter.generate import generate_context
 from cookiecutter.prompt import prompt_for_config
@@ -113,11 +113,19 @@ def test_paths_to_prune_follow_the_table(post_gen):
         "use_b": ["{package}/b.py"],
         ("use_a", "use_b"): ["a-and-b"],
         ("use_a", "use_c"): ["a-and-c"],
+        "server=x": ["x.py"],
+        ("use_a", "server=y"): ["a-and-y"],
     }
-    selected = {"use_a": True, "use_b": False, "use_c": True}
-    assert sorted(post_gen.paths_to_prune(selected, "pkg")) == ["a-and-b", "pkg/b.py"]
-    selected = {"use_a": False, "use_b": True, "use_c": True}
-    assert sorted(post_gen.paths_to_prune(selected, "pkg")) == ["a", "a-and-b", "a-and-c"]
+    answers = {"use_a": "yes", "use_b": "no", "use_c": "yes", "server": "x"}
+    assert sorted(post_gen.paths_to_prune(answers, "pkg")) == ["a-and-b", "a-and-y", "pkg/b.py"]
+    answers = {"use_a": "no", "use_b": "yes", "use_c": "yes", "server": "y"}
+    assert sorted(post_gen.paths_to_prune(answers, "pkg")) == [
+        "a",
+        "a-and-b",
+        "a-and-c",
+        "a-and-y",
+        "x.py",
+    ]
 
 
 def test_no_file_name_holds_a_condition(template_dir):
@@ -128,12 +136,19 @@ def test_no_file_name_holds_a_condition(template_dir):
     assert conditional == []
 
 
-def test_prune_table_names_only_offered_yes_no_options():
-    """It keys every row by yes/no options cookiecutter.json offers (a typo would prune always)."""
+def test_prune_table_names_only_offered_options_and_values():
+    """It keys every row by yes/no options or option=value choices cookiecutter.json offers.
+
+    A typo would prune always.
+    """
     table = prune_table()
     assert ("use_kubernetes", "use_postgres") in table
+    assert ("app_server=granian",) in table
+    offered = set(YES_NO) | {
+        f"{option}={value}" for option, values in CHOICES.items() for value in values
+    }
     for options in table:
-        assert set(options) <= set(YES_NO), options
+        assert set(options) <= offered, options
 
 
 def test_prune_removes_files_folders_and_emptied_parents(post_gen, tmp_path):

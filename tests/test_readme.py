@@ -9,9 +9,14 @@ import pytest
 from combinations import params
 
 FIELDS = """
+import importlib.util
 from {package}.server import ServerSettings
 from {package}.settings import Settings
-for model in (Settings, ServerSettings):
+models = [Settings, ServerSettings]
+if importlib.util.find_spec("{package}.granian_server"):
+    from {package}.granian_server import GranianSettings
+    models.append(GranianSettings)
+for model in models:
     for name in model.model_fields:
         print(name.upper())
 """
@@ -26,7 +31,7 @@ def package_name(root: Path) -> str:
 
 
 def settings_read(root: Path, env: dict, cwd: Path) -> set[str]:
-    """Return the variables Settings and ServerSettings read, by importing the baked package."""
+    """Return the variables the settings models read (granian's too), by importing the package."""
     result = subprocess.run(
         [sys.executable, "-c", FIELDS.format(package=package_name(root))],
         cwd=cwd,

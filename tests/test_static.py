@@ -210,7 +210,9 @@ def test_final_stage_holds_only_the_runtime(bake, combo):
     copies = [args for keyword, args in stage if keyword == "COPY"]
     assert copies[0] == "--from=builder /opt/venv /opt/venv"
     sources = {args.split()[0] for args in copies[1:]}
-    expected = {"gunicorn.conf.py", package}
+    expected = {package}
+    if combo.selected("app_server=gunicorn"):
+        expected.add("gunicorn.conf.py")
     if combo.selected("use_postgres"):
         expected.add("migrations")
     assert sources == expected
@@ -243,18 +245,18 @@ def test_requirements_are_installed_before_the_code_is_copied(bake, combo):
 
 
 @pytest.mark.parametrize("combo", params())
-def test_cmd_runs_the_generated_gunicorn_config_and_app(bake, combo):
-    """It starts gunicorn, exec form, with the project's config file and app factory."""
+def test_cmd_runs_the_chosen_app_server_with_the_generated_config_and_app(bake, combo):
+    """It starts the chosen server, exec form: gunicorn with its config, or granian's launcher."""
     root = bake(combo)
     (cmd,) = [args for keyword, args in project.final_stage(root) if keyword == "CMD"]
     package = project.package_name(root)
-    assert json.loads(cmd) == [
-        "gunicorn",
-        "--config",
-        "gunicorn.conf.py",
-        f"{package}:create_app()",
-    ]
-    assert (root / "gunicorn.conf.py").is_file()
+    if combo.selected("app_server=gunicorn"):
+        expected = ["gunicorn", "--config", "gunicorn.conf.py", f"{package}:create_app()"]
+        assert (root / "gunicorn.conf.py").is_file()
+    else:
+        expected = ["python", "-m", f"{package}.granian_server"]
+        assert "Granian(" in (root / package / "granian_server.py").read_text()
+    assert json.loads(cmd) == expected
     assert "def create_app(" in (root / package / "__init__.py").read_text()
 
 

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from combinations import ALL_ON, PYTHON_VERSIONS
+from combinations import ALL_ON, PYTHON_VERSIONS, UNION
 
 PLATFORMS = {
     "x86_64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"],
@@ -23,8 +23,18 @@ def test_every_offered_version_has_a_pinned_image(template_dir):
 @pytest.mark.parametrize("arch", sorted(PLATFORMS))
 @pytest.mark.parametrize("version", PYTHON_VERSIONS)
 def test_wheels_exist(bake, tmp_path, version, arch):
-    """It downloads a binary wheel (no sdist) of every pinned runtime requirement."""
-    requirements = bake(ALL_ON) / "requirements.txt"
+    """It downloads a binary wheel (no sdist) of every pinned runtime requirement of any option.
+
+    The union bakes (all-on, then each other choice such as app_server=granian) hold them all.
+    """
+    lines = {
+        line
+        for combo in UNION
+        for line in (bake(combo) / "requirements.txt").read_text().splitlines()
+    }
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("\n".join(sorted(lines)) + "\n")
+    wheels = tmp_path / "wheels"
     platforms = [arg for name in [*PLATFORMS[arch], "any"] for arg in ("--platform", name)]
     result = subprocess.run(
         [
@@ -41,7 +51,7 @@ def test_wheels_exist(bake, tmp_path, version, arch):
             "cp",
             *platforms,
             "--dest",
-            str(tmp_path),
+            str(wheels),
             "--requirement",
             str(requirements),
         ],
@@ -53,4 +63,4 @@ def test_wheels_exist(bake, tmp_path, version, arch):
     pinned = [
         line for line in requirements.read_text().splitlines() if line and not line.startswith("#")
     ]
-    assert len(list(tmp_path.glob("*.whl"))) == len(pinned)
+    assert len(list(wheels.glob("*.whl"))) == len(pinned)

@@ -76,8 +76,13 @@ class Deployment:
         return self.bake.name.replace("-", "_")
 
     @property
+    def access_logger(self) -> str:
+        """Return the logger of the app server's access lines (gunicorn.access, granian.access)."""
+        return f"{self.combo.value('app_server')}.access"
+
+    @property
     def entry(self) -> str:
-        """Return the URL clients use: nginx when selected, else gunicorn."""
+        """Return the URL clients use: nginx when selected, else the app server."""
         return self.nginx.url if self.nginx else self.service.url
 
     @property

@@ -157,7 +157,14 @@ def test_text_no_database_can_store_is_a_422(deployment):
 
 @each()
 def test_malformed_chunked_framing_is_a_400(deployment):
-    """It answers 400 JSON to a chunked body whose framing is broken, with no ERROR logged."""
+    """It answers 400 JSON to a chunked body whose framing is broken, with no ERROR logged.
+
+    granian hands the app an empty body when the framing breaks (it decodes chunks in Rust and
+    drops a body it cannot decode), so there the app answers what an empty body gets: 400 or 422,
+    in JSON, storing nothing.
+    """
+    allowed = {400} if deployment.combo.selected("app_server=gunicorn") else {400, 422}
+    before = deployment.rows()
     since = deployment.service.mark()
     broken = [
         b"zz\r\n{}\r\n0\r\n\r\n",  # a chunk size that is not hexadecimal
@@ -166,10 +173,11 @@ def test_malformed_chunked_framing_is_a_400(deployment):
     for port in ports(deployment):
         for body in broken:
             status, headers, answer = post_raw(port, body, "Transfer-Encoding: chunked\r\n")
-            assert status == 400, answer
-            assert answer["error"]["status"] == 400
+            assert status in allowed, answer
+            assert answer["error"]["status"] == status
             assert headers.get("x-request-id")
     assert errors_logged(deployment, since) == []
+    assert deployment.rows() == before
 
 
 @each()

@@ -1,8 +1,15 @@
-"""Tier 2: hostile HTTP at the edge, against gunicorn directly and through nginx.
+"""Tier 2: hostile HTTP at the edge, against the app server directly and through nginx.
 
 Requests gunicorn or nginx refuse themselves get an answer in the app's JSON error shape with an
 X-Request-ID and one JSON access line; slow clients cannot starve the service; forwarded headers
 are trusted only from the configured proxies; a slow PostgreSQL statement is cancelled.
+
+granian refuses requests in Rust, before any Python runs: its answer is its own (a status with an
+empty body and Connection: close, no request id, no access line). There the contract is an
+answer with the right status, never a 500, and a service that goes on serving; what HTTP lets a
+server accept (duplicate equal Content-Lengths, chunked over Content-Length) reaches the app and
+gets its JSON. granian bounds request heads, not bodies: slow bodies are shown harmless through
+nginx, which buffers them (the generated README says so).
 """
 
 from __future__ import annotations
@@ -55,6 +62,25 @@ REFUSED_BY_GUNICORN = {
         431,
     ),
 }
+# Requests granian refuses itself, with the status it answers (an empty body, Connection: close).
+REFUSED_BY_GRANIAN = {
+    "signed Content-Length": (REFUSED_BY_GUNICORN["signed Content-Length"][0], 400),
+    "unknown transfer coding": (REFUSED_BY_GUNICORN["unknown transfer coding"][0], 400),
+    "request line without a version": (b"GET\r\n\r\n", 400),
+    "unknown HTTP version": (b"GET /healthz HTTP/9.9\r\nHost: t\r\n\r\n", 400),
+    "too many header fields": (REFUSED_BY_GUNICORN["too many header fields"][0], 431),
+    "head over granian's buffer": (
+        b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 2_000_000 + b"\r\n\r\n",
+        431,
+    ),
+}
+# Requests gunicorn refuses that HTTP lets a server accept; granian passes them to the app.
+ACCEPTED_BY_GRANIAN = (
+    "duplicate Content-Length",
+    "Content-Length and Transfer-Encoding",
+    "duplicate Host",
+    "request line over gunicorn's limit",
+)
 # Requests nginx refuses itself (it never passes them on), with the status it must answer.
 REFUSED_BY_NGINX = {
     "request line without a version": (b"GET\r\n\r\n", 400),
@@ -155,7 +181,7 @@ def nginx_lines(deployment) -> list[dict]:
 # --------------------------------------------------------------------------- class 2 and 3
 
 
-@each()
+@each(without=("app_server=granian",))
 def test_requests_gunicorn_refuses_get_a_json_answer_and_one_access_line(deployment):
     """It answers each request gunicorn refuses with its status in JSON and logs one access line.
 
@@ -168,14 +194,14 @@ def test_requests_gunicorn_refuses_get_a_json_answer_and_one_access_line(deploym
 
         def access(since=since) -> list[dict]:
             lines = json_lines(service.lines(since))
-            return [ln for ln in lines if ln.get("logger") == "gunicorn.access"]
+            return [ln for ln in lines if ln.get("logger") == deployment.access_logger]
 
         wait_for(access, 5, f"the access line of {name}")
         (line,) = access()
         assert (line["status"], line["request_id"]) == (status, rid), (name, line)
 
 
-@each()
+@each(without=("app_server=granian",))
 def test_gunicorn_echoes_a_well_formed_request_id_on_its_refusals(deployment):
     """It answers a refused request with the caller's X-Request-ID when it could read it."""
     rid = f"edge-{uuid.uuid4().hex}"
@@ -199,7 +225,36 @@ def test_requests_nginx_refuses_get_a_json_answer_and_a_json_access_line(deploym
         assert logged()[0]["status"] == status, (name, logged())
 
 
-@each("use_nginx")
+@each("app_server=granian")
+def test_requests_granian_refuses_get_its_status_and_the_service_goes_on(deployment):
+    """It answers each request granian refuses with its 4xx and Connection: close, never a 500."""
+    port = deployment.service.port
+    for name, (data, status) in REFUSED_BY_GRANIAN.items():
+        code, headers, _ = parse(exchange(port, data))
+        assert (code, headers.get("connection")) == (status, "close"), name
+        assert requests.get(f"{deployment.service.url}/healthz", timeout=TIMEOUT).ok, name
+
+
+@each("app_server=granian")
+def test_requests_granian_accepts_as_http_allows_get_the_apps_json_and_an_access_line(deployment):
+    """It passes what HTTP lets a server accept to the app: its JSON, an access line, no 500."""
+    service = deployment.service
+    for name in ACCEPTED_BY_GRANIAN:
+        data = REFUSED_BY_GUNICORN[name][0]
+        since = service.mark()
+        code, headers, _ = parse(exchange(service.port, data))
+        assert code < 500 and headers["content-type"].startswith("application/json"), name
+        rid = headers["x-request-id"]
+
+        def access(since=since, rid=rid) -> list[dict]:
+            lines = json_lines(service.lines(since))
+            return [ln for ln in lines if ln.get("logger") == deployment.access_logger]
+
+        wait_for(access, 5, f"the access line of {name}")
+        assert [(line["status"], line["request_id"]) for line in access()] == [(code, rid)], name
+
+
+@each("use_nginx", without=("app_server=granian",))
 def test_gunicorns_refusals_pass_through_nginx_as_json(deployment):
     """It answers gunicorn's own 414 and 431 through nginx in JSON, not as an HTML page."""
     for name in ("request line over gunicorn's limit", "too many header fields"):
@@ -360,7 +415,7 @@ def test_half_sent_request_heads_do_not_starve_the_service(deployment):
         print(f"{deployment.combo.id} port {port}: worst {max(latencies):.3f}s", file=sys.stderr)
 
 
-@each()
+@each(without=("app_server=granian",))
 def test_a_silent_client_gets_408_in_json_after_the_read_timeout(deployment):
     """It answers 408 JSON, logged, to a head or a body that stops arriving, and stores nothing.
 
@@ -387,7 +442,49 @@ def test_a_silent_client_gets_408_in_json_after_the_read_timeout(deployment):
     assert deployment.rows() == rows
 
 
-@each()
+@each("app_server=granian")
+def test_granian_disconnects_a_silent_request_head_after_the_read_timeout(deployment):
+    """It closes a connection whose head stops arriving after REQUEST_READ_TIMEOUT, unanswered.
+
+    A service with REQUEST_READ_TIMEOUT=2 is used, so the test waits seconds, not the default 10.
+    """
+    service = deployment.extra_service("read-timeout", REQUEST_READ_TIMEOUT="2")
+    started = time.monotonic()
+    assert exchange(service.port, b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Half: ") == b""
+    assert 1.5 < time.monotonic() - started < 6
+    assert requests.get(f"{service.url}/healthz", timeout=TIMEOUT).ok
+
+
+@each("use_nginx", "app_server=granian")
+def test_slow_bodies_through_nginx_do_not_reach_granian(deployment):
+    """It serves others while 20 clients trickle a body through nginx, which then drops them.
+
+    nginx buffers whole bodies before passing them on and gives up on one after 10 s without a
+    read (it logs a 408 and closes); granian's threads, which would read a body with no deadline,
+    never see a slow one.
+    """
+    since = deployment.service.mark()
+
+    def slow_body(_number: int) -> bytes:
+        data = (
+            b"POST /api/items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 50\r\n\r\n{"na'
+        )
+        return exchange(deployment.nginx.port, data, seconds=25)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(20) as pool:
+        slow = pool.map(slow_body, range(20))
+        latencies = probe_while(deployment.nginx.port, 4)
+        answers = list(slow)
+    assert time.monotonic() - started < 20  # nginx closed them, not the client's own deadline
+    assert all(answer == b"" or parse(answer)[0] == 408 for answer in answers), answers
+    assert max(latencies) < 2, latencies
+    posts = [ln for ln in json_lines(deployment.service.lines(since)) if ln.get("method") == "POST"]
+    assert posts == []
+
+
+@each(without=("app_server=granian",))
 def test_slow_bodies_hold_a_thread_no_longer_than_the_read_timeout(deployment):
     """It answers 408 to each of 20 clients trickling a body, and serves others meanwhile.
 
@@ -413,7 +510,7 @@ def test_slow_bodies_hold_a_thread_no_longer_than_the_read_timeout(deployment):
     assert max(latencies) < read_timeout + 1.5, latencies
 
 
-@each(without=("use_postgres", "use_redis", "use_nginx"))
+@each(without=("use_postgres", "use_redis", "use_nginx", "app_server=granian"))
 def test_sync_workers_answer_refusals_and_silent_clients_in_json_too(deployment):
     """It answers gunicorn's refusals and a silent client in JSON under WORKER_CLASS=sync.
 
@@ -427,7 +524,7 @@ def test_sync_workers_answer_refusals_and_silent_clients_in_json_too(deployment)
     assert "Exception in worker process" not in service.stdout.read_text()
 
 
-@each(without=("use_postgres", "use_redis", "use_nginx"))
+@each(without=("use_postgres", "use_redis", "use_nginx", "app_server=granian"))
 def test_gunicorn_timeout_does_not_bound_a_request_under_gthread(deployment):
     """It completes a 4 s request with GUNICORN_TIMEOUT=2, as the README's Timeouts section says.
 

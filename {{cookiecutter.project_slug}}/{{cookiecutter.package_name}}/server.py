@@ -59,7 +59,8 @@ class ServerSettings(LogSettings):
     graceful_timeout: int = Field(25, ge=1)
     keepalive: int = Field(5, ge=0)
     # Seconds a client has to send its request head, and again its body; then it gets a 408.
-    # Heads are read in the event loop (workers.py), so a silent client holds no thread meanwhile.
+    # Heads are read without a thread (gunicorn's event loop, granian's Rust), so a silent client
+    # holds no thread meanwhile; granian bounds heads only, and closes without an answer.
     request_read_timeout: float = Field(10, gt=0, le=300)
     # Recycling a worker costs a boot, and under load the capacity of one worker meanwhile:
     # recycling every 1000 requests cut a saturated service's throughput by over half.

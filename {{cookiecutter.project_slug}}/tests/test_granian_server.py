@@ -1,0 +1,98 @@
+"""granian is configured from the environment, and writes one JSON access line per request."""
+
+import json
+
+import pytest
+from flask import Flask
+
+from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }}.granian_access import with_access_log
+from {{ cookiecutter.package_name }}.granian_server import GranianSettings, main, server
+from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
+
+
+def test_server_follows_the_settings(monkeypatch):
+    """It sizes workers, threads, recycling, the head timeout and shutdown from the environment."""
+    for name, value in {
+        "WEB_CONCURRENCY": "3",
+        "WEB_THREADS": "4",
+        "REQUEST_READ_TIMEOUT": "2.5",
+        "WORKERS_MAX_RSS": "300",
+        "WORKERS_LIFETIME": "3600",
+        "GRACEFUL_TIMEOUT": "20",
+        "PORT": "8123",
+    }.items():
+        monkeypatch.setenv(name, value)
+    granian = server(load_settings(model=GranianSettings))
+    assert (granian.workers, granian.blocking_threads, granian.bind_port) == (3, 4, 8123)
+    assert granian.http1_settings.header_read_timeout == 2500
+    assert granian.workers_rss == 300 * 1024 * 1024
+    assert granian.workers_lifetime == 3600
+    assert granian.workers_kill_timeout == 20
+    assert granian.log_access is False  # the app's own access line replaces granian's
+
+
+def test_recycling_can_be_turned_off_and_short_lifetimes_are_raised_to_granians_minimum():
+    """It passes 0 as never, and a lifetime under 60 s as granian's minimum of 60 s."""
+    never = server(GranianSettings(workers_max_rss=0, workers_lifetime=0))
+    assert (never.workers_rss, never.workers_lifetime) == (None, None)
+    assert server(GranianSettings(workers_lifetime=5)).workers_lifetime == 60
+
+
+def test_workers_default_to_the_available_cpus(monkeypatch):
+    """It runs one worker per CPU this process may use when WEB_CONCURRENCY is unset."""
+    monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2})
+    quota = "{{ cookiecutter.package_name }}.server.cgroup_cpu_limit"
+    monkeypatch.setattr(quota, lambda *args: None)  # no cgroup quota
+    assert server(GranianSettings()).workers == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("WORKERS_MAX_RSS", "-1"), ("WORKERS_LIFETIME", "soon"), ("PORT", "0")]
+)
+def test_a_bad_setting_stops_the_start_naming_it(monkeypatch, capsys, name, value):
+    """It exits 1 before serving, naming the bad variable."""
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError):
+        load_settings(model=GranianSettings)
+    assert main() == 1
+    assert f"{name}='{value}'" in capsys.readouterr().err
+
+
+def access_lines(text: str) -> list[dict]:
+    """Return the JSON access lines in ``text``."""
+    lines = [json.loads(line) for line in text.splitlines() if line.strip()]
+    return [line for line in lines if line["logger"] == "granian.access"]
+
+
+def test_each_answer_writes_one_access_line_with_the_request_id(capsys, settings_overrides):
+    """It logs method, path, status, size and the X-Request-ID the app answered with."""
+    app = create_app(settings_overrides)
+    app.wsgi_app = with_access_log(app.wsgi_app)
+    response = app.test_client().get("/healthz", headers={"X-Request-ID": "access-1"})
+    (line,) = access_lines(capsys.readouterr().out)
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/healthz", 200)
+    assert line["request_id"] == "access-1"
+    assert line["bytes"] == len(response.data)
+    assert line["duration_ms"] >= 0
+
+
+def test_an_app_that_raises_is_logged_as_the_500_granian_answers(capsys, settings_overrides):
+    """It still writes the access line when the WSGI app raises."""
+    create_app(settings_overrides)  # configures the JSON log lines
+    broken = Flask("broken")
+    broken.config["PROPAGATE_EXCEPTIONS"] = True
+
+    @broken.get("/boom")
+    def boom():
+        raise RuntimeError("boom")
+
+    logged = with_access_log(broken.wsgi_app)
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/boom", "SERVER_NAME": "t"}
+    environ |= {"SERVER_PORT": "80", "wsgi.url_scheme": "http", "REMOTE_ADDR": "127.0.0.1"}
+    capsys.readouterr()
+    with pytest.raises(RuntimeError):
+        logged(environ, lambda status, headers, exc_info=None: None)
+    (line,) = access_lines(capsys.readouterr().out)
+    assert (line["status"], line["path"], line["remote_addr"]) == (500, "/boom", "127.0.0.1")
