@@ -11,6 +11,7 @@ from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from pydantic import Field
 
+from . import metrics_folder
 from .logs import logging_config
 from .server import ServerSettings
 from .settings import SettingsError, load_settings
@@ -74,7 +75,11 @@ def main() -> int:
     except SettingsError as exc:
         print(exc, file=sys.stderr)
         return 1
-    server(settings).serve()
+    metrics_folder.start_server(settings.prometheus_multiproc_dir)  # before any worker starts
+    try:
+        server(settings).serve()
+    finally:
+        metrics_folder.stop_server()
     return 0
 
 
