@@ -12,6 +12,7 @@ from . import (
     errors,
     health,
     logs,
+    openapi,
 {%- if cookiecutter.use_nginx == "yes" %}
     proxy,
 {%- endif %}
@@ -63,4 +64,5 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp, url_prefix="/api")
+    openapi.init_app(app)  # documents the routes registered above
     return app
