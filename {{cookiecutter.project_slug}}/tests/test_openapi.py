@@ -72,6 +72,18 @@ def test_an_undocumented_route_fails_the_document(app):
         openapi.build(app)
 
 
+@pytest.mark.parametrize(
+    ("name", "status"), [(" a ", 201), ("", 422), (" \t\n", 422), ("a\x00b", 422), ("\x00", 422)]
+)
+def test_the_body_schema_accepts_the_names_the_app_accepts(client, name, status):
+    """It documents the names the app refuses (found fuzzing: NUL or blank names looked valid)."""
+    doc = document(client)
+    body = doc["paths"]["/api/items"]["post"]["requestBody"]["content"]["application/json"]
+    valid = OAS31Validator({**body["schema"], "components": doc["components"]}).is_valid
+    assert client.post("/api/items", json={"name": name}).status_code == status
+    assert valid({"name": name}) == (status == 201)
+
+
 def test_the_docs_page_is_served_in_development_only(make_app):
     """It serves /docs, pointing at /openapi.json, only with APP_ENV=development."""
     assert make_app().test_client().get("/docs").status_code == 404
