@@ -1,8 +1,10 @@
 """gunicorn's own refusals are answered in JSON, and reads give up at the request's deadline."""
 
+import io
 import json
 import socket
 import time
+from types import SimpleNamespace
 
 import pytest
 from gunicorn.http import errors
@@ -10,6 +12,7 @@ from gunicorn.http import errors
 from {{ cookiecutter.package_name }}.workers import (
     DeadlineSocket,
     RequestTimedOut,
+    ThreadWorker,
     refusal_bytes,
     refusal_request_id,
     refusal_status,
@@ -93,3 +96,21 @@ def test_a_shorter_timeout_of_the_caller_wins_and_the_deadline_fires_once():
         ours.settimeout(0.1)
         with pytest.raises(TimeoutError):
             reader.recv(10)
+
+
+def test_a_head_read_ahead_by_a_body_drain_is_whole_with_nothing_left_to_read():
+    """It serves a pipelined request gunicorn already buffered, instead of waiting for more bytes.
+
+    Found by fuzzing: a 415 or 429 leaves its body unread; gunicorn's drain reads on into the
+    next request, and the connection then waited for bytes the client would never send.
+    """
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        unreader = SimpleNamespace(buf=io.BytesIO(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"))
+        conn = SimpleNamespace(sock=DeadlineSocket(ours), head=bytearray())
+        conn.parser = SimpleNamespace(unreader=unreader)
+        assert ThreadWorker._read_head(None, conn) is True
+        unreader.buf = io.BytesIO(b"GET /healthz HTTP/1.1\r\n")
+        assert ThreadWorker._read_head(None, conn) is False
+        theirs.sendall(b"Host: a\r\n\r\n")
+        assert ThreadWorker._read_head(None, conn) is True

@@ -13,6 +13,7 @@ from . import (
     health,
     logs,
     metrics,
+    openapi,
 {%- if cookiecutter.use_nginx == "yes" %}
     proxy,
 {%- endif %}
@@ -65,4 +66,5 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp, url_prefix="/api")
+    openapi.init_app(app)  # documents the routes registered above
     return app

@@ -48,7 +48,11 @@ def _storable(value: str) -> str:
     return value
 
 
-Text = Annotated[str, AfterValidator(_storable)]
+# The document (openapi.py) states what _storable and stripping refuse, as patterns: no NUL, and
+# for a name, one character that is not whitespace.
+NO_NUL = "^[^\\u0000]*$"
+NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+Text = Annotated[str, AfterValidator(_storable), Field(json_schema_extra={"pattern": NO_NUL})]
 
 
 class ItemIn(BaseModel):
@@ -56,7 +60,7 @@ class ItemIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 
-    name: Text = Field(min_length=1, max_length=100)
+    name: Text = Field(min_length=1, max_length=100, json_schema_extra={"pattern": NOT_BLANK})
     description: Text = Field("", max_length=2000)
 
 

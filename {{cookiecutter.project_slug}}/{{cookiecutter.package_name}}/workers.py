@@ -160,18 +160,22 @@ class ThreadWorker(JsonRefusals, gthread.ThreadWorker):
             self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_head, conn))
 
     def _read_head(self, conn) -> bool:
-        """Read what has arrived of the head without blocking; True once it is whole (or EOF)."""
+        """Read what has arrived of the head without blocking; True once it is whole (or EOF).
+
+        The head may be whole already with nothing left to read: gunicorn, draining a body the
+        app did not read, reads ahead into a pipelined request and hands the connection back.
+        """
         conn.sock.setblocking(False)
         try:
             data = conn.sock._sock.recv(65536)
         except (BlockingIOError, InterruptedError):
-            return False
+            data = None
         except OSError:
             data = b""
-        conn.head += data
+        conn.head += data or b""
         held = conn.parser.unreader.buf.getvalue() if conn.parser else b""
         whole = any(end in held + conn.head for end in HEAD_ENDS)
-        return not data or whole or len(conn.head) > HEAD_READ_CAP
+        return data == b"" or whole or len(conn.head) > HEAD_READ_CAP
 
     def _on_head(self, conn, _sock) -> None:
         """Read more of a head in the event loop; dispatch the connection once it is whole."""

@@ -1,0 +1,99 @@
+"""Tier 2: schemathesis fuzzes every served combination against the OpenAPI document it serves.
+
+The run is the generated Makefile's own `make contract` (every schemathesis check: no server
+error; statuses, media types, bodies and headers as documented), bounded and seeded, against
+gunicorn directly and through nginx when selected. A second instance with tight rate limits
+is fuzzed too: its 429s must be documented like any other answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import requests
+
+from .test_hostile_input import entries, raw_exchange
+from .test_served import TIMEOUT, assert_json_error, each
+
+ST = Path(sys.executable).parent / "st"
+EXAMPLES = 5
+# Tight enough for a few cases per operation to reach them; /openapi.json is loaded twice.
+TIGHT_LIMITS = {"RATELIMIT_DEFAULT": "3 per minute", "RATELIMIT_WRITE": "1 per minute"}
+
+
+def fuzz(deployment, url: str, examples: int = EXAMPLES, options: str = ""):
+    """Run the project's `make contract` against ``url`` with this machine's schemathesis.
+
+    It runs in a folder of its own: schemathesis keeps its examples database in the current one.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="contract-", dir=deployment.root))
+    settings = {"CONTRACT_URL": url, "CONTRACT_EXAMPLES": examples, "CONTRACT_OPTIONS": options}
+    return subprocess.run(
+        ["make", "--no-print-directory", "-f", str(deployment.bake / "Makefile")]
+        + ["-o", "install", "contract", f"BIN={ST.parent}"]
+        + [f"{name}={value}" for name, value in settings.items()],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def statuses(service, since: int) -> Counter:
+    """Count the statuses of gunicorn's access lines written after ``since``."""
+    lines = [json.loads(line) for line in service.lines(since) if line.strip()]
+    return Counter(line["status"] for line in lines if line["logger"] == "gunicorn.access")
+
+
+@each()
+def test_the_service_keeps_its_contract_under_fuzzing(deployment):
+    """It answers schemathesis's cases as documented, directly and through nginx."""
+    for url in entries(deployment):
+        since = deployment.service.mark()
+        run = fuzz(deployment, url)
+        assert run.returncode == 0, f"{url}\n{run.stdout[-6000:]}\n{run.stderr[-2000:]}"
+        seen = statuses(deployment.service, since)
+        assert {200, 201, 404, 422} <= seen.keys(), seen
+        assert not any(status >= 500 for status in seen), seen
+
+
+@each(without=("use_nginx",))  # the limiter's storages: memory and Redis
+def test_rate_limit_refusals_keep_the_contract(deployment):
+    """It answers 429s under fuzzing with the documented body and headers (Retry-After)."""
+    service = deployment.extra_service("limited", **TIGHT_LIMITS)
+    since = service.mark()
+    run = fuzz(deployment, service.url, options="--phases fuzzing")
+    assert run.returncode == 0, f"{run.stdout[-6000:]}\n{run.stderr[-2000:]}"
+    assert statuses(service, since)[429] > 0
+
+
+@each("use_nginx")
+def test_nginx_names_the_allowed_methods_of_its_own_405(deployment):
+    """It sends Allow with nginx's own 405 (TRACE) and leaves the app's Allow alone."""
+    refused = requests.request("TRACE", f"{deployment.nginx.url}/api/items", timeout=TIMEOUT)
+    assert_json_error(refused, 405)
+    assert refused.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+    assert refused.headers["X-Request-ID"]
+    direct = requests.delete(f"{deployment.service.url}/healthz", timeout=TIMEOUT)
+    proxied = requests.delete(f"{deployment.nginx.url}/healthz", timeout=TIMEOUT)
+    assert_json_error(proxied, 405)
+    assert proxied.headers["Allow"] == direct.headers["Allow"]
+
+
+@each(without=("use_nginx",))
+def test_a_request_pipelined_behind_an_unread_body_is_answered(deployment):
+    """It answers a request sent right behind one refused with its body unread (found fuzzing)."""
+    first = (
+        b"POST /api/items HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n"
+        b"Content-Length: 10\r\n\r\n0123456789"
+    )
+    second = b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    answer = raw_exchange(deployment.service.port, first + second)
+    assert re.findall(rb"^HTTP/1.1 (\d+)", answer, re.MULTILINE) == [b"415", b"200"], answer
