@@ -107,6 +107,9 @@ OPERATIONS = {
         ("422", "503"),
         query=api.Page,
     ),
+    "metrics": Operation(
+        {"200": ("Prometheus metrics, in its text format.", None, ())}, media_type="text/plain"
+    ),
     "openapi.document": Operation({"200": ("This document.", None, ())}),
     "openapi.docs": Operation(
         {"200": ("This document in Swagger UI.", None, ())}, media_type="text/html"
