@@ -120,3 +120,23 @@ def test_override_moves_every_service_to_its_loopback_port():
     assert override["redis"]["healthcheck"]["test"][1] == "redis-cli -p 1003 ping | grep -q PONG"
     assert override["nginx"]["environment"] == {"NGINX_PORT": "1004", "NGINX_UPSTREAM_PORT": "1001"}
     assert override["nginx"]["ports"] == []
+
+
+def test_override_points_nginx_at_the_web_when_workers_share_its_port():
+    """It gives nginx the web's new port, not that of a worker built from the same image."""
+    app = {"build": {"context": "."}, "environment": {"PORT": "8000"}}
+    config = {
+        "services": {
+            "web": app,
+            "worker": {**app, "command": ["celery", "worker"]},
+            "scheduler": {**app, "command": ["celery", "beat"]},
+            "nginx": {
+                "image": "nginxinc/nginx-unprivileged:1.28.0",
+                "ports": [{"target": 8080, "published": "8000"}],
+                "environment": {"NGINX_PORT": "8080", "NGINX_UPSTREAM_PORT": "8000"},
+            },
+        }
+    }
+    ports = {"web": 1001, "worker": 1002, "scheduler": 1003, "nginx": 1004}
+    override = host_network_override(config, ports)["services"]
+    assert override["nginx"]["environment"] == {"NGINX_PORT": "1004", "NGINX_UPSTREAM_PORT": "1001"}
