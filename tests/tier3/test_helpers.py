@@ -70,6 +70,13 @@ def test_tmpfs_mounts_reads_both_syntaxes():
     assert tmpfs_mounts(service) == ["/tmp", "/run"]
 
 
+NGINX = {
+    "image": "nginxinc/nginx-unprivileged:1.28.0",
+    "ports": [{"target": 8080, "published": "8000"}],
+    "environment": {"NGINX_PORT": "8080", "NGINX_UPSTREAM_PORT": "8000"},
+}
+
+
 def test_override_moves_every_service_to_its_loopback_port():
     """It puts services on the host network and points every reference at the new ports."""
     config = {
@@ -88,11 +95,7 @@ def test_override_moves_every_service_to_its_loopback_port():
                 "command": ["redis-server", "--maxmemory", "192mb"],
                 "healthcheck": {"test": ["CMD-SHELL", "redis-cli ping | grep -q PONG"]},
             },
-            "nginx": {
-                "image": "nginxinc/nginx-unprivileged:1.28.0",
-                "ports": [{"target": 8080, "published": "8000"}],
-                "environment": {"NGINX_PORT": "8080", "NGINX_UPSTREAM_PORT": "8000"},
-            },
+            "nginx": NGINX,
         }
     }
     ports = {"web": 1001, "postgres": 1002, "redis": 1003, "nginx": 1004}
@@ -130,11 +133,7 @@ def test_override_points_nginx_at_the_web_when_workers_share_its_port():
             "web": app,
             "worker": {**app, "command": ["celery", "worker"]},
             "scheduler": {**app, "command": ["celery", "beat"]},
-            "nginx": {
-                "image": "nginxinc/nginx-unprivileged:1.28.0",
-                "ports": [{"target": 8080, "published": "8000"}],
-                "environment": {"NGINX_PORT": "8080", "NGINX_UPSTREAM_PORT": "8000"},
-            },
+            "nginx": NGINX,
         }
     }
     ports = {"web": 1001, "worker": 1002, "scheduler": 1003, "nginx": 1004}
