@@ -527,6 +527,7 @@ def render(bench, results: dict, plan, elapsed_s: float) -> str:
                 for name, seconds in cold.items()
             ],
         ]
+    out += celery_section(results.get("celery"))
     if bake or matrix:
         out += ["", "## Template", ""]
         if bake:
@@ -563,10 +564,48 @@ def render(bench, results: dict, plan, elapsed_s: float) -> str:
         "data": "Data endpoints",
         "workers": "Worker matrix",
         "cold": "Cold start",
+        "celery": "Background tasks",
     }
     for section, commands in bench.commands.items():
         out += [f"{titles.get(section, section)}:", "", "```bash", *commands, "```", ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def celery_section(celery: dict | None) -> list[str]:
+    """Return the lines of the background tasks section (none when it was not measured)."""
+    if not celery:
+        return []
+    rounds = ", ".join(f"{rate:.0f}" for rate in celery["rates"])
+    return [
+        "",
+        "## Background tasks (use_celery)",
+        "",
+        "The example task (`process_item`: one UPDATE of the item, one commit, one log line) on "
+        f"the worker compose runs ({celery['concurrency']} processes, the default "
+        "CELERY_WORKER_CONCURRENCY), with the generated web enqueuing through the API, real "
+        "Redis as broker and real PostgreSQL, all on this machine's CPUs. Throughput: "
+        f"{celery['burst']} items created while the worker is stopped, then the worker started; "
+        "tasks per second from the first task done to the last (start-up excluded), median of "
+        f"the rounds ({rounds}). Latency: items then created at a steady rate (8 clients, each "
+        "request at its own time), each timed from its `created_at` (set by the web just before "
+        "its commit and the enqueue) to its `processed_at` (set by the task); created/s and "
+        "done/s are the rates the web and the worker reached (medians of the rounds). The web "
+        "shares the CPUs with the worker here, so done/s below the asked rate means a backlog "
+        "grew and latency with it.",
+        "",
+        f"Throughput: **{celery['rate']:.0f} tasks/s**. The machine's 1-minute load average "
+        "(other work included) was "
+        + ", ".join(f"{load:.1f}" for load in celery["loads"])
+        + " at the start and after each round.",
+        "",
+        "| items asked at | created/s | done/s | tasks | enqueue-to-done p50 | p99 |",
+        "|---|---:|---:|---:|---:|---:|",
+        *[
+            f"| {label} | {value['created']:.0f} | {value['done']:.0f} | {value['count']} | "
+            f"{value['p50']:.1f} ms | {value['p99']:.1f} ms |"
+            for label, value in celery["latency"].items()
+        ],
+    ]
 
 
 def _cpus() -> int:

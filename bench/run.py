@@ -30,6 +30,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(1, str(BENCH.parent / "tests"))  # combinations: the options
 
+import celery_bench  # noqa: E402
 import wrk  # noqa: E402
 from combinations import ALL_ON  # noqa: E402
 from report import RECYCLING_DIAGNOSTIC, render  # noqa: E402
@@ -64,7 +65,7 @@ NGINX_HEADERS = (
     "X-Real-IP: 127.0.0.1",
     "X-Request-ID: 6f1c0e6a2b7d4c5e9a8b3f2d1c0e9a8b",
 )
-PARTS = ("cheap", "nginx", "data", "servers", "workers", "cold", "overhead", "matrix")
+PARTS = ("cheap", "nginx", "data", "servers", "workers", "cold", "overhead", "celery", "matrix")
 
 
 def log(message: str) -> None:
@@ -297,6 +298,11 @@ def worker_settings(project: Path, env: dict) -> dict:
         f"'db_pool_size': __import__('{PACKAGE}.settings').settings.load_settings()"
         ".database_pool_size}))"
     )
+    return json.loads(project_python(project, env, code))
+
+
+def project_python(project: Path, env: dict, code: str) -> str:
+    """Run Python ``code`` in the project's folder with ``env``; return what it printed."""
     result = subprocess.run(
         [sys.executable, "-c", code],
         cwd=project,
@@ -306,7 +312,7 @@ def worker_settings(project: Path, env: dict) -> dict:
         check=True,
         timeout=60,
     )
-    return json.loads(result.stdout)
+    return result.stdout
 
 
 def create_item(base: str) -> str:
@@ -455,7 +461,9 @@ def measure_data(bench: Bench, results: dict, projects: dict, prod: dict) -> Non
     project = projects["all-on"]
     db_env = {key: value for key, value in prod.items() if key != "REDIS_URL"}
     db_env["BENCH_CACHE"] = "off"
-    redis_server = bench.server("Redis cache", project, prod, f"{PACKAGE}:create_app()", section)
+    # With use_celery an item stays pending (never cached) until a task runs: run it at once.
+    eager = {**prod, "CELERY_TASK_ALWAYS_EAGER": "true"}
+    redis_server = bench.server("Redis cache", project, eager, f"{PACKAGE}:create_app()", section)
     db_server = bench.server(
         "PostgreSQL, no cache", project, db_env, "bench_app:create_bench_app()", section
     )
@@ -594,6 +602,38 @@ def measure_overhead(bench: Bench, results: dict, projects: dict, prod: dict) ->
         f"(cd $ALL_ON && env PYTHONPATH=. PROMETHEUS_MULTIPROC_DIR=$(mktemp -d) "
         f"python {BENCH}/overhead.py)",
     )
+
+
+def measure_celery(bench: Bench, results: dict, projects: dict, prod: dict) -> None:
+    """Time the example task: a backlog drained by the worker, then paced items' latency."""
+    section = "celery"
+    project = projects["all-on"]
+    env = {**prod, "RATELIMIT_WRITE": BENCH_RATELIMIT}  # items are created by the thousand
+    server = bench.server("all-on, enqueuing", project, env, f"{PACKAGE}:create_app()", section)
+    bench.start(server)
+    command = celery_bench.worker_command(project)
+    worker = celery_bench.Worker(
+        command, project, {**bench.base_env(), **prod}, bench.log_path("celery worker")
+    )
+    bench.cleanups.append(worker.stop)
+    bench.note(section, f"(cd $ALL_ON && {' '.join(command)})   # compose.yaml's worker command")
+    burst, paced = (200, 100) if bench.plan is QUICK else (1000, 300)
+    log(f"celery: {burst} queued tasks drained, then {paced} paced ones, per round")
+    dsn = prod["DATABASE_URL"].replace("+psycopg", "")
+    results["celery"] = celery_bench.measure(
+        worker, server.base, dsn, burst, paced, bench.plan.rounds
+    )
+    results["celery"]["concurrency"] = celery_concurrency(project, {**bench.base_env(), **prod})
+    log(f"celery: {results['celery']['rate']:.0f} tasks/s, {results['celery']['latency']}")
+    bench.cleanups.remove(worker.stop)
+    bench.stop(server)
+
+
+def celery_concurrency(project: Path, env: dict) -> int:
+    """Return the worker's concurrency (processes) the generated settings resolve to in ``env``."""
+    code = f"from {PACKAGE}.settings import load_settings; "
+    code += "print(load_settings().celery_worker_concurrency)"
+    return int(project_python(project, env, code))
 
 
 def measure_matrix(bench: Bench, results: dict) -> None:
@@ -748,6 +788,7 @@ def main() -> int:
             ("workers", lambda: measure_workers(bench, results, projects, prod)),
             ("cold", lambda: measure_cold_start(bench, results, projects, prod, worker)),
             ("overhead", lambda: measure_overhead(bench, results, projects, prod)),
+            ("celery", lambda: measure_celery(bench, results, projects, prod)),
         ):
             if part in parts:
                 run()

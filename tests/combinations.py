@@ -25,9 +25,7 @@ COOKIECUTTER_JSON = Path(__file__).resolve().parent.parent / "cookiecutter.json"
 CROSSED = ("use_postgres", "use_redis", "use_nginx")
 # Options tiers 2 and 3 leave at their default: nothing they serve tells the values apart (they
 # do not apply manifests; tier 3's Python stand-in is one interpreter tagged as every image).
-NOT_SERVED = ("use_kubernetes", "python_version", "use_celery")
-# use_celery is served by tests/tier2/test_celery*.py and one tier-3 stack (test_compose.py) for
-# now: the tier-2 harness does not start its worker and scheduler for the other suites (issue 14).
+NOT_SERVED = ("use_kubernetes", "python_version")
 # Short words for ids; any other option is called by its name without "use_".
 SHORT = {"use_postgres": "pg", "use_kubernetes": "k8s", "python_version": "py"}
 

@@ -14,6 +14,7 @@ from combinations import (
     BY_ID,
     COMBINATIONS,
     DEFAULTS,
+    PAIRED,
     SERVED,
     all_pairs,
     allowed,
@@ -92,7 +93,7 @@ def test_options_are_read_from_cookiecutter_json(template_dir, tmp_path):
     assert choices["use_worker"] == ["no", "yes"]
     assert not [key for key in choices if key.startswith("_")]
     assert "project_name" not in choices  # free text, not a choice
-    assert paired_options(choices)[-1] == "use_worker"  # tiers 2 and 3 serve it pairwise
+    assert paired_options(choices) == (*PAIRED, "use_worker")  # tiers 2 and 3 serve it pairwise
 
 
 def test_all_pairs_grows_slowly_with_the_number_of_options():
@@ -118,13 +119,13 @@ def test_ids_are_readable_unique_and_name_the_same_answers_in_every_tier():
 
 
 def test_tiers_2_and_3_serve_the_cross_of_the_interacting_services():
-    """It serves every cross of PostgreSQL, Redis and nginx, each once."""
+    """It serves every cross of PostgreSQL, Redis and nginx first, other options at defaults."""
     services = ("use_postgres", "use_redis", "use_nginx")
-    cross = SERVED[:8]  # then the rows that pair the other options with the cross
+    cross = SERVED[:8]
     crossed = {tuple(combo.value(option) for option in services) for combo in cross}
     assert crossed == set(itertools.product(("yes", "no"), repeat=3))
-    assert all(combo.answers.get("app_server", "gunicorn") == "gunicorn" for combo in cross)
     assert cross[0].id == "pg-redis-nginx" and cross[-1].id == "bare"
+    assert all(combo.value(option) == DEFAULTS[option] for combo in cross for option in PAIRED)
 
 
 def test_a_paired_service_option_is_added_pairwise_to_the_cross():

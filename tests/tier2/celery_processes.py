@@ -18,6 +18,7 @@ from .deployment import Deployment
 from .servers import ServerError, Service, compose_command, owned_dir, stop_pid, wait_until
 
 READY_WITHIN = 60  # seconds for a process to answer its health check
+PROCESSED_WITHIN = 30  # seconds for the worker to process a new item
 CONTAINER_TMP = "/tmp/"  # the container's tmpfs, mapped to a folder of the test's
 
 
@@ -75,6 +76,28 @@ def await_healthy(deployment: Deployment, process: Service, subcommand: str) -> 
 def start(deployment: Deployment, subcommand: str, **env: str) -> Service:
     """Start the service running ``subcommand`` and wait until it is healthy."""
     return await_healthy(deployment, launch(deployment, subcommand, **env), subcommand)
+
+
+def serve(deployment: Deployment) -> None:
+    """Run the worker and the scheduler beside the web, as compose does; wait until healthy.
+
+    Both join the deployment's extra processes at once: its ``stop`` ends them, however this ends.
+    """
+    launched = {subcommand: launch(deployment, subcommand) for subcommand in ("worker", "beat")}
+    deployment.extra += launched.values()
+    for subcommand, process in launched.items():
+        await_healthy(deployment, process, subcommand)
+
+
+def await_processed(deployment: Deployment, item_id: int) -> None:
+    """Wait until an item is processed: by its task with Celery, at once (created so) without."""
+    query = "SELECT status FROM items WHERE id = ?"
+    wait_until(
+        lambda: deployment.query(query, item_id) == [("processed",)],
+        PROCESSED_WITHIN,
+        f"item {item_id} processed",
+        interval=0.2,
+    )
 
 
 def stop(process: Service) -> int | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from combinations import Combination
 
+from . import celery_processes
 from .deployment import Deployment
 from .servers import Interpreter, Postgres, Redis, private_dir
 
@@ -70,7 +71,10 @@ def redis_server(workdir) -> Iterator[Redis]:
 
 @pytest.fixture(scope="module")
 def deployment(request, combo: Combination, bake, workdir, interpreter) -> Iterator[Deployment]:
-    """Serve one combination: migrate, start gunicorn (and nginx), stop it all afterwards."""
+    """Serve one combination: migrate, start gunicorn (nginx, Celery's), stop it all afterwards.
+
+    A module that starts Celery's worker and scheduler itself says so: OWN_CELERY_PROCESSES = True.
+    """
     root = Path(tempfile.mkdtemp(prefix=f"{combo.id}-", dir=workdir))
     root.chmod(0o755)
     deployment = Deployment(
@@ -87,6 +91,8 @@ def deployment(request, combo: Combination, bake, workdir, interpreter) -> Itera
         deployment.service = deployment.new_service("service").start()
         if combo.selected("use_nginx"):
             deployment.nginx = deployment.start_nginx()
+        if combo.selected("use_celery") and not getattr(request.module, "OWN_CELERY_PROCESSES", 0):
+            celery_processes.serve(deployment)
         yield deployment
     finally:
         deployment.stop()

@@ -28,6 +28,7 @@ REQUEUED_WITHIN = 60  # seconds from the scheduler's start to a re-queued item p
 # The worker re-queues items pending longer than this when the scheduler asks (default: 300 s).
 REQUEUE_AFTER = "1"
 
+OWN_CELERY_PROCESSES = True  # each test starts (and kills) the worker it needs
 pytestmark = pytest.mark.parametrize("combo", params(CELERY_COMBINATIONS), scope="module")
 
 

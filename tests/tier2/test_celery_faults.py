@@ -38,6 +38,7 @@ PROCESSED_WITHIN = 30
 STOPPED_WITHIN = 30
 STILL_RUNNING_FOR = 2  # seconds a warm shutdown must wait for the task held by the lock
 
+OWN_CELERY_PROCESSES = True  # each test starts (and kills) the worker it needs
 pytestmark = pytest.mark.parametrize("combo", params(FAULT_COMBINATIONS), scope="module")
 
 

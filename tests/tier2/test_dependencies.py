@@ -18,6 +18,7 @@ from pathlib import Path
 
 import requests
 
+from . import celery_processes
 from .servers import compose_command, compose_services, wait_until
 from .test_served import TIMEOUT, assert_json_error, each
 
@@ -93,6 +94,7 @@ def test_a_frozen_redis_costs_one_timeout_per_worker_and_the_service_stays_ready
     server, service = deployment.redis, deployment.service
     created = requests.post(f"{deployment.entry}/api/items", json={"name": "ice"}, timeout=TIMEOUT)
     location = created.headers["Location"]
+    celery_processes.await_processed(deployment, created.json()["id"])
     item = f"{deployment.entry}{location}"
     requests.get(item, timeout=TIMEOUT)
     assert requests.get(item, timeout=TIMEOUT).headers["X-Cache"] == "hit"

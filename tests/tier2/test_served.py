@@ -25,6 +25,7 @@ import requests
 from combinations import params
 from projects import run_project_tests, skipped_lines
 
+from . import celery_processes
 from .deployment import TIER2_COMBINATIONS, fresh_secret
 from .servers import bounded_iterations, wait_until
 
@@ -83,9 +84,13 @@ def test_api_creates_reads_and_lists_from_the_real_store(deployment):
     assert location == f"/api/items/{item['id']}"
     stored = deployment.query("SELECT name, description FROM items WHERE id = ?", item["id"])
     assert stored == [("tier2", "end to end")]
+    celery_processes.await_processed(deployment, item["id"])  # a pending item is never cached
 
     reads = [requests.get(f"{entry}{location}", timeout=TIMEOUT) for _ in range(3)]
     assert [read.status_code for read in reads] == [200, 200, 200]
+    if deployment.combo.selected("use_celery"):
+        item = {**item, "status": "processed", "processed_at": reads[0].json()["processed_at"]}
+        assert item["processed_at"] is not None
     assert all(read.json() == item for read in reads)
     caches = [read.headers["X-Cache"] for read in reads]
     if deployment.redis is not None:
@@ -346,9 +351,9 @@ def test_redis_down_degrades_reads_and_limits_then_recovers(deployment):
     limited = deployment.extra_service(
         "limited", RATELIMIT_WRITE="10 per minute", REDIS_URL=server.url(limited_db)
     )
-    location = requests.post(
-        f"{entry}/api/items", json={"name": "cached"}, timeout=TIMEOUT
-    ).headers["Location"]
+    created = requests.post(f"{entry}/api/items", json={"name": "cached"}, timeout=TIMEOUT)
+    location = created.headers["Location"]
+    celery_processes.await_processed(deployment, created.json()["id"])
     requests.get(f"{entry}{location}", timeout=TIMEOUT)
     assert requests.get(f"{entry}{location}", timeout=TIMEOUT).headers["X-Cache"] == "hit"
 

@@ -143,7 +143,14 @@ def host_network_override(config: dict, ports: dict[str, int]) -> dict:
                     "test": [part.replace("redis-cli", f"redis-cli -p {port}") for part in test]
                 }
         elif kind == "nginx":
-            by_old_port = {str(old[other]): ports[other] for other in services if other != name}
+            # The app's services share one old port; nginx's upstream is the web (the image's CMD),
+            # not a worker with a command of its own.
+            by_old_port = {
+                str(old[other]): ports[other]
+                for other in services
+                if other != name
+                and (kind_of(other, services[other]) != "app" or not services[other].get("command"))
+            }
             by_old_port[str(old[name])] = port
             for key, value in env.items():
                 if key.endswith("PORT") and value in by_old_port:

@@ -7,7 +7,6 @@ from datetime import datetime
 
 import project_files
 import pytest
-from combinations import combination
 
 from .matrix import distinct_combinations, docker_params
 from .net import request
@@ -16,9 +15,6 @@ from .stack import Stack, open_stack
 
 READY_TIMEOUT = 60
 PROCESSED_TIMEOUT = 60  # seconds for the worker container to process a posted item
-# use_celery is not served pairwise yet (tests/combinations.py NOT_SERVED): its stack, with
-# worker and scheduler, comes up here beside the cross of the runtime services.
-CELERY_COMBINATION = combination({"use_postgres": "yes", "use_redis": "yes", "use_celery": "yes"})
 
 
 def _timestamp(value: str) -> datetime:
@@ -79,7 +75,7 @@ def stack(combo, engine, standins, app_image, tmp_path):
         stack.down(volumes=True)
 
 
-@pytest.mark.parametrize("combo", docker_params([*distinct_combinations(), CELERY_COMBINATION]))
+@pytest.mark.parametrize("combo", docker_params(distinct_combinations()))
 def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, report):
     """It becomes healthy with --wait, migrates before web starts, and serves the API end to end.
 

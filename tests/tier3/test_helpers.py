@@ -70,6 +70,13 @@ def test_tmpfs_mounts_reads_both_syntaxes():
     assert tmpfs_mounts(service) == ["/tmp", "/run"]
 
 
+NGINX = {
+    "image": "nginxinc/nginx-unprivileged:1.28.0",
+    "ports": [{"target": 8080, "published": "8000"}],
+    "environment": {"NGINX_PORT": "8080", "NGINX_UPSTREAM_PORT": "8000"},
+}
+
+
 def test_override_moves_every_service_to_its_loopback_port():
     """It puts services on the host network and points every reference at the new ports."""
     config = {
@@ -88,11 +95,7 @@ def test_override_moves_every_service_to_its_loopback_port():
                 "command": ["redis-server", "--maxmemory", "192mb"],
                 "healthcheck": {"test": ["CMD-SHELL", "redis-cli ping | grep -q PONG"]},
             },
-            "nginx": {
-                "image": "nginxinc/nginx-unprivileged:1.28.0",
-                "ports": [{"target": 8080, "published": "8000"}],
-                "environment": {"NGINX_PORT": "8080", "NGINX_UPSTREAM_PORT": "8000"},
-            },
+            "nginx": NGINX,
         }
     }
     ports = {"web": 1001, "postgres": 1002, "redis": 1003, "nginx": 1004}
@@ -120,3 +123,19 @@ def test_override_moves_every_service_to_its_loopback_port():
     assert override["redis"]["healthcheck"]["test"][1] == "redis-cli -p 1003 ping | grep -q PONG"
     assert override["nginx"]["environment"] == {"NGINX_PORT": "1004", "NGINX_UPSTREAM_PORT": "1001"}
     assert override["nginx"]["ports"] == []
+
+
+def test_override_points_nginx_at_the_web_when_workers_share_its_port():
+    """It gives nginx the web's new port, not that of a worker built from the same image."""
+    app = {"build": {"context": "."}, "environment": {"PORT": "8000"}}
+    config = {
+        "services": {
+            "web": app,
+            "worker": {**app, "command": ["celery", "worker"]},
+            "scheduler": {**app, "command": ["celery", "beat"]},
+            "nginx": NGINX,
+        }
+    }
+    ports = {"web": 1001, "worker": 1002, "scheduler": 1003, "nginx": 1004}
+    override = host_network_override(config, ports)["services"]
+    assert override["nginx"]["environment"] == {"NGINX_PORT": "1004", "NGINX_UPSTREAM_PORT": "1001"}
