@@ -2,10 +2,13 @@
 
 Each worker writes its values into files of this folder (PROMETHEUS_MULTIPROC_DIR); /metrics
 sums them (metrics.py). The server empties it before any worker starts (start_server) and drops
-the live gauges of a worker that exited (worker_exited): gunicorn.conf.py calls both from its
-hooks. granian_server.py prepares the folder the same way; granian tells the app of no worker's
-exit, so a dead worker's live gauges (the pool's) stay in the sums until the next start, while
-every count stays exact.
+the live gauges of a worker that exited (worker_exited).
+{%- if cookiecutter.app_server == "gunicorn" %} gunicorn's config calls both from
+its hooks.
+{%- else %} granian's launcher
+empties the folder; granian tells the app of no worker's exit, so a dead worker's live gauges
+(the pool's) stay in the sums until the next start, while every count stays exact.
+{%- endif %}
 """
 
 import os
