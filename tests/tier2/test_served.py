@@ -451,35 +451,38 @@ def test_sigterm_lets_an_in_flight_request_finish_and_exits_zero(deployment):
     assert deployment.query("SELECT count(*) FROM items WHERE name = ?", name) == [(1,)]
 
 
-def list_fds(pid: int) -> list[str]:
-    """Return the open file descriptors of process ``pid`` (none once it has exited)."""
-    try:
-        return os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return []
-
-
 @each()
 def test_a_killed_worker_is_replaced_and_service_continues(deployment):
     """It keeps answering when a worker is SIGKILLed, and the master starts a replacement.
 
-    granian gives each worker its own listening socket (SO_REUSEPORT): a connection the kernel
-    queued on the dying worker's socket in the instant before it closed is reset, unless the
-    host enables net.ipv4.tcp_migrate_req (the generated README says so). The requests start
-    once that socket is closed.
+    gunicorn's master keeps the listening socket: no request fails. granian gives each worker
+    its own listening socket (SO_REUSEPORT): while a worker dies and its replacement starts,
+    connections can be reset or refused (the generated README says so, and what narrows it), so
+    with granian the service must answer every request again within a bounded time.
     """
     service = deployment.service
-    before = service.workers()
-    assert len(before) == 2
-    victim = before[0]
+    wait_until(lambda: len(service.workers()) == 2, 30, "both workers running")
+    victim = service.workers()[0]
     os.kill(victim, signal.SIGKILL)
+
+    def replaced() -> bool:
+        return len(service.workers()) == 2 and victim not in service.workers()
+
+    def all_answered(count: int) -> bool:
+        try:
+            return all(
+                requests.get(f"{deployment.entry}/api/items", timeout=TIMEOUT).status_code == 200
+                for _ in range(count)
+            )
+        except requests.ConnectionError:
+            return False
+
     if deployment.combo.selected("app_server=granian"):
-        wait_until(lambda: not list_fds(victim), 10, "the killed worker's sockets closed")
+        wait_until(replaced, 30, "a new worker")
+        wait_until(lambda: all_answered(10), 30, "every request answered again")
     for _ in range(10):
         assert requests.get(f"{deployment.entry}/api/items", timeout=TIMEOUT).status_code == 200
-    wait_until(
-        lambda: len(service.workers()) == 2 and victim not in service.workers(), 15, "a new worker"
-    )
+    wait_until(replaced, 15, "a new worker")
     for _ in range(20):
         assert requests.get(f"{deployment.entry}/api/items", timeout=TIMEOUT).status_code == 200
 
