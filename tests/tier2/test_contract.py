@@ -46,10 +46,11 @@ def fuzz(deployment, url: str, examples: int = EXAMPLES, options: str = ""):
     )
 
 
-def statuses(service, since: int) -> Counter:
-    """Count the statuses of gunicorn's access lines written after ``since``."""
+def statuses(deployment, service, since: int) -> Counter:
+    """Count the statuses of the app server's access lines ``service`` wrote after ``since``."""
     lines = [json.loads(line) for line in service.lines(since) if line.strip()]
-    return Counter(line["status"] for line in lines if line["logger"] == "gunicorn.access")
+    logger = deployment.access_logger
+    return Counter(line["status"] for line in lines if line["logger"] == logger)
 
 
 @each()
@@ -59,7 +60,7 @@ def test_the_service_keeps_its_contract_under_fuzzing(deployment):
         since = deployment.service.mark()
         run = fuzz(deployment, url)
         assert run.returncode == 0, f"{url}\n{run.stdout[-6000:]}\n{run.stderr[-2000:]}"
-        seen = statuses(deployment.service, since)
+        seen = statuses(deployment, deployment.service, since)
         assert {200, 201, 404, 422} <= seen.keys(), seen
         assert not any(status >= 500 for status in seen), seen
 
@@ -71,7 +72,7 @@ def test_rate_limit_refusals_keep_the_contract(deployment):
     since = service.mark()
     run = fuzz(deployment, service.url, options="--phases fuzzing")
     assert run.returncode == 0, f"{run.stdout[-6000:]}\n{run.stderr[-2000:]}"
-    assert statuses(service, since)[429] > 0
+    assert statuses(deployment, service, since)[429] > 0
 
 
 @each("use_nginx")
