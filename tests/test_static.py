@@ -478,6 +478,16 @@ def test_dev_override_adds_reload_and_stays_out_of_production(bake, combo):
         assert port["host_ip"] == "127.0.0.1" and port["target"] == 5432
     raw = (root / "compose.yaml").read_text()
     assert "--reload" not in raw and "DEBUG" not in raw
+    # Celery has no reloader: `up --watch` restarts its services when the package changes.
+    model = production(root)
+    celery = {*project.running(model, "worker"), *project.running(model, "beat")}
+    package = root / project.package_name(root)
+    for name, service in dev.items():
+        rules = service.get("develop", {}).get("watch", [])
+        watched = [(rule["path"], rule["action"]) for rule in rules]
+        assert watched == ([(str(package), "restart")] if name in celery else []), name
+    up_dev = "--watch" in (root / "Makefile").read_text().split("\nup-dev:")[1].split("\n")[1]
+    assert up_dev == bool(celery)
 
 
 @pytest.mark.parametrize("combo", params(NGINX_COMBOS))

@@ -64,12 +64,17 @@ class Stack:
     override: Path
     config: dict
     ports: dict[str, int] = field(default_factory=dict)
+    files: tuple[str, ...] = ("compose.yaml",)
+
+    def compose_args(self, *args: str) -> list[str]:
+        """Return the `docker compose` arguments naming the project, its files and the override."""
+        files = [arg for name in (*self.files, str(self.override)) for arg in ("-f", name)]
+        return ["compose", "-p", self.name, *files, *args]
 
     def compose(self, *args: str, check: bool = True, timeout: float = UP_TIMEOUT):
-        """Run docker compose with the project's compose.yaml and the test override."""
-        files = ["-f", "compose.yaml", "-f", str(self.override)]
-        return self.engine.compose(
-            "-p", self.name, *files, *args, cwd=self.project_dir, check=check, timeout=timeout
+        """Run docker compose with the project's compose files and the test override."""
+        return self.engine.docker(
+            *self.compose_args(*args), cwd=self.project_dir, check=check, timeout=timeout
         )
 
     def up(self) -> None:
@@ -162,12 +167,18 @@ def host_network_override(config: dict, ports: dict[str, int]) -> dict:
     return {"services": override}
 
 
-def open_stack(engine: DockerEngine, project_dir: Path, name: str, work: Path) -> Stack:
+def open_stack(
+    engine: DockerEngine,
+    project_dir: Path,
+    name: str,
+    work: Path,
+    files: tuple[str, ...] = ("compose.yaml",),
+) -> Stack:
     """Allocate loopback ports and write the host-network override for a project's stack."""
-    config = project_files.compose_model(project_dir)
+    config = project_files.compose_model(project_dir, files)
     ports = {service: free_port() for service in config["services"]}
     override = work / "compose.tier3-host-network.yaml"
     text = "# Test-only override written by the template's tier-3 tests: host network.\n"
     text += yaml.dump(host_network_override(config, ports), Dumper=_Dumper, sort_keys=False)
     override.write_text(text)
-    return Stack(engine, project_dir, name, override, config, ports)
+    return Stack(engine, project_dir, name, override, config, ports, files)
