@@ -121,3 +121,9 @@ def test_missing_row_is_404(client):
     """It answers 404 for an item that does not exist, and for ids no column holds."""
     assert client.get("/items/12345/row").status_code == 404
     assert client.get(f"/items/{2**31}/row").status_code == 404
+
+
+def test_templates_reload_in_development_only(make_app):
+    """It reloads changed templates with APP_ENV=development, and caches them otherwise."""
+    assert make_app(app_env="development").jinja_env.auto_reload
+    assert not make_app(app_env="test").jinja_env.auto_reload

@@ -67,5 +67,7 @@ def item_row(item_id: int):
 
 def init_app(app: Flask) -> None:
     """Serve the pages at /, templates reloaded on change in development."""
-    app.config["TEMPLATES_AUTO_RELOAD"] = app.extensions["settings"].app_env == "development"
+    reload = app.extensions["settings"].app_env == "development"
+    app.config["TEMPLATES_AUTO_RELOAD"] = reload
+    app.jinja_env.auto_reload = reload  # the environment may exist already (CSRF's globals)
     app.register_blueprint(bp)
