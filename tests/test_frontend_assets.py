@@ -67,6 +67,7 @@ def test_bundles_are_minified_without_source_maps(frontend):
     assert "htmx" in script and "window.Alpine" in script and "charCounter" in script
     # htmx must not add its indicator <style>: the policy has no 'unsafe-inline'.
     assert "includeIndicatorStyles:!1" in script
+    assert "request-error" in script  # refused HTMX requests are reported on the page
     assert "[x-cloak]{display:none}" in (static / "style.css").read_text()
 
 

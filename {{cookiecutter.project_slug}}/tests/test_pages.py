@@ -25,6 +25,7 @@ def test_page_lists_items_with_a_form(client):
     assert page.startswith("<!doctype html>")
     assert '<form method="post" action="/items"' in page
     assert 'name="csrf_token"' in page
+    assert '<p id="request-error" class="errors" role="alert" hidden></p>' in page
     assert page.index("newer") < page.index("older")
     assert "(2)" in page
     assert "HX-Request" in response.vary

@@ -27,6 +27,23 @@ document.addEventListener("htmx:configRequest", (event) => {
   }
 });
 
+// A refused or failed request (a stale CSRF token, a rate limit, the server down) says so above
+// the list; the next request hides the message again.
+function showRequestError(text) {
+  const box = document.getElementById("request-error");
+  if (box) {
+    box.textContent = text;
+    box.hidden = !text;
+  }
+}
+document.addEventListener("htmx:beforeRequest", () => showRequestError(""));
+document.addEventListener("htmx:responseError", (event) => {
+  showRequestError(`The request failed (${event.detail.xhr.status}): reload the page and retry.`);
+});
+document.addEventListener("htmx:sendError", () => {
+  showRequestError("The server could not be reached: check the connection and retry.");
+});
+
 // The name field's counter: characters left of the field's maxlength.
 Alpine.data("charCounter", () => ({
   left: 0,
