@@ -20,7 +20,7 @@ from .servers import wait_until
 TIMEOUT = 10
 # Everything selected, and nothing: the counts must hold with and without PostgreSQL and Redis;
 # and granian, which the same folder serves through its own launcher.
-METRICS_COMBINATIONS = ("pg-redis-nginx", "bare", "pg-granian")
+METRICS_COMBINATIONS = ("pg-redis-nginx", "bare", "pg-redis-granian")
 ITEM_ROUTE = "/api/items/<id:item_id>"
 BATCH = 40
 MAX_BATCHES = 10
