@@ -55,14 +55,20 @@ def test_the_document_is_valid_openapi_3_1(client):
 def test_every_route_and_method_is_documented(make_app, app_env):
     """It documents every URL rule of the app (the development page included) and its methods.
 
-    Only static files and the scrapers' /metrics stay out (not published by a public proxy).
+    Only static files, the scrapers' /metrics (not published by a public proxy) and the
+    blueprints of HTML pages stay out.
     """
     app = make_app(app_env=app_env)
     paths = document(app.test_client())["paths"]
     assert {"static", "metrics"} == openapi.UNDOCUMENTED_ENDPOINTS
     assert "/metrics" not in paths
     hidden = openapi.UNDOCUMENTED_ENDPOINTS
-    rules = [rule for rule in app.url_map.iter_rules() if rule.endpoint not in hidden]
+    rules = [
+        rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint not in hidden
+        and rule.endpoint.partition(".")[0] not in openapi.UNDOCUMENTED_BLUEPRINTS
+    ]
     assert ("openapi.docs" in {rule.endpoint for rule in rules}) == (app_env == "development")
     for rule in rules:
         path = PATH_PARAMETER.sub(r"{\1}", rule.rule)

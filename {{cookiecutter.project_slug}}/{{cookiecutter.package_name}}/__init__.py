@@ -9,11 +9,18 @@ from . import (
     celery_app,
 {%- endif %}
     database,
+{%- if cookiecutter.use_frontend == "yes" %}
+    dev_toolbar,
+{%- endif %}
     errors,
     health,
     logs,
     metrics,
     openapi,
+{%- if cookiecutter.use_frontend == "yes" %}
+    page_security,
+    pages,
+{%- endif %}
 {%- if cookiecutter.use_nginx == "yes" %}
     proxy,
 {%- endif %}
@@ -26,7 +33,13 @@ from . import (
 {%- if cookiecutter.use_postgres == "yes" %}
     schema_migrations,
 {%- endif %}
+{%- if cookiecutter.use_frontend == "yes" %}
+    seed,
+{%- endif %}
     sessions,
+{%- if cookiecutter.use_frontend == "yes" %}
+    static_files,
+{%- endif %}
 {%- if cookiecutter.use_celery == "yes" %}
     tasks,
 {%- endif %}
@@ -66,5 +79,12 @@ def create_app(overrides: dict | None = None) -> Flask:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp, url_prefix="/api")
+{%- if cookiecutter.use_frontend == "yes" %}
+    page_security.init_app(app)  # CSRF for every form, the API exempt; the pages' CSP
+    pages.init_app(app)
+    static_files.init_app(app)  # after the pages: it reads the manifest for their templates
+    dev_toolbar.init_app(app)  # development only; last, to relax the policy set above
+    seed.init_app(app)
+{%- endif %}
     openapi.init_app(app)  # documents the routes registered above
     return app

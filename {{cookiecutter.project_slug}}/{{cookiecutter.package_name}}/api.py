@@ -82,6 +82,17 @@ def _invalid(exc: ValidationError):
     return json_error(422, "Unprocessable Content", errors)
 
 
+def add_item(data: ItemIn) -> dict:
+    """Store a new item and return it as stored, then announce it (processing listens)."""
+    item = Item(name=data.name, description=data.description, **initial_state())
+    db.session.add(item)
+    db.session.commit()
+    log.info("item created", extra={"item_id": item.id})
+    stored = item.to_dict()
+    item_created.send(current_app._get_current_object(), item_id=item.id)
+    return stored
+
+
 @bp.post("/items")
 @limit_writes
 def create_item():
@@ -93,14 +104,10 @@ def create_item():
         data = ItemIn.model_validate(body)
     except ValidationError as exc:
         return _invalid(exc)
-    item = Item(name=data.name, description=data.description, **initial_state())
-    db.session.add(item)
-    db.session.commit()
-    log.info("item created", extra={"item_id": item.id})
-    response = jsonify(item.to_dict())
-    item_created.send(current_app._get_current_object(), item_id=item.id)
+    item = add_item(data)
+    response = jsonify(item)
     response.status_code = 201
-    response.headers["Location"] = url_for("api.get_item", item_id=item.id)
+    response.headers["Location"] = url_for("api.get_item", item_id=item["id"])
     return response
 
 

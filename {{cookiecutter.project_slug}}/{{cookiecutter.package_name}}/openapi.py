@@ -27,6 +27,8 @@ CONVERTERS = {"id": {"type": "integer", "minimum": 0}, "int": {"type": "integer"
 # Not the API: static files, and the metrics scrapers read on the app's own port (a public
 # proxy in front answers 404 for them, so the public document must not promise them).
 UNDOCUMENTED_ENDPOINTS = {"static", "metrics"}
+# Not the API either: blueprints of HTML pages and of the development toolbar, when present.
+UNDOCUMENTED_BLUEPRINTS = {"pages", "debugtoolbar", "_debug_toolbar"}
 # Routes the rate limiter skips (rate_limits.py): probes.
 UNLIMITED_BLUEPRINTS = {"health"}
 RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
@@ -190,6 +192,8 @@ def build(app: Flask) -> dict:
         spec.components.header(name, {"schema": {"type": "string"}, **header})
     for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
         if rule.endpoint in UNDOCUMENTED_ENDPOINTS:
+            continue
+        if rule.endpoint.partition(".")[0] in UNDOCUMENTED_BLUEPRINTS:
             continue
         operation = OPERATIONS.get(rule.endpoint)
         if operation is None:

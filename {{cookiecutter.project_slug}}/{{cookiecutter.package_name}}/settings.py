@@ -64,6 +64,11 @@ class Settings(LogSettings):
     celery_requeue_after: int = Field(300, ge=1, le=86400)
     celery_requeue_interval: float = Field(60, ge=1, le=86400)
 {%- endif %}
+{%- if cookiecutter.use_frontend == "yes" %}
+    # Send the session cookie (it holds the pages' CSRF token) over HTTPS only; unset: in
+    # production. Set false only to serve production pages over plain HTTP on a trusted network.
+    session_cookie_secure: bool | None = None
+{%- endif %}
 {%- if cookiecutter.use_nginx == "yes" %}
     # Proxies in front of the app whose X-Forwarded-* it trusts: nginx, one hop.
     trusted_proxies: int = Field(1, ge=0, le=10)

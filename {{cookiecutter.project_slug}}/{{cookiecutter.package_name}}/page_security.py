@@ -1,0 +1,46 @@
+"""Security of the pages: CSRF tokens on every form and HTMX request, cookies, and the CSP.
+
+The JSON API stays exempt from CSRF: it takes no cookies, so a forged cross-site request holds
+no credentials. The Content-Security-Policy is defined here only (no proxy adds one): scripts and
+styles come from this origin, never inline, and nothing is evaluated.
+"""
+
+from flask import Flask, current_app, request
+from flask_wtf.csrf import CSRFProtect
+
+from . import api
+
+csrf = CSRFProtect()
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+# Blueprints whose HTML answers carry the policy.
+PAGE_BLUEPRINTS = {"pages"}
+
+
+def _set_policy(response):
+    """Give every answer of the pages the Content-Security-Policy."""
+    if request.blueprint in PAGE_BLUEPRINTS:
+        response.headers.setdefault(
+            "Content-Security-Policy", current_app.config["CONTENT_SECURITY_POLICY"]
+        )
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Protect forms with CSRF tokens (not the API), harden the cookie, send the policy."""
+    secure = app.extensions["settings"].session_cookie_secure
+    if secure is None:
+        secure = app.extensions["settings"].app_env == "production"
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure,
+        WTF_CSRF_TIME_LIMIT=None,  # a token lives as long as its session cookie
+        CONTENT_SECURITY_POLICY=CONTENT_SECURITY_POLICY,
+    )
+    csrf.init_app(app)
+    csrf.exempt(api.bp)
+    app.after_request(_set_policy)
