@@ -179,13 +179,14 @@ class StandIns:
         return self._python
 
     def bases(self, names: list[str]) -> None:
-        """Tag a stand-in as each base image a Dockerfile names: Node for node, else Python."""
-        python = [name for name in names if repository(name) != "node"]
+        """Tag a stand-in as each base image a Dockerfile names: node, nginx, else Python."""
+        kinds = {name: _base_kind(name) for name in names}
+        python = [name for name, kind in kinds.items() if kind == "python"]
         if python:
             self.python(python)
-        for name in names:
-            if repository(name) == "node":
-                self.service("node", name)
+        for name, kind in kinds.items():
+            if kind != "python":
+                self.service(kind, name)
 
     def service(self, kind: str, name: str) -> str:
         """Tag the stand-in of ``kind`` (postgres, redis, nginx, node) as ``name``; return it."""
@@ -263,6 +264,12 @@ class StandIns:
         started = time.monotonic()
         self.engine.docker(*args, str(context), timeout=BUILD_TIMEOUT, env={"DOCKER_BUILDKIT": "1"})
         log.info("stand-in %s built in %.0f s", tag, time.monotonic() - started)
+
+
+def _base_kind(image: str) -> str:
+    """Return the stand-in of a Dockerfile's base image: node, nginx (a stage), else python."""
+    name = repository(image)
+    return next((kind for kind in ("node", "nginx") if kind in name), "python")
 
 
 def _service_build_args(kind: str, name: str) -> dict[str, str]:
