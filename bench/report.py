@@ -5,6 +5,8 @@ import os
 import platform
 import statistics
 
+import frontend_bench
+
 RECYCLING_DIAGNOSTIC = "all-on, MAX_REQUESTS=1000 (diagnostic)"
 
 TARGETS = {
@@ -528,6 +530,7 @@ def render(bench, results: dict, plan, elapsed_s: float) -> str:
             ],
         ]
     out += celery_section(results.get("celery"))
+    out += frontend_bench.section(results.get("frontend"))
     if bake or matrix:
         out += ["", "## Template", ""]
         if bake:
@@ -565,6 +568,7 @@ def render(bench, results: dict, plan, elapsed_s: float) -> str:
         "workers": "Worker matrix",
         "cold": "Cold start",
         "celery": "Background tasks",
+        "frontend": "Frontend",
     }
     for section, commands in bench.commands.items():
         out += [f"{titles.get(section, section)}:", "", "```bash", *commands, "```", ""]

@@ -31,6 +31,7 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(1, str(BENCH.parent / "tests"))  # combinations: the options
 
 import celery_bench  # noqa: E402
+import frontend_bench  # noqa: E402
 import wrk  # noqa: E402
 from combinations import ALL_ON  # noqa: E402
 from report import RECYCLING_DIAGNOSTIC, render  # noqa: E402
@@ -65,7 +66,18 @@ NGINX_HEADERS = (
     "X-Real-IP: 127.0.0.1",
     "X-Request-ID: 6f1c0e6a2b7d4c5e9a8b3f2d1c0e9a8b",
 )
-PARTS = ("cheap", "nginx", "data", "servers", "workers", "cold", "overhead", "celery", "matrix")
+PARTS = (
+    "cheap",
+    "nginx",
+    "data",
+    "servers",
+    "workers",
+    "cold",
+    "overhead",
+    "celery",
+    "frontend",
+    "matrix",
+)
 
 
 def log(message: str) -> None:
@@ -455,6 +467,51 @@ def measure_nginx(bench: Bench, results: dict, projects: dict, prod: dict) -> No
     bench.stop(server)
 
 
+def measure_frontend(bench: Bench, results: dict, projects: dict, prod: dict) -> None:
+    """Load a digested asset through nginx and from gunicorn, and the page, in turn."""
+    section = "frontend"
+    project = projects["all-on"]
+    static, asset = frontend_bench.digested_asset(project)
+    bench.note(section, "(cd $ALL_ON && make assets)   # npm ci, esbuild, the digest")
+    env = {**prod, "KEEPALIVE": "75"}
+    server = bench.server("all-on", project, env, f"{PACKAGE}:create_app()", section)
+    port = free_port()
+    config = loopback_nginx_config(project, port, server.port, NGINX_STATIC_ROOT=str(static))
+    bench.start(server)
+    nginx = Nginx(bench.root / "nginx-frontend", config, port, workers="auto")
+    bench.cleanups.append(nginx.stop)
+    nginx.start()
+    entry = f"http://127.0.0.1:{port}"
+    wait_for_200(f"{entry}/static/{asset}", 15.0, nginx.process)
+    bench.note(
+        section,
+        "envsubst ... < nginx/templates/default.conf.template   "
+        "# NGINX_STATIC_ROOT=$ALL_ON/my_service/static, upstream on loopback",
+    )
+    path = f"/static/{asset}"
+    gzip = frontend_bench.GZIP
+    targets = [
+        Target("asset through nginx", entry + path, proxy=nginx, headers=gzip),
+        Target("asset from gunicorn", server.base + path, server, headers=gzip),
+        Target("page through nginx", entry + "/", server, nginx),
+        Target("page from gunicorn", server.base + "/", server),
+    ]
+    loads = [frontend_bench.load_average()]
+    bench.load(targets, bench.plan.duration_s, section, bench.plan.pair_rounds)
+    loads.append(frontend_bench.load_average())
+    results["frontend"] = {
+        "targets": targets,
+        "asset": asset,
+        "plain_bytes": (static / asset).stat().st_size,
+        "gzip_bytes": (static / f"{asset}.gz").stat().st_size,
+        "rounds": bench.plan.pair_rounds,
+        "loads": loads,
+    }
+    nginx.stop()
+    bench.cleanups.remove(nginx.stop)
+    bench.stop(server)
+
+
 def measure_data(bench: Bench, results: dict, projects: dict, prod: dict) -> None:
     """Load item reads from PostgreSQL (no cache) and Redis (cache hits), each vs /healthz."""
     section = "data"
@@ -692,6 +749,20 @@ def write_report(bench: Bench, results: dict, out: Path, plan: Plan, started: fl
     log(f"wrote {out}")
 
 
+def splice_section(out: Path, lines: list[str]) -> None:
+    """Replace one "## " section of an existing report with ``lines`` (added before Template)."""
+    text = out.read_text() if out.is_file() else "# Benchmarks\n"
+    title = lines[1]
+    start = text.find(f"\n{title}\n")
+    if start < 0:
+        start = end = text.find("\n## Template\n") if "\n## Template\n" in text else len(text)
+    else:
+        following = text.find("\n## ", start + len(title) + 2)
+        end = following if following >= 0 else len(text)
+    out.write_text(text[:start].rstrip("\n") + "\n" + "\n".join(lines) + "\n" + text[end:])
+    log(f"wrote its section into {out}")
+
+
 def note_setup(bench: Bench) -> None:
     """Record how PostgreSQL, Redis and the production environment were set up."""
     pg = f"runuser -u pgtest -- {postgres_bin()}/"
@@ -789,6 +860,7 @@ def main() -> int:
             ("cold", lambda: measure_cold_start(bench, results, projects, prod, worker)),
             ("overhead", lambda: measure_overhead(bench, results, projects, prod)),
             ("celery", lambda: measure_celery(bench, results, projects, prod)),
+            ("frontend", lambda: measure_frontend(bench, results, projects, prod)),
         ):
             if part in parts:
                 run()
@@ -796,7 +868,11 @@ def main() -> int:
         if plan.run_matrix and "matrix" in parts:
             measure_matrix(bench, results)
         measure_docker(results)
-        write_report(bench, results, args.out, plan, started)
+        if parts == {"frontend"}:  # its section alone, into the report already there
+            lines = frontend_bench.section(results["frontend"], bench.commands["frontend"])
+            splice_section(args.out, lines)
+        else:
+            write_report(bench, results, args.out, plan, started)
     finally:
         bench.close()
         shutil.rmtree(root, ignore_errors=True)

@@ -46,6 +46,9 @@ def clean_env() -> dict:
 # because the xdist controller loads only this conftest.
 REPORT_PROPERTY = "tier3_report"
 _report_lines: list[str] = []
+# Files a test keeps for people to look at (the browser's screenshots), listed after the run.
+ARTEFACT_PROPERTY = "artefact"
+_artefacts: list[str] = []
 
 
 def pytest_runtest_logreport(report) -> None:
@@ -54,6 +57,11 @@ def pytest_runtest_logreport(report) -> None:
         _report_lines.extend(
             value for name, value in report.user_properties if name == REPORT_PROPERTY
         )
+        _artefacts.extend(
+            f"{report.nodeid}: {value}"
+            for name, value in report.user_properties
+            if name == ARTEFACT_PROPERTY
+        )
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
@@ -61,4 +69,8 @@ def pytest_terminal_summary(terminalreporter) -> None:
     if _report_lines:
         terminalreporter.section("tier 3: Docker builds and image sizes (stand-in base images)")
         for line in sorted(_report_lines):
+            terminalreporter.write_line(line)
+    if _artefacts:
+        terminalreporter.section("test artefacts (screenshots of the browser tests)")
+        for line in sorted(_artefacts):
             terminalreporter.write_line(line)

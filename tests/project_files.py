@@ -66,6 +66,14 @@ def base_images(source: Path | str) -> list[str]:
     return images
 
 
+def stage_base(source: Path | str, stage: str) -> str:
+    """Return the image a named stage is built FROM, ARG defaults resolved."""
+    for words, image in zip(_from_words(source), dockerfile(source).parent_images, strict=True):
+        if len(words) == 3 and words[2].lower() == stage.lower():
+            return image
+    raise LookupError(f"no stage {stage!r} in the Dockerfile")
+
+
 def _from_words(source: Path | str) -> list[list[str]]:
     """Return each FROM's words without its --flags (image, and "AS name" when given)."""
     return [
@@ -160,14 +168,30 @@ def compose_model(
     return json.loads(result.stdout)
 
 
+def runs_the_app(service: dict) -> bool:
+    """Say whether a service runs the app: the Dockerfile's final stage (no other target)."""
+    return "build" in service and not service["build"].get("target")
+
+
 def app_services(model: dict) -> dict[str, dict]:
     """Return the services built from the project's own Dockerfile (they run the app)."""
-    return {name: service for name, service in model["services"].items() if "build" in service}
+    return {name: service for name, service in model["services"].items() if runs_the_app(service)}
 
 
 def pulled_services(model: dict) -> dict[str, dict]:
-    """Return the services that run a published image (databases, caches, proxies)."""
-    return {name: service for name, service in model["services"].items() if "build" not in service}
+    """Return the services that do not run the app (published images, nginx built on one)."""
+    return {
+        name: service for name, service in model["services"].items() if not runs_the_app(service)
+    }
+
+
+def stage_services(model: dict) -> dict[str, dict]:
+    """Return the services built from another stage of the Dockerfile (nginx with the assets)."""
+    return {
+        name: service
+        for name, service in model["services"].items()
+        if "build" in service and not runs_the_app(service)
+    }
 
 
 def is_one_shot(service: dict) -> bool:

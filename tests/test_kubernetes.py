@@ -162,7 +162,14 @@ def facts(project, clean_env, tmp_path_factory):
             }
             proxy = project_files.proxy_service(compose)
             if proxy:
-                found[combo.id]["compose_nginx"] = compose["services"][proxy]
+                found[combo.id]["compose_nginx"] = nginx = compose["services"][proxy]
+                # nginx built from a Dockerfile stage (with the assets) runs that stage's base.
+                target = (nginx.get("build") or {}).get("target")
+                found[combo.id]["nginx_image"] = (
+                    project_files.stage_base(root / "Dockerfile", target)
+                    if target
+                    else nginx["image"]
+                )
                 found[combo.id]["nginx_template"] = (
                     root / "nginx/templates/default.conf.template"
                 ).read_text()
@@ -425,8 +432,8 @@ def check_nginx(docs: list[dict], facts: dict) -> list[str]:
     if nginx not in spec.get("initContainers", []) or nginx.get("restartPolicy") != "Always":
         problems.append("nginx: not a native sidecar (initContainers, restartPolicy Always)")
     compose = facts["compose_nginx"]
-    if nginx["image"] != compose["image"]:
-        problems.append(f"nginx: image {nginx['image']} differs from compose's {compose['image']}")
+    if nginx["image"] != facts["nginx_image"]:
+        problems.append(f"nginx: image {nginx['image']} is not compose's {facts['nginx_image']}")
     env = {item["name"]: item.get("value") for item in nginx.get("env", [])}
     expected = {key: str(value) for key, value in compose["environment"].items()}
     expected.update(NGINX_UPSTREAM_HOST="127.0.0.1", NGINX_UPSTREAM_PORT=str(facts["port"]))
@@ -446,6 +453,8 @@ def check_nginx(docs: list[dict], facts: dict) -> list[str]:
         problems.append("nginx: /etc/nginx/templates does not hold the project's template")
     if not {"/tmp", "/etc/nginx/conf.d"} <= set(mounts):
         problems.append("nginx: /tmp or /etc/nginx/conf.d is not writable")
+    if env.get("NGINX_STATIC_ROOT"):
+        problems += check_static_copy(spec, nginx, env["NGINX_STATIC_ROOT"], facts)
     health = re.findall(r"location\s*=\s*(/\S+)", template)
     for probe in PROBES:
         action = nginx.get(probe, {}).get("httpGet", {})
@@ -457,6 +466,23 @@ def check_nginx(docs: list[dict], facts: dict) -> list[str]:
     if idle and not any(k and int(k) > int(idle.group(1)) for k in keepalive):
         problems.append(f"app: KEEPALIVE is not above nginx's keepalive_timeout {idle.group(1)}s")
     return problems
+
+
+def check_static_copy(spec: dict, nginx: dict, root: str, facts: dict) -> list[str]:
+    """nginx serves /static/ from a volume an init container fills from the app's own image."""
+    (mount,) = [m for m in nginx.get("volumeMounts", []) if m["mountPath"] == root] or [None]
+    if mount is None:
+        return [f"nginx: nothing is mounted at NGINX_STATIC_ROOT {root}"]
+    before = spec["initContainers"][: spec["initContainers"].index(nginx)]
+    fillers = [
+        c
+        for c in before
+        if c["image"].rpartition(":")[0].split("/")[-1] == facts["slug"]
+        and any(m["name"] == mount["name"] for m in c.get("volumeMounts", []))
+    ]
+    if len(fillers) != 1 or not any("/static" in word for word in fillers[0].get("command", [])):
+        return [f"nginx: no init container copies the app image's static files to {root}"]
+    return []
 
 
 def entry_port(deployment: dict, facts: dict) -> int:

@@ -195,7 +195,19 @@ def test_dockerfile_pins_the_chosen_python_image(bake, combo, template_dir):
     assert re.search(rf"^ARG PYTHON_IMAGE={re.escape(expected)}$", text, re.M)
     assert "-slim-" in expected
     froms = [args for keyword, args in project.instructions(text) if keyword == "FROM"]
-    assert froms == ["${PYTHON_IMAGE} AS builder", "${PYTHON_IMAGE}"]
+    expected = ["${PYTHON_IMAGE} AS builder", "${PYTHON_IMAGE}"]
+    if combo.selected("use_frontend"):
+        # The assets' Node stage, pinned the same way; the digest runs on the builder's venv.
+        assert re.search(r"^ARG NODE_IMAGE=node:\d+\.\d+\.\d+-bookworm-slim$", text, re.M)
+        nginx = ["${NGINX_IMAGE} AS nginx"] if combo.selected("use_nginx") else []
+        expected = [
+            "${NODE_IMAGE} AS assets",
+            expected[0],
+            "builder AS digest",
+            *nginx,
+            expected[1],
+        ]
+    assert froms == expected
     assert not text.startswith("# syntax=")  # BuildKit would try to pull a frontend
 
 
@@ -211,6 +223,9 @@ def test_final_stage_holds_only_the_runtime(bake, combo):
     assert copies[0] == "--from=builder /opt/venv /opt/venv"
     sources = {args.split()[0] for args in copies[1:]}
     expected = {package}
+    if combo.selected("use_frontend"):  # the built, digested assets: never Node or sources
+        assert f"--from=digest /src/{package}/static ./{package}/static" in copies
+        expected.add("--from=digest")
     if combo.selected("app_server=gunicorn"):
         expected.add("gunicorn.conf.py")
     if combo.selected("use_postgres"):
@@ -233,7 +248,8 @@ def test_requirements_are_installed_before_the_code_is_copied(bake, combo):
     """It installs the hash lock alone, hashes required, without pip cache, in the builder stage."""
     instructions = project.instructions(bake(combo))
     froms = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
-    builder = instructions[froms[0] : froms[1]]
+    (start,) = [i for i in froms if instructions[i][1].endswith(" AS builder")]
+    builder = instructions[start : froms[froms.index(start) + 1]]
     runs = [args for keyword, args in builder if keyword == "RUN"]
     (install,) = [args for args in runs if args.startswith("pip ") and " install " in args]
     assert "--python /opt/venv/bin/python" in install
@@ -488,6 +504,29 @@ def test_dev_override_adds_reload_and_stays_out_of_production(bake, combo):
         assert watched == ([(str(package), "restart")] if name in celery else []), name
     up_dev = "--watch" in (root / "Makefile").read_text().split("\nup-dev:")[1].split("\n")[1]
     assert up_dev == bool(celery)
+
+
+@pytest.mark.parametrize("combo", params())
+def test_dev_override_rebuilds_the_assets_in_watch_mode(bake, combo):
+    """It runs esbuild's watch (the Node stage) in development only, into the served folder."""
+    root = bake(combo)
+    dev = project.compose_model(root, ("compose.yaml", "compose.dev.yaml"))["services"]
+    watchers = [s for s in dev.values() if (s.get("build") or {}).get("target") == "assets"]
+    assert len(watchers) == (1 if combo.selected("use_frontend") else 0)
+    static = str(root / project.package_name(root) / "static")
+    for watcher in watchers:
+        assert watcher["command"] == ["npm", "run", "watch"]
+        mounts = {v["target"]: v for v in watcher["volumes"]}
+        assert mounts[f"/src/{project.package_name(root)}/static"]["source"] == static
+        assert all(m["read_only"] for t, m in mounts.items() if "/static" not in t)
+    if watchers and combo.selected("use_nginx"):  # nginx serves the rebuilt files too
+        proxy = project.proxy_service(production(root))
+        mounts = {v["target"]: v for v in dev[proxy]["volumes"]}
+        assert mounts["/srv/static"]["source"] == static and mounts["/srv/static"]["read_only"]
+    assert all(
+        "target" not in (s.get("build") or {}) or s["build"]["target"] != "assets"
+        for s in production(root)["services"].values()
+    )
 
 
 @pytest.mark.parametrize("combo", params(NGINX_COMBOS))

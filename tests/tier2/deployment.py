@@ -12,7 +12,9 @@ from pathlib import Path
 import project_files
 from combinations import SERVED, Combination
 
+from . import frontend
 from .servers import (
+    NGINX_TEMPLATE,
     ImageRecipe,
     Interpreter,
     Nginx,
@@ -26,6 +28,7 @@ from .servers import (
     owned_dir,
     runtime_venv,
     stop_all,
+    template_variables,
     write_env_file,
 )
 
@@ -60,10 +63,12 @@ class Deployment:
         """Lay out the image's files read-only and its runtime venv; claim a database and index."""
         self.recipe = ImageRecipe.read(self.bake)
         self.compose = project_files.compose_model(self.bake)
-        self.tree = self.recipe.build_tree(self.bake, self.root / "app")
         self.bin = runtime_venv(
             self.interpreter, self.bake / "requirements.txt", self.root / "venv"
         )
+        if frontend.has_assets(self.bake):  # built into the bake, as the image's stages do
+            frontend.build_assets(self.bake)
+        self.tree = self.recipe.build_tree(self.bake, self.root / "app")
         owned_dir(self.root / "data")
         if self.postgres is not None:
             self.database = self.postgres.create_database(self.combo.id)
@@ -150,7 +155,11 @@ class Deployment:
     def start_nginx(self) -> Nginx:
         """Render the generated nginx template for the loopback upstream and start nginx."""
         port = free_port()
-        config = loopback_nginx_config(self.bake, port, self.service.port)
+        # nginx serves /static/ from the image's copy of the built assets: the tree's.
+        static = {"NGINX_STATIC_ROOT": str(self.tree / self.package / "static")}
+        if "NGINX_STATIC_ROOT" not in template_variables((self.bake / NGINX_TEMPLATE).read_text()):
+            static = {}
+        config = loopback_nginx_config(self.bake, port, self.service.port, **static)
         nginx = Nginx(self.root / "nginx", config, port)
         code, output = nginx.check()
         assert code == 0, f"nginx -t failed:\n{output}"

@@ -73,7 +73,7 @@ def app_image(engine, standins, bake, tmp_path_factory):
         if combo.id not in builds:
             folder = tmp_path_factory.mktemp(f"context-{combo.id}")
             context = prepare_context(bake(combo), folder / "project")
-            standins.python(base_images(context / "Dockerfile"))
+            standins.bases(base_images(context / "Dockerfile"))
             tag = f"fst3-app:{combo.id}"
             seconds, output = build_image(engine, context, tag)
             log.info("built %s in %.1f s", tag, seconds)

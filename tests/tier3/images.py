@@ -30,10 +30,18 @@ class Build:
 
 
 def build_image(
-    engine: DockerEngine, context: Path, tag: str, *, classic: bool = False, no_cache: bool = False
+    engine: DockerEngine,
+    context: Path,
+    tag: str,
+    *,
+    classic: bool = False,
+    no_cache: bool = False,
+    target: str | None = None,
 ) -> tuple[float, str]:
     """Build a project folder's Dockerfile on host networking; return seconds and all output."""
     args = ["build", "--network", "host", "-t", tag]
+    if target:
+        args += ["--target", target]
     if no_cache:
         args.append("--no-cache")
     if not classic:

@@ -23,13 +23,20 @@ class Reply:
 
 
 def request(
-    port: int, method: str, path: str, body: dict | None = None, timeout: float = 10
+    port: int,
+    method: str,
+    path: str,
+    body: dict | None = None,
+    timeout: float = 10,
+    headers: dict[str, str] | None = None,
 ) -> Reply:
     """Send one request to 127.0.0.1:port and return the reply."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         payload = None if body is None else json.dumps(body).encode()
-        headers = {} if body is None else {"Content-Type": "application/json"}
+        headers = dict(headers or {})
+        if body is not None:
+            headers["Content-Type"] = "application/json"
         connection.request(method, path, body=payload, headers=headers)
         response = connection.getresponse()
         return Reply(

@@ -39,8 +39,8 @@ _Dumper.add_representer(_Reset, lambda dumper, _: dumper.represent_sequence("!re
 
 
 def kind_of(name: str, service: dict) -> str:
-    """Return "app" for a service built from the project, else its stand-in kind."""
-    return "app" if "build" in service else stand_in_kind(service["image"])
+    """Return "app" for a service running the project's image, else its stand-in kind."""
+    return "app" if project_files.runs_the_app(service) else stand_in_kind(service["image"])
 
 
 def original_port(name: str, service: dict) -> int:

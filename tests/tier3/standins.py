@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from .engine import DockerEngine
-from .project import major_version
+from .project import major_version, repository
 
 log = logging.getLogger("tier3")
 
@@ -37,6 +37,8 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 APT_SOURCE_FILES = ("sources.list", "sources.list.d/debian.sources")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 LABEL = "flask-service-tier3"
+# Stand-ins whose package manager reaches a registry while the app image builds (npm ci).
+NEEDS_CA_BUNDLE = ("node",)
 DEBOOTSTRAP_TIMEOUT = 900
 BUILD_TIMEOUT = 900
 
@@ -176,8 +178,18 @@ class StandIns:
             log.info("stand-in: %s is Debian bookworm's Python 3.11, not the official image", name)
         return self._python
 
+    def bases(self, names: list[str]) -> None:
+        """Tag a stand-in as each base image a Dockerfile names: node, nginx, else Python."""
+        kinds = {name: _base_kind(name) for name in names}
+        python = [name for name, kind in kinds.items() if kind == "python"]
+        if python:
+            self.python(python)
+        for name, kind in kinds.items():
+            if kind != "python":
+                self.service(kind, name)
+
     def service(self, kind: str, name: str) -> str:
-        """Tag the stand-in of ``kind`` (postgres, redis, nginx) as ``name``; return its tag."""
+        """Tag the stand-in of ``kind`` (postgres, redis, nginx, node) as ``name``; return it."""
         build_args = _service_build_args(kind, name)
         key = recipe_digest(
             kind, self.rootfs_key, *(f"{k}={v}" for k, v in sorted(build_args.items()))
@@ -232,6 +244,8 @@ class StandIns:
                 target = Path(work) / "apt-sources" / relative
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text)
+            if kind in NEEDS_CA_BUNDLE:
+                shutil.copyfile(HOST_CA_BUNDLE, Path(work) / "ca-certificates.crt")
             self._build(kind, tag, Path(work), build_args)
         partial = self.cache / f".{kind}-{key}.tar.partial-{os.getpid()}"
         self.engine.docker("save", "--output", str(partial), tag, timeout=BUILD_TIMEOUT)
@@ -250,6 +264,12 @@ class StandIns:
         started = time.monotonic()
         self.engine.docker(*args, str(context), timeout=BUILD_TIMEOUT, env={"DOCKER_BUILDKIT": "1"})
         log.info("stand-in %s built in %.0f s", tag, time.monotonic() - started)
+
+
+def _base_kind(image: str) -> str:
+    """Return the stand-in of a Dockerfile's base image: node, nginx (a stage), else python."""
+    name = repository(image)
+    return next((kind for kind in ("node", "nginx") if kind in name), "python")
 
 
 def _service_build_args(kind: str, name: str) -> dict[str, str]:

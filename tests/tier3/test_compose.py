@@ -8,10 +8,12 @@ from datetime import datetime
 import project_files
 import pytest
 
+from .images import build_image
 from .matrix import distinct_combinations, docker_params
 from .net import request
 from .project import pulled_services, service_image, stand_in_kind
 from .stack import Stack, open_stack
+from .test_frontend import assert_page_and_assets_served
 
 READY_TIMEOUT = 60
 PROCESSED_TIMEOUT = 60  # seconds for the worker container to process a posted item
@@ -63,9 +65,11 @@ def stack(combo, engine, standins, app_image, tmp_path):
     """Prepare a combination's compose stack on the host network; take it down (with data) after."""
     build = app_image(combo)
     stack = open_stack(engine, build.context, f"fst3-{combo.id}", tmp_path)
-    for name in stack.config["services"]:
+    for name, service in stack.config["services"].items():
         image = service_image(stack.config, name)
-        if name in pulled_services(stack.config):
+        if name in project_files.stage_services(stack.config):  # nginx with the built assets
+            build_image(engine, build.context, image, target=service["build"]["target"])
+        elif name in pulled_services(stack.config):
             standins.service(stand_in_kind(image), image)
         else:
             engine.docker("tag", build.tag, image)
@@ -126,6 +130,8 @@ def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, report):
         assert port != stack.ports[web]
         assert second.headers.get("x-content-type-options") == "nosniff", "not served through nginx"
         assert request(port, "GET", "/metrics").status == 404, "nginx publishes /metrics"
+    if combo.selected("use_frontend"):
+        assert_page_and_assets_served(port, through_nginx=combo.selected("use_nginx"))
     # The workers' metrics folder is the read-only container's tmpfs: /metrics sums what they wrote.
     metrics = request(stack.ports[web], "GET", "/metrics")
     assert metrics.status == 200, metrics

@@ -173,7 +173,7 @@ def test_code_change_rebuild_reuses_dependency_layers(
     chosen = BY_ID[LAYER_CACHE_COMBO]
     context = prepare_context(bake(chosen), tmp_path / "project")
     dockerfile = context / "Dockerfile"
-    standins.python(base_images(dockerfile))
+    standins.bases(base_images(dockerfile))
     classic = builder == "classic"
     cold, cold_output = build_image(
         engine, context, f"fst3-cache:{builder}-cold", classic=classic, no_cache=True

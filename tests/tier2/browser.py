@@ -1,0 +1,177 @@
+"""A real headless browser for tier 2: Debian's Chromium driven by Selenium, loopback only.
+
+No driver or browser is downloaded: Selenium talks to /usr/bin/chromedriver, which starts
+/usr/bin/chromium (.ci/run installs both). Every host name resolves to nothing and no proxy is
+used, so the page can only reach 127.0.0.1. The harness keeps the console (``goog:loggingPrefs``)
+and every Content-Security-Policy violation (a ``securitypolicyviolation`` listener installed
+before the page's own scripts, plus the console's entries: "... violates the following Content
+Security Policy directive ..." in Chromium 156, "Refused to ..." in older ones), waits only
+within bounds, and saves screenshots as test artefacts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.webdriver.chrome.service import Service as DriverService
+from selenium.webdriver.support.ui import WebDriverWait
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+PAGE_LOAD_TIMEOUT = 60.0
+WAIT_TIMEOUT = 30.0
+WINDOW = "1280,900"
+FLAGS = (
+    "--headless=new",
+    "--no-sandbox",  # root in CI; the page comes from the service under test only
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--no-proxy-server",
+    # Only IP literals connect: any name (a CDN, a font host) fails, so the test sees it.
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE ::1",
+)
+# Runs in every new document before its own scripts; CSP never applies to it.
+CSP_LISTENER = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', (event) => {
+  window.__cspViolations.push({directive: event.violatedDirective, blocked: event.blockedURI,
+                               source: event.sourceFile, line: event.lineNumber});
+});
+"""
+
+
+class BrowserError(RuntimeError):
+    """The browser could not start or did not reach a state in time."""
+
+
+def _check_installed() -> None:
+    """Fail clearly when Chromium or its driver is not installed (never download one)."""
+    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]
+    if missing:
+        needed = "apt-get install chromium chromium-driver"
+        raise BrowserError(f"missing {', '.join(missing)}: {needed}")
+
+
+def _options(profile: Path) -> webdriver.ChromeOptions:
+    """Return Chromium's options: headless, loopback only, console kept, own profile."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={WINDOW}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # Selenium's own connection to chromedriver stays off any proxy the environment names. The
+    # replacement it suggests (a ClientConfig) is not accepted by webdriver.Chrome in 4.50.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        options.ignore_local_proxy_environment_variables()
+    return options
+
+
+def _is_csp_message(entry: dict) -> bool:
+    """Say whether a console entry reports a CSP violation (wording varies across versions)."""
+    message = entry["message"]
+    return "Content Security Policy" in message or message.startswith("Refused to")
+
+
+class Browser:
+    """One headless Chromium session; console entries accumulate across reads."""
+
+    def __init__(self, artefacts: Path) -> None:
+        """Prepare a session that saves its screenshots under ``artefacts``."""
+        self.artefacts = artefacts
+        self.console: list[dict] = []
+        self.driver: webdriver.Chrome | None = None
+        self._profile: Path | None = None
+
+    def start(self) -> Browser:
+        """Start chromedriver and Chromium, with the CSP listener registered for every page."""
+        _check_installed()
+        self._profile = Path(tempfile.mkdtemp(prefix="chromium-profile-"))
+        self.artefacts.mkdir(parents=True, exist_ok=True)
+        service = DriverService(
+            executable_path=str(CHROMEDRIVER), log_output=str(self.artefacts / "chromedriver.log")
+        )
+        try:
+            self.driver = webdriver.Chrome(service=service, options=_options(self._profile))
+        except WebDriverException as exc:
+            self.quit()
+            raise BrowserError(f"Chromium did not start: {exc.msg}") from exc
+        self.driver.set_page_load_timeout(PAGE_LOAD_TIMEOUT)
+        self.driver.set_script_timeout(WAIT_TIMEOUT)
+        self.driver.execute_cdp_cmd(
+            "Page.addScriptToEvaluateOnNewDocument", {"source": CSP_LISTENER}
+        )
+        return self
+
+    def quit(self) -> None:
+        """Stop Chromium and its driver, and remove the profile."""
+        if self.driver is not None:
+            with contextlib.suppress(WebDriverException):
+                self.driver.quit()
+            self.driver = None
+        if self._profile is not None:
+            shutil.rmtree(self._profile, ignore_errors=True)
+
+    def open(self, url: str) -> None:
+        """Load ``url`` (a loopback address) and wait for the document to finish loading."""
+        if not url.startswith(("http://127.0.0.1:", "http://[::1]:")):
+            raise BrowserError(f"the browser only visits loopback addresses, not {url}")
+        self.driver.get(url)
+        self.wait(lambda d: d.execute_script("return document.readyState") == "complete", "load")
+
+    def wait(self, condition: Callable[[webdriver.Chrome], object], what: str) -> object:
+        """Wait at most WAIT_TIMEOUT seconds for ``condition``; raise naming ``what``."""
+        try:
+            return WebDriverWait(self.driver, WAIT_TIMEOUT, poll_frequency=0.1).until(condition)
+        except TimeoutException:
+            shot = self.screenshot("timeout")
+            raise BrowserError(
+                f"{what} not reached within {WAIT_TIMEOUT}s (screenshot {shot})"
+            ) from None
+
+    def read_console(self) -> list[dict]:
+        """Collect the console entries logged since the last read; return all of them."""
+        self.console += self.driver.get_log("browser")
+        return self.console
+
+    def console_errors(self) -> list[str]:
+        """Return every console message at SEVERE level (errors, refused loads, CSP)."""
+        return [e["message"] for e in self.read_console() if e["level"] == "SEVERE"]
+
+    def csp_violations(self) -> list[str]:
+        """Return the page's CSP violations: listener events and the console's CSP entries."""
+        events = self.driver.execute_script("return window.__cspViolations || []")
+        found = [
+            f"{e['directive']} blocked {e['blocked']} ({e['source']}:{e['line']})" for e in events
+        ]
+        found += [e["message"] for e in self.read_console() if _is_csp_message(e)]
+        return found
+
+    def screenshot(self, name: str) -> Path:
+        """Save the current page as ``<artefacts>/<name>.png``; return its path."""
+        path = self.artefacts / f"{name}.png"
+        if not self.driver.save_screenshot(str(path)):
+            raise BrowserError(f"Chromium did not save a screenshot to {path}")
+        return path
+
+
+@contextlib.contextmanager
+def browser(artefacts: Path) -> Iterator[Browser]:
+    """Run one browser session, stopped at the end whatever happens."""
+    session = Browser(artefacts)
+    try:
+        yield session.start()
+    finally:
+        session.quit()

@@ -1,0 +1,129 @@
+"""Tier 2: the pages and their digested assets, served natively (nginx in front when selected).
+
+The bake's assets are built by its Dockerfile's own steps (tests/tier2/frontend.py); nginx
+serves them from the app's tree as its image does from its copy. A real headless Chromium then
+uses the page through the entry point: no console error, no CSP violation, and an item created
+through the form with HTMX appears in the list without a full page load.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import uuid
+
+import pytest
+import requests
+from selenium.webdriver.common.by import By
+
+from . import frontend
+from .browser import browser
+from .test_served import each
+
+TIMEOUT = 10
+IMMUTABLE = "public, max-age=31536000, immutable"
+ARTEFACT_PROPERTY = "artefact"  # listed after the run by tests/conftest.py
+ASSET_URL = re.compile(r'(?:href|src)="(/static/[^"]+)"')
+DIGESTED = re.compile(r"-[0-9a-f]{32}\.(js|css)$")
+
+
+def page_assets(entry: str) -> list[str]:
+    """Return the asset URLs the page at ``/`` references."""
+    page = requests.get(f"{entry}/", timeout=TIMEOUT)
+    assert page.status_code == 200, page.text[:500]
+    assert page.headers["Content-Type"].startswith("text/html")
+    return ASSET_URL.findall(page.text)
+
+
+def static_requests(deployment, since: int) -> list[str]:
+    """Return the paths under /static/ the app server logged since ``since``."""
+    lines = [json.loads(line) for line in deployment.service.lines(since) if line.startswith("{")]
+    return [
+        line.get("path", "")
+        for line in lines
+        if line.get("logger") == deployment.access_logger
+        and str(line.get("path", "")).startswith("/static/")
+    ]
+
+
+@each("use_frontend")
+def test_the_page_references_only_digested_assets_that_exist(deployment):
+    """It links every asset by its digested name, as the digest manifest lists it."""
+    assets = page_assets(deployment.entry)
+    static = frontend.static_dir(deployment.bake)
+    digested = set(frontend.digested_files(static).values())
+    assert assets and all(DIGESTED.search(url) for url in assets), assets
+    assert {url.removeprefix("/static/") for url in assets} <= digested
+
+
+@each("use_frontend", "use_nginx")
+def test_nginx_serves_each_asset_immutable_and_gzipped_without_the_app(deployment):
+    """It serves every asset itself with the year-long cache and its .gz variant, app untouched."""
+    since = deployment.service.mark()
+    static = frontend.static_dir(deployment.bake)
+    for url in page_assets(deployment.entry):
+        plain = requests.get(
+            deployment.entry + url, headers={"Accept-Encoding": "identity"}, timeout=TIMEOUT
+        )
+        assert plain.status_code == 200, url
+        assert plain.headers["Cache-Control"] == IMMUTABLE, plain.headers
+        assert plain.content == (static / url.removeprefix("/static/")).read_bytes()
+        zipped = requests.get(
+            deployment.entry + url,
+            headers={"Accept-Encoding": "gzip"},
+            stream=True,
+            timeout=TIMEOUT,
+        )
+        assert zipped.headers.get("Content-Encoding") == "gzip", zipped.headers
+        assert zipped.headers["Cache-Control"] == IMMUTABLE
+        assert gzip.decompress(zipped.raw.read()) == plain.content
+        assert "Content-Security-Policy" in plain.headers  # the default one, nginx's only
+    assert static_requests(deployment, since) == []
+
+
+@each("use_frontend", "use_nginx")
+def test_an_unknown_hashed_file_is_a_404_from_nginx(deployment):
+    """It answers 404 itself for a digested name that does not exist, not cached, app untouched."""
+    since = deployment.service.mark()
+    url = f"{deployment.entry}/static/app-{uuid.uuid4().hex}.js"
+    missing = requests.get(url, timeout=TIMEOUT)
+    assert missing.status_code == 404
+    assert missing.json()["error"]["status"] == 404
+    assert "immutable" not in missing.headers.get("Cache-Control", "")
+    assert static_requests(deployment, since) == []
+
+
+@each("use_frontend", "use_nginx")
+def test_the_page_carries_one_content_security_policy(deployment):
+    """It passes the app's policy on the page and adds no second one (the API keeps nginx's)."""
+    page = requests.get(f"{deployment.entry}/", timeout=TIMEOUT)
+    policies = page.raw.headers.getlist("Content-Security-Policy")
+    assert len(policies) == 1 and "script-src 'self'" in policies[0], policies
+    api = requests.get(f"{deployment.entry}/api/items", timeout=TIMEOUT)
+    assert api.raw.headers.getlist("Content-Security-Policy") == [
+        "default-src 'none'; frame-ancestors 'none'"
+    ]
+
+
+@pytest.mark.timeout(300)
+@each("use_frontend")
+def test_a_browser_creates_an_item_with_htmx_without_a_page_load(
+    deployment, tmp_path, record_property
+):
+    """It loads the page, adds an item through the form in place, with no error or CSP report."""
+    name = f"browser-{uuid.uuid4().hex[:8]}"
+    with browser(tmp_path / "artefacts") as session:
+        session.open(f"{deployment.entry}/")
+        session.wait(lambda d: d.execute_script("return !!window.htmx"), "htmx loaded")
+        session.driver.execute_script("window.__sameDocument = true")
+        session.driver.find_element(By.ID, "name").send_keys(name)
+        session.driver.find_element(By.ID, "description").send_keys("made in a browser")
+        session.driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        session.wait(lambda d: name in d.find_element(By.ID, "items").text, "the new item listed")
+        shot = session.screenshot("page-after-htmx-create")
+        record_property(ARTEFACT_PROPERTY, str(shot))
+        assert session.driver.execute_script("return window.__sameDocument === true")
+        assert session.csp_violations() == []
+        assert session.console_errors() == []
+    assert deployment.query("SELECT count(*) FROM items WHERE name = ?", name)[0][0] == 1
