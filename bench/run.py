@@ -291,7 +291,8 @@ def _quote(value: str) -> str:
 def worker_settings(project: Path, env: dict) -> dict:
     """Return the worker settings the generated gunicorn.conf.py resolves to in ``env``."""
     code = (
-        f"from {PACKAGE}.server import load_server_settings as load; s = load(); import json; "
+        f"from {PACKAGE}.gunicorn_settings import load_gunicorn_settings as load; s = load(); "
+        "import json; "
         "print(json.dumps({'workers': s.workers(), 'worker_class': s.worker_class, "
         "'threads': s.web_threads, 'keepalive': s.keepalive, 'max_requests': s.max_requests, "
         "'max_requests_jitter': s.max_requests_jitter, "
