@@ -1,6 +1,6 @@
 """Benchmark the generated service against reference apps, interleaved; write docs/benchmarks.md.
 
-    python bench/run.py            full run (about 12 minutes on 2 cores)
+    python bench/run.py            full run (about 25 minutes on 2 cores), with the README table
     python bench/run.py --quick    smoke run (about 3 minutes): 1 round, short loads, no tier-1
 
 Every comparison runs its servers side by side and loads them in turn (A B A B ...), so slow
@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import json
 import os
+import pickle
 import re
 import secrets
 import shutil
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ sys.path.insert(1, str(BENCH.parent / "tests"))  # combinations: the options
 
 import celery_bench  # noqa: E402
 import frontend_bench  # noqa: E402
+import performance  # noqa: E402
 import wrk  # noqa: E402
 from combinations import ALL_ON  # noqa: E402
 from report import RECYCLING_DIAGNOSTIC, render  # noqa: E402
@@ -44,10 +47,14 @@ from services import (  # noqa: E402
     free_port,
     loopback_nginx_config,
     postgres_bin,
+    upstream_connections,
     wait_for_200,
 )
 
 REPO = BENCH.parent
+DEFAULT_OUT = REPO / "docs" / "benchmarks.md"
+# The generated README, whose performance table the full run rewrites (bench/performance.py).
+README = REPO / "{{cookiecutter.project_slug}}" / "README.md"
 PACKAGE = "my_service"
 # The tier-1 generation matrix, as the README runs it (pytest's own output kept short).
 MATRIX_COMMAND = (
@@ -66,6 +73,7 @@ NGINX_HEADERS = (
     "X-Real-IP: 127.0.0.1",
     "X-Request-ID: 6f1c0e6a2b7d4c5e9a8b3f2d1c0e9a8b",
 )
+BENCH_APP = "bench_app:create_bench_app()"  # the generated app, /bench/io, optionally no cache
 PARTS = (
     "cheap",
     "nginx",
@@ -128,6 +136,7 @@ class Target:
     proxy: Nginx | None = None  # when set, the proxy's CPU time per request too
     connections: int = 32
     headers: tuple[str, ...] = ()  # extra request headers
+    script: str | None = None  # a wrk Lua script (the write: POST_ITEM)
     samples: list = field(default_factory=list)
 
     def median(self, attr: str) -> float | None:
@@ -198,10 +207,7 @@ class Bench:
         port = free_port()
         full_env = {**self.base_env(), "PYTHONPATH": str(BENCH), **env, "PORT": str(port)}
         server = Gunicorn(name, ["-c", config, app], project, full_env, port, self.log_path(name))
-        unset = " ".join(f"-u {key}" for key in self.prod if key not in env)
-        changed = {key: value for key, value in env.items() if self.prod.get(key) != value}
-        settings = " ".join(f"{key}={_quote(value)}" for key, value in changed.items())
-        words = " ".join(word for word in (unset, settings) if word)
+        words = self.env_words(env)
         self.note(
             section,
             f"(cd {project} && env {words + ' ' if words else ''}PYTHONPATH={BENCH} PORT=$PORT "
@@ -209,13 +215,30 @@ class Bench:
         )
         return server
 
-    def granian(self, name: str, project: Path, env: dict, section: str) -> Granian:
-        """Describe a granian serving the generated app, started as the image's CMD starts it."""
+    def env_words(self, env: dict) -> str:
+        """Return ``env`` as env(1) words: what it unsets and changes in the production env."""
+        unset = " ".join(f"-u {key}" for key in self.prod if key not in env)
+        changed = {key: value for key, value in env.items() if self.prod.get(key) != value}
+        settings = " ".join(f"{key}={_quote(value)}" for key, value in changed.items())
+        return " ".join(word for word in (unset, settings) if word)
+
+    def granian(
+        self, name: str, project: Path, env: dict, section: str, module: str = ""
+    ) -> Granian:
+        """Describe a granian serving the generated app, started as the image's CMD starts it.
+
+        ``module`` replaces the project's launcher (bench's granian_bench serves bench_app).
+        """
         port = free_port()
-        full_env = {**self.base_env(), **env, "PORT": str(port)}
-        module = f"{PACKAGE}.granian_server"
+        full_env = {**self.base_env(), "PYTHONPATH": str(BENCH), **env, "PORT": str(port)}
+        module = module or f"{PACKAGE}.granian_server"
         server = Granian(name, [module], project, full_env, port, self.log_path(name))
-        self.note(section, f"(cd {project} && PORT=$PORT python -m {module})   # {name}")
+        words = self.env_words(env)
+        self.note(
+            section,
+            f"(cd {project} && env {words + ' ' if words else ''}PYTHONPATH={BENCH} PORT=$PORT "
+            f"python -m {module})   # {name}",
+        )
         return server
 
     def reference(self, name: str, app: str, worker: dict, section: str) -> Gunicorn:
@@ -265,14 +288,16 @@ class Bench:
     ) -> None:
         """Warm every target up, then load them in turn, round after round."""
         for target in targets:
-            wrk.run(target.url, self.plan.warmup_s, target.connections, target.headers)
-            shown = " ".join(wrk.command("$URL", duration_s, target.connections, target.headers))
-            self.note(section, shown)
+            load = (target.connections, target.headers, target.script)
+            wrk.run(target.url, self.plan.warmup_s, *load)
+            self.note(section, " ".join(wrk.command("$URL", duration_s, *load)))
         for round_number in range(1, (rounds or self.plan.rounds) + 1):
             for target in targets:
                 server_before = target.server.cpu_s() if target.server else 0.0
                 proxy_before = target.proxy.cpu_s() if target.proxy else 0.0
-                sample = wrk.run(target.url, duration_s, target.connections, target.headers)
+                sample = wrk.run(
+                    target.url, duration_s, target.connections, target.headers, target.script
+                )
                 if sample.requests and target.server:
                     cpu = target.server.cpu_s() - server_before
                     sample.cpu_ms_per_request = cpu * 1000 / sample.requests
@@ -303,7 +328,8 @@ def _quote(value: str) -> str:
 def worker_settings(project: Path, env: dict) -> dict:
     """Return the worker settings the generated gunicorn.conf.py resolves to in ``env``."""
     code = (
-        f"from {PACKAGE}.server import load_server_settings as load; s = load(); import json; "
+        f"from {PACKAGE}.gunicorn_settings import load_gunicorn_settings as load; s = load(); "
+        "import json; "
         "print(json.dumps({'workers': s.workers(), 'worker_class': s.worker_class, "
         "'threads': s.web_threads, 'keepalive': s.keepalive, 'max_requests': s.max_requests, "
         "'max_requests_jitter': s.max_requests_jitter, "
@@ -434,15 +460,18 @@ def measure_nginx(bench: Bench, results: dict, projects: dict, prod: dict) -> No
     server = bench.server(
         "all-on, direct", projects["all-on"], env, f"{PACKAGE}:create_app()", section
     )
-    port = free_port()
-    config = loopback_nginx_config(projects["all-on"], port, server.port)
     bench.start(server)
-    # The nginx image runs one worker per CPU; the tests run one.
-    nginx = Nginx(bench.root / "nginx", config, port, workers="auto")
-    log("start nginx")
-    bench.cleanups.append(nginx.stop)
-    nginx.start()
-    wait_for_200(f"http://127.0.0.1:{port}/healthz", 15.0, nginx.process)
+    # The nginx image runs one worker per CPU (auto); a second nginx runs one, as a diagnostic.
+    nginxes = []
+    for name, workers in (("nginx", "auto"), ("nginx-1", "1")):
+        port = free_port()
+        config = loopback_nginx_config(projects["all-on"], port, server.port)
+        nginx = Nginx(bench.root / name, config, port, workers=workers)
+        log(f"start {name}")
+        bench.cleanups.append(nginx.stop)
+        nginx.start()
+        wait_for_200(f"http://127.0.0.1:{port}/healthz", 15.0, nginx.process)
+        nginxes.append(nginx)
     bench.note(
         section,
         "envsubst '${NGINX_PORT} ${NGINX_UPSTREAM_HOST} ...' "
@@ -452,18 +481,27 @@ def measure_nginx(bench: Bench, results: dict, projects: dict, prod: dict) -> No
     bench.note(section, "nginx -p $BENCH_DIR/nginx -c $BENCH_DIR/nginx/nginx.conf -e stderr")
     targets = [
         Target("direct to gunicorn", server.base + "/healthz", server),
-        Target("through nginx", f"http://127.0.0.1:{port}/healthz", server, nginx),
+        Target("through nginx", f"{nginxes[0].url}/healthz", server, nginxes[0]),
         Target(
             "direct, with the headers nginx adds",
             server.base + "/healthz",
             server,
             headers=NGINX_HEADERS,
         ),
+        Target(
+            "through nginx, one worker process (diagnostic)",
+            f"{nginxes[1].url}/healthz",
+            server,
+            nginxes[1],
+        ),
     ]
     bench.load(targets, bench.plan.duration_s, section, bench.plan.pair_rounds)
     results["nginx"] = targets
-    nginx.stop()
-    bench.cleanups.remove(nginx.stop)
+    for nginx in reversed(nginxes):  # the diagnostic one first: its idle connections would count
+        if nginx is nginxes[0]:
+            results["nginx_upstream"] = upstream_reuse(nginx, server)
+        nginx.stop()
+        bench.cleanups.remove(nginx.stop)
     bench.stop(server)
 
 
@@ -512,6 +550,15 @@ def measure_frontend(bench: Bench, results: dict, projects: dict, prod: dict) ->
     bench.stop(server)
 
 
+def upstream_reuse(nginx: Nginx, server: Gunicorn) -> dict:
+    """Load through nginx once more, counting the connections it opens to gunicorn meanwhile."""
+    samples: list = []
+    url = f"{nginx.url}/healthz"
+    seen = upstream_connections(lambda: samples.append(wrk.run(url, 5)), server.port)
+    log(f"nginx: {samples[0].requests} requests over {len(seen)} upstream connections")
+    return {"requests": samples[0].requests, "connections": len(seen)}
+
+
 def measure_data(bench: Bench, results: dict, projects: dict, prod: dict) -> None:
     """Load item reads from PostgreSQL (no cache) and Redis (cache hits), each vs /healthz."""
     section = "data"
@@ -544,27 +591,70 @@ def measure_data(bench: Bench, results: dict, projects: dict, prod: dict) -> Non
 
 
 def measure_servers(bench: Bench, results: dict, projects: dict, prod: dict) -> None:
-    """Load /healthz and a cached read of the all-on bake on gunicorn and on granian, in turn."""
+    """Load each kind of endpoint of the all-on bake on gunicorn and on granian, in turn.
+
+    /healthz, a cached read and a write on servers with production settings; a PostgreSQL
+    read on a second pair without a cache (bench_app.py, as the data part).
+    """
     section = "servers"
     granian_project, _ = bench.bake("all-on-granian", {**ALL_ON.answers, "app_server": "granian"})
     bench.placeholders[str(granian_project)] = "$ALL_ON_GRANIAN"
-    env = {**prod, "CELERY_TASK_ALWAYS_EAGER": "true"}  # items are processed (so cached) at once
-    gunicorn = bench.server("gunicorn", projects["all-on"], env, f"{PACKAGE}:create_app()", section)
-    granian = bench.granian("granian", granian_project, env, section)
-    bench.start(gunicorn, granian)
-    item = create_item(gunicorn.base)
-    for server in (gunicorn, granian):
+    env = {**prod, "RATELIMIT_WRITE": BENCH_RATELIMIT}  # writes are loaded too
+    db_env = {key: value for key, value in env.items() if key != "REDIS_URL"}
+    db_env["BENCH_CACHE"] = "off"
+    app = f"{PACKAGE}:create_app()"
+    pairs = {
+        "": (
+            bench.server("gunicorn", projects["all-on"], env, app, section),
+            bench.granian("granian", granian_project, env, section),
+        ),
+        "no cache": (
+            bench.server("gunicorn, no cache", projects["all-on"], db_env, BENCH_APP, section),
+            bench.granian(
+                "granian, no cache", granian_project, db_env, section, module="granian_bench"
+            ),
+        ),
+    }
+    servers = [server for pair in pairs.values() for server in pair]
+    bench.start(*servers)
+    item = processed_item(bench, projects["all-on"], env)
+    for server in pairs[""]:
         x_cache(server.base + item)  # the first read fills the cache (both share Redis)
         if x_cache(server.base + item) != "hit":
             raise RuntimeError(f"{server.name} does not answer X-Cache: hit")
-    targets = [
-        Target(f"{server.name}: {path}", server.base + path, server)
-        for path in ("/healthz", item)
-        for server in (gunicorn, granian)
+    for server in pairs["no cache"]:
+        if x_cache(server.base + item) != "miss":
+            raise RuntimeError(f"{server.name} answered from a cache")
+    loads = [
+        ("/healthz", "", None),
+        (item, "", None),
+        (f"{item} (PostgreSQL)", "no cache", None),
+        ("POST /api/items", "", str(BENCH / "post_item.lua")),
     ]
+    targets = []
+    for label, pair, script in loads:
+        path = "/api/items" if script else label.split(" ")[0]
+        targets += [
+            Target(
+                f"{server.name.split(',')[0]}: {label}", server.base + path, server, script=script
+            )
+            for server in pairs[pair]
+        ]
     bench.load(targets, bench.plan.duration_s, section, bench.plan.pair_rounds)
     results["servers"] = targets
-    bench.stop(gunicorn, granian)
+    bench.stop(*servers)
+
+
+def processed_item(bench: Bench, project: Path, env: dict) -> str:
+    """Create one item whose example task has run (so reads cache it); return its path."""
+    eager = {**bench.base_env(), **env, "CELERY_TASK_ALWAYS_EAGER": "true"}
+    code = (
+        f"from {PACKAGE} import create_app; client = create_app().test_client(); "
+        "answer = client.post('/api/items', json={'name': 'bench', 'description': 'x' * 200}); "
+        "print(answer.headers['Location'])"
+    )
+    location = project_python(project, eager, code).strip().splitlines()[-1]
+    return location if location.startswith("/") else "/" + location.split("/", 3)[3]
 
 
 def worker_configs(cores: int) -> list[tuple[str, dict]]:
@@ -741,12 +831,35 @@ def fmt_rps(target: Target) -> str:
     return f"{target.median('rps'):,.0f}"
 
 
-def write_report(bench: Bench, results: dict, out: Path, plan: Plan, started: float) -> None:
-    """Write the markdown report: targets first, then each table, then the commands."""
-    text = render(bench, results, plan, time.perf_counter() - started)
+def write_outputs(bench, results: dict, out: Path) -> None:
+    """Write the markdown report; a full run to docs/ also writes the README's table."""
+    text = render(bench, results, results["plan"], results["elapsed_s"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     log(f"wrote {out}")
+    if results.get("servers") and out == DEFAULT_OUT and results["plan"].run_matrix:
+        load = (results["load_start"], results["load_end"])
+        lines = performance.table(results["servers"], results["started"], load)
+        performance.write_readme(README, performance.with_guards(lines))
+        log(f"wrote the performance table into {README}")
+
+
+def detached(value):
+    """Return results without their live servers (processes cannot be pickled)."""
+    if isinstance(value, Target):
+        return dataclasses.replace(value, server=None, proxy=None)
+    if isinstance(value, list):
+        return [detached(item) for item in value]
+    if isinstance(value, dict):
+        return {key: detached(item) for key, item in value.items()}
+    return value
+
+
+def render_saved(saved: Path, out: Path) -> int:
+    """Re-render the report (and README table) of a run saved with --save."""
+    data = pickle.loads(saved.read_bytes())  # a file this script wrote
+    write_outputs(types.SimpleNamespace(commands=data["commands"]), data["results"], out)
+    return 0
 
 
 def splice_section(out: Path, lines: list[str]) -> None:
@@ -794,7 +907,7 @@ def main() -> int:
     """Run every measurement, then write the report."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run: 1 round, no tier-1")
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument(
         "--only",
         nargs="*",
@@ -802,12 +915,16 @@ def main() -> int:
         help="run only these parts: " + " ".join(PARTS),
     )
     parser.add_argument("--rounds", type=int, help="rounds per comparison (full: 3, quick: 1)")
+    parser.add_argument("--save", type=Path, help="also pickle the results here (for --render)")
+    parser.add_argument("--render", type=Path, help="only re-render a --save'd run's report")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
     if args.rounds:
         plan = dataclasses.replace(
             plan, rounds=args.rounds, pair_rounds=args.rounds, matrix_rounds=args.rounds
         )
+    if args.render:
+        return render_saved(args.render, args.out)
     parts = set(args.only or PARTS)
     for tool in ("wrk", "nginx", "redis-server", "envsubst"):
         if shutil.which(tool) is None:
@@ -819,7 +936,7 @@ def main() -> int:
     root.chmod(0o755)  # PostgreSQL runs as another user and needs to reach its folder
     bench = Bench(plan, root)
     (root / "logs").mkdir()
-    results: dict = {"started": datetime.now(UTC), "plan": plan}
+    results: dict = {"started": datetime.now(UTC), "plan": plan, "load_start": os.getloadavg()[0]}
     try:
         projects = measure_bakes(bench, results)
         postgres, redis = Postgres(root / "pg"), Redis(root / "redis")
@@ -868,11 +985,16 @@ def main() -> int:
         if plan.run_matrix and "matrix" in parts:
             measure_matrix(bench, results)
         measure_docker(results)
+        results["load_end"] = os.getloadavg()[0]
+        results["elapsed_s"] = time.perf_counter() - started
+        if args.save:
+            saved = {"results": detached(results), "commands": bench.commands}
+            args.save.write_bytes(pickle.dumps(saved))
         if parts == {"frontend"}:  # its section alone, into the report already there
             lines = frontend_bench.section(results["frontend"], bench.commands["frontend"])
             splice_section(args.out, lines)
         else:
-            write_report(bench, results, args.out, plan, started)
+            write_outputs(bench, results, args.out)
     finally:
         bench.close()
         shutil.rmtree(root, ignore_errors=True)

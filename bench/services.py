@@ -9,9 +9,11 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -29,6 +31,7 @@ __all__ = [
     "free_port",
     "loopback_nginx_config",
     "postgres_bin",
+    "upstream_connections",
     "wait_for_200",
 ]
 
@@ -200,3 +203,37 @@ class Nginx(servers.Nginx):
     def cpu_s(self) -> float:
         """Return the CPU seconds nginx (master and workers) has used so far."""
         return process_cpu_s(self.process.pid)
+
+
+def established_peers(port: int) -> set[str]:
+    """Return the peer addresses of the established TCP connections to local ``port``."""
+    listing = subprocess.run(
+        ["ss", "-tanH", "state", "established"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=True,
+    ).stdout
+    fields = [line.split() for line in listing.splitlines()]
+    return {f[-1] for f in fields if len(f) >= 4 and f[-2].endswith(f":{port}")}
+
+
+def upstream_connections(load: Callable[[], object], port: int) -> set[str]:
+    """Run ``load`` while noting every connection to ``port`` seen (every 0.1 s); return them."""
+    seen: set[str] = set()
+    done = threading.Event()
+
+    def watch() -> None:
+        """Note the connections until the load is over."""
+        while not done.is_set():
+            seen.update(established_peers(port))
+            done.wait(0.1)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        load()
+    finally:
+        done.set()
+        watcher.join(timeout=30)
+    return seen

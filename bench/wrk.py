@@ -21,10 +21,15 @@ class Sample:
 
 
 def command(
-    url: str, duration_s: int, connections: int = 32, headers: tuple[str, ...] = ()
+    url: str,
+    duration_s: int,
+    connections: int = 32,
+    headers: tuple[str, ...] = (),
+    script: str | None = None,
 ) -> list[str]:
-    """Return the wrk command line (2 threads), with extra request headers."""
+    """Return the wrk command line (2 threads), with extra request headers and a Lua script."""
     extra = [arg for header in headers for arg in ("-H", header)]
+    extra += ["-s", script] if script else []
     return ["wrk", "-t2", f"-c{connections}", f"-d{duration_s}s", "--latency", *extra, url]
 
 
@@ -62,10 +67,16 @@ def parse(text: str) -> Sample:
     )
 
 
-def run(url: str, duration_s: int, connections: int = 32, headers: tuple[str, ...] = ()) -> Sample:
+def run(
+    url: str,
+    duration_s: int,
+    connections: int = 32,
+    headers: tuple[str, ...] = (),
+    script: str | None = None,
+) -> Sample:
     """Load ``url`` for ``duration_s`` seconds and return the sample."""
     result = subprocess.run(
-        command(url, duration_s, connections, headers),
+        command(url, duration_s, connections, headers, script),
         capture_output=True,
         text=True,
         timeout=duration_s + 30,

@@ -151,6 +151,7 @@ def facts(project, clean_env, tmp_path_factory):
                 "postgres": combo.selected("use_postgres"),
                 "redis": combo.selected("use_redis"),
                 "nginx": combo.selected("use_nginx"),
+                "gunicorn": combo.selected("app_server=gunicorn"),
             }
             compose = project_files.compose_model(root)
             web = compose["services"][project_files.web_service(compose)].get("environment") or {}
@@ -366,7 +367,10 @@ def check_config_and_secret(docs: list[dict], facts: dict) -> list[str]:
             problems.append(
                 f"{name}: config has APP_ENV={data.get('APP_ENV')} PORT={data.get('PORT')}"
             )
-        if int(data.get("KEEPALIVE", 0)) <= PROXY_IDLE_TIMEOUT:
+        if not facts["gunicorn"]:
+            if "KEEPALIVE" in data:  # granian keeps idle connections until the client closes
+                problems.append(f"{name}: sets gunicorn's KEEPALIVE for granian")
+        elif int(data.get("KEEPALIVE", 0)) <= PROXY_IDLE_TIMEOUT:
             problems.append(f"{name}: KEEPALIVE is not above proxies' idle timeout")
     return problems
 
@@ -463,7 +467,8 @@ def check_nginx(docs: list[dict], facts: dict) -> list[str]:
     upstream = re.search(r"upstream\s+\w+\s*\{(.*?)\}", template, re.DOTALL)
     idle = re.search(r"keepalive_timeout\s+(\d+)s;", upstream.group(1)) if upstream else None
     keepalive = [d.get("data", {}).get("KEEPALIVE") for d in one(docs, "ConfigMap")]
-    if idle and not any(k and int(k) > int(idle.group(1)) for k in keepalive):
+    closing = idle and not any(k and int(k) > int(idle.group(1)) for k in keepalive)
+    if closing and facts["gunicorn"]:
         problems.append(f"app: KEEPALIVE is not above nginx's keepalive_timeout {idle.group(1)}s")
     return problems
 

@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 from combinations import params
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import performance  # bench/performance.py: the markers of the performance table
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+
 FIELDS = """
 import importlib.util
 from {package}.server import ServerSettings
@@ -16,10 +21,23 @@ models = [Settings, ServerSettings]
 if importlib.util.find_spec("{package}.granian_server"):
     from {package}.granian_server import GranianSettings
     models.append(GranianSettings)
+if importlib.util.find_spec("{package}.gunicorn_settings"):
+    from {package}.gunicorn_settings import GunicornSettings
+    models.append(GunicornSettings)
 for model in models:
     for name in model.model_fields:
         print(name.upper())
 """
+# The variables only one app server reads (gunicorn_settings.py, granian_server.py).
+SERVER_ONLY = {
+    "WORKER_CLASS",
+    "GUNICORN_TIMEOUT",
+    "KEEPALIVE",
+    "MAX_REQUESTS",
+    "MAX_REQUESTS_JITTER",
+    "WORKERS_MAX_RSS",
+    "WORKERS_LIFETIME",
+}
 VARIABLE = re.compile(r"`([A-Z][A-Z0-9_]+)`")
 ENV_LINE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]+)=", re.MULTILINE)
 
@@ -64,6 +82,40 @@ def test_every_setting_and_env_variable_is_in_the_configuration_table(
     assert not read - documented, f"missing from the README: {sorted(read - documented)}"
     in_env_file = set(ENV_LINE.findall((root / ".env.example").read_text()))
     assert not in_env_file - documented, f"missing: {sorted(in_env_file - documented)}"
+
+
+@pytest.mark.parametrize("combo", params())
+def test_each_app_servers_own_settings_exist_only_in_its_bakes(bake, combo, clean_env, tmp_path):
+    """It names gunicorn's own variables only in gunicorn bakes, and granian's only in granian's."""
+    root = bake(combo)
+    unread = SERVER_ONLY - settings_read(root, clean_env, tmp_path)
+    assert unread, "both servers' settings are read"
+    documented = configuration_table((root / "README.md").read_text())
+    assert not unread & documented, f"the README documents unread {sorted(unread & documented)}"
+    for path in (".env.example", "compose.yaml", "deploy/k8s/base/config.env"):
+        text = (root / path).read_text() if (root / path).exists() else ""
+        named = {name for name in unread if re.search(rf"\b{name}\b", text)}
+        assert not named, f"{path} sets unread {sorted(named)}"
+
+
+@pytest.mark.parametrize("combo", params())
+def test_performance_table_is_the_one_the_benchmark_wrote(bake, combo):
+    """It shows the per-core table bench/run.py wrote into docs/benchmarks.md, rows that apply."""
+    written = performance.block(BENCHMARKS.read_text())
+    assert written, "docs/benchmarks.md has no performance table: run python bench/run.py"
+    rows = [line for line in written.splitlines() if line.startswith("| `")]
+    assert len(rows) == len(performance.ENDPOINTS), written
+    assert all(re.search(r"\| [\d,]+ \(p99 \d+ ms\) \| [\d,]+ \(p99", row) for row in rows), rows
+    assert re.search(r"`bench/run.py` on \d{4}-\d\d-\d\d: \d+ CPUs", written), written
+    shown = performance.block((bake(combo) / "README.md").read_text())
+    applying = [
+        row
+        for row, (*_, option) in zip(rows, performance.ENDPOINTS.values(), strict=True)
+        if option is None or combo.selected(option)
+    ]
+    assert shown == "\n".join(
+        line for line in written.splitlines() if line in applying or not line.startswith("| `")
+    )
 
 
 def test_the_table_reader_takes_first_columns_of_this_section_only():

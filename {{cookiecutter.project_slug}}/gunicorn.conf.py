@@ -4,10 +4,10 @@ import gc
 import os
 
 from {{ cookiecutter.package_name }} import metrics_folder
+from {{ cookiecutter.package_name }}.gunicorn_settings import load_gunicorn_settings
 from {{ cookiecutter.package_name }}.logs import logging_config
-from {{ cookiecutter.package_name }}.server import load_server_settings
 
-_server = load_server_settings()
+_server = load_gunicorn_settings()
 
 bind = [f"{_server.host}:{_server.port}"]
 workers = _server.workers()

@@ -96,3 +96,13 @@ def test_an_app_that_raises_is_logged_as_the_500_granian_answers(capsys, setting
         logged(environ, lambda status, headers, exc_info=None: None)
     (line,) = access_lines(capsys.readouterr().out)
     assert (line["status"], line["path"], line["remote_addr"]) == (500, "/boom", "127.0.0.1")
+
+
+def test_gunicorns_settings_are_not_read(monkeypatch):
+    """It neither reads nor checks gunicorn's own variables: a bad value changes nothing."""
+    for name in ("WORKER_CLASS", "GUNICORN_TIMEOUT", "KEEPALIVE", "MAX_REQUESTS"):
+        monkeypatch.setenv(name, "nonsense")
+    settings = load_settings(model=GranianSettings)
+    gunicorns = {"worker_class", "gunicorn_timeout", "keepalive", "max_requests"}
+    assert not gunicorns & set(GranianSettings.model_fields)
+    assert server(settings).workers == settings.workers()

@@ -1,4 +1,4 @@
-"""gunicorn is sized from the CPUs really available and configured from the environment."""
+"""The app server is sized from the CPUs really available and configured from the environment."""
 
 import pytest
 
@@ -49,14 +49,7 @@ def test_invalid_server_setting_names_the_variable(monkeypatch, name, value):
         load_settings(model=ServerSettings)
 
 
-def test_sync_workers_get_one_thread(monkeypatch):
-    """It runs sync workers single-threaded: with threads gunicorn would silently use gthread."""
-    monkeypatch.setenv("WORKER_CLASS", "sync")
-    monkeypatch.setenv("WEB_THREADS", "8")
-    assert load_settings(model=ServerSettings).web_threads == 1
-
-
-def test_gunicorn_binds_loopback_unless_told_otherwise(monkeypatch):
+def test_server_binds_loopback_unless_told_otherwise(monkeypatch):
     """It listens on 127.0.0.1 by default; the image sets HOST=0.0.0.0 for containers."""
     monkeypatch.delenv("HOST", raising=False)
     assert load_settings(model=ServerSettings).host == "127.0.0.1"

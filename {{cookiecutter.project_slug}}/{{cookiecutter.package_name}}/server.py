@@ -1,14 +1,13 @@
-"""Settings of the gunicorn server, sized from the CPUs this process may really use."""
+"""Settings every app server shares, sized from the CPUs this process may really use."""
 
 import math
 import os
 from pathlib import Path
-from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from .metrics_folder import MetricsFolder
-from .settings import LogSettings, load_settings
+from .settings import LogSettings
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -41,9 +40,10 @@ def available_cpus(root: Path = CGROUP_ROOT) -> int:
 
 
 class ServerSettings(LogSettings):
-    """gunicorn knobs, each overridable by the upper-case variable of the same name.
+    """Knobs of the app server, each overridable by the upper-case variable of the same name.
 
-    gunicorn logs like the app: LOG_LEVEL and LOG_FORMAT come from LogSettings (settings.py).
+    The server logs like the app: LOG_LEVEL and LOG_FORMAT come from LogSettings (settings.py).
+    Each app server adds its own knobs, in its own module.
     """
 
     # Loopback outside containers: a native run is not reachable from the network by accident.
@@ -54,34 +54,14 @@ class ServerSettings(LogSettings):
     # 8 threads (benchmarked on 2 CPUs): about twice what 4 served on routes that wait on I/O,
     # a little less on CPU-heavy ones; 8 still fits a worker's database pool (5 + 5 overflow).
     web_threads: int = Field(8, ge=1, le=64)
-    worker_class: Literal["sync", "gthread"] = "gthread"
-    gunicorn_timeout: int = Field(30, ge=1)
     graceful_timeout: int = Field(25, ge=1)
-    keepalive: int = Field(5, ge=0)
     # Seconds a client has to send its request head, and again its body; then it gets a 408.
     # Heads are read without a thread (gunicorn's event loop, granian's Rust), so a silent client
     # holds no thread meanwhile; granian bounds heads only, and closes without an answer.
     request_read_timeout: float = Field(10, gt=0, le=300)
-    # Recycling a worker costs a boot, and under load the capacity of one worker meanwhile:
-    # recycling every 1000 requests cut a saturated service's throughput by over half.
-    # 50000 still recycles a leaking worker, at a few percent at most.
-    max_requests: int = Field(50000, ge=0)
-    max_requests_jitter: int = Field(5000, ge=0)
     # The workers' metrics folder, emptied at start; unset: a temporary one (metrics_folder.py).
     prometheus_multiproc_dir: MetricsFolder = None
-
-    @model_validator(mode="after")
-    def _sync_is_single_threaded(self) -> "ServerSettings":
-        """Give sync workers one thread: with more, gunicorn silently runs gthread instead."""
-        if self.worker_class == "sync":
-            self.web_threads = 1
-        return self
 
     def workers(self) -> int:
         """Return WEB_CONCURRENCY, or one worker per available CPU."""
         return self.web_concurrency or available_cpus()
-
-
-def load_server_settings() -> ServerSettings:
-    """Load the server settings; raise SettingsError naming any bad variable."""
-    return load_settings(model=ServerSettings)

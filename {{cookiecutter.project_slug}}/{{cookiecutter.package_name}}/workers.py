@@ -24,8 +24,8 @@ from gunicorn.workers import gthread, sync
 from werkzeug.exceptions import RequestTimeout
 
 from .errors import error_body
+from .gunicorn_settings import load_gunicorn_settings
 from .request_id import HEADER, VALID_ID
-from .server import load_server_settings
 
 # gunicorn's refusals and their status; any other error is the server's fault (500).
 REFUSALS = (
@@ -143,7 +143,7 @@ class ThreadWorker(JsonRefusals, gthread.ThreadWorker):
     def __init__(self, *args, **kwargs) -> None:
         """Read REQUEST_READ_TIMEOUT; no connection is reading its head yet."""
         super().__init__(*args, **kwargs)
-        self.read_timeout = load_server_settings().request_read_timeout
+        self.read_timeout = load_gunicorn_settings().request_read_timeout
         self.reading_heads: deque = deque()
 
     def enqueue_req(self, conn) -> None:
@@ -225,7 +225,7 @@ class SyncWorker(JsonRefusals, sync.SyncWorker):
     def __init__(self, *args, **kwargs) -> None:
         """Read REQUEST_READ_TIMEOUT."""
         super().__init__(*args, **kwargs)
-        self.read_timeout = load_server_settings().request_read_timeout
+        self.read_timeout = load_gunicorn_settings().request_read_timeout
 
     def handle(self, listener, client, addr) -> None:
         """Serve one connection, whose request must arrive within REQUEST_READ_TIMEOUT."""
