@@ -39,8 +39,13 @@ _Dumper.add_representer(_Reset, lambda dumper, _: dumper.represent_sequence("!re
 
 
 def kind_of(name: str, service: dict) -> str:
-    """Return "app" for a service running the project's image, else its stand-in kind."""
-    return "app" if project_files.runs_the_app(service) else stand_in_kind(service["image"])
+    """Return "app" for a service running the project's image, "tool" for another stage of its
+    Dockerfile that names no image (the dev stack's esbuild watch), else its stand-in kind."""
+    if project_files.runs_the_app(service):
+        return "app"
+    if "build" in service and "image" not in service:
+        return "tool"
+    return stand_in_kind(service["image"])
 
 
 def original_port(name: str, service: dict) -> int:
@@ -51,6 +56,8 @@ def original_port(name: str, service: dict) -> int:
     kind = kind_of(name, service)
     if kind == "app":
         return int((service.get("environment") or {}).get("PORT") or APP_PORT)
+    if kind == "tool":
+        return 0  # it listens on no port
     return IMAGE_PORTS[kind]
 
 

@@ -17,7 +17,7 @@ from combinations import SERVED
 from .images import build_image
 from .matrix import docker_params
 from .net import request
-from .project import pulled_services, service_image, stand_in_kind
+from .project import pulled_services, stand_in_kind
 from .stack import open_stack
 from .test_compose import _wait_ready
 
@@ -67,7 +67,8 @@ def dev_stack(combo, engine, standins, app_image, tmp_path):
     static = _prepare_static(project)
     stack = open_stack(engine, project, f"fst3-devassets-{combo.id}", tmp_path, DEV_FILES)
     for name, service in stack.config["services"].items():
-        image = service_image(stack.config, name)
+        # A service naming no image runs compose's default name, from the project name `-p` gives.
+        image = service.get("image") or f"{stack.name}-{name}"
         if name in project_files.stage_services(stack.config):  # the Node stage, nginx's
             build_image(engine, project, image, target=service["build"]["target"])
         elif name in pulled_services(stack.config):
@@ -89,7 +90,9 @@ def test_dev_stack_rebuilds_assets_on_a_source_change(combo, dev_stack, report):
         stack.up()
     except Exception as exc:
         raise AssertionError(f"{exc}\n{stack.logs()}") from None
-    port = stack.entry_port()
+    # The web of compose.yaml alone (the dev file gives it a command; it also publishes PostgreSQL).
+    web = project_files.web_service(project_files.compose_model(stack.project_dir))
+    port = stack.ports[web]
     _wait_ready(stack, port)
     _wait_for_text(port, "/static/style.css", "{", stack)  # esbuild's first build
     report(f"dev stack {combo.id}: assets built in {time.monotonic() - started:.1f} s")
