@@ -66,6 +66,18 @@ def base_images(source: Path | str) -> list[str]:
     return images
 
 
+def final_base(source: Path | str) -> str:
+    """Return the image under the last stage (what `docker build` makes), through stage names."""
+    froms = list(zip(_from_words(source), dockerfile(source).parent_images, strict=True))
+    image = froms[-1][1]
+    stages = {words[2].lower(): base for words, base in froms if len(words) == 3}
+    for _ in range(len(froms)):  # a stage built FROM another stage: follow it down
+        if image.lower() not in stages:
+            return image
+        image = stages[image.lower()]
+    raise LookupError("the Dockerfile's stages build FROM each other in a loop")
+
+
 def stage_base(source: Path | str, stage: str) -> str:
     """Return the image a named stage is built FROM, ARG defaults resolved."""
     for words, image in zip(_from_words(source), dockerfile(source).parent_images, strict=True):

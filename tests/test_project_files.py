@@ -86,6 +86,16 @@ def test_dockerfile_facts_come_from_one_parser():
     assert project.exec_form("gunicorn app") == ["/bin/sh", "-c", "gunicorn app"]
 
 
+def test_the_final_base_is_the_last_stages_image_through_stage_names():
+    """It names what the last stage builds on, past a later-listed base and stage aliases."""
+    text = (
+        "ARG PY=python:3.12-slim\nFROM node:24 AS assets\nFROM ${PY} AS builder\n"
+        "FROM nginx:1.28 AS proxy\nFROM builder AS app\nFROM app\n"
+    )
+    assert project.base_images(text)[-1] == "nginx:1.28"
+    assert project.final_base(text) == "python:3.12-slim"
+
+
 def test_env_files_are_read_as_written(tmp_path):
     """It reads quotes, comments and empty values, and leaves ${VAR} as written."""
     env = tmp_path / ".env"

@@ -6,6 +6,7 @@ import re
 
 # The Dockerfile and compose readers live in project_files; re-exported for the tier-3 tests.
 from project_files import base_images as base_images
+from project_files import final_base as final_base
 from project_files import pulled_services as pulled_services
 
 # Repository names of official images and the stand-in kind that replaces each.

@@ -22,7 +22,7 @@ from .images import (
 )
 from .matrix import DOCKER, docker_params
 from .net import free_port, request
-from .project import base_images, tmpfs_mounts
+from .project import base_images, final_base, tmpfs_mounts
 
 # Compilers that must stay in the builder stage, if any stage ever has them.
 COMPILERS = ("cc", "gcc", "c++", "g++", "clang", "tcc")
@@ -156,7 +156,7 @@ def test_hardened_container_serves_and_turns_healthy(combo, app_image, engine, c
 def test_image_size_on_top_of_base_is_reported(combo, app_image, engine, report):
     """It adds a bounded size on top of its base image, and the size is reported."""
     build = app_image(combo)
-    base = base_images(build.context / "Dockerfile")[-1]
+    base = final_base(build.context / "Dockerfile")
     size = added_bytes(engine, build.tag, base)
     line = f"size {combo.id}: {megabytes(size)} on top of {base} (stand-in)"
     report(line)
