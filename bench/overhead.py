@@ -121,7 +121,7 @@ def without(app: Flask, *concerns: str) -> Flask:
 
     hooks = []
     if "limiter" in concerns:
-        hooks += ["limiter", "inject_headers"]
+        hooks += ["limiter", "inject_headers", "unless_probe"]
     if "request_id" in concerns:
         hooks += ["request_id"]
     for table in (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs):

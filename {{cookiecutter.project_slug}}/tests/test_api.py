@@ -5,7 +5,10 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import event
 
+from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.models import PROCESSED_BY_TASK
 
 STATUS_FIELDS = ("status", "processed_at")
@@ -43,6 +46,50 @@ def test_second_read_is_served_from_cache(client):
     location = client.post("/api/items", json={"name": "cached"}).headers["Location"]
     assert client.get(location).headers["X-Cache"] == "miss"
     assert client.get(location).headers["X-Cache"] == "hit"
+
+
+def autocommits(dbapi_connection) -> bool:
+    """Tell whether a driver connection runs each statement on its own, outside a transaction."""
+    autocommit = getattr(dbapi_connection, "autocommit", None)
+    if isinstance(autocommit, bool):  # a database server's driver
+        return autocommit
+    return dbapi_connection.isolation_level is None  # sqlite3
+
+
+def test_a_read_sends_its_select_alone_outside_a_transaction(app, client):
+    """It reads an uncached item with one statement on an autocommit connection: one round trip.
+
+    Through a transaction the same read costs three: BEGIN, the SELECT, and a ROLLBACK.
+    """
+    location = client.post("/api/items", json={"name": "read once"}).headers["Location"]
+    statements = []
+
+    def seen(connection, cursor, statement, *_) -> None:
+        statements.append((statement, autocommits(connection.connection.dbapi_connection)))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        response = client.get(location)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert response.status_code == 200
+    assert response.headers["X-Cache"] == "miss"
+    assert len(statements) == 1, statements
+    statement, autocommit = statements[0]
+    assert statement.lstrip().upper().startswith("SELECT"), statement
+    assert autocommit, "the read ran inside a transaction"
+
+
+def test_a_read_of_a_database_without_tables_is_a_503(settings_overrides, empty_database_url):
+    """It answers 503 naming the schema, not a 500, when the item read fails in the database."""
+    app = create_app({**settings_overrides, "database_url": empty_database_url})
+    with app.app_context():
+        db.drop_all()
+    response = app.test_client().get("/api/items/1")
+    assert response.status_code == 503
+    assert "schema" in response.json["error"]["detail"]
 
 
 def test_list_pages(client):

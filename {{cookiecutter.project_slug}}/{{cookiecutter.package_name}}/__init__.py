@@ -47,10 +47,31 @@ from . import (
 from .settings import load_settings
 
 
-def create_app(overrides: dict | None = None) -> Flask:
+class App(Flask):
+    """Flask, remembering which of its functions need wrapping to run synchronously.
+
+    Flask asks again for every hook and view on every request (a dozen times per request here);
+    the answer never changes for a function.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        """Start with nothing remembered."""
+        super().__init__(*args, **kwargs)
+        self._callable_for: dict = {}
+
+    def ensure_sync(self, func):
+        """Return Flask's callable for ``func``, made once per function."""
+        try:
+            return self._callable_for[func]
+        except KeyError:
+            wrapped = self._callable_for[func] = super().ensure_sync(func)
+            return wrapped
+
+
+def create_app(overrides: dict | None = None) -> App:
     """Build the application: settings, then each concern, then the routes."""
     settings = load_settings(overrides)
-    app = Flask(__name__)
+    app = App(__name__)
     app.config.from_mapping(settings.flask_config())
     app.extensions["settings"] = settings
 

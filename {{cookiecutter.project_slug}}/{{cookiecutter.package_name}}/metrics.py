@@ -62,6 +62,19 @@ class Metrics:
         self.cache = Counter(
             "cache_lookups", "Cache reads, by result.", ("result",), registry=self.registry
         )
+        # Each series' counter and histogram, by labels: looked up once, not on every request.
+        self.series: dict[tuple[str, str, str], tuple] = {}
+
+    def observe(self, labels: tuple[str, str, str], seconds: float) -> None:
+        """Count one answered request and its duration in the series of these labels."""
+        series = self.series.get(labels)
+        if series is None:
+            series = self.series[labels] = (
+                self.requests.labels(*labels),
+                self.latency.labels(*labels),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     def exposition(self) -> bytes:
         """Return every metric in Prometheus' text format, summed over the processes."""
@@ -99,8 +112,7 @@ def _observe(response: Response) -> Response:
     method = request.method if request.method in METHODS else "<other>"
     labels = (route, method, str(response.status_code))
     started = request.environ.get(STARTED, time.perf_counter())
-    metrics.requests.labels(*labels).inc()
-    metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+    metrics.observe(labels, time.perf_counter() - started)
     return response
 
 

@@ -1,7 +1,7 @@
 """Give every request an id: honour a well-formed X-Request-ID, otherwise make one."""
 
+import os
 import re
-import uuid
 
 from flask import Flask, Response, g, request
 
@@ -12,7 +12,7 @@ VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 def _assign_request_id() -> None:
     """Store the incoming id, or a fresh one, on ``g`` for logs and the response."""
     incoming = request.headers.get(HEADER, "")
-    g.request_id = incoming if VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
+    g.request_id = incoming if VALID_ID.fullmatch(incoming) else os.urandom(16).hex()
 
 
 def _return_request_id(response: Response) -> Response:
