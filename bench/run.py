@@ -37,7 +37,7 @@ import frontend_bench  # noqa: E402
 import performance  # noqa: E402
 import wrk  # noqa: E402
 from combinations import ALL_ON  # noqa: E402
-from report import RECYCLING_DIAGNOSTIC, render  # noqa: E402
+from report import RECYCLING_DIAGNOSTIC, SAME_SETTINGS, render  # noqa: E402
 from services import (  # noqa: E402
     Granian,
     Gunicorn,
@@ -395,6 +395,9 @@ def measure_cheap(bench: Bench, results: dict, projects: dict, prod: dict, worke
     servers = [
         bench.reference("bare WSGI", "reference_apps:bare", worker, section),
         bench.reference("minimal Flask", "reference_apps:create_flask_app()", worker, section),
+        bench.server(
+            SAME_SETTINGS, projects["all-on"], prod, "reference_apps:create_flask_app()", section
+        ),
         bench.server(
             "generated, defaults", projects["defaults"], prod, f"{PACKAGE}:create_app()", section
         ),
