@@ -34,6 +34,7 @@ print(json.dumps({{
     "routes": sorted(rule.rule for rule in app.url_map.iter_rules()),
     "max_content_length": app.config["MAX_CONTENT_LENGTH"],
     "gunicorn_timeout": GunicornSettings().gunicorn_timeout if gunicorn else None,
+    "statement_timeout": app.extensions["settings"].database_statement_timeout,
 }}))
 """
 
@@ -532,7 +533,7 @@ def test_dev_override_rebuilds_the_assets_in_watch_mode(bake, combo):
 
 
 @pytest.mark.parametrize("combo", params(NGINX_COMBOS))
-def test_nginx_agrees_with_gunicorn_and_the_app(bake, combo, clean_env):
+def test_nginx_agrees_with_the_app_server_and_the_app(bake, combo, clean_env):
     """It sizes nginx's body limit, timeouts and upstream keepalive to gunicorn and the app."""
     root = bake(combo)
     facts = app_facts(root, clean_env)
@@ -544,7 +545,12 @@ def test_nginx_agrees_with_gunicorn_and_the_app(bake, combo, clean_env):
     )
     nginx = services[proxy]["environment"]
     assert nginx_bytes(nginx["NGINX_CLIENT_MAX_BODY_SIZE"]) == facts["max_content_length"]
-    assert seconds(nginx["NGINX_PROXY_TIMEOUT"]) > (facts["gunicorn_timeout"] or 0)
+    # nginx waits longer than the app's own bounds: gunicorn's worker timeout, and on either
+    # server the database's statement timeout (granian has no bound of its own on a request).
+    own_bounds = [facts["statement_timeout"]]
+    if combo.selected("app_server=gunicorn"):
+        own_bounds.append(facts["gunicorn_timeout"])
+    assert seconds(nginx["NGINX_PROXY_TIMEOUT"]) > max(own_bounds)
     template = (root / "nginx" / "templates" / "default.conf.template").read_text()
     upstream = re.search(r"upstream app \{(.*?)\n\}", template, re.S).group(1)
     idle = seconds(re.search(r"keepalive_timeout (\w+);", upstream).group(1))

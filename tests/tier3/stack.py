@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,13 +19,16 @@ import project_files
 import yaml
 
 from .engine import DockerEngine
-from .net import free_port
+from .net import free_port, request
 from .project import stand_in_kind
 
 # Ports the official images listen on unless told otherwise.
 IMAGE_PORTS = {"postgres": 5432, "redis": 6379, "nginx": 8080}
 APP_PORT = 8000  # the app's default PORT
 UP_TIMEOUT = 240
+
+READY_TIMEOUT = 60
+PROCESSED_TIMEOUT = 60  # seconds for the worker container to process a posted item
 
 
 class _Reset(list):
@@ -189,3 +193,38 @@ def open_stack(
     text += yaml.dump(host_network_override(config, ports), Dumper=_Dumper, sort_keys=False)
     override.write_text(text)
     return Stack(engine, project_dir, name, override, config, ports, files)
+
+
+def wait_ready(stack: Stack, port: int) -> dict:
+    """Poll /readyz through the entry port until it answers 200; return its body."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    reply = None
+    while time.monotonic() < deadline:
+        try:
+            reply = request(port, "GET", "/readyz")
+        except OSError:
+            reply = None
+        if reply is not None and reply.status == 200:
+            return reply.json()
+        time.sleep(0.5)
+    raise AssertionError(f"/readyz never answered 200 (last: {reply}):\n{stack.logs()}")
+
+
+def await_processed(stack: Stack, port: int, path: str) -> dict:
+    """Poll an item until its background task marked it processed; return it."""
+    deadline = time.monotonic() + PROCESSED_TIMEOUT
+    item = None
+    while time.monotonic() < deadline:
+        item = request(port, "GET", path).json()
+        if item["status"] == "processed":
+            return item
+        time.sleep(0.5)
+    raise AssertionError(f"the item stayed {item}:\n{stack.logs()}")
+
+
+def create_item(port: int, name: str) -> str:
+    """Create an item through the entry port and return its Location path."""
+    reply = request(port, "POST", "/api/items", {"name": name, "description": "made by tier 3"})
+    assert reply.status == 201, reply
+    location = reply.headers["location"]
+    return "/" + location.split("/", 3)[3] if location.startswith("http") else location

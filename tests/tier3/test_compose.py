@@ -12,52 +12,14 @@ from .images import build_image
 from .matrix import distinct_combinations, docker_params
 from .net import request
 from .project import pulled_services, service_image, stand_in_kind
-from .stack import Stack, open_stack
+from .stack import await_processed, create_item, open_stack, wait_ready
 from .test_frontend import assert_page_and_assets_served
-
-READY_TIMEOUT = 60
-PROCESSED_TIMEOUT = 60  # seconds for the worker container to process a posted item
 
 
 def _timestamp(value: str) -> datetime:
     """Parse a docker RFC 3339 timestamp (nanoseconds trimmed to microseconds)."""
     head, _, rest = value.rstrip("Z").partition(".")
     return datetime.fromisoformat(f"{head}.{(rest + '000000')[:6]}")
-
-
-def _wait_ready(stack: Stack, port: int) -> dict:
-    """Poll /readyz through the entry port until it answers 200; return its body."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    reply = None
-    while time.monotonic() < deadline:
-        try:
-            reply = request(port, "GET", "/readyz")
-        except OSError:
-            reply = None
-        if reply is not None and reply.status == 200:
-            return reply.json()
-        time.sleep(0.5)
-    raise AssertionError(f"/readyz never answered 200 (last: {reply}):\n{stack.logs()}")
-
-
-def _await_processed(stack: Stack, port: int, path: str) -> dict:
-    """Poll an item until its background task marked it processed; return it."""
-    deadline = time.monotonic() + PROCESSED_TIMEOUT
-    item = None
-    while time.monotonic() < deadline:
-        item = request(port, "GET", path).json()
-        if item["status"] == "processed":
-            return item
-        time.sleep(0.5)
-    raise AssertionError(f"the item stayed {item}:\n{stack.logs()}")
-
-
-def _create_item(port: int, name: str) -> str:
-    """Create an item through the entry port and return its Location path."""
-    reply = request(port, "POST", "/api/items", {"name": name, "description": "made by tier 3"})
-    assert reply.status == 201, reply
-    location = reply.headers["location"]
-    return "/" + location.split("/", 3)[3] if location.startswith("http") else location
 
 
 @pytest.fixture
@@ -109,15 +71,15 @@ def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, report):
         assert finished <= web_started, f"{web} started at {web_started}, before {job} ended"
 
     port = stack.entry_port()
-    ready = _wait_ready(stack, port)
+    ready = wait_ready(stack, port)
     assert ready["checks"]["database"]["status"] == "ok", ready
     if combo.selected("use_redis"):
         assert ready["checks"]["redis"]["status"] == "ok", ready
 
-    path = _create_item(port, f"tier3 {combo.id}")
+    path = create_item(port, f"tier3 {combo.id}")
     if combo.selected("use_celery"):
         assert ready["checks"]["task_queue"]["status"] == "ok", ready
-        _await_processed(stack, port, path)
+        await_processed(stack, port, path)
     first = request(port, "GET", path)
     assert first.status == 200, first
     assert first.json()["name"] == f"tier3 {combo.id}"
@@ -143,7 +105,7 @@ def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, report):
             stack.up()
         except Exception as exc:
             raise AssertionError(f"second up failed: {exc}\n{stack.logs()}") from None
-        _wait_ready(stack, port)
+        wait_ready(stack, port)
         again = request(port, "GET", path)
         assert again.status == 200, f"the item did not survive down and up: {again}"
         assert again.json()["name"] == f"tier3 {combo.id}"

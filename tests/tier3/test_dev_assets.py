@@ -18,8 +18,7 @@ from .images import build_image
 from .matrix import docker_params
 from .net import request
 from .project import pulled_services, stand_in_kind
-from .stack import open_stack
-from .test_compose import _wait_ready
+from .stack import open_stack, wait_ready
 
 DEV_FILES = ("compose.yaml", "compose.dev.yaml")
 REBUILD_TIMEOUT = 60  # seconds for esbuild's watch to write a changed bundle
@@ -93,7 +92,7 @@ def test_dev_stack_rebuilds_assets_on_a_source_change(combo, dev_stack, report):
     # The web of compose.yaml alone (the dev file gives it a command; it also publishes PostgreSQL).
     web = project_files.web_service(project_files.compose_model(stack.project_dir))
     port = stack.ports[web]
-    _wait_ready(stack, port)
+    wait_ready(stack, port)
     _wait_for_text(port, "/static/style.css", "{", stack)  # esbuild's first build
     report(f"dev stack {combo.id}: assets built in {time.monotonic() - started:.1f} s")
     page = request(port, "GET", "/")

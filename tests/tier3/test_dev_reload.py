@@ -15,8 +15,7 @@ from combinations import SERVED
 
 from .matrix import docker_params
 from .project import service_image, stand_in_kind
-from .stack import Stack, open_stack
-from .test_compose import _await_processed, _create_item, _wait_ready
+from .stack import Stack, await_processed, create_item, open_stack, wait_ready
 
 DEV_FILES = ("compose.yaml", "compose.dev.yaml")
 UP_TIMEOUT = 300  # seconds for `up --watch` to start the stack and its watcher
@@ -130,7 +129,7 @@ def test_watch_restarts_celery_on_a_code_change(combo, dev_stack, report):
     )
 
     web = stack.ports[project_files.web_service(project_files.compose_model(stack.project_dir))]
-    _wait_ready(stack, web)
-    _await_processed(stack, web, _create_item(web, f"dev reload {combo.id}"))
+    wait_ready(stack, web)
+    await_processed(stack, web, create_item(web, f"dev reload {combo.id}"))
     worker_log = stack.compose("logs", "--no-color", *project_files.running(stack.config, "worker"))
     assert marker in worker_log.stdout, f"the worker ran the old code:\n{worker_log.stdout[-4000:]}"
