@@ -134,9 +134,9 @@ def test_a_frozen_redis_costs_one_timeout_per_worker_and_the_service_stays_ready
     wait_until(
         lambda: assert_ready(deployment.entry)["status"] == "ok", 30, "redis ok", interval=0.5
     )
-    # flask-limiter re-checks its storage with backoff (1, 2, 4 ... 32 s), each time through the
-    # breaker, so counters move back within about a minute.
-    wait_until(limits_in_redis, 70, "rate-limit counters back in Redis", interval=0.5)
+    # The rate limits ask Redis again on each request, through the same breaker: the counters
+    # move back once each worker's REDIS_RETRY_INTERVAL is over.
+    wait_until(limits_in_redis, 30, "rate-limit counters back in Redis", interval=0.5)
 
 
 # --------------------------------------------------------------------------- PostgreSQL

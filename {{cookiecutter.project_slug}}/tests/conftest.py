@@ -20,10 +20,9 @@ from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
-from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }} import create_app, rate_limits
 from {{ cookiecutter.package_name }}.caching import cache
 from {{ cookiecutter.package_name }}.extensions import db
-from {{ cookiecutter.package_name }}.rate_limits import limiter
 
 SECRET = "test-secret-key-not-for-production"
 
@@ -137,7 +136,7 @@ def limited_client(make_app):
     def make(**overrides):
         app = make_app(app_env="development", **overrides)
         with app.app_context():
-            limiter.reset()
+            rate_limits.reset()
         return app.test_client()
 
     return make

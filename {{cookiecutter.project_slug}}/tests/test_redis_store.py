@@ -9,8 +9,8 @@ import time
 import pytest
 import redis
 
-from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.rate_limits import limiter
+from {{ cookiecutter.package_name }} import create_app, rate_limits
+from {{ cookiecutter.package_name }}.rate_limits import parse_limits
 from {{ cookiecutter.package_name }}.redis_breaker import Breaker, GuardedConnection, RedisSkipped
 from {{ cookiecutter.package_name }}.redis_store import client_options
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
@@ -73,8 +73,11 @@ def test_the_cache_and_the_limiter_keep_their_data_in_redis(settings_overrides):
     """It points the cache and the rate-limit storage at REDIS_URL, with the same client options."""
     app = create_app({**settings_overrides, "redis_url": UNREACHABLE})
     assert app.config["CACHE_TYPE"] == "RedisCache"
-    assert app.config["RATELIMIT_STORAGE_URI"] == UNREACHABLE
-    assert app.config["CACHE_OPTIONS"] is app.config["RATELIMIT_STORAGE_OPTIONS"]
+    options = app.config["CACHE_OPTIONS"]
+    pool = app.extensions["rate_limits"].counts.shared.storage.connection_pool
+    assert pool.connection_class is options["connection_class"]
+    assert pool.connection_kwargs["breaker"] is options["breaker"]
+    assert pool.connection_kwargs["port"] == 1  # UNREACHABLE's
 
 
 def timed(client, method: str, path: str, **kwargs):
@@ -168,7 +171,7 @@ def test_a_cache_hit_costs_two_redis_calls_one_for_its_limit(make_app, monkeypat
     """It sends one command for the rate limit (headers included) and one for the cache."""
     client = make_app(app_env="development", ratelimit_default="50 per minute").test_client()
     with client.application.app_context():
-        limiter.reset()
+        rate_limits.reset()
     location = client.post("/api/items", json={"name": "hit"}).headers["Location"]
     client.get(location)  # a miss: read and cached
     sent = []
@@ -192,7 +195,31 @@ def test_limits_are_counted_in_redis_where_every_worker_sees_them(make_app):
     """It keeps the counts in Redis: an app started afresh (another worker) continues them."""
     first = make_app(app_env="development", ratelimit_default="3 per minute")
     with first.app_context():
-        limiter.reset()
+        rate_limits.reset()
     assert [first.test_client().get("/api/items").status_code for _ in range(3)] == [200] * 3
     second = make_app(app_env="development", ratelimit_default="3 per minute")
     assert second.test_client().get("/api/items").status_code == 429
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_REDIS_URL"), reason="needs a Redis server: set TEST_REDIS_URL"
+)
+def test_limits_go_back_to_redis_as_soon_as_the_breaker_lets_a_call_through(make_app):
+    """It counts in memory while Redis is skipped and in Redis again on the first call allowed."""
+    interval = 0.5
+    app = make_app(
+        app_env="development", ratelimit_default="50 per minute", redis_retry_interval=interval
+    )
+    client = app.test_client()
+    with app.app_context():
+        rate_limits.reset()
+    key = "LIMITS:" + parse_limits("50 per minute")[0].key_for("127.0.0.1", "api.list_items")
+    server = redis.Redis.from_url(app.extensions["shared_store"].url)  # not through the breaker
+    assert client.get("/api/items").headers["X-RateLimit-Remaining"] == "49"  # in Redis
+    app.extensions["shared_store"].options["breaker"].failed(redis.ConnectionError("test"))
+    assert client.get("/api/items").headers["X-RateLimit-Remaining"] == "49"  # in memory
+    assert server.get(key) == b"1"
+    time.sleep(interval + 0.1)
+    assert client.get("/api/items").headers["X-RateLimit-Remaining"] == "48"  # in Redis again
+    assert server.get(key) == b"2"
+    server.close()

@@ -78,6 +78,8 @@ def test_development_makes_an_ephemeral_secret(monkeypatch):
         ("DATABASE_POOL_SIZE", "many"),
         ("CACHE_TTL_SECONDS", "-1"),
         ("APP_ENV", "staging"),
+        ("RATELIMIT_DEFAULT", "lots per minute"),
+        ("RATELIMIT_WRITE", "0 per minute"),
     ],
 )
 def test_invalid_value_names_the_variable(monkeypatch, name, value):

@@ -1,132 +1,175 @@
-"""Limit request rates per client: the limiter, its storage, its headers and the limits' values.
+"""Limit request rates per client and route: fixed windows counted by `limits`, with headers.
 
 Where the counters live: in the shared store, when create_app set one up (one count for every
 worker and replica); otherwise, and while that store fails, in each worker process's memory,
-so a client can get up to the limit times the number of workers.
+so a client can get up to the limit times the number of workers. A failed store is asked again
+on the next request; its client's breaker decides how often that costs a real call.
+
+A limited request costs one counter call per limit: the call that counts the hit also answers
+when its window ends, which is all the X-RateLimit-* headers need. The Flask side is two hooks
+written for the limits this app has (a default per route, a tighter one for writes): a general
+extension's evaluation of every possible kind of limit cost a third of a database read.
 """
 
+import logging
+import math
+import time
 from collections.abc import Callable
+from typing import NamedTuple
 
-from flask import Flask, current_app, has_request_context, request
+from flask import Flask, current_app, request
 from flask.wrappers import Response
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
-from limits import RateLimitItem
-from limits.strategies import STRATEGIES, FixedWindowRateLimiter
-from limits.util import WindowStats
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage, Storage
+from werkzeug.exceptions import TooManyRequests
 
-# flask-limiter writes its Retry-After on every limited response, 2xx included, and overwrites
-# one a handler set (a 503's); it writes this name instead, and only a 429 gets it as Retry-After.
-LIMITER_RETRY_AFTER = "X-RateLimit-Retry-After"
-# Counters that add a hit and read its window's end in one call, by the storage class they serve
-# (the shared store offers its own); other storages are asked twice: fine in process memory.
-Counter = Callable[[object, str, int, int], tuple[int, float]]
-ONE_CALL_COUNTERS: dict[type, Counter] = {}
+log = logging.getLogger(__name__)
+
+# Adds a hit to a window and answers its new count and when it ends (seconds since the epoch).
+Counter = Callable[[Storage, str, int, int], tuple[int, float]]
+WINDOW = "rate_limits.window"  # the request's tightest window, kept in its WSGI environ
+WRITES = "rate_limits_writes"  # set on a view by limit_writes
 
 
-def _default_limit() -> str:
-    """Return the running app's default per-client limit (read per app, not fixed at import)."""
-    return current_app.extensions["settings"].ratelimit_default
+def parse_limits(value: str) -> list[RateLimitItem]:
+    """Return the limits of a setting like ``600 per minute`` or ``10/second;600/minute``.
+
+    Raises ValueError, naming what is expected, for anything else (and for a limit of 0).
+    """
+    try:
+        limits = parse_many(value)
+    except ValueError:
+        limits = []
+    if not limits or any(limit.amount < 1 for limit in limits):
+        raise ValueError(
+            "expected one or more limits like '600 per minute' or '10/second;600/minute', "
+            "each of at least 1 request"
+        )
+    return limits
 
 
-def _write_limit() -> str:
-    """Return the running app's per-client limit for writes."""
-    return current_app.extensions["settings"].ratelimit_write
+def checked_limits(value: str) -> str:
+    """Return a rate-limit setting unchanged when it parses; raise ValueError otherwise."""
+    parse_limits(value)
+    return value
 
 
-limiter = Limiter(key_func=get_remote_address, default_limits=[_default_limit])
+def count_in(storage: Storage, key: str, expiry: int, cost: int) -> tuple[int, float]:
+    """Count a hit with the storage's own calls: the counter, then its expiry (two calls)."""
+    return storage.incr(key, expiry, amount=cost), storage.get_expiry(key)
+
+
+class Counts:
+    """One app's counters: in the shared store when there is one and it answers, else memory."""
+
+    def __init__(self, shared: Storage | None = None, shared_counter: Counter = count_in):
+        self.memory = MemoryStorage()
+        self.shared = shared
+        self.shared_counter = shared_counter
+        self.shared_failed = False
+
+    def count(self, key: str, expiry: int) -> tuple[int, float]:
+        """Add one hit to the key's window; return its count and when the window ends."""
+        if self.shared is not None:
+            try:
+                answer = self.shared_counter(self.shared, key, expiry, 1)
+            except self.shared.base_exceptions as exc:
+                if not self.shared_failed:
+                    self.shared_failed = True
+                    error = f"{type(exc).__name__}: {exc}"
+                    log.warning("rate limits counted in this worker's memory: %s", error)
+            else:
+                if self.shared_failed:
+                    self.shared_failed = False
+                    log.info("rate limits counted in the shared store again")
+                return answer
+        return count_in(self.memory, key, expiry, 1)
+
+    def reset(self) -> None:
+        """Forget every count, in memory and in the shared store."""
+        self.memory.reset()
+        if self.shared is not None:
+            self.shared.reset()
+
+
+class Limits(NamedTuple):
+    """The app's limits, parsed once, and where they are counted."""
+
+    default: list[RateLimitItem]
+    write: list[RateLimitItem]
+    counts: Counts
+
+
+class Window(NamedTuple):
+    """A limit's window as a hit left it."""
+
+    limit: RateLimitItem
+    remaining: int
+    reset_at: float
 
 
 def limit_writes(view):
-    """Limit a view that writes to RATELIMIT_WRITE per client, on top of the default limit."""
-    return limiter.limit(_write_limit)(view)
+    """Limit a view that writes to RATELIMIT_WRITE per client, instead of the default limit."""
+    setattr(view, WRITES, True)
+    return view
 
 
-def _skipping_probes(hook: Callable[..., object]) -> Callable[..., object]:
-    """Wrap a limiter hook so that probes never reach it (a fifth of a probe's time in the app).
+def reset() -> None:
+    """Forget the running app's counts (tests start from full windows)."""
+    current_app.extensions["rate_limits"].counts.reset()
 
-    A request filter or an exemption is only consulted after the limiter has looked the request
-    up; this check costs one attribute read. A skipped hook hands back what it was given: the
-    response, for a hook that runs after the view.
+
+def rate_limit_request() -> None:
+    """Count the request against its route's limits; refuse it with a 429 past one of them.
+
+    Probes, static files and requests that match no route are not limited.
     """
-
-    def hook_unless_probe(*args: object) -> object:
-        """Run the limiter's hook, except for the health blueprint's routes."""
-        if request.blueprint == "health":
-            return args[0] if args else None
-        return hook(*args)
-
-    return hook_unless_probe
-
-
-def _windows() -> dict[str, WindowStats]:
-    """Return this request's windows by limit key (an empty, unkept dict outside requests)."""
-    if not has_request_context():
-        return {}
-    return request.environ.setdefault("rate_limits.windows", {})
-
-
-class OneCallFixedWindow(FixedWindowRateLimiter):
-    """Fixed windows whose X-RateLimit-* headers come from the hit's own answer.
-
-    The stock strategy reads the counter and its expiry again for the headers: two more calls
-    to the store per request. Here a hit keeps its count and reset time for the request.
-    """
-
-    NAME = "fixed-window-one-call"
-
-    def count(self, key: str, expiry: int, cost: int) -> tuple[int, float]:
-        """Add ``cost`` to the key's window; return its new count and when the window ends."""
-        counter = ONE_CALL_COUNTERS.get(type(self.storage))
-        if counter is not None:
-            return counter(self.storage, key, expiry, cost)
-        return self.storage.incr(key, expiry, amount=cost), self.storage.get_expiry(key)
-
-    def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
-        """Count a hit; remember the window's state for this request's headers."""
-        key = item.key_for(*identifiers)
-        count, reset_at = self.count(key, item.get_expiry(), cost)
-        _windows()[key] = WindowStats(reset_at, max(0, item.amount - count))
-        return count <= item.amount
-
-    def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
-        """Return the window this request's hit saw; ask the store only without one."""
-        seen = _windows().get(item.key_for(*identifiers))
-        return seen or super().get_window_stats(item, *identifiers)
+    if request.blueprint == "health":
+        return
+    endpoint = request.endpoint
+    if endpoint is None or endpoint.rpartition(".")[2] == "static":
+        return
+    app = current_app._get_current_object()
+    limits = app.extensions["rate_limits"]
+    writes = getattr(app.view_functions[endpoint], WRITES, False)
+    tightest = None
+    for limit in limits.write if writes else limits.default:
+        count, reset_at = limits.counts.count(
+            limit.key_for(request.remote_addr or "", endpoint), limit.get_expiry()
+        )
+        window = Window(limit, max(0, limit.amount - count), reset_at)
+        if count > limit.amount:
+            request.environ[WINDOW] = window
+            wait = max(1, math.ceil(reset_at - time.time()))
+            raise TooManyRequests(
+                f"Rate limit exceeded: {limit} per client; retry in {wait} s.", retry_after=wait
+            )
+        if tightest is None or window.remaining < tightest.remaining:
+            tightest = window
+    request.environ[WINDOW] = tightest
 
 
-def _retry_after_only_when_refused(response: Response) -> Response:
-    """Send the limiter's Retry-After on a 429 only; leave a handler's own (a 503's) alone."""
-    retry_after = response.headers.pop(LIMITER_RETRY_AFTER, None)
-    if response.status_code == 429 and retry_after is not None:
-        response.headers["Retry-After"] = retry_after
+def rate_limit_headers(response: Response) -> Response:
+    """Send the tightest limit's X-RateLimit-Limit, -Remaining and -Reset, from its hit."""
+    window = request.environ.get(WINDOW)
+    if window is not None:
+        response.headers["X-RateLimit-Limit"] = str(window.limit.amount)
+        response.headers["X-RateLimit-Remaining"] = str(window.remaining)
+        response.headers["X-RateLimit-Reset"] = str(math.ceil(window.reset_at))
     return response
 
 
 def init_app(app: Flask) -> None:
-    """Bind the limiter: counts in the shared store when create_app set one up, else in memory.
+    """Parse the limits; count in the shared store when create_app set one up, else in memory.
 
-    One call to the store per limit and request: the headers reuse the hit's answer.
+    With APP_ENV=test nothing is limited (tests that check limits use another APP_ENV).
     """
+    settings = app.extensions["settings"]
     store = app.extensions.get("shared_store")
-    uri, options, counters = store.limiter_storage() if store else ("memory://", {}, {})
-    ONE_CALL_COUNTERS.update(counters)
-    STRATEGIES[OneCallFixedWindow.NAME] = OneCallFixedWindow  # flask-limiter takes it by name
-    app.config["RATELIMIT_STORAGE_URI"] = uri
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = options
-    app.config["RATELIMIT_STRATEGY"] = OneCallFixedWindow.NAME
-    app.config["RATELIMIT_HEADERS_ENABLED"] = True
-    app.config["RATELIMIT_HEADER_RETRY_AFTER"] = LIMITER_RETRY_AFTER
-    app.config["RATELIMIT_SWALLOW_ERRORS"] = True
-    app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True
-    app.config["RATELIMIT_ENABLED"] = app.extensions["settings"].app_env != "test"
-    # Flask runs after_request functions last-registered first: registered before the limiter's
-    # own, this one runs after it and sees the headers it wrote.
-    app.after_request(_retry_after_only_when_refused)
-    tables = (app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
-    hooks = [table.setdefault(None, []) for table in tables]
-    before = [list(table) for table in hooks]
-    limiter.init_app(app)
-    for table, had in zip(hooks, before, strict=True):
-        table[:] = [hook if hook in had else _skipping_probes(hook) for hook in table]
-    limiter._storage_dead = False  # a new app's store is live, whatever an earlier app's did
+    counts = Counts(*store.limit_storage()) if store else Counts()
+    app.extensions["rate_limits"] = Limits(
+        parse_limits(settings.ratelimit_default), parse_limits(settings.ratelimit_write), counts
+    )
+    if settings.app_env != "test":
+        app.before_request(rate_limit_request)
+        app.after_request(rate_limit_headers)

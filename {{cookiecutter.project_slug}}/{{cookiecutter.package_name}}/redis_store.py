@@ -6,6 +6,7 @@ and the breaker (redis_breaker.py) skips it for REDIS_RETRY_INTERVAL.
 
 import hashlib
 import time
+from collections.abc import Callable
 from typing import Annotated, NamedTuple
 from urllib.parse import urlsplit
 
@@ -37,7 +38,7 @@ def checked_url(value: str | None) -> str | None:
 RedisUrl = Annotated[str | None, AfterValidator(checked_url)]
 
 # limits' own fixed-window script, returning the window's remaining milliseconds as well: the
-# limiter's headers then need no second and third call (GET, TTL).
+# rate limits' headers then need no second and third call (GET, TTL).
 COUNT_SCRIPT = """
 local current = redis.call("incrby", KEYS[1], ARGV[2])
 if tonumber(current) == tonumber(ARGV[2]) then
@@ -72,9 +73,9 @@ class RedisStore(NamedTuple):
             "CACHE_OPTIONS": self.options,
         }
 
-    def limiter_storage(self) -> tuple[str, dict, dict]:
-        """Return the URI, options and one-call counter that keep the limiter's counts here."""
-        return self.url, self.options, {RedisStorage: count_hit}
+    def limit_storage(self) -> tuple[RedisStorage, Callable]:
+        """Return the storage and the one-call counter that keep the rate limits' counts here."""
+        return RedisStorage(self.url, **self.options), count_hit
 
 
 def client_options(url: str, timeout: float, breaker: Breaker) -> dict:

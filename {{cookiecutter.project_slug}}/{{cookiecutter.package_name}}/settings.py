@@ -3,14 +3,15 @@
 import os
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from .metrics_folder import MetricsFolder
+from .rate_limits import checked_limits
 {%- if cookiecutter.use_redis == "yes" %}
 from .redis_store import RedisUrl
 {%- endif %}
@@ -22,6 +23,7 @@ MIN_SECRET_LENGTH = 32
 DATABASE_URL_REQUIRED_IN_PRODUCTION = {{ "True" if cookiecutter.use_postgres == "yes" else "False" }}
 ENV_FILE = Path(".env")
 HIDDEN_INPUT_WORDS = ("SECRET", "PASSWORD", "URL", "TOKEN")
+RateLimits = Annotated[str, AfterValidator(checked_limits)]
 
 
 class SettingsError(RuntimeError):
@@ -74,8 +76,9 @@ class Settings(LogSettings):
     trusted_proxies: int = Field(1, ge=0, le=10)
 {%- endif %}
     health_check_timeout: float = Field(2.0, gt=0, le=30)
-    ratelimit_default: str = "600 per minute"
-    ratelimit_write: str = "60 per minute"
+    # Per client and route, e.g. "600 per minute" or "10/second;600/minute" (rate_limits.py).
+    ratelimit_default: RateLimits = "600 per minute"
+    ratelimit_write: RateLimits = "60 per minute"
     cache_ttl_seconds: int = Field(60, ge=0, le=86400)
     max_content_length: int = Field(1_048_576, ge=1024)
     metrics_enabled: bool = True
