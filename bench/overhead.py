@@ -71,25 +71,36 @@ def _start_response(status, headers, exc_info=None) -> None:
 
 def cpu_us(call, calls: int = CALLS) -> float:
     """Return the best CPU microseconds per call over the repeats."""
-    call()
-    best = float("inf")
+    return interleaved({"call": call}, calls)["call"]
+
+
+def interleaved(variants: dict, calls: int = CALLS) -> dict:
+    """Return each variant's best CPU microseconds per call, the variants timed in turn.
+
+    Each repeat times every variant once (A B C ... A B C ...), so a spell of load on the
+    machine falls on all of them alike instead of on whichever ran during it.
+    """
+    for call in variants.values():
+        call()
+    best = dict.fromkeys(variants, float("inf"))
     for _ in range(REPEATS):
-        started = time.thread_time()
-        for _ in range(calls):
-            call()
-        best = min(best, time.thread_time() - started)
-    return best / calls * 1e6
+        for name, call in variants.items():
+            started = time.thread_time()
+            for _ in range(calls):
+                call()
+            best[name] = min(best[name], time.thread_time() - started)
+    return {name: seconds / calls * 1e6 for name, seconds in best.items()}
 
 
-def request_cost(app, path: str = "/healthz", calls: int = CALLS) -> float:
-    """Return the CPU microseconds of one GET through the app's WSGI callable."""
+def get(app, path: str = "/healthz"):
+    """Return a function that sends one GET through the app's WSGI callable."""
 
     def call() -> None:
         body = app(environ(path), _start_response)
         b"".join(body)
         body.close()
 
-    return cpu_us(call, calls)
+    return call
 
 
 def uncached_app() -> Flask:
@@ -161,22 +172,21 @@ def healthz_costs() -> dict:
     """Return the CPU cost of GET /healthz for the references and each variant."""
     flask_keyed = create_flask_app()
     flask_keyed.secret_key = os.environ["SECRET_KEY"]
-    costs = {
-        "minimal Flask": request_cost(create_flask_app()),
-        "minimal Flask with a SECRET_KEY": request_cost(flask_keyed),
-        "generated": request_cost(create_app()),
-        "generated without the rate limiter hooks": request_cost(without(create_app(), "limiter")),
-        "generated without the session": request_cost(without(create_app(), "session")),
-        "generated without request ids": request_cost(without(create_app(), "request_id")),
-        "generated without ProxyFix": request_cost(without(create_app(), "proxy")),
-        "generated without metrics": request_cost(create_app({"metrics_enabled": False})),
-        "generated without limiter and session": request_cost(
-            without(create_app(), "limiter", "session")
-        ),
-        "generated without limiter, session, request ids, ProxyFix": request_cost(
-            without(create_app(), "limiter", "session", "request_id", "proxy")
+    apps = {
+        "minimal Flask": create_flask_app(),
+        "minimal Flask with a SECRET_KEY": flask_keyed,
+        "generated": create_app(),
+        "generated without the rate limiter hooks": without(create_app(), "limiter"),
+        "generated without the session": without(create_app(), "session"),
+        "generated without request ids": without(create_app(), "request_id"),
+        "generated without ProxyFix": without(create_app(), "proxy"),
+        "generated without metrics": create_app({"metrics_enabled": False}),
+        "generated without limiter and session": without(create_app(), "limiter", "session"),
+        "generated without limiter, session, request ids, ProxyFix": without(
+            create_app(), "limiter", "session", "request_id", "proxy"
         ),
     }
+    costs = interleaved({name: get(app) for name, app in apps.items()})
     costs["one JSON access line (gunicorn logger)"] = access_line_cost()
     return costs
 
@@ -193,23 +203,19 @@ def item_costs() -> dict:
     if caches[-1] != "hit":
         raise RuntimeError(f"GET {path} answered X-Cache {caches}: the cache rows would be misses")
     calls = 500
-    return {
-        "Redis cache hit": request_cost(create_app(), path, calls),
-        "Redis cache hit, without the rate limiter hooks": request_cost(
-            without(create_app(), "limiter"), path, calls
+    apps = {
+        "Redis cache hit": create_app(),
+        "Redis cache hit, without the rate limiter hooks": without(create_app(), "limiter"),
+        "Redis cache hit, the limit counted in two calls (INCR, then its TTL)": (
+            with_two_call_counter(create_app())
         ),
-        "Redis cache hit, the limit counted in two calls (INCR, then its TTL)": request_cost(
-            with_two_call_counter(create_app()), path, calls
-        ),
-        "PostgreSQL read": request_cost(uncached_app(), path, calls),
-        "PostgreSQL read, without the rate limiter hooks": request_cost(
-            without(uncached_app(), "limiter"), path, calls
-        ),
-        "PostgreSQL read, with pool_pre_ping (the former default)": request_cost(
-            with_pre_ping(uncached_app()), path, calls
-        ),
-        "the limiter's storage calls alone (memory)": limiter_storage_cost(),
+        "PostgreSQL read": uncached_app(),
+        "PostgreSQL read, without the rate limiter hooks": without(uncached_app(), "limiter"),
+        "PostgreSQL read, with pool_pre_ping (the former default)": with_pre_ping(uncached_app()),
     }
+    costs = interleaved({name: get(app, path) for name, app in apps.items()}, calls)
+    costs["the limiter's storage calls alone (memory)"] = limiter_storage_cost()
+    return costs
 
 
 def main() -> None:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import event
 
-from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.models import PROCESSED_BY_TASK
 
@@ -80,17 +79,6 @@ def test_a_read_sends_its_select_alone_outside_a_transaction(app, client):
     statement, autocommit = statements[0]
     assert statement.lstrip().upper().startswith("SELECT"), statement
     assert autocommit, "the read ran inside a transaction"
-
-
-def test_a_read_of_a_database_without_tables_is_a_503(settings_overrides, empty_database_url):
-    """It answers 503 naming the schema, not a 500, when the item read fails in the database."""
-    app = create_app({**settings_overrides, "database_url": empty_database_url})
-    with app.app_context():
-        db.drop_all()
-    # An id no test ever reads, so no shared cache can hold it.
-    response = app.test_client().get("/api/items/2147483647")
-    assert response.status_code == 503
-    assert "schema" in response.json["error"]["detail"]
 
 
 def test_list_pages(client):
