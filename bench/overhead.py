@@ -7,6 +7,7 @@ concern costs on every request. CPU time of one thread, best of several repeats:
 than req/s on a shared machine (and blind to time spent waiting on PostgreSQL or Redis).
 """
 
+import gc
 import io
 import json
 import logging
@@ -78,17 +79,24 @@ def interleaved(variants: dict, calls: int = CALLS) -> dict:
     """Return each variant's best CPU microseconds per call, the variants timed in turn.
 
     Each repeat times every variant once (A B C ... A B C ...), so a spell of load on the
-    machine falls on all of them alike instead of on whichever ran during it.
+    machine falls on all of them alike instead of on whichever ran during it. The garbage
+    collector waits while a variant is timed, as in timeit: every round allocates alike, so its
+    collections (of a dozen apps' objects) would land on the same variants round after round.
     """
     for call in variants.values():
         call()
     best = dict.fromkeys(variants, float("inf"))
     for _ in range(REPEATS):
         for name, call in variants.items():
-            started = time.thread_time()
-            for _ in range(calls):
-                call()
-            best[name] = min(best[name], time.thread_time() - started)
+            gc.collect()
+            gc.disable()
+            try:
+                started = time.thread_time()
+                for _ in range(calls):
+                    call()
+                best[name] = min(best[name], time.thread_time() - started)
+            finally:
+                gc.enable()
     return {name: seconds / calls * 1e6 for name, seconds in best.items()}
 
 

@@ -65,10 +65,11 @@ def _machine_line(started, load: tuple[float, float]) -> str:
     return (
         f"Measured by the template's `bench/run.py` on {started:%Y-%m-%d}: {_cpus()} CPUs, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}, load "
-        f"average {load[0]:.1f} at the start and {load[1]:.1f} at the end (other work shared "
-        "the machine). Each server ran 2 workers, loaded by wrk with 32 connections (saturated); "
-        "wrk and the database servers ran on the same CPUs. Per core: 1 s over the app "
-        "server's CPU time per request, so the database servers' own CPU is not in it."
+        f"average {load[0]:.1f} at the start and {load[1]:.1f} at the end (the benchmark's own "
+        "servers and load generator count in it). Each server ran 2 workers, loaded by wrk "
+        "with 32 connections (saturated); wrk and the database servers ran on the same CPUs. "
+        "Per core: 1 s over the app server's CPU time per request, so the database servers' "
+        "own CPU is not in it."
     )
 
 
