@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from werkzeug.routing import Rule
 
 from . import api, responses
+from .rate_limits import UNLIMITED_BLUEPRINTS
 
 bp = Blueprint("openapi", __name__)
 TITLE = "{{ cookiecutter.project_name | replace('"', '\\"') }}"
@@ -29,8 +30,6 @@ CONVERTERS = {"id": {"type": "integer", "minimum": 0}, "int": {"type": "integer"
 UNDOCUMENTED_ENDPOINTS = {"static", "metrics"}
 # Not the API either: blueprints of HTML pages and of the development toolbar, when present.
 UNDOCUMENTED_BLUEPRINTS = {"pages", "debugtoolbar", "_debug_toolbar"}
-# Routes the rate limiter skips (rate_limits.py): probes.
-UNLIMITED_BLUEPRINTS = {"health"}
 RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 NUMBER = {"type": "string", "pattern": "^[0-9]+$"}
 HEADERS = {

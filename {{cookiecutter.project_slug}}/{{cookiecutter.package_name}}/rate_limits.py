@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 Counter = Callable[[Storage, str, int, int], tuple[int, float]]
 WINDOW = "rate_limits.window"  # the request's tightest window, kept in its WSGI environ
 WRITES = "rate_limits_writes"  # set on a view by limit_writes
+UNLIMITED_BLUEPRINTS = frozenset({"health"})  # probes (openapi.py documents no limit on them)
 
 
 def parse_limits(value: str) -> list[RateLimitItem]:
@@ -124,7 +125,7 @@ def rate_limit_request() -> None:
 
     Probes, static files and requests that match no route are not limited.
     """
-    if request.blueprint == "health":
+    if request.blueprint in UNLIMITED_BLUEPRINTS:
         return
     endpoint = request.endpoint
     if endpoint is None or endpoint.rpartition(".")[2] == "static":
