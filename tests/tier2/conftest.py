@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -37,6 +38,31 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     )
     for index, item in zip(slots, ordered, strict=True):
         items[index] = item
+
+
+# Lines of a service's logs worth showing beside a failed test: JSON lines at WARNING or above,
+# and any line not JSON (a traceback printed before logging was set up).
+TROUBLE = re.compile(r'^(?!\{)|"level": "(WARNING|ERROR|CRITICAL)"')
+TROUBLE_LINES = 60
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item):
+    """Attach the service's warnings and errors to a failed test's report (its logs go later)."""
+    outcome = yield
+    report = outcome.get_result()
+    deployment = getattr(item, "funcargs", {}).get("deployment")
+    if report.when != "call" or not report.failed or not isinstance(deployment, Deployment):
+        return
+    for service in [deployment.service, *deployment.extra]:
+        if service is None:
+            continue
+        for log in (service.stdout, service.stderr):
+            lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+            trouble = [line[:2000] for line in lines if TROUBLE.search(line)][-TROUBLE_LINES:]
+            if trouble:
+                title = f"{service.logs.parent.name} {log.name}"
+                report.sections.append((title, "\n".join(trouble)))
 
 
 @pytest.fixture(scope="session")

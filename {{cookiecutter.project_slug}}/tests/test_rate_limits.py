@@ -1,13 +1,22 @@
 """Rate limits: enforced, headers from the hit itself, Retry-After only on 429s and 503s."""
 
+import sys
+import threading
 import time
+from collections import defaultdict
 
 import pytest
 from limits.storage import MemoryStorage
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.extensions import db
-from {{ cookiecutter.package_name }}.rate_limits import Counts, count_in, parse_limits
+from {{ cookiecutter.package_name }}.rate_limits import (
+    SWEEP_AT_LEAST,
+    Counts,
+    WorkerCounts,
+    count_in,
+    parse_limits,
+)
 
 
 def test_a_success_carries_the_limit_headers_but_no_retry_after(limited_client):
@@ -114,3 +123,57 @@ def test_a_failing_shared_store_counts_in_memory_and_is_asked_again_next_time(ca
     messages = [record.getMessage() for record in caplog.records]
     assert len([m for m in messages if "memory" in m]) == 1, messages
     assert any("shared store again" in m for m in messages), messages
+
+
+def test_threads_of_one_worker_count_every_hit_once_and_never_raise():
+    """It gives each hit in a window its own count, from 8 threads switching as often as they can.
+
+    (limits' MemoryStorage could raise "threads can only be started once" here, and return
+    another thread's count.)
+    """
+    counts, answers, errors = Counts(), defaultdict(list), []
+
+    def hammer(number: int) -> None:
+        deadline = time.monotonic() + 1.5
+        for step in range(1_000_000):
+            if time.monotonic() > deadline:
+                return
+            key = f"key-{step % 3}"
+            try:
+                hits, ends = counts.count(key, 1)
+            except Exception as exc:  # noqa: BLE001 - any exception is the failure shown
+                errors.append(repr(exc))
+                return
+            answers[key, ends].append(hits)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=hammer, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(answers) > 3  # windows of 1 s ended and began again
+    for window, hits in answers.items():
+        assert sorted(hits) == list(range(1, len(hits) + 1)), window
+
+
+def test_worker_counts_drop_ended_windows_and_keep_live_ones():
+    """It keeps memory to about twice the live windows, without a background thread."""
+    counts = WorkerCounts()
+    threads = threading.active_count()
+    for number in range(5 * SWEEP_AT_LEAST):
+        counts.count(f"ended-{number}", 0)  # a window of 0 s has ended by the next call
+    assert len(counts) <= SWEEP_AT_LEAST
+    for number in range(3 * SWEEP_AT_LEAST):
+        counts.count(f"live-{number}", 60)
+    assert 3 * SWEEP_AT_LEAST <= len(counts) <= 4 * SWEEP_AT_LEAST
+    assert counts.get("live-0") == 1
+    assert counts.count("live-0", 60)[0] == 2
+    assert counts.get("ended-0") == 0
+    assert threading.active_count() == threads

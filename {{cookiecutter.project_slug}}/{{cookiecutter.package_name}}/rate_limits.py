@@ -1,4 +1,7 @@
-"""Limit request rates per client and route: fixed windows counted by `limits`, with headers.
+"""Limit request rates per client and route: fixed windows, with headers.
+
+`limits` parses the settings, names the counters and counts them in the shared store;
+WorkerCounts below counts them in memory.
 
 Where the counters live: in the shared store, when create_app set one up (one count for every
 worker and replica); otherwise, and while that store fails, in each worker process's memory,
@@ -13,6 +16,7 @@ extension's evaluation of every possible kind of limit cost a third of a databas
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -20,7 +24,7 @@ from typing import NamedTuple
 from flask import Flask, current_app, request
 from flask.wrappers import Response
 from limits import RateLimitItem, parse_many
-from limits.storage import MemoryStorage, Storage
+from limits.storage import Storage
 from werkzeug.exceptions import TooManyRequests
 
 log = logging.getLogger(__name__)
@@ -30,6 +34,7 @@ Counter = Callable[[Storage, str, int, int], tuple[int, float]]
 WINDOW = "rate_limits.window"  # the request's tightest window, kept in its WSGI environ
 WRITES = "rate_limits_writes"  # set on a view by limit_writes
 UNLIMITED_BLUEPRINTS = frozenset({"health"})  # probes (openapi.py documents no limit on them)
+SWEEP_AT_LEAST = 1024  # windows a worker keeps before it first drops the ended ones
 
 
 def parse_limits(value: str) -> list[RateLimitItem]:
@@ -60,11 +65,58 @@ def count_in(storage: Storage, key: str, expiry: int, cost: int) -> tuple[int, f
     return storage.incr(key, expiry, amount=cost), storage.get_expiry(key)
 
 
+class WorkerCounts:
+    """Fixed windows in this worker's memory, behind one lock: each key's hits and window end.
+
+    Not limits' MemoryStorage: its 5.8 release is not safe across threads. Two threads of one
+    worker can start its expiry timer twice (a RuntimeError, so a 500), and the count it returns
+    is read after its lock is let go, so it can be another thread's. Here a count and its window
+    are read under the lock that changed them. Ended windows are dropped when the table has
+    doubled since the last sweep, so memory stays within twice the live windows and no thread
+    runs in the background.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[int, float]] = {}
+        self._sweep_at = SWEEP_AT_LEAST
+
+    def count(self, key: str, expiry: int, cost: int = 1) -> tuple[int, float]:
+        """Add ``cost`` hits to the key's window; return its count and when the window ends."""
+        now = time.time()
+        with self._lock:
+            hits, ends = self._windows.get(key, (0, 0.0))
+            if ends <= now:
+                hits, ends = 0, now + expiry
+            hits += cost
+            self._windows[key] = (hits, ends)
+            if len(self._windows) >= self._sweep_at:
+                self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
+                self._sweep_at = max(SWEEP_AT_LEAST, 2 * len(self._windows))
+        return hits, ends
+
+    def get(self, key: str) -> int:
+        """Return the key's count in its current window (0 once the window has ended)."""
+        with self._lock:
+            hits, ends = self._windows.get(key, (0, 0.0))
+        return hits if ends > time.time() else 0
+
+    def __len__(self) -> int:
+        """Return how many windows are kept (ended ones included until the next sweep)."""
+        return len(self._windows)
+
+    def reset(self) -> None:
+        """Forget every count."""
+        with self._lock:
+            self._windows.clear()
+            self._sweep_at = SWEEP_AT_LEAST
+
+
 class Counts:
     """One app's counters: in the shared store when there is one and it answers, else memory."""
 
     def __init__(self, shared: Storage | None = None, shared_counter: Counter = count_in):
-        self.memory = MemoryStorage()
+        self.memory = WorkerCounts()
         self.shared = shared
         self.shared_counter = shared_counter
         self.shared_failed = False
@@ -84,7 +136,7 @@ class Counts:
                     self.shared_failed = False
                     log.info("rate limits counted in the shared store again")
                 return answer
-        return count_in(self.memory, key, expiry, 1)
+        return self.memory.count(key, expiry)
 
     def reset(self) -> None:
         """Forget every count, in memory and in the shared store."""
