@@ -221,7 +221,7 @@ def item_costs() -> dict:
         "PostgreSQL read, with pool_pre_ping (the former default)": with_pre_ping(uncached_app()),
     }
     costs = interleaved({name: get(app, path) for name, app in apps.items()}, calls)
-    costs["the limiter's storage calls alone (memory)"] = limiter_storage_cost()
+    costs["the limiter's in-memory counter call alone"] = limiter_storage_cost()
     return costs
 
 

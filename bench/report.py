@@ -12,7 +12,7 @@ RECYCLING_DIAGNOSTIC = "all-on, MAX_REQUESTS=1000 (diagnostic)"
 # The minimal Flask app under the all-on project's own gunicorn.conf.py: the same gunicorn
 # settings as the generated service, its JSON access line per request included.
 SAME_SETTINGS = "minimal Flask, the generated gunicorn.conf.py"
-STORAGE_CALLS = "the limiter's storage calls alone (memory)"
+STORAGE_CALLS = "the limiter's in-memory counter call alone"
 TWO_CALL_COUNTER = "Redis cache hit, the limit counted in two calls (INCR, then its TTL)"
 
 TARGETS = {
@@ -80,8 +80,8 @@ def _shortfalls(results: dict) -> list[str]:
         pre_ping = item["PostgreSQL read, with pool_pre_ping (the former default)"] - read
         out.append(
             f"- **PostgreSQL read.** In process a read costs {read:.0f} µs of CPU against "
-            f"/healthz's {health['generated']:.0f}: the rate limiter (memory storage) "
-            f"{_micros(limiter)}, of which its storage calls are "
+            f"/healthz's {health['generated']:.0f}: the rate limiter (counting in memory) "
+            f"{_micros(limiter)}, of which its counter call is "
             f"{_num(item.get(STORAGE_CALLS), 0)} µs (its hooks are the template's own: "
             "flask-limiter's evaluation of the request's limits cost about 300 µs more), and "
             "SQLAlchemy with psycopg for one SELECT on an autocommit connection (the read used "

@@ -8,7 +8,7 @@ from pathlib import Path
 def run_project_tests(root: Path, env: dict) -> subprocess.CompletedProcess:
     """Run ``pytest`` in a generated project; assert it passed; return the finished process."""
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-p", "no:xdist"],
+        [sys.executable, "-m", "pytest", "-q", "-rfEs", "-p", "no:cacheprovider", "-p", "no:xdist"],
         cwd=root,
         env=env,
         capture_output=True,
@@ -16,7 +16,10 @@ def run_project_tests(root: Path, env: dict) -> subprocess.CompletedProcess:
         timeout=600,
         check=False,
     )
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    failed = [line for line in result.stdout.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+    assert result.returncode == 0, "\n".join(
+        [*failed, result.stdout[-4000:], result.stderr[-2000:]]
+    )
     assert " passed" in result.stdout.strip().splitlines()[-1]
     return result
 

@@ -11,7 +11,6 @@ import contextlib
 import http.client
 import json
 import os
-import re
 import signal
 import socket
 import sqlite3
@@ -598,20 +597,6 @@ def test_generated_suite_passes_against_the_real_servers_with_no_skips(
 
 # --------------------------------------------------------------------------- every line
 
-# limits 5.8.0 (the latest release) starts its memory storage's expiry Timer from request threads
-# without a lock; two threads can start the same Timer, and Python then prints this to STDERR
-# (fixed upstream in alisaifee/limits#352, not in 5.8.0). Nothing is lost: the next hit
-# schedules the expiry again.
-KNOWN_LIMITS_RACE = re.compile(
-    r"Exception ignored in thread started by: <bound method Thread\._bootstrap of <Timer\(.*?\)>>\n"
-    r"Traceback \(most recent call last\):\n(?:  .*\n)+KeyError: <Timer\(.*?\)>\n"
-)
-
-
-def without_known_limits_race(stderr: str) -> str:
-    """Return STDERR without the one known upstream race report (see KNOWN_LIMITS_RACE)."""
-    return KNOWN_LIMITS_RACE.sub("", stderr)
-
 
 @each()
 def test_every_line_on_stdout_is_json_with_level_message_and_request_id(deployment):
@@ -628,7 +613,7 @@ def test_every_line_on_stdout_is_json_with_level_message_and_request_id(deployme
         for line in lines:
             record = json.loads(line)
             assert {"level", "message", "request_id"} <= record.keys(), (output, line)
-    assert without_known_limits_race(deployment.service.stderr.read_text()) == ""
+    assert deployment.service.stderr.read_text() == ""
     if deployment.nginx is not None:
         for line in deployment.nginx.stdout.read_text().splitlines():
             assert {"level", "request_id", "status"} <= json.loads(line).keys(), line

@@ -10,6 +10,8 @@ cache and limits stay in memory.
 """
 
 import os
+import threading
+import time
 import weakref
 
 import pytest
@@ -19,8 +21,9 @@ from flask_migrate import upgrade
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import Pool
 
-from {{ cookiecutter.package_name }} import create_app, rate_limits
+from {{ cookiecutter.package_name }} import create_app, health, rate_limits
 from {{ cookiecutter.package_name }}.caching import cache
 from {{ cookiecutter.package_name }}.extensions import db
 
@@ -72,9 +75,38 @@ def empty_database_url(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'empty.db'}"
 
 
+# Every database connection a pool opened and has not closed yet, by id.
+OPEN_CONNECTIONS: dict[int, object] = {}
+
+
+@event.listens_for(Pool, "connect")
+def _opened(dbapi_connection, record) -> None:
+    OPEN_CONNECTIONS[id(dbapi_connection)] = dbapi_connection
+
+
+@event.listens_for(Pool, "close")
+@event.listens_for(Pool, "close_detached")
+def _closed(dbapi_connection, record=None) -> None:
+    OPEN_CONNECTIONS.pop(id(dbapi_connection), None)
+
+
+def finish_readiness_checks(timeout: float = 10.0) -> None:
+    """Wait for readiness checks still running after the probe that started them answered."""
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if thread.name.startswith(health.THREAD_PREFIX):
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                pytest.fail(f"{thread.name} was still running {timeout:.0f}s after its test")
+
+
 @pytest.fixture(autouse=True)
 def _close_pooled_connections():
-    """Dispose every engine a test connected with, so no connection outlives its test."""
+    """Dispose every engine a test connected with; fail the test if a connection outlives it.
+
+    Readiness checks a probe did not wait for are waited for first: a connection they open
+    after the engines were disposed would stay open in a pool nobody closes.
+    """
     engines = weakref.WeakSet()
 
     def remember(connection) -> None:
@@ -82,9 +114,15 @@ def _close_pooled_connections():
 
     event.listen(Engine, "engine_connect", remember)
     yield
+    finish_readiness_checks()
     event.remove(Engine, "engine_connect", remember)
     for engine in list(engines):
         engine.dispose()
+    left = list(OPEN_CONNECTIONS.values())
+    OPEN_CONNECTIONS.clear()
+    for connection in left:
+        connection.close()
+    assert not left, f"{len(left)} database connection(s) outlived the test that opened them"
 
 
 @pytest.fixture

@@ -102,6 +102,27 @@ def test_readyz_answers_within_its_timeout_when_the_database_hangs(make_app, mon
     assert "no answer" in response.json["checks"]["database"]["error"]
 
 
+def test_a_check_outliving_its_probe_ends_and_closes_its_connection_before_teardown(
+    make_app, monkeypatch
+):
+    """A check still holding a connection when /readyz answered is waited for at teardown.
+
+    The teardown (conftest.py) waits for it, then fails the test if a connection stays open.
+    """
+    connected = threading.Event()
+
+    def holds_a_connection() -> None:
+        with db.engine.connect():
+            connected.set()
+            time.sleep(0.5)
+
+    monkeypatch.setattr(database, "ping", holds_a_connection)
+    response = make_app(health_check_timeout=0.2).test_client().get("/readyz")
+    assert response.status_code == 503
+    assert "no answer" in response.json["checks"]["database"]["error"]
+    assert connected.wait(5)
+
+
 def test_a_read_only_database_is_unready_and_writes_get_a_503_saying_so(settings_overrides, capsys):
     """It fails readiness and answers 503 "read-only" to a write, logging the driver's error."""
     client = read_only_app(settings_overrides).test_client()

@@ -23,6 +23,7 @@ bp = Blueprint("health", __name__)
 Check = Callable[[], dict | None]
 log = logging.getLogger(__name__)
 _STARTING = threading.Lock()
+THREAD_PREFIX = "readiness-"  # each check's thread is named after it: readiness-database, ...
 
 
 class Dependency(NamedTuple):
@@ -62,7 +63,9 @@ class Run:
         self.error: Exception | None = None
         self.facts: dict = {}
         self.duration_ms = 0.0
-        thread = threading.Thread(target=self._run, args=(app, name, check), daemon=True)
+        thread = threading.Thread(
+            target=self._run, args=(app, name, check), name=f"{THREAD_PREFIX}{name}", daemon=True
+        )
         thread.start()
 
     def _run(self, app: Flask, name: str, check: Check) -> None:

@@ -81,14 +81,14 @@ class WorkerCounts:
         self._windows: dict[str, tuple[int, float]] = {}
         self._sweep_at = SWEEP_AT_LEAST
 
-    def count(self, key: str, expiry: int, cost: int = 1) -> tuple[int, float]:
-        """Add ``cost`` hits to the key's window; return its count and when the window ends."""
+    def count(self, key: str, expiry: int) -> tuple[int, float]:
+        """Add one hit to the key's window; return its count and when the window ends."""
         now = time.time()
         with self._lock:
             hits, ends = self._windows.get(key, (0, 0.0))
             if ends <= now:
                 hits, ends = 0, now + expiry
-            hits += cost
+            hits += 1
             self._windows[key] = (hits, ends)
             if len(self._windows) >= self._sweep_at:
                 self._windows = {k: w for k, w in self._windows.items() if w[1] > now}
