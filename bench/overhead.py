@@ -26,9 +26,11 @@ from my_service.extensions import db
 from my_service.gunicorn_logs import GunicornLogger
 from my_service.logs import logging_config
 from my_service.rate_limits import WorkerCounts, count_in
+from redis.connection import _RESP2Parser
 from reference_apps import create_flask_app  # beside this file, so on sys.path
 
 CALLS = 2000
+PYTHON_PARSER = "Redis cache hit, replies parsed by redis-py's Python parser (no hiredis)"
 REPEATS = 7
 
 
@@ -120,6 +122,17 @@ def uncached_app() -> Flask:
 def with_two_call_counter(app: Flask) -> Flask:
     """Count each hit with the storage's stock calls: the counter, then its expiry (two calls)."""
     app.extensions["rate_limits"].counts.shared_counter = count_in
+    return app
+
+
+def with_python_parser(app: Flask) -> Flask:
+    """Parse the cache's and the limiter's Redis replies with redis-py's own Python parser."""
+    clients = [app.extensions["rate_limits"].counts.shared.storage]
+    for backend in app.extensions["cache"].values():
+        clients += [backend._read_client, backend._write_client]
+    for client in clients:
+        client.connection_pool.disconnect()
+        client.connection_pool.connection_kwargs["parser_class"] = _RESP2Parser
     return app
 
 
@@ -216,6 +229,7 @@ def item_costs() -> dict:
         "Redis cache hit, the limit counted in two calls (INCR, then its TTL)": (
             with_two_call_counter(create_app())
         ),
+        PYTHON_PARSER: with_python_parser(create_app()),
         "PostgreSQL read": uncached_app(),
         "PostgreSQL read, without the rate limiter hooks": without(uncached_app(), "limiter"),
         "PostgreSQL read, with pool_pre_ping (the former default)": with_pre_ping(uncached_app()),

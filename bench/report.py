@@ -14,6 +14,7 @@ RECYCLING_DIAGNOSTIC = "all-on, MAX_REQUESTS=1000 (diagnostic)"
 SAME_SETTINGS = "minimal Flask, the generated gunicorn.conf.py"
 STORAGE_CALLS = "the limiter's in-memory counter call alone"
 TWO_CALL_COUNTER = "Redis cache hit, the limit counted in two calls (INCR, then its TTL)"
+PYTHON_PARSER = "Redis cache hit, replies parsed by redis-py's Python parser (no hiredis)"
 
 TARGETS = {
     "cheap": 0.90,
@@ -101,9 +102,16 @@ def _shortfalls(results: dict) -> list[str]:
             f"in process, against /healthz's {health['generated']:.0f}; with them {hit:.0f} µs: "
             "the limit's one Redis call (a script that counts the hit and answers when its window "
             "ends, which is all the X-RateLimit-* headers need; counting with limits' stock "
-            f"calls, INCR then TTL, cost {_micros(two_calls - hit)} more). What is left is two "
-            "Redis round trips per hit, the counter's and the cache's, each a send and a receive "
-            "on the socket. Would help: limiting reads at nginx, or not limiting reads."
+            f"calls, INCR then TTL, cost {_micros(two_calls - hit)} more)"
+            + (
+                ". Replies are parsed in C by hiredis (redis-py's own Python parser cost "
+                f"{_micros(item[PYTHON_PARSER] - hit)} more)"
+                if PYTHON_PARSER in item
+                else ""
+            )
+            + ". What is left is two Redis round trips per hit, the counter's and the cache's, "
+            "each a send and a receive on the socket. Would help: limiting reads at nginx, or "
+            "not limiting reads."
         )
     nginx = results.get("nginx")
     if nginx and (_nginx_cpu_ratio(nginx) or 0) > TARGETS["nginx_cpu"]:

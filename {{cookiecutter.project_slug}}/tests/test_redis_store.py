@@ -152,6 +152,15 @@ def test_the_guarded_connection_keeps_the_urls_transport(url, kind):
     client.close()
 
 
+def test_redis_replies_are_parsed_by_hiredis():
+    """It parses Redis replies in C (hiredis, pinned in requirements.txt), not in Python."""
+    url = "redis://127.0.0.1:1/0"
+    client = redis.Redis.from_url(url, **client_options(url, 0.1, Breaker(interval=1)))
+    connection = client.connection_pool.make_connection()
+    assert isinstance(connection._parser, redis.connection._HiredisParser)
+    client.close()
+
+
 @pytest.mark.skipif(
     not os.environ.get("TEST_REDIS_URL"), reason="needs a Redis server: set TEST_REDIS_URL"
 )
