@@ -2,12 +2,18 @@
 
 import gc
 import os
+import sys
 
 from {{ cookiecutter.package_name }} import metrics_folder
 from {{ cookiecutter.package_name }}.gunicorn_settings import load_gunicorn_settings
 from {{ cookiecutter.package_name }}.logs import logging_config
+from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
 
-_server = load_gunicorn_settings()
+try:
+    _server = load_gunicorn_settings()
+    load_settings()  # the app's own, checked once here: no worker starts to fail on one
+except SettingsError as exc:
+    sys.exit(f"Error: {exc}")  # one line and exit 1, not gunicorn's traceback of its config
 
 bind = [f"{_server.host}:{_server.port}"]
 workers = _server.workers()

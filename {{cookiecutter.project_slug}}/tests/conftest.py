@@ -10,9 +10,12 @@ cache and limits stay in memory.
 """
 
 import os
+import subprocess
+import sys
 import threading
 import time
 import weakref
+from pathlib import Path
 
 import pytest
 {%- if cookiecutter.use_postgres == "yes" %}
@@ -28,6 +31,7 @@ from {{ cookiecutter.package_name }}.caching import cache
 from {{ cookiecutter.package_name }}.extensions import db
 
 SECRET = "test-secret-key-not-for-production"
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 def empty_database(url: str) -> None:
@@ -190,3 +194,24 @@ def client(app):
 def runner(app):
     """Return a CLI runner of the app."""
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def run_module(tmp_path):
+    """Return a function running ``python -m <args>`` on this project with only the given variables.
+
+    It runs in an empty folder, so no .env is read: the variables passed are the whole story.
+    """
+
+    def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+        return subprocess.run(  # noqa: S603  (this Python, fixed arguments)
+            [sys.executable, "-m", *args],
+            cwd=tmp_path,
+            env={"PATH": os.environ["PATH"], "PYTHONPATH": str(PROJECT), **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    return run

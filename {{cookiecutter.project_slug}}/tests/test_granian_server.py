@@ -60,6 +60,14 @@ def test_a_bad_setting_stops_the_start_naming_it(monkeypatch, capsys, name, valu
     assert f"{name}='{value}'" in capsys.readouterr().err
 
 
+def test_a_bad_app_setting_stops_the_start_before_any_worker(monkeypatch, capsys):
+    """It checks the app's settings too, and exits 1 with one line naming the variable."""
+    monkeypatch.setenv("RATELIMIT_DEFAULT", "often")
+    assert main() == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("Error: Invalid settings: ") and "RATELIMIT_DEFAULT='often'" in line
+
+
 def access_lines(text: str) -> list[dict]:
     """Return the JSON access lines in ``text``."""
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]

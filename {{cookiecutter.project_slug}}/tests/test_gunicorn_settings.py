@@ -1,9 +1,13 @@
 """gunicorn's own settings: read from the environment, in gunicorn bakes only."""
 
+from pathlib import Path
+
 import pytest
 
 from {{ cookiecutter.package_name }}.gunicorn_settings import GunicornSettings
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 def test_sync_workers_get_one_thread(monkeypatch):
@@ -36,3 +40,23 @@ def test_granians_settings_are_not_read(monkeypatch):
     monkeypatch.setenv("WORKERS_LIFETIME", "soon")
     settings = load_settings(model=GunicornSettings)
     assert not {"workers_max_rss", "workers_lifetime"} & set(type(settings).model_fields)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("KEEPALIVE", "-1"), ("RATELIMIT_DEFAULT", "often"), ("SECRET_KEY", "")]
+)
+def test_a_bad_setting_stops_gunicorn_before_any_worker_with_one_line(run_module, name, value):
+    """It exits 1 naming the variable, gunicorn's or the app's, in one line: no traceback."""
+    env = {
+        "APP_ENV": "production",
+        "DATABASE_URL": "sqlite:////data/app.db",
+        "SECRET_KEY": "a-real-secret-value-of-good-length",
+        name: value,
+    }
+    config = str(PROJECT / "gunicorn.conf.py")
+    app = "{{ cookiecutter.package_name }}:create_app()"
+    result = run_module("gunicorn", "--config", config, "--check-config", app, **env)
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: Invalid settings: "), line
+    assert name in line, line

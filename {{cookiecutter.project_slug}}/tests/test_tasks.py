@@ -251,6 +251,17 @@ def test_importing_the_entry_point_builds_no_app(tmp_path):
     assert run.returncode == 1 and "SECRET_KEY" in run.stderr
 
 
+def test_a_bad_setting_stops_the_worker_command_with_one_line_naming_it(run_module):
+    """It exits 1 with one line on STDERR naming the variable, as the flask commands do."""
+    app = "{{ cookiecutter.package_name }}.worker:celery_app"
+    result = run_module(
+        "celery", "--app", app, "--quiet", "worker", APP_ENV="development", LOG_LEVEL="LOUD"
+    )
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: Invalid settings: LOG_LEVEL='LOUD': Input should be"), line
+
+
 def test_the_entry_point_builds_the_app_once(settings_overrides, monkeypatch):
     """It gives Celery the same app each time it asks."""
     worker.flask_app.cache_clear()

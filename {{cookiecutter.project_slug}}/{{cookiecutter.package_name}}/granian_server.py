@@ -69,11 +69,15 @@ def server(settings: GranianSettings) -> Granian:
 
 
 def main() -> int:
-    """Load the settings, then serve until SIGTERM; exit 1 naming a bad setting."""
+    """Load the settings (the server's and the app's), then serve until SIGTERM.
+
+    A bad setting ends it at once: exit 1, and one line on STDERR naming the variable.
+    """
     try:
         settings = load_settings(model=GranianSettings)
+        load_settings()  # the app's own, checked once here: no worker starts to fail on one
     except SettingsError as exc:
-        print(exc, file=sys.stderr)
+        print(f"Error: {exc}", file=sys.stderr)
         return 1
     metrics_folder.start_server(settings.prometheus_multiproc_dir)  # before any worker starts
     try:

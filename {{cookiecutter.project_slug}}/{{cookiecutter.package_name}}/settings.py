@@ -5,6 +5,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated, Literal
 
+from click import ClickException
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
@@ -26,8 +27,15 @@ HIDDEN_INPUT_WORDS = ("SECRET", "PASSWORD", "URL", "TOKEN")
 RateLimits = Annotated[str, AfterValidator(checked_limits)]
 
 
-class SettingsError(RuntimeError):
-    """A setting is missing or invalid; the message names the variable."""
+class SettingsError(RuntimeError, ClickException):
+    """A setting is missing or invalid; the message names the variable.
+
+    A click error too, so a command (``flask db upgrade``, ``flask routes``) stopped by a bad
+    setting prints that one line and exits 1, without a traceback.
+    """
+
+    def __init__(self, message: str) -> None:
+        ClickException.__init__(self, message)
 
 
 class LogSettings(BaseSettings):

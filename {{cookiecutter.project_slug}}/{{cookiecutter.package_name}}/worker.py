@@ -3,6 +3,7 @@
 Importing it builds nothing: the app is built when Celery first asks for ``celery_app``.
 """
 
+import sys
 from functools import cache
 
 from celery import Celery
@@ -11,6 +12,7 @@ from flask import Flask
 
 from . import create_app
 from .extensions import db
+from .settings import SettingsError
 
 
 @cache
@@ -22,7 +24,10 @@ def flask_app() -> Flask:
 def __getattr__(name: str) -> Celery:
     """Return the Celery app of the Flask app when Celery asks for ``celery_app``."""
     if name == "celery_app":
-        return flask_app().extensions["celery"]
+        try:
+            return flask_app().extensions["celery"]
+        except SettingsError as exc:  # Celery would bury it in a traceback: one line, exit 1
+            sys.exit(f"Error: {exc}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
