@@ -69,41 +69,48 @@ def make(project: Path, env: dict[str, str], *args: str) -> subprocess.Completed
 
 
 @contextmanager
-def demo(project: Path, env: dict[str, str], log: Path):
-    """Run `make demo` on a free port until the block ends; yield its base URL.
+def background(project: Path, env: dict[str, str], target: str, log: Path):
+    """Run `make <target>` in the background until the block ends; yield its process.
 
-    Stopping sends SIGTERM to the whole process group (make and gunicorn), as Ctrl-C would send
-    SIGINT, and waits a bounded time; SIGKILL ends anything still running past it.
+    Stopping sends SIGTERM to the whole process group (make and what it started), as Ctrl-C
+    would send SIGINT, and waits a bounded time; SIGKILL ends anything still running past it.
     """
-    port = free_port()
     with log.open("w") as out:
         process = subprocess.Popen(
-            ["make", "--no-print-directory", "demo"],
+            ["make", "--no-print-directory", target],
             cwd=project,
-            env={**env, "PORT": str(port)},
+            env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    base = f"http://127.0.0.1:{port}"
-
-    def serving() -> bool:
-        """Say whether the demo answers /healthz; raise when make has exited."""
-        if process.poll() is not None:
-            raise ServerError(f"make demo exited {process.returncode}")
-        return request(base + "/healthz")[0] == 200
-
     try:
+        yield process
+    finally:
+        stop_group(process, target)
+
+
+@contextmanager
+def demo(project: Path, env: dict[str, str], log: Path):
+    """Run `make demo` on a free port until the block ends; yield its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with background(project, {**env, "PORT": str(port)}, "demo", log) as process:
+
+        def serving() -> bool:
+            """Say whether the demo answers /healthz; raise when make has exited."""
+            if process.poll() is not None:
+                raise ServerError(f"make demo exited {process.returncode}")
+            return request(base + "/healthz")[0] == 200
+
         try:
             wait_until(serving, DEMO_START_TIMEOUT, "make demo answering /healthz", interval=0.2)
         except ServerError as exc:
             raise StepFailed(f"{exc}\n{log.read_text()[-3000:]}") from None
         yield base
-    finally:
-        stop_group(process)
 
 
-def stop_group(process: subprocess.Popen) -> None:
+def stop_group(process: subprocess.Popen, target: str) -> None:
     """SIGTERM a process group, wait until all of it is gone, SIGKILL it past the timeout."""
     group = process.pid
     try:
@@ -120,7 +127,7 @@ def stop_group(process: subprocess.Popen) -> None:
         time.sleep(0.1)
     os.killpg(group, signal.SIGKILL)
     process.wait(timeout=STOP_TIMEOUT)
-    raise StepFailed("make demo did not stop within 30 s of SIGTERM")
+    raise StepFailed(f"make {target} did not stop within {STOP_TIMEOUT:.0f} s of SIGTERM")
 
 
 def add_column(project: Path) -> None:

@@ -10,10 +10,12 @@ from developer import request
 
 from . import journeys
 from .journeys import COLUMN, add_column, demo, developer_env, make, new_migrations
+from .servers import ServerError, wait_until
 
 pytestmark = pytest.mark.xdist_group("journeys")
 TEMPLATE = Path(__file__).resolve().parents[2]
 SENTINEL = "sentinel: the developer's own row"
+PROCESSING_TIMEOUT = 60.0
 
 
 def sqlite_columns(path: Path) -> set[str]:
@@ -61,9 +63,26 @@ def test_sqlite_journey(tmp_path):
     make(project, env, "test")
 
 
+def processed(base: str, item_id: int, worker_log: Path) -> None:
+    """Wait until the item reads as processed; fail with the worker's output if it never does."""
+
+    def done() -> bool:
+        return request(f"{base}/api/items/{item_id}")[1].get("status") == "processed"
+
+    try:  # polled twice a second: well within the default read limit
+        wait_until(done, PROCESSING_TIMEOUT, "the native worker processing the item", interval=0.5)
+    except ServerError as exc:
+        raise journeys.StepFailed(f"{exc}\n{worker_log.read_text()[-3000:]}") from None
+
+
 def test_postgres_and_redis_journey(tmp_path, postgres, redis_server):
-    """It runs the loop on real servers; tests spare DATABASE_URL's rows; migrate twice: no-op."""
-    project = journeys.bake(TEMPLATE, tmp_path, use_postgres="yes", use_redis="yes")
+    """It runs the loop on real servers; tests spare DATABASE_URL's rows; migrate twice: no-op.
+
+    `make worker` runs beside `make demo` and processes the item the demo enqueued.
+    """
+    project = journeys.bake(
+        TEMPLATE, tmp_path, use_postgres="yes", use_redis="yes", use_celery="yes"
+    )
     database = postgres.create_database("journey")
     env = developer_env(
         DATABASE_URL=postgres.url(database),
@@ -76,10 +95,16 @@ def test_postgres_and_redis_journey(tmp_path, postgres, redis_server):
     with postgres.connect(database) as connection:
         connection.execute("INSERT INTO items (name, description) VALUES (%s, '')", (SENTINEL,))
     make(project, env, "test")
-    with demo(project, env, tmp_path / "demo.log") as base:
+    worker_log = tmp_path / "worker.log"
+    with (
+        journeys.background(project, env, "worker", worker_log),
+        demo(project, env, tmp_path / "demo.log") as base,
+    ):
         assert request(base + "/readyz")[0] == 200
         status, item = request(base + "/api/items", {"name": "from the demo"})
         assert status == 201, item
+        assert item["status"] == "pending", item  # REDIS_URL is set: the task waits in Redis
+        processed(base, item["id"], worker_log)
     assert COLUMN not in postgres_columns(postgres, database)
     change_the_model(project, env)
     assert COLUMN in postgres_columns(postgres, database)
