@@ -58,6 +58,7 @@ class Deployment:
     service: Service | None = None
     nginx: Nginx | None = None
     extra: list = field(default_factory=list)
+    refused: set = field(default_factory=set)  # the folder names of instances failed_start ran
 
     def __post_init__(self) -> None:
         """Lay out the image's files read-only and its runtime venv; claim a database and index."""
@@ -130,6 +131,7 @@ class Deployment:
 
     def failed_start(self, name: str, **overrides: str) -> tuple[int, str]:
         """Start an instance expected to refuse; return its exit code and its output."""
+        self.refused.add(name)
         service = self.new_service(name, **overrides)
         process = service.launch()
         try:
