@@ -197,15 +197,21 @@ def runner(app):
 
 
 @pytest.fixture
-def run_module(tmp_path):
-    """Return a function running ``python -m <args>`` on this project with only the given variables.
+def project_dir() -> Path:
+    """Return the project's root folder, where gunicorn.conf.py and the package are."""
+    return PROJECT
+
+
+@pytest.fixture
+def run_python(tmp_path):
+    """Return a function running ``python <args>`` on this project with only the given variables.
 
     It runs in an empty folder, so no .env is read: the variables passed are the whole story.
     """
 
     def run(*args: str, **env: str) -> subprocess.CompletedProcess:
         return subprocess.run(  # noqa: S603  (this Python, fixed arguments)
-            [sys.executable, "-m", *args],
+            [sys.executable, *args],
             cwd=tmp_path,
             env={"PATH": os.environ["PATH"], "PYTHONPATH": str(PROJECT), **env},
             capture_output=True,

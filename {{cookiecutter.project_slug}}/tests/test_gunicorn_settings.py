@@ -1,13 +1,9 @@
 """gunicorn's own settings: read from the environment, in gunicorn bakes only."""
 
-from pathlib import Path
-
 import pytest
 
 from {{ cookiecutter.package_name }}.gunicorn_settings import GunicornSettings
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
-
-PROJECT = Path(__file__).resolve().parent.parent
 
 
 def test_sync_workers_get_one_thread(monkeypatch):
@@ -45,7 +41,9 @@ def test_granians_settings_are_not_read(monkeypatch):
 @pytest.mark.parametrize(
     ("name", "value"), [("KEEPALIVE", "-1"), ("RATELIMIT_DEFAULT", "often"), ("SECRET_KEY", "")]
 )
-def test_a_bad_setting_stops_gunicorn_before_any_worker_with_one_line(run_module, name, value):
+def test_a_bad_setting_stops_gunicorn_before_any_worker_with_one_line(
+    run_python, project_dir, name, value
+):
     """It exits 1 naming the variable, gunicorn's or the app's, in one line: no traceback."""
     env = {
         "APP_ENV": "production",
@@ -53,9 +51,9 @@ def test_a_bad_setting_stops_gunicorn_before_any_worker_with_one_line(run_module
         "SECRET_KEY": "a-real-secret-value-of-good-length",
         name: value,
     }
-    config = str(PROJECT / "gunicorn.conf.py")
+    config = str(project_dir / "gunicorn.conf.py")
     app = "{{ cookiecutter.package_name }}:create_app()"
-    result = run_module("gunicorn", "--config", config, "--check-config", app, **env)
+    result = run_python("-m", "gunicorn", "--config", config, "--check-config", app, **env)
     assert result.returncode == 1, result.stderr
     (line,) = result.stderr.splitlines()
     assert line.startswith("Error: Invalid settings: "), line

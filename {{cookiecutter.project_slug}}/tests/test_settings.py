@@ -130,10 +130,10 @@ def test_the_process_environment_wins_over_the_env_file(monkeypatch, tmp_path):
 {%- endif %}
     ],
 )
-def test_a_bad_setting_stops_a_flask_command_with_one_line_naming_it(run_module, command):
+def test_a_bad_setting_stops_a_flask_command_with_one_line_naming_it(run_python, command):
     """It exits 1 with one line on STDERR naming the variable: no traceback to read through."""
-    result = run_module(
-        "flask", "--app", "{{ cookiecutter.package_name }}", *command, APP_ENV="development", LOG_LEVEL="LOUD"
+    result = run_python(
+        "-m", "flask", "--app", "{{ cookiecutter.package_name }}", *command, APP_ENV="development", LOG_LEVEL="LOUD"
     )
     assert result.returncode == 1, result.stderr
     (line,) = result.stderr.splitlines()

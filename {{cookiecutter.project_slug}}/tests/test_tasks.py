@@ -1,11 +1,7 @@
 """Background tasks: the example task processes an item once; the web enqueues it safely."""
 
 import logging
-import os
-import subprocess
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -18,8 +14,6 @@ from {{ cookiecutter.package_name }}.redis_breaker import Breaker
 from {{ cookiecutter.package_name }}.redis_store import RedisStore, client_options
 from {{ cookiecutter.package_name }}.settings import SettingsError
 from {{ cookiecutter.package_name }}.tasks import process_item, requeue_pending_items
-
-PROJECT = Path(__file__).resolve().parents[1]
 
 
 def pending_item(app, age: float = 0) -> int:
@@ -236,26 +230,18 @@ entry.celery_app
 """
 
 
-def test_importing_the_entry_point_builds_no_app(tmp_path):
+def test_importing_the_entry_point_builds_no_app(run_python):
     """It imports without settings, and builds the app (here: refuses) when asked for celery_app."""
-    env = {"PATH": os.environ["PATH"], "APP_ENV": "production", "PYTHONPATH": str(PROJECT)}
-    run = subprocess.run(  # noqa: S603  (this Python, a fixed script)
-        [sys.executable, "-c", ENTRY_POINT],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_python("-c", ENTRY_POINT, APP_ENV="production")
     assert run.stdout.splitlines()[-1:] == ["imported"], run.stderr
     assert run.returncode == 1 and "SECRET_KEY" in run.stderr
 
 
-def test_a_bad_setting_stops_the_worker_command_with_one_line_naming_it(run_module):
+def test_a_bad_setting_stops_the_worker_command_with_one_line_naming_it(run_python):
     """It exits 1 with one line on STDERR naming the variable, as the flask commands do."""
     app = "{{ cookiecutter.package_name }}.worker:celery_app"
-    result = run_module(
-        "celery", "--app", app, "--quiet", "worker", APP_ENV="development", LOG_LEVEL="LOUD"
+    result = run_python(
+        "-m", "celery", "--app", app, "--quiet", "worker", APP_ENV="development", LOG_LEVEL="LOUD"
     )
     assert result.returncode == 1, result.stderr
     (line,) = result.stderr.splitlines()
