@@ -325,15 +325,9 @@ def worker_scores(workers: dict, default_name: str) -> dict[str, float]:
     return scores
 
 
-def winner(scores: dict[str, float], pool: int) -> str:
-    """Return the best-scoring configuration whose threads each fit in the database pool."""
-    fits = {name: score for name, score in scores.items() if _threads(name) <= pool}
-    return max(fits, key=fits.get)
-
-
-def _threads(name: str) -> int:
-    """Return the threads per worker of a configuration, read from its name."""
-    return int(name.split(" x ")[1].split()[0]) if " x " in name else 1
+def winner(scores: dict[str, float]) -> str:
+    """Return the best-scoring configuration."""
+    return max(scores, key=scores.get)
 
 
 def default_worker_name(worker: dict) -> str:
@@ -465,11 +459,11 @@ def render(bench, results: dict, plan, elapsed_s: float) -> str:
     if workers:
         default = default_worker_name(worker)
         scores = worker_scores(workers, default)
-        best = winner(scores, 2 * worker["db_pool_size"])
+        best = winner(scores)
         verdict = "yes" if best == default else f"**no**: {best} scored higher"
         out.append(
             f"| default worker configuration is the measured winner | {default} "
-            f"(score {scores[default]:.2f}) | best score within the pool | {verdict} |"
+            f"(score {scores[default]:.2f}) | best score | {verdict} |"
         )
     out.append(f"| container image and start | {results.get('docker', '-')} | | n/a |")
     out += _shortfalls(results)
@@ -613,21 +607,17 @@ def render(bench, results: dict, plan, elapsed_s: float) -> str:
         for label, targets in workers.items():
             by_name = {target.name: target for target in targets}
             out += ["", f"### {label}", "", *_load_table(targets, by_name[default], "default")]
-        pool = 2 * worker["db_pool_size"]
-        best = winner(scores, pool)
+        best = winner(scores)
         out += [
             "",
             "Score: geometric mean over the three endpoints of req/s relative to the default. "
-            f"The winner is the best score among configurations whose threads per worker fit "
-            f"in a worker's database pool ({pool} connections: DATABASE_POOL_SIZE "
-            f"{worker['db_pool_size']} plus as many overflow): a thread beyond it waits for "
-            "a connection, and fails after the pool timeout when the database is slow.",
+            "Each configuration's database pool follows its threads (DATABASE_POOL_SIZE unset: "
+            "one connection per thread), so no thread waits for a connection or opens its own.",
             "",
-            "| configuration | score | threads fit the pool |",
-            "|---|---:|---|",
+            "| configuration | score |",
+            "|---|---:|",
             *[
-                f"| {name}{' (winner)' if name == best else ''} | {score:.2f} | "
-                f"{'yes' if _threads(name) <= pool else 'no'} |"
+                f"| {name}{' (winner)' if name == best else ''} | {score:.2f} |"
                 for name, score in scores.items()
             ],
         ]

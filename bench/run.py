@@ -332,9 +332,7 @@ def worker_settings(project: Path, env: dict) -> dict:
         "import json; "
         "print(json.dumps({'workers': s.workers(), 'worker_class': s.worker_class, "
         "'threads': s.web_threads, 'keepalive': s.keepalive, 'max_requests': s.max_requests, "
-        "'max_requests_jitter': s.max_requests_jitter, "
-        f"'db_pool_size': __import__('{PACKAGE}.settings').settings.load_settings()"
-        ".database_pool_size}))"
+        "'max_requests_jitter': s.max_requests_jitter}))"
     )
     return json.loads(project_python(project, env, code))
 

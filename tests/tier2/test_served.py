@@ -33,6 +33,7 @@ TIMEOUT = 10
 LONG_BURST_SECONDS = 15
 SHORT_BURST_SECONDS = 5
 BURST_CONNECTIONS = 32
+OWN_QUERIES = 4  # the load test's own connections to the database, each a session
 
 
 def combos(*options: str, without: tuple[str, ...] = ()) -> list:
@@ -495,6 +496,7 @@ def test_load_burst_has_no_errors_and_loses_no_writes(deployment):
     seconds = LONG_BURST_SECONDS if deployment.combo.id == "pg-redis" else SHORT_BURST_SECONDS
     entry = deployment.entry
     ids_before = {row[0] for row in deployment.query("SELECT id FROM items")}
+    sessions_before = database_sessions(deployment)
 
     def client(number: int) -> tuple[list[int], list[str]]:
         created, problems = [], []
@@ -524,6 +526,26 @@ def test_load_burst_has_no_errors_and_loses_no_writes(deployment):
     new = {row[0] for row in deployment.query("SELECT id FROM items")} - ids_before
     assert new == set(created)
     print(f"{deployment.combo.id}: {len(created)} writes in {seconds}s", file=sys.stderr)
+    if sessions_before is not None:
+        # Each worker's pool keeps a connection per thread: a saturating burst adds at most
+        # that many (and this test's own queries), where a pool smaller than the threads would
+        # have connected anew for request after request.
+        env = deployment.env(deployment.service.port)
+        kept = int(env["WEB_CONCURRENCY"]) * int(env.get("WEB_THREADS", "8"))
+        opened = database_sessions(deployment) - sessions_before
+        assert opened <= kept + OWN_QUERIES, f"{opened} database sessions opened in the burst"
+
+
+def database_sessions(deployment) -> int | None:
+    """Return how many sessions PostgreSQL started on the deployment's database; None: SQLite.
+
+    A session is counted once it ended or its backend reported its statistics (about every
+    second): a connection opened and closed per request always is.
+    """
+    if deployment.postgres is None:
+        return None
+    sql = "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+    return deployment.query(sql)[0][0]
 
 
 # --------------------------------------------------------------------------- settings

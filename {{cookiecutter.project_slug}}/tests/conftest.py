@@ -198,7 +198,7 @@ def runner(app):
 
 @pytest.fixture
 def project_dir() -> Path:
-    """Return the project's root folder, where gunicorn.conf.py and the package are."""
+    """Return the project's root folder, the one holding pyproject.toml and the package."""
     return PROJECT
 
 

@@ -1,10 +1,13 @@
 """Pooled server connections: checked without a round trip, replaced when the server closed them."""
 
 import socket
+import threading
 
 import pytest
+from sqlalchemy import create_engine, event, text
 
 from {{ cookiecutter.package_name }} import database
+from {{ cookiecutter.package_name }}.settings import Settings
 
 
 class SocketConnection:
@@ -71,3 +74,54 @@ def test_server_engines_do_not_ping_on_every_checkout():
     options = database.engine_options("dbserver://app@127.0.0.1/app", 5, 3)
     assert "pool_pre_ping" not in options
     assert options["pool_recycle"] == 1800
+
+
+@pytest.mark.parametrize("env", [{}, {"WEB_THREADS": "16"}])
+def test_a_worker_whose_threads_all_read_at_once_opens_one_connection_per_thread(
+    monkeypatch, tmp_path, env
+):
+    """Its pool keeps a connection for each thread: round after round, none connects anew.
+
+    A pool smaller than the threads closes each connection beyond it when it is returned, so
+    every request past the pool would connect again (for a database server, a costly handshake).
+    The server's pool options run here on an SQLite file: the pool behaves the same.
+    """
+    for name in ("DATABASE_POOL_SIZE", "WEB_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(app_env="test")
+    url = "dbserver://app@127.0.0.1/app"
+    options = database.engine_options(url, settings.database_pool_size, 3)
+    del options["connect_args"]
+    engine = create_engine(f"sqlite:///{tmp_path / 'pool.db'}", **options)
+    connects = []
+    event.listen(engine, "connect", lambda *args: connects.append(args))
+    together = threading.Barrier(settings.web_threads)
+    failures = []
+
+    def serve_requests() -> None:
+        try:
+            for _ in range(3):
+                with engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+                    together.wait(timeout=30)  # every thread holds a connection at once
+                together.wait(timeout=30)  # every thread has returned it: kept, or closed
+        except Exception as exc:  # noqa: BLE001  (reported below, with the count)
+            failures.append(exc)
+            together.abort()
+
+    threads = [threading.Thread(target=serve_requests) for _ in range(settings.web_threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    engine.dispose()
+    assert not failures, failures
+    assert len(connects) == settings.web_threads
+
+
+def test_an_explicit_pool_size_is_kept(monkeypatch):
+    """It keeps DATABASE_POOL_SIZE as set, below the threads too (a cap on connections)."""
+    monkeypatch.setenv("DATABASE_POOL_SIZE", "3")
+    assert Settings(app_env="test").database_pool_size == 3

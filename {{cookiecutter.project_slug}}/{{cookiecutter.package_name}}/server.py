@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 
 from .metrics_folder import MetricsFolder
-from .settings import LogSettings
+from .settings import DEFAULT_WEB_THREADS, LogSettings, WebThreads
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -51,9 +51,8 @@ class ServerSettings(LogSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     web_concurrency: int | None = Field(None, ge=1, le=64)
-    # 8 threads (benchmarked on 2 CPUs): about twice what 4 served on routes that wait on I/O,
-    # a little less on CPU-heavy ones; 8 still fits a worker's database pool (5 + 5 overflow).
-    web_threads: int = Field(8, ge=1, le=64)
+    # The app sizes its database pool to them too (settings.py).
+    web_threads: WebThreads = DEFAULT_WEB_THREADS
     graceful_timeout: int = Field(25, ge=1)
     # Seconds a client has to send its request head, and again its body; then it gets a 408.
     # Heads are read without a thread (gunicorn's event loop, granian's Rust), so a silent client
