@@ -309,6 +309,8 @@ class Bench:
                     f"round {round_number} {target.name}: {sample.rps:.0f} req/s "
                     f"p50 {sample.p50_ms:.2f} ms p99 {sample.p99_ms:.2f} ms errors {sample.errors}"
                 )
+                if sample.errors:
+                    log(f"wrk's output:\n{sample.text}{server_problems(target.server)}")
 
     def close(self) -> None:
         """Stop everything still running, newest first."""
@@ -318,6 +320,16 @@ class Bench:
             except Exception as exc:
                 log(f"cleanup failed: {exc}")
         self.cleanups.clear()
+
+
+def server_problems(server, lines: int = 20) -> str:
+    """Return the last lines of a server's log that are not 2xx access lines, for a report."""
+    if server is None or not server.log_path.exists():
+        return ""
+    text = server.log_path.read_text(errors="replace").splitlines()
+    answered = re.compile(r'"status": 2\d\d\b')
+    problems = [line for line in text if not answered.search(line)][-lines:]
+    return f"last lines of {server.log_path.name} other than 2xx answers:\n" + "\n".join(problems)
 
 
 def _quote(value: str) -> str:

@@ -2,7 +2,7 @@
 
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
@@ -18,6 +18,7 @@ class Sample:
     requests: int = 0
     cpu_ms_per_request: float | None = None  # the server's CPU (gunicorn: master and workers)
     proxy_cpu_ms_per_request: float | None = None  # a proxy's in front of it (nginx)
+    text: str = field(default="", repr=False)  # wrk's own output, kept for runs with errors
 
 
 def command(
@@ -64,6 +65,7 @@ def parse(text: str) -> Sample:
         _latency_ms(text, "99"),
         errors,
         int(requests.group(1)) if requests else 0,
+        text=text,
     )
 
 
