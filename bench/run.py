@@ -584,7 +584,15 @@ def measure_data(bench: Bench, results: dict, projects: dict, prod: dict) -> Non
     db_server = bench.server(
         "PostgreSQL, no cache", project, db_env, "bench_app:create_bench_app()", section
     )
-    bench.start(redis_server, db_server)
+    # The pool the template kept before it followed the threads: 5 connections for 8 threads.
+    small_pool = bench.server(
+        "PostgreSQL, no cache, pool of 5",
+        project,
+        {**db_env, "DATABASE_POOL_SIZE": "5"},
+        "bench_app:create_bench_app()",
+        section,
+    )
+    bench.start(redis_server, db_server, small_pool)
     item = create_item(redis_server.base)
     x_cache(redis_server.base + item)  # the first read fills the cache
     if x_cache(redis_server.base + item) != "hit":
@@ -596,11 +604,16 @@ def measure_data(bench: Bench, results: dict, projects: dict, prod: dict) -> Non
         Target(f"Redis server: GET {item} (cache hit)", redis_server.base + item, redis_server),
         Target("DB server: /healthz", db_server.base + "/healthz", db_server),
         Target(f"DB server: GET {item} (PostgreSQL)", db_server.base + item, db_server),
+        Target(
+            f"DB server, DATABASE_POOL_SIZE=5 (the former default; diagnostic): GET {item}",
+            small_pool.base + item,
+            small_pool,
+        ),
     ]
     bench.load(targets, bench.plan.duration_s, section, bench.plan.pair_rounds)
     results["data"] = targets
     results["item"] = item
-    bench.stop(redis_server, db_server)
+    bench.stop(redis_server, db_server, small_pool)
 
 
 def measure_servers(bench: Bench, results: dict, projects: dict, prod: dict) -> None:
