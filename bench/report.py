@@ -79,16 +79,26 @@ def _shortfalls(results: dict) -> list[str]:
         read = item["PostgreSQL read"]
         limiter = read - item["PostgreSQL read, without the rate limiter hooks"]
         pre_ping = item["PostgreSQL read, with pool_pre_ping (the former default)"] - read
+        pool = (
+            f" (this run: {_ratio(data[3], data[4]):.2f}x its req/s, p99 "
+            f"{_num(data[3].median('p99_ms'))} against {_num(data[4].median('p99_ms'))} ms)"
+            if len(data) > 4
+            else ""
+        )
         out.append(
-            f"- **PostgreSQL read.** In process a read costs {read:.0f} µs of CPU against "
-            f"/healthz's {health['generated']:.0f}: the rate limiter (counting in memory) "
-            f"{_micros(limiter)}, of which its counter call is "
-            f"{_num(item.get(STORAGE_CALLS), 0)} µs (its hooks are the template's own: "
-            "flask-limiter's evaluation of the request's limits cost about 300 µs more), and "
-            "SQLAlchemy with psycopg for one SELECT on an autocommit connection (the read used "
-            "to open a transaction: BEGIN, SELECT and ROLLBACK, three round trips); "
-            "PostgreSQL's own CPU comes out of the same 2 cores (the server CPU column above "
-            "counts gunicorn only). `pool_pre_ping` is gone (it cost "
+            "- **PostgreSQL read.** Each worker's pool keeps a connection per thread: with the "
+            "template's former 5 for 8 threads it closed each connection beyond the 5 on its "
+            "return, so under load requests connected anew, a new PostgreSQL server process "
+            f"each{pool}. In process a read costs {read:.0f} µs of CPU against /healthz's "
+            f"{health['generated']:.0f}: SQLAlchemy with psycopg for one SELECT on an autocommit "
+            "connection (one round trip; the read used to open a transaction: BEGIN, SELECT and "
+            "ROLLBACK) and the route's own Flask work. The rate limiter's hooks (counting in "
+            f"memory; the counter call alone {_num(item.get(STORAGE_CALLS), 1)} µs) measured "
+            f"{_micros(limiter)} in this run, but these rows are noisy, as the thread's CPU per "
+            "read moves with PostgreSQL's own share of the same 2 cores (the server CPU column "
+            "above counts gunicorn only): by hand (2026-11-23), two pairs timed side by side "
+            "gave the hooks +59 and -85 µs, and two identical apps differed by 126 µs. "
+            "`pool_pre_ping` is gone (it cost "
             f"{_micros(pre_ping)} plus a round trip): the pool looks at each connection's socket "
             "instead. Would help: a driver call without the ORM's statement machinery, or "
             "PostgreSQL on its own cores."

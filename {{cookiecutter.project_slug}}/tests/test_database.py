@@ -1,4 +1,4 @@
-"""Pooled server connections: checked without a round trip, replaced when the server closed them."""
+"""Pooled server connections: one per thread, checked without a round trip, replaced when closed."""
 
 import socket
 import threading
