@@ -91,14 +91,15 @@ def test_a_frozen_redis_costs_one_timeout_then_is_skipped_until_the_interval(
     settings_overrides, frozen_redis
 ):
     """It waits one REDIS_TIMEOUT on a frozen Redis, skips it for the interval, then tries again."""
-    # Wide margins: a skipped call must take well under one timeout even on a loaded machine.
+    # Wide margins, for a loaded machine: a skipped call takes well under one timeout, and a
+    # call that tried Redis takes one timeout (plus the request's own work), never two.
     timeout, interval = 1.0, 4.0
     redis_settings = {"redis_url": frozen_redis, "redis_timeout": timeout}
     overrides = {**redis_settings, "app_env": "development", "redis_retry_interval": interval}
     client = create_app({**settings_overrides, **overrides}).test_client()
     first, created = timed(client, "POST", "/api/items", json={"name": "frozen"})
     assert created.status_code == 201
-    assert timeout * 0.9 <= first < timeout + 0.5
+    assert timeout * 0.9 <= first < 2 * timeout
     for _ in range(5):
         took, read = timed(client, "GET", created.headers["Location"])
         assert read.status_code == 200
@@ -109,7 +110,7 @@ def test_a_frozen_redis_costs_one_timeout_then_is_skipped_until_the_interval(
     time.sleep(interval + 0.1)
     again, read = timed(client, "GET", created.headers["Location"])
     assert read.status_code == 200
-    assert timeout * 0.9 <= again < timeout + 0.5  # one call tried Redis again, once
+    assert timeout * 0.9 <= again < 2 * timeout  # one call tried Redis again, once
 
 
 def test_the_breaker_lets_one_caller_try_again_after_the_interval():

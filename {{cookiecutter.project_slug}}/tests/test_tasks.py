@@ -223,6 +223,21 @@ def test_tasks_run_in_process_leave_no_queue_in_readiness(client):
     assert "task_queue" not in client.get("/readyz").json["checks"]
 
 
+@pytest.fixture
+def client_without_redis(make_app):
+    """Return a client of an app without REDIS_URL (built before caplog: it configures logging)."""
+    return make_app(redis_url=None).test_client()
+
+
+def test_a_task_run_in_process_without_redis_logs_no_warning(client_without_redis, caplog):
+    """Without REDIS_URL the item's task runs where it is sent, and nothing warns about a broker."""
+    client = client_without_redis
+    with caplog.at_level(logging.INFO):
+        assert client.post("/api/items", json={"name": "quiet"}).status_code == 201
+    assert "item processed" in [r.getMessage() for r in caplog.records]  # the log was heard
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
 ENTRY_POINT = """
 import {{ cookiecutter.package_name }}.worker as entry
 print("imported")

@@ -45,7 +45,9 @@ def celery_config(settings) -> dict:
     """Return Celery's configuration from the app's settings."""
     limit, visibility = settings.celery_task_time_limit, settings.celery_visibility_timeout
     return {
-        "broker_url": settings.redis_url or "memory://",
+        # Without Redis tasks run in the sending process; the in-memory broker is named with a
+        # host only so kombu does not warn that it falls back to one.
+        "broker_url": settings.redis_url or "memory://localhost/",
         "task_always_eager": settings.celery_task_always_eager or not settings.redis_url,
         "task_serializer": "json",
         "accept_content": ["json"],
