@@ -2,6 +2,7 @@
 
 import copy
 import json
+import math
 import os
 import re
 import shutil
@@ -758,6 +759,39 @@ def test_overlays_set_their_own_image_tag_namespace_and_size(manifests, facts, p
     # The README's build commands produce exactly these images.
     readme = (project(combo) / "deploy/k8s/README.md").read_text()
     assert set(re.findall(r"docker build -t (\S+) \.", readme)) == set(images.values())
+
+
+DB_BUDGET = re.compile(
+    r"holds up to (\d+) \(one worker at\s+`limits\.cpu: \"?(\w+)\"?`, (\d+) threads\), and the"
+    r"\s+autoscaler's (\d+) replicas (\d+), under PostgreSQL's default\s+`max_connections` of 100"
+)
+
+
+@pytest.mark.parametrize(
+    "combo", params([combo for combo in K8S_COMBOS if combo.selected("use_postgres")])
+)
+def test_readme_database_connection_budget_matches_the_manifests(manifests, facts, project, combo):
+    """It states the web pods' PostgreSQL connections as the prod overlay sizes them."""
+    docs = load(manifests(combo)["prod"])
+    slug = facts(combo)["slug"]
+    (web,) = [d for d in one(docs, "Deployment") if d["metadata"]["name"] == slug]
+    cpu = app_container(web)["resources"]["limits"]["cpu"]
+    threads = int(settings_of(docs)["WEB_THREADS"])
+    (hpa,) = [
+        h
+        for h in one(docs, "HorizontalPodAutoscaler")
+        if h["spec"]["scaleTargetRef"]["name"] == web["metadata"]["name"]
+    ]
+    replicas = hpa["spec"]["maxReplicas"]
+    readme = (project(combo) / "deploy/k8s/README.md").read_text()
+    match = DB_BUDGET.search(readme)
+    assert match, "deploy/k8s/README.md states no database connection budget"
+    per_pod, stated_cpu, stated_threads, stated_replicas, total = match.groups()
+    workers = math.ceil(float(str(cpu).removesuffix("m")) / (1000 if str(cpu).endswith("m") else 1))
+    assert (stated_cpu, int(stated_threads)) == (str(cpu), threads)
+    assert int(per_pod) == workers * threads
+    assert (int(stated_replicas), int(total)) == (replicas, replicas * workers * threads)
+    assert int(total) < 100
 
 
 KUSTOMIZE_COMMAND = re.compile(r"^\s*kubectl kustomize ([^|\n]+?)\s*(?:\||$)", re.MULTILINE)
