@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import weakref
 from pathlib import Path
 
 import pytest
@@ -104,28 +103,48 @@ def finish_readiness_checks(timeout: float = 10.0) -> None:
                 pytest.fail(f"{thread.name} was still running {timeout:.0f}s after its test")
 
 
-@pytest.fixture(autouse=True)
-def _close_pooled_connections():
-    """Dispose every engine a test connected with; fail the test if a connection outlives it.
+class ConnectionGuard:
+    """Dispose every engine connected with inside the block; keep in ``left`` what stayed open.
 
+    Engines are held strongly: an app dropped before the block ends is collected with its
+    engine, and a pool collected that way never closes its connections.
     Readiness checks a probe did not wait for are waited for first: a connection they open
     after the engines were disposed would stay open in a pool nobody closes.
     """
-    engines = weakref.WeakSet()
 
-    def remember(connection) -> None:
-        engines.add(connection.engine)
+    def __init__(self) -> None:
+        """Start with no engines and nothing left."""
+        self.engines: list[Engine] = []
+        self.left: list = []
 
-    event.listen(Engine, "engine_connect", remember)
-    yield
-    finish_readiness_checks()
-    event.remove(Engine, "engine_connect", remember)
-    for engine in list(engines):
-        engine.dispose()
-    left = list(OPEN_CONNECTIONS.values())
-    OPEN_CONNECTIONS.clear()
-    for connection in left:
-        connection.close()
+    def _remember(self, connection) -> None:
+        if connection.engine not in self.engines:
+            self.engines.append(connection.engine)
+
+    def __enter__(self) -> "ConnectionGuard":
+        """Remember every engine connected with from now on."""
+        event.listen(Engine, "engine_connect", self._remember)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        """Dispose the engines; close, and keep in ``left``, every connection still open."""
+        finish_readiness_checks()
+        event.remove(Engine, "engine_connect", self._remember)
+        for engine in self.engines:
+            engine.dispose()
+        self.engines.clear()
+        self.left = list(OPEN_CONNECTIONS.values())
+        OPEN_CONNECTIONS.clear()
+        for connection in self.left:
+            connection.close()
+
+
+@pytest.fixture(autouse=True)
+def _close_pooled_connections():
+    """Dispose every engine a test connected with; fail the test if a connection outlives it."""
+    with ConnectionGuard() as guard:
+        yield
+    left = guard.left
     assert not left, f"{len(left)} database connection(s) outlived the test that opened them"
 
 

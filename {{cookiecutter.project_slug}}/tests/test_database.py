@@ -1,5 +1,6 @@
 """Pooled server connections: one per thread, checked without a round trip, replaced when closed."""
 
+import gc
 import socket
 import threading
 
@@ -8,6 +9,7 @@ from sqlalchemy import create_engine, event, text
 
 from {{ cookiecutter.package_name }} import database
 from {{ cookiecutter.package_name }}.settings import Settings
+from tests.conftest import ConnectionGuard
 
 
 class SocketConnection:
@@ -125,3 +127,13 @@ def test_an_explicit_pool_size_is_kept(monkeypatch):
     """It keeps DATABASE_POOL_SIZE as set, below the threads too (a cap on connections)."""
     monkeypatch.setenv("DATABASE_POOL_SIZE", "3")
     assert Settings(app_env="test").database_pool_size == 3
+
+
+def test_the_connections_of_an_app_dropped_before_the_end_of_a_test_are_closed(make_app):
+    """The tests' connection guard closes what an app it never kept opened (no stray failures)."""
+    with ConnectionGuard() as guard:
+        make_app()  # connects, then nothing keeps the app: a collection may take its engine
+        make_app()  # replaces the first where a library keeps the latest app (as its default)
+        gc.collect()
+        gc.collect()  # the first pass runs the finalizers that free the engine to the second
+    assert guard.left == []
