@@ -14,6 +14,8 @@ RECYCLING_DIAGNOSTIC = "all-on, MAX_REQUESTS=1000 (diagnostic)"
 SAME_SETTINGS = "minimal Flask, the generated gunicorn.conf.py"
 STORAGE_CALLS = "the limiter's in-memory counter call alone"
 TWO_CALL_COUNTER = "Redis cache hit, the limit counted in two calls (INCR, then its TTL)"
+# results["data"]'s targets, in run.measure_data's order (the last one absent from older runs).
+REDIS_HEALTHZ, CACHE_HIT, DB_HEALTHZ, DB_READ, SMALL_POOL_READ = range(5)
 PYTHON_PARSER = "Redis cache hit, replies parsed by redis-py's Python parser (no hiredis)"
 
 TARGETS = {
@@ -75,16 +77,17 @@ def _shortfalls(results: dict) -> list[str]:
     flask = cheap.get(SAME_SETTINGS) or cheap.get("minimal Flask")
     if cheap and health and _ratio(cheap["generated, all-on"], flask) < TARGETS["cheap"]:
         out.append(_healthz_shortfall(cheap, health))
-    if data and item and _ratio(data[3], data[2]) < TARGETS["db"]:
+    if data and item and _ratio(data[DB_READ], data[DB_HEALTHZ]) < TARGETS["db"]:
         read = item["PostgreSQL read"]
         limiter = read - item["PostgreSQL read, without the rate limiter hooks"]
         pre_ping = item["PostgreSQL read, with pool_pre_ping (the former default)"] - read
-        pool = (
-            f" (this run: {_ratio(data[3], data[4]):.2f}x its req/s, p99 "
-            f"{_num(data[3].median('p99_ms'))} against {_num(data[4].median('p99_ms'))} ms)"
-            if len(data) > 4
-            else ""
-        )
+        pool = ""
+        if len(data) > SMALL_POOL_READ:
+            per_thread, small = data[DB_READ], data[SMALL_POOL_READ]
+            pool = (
+                f" (this run: {_ratio(per_thread, small):.2f}x its req/s, p99 "
+                f"{_num(per_thread.median('p99_ms'))} against {_num(small.median('p99_ms'))} ms)"
+            )
         out.append(
             "- **PostgreSQL read.** Each worker's pool keeps a connection per thread: with the "
             "template's former 5 for 8 threads it closed each connection beyond the 5 on its "
@@ -103,7 +106,7 @@ def _shortfalls(results: dict) -> list[str]:
             "instead. Would help: a driver call without the ORM's statement machinery, or "
             "PostgreSQL on its own cores."
         )
-    if data and item and _ratio(data[1], data[0]) < TARGETS["redis"]:
+    if data and item and _ratio(data[CACHE_HIT], data[REDIS_HEALTHZ]) < TARGETS["redis"]:
         hit = item["Redis cache hit"]
         no_limit = item["Redis cache hit, without the rate limiter hooks"]
         two_calls = item[TWO_CALL_COUNTER]
@@ -418,8 +421,8 @@ def render(bench, results: dict, plan, elapsed_s: float) -> str:
         out.append("| through nginx vs direct | not measured: no nginx template | | n/a |")
     data = results.get("data")
     if data:
-        redis_ratio = _ratio(data[1], data[0])
-        db_ratio = _ratio(data[3], data[2])
+        redis_ratio = _ratio(data[CACHE_HIT], data[REDIS_HEALTHZ])
+        db_ratio = _ratio(data[DB_READ], data[DB_HEALTHZ])
         out.append(
             f"| GET /api/items/&lt;id&gt; from PostgreSQL (no cache) vs /healthz | {db_ratio:.2f}x "
             f"| >= {TARGETS['db']:.2f}x | {_met(db_ratio >= TARGETS['db'])} |"
@@ -428,11 +431,12 @@ def render(bench, results: dict, plan, elapsed_s: float) -> str:
             f"| GET /api/items/&lt;id&gt; from Redis (cache hit) vs /healthz | {redis_ratio:.2f}x "
             f"| >= {TARGETS['redis']:.2f}x | {_met(redis_ratio >= TARGETS['redis'])} |"
         )
-        if len(data) > 4:  # the diagnostic server with the former pool of 5 for 8 threads
-            p99 = (data[3].median("p99_ms"), data[4].median("p99_ms"))
+        if len(data) > SMALL_POOL_READ:  # the diagnostic server: the former 5 for 8 threads
+            read, small = data[DB_READ], data[SMALL_POOL_READ]
+            p99 = (read.median("p99_ms"), small.median("p99_ms"))
             out.append(
                 "| PostgreSQL read, a pool per thread vs the former 5 for 8 threads (req/s; "
-                f"p99) | {_ratio(data[3], data[4]):.2f}x; {_num(p99[0])} / {_num(p99[1])} ms "
+                f"p99) | {_ratio(read, small):.2f}x; {_num(p99[0])} / {_num(p99[1])} ms "
                 f"| recorded | n/a |"
             )
     out += _servers_targets(results.get("servers"))
