@@ -114,12 +114,11 @@ class ConnectionGuard:
 
     def __init__(self) -> None:
         """Start with no engines and nothing left."""
-        self.engines: list[Engine] = []
+        self.engines: set[Engine] = set()
         self.left: list = []
 
     def _remember(self, connection) -> None:
-        if connection.engine not in self.engines:
-            self.engines.append(connection.engine)
+        self.engines.add(connection.engine)
 
     def __enter__(self) -> "ConnectionGuard":
         """Remember every engine connected with from now on."""
