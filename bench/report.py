@@ -13,7 +13,8 @@ RECYCLING_DIAGNOSTIC = "all-on, MAX_REQUESTS=1000 (diagnostic)"
 # settings as the generated service, its JSON access line per request included.
 SAME_SETTINGS = "minimal Flask, the generated gunicorn.conf.py"
 STORAGE_CALLS = "the limiter's in-memory counter call alone"
-TWO_CALL_COUNTER = "Redis cache hit, the limit counted in two calls (INCR, then its TTL)"
+STOCK_COUNTER = "Redis cache hit, the limit counted in two calls (INCR, then TTL), the entry apart"
+POOLED = "Redis cache hit, a pooled redis-py client (a connection taken and given back per call)"
 # results["data"]'s targets, in run.measure_data's order (the last one absent from older runs).
 REDIS_HEALTHZ, CACHE_HIT, DB_HEALTHZ, DB_READ, SMALL_POOL_READ = range(5)
 PYTHON_PARSER = "Redis cache hit, replies parsed by redis-py's Python parser (no hiredis)"
@@ -33,6 +34,13 @@ TARGETS = {
 def _num(value, digits: int = 2, suffix: str = "") -> str:
     """Format a number, or a dash when missing."""
     return "-" if value is None else f"{value:,.{digits}f}{suffix}"
+
+
+def _extra(item: dict, variant: str, base: float, what: str) -> str:
+    """Say in brackets what a diagnostic variant cost over the base, when it was measured."""
+    if variant not in item:
+        return ""
+    return f" ({what}: {_micros(item[variant] - base)} more)"
 
 
 def _met(ok: bool | None) -> str:
@@ -109,22 +117,19 @@ def _shortfalls(results: dict) -> list[str]:
     if data and item and _ratio(data[CACHE_HIT], data[REDIS_HEALTHZ]) < TARGETS["redis"]:
         hit = item["Redis cache hit"]
         no_limit = item["Redis cache hit, without the rate limiter hooks"]
-        two_calls = item[TWO_CALL_COUNTER]
         out.append(
             f"- **Redis cache hit.** Without the limiter's hooks a hit costs {no_limit:.0f} µs "
-            f"in process, against /healthz's {health['generated']:.0f}; with them {hit:.0f} µs: "
-            "the limit's one Redis call (a script that counts the hit and answers when its window "
-            "ends, which is all the X-RateLimit-* headers need; counting with limits' stock "
-            f"calls, INCR then TTL, cost {_micros(two_calls - hit)} more)"
-            + (
-                ". Replies are parsed in C by hiredis (redis-py's own Python parser cost "
-                f"{_micros(item[PYTHON_PARSER] - hit)} more)"
-                if PYTHON_PARSER in item
-                else ""
-            )
-            + ". What is left is two Redis round trips per hit, the counter's and the cache's, "
-            "each a send and a receive on the socket. Would help: limiting reads at nginx, or "
-            "not limiting reads."
+            f"in process, against /healthz's {health['generated']:.0f}; with them {hit:.0f} µs. "
+            "A hit makes one Redis round trip: the limit's script counts the hit, answers when "
+            "its window ends (all the X-RateLimit-* headers need) and returns the cached entry"
+            + _extra(item, STOCK_COUNTER, hit, "; limits' stock calls and a read apart, three")
+            + ". Each thread keeps its connection"
+            + _extra(item, POOLED, hit, "; a pooled client, taking one per call")
+            + ". hiredis parses the replies in C"
+            + _extra(item, PYTHON_PARSER, hit, "; redis-py's Python parser")
+            + ". Under load each round trip also costs the worker a wait for Redis and a thread "
+            "switch, which this in-process price does not show. Would help: limiting reads at "
+            "nginx, or not limiting reads."
         )
     nginx = results.get("nginx")
     if nginx and (_nginx_cpu_ratio(nginx) or 0) > TARGETS["nginx_cpu"]:

@@ -111,13 +111,13 @@ def test_a_failing_shared_store_counts_in_memory_and_is_asked_again_next_time(ca
     """It counts in memory while the shared store raises, logs once each way, and goes back."""
     shared, failing = MemoryStorage(), [True, True, False]
 
-    def counter(storage, key, expiry, cost):
+    def counter(storage, windows, read):
         if failing.pop(0):
             raise ValueError("the store is down")  # MemoryStorage's base_exceptions
-        return count_in(storage, key, expiry, cost)
+        return count_in(storage, windows, read)
 
     counts = Counts(shared, counter)
-    assert [counts.count("k", 60)[0] for _ in range(3)] == [1, 2, 1]
+    assert [counts.count([("k", 60)])[0][0][0] for _ in range(3)] == [1, 2, 1]
     assert counts.memory.get("k") == 2
     assert shared.get("k") == 1
     messages = [record.getMessage() for record in caplog.records]
@@ -140,7 +140,7 @@ def test_threads_of_one_worker_count_every_hit_once_and_never_raise():
                 return
             key = f"key-{step % 3}"
             try:
-                hits, ends = counts.count(key, 1)
+                [(hits, ends)], _ = counts.count([(key, 1)])
             except Exception as exc:  # noqa: BLE001 - any exception is the failure shown
                 errors.append(repr(exc))
                 return

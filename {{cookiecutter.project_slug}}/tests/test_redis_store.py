@@ -73,11 +73,15 @@ def test_the_cache_and_the_limiter_keep_their_data_in_redis(settings_overrides):
     """It points the cache and the rate-limit storage at REDIS_URL, with the same client options."""
     app = create_app({**settings_overrides, "redis_url": UNREACHABLE})
     assert app.config["CACHE_TYPE"] == "RedisCache"
-    options = app.config["CACHE_OPTIONS"]
-    pool = app.extensions["rate_limits"].counts.shared.storage.connection_pool
-    assert pool.connection_class is options["connection_class"]
-    assert pool.connection_kwargs["breaker"] is options["breaker"]
-    assert pool.connection_kwargs["port"] == 1  # UNREACHABLE's
+    store = app.extensions["shared_store"]
+    options = store.options
+    for pool in (
+        app.extensions["rate_limits"].counts.shared.storage.connection_pool,
+        store.clients.pool,  # the cache's and the limiter's counter calls
+    ):
+        assert pool.connection_class is options["connection_class"]
+        assert pool.connection_kwargs["breaker"] is options["breaker"]
+        assert pool.connection_kwargs["port"] == 1  # UNREACHABLE's
 
 
 def timed(client, method: str, path: str, **kwargs):
@@ -174,28 +178,118 @@ def test_cached_read_lands_in_redis(client):
     assert client.get(location).headers["X-Cache"] == "hit"
 
 
-@pytest.mark.skipif(
+needs_redis = pytest.mark.skipif(
     not os.environ.get("TEST_REDIS_URL"), reason="needs a Redis server: set TEST_REDIS_URL"
 )
-def test_a_cache_hit_costs_two_redis_calls_one_for_its_limit(make_app, monkeypatch):
-    """It sends one command for the rate limit (headers included) and one for the cache."""
+
+
+@pytest.fixture
+def limited(make_app):
+    """Return a client of an app limiting requests (50 per minute) and caching in Redis."""
     client = make_app(app_env="development", ratelimit_default="50 per minute").test_client()
     with client.application.app_context():
         rate_limits.reset()
-    location = client.post("/api/items", json={"name": "hit"}).headers["Location"]
-    client.get(location)  # a miss: read and cached
-    sent = []
+    return client
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Return the list of commands sent to Redis from now on, through the app's connections."""
+    commands = []
     original = GuardedConnection.send_packed_command
 
     def counted(self, command, check_health=True):
-        sent.append(command)
+        commands.append(command)
         return original(self, command, check_health)
 
     monkeypatch.setattr(GuardedConnection, "send_packed_command", counted)
-    response = client.get(location)
+    return commands
+
+
+@needs_redis
+def test_a_cache_hit_costs_one_redis_call_its_limit_and_its_entry_together(limited, sent):
+    """It counts the limit (headers included) and reads the cached item in one command."""
+    location = limited.post("/api/items", json={"name": "hit"}).headers["Location"]
+    limited.get(location)  # a miss: read and cached
+    sent.clear()
+    response = limited.get(location)
     assert response.headers["X-Cache"] == "hit"
+    assert response.json["name"] == "hit"
     assert response.headers["X-RateLimit-Remaining"] == "48"  # the miss, then this hit
-    assert len(sent) == 2, sent
+    assert len(sent) == 1, sent
+
+
+@needs_redis
+def test_a_miss_read_with_the_limit_is_not_read_again_and_is_cached(limited, sent):
+    """It learns of a miss from the limit's call, reads the database, and stores the item."""
+    location = limited.post("/api/items", json={"name": "miss"}).headers["Location"]
+    sent.clear()
+    response = limited.get(location)
+    assert response.headers["X-Cache"] == "miss"
+    assert len(sent) == 2, sent  # the limit with the read, then storing the item
+    assert b"SET" in sent[1][0] or b"SETEX" in sent[1][0], sent
+    assert limited.get(location).headers["X-Cache"] == "hit"
+
+
+@needs_redis
+def test_every_limit_of_a_route_is_counted_in_the_one_call(make_app, sent):
+    """It counts two limits in one command and sends the tighter one's headers."""
+    app = make_app(app_env="development", ratelimit_default="3 per second;50 per minute")
+    client = app.test_client()
+    with app.app_context():
+        rate_limits.reset()
+    sent.clear()
+    response = client.get("/api/items")
+    assert len(sent) == 1, sent
+    assert response.headers["X-RateLimit-Limit"] == "3"
+    assert response.headers["X-RateLimit-Remaining"] == "2"
+    server = redis.Redis.from_url(os.environ["TEST_REDIS_URL"])
+    for limit in parse_limits("3 per second;50 per minute"):
+        assert server.get("LIMITS:" + limit.key_for("127.0.0.1", "api.list_items")) == b"1"
+    server.close()
+
+
+@needs_redis
+def test_the_limit_script_is_loaded_again_when_redis_forgot_it(limited):
+    """It counts and reads correctly after Redis lost its scripts (a restart, SCRIPT FLUSH)."""
+    location = limited.post("/api/items", json={"name": "flushed"}).headers["Location"]
+    limited.get(location)
+    server = redis.Redis.from_url(os.environ["TEST_REDIS_URL"])
+    server.script_flush()
+    server.close()
+    response = limited.get(location)
+    assert response.status_code == 200
+    assert response.headers["X-Cache"] == "hit"
+    assert response.headers["X-RateLimit-Remaining"] == "48"  # counted once more
+
+
+@needs_redis
+def test_a_thread_uses_one_redis_connection_for_the_cache_and_the_limits(limited):
+    """It serves a thread's cache reads and limit counts over one connection, kept between
+    requests: no connection is taken from a pool and given back around each command."""
+    location = limited.post("/api/items", json={"name": "one"}).headers["Location"]
+    pool = limited.application.extensions["shared_store"].clients.pool
+    for _ in range(5):
+        assert limited.get(location).status_code == 200
+    assert pool._created_connections == 1
+
+
+@needs_redis
+def test_a_connection_redis_closed_is_replaced_without_a_failure(limited, caplog):
+    """It reconnects a kept connection Redis closed while it was idle, as a pool would, instead
+    of failing one call and skipping Redis for REDIS_RETRY_INTERVAL."""
+    location = limited.post("/api/items", json={"name": "closed"}).headers["Location"]
+    limited.get(location)
+    store = limited.application.extensions["shared_store"]
+    own = store.clients.current().client_id()
+    server = redis.Redis.from_url(os.environ["TEST_REDIS_URL"])
+    assert server.client_kill_filter(_id=own) == 1
+    server.close()
+    response = limited.get(location)
+    assert response.headers["X-Cache"] == "hit"
+    assert response.headers["X-RateLimit-Remaining"] == "48"  # counted once more
+    assert store.clients.current().client_id() != own
+    assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text
 
 
 @pytest.mark.skipif(

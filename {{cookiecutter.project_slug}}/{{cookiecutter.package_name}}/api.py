@@ -125,24 +125,30 @@ def read_row(statement, **parameters):
         return connection.execute(statement, parameters).first()
 
 
+def item_key(item_id: int) -> str:
+    """Name the cache entry of an item's answer: its JSON body, ready to send."""
+    return f"item:{item_id}:json"
+
+
 @bp.get("/items/<id:item_id>")
+@caching.read_through(item_key)
 def get_item(item_id: int):
     """Return one item; the X-Cache header says whether the cache served it."""
     if not 1 <= item_id <= MAX_ID:
         abort(404, description=f"No item with id {item_id}.")
-    key = f"item:{item_id}"
-    cached = caching.get(key)
-    if cached is not None:
-        response = jsonify(cached)
+    key = item_key(item_id)
+    body = caching.get(key)
+    if body is not None:  # a hit is sent as stored: no decoding, no encoding
+        response = current_app.response_class(body, mimetype=current_app.json.mimetype)
         response.headers["X-Cache"] = "hit"
         return response
     row = read_row(ITEM_BY_ID, item_id=item_id)
     if row is None:
         abort(404, description=f"No item with id {item_id}.")
-    data = item_dict(row)
+    response = jsonify(item_dict(row))
     if row.status == PROCESSED:  # a pending item changes soon: never cache it
-        caching.set(key, data, timeout=current_app.extensions["settings"].cache_ttl_seconds)
-    response = jsonify(data)
+        ttl = current_app.extensions["settings"].cache_ttl_seconds
+        caching.set(key, response.get_data(), timeout=ttl)
     response.headers["X-Cache"] = "miss"
     return response
 

@@ -2,23 +2,57 @@
 
 A backend that failed moments ago may be skipped without a call; it logged that failure once
 and marks the skips ``already_logged``, so they are not logged again here.
+
+A view marked with ``read_through`` names the entry it reads before it runs: when the cache and
+the rate limits share Redis, the call that counts the request's limits reads that entry too
+(rate_limits.py), and ``get`` finds it there instead of asking Redis a second time.
 """
 
 import logging
+from collections.abc import Callable
 
-from flask import Flask
+from flask import Flask, current_app, request
 from flask_caching import Cache
 
 from .metrics import count_cache_lookup
 
 log = logging.getLogger(__name__)
 cache = Cache()
+KEY_OF = "caching_key_of"  # set on a view by read_through
+READ = "caching.read"  # the WSGI environ's (key, stored value) read with the request's limits
+
+
+def read_through(key_of: Callable[..., str]):
+    """Mark a view that reads the cache entry ``key_of(**its URL arguments)`` names."""
+
+    def mark(view):
+        setattr(view, KEY_OF, key_of)
+        return view
+
+    return mark
+
+
+def stored_key(view, arguments: dict) -> str | None:
+    """Return the stored name of the entry the view reads, or None for a view not marked."""
+    key_of = getattr(view, KEY_OF, None)
+    if key_of is None:
+        return None
+    return current_app.config["CACHE_KEY_PREFIX"] + key_of(**arguments)
+
+
+def read_with_limits(key: str, stored: bytes | None) -> None:
+    """Keep an entry read (None: absent) with the request's limits, for ``get``."""
+    request.environ[READ] = (key, stored)
 
 
 def get(key: str):
     """Return the cached value, or None when absent or when the cache is unavailable."""
+    read = request.environ.pop(READ, None)
     try:
-        value = cache.get(key)
+        if read is not None and read[0] == current_app.config["CACHE_KEY_PREFIX"] + key:
+            value = cache.cache.serializer.loads(read[1])  # as the backend's own get decodes it
+        else:
+            value = cache.get(key)
     except Exception as exc:  # noqa: BLE001  (any backend failure degrades to a miss)
         _warn("cache get failed, serving without cache", exc)
         count_cache_lookup("error")

@@ -8,10 +8,12 @@ worker and replica); otherwise, and while that store fails, in each worker proce
 so a client can get up to the limit times the number of workers. A failed store is asked again
 on the next request; its client's breaker decides how often that costs a real call.
 
-A limited request costs one counter call per limit: the call that counts the hit also answers
-when its window ends, which is all the X-RateLimit-* headers need. The Flask side is two hooks
-written for the limits this app has (a default per route, a tighter one for writes): a general
-extension's evaluation of every possible kind of limit cost a third of a database read.
+A limited request costs one call to the shared store: it counts the hit in every window of the
+route's limits, answers when each window ends (all the X-RateLimit-* headers need), and reads
+the cache entry the route's view will read, if it names one (caching.read_through), so a cache
+hit makes one round trip to Redis, not two. The Flask side is two hooks written for the limits
+this app has (a default per route, a tighter one for writes): a general extension's evaluation
+of every possible kind of limit cost a third of a database read.
 """
 
 import logging
@@ -27,10 +29,15 @@ from limits import RateLimitItem, parse_many
 from limits.storage import Storage
 from werkzeug.exceptions import TooManyRequests
 
+from . import caching
+
 log = logging.getLogger(__name__)
 
-# Adds a hit to a window and answers its new count and when it ends (seconds since the epoch).
-Counter = Callable[[Storage, str, int, int], tuple[int, float]]
+# Adds a hit to each window, a (key, seconds) pair, and reads one more key (the cache's) in the
+# same call when given one. Answers each window's new count and when it ends (seconds since the
+# epoch), and what it read: the stored value, None when absent, NOT_READ when it read nothing.
+Counter = Callable[[Storage, list[tuple[str, int]], str | None], tuple[list, object]]
+NOT_READ = object()
 WINDOW = "rate_limits.window"  # the request's tightest window, kept in its WSGI environ
 WRITES = "rate_limits_writes"  # set on a view by limit_writes
 UNLIMITED_BLUEPRINTS = frozenset({"health"})  # probes (openapi.py documents no limit on them)
@@ -60,9 +67,11 @@ def checked_limits(value: str) -> str:
     return value
 
 
-def count_in(storage: Storage, key: str, expiry: int, cost: int) -> tuple[int, float]:
-    """Count a hit with the storage's own calls: the counter, then its expiry (two calls)."""
-    return storage.incr(key, expiry, amount=cost), storage.get_expiry(key)
+def count_in(storage: Storage, windows: list[tuple[str, int]], read: str | None) -> tuple:
+    """Count a hit with the storage's own calls, two per window (the counter, its expiry)."""
+    return [(storage.incr(key, expiry), storage.get_expiry(key)) for key, expiry in windows], (
+        NOT_READ
+    )
 
 
 class WorkerCounts:
@@ -121,11 +130,15 @@ class Counts:
         self.shared_counter = shared_counter
         self.shared_failed = False
 
-    def count(self, key: str, expiry: int) -> tuple[int, float]:
-        """Add one hit to the key's window; return its count and when the window ends."""
+    def count(self, windows: list[tuple[str, int]], read: str | None = None) -> tuple:
+        """Add one hit to each (key, seconds) window; return their (count, end) and the read.
+
+        The shared store also reads the key ``read`` in the same call (see Counter); counting in
+        memory reads nothing (NOT_READ).
+        """
         if self.shared is not None:
             try:
-                answer = self.shared_counter(self.shared, key, expiry, 1)
+                answer = self.shared_counter(self.shared, windows, read)
             except self.shared.base_exceptions as exc:
                 if not self.shared_failed:
                     self.shared_failed = True
@@ -136,7 +149,7 @@ class Counts:
                     self.shared_failed = False
                     log.info("rate limits counted in the shared store again")
                 return answer
-        return self.memory.count(key, expiry)
+        return [self.memory.count(key, expiry) for key, expiry in windows], NOT_READ
 
     def reset(self) -> None:
         """Forget every count, in memory and in the shared store."""
@@ -184,12 +197,17 @@ def rate_limit_request() -> None:
         return
     app = current_app._get_current_object()
     limits = app.extensions["rate_limits"]
-    writes = getattr(app.view_functions[endpoint], WRITES, False)
+    view = app.view_functions[endpoint]
+    chosen = limits.write if getattr(view, WRITES, False) else limits.default
+    client = request.remote_addr or ""
+    read = caching.stored_key(view, request.view_args or {})
+    answers, stored = limits.counts.count(
+        [(limit.key_for(client, endpoint), limit.get_expiry()) for limit in chosen], read
+    )
+    if stored is not NOT_READ:
+        caching.read_with_limits(read, stored)
     tightest = None
-    for limit in limits.write if writes else limits.default:
-        count, reset_at = limits.counts.count(
-            limit.key_for(request.remote_addr or "", endpoint), limit.get_expiry()
-        )
+    for limit, (count, reset_at) in zip(chosen, answers, strict=True):
         window = Window(limit, max(0, limit.amount - count), reset_at)
         if count > limit.amount:
             request.environ[WINDOW] = window

@@ -4,10 +4,13 @@ Redis is a soft dependency: when it fails, the cache misses and the limiter coun
 and the breaker (redis_breaker.py) skips it for REDIS_RETRY_INTERVAL.
 """
 
+import functools
 import hashlib
+import os
+import threading
 import time
 from collections.abc import Callable
-from typing import Annotated, NamedTuple
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import redis
@@ -18,7 +21,8 @@ from redis.backoff import NoBackoff
 from redis.connection import parse_url
 from redis.retry import Retry
 
-from .redis_breaker import GUARDED, Breaker, GuardedConnection
+from .rate_limits import NOT_READ
+from .redis_breaker import GUARDED, NETWORK_ERRORS, Breaker, GuardedConnection
 
 
 def checked_url(value: str | None) -> str | None:
@@ -37,45 +41,109 @@ def checked_url(value: str | None) -> str | None:
 
 RedisUrl = Annotated[str | None, AfterValidator(checked_url)]
 
-# limits' own fixed-window script, returning the window's remaining milliseconds as well: the
-# rate limits' headers then need no second and third call (GET, TTL).
+# limits' own fixed-window count, for each of a request's windows in one call, returning each
+# window's remaining milliseconds as well (the rate limits' headers then need no GET and TTL),
+# then the value of one more key when there is one (the cache entry the request will read).
+# KEYS: the windows, then that key; ARGV: each window's seconds.
 COUNT_SCRIPT = """
-local current = redis.call("incrby", KEYS[1], ARGV[2])
-if tonumber(current) == tonumber(ARGV[2]) then
-    redis.call("expire", KEYS[1], ARGV[1])
+local answer = {}
+for i, seconds in ipairs(ARGV) do
+    local current = redis.call("incr", KEYS[i])
+    if current == 1 then
+        redis.call("expire", KEYS[i], seconds)
+    end
+    answer[#answer + 1] = current
+    answer[#answer + 1] = redis.call("pttl", KEYS[i])
 end
-return {current, redis.call("pttl", KEYS[1])}
+if #KEYS > #ARGV then
+    answer[#answer + 1] = redis.call("get", KEYS[#KEYS])
+end
+return answer
 """
 COUNT_SHA = hashlib.sha1(COUNT_SCRIPT.encode()).hexdigest()  # noqa: S324  (Redis names it so)
 
 
-def count_hit(storage: RedisStorage, key: str, expiry: int, cost: int) -> tuple[int, float]:
-    """Add a hit to a rate-limit window in one call; return its count and when it ends."""
-    client, args = storage.get_connection(), (1, storage.prefixed_key(key), expiry, cost)
+class ThreadClients:
+    """A redis-py client per thread, each keeping one connection of a shared pool for good.
+
+    A pooled client takes a connection from its pool and gives it back around every command,
+    which in redis-py 8 costs as much CPU as the command's own send and receive. A thread here
+    keeps its connection instead: as many connections as threads that use Redis, which is what
+    a busy pool holds anyway. Before each use the connection is checked the way the pool checks
+    the ones it hands out: one closed by Redis (a restart) is reconnected instead of failing.
+    """
+
+    def __init__(self, url: str, options: dict) -> None:
+        """Make the pool; connect nothing yet."""
+        self.pool = redis.ConnectionPool.from_url(url, **options)
+        self._local = threading.local()
+
+    def current(self) -> redis.Redis:
+        """Return the calling thread's client, its connection checked (connecting may raise)."""
+        local = self._local
+        client = getattr(local, "client", None)
+        if client is None or local.pid != os.getpid():  # a forked child connects anew
+            client = redis.Redis(connection_pool=self.pool, single_connection_client=True)
+            local.client, local.pid = client, os.getpid()
+            return client
+        connection = client.connection
+        if connection._sock is not None:
+            try:
+                stale = connection.can_read()  # an idle connection has nothing to read
+            except NETWORK_ERRORS:
+                stale = True
+            if stale:
+                connection.disconnect()  # the next command connects again
+        return client
+
+
+class ThreadClient:
+    """Stands for a redis-py client where a library keeps one: each call uses the thread's."""
+
+    def __init__(self, clients: ThreadClients) -> None:
+        self._clients = clients
+
+    def __getattr__(self, name: str):
+        return getattr(self._clients.current(), name)
+
+
+def count_hits(
+    clients: ThreadClients, storage: RedisStorage, windows: list[tuple[str, int]], read: str | None
+) -> tuple[list[tuple[int, float]], object]:
+    """Add a hit to each (key, seconds) window and read ``read``, in one call (rate_limits.Counter).
+
+    Returns each window's count and when it ends, and the stored value of ``read`` (None when
+    absent; NOT_READ when no key was given).
+    """
+    keys = [storage.prefixed_key(key) for key, _ in windows] + ([read] if read else [])
+    args = (len(keys), *keys, *(seconds for _, seconds in windows))
+    client = clients.current()
     try:
-        count, remaining_ms = client.evalsha(COUNT_SHA, *args)
+        answer = client.evalsha(COUNT_SHA, *args)
     except redis.exceptions.NoScriptError:  # a new or restarted Redis: EVAL caches it again
-        count, remaining_ms = client.eval(COUNT_SCRIPT, *args)
-    return int(count), time.time() + max(int(remaining_ms), 0) / 1000
+        answer = client.eval(COUNT_SCRIPT, *args)
+    now = time.time()
+    counts = [
+        (int(count), now + max(int(remaining_ms), 0) / 1000)
+        for count, remaining_ms in zip(answer[0::2], answer[1::2], strict=False)
+    ]
+    return counts[: len(windows)], (answer[-1] if read else NOT_READ)
 
 
-class RedisStore(NamedTuple):
-    """The app's Redis: its URL and the client options every connection to it uses."""
+class RedisStore:
+    """The app's Redis: its URL, the client options every connection to it uses, the clients."""
 
-    url: str
-    options: dict
+    def __init__(self, url: str, options: dict) -> None:
+        self.url, self.options = url, options
+        self.clients = ThreadClients(url, options)
 
     def cache_backend(self) -> dict:
         """Return the flask-caching keys that put the cache in this Redis."""
-        return {
-            "CACHE_TYPE": "RedisCache",
-            "CACHE_REDIS_URL": self.url,
-            "CACHE_OPTIONS": self.options,
-        }
+        return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_HOST": ThreadClient(self.clients)}
 
     def limit_storage(self) -> tuple[RedisStorage, Callable]:
         """Return the storage and the one-call counter that keep the rate limits' counts here."""
-        return RedisStorage(self.url, **self.options), count_hit
+        return RedisStorage(self.url, **self.options), functools.partial(count_hits, self.clients)
 
 
 def client_options(url: str, timeout: float, breaker: Breaker) -> dict:
