@@ -122,11 +122,18 @@ def _shortfalls(results: dict) -> list[str]:
             f"in process, against /healthz's {health['generated']:.0f}; with them {hit:.0f} µs. "
             "A hit makes one Redis round trip: the limit's script counts the hit, answers when "
             "its window ends (all the X-RateLimit-* headers need) and returns the cached entry"
-            + _extra(item, STOCK_COUNTER, hit, "; limits' stock calls and a read apart, three")
+            + _extra(
+                item, STOCK_COUNTER, hit, "limits' stock calls and a read apart, three round trips"
+            )
             + ". Each thread keeps its connection"
-            + _extra(item, POOLED, hit, "; a pooled client, taking one per call")
+            + _extra(
+                item,
+                POOLED,
+                hit,
+                "a pooled redis-py client, a connection taken and given back per call",
+            )
             + ". hiredis parses the replies in C"
-            + _extra(item, PYTHON_PARSER, hit, "; redis-py's Python parser")
+            + _extra(item, PYTHON_PARSER, hit, "redis-py's own Python parser")
             + ". Under load each round trip also costs the worker a wait for Redis and a thread "
             "switch, which this in-process price does not show. Would help: limiting reads at "
             "nginx, or not limiting reads."
