@@ -22,8 +22,9 @@ ENDPOINTS = {
     ),
     "cached read": (
         "`GET /api/items/<id>`, cached in Redis",
-        "`REDIS_URL` (without it each worker caches in its memory), `CACHE_TTL_SECONDS`; the "
-        "rate limiter's one Redis call (`RATELIMIT_DEFAULT`)",
+        "`REDIS_URL` (without it each worker caches in its memory), `CACHE_TTL_SECONDS`; one "
+        "Redis call per hit: the rate limiter's count and the cached JSON body together "
+        "(`RATELIMIT_DEFAULT`)",
         "use_redis",
     ),
     "PostgreSQL": (
