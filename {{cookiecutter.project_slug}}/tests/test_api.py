@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import event
 
+from {{ cookiecutter.package_name }} import caching
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.models import PROCESSED_BY_TASK
 
@@ -44,7 +45,17 @@ def test_second_read_is_served_from_cache(client):
     """It marks the first read a cache miss and the second a hit."""
     location = client.post("/api/items", json={"name": "cached"}).headers["Location"]
     assert client.get(location).headers["X-Cache"] == "miss"
-    assert client.get(location).headers["X-Cache"] == "hit"
+    hit = client.get(location)
+    assert hit.headers["X-Cache"] == "hit"
+    assert hit.json["name"] == "cached"
+    assert hit.mimetype == "application/json"
+
+
+def test_the_cache_is_read_outside_a_request_too(app):
+    """It reads an entry in a command or task (an app context, no request), as in a view."""
+    with app.app_context():
+        caching.set("outside", b"stored", timeout=60)
+        assert caching.get("outside") == b"stored"
 
 
 def autocommits(dbapi_connection) -> bool:

@@ -4,14 +4,14 @@ A backend that failed moments ago may be skipped without a call; it logged that 
 and marks the skips ``already_logged``, so they are not logged again here.
 
 A view marked with ``read_through`` names the entry it reads before it runs: when the cache and
-the rate limits share Redis, the call that counts the request's limits reads that entry too
-(rate_limits.py), and ``get`` finds it there instead of asking Redis a second time.
+the rate limits share a store, the call that counts the request's limits reads that entry too
+(rate_limits.py), and ``get`` finds it there instead of asking the store a second time.
 """
 
 import logging
 from collections.abc import Callable
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, has_request_context, request
 from flask_caching import Cache
 
 from .metrics import count_cache_lookup
@@ -47,7 +47,7 @@ def read_with_limits(key: str, stored: bytes | None) -> None:
 
 def get(key: str):
     """Return the cached value, or None when absent or when the cache is unavailable."""
-    read = request.environ.pop(READ, None)
+    read = request.environ.pop(READ, None) if has_request_context() else None
     try:
         if read is not None and read[0] == current_app.config["CACHE_KEY_PREFIX"] + key:
             value = cache.cache.serializer.loads(read[1])  # as the backend's own get decodes it

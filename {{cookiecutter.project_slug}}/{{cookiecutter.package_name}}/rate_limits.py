@@ -11,7 +11,7 @@ on the next request; its client's breaker decides how often that costs a real ca
 A limited request costs one call to the shared store: it counts the hit in every window of the
 route's limits, answers when each window ends (all the X-RateLimit-* headers need), and reads
 the cache entry the route's view will read, if it names one (caching.read_through), so a cache
-hit makes one round trip to Redis, not two. The Flask side is two hooks written for the limits
+hit makes one round trip to the store, not two. The Flask side is two hooks written for the limits
 this app has (a default per route, a tighter one for writes): a general extension's evaluation
 of every possible kind of limit cost a third of a database read.
 """
