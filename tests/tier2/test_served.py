@@ -96,7 +96,7 @@ def test_api_creates_reads_and_lists_from_the_real_store(deployment):
     if deployment.redis is not None:
         assert caches == ["miss", "hit", "hit"]
         client = deployment.redis.client(deployment.redis_db)
-        key = f"{deployment.package}:item:{item['id']}"
+        key = f"{deployment.package}:item:{item['id']}:json"  # the item's JSON body
         assert client.exists(key)
         client.delete(key)  # a hit served from process memory would survive this
         assert requests.get(f"{entry}{location}", timeout=TIMEOUT).headers["X-Cache"] == "miss"
