@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -318,3 +319,45 @@ def test_without_redis_limits_are_counted_per_worker_as_the_readme_says(deployme
     assert 5 <= accepted <= 5 * workers, accepted
     readme = (deployment.bake / "README.md").read_text()
     assert "in each worker's memory, so a client gets up to the limit times" in readme
+
+
+# --------------------------------------------------------------------------- Redis restarted
+# Last in the module: the restart empties every database index of this worker's Redis.
+
+
+@each("use_redis")
+def test_a_restarted_redis_is_used_again_at_once_without_a_warning(deployment):
+    """Each thread keeps its Redis connection and checks it before use: after a restart the
+    closed ones are replaced unseen, so the next reads are counted and cached in Redis at once,
+    with no failure logged and no REDIS_RETRY_INTERVAL spent without Redis."""
+    server, service = deployment.redis, deployment.service
+    created = requests.post(
+        f"{deployment.entry}/api/items", json={"name": "phoenix"}, timeout=TIMEOUT
+    )
+    location = created.headers["Location"]
+    celery_processes.await_processed(deployment, created.json()["id"])
+    # Many reads at once, each on a connection of its own: most threads of every worker now
+    # hold a Redis connection.
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        warm = list(pool.map(lambda _: timed_get(f"{service.url}{location}")[1], range(48)))
+    assert {read.status_code for read in warm} == {200}
+    assert warm[-1].headers["X-Cache"] == "hit"
+
+    server.stop()
+    server.start()  # the same port, nothing stored: every kept connection was closed by it
+    since = service.mark()
+    client = server.client(deployment.redis_db)
+    caches = []
+    for url in entries(deployment):
+        for _ in range(16):
+            took, read = timed_get(f"{url}{location}")
+            assert read.status_code == 200, read.text
+            assert took < REDIS_TIMEOUT, took
+            caches.append(read.headers["X-Cache"])
+        assert assert_ready(url)["checks"]["redis"]["status"] == "ok"
+    # The first read found the restarted Redis empty and filled it; every later one hit it.
+    assert caches == ["miss"] + ["hit"] * (len(caches) - 1), caches
+    assert any(key.startswith(b"LIMITS:") for key in client.keys("*"))
+    lines = [json.loads(line) for line in service.lines(since) if line.strip()]
+    trouble = [line for line in lines if line.get("level") in ("WARNING", "ERROR", "CRITICAL")]
+    assert trouble == [], trouble
