@@ -123,11 +123,12 @@ def count_hits(
     except redis.exceptions.NoScriptError:  # a new or restarted Redis: EVAL caches it again
         answer = client.eval(COUNT_SCRIPT, *args)
     now = time.time()
+    pairs = answer[: 2 * len(windows)]  # each window's count and remaining milliseconds
     counts = [
         (int(count), now + max(int(remaining_ms), 0) / 1000)
-        for count, remaining_ms in zip(answer[0::2], answer[1::2], strict=False)
+        for count, remaining_ms in zip(pairs[0::2], pairs[1::2], strict=True)
     ]
-    return counts[: len(windows)], (answer[-1] if read else NOT_READ)
+    return counts, (answer[-1] if read else NOT_READ)
 
 
 class RedisStore:
