@@ -19,6 +19,7 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import redis
+from diagnostics import KEPT_CONNECTION, POOLED, PYTHON_PARSER, STOCK_COUNTER  # beside this file
 from flask import Flask
 from flask.sessions import SessionInterface
 from gunicorn.config import Config
@@ -32,12 +33,6 @@ from redis.connection import _RESP2Parser
 from reference_apps import create_flask_app  # beside this file, so on sys.path
 
 CALLS = 2000
-# The diagnostic rows' names, as report.py reads them (it cannot be imported here: it needs the
-# template's test helpers).
-PYTHON_PARSER = "Redis cache hit, replies parsed by redis-py's Python parser (no hiredis)"
-STOCK_COUNTER = "Redis cache hit, the limit counted in two calls (INCR, then TTL), the entry apart"
-POOLED = "Redis cache hit, a pooled redis-py client (a connection taken and given back per call)"
-KEPT_CONNECTION = "PostgreSQL read, on a connection the thread keeps (not in the template)"
 REPEATS = 7
 
 

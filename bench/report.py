@@ -7,18 +7,15 @@ import statistics
 
 import frontend_bench
 import performance
+from diagnostics import KEPT_CONNECTION, POOLED, PYTHON_PARSER, STOCK_COUNTER
 
 RECYCLING_DIAGNOSTIC = "all-on, MAX_REQUESTS=1000 (diagnostic)"
 # The minimal Flask app under the all-on project's own gunicorn.conf.py: the same gunicorn
 # settings as the generated service, its JSON access line per request included.
 SAME_SETTINGS = "minimal Flask, the generated gunicorn.conf.py"
 STORAGE_CALLS = "the limiter's in-memory counter call alone"
-STOCK_COUNTER = "Redis cache hit, the limit counted in two calls (INCR, then TTL), the entry apart"
-POOLED = "Redis cache hit, a pooled redis-py client (a connection taken and given back per call)"
-KEPT_CONNECTION = "PostgreSQL read, on a connection the thread keeps (not in the template)"
 # results["data"]'s targets, in run.measure_data's order (the last one absent from older runs).
 REDIS_HEALTHZ, CACHE_HIT, DB_HEALTHZ, DB_READ, SMALL_POOL_READ = range(5)
-PYTHON_PARSER = "Redis cache hit, replies parsed by redis-py's Python parser (no hiredis)"
 
 TARGETS = {
     "cheap": 0.90,
