@@ -46,16 +46,20 @@ def _met(ok: bool | None) -> str:
     return "n/a" if ok is None else ("yes" if ok else "**no**")
 
 
+def _round_ratios(a, b) -> list[float]:
+    """Return a's req/s over b's in each round, both measured in that round."""
+    return [x.rps / y.rps for x, y in zip(a.samples, b.samples, strict=True) if y.rps > 0]
+
+
 def _ratio(a, b) -> float:
-    """Return the median over rounds of a's req/s over b's, both measured in that round."""
-    pairs = zip(a.samples, b.samples, strict=True)
-    ratios = [x.rps / y.rps for x, y in pairs if y.rps > 0]
+    """Return the median over rounds of a's req/s over b's."""
+    ratios = _round_ratios(a, b)
     return statistics.median(ratios) if ratios else 0.0
 
 
 def _rounds(a, b) -> str:
     """Say how far the per-round ratios of a's req/s over b's spread: the noise around a ratio."""
-    ratios = [x.rps / y.rps for x, y in zip(a.samples, b.samples, strict=True) if y.rps > 0]
+    ratios = _round_ratios(a, b)
     if len(ratios) < 2:
         return ""
     return f" (rounds {min(ratios):.2f} to {max(ratios):.2f})"
