@@ -7,4 +7,4 @@ imports (the template's test helpers) cannot be loaded.
 STOCK_COUNTER = "Redis cache hit, the limit counted in two calls (INCR, then TTL), the entry apart"
 POOLED = "Redis cache hit, a pooled redis-py client (a connection taken and given back per call)"
 PYTHON_PARSER = "Redis cache hit, replies parsed by redis-py's Python parser (no hiredis)"
-KEPT_CONNECTION = "PostgreSQL read, on a connection the thread keeps (not in the template)"
+THROUGH_SQLALCHEMY = "PostgreSQL read through SQLAlchemy's Connection and Result (the former read)"

@@ -13,13 +13,12 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
 from datetime import timedelta
 from types import SimpleNamespace
 
 import redis
-from diagnostics import KEPT_CONNECTION, POOLED, PYTHON_PARSER, STOCK_COUNTER  # beside this file
+from diagnostics import POOLED, PYTHON_PARSER, STOCK_COUNTER, THROUGH_SQLALCHEMY  # beside this file
 from flask import Flask
 from flask.sessions import SessionInterface
 from gunicorn.config import Config
@@ -153,17 +152,14 @@ def with_pre_ping(app: Flask) -> Flask:
     return app
 
 
-def on_kept_connections(call):
-    """Run a read with each item read on an autocommit connection its thread keeps, instead of
-    one taken from the pool and switched to autocommit for that read (see api.read_row)."""
-    kept = threading.local()
+def through_sqlalchemy(call):
+    """Run a read with each item read as the template read it before: a SQLAlchemy Connection
+    from the pool, switched to autocommit for the SELECT, its row from a Result (the template
+    now sends the SELECT with psycopg itself; see database.read_row)."""
 
     def read_row(statement, **parameters):
-        connection = getattr(kept, "connection", None)
-        if connection is None:
-            connection = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            kept.connection = connection
-        return connection.execute(statement, parameters).first()
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            return connection.execute(statement, parameters).first()
 
     def run() -> None:
         template_read_row = api.read_row
@@ -267,7 +263,7 @@ def item_costs() -> dict:
         "PostgreSQL read, with pool_pre_ping (the former default)": with_pre_ping(uncached_app()),
     }
     calls_of = {name: get(app, path) for name, app in apps.items()}
-    calls_of[KEPT_CONNECTION] = on_kept_connections(get(uncached_app(), path))
+    calls_of[THROUGH_SQLALCHEMY] = through_sqlalchemy(get(uncached_app(), path))
     costs = interleaved(calls_of, calls)
     costs["the limiter's in-memory counter call alone"] = limiter_storage_cost()
     return costs

@@ -29,9 +29,9 @@ ENDPOINTS = {
     ),
     "PostgreSQL": (
         "`GET /api/items/<id>` from PostgreSQL",
-        "one SELECT outside a transaction (one round trip); `WEB_THREADS` (threads wait on the "
-        "database in parallel, each with its pooled connection: `DATABASE_POOL_SIZE` follows "
-        "it); PostgreSQL's own CPU, not counted here",
+        "one SELECT sent by psycopg outside a transaction (one round trip); `WEB_THREADS` "
+        "(threads wait on the database in parallel, each with its pooled connection: "
+        "`DATABASE_POOL_SIZE` follows it); PostgreSQL's own CPU, not counted here",
         "use_postgres",
     ),
     "POST": (

@@ -308,6 +308,8 @@ def test_postgres_down_gives_clean_503s_and_recovers_without_restart(deployment)
     """It answers 503 "not reachable" while PostgreSQL is down, logs why, and recovers when back."""
     entry, postgres, service = deployment.entry, deployment.postgres, deployment.service
     pid = service.process.pid
+    before = requests.post(f"{entry}/api/items", json={"name": "before"}, timeout=TIMEOUT)
+    assert before.status_code == 201  # not read yet: no cache holds it
     since = service.mark()
     postgres.stop()
     try:
@@ -324,6 +326,8 @@ def test_postgres_down_gives_clean_503s_and_recovers_without_restart(deployment)
         assert body["error"]["detail"] == "The database is not reachable."
         assert write.headers["Retry-After"] == "5"  # the handler's, not the limiter's
         assert_json_error(requests.get(f"{entry}/api/items", timeout=TIMEOUT), 503)
+        read = requests.get(f"{entry}{before.headers['Location']}", timeout=TIMEOUT)
+        assert assert_json_error(read, 503)["error"]["detail"] == "The database is not reachable."
         lines = [json.loads(line) for line in service.lines(since) if line.strip()]
         warnings = [ln for ln in lines if ln.get("database_error") == "unreachable"]
         assert warnings and warnings[0]["level"] == "WARNING", lines[-5:]
@@ -336,6 +340,8 @@ def test_postgres_down_gives_clean_503s_and_recovers_without_restart(deployment)
     created = requests.post(f"{entry}/api/items", json={"name": "after"}, timeout=TIMEOUT)
     assert created.status_code == 201
     assert requests.get(f"{entry}/api/items", timeout=TIMEOUT).status_code == 200
+    read = requests.get(f"{entry}{before.headers['Location']}", timeout=TIMEOUT)
+    assert read.status_code == 200 and read.json()["name"] == "before"
     assert deployment.service.process.pid == pid and deployment.service.process.poll() is None
 
 

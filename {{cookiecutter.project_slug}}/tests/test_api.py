@@ -1,11 +1,21 @@
 """The example API creates, reads and lists items and rejects bad input clearly."""
 
+import contextlib
 import io
+{%- if cookiecutter.use_postgres == "yes" %}
+import os
+{%- endif %}
 import re
+{%- if cookiecutter.use_postgres == "yes" %}
+import tempfile
+{%- endif %}
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event
+{%- if cookiecutter.use_postgres == "yes" %}
+from psycopg.pq import Trace
+{%- endif %}
+from sqlalchemy import event{{ ", text" if cookiecutter.use_postgres == "yes" }}
 
 from {{ cookiecutter.package_name }} import caching
 from {{ cookiecutter.package_name }}.extensions import db
@@ -58,38 +68,124 @@ def test_the_cache_is_read_outside_a_request_too(app):
         assert caching.get("outside") == b"stored"
 
 
-def autocommits(dbapi_connection) -> bool:
-    """Tell whether a driver connection runs each statement on its own, outside a transaction."""
-    autocommit = getattr(dbapi_connection, "autocommit", None)
-    if isinstance(autocommit, bool):  # a database server's driver
-        return autocommit
-    return dbapi_connection.isolation_level is None  # sqlite3
+class Sent:
+    """What a driver sent its database: the SQL statements, and the round trips they took."""
+
+    def __init__(self) -> None:
+        """Start with nothing sent."""
+        self.statements: list[str] = []
+        self.round_trips = 0
+
+
+@contextlib.contextmanager
+def sent_to_database(engine):
+    """Collect what the engine's driver sends the database inside the block, below SQLAlchemy.
+
+    SQLite: each statement sqlite3 runs, an implicit BEGIN included; each counts as a round trip.
+{%- if cookiecutter.use_postgres == "yes" %}
+    PostgreSQL: libpq's trace of the protocol: the SQL of each Query or Parse message the client
+    sends, and one round trip per ReadyForQuery the server answers.
+{%- endif %}
+    """
+    sent = Sent()
+{%- if cookiecutter.use_postgres == "yes" %}
+    trace = tempfile.TemporaryFile()  # noqa: SIM115  (libpq writes to its descriptor; closed below)
+{%- endif %}
+
+    def watch(dbapi_connection, record, proxy) -> None:
+{%- if cookiecutter.use_postgres == "yes" %}
+        if engine.dialect.name == "postgresql":
+            dbapi_connection.pgconn.trace(trace.fileno())
+            dbapi_connection.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)
+            return
+{%- endif %}
+        dbapi_connection.set_trace_callback(sent.statements.append)
+
+    def unwatch(dbapi_connection, record) -> None:
+{%- if cookiecutter.use_postgres == "yes" %}
+        if engine.dialect.name == "postgresql":
+            dbapi_connection.pgconn.untrace()
+            return
+{%- endif %}
+        dbapi_connection.set_trace_callback(None)
+
+    event.listen(engine, "checkout", watch)
+    event.listen(engine, "checkin", unwatch)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "checkout", watch)
+        event.remove(engine, "checkin", unwatch)
+{%- if cookiecutter.use_postgres == "yes" %}
+        trace.seek(0)
+        traced = trace.read().decode()
+        trace.close()
+    if engine.dialect.name == "postgresql":
+        # One message per "F|B <tab> length <tab> type ..." line; SQL may span lines.
+        messages = re.findall(r"^([FB])\t\d+\t(\w+)(.*?)(?=^[FB]\t\d+\t|\Z)", traced, re.M | re.S)
+        for direction, message, arguments in messages:
+            if direction == "F" and message in ("Query", "Parse"):
+                sent.statements.append(re.findall(r'"([^"]*)"', arguments)[-1])
+            elif direction == "B" and message == "ReadyForQuery":
+                sent.round_trips += 1
+        return
+{%- endif %}
+    sent.round_trips = len(sent.statements)
 
 
 def test_a_read_sends_its_select_alone_outside_a_transaction(app, client):
-    """It reads an uncached item with one statement on an autocommit connection: one round trip.
+    """It reads an uncached item with one statement, outside a transaction: one round trip.
 
-    Through a transaction the same read costs three: BEGIN, the SELECT, and a ROLLBACK.
+    Through a transaction the same read costs three: BEGIN, the SELECT, and a ROLLBACK. What the
+    driver sends is watched below SQLAlchemy
+{%- if cookiecutter.use_postgres == "yes" %} (on PostgreSQL the read goes around its Connection)
+{%- endif %}.
     """
     location = client.post("/api/items", json={"name": "read once"}).headers["Location"]
-    statements = []
-
-    def seen(connection, cursor, statement, *_) -> None:
-        statements.append((statement, autocommits(connection.connection.dbapi_connection)))
-
     with app.app_context():
         engine = db.engine
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
+    with sent_to_database(engine) as sent:
         response = client.get(location)
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
     assert response.status_code == 200
     assert response.headers["X-Cache"] == "miss"
-    assert len(statements) == 1, statements
-    statement, autocommit = statements[0]
-    assert statement.lstrip().upper().startswith("SELECT"), statement
-    assert autocommit, "the read ran inside a transaction"
+    assert len(sent.statements) == 1, sent.statements
+    assert sent.statements[0].lstrip().upper().startswith("SELECT"), sent.statements
+    assert sent.round_trips == 1, sent.statements
+{%- if cookiecutter.use_postgres == "yes" %}
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="needs a PostgreSQL server: set TEST_DATABASE_URL",
+)
+def test_a_read_the_database_is_too_slow_for_is_a_503_on_a_connection_not_reused(make_app):
+    """It answers 503 when a read outlasts the statement timeout, and closes that connection.
+
+    A lock held by another session keeps the read waiting; the server cancels it.
+    """
+    app = make_app(database_statement_timeout=0.2)
+    client = app.test_client()
+    location = client.post("/api/items", json={"name": "locked"}).headers["Location"]
+    with app.app_context():
+        engine = db.engine
+    used = []
+    event.listen(engine, "checkout", lambda dbapi_connection, *_: used.append(dbapi_connection))
+    locker = engine.connect()
+    try:
+        locker.execute(text("LOCK TABLE items IN ACCESS EXCLUSIVE MODE"))
+        slow = client.get(location)
+    finally:
+        locker.rollback()
+        locker.close()
+    assert slow.status_code == 503, slow.text
+    assert slow.json["error"]["detail"] == "The database did not answer in time; retry shortly."
+    assert used[-1].closed, "the cancelled read's connection went back to the pool"
+    read = client.get(location)
+    assert read.status_code == 200
+    assert read.json["name"] == "locked"
+    with app.app_context():
+        db.engine.dispose()
+{%- endif %}
 
 
 def test_list_pages(client):

@@ -9,6 +9,7 @@ from sqlalchemy import bindparam, func, select
 from werkzeug.routing import BaseConverter
 
 from . import caching
+from .database import read_row
 from .errors import json_error
 from .extensions import db
 from .models import PROCESSED, Item, initial_state, item_created, item_dict
@@ -111,18 +112,6 @@ def create_item():
     response.status_code = 201
     response.headers["Location"] = url_for("api.get_item", item_id=item["id"])
     return response
-
-
-def read_row(statement, **parameters):
-    """Run one SELECT outside any transaction and return its first row: one round trip.
-
-    Through the session, a read opens a transaction: BEGIN, the SELECT, and a ROLLBACK when the
-    request ends, three round trips to a database server for one row. On an autocommit
-    connection the SELECT goes alone. Only for a single statement: two reads this way may see
-    different states of the database.
-    """
-    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        return connection.execute(statement, parameters).first()
 
 
 def item_key(item_id: int) -> str:
