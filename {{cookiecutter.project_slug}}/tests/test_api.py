@@ -17,7 +17,7 @@ from psycopg.pq import Trace
 {%- endif %}
 from sqlalchemy import event{{ ", text" if cookiecutter.use_postgres == "yes" }}
 
-from {{ cookiecutter.package_name }} import caching
+from {{ cookiecutter.package_name }} import {{ "api, caching, database" if cookiecutter.use_postgres == "yes" else "caching" }}
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.models import PROCESSED_BY_TASK
 
@@ -154,10 +154,13 @@ def test_a_read_sends_its_select_alone_outside_a_transaction(app, client):
 {%- if cookiecutter.use_postgres == "yes" %}
 
 
-@pytest.mark.skipif(
+needs_postgres = pytest.mark.skipif(
     not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
     reason="needs a PostgreSQL server: set TEST_DATABASE_URL",
 )
+
+
+@needs_postgres
 def test_a_read_the_database_is_too_slow_for_is_a_503_on_a_connection_not_reused(make_app):
     """It answers 503 when a read outlasts the statement timeout, and closes that connection.
 
@@ -184,6 +187,28 @@ def test_a_read_the_database_is_too_slow_for_is_a_503_on_a_connection_not_reused
     assert read.status_code == 200
     assert read.json["name"] == "locked"
     with app.app_context():
+        db.engine.dispose()
+
+
+def _interrupted(cursor):
+    """Stand for anything that stops a read between its answer and its end (here: its rows)."""
+    raise RuntimeError("interrupted")
+
+
+@needs_postgres
+def test_a_read_interrupted_midway_never_hands_its_connection_out_again(app, monkeypatch):
+    """It closes a connection a read left midway, still in autocommit: a later transaction that
+    got it would commit each statement on its own."""
+    used = []
+    with app.app_context():
+        event.listen(db.engine, "checkout", lambda connection, *_: used.append(connection))
+        monkeypatch.setattr(database, "namedtuple_row", _interrupted)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            database.read_row(api.ITEM_BY_ID, item_id=1)
+        assert used[-1].closed, "the connection went back to the pool, in autocommit"
+        monkeypatch.undo()
+        assert database.read_row(api.ITEM_BY_ID, item_id=1) is None
+        assert not used[-1].autocommit
         db.engine.dispose()
 {%- endif %}
 

@@ -1,4 +1,4 @@
-"""Bind SQLAlchemy: pooled connections checked without a round trip, and SQLite's tables.
+"""Bind SQLAlchemy: pooled connections checked without a round trip, one-row reads, SQLite tables.
 
 The app makes an SQLite file's tables at start-up only when the project has no other source of
 its schema (CREATE_SQLITE_TABLES): with one, the two would fight over the same tables.
@@ -92,9 +92,8 @@ def read_row(statement, **parameters):
     """Run one SELECT outside any transaction and return its first row (or None): one round trip.
 
     Through the session, a read opens a transaction: BEGIN, the SELECT, and a ROLLBACK when the
-    request ends, three round trips to a database server for one row. On an autocommit
-    connection the SELECT goes alone. Only for a single statement: two reads this way may see
-    different states of the database.
+    request ends, three round trips to a database server for one row. Here the SELECT goes alone.
+    Only for a single statement: two reads this way may see different states of the database.
     """
     engine = db.engine
 {%- if cookiecutter.use_postgres == "yes" %}
@@ -127,6 +126,7 @@ def _read_row_with_driver(engine, statement, parameters: dict):
     sql = compiled(statement, engine.dialect)
     values = sql.construct_params(parameters)
     connection = None
+    done = False
     try:
         connection = engine.raw_connection()
         driver = connection.driver_connection
@@ -134,10 +134,9 @@ def _read_row_with_driver(engine, statement, parameters: dict):
         with driver.cursor(row_factory=namedtuple_row) as cursor:
             row = cursor.execute(sql.string, values).fetchone()
         driver.autocommit = False  # back as the session expects it
+        done = True
         return row
     except dbapi.Error as exc:
-        if connection is not None:
-            connection.invalidate(exc)  # in an unknown state after a failure: never reused
         raise DBAPIError.instance(
             sql.string,
             values,
@@ -148,6 +147,8 @@ def _read_row_with_driver(engine, statement, parameters: dict):
         ) from exc
     finally:
         if connection is not None:
+            if not done:  # failed or interrupted midway, perhaps still in autocommit: never reused
+                connection.invalidate()
             connection.close()
 {%- endif %}
 
