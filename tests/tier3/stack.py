@@ -18,7 +18,7 @@ from pathlib import Path
 import project_files
 import yaml
 
-from .engine import DockerEngine
+from .engine import DockerEngine, DockerError
 from .net import free_port, request
 from .project import stand_in_kind
 
@@ -99,8 +99,19 @@ class Stack:
         self.compose("down", "--timeout", "30", *(["--volumes"] if volumes else []), check=False)
 
     def containers(self) -> list[dict]:
-        """Return `docker compose ps --all` entries, one per container."""
-        out = self.compose("ps", "--all", "--format", "json").stdout.strip()
+        """Return `docker compose ps --all` entries, one per container.
+
+        While compose replaces a container (`up --watch` starting, a restart), `ps` can list one
+        and then fail to inspect it: "No such container". It is asked again, up to 3 times.
+        """
+        for attempt in range(3):
+            try:
+                out = self.compose("ps", "--all", "--format", "json").stdout.strip()
+                break
+            except DockerError as exc:
+                if "No such container" not in exc.result.stderr or attempt == 2:
+                    raise
+                time.sleep(0.5)
         if out.startswith("["):
             return json.loads(out)
         return [json.loads(line) for line in out.splitlines() if line.strip()]
