@@ -30,10 +30,14 @@ __all__ = [
     "Redis",
     "free_port",
     "loopback_nginx_config",
+    "one_worker_served",
     "postgres_bin",
     "upstream_connections",
     "wait_for_200",
 ]
+# A load in which one worker spent more than this share of the workers' CPU was served by it
+# alone (balanced loads here split it about evenly).
+ONE_WORKER_SHARE = 0.9
 
 
 def http_status(url: str, timeout: float = 2.0, method: str = "GET", body: bytes | None = None):
@@ -98,19 +102,38 @@ def memory_mib(pid: int) -> dict | None:
     return {"rss": kib["Rss"] / 1024, "pss": kib["Pss"] / 1024, "private": private / 1024}
 
 
+def _cpu_s(pid: int, reaped_children: bool = False) -> float | None:
+    """Return a process's CPU seconds (with its reaped children's), None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # utime, stime, cutime, cstime are fields 14-17; after the ")" they start at index 11.
+    used = fields[11:15] if reaped_children else fields[11:13]
+    return sum(int(value) for value in used) / os.sysconf("SC_CLK_TCK")
+
+
 def process_cpu_s(master: int) -> float:
     """Return CPU seconds used by a master process, its live workers and its reaped workers."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in [master, *worker_pids(master)]:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        # utime, stime, cutime, cstime are fields 14-17; after the ")" they start at index 11.
-        used = fields[11:13] if pid != master else fields[11:15]
-        total += sum(int(value) for value in used)
-    return total / ticks
+    return (_cpu_s(master, reaped_children=True) or 0.0) + sum(worker_cpu_s(master).values())
+
+
+def worker_cpu_s(master: int) -> dict[int, float]:
+    """Return the CPU seconds each live worker of a master has used so far, by pid."""
+    used = {pid: _cpu_s(pid) for pid in worker_pids(master)}
+    return {pid: seconds for pid, seconds in used.items() if seconds is not None}
+
+
+def one_worker_served(before: dict[int, float], after: dict[int, float]) -> bool:
+    """Tell whether one worker did (nearly) all the work between two worker_cpu_s readings.
+
+    wrk opens all its connections at once, and gunicorn keeps a kept-alive connection on the
+    worker that accepted it: when one worker wins every accept, the others idle for the whole
+    load, which then measures that race instead of the server.
+    """
+    spent = [after[pid] - before[pid] for pid in before.keys() & after.keys()]
+    total = sum(spent)
+    return len(spent) > 1 and total > 0 and max(spent) > ONE_WORKER_SHARE * total
 
 
 class Gunicorn:
@@ -163,6 +186,10 @@ class Gunicorn:
     def cpu_s(self) -> float:
         """Return the CPU seconds the server has used so far."""
         return process_cpu_s(self.proc.pid)
+
+    def worker_cpu_s(self) -> dict[int, float]:
+        """Return the CPU seconds each live worker has used so far, by pid."""
+        return worker_cpu_s(self.proc.pid)
 
     def signal_quit(self) -> None:
         """Ask gunicorn for a quick shutdown (SIGINT); ``stop`` then waits for it."""

@@ -18,6 +18,7 @@ class Sample:
     requests: int = 0
     cpu_ms_per_request: float | None = None  # the server's CPU (gunicorn: master and workers)
     proxy_cpu_ms_per_request: float | None = None  # a proxy's in front of it (nginx)
+    one_worker: bool = False  # one worker process of several did (nearly) all the work
     text: str = field(default="", repr=False)  # wrk's own output, kept for runs with errors
 
 

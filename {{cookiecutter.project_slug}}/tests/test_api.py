@@ -160,6 +160,13 @@ needs_postgres = pytest.mark.skipif(
 )
 
 
+def checked_out(engine) -> list:
+    """Return a list of each driver connection the engine's pool hands out from now on."""
+    used = []
+    event.listen(engine, "checkout", lambda connection, *_: used.append(connection))
+    return used
+
+
 @needs_postgres
 def test_a_read_the_database_is_too_slow_for_is_a_503_on_a_connection_not_reused(make_app):
     """It answers 503 when a read outlasts the statement timeout, and closes that connection.
@@ -171,8 +178,7 @@ def test_a_read_the_database_is_too_slow_for_is_a_503_on_a_connection_not_reused
     location = client.post("/api/items", json={"name": "locked"}).headers["Location"]
     with app.app_context():
         engine = db.engine
-    used = []
-    event.listen(engine, "checkout", lambda dbapi_connection, *_: used.append(dbapi_connection))
+    used = checked_out(engine)
     locker = engine.connect()
     try:
         locker.execute(text("LOCK TABLE items IN ACCESS EXCLUSIVE MODE"))
@@ -199,9 +205,8 @@ def _interrupted(cursor):
 def test_a_read_interrupted_midway_never_hands_its_connection_out_again(app, monkeypatch):
     """It closes a connection a read left midway, still in autocommit: a later transaction that
     got it would commit each statement on its own."""
-    used = []
     with app.app_context():
-        event.listen(db.engine, "checkout", lambda connection, *_: used.append(connection))
+        used = checked_out(db.engine)
         monkeypatch.setattr(database, "namedtuple_row", _interrupted)
         with pytest.raises(RuntimeError, match="interrupted"):
             database.read_row(api.ITEM_BY_ID, item_id=1)
