@@ -89,6 +89,23 @@ def serve(deployment: Deployment) -> None:
         await_healthy(deployment, process, subcommand)
 
 
+def restart_exited(deployment: Deployment) -> list[str]:
+    """Start again each of the deployment's Celery processes that exited; return their names.
+
+    compose's ``restart: unless-stopped`` (and a pod's restart policy) does this for the real
+    deployment. Each replacement takes its place among the deployment's extra processes.
+    """
+    restarted = []
+    for subcommand in ("worker", "beat"):
+        prefix = service_name(deployment, subcommand) + "-"
+        for index, process in enumerate(deployment.extra):
+            name = process.logs.parent.name
+            if name.startswith(prefix) and process.process.poll() is not None:
+                deployment.extra[index] = start(deployment, subcommand)
+                restarted.append(f"{name} (exit {process.process.returncode})")
+    return restarted
+
+
 def await_processed(deployment: Deployment, item_id: int) -> None:
     """Wait until an item is processed: by its task with Celery, at once (created so) without."""
     query = "SELECT status FROM items WHERE id = ?"

@@ -409,6 +409,15 @@ def test_redis_down_degrades_reads_and_limits_then_recovers(deployment):
     # The rate limits ask Redis again on each request, through the breaker that skips it for
     # REDIS_RETRY_INTERVAL after each failure.
     wait_until(limits_in_redis, 30, "rate-limit counters back in Redis", interval=0.5)
+    if deployment.combo.selected("use_celery"):
+        # Celery's worker reconnects after a Redis restart (test_celery_faults.py), but kombu can
+        # fail while it closes the lost connection ("Unrecoverable error: AttributeError"), and
+        # the worker exits. compose and Kubernetes start it again; so does this, and new items
+        # are processed again either way.
+        restarted = celery_processes.restart_exited(deployment)
+        print(f"Celery processes started again after the outage: {restarted or 'none'}")
+        created = requests.post(f"{entry}/api/items", json={"name": "after"}, timeout=TIMEOUT)
+        celery_processes.await_processed(deployment, created.json()["id"])
 
 
 @each()
