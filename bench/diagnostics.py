@@ -6,5 +6,11 @@ imports (the template's test helpers) cannot be loaded.
 
 STOCK_COUNTER = "Redis cache hit, the limit counted in two calls (INCR, then TTL), the entry apart"
 POOLED = "Redis cache hit, a pooled redis-py client (a connection taken and given back per call)"
+CLIENT_CALL = (
+    "Redis cache hit, the limit counted through the thread's redis-py client (the former call)"
+)
 PYTHON_PARSER = "Redis cache hit, replies parsed by redis-py's Python parser (no hiredis)"
+RESET_ALL = (
+    "PostgreSQL read, every returned connection rolled back (the pool's own reset, the former one)"
+)
 THROUGH_SQLALCHEMY = "PostgreSQL read through SQLAlchemy's Connection and Result (the former read)"

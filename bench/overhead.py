@@ -7,6 +7,7 @@ concern costs on every request. CPU time of one thread, best of several repeats:
 than req/s on a shared machine (and blind to time spent waiting on PostgreSQL or Redis).
 """
 
+import functools
 import gc
 import io
 import json
@@ -18,7 +19,14 @@ from datetime import timedelta
 from types import SimpleNamespace
 
 import redis
-from diagnostics import POOLED, PYTHON_PARSER, STOCK_COUNTER, THROUGH_SQLALCHEMY  # beside this file
+from diagnostics import (  # beside this file
+    CLIENT_CALL,
+    POOLED,
+    PYTHON_PARSER,
+    RESET_ALL,
+    STOCK_COUNTER,
+    THROUGH_SQLALCHEMY,
+)
 from flask import Flask
 from flask.sessions import SessionInterface
 from gunicorn.config import Config
@@ -27,9 +35,11 @@ from my_service.caching import cache
 from my_service.extensions import db
 from my_service.gunicorn_logs import GunicornLogger
 from my_service.logs import logging_config
-from my_service.rate_limits import WorkerCounts, count_in
+from my_service.rate_limits import NOT_READ, WorkerCounts, count_in
+from my_service.redis_store import COUNT_SHA
 from redis.connection import _RESP2Parser
 from reference_apps import create_flask_app  # beside this file, so on sys.path
+from sqlalchemy.pool.base import reset_rollback
 
 CALLS = 2000
 REPEATS = 7
@@ -127,12 +137,37 @@ def with_stock_counter(app: Flask) -> Flask:
     return app
 
 
+def count_through_client(client_of, storage, windows, read) -> tuple:
+    """Count as redis_store.count_hits does, but with a redis-py client's own evalsha, which
+    wraps the send and read in its retries, lock and timings, as the template once did."""
+    keys = [storage.prefixed_key(key) for key, _ in windows] + ([read] if read else [])
+    args = (len(keys), *keys, *(seconds for _, seconds in windows))
+    answer = client_of().evalsha(COUNT_SHA, *args)
+    now = time.time()
+    pairs = answer[: 2 * len(windows)]
+    counts = [
+        (int(count), now + max(int(remaining_ms), 0) / 1000)
+        for count, remaining_ms in zip(pairs[0::2], pairs[1::2], strict=True)
+    ]
+    return counts, (answer[-1] if read else NOT_READ)
+
+
+def with_client_call(app: Flask) -> Flask:
+    """Count the limits through the thread's redis-py client instead of its connection."""
+    clients = app.extensions["shared_store"].clients
+    counts = app.extensions["rate_limits"].counts
+    counts.shared_counter = functools.partial(count_through_client, clients.current)
+    return app
+
+
 def with_pooled_clients(app: Flask) -> Flask:
     """Take a connection from the pool and give it back around every Redis command, as a plain
     redis-py client does, instead of keeping one per thread."""
     store = app.extensions["shared_store"]
     client = redis.Redis(connection_pool=store.clients.pool)
     store.clients.current = lambda: client
+    counts = app.extensions["rate_limits"].counts
+    counts.shared_counter = functools.partial(count_through_client, store.clients.current)
     return app
 
 
@@ -149,6 +184,14 @@ def with_pre_ping(app: Flask) -> Flask:
     """Ping PostgreSQL before handing out each pooled connection, as the template once did."""
     with app.app_context():
         db.engine.pool._pre_ping = True
+    return app
+
+
+def with_reset_all(app: Flask) -> Flask:
+    """Roll back every connection returned to the pool, idle ones too, as the pool's own reset
+    does (the template's guard, still listening, then finds each one idle)."""
+    with app.app_context():
+        db.engine.pool._reset_on_return = reset_rollback
     return app
 
 
@@ -256,11 +299,13 @@ def item_costs() -> dict:
         "Redis cache hit": create_app(),
         "Redis cache hit, without the rate limiter hooks": without(create_app(), "limiter"),
         STOCK_COUNTER: with_stock_counter(create_app()),
+        CLIENT_CALL: with_client_call(create_app()),
         POOLED: with_pooled_clients(create_app()),
         PYTHON_PARSER: with_python_parser(create_app()),
         "PostgreSQL read": uncached_app(),
         "PostgreSQL read, without the rate limiter hooks": without(uncached_app(), "limiter"),
         "PostgreSQL read, with pool_pre_ping (the former default)": with_pre_ping(uncached_app()),
+        RESET_ALL: with_reset_all(uncached_app()),
     }
     calls_of = {name: get(app, path) for name, app in apps.items()}
     calls_of[THROUGH_SQLALCHEMY] = through_sqlalchemy(get(uncached_app(), path))

@@ -5,9 +5,9 @@ import os
 import platform
 import statistics
 
+import diagnostics
 import frontend_bench
 import performance
-from diagnostics import POOLED, PYTHON_PARSER, STOCK_COUNTER, THROUGH_SQLALCHEMY
 
 RECYCLING_DIAGNOSTIC = "all-on, MAX_REQUESTS=1000 (diagnostic)"
 # The minimal Flask app under the all-on project's own gunicorn.conf.py: the same gunicorn
@@ -169,7 +169,11 @@ def _shortfalls(results: dict) -> list[str]:
             "gave the hooks +59 and -85 µs, and two identical apps differed by 126 µs. "
             "`pool_pre_ping` is gone (it cost "
             f"{_micros(pre_ping)} plus a round trip): the pool looks at each connection's socket "
-            "instead."
+            "instead. A returned connection is rolled back only when it is inside a transaction"
+            + _extra(
+                item, diagnostics.RESET_ALL, read, "the pool's own reset, rolling back every one"
+            )
+            + "."
             + _through_sqlalchemy(item, read)
             + " Would help: a connection kept per thread (no checkout from the pool, but up to "
             "twice the connections per worker), or PostgreSQL on its own cores."
@@ -183,17 +187,24 @@ def _shortfalls(results: dict) -> list[str]:
             "A hit makes one Redis round trip: the limit's script counts the hit, answers when "
             "its window ends (all the X-RateLimit-* headers need) and returns the cached entry"
             + _extra(
-                item, STOCK_COUNTER, hit, "limits' stock calls and a read apart, three round trips"
+                item,
+                diagnostics.STOCK_COUNTER,
+                hit,
+                "limits' stock calls and a read apart, three round trips",
+            )
+            + ". The call goes straight to the thread's connection"
+            + _extra(
+                item, diagnostics.CLIENT_CALL, hit, "through its redis-py client's own evalsha"
             )
             + ". Each thread keeps its connection"
             + _extra(
                 item,
-                POOLED,
+                diagnostics.POOLED,
                 hit,
                 "a pooled redis-py client, a connection taken and given back per call",
             )
             + ". hiredis parses the replies in C"
-            + _extra(item, PYTHON_PARSER, hit, "redis-py's own Python parser")
+            + _extra(item, diagnostics.PYTHON_PARSER, hit, "redis-py's own Python parser")
             + ". Under load each round trip also costs the worker a wait for Redis and a thread "
             "switch, which this in-process price does not show. Would help: limiting reads at "
             "nginx, or not limiting reads."
@@ -252,11 +263,12 @@ def _shortfalls(results: dict) -> list[str]:
 
 def _through_sqlalchemy(item: dict, read: float) -> str:
     """Say what the same read cost the way the template made it before: through SQLAlchemy."""
-    if THROUGH_SQLALCHEMY not in item:
+    former = item.get(diagnostics.THROUGH_SQLALCHEMY)
+    if former is None:
         return ""
     return (
         " Through SQLAlchemy's Connection and Result, as the template read before, the same "
-        f"read cost {item[THROUGH_SQLALCHEMY]:.0f} µs against {read:.0f} (diagnostic row)."
+        f"read cost {former:.0f} µs against {read:.0f} (diagnostic row)."
     )
 
 

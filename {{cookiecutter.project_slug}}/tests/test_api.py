@@ -196,6 +196,20 @@ def test_a_read_the_database_is_too_slow_for_is_a_503_on_a_connection_not_reused
         db.engine.dispose()
 
 
+@needs_postgres
+def test_a_connection_returned_inside_a_transaction_goes_back_to_the_pool_idle(app):
+    """It rolls back a pooled connection returned with a transaction open (psycopg tells)."""
+    with app.app_context():
+        borrowed = db.engine.raw_connection()
+        driver = borrowed.driver_connection
+        borrowed.cursor().execute("SELECT 1")  # outside autocommit: a transaction opens
+        assert driver.info.transaction_status.name == "INTRANS"
+        borrowed.close()
+        assert not driver.closed
+        assert driver.info.transaction_status.name == "IDLE"
+        db.engine.dispose()
+
+
 def _interrupted(cursor):
     """Stand for anything that stops a read between its answer and its end (here: its rows)."""
     raise RuntimeError("interrupted")

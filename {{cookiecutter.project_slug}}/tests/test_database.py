@@ -1,8 +1,10 @@
 """Pooled server connections: one per thread, checked without a round trip, replaced when closed."""
 
+import enum
 import gc
 import socket
 import threading
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import create_engine, event, text
@@ -69,6 +71,72 @@ def test_the_pool_connects_afresh_when_the_server_closed_a_connection(pair):
     server.close()
     with pytest.raises(database.InvalidatePoolError):
         database._replace_if_closed(connection, None, None)
+
+
+# The transaction states a database server's driver tells, by their usual names.
+Status = enum.Enum("Status", "IDLE INTRANS INERROR UNKNOWN")
+
+
+class Returned:
+    """A stand-in for a driver's connection coming back to the pool: its status, its rollbacks."""
+
+    def __init__(self, status: Status | None) -> None:
+        """Report the status, when there is one (a driver that tells none has no ``info``)."""
+        if status is not None:
+            self.info = SimpleNamespace(transaction_status=status)
+        self.rollbacks = 0
+
+    def rollback(self) -> None:
+        """Count the rollback."""
+        self.rollbacks += 1
+
+
+def reset(terminate_only: bool = False) -> SimpleNamespace:
+    """Return the pool's reset state for a connection kept (or, terminate_only, closed)."""
+    return SimpleNamespace(terminate_only=terminate_only, transaction_was_reset=False)
+
+
+@pytest.mark.parametrize(
+    ("status", "rollbacks"),
+    [
+        (Status.IDLE, 0),
+        (Status.INTRANS, 1),
+        (Status.INERROR, 1),
+        (Status.UNKNOWN, 1),
+        (None, 1),
+    ],
+)
+def test_a_returned_connection_is_rolled_back_unless_idle(status, rollbacks):
+    """It rolls back a connection inside a transaction (or whose driver does not say)."""
+    connection = Returned(status)
+    database._roll_back_if_in_transaction(connection, None, reset())
+    assert connection.rollbacks == rollbacks
+
+
+def test_a_connection_being_closed_is_not_rolled_back():
+    """It leaves a connection the pool is closing to its close."""
+    connection = Returned(Status.INTRANS)
+    database._roll_back_if_in_transaction(connection, None, reset(terminate_only=True))
+    assert connection.rollbacks == 0
+
+
+def test_a_server_pool_hands_out_no_connection_with_a_transaction_left_open(tmp_path):
+    """It rolls back what a returned connection left uncommitted: the next user never sees it.
+
+    The server's pool options (its own reset off) and guard run here on an SQLite file.
+    """
+    options = database.engine_options("dbserver://app@127.0.0.1/app", 1, 3)
+    del options["connect_args"]
+    engine = create_engine(f"sqlite:///{tmp_path / 'reset.db'}", **options)
+    database.guard_pooled_connections(engine)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    raw = engine.raw_connection()
+    raw.cursor().execute("INSERT INTO t VALUES (1)")  # the driver opens a transaction
+    raw.close()  # back to the pool, uncommitted
+    with engine.connect() as connection:  # the same connection: a pool of one
+        assert connection.execute(text("SELECT count(*) FROM t")).scalar() == 0
+    engine.dispose()
 
 
 def test_server_engines_do_not_ping_on_every_checkout():

@@ -72,13 +72,17 @@ def test_latency_is_a_histogram_per_route(client):
 
 
 def test_cache_lookups_count_misses_and_hits(client):
-    """It counts the first read of an item as a miss and the next, served cached, as a hit."""
+    """It counts the first read of an item as a miss and the next, served cached, as a hit.
+
+    Every result is exported from the start, at 0 until it happens (an alert on errors has a
+    series to watch before the first one)."""
     item = client.post("/api/items", json={"name": "cached"}).json
     assert client.get(f"/api/items/{item['id']}").headers["X-Cache"] == "miss"
     assert client.get(f"/api/items/{item['id']}").headers["X-Cache"] == "hit"
     samples = scrape(client)
     assert samples[("cache_lookups_total", frozenset({("result", "miss")}))] == 1
     assert samples[("cache_lookups_total", frozenset({("result", "hit")}))] == 1
+    assert samples[("cache_lookups_total", frozenset({("result", "error")}))] == 0
 
 
 def test_pool_gauges_show_connections_in_use_and_idle(client):

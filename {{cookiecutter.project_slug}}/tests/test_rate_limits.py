@@ -16,6 +16,7 @@ from {{ cookiecutter.package_name }}.rate_limits import (
     WorkerCounts,
     count_in,
     parse_limits,
+    plan_route,
 )
 
 
@@ -91,6 +92,23 @@ def test_writes_count_against_the_write_limit_instead_of_the_default(limited_cli
     statuses = [client.post("/api/items", json={"name": str(n)}).status_code for n in range(3)]
     assert statuses == [201] * 3
     assert client.get("/api/items").headers["X-RateLimit-Limit"] == "1"
+
+
+def test_each_limit_of_a_route_is_counted_under_limits_own_key(make_app):
+    """It puts each key together around the client as limits' ``key_for`` names it, once."""
+    app = make_app(ratelimit_default="10/second;600/minute", ratelimit_write="5/second")
+    limits = app.extensions["rate_limits"]
+    route = plan_route(app, "api.list_items")
+    client = "203.0.113.9"
+    keys = [(before + client + after, seconds) for before, after, seconds in route.keys]
+    named = [
+        (limit.key_for(client, "api.list_items"), limit.get_expiry()) for limit in limits.default
+    ]
+    assert keys == named
+    assert [seconds for _, seconds in keys] == [1, 60]
+    assert plan_route(app, "api.create_item").limits == limits.write
+    for endpoint in (None, "health.healthz", "static"):
+        assert plan_route(app, endpoint) is None, endpoint
 
 
 def test_unknown_routes_are_answered_404_not_counted(limited_client):

@@ -53,6 +53,7 @@ def engine_options(
         "max_overflow": pool_size,
         "pool_recycle": 1800,
         "pool_timeout": connect_timeout,
+        "pool_reset_on_return": None,  # guard_pooled_connections resets what needs it
         "connect_args": connect_args,
     }
 
@@ -80,12 +81,29 @@ def _replace_if_closed(dbapi_connection, record, proxy) -> None:
         raise InvalidatePoolError("the server closed a pooled connection")
 
 
+def _roll_back_if_in_transaction(dbapi_connection, record, reset_state) -> None:
+    """Roll back a returned connection that is inside a transaction; pass an idle one as it is.
+
+    The pool's own reset rolls back every returned connection, one with nothing open too: a call
+    into the driver, under its lock, that an idle connection does not need. A connection whose
+    driver tells no transaction status is rolled back.
+    """
+    if reset_state.terminate_only:  # being closed: nothing to keep
+        return
+    status = getattr(getattr(dbapi_connection, "info", None), "transaction_status", None)
+    if getattr(status, "name", None) != "IDLE":
+        dbapi_connection.rollback()
+
+
 def guard_pooled_connections(engine) -> None:
     """Check each connection the pool hands out with a local look at its socket.
 
-    It replaces pool_pre_ping, which costs a round trip to the database on every checkout.
+    It replaces pool_pre_ping, which costs a round trip to the database on every checkout. A
+    returned connection is rolled back only when it is inside a transaction (the engine's own
+    reset is off: engine_options).
     """
     event.listen(engine, "checkout", _replace_if_closed)
+    event.listen(engine, "reset", _roll_back_if_in_transaction)
 
 
 def read_row(statement, **parameters):

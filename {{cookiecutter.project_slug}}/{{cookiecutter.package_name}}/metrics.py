@@ -31,6 +31,7 @@ STARTED = "metrics.started"
 # The label of every request no route matched: its raw path would make one series per path.
 UNMATCHED = "<unmatched>"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+CACHE_RESULTS = ("hit", "miss", "error")
 
 
 class Metrics:
@@ -62,6 +63,7 @@ class Metrics:
         self.cache = Counter(
             "cache_lookups", "Cache reads, by result.", ("result",), registry=self.registry
         )
+        self.cache_results = {result: self.cache.labels(result) for result in CACHE_RESULTS}
         # Each series' counter and histogram, by labels: looked up once, not on every request.
         self.series: dict[tuple[str, str, str], tuple] = {}
 
@@ -89,7 +91,7 @@ def count_cache_lookup(result: str) -> None:
     """Count one cache read as ``hit``, ``miss`` or ``error`` (a failed cache: also a miss)."""
     metrics = current_app.extensions.get("metrics")
     if metrics is not None:
-        metrics.cache.labels(result).inc()
+        metrics.cache_results[result].inc()
 
 
 class _StartClock:
@@ -108,10 +110,12 @@ class _StartClock:
 def _observe(response: Response) -> Response:
     """Count the answered request by route template (never its raw path), method and status."""
     metrics = current_app.extensions["metrics"]
-    route = request.url_rule.rule if request.url_rule else UNMATCHED
-    method = request.method if request.method in METHODS else "<other>"
+    current = request._get_current_object()
+    rule = current.url_rule
+    route = rule.rule if rule else UNMATCHED
+    method = current.method if current.method in METHODS else "<other>"
     labels = (route, method, str(response.status_code))
-    started = request.environ.get(STARTED, time.perf_counter())
+    started = current.environ.get(STARTED, time.perf_counter())
     metrics.observe(labels, time.perf_counter() - started)
     return response
 

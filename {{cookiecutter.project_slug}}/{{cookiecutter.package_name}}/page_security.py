@@ -5,10 +5,10 @@ no credentials. The Content-Security-Policy is defined here only (no proxy adds 
 styles come from this origin, never inline, and nothing is evaluated.
 """
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app
 from flask_wtf.csrf import CSRFProtect
 
-from . import api
+from . import api, pages
 
 csrf = CSRFProtect()
 CONTENT_SECURITY_POLICY = (
@@ -16,16 +16,14 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
-# Blueprints whose HTML answers carry the policy.
-PAGE_BLUEPRINTS = {"pages"}
 
 
+@pages.bp.after_request  # the pages' answers only: other requests do not run it
 def _set_policy(response):
     """Give every answer of the pages the Content-Security-Policy."""
-    if request.blueprint in PAGE_BLUEPRINTS:
-        response.headers.setdefault(
-            "Content-Security-Policy", current_app.config["CONTENT_SECURITY_POLICY"]
-        )
+    response.headers.setdefault(
+        "Content-Security-Policy", current_app.config["CONTENT_SECURITY_POLICY"]
+    )
     return response
 
 
@@ -43,4 +41,3 @@ def init_app(app: Flask) -> None:
     )
     csrf.init_app(app)
     csrf.exempt(api.bp)
-    app.after_request(_set_policy)

@@ -13,7 +13,8 @@ route's limits, answers when each window ends (all the X-RateLimit-* headers nee
 the cache entry the route's view will read, if it names one (caching.read_through), so a cache
 hit makes one round trip to the store, not two. The Flask side is two hooks written for the limits
 this app has (a default per route, a tighter one for writes): a general extension's evaluation
-of every possible kind of limit cost a third of a database read.
+of every possible kind of limit cost a third of a database read. What a route's limits are, and
+their keys but for the client, are worked out on its first request (plan_route), not on each.
 """
 
 import logging
@@ -158,12 +159,21 @@ class Counts:
             self.shared.reset()
 
 
+class Route(NamedTuple):
+    """How requests to a route are limited, worked out on its first request."""
+
+    limits: list[RateLimitItem]
+    keys: list[tuple[str, str, int]]  # each limit's key before and after the client; its seconds
+    view: Callable  # what caching.stored_key asks for the cache entry the view reads
+
+
 class Limits(NamedTuple):
-    """The app's limits, parsed once, and where they are counted."""
+    """The app's limits, parsed once, where they are counted, and each route's (by endpoint)."""
 
     default: list[RateLimitItem]
     write: list[RateLimitItem]
     counts: Counts
+    routes: dict[str | None, Route | None]
 
 
 class Window(NamedTuple):
@@ -185,39 +195,58 @@ def reset() -> None:
     current_app.extensions["rate_limits"].counts.reset()
 
 
-def rate_limit_request() -> None:
-    """Count the request against its route's limits; refuse it with a 429 past one of them.
+def plan_route(app: Flask, endpoint: str | None) -> Route | None:
+    """Return how requests to an endpoint are limited; None for one that is not.
 
-    Probes, static files and requests that match no route are not limited.
+    Probes, static files and requests that match no route (no endpoint) are not limited. A
+    limit's key is limits' own, ``key_for(client, endpoint)``, put together around the client.
     """
-    if request.blueprint in UNLIMITED_BLUEPRINTS:
-        return
-    endpoint = request.endpoint
-    if endpoint is None or endpoint.rpartition(".")[2] == "static":
-        return
-    app = current_app._get_current_object()
+    if endpoint is None:
+        return None
+    blueprint, _, name = endpoint.rpartition(".")
+    if blueprint in UNLIMITED_BLUEPRINTS or name == "static":
+        return None
     limits = app.extensions["rate_limits"]
     view = app.view_functions[endpoint]
     chosen = limits.write if getattr(view, WRITES, False) else limits.default
-    client = request.remote_addr or ""
-    read = caching.stored_key(view, request.view_args or {})
+    keys = [
+        (f"{limit.namespace}/", limit.key_for(endpoint)[len(limit.namespace) :], limit.get_expiry())
+        for limit in chosen
+    ]
+    return Route(chosen, keys, view)
+
+
+def rate_limit_request() -> None:
+    """Count the request against its route's limits; refuse it with a 429 past one of them."""
+    current = request._get_current_object()
+    app = current_app._get_current_object()
+    limits = app.extensions["rate_limits"]
+    endpoint = current.endpoint
+    try:
+        route = limits.routes[endpoint]
+    except KeyError:
+        route = limits.routes[endpoint] = plan_route(app, endpoint)
+    if route is None:
+        return
+    client = current.remote_addr or ""
+    read = caching.stored_key(route.view, current.view_args or {})
     answers, stored = limits.counts.count(
-        [(limit.key_for(client, endpoint), limit.get_expiry()) for limit in chosen], read
+        [(before + client + after, seconds) for before, after, seconds in route.keys], read
     )
     if stored is not NOT_READ:
         caching.read_with_limits(read, stored)
     tightest = None
-    for limit, (count, reset_at) in zip(chosen, answers, strict=True):
+    for limit, (count, reset_at) in zip(route.limits, answers, strict=True):
         window = Window(limit, max(0, limit.amount - count), reset_at)
         if count > limit.amount:
-            request.environ[WINDOW] = window
+            current.environ[WINDOW] = window
             wait = max(1, math.ceil(reset_at - time.time()))
             raise TooManyRequests(
                 f"Rate limit exceeded: {limit} per client; retry in {wait} s.", retry_after=wait
             )
         if tightest is None or window.remaining < tightest.remaining:
             tightest = window
-    request.environ[WINDOW] = tightest
+    current.environ[WINDOW] = tightest
 
 
 def rate_limit_headers(response: Response) -> Response:
@@ -239,7 +268,7 @@ def init_app(app: Flask) -> None:
     store = app.extensions.get("shared_store")
     counts = Counts(*store.limit_storage()) if store else Counts()
     app.extensions["rate_limits"] = Limits(
-        parse_limits(settings.ratelimit_default), parse_limits(settings.ratelimit_write), counts
+        parse_limits(settings.ratelimit_default), parse_limits(settings.ratelimit_write), counts, {}
     )
     if settings.app_env != "test":
         app.before_request(rate_limit_request)
