@@ -102,7 +102,7 @@ class Plan:
 
     rounds: int
     duration_s: int
-    pair_rounds: int  # the nginx, data and app-server comparisons: few targets, so more rounds
+    pair_rounds: int  # the nginx, data, app-server and assets comparisons: few targets, more rounds
     matrix_rounds: int
     matrix_duration_s: int
     warmup_s: int
@@ -115,7 +115,8 @@ FULL = Plan(
     duration_s=8,
     # Short loads, many rounds: the two sides of a ratio run seconds apart, so the other work
     # on a shared machine (it comes and goes over seconds) weighs on both alike, and a burst of
-    # it that hits a few rounds cannot move the median. 12 x 3 s load each target as 5 x 8 s did.
+    # it that hits a few rounds cannot move the median. 12 x 3 s load each target about as long as
+    # 5 x 8 s did (36 s against 40 s).
     pair_rounds=12,
     pair_duration_s=3,
     matrix_rounds=6,  # 15 targets: short loads, many rounds, as the pairs
@@ -963,7 +964,7 @@ def main() -> int:
         help="run only these parts: " + " ".join(PARTS),
     )
     parser.add_argument("--rounds", type=int, help="rounds per comparison (full: 3, quick: 1)")
-    parser.add_argument("--duration", type=int, help="seconds per load (full: 8, pairs 3)")
+    parser.add_argument("--duration", type=int, help="seconds per load (full: 8; pairs, matrix: 3)")
     parser.add_argument("--save", type=Path, help="also pickle the results here (for --render)")
     parser.add_argument("--render", type=Path, help="only re-render a --save'd run's report")
     args = parser.parse_args()
