@@ -112,7 +112,7 @@ def call(connection: redis.Connection, *command):
 
     What a redis-py client adds around the same send and read is for what this app does without:
     retries (the breaker decides), a lock (the thread owns the connection), timings and
-    maintenance events. It cost a third of the call's CPU (bench/overhead.py). The connection
+    maintenance events; bench/overhead.py prices it (its "former call" row). The connection
     still closes itself on a network error, and an error answer is raised (NoScriptError...).
     """
     connection.send_command(*command)
