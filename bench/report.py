@@ -38,7 +38,8 @@ def _extra(item: dict, variant: str, base: float, what: str) -> str:
     """Say in brackets what a diagnostic variant cost over the base, when it was measured."""
     if variant not in item:
         return ""
-    return f" ({what}: {_micros(item[variant] - base)} more)"
+    more = item[variant] - base
+    return f" ({what}: {_micros(more)}{' more' if more >= 10 else ''})"
 
 
 def _against(value: float | None, target: float) -> str:
