@@ -7,7 +7,6 @@ concern costs on every request. CPU time of one thread, best of several repeats:
 than req/s on a shared machine (and blind to time spent waiting on PostgreSQL or Redis).
 """
 
-import functools
 import gc
 import io
 import json
@@ -30,13 +29,12 @@ from diagnostics import (  # beside this file
 from flask import Flask
 from flask.sessions import SessionInterface
 from gunicorn.config import Config
-from my_service import api, create_app
+from my_service import api, create_app, redis_store
 from my_service.caching import cache
 from my_service.extensions import db
 from my_service.gunicorn_logs import GunicornLogger
 from my_service.logs import logging_config
-from my_service.rate_limits import NOT_READ, WorkerCounts, count_in
-from my_service.redis_store import COUNT_SHA
+from my_service.rate_limits import WorkerCounts, count_in
 from redis.connection import _RESP2Parser
 from reference_apps import create_flask_app  # beside this file, so on sys.path
 from sqlalchemy.pool.base import reset_rollback
@@ -112,32 +110,33 @@ def interleaved(variants: dict, calls: int = CALLS) -> dict:
     return {name: seconds / calls * 1e6 for name, seconds in best.items()}
 
 
-def get(app, path: str = "/healthz"):
+def get(app, path: str = "/healthz", start_response=_start_response):
     """Return a function that sends one GET through the app's WSGI callable."""
 
     def call() -> None:
-        body = app(environ(path), _start_response)
+        body = app(environ(path), start_response)
         b"".join(body)
         body.close()
 
     return call
 
 
-def answering(apps: dict, path: str = "/healthz") -> dict:
+def answering(apps: dict, path: str = "/healthz", through: dict | None = None) -> dict:
     """Return each app's GET call, once each has answered it 200: a variant broken by how it was
-    built would otherwise time its error page."""
+    built would otherwise time its error page. ``through`` maps a name to what wraps its call."""
     statuses = []
 
     def start_response(status, headers, exc_info=None) -> None:
         statuses.append(status)
 
+    calls = {}
     for name, app in apps.items():
-        body = app(environ(path), start_response)
-        b"".join(body)
-        body.close()
+        wrap = (through or {}).get(name, lambda call: call)
+        wrap(get(app, path, start_response))()
         if not statuses[-1].startswith("200 "):
             raise RuntimeError(f"{name}: GET {path} answered {statuses[-1]}")
-    return {name: get(app, path) for name, app in apps.items()}
+        calls[name] = wrap(get(app, path))
+    return calls
 
 
 def uncached_app() -> Flask:
@@ -154,38 +153,35 @@ def with_stock_counter(app: Flask) -> Flask:
     return app
 
 
-def count_through_client(client_of, storage, windows, read) -> tuple:
-    """Count as redis_store.count_hits does, but with a redis-py client's own evalsha, which
-    wraps the send and read in its retries, lock and timings, as the template once did."""
-    keys = [storage.prefixed_key(key) for key, _ in windows] + ([read] if read else [])
-    args = (len(keys), *keys, *(seconds for _, seconds in windows))
-    answer = client_of().evalsha(COUNT_SHA, *args)
-    now = time.time()
-    pairs = answer[: 2 * len(windows)]
-    counts = [
-        (int(count), now + max(int(remaining_ms), 0) / 1000)
-        for count, remaining_ms in zip(pairs[0::2], pairs[1::2], strict=True)
-    ]
-    return counts, (answer[-1] if read else NOT_READ)
+def through_client(clients):
+    """Wrap a request's call: while it runs, the limiter's Redis command goes through the
+    thread's redis-py client (its retries, lock and timings), as the template once sent it,
+    instead of straight on the client's connection (redis_store.call)."""
+
+    def client_call(connection, *command):
+        return clients.current().execute_command(*command)
+
+    def wrap(call):
+        def run() -> None:
+            template_call = redis_store.call
+            redis_store.call = client_call  # only while this variant runs: others share it
+            try:
+                call()
+            finally:
+                redis_store.call = template_call
+
+        return run
+
+    return wrap
 
 
-def with_client_call(app: Flask) -> Flask:
-    """Count the limits through the thread's redis-py client instead of its connection."""
-    clients = app.extensions["shared_store"].clients
-    counts = app.extensions["rate_limits"].counts
-    counts.shared_counter = functools.partial(count_through_client, clients.current)
-    return app
-
-
-def with_pooled_clients(app: Flask) -> Flask:
+def pooled_clients(app: Flask):
     """Take a connection from the pool and give it back around every Redis command, as a plain
-    redis-py client does, instead of keeping one per thread."""
-    store = app.extensions["shared_store"]
-    client = redis.Redis(connection_pool=store.clients.pool)
-    store.clients.current = lambda: client
-    counts = app.extensions["rate_limits"].counts
-    counts.shared_counter = functools.partial(count_through_client, store.clients.current)
-    return app
+    redis-py client does, instead of keeping one per thread; return the call's wrapper."""
+    clients = app.extensions["shared_store"].clients
+    client = redis.Redis(connection_pool=clients.pool)
+    clients.current = lambda: client
+    return through_client(clients)
 
 
 def with_python_parser(app: Flask) -> Flask:
@@ -316,15 +312,19 @@ def item_costs() -> dict:
         "Redis cache hit": create_app(),
         "Redis cache hit, without the rate limiter hooks": without(create_app(), "limiter"),
         STOCK_COUNTER: with_stock_counter(create_app()),
-        CLIENT_CALL: with_client_call(create_app()),
-        POOLED: with_pooled_clients(create_app()),
+        CLIENT_CALL: create_app(),
+        POOLED: create_app(),
         PYTHON_PARSER: with_python_parser(create_app()),
         "PostgreSQL read": uncached_app(),
         "PostgreSQL read, without the rate limiter hooks": without(uncached_app(), "limiter"),
         "PostgreSQL read, with pool_pre_ping (the former default)": with_pre_ping(uncached_app()),
         RESET_ALL: with_reset_all(uncached_app()),
     }
-    calls_of = answering(apps, path)
+    through = {
+        CLIENT_CALL: through_client(apps[CLIENT_CALL].extensions["shared_store"].clients),
+        POOLED: pooled_clients(apps[POOLED]),
+    }
+    calls_of = answering(apps, path, through)
     calls_of[THROUGH_SQLALCHEMY] = through_sqlalchemy(get(uncached_app(), path))
     costs = interleaved(calls_of, calls)
     costs["the limiter's in-memory counter call alone"] = limiter_storage_cost()

@@ -1,11 +1,13 @@
 """/metrics counts requests by route template, watches the pool and the cache, and can be off."""
 
+import time
 import uuid
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.package_name }} import metrics
+from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
 
 ITEM_ROUTE = "/api/items/<id:item_id>"
@@ -91,6 +93,34 @@ def test_pool_gauges_show_connections_in_use_and_idle(client):
     samples = scrape(client)
     assert samples[("db_pool_connections", frozenset({("state", "in_use")}))] == 0
     assert samples[("db_pool_connections", frozenset({("state", "idle")}))] >= 1
+
+
+IN_USE = ("db_pool_connections", frozenset({("state", "in_use")}))
+
+
+def test_pool_gauges_show_a_held_connection_within_a_sample(app, client):
+    """It reports a connection held outside any request as in use, once sampled, then none."""
+    with app.app_context():
+        held = db.engine.raw_connection()
+        try:
+            deadline = time.monotonic() + 10 * metrics.SAMPLE_SECONDS
+            while scrape(client)[IN_USE] != 1 and time.monotonic() < deadline:
+                time.sleep(metrics.SAMPLE_SECONDS / 10)
+            assert scrape(client)[IN_USE] == 1
+        finally:
+            held.close()
+    assert scrape(client)[IN_USE] == 0  # written as it came back, not at the next sample
+
+
+def test_pool_gauges_are_not_written_at_every_checkout(app, client, monkeypatch):
+    """It keeps requests from writing the shared gauges: the pool is sampled instead."""
+    writes = []
+    for state in ("in_use", "idle"):
+        gauge = app.extensions["metrics"].pool.labels(state)
+        monkeypatch.setattr(gauge, "set", lambda value, _set=gauge.set: writes.append(_set(value)))
+    for _ in range(20):
+        assert client.get("/api/items").status_code == 200
+    assert len(writes) <= 4  # a sample or two meanwhile, each writing both gauges
 
 
 def test_metrics_can_be_turned_off(make_app):

@@ -27,6 +27,57 @@ def test_a_request_without_a_cookie_builds_no_signer(client, signers):
     assert signers == []
 
 
+def test_an_untouched_session_reads_no_cookie_setting(client, monkeypatch):
+    """It opens and saves the session of a request without cookies without reading a setting."""
+    read = []
+    for setting in ("get_cookie_name", "get_cookie_domain", "get_cookie_path"):
+        original = getattr(LazyCookieSessions, setting)
+        monkeypatch.setattr(
+            LazyCookieSessions,
+            setting,
+            lambda self, app, _name=setting, _original=original: (
+                read.append(_name) or _original(self, app)
+            ),
+        )
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/api/items").status_code == 200
+    assert read == []
+
+
+def test_a_session_read_but_left_empty_still_varies_on_the_cookie(app):
+    """It still answers Vary: Cookie for a request whose view read the session, as Flask does."""
+
+    @app.get("/test-session")
+    def recall():
+        return {"value": session.get("value")}
+
+    response = app.test_client().get("/test-session")
+    assert response.get_json() == {"value": None}
+    assert "Cookie" in response.headers.get("Vary", "")
+    assert "Set-Cookie" not in response.headers
+
+
+def test_a_session_emptied_by_its_view_deletes_the_cookie(app):
+    """It expires the session cookie when a view clears a session it was sent."""
+
+    @app.get("/test-session/<value>")
+    def remember(value):
+        session["value"] = value
+        return {}
+
+    @app.get("/test-session/forget")
+    def forget():
+        session.clear()
+        return {}
+
+    client = app.test_client()
+    client.get("/test-session/kept")
+    assert client.get_cookie("session") is not None
+    response = client.get("/test-session/forget")
+    assert "session=;" in response.headers["Set-Cookie"]
+    assert client.get_cookie("session") is None
+
+
 def test_a_signed_session_cookie_still_round_trips(app, signers):
     """It writes a signed session cookie and reads it back on the next request."""
 

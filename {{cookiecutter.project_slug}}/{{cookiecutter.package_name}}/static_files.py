@@ -5,9 +5,10 @@ with its content's MD5 and writes gzip and brotli variants and a manifest; stati
 the templates reads that manifest. A digested file never changes, so browsers keep it a year.
 """
 
+import functools
 import re
 
-from flask import Flask, request
+from flask import Flask
 from flask_static_digest import FlaskStaticDigest
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -16,12 +17,20 @@ DIGESTED_NAME = re.compile(r"-[0-9a-f]{32}(\.[^/]+)?$")
 COMPRESSION = ["gzip", "brotli"]
 
 
-def _cache_digested(response):
-    """Let browsers and proxies keep a digested static file for a year."""
-    digested = request.endpoint == "static" and DIGESTED_NAME.search(request.path)
-    if digested and response.status_code in (200, 206, 304):
-        response.headers["Cache-Control"] = IMMUTABLE
-    return response
+def caching_digested(serve_static):
+    """Wrap the static files' view: let browsers and proxies keep a digested file for a year.
+
+    A wrapper of that one view, not an after_request hook: other requests do not run it.
+    """
+
+    @functools.wraps(serve_static)
+    def serve(filename: str, **kwargs):
+        response = serve_static(filename=filename, **kwargs)
+        if DIGESTED_NAME.search(filename) and response.status_code in (200, 206, 304):
+            response.headers["Cache-Control"] = IMMUTABLE
+        return response
+
+    return serve
 
 
 def configure(app: Flask) -> None:
@@ -34,7 +43,7 @@ def init_app(app: Flask) -> None:
     """Read the digest manifest (static_url_for) and cache digested files for a year."""
     configure(app)
     app.extensions["static_digest"] = FlaskStaticDigest(app)
-    app.after_request(_cache_digested)
+    app.view_functions["static"] = caching_digested(app.view_functions["static"])
 
 
 def digest_app() -> Flask:
