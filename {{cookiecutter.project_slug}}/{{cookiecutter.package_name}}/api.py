@@ -128,7 +128,8 @@ def get_item(item_id: int):
     key = item_key(item_id)
     body = caching.get(key)
     if body is not None:  # a hit is sent as stored: no decoding, no encoding
-        response = current_app.response_class(body, mimetype=current_app.json.mimetype)
+        app = current_app._get_current_object()
+        response = app.response_class(body, mimetype=app.json.mimetype)
         response.headers["X-Cache"] = "hit"
         return response
     row = read_row(ITEM_BY_ID, item_id=item_id)

@@ -47,17 +47,19 @@ def read_with_limits(key: str, stored: bytes | None) -> None:
 
 def get(key: str):
     """Return the cached value, or None when absent or when the cache is unavailable."""
+    app = current_app._get_current_object()  # looked up once, not at each use below
     read = request.environ.pop(READ, None) if has_request_context() else None
     try:
-        if read is not None and read[0] == current_app.config["CACHE_KEY_PREFIX"] + key:
-            value = cache.cache.serializer.loads(read[1])  # as the backend's own get decodes it
+        if read is not None and read[0] == app.config["CACHE_KEY_PREFIX"] + key:
+            backend = app.extensions["cache"][cache]  # what cache.cache looks up
+            value = backend.serializer.loads(read[1])  # as the backend's own get decodes it
         else:
             value = cache.get(key)
     except Exception as exc:  # noqa: BLE001  (any backend failure degrades to a miss)
         _warn("cache get failed, serving without cache", exc)
-        count_cache_lookup("error")
+        count_cache_lookup("error", app)
         return None
-    count_cache_lookup("miss" if value is None else "hit")
+    count_cache_lookup("miss" if value is None else "hit", app)
     return value
 
 

@@ -89,9 +89,12 @@ class Metrics:
         return generate_latest(registry)
 
 
-def count_cache_lookup(result: str) -> None:
-    """Count one cache read as ``hit``, ``miss`` or ``error`` (a failed cache: also a miss)."""
-    metrics = current_app.extensions.get("metrics")
+def count_cache_lookup(result: str, app: Flask | None = None) -> None:
+    """Count one cache read as ``hit``, ``miss`` or ``error`` (a failed cache: also a miss).
+
+    ``app``: the current app, when the caller holds it already (each lookup of it costs).
+    """
+    metrics = (app or current_app).extensions.get("metrics")
     if metrics is not None:
         metrics.cache_results[result].inc()
 
