@@ -98,18 +98,36 @@ def test_pool_gauges_show_connections_in_use_and_idle(client):
 IN_USE = ("db_pool_connections", frozenset({("state", "in_use")}))
 
 
+def in_use_once_sampled(client, expected: int) -> float:
+    """Scrape until the in-use gauge shows ``expected``, for at most ten samples; return it."""
+    deadline = time.monotonic() + 10 * metrics.SAMPLE_SECONDS
+    while scrape(client)[IN_USE] != expected and time.monotonic() < deadline:
+        time.sleep(metrics.SAMPLE_SECONDS / 10)
+    return scrape(client)[IN_USE]
+
+
 def test_pool_gauges_show_a_held_connection_within_a_sample(app, client):
     """It reports a connection held outside any request as in use, once sampled, then none."""
     with app.app_context():
         held = db.engine.raw_connection()
         try:
-            deadline = time.monotonic() + 10 * metrics.SAMPLE_SECONDS
-            while scrape(client)[IN_USE] != 1 and time.monotonic() < deadline:
-                time.sleep(metrics.SAMPLE_SECONDS / 10)
-            assert scrape(client)[IN_USE] == 1
+            assert in_use_once_sampled(client, 1) == 1
         finally:
             held.close()
     assert scrape(client)[IN_USE] == 0  # written as it came back, not at the next sample
+
+
+def test_pool_gauges_follow_the_pool_that_replaced_a_disposed_one(app, client):
+    """It watches the engine's new pool after the old one is disposed of (as a forked worker
+    disposes of the pool it inherited)."""
+    with app.app_context():
+        db.engine.dispose()  # a new pool, the listeners carried over (the old one's closed)
+        held = db.engine.raw_connection()
+        try:
+            assert in_use_once_sampled(client, 1) == 1
+        finally:
+            held.close()
+    assert scrape(client)[IN_USE] == 0
 
 
 def test_pool_gauges_are_not_written_at_every_checkout(app, client, monkeypatch):

@@ -136,38 +136,42 @@ def _expose() -> Response:
 
 
 class PoolWatcher:
-    """Keep one pool's gauges current without writing them at every checkout and checkin.
+    """Keep the gauges of an engine's pool current without writing them at every checkout.
 
     Each write of a gauge shared across processes takes a lock and writes its file: the four
     writes of a checkout and checkin were a tenth of the CPU of a database read. Instead a thread
     of each process samples its pools every SAMPLE_SECONDS, and the last connection in use coming
-    back is written at once: at rest the gauges are exact, under load at most that old.
+    back is written at once: at rest the gauges are exact, under load at most that old. The pool
+    is the engine's current one (a forked worker disposes of the pool it inherited).
     """
 
-    def __init__(self, pool: QueuePool, in_use, idle) -> None:
-        """Watch the pool, writing into these two gauges."""
-        self.pool, self.in_use, self.idle = pool, in_use, idle
+    def __init__(self, engine, in_use, idle) -> None:
+        """Watch the engine's pool, writing into these two gauges."""
+        self.engine, self.in_use, self.idle = engine, in_use, idle
         self.lock = threading.Lock()
         self.written: tuple[int, int] | None = None
 
-    def write(self, in_use: int, idle: int) -> None:
-        """Set the gauges, unless they show these numbers already."""
-        with self.lock:
-            if self.written != (in_use, idle):
-                self.in_use.set(in_use)
-                self.idle.set(idle)
-                self.written = (in_use, idle)
+    def _set(self, in_use: int, idle: int) -> None:
+        """Set the gauges, unless they show these numbers already; the lock is held."""
+        if self.written != (in_use, idle):
+            self.in_use.set(in_use)
+            self.idle.set(idle)
+            self.written = (in_use, idle)
 
     def sample(self) -> None:
         """Write the connections in use and idle now."""
-        self.write(self.pool.checkedout(), self.pool.checkedin())
+        with self.lock:
+            pool = self.engine.pool
+            self._set(pool.checkedout(), pool.checkedin())
 
     def checked_in(self, *_) -> None:
         """Write the pool at rest when the last connection in use comes back."""
         if SAMPLER.pid != os.getpid():
             SAMPLER.start()
-        if self.pool.checkedout() == 1:  # the pool tells before it takes this one back
-            self.write(0, min(self.pool.checkedin() + 1, self.pool.size()))  # full: closed
+        pool = self.engine.pool
+        if pool.checkedout() == 1:  # the pool tells before it takes this one back
+            with self.lock:
+                self._set(0, min(pool.checkedin() + 1, pool.size()))  # a full pool closes it
 
 
 class _Sampler:
@@ -211,7 +215,7 @@ def _watch_pool(metrics: Metrics, engine) -> None:
     pool = engine.pool
     if not isinstance(pool, QueuePool):  # SQLite in memory: one connection, nothing to watch
         return
-    watcher = PoolWatcher(pool, metrics.pool.labels("in_use"), metrics.pool.labels("idle"))
+    watcher = PoolWatcher(engine, metrics.pool.labels("in_use"), metrics.pool.labels("idle"))
     SAMPLER.watchers.add(watcher)
     SAMPLER.start()
     event.listen(pool, "checkin", watcher.checked_in)
