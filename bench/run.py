@@ -72,8 +72,6 @@ BENCH_RATELIMIT = "1000000 per minute"
 NGINX_HEADERS = (
     "X-Forwarded-For: 127.0.0.1",
     "X-Forwarded-Proto: http",
-    "X-Forwarded-Host: 127.0.0.1",
-    "X-Real-IP: 127.0.0.1",
     "X-Request-ID: 6f1c0e6a2b7d4c5e9a8b3f2d1c0e9a8b",
 )
 BENCH_APP = "bench_app:create_bench_app()"  # the generated app, /bench/io, optionally no cache
@@ -147,6 +145,7 @@ class Target:
     connections: int = 32
     headers: tuple[str, ...] = ()  # extra request headers
     script: str | None = None  # a wrk Lua script (the write: POST_ITEM)
+    cpus: str | None = None  # the CPUs wrk is kept on (taskset's list); None: any
     samples: list = field(default_factory=list)
     repeated: int = 0  # loads done again because one worker got every connection
 
@@ -299,7 +298,7 @@ class Bench:
     ) -> None:
         """Warm every target up, then load them in turn, round after round."""
         for target in targets:
-            load = (target.connections, target.headers, target.script)
+            load = (target.connections, target.headers, target.script, target.cpus)
             wrk.run(target.url, self.plan.warmup_s, *load)
             self.note(section, " ".join(wrk.command("$URL", duration_s, *load)))
         for round_number in range(1, (rounds or self.plan.rounds) + 1):
@@ -324,7 +323,8 @@ class Bench:
         server_before = target.server.cpu_s() if target.server else 0.0
         workers_before = target.server.worker_cpu_s() if target.server else {}
         proxy_before = target.proxy.cpu_s() if target.proxy else 0.0
-        sample = wrk.run(target.url, duration_s, target.connections, target.headers, target.script)
+        load = (target.connections, target.headers, target.script, target.cpus)
+        sample = wrk.run(target.url, duration_s, *load)
         if target.server:
             sample.one_worker = one_worker_served(workers_before, target.server.worker_cpu_s())
         if sample.requests and target.server:
@@ -515,6 +515,9 @@ def measure_nginx(bench: Bench, results: dict, projects: dict, prod: dict) -> No
         "   # NGINX_UPSTREAM_HOST=127.0.0.1, ports free loopback",
     )
     bench.note(section, "nginx -p $BENCH_DIR/nginx -c $BENCH_DIR/nginx/nginx.conf -e stderr")
+    pinned = pinned_pair(bench, projects["all-on"], env, section)
+    if pinned:
+        nginxes.append(pinned[1].proxy)
     targets = [
         Target("direct to gunicorn", server.base + "/healthz", server),
         Target("through nginx", f"{nginxes[0].url}/healthz", server, nginxes[0]),
@@ -531,14 +534,72 @@ def measure_nginx(bench: Bench, results: dict, projects: dict, prod: dict) -> No
             nginxes[1],
         ),
     ]
+    targets += pinned
     bench.load(targets, bench.plan.pair_duration_s, section, bench.plan.pair_rounds)
     results["nginx"] = targets
-    for nginx in reversed(nginxes):  # the diagnostic one first: its idle connections would count
+    for nginx in reversed(nginxes):  # the diagnostic ones first: their idle connections would count
         if nginx is nginxes[0]:
             results["nginx_upstream"] = upstream_reuse(nginx, server)
         nginx.stop()
         bench.cleanups.remove(nginx.stop)
-    bench.stop(server)
+    bench.stop(server, *(pinned[0].server,) if pinned else ())
+
+
+def split_cpus() -> tuple[str, str] | None:
+    """Return the last CPU this process may use and the others, as taskset lists (None: one)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None
+    return str(cpus[-1]), ",".join(str(cpu) for cpu in cpus[:-1])
+
+
+def pinned_pair(bench: Bench, project: Path, env: dict, section: str) -> list[Target]:
+    """Start a gunicorn kept on a CPU of its own, and an nginx in front of it on the others;
+    return the targets that load it direct and through that nginx, wrk on the others too.
+
+    With every process free to run anywhere, nginx and wrk run on gunicorn's CPUs between its
+    requests (their caches, their scheduling), which gunicorn's CPU time per request counts;
+    kept apart, the two targets compare only the work gunicorn does per request.
+    """
+    split = split_cpus()
+    if split is None:
+        log("nginx: one CPU, no pinned pair")
+        return []
+    app_cpu, others = split
+    name = "all-on, direct, on a CPU of its own"
+    server = bench.server(name, project, env, f"{PACKAGE}:create_app()", section)
+    server.cpus = app_cpu
+    bench.start(server)
+    port = free_port()
+    nginx = Nginx(
+        bench.root / "nginx-pinned",
+        loopback_nginx_config(project, port, server.port),
+        port,
+        workers=str(len(others.split(","))),
+    )
+    nginx.cpus = others
+    log("start nginx-pinned")
+    bench.cleanups.append(nginx.stop)
+    nginx.start()
+    wait_for_200(f"{nginx.url}/healthz", 15.0, nginx.process)
+    bench.note(section, f"taskset -c {app_cpu} python -m gunicorn ...   # {name}")
+    bench.note(section, f"taskset -c {others} nginx -p $BENCH_DIR/nginx-pinned ...")
+    where = f"gunicorn alone on CPU {app_cpu}, wrk{{}} on CPU {others}"
+    return [
+        Target(
+            f"direct to gunicorn ({where.format('')})",
+            server.base + "/healthz",
+            server,
+            cpus=others,
+        ),
+        Target(
+            f"through nginx ({where.format(' and nginx')})",
+            f"{nginx.url}/healthz",
+            server,
+            nginx,
+            cpus=others,
+        ),
+    ]
 
 
 def measure_frontend(bench: Bench, results: dict, projects: dict, prod: dict) -> None:

@@ -145,6 +145,7 @@ class Gunicorn:
         self.port, self.log_path = port, log
         self.proc: subprocess.Popen | None = None
         self.workers: list[int] = []  # worker pids, read just before stopping
+        self.cpus: str | None = None  # taskset's CPU list the server (workers too) is kept on
 
     @property
     def base(self) -> str:
@@ -159,8 +160,14 @@ class Gunicorn:
         """Start the server and wait for /healthz; return seconds from spawn to the first 200."""
         log = self.log_path.open("ab")
         started = time.perf_counter()
+        # taskset execs the command: the master's pid and command line stay the server's own.
+        pinned = ["taskset", "-c", self.cpus] if self.cpus else []
         self.proc = subprocess.Popen(
-            self.command(), cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            [*pinned, *self.command()],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         log.close()
         wait_for_200(self.base + "/healthz", 30.0, self.proc)
@@ -226,6 +233,13 @@ class Granian(Gunicorn):
 
 class Nginx(servers.Nginx):
     """The harness's nginx, with the CPU time a benchmark charges to each proxied request."""
+
+    cpus: str | None = None  # taskset's CPU list nginx (its workers too) is kept on
+
+    def _files(self) -> list[str]:
+        """Return nginx's argv, through taskset when ``cpus`` is set (it execs nginx)."""
+        argv = super()._files()
+        return ["taskset", "-c", self.cpus, *argv] if self.cpus else argv
 
     def cpu_s(self) -> float:
         """Return the CPU seconds nginx (master and workers) has used so far."""

@@ -28,11 +28,14 @@ def command(
     connections: int = 32,
     headers: tuple[str, ...] = (),
     script: str | None = None,
+    cpus: str | None = None,
 ) -> list[str]:
-    """Return the wrk command line (2 threads), with extra request headers and a Lua script."""
+    """Return the wrk command line (2 threads), with extra request headers and a Lua script;
+    ``cpus`` (taskset's list, e.g. "0") keeps wrk on those CPUs."""
     extra = [arg for header in headers for arg in ("-H", header)]
     extra += ["-s", script] if script else []
-    return ["wrk", "-t2", f"-c{connections}", f"-d{duration_s}s", "--latency", *extra, url]
+    pinned = ["taskset", "-c", cpus] if cpus else []
+    return [*pinned, "wrk", "-t2", f"-c{connections}", f"-d{duration_s}s", "--latency", *extra, url]
 
 
 def _latency_ms(text: str, percentile: str) -> float:
@@ -76,10 +79,11 @@ def run(
     connections: int = 32,
     headers: tuple[str, ...] = (),
     script: str | None = None,
+    cpus: str | None = None,
 ) -> Sample:
     """Load ``url`` for ``duration_s`` seconds and return the sample."""
     result = subprocess.run(
-        command(url, duration_s, connections, headers, script),
+        command(url, duration_s, connections, headers, script, cpus),
         capture_output=True,
         text=True,
         timeout=duration_s + 30,

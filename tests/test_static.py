@@ -561,8 +561,10 @@ def test_nginx_agrees_with_the_app_server_and_the_app(bake, combo, clean_env):
     assert nginx["NGINX_UPSTREAM_HOST"] == web
     (probe,) = probed_paths(services[proxy]["healthcheck"]["test"])
     assert f"location = {probe} " in template
-    for header in ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Request-ID"):
-        assert f"proxy_set_header {header} " in template
+    for header in ("Host", "X-Forwarded-For", "X-Forwarded-Proto", "X-Request-ID"):
+        assert re.search(rf"proxy_set_header {header} \$\w+;", template), header
+    for header in ("X-Forwarded-Host", "X-Forwarded-Port", "X-Real-IP"):  # a client's is dropped
+        assert f'proxy_set_header {header} "";' in template, header
     for header in ("X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options"):
         assert f"add_header {header} " in template
     assert "frame-ancestors 'none'" in template and "server_tokens off;" in template

@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import requests
 
@@ -327,6 +328,96 @@ def healthz_through_nginx(deployment, name: str, upstream_port: int, **values: s
         return requests.get(f"{nginx.url}/healthz", timeout=TIMEOUT)
     finally:
         nginx.stop()
+
+
+class RecordingUpstream:
+    """A loopback HTTP server that answers up to ``requests`` GETs 200 in JSON, keeping each
+    request's headers (names lower-cased); closed on exit."""
+
+    def __init__(self, requests: int = 1) -> None:
+        """Listen on a free loopback port."""
+        seen: list[dict[str, str]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                seen.append({name.lower(): value for name, value in self.headers.items()})
+                body = b'{"status":"ok"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_args) -> None:
+                """Keep the test's output quiet."""
+
+        self.seen = seen
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.server.timeout = TIMEOUT  # each handle_request waits at most this long
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(
+            target=lambda: [self.server.handle_request() for _ in range(requests)], daemon=True
+        )
+
+    def __enter__(self) -> RecordingUpstream:
+        """Start answering."""
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        """Stop listening."""
+        self.thread.join(timeout=TIMEOUT + 5)
+        self.server.server_close()
+
+
+@each("use_nginx")
+def test_nginx_passes_on_only_the_forwarding_headers_the_app_reads(deployment):
+    """It appends its hop to X-Forwarded-For and -Proto, passes the client's Host and a request
+    id, and drops a client's X-Forwarded-Host, X-Forwarded-Port and X-Real-IP."""
+    sent = {
+        "Host": "shop.example:8443",
+        "X-Forwarded-For": "203.0.113.9",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Port": "1",
+        "X-Real-IP": "198.51.100.7",
+    }
+    with RecordingUpstream() as upstream:
+        nginx = start_nginx_for(deployment, "nginx-recorded", upstream.port)
+        try:
+            response = requests.get(f"{nginx.url}/healthz", headers=sent, timeout=TIMEOUT)
+        finally:
+            nginx.stop()
+    assert response.status_code == 200
+    (received,) = upstream.seen
+    assert received["host"] == "shop.example:8443"
+    assert received["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
+    assert received["x-forwarded-proto"] == "https, http"
+    assert received["x-request-id"] == response.headers["X-Request-ID"]
+    for dropped in ("x-forwarded-host", "x-forwarded-port", "x-real-ip"):
+        assert dropped not in received, dropped
+
+
+@each("use_nginx")
+def test_a_proxy_in_front_of_nginx_is_believed_with_trusted_proxies_2(deployment):
+    """It builds https URLs behind a TLS-ending load balancer in front of nginx, one more hop."""
+    service = deployment.extra_service("two-hops", TRUSTED_PROXIES="2")
+    nginx = start_nginx_for(deployment, "nginx-two-hops", service.port)
+    try:
+        response = requests.get(
+            f"{nginx.url}/api//items",
+            headers={
+                "Host": "shop.example",
+                "X-Forwarded-For": "203.0.113.9",
+                "X-Forwarded-Proto": "https",
+            },
+            allow_redirects=False,
+            timeout=TIMEOUT,
+        )
+    finally:
+        nginx.stop()
+    assert response.status_code == 308
+    assert response.headers["Location"] == "https://shop.example/api/items"
 
 
 @each("use_nginx")
