@@ -584,16 +584,15 @@ def pinned_pair(bench: Bench, project: Path, env: dict, section: str) -> list[Ta
     wait_for_200(f"{nginx.url}/healthz", 15.0, nginx.process)
     bench.note(section, f"taskset -c {app_cpu} python -m gunicorn ...   # {name}")
     bench.note(section, f"taskset -c {others} nginx -p $BENCH_DIR/nginx-pinned ...")
-    where = f"gunicorn alone on CPU {app_cpu}, wrk{{}} on CPU {others}"
     return [
         Target(
-            f"direct to gunicorn ({where.format('')})",
+            f"direct to gunicorn (gunicorn alone on CPU {app_cpu}, wrk on CPU {others})",
             server.base + "/healthz",
             server,
             cpus=others,
         ),
         Target(
-            f"through nginx ({where.format(' and nginx')})",
+            f"through nginx (gunicorn alone on CPU {app_cpu}, wrk and nginx on CPU {others})",
             f"{nginx.url}/healthz",
             server,
             nginx,

@@ -331,10 +331,10 @@ def healthz_through_nginx(deployment, name: str, upstream_port: int, **values: s
 
 
 class RecordingUpstream:
-    """A loopback HTTP server that answers up to ``requests`` GETs 200 in JSON, keeping each
-    request's headers (names lower-cased); closed on exit."""
+    """A loopback HTTP server that answers one GET 200 in JSON, keeping the request's headers
+    (names lower-cased); closed on exit."""
 
-    def __init__(self, requests: int = 1) -> None:
+    def __init__(self) -> None:
         """Listen on a free loopback port."""
         seen: list[dict[str, str]] = []
 
@@ -353,11 +353,9 @@ class RecordingUpstream:
 
         self.seen = seen
         self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.server.timeout = TIMEOUT  # each handle_request waits at most this long
+        self.server.timeout = TIMEOUT  # handle_request waits at most this long
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(
-            target=lambda: [self.server.handle_request() for _ in range(requests)], daemon=True
-        )
+        self.thread = threading.Thread(target=self.server.handle_request, daemon=True)
 
     def __enter__(self) -> RecordingUpstream:
         """Start answering."""
