@@ -4,6 +4,7 @@ import logging
 import time
 
 from . import create_app
+from .logs import write_access_line
 
 access_log = logging.getLogger("granian.access")
 
@@ -25,21 +26,16 @@ def log_access(environ: dict, status: int | None, headers: list, started: float)
     """Log method, path, status, duration and the request id of one answer."""
     method, path = environ.get("REQUEST_METHOD"), environ.get("PATH_INFO")
     length = header(headers, "content-length")
-    access_log.info(
-        "%s %s %s",
-        method or "-",
-        path or "-",
-        status,
-        extra={
-            "request_id": header(headers, "x-request-id"),
-            "method": method,
-            "path": path,
-            "status": status,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-            "remote_addr": environ.get("REMOTE_ADDR"),
-            "bytes": int(length) if length and length.isdigit() else None,
-        },
-    )
+    fields = {
+        "request_id": header(headers, "x-request-id"),
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        "remote_addr": environ.get("REMOTE_ADDR"),
+        "bytes": int(length) if length and length.isdigit() else None,
+    }
+    write_access_line(access_log, method, path, status, fields)
 
 
 def with_access_log(app):

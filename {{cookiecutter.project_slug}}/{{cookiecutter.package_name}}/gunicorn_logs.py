@@ -2,6 +2,8 @@
 
 from gunicorn.glogging import Logger
 
+from .logs import write_access_line
+
 
 def status_code(resp) -> int | None:
     """Return a gunicorn response's status code; its own error answers carry only ``status``."""
@@ -29,18 +31,13 @@ class GunicornLogger(Logger):
         )
         method, path = getattr(req, "method", None), getattr(req, "path", None)
         status = status_code(resp)
-        self.access_log.info(
-            "%s %s %s",
-            method or "-",
-            path or "-",
-            status,
-            extra={
-                "request_id": request_id,
-                "method": method,
-                "path": path,
-                "status": status,
-                "duration_ms": round(request_time.total_seconds() * 1000, 2),
-                "remote_addr": environ.get("REMOTE_ADDR"),
-                "bytes": getattr(resp, "sent", None),
-            },
-        )
+        fields = {
+            "request_id": request_id,
+            "method": method,
+            "path": path,
+            "status": status,
+            "duration_ms": round(request_time.total_seconds() * 1000, 2),
+            "remote_addr": environ.get("REMOTE_ADDR"),
+            "bytes": getattr(resp, "sent", None),
+        }
+        write_access_line(self.access_log, method, path, status, fields)

@@ -9,6 +9,7 @@ from pythonjsonlogger.json import JsonFormatter
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
 JSON_FORMAT = "%(levelname)s %(name)s %(message)s %(request_id)s"
 JSON_RENAMES = {"levelname": "level", "name": "logger"}
+NO_CALLER = ("(unknown file)", 0)  # what a record says when its caller was not looked up
 
 
 class RequestIdFilter(logging.Filter):
@@ -19,6 +20,23 @@ class RequestIdFilter(logging.Filter):
         if not hasattr(record, "request_id"):
             record.request_id = g.get("request_id") if has_request_context() else None
         return True
+
+
+def write_access_line(logger: logging.Logger, method, path, status, fields: dict) -> None:
+    """Write one access line at INFO: ``METHOD path status``, with ``fields`` as its extra fields.
+
+    What Logger.info does, but for its walk up the stack to the caller's file, function and line
+    (which an access line never writes: its caller is always the server's hook). The walk was
+    about a tenth of the line's CPU (bench/overhead.py).
+    """
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    file, line = NO_CALLER
+    args = (method or "-", path or "-", status)
+    record = logger.makeRecord(
+        logger.name, logging.INFO, file, line, "%s %s %s", args, None, extra=fields
+    )
+    logger.handle(record)
 
 
 def logging_config(level: str, fmt: str) -> dict:
