@@ -9,7 +9,6 @@ from pythonjsonlogger.json import JsonFormatter
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
 JSON_FORMAT = "%(levelname)s %(name)s %(message)s %(request_id)s"
 JSON_RENAMES = {"levelname": "level", "name": "logger"}
-NO_CALLER = ("(unknown file)", 0)  # what a record says when its caller was not looked up
 
 
 class RequestIdFilter(logging.Filter):
@@ -31,10 +30,10 @@ def write_access_line(logger: logging.Logger, method, path, status, fields: dict
     """
     if not logger.isEnabledFor(logging.INFO):
         return
-    file, line = NO_CALLER
     args = (method or "-", path or "-", status)
+    # The file and line a record gets when its caller is not looked up, as logging itself does.
     record = logger.makeRecord(
-        logger.name, logging.INFO, file, line, "%s %s %s", args, None, extra=fields
+        logger.name, logging.INFO, "(unknown file)", 0, "%s %s %s", args, None, extra=fields
     )
     logger.handle(record)
 
