@@ -9,6 +9,7 @@ import diagnostics
 import frontend_bench
 import performance
 
+COLLECTOR_ON = "all-on, the collector on while gunicorn.conf.py imports (diagnostic)"
 RECYCLING_DIAGNOSTIC = "all-on, MAX_REQUESTS=1000 (diagnostic)"
 # The minimal Flask app under the all-on project's own gunicorn.conf.py: the same gunicorn
 # settings as the generated service, its JSON access line per request included.
@@ -237,6 +238,12 @@ def _shortfalls(results: dict) -> list[str]:
             "imports every concern: Flask, SQLAlchemy, pydantic, Flask-Migrate with alembic, "
             "redis, psycopg), which the workers then share."
         )
+        if COLLECTOR_ON in cold_cpu:
+            out[-1] += (
+                " Already cut: the garbage collector's passes over the modules as they pile up, "
+                "which gunicorn.conf.py pauses while it imports "
+                f"({_num(cold_cpu[COLLECTOR_ON])} CPU s without the pause: diagnostic row)."
+            )
     memory = results.get("memory") or {}
     allon = memory.get("generated, all-on")
     if allon and allon["rss"] > TARGETS["rss_mib"]:

@@ -37,7 +37,7 @@ import frontend_bench  # noqa: E402
 import performance  # noqa: E402
 import wrk  # noqa: E402
 from combinations import ALL_ON  # noqa: E402
-from report import RECYCLING_DIAGNOSTIC, SAME_SETTINGS, render  # noqa: E402
+from report import COLLECTOR_ON, RECYCLING_DIAGNOSTIC, SAME_SETTINGS, render  # noqa: E402
 from services import (  # noqa: E402
     Granian,
     Gunicorn,
@@ -822,6 +822,16 @@ def measure_cold_start(bench: Bench, results: dict, projects: dict, prod: dict, 
             "generated, all-on", projects["all-on"], prod, f"{PACKAGE}:create_app()", section
         ),
     }
+    collector_on = collector_on_config(bench, projects["all-on"])
+    if collector_on:
+        servers[COLLECTOR_ON] = lambda: bench.server(
+            COLLECTOR_ON,
+            projects["all-on"],
+            prod,
+            f"{PACKAGE}:create_app()",
+            section,
+            config=collector_on,
+        )
     wall: dict[str, list[float]] = {name: [] for name in servers}
     cpu: dict[str, list[float]] = {name: [] for name in servers}
     for _ in range(max(3, bench.plan.rounds)):
@@ -834,6 +844,22 @@ def measure_cold_start(bench: Bench, results: dict, projects: dict, prod: dict, 
             log(f"cold start {name}: {wall[name][-1]:.3f} s, {cpu[name][-1]:.2f} CPU s")
     results["cold"] = {name: statistics.median(values) for name, values in wall.items()}
     results["cold_cpu"] = {name: statistics.median(values) for name, values in cpu.items()}
+
+
+# The line of the generated gunicorn.conf.py that pauses the collector while it imports.
+PAUSE = "gc.disable()\n"
+
+
+def collector_on_config(bench: Bench, project: Path) -> str | None:
+    """Write the project's own gunicorn config without its pause of the garbage collector while
+    it imports the package, and return its path (None when the config does not pause it)."""
+    own = (project / "gunicorn.conf.py").read_text()
+    if PAUSE not in own:
+        return None
+    path = bench.root / "collector-on.conf.py"
+    path.write_text(own.replace(PAUSE, "", 1))
+    bench.note("cold", "# $BENCH_DIR/collector-on.conf.py: gunicorn.conf.py, no gc.disable()")
+    return str(path)
 
 
 def measure_overhead(bench: Bench, results: dict, projects: dict, prod: dict) -> None:

@@ -4,10 +4,15 @@ import gc
 import os
 import sys
 
-from {{ cookiecutter.package_name }} import metrics_folder
-from {{ cookiecutter.package_name }}.gunicorn_settings import load_gunicorn_settings
-from {{ cookiecutter.package_name }}.logs import logging_config
-from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
+# Importing the package builds every module of the app: many objects, no garbage. The collector
+# would scan them again and again as they pile up, a tenth of the master's start-up CPU.
+gc.disable()
+from {{ cookiecutter.package_name }} import metrics_folder  # noqa: E402
+from {{ cookiecutter.package_name }}.gunicorn_settings import load_gunicorn_settings  # noqa: E402
+from {{ cookiecutter.package_name }}.logs import logging_config  # noqa: E402
+from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings  # noqa: E402
+
+gc.enable()
 
 try:
     _server = load_gunicorn_settings()
