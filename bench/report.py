@@ -240,8 +240,9 @@ def _shortfalls(results: dict) -> list[str]:
         )
         if COLLECTOR_ON in cold_cpu:
             out[-1] += (
-                " Already cut: the garbage collector's passes over the modules as they pile up, "
-                "which gunicorn.conf.py pauses while it imports "
+                " Already cut: the garbage collector's passes over the modules as they pile up "
+                "and after: gunicorn.conf.py pauses it while it imports, then freezes what it "
+                "imported "
                 f"({_num(cold_cpu[COLLECTOR_ON])} CPU s without the pause: diagnostic row)."
             )
     memory = results.get("memory") or {}

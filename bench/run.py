@@ -469,22 +469,22 @@ def measure_cheap(bench: Bench, results: dict, projects: dict, prod: dict, worke
 
 
 def freeze_toggle_config(bench: Bench, project: Path) -> tuple[str, str, bool]:
-    """Write a gunicorn config: the project's own with its gc.freeze() in the master toggled.
+    """Write a gunicorn config: the project's own with its gc.freeze() calls in the master
+    toggled (each one a `pass`, or one added at the end).
 
     Return the diagnostic server's name, the config's path, and whether the project freezes.
     """
-    own = project / "gunicorn.conf.py"
-    freezes = "gc.freeze()" in own.read_text()
+    own = (project / "gunicorn.conf.py").read_text()
+    freezes = "gc.freeze()" in own
     if freezes:
         name = "all-on, without gc.freeze() (diagnostic)"
-        tail = "globals().pop('when_ready', None)  # the hook that freezes\n"
+        text, change = re.sub(r"\bgc\.freeze\(\)", "pass", own), "each gc.freeze() a pass"
     else:
         name = "all-on, gc.freeze() in the master (diagnostic)"
-        tail = "import gc\n\ngc.freeze()\n"
+        text, change = own + "\ngc.freeze()\n", "gc.freeze() added at the end"
     path = bench.root / "freeze-toggled.conf.py"
-    path.write_text(f"exec(open({str(own)!r}).read())\n{tail}")
-    shown = tail.splitlines()[-1]
-    bench.note("cheap", f"# $BENCH_DIR/freeze-toggled.conf.py: exec(gunicorn.conf.py); {shown}")
+    path.write_text(text)
+    bench.note("cheap", f"# $BENCH_DIR/freeze-toggled.conf.py: gunicorn.conf.py, {change}")
     return name, str(path), freezes
 
 
@@ -846,19 +846,20 @@ def measure_cold_start(bench: Bench, results: dict, projects: dict, prod: dict, 
     results["cold_cpu"] = {name: statistics.median(values) for name, values in cpu.items()}
 
 
-# The line of the generated gunicorn.conf.py that pauses the collector while it imports.
-PAUSE = "gc.disable()\n"
+# The lines of the generated gunicorn.conf.py that pause the collector while it imports, then
+# set the imported objects aside (gc.freeze) before turning it on again.
+PAUSE = re.compile(r"^gc\.(disable|freeze|enable)\(\)\n", re.MULTILINE)
 
 
 def collector_on_config(bench: Bench, project: Path) -> str | None:
     """Write the project's own gunicorn config without its pause of the garbage collector while
     it imports the package, and return its path (None when the config does not pause it)."""
     own = (project / "gunicorn.conf.py").read_text()
-    if PAUSE not in own:
+    if not PAUSE.search(own):
         return None
     path = bench.root / "collector-on.conf.py"
-    path.write_text(own.replace(PAUSE, "", 1))
-    bench.note("cold", "# $BENCH_DIR/collector-on.conf.py: gunicorn.conf.py, no gc.disable()")
+    path.write_text(PAUSE.sub("", own))
+    bench.note("cold", "# $BENCH_DIR/collector-on.conf.py: gunicorn.conf.py, no top-level gc calls")
     return str(path)
 
 
