@@ -66,8 +66,8 @@ def on_exit(server) -> None:
 def when_ready(server) -> None:
     """Freeze what the master made before workers fork, so they share it instead of copying.
 
-    The imports are frozen already (above); this sets aside what came after them. The collector
-    would otherwise touch every inherited object in each worker; benchmarked, freezing halves
-    the private memory of each extra worker.
+    The imports are frozen already (above); this sets aside what came after them. A full
+    collection in a worker would otherwise write to every inherited object it scans, and so copy
+    the memory pages they sit on into that worker (Python's gc.freeze documentation).
     """
     gc.freeze()
