@@ -183,28 +183,49 @@ def test_wrong_types_are_a_clean_422_naming_the_field(deployment):
 
 @each()
 def test_oversize_body_is_a_clean_413_from_the_app(deployment):
-    """It answers 413 JSON from gunicorn itself to a body over MAX_CONTENT_LENGTH."""
+    """It answers 413 JSON from gunicorn itself to a body over MAX_CONTENT_LENGTH, and writes
+    the access line (before the next test reads the log: the server writes it after answering)."""
+    service = deployment.service
+    since = service.mark()
+    rid = request_id()
     response = requests.post(
-        f"{deployment.service.url}/api/items",
+        f"{service.url}/api/items",
         data=b"x" * (1024 * 1024 + 1),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "X-Request-ID": rid},
         timeout=TIMEOUT,
     )
     assert_json_error(response, 413)
+
+    def access() -> list[dict]:
+        lines = [json.loads(line) for line in service.lines(since) if line.strip()]
+        logger = deployment.access_logger
+        return [ln for ln in lines if ln.get("request_id") == rid and ln["logger"] == logger]
+
+    wait_until(access, 5, "the access line of the 413")
+    assert [line["status"] for line in access()] == [413]
 
 
 @each("use_nginx")
 def test_oversize_body_is_a_clean_413_from_nginx(deployment):
     """It answers 413 JSON from nginx, before the body reaches gunicorn."""
     since = deployment.service.mark()
+    rid = request_id()
     response = requests.post(
         f"{deployment.entry}/api/items",
         data=b"x" * (2 * 1024 * 1024),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", "X-Request-ID": rid},
         timeout=TIMEOUT,
     )
     assert_json_error(response, 413)
-    assert not any('"POST /api/items 413"' in line for line in deployment.service.lines(since))
+
+    def nginx_lines() -> list[dict]:
+        text = deployment.nginx.stdout.read_text().splitlines()
+        return [json.loads(ln) for ln in text if json.loads(ln)["request_id"] == rid]
+
+    wait_until(nginx_lines, 5, "nginx's access line")  # written once nginx is done with it
+    assert nginx_lines()[0]["status"] == 413
+    lines = deployment.service.lines(since)
+    assert not any(rid in line or '"POST /api/items 413"' in line for line in lines), lines
 
 
 @each()
