@@ -68,6 +68,24 @@ def request_id() -> str:
     return f"tier2-{uuid.uuid4().hex}"
 
 
+def tagged_lines(deployment, since, rid: str) -> list[dict]:
+    """Return the service's JSON lines since ``since`` that carry the request id ``rid``."""
+    lines = [json.loads(line) for line in deployment.service.lines(since) if line.strip()]
+    return [line for line in lines if line.get("request_id") == rid]
+
+
+def access_lines(deployment, since, rid: str) -> list[dict]:
+    """Return the app server's access lines since ``since`` for the request id ``rid``."""
+    logger = deployment.access_logger
+    return [line for line in tagged_lines(deployment, since, rid) if line["logger"] == logger]
+
+
+def nginx_lines(deployment, rid: str) -> list[dict]:
+    """Return nginx's access lines for the request id ``rid``."""
+    text = deployment.nginx.stdout.read_text().splitlines()
+    return [line for line in map(json.loads, text) if line["request_id"] == rid]
+
+
 # --------------------------------------------------------------------------- the example API
 
 
@@ -128,13 +146,9 @@ def test_request_id_reaches_the_response_and_the_app_and_the_servers_lines(deplo
     assert response.status_code == 201
     assert response.headers["X-Request-ID"] == rid
 
-    def tagged() -> list[dict]:
-        lines = [json.loads(line) for line in service.lines(since) if line.strip()]
-        return [line for line in lines if line.get("request_id") == rid]
-
     logger = deployment.access_logger
-    wait_until(lambda: any(line["logger"] == logger for line in tagged()), 5, "log")
-    lines = tagged()
+    wait_until(lambda: access_lines(deployment, since, rid), 5, "log")
+    lines = tagged_lines(deployment, since, rid)
     access = [line for line in lines if line["logger"] == logger]
     app = [line for line in lines if line["logger"] != logger]
     assert len(access) == 1
@@ -145,13 +159,8 @@ def test_request_id_reaches_the_response_and_the_app_and_the_servers_lines(deplo
     for line in lines:
         assert {"level", "message", "request_id", "time"} <= line.keys()
     if deployment.nginx is not None:
-
-        def nginx_lines() -> list[dict]:
-            text = deployment.nginx.stdout.read_text().splitlines()
-            return [json.loads(ln) for ln in text if json.loads(ln)["request_id"] == rid]
-
-        wait_until(nginx_lines, 5, "nginx's access line")
-        assert nginx_lines()[0]["status"] == 201
+        wait_until(lambda: nginx_lines(deployment, rid), 5, "nginx's access line")
+        assert nginx_lines(deployment, rid)[0]["status"] == 201
 
 
 # --------------------------------------------------------------------------- bad input
@@ -196,13 +205,8 @@ def test_oversize_body_is_a_clean_413_from_the_app(deployment):
     )
     assert_json_error(response, 413)
 
-    def access() -> list[dict]:
-        lines = [json.loads(line) for line in service.lines(since) if line.strip()]
-        logger = deployment.access_logger
-        return [ln for ln in lines if ln.get("request_id") == rid and ln["logger"] == logger]
-
-    wait_until(access, 5, "the access line of the 413")
-    assert [line["status"] for line in access()] == [413]
+    wait_until(lambda: access_lines(deployment, since, rid), 5, "the access line of the 413")
+    assert [line["status"] for line in access_lines(deployment, since, rid)] == [413]
 
 
 @each("use_nginx")
@@ -218,12 +222,9 @@ def test_oversize_body_is_a_clean_413_from_nginx(deployment):
     )
     assert_json_error(response, 413)
 
-    def nginx_lines() -> list[dict]:
-        text = deployment.nginx.stdout.read_text().splitlines()
-        return [json.loads(ln) for ln in text if json.loads(ln)["request_id"] == rid]
-
-    wait_until(nginx_lines, 5, "nginx's access line")  # written once nginx is done with it
-    assert nginx_lines()[0]["status"] == 413
+    # written once nginx is done with the request
+    wait_until(lambda: nginx_lines(deployment, rid), 5, "nginx's access line")
+    assert nginx_lines(deployment, rid)[0]["status"] == 413
     lines = deployment.service.lines(since)
     assert not any(rid in line or '"POST /api/items 413"' in line for line in lines), lines
 
@@ -306,8 +307,7 @@ def test_app_sees_the_clients_address_through_nginx(deployment):
         connection.close()
 
     def access() -> list[dict]:
-        lines = [json.loads(line) for line in deployment.service.lines(since)]
-        return [ln for ln in lines if ln.get("request_id") == rid and "remote_addr" in ln]
+        return [ln for ln in tagged_lines(deployment, since, rid) if "remote_addr" in ln]
 
     wait_until(access, 5, "the access line")
     assert access()[0]["remote_addr"] == "127.0.0.2"
