@@ -2,14 +2,17 @@
 
 Run from the baked project's directory with this folder on PYTHONPATH:
 ``python -m granian_bench``, as the image runs ``python -m <package>.granian_server``.
+With BENCH_FREEZE=off the launcher's gc.freeze() before the workers fork is skipped (a
+diagnostic: what the freeze saves each worker).
 """
 
+import gc
+import os
 import sys
 
 from bench_app import create_bench_app
-from my_service import granian_server, metrics_folder
+from my_service import granian_server
 from my_service.granian_access import with_access_log
-from my_service.settings import load_settings
 
 
 def create_logged_bench_app():
@@ -18,16 +21,19 @@ def create_logged_bench_app():
 
 
 def main() -> int:
-    """Serve the benchmark's app with the generated granian configuration until stopped."""
-    settings = load_settings(model=granian_server.GranianSettings)
-    server = granian_server.server(settings)
-    server.target = "granian_bench:create_logged_bench_app"  # the only change: the app
-    metrics_folder.start_server(settings.prometheus_multiproc_dir)
-    try:
-        server.serve()
-    finally:
-        metrics_folder.stop_server()
-    return 0
+    """Run the project's launcher (settings, metrics folder, freeze) on the benchmark's app."""
+    if os.environ.get("BENCH_FREEZE") == "off":
+        gc.freeze = lambda: None  # only in this process: the launcher's call does nothing
+    project_server = granian_server.server
+
+    def bench_server(settings: granian_server.GranianSettings):
+        """Return the project's granian server, serving the benchmark's app instead."""
+        server = project_server(settings)
+        server.target = "granian_bench:create_logged_bench_app"  # the only change: the app
+        return server
+
+    granian_server.server = bench_server
+    return granian_server.main()
 
 
 if __name__ == "__main__":

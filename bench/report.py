@@ -11,6 +11,7 @@ import performance
 
 COLLECTOR_ON = "all-on, the collector on while gunicorn.conf.py imports (diagnostic)"
 RECYCLING_DIAGNOSTIC = "all-on, MAX_REQUESTS=1000 (diagnostic)"
+GRANIAN_UNFROZEN = "granian, without gc.freeze() (diagnostic)"
 # The minimal Flask app under the all-on project's own gunicorn.conf.py: the same gunicorn
 # settings as the generated service, its JSON access line per request included.
 SAME_SETTINGS = "minimal Flask, the generated gunicorn.conf.py"
@@ -304,6 +305,27 @@ def _servers_targets(servers) -> list[str]:
     return rows
 
 
+def _servers_memory(memory: dict | None) -> list[str]:
+    """Return the app servers' memory per worker after their loads, when it was measured."""
+    if not memory:
+        return []
+    rows = [
+        f"| {name} | {_num(mib['rss'], 1)} | {_num(mib['pss'], 1)} | {_num(mib['private'], 1)} |"
+        for name, mib in memory.items()
+        if mib
+    ]
+    return [
+        "",
+        "Memory per worker after the loads (median over workers). granian's launcher freezes "
+        f"the objects it imported before its workers fork; *{GRANIAN_UNFROZEN}* is the same "
+        "launcher without that call (`bench/granian_bench.py`, `BENCH_FREEZE=off`).",
+        "",
+        "| server | RSS MiB | PSS MiB | private MiB |",
+        "|---|---:|---:|---:|",
+        *rows,
+    ]
+
+
 def _servers_section(results: dict) -> list[str]:
     """Return the section comparing the app servers, with the generated README's table."""
     servers = results["servers"]
@@ -322,6 +344,7 @@ def _servers_section(results: dict) -> list[str]:
         "each target over gunicorn's /healthz.",
         "",
         *_load_table(servers, servers[0], "gunicorn /healthz"),
+        *_servers_memory(results.get("servers_memory")),
         "",
         "### The generated README's performance table",
         "",
@@ -595,6 +618,13 @@ def render(bench, results: dict, plan, elapsed_s: float) -> str:
                 f"| recorded | n/a |"
             )
     out += _servers_targets(results.get("servers"))
+    memory = results.get("servers_memory") or {}
+    if memory.get("granian") and memory.get(GRANIAN_UNFROZEN):
+        out.append(
+            "| all-on: private memory per granian worker, gc.freeze() before the workers fork "
+            f"vs without | {memory['granian']['private']:.1f} / "
+            f"{memory[GRANIAN_UNFROZEN]['private']:.1f} MiB | recorded | n/a |"
+        )
     cold = results.get("cold")
     if cold:
         for name in ("generated, defaults", "generated, all-on"):

@@ -37,7 +37,13 @@ import frontend_bench  # noqa: E402
 import performance  # noqa: E402
 import wrk  # noqa: E402
 from combinations import ALL_ON  # noqa: E402
-from report import COLLECTOR_ON, RECYCLING_DIAGNOSTIC, SAME_SETTINGS, render  # noqa: E402
+from report import (  # noqa: E402
+    COLLECTOR_ON,
+    GRANIAN_UNFROZEN,
+    RECYCLING_DIAGNOSTIC,
+    SAME_SETTINGS,
+    render,
+)
 from services import (  # noqa: E402
     Granian,
     Gunicorn,
@@ -724,11 +730,15 @@ def measure_servers(bench: Bench, results: dict, projects: dict, prod: dict) -> 
             ),
         ),
     }
-    servers = [server for pair in pairs.values() for server in pair]
+    # The launcher without its gc.freeze() before the workers fork: what the freeze saves.
+    unfrozen = bench.granian(
+        GRANIAN_UNFROZEN, granian_project, {**env, "BENCH_FREEZE": "off"}, section, "granian_bench"
+    )
+    servers = [server for pair in pairs.values() for server in pair] + [unfrozen]
     bench.start(*servers)
     item = processed_item(bench, projects["all-on"], env)
-    for server in pairs[""]:
-        x_cache(server.base + item)  # the first read fills the cache (both share Redis)
+    for server in (*pairs[""], unfrozen):
+        x_cache(server.base + item)  # the first read fills the cache (all share Redis)
         if x_cache(server.base + item) != "hit":
             raise RuntimeError(f"{server.name} does not answer X-Cache: hit")
     for server in pairs["no cache"]:
@@ -740,7 +750,7 @@ def measure_servers(bench: Bench, results: dict, projects: dict, prod: dict) -> 
         (f"{item} (PostgreSQL)", "no cache", None),
         ("POST /api/items", "", str(BENCH / "post_item.lua")),
     ]
-    targets = []
+    targets, diagnostic = [], []
     for label, pair, script in loads:
         path = "/api/items" if script else label.split(" ")[0]
         targets += [
@@ -749,8 +759,14 @@ def measure_servers(bench: Bench, results: dict, projects: dict, prod: dict) -> 
             )
             for server in pairs[pair]
         ]
+        if pair == "":  # granian's loads: its memory after them is what is compared
+            diagnostic.append(
+                Target(f"{unfrozen.name}: {label}", unfrozen.base + path, unfrozen, script=script)
+            )
+    targets += diagnostic  # last: the report reads the pairs before them by position
     bench.load(targets, bench.plan.pair_duration_s, section, bench.plan.pair_rounds)
     results["servers"] = targets
+    results["servers_memory"] = {server.name: server.worker_memory() for server in servers}
     bench.stop(*servers)
 
 

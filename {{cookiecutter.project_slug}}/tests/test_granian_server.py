@@ -1,9 +1,11 @@
 """granian is configured from the environment, and writes one JSON access line per request."""
 
+import gc
 import json
 
 import pytest
 from flask import Flask
+from granian import Granian
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.granian_access import with_access_log
@@ -66,6 +68,20 @@ def test_a_bad_app_setting_stops_the_start_before_any_worker(monkeypatch, capsys
     assert main() == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("Error: Invalid settings: ") and "RATELIMIT_DEFAULT='often'" in line
+
+
+def test_the_launcher_freezes_what_it_imported_before_the_workers_fork(monkeypatch, tmp_path):
+    """It moves the objects of the modules it imported to the collector's permanent generation
+    before serving, so no worker's collection writes to the pages it shares with the others."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # restored after the test
+    frozen = []
+    monkeypatch.setattr(Granian, "serve", lambda self: frozen.append(gc.get_freeze_count()))
+    before = gc.get_freeze_count()
+    try:
+        assert main() == 0
+    finally:
+        gc.unfreeze()
+    assert len(frozen) == 1 and frozen[0] - before > 10000, frozen  # the modules' objects
 
 
 def access_lines(text: str) -> list[dict]:
