@@ -83,8 +83,8 @@ def main() -> int:
     metrics_folder.start_server(settings.prometheus_multiproc_dir)  # before any worker starts
     # The workers fork from this process, which has imported the app's modules. Frozen, their
     # objects are never scanned by a worker's collections, which would otherwise write to the
-    # pages holding them and make every worker copy those pages: about half its private memory
-    # (the template's benchmark, its app servers' memory table).
+    # pages holding them and make every worker copy those pages: 20 to 30 MiB of private memory
+    # per worker (the template's benchmark, its app servers' memory table).
     gc.freeze()
     try:
         server(settings).serve()
