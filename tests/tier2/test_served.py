@@ -306,11 +306,8 @@ def test_app_sees_the_clients_address_through_nginx(deployment):
     finally:
         connection.close()
 
-    def access() -> list[dict]:
-        return [ln for ln in tagged_lines(deployment, since, rid) if "remote_addr" in ln]
-
-    wait_until(access, 5, "the access line")
-    assert access()[0]["remote_addr"] == "127.0.0.2"
+    wait_until(lambda: access_lines(deployment, since, rid), 5, "the access line")
+    assert access_lines(deployment, since, rid)[0]["remote_addr"] == "127.0.0.2"
 
 
 @each(without=("use_nginx",))
