@@ -17,14 +17,16 @@ BLOCK = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
 ENDPOINTS = {
     "/healthz": (
         "`/healthz` (no I/O)",
-        "`WEB_CONCURRENCY` (one worker per core); the app server",
+        "`WEB_CONCURRENCY` (one worker per core, each kept to its core: "
+        "`WORKER_CPU_AFFINITY`); the app server",
         None,
     ),
     "cached read": (
         "`GET /api/items/<id>`, cached in Redis",
         "`REDIS_URL` (without it each worker caches in its memory), `CACHE_TTL_SECONDS`; one "
         "Redis call per hit: the rate limiter's count and the cached JSON body together "
-        "(`RATELIMIT_DEFAULT`)",
+        "(`RATELIMIT_DEFAULT`); a worker kept to one core wakes no other around that call "
+        "(`WORKER_CPU_AFFINITY`)",
         "use_redis",
     ),
     "PostgreSQL": (

@@ -16,8 +16,11 @@ GRANIAN_UNFROZEN = "granian, without gc.freeze() (diagnostic)"
 # settings as the generated service, its JSON access line per request included.
 SAME_SETTINGS = "minimal Flask, the generated gunicorn.conf.py"
 STORAGE_CALLS = "the limiter's in-memory counter call alone"
-# results["data"]'s targets, in run.measure_data's order (the last one absent from older runs).
+# results["data"]'s targets, in run.measure_data's order (the later ones absent from older runs).
 REDIS_HEALTHZ, CACHE_HIT, DB_HEALTHZ, DB_READ, SMALL_POOL_READ = range(5)
+UNPINNED_REDIS_HEALTHZ, UNPINNED_CACHE_HIT, UNPINNED_DB_HEALTHZ, UNPINNED_DB_READ = range(5, 9)
+# The diagnostic servers whose workers may run on any CPU (cpu_pinning.py in the template).
+UNPINNED = "WORKER_CPU_AFFINITY=off (diagnostic)"
 
 TARGETS = {
     "cheap": 0.90,
@@ -617,6 +620,19 @@ def render(bench, results: dict, plan, elapsed_s: float) -> str:
                 f"p99) | {_ratio(read, small):.2f}x; {_num(p99[0])} / {_num(p99[1])} ms "
                 f"| recorded | n/a |"
             )
+        if len(data) > UNPINNED_DB_READ:  # the same servers, workers on any CPU
+            out += [
+                "| the same two with each worker on any CPU (`WORKER_CPU_AFFINITY=off`), vs "
+                "/healthz: PostgreSQL; Redis | "
+                f"{_ratio(data[UNPINNED_DB_READ], data[UNPINNED_DB_HEALTHZ]):.2f}x; "
+                f"{_ratio(data[UNPINNED_CACHE_HIT], data[UNPINNED_REDIS_HEALTHZ]):.2f}x | recorded "
+                "| n/a |",
+                "| req/s with each worker kept to one CPU over each worker on any CPU: /healthz; "
+                "PostgreSQL read; Redis hit | "
+                f"{_ratio(data[REDIS_HEALTHZ], data[UNPINNED_REDIS_HEALTHZ]):.2f}x; "
+                f"{_ratio(data[DB_READ], data[UNPINNED_DB_READ]):.2f}x; "
+                f"{_ratio(data[CACHE_HIT], data[UNPINNED_CACHE_HIT]):.2f}x | recorded | n/a |",
+            ]
     out += _servers_targets(results.get("servers"))
     memory = results.get("servers_memory") or {}
     if memory.get("granian") and memory.get(GRANIAN_UNFROZEN):
@@ -805,7 +821,10 @@ def render(bench, results: dict, plan, elapsed_s: float) -> str:
             "compares a server's item read with its own /healthz. The diagnostic row is a third "
             "DB server with `DATABASE_POOL_SIZE=5`, the template's former default for 8 threads: "
             "its pool closed each connection beyond the 5 on its return, so requests connected "
-            "anew under load (the pool now keeps one per thread).",
+            "anew under load (the pool now keeps one per thread). The last four rows are a "
+            "Redis server and a DB server with `WORKER_CPU_AFFINITY=off`: their workers may run "
+            "on any CPU, where the others keep each worker to one CPU (the default with a worker "
+            "per CPU).",
             "",
             *_load_table(data),
         ]

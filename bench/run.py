@@ -42,6 +42,7 @@ from report import (  # noqa: E402
     GRANIAN_UNFROZEN,
     RECYCLING_DIAGNOSTIC,
     SAME_SETTINGS,
+    UNPINNED,
     render,
 )
 from services import (  # noqa: E402
@@ -681,13 +682,32 @@ def measure_data(bench: Bench, results: dict, projects: dict, prod: dict) -> Non
         "bench_app:create_bench_app()",
         section,
     )
-    bench.start(redis_server, db_server, small_pool)
+    # The same two servers with their workers on any CPU: what keeping each to one CPU is worth.
+    unpinned = {"WORKER_CPU_AFFINITY": "off"}
+    redis_unpinned = bench.server(
+        f"Redis cache, {UNPINNED}",
+        project,
+        {**eager, **unpinned},
+        f"{PACKAGE}:create_app()",
+        section,
+    )
+    db_unpinned = bench.server(
+        f"PostgreSQL, no cache, {UNPINNED}",
+        project,
+        {**db_env, **unpinned},
+        "bench_app:create_bench_app()",
+        section,
+    )
+    bench.start(redis_server, db_server, small_pool, redis_unpinned, db_unpinned)
     item = create_item(redis_server.base)
     x_cache(redis_server.base + item)  # the first read fills the cache
     if x_cache(redis_server.base + item) != "hit":
         raise RuntimeError("the Redis-backed server does not answer X-Cache: hit")
-    if x_cache(db_server.base + item) != "miss" or x_cache(db_server.base + item) != "miss":
-        raise RuntimeError("the cache-off server answered from a cache")
+    if x_cache(redis_unpinned.base + item) != "hit":
+        raise RuntimeError("the unpinned Redis-backed server does not answer X-Cache: hit")
+    for server in (db_server, db_unpinned):
+        if x_cache(server.base + item) != "miss" or x_cache(server.base + item) != "miss":
+            raise RuntimeError(f"the cache-off server {server.name} answered from a cache")
     targets = [
         Target("Redis server: /healthz", redis_server.base + "/healthz", redis_server),
         Target(f"Redis server: GET {item} (cache hit)", redis_server.base + item, redis_server),
@@ -698,11 +718,23 @@ def measure_data(bench: Bench, results: dict, projects: dict, prod: dict) -> Non
             small_pool.base + item,
             small_pool,
         ),
+        Target(
+            f"Redis server, {UNPINNED}: /healthz", redis_unpinned.base + "/healthz", redis_unpinned
+        ),
+        Target(
+            f"Redis server, {UNPINNED}: GET {item} (cache hit)",
+            redis_unpinned.base + item,
+            redis_unpinned,
+        ),
+        Target(f"DB server, {UNPINNED}: /healthz", db_unpinned.base + "/healthz", db_unpinned),
+        Target(
+            f"DB server, {UNPINNED}: GET {item} (PostgreSQL)", db_unpinned.base + item, db_unpinned
+        ),
     ]
     bench.load(targets, bench.plan.pair_duration_s, section, bench.plan.pair_rounds)
     results["data"] = targets
     results["item"] = item
-    bench.stop(redis_server, db_server, small_pool)
+    bench.stop(redis_server, db_server, small_pool, redis_unpinned, db_unpinned)
 
 
 def measure_servers(bench: Bench, results: dict, projects: dict, prod: dict) -> None:

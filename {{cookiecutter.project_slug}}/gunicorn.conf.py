@@ -10,7 +10,7 @@ import sys
 # while importing are kept with them); it collects what is made after, in the master and the
 # workers. About a tenth of the start-up CPU (bench/: the cold start's diagnostic row).
 gc.disable()
-from {{ cookiecutter.package_name }} import metrics_folder  # noqa: E402
+from {{ cookiecutter.package_name }} import cpu_pinning, metrics_folder  # noqa: E402
 from {{ cookiecutter.package_name }}.gunicorn_settings import load_gunicorn_settings  # noqa: E402
 from {{ cookiecutter.package_name }}.logs import logging_config  # noqa: E402
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings  # noqa: E402
@@ -32,6 +32,8 @@ worker_class = {
     "sync": "{{ cookiecutter.package_name }}.workers.SyncWorker",
 }[_server.worker_class]
 threads = _server.web_threads
+# The CPUs the workers keep to (cpu_pinning.py); none unless the workers cover every CPU.
+_cpus = cpu_pinning.cpus_to_pin(_server.worker_cpu_affinity, workers)
 timeout = _server.gunicorn_timeout
 graceful_timeout = _server.graceful_timeout
 keepalive = _server.keepalive
@@ -51,6 +53,19 @@ errorlog = "-"
 def on_starting(server) -> None:
     """Empty the workers' metrics folder before the first worker starts (metrics_folder.py)."""
     metrics_folder.start_server(_server.prometheus_multiproc_dir)
+
+
+def pre_fork(server, worker) -> None:
+    """Choose the CPU the new worker keeps to: the one the fewest live workers keep to."""
+    if _cpus:
+        taken = (getattr(live, "cpu", None) for live in server.WORKERS.values())
+        worker.cpu = cpu_pinning.least_used(_cpus, taken)
+
+
+def post_fork(server, worker) -> None:
+    """Keep the new worker on the CPU pre_fork chose, before it starts its threads."""
+    if _cpus:
+        cpu_pinning.pin(os.getpid(), worker.cpu)
 
 
 def child_exit(server, worker) -> None:

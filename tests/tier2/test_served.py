@@ -520,6 +520,47 @@ def test_a_killed_worker_is_replaced_and_service_continues(deployment):
         assert requests.get(f"{deployment.entry}/api/items", timeout=TIMEOUT).status_code == 200
 
 
+def cpus_of(pid: int) -> set[frozenset[int]]:
+    """Return the distinct CPU sets the threads of process ``pid`` may run on."""
+    found = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            found.add(frozenset(os.sched_getaffinity(int(task))))
+    return found
+
+
+@each()
+def test_each_worker_keeps_to_a_cpu_of_its_own_and_a_replacement_takes_the_freed_one(deployment):
+    """With a worker per CPU (WORKER_CPU_AFFINITY=auto) every thread of each worker keeps to one
+    CPU, a different one per worker; a worker started after one was killed takes its CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("workers are pinned apart only on 2 or more CPUs; this machine gives 1")
+    service = deployment.extra_service("pinned", WEB_CONCURRENCY=str(len(cpus)))
+    wait_until(lambda: len(service.workers()) == len(cpus), 30, "a worker per CPU")
+    for _ in range(4 * len(cpus)):  # start request threads too (each must keep to its CPU)
+        assert requests.get(f"{service.url}/api/items", timeout=TIMEOUT).status_code == 200
+
+    def pinned() -> dict[int, int]:
+        found = {}
+        for pid in service.workers():
+            (kept,) = cpus_of(pid)  # one CPU set for every thread of the worker
+            if len(kept) == 1:
+                found[pid] = next(iter(kept))
+        return found
+
+    wait_until(lambda: len(pinned()) == len(cpus), 15, "every worker pinned")
+    before = pinned()
+    assert sorted(before.values()) == cpus
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: len(pinned()) == len(cpus) and victim not in pinned(), 30, "a new worker")
+    after = pinned()
+    (replacement,) = set(after) - set(before)
+    assert after[replacement] == before[victim]
+    assert sorted(after.values()) == cpus
+
+
 # --------------------------------------------------------------------------- load
 
 

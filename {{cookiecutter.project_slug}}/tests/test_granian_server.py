@@ -7,7 +7,7 @@ import pytest
 from flask import Flask
 from granian import Granian
 
-from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }} import cpu_pinning, create_app
 from {{ cookiecutter.package_name }}.granian_access import with_access_log
 from {{ cookiecutter.package_name }}.granian_server import GranianSettings, main, server
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
@@ -74,6 +74,7 @@ def test_the_launcher_freezes_what_it_imported_before_the_workers_fork(monkeypat
     """It moves the objects of the modules it imported to the collector's permanent generation
     before serving, so no worker's collection writes to the pages it shares with the others."""
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # restored after the test
+    monkeypatch.setattr(cpu_pinning, "pin_forked_children", lambda cpus: None)  # no fork here
     frozen = []
     monkeypatch.setattr(Granian, "serve", lambda self: frozen.append(gc.get_freeze_count()))
     before = gc.get_freeze_count()
@@ -82,6 +83,26 @@ def test_the_launcher_freezes_what_it_imported_before_the_workers_fork(monkeypat
     finally:
         gc.unfreeze()
     assert len(frozen) == 1 and frozen[0] - before > 10000, frozen  # the modules' objects
+
+
+@pytest.mark.parametrize(("affinity", "workers"), [("auto", 2), ("auto", 1), ("off", 2)])
+def test_the_launcher_pins_the_workers_it_forks_when_they_cover_every_cpu(
+    monkeypatch, tmp_path, affinity, workers
+):
+    """It has each worker granian forks keep to a CPU of its own (cpu_pinning.py), set up before
+    serving, for its settings: none with WORKER_CPU_AFFINITY=off or fewer workers than CPUs."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    monkeypatch.setenv("WORKER_CPU_AFFINITY", affinity)
+    monkeypatch.setenv("WEB_CONCURRENCY", str(workers))
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    calls = []
+    monkeypatch.setattr(cpu_pinning, "pin_forked_children", lambda cpus: calls.append(cpus))
+    monkeypatch.setattr(Granian, "serve", lambda self: calls.append("serve"))
+    try:
+        assert main() == 0
+    finally:
+        gc.unfreeze()
+    assert calls == [(0, 1) if (affinity, workers) == ("auto", 2) else (), "serve"]
 
 
 def access_lines(text: str) -> list[dict]:

@@ -1,5 +1,8 @@
 """gunicorn's own settings: read from the environment, in gunicorn bakes only."""
 
+import os
+import textwrap
+
 import pytest
 
 from {{ cookiecutter.package_name }}.gunicorn_settings import GunicornSettings
@@ -81,3 +84,81 @@ def test_the_config_pauses_the_collector_while_it_imports_then_freezes(run_pytho
     result = run_python("-c", script, str(project_dir / "gunicorn.conf.py"), **env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "True", "True", "True", "True"]
+
+
+@pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2,
+    reason="pinning workers apart needs at least 2 CPUs; this process may use fewer",
+)
+def test_the_config_keeps_each_worker_on_a_cpu_of_its_own(run_python, project_dir):
+    """Its pre_fork (in the master) chooses the CPU the fewest live workers keep to, and its
+    post_fork (in the new worker) pins it there: two workers on two CPUs, and a worker started
+    after one died takes the CPU that one kept to. Forked here as gunicorn's master forks."""
+    script = textwrap.dedent(
+        """
+        import os, runpy, signal, sys, time, types
+        from {{ cookiecutter.package_name }}.cpu_pinning import pinned_cpu
+
+        config = runpy.run_path(sys.argv[1])
+        master = types.SimpleNamespace(WORKERS={})
+
+        def spawn():
+            worker = types.SimpleNamespace()
+            config["pre_fork"](master, worker)
+            pid = os.fork()
+            if pid == 0:
+                config["post_fork"](master, worker)
+                signal.pause()  # the test's master ends it
+                os._exit(0)
+            master.WORKERS[pid] = worker
+            return pid
+
+        def wait_pinned(pid):
+            for _ in range(100):  # bounded: 10 s for the worker to pin itself
+                if pinned_cpu(pid) is not None:
+                    return pinned_cpu(pid)
+                time.sleep(0.1)
+            return None
+
+        first, second = spawn(), spawn()
+        print(wait_pinned(first), wait_pinned(second))
+        os.kill(first, signal.SIGKILL)
+        os.waitpid(first, 0)
+        del master.WORKERS[first]
+        third = spawn()
+        print(wait_pinned(third))
+        for pid in (second, third):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        """
+    )
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    env = {
+        "APP_ENV": "production",
+        "DATABASE_URL": "sqlite:////data/app.db",
+        "SECRET_KEY": "a-real-secret-value-of-good-length",
+        "WEB_CONCURRENCY": str(len(os.sched_getaffinity(0))),
+    }
+    result = run_python("-c", script, str(project_dir / "gunicorn.conf.py"), **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{cpus[0]} {cpus[1]}", str(cpus[0])]
+
+
+def test_workers_are_not_pinned_with_affinity_off(run_python, project_dir):
+    """With WORKER_CPU_AFFINITY=off the config chooses no CPU for any worker."""
+    script = (
+        "import runpy, sys, types\n"
+        "config = runpy.run_path(sys.argv[1])\n"
+        "worker = types.SimpleNamespace()\n"
+        "config['pre_fork'](types.SimpleNamespace(WORKERS={}), worker)\n"
+        "print(config['_cpus'], hasattr(worker, 'cpu'))\n"
+    )
+    env = {
+        "APP_ENV": "production",
+        "DATABASE_URL": "sqlite:////data/app.db",
+        "SECRET_KEY": "a-real-secret-value-of-good-length",
+        "WORKER_CPU_AFFINITY": "off",
+    }
+    result = run_python("-c", script, str(project_dir / "gunicorn.conf.py"), **env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["()", "False"]

@@ -12,7 +12,7 @@ from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from pydantic import Field
 
-from . import metrics_folder
+from . import cpu_pinning, metrics_folder
 from .logs import logging_config
 from .server import ServerSettings
 from .settings import SettingsError, load_settings
@@ -86,6 +86,10 @@ def main() -> int:
     # pages holding them and make every worker copy those pages: 20 to 30 MiB of private memory
     # per worker (the template's benchmark, its app servers' memory table).
     gc.freeze()
+    # granian forks the workers: each keeps to a CPU of its own when they cover every CPU.
+    cpu_pinning.pin_forked_children(
+        cpu_pinning.cpus_to_pin(settings.worker_cpu_affinity, settings.workers())
+    )
     try:
         server(settings).serve()
     finally:
