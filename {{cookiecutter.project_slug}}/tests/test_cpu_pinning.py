@@ -8,7 +8,13 @@ import time
 
 import pytest
 
-from {{ cookiecutter.package_name }}.cpu_pinning import cpus_to_pin, least_used, pin, pinned_cpu
+from {{ cookiecutter.package_name }}.cpu_pinning import (
+    cpus_to_pin,
+    least_used,
+    pin,
+    pin_forked_children,
+    pinned_cpu,
+)
 
 CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
 needs_two_cpus = pytest.mark.skipif(
@@ -99,3 +105,16 @@ def test_forked_children_are_spread_and_a_replacement_takes_the_freed_cpu(run_py
     spread, replaced = result.stdout.splitlines()
     assert spread.split() == [str(first), str(second), str(first), str(second)]
     assert replaced == str(first)
+
+
+def test_no_child_is_pinned_where_the_kernel_does_not_list_children(monkeypatch):
+    """It sets up no fork hook when /proc does not list a process's children: it could not see
+    which CPUs the live workers keep to, and would pin every worker to the first CPU."""
+    hooks = []
+    monkeypatch.setattr("os.register_at_fork", lambda **hook: hooks.append(hook))
+    monkeypatch.setattr("os.path.exists", lambda path: not path.endswith("/children"))
+    pin_forked_children((0, 1))
+    assert hooks == []
+    monkeypatch.setattr("os.path.exists", lambda path: True)
+    pin_forked_children((0, 1))
+    assert len(hooks) == 1 and set(hooks[0]) == {"before", "after_in_child", "after_in_parent"}

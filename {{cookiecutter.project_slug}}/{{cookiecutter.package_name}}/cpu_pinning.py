@@ -4,8 +4,8 @@ A worker's threads pass Python's lock (the GIL) to one another around every bloc
 round trip to the database or the cache, a write to a socket. When the threads of one worker run
 on different CPUs, each pass wakes a thread on another CPU, and under load that costs the worker
 more CPU than the call itself, most of all in a virtual machine, where waking another CPU exits
-to the hypervisor. On one CPU a pass is a plain switch. The template's benchmark measured a cached
-read served about a quarter faster this way, on both app servers, and nothing slower.
+to the hypervisor. On one CPU a pass is a plain switch. The template's benchmark served a cached
+read about a quarter faster this way, and nothing slower.
 
 WORKER_CPU_AFFINITY=auto (the default) pins only when there are at least as many workers as CPUs
 in this process's affinity, and more than one CPU: every CPU then gets its share of workers, as
@@ -99,11 +99,15 @@ def pin_forked_children(cpus: tuple[int, ...]) -> None:
     For a server whose workers are forked by code outside the app (granian): the choice is made
     in this process before each fork, from the CPUs its live children keep to, and applied on
     both sides of the fork, so the child is pinned before it starts a thread and the next choice
-    already sees it. A child's own forks are left alone.
+    already sees it. A child's own forks are left alone. A kernel that does not list a process's
+    children (/proc/<pid>/task/<tid>/children) leaves nothing to choose from: nothing is pinned.
     """
     if not cpus:
         return
     parent = os.getpid()
+    if not os.path.exists(f"/proc/{parent}/task/{parent}/children"):
+        log.info("workers run on any CPU: this kernel does not list a process's children")
+        return
     state: dict = {}
 
     def before() -> None:
