@@ -27,7 +27,7 @@ needs_two_cpus = pytest.mark.skipif(
     [
         ("auto", {0, 1}, 2, (0, 1)),
         ("auto", {2, 3}, 5, (2, 3)),  # more workers than CPUs: each CPU gets its share
-        ("auto", set(range(8)), 2, ()),  # a quota below the CPUs seen: pinned, they would crowd
+        ("auto", set(range(8)), 2, ()),  # a quota below the CPUs seen: they would crowd
         ("auto", {0}, 1, ()),  # one CPU: nothing to choose
         ("off", {0, 1}, 2, ()),
     ],

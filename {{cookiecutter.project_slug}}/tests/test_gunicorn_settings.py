@@ -8,6 +8,15 @@ import pytest
 from {{ cookiecutter.package_name }}.gunicorn_settings import GunicornSettings
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
 
+from .test_cpu_pinning import needs_two_cpus
+
+# What the config needs to load as in production: no .env is read where run_python runs it.
+CONFIG_ENV = {
+    "APP_ENV": "production",
+    "DATABASE_URL": "sqlite:////data/app.db",
+    "SECRET_KEY": "a-real-secret-value-of-good-length",
+}
+
 
 def test_sync_workers_get_one_thread(monkeypatch):
     """It runs sync workers single-threaded: with threads gunicorn would silently use gthread."""
@@ -48,12 +57,7 @@ def test_a_bad_setting_stops_gunicorn_before_any_worker_with_one_line(
     run_python, project_dir, name, value
 ):
     """It exits 1 naming the variable, gunicorn's or the app's, in one line: no traceback."""
-    env = {
-        "APP_ENV": "production",
-        "DATABASE_URL": "sqlite:////data/app.db",
-        "SECRET_KEY": "a-real-secret-value-of-good-length",
-        name: value,
-    }
+    env = {**CONFIG_ENV, name: value}
     config = str(project_dir / "gunicorn.conf.py")
     app = "{{ cookiecutter.package_name }}:create_app()"
     result = run_python("-m", "gunicorn", "--config", config, "--check-config", app, **env)
@@ -76,20 +80,13 @@ def test_the_config_pauses_the_collector_while_it_imports_then_freezes(run_pytho
         "config['when_ready'](None)\n"
         "print(gc.isenabled(), gc.get_freeze_count() > imported)\n"
     )
-    env = {
-        "APP_ENV": "production",
-        "DATABASE_URL": "sqlite:////data/app.db",
-        "SECRET_KEY": "a-real-secret-value-of-good-length",
-    }
+    env = CONFIG_ENV
     result = run_python("-c", script, str(project_dir / "gunicorn.conf.py"), **env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "True", "True", "True", "True"]
 
 
-@pytest.mark.skipif(
-    len(os.sched_getaffinity(0)) < 2,
-    reason="pinning workers apart needs at least 2 CPUs; this process may use fewer",
-)
+@needs_two_cpus
 def test_the_config_keeps_each_worker_on_a_cpu_of_its_own(run_python, project_dir):
     """Its pre_fork (in the master) chooses the CPU the fewest live workers keep to, and its
     post_fork (in the new worker) pins it there: two workers on two CPUs, and a worker started
@@ -133,12 +130,7 @@ def test_the_config_keeps_each_worker_on_a_cpu_of_its_own(run_python, project_di
         """
     )
     cpus = sorted(os.sched_getaffinity(0))[:2]
-    env = {
-        "APP_ENV": "production",
-        "DATABASE_URL": "sqlite:////data/app.db",
-        "SECRET_KEY": "a-real-secret-value-of-good-length",
-        "WEB_CONCURRENCY": str(len(os.sched_getaffinity(0))),
-    }
+    env = {**CONFIG_ENV, "WEB_CONCURRENCY": str(len(os.sched_getaffinity(0)))}
     result = run_python("-c", script, str(project_dir / "gunicorn.conf.py"), **env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [f"{cpus[0]} {cpus[1]}", str(cpus[0])]
@@ -153,12 +145,7 @@ def test_workers_are_not_pinned_with_affinity_off(run_python, project_dir):
         "config['pre_fork'](types.SimpleNamespace(WORKERS={}), worker)\n"
         "print(config['_cpus'], hasattr(worker, 'cpu'))\n"
     )
-    env = {
-        "APP_ENV": "production",
-        "DATABASE_URL": "sqlite:////data/app.db",
-        "SECRET_KEY": "a-real-secret-value-of-good-length",
-        "WORKER_CPU_AFFINITY": "off",
-    }
+    env = {**CONFIG_ENV, "WORKER_CPU_AFFINITY": "off"}
     result = run_python("-c", script, str(project_dir / "gunicorn.conf.py"), **env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["()", "False"]
