@@ -32,8 +32,6 @@ worker_class = {
     "sync": "{{ cookiecutter.package_name }}.workers.SyncWorker",
 }[_server.worker_class]
 threads = _server.web_threads
-# The CPUs the workers keep to (cpu_pinning.py); none unless the workers cover every CPU.
-_cpus = cpu_pinning.cpus_to_pin(_server.worker_cpu_affinity, workers)
 timeout = _server.gunicorn_timeout
 graceful_timeout = _server.graceful_timeout
 keepalive = _server.keepalive
@@ -56,15 +54,19 @@ def on_starting(server) -> None:
 
 
 def pre_fork(server, worker) -> None:
-    """Choose the CPU the new worker keeps to: the one the fewest live workers keep to."""
-    if _cpus:
-        taken = (getattr(live, "cpu", None) for live in server.WORKERS.values())
-        worker.cpu = cpu_pinning.least_used(_cpus, taken)
+    """Choose the CPU the new worker keeps to (None: any): the one the fewest live workers keep to.
+
+    Workers keep to CPUs only while they cover every CPU (cpu_pinning.py). That is asked again at
+    each fork, of the master's worker count now: TTIN and TTOU change it at run time.
+    """
+    cpus = cpu_pinning.cpus_to_pin(_server.worker_cpu_affinity, server.num_workers)
+    taken = (getattr(live, "cpu", None) for live in server.WORKERS.values())
+    worker.cpu = cpu_pinning.least_used(cpus, taken) if cpus else None
 
 
 def post_fork(server, worker) -> None:
     """Keep the new worker on the CPU pre_fork chose, before it starts its threads."""
-    if _cpus:
+    if worker.cpu is not None:
         cpu_pinning.pin(os.getpid(), worker.cpu)
 
 

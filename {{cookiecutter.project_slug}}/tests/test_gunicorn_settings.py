@@ -97,7 +97,7 @@ def test_the_config_keeps_each_worker_on_a_cpu_of_its_own(run_python, project_di
         from {{ cookiecutter.package_name }}.cpu_pinning import pinned_cpu
 
         config = runpy.run_path(sys.argv[1])
-        master = types.SimpleNamespace(WORKERS={})
+        master = types.SimpleNamespace(WORKERS={}, num_workers=config["workers"])
 
         def spawn():
             worker = types.SimpleNamespace()
@@ -136,16 +136,40 @@ def test_the_config_keeps_each_worker_on_a_cpu_of_its_own(run_python, project_di
     assert result.stdout.splitlines() == [f"{cpus[0]} {cpus[1]}", str(cpus[0])]
 
 
-def test_workers_are_not_pinned_with_affinity_off(run_python, project_dir):
-    """With WORKER_CPU_AFFINITY=off the config chooses no CPU for any worker."""
-    script = (
-        "import runpy, sys, types\n"
-        "config = runpy.run_path(sys.argv[1])\n"
-        "worker = types.SimpleNamespace()\n"
-        "config['pre_fork'](types.SimpleNamespace(WORKERS={}), worker)\n"
-        "print(config['_cpus'], hasattr(worker, 'cpu'))\n"
+# Prints the CPU pre_fork chooses for a new worker while the master runs each count of workers
+# given as arguments, as TTIN and TTOU leave it (None: the worker may run on any CPU).
+CHOSEN_FOR_COUNTS = """
+import runpy, sys, types
+config = runpy.run_path(sys.argv[1])
+for count in sys.argv[2:]:
+    worker = types.SimpleNamespace()
+    config["pre_fork"](types.SimpleNamespace(WORKERS={}, num_workers=int(count)), worker)
+    print(worker.cpu)
+"""
+
+
+@needs_two_cpus
+def test_a_worker_started_after_ttin_or_ttou_follows_the_count_then(run_python, project_dir):
+    """It pins a new worker only while the master's workers cover every CPU, counted at its
+    fork: started with fewer, TTIN up to one per CPU pins the next one; TTOU below unpins."""
+    count = len(os.sched_getaffinity(0))
+    counts = [str(count - 1), str(count), str(count + 1), str(count - 1)]
+    env = {**CONFIG_ENV, "WEB_CONCURRENCY": str(count - 1)}
+    result = run_python(
+        "-c", CHOSEN_FOR_COUNTS, str(project_dir / "gunicorn.conf.py"), *counts, **env
     )
-    env = {**CONFIG_ENV, "WORKER_CPU_AFFINITY": "off"}
-    result = run_python("-c", script, str(project_dir / "gunicorn.conf.py"), **env)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["()", "False"]
+    first = str(min(os.sched_getaffinity(0)))
+    assert result.stdout.split() == ["None", first, first, "None"]
+
+
+def test_workers_are_not_pinned_with_affinity_off(run_python, project_dir):
+    """With WORKER_CPU_AFFINITY=off the config chooses no CPU for any worker, however many."""
+    count = len(os.sched_getaffinity(0))
+    counts = [str(count), str(count * 2)]
+    env = {**CONFIG_ENV, "WORKER_CPU_AFFINITY": "off", "WEB_CONCURRENCY": str(count)}
+    result = run_python(
+        "-c", CHOSEN_FOR_COUNTS, str(project_dir / "gunicorn.conf.py"), *counts, **env
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["None", "None"]

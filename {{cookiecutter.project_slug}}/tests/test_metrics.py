@@ -87,15 +87,16 @@ def test_cache_lookups_count_misses_and_hits(client):
     assert samples[("cache_lookups_total", frozenset({("result", "error")}))] == 0
 
 
+IN_USE = ("db_pool_connections", frozenset({("state", "in_use")}))
+IDLE = ("db_pool_connections", frozenset({("state", "idle")}))
+
+
 def test_pool_gauges_show_connections_in_use_and_idle(client):
     """It reports no pooled connection in use between requests, and the idle ones kept."""
     client.get("/api/items")
     samples = scrape(client)
-    assert samples[("db_pool_connections", frozenset({("state", "in_use")}))] == 0
-    assert samples[("db_pool_connections", frozenset({("state", "idle")}))] >= 1
-
-
-IN_USE = ("db_pool_connections", frozenset({("state", "in_use")}))
+    assert samples[IN_USE] == 0
+    assert samples[IDLE] >= 1
 
 
 def in_use_once_sampled(client, expected: int) -> float:
