@@ -118,8 +118,9 @@ class Deployment:
         env.update(overrides)
         return env
 
-    def new_service(self, name: str, **overrides: str) -> Service:
-        """Prepare (not start) a service instance with its own port, env file and logs."""
+    def new_service(self, name: str, cpus: tuple[int, ...] = (), **overrides: str) -> Service:
+        """Prepare (not start) a service instance with its own port, env file and logs; on
+        ``cpus`` only when given (a container's cpuset), else on any CPU."""
         folder = self.root / name
         folder.mkdir()
         # Its own metrics folder, as compose gives each web container its own tmpfs.
@@ -127,7 +128,7 @@ class Deployment:
         overrides = {"PROMETHEUS_MULTIPROC_DIR": metrics, **overrides}
         env_file = write_env_file(folder / "service.env", self.env(free_port(), **overrides))
         logs = owned_dir(folder / "logs")
-        return Service(self.tree, env_file, self.recipe, logs, self.bin, self.interpreter.env)
+        return Service(self.tree, env_file, self.recipe, logs, self.bin, self.interpreter.env, cpus)
 
     def failed_start(self, name: str, **overrides: str) -> tuple[int, str]:
         """Start an instance expected to refuse; return its exit code and its output."""
@@ -140,9 +141,9 @@ class Deployment:
             service.stop()
         return code, service.stdout.read_text() + service.stderr.read_text()
 
-    def extra_service(self, name: str, **overrides: str) -> Service:
+    def extra_service(self, name: str, cpus: tuple[int, ...] = (), **overrides: str) -> Service:
         """Start another instance of the service on the same data; stopped with the deployment."""
-        service = self.new_service(name, **overrides)
+        service = self.new_service(name, cpus, **overrides)
         self.extra.append(service)
         return service.start()
 

@@ -579,6 +579,7 @@ class Service(NativeServer):
     logs: Path
     bin: Path
     runtime_env: dict[str, str]
+    cpus: tuple[int, ...] = ()  # the CPUs it may run on (taskset), as a container's cpuset; all
     process: subprocess.Popen | None = None
 
     @property
@@ -633,8 +634,9 @@ class Service(NativeServer):
     def launch(self) -> subprocess.Popen:
         """Start the image's command without waiting for it to serve."""
         self.logs.mkdir(parents=True, exist_ok=True)
+        cpuset = ["taskset", "--cpu-list", ",".join(map(str, self.cpus))] if self.cpus else []
         self.process = spawn(
-            self.recipe.command, self.stdout, self.stderr, cwd=self.tree, env=self.env
+            [*cpuset, *self.recipe.command], self.stdout, self.stderr, cwd=self.tree, env=self.env
         )
         return self.process
 
