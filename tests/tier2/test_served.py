@@ -513,7 +513,8 @@ def test_a_killed_worker_is_replaced_and_service_continues(deployment):
     os.kill(victim, signal.SIGKILL)
 
     def replaced() -> bool:
-        return len(service.workers()) == 2 and victim not in service.workers()
+        now = service.workers()  # one look for both conditions (the master reaps, then forks)
+        return len(now) == 2 and victim not in now
 
     def all_answered(count: int) -> bool:
         try:
@@ -566,13 +567,23 @@ def test_each_worker_keeps_to_a_cpu_of_its_own_and_a_replacement_takes_the_freed
                 found[pid] = next(iter(kept))
         return found
 
-    wait_until(lambda: len(pinned()) == len(cpus), 15, "every worker pinned")
-    before = pinned()
+    seen: dict[int, int] = {}
+
+    def pinned_apart(gone: int | None = None) -> bool:
+        """Take one snapshot (kept in ``seen``) and say whether it holds a pinned worker per CPU,
+        none of them ``gone``. Both conditions must hold of the same snapshot: between two
+        looks the master may reap the killed worker before it starts the next."""
+        seen.clear()
+        seen.update(pinned())
+        return len(seen) == len(cpus) and gone not in seen
+
+    wait_until(pinned_apart, 15, "every worker pinned")
+    before = dict(seen)
     assert sorted(before.values()) == cpus
     victim = min(before)
     os.kill(victim, signal.SIGKILL)
-    wait_until(lambda: len(pinned()) == len(cpus) and victim not in pinned(), 30, "a new worker")
-    after = pinned()
+    wait_until(lambda: pinned_apart(gone=victim), 30, "a new worker")
+    after = dict(seen)
     (replacement,) = set(after) - set(before)
     assert after[replacement] == before[victim]
     assert sorted(after.values()) == cpus
