@@ -121,8 +121,11 @@ def test_the_scheduler_requeues_an_item_whose_send_failed(deployment, worker):
         assert celery.healthcheck(deployment, scheduler, "beat").returncode == 0
     finally:
         celery.stop(scheduler)
-    (line,) = celery.task_lines(worker, item_id)
-    assert line["message"] == "item processed"
+    # Processed once. The next run may send the item again if it is still pending then (a slow
+    # worker): that task finds it done and says "item not pending".
+    lines = celery.task_lines(worker, item_id)
+    (line,) = [ln for ln in lines if ln["message"] == "item processed"]
+    assert {ln["message"] for ln in lines} <= {"item processed", "item not pending"}, lines
     runs = [r for r in celery.log_records(worker) if r["message"] == "pending items re-queued"]
     assert line["request_id"] != request_id
     assert line["request_id"] in {run["request_id"] for run in runs if run["count"]}

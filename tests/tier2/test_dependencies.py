@@ -25,6 +25,9 @@ from .test_served import TIMEOUT, assert_json_error, each, wait_out_redis_breake
 
 HEALTH_CHECK_TIMEOUT = 2.0  # the service's default
 REDIS_TIMEOUT = 1.0  # the service's default
+# An answer bounded by a timeout setting may come this long after it: the bound is the setting,
+# the slack is for a loaded machine (2 cores shared with the other test worker and the servers).
+LOAD_SLACK = 2.0
 PATIENT_REDIS_TIMEOUT = 5  # the restart's own service: no stall of a loaded machine trips it
 
 
@@ -48,12 +51,14 @@ def frozen(*pids: int) -> Iterator[None]:
     stopped = []
     try:
         for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
-            stopped.append(pid)
+            with contextlib.suppress(ProcessLookupError):  # a child that ended since it was listed
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
         yield
     finally:
         for pid in reversed(stopped):
-            os.kill(pid, signal.SIGCONT)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
 
 
 def timed_get(url: str) -> tuple[float, requests.Response]:
@@ -73,7 +78,7 @@ def assert_ready(url: str) -> dict:
     """Assert /readyz answers 200 in time, and return its body."""
     took, response = timed_get(f"{url}/readyz")
     assert response.status_code == 200, response.text
-    assert took < HEALTH_CHECK_TIMEOUT + 1
+    assert took < HEALTH_CHECK_TIMEOUT + LOAD_SLACK, took
     return response.json()
 
 
@@ -81,7 +86,7 @@ def assert_unready(url: str, check: str, *errors: str) -> None:
     """Assert /readyz answers 503 in time, ``check`` failing with one of ``errors``."""
     took, response = timed_get(f"{url}/readyz")
     assert response.status_code == 503, response.text
-    assert took < HEALTH_CHECK_TIMEOUT + 1, took
+    assert took < HEALTH_CHECK_TIMEOUT + LOAD_SLACK, took
     assert response.json()["status"] == "unavailable"
     reported = response.json()["checks"][check]["error"]
     assert any(error in reported for error in errors), response.text
@@ -115,9 +120,11 @@ def test_a_frozen_redis_costs_one_timeout_per_worker_and_the_service_stays_ready
             assert body["checks"]["redis"]["status"] == "degraded"
             assert body["checks"]["database"]["status"] == "ok"
         every = [took for series in durations.values() for took in series]
-        slow = [took for took in every if took > REDIS_TIMEOUT / 2]
+        # A read that waited out a timeout took at least REDIS_TIMEOUT; one slowed by the load alone
+        # (the other test worker, the servers) rarely takes most of it.
+        slow = [took for took in every if took > REDIS_TIMEOUT * 0.9]
         print(f"{deployment.combo.id}: GET seconds with Redis frozen: {durations}")
-        assert all(took < REDIS_TIMEOUT + 1 for took in every), durations
+        assert all(took < REDIS_TIMEOUT + LOAD_SLACK for took in every), durations
         assert len(slow) <= len(service.workers()), durations  # one timeout per worker at most
     back = time.monotonic()
     client = server.client(deployment.redis_db)
