@@ -69,7 +69,7 @@ def postgres_bin() -> Path:
 
 
 def wait_until(check: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
-    """Call ``check`` until it returns something true, at most ``timeout`` seconds.
+    """Call ``check`` until it returns something true, at most ``timeout`` seconds; return that.
 
     Errors count as "not yet", except ServerError (a process died: no point waiting); at the
     deadline, raise ServerError naming ``what`` and the last error seen.
@@ -78,8 +78,9 @@ def wait_until(check: Callable[[], object], timeout: float, what: str, interval:
     last: Exception | None = None
     while True:
         try:
-            if check():
-                return
+            result = check()
+            if result:
+                return result
         except ServerError:
             raise
         except Exception as exc:
@@ -579,7 +580,7 @@ class Service(NativeServer):
     logs: Path
     bin: Path
     runtime_env: dict[str, str]
-    cpus: tuple[int, ...] = ()  # the CPUs it may run on (taskset), as a container's cpuset; all
+    cpus: tuple[int, ...] = ()  # the CPUs it may run on (taskset), as a container's cpuset; () any
     process: subprocess.Popen | None = None
 
     @property

@@ -567,23 +567,19 @@ def test_each_worker_keeps_to_a_cpu_of_its_own_and_a_replacement_takes_the_freed
                 found[pid] = next(iter(kept))
         return found
 
-    seen: dict[int, int] = {}
+    def pinned_apart(gone: int | None = None) -> dict[int, int] | None:
+        """Return the pinned workers when there is one per CPU, none of them ``gone``; else None.
 
-    def pinned_apart(gone: int | None = None) -> bool:
-        """Take one snapshot (kept in ``seen``) and say whether it holds a pinned worker per CPU,
-        none of them ``gone``. Both conditions must hold of the same snapshot: between two
-        looks the master may reap the killed worker before it starts the next."""
-        seen.clear()
-        seen.update(pinned())
-        return len(seen) == len(cpus) and gone not in seen
+        One look for both conditions: between two, the master may reap the killed worker before
+        it starts the next."""
+        now = pinned()
+        return now if len(now) == len(cpus) and gone not in now else None
 
-    wait_until(pinned_apart, 15, "every worker pinned")
-    before = dict(seen)
+    before = wait_until(pinned_apart, 15, "every worker pinned")
     assert sorted(before.values()) == cpus
     victim = min(before)
     os.kill(victim, signal.SIGKILL)
-    wait_until(lambda: pinned_apart(gone=victim), 30, "a new worker")
-    after = dict(seen)
+    after = wait_until(lambda: pinned_apart(gone=victim), 30, "a new worker")
     (replacement,) = set(after) - set(before)
     assert after[replacement] == before[victim]
     assert sorted(after.values()) == cpus
