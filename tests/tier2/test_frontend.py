@@ -94,6 +94,25 @@ def test_an_unknown_hashed_file_is_a_404_from_nginx(deployment):
     assert static_requests(deployment, since) == []
 
 
+@each("use_frontend")
+def test_no_compressed_variant_is_sent_as_the_asset_itself(deployment):
+    """It never answers an asset's .br or .gz name typed as the asset (CSS, JavaScript): none is
+    written for brotli, and the app refuses both names; nginx sends the .gz as the bytes it is."""
+    for url in page_assets(deployment.entry):
+        brotli = requests.get(f"{deployment.entry}{url}.br", timeout=TIMEOUT)
+        assert brotli.status_code == 404, brotli.headers
+        assert brotli.json()["error"]["status"] == 404
+        zipped = requests.get(f"{deployment.entry}{url}.gz", stream=True, timeout=TIMEOUT)
+        if deployment.nginx is None:
+            assert zipped.status_code == 404, zipped.headers
+            continue
+        assert zipped.status_code == 200
+        assert zipped.headers["Content-Type"] == "application/octet-stream", zipped.headers
+        assert "Content-Encoding" not in zipped.headers
+        plain = requests.get(deployment.entry + url, timeout=TIMEOUT)
+        assert gzip.decompress(zipped.raw.read()) == plain.content
+
+
 @each("use_frontend", "use_nginx")
 def test_the_page_carries_one_content_security_policy(deployment):
     """It passes the app's policy on the page and adds no second one (the API keeps nginx's)."""
