@@ -26,8 +26,8 @@ ENV_FILE = Path(".env")
 HIDDEN_INPUT_WORDS = ("SECRET", "PASSWORD", "URL", "TOKEN")
 RateLimits = Annotated[str, AfterValidator(checked_limits)]
 # Threads per app-server worker: read by the app server, and by the app to size its database
-# pool. 8 (benchmarked on 2 CPUs) served about twice what 4 did on routes that wait on I/O, and a
-# little less on CPU-heavy ones.
+# pool. 8 serve about twice what 4 do on routes that wait on I/O, and a little less on CPU-heavy
+# ones.
 WebThreads = Annotated[int, Field(ge=1, le=64)]
 DEFAULT_WEB_THREADS = 8
 
