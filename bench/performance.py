@@ -1,25 +1,19 @@
-"""The generated README's performance table: what each endpoint costs per core, on each server.
+"""The per-core table of docs/benchmarks.md: what each endpoint costs per core, on each server.
 
-bench/run.py renders it from the `servers` part and writes it twice, between the same markers:
-into docs/benchmarks.md and into the template's README, so a test can check they agree.
+bench/report.py renders it from the `servers` part, with the machine it was measured on. It stays
+in the template's own docs: the generated README gives owners guidance, not this machine's figures.
 """
 
 import os
 import platform
-import re
-from pathlib import Path
 
-START = "<!-- performance table: written by bench/run.py -->"
-END = "<!-- end of performance table -->"
-BLOCK = re.compile(re.escape(START) + r".*?" + re.escape(END), re.DOTALL)
 # Each endpoint the table shows (the label run.py's servers part gives it): its row's first and
-# last cells, and the option a bake needs for the row to apply (the README guards it with Jinja).
+# last cells.
 ENDPOINTS = {
     "/healthz": (
         "`/healthz` (no I/O)",
         "`WEB_CONCURRENCY` (one worker per core, each kept to its core: "
         "`WORKER_CPU_AFFINITY`); the app server",
-        None,
     ),
     "cached read": (
         "`GET /api/items/<id>`, cached in Redis",
@@ -27,20 +21,17 @@ ENDPOINTS = {
         "Redis call per hit: the rate limiter's count and the cached JSON body together "
         "(`RATELIMIT_DEFAULT`); a worker kept to one core wakes no other around that call "
         "(`WORKER_CPU_AFFINITY`)",
-        "use_redis",
     ),
     "PostgreSQL": (
         "`GET /api/items/<id>` from PostgreSQL",
         "one SELECT sent by psycopg outside a transaction (one round trip); `WEB_THREADS` "
         "(threads wait on the database in parallel, each with its pooled connection: "
         "`DATABASE_POOL_SIZE` follows it); PostgreSQL's own CPU, not counted here",
-        "use_postgres",
     ),
     "POST": (
         "`POST /api/items` (a write)",
         "the commit in PostgreSQL; `RATELIMIT_WRITE` (60 per minute per client by default); "
         "the background task it enqueues, if any",
-        "use_postgres",
     ),
 }
 
@@ -82,7 +73,7 @@ def _cpus() -> int:
 
 
 def table(servers: list, started, load: tuple[float, float]) -> list[str]:
-    """Return the table's lines, markers included, from the servers part's targets."""
+    """Return the table's lines, from the servers part's targets."""
     cells: dict[str, dict[str, str]] = {kind: {} for kind in ENDPOINTS}
     for target in servers:
         server = target.name.split(":", 1)[0]
@@ -90,47 +81,13 @@ def table(servers: list, started, load: tuple[float, float]) -> list[str]:
     rows = [
         f"| {label} | {cells[kind].get('gunicorn', '-')} | {cells[kind].get('granian', '-')} "
         f"| {knobs} |"
-        for kind, (label, knobs, _) in ENDPOINTS.items()
+        for kind, (label, knobs) in ENDPOINTS.items()
     ]
     return [
-        START,
         _machine_line(started, load),
         "",
         "| endpoint | gunicorn: requests/s per core | granian: requests/s per core "
         "| what moves it |",
         "|---|---:|---:|---|",
         *rows,
-        END,
     ]
-
-
-def with_guards(lines: list[str]) -> list[str]:
-    """Return the table for the template's README: each row needing an option guarded by it."""
-    options = {f"| {label} |": option for label, _, option in ENDPOINTS.values() if option}
-    out = []
-    for line in lines:
-        option = next((o for start, o in options.items() if line.startswith(start)), None)
-        out += (
-            [f'{{%- if cookiecutter.{option} == "yes" %}}', line, "{%- endif %}"]
-            if option
-            else [line]
-        )
-    return out
-
-
-def replace_block(text: str, lines: list[str]) -> str:
-    """Return ``text`` with the block between the markers replaced by ``lines``."""
-    if not BLOCK.search(text):
-        raise ValueError(f"no block between {START!r} and {END!r}")
-    return BLOCK.sub(lambda _: "\n".join(lines), text, count=1)
-
-
-def block(text: str) -> str | None:
-    """Return the block between the markers, markers included, or None."""
-    match = BLOCK.search(text)
-    return match.group(0) if match else None
-
-
-def write_readme(readme: Path, lines: list[str]) -> None:
-    """Write the table into the template's README between its markers."""
-    readme.write_text(replace_block(readme.read_text(), lines))

@@ -344,7 +344,7 @@ def _servers_memory(memory: dict | None) -> list[str]:
 
 
 def _servers_section(results: dict) -> list[str]:
-    """Return the section comparing the app servers, with the generated README's table."""
+    """Return the section comparing the app servers, with the per-core table."""
     servers = results["servers"]
     load = (results.get("load_start", 0.0), results.get("load_end", 0.0))
     return [
@@ -363,9 +363,9 @@ def _servers_section(results: dict) -> list[str]:
         *_load_table(servers, servers[0], "gunicorn /healthz"),
         *_servers_memory(results.get("servers_memory")),
         "",
-        "### The generated README's performance table",
+        "### Per core",
         "",
-        "bench/run.py writes this block into the template's README too (a test checks both agree).",
+        "What one core of the app server serves, per endpoint, and what moves it.",
         "",
         *performance.table(servers, results["started"], load),
     ]

@@ -1,6 +1,6 @@
 """Benchmark the generated service against reference apps, interleaved; write docs/benchmarks.md.
 
-    python bench/run.py            full run (about 25 minutes on 2 cores), with the README table
+    python bench/run.py            full run (about 25 minutes on 2 cores)
     python bench/run.py --quick    smoke run (about 3 minutes): 1 round, short loads, no tier-1
 
 Every comparison runs its servers side by side and loads them in turn (A B A B ...), so slow
@@ -34,7 +34,6 @@ sys.path.insert(1, str(BENCH.parent / "tests"))  # combinations: the options
 
 import celery_bench  # noqa: E402
 import frontend_bench  # noqa: E402
-import performance  # noqa: E402
 import wrk  # noqa: E402
 from combinations import ALL_ON  # noqa: E402
 from report import (  # noqa: E402
@@ -61,8 +60,6 @@ from services import (  # noqa: E402
 
 REPO = BENCH.parent
 DEFAULT_OUT = REPO / "docs" / "benchmarks.md"
-# The generated README, whose performance table the full run rewrites (bench/performance.py).
-README = REPO / "{{cookiecutter.project_slug}}" / "README.md"
 PACKAGE = "my_service"
 # A load that one worker served alone is done again, at most this many times (see Bench.load).
 ONE_WORKER_REPEATS = 2
@@ -1016,16 +1013,11 @@ def fmt_rps(target: Target) -> str:
 
 
 def write_outputs(bench, results: dict, out: Path) -> None:
-    """Write the markdown report; a full run to docs/ also writes the README's table."""
+    """Write the markdown report (never into generated files: this machine is not the owner's)."""
     text = render(bench, results, results["plan"], results["elapsed_s"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     log(f"wrote {out}")
-    if results.get("servers") and out == DEFAULT_OUT and results["plan"].run_matrix:
-        load = (results["load_start"], results["load_end"])
-        lines = performance.table(results["servers"], results["started"], load)
-        performance.write_readme(README, performance.with_guards(lines))
-        log(f"wrote the performance table into {README}")
 
 
 def detached(value):
@@ -1040,7 +1032,7 @@ def detached(value):
 
 
 def render_saved(saved: Path, out: Path) -> int:
-    """Re-render the report (and README table) of a run saved with --save."""
+    """Re-render the report of a run saved with --save."""
     data = pickle.loads(saved.read_bytes())  # a file this script wrote
     write_outputs(types.SimpleNamespace(commands=data["commands"]), data["results"], out)
     return 0

@@ -84,6 +84,37 @@ def test_every_tag_is_rendered(bake, combo):
             assert not UNRENDERED.search(text), path
 
 
+# What the template's own benchmark and test machines would leave in a generated file: their
+# tools' folders, the machine's load and kernel release, the template's runs named as evidence.
+LAB_NOTES = re.compile(
+    r"\bbench/|load average|\bLinux \d+\.\d+\.\d+|the template's (benchmark|tier|test)",
+    re.IGNORECASE,
+)
+
+
+@pytest.mark.parametrize("combo", params())
+def test_no_generated_file_carries_the_templates_lab_notes(bake, combo):
+    """It gives the owner guidance, not the template's benchmark host, figures or test runs."""
+    root = bake(combo)
+    found = [
+        f"{path.relative_to(root)}: {match.group(0)!r}"
+        for path in project_files(root)
+        for match in LAB_NOTES.finditer(path.read_text(errors="replace"))
+    ]
+    assert not found, found
+
+
+def test_the_lab_notes_check_finds_a_benchmark_host_line():
+    """It finds the line the benchmark wrote into the README, and passes a kernel feature's."""
+    host = "Measured by `bench/run.py`: Linux 6.18.44-fc-v669, load average 5.5 at the start"
+    assert {m.group(0) for m in LAB_NOTES.finditer(host)} == {
+        "bench/",
+        "Linux 6.18.44",
+        "load average",
+    }
+    assert not LAB_NOTES.search("Linux 5.14 or newer can hand a closing socket's connections")
+
+
 @pytest.mark.parametrize("combo", params())
 def test_pruned_paths_follow_the_hook_table(bake, combo):
     """It keeps the paths of selected options and removes those of unselected ones."""

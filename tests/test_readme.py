@@ -8,11 +8,6 @@ from pathlib import Path
 import pytest
 from combinations import params
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import performance  # bench/performance.py: the markers of the performance table
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
-
 FIELDS = """
 import importlib.util
 from {package}.server import ServerSettings
@@ -96,26 +91,6 @@ def test_each_app_servers_own_settings_exist_only_in_its_bakes(bake, combo, clea
         text = (root / path).read_text() if (root / path).exists() else ""
         named = {name for name in unread if re.search(rf"\b{name}\b", text)}
         assert not named, f"{path} sets unread {sorted(named)}"
-
-
-@pytest.mark.parametrize("combo", params())
-def test_performance_table_is_the_one_the_benchmark_wrote(bake, combo):
-    """It shows the per-core table bench/run.py wrote into docs/benchmarks.md, rows that apply."""
-    written = performance.block(BENCHMARKS.read_text())
-    assert written, "docs/benchmarks.md has no performance table: run python bench/run.py"
-    rows = [line for line in written.splitlines() if line.startswith("| `")]
-    assert len(rows) == len(performance.ENDPOINTS), written
-    assert all(re.search(r"\| [\d,]+ \(p99 \d+ ms\) \| [\d,]+ \(p99", row) for row in rows), rows
-    assert re.search(r"`bench/run.py` on \d{4}-\d\d-\d\d: \d+ CPUs", written), written
-    shown = performance.block((bake(combo) / "README.md").read_text())
-    applying = [
-        row
-        for row, (*_, option) in zip(rows, performance.ENDPOINTS.values(), strict=True)
-        if option is None or combo.selected(option)
-    ]
-    assert shown == "\n".join(
-        line for line in written.splitlines() if line in applying or not line.startswith("| `")
-    )
 
 
 def test_the_table_reader_takes_first_columns_of_this_section_only():

@@ -8,7 +8,7 @@ import sys
 # process. The collector would scan them again and again as they pile up, and after. So it waits
 # while they are made, and then sets them aside for good (a few hundred objects of garbage made
 # while importing are kept with them); it collects what is made after, in the master and the
-# workers. About a tenth of the start-up CPU (bench/: the cold start's diagnostic row).
+# workers. About a tenth of the start-up CPU.
 gc.disable()
 from {{ cookiecutter.package_name }} import cpu_pinning, metrics_folder  # noqa: E402
 from {{ cookiecutter.package_name }}.gunicorn_settings import load_gunicorn_settings  # noqa: E402

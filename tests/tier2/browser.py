@@ -1,12 +1,16 @@
 """A real headless browser for tier 2: Debian's Chromium driven by Selenium, loopback only.
 
 No driver or browser is downloaded: Selenium talks to /usr/bin/chromedriver, which starts
-/usr/bin/chromium (.ci/run installs both). Every host name resolves to nothing and no proxy is
-used, so the page can only reach 127.0.0.1. The harness keeps the console (``goog:loggingPrefs``)
-and every Content-Security-Policy violation (a ``securitypolicyviolation`` listener installed
-before the page's own scripts, plus the console's entries: "... violates the following Content
-Security Policy directive ..." in Chromium 156, "Refused to ..." in older ones), waits only
-within bounds, and saves screenshots as test artefacts.
+/usr/bin/chromium (.ci/run installs both). Every host name resolves to nothing, except names a
+session maps to 127.0.0.1 itself, and no proxy is used, so the page can only reach 127.0.0.1.
+A name serves a page Chromium must treat as any site's: it trusts 127.0.0.1 as if it were HTTPS
+(a Secure cookie is kept there over plain HTTP).
+
+The harness keeps the console (``goog:loggingPrefs``) and every Content-Security-Policy
+violation (a ``securitypolicyviolation`` listener installed before the page's own scripts, plus
+the console's entries: "... violates the following Content Security Policy directive ..." in
+Chromium 156, "Refused to ..." in older ones), waits only within bounds, and saves screenshots as
+test artefacts.
 """
 
 from __future__ import annotations
@@ -39,9 +43,10 @@ FLAGS = (
     "--disable-sync",
     "--disable-dev-shm-usage",
     "--no-proxy-server",
-    # Only IP literals connect: any name (a CDN, a font host) fails, so the test sees it.
-    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE ::1",
 )
+# Only IP literals and the session's own names connect: any other name (a CDN, a font host)
+# fails, so the test sees it.
+NO_OTHER_NAMES = "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE ::1"
 # Runs in every new document before its own scripts; CSP never applies to it.
 CSP_LISTENER = """
 window.__cspViolations = [];
@@ -64,11 +69,18 @@ def _check_installed() -> None:
         raise BrowserError(f"missing {', '.join(missing)}: {needed}")
 
 
-def _options(profile: Path) -> webdriver.ChromeOptions:
-    """Return Chromium's options: headless, loopback only, console kept, own profile."""
+def _options(profile: Path, names: tuple[str, ...]) -> webdriver.ChromeOptions:
+    """Return Chromium's options: headless, loopback only (``names`` too), console kept, own
+    profile."""
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={WINDOW}"):
+    rules = ", ".join([*(f"MAP {name} 127.0.0.1" for name in names), NO_OTHER_NAMES])
+    own = (
+        f"--host-resolver-rules={rules}",
+        f"--user-data-dir={profile}",
+        f"--window-size={WINDOW}",
+    )
+    for flag in (*FLAGS, *own):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # Selenium's own connection to chromedriver stays off any proxy the environment names. The
@@ -88,9 +100,11 @@ def _is_csp_message(entry: dict) -> bool:
 class Browser:
     """One headless Chromium session; console entries accumulate across reads."""
 
-    def __init__(self, artefacts: Path) -> None:
-        """Prepare a session that saves its screenshots under ``artefacts``."""
+    def __init__(self, artefacts: Path, names: tuple[str, ...] = ()) -> None:
+        """Prepare a session that saves its screenshots under ``artefacts``, and resolves each
+        of ``names`` to 127.0.0.1."""
         self.artefacts = artefacts
+        self.names = names
         self.console: list[dict] = []
         self.driver: webdriver.Chrome | None = None
         self._profile: Path | None = None
@@ -104,7 +118,8 @@ class Browser:
             executable_path=str(CHROMEDRIVER), log_output=str(self.artefacts / "chromedriver.log")
         )
         try:
-            self.driver = webdriver.Chrome(service=service, options=_options(self._profile))
+            options = _options(self._profile, self.names)
+            self.driver = webdriver.Chrome(service=service, options=options)
         except WebDriverException as exc:
             self.quit()
             raise BrowserError(f"Chromium did not start: {exc.msg}") from exc
@@ -125,8 +140,10 @@ class Browser:
             shutil.rmtree(self._profile, ignore_errors=True)
 
     def open(self, url: str) -> None:
-        """Load ``url`` (a loopback address) and wait for the document to finish loading."""
-        if not url.startswith(("http://127.0.0.1:", "http://[::1]:")):
+        """Load ``url`` (a loopback address, or a name mapped to one) and wait for the document
+        to finish loading."""
+        hosts = ("127.0.0.1", "[::1]", *self.names)
+        if not url.startswith(tuple(f"http://{host}:" for host in hosts)):
             raise BrowserError(f"the browser only visits loopback addresses, not {url}")
         self.driver.get(url)
         self.wait(lambda d: d.execute_script("return document.readyState") == "complete", "load")
@@ -168,9 +185,10 @@ class Browser:
 
 
 @contextlib.contextmanager
-def browser(artefacts: Path) -> Iterator[Browser]:
-    """Run one browser session, stopped at the end whatever happens."""
-    session = Browser(artefacts)
+def browser(artefacts: Path, names: tuple[str, ...] = ()) -> Iterator[Browser]:
+    """Run one browser session (``names`` resolved to 127.0.0.1), stopped at the end whatever
+    happens."""
+    session = Browser(artefacts, names)
     try:
         yield session.start()
     finally:

@@ -26,6 +26,8 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 ARTEFACT_PROPERTY = "artefact"  # listed after the run by tests/conftest.py
 ASSET_URL = re.compile(r'(?:href|src)="(/static/[^"]+)"')
 DIGESTED = re.compile(r"-[0-9a-f]{32}\.(js|css)$")
+# A name the browser resolves to 127.0.0.1: a site it does not trust as it trusts 127.0.0.1.
+SITE = "pages.example.test"
 
 
 def page_assets(entry: str) -> list[str]:
@@ -94,6 +96,25 @@ def test_an_unknown_hashed_file_is_a_404_from_nginx(deployment):
     assert static_requests(deployment, since) == []
 
 
+@each("use_frontend")
+def test_no_compressed_variant_is_sent_as_the_asset_itself(deployment):
+    """It never answers an asset's .br or .gz name typed as the asset (CSS, JavaScript): none is
+    written for brotli, and the app refuses both names; nginx sends the .gz as the bytes it is."""
+    for url in page_assets(deployment.entry):
+        brotli = requests.get(f"{deployment.entry}{url}.br", timeout=TIMEOUT)
+        assert brotli.status_code == 404, brotli.headers
+        assert brotli.json()["error"]["status"] == 404
+        zipped = requests.get(f"{deployment.entry}{url}.gz", stream=True, timeout=TIMEOUT)
+        if deployment.nginx is None:
+            assert zipped.status_code == 404, zipped.headers
+            continue
+        assert zipped.status_code == 200
+        assert zipped.headers["Content-Type"] == "application/octet-stream", zipped.headers
+        assert "Content-Encoding" not in zipped.headers
+        plain = requests.get(deployment.entry + url, timeout=TIMEOUT)
+        assert gzip.decompress(zipped.raw.read()) == plain.content
+
+
 @each("use_frontend", "use_nginx")
 def test_the_page_carries_one_content_security_policy(deployment):
     """It passes the app's policy on the page and adds no second one (the API keeps nginx's)."""
@@ -127,3 +148,35 @@ def test_a_browser_creates_an_item_with_htmx_without_a_page_load(
         assert session.csp_violations() == []
         assert session.console_errors() == []
     assert deployment.query("SELECT count(*) FROM items WHERE name = ?", name)[0][0] == 1
+
+
+@pytest.mark.timeout(300)
+@each("use_frontend")
+def test_a_browser_on_plain_http_is_told_the_session_cookie_needs_https(
+    deployment, tmp_path, record_property
+):
+    """It says on the page, and in the log, why a production post over plain HTTP fails: the
+    session cookie holding the CSRF token is HTTPS-only, and SESSION_COOKIE_SECURE changes it.
+
+    The page is opened by a name: over plain HTTP Chromium keeps no Secure cookie from a site,
+    but it trusts 127.0.0.1 as if it were HTTPS.
+    """
+    since = deployment.service.mark()
+    entry = deployment.entry.replace("//127.0.0.1:", f"//{SITE}:")
+    with browser(tmp_path / "artefacts", names=(SITE,)) as session:
+        session.open(f"{entry}/")
+        session.wait(lambda d: d.execute_script("return !!window.htmx"), "htmx loaded")
+        session.driver.find_element(By.ID, "name").send_keys("over plain HTTP")
+        session.driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        shown = session.wait(
+            lambda d: d.find_element(By.ID, "request-error").text, "the request's error shown"
+        )
+        record_property(ARTEFACT_PROPERTY, str(session.screenshot("secure-cookie-over-http")))
+    assert shown.startswith("The request failed (400): This page came over plain HTTP"), shown
+    assert "SESSION_COOKIE_SECURE=false" in shown
+    warnings = [
+        line
+        for line in deployment.service.lines(since)
+        if '"WARNING"' in line and "SESSION_COOKIE_SECURE" in line
+    ]
+    assert len(warnings) == 1, warnings

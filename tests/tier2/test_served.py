@@ -661,6 +661,26 @@ def test_production_refuses_the_placeholder_secret_and_starts_with_a_real_one(de
     assert requests.get(f"{accepted.url}/readyz", timeout=TIMEOUT).status_code == 200
 
 
+@each()
+def test_a_database_url_whose_driver_is_missing_stops_the_start_in_one_line(deployment):
+    """It exits 1 with one line naming DATABASE_URL for a mysql:// URL (no driver installed),
+    before any worker could fail on it; a postgres:// URL, as hosts hand it out, is served."""
+    refused = "mysql://app:pw-1@127.0.0.1:9/app"
+    code, output = deployment.failed_start("mysql-url", DATABASE_URL=refused)
+    assert code == 1
+    (line,) = [line for line in output.splitlines() if "Error" in line]
+    assert line.startswith(
+        "Error: Invalid settings: DATABASE_URL='<hidden>': the driver of mysql:// is not installed"
+    ), line
+    assert "Traceback" not in output and "pw-1" not in output
+
+    if deployment.postgres is not None:
+        url = deployment.postgres.url(deployment.database)
+        postgres = "postgres://" + url.split("://", 1)[1]
+        accepted = deployment.extra_service("postgres-scheme", DATABASE_URL=postgres)
+        assert requests.get(f"{accepted.url}/readyz", timeout=TIMEOUT).status_code == 200
+
+
 # --------------------------------------------------------------------------- the project's tests
 
 

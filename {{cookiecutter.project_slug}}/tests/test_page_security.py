@@ -1,7 +1,11 @@
 """Pages refuse forged posts (CSRF), send a strict Content-Security-Policy and safe cookies."""
 
+import json
+
 import pytest
 from flask_wtf.csrf import CSRFProtect
+
+from {{ cookiecutter.package_name }}.page_security import SECURE_COOKIE_OVER_HTTP
 
 from .test_pages import HTMX, csrf_token
 
@@ -101,3 +105,39 @@ def test_session_cookie_is_http_only_lax_and_secure_in_production(make_app, over
     assert "httponly" in attributes
     assert "SameSite=Lax" in cookie
     assert ("secure" in attributes) is secure
+
+
+@pytest.mark.parametrize(
+    ("overrides", "base_url", "told"),
+    [
+        ({"app_env": "production"}, "http://localhost", True),
+        ({"app_env": "production"}, "https://localhost", False),
+        ({"app_env": "production", "session_cookie_secure": False}, "http://localhost", False),
+    ],
+)
+def test_a_post_over_plain_http_without_the_https_only_cookie_says_why(
+    make_app, capsys, overrides, base_url, told
+):
+    """It answers a post that came over plain HTTP without the session cookie, which is sent over
+    HTTPS only (a browser keeps none from an HTTP answer), naming SESSION_COOKIE_SECURE, and logs
+    it; other refused tokens are told to reload the page."""
+    app = make_app(**overrides)
+    token = csrf_token(app.test_client())
+    browser = app.test_client()  # it kept no cookie from the page
+    capsys.readouterr()
+    form = {"name": "x", "csrf_token": token}
+    response = browser.post("/items", data=form, headers=HTMX, base_url=base_url)
+    assert response.status_code == 400
+    detail = response.json["error"]["detail"]
+    warnings = [
+        json.loads(line)["message"]
+        for line in capsys.readouterr().out.splitlines()
+        if '"WARNING"' in line
+    ]
+    if told:
+        assert detail == SECURE_COOKIE_OVER_HTTP
+        assert "SESSION_COOKIE_SECURE=false" in detail and "HTTPS" in detail
+        assert warnings == [f"CSRF check failed: {SECURE_COOKIE_OVER_HTTP}"]
+    else:
+        assert detail.endswith("Reload the page and retry."), detail
+        assert "HTTPS" not in detail and warnings == []

@@ -1,6 +1,9 @@
 """Settings come from the environment and refuse missing, placeholder or invalid values."""
 
+import importlib.util
+
 import pytest
+from sqlalchemy.engine import make_url
 
 from {{ cookiecutter.package_name }}.settings import (
     DATABASE_URL_REQUIRED_IN_PRODUCTION,
@@ -98,6 +101,42 @@ def test_invalid_database_url_is_named_but_not_echoed(monkeypatch):
     with pytest.raises(SettingsError, match="DATABASE_URL='<hidden>'") as caught:
         load_settings()
     assert "secret" not in str(caught.value).replace("SECRET", "")
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("mysql://app:pw-1@db.example:3306/app", "the driver of mysql:// is not installed"),
+        ("postgresql+psycopg2://app:pw-1@db/app", "the driver of postgresql+psycopg2://"),
+        ("mongodb://app:pw-1@db/app", "SQLAlchemy knows no database or driver mongodb://"),
+        ("postgresql+no://app:pw-1@db/app", "SQLAlchemy knows no database or driver postgresql+no"),
+    ],
+)
+def test_a_database_url_that_cannot_be_loaded_is_refused_in_one_line(monkeypatch, url, problem):
+    """It refuses, naming DATABASE_URL, a URL whose database or driver is not installed here,
+    rather than let every worker fail on it at start; the URL itself is not echoed."""
+    monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("Invalid settings: DATABASE_URL='<hidden>': " + problem), message
+    assert "\n" not in message and "pw-1" not in message
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql"])
+def test_a_postgres_url_uses_psycopg_where_it_is_installed(monkeypatch, scheme):
+    """It reads postgres:// (Heroku's, Render's, Fly's form) and postgresql:// as psycopg 3
+    URLs, password kept; where psycopg is not installed, it refuses them naming the driver."""
+    monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
+    monkeypatch.setenv("DATABASE_URL", f"{scheme}://app:p%40ss@db.example:5432/app")
+    if importlib.util.find_spec("psycopg") is None:
+        with pytest.raises(SettingsError, match=r"postgresql:// is not installed .*psycopg"):
+            load_settings()
+        return
+    url = make_url(load_settings().database_url)
+    assert url.get_dialect().driver == "psycopg"
+    assert (url.password, url.host, url.port, url.database) == ("p@ss", "db.example", 5432, "app")
 
 
 def test_env_file_is_read_unless_the_process_says_production(monkeypatch, tmp_path):

@@ -4,7 +4,6 @@ import gzip
 import json
 import re
 
-import brotli
 import pytest
 from flask_static_digest.cli import digest
 
@@ -34,15 +33,16 @@ def digested_app(app, digested):
     return app
 
 
-def test_digest_writes_hashed_copies_compressed_variants_and_a_manifest(digested):
-    """It copies each file under a content-hashed name, with gzip and brotli variants."""
+def test_digest_writes_hashed_copies_gzip_variants_and_a_manifest(digested):
+    """It copies each file under a content-hashed name, with a gzip variant (for nginx's
+    gzip_static) and no brotli one, which nothing here would send."""
     manifest = json.loads((digested / "cache_manifest.json").read_text())
     assert set(manifest) == {"app.js", "style.css"}
     script = digested / manifest["app.js"]
     assert re.fullmatch(r"app-[0-9a-f]{32}\.js", script.name)
     assert script.read_text() == SCRIPT
     assert gzip.decompress((digested / f"{script.name}.gz").read_bytes()).decode() == SCRIPT
-    assert brotli.decompress((digested / f"{script.name}.br").read_bytes()).decode() == SCRIPT
+    assert not (digested / f"{script.name}.br").exists()
 
 
 def test_page_references_the_digested_names(digested_app, digested):
@@ -80,6 +80,18 @@ def test_unknown_digested_file_is_404(digested_app):
     response = digested_app.test_client().get(f"/static/app-{'0' * 32}.js")
     assert response.status_code == 404
     assert response.headers.get("Cache-Control") != IMMUTABLE
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".br"])
+def test_compressed_variants_are_not_served(digested_app, digested, suffix):
+    """It answers 404 for a compressed variant's name: sent, it would be CSS in gzip or brotli
+    whatever encodings the client accepts (the app picks no variant; nginx does)."""
+    manifest = json.loads((digested / "cache_manifest.json").read_text())
+    variant = f"{manifest['style.css']}{suffix}"
+    (digested / variant).write_bytes(gzip.compress(STYLE.encode()))  # there, as if left behind
+    response = digested_app.test_client().get(f"/static/{variant}")
+    assert response.status_code == 404, response.headers
+    assert response.json["error"]["status"] == 404
 
 
 def test_without_a_manifest_pages_link_the_plain_names(app, tmp_path):

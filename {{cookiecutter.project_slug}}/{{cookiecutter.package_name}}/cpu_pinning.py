@@ -4,8 +4,8 @@ A worker's threads pass Python's lock (the GIL) to one another around every bloc
 round trip to the database or the cache, a write to a socket. When the threads of one worker run
 on different CPUs, each pass wakes a thread on another CPU, and under load that costs the worker
 more CPU than the call itself, most of all in a virtual machine, where waking another CPU exits
-to the hypervisor. On one CPU a pass is a plain switch. The template's benchmark served a cached
-read about a quarter faster this way, and nothing slower.
+to the hypervisor. On one CPU a pass is a plain switch: cached reads are served faster this way,
+and nothing slower.
 
 WORKER_CPU_AFFINITY=auto (the default) pins only when there are at least as many workers as CPUs
 in this process's affinity, and more than one CPU: every CPU then gets its share of workers, as

@@ -133,7 +133,7 @@ def _read_row_with_driver(engine, statement, parameters: dict):
     """Run read_row's SELECT with psycopg itself, on a connection from the engine's pool.
 
     SQLAlchemy's Connection and Result cost more CPU than the round trip they wrap: about 100 of
-    the 230 microseconds a read took through them (bench/overhead.py). The pool still hands out
+    the 230 microseconds a read took through them. The pool still hands out
     the connection (checked, counted, sized as for the session). psycopg converts the values and
     names the columns; no SQLAlchemy type conversion runs, so this suits columns psycopg maps
     itself (numbers, text, timestamps). A driver error is raised as SQLAlchemy raises it, so the

@@ -84,7 +84,7 @@ def main() -> int:
     # The workers fork from this process, which has imported the app's modules. Frozen, their
     # objects are never scanned by a worker's collections, which would otherwise write to the
     # pages holding them and make every worker copy those pages: 20 to 30 MiB of private memory
-    # per worker (the template's benchmark, its app servers' memory table).
+    # per worker.
     gc.freeze()
     # granian forks the workers: each keeps to a CPU of its own when they cover every CPU.
     cpu_pinning.pin_forked_children(

@@ -26,7 +26,7 @@ def write_access_line(logger: logging.Logger, method, path, status, fields: dict
 
     What Logger.info does, but for its walk up the stack to the caller's file, function and line
     (which an access line never writes: its caller is always the server's hook). The walk was
-    about a tenth of the line's CPU (bench/overhead.py).
+    about a tenth of the line's CPU.
     """
     if not logger.isEnabledFor(logging.INFO):
         return

@@ -112,7 +112,7 @@ def call(connection: redis.Connection, *command):
 
     What a redis-py client adds around the same send and read is for what this app does without:
     retries (the breaker decides), a lock (the thread owns the connection), timings and
-    maintenance events; bench/overhead.py prices it (its "former call" row). The connection
+    maintenance events, each a cost on every call. The connection
     still closes itself on a network error, and an error answer is raised (NoScriptError...).
     """
     connection.send_command(*command)

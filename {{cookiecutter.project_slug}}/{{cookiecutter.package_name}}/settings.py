@@ -9,7 +9,7 @@ from click import ClickException
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from .metrics_folder import MetricsFolder
 from .rate_limits import checked_limits
@@ -26,8 +26,8 @@ ENV_FILE = Path(".env")
 HIDDEN_INPUT_WORDS = ("SECRET", "PASSWORD", "URL", "TOKEN")
 RateLimits = Annotated[str, AfterValidator(checked_limits)]
 # Threads per app-server worker: read by the app server, and by the app to size its database
-# pool. 8 (benchmarked on 2 CPUs) served about twice what 4 did on routes that wait on I/O, and a
-# little less on CPU-heavy ones.
+# pool. 8 serve about twice what 4 do on routes that wait on I/O, and a little less on CPU-heavy
+# ones.
 WebThreads = Annotated[int, Field(ge=1, le=64)]
 DEFAULT_WEB_THREADS = 8
 
@@ -57,6 +57,9 @@ class Settings(LogSettings):
 
     app_env: Literal["development", "test", "production"] = "production"
     secret_key: str = ""
+    # An SQLAlchemy URL whose database and driver are installed here, else refused at start.
+    # postgres:// (the form Heroku, Render and Fly hand out) is read as postgresql://, whose
+    # driver is psycopg 3 (SQLAlchemy's default), as postgresql+psycopg:// names it.
     database_url: str = "sqlite:///{{ cookiecutter.package_name }}.db"
     # Connections a worker keeps open; unset: one per thread (WEB_THREADS). A pool smaller than
     # the threads using it closes each connection beyond it on its return, so under load every
@@ -104,12 +107,23 @@ class Settings(LogSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _parse_database_url(cls, value: str) -> str:
-        """Reject a DATABASE_URL SQLAlchemy cannot parse, before any connection is tried."""
+    def _loadable_database_url(cls, value: str) -> str:
+        """Refuse a DATABASE_URL whose database or driver cannot be loaded here; read postgres://
+        as postgresql://. Checked before any connection is tried, so no worker fails on it."""
         try:
-            make_url(value)
+            url = make_url(value)
         except ArgumentError:
             raise ValueError("not a database URL (e.g. sqlite:///app.db)") from None
+        if url.get_backend_name() == "postgres":
+            url = url.set(drivername=url.drivername.replace("postgres", "postgresql", 1))
+            value = url.render_as_string(hide_password=False)
+        scheme = f"{url.drivername}://"
+        try:
+            url.get_dialect().import_dbapi()
+        except NoSuchModuleError:
+            raise ValueError(f"SQLAlchemy knows no database or driver {scheme}") from None
+        except ImportError as exc:
+            raise ValueError(f"the driver of {scheme} is not installed ({exc})") from None
         return value
 
     @model_validator(mode="after")

@@ -36,9 +36,22 @@ function showRequestError(text) {
     box.hidden = !text;
   }
 }
+// The service's JSON error says what went wrong (its detail); another answer gets the advice.
+function errorDetail(xhr) {
+  try {
+    const detail = JSON.parse(xhr.responseText).error.detail;
+    if (typeof detail === "string" && detail) {
+      return detail;
+    }
+  } catch {
+    // not the service's JSON error (a proxy's page, say)
+  }
+  return "reload the page and retry.";
+}
 document.addEventListener("htmx:beforeRequest", () => showRequestError(""));
 document.addEventListener("htmx:responseError", (event) => {
-  showRequestError(`The request failed (${event.detail.xhr.status}): reload the page and retry.`);
+  const xhr = event.detail.xhr;
+  showRequestError(`The request failed (${xhr.status}): ${errorDetail(xhr)}`);
 });
 document.addEventListener("htmx:sendError", () => {
   showRequestError("The server could not be reached: check the connection and retry.");
