@@ -3,10 +3,11 @@
 import re
 
 import pytest
+from markupsafe import escape
 
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.models import Item
-from {{ cookiecutter.package_name }}.pages import LISTED, next_wait
+from {{ cookiecutter.package_name }}.pages import DESCRIPTION, LISTED, next_wait
 
 HTMX = {"HX-Request": "true"}
 POLL = re.compile(r'<div id="pending-poll" hx-get="([^"]+)" hx-trigger="load delay:(\d+)s, retry"')
@@ -49,6 +50,15 @@ def test_page_lists_items_with_a_form(client):
     assert page.index("newer") < page.index("older")
     assert "(2)" in page
     assert "HX-Request" in response.vary
+
+
+def test_page_has_what_search_engines_and_audits_read(client):
+    """It declares the language, a viewport, a title and the project's description."""
+    page = client.get("/").text
+    assert '<html lang="en">' in page
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    assert DESCRIPTION and f'<meta name="description" content="{escape(DESCRIPTION)}">' in page
+    assert re.search(r"<title>[^<]+</title>", page)
 
 
 def test_pages_stay_out_of_the_api_document(client):

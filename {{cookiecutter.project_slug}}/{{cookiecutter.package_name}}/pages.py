@@ -17,6 +17,7 @@ from .rate_limits import limit_writes
 
 bp = Blueprint("pages", __name__)
 TITLE = "{{ cookiecutter.project_name | replace('"', '\\"') }}"
+DESCRIPTION = "{{ cookiecutter.description | replace('"', '\\"') }}"
 LISTED = 50  # the newest items the page shows
 # Seconds a page waits before it asks about its pending items again, doubled after each answer up
 # to the longest: one request every 2 s at most, whatever the number of pending items.
@@ -55,6 +56,7 @@ def _render(form: dict, errors: dict, status: int = 200):
     page = render_template(
         template,
         title=TITLE,
+        description=DESCRIPTION,
         items=items,
         total=total,
         form=form,
