@@ -70,7 +70,8 @@ def pending_items(deployment) -> Iterator[list[int]]:
     ids = [row[0] for row in deployment.query(sql, *names)]
     yield ids
     marks = ", ".join("?" * len(ids))
-    deployment.query(f"UPDATE items SET status = 'processed' WHERE id IN ({marks})", *ids)
+    done = f"UPDATE items SET status = 'processed' WHERE id IN ({marks}) RETURNING id"
+    assert len(deployment.query(done, *ids)) == len(ids)
 
 
 def watch_pending_page(session: Browser, service: Service, seconds: float) -> None:
