@@ -173,11 +173,12 @@ class Deployment:
         return self.query("SELECT count(*) FROM items")[0][0]
 
     def query(self, sql: str, *args) -> list[tuple]:
-        """Run one query on the service's real store, outside the service."""
+        """Run one statement on the service's real store, outside the service, and commit it
+        (one that writes returns rows only with RETURNING)."""
         if self.postgres is not None:
             with self.postgres.connect(self.database) as connection:
                 return connection.execute(sql.replace("?", "%s"), args).fetchall()
-        with contextlib.closing(sqlite3.connect(self.sqlite_file)) as connection:
+        with contextlib.closing(sqlite3.connect(self.sqlite_file)) as connection, connection:
             return connection.execute(sql, args).fetchall()
 
     def stop(self) -> None:

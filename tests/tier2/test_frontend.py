@@ -3,7 +3,8 @@
 The bake's assets are built by its Dockerfile's own steps (tests/tier2/frontend.py); nginx
 serves them from the app's tree as its image does from its copy. A real headless Chromium then
 uses the page through the entry point: no console error, no CSP violation, and an item created
-through the form with HTMX appears in the list without a full page load.
+through the form with HTMX appears in the list without a full page load. A page of pending items
+(their worker down) checks them within the rate limits the service really has.
 """
 
 from __future__ import annotations
@@ -11,14 +12,17 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import time
 import uuid
+from collections.abc import Iterator
 
 import pytest
 import requests
 from selenium.webdriver.common.by import By
 
 from . import frontend
-from .browser import browser
+from .browser import Browser, browser
+from .servers import Service
 from .test_served import each
 
 TIMEOUT = 10
@@ -28,6 +32,10 @@ ASSET_URL = re.compile(r'(?:href|src)="(/static/[^"]+)"')
 DIGESTED = re.compile(r"-[0-9a-f]{32}\.(js|css)$")
 # A name the browser resolves to 127.0.0.1: a site it does not trust as it trusts 127.0.0.1.
 SITE = "pages.example.test"
+PENDING_ITEMS = 50  # a full page of items (pages.py LISTED), all pending: their worker is down
+POLL_FOR = 14  # PENDING_POLL_SECONDS here: the page checks after 2, 6 and 14 s, then stops
+CHECKS = 3
+STOPPED = "this page stopped checking"
 
 
 def page_assets(entry: str) -> list[str]:
@@ -38,15 +46,48 @@ def page_assets(entry: str) -> list[str]:
     return ASSET_URL.findall(page.text)
 
 
-def static_requests(deployment, since: int) -> list[str]:
-    """Return the paths under /static/ the app server logged since ``since``."""
-    lines = [json.loads(line) for line in deployment.service.lines(since) if line.startswith("{")]
+def access_lines(deployment, service: Service, since: int, prefix: str) -> list[dict]:
+    """Return the access lines of ``service`` since ``since`` for paths starting with ``prefix``."""
+    lines = [json.loads(line) for line in service.lines(since) if line.startswith("{")]
     return [
-        line.get("path", "")
+        line
         for line in lines
         if line.get("logger") == deployment.access_logger
-        and str(line.get("path", "")).startswith("/static/")
+        and str(line.get("path", "")).startswith(prefix)
     ]
+
+
+def static_requests(deployment, since: int) -> list[str]:
+    """Return the paths under /static/ the app server logged since ``since``."""
+    lines = access_lines(deployment, deployment.service, since, "/static/")
+    return [line["path"] for line in lines]
+
+
+@pytest.fixture(scope="module")
+def pending_items(deployment) -> Iterator[list[int]]:
+    """Add a page of pending items straight to the store (no task sent); processed at the end."""
+    values = ", ".join(["(?, '', 'pending')"] * PENDING_ITEMS)
+    names = [f"waiting-{uuid.uuid4().hex[:8]}" for _ in range(PENDING_ITEMS)]
+    sql = f"INSERT INTO items (name, description, status) VALUES {values} RETURNING id"
+    ids = [row[0] for row in deployment.query(sql, *names)]
+    yield ids
+    marks = ", ".join("?" * len(ids))
+    done = f"UPDATE items SET status = 'processed' WHERE id IN ({marks}) RETURNING id"
+    assert len(deployment.query(done, *ids)) == len(ids)
+
+
+def watch_pending_page(session: Browser, service: Service, seconds: float) -> None:
+    """Open the page of ``service`` and leave it running ``seconds``, checking on its own."""
+    session.open(f"{service.url}/")
+    assert session.driver.find_element(By.ID, "items").text.count("pending") == PENDING_ITEMS
+    time.sleep(seconds)
+
+
+def stopped_quietly(session: Browser) -> None:
+    """Assert the page ended its checks with its note and button, and showed no request error."""
+    note = session.driver.find_element(By.ID, "pending-poll")
+    assert STOPPED in note.text and "Check again" in note.text, note.text
+    assert not session.driver.find_element(By.ID, "request-error").is_displayed()
 
 
 @each("use_frontend")
@@ -180,3 +221,58 @@ def test_a_browser_on_plain_http_is_told_the_session_cookie_needs_https(
         if '"WARNING"' in line and "SESSION_COOKIE_SECURE" in line
     ]
     assert len(warnings) == 1, warnings
+
+
+@pytest.mark.timeout(300)
+@each("use_frontend")
+def test_a_page_of_pending_items_checks_them_in_one_request_and_stops(
+    deployment, pending_items, tmp_path, record_property
+):
+    """It checks every pending row in one request after 2, 4 and 8 s, then stops with a button:
+    far within the service's real limit (600 per minute per client and route), no 429."""
+    service = deployment.extra_service(
+        f"pending-{uuid.uuid4().hex[:8]}",
+        RATELIMIT_DEFAULT="600 per minute",
+        PENDING_POLL_SECONDS=str(POLL_FOR),
+    )
+    since = service.mark()
+    with browser(tmp_path / "artefacts") as session:
+        watch_pending_page(session, service, POLL_FOR + 4)
+        checks = access_lines(deployment, service, since, "/items/")
+        assert len(checks) == CHECKS, [(c["path"], c["status"]) for c in checks][:20]
+        assert {(c["method"], c["path"], c["status"]) for c in checks} == {
+            ("GET", "/items/pending", 200)
+        }
+        stopped_quietly(session)
+        record_property(ARTEFACT_PROPERTY, str(session.screenshot("pending-checks-stopped")))
+        time.sleep(3)
+        assert len(access_lines(deployment, service, since, "/items/")) == CHECKS
+        session.driver.find_element(By.CSS_SELECTOR, "#pending-poll button").click()
+        session.wait(lambda d: STOPPED not in d.find_element(By.ID, "items-section").text, "again")
+        assert session.csp_violations() == []
+        assert session.console_errors() == []
+
+
+@pytest.mark.timeout(300)
+@each("use_frontend")
+def test_a_refused_check_is_tried_again_later_without_an_error(
+    deployment, pending_items, tmp_path, record_property
+):
+    """It answers a check refused with 429 by asking again after Retry-After, saying nothing."""
+    service = deployment.extra_service(
+        f"refusing-{uuid.uuid4().hex[:8]}",
+        RATELIMIT_DEFAULT="1 per 5 seconds",  # the check after 6 s lands in the first's window
+        PENDING_POLL_SECONDS=str(POLL_FOR),
+        WEB_CONCURRENCY="1",  # one count of the limit without Redis too
+    )
+    since = service.mark()
+    with browser(tmp_path / "artefacts") as session:
+        watch_pending_page(session, service, POLL_FOR + 8)
+        checks = access_lines(deployment, service, since, "/items/")
+        statuses = [check["status"] for check in checks]
+        assert 429 in statuses, statuses
+        refused = statuses.index(429)
+        assert 200 in statuses[refused:], statuses  # the next try was answered
+        assert statuses.count(200) == CHECKS and len(statuses) <= 2 * CHECKS, statuses
+        stopped_quietly(session)
+        record_property(ARTEFACT_PROPERTY, str(session.screenshot("refused-check-retried")))

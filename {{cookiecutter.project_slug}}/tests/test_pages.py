@@ -2,10 +2,31 @@
 
 import re
 
+import pytest
+from markupsafe import escape
+
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.models import Item
+from {{ cookiecutter.package_name }}.pages import DESCRIPTION, LISTED, next_wait
 
 HTMX = {"HX-Request": "true"}
+POLL = re.compile(r'<div id="pending-poll" hx-get="([^"]+)" hx-trigger="load delay:(\d+)s, retry"')
+
+
+def add_items(app, *statuses: str) -> list[int]:
+    """Add one item of each status; return their ids, in order."""
+    with app.app_context():
+        items = [Item(name=f"item {n}", status=status) for n, status in enumerate(statuses)]
+        db.session.add_all(items)
+        db.session.commit()
+        return [item.id for item in items]
+
+
+def set_processed(app, item_id: int) -> None:
+    """Mark one item processed, as its background task does."""
+    with app.app_context():
+        db.session.get(Item, item_id).status = "processed"
+        db.session.commit()
 
 
 def csrf_token(client) -> str:
@@ -31,10 +52,19 @@ def test_page_lists_items_with_a_form(client):
     assert "HX-Request" in response.vary
 
 
+def test_page_has_what_search_engines_and_audits_read(client):
+    """It declares the language, a viewport, a title and the project's description."""
+    page = client.get("/").text
+    assert '<html lang="en">' in page
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in page
+    assert DESCRIPTION and f'<meta name="description" content="{escape(DESCRIPTION)}">' in page
+    assert re.search(r"<title>[^<]+</title>", page)
+
+
 def test_pages_stay_out_of_the_api_document(client):
     """It leaves the HTML pages out of the OpenAPI document of the JSON API."""
     paths = client.get("/openapi.json").json["paths"]
-    assert {"/", "/items", "/items/{item_id}/row"}.isdisjoint(paths)
+    assert {"/", "/items", "/items/pending"}.isdisjoint(paths)
     assert "/api/items" in paths
 
 
@@ -100,28 +130,94 @@ def test_invalid_htmx_post_answers_the_section_with_the_error(client):
     assert ">mine</textarea>" in response.text
 
 
-def test_pending_row_polls_and_processed_row_does_not(app, client):
-    """It makes a pending item's row ask for itself again, and a processed one's stop."""
-    with app.app_context():
-        pending = Item(name="waiting", status="pending")
-        done = Item(name="done", status="processed")
-        db.session.add_all([pending, done])
-        db.session.commit()
-        ids = pending.id, done.id
-    row = client.get(f"/items/{ids[0]}/row")
-    assert row.status_code == 200
-    assert f'hx-get="/items/{ids[0]}/row"' in row.text
-    assert 'hx-trigger="every 2s"' in row.text
-    assert ">pending<" in row.text
-    row = client.get(f"/items/{ids[1]}/row")
-    assert "hx-get" not in row.text
-    assert ">processed<" in row.text
+def test_page_checks_all_its_pending_items_in_one_request(app, client):
+    """It gives the page one check of every pending item it lists, 2 s later; rows poll nothing."""
+    waiting, done, later = add_items(app, "pending", "processed", "pending")
+    page = client.get("/").text
+    assert page.count("hx-get=") == 1
+    url, wait = POLL.search(page).groups()
+    assert url == f"/items/pending?id={later}&amp;id={waiting}&amp;check=1"
+    assert wait == "2"
+    assert f'<li id="item-{done}">' in page
 
 
-def test_missing_row_is_404(client):
-    """It answers 404 for an item that does not exist, and for ids no column holds."""
-    assert client.get("/items/12345/row").status_code == 404
-    assert client.get(f"/items/{2**31}/row").status_code == 404
+def test_page_without_pending_items_checks_nothing(app, client):
+    """It renders no check when every item listed is processed."""
+    add_items(app, "processed")
+    assert "pending-poll" not in client.get("/").text
+
+
+def test_check_answers_the_rows_processed_since_and_the_next_check(app, client):
+    """It answers each processed row, to be swapped in by its id, and checks the rest later."""
+    first, second = add_items(app, "pending", "pending")
+    set_processed(app, first)
+    answer = client.get(f"/items/pending?id={second}&id={first}&check=1", headers=HTMX)
+    assert answer.status_code == 200
+    assert f'<li id="item-{first}" hx-swap-oob="true">' in answer.text
+    assert ">processed<" in answer.text
+    assert f'id="item-{second}"' not in answer.text
+    url, wait = POLL.search(answer.text).groups()
+    assert (url, wait) == (f"/items/pending?id={second}&amp;check=2", "4")
+
+
+def test_check_of_items_all_processed_ends_the_checks(app, client):
+    """It answers the processed rows and no further check once nothing is pending."""
+    (item_id,) = add_items(app, "pending")
+    set_processed(app, item_id)
+    answer = client.get(f"/items/pending?id={item_id}&check=1").text
+    assert f'<li id="item-{item_id}" hx-swap-oob="true">' in answer
+    assert "pending-poll" not in answer
+
+
+def test_checks_wait_longer_each_time_and_stop_after_the_setting(make_app):
+    """It doubles the wait from 2 s up to 30 s, and stops once the waits pass the setting."""
+    with make_app().app_context():  # PENDING_POLL_SECONDS=300 by default
+        waits = [next_wait(check) for check in range(14)]
+    assert waits == [2, 4, 8, 16, *[30] * 9, None]
+    assert sum(waits[:-1]) == 300
+    with make_app(pending_poll_seconds=14).app_context():
+        assert [next_wait(check) for check in range(4)] == [2, 4, 8, None]
+        assert next_wait(10**9) is None
+
+
+def test_last_check_offers_a_button_to_check_again(make_app):
+    """It ends the checks with a note and a button that starts them again, no timer left."""
+    app = make_app(pending_poll_seconds=14)
+    (item_id,) = add_items(app, "pending")
+    answer = app.test_client().get(f"/items/pending?id={item_id}&check=3").text
+    assert "hx-trigger" not in answer
+    assert "1 pending: this page stopped checking." in answer
+    assert f'<button type="button" hx-get="/items/pending?id={item_id}"' in answer
+    again = app.test_client().get(f"/items/pending?id={item_id}").text
+    assert POLL.search(again).groups() == (f"/items/pending?id={item_id}&amp;check=1", "2")
+
+
+def test_page_never_checks_on_its_own_with_a_setting_of_zero(make_app):
+    """It shows the button at once when PENDING_POLL_SECONDS is 0."""
+    app = make_app(pending_poll_seconds=0)
+    add_items(app, "pending")
+    page = app.test_client().get("/").text
+    assert "hx-trigger" not in page
+    assert "this page stopped checking" in page
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "id=0", f"id={2**31}", "id=abc", "&".join(["id=1"] * (LISTED + 1))],
+    ids=["none", "zero", "too-large", "not-a-number", "too-many"],
+)
+def test_check_refuses_ids_no_item_can_have(client, query):
+    """It answers 400 without ids, with an id no column holds, or more than a page lists."""
+    answer = client.get(f"/items/pending?{query}")
+    assert answer.status_code == 400
+    assert answer.json["error"]["status"] == 400
+
+
+def test_check_of_unknown_items_ends_the_checks(client):
+    """It stops checking items that no longer exist, without an error."""
+    answer = client.get("/items/pending?id=12345&check=1")
+    assert answer.status_code == 200
+    assert "pending-poll" not in answer.text
 
 
 def test_templates_reload_in_development_only(make_app):

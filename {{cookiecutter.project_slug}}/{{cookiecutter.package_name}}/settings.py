@@ -89,6 +89,9 @@ class Settings(LogSettings):
     # Send the session cookie (it holds the pages' CSRF token) over HTTPS only; unset: in
     # production. Set false only to serve production pages over plain HTTP on a trusted network.
     session_cookie_secure: bool | None = None
+    # Seconds a page keeps asking about its pending items (less and less often) before it stops
+    # and offers a button to ask again; 0: it never asks on its own.
+    pending_poll_seconds: int = Field(300, ge=0, le=3600)
 {%- endif %}
 {%- if cookiecutter.use_nginx == "yes" %}
     # Proxies in front of the app whose X-Forwarded-* it trusts: nginx, one hop.

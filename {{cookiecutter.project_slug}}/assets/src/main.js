@@ -28,7 +28,7 @@ document.addEventListener("htmx:configRequest", (event) => {
 });
 
 // A refused or failed request (a stale CSRF token, a rate limit, the server down) says so above
-// the list; the next request hides the message again.
+// the list; the next request of the user's hides the message again.
 function showRequestError(text) {
   const box = document.getElementById("request-error");
   if (box) {
@@ -48,13 +48,52 @@ function errorDetail(xhr) {
   }
   return "reload the page and retry.";
 }
-document.addEventListener("htmx:beforeRequest", () => showRequestError(""));
-document.addEventListener("htmx:responseError", (event) => {
-  const xhr = event.detail.xhr;
-  showRequestError(`The request failed (${xhr.status}): ${errorDetail(xhr)}`);
+function failure(xhr) {
+  if (xhr.status === 429) {
+    const wait = xhr.getResponseHeader("Retry-After");
+    return `Too many requests: retry ${wait ? `in ${wait} s` : "in a minute"}.`;
+  }
+  return `The request failed (${xhr.status}): ${errorDetail(xhr)}`;
+}
+
+// The check of pending items (#pending-poll, templates/pages/_poll.html) is the page's own, not
+// the user's: refused (429) or failed, it asks again quietly after the server's Retry-After, or
+// 30 s, at most 5 times in a row; only then does the page say so.
+const POLL_RETRIES = 5;
+const POLL_RETRY_SECONDS = 30;
+function isPoll(element) {
+  return element.id === "pending-poll";
+}
+function retryPoll(poll, xhr) {
+  const failures = Number(poll.dataset.failures || 0) + 1;
+  poll.dataset.failures = failures;
+  if (failures > POLL_RETRIES) {
+    showRequestError("The pending items could not be checked: reload the page later.");
+    return;
+  }
+  const seconds = Number(xhr?.getResponseHeader("Retry-After")) || POLL_RETRY_SECONDS;
+  setTimeout(() => htmx.trigger(poll, "retry"), seconds * 1000);
+}
+
+document.addEventListener("htmx:beforeRequest", (event) => {
+  if (!isPoll(event.detail.elt)) {
+    showRequestError("");
+  }
 });
-document.addEventListener("htmx:sendError", () => {
-  showRequestError("The server could not be reached: check the connection and retry.");
+document.addEventListener("htmx:responseError", (event) => {
+  const { elt, xhr } = event.detail;
+  if (isPoll(elt)) {
+    retryPoll(elt, xhr);
+  } else {
+    showRequestError(failure(xhr));
+  }
+});
+document.addEventListener("htmx:sendError", (event) => {
+  if (isPoll(event.detail.elt)) {
+    retryPoll(event.detail.elt, null);
+  } else {
+    showRequestError("The server could not be reached: check the connection and retry.");
+  }
 });
 
 // The name field's counter: characters left of the field's maxlength.
