@@ -207,17 +207,28 @@ def test_each_refusal_prints_the_lines_the_readme_shows(
     assert written(output) == []
 
 
+# Answers typed at the prompts that name no folder -> the prompt that must not come next.
+TYPED_REFUSALS = [
+    ({"project_name": "!!!"}, "project_slug"),
+    ({"project_name": "   "}, "project_slug"),
+    ({"project_slug": "acme/orders"}, "package_name"),
+]
+
+
 @pytest.mark.xdist_group("cli")
-@pytest.mark.parametrize("name", ["!!!", "   "])
-def test_a_name_without_a_letter_is_refused_before_the_slug_prompt(template_dir, tmp_path, name):
-    """It stops right after the name is typed, naming project_name, before asking for the slug."""
+@pytest.mark.parametrize(("typed", "next_prompt"), TYPED_REFUSALS)
+def test_a_name_or_slug_naming_no_folder_is_refused_at_once(
+    template_dir, tmp_path, typed, next_prompt
+):
+    """It stops right after the bad answer is typed, naming its field, before the next prompt."""
     output = tmp_path / "out"
     output.mkdir()
-    typed = keystrokes(template_dir, {"project_name": name})
-    result = cookiecutter(template_dir, output, [], stdin=typed, check=False)
+    stdin = keystrokes(template_dir, typed)
+    result = cookiecutter(template_dir, output, [], stdin=stdin, check=False)
     prompts = json.loads((template_dir / "cookiecutter.json").read_text())["__prompts__"]
+    (field,) = typed
     assert result.returncode == 1
-    assert prompts["project_name"] in result.stdout
-    assert prompts["project_slug"] not in result.stdout
-    assert "'ERROR: project_name=" in result.stderr.splitlines()[-1]
+    assert prompts[field] in result.stdout
+    assert prompts[next_prompt] not in result.stdout
+    assert f"'ERROR: {field}=" in result.stderr.splitlines()[-1]
     assert written(output) == []
