@@ -1,4 +1,4 @@
-"""Prune what was not selected, then write the git-ignored secret files with fresh values."""
+"""Prune what was not selected, record the answers, write the git-ignored secrets afresh."""
 
 import json
 import re
@@ -15,6 +15,8 @@ SECRET_EXAMPLE = "deploy/k8s/secret.env.example"
 DEV_SECRET = "deploy/k8s/overlays/dev/secret.env"
 KUSTOMIZATION = "deploy/k8s/base/kustomization.yaml"
 RESOURCES_TO_LIST = "resources: []  # the manifests this folder keeps, listed at generation\n"
+# The answers this project was made with (for `cruft link`; committed with the project).
+ANSWERS_FILE = ".cookiecutter.json"
 DEV_SECRET_NOTE = (
     "# The dev overlay's Secret, written at generation with fresh random values (git-ignored).\n"
     "# Point the URLs at the servers your development cluster reaches.\n"
@@ -124,6 +126,17 @@ def list_kustomize_resources(root: Path) -> None:
     path.write_text(text.replace(RESOURCES_TO_LIST, listed))
 
 
+def write_answers(root: Path, context: dict) -> None:
+    """Write the answers (not cookiecutter's or the template's own "_" keys) as JSON.
+
+    They are this project's own: cookiecutter's replay file holds the last generation from the
+    template, whichever project that was. The same answers give the same bytes.
+    """
+    answers = {key: value for key, value in context.items() if not key.startswith("_")}
+    text = json.dumps(answers, indent=2, ensure_ascii=False) + "\n"
+    (root / ANSWERS_FILE).write_text(text, encoding="utf-8")
+
+
 def write_env(root: Path, selected: dict[str, bool]) -> None:
     """Copy .env.example to .env with fresh random secrets; never overwrite an existing .env."""
     if (root / ".env").exists():
@@ -152,9 +165,10 @@ def write_dev_secret(root: Path) -> None:
 
 
 def main() -> int:
-    """Prune, then write .env and, with Kubernetes, the base's resources and dev secret.env."""
+    """Prune, record the answers, write .env and, with Kubernetes, resources and secret.env."""
     root = Path.cwd()
     prune(root, paths_to_prune(CONTEXT, PACKAGE))
+    write_answers(root, CONTEXT)
     write_env(root, SELECTED)
     if SELECTED["use_kubernetes"]:
         list_kustomize_resources(root)

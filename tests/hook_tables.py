@@ -1,4 +1,4 @@
-"""Read the hooks' tables (PRUNE, RULES) without rendering the hooks: one source of truth."""
+"""Read the hooks' tables (PRUNE, RULES) and names without rendering the hooks: one source."""
 
 import ast
 from pathlib import Path
@@ -7,13 +7,18 @@ HOOKS = Path(__file__).resolve().parent.parent / "hooks"
 HOOK = HOOKS / "post_gen_project.py"
 
 
+def post_gen_value(name: str):
+    """Return the literal the post-gen hook assigns to ``name`` at its top level."""
+    for node in ast.parse(HOOK.read_text()).body:
+        if isinstance(node, ast.Assign) and [t.id for t in node.targets] == [name]:
+            return ast.literal_eval(node.value)
+    raise LookupError(f"{name} not found in the post-gen hook")
+
+
 def prune_table() -> dict[tuple[str, ...], list[str]]:
     """Return the hook's PRUNE table, each key as the tuple of options its paths need."""
-    for node in ast.parse(HOOK.read_text()).body:
-        if isinstance(node, ast.Assign) and [t.id for t in node.targets] == ["PRUNE"]:
-            table = ast.literal_eval(node.value)
-            return {(key,) if isinstance(key, str) else key: paths for key, paths in table.items()}
-    raise LookupError("PRUNE not found in the post-gen hook")
+    table = post_gen_value("PRUNE")
+    return {(key,) if isinstance(key, str) else key: paths for key, paths in table.items()}
 
 
 def rules_table() -> list[tuple[str, str, dict[str, str]]]:

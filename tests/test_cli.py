@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from developer import request
+
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 # What the user types; Enter takes the default of every other prompt.
 TYPED = {
@@ -45,11 +48,17 @@ def free_port() -> int:
 
 
 def cookiecutter(
-    template_dir, output: Path, args: list[str], stdin: str | None = None, check: bool = True
+    template_dir,
+    output: Path,
+    args: list[str],
+    stdin: str | None = None,
+    check: bool = True,
+    merged: bool = False,
 ) -> subprocess.CompletedProcess:
     """Run the cookiecutter CLI with a private HOME (no replay or config leaks).
 
     ``args`` are options, then ``key=value`` answers, which the CLI takes after the template.
+    ``merged`` puts stderr into stdout, in the order a terminal shows them.
     """
     options = [arg for arg in args if "=" not in arg]
     answers = [arg for arg in args if "=" in arg]
@@ -60,7 +69,8 @@ def cookiecutter(
         input=stdin,
         env=env,
         check=check,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT if merged else subprocess.PIPE,
         text=True,
         timeout=120,
     )
@@ -138,6 +148,8 @@ REFUSED = [
     ("project_slug=acme/orders", 'project_slug="acme/orders" is invalid'),
     ("project_slug=Acme Orders", "ERROR: project_slug='Acme Orders' is invalid; expected "),
     ("email=nope", "ERROR: email='nope' is invalid; expected "),
+    ("project_name=   ", 'ERROR: project_name="   " is invalid; expected a letter or digit'),
+    ("project_slug=", 'ERROR: project_slug="" is invalid; expected one folder name'),
 ]
 
 
@@ -150,4 +162,73 @@ def test_a_refused_answer_leaves_no_folder_behind(template_dir, tmp_path, answer
     result = cookiecutter(template_dir, output, ["--no-input", answer], check=False)
     assert result.returncode == 1
     assert message in result.stderr + result.stdout
-    assert [path.name for path in output.iterdir() if path.name != "home"] == []
+    assert written(output) == []
+
+
+def written(output: Path) -> list[str]:
+    """Return what a bake left in its output folder (the private HOME aside)."""
+    return [path.name for path in output.iterdir() if path.name != "home"]
+
+
+def readme_refusals() -> list[tuple[list[str], str, list[str]]]:
+    """Return the README's table of refusals: the answers, "first" or "last", the lines to read."""
+    text = README.read_text()
+    table = text.split("| you give | refused by | the line to read |\n")[1].split("\n\n")[0]
+    rows = []
+    for row in table.splitlines()[1:]:  # below the header's separator
+        given, _, shown = (cell.strip() for cell in row.strip("|").split(" | "))
+        where = "first" if shown.startswith("the first lines") else "last"
+        rows.append((given.strip("`").split(), where, re.findall(r"`([^`]+)`", shown)))
+    return rows
+
+
+def shown_as(pattern: str, line: str) -> bool:
+    """Say whether ``line`` is what the README shows, its "..." standing for any text."""
+    return re.fullmatch(".*".join(map(re.escape, pattern.split("..."))), line) is not None
+
+
+@pytest.mark.xdist_group("cli")
+@pytest.mark.parametrize(
+    ("answers", "where", "lines"),
+    [pytest.param(*row, id=" ".join(row[0])) for row in readme_refusals()],
+)
+def test_each_refusal_prints_the_lines_the_readme_shows(
+    template_dir, tmp_path, answers, where, lines
+):
+    """It prints the README's lines to read, where the README says, and writes nothing."""
+    output = tmp_path / "out"
+    output.mkdir()
+    result = cookiecutter(template_dir, output, ["--no-input", *answers], check=False, merged=True)
+    printed = result.stdout.splitlines()
+    shown = printed[: len(lines)] if where == "first" else printed[-1:]
+    assert len(shown) == len(lines), result.stdout
+    assert all(map(shown_as, lines, shown)), result.stdout
+    assert result.returncode == 1
+    assert written(output) == []
+
+
+# Answers typed at the prompts that name no folder -> the prompt that must not come next.
+TYPED_REFUSALS = [
+    ({"project_name": "!!!"}, "project_slug"),
+    ({"project_name": "   "}, "project_slug"),
+    ({"project_slug": "acme/orders"}, "package_name"),
+]
+
+
+@pytest.mark.xdist_group("cli")
+@pytest.mark.parametrize(("typed", "next_prompt"), TYPED_REFUSALS)
+def test_a_name_or_slug_naming_no_folder_is_refused_at_once(
+    template_dir, tmp_path, typed, next_prompt
+):
+    """It stops right after the bad answer is typed, naming its field, before the next prompt."""
+    output = tmp_path / "out"
+    output.mkdir()
+    stdin = keystrokes(template_dir, typed)
+    result = cookiecutter(template_dir, output, [], stdin=stdin, check=False)
+    prompts = json.loads((template_dir / "cookiecutter.json").read_text())["__prompts__"]
+    (field,) = typed
+    assert result.returncode == 1
+    assert prompts[field] in result.stdout
+    assert prompts[next_prompt] not in result.stdout
+    assert f"'ERROR: {field}=" in result.stderr.splitlines()[-1]
+    assert written(output) == []

@@ -1,6 +1,7 @@
 """The hooks: answers are validated before anything is written; pruning and secrets work."""
 
 import importlib.util
+import json
 import re
 import shutil
 
@@ -276,3 +277,11 @@ def test_write_dev_secret_keeps_an_existing_file(post_gen, tmp_path):
     target.write_text("SECRET_KEY=mine\n")
     post_gen.write_dev_secret(tmp_path)
     assert target.read_text() == "SECRET_KEY=mine\n"
+
+
+def test_the_answers_are_written_without_private_keys(post_gen, tmp_path):
+    """It writes every answer as JSON, and none of cookiecutter's or the template's "_" keys."""
+    post_gen.write_answers(tmp_path, {"project_name": "Ünïcode", "_template": "x", "__check": ""})
+    text = (tmp_path / post_gen.ANSWERS_FILE).read_text(encoding="utf-8")
+    assert json.loads(text) == {"project_name": "Ünïcode"}
+    assert text.endswith("}\n")

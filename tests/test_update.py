@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from projects import run_project_tests
 pytestmark = pytest.mark.xdist_group("update")
 
 TEMPLATE_NAME = "flask-service"  # the folder name cookiecutter names its replay file after
+README_TEMPLATE = "https://github.com/OWNER/flask-service"  # the template's address in its README
 COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache")
 PROJECT = "{{cookiecutter.project_slug}}"
 PACKAGE = "{{cookiecutter.package_name}}"
@@ -225,27 +227,48 @@ def test_conflicting_edit_gets_conflict_markers_not_rejects(template_dir, tmp_pa
     assert (project / ".env").read_bytes() == dotenv
 
 
-def test_plain_cookiecutter_bake_can_be_linked_later(template_dir, tmp_path):
-    """It writes a replay of the answers, with which cruft link matches the project exactly."""
+def readme_link_commands(template_dir: Path, template: Path) -> str:
+    """Return the template README's commands that link a plain cookiecutter bake, for ``template``.
+
+    The README's template address is replaced by ``template``.
+    """
+    readme = (template_dir / "README.md").read_text()
+    start = readme.index("Generated with plain `cookiecutter`?")
+    block = re.search(r"```bash\n(.*?)```", readme[start:], re.DOTALL).group(1)
+    assert README_TEMPLATE in block
+    return block.replace(README_TEMPLATE, str(template))
+
+
+def test_plain_cookiecutter_bakes_are_linked_with_their_own_answers(template_dir, tmp_path):
+    """It links each of two bakes in a row (one HOME) with its own answers, by the README's steps.
+
+    cookiecutter's replay file then holds only the second bake's answers.
+    """
     env = tool_env(tmp_path / "home")
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"  # cruft, as the README installs it
     template = template_repo(template_dir, tmp_path, env)
-    output = tmp_path / "projects"
-    answers = {"project_name": "Linked Later", "use_redis": "no", "use_kubernetes": "yes"}
-    bake(template, output, answers, env)
-    project = output / "linked-later"
-    git("init", "--quiet", "--initial-branch=main", cwd=project, env=env)
-    commit_all(project, "Generate from the template", env)
-
+    bakes = {
+        "linked-later": {
+            "project_name": "Linked Later",
+            "use_redis": "no",
+            "use_kubernetes": "yes",
+        },
+        "baked-next": {"project_name": "Baked Next", "use_postgres": "no", "app_server": "granian"},
+    }
+    projects = {
+        slug: bake(template, tmp_path / slug, answers, env) for slug, answers in bakes.items()
+    }
     replay = tmp_path / "home" / ".cookiecutter_replay" / f"{TEMPLATE_NAME}.json"
-    replayed = json.loads(replay.read_text())["cookiecutter"]
-    cruft(
-        "link", "-y", "--extra-context", json.dumps(replayed), str(template), cwd=project, env=env
-    )
+    assert json.loads(replay.read_text())["cookiecutter"]["project_name"] == "Baked Next"
 
-    linked = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
-    assert (linked["project_name"], linked["use_redis"]) == ("Linked Later", "no")
-    cruft("diff", "--exit-code", cwd=project, env=env)  # the template reproduces the project
-    commit_all(project, "Link to the template", env)
+    commands = readme_link_commands(template_dir, template)
+    for slug, project in projects.items():
+        run(["bash", "-euo", "pipefail", "-c", commands], project, env)
+        linked = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
+        assert bakes[slug].items() <= linked.items(), slug
+        assert status(project, env) == {}, slug  # the README's last step committed the link
+
+    project = projects["linked-later"]
     change_template(template, env)
     assert cruft("check", cwd=project, env=env, check=False).returncode != 0
     cruft("update", "-y", cwd=project, env=env)
