@@ -8,11 +8,15 @@ from pathlib import Path
 
 
 def make(root: Path, env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run make in a generated project; return the finished process, whatever its status."""
+    """Run make in a generated project; return the finished process, whatever its status.
+
+    Its input is empty, as in a script or CI job: a task that asks a question reads no answer.
+    """
     return subprocess.run(
         ["make", "--no-print-directory", *args],
         cwd=root,
         env=env,
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -2,19 +2,46 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from combinations import ALL_OFF, ALL_ON, alone, params
+from combinations import ALL_OFF, ALL_ON, PYTHON_VERSIONS, alone, combination, params
 from developer import make
 from test_kubernetes import KUBERNETES_VERSIONS, validate
 
 RULE = re.compile(r"^([A-Za-z][\w-]*)\s*:(?!=)")
 PHONY = re.compile(r"^\.PHONY:\s*(.+)$")
 VENV_BIN = Path(sys.executable).parent
+APP_ENV_SET = re.compile(r"\bAPP_ENV\s*[:?]?=\s*(\w*)")
+RUNNING_PYTHON = "{}.{}".format(*sys.version_info[:2])
+# A bake whose image Python is not the one running these tests.
+OTHER_IMAGE_PYTHON = combination(
+    {**ALL_OFF.answers, "python_version": next(v for v in PYTHON_VERSIONS if v != RUNNING_PYTHON)}
+)
+PROD_SECRET = "deploy/k8s/overlays/prod/secret.env"
+
+
+def copy_of(project: Path, parent: Path) -> Path:
+    """Copy a baked project under ``parent`` (for tests that change files); return the copy."""
+    root = parent / "project"
+    subprocess.run(["cp", "-a", str(project), str(root)], check=True, timeout=60)
+    return root
+
+
+def closed_index(env: dict) -> dict:
+    """Return ``env`` with pip pointed at an index nobody answers, so an install fails fast."""
+    return {
+        **env,
+        "PIP_CONFIG_FILE": os.devnull,  # no configured mirrors or local wheel folders
+        "PIP_INDEX_URL": "http://127.0.0.1:9/simple",  # the discard port: nothing listens
+        "PIP_RETRIES": "0",
+        "PIP_TIMEOUT": "2",
+        "PIP_NO_CACHE_DIR": "1",
+    }
 
 
 def rules(text: str) -> dict[str, list[str]]:
@@ -84,17 +111,8 @@ def test_make_help_and_dry_runs_of_every_task_succeed(bake, combo, clean_env):
 @pytest.mark.parametrize("combo", params([ALL_OFF]))
 def test_a_failed_install_is_retried_by_the_next_task(bake, combo, clean_env, tmp_path):
     """It installs again on the next task after pip failed (an unreachable index)."""
-    root = tmp_path / "project"
-    subprocess.run(["cp", "-a", str(bake(combo)), str(root)], check=True, timeout=60)
-    with_closed_index = {
-        **clean_env,
-        "PIP_CONFIG_FILE": os.devnull,  # no configured mirrors or local wheel folders
-        "PIP_INDEX_URL": "http://127.0.0.1:9/simple",  # the discard port: nothing listens
-        "PIP_RETRIES": "0",
-        "PIP_TIMEOUT": "2",
-        "PIP_NO_CACHE_DIR": "1",
-    }
-    failed = make(root, with_closed_index, "install", timeout=300)
+    root = copy_of(bake(combo), tmp_path)
+    failed = make(root, closed_index(clean_env), "install", timeout=300)
     assert failed.returncode != 0
     again = make(root, clean_env, "-n", "test")
     assert "pip install" in again.stdout, again.stdout
@@ -104,8 +122,7 @@ def test_a_failed_install_is_retried_by_the_next_task(bake, combo, clean_env, tm
 @pytest.mark.parametrize("combo", params([ALL_ON, alone("use_kubernetes")]))
 def test_kube_manifests_renders_a_fresh_bake(bake, combo, clean_env, tmp_path):
     """It prints the dev overlay's manifests from a fresh bake with no manual step."""
-    root = tmp_path / "project"
-    subprocess.run(["cp", "-a", str(bake(combo)), str(root)], check=True, timeout=60)
+    root = copy_of(bake(combo), tmp_path)
     env = {**clean_env, "PATH": f"{VENV_BIN}{os.pathsep}{clean_env['PATH']}"}
     result = make(root, env, "kube-manifests")
     assert result.returncode == 0, result.stderr
@@ -122,11 +139,83 @@ def test_kube_manifests_renders_a_fresh_bake(bake, combo, clean_env, tmp_path):
 @pytest.mark.parametrize("combo", params([ALL_OFF]))
 def test_a_venv_that_could_not_be_made_is_removed(bake, combo, clean_env, tmp_path):
     """It removes a half-made .venv when creating it fails (as without ensurepip)."""
-    root = tmp_path / "project"
-    subprocess.run(["cp", "-a", str(bake(combo)), str(root)], check=True, timeout=60)
+    root = copy_of(bake(combo), tmp_path)
     broken = tmp_path / "python-without-ensurepip"
     broken.write_text('#!/bin/sh\nmkdir -p "$3/bin" && touch "$3/bin/python"\nexit 1\n')
     broken.chmod(0o755)
     result = make(root, clean_env, "install", f"PYTHON={broken}")
     assert result.returncode != 0
     assert not (root / ".venv").exists()
+
+
+@pytest.mark.parametrize("combo", params([ALL_ON, alone("use_kubernetes")]))
+def test_kube_manifests_of_prod_names_the_secret_to_create(bake, combo, clean_env, tmp_path):
+    """It fails on a fresh bake with one line naming prod's secret.env; made, prod prints."""
+    root = copy_of(bake(combo), tmp_path)
+    env = {**clean_env, "PATH": f"{VENV_BIN}{os.pathsep}{clean_env['PATH']}"}
+    missing = make(root, env, "kube-manifests", "OVERLAY=prod")
+    assert missing.returncode != 0
+    assert missing.stderr.splitlines()[0] == (
+        f"missing {PROD_SECRET}: copy deploy/k8s/secret.env.example there and fill it in"
+    )
+    shutil.copy(root / "deploy/k8s/secret.env.example", root / PROD_SECRET)
+    result = make(root, env, "kube-manifests", "OVERLAY=prod")
+    assert result.returncode == 0, result.stderr
+    assert "Deployment" in {doc["kind"] for doc in yaml.safe_load_all(result.stdout) if doc}
+
+
+@pytest.mark.parametrize("combo", params())
+def test_no_task_replaces_the_callers_app_env_or_answers_for_them(bake, combo, clean_env):
+    """It sets APP_ENV to production only, `make dev` refuses it, `make reset` asks unless YES=1.
+
+    Every task runs with the caller's APP_ENV, else .env's: a task may make it stricter only.
+    """
+    root = bake(combo)
+    code = [
+        line
+        for line in (root / "Makefile").read_text().splitlines()
+        if not line.lstrip().startswith("#")
+    ]
+    assert {value for line in code for value in APP_ENV_SET.findall(line)} <= {"production"}
+    production = {**clean_env, "APP_ENV": "production"}
+    refused = make(root, production, "-n", "dev")
+    assert refused.returncode != 0 and "refused with APP_ENV=production" in refused.stderr
+    assert refused.stdout == "", "make dev does nothing first (no install, no migration)"
+    assert make(root, production, "-n", "test").returncode == 0, "only dev refuses it"
+    if combo.selected("use_frontend"):
+        asks = make(root, clean_env, "-n", "reset").stdout.splitlines()[-1]
+        assert asks.endswith(" reset"), asks
+        told = make(root, clean_env, "-n", "reset", "YES=1").stdout.splitlines()[-1]
+        assert told.endswith(" reset --yes"), told
+
+
+@pytest.mark.parametrize("combo", params([OTHER_IMAGE_PYTHON]))
+def test_install_uses_the_image_python_when_it_runs_here(bake, combo, clean_env, tmp_path):
+    """It makes .venv with python3.X, the image's, when that runs, else with python3.
+
+    A pyenv shim of a Python that is not installed is on PATH but exits 127: it counts as absent.
+    """
+    root = bake(combo)
+    version = combo.value("python_version")
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    chosen = folder / f"python{version}"
+    env = {**clean_env, "PATH": f"{folder}{os.pathsep}{clean_env['PATH']}"}
+    venv_lines = {}
+    for state, script in (("runs", f'exec "{sys.executable}" "$@"'), ("absent", "exit 127")):
+        chosen.write_text(f"#!/bin/sh\n{script}\n")
+        chosen.chmod(0o755)
+        dry = make(root, env, "-n", "-B", "install")
+        assert dry.returncode == 0, dry.stderr
+        (venv_lines[state],) = [line for line in dry.stdout.splitlines() if " -m venv " in line]
+    assert f"|| python{version} -m venv " in venv_lines["runs"], venv_lines
+    assert "|| python3 -m venv " in venv_lines["absent"], venv_lines
+
+
+@pytest.mark.parametrize("combo", params([OTHER_IMAGE_PYTHON]))
+def test_install_says_when_the_venv_has_another_python(bake, combo, clean_env, tmp_path):
+    """It names .venv's Python and the image's when they differ (pip then fails: a closed index)."""
+    root = copy_of(bake(combo), tmp_path)
+    result = make(root, closed_index(clean_env), "install", f"PYTHON={sys.executable}", timeout=300)
+    image = combo.value("python_version")
+    assert f"note: .venv has Python {RUNNING_PYTHON}, the image {image}" in result.stderr

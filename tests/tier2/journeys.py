@@ -12,7 +12,10 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from contextlib import contextmanager
+from email.message import Message
 from pathlib import Path
 
 import developer
@@ -59,9 +62,14 @@ def developer_env(**settings: str) -> dict[str, str]:
     return {**env, **settings}
 
 
+def attempt(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """Run one make target with no terminal (its input empty); return it, whatever its status."""
+    return developer.make(project, env, *args, timeout=MAKE_TIMEOUT)
+
+
 def make(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     """Run one make target; raise StepFailed with its output unless it succeeds."""
-    result = developer.make(project, env, *args, timeout=MAKE_TIMEOUT)
+    result = attempt(project, env, *args)
     if result.returncode != 0:
         output = (result.stdout[-3000:] + "\n" + result.stderr[-3000:]).strip()
         raise StepFailed(f"make {' '.join(args)} exited {result.returncode}:\n{output}")
@@ -108,6 +116,15 @@ def demo(project: Path, env: dict[str, str], log: Path):
         except ServerError as exc:
             raise StepFailed(f"{exc}\n{log.read_text()[-3000:]}") from None
         yield base
+
+
+def page(url: str) -> tuple[int, Message, str]:
+    """GET a page; return its status, headers and text, whatever the status."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.headers, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers, error.read().decode()
 
 
 def stop_group(process: subprocess.Popen, target: str) -> None:

@@ -9,13 +9,15 @@ import pytest
 from developer import request
 
 from . import journeys
-from .journeys import COLUMN, add_column, demo, developer_env, make, new_migrations
+from .journeys import COLUMN, add_column, attempt, demo, developer_env, make, new_migrations, page
 from .servers import ServerError, wait_until
 
 pytestmark = pytest.mark.xdist_group("journeys")
 TEMPLATE = Path(__file__).resolve().parents[2]
 SENTINEL = "sentinel: the developer's own row"
 PROCESSING_TIMEOUT = 60.0
+STRICT_POLICY_PARTS = ("script-src 'self';", "style-src 'self';")
+TOOLBAR_MARK = 'id="flDebug"'
 
 
 def sqlite_columns(path: Path) -> set[str]:
@@ -45,6 +47,21 @@ def change_the_model(project: Path, env: dict[str, str]) -> list[Path]:
     return created
 
 
+def assert_production(base: str, pages: bool) -> None:
+    """Check that a served instance runs with production settings: no /docs, no debug toolbar.
+
+    With ``pages``, the home page also carries the strict policy (nothing inline).
+    """
+    assert page(base + "/docs")[0] == 404
+    if pages:
+        status, headers, text = page(base + "/")
+        assert status == 200, text[:500]
+        policy = headers["Content-Security-Policy"]
+        assert all(part in policy for part in STRICT_POLICY_PARTS), policy
+        assert "unsafe-inline" not in policy, policy
+        assert TOOLBAR_MARK not in text
+
+
 def test_sqlite_journey(tmp_path):
     """It installs, tests, serves, then takes a schema change through a migration, on SQLite."""
     project = journeys.bake(TEMPLATE, tmp_path, use_postgres="yes", use_redis="yes")
@@ -54,6 +71,7 @@ def test_sqlite_journey(tmp_path):
     with demo(project, env, tmp_path / "demo.log") as base:
         status, item = request(base + "/api/items", {"name": "from the demo"})
         assert status == 201, item
+        assert_production(base, pages=False)
     database = journeys.sqlite_file(project)
     assert COLUMN not in sqlite_columns(database)
     change_the_model(project, env)
@@ -75,13 +93,42 @@ def processed(base: str, item_id: int, worker_log: Path) -> None:
         raise journeys.StepFailed(f"{exc}\n{worker_log.read_text()[-3000:]}") from None
 
 
+def item_count(postgres, database: str) -> int:
+    """Return how many items a PostgreSQL database holds."""
+    with postgres.connect(database) as connection:
+        return connection.execute("SELECT count(*) FROM items").fetchone()[0]
+
+
+def reset_only_when_told(project: Path, env: dict[str, str], postgres, database: str) -> None:
+    """Seed, then check `make reset`: refused in production, unanswered keeps, YES=1 drops."""
+    make(project, env, "seed")
+    seeded = item_count(postgres, database)
+    assert seeded >= 3
+    refused = attempt(project, {**env, "APP_ENV": "production"}, "reset")
+    assert refused.returncode != 0
+    assert "refusing to reset the database with APP_ENV=production" in refused.stderr
+    assert item_count(postgres, database) == seeded
+    unanswered = attempt(project, env, "reset")  # asks, and reads no answer
+    assert unanswered.returncode != 0
+    assert "Aborted" in unanswered.stderr, unanswered.stdout + unanswered.stderr
+    assert item_count(postgres, database) == seeded
+    make(project, env, "reset", "YES=1")
+    assert item_count(postgres, database) == 0
+
+
 def test_postgres_and_redis_journey(tmp_path, postgres, redis_server):
     """It runs the loop on real servers; tests spare DATABASE_URL's rows; migrate twice: no-op.
 
-    `make worker` runs beside `make demo` and processes the item the demo enqueued.
+    `make worker` runs beside `make demo` and processes the item the demo enqueued; the demo
+    serves production settings; `make reset` drops the rows only when the person says yes.
     """
     project = journeys.bake(
-        TEMPLATE, tmp_path, use_postgres="yes", use_redis="yes", use_celery="yes"
+        TEMPLATE,
+        tmp_path,
+        use_postgres="yes",
+        use_redis="yes",
+        use_celery="yes",
+        use_frontend="yes",
     )
     database = postgres.create_database("journey")
     env = developer_env(
@@ -105,6 +152,7 @@ def test_postgres_and_redis_journey(tmp_path, postgres, redis_server):
         assert status == 201, item
         assert item["status"] == "pending", item  # REDIS_URL is set: the task waits in Redis
         processed(base, item["id"], worker_log)
+        assert_production(base, pages=True)
     assert COLUMN not in postgres_columns(postgres, database)
     change_the_model(project, env)
     assert COLUMN in postgres_columns(postgres, database)
@@ -118,6 +166,7 @@ def test_postgres_and_redis_journey(tmp_path, postgres, redis_server):
     with postgres.connect(database) as connection:
         names = [row[0] for row in connection.execute("SELECT name FROM items ORDER BY id")]
     assert names == [SENTINEL, "from the demo"]
+    reset_only_when_told(project, env, postgres, database)
 
 
 def test_an_interrupted_install_is_repaired_by_the_next_task(tmp_path):
