@@ -41,7 +41,7 @@ def test_web_concurrency_overrides(monkeypatch):
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("PORT", "eighty"), ("PORT", "70000"), ("WEB_THREADS", "0"), ("WORKER_CPU_AFFINITY", "on")],
+    [("PORT", "eighty"), ("PORT", "70000"), ("WEB_THREADS", "0"), ("WEB_CONCURRENCY", "0")],
 )
 def test_invalid_server_setting_names_the_variable(monkeypatch, name, value):
     """It fails at start-up naming the bad variable."""

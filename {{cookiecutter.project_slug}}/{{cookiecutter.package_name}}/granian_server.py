@@ -4,7 +4,6 @@ The image runs ``python -m {{ cookiecutter.package_name }}.granian_server``. Eac
 the app and wraps it with granian_access.py, so every request gets one JSON access line.
 """
 
-import gc
 import sys
 
 from granian import Granian
@@ -12,7 +11,7 @@ from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from pydantic import Field
 
-from . import cpu_pinning, metrics_folder
+from . import metrics_folder
 from .logs import logging_config
 from .server import ServerSettings
 from .settings import SettingsError, load_settings
@@ -81,15 +80,6 @@ def main() -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     metrics_folder.start_server(settings.prometheus_multiproc_dir)  # before any worker starts
-    # The workers fork from this process, which has imported the app's modules. Frozen, their
-    # objects are never scanned by a worker's collections, which would otherwise write to the
-    # pages holding them and make every worker copy those pages: 20 to 30 MiB of private memory
-    # per worker (the template's benchmark, its app servers' memory table).
-    gc.freeze()
-    # granian forks the workers: each keeps to a CPU of its own when they cover every CPU.
-    cpu_pinning.pin_forked_children(
-        cpu_pinning.cpus_to_pin(settings.worker_cpu_affinity, settings.workers())
-    )
     try:
         server(settings).serve()
     finally:
