@@ -16,11 +16,7 @@ except SettingsError as exc:
 
 bind = [f"{_server.host}:{_server.port}"]
 workers = _server.workers()
-# gunicorn's own workers, answering its refusals in JSON and bounding slow clients (workers.py).
-worker_class = {
-    "gthread": "{{ cookiecutter.package_name }}.workers.ThreadWorker",
-    "sync": "{{ cookiecutter.package_name }}.workers.SyncWorker",
-}[_server.worker_class]
+worker_class = _server.worker_class
 threads = _server.web_threads
 timeout = _server.gunicorn_timeout
 graceful_timeout = _server.graceful_timeout
@@ -30,6 +26,13 @@ max_requests_jitter = _server.max_requests_jitter
 # gunicorn trusts no peer's X-Forwarded-* headers (by default it trusts 127.0.0.1): which proxies
 # are trusted is the app's decision alone (README: Trusted proxies).
 forwarded_allow_ips = ""
+{%- if cookiecutter.use_nginx == "yes" %}
+# nginx refuses request lines and headers past its own buffers (8 KiB each) in JSON; with
+# gunicorn's tighter defaults lifted, nothing nginx passes on is refused again here in HTML.
+limit_request_line = 0
+limit_request_fields = 32768
+limit_request_field_size = 0
+{%- endif %}
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108  (RAM, not disk)
 control_socket_disable = True
 logger_class = "{{ cookiecutter.package_name }}.gunicorn_logs.GunicornLogger"

@@ -79,6 +79,14 @@ def test_the_launcher_prepares_the_metrics_folder_then_serves(monkeypatch, tmp_p
     assert served == [[]]
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "61"])
+def test_request_read_timeout_must_be_positive_seconds_within_granians_bound(monkeypatch, value):
+    """It refuses a REQUEST_READ_TIMEOUT that is not a number of seconds from above 0 to 60."""
+    monkeypatch.setenv("REQUEST_READ_TIMEOUT", value)
+    with pytest.raises(SettingsError, match="REQUEST_READ_TIMEOUT"):
+        load_settings(model=GranianSettings)
+
+
 def access_lines(text: str) -> list[dict]:
     """Return the JSON access lines in ``text``."""
     lines = [json.loads(line) for line in text.splitlines() if line.strip()]

@@ -30,10 +30,13 @@ class GranianSettings(ServerSettings):
     workers_max_rss: int = Field(256, ge=0)
     # Respawn each worker after this many seconds (0: never; granian needs at least 60).
     workers_lifetime: int = Field(0, ge=0)
+    # Seconds a client has to send its request head; then granian closes the connection.
+    # Heads are read in Rust, so a silent client holds no thread meanwhile.
+    request_read_timeout: float = Field(10, gt=0, le=HEAD_TIMEOUT_CAP_MS / 1000)
 
     def head_timeout_ms(self) -> int:
-        """Return REQUEST_READ_TIMEOUT in milliseconds, within granian's bound."""
-        return min(HEAD_TIMEOUT_CAP_MS, max(1, round(self.request_read_timeout * 1000)))
+        """Return REQUEST_READ_TIMEOUT in milliseconds."""
+        return max(1, round(self.request_read_timeout * 1000))
 
 
 def logging_dict(settings: GranianSettings) -> dict:

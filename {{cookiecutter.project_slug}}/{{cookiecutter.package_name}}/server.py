@@ -54,10 +54,6 @@ class ServerSettings(LogSettings):
     # The app sizes its database pool to them too (settings.py).
     web_threads: WebThreads = DEFAULT_WEB_THREADS
     graceful_timeout: int = Field(25, ge=1)
-    # Seconds a client has to send its request head, and again its body; then it gets a 408.
-    # Heads are read without a thread (gunicorn's event loop, granian's Rust), so a silent client
-    # holds no thread meanwhile; granian bounds heads only, and closes without an answer.
-    request_read_timeout: float = Field(10, gt=0, le=300)
     # The workers' metrics folder, emptied at start; unset: a temporary one (metrics_folder.py).
     prometheus_multiproc_dir: MetricsFolder = None
 
