@@ -61,10 +61,8 @@ PRUNE = {
         "gunicorn.conf.py",
         "{package}/gunicorn_logs.py",
         "{package}/gunicorn_settings.py",
-        "{package}/workers.py",
         "tests/test_gunicorn_logs.py",
         "tests/test_gunicorn_settings.py",
-        "tests/test_workers.py",
     ],
     "app_server=granian": [
         "{package}/granian_server.py",

@@ -34,7 +34,7 @@ LEFTOVER_WORDS = {
     "use_celery": ["scheduler"],
     "use_frontend": ["htmx", "alpine", "csrf", "static_url_for", "flask_debugtoolbar", "esbuild"],
     # A choice's value: words of its own files and requirements (the README names both servers).
-    "app_server=gunicorn": ["gunicorn.conf", "from gunicorn", "gunicorn==", "workers.py"],
+    "app_server=gunicorn": ["gunicorn.conf", "from gunicorn", "gunicorn==", "gunicorn_settings"],
     "app_server=granian": ["granian_", "granian=="],
 }
 

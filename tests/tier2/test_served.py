@@ -535,56 +535,6 @@ def test_a_killed_worker_is_replaced_and_service_continues(deployment):
         assert requests.get(f"{deployment.entry}/api/items", timeout=TIMEOUT).status_code == 200
 
 
-def cpus_of(pid: int) -> set[frozenset[int]]:
-    """Return the distinct CPU sets the threads of process ``pid`` may run on."""
-    found = set()
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with contextlib.suppress(ProcessLookupError):
-            found.add(frozenset(os.sched_getaffinity(int(task))))
-    return found
-
-
-@each()
-def test_each_worker_keeps_to_a_cpu_of_its_own_and_a_replacement_takes_the_freed_one(deployment):
-    """With a worker per CPU (WORKER_CPU_AFFINITY=auto) every thread of each worker keeps to one
-    CPU, a different one per worker; a worker started after one was killed takes its CPU.
-
-    The instance runs on two CPUs, as in a container with a cpuset of two: the test is the same
-    on a host of any size, with two workers."""
-    cpus = sorted(os.sched_getaffinity(0))[:2]
-    if len(cpus) < 2:
-        pytest.skip("workers are pinned apart only on 2 or more CPUs; this machine gives 1")
-    service = deployment.extra_service("pinned", tuple(cpus), WEB_CONCURRENCY=str(len(cpus)))
-    wait_until(lambda: len(service.workers()) == len(cpus), 30, "a worker per CPU")
-    for _ in range(4 * len(cpus)):  # start request threads too (each must keep to its CPU)
-        assert requests.get(f"{service.url}/api/items", timeout=TIMEOUT).status_code == 200
-
-    def pinned() -> dict[int, int]:
-        found = {}
-        for pid in service.workers():
-            (kept,) = cpus_of(pid)  # one CPU set for every thread of the worker
-            if len(kept) == 1:
-                found[pid] = next(iter(kept))
-        return found
-
-    def pinned_apart(gone: int | None = None) -> dict[int, int] | None:
-        """Return the pinned workers when there is one per CPU, none of them ``gone``; else None.
-
-        One look for both conditions: between two, the master may reap the killed worker before
-        it starts the next."""
-        now = pinned()
-        return now if len(now) == len(cpus) and gone not in now else None
-
-    before = wait_until(pinned_apart, 15, "every worker pinned")
-    assert sorted(before.values()) == cpus
-    victim = min(before)
-    os.kill(victim, signal.SIGKILL)
-    after = wait_until(lambda: pinned_apart(gone=victim), 30, "a new worker")
-    (replacement,) = set(after) - set(before)
-    assert after[replacement] == before[victim]
-    assert sorted(after.values()) == cpus
-
-
 # --------------------------------------------------------------------------- load
 
 

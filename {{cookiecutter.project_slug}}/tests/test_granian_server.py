@@ -1,13 +1,12 @@
 """granian is configured from the environment, and writes one JSON access line per request."""
 
-import gc
 import json
 
 import pytest
 from flask import Flask
 from granian import Granian
 
-from {{ cookiecutter.package_name }} import cpu_pinning, create_app
+from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.granian_access import with_access_log
 from {{ cookiecutter.package_name }}.granian_server import GranianSettings, main, server
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
@@ -70,39 +69,22 @@ def test_a_bad_app_setting_stops_the_start_before_any_worker(monkeypatch, capsys
     assert line.startswith("Error: Invalid settings: ") and "RATELIMIT_DEFAULT='often'" in line
 
 
-def test_the_launcher_freezes_what_it_imported_before_the_workers_fork(monkeypatch, tmp_path):
-    """It moves the objects of the modules it imported to the collector's permanent generation
-    before serving, so no worker's collection writes to the pages it shares with the others."""
-    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))  # restored after the test
-    monkeypatch.setattr(cpu_pinning, "pin_forked_children", lambda cpus: None)  # no fork here
-    frozen = []
-    monkeypatch.setattr(Granian, "serve", lambda self: frozen.append(gc.get_freeze_count()))
-    before = gc.get_freeze_count()
-    try:
-        assert main() == 0
-    finally:
-        gc.unfreeze()
-    assert len(frozen) == 1 and frozen[0] - before > 10000, frozen  # the modules' objects
-
-
-@pytest.mark.parametrize(("affinity", "workers"), [("auto", 2), ("auto", 1), ("off", 2)])
-def test_the_launcher_pins_the_workers_it_forks_when_they_cover_every_cpu(
-    monkeypatch, tmp_path, affinity, workers
-):
-    """It has each worker granian forks keep to a CPU of its own (cpu_pinning.py), set up before
-    serving, for its settings: none with WORKER_CPU_AFFINITY=off or fewer workers than CPUs."""
+def test_the_launcher_prepares_the_metrics_folder_then_serves(monkeypatch, tmp_path):
+    """It empties the workers' metrics folder before granian starts, then serves until stopped."""
+    (tmp_path / "stale.db").write_text("a previous run's metrics")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
-    monkeypatch.setenv("WORKER_CPU_AFFINITY", affinity)
-    monkeypatch.setenv("WEB_CONCURRENCY", str(workers))
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
-    calls = []
-    monkeypatch.setattr(cpu_pinning, "pin_forked_children", lambda cpus: calls.append(cpus))
-    monkeypatch.setattr(Granian, "serve", lambda self: calls.append("serve"))
-    try:
-        assert main() == 0
-    finally:
-        gc.unfreeze()
-    assert calls == [(0, 1) if (affinity, workers) == ("auto", 2) else (), "serve"]
+    served = []
+    monkeypatch.setattr(Granian, "serve", lambda self: served.append(list(tmp_path.iterdir())))
+    assert main() == 0
+    assert served == [[]]
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "61"])
+def test_request_read_timeout_must_be_positive_seconds_within_granians_bound(monkeypatch, value):
+    """It refuses a REQUEST_READ_TIMEOUT that is not a number of seconds from above 0 to 60."""
+    monkeypatch.setenv("REQUEST_READ_TIMEOUT", value)
+    with pytest.raises(SettingsError, match="REQUEST_READ_TIMEOUT"):
+        load_settings(model=GranianSettings)
 
 
 def access_lines(text: str) -> list[dict]:

@@ -36,7 +36,6 @@ from . import (
 {%- if cookiecutter.use_frontend == "yes" %}
     seed,
 {%- endif %}
-    sessions,
 {%- if cookiecutter.use_frontend == "yes" %}
     static_files,
 {%- endif %}
@@ -47,31 +46,10 @@ from . import (
 from .settings import load_settings
 
 
-class App(Flask):
-    """Flask, remembering which of its functions need wrapping to run synchronously.
-
-    Flask asks again for every hook and view on every request (a dozen times per request here);
-    the answer never changes for a function.
-    """
-
-    def __init__(self, *args, **kwargs) -> None:
-        """Start with nothing remembered."""
-        super().__init__(*args, **kwargs)
-        self._callable_for: dict = {}
-
-    def ensure_sync(self, func):
-        """Return Flask's callable for ``func``, made once per function."""
-        try:
-            return self._callable_for[func]
-        except KeyError:
-            wrapped = self._callable_for[func] = super().ensure_sync(func)
-            return wrapped
-
-
-def create_app(overrides: dict | None = None) -> App:
+def create_app(overrides: dict | None = None) -> Flask:
     """Build the application: settings, then each concern, then the routes."""
     settings = load_settings(overrides)
-    app = App(__name__)
+    app = Flask(__name__)
     app.config.from_mapping(settings.flask_config())
     app.extensions["settings"] = settings
 
@@ -79,7 +57,6 @@ def create_app(overrides: dict | None = None) -> App:
     request_id.init_app(app)
     request_body.init_app(app)
     errors.init_app(app)
-    sessions.init_app(app)
     database.init_app(app)
     metrics.init_app(app)  # after the database: it watches its pool
 {%- if cookiecutter.use_postgres == "yes" %}

@@ -4,7 +4,6 @@ The image runs ``python -m {{ cookiecutter.package_name }}.granian_server``. Eac
 the app and wraps it with granian_access.py, so every request gets one JSON access line.
 """
 
-import gc
 import sys
 
 from granian import Granian
@@ -12,7 +11,7 @@ from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from pydantic import Field
 
-from . import cpu_pinning, metrics_folder
+from . import metrics_folder
 from .logs import logging_config
 from .server import ServerSettings
 from .settings import SettingsError, load_settings
@@ -31,10 +30,13 @@ class GranianSettings(ServerSettings):
     workers_max_rss: int = Field(256, ge=0)
     # Respawn each worker after this many seconds (0: never; granian needs at least 60).
     workers_lifetime: int = Field(0, ge=0)
+    # Seconds a client has to send its request head; then granian closes the connection.
+    # Heads are read in Rust, so a silent client holds no thread meanwhile.
+    request_read_timeout: float = Field(10, gt=0, le=HEAD_TIMEOUT_CAP_MS / 1000)
 
     def head_timeout_ms(self) -> int:
-        """Return REQUEST_READ_TIMEOUT in milliseconds, within granian's bound."""
-        return min(HEAD_TIMEOUT_CAP_MS, max(1, round(self.request_read_timeout * 1000)))
+        """Return REQUEST_READ_TIMEOUT in milliseconds."""
+        return max(1, round(self.request_read_timeout * 1000))
 
 
 def logging_dict(settings: GranianSettings) -> dict:
@@ -81,15 +83,6 @@ def main() -> int:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
     metrics_folder.start_server(settings.prometheus_multiproc_dir)  # before any worker starts
-    # The workers fork from this process, which has imported the app's modules. Frozen, their
-    # objects are never scanned by a worker's collections, which would otherwise write to the
-    # pages holding them and make every worker copy those pages: 20 to 30 MiB of private memory
-    # per worker.
-    gc.freeze()
-    # granian forks the workers: each keeps to a CPU of its own when they cover every CPU.
-    cpu_pinning.pin_forked_children(
-        cpu_pinning.cpus_to_pin(settings.worker_cpu_affinity, settings.workers())
-    )
     try:
         server(settings).serve()
     finally:

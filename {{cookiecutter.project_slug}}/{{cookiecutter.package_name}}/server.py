@@ -6,7 +6,6 @@ from pathlib import Path
 
 from pydantic import Field
 
-from .cpu_pinning import Affinity
 from .metrics_folder import MetricsFolder
 from .settings import DEFAULT_WEB_THREADS, LogSettings, WebThreads
 
@@ -55,12 +54,6 @@ class ServerSettings(LogSettings):
     # The app sizes its database pool to them too (settings.py).
     web_threads: WebThreads = DEFAULT_WEB_THREADS
     graceful_timeout: int = Field(25, ge=1)
-    # Seconds a client has to send its request head, and again its body; then it gets a 408.
-    # Heads are read without a thread (gunicorn's event loop, granian's Rust), so a silent client
-    # holds no thread meanwhile; granian bounds heads only, and closes without an answer.
-    request_read_timeout: float = Field(10, gt=0, le=300)
-    # auto: each worker keeps to one CPU when the workers cover every CPU (cpu_pinning.py).
-    worker_cpu_affinity: Affinity = "auto"
     # The workers' metrics folder, emptied at start; unset: a temporary one (metrics_folder.py).
     prometheus_multiproc_dir: MetricsFolder = None
 
