@@ -34,8 +34,8 @@ def digested_app(app, digested):
 
 
 def test_digest_writes_hashed_copies_gzip_variants_and_a_manifest(digested):
-    """It copies each file under a content-hashed name, with a gzip variant (for nginx's
-    gzip_static) and no brotli one, which nothing here would send."""
+    """It copies each file under a content-hashed name, with a gzip variant (for a proxy
+    that serves static files) and no brotli one, which nothing here would send."""
     manifest = json.loads((digested / "cache_manifest.json").read_text())
     assert set(manifest) == {"app.js", "style.css"}
     script = digested / manifest["app.js"]
@@ -85,7 +85,7 @@ def test_unknown_digested_file_is_404(digested_app):
 @pytest.mark.parametrize("suffix", [".gz", ".br"])
 def test_compressed_variants_are_not_served(digested_app, digested, suffix):
     """It answers 404 for a compressed variant's name: sent, it would be CSS in gzip or brotli
-    whatever encodings the client accepts (the app picks no variant; nginx does)."""
+    whatever encodings the client accepts (the app picks no variant; a proxy does)."""
     manifest = json.loads((digested / "cache_manifest.json").read_text())
     variant = f"{manifest['style.css']}{suffix}"
     (digested / variant).write_bytes(gzip.compress(STYLE.encode()))  # there, as if left behind

@@ -22,6 +22,8 @@ MIN_SECRET_LENGTH = 32
 # With a database server selected, production must name it: an SQLite file inside a container
 # is lost at restart (and cannot be written on a read-only root filesystem).
 DATABASE_URL_REQUIRED_IN_PRODUCTION = {{ "True" if cookiecutter.use_postgres == "yes" else "False" }}
+# Database URL schemes read as another: the form some hosting platforms hand out, by SQLAlchemy's.
+SCHEME_ALIASES = {{ '{"postgres": "postgresql"}' if cookiecutter.use_postgres == "yes" else "{}" }}
 ENV_FILE = Path(".env")
 HIDDEN_INPUT_WORDS = ("SECRET", "PASSWORD", "URL", "TOKEN")
 RateLimits = Annotated[str, AfterValidator(checked_limits)]
@@ -58,8 +60,10 @@ class Settings(LogSettings):
     app_env: Literal["development", "test", "production"] = "production"
     secret_key: str = ""
     # An SQLAlchemy URL whose database and driver are installed here, else refused at start.
+{%- if cookiecutter.use_postgres == "yes" %}
     # postgres:// (the form Heroku, Render and Fly hand out) is read as postgresql://, whose
     # driver is psycopg 3 (SQLAlchemy's default), as postgresql+psycopg:// names it.
+{%- endif %}
     database_url: str = "sqlite:///{{ cookiecutter.package_name }}.db"
     # Connections a worker keeps open; unset: one per thread (WEB_THREADS). A pool smaller than
     # the threads using it closes each connection beyond it on its return, so under load every
@@ -111,14 +115,15 @@ class Settings(LogSettings):
     @field_validator("database_url")
     @classmethod
     def _loadable_database_url(cls, value: str) -> str:
-        """Refuse a DATABASE_URL whose database or driver cannot be loaded here; read postgres://
-        as postgresql://. Checked before any connection is tried, so no worker fails on it."""
+        """Refuse a DATABASE_URL whose database or driver cannot be loaded here; read a scheme of
+        SCHEME_ALIASES as SQLAlchemy's. Checked before any connection is tried."""
         try:
             url = make_url(value)
         except ArgumentError:
             raise ValueError("not a database URL (e.g. sqlite:///app.db)") from None
-        if url.get_backend_name() == "postgres":
-            url = url.set(drivername=url.drivername.replace("postgres", "postgresql", 1))
+        backend = url.get_backend_name()
+        if backend in SCHEME_ALIASES:
+            url = url.set(drivername=url.drivername.replace(backend, SCHEME_ALIASES[backend], 1))
             value = url.render_as_string(hide_password=False)
         scheme = f"{url.drivername}://"
         try:
