@@ -25,7 +25,16 @@ from pathlib import Path
 
 import report
 import wrk
-from serve import REPO, Servers, cached_item, deploy, extract, items_to_read, serve_reference
+from serve import (
+    REPO,
+    Servers,
+    cached_item,
+    deploy,
+    extract,
+    items_to_read,
+    serve_reference,
+    x_cache,
+)
 from tier2.servers import Interpreter, Postgres, Redis, Service, postgres_bin, private_dir
 
 
@@ -84,18 +93,26 @@ class Target:
     samples: list = field(default_factory=list)
 
     def load(self, duration_s: int) -> wrk.Sample:
-        """Load the target once; the uncached read carries on from the ids the last load read."""
+        """Load the target once; stop the run on any answer but 2xx, or a cached item gone."""
+        url = self.service.url + self.path
         try:
-            if self.next_id is None:
-                return wrk.run(self.service.url + self.path, duration_s)
-            if self.next_id > self.last_id:
-                raise RuntimeError(f"{self.tree} {self.name}: no unread item left (Plan.rows)")
-            args = (self.next_id, wrk.THREADS)  # the script makes each request's path
-            sample = wrk.run(self.service.url + "/", duration_s, str(READ_SCRIPT), args)
-            self.next_id = sample.last_id + 1
-            return sample
+            if self.next_id is not None:
+                return self.load_unread(duration_s)
+            sample = wrk.run(url, duration_s)
         except wrk.Non2xx as exc:
             raise RuntimeError(f"{self.tree} {self.name}: {exc}\n{self.service.output()}") from None
+        if self.name.endswith(" hit") and x_cache(url) != "hit":
+            raise RuntimeError(f"{self.tree} {self.name}: the item left the cache")
+        return sample
+
+    def load_unread(self, duration_s: int) -> wrk.Sample:
+        """Load the uncached read: items no load has read yet, from where the last load ended."""
+        if self.next_id > self.last_id:
+            raise RuntimeError(f"{self.tree} {self.name}: no unread item left (Plan.rows)")
+        args = (self.next_id, wrk.THREADS)  # the script makes each request's path
+        sample = wrk.run(self.service.url + "/", duration_s, str(READ_SCRIPT), args)
+        self.next_id = sample.last_id + 1
+        return sample
 
 
 def serve_tree(

@@ -22,6 +22,9 @@ from tier2.deployment import Deployment  # noqa: E402
 from tier2.servers import Interpreter, Postgres, Redis, Service, owned_dir  # noqa: E402
 
 REFERENCE_APP = "reference_apps:create_flask_app()"
+# Settings of every server, beyond the tier-2 harness's (production, 2 workers, rate limits no
+# load reaches): the cached item stays cached for the whole run (the longest TTL allowed).
+SETTINGS = {"CACHE_TTL_SECONDS": "86400"}
 
 
 def extract(ref: str, into: Path) -> Path:
@@ -73,7 +76,7 @@ def deploy(servers: Servers, template: Path, name: str, answers: dict) -> Deploy
         redis=servers.redis,
     )
     deployment.migrate()
-    deployment.service = deployment.new_service("service").start()
+    deployment.service = deployment.new_service("service", **SETTINGS).start()
     return deployment
 
 
@@ -83,7 +86,7 @@ def serve_reference(deployment: Deployment) -> Service:
     folder.mkdir(mode=0o755)
     shutil.copy(BENCH / "reference_apps.py", folder)
     (folder / "reference_apps.py").chmod(0o644)
-    service = deployment.new_service("reference-service", PYTHONPATH=str(folder))
+    service = deployment.new_service("reference-service", PYTHONPATH=str(folder), **SETTINGS)
     *server, app = service.recipe.command
     if "gunicorn" not in server or ":" not in app:
         raise RuntimeError(f"not a gunicorn command ending in the app: {service.recipe.command}")
@@ -100,9 +103,9 @@ def create_item(base: str) -> int:
     return int(response.headers["Location"].rstrip("/").rsplit("/", 1)[1])
 
 
-def x_cache(base: str, item_id: int) -> str | None:
+def x_cache(url: str) -> str | None:
     """Return the X-Cache header of one read of an item."""
-    response = requests.get(f"{base}/api/items/{item_id}", timeout=10)
+    response = requests.get(url, timeout=10)
     response.raise_for_status()
     return response.headers.get("X-Cache")
 
@@ -110,7 +113,7 @@ def x_cache(base: str, item_id: int) -> str | None:
 def cached_item(deployment: Deployment) -> int:
     """Create an item and read it twice; return its id once the second read is a cache hit."""
     item_id = create_item(deployment.service.url)
-    answers = [x_cache(deployment.service.url, item_id) for _ in range(2)]
+    answers = [x_cache(f"{deployment.service.url}/api/items/{item_id}") for _ in range(2)]
     if answers[1] != "hit":
         raise RuntimeError(f"the second read of item {item_id} was not a hit: X-Cache {answers}")
     return item_id
@@ -135,6 +138,6 @@ def items_to_read(deployment: Deployment, rows: int) -> tuple[int, int]:
             (rows, seed),
         )
     ((first, last),) = deployment.query("SELECT min(id), max(id) FROM items WHERE id > ?", seed)
-    if x_cache(deployment.service.url, first) != "miss":
+    if x_cache(f"{deployment.service.url}/api/items/{first}") != "miss":
         raise RuntimeError(f"the first read of item {first} was not a cache miss")
     return first + 1, last  # the first was just read: it is in the cache now
