@@ -118,8 +118,9 @@ def targets(figures: dict) -> list[str]:
     lines = [
         "## Targets",
         "",
-        "Medians over the rounds. Socket errors: failed connects, writes and timeouts (a closed "
-        "kept-alive connection is not one). Any answer other than 2xx stops the run instead.",
+        "In the order loaded, medians over the rounds. Socket errors: failed connects, writes "
+        "and timeouts (a closed kept-alive connection is not one). Any answer other than 2xx "
+        "stops the run instead.",
         "",
         "| tree | target | path | req/s | p50 ms | p99 ms | socket errors |",
         "|---|---|---|---:|---:|---:|---:|",

@@ -129,12 +129,13 @@ def serve_tree(
     reference = serve_reference(gunicorn)
     first, last = items_to_read(gunicorn, plan.rows)
     items = {name: f"/api/items/{cached_item(d)}" for name, d in deployments.items()}
+    # In the order they are loaded: the two targets of each ratio close together in time.
     return [
+        Target(tree, "gunicorn read", gunicorn.service, "/api/items/{id}", first, last),
         Target(tree, "flask healthz", reference, "/healthz"),
         Target(tree, "gunicorn healthz", gunicorn.service, "/healthz"),
-        Target(tree, "gunicorn hit", gunicorn.service, items["gunicorn"]),
-        Target(tree, "gunicorn read", gunicorn.service, "/api/items/{id}", first, last),
         Target(tree, "granian healthz", granian.service, "/healthz"),
+        Target(tree, "gunicorn hit", gunicorn.service, items["gunicorn"]),
         Target(tree, "granian hit", granian.service, items["granian"]),
     ]
 
@@ -228,7 +229,9 @@ def commands(argv: list[str], targets: list[Target], plan: Plan) -> dict:
         env = target.service.env
         settings = {name: env[name] for name in SHOWN_SETTINGS if name in env}
         shown = " ".join(f"{name}={shlex.quote(value)}" for name, value in settings.items())
-        line = f"env {shown} {' '.join(target.service.recipe.command)}"
+        if "PYTHONPATH" in env:  # the reference: a copy of bench/reference_apps.py on the path
+            shown += " PYTHONPATH=$REPO/bench"
+        line = f"(cd $BAKE && env {shown} {' '.join(target.service.recipe.command)})"
         served[f"{target.tree} {target.name.split()[0]}"] = re.sub(r":\d+/", ":$PORT/", line)
     read = wrk.command("$URL", plan.duration_s, "bench/item_reads.lua", ("$FIRST_ID", wrk.THREADS))
     return {
@@ -263,10 +266,8 @@ def measure(args: argparse.Namespace, plan: Plan) -> dict:
         trees = {"after": (args.template, None)}
         if args.before:
             trees = {"before": (extract(args.before, root / "before"), args.before), **trees}
-        targets = []
-        for tree, (template, _) in trees.items():
-            targets += serve_tree(servers, tree, template, plan, stack)
-        targets.sort(key=lambda target: target.name)  # before and after side by side
+        served = [serve_tree(servers, tree, path, plan, stack) for tree, (path, _) in trees.items()]
+        targets = [target for side_by_side in zip(*served, strict=True) for target in side_by_side]
         load_rounds(targets, plan)
         figures["commands"] = commands(shown_argv(args), targets, plan)
     accepted, price = ratios(targets, list(trees))
