@@ -231,7 +231,7 @@ def commands(argv: list[str], targets: list[Target], plan: Plan) -> dict:
         shown = " ".join(f"{name}={shlex.quote(value)}" for name, value in settings.items())
         if "PYTHONPATH" in env:  # the reference: a copy of bench/reference_apps.py on the path
             shown += " PYTHONPATH=$REPO/bench"
-        line = f"(cd $BAKE && env {shown} {' '.join(target.service.recipe.command)})"
+        line = f"(cd $BAKE && env {shown} {shlex.join(target.service.recipe.command)})"
         served[f"{target.tree} {target.name.split()[0]}"] = re.sub(r":\d+/", ":$PORT/", line)
     read = wrk.command("$URL", plan.duration_s, "bench/item_reads.lua", ("$FIRST_ID", wrk.THREADS))
     return {
