@@ -1,18 +1,6 @@
-"""Reference WSGI apps: the ceiling of gunicorn, and the least a Flask app can do."""
-
-import json
+"""The reference: the least a Flask app can do to answer /healthz."""
 
 from flask import Flask
-
-BODY = json.dumps({"status": "ok"}, separators=(",", ":")).encode() + b"\n"  # as Flask sends it
-
-
-def bare(environ, start_response):
-    """Answer every request with the same small JSON body, straight from WSGI."""
-    start_response(
-        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(BODY)))]
-    )
-    return [BODY]
 
 
 def create_flask_app() -> Flask:

@@ -2,40 +2,38 @@
 
 import re
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+THREADS = 2  # one per CPU of the 2-CPU machines this runs on
+CONNECTIONS = 32
+
+
+class Non2xx(RuntimeError):
+    """wrk saw answers other than 2xx: the load measured refusals or errors, not the route."""
 
 
 @dataclass
 class Sample:
-    """One wrk run: throughput, latency percentiles and failed responses."""
+    """One wrk run: throughput, latency percentiles, request and error counts."""
 
     rps: float
     p50_ms: float
     p99_ms: float
-    errors: int
-    requests: int = 0
-    cpu_ms_per_request: float | None = None  # the server's CPU (gunicorn: master and workers)
-    proxy_cpu_ms_per_request: float | None = None  # a proxy's in front of it (nginx)
-    one_worker: bool = False  # one worker process of several did (nearly) all the work
-    text: str = field(default="", repr=False)  # wrk's own output, kept for runs with errors
+    requests: int
+    socket_errors: int  # failed connects, writes and timeouts
+    last_id: int | None = None  # the highest item id the read script asked for
+
+    def figures(self) -> dict:
+        """Return the sample as JSON-ready numbers."""
+        return asdict(self)
 
 
-def command(
-    url: str,
-    duration_s: int,
-    connections: int = 32,
-    headers: tuple[str, ...] = (),
-    script: str | None = None,
-    cpus: str | None = None,
-) -> list[str]:
-    """Return the wrk command line (2 threads), with extra request headers and a Lua script;
-    ``cpus`` (taskset's list, e.g. "0") keeps wrk on those CPUs."""
-    extra = [arg for header in headers for arg in ("-H", header)]
-    extra += ["-s", script] if script else []
-    pinned = ["taskset", "-c", cpus] if cpus else []
-    return [*pinned, "wrk", "-t2", f"-c{connections}", f"-d{duration_s}s", "--latency", *extra, url]
+def command(url: str, duration_s: int, script: str | None = None, args=()) -> list[str]:
+    """Return the wrk command line, with a Lua script and its arguments when given."""
+    load = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration_s}s", "--latency"]
+    extra = ["-s", script] if script else []
+    return [*load, *extra, url, *(["--", *map(str, args)] if args else [])]
 
 
 def _latency_ms(text: str, percentile: str) -> float:
@@ -47,43 +45,31 @@ def _latency_ms(text: str, percentile: str) -> float:
 
 
 def parse(text: str) -> Sample:
-    """Read req/s, p50, p99 and the count of non-2xx answers and socket errors."""
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.MULTILINE)
-    if rps is None:
-        raise ValueError(f"no Requests/sec in wrk output:\n{text}")
-    errors = 0
+    """Read req/s, p50, p99 and the counts; raise Non2xx when any answer was not 2xx."""
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     if non_2xx:
-        errors += int(non_2xx.group(1))
-    sockets = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
-    )
-    if sockets:
-        # Sync workers close each connection after a response; wrk counts those closes as read
-        # errors, so only failed connects, writes and timeouts are failures here.
-        errors += int(sockets.group(1)) + int(sockets.group(3)) + int(sockets.group(4))
+        raise Non2xx(f"{non_2xx.group(1)} answers were not 2xx:\n{text}")
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.MULTILINE)
     requests = re.search(r"^\s*(\d+) requests in", text, re.MULTILINE)
+    if rps is None or requests is None:
+        raise ValueError(f"no Requests/sec in wrk output:\n{text}")
+    sockets = re.search(r"Socket errors: connect (\d+), read \d+, write (\d+), timeout (\d+)", text)
+    last_id = re.search(r"^last id: (\d+)$", text, re.MULTILINE)  # printed by item_reads.lua
     return Sample(
-        float(rps.group(1)),
-        _latency_ms(text, "50"),
-        _latency_ms(text, "99"),
-        errors,
-        int(requests.group(1)) if requests else 0,
-        text=text,
+        rps=float(rps.group(1)),
+        p50_ms=_latency_ms(text, "50"),
+        p99_ms=_latency_ms(text, "99"),
+        requests=int(requests.group(1)),
+        # A closed kept-alive connection shows as a read error; those are not failures.
+        socket_errors=sum(int(count) for count in sockets.groups()) if sockets else 0,
+        last_id=int(last_id.group(1)) if last_id else None,
     )
 
 
-def run(
-    url: str,
-    duration_s: int,
-    connections: int = 32,
-    headers: tuple[str, ...] = (),
-    script: str | None = None,
-    cpus: str | None = None,
-) -> Sample:
+def run(url: str, duration_s: int, script: str | None = None, args=()) -> Sample:
     """Load ``url`` for ``duration_s`` seconds and return the sample."""
     result = subprocess.run(
-        command(url, duration_s, connections, headers, script, cpus),
+        command(url, duration_s, script, args),
         capture_output=True,
         text=True,
         timeout=duration_s + 30,
