@@ -22,7 +22,7 @@ class RequestIdFilter(logging.Filter):
 
 
 def write_access_line(logger: logging.Logger, method, path, status, fields: dict) -> None:
-    """Write one access line at INFO: ``METHOD path status``, with ``fields`` as its extra fields."""
+    """Write one access line at INFO: ``METHOD path status``, with ``fields`` as extra fields."""
     logger.info("%s %s %s", method or "-", path or "-", status, extra=fields)
 
 
