@@ -1,7 +1,17 @@
 """gunicorn configuration: read from the environment, sized to the container, logging to STDOUT."""
 
 import os
+import shutil
 import sys
+import tempfile
+
+# Every worker writes its metrics into files of PROMETHEUS_MULTIPROC_DIR, summed by /metrics.
+# prometheus_client reads the variable once, when first imported (with the app's modules, below):
+# so it is named first, a temporary folder of this run when unset (removed on exit).
+_temporary_metrics = None
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _temporary_metrics = tempfile.mkdtemp(prefix="metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _temporary_metrics
 
 from {{ cookiecutter.package_name }} import metrics_folder
 from {{ cookiecutter.package_name }}.gunicorn_settings import load_gunicorn_settings
@@ -46,11 +56,7 @@ def on_starting(server) -> None:
     metrics_folder.start_server(_server.prometheus_multiproc_dir)
 
 
-def child_exit(server, worker) -> None:
-    """Drop the live metrics of a worker that exited (its counts stay in the sums)."""
-    metrics_folder.worker_exited(worker.pid)
-
-
 def on_exit(server) -> None:
-    """Remove the temporary metrics folder, if the server made one."""
-    metrics_folder.stop_server()
+    """Remove the temporary metrics folder, if this run made one."""
+    if _temporary_metrics:
+        shutil.rmtree(_temporary_metrics, ignore_errors=True)

@@ -157,6 +157,14 @@ def stop_pid(process: subprocess.Popen, sig: int = signal.SIGTERM, timeout: floa
     return stop_all([(process, sig)], timeout)[0]
 
 
+def _resource_tracker(pid: int) -> bool:
+    """Say whether a process is multiprocessing's resource tracker (False once it is gone)."""
+    try:
+        return b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def tail(path: Path, lines: int = 40) -> str:
     """Return the last lines of a log file, for error messages."""
     if not path.is_file():
@@ -652,13 +660,16 @@ class Service(NativeServer):
         return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
 
     def workers(self) -> list[int]:
-        """Return the pids of gunicorn's worker processes (children of the master)."""
+        """Return the pids of the server's worker processes (children of the master).
+
+        granian's workers start through multiprocessing, whose resource tracker is a child too.
+        """
         master = self.process.pid
         children = []
         for task in Path(f"/proc/{master}/task").iterdir():
             with contextlib.suppress(OSError):
                 children += [int(pid) for pid in (task / "children").read_text().split()]
-        return sorted(children)
+        return sorted(pid for pid in children if not _resource_tracker(pid))
 
     def mark(self) -> int:
         """Return the current end of STDOUT, to read only what comes after."""

@@ -1,6 +1,7 @@
 """Tier 2: failing dependencies, for real. Redis frozen (SIGSTOP) costs one timeout per worker and
-never makes the service unready; PostgreSQL frozen, read-only or unmigrated, and an SQLite file
-read-only or locked, give bounded probes and 503s that say what failed, with a WARNING logged.
+never makes the service unready; a PostgreSQL restart costs clients nothing; PostgreSQL frozen,
+read-only or unmigrated, and an SQLite file read-only or locked, give bounded probes and 503s that
+say what failed, with a WARNING logged.
 
 Each check runs directly against gunicorn and, where nginx is selected, through it too.
 """
@@ -177,6 +178,26 @@ def test_a_frozen_postgres_gives_bounded_probes_that_do_not_pile_up(deployment):
     print(f"{deployment.combo.id}: threads per worker before {before}, frozen {during}")
     assert all(during[pid] - before[pid] <= 4 for pid in workers), (before, during)
     wait_until(lambda: assert_ready(deployment.entry), 15, "ready again")
+
+
+def read_in_parallel(url: str, count: int) -> list[int]:
+    """GET ``url`` ``count`` times from several clients, each on a new connection; the statuses."""
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(lambda _: timed_get(url)[1].status_code, range(count)))
+
+
+@each("use_postgres")
+def test_a_restarted_postgres_is_used_again_without_an_error_to_clients(deployment):
+    """It replaces the pooled connections a PostgreSQL restart closed before any request uses one.
+
+    The pools fill first (every worker keeps idle connections); no request arrives while the
+    server is down, so each request after the restart meets connections the server closed.
+    """
+    url = f"{deployment.service.url}/api/items"
+    assert read_in_parallel(url, 32) == [200] * 32
+    deployment.postgres.stop()
+    deployment.postgres.start()
+    assert read_in_parallel(url, 32) == [200] * 32
 
 
 @each("use_postgres")

@@ -1,10 +1,7 @@
-"""Pooled server connections: one per thread, checked without a round trip, replaced when closed."""
+"""Pooled server connections: one per thread, pinged before use, rolled back when returned."""
 
-import enum
 import gc
-import socket
 import threading
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import create_engine, event, text
@@ -14,121 +11,14 @@ from {{ cookiecutter.package_name }}.settings import Settings
 from tests.conftest import ConnectionGuard
 
 
-class SocketConnection:
-    """A stand-in for a driver's connection: one end of a socket pair, the server the other."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        """Keep the socket."""
-        self.sock = sock
-
-    def fileno(self) -> int:
-        """Return the socket's file descriptor, as a server's driver does; fail once closed."""
-        if self.sock.fileno() < 0:
-            raise OSError("the connection is closed")
-        return self.sock.fileno()
-
-
-@pytest.fixture
-def pair():
-    """Return a pooled connection and the server's end of it."""
-    ours, servers = socket.socketpair()
-    yield SocketConnection(ours), servers
-    ours.close()
-    servers.close()
-
-
-def test_an_idle_connection_the_server_kept_is_handed_out(pair):
-    """It keeps a connection with nothing to read: the server still holds it."""
-    connection, _ = pair
-    assert not database.closed_by_server(connection)
-
-
-@pytest.mark.parametrize("last_words", [b"", b"E\x00\x00\x00\x05terminating connection"])
-def test_a_connection_the_server_closed_or_spoke_on_is_replaced(pair, last_words):
-    """It tells a connection the server closed (or sent a termination notice on) as dropped."""
-    connection, server = pair
-    server.sendall(last_words)
-    server.close()
-    assert database.closed_by_server(connection)
-
-
-def test_a_connection_closed_on_this_side_is_replaced(pair):
-    """It tells a connection whose socket is already closed here as dropped."""
-    connection, _ = pair
-    connection.sock.close()
-    assert database.closed_by_server(connection)
-
-
-def test_a_connection_without_a_socket_is_left_alone():
-    """It hands out a connection it cannot look into (an embedded database's)."""
-    assert not database.closed_by_server(object())
-
-
-def test_the_pool_connects_afresh_when_the_server_closed_a_connection(pair):
-    """It makes the pool replace the connection (and older ones) instead of using it."""
-    connection, server = pair
-    database._replace_if_closed(connection, None, None)  # open: handed out as it is
-    server.close()
-    with pytest.raises(database.InvalidatePoolError):
-        database._replace_if_closed(connection, None, None)
-
-
-# The transaction states a database server's driver tells, by their usual names.
-Status = enum.Enum("Status", "IDLE INTRANS INERROR UNKNOWN")
-
-
-class Returned:
-    """A stand-in for a driver's connection coming back to the pool: its status, its rollbacks."""
-
-    def __init__(self, status: Status | None) -> None:
-        """Report the status, when there is one (a driver that tells none has no ``info``)."""
-        if status is not None:
-            self.info = SimpleNamespace(transaction_status=status)
-        self.rollbacks = 0
-
-    def rollback(self) -> None:
-        """Count the rollback."""
-        self.rollbacks += 1
-
-
-def reset(terminate_only: bool = False) -> SimpleNamespace:
-    """Return the pool's reset state for a connection kept (or, terminate_only, closed)."""
-    return SimpleNamespace(terminate_only=terminate_only, transaction_was_reset=False)
-
-
-@pytest.mark.parametrize(
-    ("status", "rollbacks"),
-    [
-        (Status.IDLE, 0),
-        (Status.INTRANS, 1),
-        (Status.INERROR, 1),
-        (Status.UNKNOWN, 1),
-        (None, 1),
-    ],
-)
-def test_a_returned_connection_is_rolled_back_unless_idle(status, rollbacks):
-    """It rolls back a connection inside a transaction (or whose driver does not say)."""
-    connection = Returned(status)
-    database._roll_back_if_in_transaction(connection, None, reset())
-    assert connection.rollbacks == rollbacks
-
-
-def test_a_connection_being_closed_is_not_rolled_back():
-    """It leaves a connection the pool is closing to its close."""
-    connection = Returned(Status.INTRANS)
-    database._roll_back_if_in_transaction(connection, None, reset(terminate_only=True))
-    assert connection.rollbacks == 0
-
-
 def test_a_server_pool_hands_out_no_connection_with_a_transaction_left_open(tmp_path):
     """It rolls back what a returned connection left uncommitted: the next user never sees it.
 
-    The server's pool options (its own reset off) and guard run here on an SQLite file.
+    The server's pool options run here on an SQLite file.
     """
     options = database.engine_options("dbserver://app@127.0.0.1/app", 1, 3)
     del options["connect_args"]
     engine = create_engine(f"sqlite:///{tmp_path / 'reset.db'}", **options)
-    database.guard_pooled_connections(engine)
     with engine.begin() as connection:
         connection.execute(text("CREATE TABLE t (n INTEGER)"))
     raw = engine.raw_connection()
@@ -139,10 +29,10 @@ def test_a_server_pool_hands_out_no_connection_with_a_transaction_left_open(tmp_
     engine.dispose()
 
 
-def test_server_engines_do_not_ping_on_every_checkout():
-    """It leaves pool_pre_ping off for a database server: the socket check replaces it."""
+def test_server_engines_check_each_connection_before_use():
+    """It pings a server connection before handing it out: one closed by a restart is replaced."""
     options = database.engine_options("dbserver://app@127.0.0.1/app", 5, 3)
-    assert "pool_pre_ping" not in options
+    assert options["pool_pre_ping"] is True
     assert options["pool_recycle"] == 1800
 
 

@@ -1,6 +1,7 @@
 """granian is configured from the environment, and writes one JSON access line per request."""
 
 import json
+import multiprocessing
 
 import pytest
 from flask import Flask
@@ -70,13 +71,23 @@ def test_a_bad_app_setting_stops_the_start_before_any_worker(monkeypatch, capsys
 
 
 def test_the_launcher_prepares_the_metrics_folder_then_serves(monkeypatch, tmp_path):
-    """It empties the workers' metrics folder before granian starts, then serves until stopped."""
+    """It empties the workers' metrics folder before granian starts, then serves until stopped.
+
+    Its workers start as new interpreters: each imports prometheus_client with the folder named.
+    """
     (tmp_path / "stale.db").write_text("a previous run's metrics")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     served = []
-    monkeypatch.setattr(Granian, "serve", lambda self: served.append(list(tmp_path.iterdir())))
-    assert main() == 0
-    assert served == [[]]
+
+    def serve(self) -> None:
+        served.append((list(tmp_path.iterdir()), multiprocessing.get_start_method()))
+
+    monkeypatch.setattr(Granian, "serve", serve)
+    try:
+        assert main() == 0
+    finally:
+        multiprocessing.set_start_method(None, force=True)  # this process's default again
+    assert served == [([], "spawn")]
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "61"])

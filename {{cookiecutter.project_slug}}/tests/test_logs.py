@@ -61,7 +61,7 @@ def test_level_filters_lines(capsys, settings_overrides):
 
 
 def test_access_lines_carry_their_fields_and_follow_the_loggers_level(capsys, settings_overrides):
-    """It writes an access line as Logger.info would, its fields included, none below the level."""
+    """It writes an access line at INFO, its fields included, none below the logger's level."""
     create_app(settings_overrides)
     access = logging.getLogger("tests.access")
     write_access_line(access, "GET", "/healthz", 200, {"request_id": "line-1", "status": 200})

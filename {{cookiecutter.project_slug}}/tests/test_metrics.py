@@ -1,13 +1,11 @@
-"""/metrics counts requests by route template, watches the pool and the cache, and can be off."""
+"""/metrics counts requests by route template and cache lookups, and can be off."""
 
-import time
 import uuid
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.package_name }} import metrics
-from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
 
 ITEM_ROUTE = "/api/items/<id:item_id>"
@@ -85,63 +83,6 @@ def test_cache_lookups_count_misses_and_hits(client):
     assert samples[("cache_lookups_total", frozenset({("result", "miss")}))] == 1
     assert samples[("cache_lookups_total", frozenset({("result", "hit")}))] == 1
     assert samples[("cache_lookups_total", frozenset({("result", "error")}))] == 0
-
-
-IN_USE = ("db_pool_connections", frozenset({("state", "in_use")}))
-IDLE = ("db_pool_connections", frozenset({("state", "idle")}))
-
-
-def test_pool_gauges_show_connections_in_use_and_idle(client):
-    """It reports no pooled connection in use between requests, and the idle ones kept."""
-    client.get("/api/items")
-    samples = scrape(client)
-    assert samples[IN_USE] == 0
-    assert samples[IDLE] >= 1
-
-
-def in_use_once_sampled(client, expected: int) -> float:
-    """Scrape until the in-use gauge shows ``expected``, for at most ten samples; return it."""
-    deadline = time.monotonic() + 10 * metrics.SAMPLE_SECONDS
-    while scrape(client)[IN_USE] != expected and time.monotonic() < deadline:
-        time.sleep(metrics.SAMPLE_SECONDS / 10)
-    return scrape(client)[IN_USE]
-
-
-def test_pool_gauges_show_a_held_connection_within_a_sample(app, client):
-    """It reports a connection held outside any request as in use, once sampled, then none."""
-    with app.app_context():
-        held = db.engine.raw_connection()
-        try:
-            assert in_use_once_sampled(client, 1) == 1
-        finally:
-            held.close()
-    assert scrape(client)[IN_USE] == 0  # written as it came back, not at the next sample
-
-
-def test_pool_gauges_follow_the_pool_that_replaced_a_disposed_one(app, client):
-    """It watches the engine's new pool after the old one is disposed of (as a forked worker
-    disposes of the pool it inherited)."""
-    with app.app_context():
-        db.engine.dispose()  # a new pool, the listeners carried over (the old one's closed)
-        held = db.engine.raw_connection()
-        try:
-            assert in_use_once_sampled(client, 1) == 1
-        finally:
-            held.close()
-    assert scrape(client)[IN_USE] == 0
-
-
-def test_pool_gauges_are_not_written_at_every_checkout(app, client, monkeypatch):
-    """It keeps requests from writing the shared gauges: the pool is sampled instead."""
-    writes = []
-    for state in ("in_use", "idle"):
-        gauge = app.extensions["metrics"].pool.labels(state)
-        monkeypatch.setattr(gauge, "set", lambda value, _set=gauge.set: writes.append(_set(value)))
-    started = time.monotonic()
-    for _ in range(20):
-        assert client.get("/api/items").status_code == 200
-    samples = 1 + (time.monotonic() - started) // metrics.SAMPLE_SECONDS  # that could fall in
-    assert len(writes) <= 4 * samples  # each: both gauges, then both again as the pool rests
 
 
 def test_metrics_can_be_turned_off(make_app):

@@ -1,4 +1,4 @@
-"""The server empties the workers' metrics folder at start and drops an exited worker's gauges."""
+"""The server empties the workers' metrics folder at start, or makes a temporary one."""
 
 import os
 
@@ -21,15 +21,3 @@ def test_start_server_without_a_folder_makes_a_temporary_one(monkeypatch):
     assert folder.is_dir() and os.environ[metrics_folder.FOLDER_VARIABLE] == str(folder)
     metrics_folder.stop_server()
     assert not folder.exists()
-
-
-def test_an_exited_worker_loses_its_live_gauges_not_its_counts(tmp_path, monkeypatch):
-    """It deletes the exited worker's live-gauge files and keeps its counter files."""
-    monkeypatch.setenv(metrics_folder.FOLDER_VARIABLE, str(tmp_path))
-    for name in ("gauge_livesum_41.db", "gauge_livesum_42.db", "counter_42.db"):
-        (tmp_path / name).write_bytes(b"")
-    metrics_folder.worker_exited(42)
-    assert sorted(path.name for path in tmp_path.iterdir()) == [
-        "counter_42.db",
-        "gauge_livesum_41.db",
-    ]

@@ -58,7 +58,7 @@ def create_app(overrides: dict | None = None) -> Flask:
     request_body.init_app(app)
     errors.init_app(app)
     database.init_app(app)
-    metrics.init_app(app)  # after the database: it watches its pool
+    metrics.init_app(app)
 {%- if cookiecutter.use_postgres == "yes" %}
     schema_migrations.init_app(app)
 {%- endif %}

@@ -5,14 +5,13 @@ from typing import Annotated
 
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import func, select
 from werkzeug.routing import BaseConverter
 
 from . import caching
-from .database import read_row
 from .errors import json_error
 from .extensions import db
-from .models import PROCESSED, Item, initial_state, item_created, item_dict
+from .models import PROCESSED, Item, initial_state, item_created
 from .rate_limits import limit_writes
 
 bp = Blueprint("api", __name__)
@@ -20,8 +19,6 @@ log = logging.getLogger(__name__)
 # The largest id and offset an INTEGER column holds on every supported database; larger ones are
 # refused here instead of failing in the database.
 MAX_ID = 2**31 - 1
-# One item's row, built once: a read only binds the id.
-ITEM_BY_ID = select(Item.__table__).where(Item.__table__.c.id == bindparam("item_id"))
 
 
 class IdConverter(BaseConverter):
@@ -132,11 +129,11 @@ def get_item(item_id: int):
         response = app.response_class(body, mimetype=app.json.mimetype)
         response.headers["X-Cache"] = "hit"
         return response
-    row = read_row(ITEM_BY_ID, item_id=item_id)
-    if row is None:
+    item = db.session.get(Item, item_id)
+    if item is None:
         abort(404, description=f"No item with id {item_id}.")
-    response = jsonify(item_dict(row))
-    if row.status == PROCESSED:  # a pending item changes soon: never cache it
+    response = jsonify(item.to_dict())
+    if item.status == PROCESSED:  # a pending item changes soon: never cache it
         ttl = current_app.extensions["settings"].cache_ttl_seconds
         caching.set(key, response.get_data(), timeout=ttl)
     response.headers["X-Cache"] = "miss"

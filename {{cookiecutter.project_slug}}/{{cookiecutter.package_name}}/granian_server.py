@@ -4,6 +4,7 @@ The image runs ``python -m {{ cookiecutter.package_name }}.granian_server``. Eac
 the app and wraps it with granian_access.py, so every request gets one JSON access line.
 """
 
+import multiprocessing
 import sys
 
 from granian import Granian
@@ -82,7 +83,11 @@ def main() -> int:
     except SettingsError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    metrics_folder.start_server(settings.prometheus_multiproc_dir)  # before any worker starts
+    metrics_folder.start_server(settings.prometheus_multiproc_dir)
+    # Workers start as new interpreters, not forks of this one: each imports prometheus_client
+    # anew and finds the folder named above (a fork would keep this process's import, made
+    # before the folder was named, and count in memory alone).
+    multiprocessing.set_start_method("spawn", force=True)
     try:
         server(settings).serve()
     finally:

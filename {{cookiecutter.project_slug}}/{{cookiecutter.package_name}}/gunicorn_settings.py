@@ -14,9 +14,8 @@ class GunicornSettings(ServerSettings):
     worker_class: Literal["sync", "gthread"] = "gthread"
     gunicorn_timeout: int = Field(30, ge=1)
     keepalive: int = Field(5, ge=0)
-    # Recycling a worker costs a boot, and under load the capacity of one worker meanwhile:
-    # recycling every 1000 requests cut a saturated service's throughput by over half.
-    # 50000 still recycles a leaking worker, at a few percent at most.
+    # Recycle a worker after this many requests (plus up to the jitter), a guard against slow
+    # memory leaks; each recycle costs a worker boot, so it stays rare.
     max_requests: int = Field(50000, ge=0)
     max_requests_jitter: int = Field(5000, ge=0)
 

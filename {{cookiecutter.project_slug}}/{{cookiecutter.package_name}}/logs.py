@@ -22,20 +22,8 @@ class RequestIdFilter(logging.Filter):
 
 
 def write_access_line(logger: logging.Logger, method, path, status, fields: dict) -> None:
-    """Write one access line at INFO: ``METHOD path status``, with ``fields`` as its extra fields.
-
-    What Logger.info does, but for its walk up the stack to the caller's file, function and line
-    (which an access line never writes: its caller is always the server's hook). The walk was
-    about a tenth of the line's CPU.
-    """
-    if not logger.isEnabledFor(logging.INFO):
-        return
-    args = (method or "-", path or "-", status)
-    # The file and line a record gets when its caller is not looked up, as logging itself does.
-    record = logger.makeRecord(
-        logger.name, logging.INFO, "(unknown file)", 0, "%s %s %s", args, None, extra=fields
-    )
-    logger.handle(record)
+    """Write one access line at INFO: ``METHOD path status``, with ``fields`` as extra fields."""
+    logger.info("%s %s %s", method or "-", path or "-", status, extra=fields)
 
 
 def logging_config(level: str, fmt: str) -> dict:

@@ -1,14 +1,8 @@
 """The folder where the server's worker processes write their metrics, kept by the server.
 
 Each worker writes its values into files of this folder (PROMETHEUS_MULTIPROC_DIR); /metrics
-sums them (metrics.py). The server empties it before any worker starts (start_server) and drops
-the live gauges of a worker that exited (worker_exited).
-{%- if cookiecutter.app_server == "gunicorn" %} gunicorn's config calls both from
-its hooks.
-{%- else %} granian's launcher
-empties the folder; granian tells the app of no worker's exit, so a dead worker's live gauges
-(the pool's) stay in the sums until the next start, while every count stays exact.
-{%- endif %}
+sums them (metrics.py). prometheus_client reads the variable once, when first imported: the
+server names the folder before any worker imports it, and empties it first (start_server).
 """
 
 import os
@@ -17,7 +11,6 @@ import tempfile
 from pathlib import Path
 from typing import Annotated
 
-from prometheus_client import multiprocess
 from pydantic import AfterValidator
 
 FOLDER_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -47,13 +40,6 @@ def start_server(folder: Path | None) -> Path:
         leftover.unlink()
     os.environ[FOLDER_VARIABLE] = str(folder)
     return folder
-
-
-def worker_exited(pid: int) -> None:
-    """Drop the live gauges of a worker that exited; its counts stay in the sums."""
-    folder = os.environ.get(FOLDER_VARIABLE)
-    if folder:
-        multiprocess.mark_process_dead(pid, folder)
 
 
 def stop_server() -> None:

@@ -55,16 +55,11 @@ class Item(db.Model):
 
     def to_dict(self) -> dict:
         """Return the JSON representation."""
-        return item_dict(self)
-
-
-def item_dict(item) -> dict:
-    """Return the JSON representation of an item, or of a row read from its table."""
-    return {
-        "id": item.id,
-        "name": item.name,
-        "description": item.description,
-        "created_at": iso_utc(item.created_at),
-        "status": item.status,
-        "processed_at": iso_utc(item.processed_at),
-    }
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "created_at": iso_utc(self.created_at),
+            "status": self.status,
+            "processed_at": iso_utc(self.processed_at),
+        }

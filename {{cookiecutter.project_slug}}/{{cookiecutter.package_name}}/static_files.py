@@ -5,9 +5,9 @@ with its content's MD5 and writes a gzip variant and a manifest; static_url_for(
 templates reads that manifest. A digested file never changes, so browsers keep it a year.
 
 The gzip variants are for a proxy that serves static files itself and sends one, with
-Content-Encoding and Vary: Accept-Encoding, to a client that accepts gzip. The app picks no variant: asked for
-``app.css.gz`` by name, Flask would send it as CSS in gzip whatever the client accepts, so it
-answers 404 for such names.
+Content-Encoding and Vary: Accept-Encoding, to a client that accepts gzip. The app picks no
+variant: asked for ``app.css.gz`` by name, Flask would send it as CSS in gzip whatever the client
+accepts, so it answers 404 for such names.
 """
 
 import functools
