@@ -45,9 +45,8 @@ def checked_optional_limits(value: str) -> str:
     return value if not value.strip() else checked_limits(value)
 
 
-def never_limited() -> bool:
-    """Say whether the request goes to a probe, /metrics or a static file."""
-    endpoint = request.endpoint or ""
+def exempt(endpoint: str) -> bool:
+    """Say whether an endpoint is a probe, /metrics or static files: never limited."""
     return endpoint.partition(".")[0] in UNLIMITED_BLUEPRINTS or endpoint in UNLIMITED_ENDPOINTS
 
 
@@ -59,7 +58,7 @@ def limit_writes(view):
 
 def is_limited(app: Flask, endpoint: str) -> bool:
     """Say whether requests to an endpoint are counted (openapi.py documents their 429)."""
-    if endpoint.partition(".")[0] in UNLIMITED_BLUEPRINTS or endpoint in UNLIMITED_ENDPOINTS:
+    if exempt(endpoint):
         return False
     writes = getattr(app.view_functions[endpoint], WRITES, False)
     return writes or bool(app.extensions["settings"].ratelimit_default.strip())
@@ -89,7 +88,7 @@ def init_app(app: Flask) -> None:
     )
     # Per client: its address (the one ProxyFix took from the proxy's header, behind one).
     limiter = Limiter(get_remote_address, app=app)
-    limiter.request_filter(never_limited)
+    limiter.request_filter(lambda: exempt(request.endpoint or ""))
     for endpoint, view in list(app.view_functions.items()):
         if getattr(view, WRITES, False):
             app.view_functions[endpoint] = limiter.limit(settings.ratelimit_write)(view)
