@@ -162,7 +162,9 @@ class Deployment:
         static = {"NGINX_STATIC_ROOT": str(self.tree / self.package / "static")}
         if "NGINX_STATIC_ROOT" not in template_variables((self.bake / NGINX_TEMPLATE).read_text()):
             static = {}
-        config = loopback_nginx_config(self.bake, port, self.service.port, **static)
+        # As generous as the app's limits here: the tests' bursts all come from one address.
+        generous = {"NGINX_API_RATE": "100000r/s", "NGINX_API_BURST": "100000"}
+        config = loopback_nginx_config(self.bake, port, self.service.port, **static, **generous)
         nginx = Nginx(self.root / "nginx", config, port)
         code, output = nginx.check()
         assert code == 0, f"nginx -t failed:\n{output}"

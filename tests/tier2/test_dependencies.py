@@ -1,7 +1,7 @@
-"""Tier 2: failing dependencies, for real. Redis frozen (SIGSTOP) costs one timeout per worker and
-never makes the service unready; a PostgreSQL restart costs clients nothing; PostgreSQL frozen,
-read-only or unmigrated, and an SQLite file read-only or locked, give bounded probes and 503s that
-say what failed, with a WARNING logged.
+"""Tier 2: failing dependencies, for real. Redis frozen (SIGSTOP) costs reads one timeout per worker
+and REDIS_RETRY_INTERVAL, writes the limiter's pings, and never makes the service unready; a
+PostgreSQL restart costs clients nothing; PostgreSQL frozen, read-only or unmigrated, and an SQLite
+file read-only or locked, give bounded probes and 503s that say what failed, with a WARNING logged.
 
 Each check runs directly against gunicorn and, where nginx is selected, through it too.
 """
@@ -22,7 +22,13 @@ import requests
 
 from . import celery_processes
 from .servers import compose_command, compose_services, wait_until
-from .test_served import TIMEOUT, assert_json_error, each, wait_out_redis_breakers
+from .test_served import (
+    LIMITER_LONGEST_PING_GAP,
+    TIMEOUT,
+    assert_json_error,
+    each,
+    wait_out_redis_pauses,
+)
 
 HEALTH_CHECK_TIMEOUT = 2.0  # the service's default
 REDIS_TIMEOUT = 1.0  # the service's default
@@ -69,6 +75,13 @@ def timed_get(url: str) -> tuple[float, requests.Response]:
     return time.monotonic() - started, response
 
 
+def timed_post(url: str, body: dict) -> tuple[float, requests.Response]:
+    """POST ``body`` as JSON to ``url``; return the seconds it took and the response."""
+    started = time.monotonic()
+    response = requests.post(url, json=body, timeout=TIMEOUT)
+    return time.monotonic() - started, response
+
+
 def warnings_about(service, since: int, kind: str) -> list[dict]:
     """Return the service's WARNING lines since ``since`` about a database failure of ``kind``."""
     lines = [json.loads(line) for line in service.lines(since) if line.strip()]
@@ -98,7 +111,8 @@ def assert_unready(url: str, check: str, *errors: str) -> None:
 
 @each("use_redis")
 def test_a_frozen_redis_costs_one_timeout_per_worker_and_the_service_stays_ready(deployment):
-    """It answers reads fast after one REDIS_TIMEOUT per worker, stays ready, and recovers."""
+    """It answers reads fast after one REDIS_TIMEOUT per worker, writes within two, stays ready,
+    and recovers."""
     server, service = deployment.redis, deployment.service
     created = requests.post(f"{deployment.entry}/api/items", json={"name": "ice"}, timeout=TIMEOUT)
     location = created.headers["Location"]
@@ -116,6 +130,13 @@ def test_a_frozen_redis_costs_one_timeout_per_worker_and_the_service_stays_ready
                 assert read.status_code == 200
                 assert read.headers["X-Cache"] == "miss"
                 durations[url].append(round(took, 3))
+            # Flask-Limiter counts in memory once a write timed out, and pings Redis (one more
+            # timeout) at once and then on its own schedule: no write waits more than two. (A
+            # Celery bake's write also sends its task to the frozen broker: test_celery_faults.)
+            for _ in range(0 if deployment.combo.selected("use_celery") else 3):
+                took, write = timed_post(f"{url}/api/items", {"name": "thawing"})
+                assert write.status_code == 201, write.text
+                assert took < 2 * REDIS_TIMEOUT + LOAD_SLACK, took
             body = assert_ready(url)
             assert body["status"] == "degraded"
             assert body["checks"]["redis"]["status"] == "degraded"
@@ -136,7 +157,7 @@ def test_a_frozen_redis_costs_one_timeout_per_worker_and_the_service_stays_ready
         return requests.get(item, timeout=TIMEOUT).headers["X-Cache"] == "hit"
 
     def limits_in_redis() -> bool:
-        requests.get(f"{deployment.entry}/api/items", timeout=TIMEOUT)
+        requests.post(f"{deployment.entry}/api/items", json={"name": "n"}, timeout=TIMEOUT)
         return any(key.startswith(b"LIMITS:") for key in client.keys("*"))
 
     wait_until(cached_in_redis, 30, "a cache hit from Redis again", interval=0.5)
@@ -144,10 +165,11 @@ def test_a_frozen_redis_costs_one_timeout_per_worker_and_the_service_stays_ready
     wait_until(
         lambda: assert_ready(deployment.entry)["status"] == "ok", 30, "redis ok", interval=0.5
     )
-    # The rate limits ask Redis again on each request, through the same breaker: the counters
-    # move back once each worker's REDIS_RETRY_INTERVAL is over.
-    wait_until(limits_in_redis, 30, "rate-limit counters back in Redis", interval=0.5)
-    wait_out_redis_breakers(back)
+    # Flask-Limiter pings Redis again on its own schedule, at most 32 s after its last ping.
+    wait_until(
+        limits_in_redis, LIMITER_LONGEST_PING_GAP + 10, "rate-limit counters back in Redis", 0.5
+    )
+    wait_out_redis_pauses(back)
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -223,7 +245,8 @@ def test_a_read_only_postgres_is_unready_and_writes_get_503_saying_so(deployment
             write = requests.post(f"{url}/api/items", json={"name": "ro"}, timeout=TIMEOUT)
             body = assert_json_error(write, 503)
             assert body["error"]["detail"] == "The database is read-only."
-            assert write.headers["Retry-After"] == "5"
+            # The handler's 5 s, or the end of the client's write window if later (Flask-Limiter).
+            assert 5 <= int(write.headers["Retry-After"]) <= 60
             assert requests.get(f"{url}/api/items", timeout=TIMEOUT).status_code == 200
         warnings = warnings_about(service, since, "read-only")
         assert warnings and "read-only transaction" in warnings[0]["message"], warnings
@@ -305,7 +328,7 @@ def test_a_locked_sqlite_file_gives_503_saying_so_and_reads_go_on(deployment):
             other.rollback()
     body = assert_json_error(write, 503)
     assert "locked" in body["error"]["detail"]
-    assert write.headers["Retry-After"] == "5"
+    assert 5 <= int(write.headers["Retry-After"]) <= 60  # or the write window's end (see above)
     warnings = warnings_about(service, since, "locked")
     assert warnings and "database is locked" in warnings[0]["message"], warnings
     created = requests.post(f"{deployment.entry}/api/items", json={"name": "free"}, timeout=TIMEOUT)
@@ -316,19 +339,19 @@ def test_a_locked_sqlite_file_gives_503_saying_so_and_reads_go_on(deployment):
 
 
 @each()
-def test_retry_after_only_on_refusals(deployment):
-    """It sends no Retry-After on a 200, and one of at most the window on a 429."""
+def test_a_refusal_says_when_to_retry(deployment):
+    """It answers 429 JSON with a Retry-After of at most the window; Flask-Limiter sends one on
+    every limited answer (200s too), and none on a route not limited (reads, by default)."""
     limited = deployment.extra_service("retry-after", RATELIMIT_DEFAULT="2 per minute")
-    for url in [*entries(deployment), limited.url]:
-        ok = requests.get(f"{url}/api/items", timeout=TIMEOUT)
-        assert ok.status_code == 200
-        assert "Retry-After" not in ok.headers
+    plain = deployment.extra_service("not-limited", RATELIMIT_DEFAULT="")
+    assert "Retry-After" not in requests.get(f"{plain.url}/api/items", timeout=TIMEOUT).headers
     statuses = []
     for _ in range(12):  # each worker counts on its own without Redis: 2 x 2 at most
         answer = requests.get(f"{limited.url}/api/items", timeout=TIMEOUT)
         statuses.append(answer.status_code)
+        assert 0 <= int(answer.headers["Retry-After"]) <= 60
         if answer.status_code == 429:
-            assert 0 < int(answer.headers["Retry-After"]) <= 60
+            assert_json_error(answer, 429)
     assert 429 in statuses, statuses
 
 
@@ -357,12 +380,12 @@ def test_without_redis_limits_are_counted_per_worker_as_the_readme_says(deployme
 
 @each("use_redis")
 def test_a_restarted_redis_is_used_again_at_once_without_a_warning(deployment):
-    """Each thread keeps its Redis connection and checks it before use: after a restart the
-    closed ones are replaced unseen, so the next reads are counted and cached in Redis at once,
+    """redis-py's pool checks a connection before handing it out: after a restart the closed
+    ones are replaced unseen, so the next reads are cached and writes counted in Redis at once,
     with no failure logged and no REDIS_RETRY_INTERVAL spent without Redis.
 
     A service of its own, whose Redis timeout is far above what a loaded machine can stall a
-    call for: a timeout would open the breaker for reasons other than the restart.
+    call for: a timeout would pause the cache for reasons other than the restart.
     """
     server = deployment.redis
     service = deployment.extra_service("redis-restart", REDIS_TIMEOUT=str(PATIENT_REDIS_TIMEOUT))
@@ -390,6 +413,8 @@ def test_a_restarted_redis_is_used_again_at_once_without_a_warning(deployment):
     assert assert_ready(service.url)["checks"]["redis"]["status"] == "ok"
     # The first read found the restarted Redis empty and filled it; every later one hit it.
     assert caches == ["miss"] + ["hit"] * (len(caches) - 1), caches
+    write = requests.post(f"{service.url}/api/items", json={"name": "counted"}, timeout=TIMEOUT)
+    assert write.status_code == 201, write.text
     assert any(key.startswith(b"LIMITS:") for key in client.keys("*"))
     lines = [json.loads(line) for line in service.lines(since) if line.strip()]
     trouble = [line for line in lines if line.get("level") in ("WARNING", "ERROR", "CRITICAL")]

@@ -301,6 +301,42 @@ class SilentUpstream:
         self.thread.join(timeout=5)
 
 
+@each("use_nginx")
+def test_nginx_limits_each_clients_api_requests_with_a_json_429(deployment):
+    """It answers a client past NGINX_API_RATE and its burst with nginx's own JSON 429 and a
+    Retry-After, while the app's other paths stay uncounted and the API serves again after."""
+    nginx = start_nginx_for(
+        deployment,
+        "nginx-api-rate",
+        deployment.service.port,
+        NGINX_API_RATE="2r/s",
+        NGINX_API_BURST="3",
+    )
+    try:
+        answers = [requests.get(f"{nginx.url}/api/items", timeout=TIMEOUT) for _ in range(8)]
+        statuses = [answer.status_code for answer in answers]
+        assert statuses[:4] == [200] * 4, statuses  # the first, and the burst of 3 more
+        assert 429 in statuses[4:], statuses
+        refused = answers[statuses.index(429)]
+        assert refused.headers["Content-Type"].startswith("application/json")
+        assert refused.json()["error"] == {
+            "status": 429,
+            "title": "Too Many Requests",
+            "detail": "Too many requests from this address; slow down.",
+        }
+        assert refused.headers["Retry-After"] == "1"
+        assert refused.headers["X-Request-ID"]
+        assert "X-RateLimit-Limit" not in refused.headers  # nginx's own, not the app's
+        assert all(
+            requests.get(f"{nginx.url}/healthz", timeout=TIMEOUT).status_code == 200
+            for _ in range(8)
+        )
+        time.sleep(2.5)  # the bucket drains at 2 a second
+        assert requests.get(f"{nginx.url}/api/items", timeout=TIMEOUT).status_code == 200
+    finally:
+        nginx.stop()
+
+
 def start_nginx_for(deployment, name: str, upstream_port: int, **values: str) -> Nginx:
     """Start another nginx from the generated template, in front of ``upstream_port``."""
     template = deployment.bake / "nginx/templates/default.conf.template"

@@ -34,13 +34,17 @@ LONG_BURST_SECONDS = 15
 SHORT_BURST_SECONDS = 5
 BURST_CONNECTIONS = 32
 OWN_QUERIES = 4  # the load test's own connections to the database, each a session
-REDIS_RETRY_INTERVAL = 10.0  # the service's default: how long a worker skips Redis after a failure
+REDIS_RETRY_INTERVAL = (
+    10.0  # the service's default: a worker skips the cache this long after a failure
+)
+# Flask-Limiter pings a failed storage again at most this long after its previous ping.
+LIMITER_LONGEST_PING_GAP = 32.0
 
 
-def wait_out_redis_breakers(back_since: float) -> None:
+def wait_out_redis_pauses(back_since: float) -> None:
     """Wait until every worker of the shared instance calls Redis again, however few calls it got.
 
-    Each worker's breaker skips Redis for REDIS_RETRY_INTERVAL after its last failure, and every
+    Each worker skips the cache for REDIS_RETRY_INTERVAL after its last failure, and every
     failure came before Redis answered again at ``back_since`` (the second covers a call that
     timed out just then). One cache hit shows that some worker reads Redis again; the next test
     on this instance may land on another.
@@ -354,7 +358,8 @@ def test_postgres_down_gives_clean_503s_and_recovers_without_restart(deployment)
         write = requests.post(f"{entry}/api/items", json={"name": "lost?"}, timeout=TIMEOUT)
         body = assert_json_error(write, 503)
         assert body["error"]["detail"] == "The database is not reachable."
-        assert write.headers["Retry-After"] == "5"  # the handler's, not the limiter's
+        # The handler's 5 s, or the end of the client's write window if later (Flask-Limiter).
+        assert 5 <= int(write.headers["Retry-After"]) <= 60
         assert_json_error(requests.get(f"{entry}/api/items", timeout=TIMEOUT), 503)
         read = requests.get(f"{entry}{before.headers['Location']}", timeout=TIMEOUT)
         assert assert_json_error(read, 503)["error"]["detail"] == "The database is not reachable."
@@ -437,9 +442,10 @@ def test_redis_down_degrades_reads_and_limits_then_recovers(deployment):
         requests.post(f"{limited.url}/api/items", json={"name": "n"}, timeout=TIMEOUT)
         return any(key.startswith(b"LIMITS:") for key in client.keys("*"))
 
-    # The rate limits ask Redis again on each request, through the breaker that skips it for
-    # REDIS_RETRY_INTERVAL after each failure.
-    wait_until(limits_in_redis, 30, "rate-limit counters back in Redis", interval=0.5)
+    # Flask-Limiter pings Redis again on its own schedule, at most 32 s after its last ping.
+    wait_until(
+        limits_in_redis, LIMITER_LONGEST_PING_GAP + 10, "rate-limit counters back in Redis", 0.5
+    )
     if deployment.combo.selected("use_celery"):
         # Celery's worker reconnects after a Redis restart (test_celery_faults.py), but kombu can
         # fail while it closes the lost connection ("Unrecoverable error: AttributeError"), and
@@ -449,7 +455,7 @@ def test_redis_down_degrades_reads_and_limits_then_recovers(deployment):
         print(f"Celery processes started again after the outage: {restarted or 'none'}")
         created = requests.post(f"{entry}/api/items", json={"name": "after"}, timeout=TIMEOUT)
         celery_processes.await_processed(deployment, created.json()["id"])
-    wait_out_redis_breakers(back)
+    wait_out_redis_pauses(back)
 
 
 @each()

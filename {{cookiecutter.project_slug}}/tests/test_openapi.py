@@ -150,6 +150,27 @@ def test_a_refusal_by_the_rate_limiter_matches_the_document(limited_client):
     assert set(refused.headers.keys()) >= {"Retry-After", "X-RateLimit-Limit", "X-RateLimit-Reset"}
 
 
+def limited_operations(doc: dict) -> set[tuple[str, str]]:
+    """Return the (path, method) of each operation the document says may answer 429."""
+    return {
+        (path, method)
+        for path, operations in doc["paths"].items()
+        for method, operation in operations.items()
+        if "429" in operation["responses"]
+    }
+
+
+def test_429_is_documented_where_requests_are_limited(make_app):
+    """It documents a 429 on writes, and on every route but the probes with RATELIMIT_DEFAULT."""
+    writes = make_app().test_client().get("/openapi.json").json
+    assert limited_operations(writes) == {("/api/items", "post")}
+    every = make_app(ratelimit_default="600 per minute").test_client().get("/openapi.json").json
+    limited = limited_operations(every)
+    reads = {("/api/items", "get"), ("/api/items/{item_id}", "get"), ("/openapi.json", "get")}
+    assert reads <= limited
+    assert not {path for path, _ in limited} & {"/healthz", "/readyz"}
+
+
 @pytest.mark.parametrize(("path", "method"), [("/api/items", "get"), ("/api/items", "post")])
 def test_a_database_failure_matches_the_document(settings_overrides, tmp_path, path, method):
     """It documents the 503 of a database without the service's tables."""

@@ -10,8 +10,6 @@ from {{ cookiecutter.package_name }} import celery_app, tasks, worker
 from {{ cookiecutter.package_name }}.celery_app import celery_config
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.models import PENDING, Item, utc_now
-from {{ cookiecutter.package_name }}.redis_breaker import Breaker
-from {{ cookiecutter.package_name }}.redis_store import RedisStore, client_options
 from {{ cookiecutter.package_name }}.settings import SettingsError
 from {{ cookiecutter.package_name }}.tasks import process_item, requeue_pending_items
 
@@ -194,9 +192,6 @@ def test_a_visibility_timeout_a_running_task_could_outlast_is_refused(make_app):
 @pytest.fixture
 def queued_app(unreachable_broker_app):
     """Return an app sending tasks through a Redis queue (which refuses connections)."""
-    url = unreachable_broker_app.extensions["celery"].conf.broker_url
-    options = client_options(url, 1.0, Breaker(10))
-    unreachable_broker_app.extensions["shared_store"] = RedisStore(url, options)
     return unreachable_broker_app
 
 

@@ -25,9 +25,6 @@ from . import (
     proxy,
 {%- endif %}
     rate_limits,
-{%- if cookiecutter.use_redis == "yes" %}
-    redis_store,
-{%- endif %}
     request_body,
     request_id,
 {%- if cookiecutter.use_postgres == "yes" %}
@@ -62,11 +59,7 @@ def create_app(overrides: dict | None = None) -> Flask:
 {%- if cookiecutter.use_postgres == "yes" %}
     schema_migrations.init_app(app)
 {%- endif %}
-{%- if cookiecutter.use_redis == "yes" %}
-    redis_store.init_app(app)  # before the cache and the limiter: they keep their data in it
-{%- endif %}
     caching.init_app(app)
-    rate_limits.init_app(app)
 {%- if cookiecutter.use_nginx == "yes" %}
     proxy.init_app(app)
 {%- endif %}
@@ -84,5 +77,6 @@ def create_app(overrides: dict | None = None) -> Flask:
     dev_toolbar.init_app(app)  # development only; last, to relax the policy set above
     seed.init_app(app)
 {%- endif %}
+    rate_limits.init_app(app)  # limits the routes registered above
     openapi.init_app(app)  # documents the routes registered above
     return app

@@ -1,86 +1,97 @@
-"""Cache reads; a failing cache is logged and bypassed, never an error for the client.
+"""Cache reads in Redis when REDIS_URL is set, else in the worker's memory.
 
-A backend that failed moments ago may be skipped without a call; it logged that failure once
-and marks the skips ``already_logged``, so they are not logged again here.
-
-A view marked with ``read_through`` names the entry it reads before it runs: when the cache and
-the rate limits share a store, the call that counts the request's limits reads that entry too
-(rate_limits.py), and ``get`` finds it there instead of asking the store a second time.
+A failing cache is a miss, never an error for the client: the failure is logged once, and the
+cache is skipped for REDIS_RETRY_INTERVAL before one request tries it again, so a frozen Redis
+costs a request one REDIS_TIMEOUT at most once per interval in each worker.
 """
 
 import logging
-from collections.abc import Callable
+import threading
+import time
 
-from flask import Flask, current_app, has_request_context, request
+from flask import Flask, current_app
 from flask_caching import Cache
 
 from .metrics import count_cache_lookup
 
 log = logging.getLogger(__name__)
 cache = Cache()
-KEY_OF = "caching_key_of"  # set on a view by read_through
-READ = "caching.read"  # the WSGI environ's (key, stored value) read with the request's limits
 
 
-def read_through(key_of: Callable[..., str]):
-    """Mark a view that reads the cache entry ``key_of(**its URL arguments)`` names."""
+class Outage:
+    """After a cache failure, skip the cache for the retry interval, then let one call try it."""
 
-    def mark(view):
-        setattr(view, KEY_OF, key_of)
-        return view
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.retry_at: float | None = None  # None while the cache answers
+        self.lock = threading.Lock()
 
-    return mark
+    def allow(self) -> bool:
+        """Say whether to call the cache now (once the interval is over: one caller only)."""
+        with self.lock:
+            if self.retry_at is not None:
+                if time.monotonic() < self.retry_at:
+                    return False
+                self.retry_at = time.monotonic() + self.interval  # others skip while it tries
+            return True
 
-
-def stored_key(view, arguments: dict) -> str | None:
-    """Return the stored name of the entry the view reads, or None for a view not marked."""
-    key_of = getattr(view, KEY_OF, None)
-    if key_of is None:
-        return None
-    return current_app.config["CACHE_KEY_PREFIX"] + key_of(**arguments)
-
-
-def read_with_limits(key: str, stored: bytes | None) -> None:
-    """Keep an entry read (None: absent) with the request's limits, for ``get``."""
-    request.environ[READ] = (key, stored)
+    def ended(self, exc: Exception | None) -> None:
+        """Note how a call went: a failure starts (logged) or extends the outage."""
+        with self.lock:
+            if exc is not None and self.retry_at is None:
+                log.warning("cache skipped for %ss: %s: %s", self.interval, type(exc).__name__, exc)
+            elif exc is None and self.retry_at is not None:
+                log.info("cache answers again")
+            self.retry_at = None if exc is None else time.monotonic() + self.interval
 
 
 def get(key: str):
     """Return the cached value, or None when absent or when the cache is unavailable."""
-    app = current_app._get_current_object()  # looked up once, not at each use below
-    read = request.environ.pop(READ, None) if has_request_context() else None
-    try:
-        if read is not None and read[0] == app.config["CACHE_KEY_PREFIX"] + key:
-            backend = app.extensions["cache"][cache]  # what cache.cache looks up
-            value = backend.serializer.loads(read[1])  # as the backend's own get decodes it
-        else:
-            value = cache.get(key)
-    except Exception as exc:  # noqa: BLE001  (any backend failure degrades to a miss)
-        _warn("cache get failed, serving without cache", exc)
+    app = current_app._get_current_object()
+    outage = app.extensions["cache_outage"]
+    if not outage.allow():
         count_cache_lookup("error", app)
         return None
+    try:
+        value = cache.get(key)
+    except Exception as exc:  # noqa: BLE001  (any backend failure degrades to a miss)
+        outage.ended(exc)
+        count_cache_lookup("error", app)
+        return None
+    outage.ended(None)
     count_cache_lookup("miss" if value is None else "hit", app)
     return value
 
 
 def set(key: str, value, timeout: int) -> None:  # noqa: A001
-    """Store a value; a failing cache is logged and ignored."""
-    try:
-        cache.set(key, value, timeout=timeout)
-    except Exception as exc:  # noqa: BLE001
-        _warn("cache set failed", exc)
+    """Store a value unless the cache is skipped; a failure starts an outage."""
+    outage = current_app.extensions["cache_outage"]
+    if outage.allow():
+        try:
+            cache.set(key, value, timeout=timeout)
+        except Exception as exc:  # noqa: BLE001
+            outage.ended(exc)
 
 
-def _warn(what: str, exc: Exception) -> None:
-    """Log a cache failure unless its backend already logged it."""
-    if not getattr(exc, "already_logged", False):
-        log.warning("%s: %s: %s", what, type(exc).__name__, exc)
+def readiness_checks(app: Flask) -> dict:
+    """Return a check of the cache's Redis, when it is kept there (a soft dependency)."""
+    if app.config["CACHE_TYPE"] != "RedisCache":
+        return {}
+    return {"redis": lambda: cache.has("readiness")}  # one bounded round trip, never skipped
 
 
 def init_app(app: Flask) -> None:
-    """Bind the cache: in the shared store when create_app set one up, else in process memory."""
-    store = app.extensions.get("shared_store")
-    app.config.update(store.cache_backend() if store else {"CACHE_TYPE": "SimpleCache"})
+    """Bind the cache: in Redis when REDIS_URL is set (bakes with Redis), else in memory."""
+    settings = app.extensions["settings"]
+    url = getattr(settings, "redis_url", None)
+    if url:
+        timeout = settings.redis_timeout
+        app.config["CACHE_TYPE"] = "RedisCache"
+        app.config["CACHE_REDIS_URL"] = url
+        app.config["CACHE_OPTIONS"] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    else:
+        app.config["CACHE_TYPE"] = "SimpleCache"
     app.config["CACHE_KEY_PREFIX"] = "{{ cookiecutter.package_name }}:"
-    app.config["CACHE_DEFAULT_TIMEOUT"] = app.extensions["settings"].cache_ttl_seconds
+    app.config["CACHE_DEFAULT_TIMEOUT"] = settings.cache_ttl_seconds
+    app.extensions["cache_outage"] = Outage(getattr(settings, "redis_retry_interval", 0.0))
     cache.init_app(app)

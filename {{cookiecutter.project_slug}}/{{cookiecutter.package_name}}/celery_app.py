@@ -126,13 +126,14 @@ def _stamp_task_request_id(factory):
 
 def uses_queue(app: Flask) -> bool:
     """Say whether tasks go through the Redis queue (not run at once in the sending process)."""
-    return "shared_store" in app.extensions and not app.extensions["celery"].conf.task_always_eager
+    return not app.extensions["celery"].conf.task_always_eager
 
 
 def queue_length(app: Flask) -> int:
     """Return how many tasks wait in the queue for a worker (Redis bounds the wait)."""
-    store = app.extensions["shared_store"]
-    client = redis.Redis.from_url(store.url, **store.options)
+    url = app.extensions["celery"].conf.broker_url
+    timeout = app.extensions["settings"].redis_timeout
+    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
         return client.llen(QUEUE)
     finally:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from werkzeug.routing import Rule
 
 from . import api, responses
-from .rate_limits import UNLIMITED_BLUEPRINTS
+from .rate_limits import is_limited
 
 bp = Blueprint("openapi", __name__)
 TITLE = "{{ cookiecutter.project_name | replace('"', '\\"') }}"
@@ -158,9 +158,8 @@ def _parameters(rule: Rule, query: type[BaseModel] | None) -> list[dict]:
     return found
 
 
-def _operation(spec: APISpec, view, rule: Rule, operation: Operation) -> dict:
-    """Return the OpenAPI operation of one route."""
-    limited = rule.endpoint.split(".")[0] not in UNLIMITED_BLUEPRINTS
+def _operation(spec: APISpec, view, rule: Rule, operation: Operation, limited: bool) -> dict:
+    """Return the OpenAPI operation of one route (``limited``: its requests are counted)."""
     answers = {
         status: _response(spec, *success, limited, operation.media_type)
         for status, success in operation.success.items()
@@ -199,7 +198,8 @@ def build(app: Flask) -> dict:
             raise KeyError(f"route {rule.rule} ({rule.endpoint}) is not in openapi.OPERATIONS")
         view = app.view_functions[rule.endpoint]
         methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
-        documented = {m.lower(): _operation(spec, view, rule, operation) for m in methods}
+        limited = is_limited(app, rule.endpoint)
+        documented = {m.lower(): _operation(spec, view, rule, operation, limited) for m in methods}
         spec.path(RULE_PART.sub(r"{\g<name>}", rule.rule), operations=documented)
     return spec.to_dict()
 

@@ -4,6 +4,9 @@ import os
 import secrets
 from pathlib import Path
 from typing import Annotated, Literal
+{%- if cookiecutter.use_redis == "yes" %}
+from urllib.parse import urlsplit
+{%- endif %}
 
 from click import ClickException
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
@@ -12,10 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from .metrics_folder import MetricsFolder
-from .rate_limits import checked_limits
-{%- if cookiecutter.use_redis == "yes" %}
-from .redis_store import RedisUrl
-{%- endif %}
+from .rate_limits import checked_limits, checked_optional_limits
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "replace-me"})
 MIN_SECRET_LENGTH = 32
@@ -27,6 +27,7 @@ SCHEME_ALIASES = {{ '{"postgres": "postgresql"}' if cookiecutter.use_postgres ==
 ENV_FILE = Path(".env")
 HIDDEN_INPUT_WORDS = ("SECRET", "PASSWORD", "URL", "TOKEN")
 RateLimits = Annotated[str, AfterValidator(checked_limits)]
+OptionalRateLimits = Annotated[str, AfterValidator(checked_optional_limits)]
 # Threads per app-server worker: read by the app server, and by the app to size its database
 # pool. 8 serve about twice what 4 do on routes that wait on I/O, and a little less on CPU-heavy
 # ones.
@@ -73,8 +74,12 @@ class Settings(LogSettings):
     # Seconds a database server lets one statement run before cancelling it (0: no limit).
     database_statement_timeout: float = Field(20, ge=0, le=3600)
 {%- if cookiecutter.use_redis == "yes" %}
-    redis_url: RedisUrl = None
+    # Keeps the cache and the rate limits' counts; unset: each worker's memory. A soft
+    # dependency: while it fails, reads miss the cache and limits are counted in memory.
+    redis_url: str | None = None
+    # Seconds a Redis connect or command may take (socket timeouts of every client).
     redis_timeout: float = Field(1.0, gt=0, le=30)
+    # Seconds the cache is skipped after it failed, before one request tries it again.
     redis_retry_interval: float = Field(10.0, ge=0, le=3600)
 {%- endif %}
 {%- if cookiecutter.use_celery == "yes" %}
@@ -103,9 +108,10 @@ class Settings(LogSettings):
 {%- endif %}
     web_threads: WebThreads = DEFAULT_WEB_THREADS
     health_check_timeout: float = Field(2.0, gt=0, le=30)
-    # Per client and route, e.g. "600 per minute" or "10/second;600/minute" (rate_limits.py).
-    ratelimit_default: RateLimits = "600 per minute"
+    # Per client, on each write route, e.g. "60 per minute" or "5/second;60/minute".
     ratelimit_write: RateLimits = "60 per minute"
+    # Per client, on every other route but probes, /metrics and static files; empty: no limit.
+    ratelimit_default: OptionalRateLimits = ""
     cache_ttl_seconds: int = Field(60, ge=0, le=86400)
     max_content_length: int = Field(1_048_576, ge=1024)
     metrics_enabled: bool = True
@@ -133,6 +139,27 @@ class Settings(LogSettings):
         except ImportError as exc:
             raise ValueError(f"the driver of {scheme} is not installed ({exc})") from None
         return value
+
+{%- if cookiecutter.use_redis == "yes" %}
+
+    @field_validator("redis_url")
+    @classmethod
+    def _usable_redis_url(cls, value: str | None) -> str | None:
+        """Refuse a REDIS_URL redis-py cannot use; read an empty one as unset."""
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("not a Redis URL (e.g. redis://localhost:6379/0)")
+        try:
+            parts.port  # noqa: B018  (raises ValueError for a port that is not a number)
+        except ValueError:
+            raise ValueError("the port of a Redis URL is a number") from None
+        database = parts.path.strip("/")
+        if parts.scheme != "unix" and database and not database.isdigit():
+            raise ValueError("the database of a Redis URL is a number (e.g. redis://localhost/0)")
+        return value
+{%- endif %}
 
     @model_validator(mode="after")
     def _one_connection_per_thread(self) -> "Settings":

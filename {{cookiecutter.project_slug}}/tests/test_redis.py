@@ -1,0 +1,163 @@
+"""Redis keeps the cache and the rate limits; when it fails, reads miss the cache, limits count
+in memory, readiness stays 200 "degraded", and no request gets a 500."""
+
+import os
+import socket
+import time
+
+import pytest
+import redis
+
+from {{ cookiecutter.package_name }} import create_app, rate_limits
+from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
+
+UNREACHABLE = "redis://127.0.0.1:1/0"
+needs_redis = pytest.mark.skipif(
+    not os.environ.get("TEST_REDIS_URL"), reason="needs a Redis server: set TEST_REDIS_URL"
+)
+
+
+@pytest.fixture
+def frozen_redis():
+    """Return the URL of a "Redis" that accepts connections and never answers, like a frozen one.
+
+    The kernel completes connections into the listen backlog; nothing ever reads or writes them.
+    """
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as server:
+        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+
+
+def timed(client, method: str, path: str, **kwargs):
+    """Return the seconds a request took and its response."""
+    started = time.monotonic()
+    response = client.open(path, method=method, **kwargs)
+    return time.monotonic() - started, response
+
+
+def test_readiness_reports_redis_degraded_and_stays_ready(settings_overrides):
+    """It answers 200 "degraded" with redis degraded and the database ok when Redis is down."""
+    app = create_app({**settings_overrides, "redis_url": UNREACHABLE})
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 200
+    assert response.json["status"] == "degraded"
+    assert response.json["checks"]["redis"]["status"] == "degraded"
+    assert response.json["checks"]["database"]["status"] == "ok"
+
+
+def test_reads_and_writes_go_on_while_redis_is_down(settings_overrides):
+    """It serves reads from the database, uncached, and counts writes in memory."""
+    overrides = {"redis_url": UNREACHABLE, "app_env": "development", "ratelimit_write": "2/minute"}
+    client = create_app({**settings_overrides, **overrides}).test_client()  # counts afresh
+    created = [client.post("/api/items", json={"name": "still works"}) for _ in range(3)]
+    assert [response.status_code for response in created] == [201, 201, 429]
+    assert created[1].headers["X-RateLimit-Remaining"] == "0"
+    for _ in range(2):
+        response = client.get(created[0].headers["Location"])
+        assert response.status_code == 200
+        assert response.headers["X-Cache"] == "miss"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis//127.0.0.1:6379/0", "http://127.0.0.1:6379", "redis://h:six/0", "redis://h/zero"],
+)
+def test_an_invalid_redis_url_is_named_but_not_echoed(monkeypatch, url):
+    """It refuses at start-up a REDIS_URL redis-py cannot use, naming it without its value."""
+    monkeypatch.setenv("REDIS_URL", url)
+    with pytest.raises(SettingsError, match="REDIS_URL='<hidden>'") as caught:
+        load_settings({"app_env": "test"})
+    assert url not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:6379/0", "rediss://:pw@127.0.0.1:6380/1", "unix:///run/r.sock?db=0"]
+)
+def test_a_valid_redis_url_is_accepted(monkeypatch, url):
+    """It accepts TCP, TLS and Unix-socket Redis URLs."""
+    monkeypatch.setenv("REDIS_URL", url)
+    assert load_settings({"app_env": "test"}).redis_url == url
+
+
+def test_the_cache_and_the_limiter_keep_their_data_in_redis(settings_overrides):
+    """It points the cache and the rate-limit storage at REDIS_URL, with REDIS_TIMEOUT sockets."""
+    app = create_app({**settings_overrides, "redis_url": UNREACHABLE, "redis_timeout": 0.3})
+    timeouts = {"socket_timeout": 0.3, "socket_connect_timeout": 0.3}
+    assert app.config["CACHE_TYPE"] == "RedisCache"
+    assert app.config["CACHE_REDIS_URL"] == UNREACHABLE
+    assert app.config["RATELIMIT_STORAGE_URI"] == UNREACHABLE
+    assert app.config["RATELIMIT_STORAGE_OPTIONS"] == timeouts
+    assert app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] is True
+
+
+def test_a_frozen_redis_costs_a_read_one_timeout_per_retry_interval(
+    settings_overrides, frozen_redis
+):
+    """It waits one REDIS_TIMEOUT on a frozen Redis, skips the cache for the interval, then
+    lets one read try it again."""
+    # Wide margins, for a loaded machine: a skipped call takes well under one timeout, and a
+    # call that tried Redis takes one timeout (plus the request's own work), never two.
+    timeout, interval = 1.0, 4.0
+    overrides = {"redis_url": frozen_redis, "redis_timeout": timeout}
+    app = create_app({**settings_overrides, **overrides, "redis_retry_interval": interval})
+    client = app.test_client()
+    created = client.post("/api/items", json={"name": "frozen"})  # APP_ENV=test: not limited
+    assert created.status_code == 201
+    first, read = timed(client, "GET", created.headers["Location"])
+    assert read.status_code == 200
+    assert timeout * 0.9 <= first < 2 * timeout
+    for _ in range(5):
+        took, read = timed(client, "GET", created.headers["Location"])
+        assert read.status_code == 200
+        assert read.headers["X-Cache"] == "miss"
+        assert took < timeout * 0.5
+    time.sleep(interval + 0.1)
+    again, read = timed(client, "GET", created.headers["Location"])
+    assert read.status_code == 200
+    assert timeout * 0.9 <= again < 2 * timeout  # one call tried Redis again, once
+
+
+def test_a_frozen_redis_costs_writes_timeouts_on_flask_limiters_schedule(
+    settings_overrides, frozen_redis
+):
+    """It counts writes in memory once Redis timed out; Flask-Limiter pings Redis again (one
+    more timeout each) at once, then only 2 s after that, as rate_limits.py says."""
+    # Wide margins, for a loaded machine: a write that waited for no timeout takes well under
+    # one; one that waited takes about a timeout each (plus its own work).
+    timeout = 1.0
+    overrides = {"redis_url": frozen_redis, "redis_timeout": timeout, "app_env": "development"}
+    client = create_app({**settings_overrides, **overrides}).test_client()
+    time.sleep(1.1)  # the limiter's last ping (none yet: its start) is a second old
+    took = [timed(client, "POST", "/api/items", json={"name": "frozen"})]  # its count, a ping
+    time.sleep(0.3)  # the ping started about 1.3 s ago: none again before 2 s
+    took.append(timed(client, "POST", "/api/items", json={"name": "in memory"}))
+    time.sleep(2.0)  # now more than 2 s: the next write pings
+    took.append(timed(client, "POST", "/api/items", json={"name": "pinged"}))
+    took.append(timed(client, "POST", "/api/items", json={"name": "in memory"}))  # next: 4 s on
+    assert [response.status_code for _, response in took] == [201] * 4
+    seconds = [duration for duration, _ in took]
+    assert 1.8 * timeout <= seconds[0] < 3 * timeout, seconds
+    assert seconds[1] < 0.5 * timeout, seconds
+    assert 0.9 * timeout <= seconds[2] < 2 * timeout, seconds
+    assert seconds[3] < 0.5 * timeout, seconds
+
+
+@needs_redis
+def test_a_cached_read_lands_in_redis(client):
+    """It stores a read item in Redis under the app's key prefix."""
+    location = client.post("/api/items", json={"name": "in redis"}).headers["Location"]
+    client.get(location)
+    server = redis.Redis.from_url(os.environ["TEST_REDIS_URL"])
+    assert server.keys("{{ cookiecutter.package_name }}:item:*")
+    assert client.get(location).headers["X-Cache"] == "hit"
+    server.close()
+
+
+@needs_redis
+def test_limits_are_counted_in_redis_where_every_worker_sees_them(make_app):
+    """It keeps the counts in Redis: an app started afresh (another worker) continues them."""
+    first = make_app(app_env="development", ratelimit_default="3 per minute")
+    with first.app_context():
+        rate_limits.reset()
+    assert [first.test_client().get("/api/items").status_code for _ in range(3)] == [200] * 3
+    second = make_app(app_env="development", ratelimit_default="3 per minute")
+    assert second.test_client().get("/api/items").status_code == 429
