@@ -13,10 +13,10 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _temporary_metrics = tempfile.mkdtemp(prefix="metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _temporary_metrics
 
-from {{ cookiecutter.package_name }} import metrics_folder
-from {{ cookiecutter.package_name }}.gunicorn_settings import load_gunicorn_settings
-from {{ cookiecutter.package_name }}.logs import logging_config
-from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
+from {{ cookiecutter.package_name }} import metrics_folder  # noqa: E402
+from {{ cookiecutter.package_name }}.gunicorn_settings import load_gunicorn_settings  # noqa: E402
+from {{ cookiecutter.package_name }}.logs import logging_config  # noqa: E402
+from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings  # noqa: E402
 
 try:
     _server = load_gunicorn_settings()
