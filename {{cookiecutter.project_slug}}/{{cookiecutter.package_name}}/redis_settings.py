@@ -11,12 +11,23 @@ count, then the first ping).
 
 import redis
 from flask import Flask
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def timeouts(settings) -> dict:
-    """Return redis-py's socket timeouts from REDIS_TIMEOUT."""
+    """Return redis-py's options: socket timeouts from REDIS_TIMEOUT, and one attempt per call.
+
+    redis-py retries a failed call ten times by default, with back-off: against a frozen Redis
+    that is many timeouts for one request. The cache's pause and the limiter's fallback decide
+    when to try Redis again instead.
+    """
     timeout = settings.redis_timeout
-    return {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+    }
 
 
 def cache_config(settings) -> dict:
