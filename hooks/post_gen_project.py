@@ -30,7 +30,7 @@ PRUNE = {
         "{package}/schema_migrations.py",
         "tests/test_schema_migrations.py",
     ],
-    "use_redis": ["tests/test_redis.py"],
+    "use_redis": ["{package}/redis_settings.py", "tests/test_redis.py"],
     "use_nginx": ["nginx", "{package}/proxy.py", "tests/test_proxy.py"],
     "use_kubernetes": ["deploy/k8s"],
     "use_celery": [

@@ -79,13 +79,15 @@ def test_a_valid_redis_url_is_accepted(monkeypatch, url):
 
 
 def test_the_cache_and_the_limiter_keep_their_data_in_redis(settings_overrides):
-    """It points the cache and the rate-limit storage at REDIS_URL, with REDIS_TIMEOUT sockets."""
+    """It points the cache and the rate-limit storage at REDIS_URL, with REDIS_TIMEOUT sockets
+    and one attempt per call (redis-py's default retries would multiply a timeout)."""
     app = create_app({**settings_overrides, "redis_url": UNREACHABLE, "redis_timeout": 0.3})
-    timeouts = {"socket_timeout": 0.3, "socket_connect_timeout": 0.3}
     assert app.config["CACHE_TYPE"] == "RedisCache"
     assert app.config["CACHE_REDIS_URL"] == UNREACHABLE
     assert app.config["RATELIMIT_STORAGE_URI"] == UNREACHABLE
-    assert app.config["RATELIMIT_STORAGE_OPTIONS"] == timeouts
+    options = app.config["RATELIMIT_STORAGE_OPTIONS"]
+    assert options["socket_timeout"] == options["socket_connect_timeout"] == 0.3
+    assert options["retry"].get_retries() == 0
     assert app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] is True
 
 

@@ -1,8 +1,9 @@
-"""Cache reads in Redis when REDIS_URL is set, else in the worker's memory.
+"""Cache reads in the worker's memory, or in a shared store when one is configured{% if cookiecutter.use_redis == "yes" %}
+(redis_settings.py){% endif %}.
 
 A failing cache is a miss, never an error for the client: the failure is logged once, and the
-cache is skipped for REDIS_RETRY_INTERVAL before one request tries it again, so a frozen Redis
-costs a request one REDIS_TIMEOUT at most once per interval in each worker.
+cache is skipped for CACHE_RETRY_INTERVAL seconds before one request tries it again, so a frozen
+store costs a request one timeout at most once per interval in each worker.
 """
 
 import logging
@@ -12,7 +13,8 @@ import time
 from flask import Flask, current_app
 from flask_caching import Cache
 
-from .metrics import count_cache_lookup
+{% if cookiecutter.use_redis == "yes" %}from . import redis_settings
+{% endif %}from .metrics import count_cache_lookup
 
 log = logging.getLogger(__name__)
 cache = Cache()
@@ -73,25 +75,15 @@ def set(key: str, value, timeout: int) -> None:  # noqa: A001
             outage.ended(exc)
 
 
-def readiness_checks(app: Flask) -> dict:
-    """Return a check of the cache's Redis, when it is kept there (a soft dependency)."""
-    if app.config["CACHE_TYPE"] != "RedisCache":
-        return {}
-    return {"redis": lambda: cache.has("readiness")}  # one bounded round trip, never skipped
-
-
 def init_app(app: Flask) -> None:
-    """Bind the cache: in Redis when REDIS_URL is set (bakes with Redis), else in memory."""
+    """Bind the cache: in memory unless a shared store is configured."""
     settings = app.extensions["settings"]
-    url = getattr(settings, "redis_url", None)
-    if url:
-        timeout = settings.redis_timeout
-        app.config["CACHE_TYPE"] = "RedisCache"
-        app.config["CACHE_REDIS_URL"] = url
-        app.config["CACHE_OPTIONS"] = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-    else:
-        app.config["CACHE_TYPE"] = "SimpleCache"
+    app.config["CACHE_TYPE"] = "SimpleCache"
+{%- if cookiecutter.use_redis == "yes" %}
+    app.config.update(redis_settings.cache_config(settings))
+{%- endif %}
     app.config["CACHE_KEY_PREFIX"] = "{{ cookiecutter.package_name }}:"
     app.config["CACHE_DEFAULT_TIMEOUT"] = settings.cache_ttl_seconds
-    app.extensions["cache_outage"] = Outage(getattr(settings, "redis_retry_interval", 0.0))
+    # Ours, not Flask-Caching's: seconds the cache is skipped after it failed.
+    app.extensions["cache_outage"] = Outage(app.config.get("CACHE_RETRY_INTERVAL", 0.0))
     cache.init_app(app)

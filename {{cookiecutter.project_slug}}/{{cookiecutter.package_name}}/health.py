@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from flask import Blueprint, Flask, current_app, jsonify
 
-from . import caching, {% if cookiecutter.use_celery == "yes" %}celery_app, {% endif %}database{% if cookiecutter.use_postgres == "yes" %}, schema_migrations{% endif %}
+from . import {% if cookiecutter.use_celery == "yes" %}celery_app, {% endif %}database{% if cookiecutter.use_redis == "yes" %}, redis_settings{% endif %}{% if cookiecutter.use_postgres == "yes" %}, schema_migrations{% endif %}
 from .database_errors import DatabaseUnavailable
 
 bp = Blueprint("health", __name__)
@@ -44,7 +44,9 @@ def dependencies(app: Flask) -> dict[str, Dependency]:
 {%- if cookiecutter.use_postgres == "yes" %}
     found["schema"] = Dependency(schema_migrations.check_at_head)
 {%- endif %}
-    found.update(soft(caching.readiness_checks(app)))
+{%- if cookiecutter.use_redis == "yes" %}
+    found.update(soft(redis_settings.readiness_checks(app)))
+{%- endif %}
 {%- if cookiecutter.use_celery == "yes" %}
     found.update(soft(celery_app.readiness_checks(app)))
 {%- endif %}

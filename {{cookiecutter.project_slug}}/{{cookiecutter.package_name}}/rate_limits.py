@@ -2,14 +2,8 @@
 
 RATELIMIT_WRITE limits each view marked ``limit_writes``; RATELIMIT_DEFAULT (empty: none) limits
 every other route as well. Health probes, /metrics and static files are never limited. Counts
-live in Redis when REDIS_URL is set (one count for all workers and replicas), else in each
-worker's memory (a client may then get the limit once per worker).
-
-While Redis fails, Flask-Limiter counts in the worker's memory and, from limited requests, pings
-Redis again: at once (unless it pinged in the last second), then 2, 4, 8, 16 and 32 s after its
-previous ping, then 1, 2, 4... s again (its own schedule, not a setting). Against a frozen Redis
-each ping costs its request up to REDIS_TIMEOUT: six in 63 s per worker, and the request that
-finds Redis failing can wait two (its count, then the first ping).
+live in each worker's memory (a client may then get the limit once per worker) unless a shared
+storage is configured{% if cookiecutter.use_redis == "yes" %} (redis_settings.py){% endif %}.
 
 Any other error of the storage is logged and the request let through (swallow_errors): limits
 5.8's memory storage, for one, can raise a RuntimeError when two threads restart its expiry
@@ -20,6 +14,10 @@ from flask import Flask, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import parse_many
+{%- if cookiecutter.use_redis == "yes" %}
+
+from . import redis_settings
+{%- endif %}
 
 WRITES = "rate_limits_writes"  # set on a view by limit_writes
 UNLIMITED_BLUEPRINTS = frozenset({"health"})  # probes (openapi.py documents no limit on them)
@@ -72,21 +70,19 @@ def reset() -> None:
 def init_app(app: Flask) -> None:
     """Limit the routes registered so far (it wraps the write views); APP_ENV=test: none."""
     settings = app.extensions["settings"]
-    redis_url = getattr(settings, "redis_url", None)  # a setting of bakes with Redis
-    timeout = getattr(settings, "redis_timeout", None)
     app.config.update(
         RATELIMIT_ENABLED=settings.app_env != "test",
         RATELIMIT_DEFAULT=settings.ratelimit_default,
         RATELIMIT_STRATEGY="fixed-window",
         RATELIMIT_HEADERS_ENABLED=True,
-        RATELIMIT_STORAGE_URI=redis_url or "memory://",
-        RATELIMIT_STORAGE_OPTIONS=(
-            {"socket_timeout": timeout, "socket_connect_timeout": timeout} if redis_url else {}
-        ),
+        RATELIMIT_STORAGE_URI="memory://",
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
         RATELIMIT_SWALLOW_ERRORS=True,
     )
-    # Per client: its address (the one ProxyFix took from the proxy's header, behind one).
+{%- if cookiecutter.use_redis == "yes" %}
+    app.config.update(redis_settings.limiter_config(settings))
+{%- endif %}
+    # Per client: its address (behind a trusted proxy, the one that proxy forwarded).
     limiter = Limiter(get_remote_address, app=app)
     limiter.request_filter(lambda: exempt(request.endpoint or ""))
     for endpoint, view in list(app.view_functions.items()):
