@@ -106,7 +106,7 @@ class Deployment:
             HOST="127.0.0.1",
             PORT=str(port),
             WEB_CONCURRENCY="2",
-            RATELIMIT_DEFAULT=GENEROUS_LIMIT,
+            # Reads stay unlimited, as the service ships; writes are limited, far above any test.
             RATELIMIT_WRITE=GENEROUS_LIMIT,
         )
         if self.postgres is not None:
