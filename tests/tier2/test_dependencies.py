@@ -32,6 +32,7 @@ from .test_served import (
 
 HEALTH_CHECK_TIMEOUT = 2.0  # the service's default
 REDIS_TIMEOUT = 1.0  # the service's default
+REDIS_RETRY_INTERVAL = 10.0  # the service's default: how long a worker skips a failed cache
 # An answer bounded by a timeout setting may come this long after it: the bound is the setting,
 # the slack is for a loaded machine (2 cores shared with the other test worker and the servers).
 LOAD_SLACK = 2.0
@@ -122,6 +123,7 @@ def test_a_frozen_redis_costs_one_timeout_per_worker_and_the_service_stays_ready
     assert requests.get(item, timeout=TIMEOUT).headers["X-Cache"] == "hit"
 
     with frozen(server.process.pid):
+        frozen_at = time.monotonic()
         durations = {}
         for url in entries(deployment):
             durations[url] = []
@@ -147,7 +149,10 @@ def test_a_frozen_redis_costs_one_timeout_per_worker_and_the_service_stays_ready
         slow = [took for took in every if took > REDIS_TIMEOUT * 0.9]
         print(f"{deployment.combo.id}: GET seconds with Redis frozen: {durations}")
         assert all(took < REDIS_TIMEOUT + LOAD_SLACK for took in every), durations
-        assert len(slow) <= len(service.workers()), durations  # one timeout per worker at most
+        # One timeout per worker at most in each REDIS_RETRY_INTERVAL (the writes and probes
+        # between the reads of two entries can outlast one interval).
+        intervals = 1 + int((time.monotonic() - frozen_at) // REDIS_RETRY_INTERVAL)
+        assert len(slow) <= len(service.workers()) * intervals, durations
     back = time.monotonic()
     client = server.client(deployment.redis_db)
     client.flushdb()  # what comes back into Redis now was written after the thaw
