@@ -137,6 +137,20 @@ def test_a_frozen_redis_costs_writes_timeouts_on_flask_limiters_schedule(
     assert sum(each > 0.9 * timeout for each in seconds[1:]) <= 1, seconds
 
 
+def test_a_read_not_limited_never_waits_for_the_limiters_pings(settings_overrides, frozen_redis):
+    """It answers a read at once while the limiter's Redis is failing: requests that are not
+    counted never reach Flask-Limiter, which pings a failed storage from any request it sees."""
+    timeout = 1.0
+    overrides = {"redis_url": frozen_redis, "redis_timeout": timeout, "app_env": "development"}
+    client = create_app({**settings_overrides, **overrides}).test_client()
+    time.sleep(1.1)  # the limiter pings at most once a second, counted from its start
+    assert client.post("/api/items", json={"name": "frozen"}).status_code == 201  # a ping
+    time.sleep(2.1)  # its next ping is due from the next request it sees
+    took, read = timed(client, "GET", "/api/items")  # a list: the cache is not involved
+    assert read.status_code == 200
+    assert took < 0.5 * timeout
+
+
 @needs_redis
 def test_a_cached_read_lands_in_redis(client):
     """It stores a read item in Redis under the app's key prefix."""

@@ -55,10 +55,14 @@ def limit_writes(view):
 
 
 def is_limited(app: Flask, endpoint: str) -> bool:
-    """Say whether requests to an endpoint are counted (openapi.py documents their 429)."""
+    """Say whether requests to an endpoint (empty: none matched) are counted.
+
+    openapi.py documents their 429. Requests not counted never reach Flask-Limiter, so they
+    never wait for its storage either (it pings a failed storage from any request it sees).
+    """
     if exempt(endpoint):
         return False
-    writes = getattr(app.view_functions[endpoint], WRITES, False)
+    writes = getattr(app.view_functions.get(endpoint), WRITES, False)
     return writes or bool(app.extensions["settings"].ratelimit_default.strip())
 
 
@@ -84,7 +88,7 @@ def init_app(app: Flask) -> None:
 {%- endif %}
     # Per client: its address (behind a trusted proxy, the one that proxy forwarded).
     limiter = Limiter(get_remote_address, app=app)
-    limiter.request_filter(lambda: exempt(request.endpoint or ""))
+    limiter.request_filter(lambda: not is_limited(current_app, request.endpoint or ""))
     for endpoint, view in list(app.view_functions.items()):
         if getattr(view, WRITES, False):
             app.view_functions[endpoint] = limiter.limit(settings.ratelimit_write)(view)
