@@ -71,7 +71,10 @@ function retryPoll(poll, xhr) {
     showRequestError("The pending items could not be checked: reload the page later.");
     return;
   }
-  const seconds = Number(xhr?.getResponseHeader("Retry-After")) || POLL_RETRY_SECONDS;
+  // Retry-After counts whole seconds rounded down ("0": the window ends within the second), so
+  // one more second lands after the window's end.
+  const after = Number.parseInt(xhr?.getResponseHeader("Retry-After") ?? "", 10);
+  const seconds = Number.isNaN(after) ? POLL_RETRY_SECONDS : after + 1;
   setTimeout(() => htmx.trigger(poll, "retry"), seconds * 1000);
 }
 
