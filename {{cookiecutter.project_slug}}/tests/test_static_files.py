@@ -36,7 +36,7 @@ def digested_app(app, digested):
 
 
 def test_digest_writes_hashed_copies_and_a_manifest(digested):
-    """It copies each file under a content-hashed name, a gzip variant only for nginx to send."""
+    """It copies each file under a content-hashed name, a gzip variant only for a proxy to send."""
     manifest = json.loads((digested / "cache_manifest.json").read_text())
     assert set(manifest) == {"app.js", "style.css"}
     script = digested / manifest["app.js"]
