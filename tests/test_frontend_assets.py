@@ -72,7 +72,9 @@ def test_bundles_are_minified_without_source_maps(frontend):
 
 
 def test_digest_writes_hashed_files_with_gzip_variants(frontend):
-    """It writes a content-hashed copy of each bundle with a .gz variant (no .br), a manifest."""
+    """It writes a content-hashed copy of each bundle, a manifest, and a .gz variant (no .br) for
+    nginx to send (this bake has nginx)."""
+    assert FRONTEND.selected("use_nginx")
     root, package = frontend
     static = root / package / "static"
     manifest = json.loads((static / "cache_manifest.json").read_text())

@@ -7,7 +7,7 @@ from markupsafe import escape
 
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.models import Item
-from {{ cookiecutter.package_name }}.pages import DESCRIPTION, LISTED, next_wait
+from {{ cookiecutter.package_name }}.pages import DESCRIPTION, LISTED, poll
 
 HTMX = {"HX-Request": "true"}
 POLL = re.compile(r'<div id="pending-poll" hx-get="([^"]+)" hx-trigger="load delay:(\d+)s, retry"')
@@ -172,12 +172,12 @@ def test_check_of_items_all_processed_ends_the_checks(app, client):
 def test_checks_wait_longer_each_time_and_stop_after_the_setting(make_app):
     """It doubles the wait from 2 s up to 30 s, and stops once the waits pass the setting."""
     with make_app().app_context():  # PENDING_POLL_SECONDS=300 by default
-        waits = [next_wait(check) for check in range(14)]
+        waits = [poll([], check)["wait"] for check in range(14)]
     assert waits == [2, 4, 8, 16, *[30] * 9, None]
     assert sum(waits[:-1]) == 300
     with make_app(pending_poll_seconds=14).app_context():
-        assert [next_wait(check) for check in range(4)] == [2, 4, 8, None]
-        assert next_wait(10**9) is None
+        assert [poll([], check)["wait"] for check in range(4)] == [2, 4, 8, None]
+        assert poll([], 10**9)["wait"] is None
 
 
 def test_last_check_offers_a_button_to_check_again(make_app):

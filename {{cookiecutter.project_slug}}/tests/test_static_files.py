@@ -1,6 +1,8 @@
 """Static files are digested, referenced by their digested names and cached a year."""
 
+{% if cookiecutter.use_nginx == "yes" -%}
 import gzip
+{% endif -%}
 import json
 import re
 
@@ -33,15 +35,18 @@ def digested_app(app, digested):
     return app
 
 
-def test_digest_writes_hashed_copies_gzip_variants_and_a_manifest(digested):
-    """It copies each file under a content-hashed name, with a gzip variant (for a proxy
-    that serves static files) and no brotli one, which nothing here would send."""
+def test_digest_writes_hashed_copies_and_a_manifest(digested):
+    """It copies each file under a content-hashed name, a gzip variant only for a proxy to send."""
     manifest = json.loads((digested / "cache_manifest.json").read_text())
     assert set(manifest) == {"app.js", "style.css"}
     script = digested / manifest["app.js"]
     assert re.fullmatch(r"app-[0-9a-f]{32}\.js", script.name)
     assert script.read_text() == SCRIPT
+{%- if cookiecutter.use_nginx == "yes" %}
     assert gzip.decompress((digested / f"{script.name}.gz").read_bytes()).decode() == SCRIPT
+{%- else %}
+    assert not (digested / f"{script.name}.gz").exists()
+{%- endif %}
     assert not (digested / f"{script.name}.br").exists()
 
 
@@ -82,16 +87,18 @@ def test_unknown_digested_file_is_404(digested_app):
     assert response.headers.get("Cache-Control") != IMMUTABLE
 
 
+{%- if cookiecutter.use_nginx == "no" %}
+
+
 @pytest.mark.parametrize("suffix", [".gz", ".br"])
 def test_compressed_variants_are_not_served(digested_app, digested, suffix):
-    """It answers 404 for a compressed variant's name: sent, it would be CSS in gzip or brotli
-    whatever encodings the client accepts (the app picks no variant; a proxy does)."""
+    """It answers 404 for a compressed variant's name: the digest writes none (sent, it would be
+    CSS in gzip or brotli whatever encodings the client accepts)."""
     manifest = json.loads((digested / "cache_manifest.json").read_text())
-    variant = f"{manifest['style.css']}{suffix}"
-    (digested / variant).write_bytes(gzip.compress(STYLE.encode()))  # there, as if left behind
-    response = digested_app.test_client().get(f"/static/{variant}")
+    response = digested_app.test_client().get(f"/static/{manifest['style.css']}{suffix}")
     assert response.status_code == 404, response.headers
     assert response.json["error"]["status"] == 404
+{%- endif %}
 
 
 def test_without_a_manifest_pages_link_the_plain_names(app, tmp_path):

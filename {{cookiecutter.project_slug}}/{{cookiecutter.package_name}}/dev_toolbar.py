@@ -1,16 +1,9 @@
-"""Flask-DebugToolbar on the pages, in development only.
+"""Flask-DebugToolbar on the pages, in development only (requirements-dev.txt, not the image).
 
-It is a development requirement (requirements-dev.txt): production never imports it, and the
-image does not contain it. The toolbar runs inline scripts and styles, so in development only the
-pages' Content-Security-Policy allows them.
+It runs inline scripts and styles, which the pages' policy then allows.
 """
 
-import logging
-
 from flask import Flask
-
-log = logging.getLogger(__name__)
-INLINE = "'self' 'unsafe-inline'"
 
 
 def init_app(app: Flask) -> None:
@@ -20,11 +13,11 @@ def init_app(app: Flask) -> None:
     try:
         from flask_debugtoolbar import DebugToolbarExtension
     except ImportError:
-        log.info("Flask-DebugToolbar is not installed (requirements-dev.txt): no toolbar")
+        app.logger.info("Flask-DebugToolbar is not installed (requirements-dev.txt): no toolbar")
         return
     app.config.update(DEBUG_TB_ENABLED=True, DEBUG_TB_INTERCEPT_REDIRECTS=False)
     policy = app.config["CONTENT_SECURITY_POLICY"]
-    app.config["CONTENT_SECURITY_POLICY"] = policy.replace(
-        "script-src 'self'", f"script-src {INLINE}"
-    ).replace("style-src 'self'", f"style-src {INLINE}")
+    for directive in ("script-src", "style-src"):
+        policy = policy.replace(f"{directive} 'self'", f"{directive} 'self' 'unsafe-inline'")
+    app.config["CONTENT_SECURITY_POLICY"] = policy
     app.extensions["debug_toolbar"] = DebugToolbarExtension(app)
