@@ -8,11 +8,6 @@ from werkzeug.utils import cached_property
 from werkzeug.wsgi import LimitedStream, get_input_stream
 
 
-def too_large(limit: int) -> RequestEntityTooLarge:
-    """Return the 413 of a body over ``limit`` bytes."""
-    return RequestEntityTooLarge(f"The request body is larger than {limit} bytes.")
-
-
 class LimitedBody(LimitedStream):
     """A streamed (chunked) body, read to one byte past MAX_CONTENT_LENGTH (``limit`` - 1).
 
@@ -27,7 +22,7 @@ class LimitedBody(LimitedStream):
         except Exception as exc:  # a broken connection, or the server's framing errors
             raise BadRequest("The body is incomplete or its chunked framing is broken.") from exc
         if self.tell() == self.limit:
-            raise too_large(self.limit - 1)
+            raise RequestEntityTooLarge()
         return count
 
 
@@ -38,8 +33,6 @@ class Request(flask.Request):
     def stream(self):
         """Return the body stream; one of unknown length is read as a LimitedBody."""
         limit = self.max_content_length
-        if self.content_length is not None and self.content_length > limit:
-            raise too_large(limit)
         if self.content_length is None and "wsgi.input_terminated" in self.environ:
             return LimitedBody(self.environ["wsgi.input"], limit + 1, is_max=True)
         return get_input_stream(self.environ, max_content_length=limit)
