@@ -5,7 +5,7 @@ import logging
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import BaseConverter
 
 from . import caching
 from .errors import json_error
@@ -24,10 +24,14 @@ NO_NUL = "^[^\\u0000]*$"
 NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
 
 
-class IdConverter(IntegerConverter):
+class IdConverter(BaseConverter):
     """Match ids in ASCII digits only: ``\\d`` would take other scripts' digits as numbers."""
 
-    regex = r"[0-9]+"
+    regex = r"[0-9]{1,20}"
+
+    def to_python(self, value: str) -> int:
+        """Return the id as an int."""
+        return int(value)
 
 
 @bp.record_once
