@@ -1,7 +1,7 @@
 """The generated README's "Daily work" recipe for a new endpoint works as written.
 
 The code is taken from the README itself, so the test follows the text a user reads: a new view
-appended to api.py, its entry added to OPERATIONS in openapi.py, a test of it; then the
+appended to api.py, its entry added to OPERATIONS in responses.py, a test of it; then the
 project's lint and its whole suite pass, the OpenAPI document's check of every route included.
 """
 
@@ -45,11 +45,11 @@ def test_the_add_an_endpoint_recipe_passes_lint_and_the_suite(bake, combo, clean
     view = python_block_after(readme, "For example, appended to `api.py`")
     api = package / "api.py"
     api.write_text(api.read_text() + "\n\n" + view)
-    entry = python_block_after(readme, "added to `OPERATIONS` in `openapi.py`")
-    openapi = package / "openapi.py"
-    text = openapi.read_text()
+    entry = python_block_after(readme, "added to `OPERATIONS` in `responses.py`")
+    responses = package / "responses.py"
+    text = responses.read_text()
     assert text.count("OPERATIONS = {\n") == 1
-    openapi.write_text(text.replace("OPERATIONS = {\n", "OPERATIONS = {\n" + entry))
+    responses.write_text(text.replace("OPERATIONS = {\n", "OPERATIONS = {\n" + entry))
     tests = root / "tests" / "test_api.py"
     tests.write_text(tests.read_text() + NEW_TEST)
 

@@ -1,12 +1,12 @@
-"""The shapes of the service's answers as pydantic models: the OpenAPI document's response schemas.
-
-The views build their JSON with ``jsonify``; these models describe it (the contract tests check
-that real answers match them).
+"""What the service answers, route by route: the bodies (pydantic models), the headers, and
+each route's statuses (OPERATIONS). openapi.py builds the document from them.
 """
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, Field
+
+from . import api
 
 
 class FieldError(BaseModel):
@@ -69,3 +69,63 @@ class Readiness(BaseModel):
 
     status: Literal["ok", "degraded", "unavailable"]
     checks: dict[str, CheckResult]
+
+
+RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+NUMBER = "^[0-9]+$"
+# name -> (description, pattern of its value). The limiter sends the X-RateLimit-* headers only
+# while it is enabled (not with APP_ENV=test); every other header is sent where it is listed.
+HEADERS = {
+    "X-Request-ID": ("The request's id: the caller's if well-formed.", "^[A-Za-z0-9._:-]{1,128}$"),
+    "Retry-After": ("Seconds to wait before retrying.", NUMBER),
+    "Location": ("The new item's URL.", "^/"),
+    "X-Cache": ("Whether the cache served the item.", "^(hit|miss)$"),
+    "X-RateLimit-Limit": ("Requests allowed per window (the tightest limit).", NUMBER),
+    "X-RateLimit-Remaining": ("Requests left in the current window.", NUMBER),
+    "X-RateLimit-Reset": ("When the window ends, in seconds since the epoch.", NUMBER),
+}
+ERRORS = {
+    "400": ("The body is not JSON, or not a JSON object.", ()),
+    "404": ("No such item.", ()),
+    "413": ("The body is larger than MAX_CONTENT_LENGTH.", ()),
+    "415": ("The body is not declared as application/json.", ()),
+    "422": ("Invalid fields; the detail lists them.", ()),
+    "429": ("A rate limit is exceeded.", ("Retry-After",)),
+    "503": ("The database failed (unreachable, read-only, locked or too slow).", ("Retry-After",)),
+}
+
+
+class Operation(NamedTuple):
+    """What one route answers: its success and error statuses, and the models of its input."""
+
+    success: dict[str, tuple[str, type[BaseModel] | None, tuple[str, ...]]]
+    errors: tuple[str, ...] = ()
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    media_type: str = "application/json"
+
+
+OPERATIONS = {
+    "health.healthz": Operation({"200": ("The process answers.", Liveness, ())}),
+    "health.readyz": Operation(
+        {
+            "200": ("Every hard dependency answers (soft ones may be degraded).", Readiness, ()),
+            "503": ("A hard dependency failed or did not answer in time.", Readiness, ()),
+        }
+    ),
+    "api.create_item": Operation(
+        {"201": ("The item was created.", Item, ("Location",))},
+        ("400", "413", "415", "422", "503"),
+        body=api.ItemIn,
+    ),
+    "api.get_item": Operation({"200": ("The item.", Item, ("X-Cache",))}, ("404", "503")),
+    "api.list_items": Operation(
+        {"200": ("A page of items, newest first.", ItemList, ())},
+        ("422", "503"),
+        query=api.Page,
+    ),
+    "openapi.document": Operation({"200": ("This document.", None, ())}),
+    "openapi.docs": Operation(
+        {"200": ("This document in Swagger UI.", None, ())}, media_type="text/html"
+    ),
+}
