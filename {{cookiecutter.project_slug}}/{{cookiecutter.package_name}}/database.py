@@ -1,27 +1,20 @@
-"""Bind SQLAlchemy: a bounded pool checked before use, timeouts, SQLite tables, readiness.
+"""Bind SQLAlchemy: a bounded pool checked before use, timeouts, SQLite tables, readiness."""
 
-The app makes an SQLite file's tables at start-up only when the project has no other source of
-its schema (CREATE_SQLITE_TABLES): with one, the two would fight over the same tables.
-"""
+import os
+from pathlib import Path
 
 from flask import Flask, current_app
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import (
-    DataError,
-    DBAPIError,
-    InterfaceError,
-    InternalError,
-    OperationalError,
-    ProgrammingError,
-)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.schema import CreateTable
 
 from . import models  # noqa: F401  (registers the tables on db.metadata)
-from .database_errors import READ_ONLY, UNAVAILABLE, DatabaseUnavailable, describe, sqlite_read_only
+from .database_errors import DETAILS, DatabaseUnavailable, describe
 from .errors import json_error
 from .extensions import db
 
+# The app makes an SQLite file's tables at start-up only when nothing else does (migrations).
 CREATE_SQLITE_TABLES = {{ "False" if cookiecutter.use_postgres == "yes" else "True" }}
 
 
@@ -30,10 +23,9 @@ def engine_options(
 ) -> dict:
     """Return engine options: a bounded pool, checked before use, and connect/statement timeouts.
 
-    pool_pre_ping replaces a connection the server closed (a restart) before a request gets it.
-    Where the driver supports it, the server cancels a statement running longer than
-    ``statement_timeout`` seconds (0: never): a slow query ends in a 503 instead of holding a
-    thread past every other timeout.
+    pool_pre_ping replaces a connection the server closed (a restart) before a request gets it;
+    a statement running longer than ``statement_timeout`` seconds (0: never) is cancelled by the
+    server where the driver supports it: a slow query ends in a 503, not a thread held.
     """
     if make_url(url).get_backend_name() == "sqlite":
         return {"pool_pre_ping": True}
@@ -60,23 +52,25 @@ def create_sqlite_schema() -> None:
             connection.execute(CreateTable(table, if_not_exists=True))
 
 
-def ping() -> None:
-    """Raise DatabaseUnavailable when the database does not answer or cannot take writes.
+def sqlite_read_only(url: URL) -> bool:
+    """Say whether an SQLite database is read-only: by URL, or its file or folder (journals)."""
+    if url.query.get("mode") == "ro":
+        return True
+    database = (url.database or ":memory:").removeprefix("file:")
+    paths = [] if database == ":memory:" else [Path(database), Path(database).parent]
+    return not all(os.access(path, os.W_OK) for path in paths if path.exists())
 
-    An SQLite file and its folder (journal files) must be writable; a database server says
-    whether this session is read-only (a standby, or default_transaction_read_only).
-    """
-    try:
-        with db.engine.connect() as connection:
-            if connection.dialect.name == "sqlite":
-                connection.execute(text("SELECT 1"))
-                read_only = sqlite_read_only(db.engine.url)
-            else:
-                read_only = connection.execute(text("SHOW transaction_read_only")).scalar() == "on"
-    except DBAPIError as exc:
-        raise DatabaseUnavailable(describe(exc) or UNAVAILABLE) from exc
+
+def ping() -> None:
+    """Raise when the database does not answer or cannot take writes."""
+    with db.engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.execute(text("SELECT 1"))
+            read_only = sqlite_read_only(db.engine.url)
+        else:  # a standby, or default_transaction_read_only
+            read_only = connection.execute(text("SHOW transaction_read_only")).scalar() == "on"
     if read_only:
-        raise DatabaseUnavailable(READ_ONLY)
+        raise DatabaseUnavailable(DETAILS["read-only"])
 
 
 def _database_unavailable(exc: DBAPIError):
@@ -97,7 +91,7 @@ def _value_rejected(exc: DataError):
 
 
 def init_app(app: Flask) -> None:
-    """Configure and bind the database, and map connection failures to 503."""
+    """Configure and bind the database, and map its failures to 503 (a refused value to 422)."""
     settings = app.extensions["settings"]
     app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
@@ -107,8 +101,7 @@ def init_app(app: Flask) -> None:
         settings.database_statement_timeout,
     )
     db.init_app(app)
-    for failure in (OperationalError, InterfaceError, ProgrammingError, InternalError):
-        app.register_error_handler(failure, _database_unavailable)
+    app.register_error_handler(DBAPIError, _database_unavailable)
     app.register_error_handler(DataError, _value_rejected)
     with app.app_context():
         create_sqlite_schema()
