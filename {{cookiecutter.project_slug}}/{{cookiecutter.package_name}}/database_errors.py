@@ -38,15 +38,10 @@ class DatabaseUnavailable(Exception):
     """The database failed in a known way; the message is safe to show to clients."""
 
 
-def driver_message(exc: DBAPIError) -> str:
-    """Return the first line of the driver's error, any credentials in it masked."""
-    lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
-    return CREDENTIALS.sub(lambda m: (m.group(1) or m.group(2)) + "***", lines[0])
-
-
 def describe(exc: DBAPIError) -> str | None:
     """Log a known database failure as a WARNING and return its detail for clients, else None."""
-    message = driver_message(exc)
+    lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
+    message = CREDENTIALS.sub(lambda m: (m.group(1) or m.group(2)) + "***", lines[0])
     sqlstate = getattr(exc.orig, "sqlstate", None) or ""
     matches = (
         kind

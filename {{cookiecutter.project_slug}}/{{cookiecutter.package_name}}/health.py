@@ -1,12 +1,10 @@
 """Liveness (the process answers) and readiness (the hard dependencies answer, in time).
 
-Each check runs in a daemon thread, so readiness answers within HEALTH_CHECK_TIMEOUT whatever
-the checks do; a check that hangs is reported and not started again until it has ended. Hard
-dependencies (the database, and its schema) decide the status code; soft ones (the app serves
-without them, degraded) show as "degraded" in the body, still 200.
+Checks run in daemon threads: readiness answers within HEALTH_CHECK_TIMEOUT, and a hung check is
+not started again until it ends. HARD dependencies decide the status code; soft ones (the app
+serves without them) show as "degraded" in the body, still 200.
 """
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +16,6 @@ from . import {% if cookiecutter.use_celery == "yes" %}celery_app, {% endif %}da
 from .database_errors import DETAILS, DatabaseUnavailable, describe
 
 bp = Blueprint("health", __name__)
-log = logging.getLogger(__name__)
 # A check raises when its dependency fails; it may return facts for the body (a queue's length).
 Check = Callable[[], dict | None]
 HARD = {"database", "schema"}  # unready when one of these fails; any other is soft
@@ -52,7 +49,7 @@ def run(app: Flask, name: str, check: Check, result: dict) -> None:
     except DatabaseUnavailable as exc:
         result.update(status="error", error=str(exc))
     except Exception as exc:  # noqa: BLE001  (any failure makes the check fail)
-        log.warning("readiness check %s failed: %s: %s", name, type(exc).__name__, exc)
+        app.logger.warning("readiness check %s failed: %s: %s", name, type(exc).__name__, exc)
         result.update(status="error", error=type(exc).__name__)
     else:
         duration_ms = round((time.monotonic() - started) * 1000, 2)
