@@ -14,7 +14,7 @@ from .database_errors import DETAILS, DatabaseUnavailable, describe
 from .errors import json_error
 from .extensions import db
 
-# Without migrations (a project without PostgreSQL) the app makes its tables at start-up.
+# The app makes its tables at start-up when nothing else makes them in this project.
 CREATE_TABLES = {{ "False" if cookiecutter.use_postgres == "yes" else "True" }}
 
 
