@@ -11,12 +11,18 @@ from {{ cookiecutter.package_name }}.settings import Settings
 from tests.conftest import ConnectionGuard
 
 
+def server_settings(**fields) -> Settings:
+    """Return settings naming a database server (not validated: its driver need not be here)."""
+    fields = {"database_url": "dbserver://app@127.0.0.1/app", "database_pool_size": 5, **fields}
+    return Settings.model_construct(**fields)
+
+
 def test_a_server_pool_hands_out_no_connection_with_a_transaction_left_open(tmp_path):
     """It rolls back what a returned connection left uncommitted: the next user never sees it.
 
     The server's pool options run here on an SQLite file.
     """
-    options = database.engine_options("dbserver://app@127.0.0.1/app", 1, 3)
+    options = database.engine_options(server_settings(database_pool_size=1))
     del options["connect_args"]
     engine = create_engine(f"sqlite:///{tmp_path / 'reset.db'}", **options)
     with engine.begin() as connection:
@@ -31,7 +37,7 @@ def test_a_server_pool_hands_out_no_connection_with_a_transaction_left_open(tmp_
 
 def test_server_engines_check_each_connection_before_use():
     """It pings a server connection before handing it out: one closed by a restart is replaced."""
-    options = database.engine_options("dbserver://app@127.0.0.1/app", 5, 3)
+    options = database.engine_options(server_settings())
     assert options["pool_pre_ping"] is True
     assert options["pool_recycle"] == 1800
 
@@ -51,8 +57,8 @@ def test_a_worker_whose_threads_all_read_at_once_opens_one_connection_per_thread
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = Settings(app_env="test")
-    url = "dbserver://app@127.0.0.1/app"
-    options = database.engine_options(url, settings.database_pool_size, 3)
+    size = settings.database_pool_size
+    options = database.engine_options(server_settings(database_pool_size=size))
     del options["connect_args"]
     engine = create_engine(f"sqlite:///{tmp_path / 'pool.db'}", **options)
     connects = []

@@ -1,9 +1,11 @@
 """Database failures are told apart by the driver's words or SQLSTATE, logged without secrets."""
 
+import logging
+
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
-from {{ cookiecutter.package_name }}.database_errors import describe, driver_message
+from {{ cookiecutter.package_name }}.database_errors import describe
 
 
 class DriverError(Exception):
@@ -41,13 +43,17 @@ def test_a_failure_that_is_not_the_databases_is_left_alone():
     assert describe(IntegrityError("INSERT ...", {}, DriverError("duplicate key", "23505"))) is None
 
 
-def test_the_logged_message_is_the_drivers_first_line_without_credentials():
+def test_the_logged_message_is_the_drivers_first_line_without_credentials(caplog):
     """It logs the driver's first line only, with any password in it masked."""
     error = OperationalError(
         "SELECT 1",
         {"secret": "parameter"},
         DriverError("could not connect to db://app:hunter2@host/app\nHINT: check it"),
     )
-    assert driver_message(error) == "could not connect to db://app:***@host/app"
-    masked = driver_message(OperationalError("", {}, DriverError("bad dsn: password=hunter2 x")))
-    assert masked == "bad dsn: password=*** x"
+    with caplog.at_level(logging.WARNING):
+        describe(error)
+        describe(OperationalError("", {}, DriverError("bad dsn: password=hunter2 x")))
+    assert [record.getMessage() for record in caplog.records] == [
+        "database unreachable: could not connect to db://app:***@host/app",
+        "database unavailable: bad dsn: password=*** x",
+    ]

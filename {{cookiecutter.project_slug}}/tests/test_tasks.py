@@ -101,7 +101,7 @@ def test_an_unreachable_broker_still_answers_with_the_item_pending(unreachable_b
     ("key", "expected"),
     [
         ("task_serializer", "json"),
-        ("accept_content", ["json"]),
+        ("accept_content", ("json",)),
         ("task_acks_late", True),
         ("task_reject_on_worker_lost", True),
         ("worker_prefetch_multiplier", 1),
@@ -111,7 +111,7 @@ def test_an_unreachable_broker_still_answers_with_the_item_pending(unreachable_b
 )
 def test_no_task_is_lost_or_unpickled(app, key, expected):
     """It acknowledges tasks late, reserves one at a time, bounds them and speaks JSON only."""
-    assert celery_config(app.extensions["settings"])[key] == expected
+    assert app.extensions["celery"].conf[key] == expected
 
 
 def test_tasks_run_in_the_worker_without_redis_url_only_in_process(app):
@@ -149,7 +149,6 @@ def test_nothing_is_requeued_while_tasks_wait_in_the_queue(requeue_app, monkeypa
     """It sends nothing while the queue holds tasks: the workers are behind or down."""
     app = requeue_app
     stale = pending_item(app, age=120)
-    monkeypatch.setattr(tasks, "uses_queue", lambda app: True)
     monkeypatch.setattr(tasks, "queue_length", lambda app: 3)
     assert requeue_pending_items() == 0
     assert stored(app, stale).status == "pending"

@@ -3,7 +3,7 @@
 import logging
 import logging.config
 
-from flask import Flask, g, has_request_context
+from flask import Flask, g, has_app_context
 from pythonjsonlogger.json import JsonFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
@@ -17,7 +17,7 @@ class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         """Add ``request_id`` unless a caller already set it."""
         if not hasattr(record, "request_id"):
-            record.request_id = g.get("request_id") if has_request_context() else None
+            record.request_id = g.get("request_id") if has_app_context() else None
         return True
 
 

@@ -21,10 +21,7 @@ def utc_now() -> datetime:
 
 
 def iso_utc(moment: datetime | None) -> str | None:
-    """Format a timestamp the same way on every backend: UTC, microseconds, ``+00:00``.
-
-    SQLite stores no time zone (the value written is UTC); a server answers in its session's.
-    """
+    """Format a timestamp alike on every backend (SQLite keeps no zone: its values are UTC)."""
     if moment is None:
         return None
     moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -7,37 +7,30 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
 from flask_migrate import Migrate
-from sqlalchemy.exc import DBAPIError
 
-from . import database_errors
-from .database_errors import UNAVAILABLE, DatabaseUnavailable
+from .database_errors import DatabaseUnavailable
 from .extensions import db
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-
 migrate = Migrate()
 
 
 @cache
-def scripts() -> tuple[frozenset[str], frozenset[str]]:
-    """Return (head revisions, every revision) of migrations/, read once per process."""
-    directory = ScriptDirectory(str(MIGRATIONS))
-    known = frozenset(script.revision for script in directory.walk_revisions())
-    return frozenset(directory.get_heads()), known
+def scripts() -> ScriptDirectory:
+    """Return the scripts of migrations/, read once per process."""
+    return ScriptDirectory(str(MIGRATIONS))
 
 
 def check_at_head() -> None:
     """Raise DatabaseUnavailable when the database is behind the head of migrations/.
 
-    A database at a revision this code does not know was migrated by a newer release (a rolling
-    deployment): this older code keeps serving, as migrations are written to allow.
+    A revision this code does not know was applied by a newer release (a rolling deployment):
+    this older code keeps serving, as migrations are written to allow.
     """
-    try:
-        with db.engine.connect() as connection:
-            applied = frozenset(MigrationContext.configure(connection).get_current_heads())
-    except DBAPIError as exc:
-        raise DatabaseUnavailable(database_errors.describe(exc) or UNAVAILABLE) from exc
-    heads, known = scripts()
+    with db.engine.connect() as connection:
+        applied = set(MigrationContext.configure(connection).get_current_heads())
+    heads = set(scripts().get_heads())
+    known = {script.revision for script in scripts().walk_revisions()}
     if applied != heads and applied <= known:
         found = ", ".join(sorted(applied)) or "none"
         raise DatabaseUnavailable(

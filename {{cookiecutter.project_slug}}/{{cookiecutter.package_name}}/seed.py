@@ -14,7 +14,7 @@ from sqlalchemy import MetaData, select
 
 from .api import ItemIn, add_item
 {%- if cookiecutter.use_postgres != "yes" %}
-from .database import create_sqlite_schema as build_schema
+from .database import create_tables as build_schema
 {%- endif %}
 from .extensions import db
 from .models import Item

@@ -1,8 +1,4 @@
-"""Background tasks: the example marks a new item processed, once, however often it runs.
-
-The scheduler sends the task of items left pending again: their first send failed (the broker
-was down) or its message was lost (Redis restarted without its data).
-"""
+"""Background tasks: the example marks a new item processed, once, however often it runs."""
 
 import logging
 from datetime import timedelta
@@ -13,7 +9,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from .celery_app import queue_length, send, uses_queue
+from .celery_app import queue_length, send
 from .extensions import db
 from .models import PENDING, PROCESSED, Item, item_created, utc_now
 
@@ -23,13 +19,7 @@ TRANSIENT = (OperationalError, InterfaceError, BrokerError, ConnectionError)
 REQUEUE_BATCH = 500  # items re-queued at most per run of the scheduler's task
 
 
-@shared_task(
-    autoretry_for=TRANSIENT,
-    retry_backoff=True,
-    retry_backoff_max=60,
-    retry_jitter=True,
-    max_retries=5,
-)
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60, max_retries=5)
 def process_item(item_id: int) -> bool:
     """Mark a pending item processed; True if this run did it (a repeat changes nothing)."""
     changed = db.session.execute(
@@ -42,22 +32,21 @@ def process_item(item_id: int) -> bool:
     return bool(changed)
 
 
-@shared_task(autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60, max_retries=3)
+@shared_task(autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60)
 def requeue_pending_items() -> int:
-    """Send the task of each item pending longer than CELERY_REQUEUE_AFTER again; return how many.
+    """Send again the task of each item pending longer than CELERY_REQUEUE_AFTER; return how many.
 
-    Nothing is sent while tasks wait in the queue: the workers are behind or down, and a copy of
-    every waiting task would only lengthen the queue.
+    Their first send failed (the broker was down) or Redis lost the message. Nothing is sent
+    while tasks wait in the queue: the workers are behind or down, and copies would only add.
     """
-    settings = current_app.extensions["settings"]
-    waiting = queue_length(current_app) if uses_queue(current_app) else 0
+    waiting = queue_length(current_app)
     if waiting:
         log.info("pending items not re-queued: tasks wait in the queue", extra={"queued": waiting})
         return 0
-    cutoff = utc_now() - timedelta(seconds=settings.celery_requeue_after)
+    after = current_app.extensions["settings"].celery_requeue_after
     stale = db.session.scalars(
         select(Item.id)
-        .where(Item.status == PENDING, Item.created_at < cutoff)
+        .where(Item.status == PENDING, Item.created_at < utc_now() - timedelta(seconds=after))
         .order_by(Item.id)
         .limit(REQUEUE_BATCH)
     ).all()
@@ -67,11 +56,6 @@ def requeue_pending_items() -> int:
     return sent
 
 
-def _enqueue_processing(app: Flask, item_id: int) -> None:
-    """Send the task that processes a new item."""
-    send(process_item, item_id)
-
-
 def init_app(app: Flask) -> None:
     """Process each new item of ``app`` in the background."""
-    item_created.connect(_enqueue_processing, sender=app)
+    item_created.connect(lambda _, item_id: send(process_item, item_id), sender=app, weak=False)

@@ -1,7 +1,4 @@
-"""The entry point of the worker and the scheduler (``celery --app <this module>:celery_app``).
-
-Importing it builds nothing: the app is built when Celery first asks for ``celery_app``.
-"""
+"""Celery's entry point (``celery --app <this module>:celery_app``); importing it builds nothing."""
 
 import sys
 from functools import cache
@@ -18,17 +15,17 @@ from .settings import SettingsError
 @cache
 def flask_app() -> Flask:
     """Build the Flask app, once per process (forked worker processes inherit it)."""
-    return create_app()
+    try:
+        return create_app()
+    except SettingsError as exc:  # Celery would bury it in a traceback: one line, exit 1
+        sys.exit(f"Error: {exc}")
 
 
 def __getattr__(name: str) -> Celery:
     """Return the Celery app of the Flask app when Celery asks for ``celery_app``."""
-    if name == "celery_app":
-        try:
-            return flask_app().extensions["celery"]
-        except SettingsError as exc:  # Celery would bury it in a traceback: one line, exit 1
-            sys.exit(f"Error: {exc}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name != "celery_app":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return flask_app().extensions["celery"]
 
 
 @worker_process_init.connect
