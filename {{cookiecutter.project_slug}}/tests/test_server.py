@@ -11,15 +11,12 @@ from {{ cookiecutter.package_name }}.settings import SettingsError, load_setting
     [
         ({"cpu.max": "150000 100000\n"}, 1.5),
         ({"cpu.max": "max 100000\n"}, None),
-        ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),
-        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
         ({}, None),
     ],
 )
 def test_cgroup_cpu_limit(tmp_path, files, limit):
-    """It reads the quota from cgroup v2 or v1 files, and None when unlimited or absent."""
+    """It reads the quota from cgroup v2's cpu.max, and None when unlimited or absent."""
     for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_text(text)
     assert cgroup_cpu_limit(tmp_path) == limit
 
