@@ -23,20 +23,19 @@ class RequestIdFilter(logging.Filter):
 
 def logging_config(level: str, fmt: str, *loggers: str) -> dict:
     """Return a dictConfig sending the root logger, werkzeug's and ``loggers`` to STDOUT."""
-    formatters = {
-        "json": {
-            "()": JsonFormatter,
-            "fmt": JSON_FORMAT,
-            "rename_fields": JSON_RENAMES,
-            "timestamp": "time",
-        },
-        "text": {"format": TEXT_FORMAT},
-    }
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"request_id": {"()": RequestIdFilter}},
-        "formatters": {fmt: formatters[fmt]},
+        "formatters": {
+            "json": {
+                "()": JsonFormatter,
+                "fmt": JSON_FORMAT,
+                "rename_fields": JSON_RENAMES,
+                "timestamp": "time",
+            },
+            "text": {"format": TEXT_FORMAT},
+        },
         "handlers": {
             "stdout": {
                 "class": "logging.StreamHandler",

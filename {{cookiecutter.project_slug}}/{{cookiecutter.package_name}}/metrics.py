@@ -34,7 +34,6 @@ def _usable_folder(path: Path | None) -> Path | None:
     return path
 
 
-# The type of the PROMETHEUS_MULTIPROC_DIR setting (settings.py).
 MetricsFolder = Annotated[Path | None, AfterValidator(_usable_folder)]
 
 

@@ -11,23 +11,17 @@ from .settings import DEFAULT_WEB_THREADS, LogSettings, WebThreads
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
-def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> float | None:
-    """Return this cgroup's CPU quota in CPUs (cgroup v2's cpu.max), or None when unlimited."""
-    try:
-        quota, period = (root / "cpu.max").read_text().split()
-        return None if quota == "max" else int(quota) / int(period)
-    except (OSError, ValueError):
-        return None
-
-
 def available_cpus(root: Path = CGROUP_ROOT) -> int:
-    """Return the CPUs available to this process: its affinity, capped by the cgroup quota."""
+    """Return the CPUs this process may use: its affinity, capped by the cgroup v2 CPU quota."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cpus = os.cpu_count() or 1
-    limit = cgroup_cpu_limit(root)
-    return cpus if limit is None else min(cpus, max(1, math.ceil(limit)))
+    try:
+        quota, period = (root / "cpu.max").read_text().split()
+    except (OSError, ValueError):  # not in a cgroup v2 (a quota in v1 files is not read)
+        return cpus
+    return cpus if quota == "max" else min(cpus, math.ceil(int(quota) / int(period)))
 
 
 class ServerSettings(LogSettings):
