@@ -55,14 +55,11 @@ PRUNE = {
     ],
     "app_server=gunicorn": [
         "gunicorn.conf.py",
-        "{package}/gunicorn_logs.py",
         "{package}/gunicorn_settings.py",
-        "tests/test_gunicorn_logs.py",
         "tests/test_gunicorn_settings.py",
     ],
     "app_server=granian": [
         "{package}/granian_server.py",
-        "{package}/granian_access.py",
         "tests/test_granian_server.py",
     ],
     ("use_kubernetes", "use_postgres"): ["deploy/k8s/base/migrate-job.yaml"],

@@ -1,38 +1,41 @@
-"""gunicorn configuration: read from the environment, sized to the container, logging to STDOUT."""
+"""gunicorn's configuration: from the environment, sized to the container, logging to STDOUT."""
 
+import logging
 import os
 import shutil
 import sys
 import tempfile
+from pathlib import Path
 
-# Every worker writes its metrics into files of PROMETHEUS_MULTIPROC_DIR, summed by /metrics.
-# prometheus_client reads the variable once, when first imported (with the app's modules, below):
-# so it is named first, a temporary folder of this run when unset (removed on exit).
-_temporary_metrics = None
-if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    _temporary_metrics = tempfile.mkdtemp(prefix="metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _temporary_metrics
+# Each worker writes its metrics into files of PROMETHEUS_MULTIPROC_DIR, summed by /metrics.
+# prometheus_client reads it when first imported (with the app's modules, below): so it is named
+# first, a temporary folder of this run when unset (removed on exit).
+temporary_metrics = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if temporary_metrics:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="metrics-")
+metrics_folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
-from {{ cookiecutter.package_name }} import metrics_folder  # noqa: E402
-from {{ cookiecutter.package_name }}.gunicorn_settings import load_gunicorn_settings  # noqa: E402
+from prometheus_client import multiprocess  # noqa: E402
+
+from {{ cookiecutter.package_name }}.gunicorn_settings import GunicornSettings  # noqa: E402
 from {{ cookiecutter.package_name }}.logs import logging_config  # noqa: E402
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings  # noqa: E402
 
 try:
-    _server = load_gunicorn_settings()
+    settings = load_settings(model=GunicornSettings)
     load_settings()  # the app's own, checked once here: no worker starts to fail on one
 except SettingsError as exc:
     sys.exit(f"Error: {exc}")  # one line and exit 1, not gunicorn's traceback of its config
 
-bind = [f"{_server.host}:{_server.port}"]
-workers = _server.workers()
-worker_class = _server.worker_class
-threads = _server.web_threads
-timeout = _server.gunicorn_timeout
-graceful_timeout = _server.graceful_timeout
-keepalive = _server.keepalive
-max_requests = _server.max_requests
-max_requests_jitter = _server.max_requests_jitter
+bind = [f"{settings.host}:{settings.port}"]
+workers = settings.workers()
+worker_class = settings.worker_class
+threads = settings.web_threads
+timeout = settings.gunicorn_timeout
+graceful_timeout = settings.graceful_timeout
+keepalive = settings.keepalive
+max_requests = settings.max_requests
+max_requests_jitter = settings.max_requests_jitter
 # gunicorn trusts no peer's X-Forwarded-* headers (by default it trusts 127.0.0.1): which proxies
 # are trusted is the app's decision alone (README: Trusted proxies).
 forwarded_allow_ips = ""
@@ -45,18 +48,42 @@ limit_request_field_size = 0
 {%- endif %}
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108  (RAM, not disk)
 control_socket_disable = True
-logger_class = "{{ cookiecutter.package_name }}.gunicorn_logs.GunicornLogger"
-logconfig_dict = logging_config(_server.log_level, _server.log_format)
-loglevel = _server.log_level.lower()
-errorlog = "-"
+loglevel = settings.log_level.lower()
+access_log_format = "%(m)s %(U)s %(s)s"  # the access line's message: method, path, status
+
+
+class AccessFields(logging.Filter):
+    """Add the answer's details to gunicorn's access line as fields, from its format's atoms."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Copy the request id, method, path, status, duration, client and size of one answer."""
+        atoms = record.args  # the mapping gunicorn formats access_log_format with
+        record.request_id = atoms.get("{x-request-id}o")  # the response's header, as sent
+        record.method, record.path = atoms["m"], atoms["U"]
+        record.status = int(atoms["s"])
+        record.duration_ms = atoms["D"] / 1000
+        record.remote_addr, record.bytes = atoms["h"], atoms["B"]
+        return True
+
+
+logconfig_dict = logging_config(
+    settings.log_level, settings.log_format, "gunicorn.error", "gunicorn.access"
+)
+logconfig_dict["loggers"]["gunicorn.access"]["filters"] = [AccessFields()]
 
 
 def on_starting(server) -> None:
-    """Empty the workers' metrics folder before the first worker starts (metrics_folder.py)."""
-    metrics_folder.start_server(_server.prometheus_multiproc_dir)
+    """Empty the metrics folder: an earlier run's files would add to this run's sums."""
+    for leftover in metrics_folder.glob("*.db"):
+        leftover.unlink()
+
+
+def child_exit(server, worker) -> None:
+    """Let prometheus_client drop a dead worker's live gauges (its multiprocess mode's cleanup)."""
+    multiprocess.mark_process_dead(worker.pid)
 
 
 def on_exit(server) -> None:
     """Remove the temporary metrics folder, if this run made one."""
-    if _temporary_metrics:
-        shutil.rmtree(_temporary_metrics, ignore_errors=True)
+    if temporary_metrics:
+        shutil.rmtree(metrics_folder, ignore_errors=True)

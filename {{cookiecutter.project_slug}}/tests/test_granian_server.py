@@ -2,15 +2,20 @@
 
 import json
 import multiprocessing
+import os
 
 import pytest
-from flask import Flask
 from granian import Granian
 
-from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.granian_access import with_access_log
-from {{ cookiecutter.package_name }}.granian_server import GranianSettings, main, server
+from {{ cookiecutter.package_name }}.granian_server import (
+    GranianSettings,
+    create_logged_app,
+    main,
+    server,
+)
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
+
+FOLDER = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def test_server_follows_the_settings(monkeypatch):
@@ -44,9 +49,7 @@ def test_recycling_can_be_turned_off_and_short_lifetimes_are_raised_to_granians_
 def test_workers_default_to_the_available_cpus(monkeypatch):
     """It runs one worker per CPU this process may use when WEB_CONCURRENCY is unset."""
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2})
-    quota = "{{ cookiecutter.package_name }}.server.cgroup_cpu_limit"
-    monkeypatch.setattr(quota, lambda *args: None)  # no cgroup quota
+    monkeypatch.setattr("{{ cookiecutter.package_name }}.server.available_cpus", lambda: 3)
     assert server(GranianSettings()).workers == 3
 
 
@@ -90,6 +93,24 @@ def test_the_launcher_prepares_the_metrics_folder_then_serves(monkeypatch, tmp_p
     assert served == [([], "spawn")]
 
 
+def test_the_launcher_makes_a_temporary_metrics_folder_when_none_is_set(monkeypatch):
+    """It names a folder of its own for the workers when PROMETHEUS_MULTIPROC_DIR is unset, and
+    removes it when granian stops."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # unset, and restored after the test
+    served = []
+
+    def serve(self) -> None:
+        served.append((os.environ[FOLDER], os.path.isdir(os.environ[FOLDER])))
+
+    monkeypatch.setattr(Granian, "serve", serve)
+    try:
+        assert main() == 0
+    finally:
+        multiprocessing.set_start_method(None, force=True)
+    ((folder, existed),) = served
+    assert existed and not os.path.exists(folder)
+
+
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "61"])
 def test_request_read_timeout_must_be_positive_seconds_within_granians_bound(monkeypatch, value):
     """It refuses a REQUEST_READ_TIMEOUT that is not a number of seconds from above 0 to 60."""
@@ -105,35 +126,16 @@ def access_lines(text: str) -> list[dict]:
 
 
 def test_each_answer_writes_one_access_line_with_the_request_id(capsys, settings_overrides):
-    """It logs method, path, status, size and the X-Request-ID the app answered with."""
-    app = create_app(settings_overrides)
-    app.wsgi_app = with_access_log(app.wsgi_app)
-    response = app.test_client().get("/healthz", headers={"X-Request-ID": "access-1"})
-    (line,) = access_lines(capsys.readouterr().out)
-    assert (line["method"], line["path"], line["status"]) == ("GET", "/healthz", 200)
-    assert line["request_id"] == "access-1"
-    assert line["bytes"] == len(response.data)
-    assert line["duration_ms"] >= 0
-
-
-def test_an_app_that_raises_is_logged_as_the_500_granian_answers(capsys, settings_overrides):
-    """It still writes the access line when the WSGI app raises."""
-    create_app(settings_overrides)  # configures the JSON log lines
-    broken = Flask("broken")
-    broken.config["PROPAGATE_EXCEPTIONS"] = True
-
-    @broken.get("/boom")
-    def boom():
-        raise RuntimeError("boom")
-
-    logged = with_access_log(broken.wsgi_app)
-    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/boom", "SERVER_NAME": "t"}
-    environ |= {"SERVER_PORT": "80", "wsgi.url_scheme": "http", "REMOTE_ADDR": "127.0.0.1"}
-    capsys.readouterr()
-    with pytest.raises(RuntimeError):
-        logged(environ, lambda status, headers, exc_info=None: None)
-    (line,) = access_lines(capsys.readouterr().out)
-    assert (line["status"], line["path"], line["remote_addr"]) == (500, "/boom", "127.0.0.1")
+    """It logs method, path, status, size and the request id of each answer, errors included."""
+    client = create_logged_app(settings_overrides).test_client()
+    response = client.get("/healthz", headers={"X-Request-ID": "access-1"})
+    client.get("/no-such-page")
+    ok, missing = access_lines(capsys.readouterr().out)
+    assert (ok["method"], ok["path"], ok["status"]) == ("GET", "/healthz", 200)
+    assert (ok["request_id"], ok["remote_addr"]) == ("access-1", "127.0.0.1")
+    assert ok["bytes"] == len(response.data)
+    assert ok["duration_ms"] >= 0
+    assert (missing["status"], missing["path"]) == (404, "/no-such-page")
 
 
 def test_gunicorns_settings_are_not_read(monkeypatch):

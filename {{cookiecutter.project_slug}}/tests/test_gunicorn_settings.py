@@ -1,6 +1,14 @@
-"""gunicorn's own settings: read from the environment, in gunicorn bakes only."""
+"""gunicorn's own settings and config: read from the environment, in gunicorn bakes only."""
+
+import json
+import runpy
+from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
+from gunicorn.http.wsgi import Response
 
 from {{ cookiecutter.package_name }}.gunicorn_settings import GunicornSettings
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
@@ -60,3 +68,28 @@ def test_a_bad_setting_stops_gunicorn_before_any_worker_with_one_line(
     (line,) = result.stderr.splitlines()
     assert line.startswith("Error: Invalid settings: "), line
     assert name in line, line
+
+
+def test_an_access_line_carries_the_answers_fields(capsys, monkeypatch, project_dir, tmp_path):
+    """It writes gunicorn's stock access line as JSON: request id, method, path, status, size."""
+    monkeypatch.setenv("APP_ENV", "test")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    config = Config()
+    settings = runpy.run_path(str(project_dir / "gunicorn.conf.py"))
+    for name in ("logconfig_dict", "access_log_format"):
+        config.set(name, settings[name])
+    answer = Response(None, None, config)
+    answer.status, answer.headers, answer.sent = "201 CREATED", [("X-Request-ID", "id-1")], 42
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/items", "REMOTE_ADDR": "127.0.0.1"}
+    environ |= {"RAW_URI": "/api/items", "SERVER_PROTOCOL": "HTTP/1.1"}
+    request = SimpleNamespace(headers=[("X-Request-ID", "id-1")])
+    capsys.readouterr()
+    Logger(config).access(answer, request, environ, timedelta(milliseconds=3))
+    (line,) = [json.loads(text) for text in capsys.readouterr().out.splitlines()]
+    assert (line["logger"], line["message"], line["request_id"]) == (
+        "gunicorn.access",
+        "POST /api/items 201",
+        "id-1",
+    )
+    assert (line["status"], line["bytes"], line["remote_addr"]) == (201, 42, "127.0.0.1")
+    assert line["duration_ms"] == 3

@@ -9,7 +9,6 @@ import logging
 import pytest
 
 from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.logs import write_access_line
 
 
 def _json_lines(text: str, message: str) -> list[dict]:
@@ -58,24 +57,3 @@ def test_level_filters_lines(capsys, settings_overrides):
     app = create_app({**settings_overrides, "log_level": "ERROR"})
     app.logger.warning("too quiet to show")
     assert "too quiet to show" not in capsys.readouterr().out
-
-
-def test_access_lines_carry_their_fields_and_follow_the_loggers_level(capsys, settings_overrides):
-    """It writes an access line at INFO, its fields included, none below the logger's level."""
-    create_app(settings_overrides)
-    access = logging.getLogger("tests.access")
-    write_access_line(access, "GET", "/healthz", 200, {"request_id": "line-1", "status": 200})
-    access.setLevel(logging.WARNING)
-    try:
-        write_access_line(access, "GET", "/quiet", 200, {"request_id": "line-2", "status": 200})
-    finally:
-        access.setLevel(logging.NOTSET)
-    out = capsys.readouterr().out
-    (line,) = _json_lines(out, "GET /healthz 200")
-    assert (line["logger"], line["level"], line["request_id"], line["status"]) == (
-        "tests.access",
-        "INFO",
-        "line-1",
-        200,
-    )
-    assert not _json_lines(out, "GET /quiet 200")

@@ -2,35 +2,20 @@
 
 import pytest
 
-from {{ cookiecutter.package_name }}.server import ServerSettings, available_cpus, cgroup_cpu_limit
+from {{ cookiecutter.package_name }}.server import ServerSettings, available_cpus
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
 
 
 @pytest.mark.parametrize(
-    ("files", "limit"),
-    [
-        ({"cpu.max": "150000 100000\n"}, 1.5),
-        ({"cpu.max": "max 100000\n"}, None),
-        ({"cpu/cpu.cfs_quota_us": "200000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 2.0),
-        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
-        ({}, None),
-    ],
+    ("cpu_max", "cpus"),
+    [("150000 100000\n", 2), ("50000 100000\n", 1), ("max 100000\n", 8), (None, 8)],
 )
-def test_cgroup_cpu_limit(tmp_path, files, limit):
-    """It reads the quota from cgroup v2 or v1 files, and None when unlimited or absent."""
-    for name, text in files.items():
-        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / name).write_text(text)
-    assert cgroup_cpu_limit(tmp_path) == limit
-
-
-def test_quota_caps_the_affinity(tmp_path, monkeypatch):
-    """It takes the smaller of the CPU affinity and the rounded-up quota."""
+def test_the_cgroup_quota_caps_the_affinity(tmp_path, monkeypatch, cpu_max, cpus):
+    """It takes the smaller of the CPU affinity and cgroup v2's quota, rounded up to whole CPUs."""
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)))
-    (tmp_path / "cpu.max").write_text("150000 100000\n")
-    assert available_cpus(tmp_path) == 2
-    (tmp_path / "cpu.max").write_text("max 100000\n")
-    assert available_cpus(tmp_path) == 8
+    if cpu_max is not None:
+        (tmp_path / "cpu.max").write_text(cpu_max)
+    assert available_cpus(tmp_path) == cpus
 
 
 def test_web_concurrency_overrides(monkeypatch):

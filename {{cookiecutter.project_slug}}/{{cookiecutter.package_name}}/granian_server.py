@@ -1,26 +1,31 @@
 """Serve the app with granian, configured from the environment and sized to the container.
 
 The image runs ``python -m {{ cookiecutter.package_name }}.granian_server``. Each worker process builds
-the app and wraps it with granian_access.py, so every request gets one JSON access line.
+the app with create_logged_app, which writes one access line per answer.
 """
 
+import logging
 import multiprocessing
+import os
+import shutil
 import sys
+import tempfile
+import time
+from pathlib import Path
 
+from flask import Flask, Response, g, request
 from granian import Granian
 from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from pydantic import Field
 
-from . import metrics_folder
+from . import create_app
 from .logs import logging_config
 from .server import ServerSettings
 from .settings import SettingsError, load_settings
 
-# granian reads a request head for at most 60 s (its own upper bound).
-HEAD_TIMEOUT_CAP_MS = 60000
-# granian's own loggers, routed through the app's handler so every line has the app's format.
-GRANIAN_LOGGERS = ("_granian", "granian.access")
+METRICS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"
+access_log = logging.getLogger("granian.access")
 
 
 class GranianSettings(ServerSettings):
@@ -31,28 +36,44 @@ class GranianSettings(ServerSettings):
     workers_max_rss: int = Field(256, ge=0)
     # Respawn each worker after this many seconds (0: never; granian needs at least 60).
     workers_lifetime: int = Field(0, ge=0)
-    # Seconds a client has to send its request head; then granian closes the connection.
+    # Seconds a client has to send its request head (granian's bound: 60), then it is closed.
     # Heads are read in Rust, so a silent client holds no thread meanwhile.
-    request_read_timeout: float = Field(10, gt=0, le=HEAD_TIMEOUT_CAP_MS / 1000)
-
-    def head_timeout_ms(self) -> int:
-        """Return REQUEST_READ_TIMEOUT in milliseconds."""
-        return max(1, round(self.request_read_timeout * 1000))
+    request_read_timeout: float = Field(10, gt=0, le=60)
 
 
-def logging_dict(settings: GranianSettings) -> dict:
-    """Return the app's logging config, granian's loggers included."""
-    config = logging_config(settings.log_level, settings.log_format)
-    for name in GRANIAN_LOGGERS:
-        config["loggers"][name] = {"level": settings.log_level, "handlers": [], "propagate": True}
-    return config
+def _start_clock() -> None:
+    """Note when the request arrived."""
+    g.access_started = time.perf_counter()
+
+
+def _log_access(response: Response) -> Response:
+    """Write the answer's access line: method, path and status, with the request id (logs.py)."""
+    started = g.get("access_started", time.perf_counter())  # unset if a hook answered first
+    fields = {
+        "method": request.method,
+        "path": request.path,
+        "status": response.status_code,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        "remote_addr": request.remote_addr,
+        "bytes": response.content_length,
+    }
+    access_log.info("%s %s %s", request.method, request.path, response.status_code, extra=fields)
+    return response
+
+
+def create_logged_app(overrides: dict | None = None) -> Flask:
+    """Build the app, writing one access line per answer (granian's factory: one per worker)."""
+    app = create_app(overrides)
+    app.before_request(_start_clock)
+    app.after_request(_log_access)  # the last registered runs first: before any other
+    return app
 
 
 def server(settings: GranianSettings) -> Granian:
     """Return a granian server for the app, from ``settings``."""
     lifetime = settings.workers_lifetime
     return Granian(
-        f"{__package__}.granian_access:create_logged_app",
+        f"{__package__}.granian_server:create_logged_app",
         factory=True,  # each worker builds its own app: no connection crosses a fork
         interface=Interfaces.WSGI,
         http=HTTPModes.http1,
@@ -61,37 +82,44 @@ def server(settings: GranianSettings) -> Granian:
         workers=settings.workers(),
         blocking_threads=settings.web_threads,
         websockets=False,
-        http1_settings=HTTP1Settings(header_read_timeout=settings.head_timeout_ms()),
+        http1_settings=HTTP1Settings(
+            header_read_timeout=max(1, round(settings.request_read_timeout * 1000))
+        ),
         workers_max_rss=settings.workers_max_rss or None,
         workers_lifetime=max(lifetime, 60) if lifetime else None,
         respawn_failed_workers=True,  # a worker that dies is replaced, as under gunicorn
         workers_kill_timeout=settings.graceful_timeout,  # SIGTERM: requests in flight finish
-        log_dictconfig=logging_dict(settings),
+        log_dictconfig=logging_config(
+            settings.log_level, settings.log_format, "_granian", "granian.access"
+        ),
         log_level=settings.log_level.lower(),
-        log_access=False,  # granian_access.py writes the access line, with the request id
+        log_access=False,  # create_logged_app writes the access line, with the request id
     )
 
 
 def main() -> int:
-    """Load the settings (the server's and the app's), then serve until SIGTERM.
-
-    A bad setting ends it at once: exit 1, and one line on STDERR naming the variable.
-    """
+    """Check the settings (exit 1 with one line naming a bad one), then serve until SIGTERM."""
     try:
         settings = load_settings(model=GranianSettings)
         load_settings()  # the app's own, checked once here: no worker starts to fail on one
     except SettingsError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    metrics_folder.start_server(settings.prometheus_multiproc_dir)
+    # Each worker writes its metrics into files of PROMETHEUS_MULTIPROC_DIR, summed by /metrics:
+    # a temporary folder of this run when unset, else emptied of an earlier run's files.
+    temporary = not os.environ.get(METRICS_FOLDER)
+    if temporary:
+        os.environ[METRICS_FOLDER] = tempfile.mkdtemp(prefix="metrics-")
+    for leftover in Path(os.environ[METRICS_FOLDER]).glob("*.db"):
+        leftover.unlink()
     # Workers start as new interpreters, not forks of this one: each imports prometheus_client
-    # anew and finds the folder named above (a fork would keep this process's import, made
-    # before the folder was named, and count in memory alone).
+    # anew and finds the folder named above (a fork would keep this process's earlier import).
     multiprocessing.set_start_method("spawn", force=True)
     try:
         server(settings).serve()
     finally:
-        metrics_folder.stop_server()
+        if temporary:
+            shutil.rmtree(os.environ[METRICS_FOLDER], ignore_errors=True)
     return 0
 
 

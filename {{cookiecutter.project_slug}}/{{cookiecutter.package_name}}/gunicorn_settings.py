@@ -5,7 +5,6 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .server import ServerSettings
-from .settings import load_settings
 
 
 class GunicornSettings(ServerSettings):
@@ -25,8 +24,3 @@ class GunicornSettings(ServerSettings):
         if self.worker_class == "sync":
             self.web_threads = 1
         return self
-
-
-def load_gunicorn_settings() -> GunicornSettings:
-    """Load gunicorn's settings; raise SettingsError naming any bad variable."""
-    return load_settings(model=GunicornSettings)

@@ -21,27 +21,21 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def write_access_line(logger: logging.Logger, method, path, status, fields: dict) -> None:
-    """Write one access line at INFO: ``METHOD path status``, with ``fields`` as extra fields."""
-    logger.info("%s %s %s", method or "-", path or "-", status, extra=fields)
-
-
-def logging_config(level: str, fmt: str) -> dict:
-    """Return a dictConfig sending the root, gunicorn and werkzeug loggers to STDOUT."""
-    formatters = {
-        "json": {
-            "()": JsonFormatter,
-            "fmt": JSON_FORMAT,
-            "rename_fields": JSON_RENAMES,
-            "timestamp": "time",
-        },
-        "text": {"format": TEXT_FORMAT},
-    }
+def logging_config(level: str, fmt: str, *loggers: str) -> dict:
+    """Return a dictConfig sending the root logger, werkzeug's and ``loggers`` to STDOUT."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"request_id": {"()": RequestIdFilter}},
-        "formatters": {fmt: formatters[fmt]},
+        "formatters": {
+            "json": {
+                "()": JsonFormatter,
+                "fmt": JSON_FORMAT,
+                "rename_fields": JSON_RENAMES,
+                "timestamp": "time",
+            },
+            "text": {"format": TEXT_FORMAT},
+        },
         "handlers": {
             "stdout": {
                 "class": "logging.StreamHandler",
@@ -51,11 +45,8 @@ def logging_config(level: str, fmt: str) -> dict:
             }
         },
         "root": {"level": level, "handlers": ["stdout"]},
-        "loggers": {
-            "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
-            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
-            "werkzeug": {"level": level, "handlers": [], "propagate": True},
-        },
+        # Their own handlers dropped, they write through the root's, in the same format.
+        "loggers": {name: {"handlers": [], "propagate": True} for name in ("werkzeug", *loggers)},
     }
 
 
@@ -63,5 +54,3 @@ def init_app(app: Flask) -> None:
     """Configure logging from the app's settings."""
     settings = app.extensions["settings"]
     logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
-    app.logger.handlers.clear()
-    app.logger.propagate = True

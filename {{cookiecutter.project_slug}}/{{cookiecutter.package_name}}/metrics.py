@@ -1,13 +1,14 @@
 """Prometheus metrics at /metrics: requests by route template, their latency, cache lookups.
 
-Several server processes each count their own requests. With PROMETHEUS_MULTIPROC_DIR set before
-prometheus_client is first imported (by the server: metrics_folder.py), they write their values
-into files of that folder, which every /metrics answer sums up. Without it (the tests,
-``flask run``: one process) each app counts in its own registry.
+With PROMETHEUS_MULTIPROC_DIR named before prometheus_client's import (by the app server), each
+worker writes its values into files there, summed by /metrics (prometheus-client's multiprocess
+mode); without it (tests, ``flask run``) an app counts in a registry of its own.
 """
 
 import os
 import time
+from pathlib import Path
+from typing import Annotated
 
 from flask import Flask, Response, current_app, g, request
 from prometheus_client import (
@@ -18,8 +19,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-
-from .metrics_folder import FOLDER_VARIABLE
+from pydantic import AfterValidator
 
 # The label of every request no route matched: its raw path would make one series per path.
 UNMATCHED = "<unmatched>"
@@ -27,10 +27,20 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 CACHE_RESULTS = ("hit", "miss", "error")
 
 
+def _usable_folder(path: Path | None) -> Path | None:
+    """Refuse a metrics folder that does not exist or that this process cannot write."""
+    if path is not None and not (path.is_dir() and os.access(path, os.W_OK | os.X_OK)):
+        raise ValueError("must be an existing folder this process can write (e.g. a tmpfs)")
+    return path
+
+
+MetricsFolder = Annotated[Path | None, AfterValidator(_usable_folder)]
+
+
 class Metrics:
     """The app's metrics, in its own registry or, across processes, in the shared folder."""
 
-    def __init__(self, folder: str | None) -> None:
+    def __init__(self, folder: Path | None) -> None:
         """Create the metrics; with a folder, prometheus_client writes them there."""
         self.folder = folder
         self.registry = None if folder else CollectorRegistry()
@@ -57,10 +67,7 @@ class Metrics:
 
 
 def count_cache_lookup(result: str, app: Flask | None = None) -> None:
-    """Count one cache read as ``hit``, ``miss`` or ``error`` (a failed cache: also a miss).
-
-    ``app``: the current app, when the caller holds it already.
-    """
+    """Count one cache read as ``hit``, ``miss`` or ``error`` (in ``app``, or the current app)."""
     metrics = (app or current_app).extensions.get("metrics")
     if metrics is not None:
         metrics.cache.labels(result).inc()
@@ -73,13 +80,12 @@ def _start_clock() -> None:
 
 def _observe(response: Response) -> Response:
     """Count the answered request by route template (never its raw path), method, status."""
-    rule = request.url_rule
-    route = rule.rule if rule else UNMATCHED
+    route = request.url_rule.rule if request.url_rule else UNMATCHED
     method = request.method if request.method in METHODS else "<other>"
     labels = (route, method, str(response.status_code))
-    started = g.get("metrics_started", time.perf_counter())
     metrics = current_app.extensions["metrics"]
     metrics.requests.labels(*labels).inc()
+    started = g.get("metrics_started", time.perf_counter())  # unset if a hook answered first
     metrics.latency.labels(*labels).observe(time.perf_counter() - started)
     return response
 
@@ -92,9 +98,10 @@ def _expose() -> Response:
 
 def init_app(app: Flask) -> None:
     """Count requests and serve /metrics, unless METRICS_ENABLED is false."""
-    if not app.extensions["settings"].metrics_enabled:
+    settings = app.extensions["settings"]
+    if not settings.metrics_enabled:
         return
-    app.extensions["metrics"] = Metrics(os.environ.get(FOLDER_VARIABLE))
+    app.extensions["metrics"] = Metrics(settings.prometheus_multiproc_dir)
     app.before_request(_start_clock)
     app.after_request(_observe)
     app.add_url_rule("/metrics", "metrics", _expose)

@@ -6,13 +6,12 @@ import re
 from flask import Flask, Response, g, request
 
 HEADER = "X-Request-ID"
-ENVIRON_KEY = "HTTP_X_REQUEST_ID"  # where the WSGI server puts the header
 VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def _assign_request_id() -> None:
     """Store the incoming id, or a fresh one, on ``g`` for logs and the response."""
-    incoming = request.environ.get(ENVIRON_KEY, "")  # what request.headers would look up
+    incoming = request.headers.get(HEADER, "")
     g.request_id = incoming if VALID_ID.fullmatch(incoming) else os.urandom(16).hex()
 
 
