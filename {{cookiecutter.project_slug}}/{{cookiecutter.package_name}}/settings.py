@@ -45,7 +45,9 @@ class Settings(LogSettings):
 
     app_env: Literal["development", "test", "production"] = "production"
     secret_key: str = ""
+{%- if cookiecutter.use_postgres == "yes" %}
     # postgres:// (the form some hosts hand out) is read as postgresql://, SQLAlchemy's.
+{%- endif %}
     database_url: str = "sqlite:///{{ cookiecutter.package_name }}.db"
     web_threads: WebThreads = DEFAULT_WEB_THREADS
     # Unset: one connection per thread (a thread beyond the pool would connect for each request).
@@ -85,8 +87,10 @@ class Settings(LogSettings):
     @classmethod
     def _loadable_database_url(cls, value: str) -> str:
         """Refuse, before connecting, a URL whose database or driver cannot be loaded here."""
+{%- if cookiecutter.use_postgres == "yes" %}
         if value.startswith("postgres://"):
             value = value.replace("postgres://", "postgresql://", 1)
+{%- endif %}
         try:
             url = make_url(value)
         except ArgumentError:
