@@ -54,7 +54,7 @@ def set(key: str, value, timeout: int) -> None:  # noqa: A001
 
 
 def init_app(app: Flask) -> None:
-    """Bind the cache: in memory unless Redis is configured."""
+    """Bind the cache{% if cookiecutter.use_redis == "yes" %}: in memory unless REDIS_URL is set{% endif %}."""
     settings = app.extensions["settings"]
     app.config.update(
         CACHE_TYPE="SimpleCache",
