@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import Pool
 
-from {{ cookiecutter.package_name }} import create_app, health, rate_limits
+from {{ cookiecutter.package_name }} import create_app, health
 from {{ cookiecutter.package_name }}.caching import cache
 from {{ cookiecutter.package_name }}.extensions import db
 
@@ -195,8 +195,7 @@ def limited_client(make_app):
 
     def make(**overrides):
         app = make_app(app_env="development", **overrides)
-        with app.app_context():
-            rate_limits.reset()
+        app.extensions["rate_limits"].reset()
         return app.test_client()
 
     return make

@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from {{ cookiecutter.package_name }} import create_app, rate_limits
+from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
@@ -166,8 +166,7 @@ def test_a_cached_read_lands_in_redis(client):
 def test_limits_are_counted_in_redis_where_every_worker_sees_them(make_app):
     """It keeps the counts in Redis: an app started afresh (another worker) continues them."""
     first = make_app(app_env="development", ratelimit_default="3 per minute")
-    with first.app_context():
-        rate_limits.reset()
+    first.extensions["rate_limits"].reset()
     assert [first.test_client().get("/api/items").status_code for _ in range(3)] == [200] * 3
     second = make_app(app_env="development", ratelimit_default="3 per minute")
     assert second.test_client().get("/api/items").status_code == 429

@@ -91,6 +91,14 @@ def test_invalid_value_names_the_variable(monkeypatch, name, value):
         load_settings()
 
 
+def test_a_refused_web_threads_is_named_alone(monkeypatch):
+    """It names WEB_THREADS, not DATABASE_POOL_SIZE, whose default it gives."""
+    monkeypatch.setenv("WEB_THREADS", "0")
+    with pytest.raises(SettingsError) as caught:
+        load_settings({"app_env": "test"})
+    assert "WEB_THREADS=" in str(caught.value) and "DATABASE_POOL_SIZE" not in str(caught.value)
+
+
 def test_invalid_database_url_is_named_but_not_echoed(monkeypatch):
     """It names DATABASE_URL without printing a value that may hold a password."""
     monkeypatch.setenv("SECRET_KEY", REAL_SECRET)

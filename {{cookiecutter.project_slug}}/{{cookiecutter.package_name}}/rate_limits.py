@@ -1,14 +1,6 @@
-"""Limit request rates per client with Flask-Limiter: writes always, every route when asked.
-
-RATELIMIT_WRITE limits each view marked ``limit_writes``; RATELIMIT_DEFAULT (empty: none) limits
-every other route as well. Health probes, /metrics and static files are never limited. Counts
-live in each worker's memory (a client may then get the limit once per worker) unless a shared
-storage is configured{% if cookiecutter.use_redis == "yes" %} (redis_settings.py){% endif %}.
-
-Any other error of the storage is logged and the request let through (swallow_errors): limits
-5.8's memory storage, for one, can raise a RuntimeError when two threads restart its expiry
-timer at once; that is a logged pass, never a 500.
-"""
+"""Limit request rates per client with Flask-Limiter: RATELIMIT_WRITE on each view marked
+``limit_writes``, RATELIMIT_DEFAULT (empty: none) on every other route but probes, /metrics and
+static files. Counts live in each worker's memory{% if cookiecutter.use_redis == "yes" %}, or in Redis (redis_settings.py){% endif %}."""
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
@@ -20,32 +12,26 @@ from . import redis_settings
 {%- endif %}
 
 WRITES = "rate_limits_writes"  # set on a view by limit_writes
-UNLIMITED_BLUEPRINTS = frozenset({"health"})  # probes (openapi.py documents no limit on them)
-UNLIMITED_ENDPOINTS = frozenset({"metrics", "static"})
+# Never limited: the probes' blueprint (openapi.py documents no 429 on them), /metrics, static.
+UNLIMITED = frozenset({"health", "metrics", "static"})
 
 
 def checked_limits(value: str) -> str:
     """Return a setting like ``60 per minute`` or ``10/second;600/minute``; raise ValueError."""
     try:
-        limits = parse_many(value)
+        if all(limit.amount >= 1 for limit in parse_many(value)):
+            return value
     except ValueError:
-        limits = []
-    if not limits or any(limit.amount < 1 for limit in limits):
-        raise ValueError(
-            "expected one or more limits like '60 per minute' or '10/second;600/minute', "
-            "each of at least 1 request"
-        )
-    return value
+        pass
+    raise ValueError(
+        "expected one or more limits like '60 per minute' or '10/second;600/minute', "
+        "each of at least 1 request"
+    )
 
 
 def checked_optional_limits(value: str) -> str:
     """Return a limits setting that may be empty (no limit); raise ValueError otherwise."""
     return value if not value.strip() else checked_limits(value)
-
-
-def exempt(endpoint: str) -> bool:
-    """Say whether an endpoint is a probe, /metrics or static files: never limited."""
-    return endpoint.partition(".")[0] in UNLIMITED_BLUEPRINTS or endpoint in UNLIMITED_ENDPOINTS
 
 
 def limit_writes(view):
@@ -55,20 +41,12 @@ def limit_writes(view):
 
 
 def is_limited(app: Flask, endpoint: str) -> bool:
-    """Say whether requests to an endpoint (empty: none matched) are counted.
-
-    openapi.py documents their 429. Requests not counted never reach Flask-Limiter, so they
-    never wait for its storage either (it pings a failed storage from any request it sees).
-    """
-    if exempt(endpoint):
+    """Say whether requests to an endpoint (empty: none matched) are counted; the others never
+    reach Flask-Limiter, which pings a failed storage from any request it sees."""
+    if endpoint.partition(".")[0] in UNLIMITED:
         return False
     writes = getattr(app.view_functions.get(endpoint), WRITES, False)
     return writes or bool(app.extensions["settings"].ratelimit_default.strip())
-
-
-def reset() -> None:
-    """Forget every count of the running app (tests start from full windows)."""
-    current_app.extensions["rate_limits"].reset()
 
 
 def init_app(app: Flask) -> None:
@@ -77,11 +55,9 @@ def init_app(app: Flask) -> None:
     app.config.update(
         RATELIMIT_ENABLED=settings.app_env != "test",
         RATELIMIT_DEFAULT=settings.ratelimit_default,
-        RATELIMIT_STRATEGY="fixed-window",
         RATELIMIT_HEADERS_ENABLED=True,
-        RATELIMIT_STORAGE_URI="memory://",
-        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
-        RATELIMIT_SWALLOW_ERRORS=True,
+        RATELIMIT_STORAGE_URI="memory://",  # each worker's own counts, chosen knowingly
+        RATELIMIT_SWALLOW_ERRORS=True,  # a count that fails is logged, the request let through
     )
 {%- if cookiecutter.use_redis == "yes" %}
     app.config.update(redis_settings.limiter_config(settings))
