@@ -5,11 +5,9 @@ from combinations import ALL_OFF, ALL_ON, COMBINATIONS, DEFAULTS_COMBO, combinat
 from lean_checks import MAX_MODULE_LINES, line_count, private_uses, service_modules
 
 ALL_ON_GRANIAN = combination({**ALL_ON.answers, "app_server": "granian"})
-# Lines of Python outside tests and migrations (the server configs and launchers included): each
-# bake's ceiling today, which only ever comes down, until it reaches the budget issue 38 sets
-# (defaults 1,600, all-off 1,400, all-on 2,400 with either app server). A new option states what
-# it adds.
-BUDGETS = [(DEFAULTS_COMBO, 1965), (ALL_OFF, 1810), (ALL_ON, 2662), (ALL_ON_GRANIAN, 2689)]
+# Lines of Python outside tests and migrations (the server configs and launchers included): the
+# budget of each bake. A new option fits its code within them, or its change says why it cannot.
+BUDGETS = [(DEFAULTS_COMBO, 1600), (ALL_OFF, 1400), (ALL_ON, 2400), (ALL_ON_GRANIAN, 2400)]
 
 
 def package_of(root) -> str:

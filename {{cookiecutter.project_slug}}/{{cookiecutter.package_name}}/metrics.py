@@ -57,14 +57,6 @@ class Metrics:
         for result in CACHE_RESULTS:  # each exported from the start, at 0 until it happens
             self.cache.labels(result)
 
-    def exposition(self) -> bytes:
-        """Return every metric in Prometheus' text format, summed over the processes."""
-        registry = self.registry
-        if registry is None:
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry, path=self.folder)
-        return generate_latest(registry)
-
 
 def count_cache_lookup(result: str, app: Flask | None = None) -> None:
     """Count one cache read as ``hit``, ``miss`` or ``error`` (in ``app``, or the current app)."""
@@ -91,9 +83,13 @@ def _observe(response: Response) -> Response:
 
 
 def _expose() -> Response:
-    """Answer the metrics for a scraper."""
-    body = current_app.extensions["metrics"].exposition()
-    return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    """Answer the metrics for a scraper, summed over the processes sharing the folder."""
+    metrics = current_app.extensions["metrics"]
+    registry = metrics.registry
+    if registry is None:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=metrics.folder)
+    return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def init_app(app: Flask) -> None:
