@@ -8,7 +8,7 @@ from celery import Celery, Task
 from celery.signals import setup_logging
 from flask import Flask, g
 
-from .redis_settings import timeouts
+from . import redis_settings
 
 log = logging.getLogger(__name__)
 # A publish retried twice within about a second, then given up: a request is never held long.
@@ -71,7 +71,8 @@ def queue_length(app: Flask) -> int:
     conf = app.extensions["celery"].conf
     if conf.task_always_eager:
         return 0  # no queue: tasks run at once where they are sent
-    with redis.Redis.from_url(conf.broker_url, **timeouts(app.extensions["settings"])) as client:
+    options = redis_settings.options(app.extensions["settings"])
+    with redis.Redis.from_url(conf.broker_url, **options) as client:
         return client.llen(conf.task_default_queue)
 
 
