@@ -22,9 +22,27 @@ from tier2.deployment import Deployment  # noqa: E402
 from tier2.servers import Interpreter, Postgres, Redis, Service, owned_dir  # noqa: E402
 
 REFERENCE_APP = "reference_apps:create_flask_app()"
-# Settings of every server, beyond the tier-2 harness's (production, 2 workers, rate limits no
-# load reaches): the cached item stays cached for the whole run (the longest TTL allowed).
+# Settings of every server, beyond the tier-2 harness's (production, 2 workers): the cached item
+# stays cached for the whole run (the longest TTL allowed).
 SETTINGS = {"CACHE_TTL_SECONDS": "86400"}
+# Each rate limit a bake sets in its .env.example is raised to one no load reaches; an empty one
+# (no limit) stays empty, so each tree counts the requests it counts as shipped.
+UNREACHED_LIMIT = "1000000 per minute"
+
+
+def unreached_limits(project: Path) -> dict[str, str]:
+    """Return the bake's RATELIMIT_* settings that set a limit, each raised to UNREACHED_LIMIT."""
+    found = {}
+    for line in (project / ".env.example").read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name.startswith("RATELIMIT_") and value.strip():
+            found[name] = UNREACHED_LIMIT
+    return found
+
+
+def settings_of(project: Path) -> dict[str, str]:
+    """Return the settings a server of the bake ``project`` gets beyond the harness's."""
+    return {**SETTINGS, **unreached_limits(project)}
 
 
 def extract(ref: str, into: Path) -> Path:
@@ -76,7 +94,7 @@ def deploy(servers: Servers, template: Path, name: str, answers: dict) -> Deploy
         redis=servers.redis,
     )
     deployment.migrate()
-    deployment.service = deployment.new_service("service", **SETTINGS).start()
+    deployment.service = deployment.new_service("service", **settings_of(project)).start()
     return deployment
 
 
@@ -86,7 +104,9 @@ def serve_reference(deployment: Deployment) -> Service:
     folder.mkdir(mode=0o755)
     shutil.copy(BENCH / "reference_apps.py", folder)
     (folder / "reference_apps.py").chmod(0o644)
-    service = deployment.new_service("reference-service", PYTHONPATH=str(folder), **SETTINGS)
+    service = deployment.new_service(
+        "reference-service", PYTHONPATH=str(folder), **settings_of(deployment.bake)
+    )
     *server, app = service.recipe.command
     if "gunicorn" not in server or ":" not in app:
         raise RuntimeError(f"not a gunicorn command ending in the app: {service.recipe.command}")
