@@ -672,18 +672,30 @@ class Service(NativeServer):
         return sorted(pid for pid in children if not _resource_tracker(pid))
 
     def mark(self) -> int:
-        """Return the current end of STDOUT, to read only what comes after."""
-        return self.stdout.stat().st_size if self.stdout.exists() else 0
+        """Return the end of STDOUT's last whole line, to read only what comes after."""
+        if not self.stdout.exists():
+            return 0
+        return self.stdout.read_bytes().rfind(b"\n") + 1
 
     def lines(self, since: int = 0) -> list[str]:
-        """Return the STDOUT lines written after ``since``."""
-        with self.stdout.open("rb") as out:
-            out.seek(since)
-            return out.read().decode().splitlines()
+        """Return the whole STDOUT lines written after ``since``."""
+        return whole_lines(self.stdout, since)
 
     def output(self) -> str:
         """Return the tail of STDOUT and STDERR, for error messages."""
         return f"stdout:\n{tail(self.stdout)}\nstderr:\n{tail(self.stderr)}"
+
+
+def whole_lines(path: Path, since: int = 0) -> list[str]:
+    """Return the whole lines of a running server's log after offset ``since``, decoded as UTF-8.
+
+    A line still being written (no newline yet) is left for a later read: a server writes a
+    record in one call, but a buffered stream may hand it to the file in two.
+    """
+    with path.open("rb") as out:
+        out.seek(since)
+        written = out.read()
+    return written[: written.rfind(b"\n") + 1].decode("utf-8").splitlines()
 
 
 # --------------------------------------------------------------------------- nginx

@@ -30,7 +30,14 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import requests
 
-from .servers import Nginx, compose_environment, compose_services, free_port, render_template
+from .servers import (
+    Nginx,
+    compose_environment,
+    compose_services,
+    free_port,
+    render_template,
+    whole_lines,
+)
 from .servers import wait_until as wait_for
 from .test_served import combos, each
 
@@ -182,7 +189,7 @@ def json_lines(path_or_lines) -> list[dict]:
 
 def nginx_lines(deployment) -> list[dict]:
     """Return nginx's access lines; each must be UTF-8 JSON."""
-    return json_lines(deployment.nginx.stdout.read_bytes().decode("utf-8").splitlines())
+    return json_lines(whole_lines(deployment.nginx.stdout))
 
 
 # --------------------------------------------------------------------------- class 2 and 3
@@ -474,9 +481,7 @@ def test_bytes_that_are_not_utf8_in_headers_keep_every_log_line_json(deployment)
     for port in targets(deployment):
         assert parse(exchange(port, data))[0] == 200
         assert parse(exchange(port, b"GET /\xff%FF HTTP/1.1\r\nHost: t\r\n\r\n"))[0] in (400, 404)
-    with deployment.service.stdout.open("rb") as out:
-        out.seek(since)
-        assert json_lines(out.read().decode("utf-8").splitlines())
+    assert json_lines(deployment.service.lines(since))  # lines() decodes strictly as UTF-8
     if deployment.nginx is not None:
         for line in nginx_lines(deployment):
             assert {"level", "request_id", "status", "path", "user_agent"} <= line.keys()

@@ -26,7 +26,7 @@ from projects import run_project_tests, skipped_lines
 
 from . import celery_processes
 from .deployment import TIER2_COMBINATIONS, fresh_secret
-from .servers import bounded_iterations, wait_until
+from .servers import bounded_iterations, wait_until, whole_lines
 
 TIMEOUT = 10
 # The default combination gets the long burst; the others a shorter one to keep tier 2 quick.
@@ -98,7 +98,7 @@ def access_lines(deployment, since, rid: str) -> list[dict]:
 
 def nginx_lines(deployment, rid: str) -> list[dict]:
     """Return nginx's access lines for the request id ``rid``."""
-    text = deployment.nginx.stdout.read_text().splitlines()
+    text = whole_lines(deployment.nginx.stdout)
     return [line for line in map(json.loads, text) if line["request_id"] == rid]
 
 
