@@ -150,12 +150,29 @@ def tier1() -> list[Combination]:
 
 
 def served(crossed=CROSSED, paired=PAIRED, choices=CHOICES) -> list[Combination]:
-    """Return every cross of ``crossed`` (yes first), with ``paired`` options added pairwise."""
-    values = [sorted(choices[option], reverse=True) for option in crossed]
-    cross = [dict(zip(crossed, row, strict=True)) for row in itertools.product(*values)]
+    """Return every cross of ``crossed`` (yes first), with ``paired`` options added pairwise.
+
+    The paired options ride on the cross. Two rows keep them at their defaults: the defaults bake,
+    and the row selecting no crossed service. Each other row takes the accepted values that hold
+    most pairs not yet held (the first such, so every run agrees). Rows are added after the cross
+    only for pairs it cannot hold.
+    """
     runtime = {option: choices[option] for option in (*crossed, *paired)}
-    seeds = [{**row, **{option: DEFAULTS[option] for option in paired}} for row in cross]
-    return [combination(row) for row in [*seeds, *all_pairs(runtime, seeds)]]
+    rows = (
+        dict(zip(runtime, values, strict=True)) for values in itertools.product(*runtime.values())
+    )
+    product = [row for row in rows if allowed(row)]
+    defaults = {option: DEFAULTS[option] for option in runtime}
+    none = {**defaults, **dict.fromkeys(crossed, "no")}
+    missing = set().union(*map(pairs, product)) - pairs(defaults) - pairs(none)
+    cross = []
+    for values in itertools.product(*(sorted(choices[option], reverse=True) for option in crossed)):
+        fixed = dict(zip(crossed, values, strict=True))
+        kept = [row for row in (defaults, none) if fixed.items() <= row.items()]
+        accepted = kept or [row for row in product if fixed.items() <= row.items()]
+        cross.append(max(accepted, key=lambda row: len(pairs(row) & missing)))
+        missing -= pairs(cross[-1])
+    return [combination(row) for row in [*cross, *all_pairs(runtime, cross)]]
 
 
 # Tier 1's combinations, and the ones tiers 2 and 3 serve; ids name the same answers in both.

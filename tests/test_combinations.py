@@ -118,14 +118,25 @@ def test_ids_are_readable_unique_and_name_the_same_answers_in_every_tier():
         assert {o: combo.value(o) for o in options} == {o: other.value(o) for o in options}
 
 
-def test_tiers_2_and_3_serve_the_cross_of_the_interacting_services():
-    """It serves every cross of PostgreSQL, Redis and nginx first, other options at defaults."""
+def test_tiers_2_and_3_serve_the_cross_of_the_interacting_services(offered):
+    """It serves every cross of PostgreSQL, Redis and nginx, and the other options ride on it.
+
+    Every pair of values the hook accepts is held by the cross alone (no row is added after it);
+    the defaults bake and the bake of no service are served as they are.
+    """
     services = ("use_postgres", "use_redis", "use_nginx")
-    cross = SERVED[:8]
-    crossed = {tuple(combo.value(option) for option in services) for combo in cross}
+    crossed = {tuple(combo.value(option) for option in services) for combo in SERVED}
     assert crossed == set(itertools.product(("yes", "no"), repeat=3))
-    assert cross[0].id == "pg-redis-nginx" and cross[-1].id == "bare"
-    assert all(combo.value(option) == DEFAULTS[option] for combo in cross for option in PAIRED)
+    assert len(SERVED) == 8
+    assert SERVED[0].value("use_postgres") == SERVED[0].value("use_nginx") == "yes"
+    assert "pg-redis" in BY_ID and SERVED[1] == BY_ID["pg-redis"] and SERVED[-1].id == "bare"
+    assert all(SERVED[1].value(option) == DEFAULTS[option] for option in offered)
+    runtime = {option: offered[option] for option in (*services, *PAIRED)}
+    rows = [{option: combo.value(option) for option in runtime} for combo in SERVED]
+    held = missing_pairs(rows, runtime)
+    assert sorted(tuple(sorted(pair)) for pair in held) == [
+        pair for pair in refused_pairs(offered) if all(o in runtime for o, _ in pair)
+    ]
 
 
 def test_a_paired_service_option_is_added_pairwise_to_the_cross():

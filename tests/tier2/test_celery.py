@@ -1,7 +1,7 @@
 """Tier 2: background tasks served for real: worker and scheduler, started with compose's commands.
 
-Tiers 2 and 3 do not serve use_celery pairwise yet (tests/combinations.py NOT_SERVED): these
-combinations, one per database, are served here with their worker beside the web service.
+The first served combination with Celery of each database (with PostgreSQL, and without), its
+worker and scheduler started here by each test beside the web service.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from combinations import combination, params
+from combinations import SERVED, params
 
 from . import celery_processes as celery
 from .deployment import Deployment
 from .servers import Service, free_port, stop_pid, wait_until
 
 CELERY_COMBINATIONS = [
-    combination({"use_postgres": "yes", "use_redis": "yes", "use_celery": "yes"}),
-    combination({"use_postgres": "no", "use_redis": "yes", "use_celery": "yes"}),
+    next(c for c in SERVED if c.selected("use_celery") and c.value("use_postgres") == database)
+    for database in ("yes", "no")
 ]
 TIMEOUT = 10
 PROCESSED_WITHIN = 10  # seconds from POST to a processed item, polled

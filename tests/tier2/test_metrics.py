@@ -18,9 +18,9 @@ from .deployment import TIER2_COMBINATIONS
 from .servers import wait_until
 
 TIMEOUT = 10
-# Everything selected, and nothing: the counts must hold with and without PostgreSQL and Redis;
-# and granian, which the same folder serves through its own launcher.
-METRICS_COMBINATIONS = ("pg-redis-nginx", "bare", "pg-redis-granian")
+# Everything selected (granian, which serves the same folder through its own launcher), the
+# defaults (gunicorn), and nothing: the counts must hold with and without PostgreSQL and Redis.
+METRICS_COMBINATIONS = ("pg-redis-nginx-celery-frontend-granian", "pg-redis", "bare")
 ITEM_ROUTE = "/api/items/<id:item_id>"
 BATCH = 40
 MAX_BATCHES = 10

@@ -640,14 +640,23 @@ def test_a_database_url_whose_driver_is_missing_stops_the_start_in_one_line(depl
 # --------------------------------------------------------------------------- the project's tests
 
 
-@each()
+# Tier 1 runs each generated suite on SQLite without Redis: here, the bakes with a server to use.
+WITH_A_SERVER = [
+    combo
+    for combo in TIER2_COMBINATIONS
+    if combo.selected("use_postgres") or combo.selected("use_redis")
+]
+
+
+@pytest.mark.parametrize("combo", params(WITH_A_SERVER), scope="module")
 def test_generated_suite_passes_against_the_real_servers_with_no_skips(
     deployment, clean_env, tmp_path
 ):
     """It runs the generated project's own tests on TEST_DATABASE_URL and TEST_REDIS_URL.
 
-    DATABASE_URL and REDIS_URL name a developer's data, with a sentinel row and key in it: the
-    suite must leave both alone, and leave its own test database empty.
+    DATABASE_URL and REDIS_URL name a developer's data, with a sentinel row and key in it (a
+    SQLite file when PostgreSQL is not selected): the suite must leave both alone, and leave its
+    own test database empty.
     """
     env = {**clean_env, "PYTHONDONTWRITEBYTECODE": "1"}
     sentinel = f"sentinel-{uuid.uuid4().hex}"

@@ -29,6 +29,7 @@ UP_TIMEOUT = 240
 
 READY_TIMEOUT = 60
 PROCESSED_TIMEOUT = 60  # seconds for the worker container to process a posted item
+PROBE_INTERVAL = "2s"  # healthchecks of the stacks under test (the generated intervals are longer)
 
 
 class _Reset(list):
@@ -185,6 +186,12 @@ def host_network_override(config: dict, ports: dict[str, int]) -> dict:
         changed = {key: value for key, value in env.items() if given.get(key) != value}
         if changed:
             entry["environment"] = changed
+        health = service.get("healthcheck") or {}
+        if health and not health.get("disable"):
+            # The generated probes, run often so a stack is healthy as soon as it is: compose's
+            # first probe waits a whole interval. Celery's probe is a whole client: less often.
+            celery = kind == "app" and service.get("command")
+            entry.setdefault("healthcheck", {})["interval"] = "5s" if celery else PROBE_INTERVAL
         override[name] = entry
     return {"services": override}
 
