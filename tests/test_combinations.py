@@ -185,11 +185,11 @@ def test_the_all_on_answers_are_printed_for_the_ci_script(template_dir, offered)
     assert printed == [f"{option}=yes" for option in yes_no]
 
 
-def test_the_readme_states_the_rule_with_todays_counts(template_dir, offered):
-    """It finds in the README the number of possible, tier-1 and served combinations of today."""
-    readme = (template_dir / "README.md").read_text()
+def test_the_testing_page_states_the_rule_with_todays_counts(template_dir, offered):
+    """It finds in docs/testing.md the numbers of possible, tier-1 and served combinations."""
+    page = (template_dir / "docs" / "testing.md").read_text()
     product = math.prod(len(values) for values in offered.values())
-    tier1 = re.search(r"options \((\d+) possible combinations\) that is (\d+) bakes", readme)
+    tier1 = re.search(r"options \((\d+) possible combinations\) that is (\d+) bakes", page)
     assert tier1 and tier1.groups() == (str(product), str(len(COMBINATIONS))), tier1
-    served_count = re.search(r"PostgreSQL x Redis x nginx \((\d+) combinations", readme)
+    served_count = re.search(r"PostgreSQL x Redis x nginx \((\d+) combinations", page)
     assert served_count and served_count.group(1) == str(len(SERVED)), served_count

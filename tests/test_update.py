@@ -15,7 +15,7 @@ from projects import run_project_tests
 pytestmark = pytest.mark.xdist_group("update")
 
 TEMPLATE_NAME = "flask-service"  # the folder name cookiecutter names its replay file after
-README_TEMPLATE = "https://github.com/OWNER/flask-service"  # the template's address in its README
+DOCS_TEMPLATE = "https://github.com/OWNER/flask-service"  # the template's address in its docs
 COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache")
 PROJECT = "{{cookiecutter.project_slug}}"
 PACKAGE = "{{cookiecutter.package_name}}"
@@ -227,20 +227,20 @@ def test_conflicting_edit_gets_conflict_markers_not_rejects(template_dir, tmp_pa
     assert (project / ".env").read_bytes() == dotenv
 
 
-def readme_link_commands(template_dir: Path, template: Path) -> str:
-    """Return the template README's commands that link a plain cookiecutter bake, for ``template``.
+def documented_link_commands(template_dir: Path, template: Path) -> str:
+    """Return docs/updating.md's commands that link a plain cookiecutter bake, for ``template``.
 
-    The README's template address is replaced by ``template``.
+    The page's template address is replaced by ``template``.
     """
-    readme = (template_dir / "README.md").read_text()
-    start = readme.index("Generated with plain `cookiecutter`?")
-    block = re.search(r"```bash\n(.*?)```", readme[start:], re.DOTALL).group(1)
-    assert README_TEMPLATE in block
-    return block.replace(README_TEMPLATE, str(template))
+    page = (template_dir / "docs" / "updating.md").read_text()
+    start = page.index("Generated with plain `cookiecutter`?")
+    block = re.search(r"```bash\n(.*?)```", page[start:], re.DOTALL).group(1)
+    assert DOCS_TEMPLATE in block
+    return block.replace(DOCS_TEMPLATE, str(template))
 
 
 def test_plain_cookiecutter_bakes_are_linked_with_their_own_answers(template_dir, tmp_path):
-    """It links each of two bakes in a row (one HOME) with its own answers, by the README's steps.
+    """It links each of two bakes in a row (one HOME) with its own answers, by the documented steps.
 
     cookiecutter's replay file then holds only the second bake's answers.
     """
@@ -261,12 +261,12 @@ def test_plain_cookiecutter_bakes_are_linked_with_their_own_answers(template_dir
     replay = tmp_path / "home" / ".cookiecutter_replay" / f"{TEMPLATE_NAME}.json"
     assert json.loads(replay.read_text())["cookiecutter"]["project_name"] == "Baked Next"
 
-    commands = readme_link_commands(template_dir, template)
+    commands = documented_link_commands(template_dir, template)
     for slug, project in projects.items():
         run(["bash", "-euo", "pipefail", "-c", commands], project, env)
         linked = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
         assert bakes[slug].items() <= linked.items(), slug
-        assert status(project, env) == {}, slug  # the README's last step committed the link
+        assert status(project, env) == {}, slug  # the last documented step committed the link
 
     project = projects["linked-later"]
     change_template(template, env)
