@@ -32,12 +32,13 @@ PRUNE = {
     ],
     "use_redis": ["{package}/redis_settings.py", "tests/test_redis.py"],
     "use_nginx": ["nginx", "{package}/proxy.py", "tests/test_proxy.py"],
-    "use_kubernetes": ["deploy/k8s"],
+    "use_kubernetes": ["deploy/k8s", "docs/kubernetes.md"],
     "use_celery": [
         "{package}/celery_app.py",
         "{package}/tasks.py",
         "{package}/worker.py",
         "tests/test_tasks.py",
+        "docs/background-tasks.md",
     ],
     "use_frontend": [
         "assets",
@@ -52,15 +53,18 @@ PRUNE = {
         "tests/test_static_files.py",
         "tests/test_dev_toolbar.py",
         "tests/test_seed.py",
+        "docs/frontend.md",
     ],
     "app_server=gunicorn": [
         "gunicorn.conf.py",
         "{package}/gunicorn_settings.py",
         "tests/test_gunicorn_settings.py",
+        "docs/gunicorn.md",
     ],
     "app_server=granian": [
         "{package}/granian_server.py",
         "tests/test_granian_server.py",
+        "docs/granian.md",
     ],
     ("use_kubernetes", "use_postgres"): ["deploy/k8s/base/migrate-job.yaml"],
     # A worker pod shares the database with the web pods only on a server (not a pod's SQLite).

@@ -19,7 +19,7 @@ SKIP_DIRS = {".git", "__pycache__", ".ruff_cache", ".pytest_cache"}
 SECRET_FILES = {".env", "secret.env"}
 RANDOM_TOKEN = re.compile(r"[A-Za-z0-9_-]{40,}")
 # Names that hold an option's word without being about the option, masked by that check: the
-# Linux setting that hands a closing socket's queued connections on (the granian README).
+# Linux setting that hands a closing socket's queued connections on (docs/granian.md).
 UNRELATED_NAMES = ("net.ipv4.tcp_migrate_req",)
 
 # The answers the project was made with: it names every option, the unselected ones included.
@@ -33,7 +33,7 @@ LEFTOVER_WORDS = {
     "use_kubernetes": ["kustomiz", "k8s", "kubectl"],
     "use_celery": ["scheduler"],
     "use_frontend": ["htmx", "alpine", "csrf", "static_url_for", "flask_debugtoolbar", "esbuild"],
-    # A choice's value: words of its own files and requirements (the README names both servers).
+    # A choice's value: words of its own files and requirements (the docs name both servers).
     "app_server=gunicorn": ["gunicorn.conf", "from gunicorn", "gunicorn==", "gunicorn_settings"],
     "app_server=granian": ["granian_", "granian=="],
 }

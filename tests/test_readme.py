@@ -1,4 +1,8 @@
-"""The generated README documents every setting the service reads and every variable of .env."""
+"""The generated docs document every setting the service reads and every variable of .env.
+
+Settings live in the tables headed `variable` of the README and the pages of docs/
+(docs/configuration.md as generated).
+"""
 
 import re
 import subprocess
@@ -58,25 +62,38 @@ def settings_read(root: Path, env: dict, cwd: Path) -> set[str]:
     return set(result.stdout.split())
 
 
-def configuration_table(readme: str) -> set[str]:
-    """Return the variables named in the first column of the README's Configuration table."""
-    section = re.split(r"^## Configuration\n", readme, flags=re.MULTILINE)[1].split("\n## ")[0]
-    rows = [line for line in section.splitlines() if line.startswith("| `")]
-    return {name for row in rows for name in VARIABLE.findall(row.split(" | ")[0])}
+def settings_tables(markdown: str) -> set[str]:
+    """Return the variables named in the first column of each table headed `| variable |`."""
+    names: set[str] = set()
+    in_table = False
+    for line in markdown.splitlines():
+        if line.startswith("| variable |"):
+            in_table = True
+        elif not line.startswith("|"):
+            in_table = False
+        elif in_table and line.startswith("| `"):
+            names |= set(VARIABLE.findall(line.split(" | ")[0]))
+    return names
+
+
+def documented(root: Path) -> set[str]:
+    """Return the variables the settings tables of the README and of docs/ name."""
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    return set().union(*(settings_tables(page.read_text()) for page in pages))
 
 
 @pytest.mark.parametrize("combo", params())
 def test_every_setting_and_env_variable_is_in_the_configuration_table(
     bake, combo, clean_env, tmp_path
 ):
-    """It lists each variable Settings, ServerSettings and .env.example name in the README."""
+    """It lists each variable Settings, ServerSettings and .env.example name in a settings table."""
     root = bake(combo)
-    documented = configuration_table((root / "README.md").read_text())
+    listed = documented(root)
     read = settings_read(root, clean_env, tmp_path)
     assert {"DATABASE_URL", "PORT"} <= read, "the settings could not be read"
-    assert not read - documented, f"missing from the README: {sorted(read - documented)}"
+    assert not read - listed, f"missing from the docs: {sorted(read - listed)}"
     in_env_file = set(ENV_LINE.findall((root / ".env.example").read_text()))
-    assert not in_env_file - documented, f"missing: {sorted(in_env_file - documented)}"
+    assert not in_env_file - listed, f"missing: {sorted(in_env_file - listed)}"
 
 
 @pytest.mark.parametrize("combo", params())
@@ -85,18 +102,28 @@ def test_each_app_servers_own_settings_exist_only_in_its_bakes(bake, combo, clea
     root = bake(combo)
     unread = SERVER_ONLY - settings_read(root, clean_env, tmp_path)
     assert unread, "both servers' settings are read"
-    documented = configuration_table((root / "README.md").read_text())
-    assert not unread & documented, f"the README documents unread {sorted(unread & documented)}"
+    listed = documented(root)
+    assert not unread & listed, f"the docs document unread {sorted(unread & listed)}"
     for path in (".env.example", "compose.yaml", "deploy/k8s/base/config.env"):
         text = (root / path).read_text() if (root / path).exists() else ""
         named = {name for name in unread if re.search(rf"\b{name}\b", text)}
         assert not named, f"{path} sets unread {sorted(named)}"
 
 
-def test_the_table_reader_takes_first_columns_of_this_section_only():
-    """It reads each name of a row's first column, not values, and not other sections' tables."""
-    readme = (
-        "# X\n\n## Configuration\n\n| `PORT` / `HOST` | 1 | x |\n| `LOG_LEVEL` | x | `DEBUG` |\n"
-        "\n## Timeouts\n\n| `KEEPALIVE` | 5 | x |\n"
+def test_the_table_reader_takes_first_columns_of_settings_tables_only():
+    """It reads each name of a row's first column, not values, and not other tables or prose."""
+    page = (
+        "# X\n\n## Configuration\n\n| variable | default | meaning |\n|---|---|---|\n"
+        "| `PORT` / `HOST` | 1 | x |\n| `LOG_LEVEL` | x | `DEBUG` |\n"
+        "\n`SECRET_KEY` in prose\n\n| bound | default |\n|---|---|\n| `KEEPALIVE` | 5 |\n"
     )
-    assert configuration_table(readme) == {"PORT", "HOST", "LOG_LEVEL"}
+    assert settings_tables(page) == {"PORT", "HOST", "LOG_LEVEL"}
+
+
+def test_documented_reads_the_readme_and_every_docs_page(tmp_path):
+    """It gathers the settings tables of the README and of each docs/ page."""
+    table = "| variable | default | meaning |\n|---|---|---|\n| `{}` | 1 | x |\n"
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text(table.format("PORT"))
+    (tmp_path / "docs" / "configuration.md").write_text("# C\n\n" + table.format("HOST"))
+    assert documented(tmp_path) == {"PORT", "HOST"}

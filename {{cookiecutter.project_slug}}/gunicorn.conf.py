@@ -37,7 +37,7 @@ keepalive = settings.keepalive
 max_requests = settings.max_requests
 max_requests_jitter = settings.max_requests_jitter
 # gunicorn trusts no peer's X-Forwarded-* headers (by default it trusts 127.0.0.1): which proxies
-# are trusted is the app's decision alone (README: Trusted proxies).
+# are trusted is the app's decision alone (docs/operations.md: Trusted proxies).
 forwarded_allow_ips = ""
 {%- if cookiecutter.use_nginx == "yes" %}
 # nginx refuses request lines and headers past its own buffers (8 KiB each) in JSON; with

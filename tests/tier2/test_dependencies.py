@@ -361,8 +361,8 @@ def test_a_refusal_says_when_to_retry(deployment):
 
 
 @each(without=("use_redis",))
-def test_without_redis_limits_are_counted_per_worker_as_the_readme_says(deployment):
-    """It allows between the limit and the limit times the workers, which the README states."""
+def test_without_redis_limits_are_counted_per_worker_as_the_docs_say(deployment):
+    """It allows between the limit and the limit times the workers, which the docs state."""
     limited = deployment.extra_service("per-worker", RATELIMIT_WRITE="5 per minute")
     workers = int(limited.env["WEB_CONCURRENCY"])
     accepted = 0
@@ -375,8 +375,8 @@ def test_without_redis_limits_are_counted_per_worker_as_the_readme_says(deployme
         )
         accepted += answer.status_code == 201
     assert 5 <= accepted <= 5 * workers, accepted
-    readme = (deployment.bake / "README.md").read_text()
-    assert "in each worker's memory, so a client gets up to the limit times" in readme
+    configuration = (deployment.bake / "docs" / "configuration.md").read_text()
+    assert "in each worker's memory, so a client gets up to the limit times" in configuration
 
 
 # --------------------------------------------------------------------------- Redis restarted

@@ -3,7 +3,7 @@
 Requests nginx refuses itself get an answer in the app's JSON error shape with an X-Request-ID
 and one JSON access line; gunicorn's own refusals get gunicorn's stock answer (its status, never
 a 500) and the service goes on; behind nginx, gunicorn refuses nothing nginx passes on; slow
-clients cannot starve a service behind nginx or served by granian (the generated README tells
+clients cannot starve a service behind nginx or served by granian (the generated docs tell
 owners not to expose gunicorn to untrusted clients without a buffering proxy); forwarded headers
 are trusted only from the configured proxies; a slow PostgreSQL statement is cancelled.
 
@@ -12,8 +12,8 @@ empty body and Connection: close, no request id, no access line). There the cont
 answer with the right status, never a 500, and a service that goes on serving; what HTTP lets a
 server accept (duplicate equal Content-Lengths, chunked over Content-Length) reaches the app and
 gets its JSON. granian bounds request heads, not bodies: slow bodies are shown harmless through
-nginx, which buffers them and drops a body that stops arriving, unanswered (the generated README
-says so).
+nginx, which buffers them and drops a body that stops arriving, unanswered (the generated docs
+say so).
 """
 
 from __future__ import annotations
@@ -495,7 +495,7 @@ def targets(deployment) -> list[int]:
 def untrusted_entries(deployment) -> list[int]:
     """Return the ports untrusted clients may reach: nginx's, and granian's own.
 
-    gunicorn is not one: the generated README says to keep it behind a buffering proxy."""
+    gunicorn is not one: the generated docs say to keep it behind a buffering proxy."""
     granian = deployment.combo.selected("app_server=granian")
     return ([deployment.nginx.port] if deployment.nginx else []) + (
         [deployment.service.port] if granian else []
@@ -571,7 +571,7 @@ def test_slow_bodies_through_nginx_are_dropped_before_the_app(deployment):
 
     nginx buffers whole bodies before passing them on and gives up on one after 10 s without a
     read: it logs a 408 and closes the connection without an answer (nginx sends no response on
-    a client_body_timeout; the generated README says so). The app server never sees a slow body:
+    a client_body_timeout; the generated docs say so). The app server never sees a slow body:
     granian's threads would read one with no deadline.
     """
     since = deployment.service.mark()
@@ -613,7 +613,7 @@ def test_sync_workers_serve_and_refuse_as_gthread_does(deployment):
 
 @each(without=("use_postgres", "use_redis", "use_nginx", "app_server=granian"))
 def test_gunicorn_timeout_does_not_bound_a_request_under_gthread(deployment):
-    """It completes a 6 s request with GUNICORN_TIMEOUT=3, as the README's Timeouts section says.
+    """It completes a 6 s request with GUNICORN_TIMEOUT=3, as docs/gunicorn.md says.
 
     The request is slow honestly: its body arrives over about 6 s. The worker keeps beating
     from its event loop (about once a second), so it is not killed. (A timeout of 2 would leave

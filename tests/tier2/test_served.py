@@ -510,7 +510,7 @@ def test_a_killed_worker_is_replaced_and_service_continues(deployment):
 
     gunicorn's master keeps the listening socket: no request fails. granian gives each worker
     its own listening socket (SO_REUSEPORT): while a worker dies and its replacement starts,
-    connections can be reset or refused (the generated README says so, and what narrows it), so
+    connections can be reset or refused (the generated docs say so, and what narrows it), so
     with granian the service must answer every request again within a bounded time.
     """
     service = deployment.service

@@ -41,7 +41,7 @@ class LogSettings(BaseSettings):
 
 
 class Settings(LogSettings):
-    """Every setting of the app, one flat table (README: Configuration)."""
+    """Every setting of the app, one flat table (docs/configuration.md)."""
 
     app_env: Literal["development", "test", "production"] = "production"
     secret_key: str = ""
