@@ -46,7 +46,7 @@ class LogSettings(BaseSettings):
 
 
 class Settings(LogSettings):
-    """Every setting of the app, one flat table."""
+    """Every setting of the app, one flat table (docs/configuration.md)."""
 
     app_env: Literal["development", "test", "production"] = Field(
         "production", description="`production` refuses a weak secret and, exported, skips `.env`"
