@@ -31,14 +31,18 @@ access_log = logging.getLogger("granian.access")
 class GranianSettings(ServerSettings):
     """granian's knobs: the shared server settings, and how workers are recycled."""
 
-    # Respawn a worker that outgrows this many MiB (0: never). A fresh worker uses about 60;
-    # 256 is half the container's memory limit, so a leak is caught long before the OOM killer.
-    workers_max_rss: int = Field(256, ge=0)
-    # Respawn each worker after this many seconds (0: never; granian needs at least 60).
-    workers_lifetime: int = Field(0, ge=0)
-    # Seconds a client has to send its request head (granian's bound: 60), then it is closed.
+    # A fresh worker uses about 60 MiB; 256 is half the container's memory limit, so a leak is
+    # caught long before the OOM killer.
+    workers_max_rss: int = Field(
+        256, ge=0, description="respawn a worker past this many MiB; 0: never"
+    )
+    workers_lifetime: int = Field(
+        0, ge=0, description="respawn each worker after this many seconds (at least 60); 0: never"
+    )
     # Heads are read in Rust, so a silent client holds no thread meanwhile.
-    request_read_timeout: float = Field(10, gt=0, le=60)
+    request_read_timeout: float = Field(
+        10, gt=0, le=60, description="seconds a client has to send its request head"
+    )
 
 
 def _start_clock() -> None:

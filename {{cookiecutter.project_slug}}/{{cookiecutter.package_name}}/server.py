@@ -25,16 +25,13 @@ def available_cpus(root: Path = CGROUP_ROOT) -> int:
 
 
 class ServerSettings(LogSettings):
-    """The app server's knobs, shared by both servers; it logs like the app (LogSettings)."""
+    """The app server's knobs, whichever server runs the app; it logs like the app (LogSettings)."""
 
-    # Loopback outside containers: a native run is not reachable from the network by accident.
-    # The image sets HOST=0.0.0.0, since a container must listen on all its interfaces.
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=1, le=65535)
-    web_concurrency: int | None = Field(None, ge=1, le=64)
-    # The app sizes its database pool to them too (settings.py).
+    host: str = Field("127.0.0.1", description="bind address; the image sets `0.0.0.0`")
+    port: int = Field(8000, ge=1, le=65535, description="the port to listen on")
+    web_concurrency: int | None = Field(None, ge=1, le=64, description="workers; unset: 1 per CPU")
     web_threads: WebThreads = DEFAULT_WEB_THREADS
-    graceful_timeout: int = Field(25, ge=1)
+    graceful_timeout: int = Field(25, ge=1, description="seconds requests in flight get to finish")
 
     def workers(self) -> int:
         """Return WEB_CONCURRENCY, or one worker per available CPU."""

@@ -5,11 +5,10 @@ import secrets
 from typing import Annotated, Literal
 
 from click import ClickException
-from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
+from .database import checked_database_url
 from .metrics import MetricsFolder
 from .rate_limits import checked_limits, checked_optional_limits
 {%- if cookiecutter.use_redis == "yes" %}
@@ -21,10 +20,16 @@ MIN_SECRET_LENGTH = 32
 # With a database server chosen, production must name it: an SQLite file in a container is lost.
 DATABASE_URL_REQUIRED_IN_PRODUCTION = {{ "True" if cookiecutter.use_postgres == "yes" else "False" }}
 HIDDEN_INPUT_WORDS = ("SECRET", "PASSWORD", "URL", "TOKEN")  # their values are not printed
-# Threads per app-server worker (the app sizes its database pool to them). 8 serve about twice
-# what 4 do on routes that wait on I/O, and a little less on CPU-heavy ones.
-WebThreads = Annotated[int, Field(ge=1, le=64)]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+Limits = Annotated[str, AfterValidator(checked_limits)]
+OptionalLimits = Annotated[str, AfterValidator(checked_optional_limits)]
+{%- if cookiecutter.use_redis == "yes" %}
+RedisUrl = Annotated[str | None, AfterValidator(checked_redis_url)]
+{%- endif %}
+# 8 threads serve about twice what 4 do on routes that wait on I/O, a little less on CPU-heavy ones.
+WebThreads = Annotated[int, Field(ge=1, le=64, description="threads per worker: requests at once")]
 DEFAULT_WEB_THREADS = 8
+PoolSize = Annotated[int, Field(ge=1, le=100, description="per worker; unset: one per thread")]
 
 
 class SettingsError(ClickException):
@@ -36,73 +41,65 @@ class LogSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore")
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    log_level: LogLevel = Field("INFO", description="the least severe level logged")
+    log_format: Literal["json", "text"] = Field("json", description="JSON lines, or plain text")
 
 
 class Settings(LogSettings):
     """Every setting of the app, one flat table (docs/configuration.md)."""
 
-    app_env: Literal["development", "test", "production"] = "production"
-    secret_key: str = ""
-{%- if cookiecutter.use_postgres == "yes" %}
-    # postgres:// (the form some hosts hand out) is read as postgresql://, SQLAlchemy's.
-{%- endif %}
-    database_url: str = "sqlite:///{{ cookiecutter.package_name }}.db"
+    app_env: Literal["development", "test", "production"] = Field(
+        "production", description="`production` refuses a weak secret and, exported, skips `.env`"
+    )
+    secret_key: str = Field("", description="32+ random characters; required in production")
+    database_url: Annotated[str, AfterValidator(checked_database_url)] = Field(
+        f"sqlite:///{__package__}.db", description="SQLAlchemy URL (relative SQLite: `instance/`)"
+    )
     web_threads: WebThreads = DEFAULT_WEB_THREADS
-    # Unset: one connection per thread (a thread beyond the pool would connect for each request).
-    database_pool_size: int = Field(default_factory=lambda data: data["web_threads"], ge=1, le=100)
-    database_connect_timeout: int = Field(3, ge=1, le=60)
-    database_statement_timeout: float = Field(20, ge=0, le=3600)  # seconds; 0: no limit
+    database_pool_size: PoolSize = Field(default_factory=lambda data: data["web_threads"])
+    database_connect_timeout: int = Field(3, ge=1, le=60, description="seconds to reach the server")
+    database_statement_timeout: float = Field(20, ge=0, le=3600, description="seconds; 0: no limit")
 {%- if cookiecutter.use_redis == "yes" %}
-    # Unset: the cache and the rate limits' counts in each worker's memory.
-    redis_url: Annotated[str | None, AfterValidator(checked_redis_url)] = None
-    redis_timeout: float = Field(1.0, gt=0, le=30)  # seconds, of every Redis socket
-    redis_retry_interval: float = Field(10.0, ge=0, le=3600)  # the cache's pause after a failure
+    redis_url: RedisUrl = Field(None, description="unset: cache and limits in each worker's memory")
+    redis_timeout: float = Field(1.0, gt=0, le=30, description="seconds per Redis connect or call")
+    redis_retry_interval: float = Field(
+        10.0, ge=0, le=3600, description="seconds a worker skips the cache after a failure"
+    )
 {%- endif %}
 {%- if cookiecutter.use_celery == "yes" %}
-    celery_task_time_limit: int = Field(30, ge=10, le=3600)  # seconds (warned 5 s earlier)
-    celery_worker_concurrency: int = Field(2, ge=1, le=64)
-    celery_task_always_eager: bool = False  # run tasks in the caller; always without REDIS_URL
-    celery_visibility_timeout: int = Field(90, ge=2, le=86400)
-    celery_requeue_after: int = Field(300, ge=1, le=86400)
-    celery_requeue_interval: float = Field(60, ge=1, le=86400)
+    celery_task_time_limit: int = Field(
+        30, ge=10, le=3600, description="seconds a task may run (warned 5 s earlier)"
+    )
+    celery_worker_concurrency: int = Field(2, ge=1, le=64, description="tasks per worker at once")
+    celery_task_always_eager: bool = Field(False, description="run tasks in the calling process")
+    celery_visibility_timeout: int = Field(
+        90, ge=2, le=86400, description="seconds before a dead worker's task is redelivered"
+    )
+    celery_requeue_after: int = Field(
+        300, ge=1, le=86400, description="seconds an item may be pending before it is re-queued"
+    )
+    celery_requeue_interval: float = Field(
+        60, ge=1, le=86400, description="seconds between the scheduler's re-queue passes"
+    )
 {%- endif %}
 {%- if cookiecutter.use_frontend == "yes" %}
-    session_cookie_secure: bool | None = None  # unset: in production
-    pending_poll_seconds: int = Field(300, ge=0, le=3600)  # 0: pages never ask on their own
+    session_cookie_secure: bool | None = Field(
+        None, description="send the session cookie over HTTPS only; unset: in production"
+    )
+    pending_poll_seconds: int = Field(
+        300, ge=0, le=3600, description="how long a page asks about its pending items; 0: never"
+    )
 {%- endif %}
 {%- if cookiecutter.use_nginx == "yes" %}
-    trusted_proxies: int = Field(1, ge=0, le=10)  # proxy hops whose X-Forwarded-* count
+    trusted_proxies: int = Field(1, ge=0, le=10, description="proxies whose `X-Forwarded-*` count")
 {%- endif %}
-    health_check_timeout: float = Field(2.0, gt=0, le=30)
-    ratelimit_write: Annotated[str, AfterValidator(checked_limits)] = "60 per minute"
-    ratelimit_default: Annotated[str, AfterValidator(checked_optional_limits)] = ""
-    cache_ttl_seconds: int = Field(60, ge=0, le=86400)
-    max_content_length: int = Field(1_048_576, ge=1024)
-    metrics_enabled: bool = True
-    prometheus_multiproc_dir: MetricsFolder = None
-
-    @field_validator("database_url")
-    @classmethod
-    def _loadable_database_url(cls, value: str) -> str:
-        """Refuse, before connecting, a URL whose database or driver cannot be loaded here."""
-{%- if cookiecutter.use_postgres == "yes" %}
-        if value.startswith("postgres://"):
-            value = value.replace("postgres://", "postgresql://", 1)
-{%- endif %}
-        try:
-            url = make_url(value)
-        except ArgumentError:
-            raise ValueError("not a database URL (e.g. sqlite:///app.db)") from None
-        scheme = f"{url.drivername}://"
-        try:
-            url.get_dialect().import_dbapi()
-        except NoSuchModuleError:
-            raise ValueError(f"SQLAlchemy knows no database or driver {scheme}") from None
-        except ImportError as exc:
-            raise ValueError(f"the driver of {scheme} is not installed ({exc})") from None
-        return value
+    health_check_timeout: float = Field(2.0, gt=0, le=30, description="seconds `/readyz` may wait")
+    ratelimit_write: Limits = Field("60 per minute", description="per client, on each write route")
+    ratelimit_default: OptionalLimits = Field("", description="per client, elsewhere; empty: none")
+    cache_ttl_seconds: int = Field(60, ge=0, le=86400, description="seconds a cached read is kept")
+    max_content_length: int = Field(1_048_576, ge=1024, description="largest request body in bytes")
+    metrics_enabled: bool = Field(True, description="serve `/metrics` and count requests")
+    prometheus_multiproc_dir: MetricsFolder = Field(None, description="unset: a temporary folder")
 
     @model_validator(mode="after")
     def _ready_for_production(self) -> "Settings":
