@@ -10,16 +10,13 @@ from pathlib import Path
 
 import pytest
 from combinations import ALL_ON, COMBINATIONS, combination, params
+from markdown_links import broken_links, links, prose
 
 ALL_ON_GRANIAN = combination({**ALL_ON.answers, "app_server": "granian"})
 BAKES = params([*COMBINATIONS, ALL_ON_GRANIAN])
 MAX_README_LINES = 200
 QUICK_START = "## Quick start"
 QUICK_START_BY_LINE = 40
-FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
-INLINE_CODE = re.compile(r"`[^`\n]*`")
-LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
-HEADING = re.compile(r"^#+\s+(.+?)\s*$", re.MULTILINE)
 # A task as the Makefile documents it for `make help` (its help format: "name: ... ## text").
 TASK = re.compile(r"^([a-z][a-z-]*):.*## ", re.MULTILINE)
 
@@ -27,36 +24,6 @@ TASK = re.compile(r"^([a-z][a-z-]*):.*## ", re.MULTILINE)
 def pages(root: Path) -> list[Path]:
     """Return the README and every page of docs/."""
     return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
-
-
-def prose(text: str) -> str:
-    """Return markdown without its code blocks and code spans (links there are not links)."""
-    return INLINE_CODE.sub("", FENCE.sub("", text))
-
-
-def anchor(heading: str) -> str:
-    """Return the anchor GitHub gives a heading: lowercase, punctuation dropped, spaces to -."""
-    return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
-
-
-def anchors(path: Path) -> set[str]:
-    """Return the anchors of a markdown file's headings."""
-    return {anchor(heading) for heading in HEADING.findall(FENCE.sub("", path.read_text()))}
-
-
-def broken_links(root: Path, page: Path) -> list[str]:
-    """Return the relative links of ``page`` whose file, or heading, is missing under ``root``."""
-    broken = []
-    for target in LINK.findall(prose(page.read_text())):
-        if re.match(r"[a-z][a-z+.-]*:", target):  # https:, mailto: ...
-            continue
-        file, _, fragment = target.partition("#")
-        path = (page.parent / file).resolve() if file else page
-        if root.resolve() not in path.parents or not path.is_file():
-            broken.append(target)
-        elif fragment and fragment not in anchors(path):
-            broken.append(target)
-    return broken
 
 
 def quick_start_line(readme: str) -> int | None:
@@ -88,9 +55,9 @@ def test_every_relative_link_of_the_readme_and_docs_resolves(bake, combo):
     """It finds the file, and the heading, each relative link of README.md and docs/ names."""
     root = bake(combo)
     broken = {
-        str(page.relative_to(root)): links
+        str(page.relative_to(root)): found
         for page in pages(root)
-        if (links := broken_links(root, page))
+        if (found := broken_links(page, root))
     }
     assert not broken, broken
 
@@ -99,11 +66,11 @@ def test_every_relative_link_of_the_readme_and_docs_resolves(bake, combo):
 def test_the_readme_lists_every_docs_page_on_a_line_of_its_own(bake, combo):
     """It links each page of docs/ from one line of the README, and no page twice."""
     root = bake(combo)
-    readme = prose((root / "README.md").read_text())
+    readme = (root / "README.md").read_text()
     linked = [
         target
-        for line in readme.splitlines()
-        for target in LINK.findall(line)[:1]
+        for line in prose(readme).splitlines()
+        for target in links(line)[:1]
         if target.startswith("docs/") and line.startswith("- ")
     ]
     shipped = sorted(f"docs/{path.name}" for path in (root / "docs").glob("*.md"))
@@ -129,7 +96,7 @@ def test_the_link_check_finds_a_missing_file_heading_or_escape(tmp_path):
         "[gone](docs/gone.md) [no heading](docs/ops.md#metrics) [out](../elsewhere.md)\n"
         "`[code](docs/code.md)`\n```\n[block](docs/block.md)\n```\n"
     )
-    assert broken_links(tmp_path, readme) == [
+    assert broken_links(readme, tmp_path) == [
         "docs/gone.md",
         "docs/ops.md#metrics",
         "../elsewhere.md",

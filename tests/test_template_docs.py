@@ -1,52 +1,13 @@
 """Tier 1: the template's README stays a few screens, and its links and those of docs/ resolve."""
 
-import re
 from pathlib import Path
 
 import pytest
+from markdown_links import broken_links, links
 
 TEMPLATE = Path(__file__).resolve().parents[1]
 README_MAX_LINES = 200  # issue 39: the rest goes into a page of docs/
 PAGES = [TEMPLATE / "README.md", *sorted((TEMPLATE / "docs").glob("*.md"))]
-
-FENCED = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
-CODE_SPAN = re.compile(r"`[^`\n]*`")
-LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
-HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.MULTILINE)
-
-
-def prose(text: str) -> str:
-    """Return Markdown without code blocks and code spans, where a link is only text."""
-    return CODE_SPAN.sub("", FENCED.sub("", text))
-
-
-def anchors(text: str) -> set[str]:
-    """Return the anchors GitHub gives a page's headings (a repeated one gets -1, -2, ...)."""
-    found: set[str] = set()
-    for heading in HEADING.findall(FENCED.sub("", text)):
-        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
-        anchor, repeats = slug, 0
-        while anchor in found:
-            repeats += 1
-            anchor = f"{slug}-{repeats}"
-        found.add(anchor)
-    return found
-
-
-def broken_links(page: Path) -> list[str]:
-    """Return the relative links of ``page`` that name no existing path, or no heading in it."""
-    text = page.read_text()
-    broken = []
-    for target in LINK.findall(prose(text)):
-        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto: ...: not ours to check
-            continue
-        path, _, anchor = target.partition("#")
-        linked = (page.parent / path).resolve() if path else page
-        if not linked.exists():
-            broken.append(target)
-        elif anchor and (linked.is_dir() or anchor not in anchors(linked.read_text())):
-            broken.append(target)
-    return broken
 
 
 def test_readme_fits_its_budget():
@@ -58,13 +19,12 @@ def test_readme_fits_its_budget():
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.relative_to(TEMPLATE).as_posix())
 def test_every_relative_link_resolves(page):
     """It finds the file (and the heading, for an anchor) of every relative link."""
-    assert broken_links(page) == []
+    assert broken_links(page, TEMPLATE) == []
 
 
 def test_readme_links_every_docs_page():
     """It links each page of docs/ from the README, so none is only found by browsing."""
-    text = prose((TEMPLATE / "README.md").read_text())
-    linked = {target.partition("#")[0] for target in LINK.findall(text)}
+    linked = {target.partition("#")[0] for target in links((TEMPLATE / "README.md").read_text())}
     pages = {page.relative_to(TEMPLATE).as_posix() for page in PAGES[1:]}
     assert pages - linked == set()
 
@@ -102,4 +62,4 @@ def test_broken_links_finds_what_does_not_resolve(tmp_path, line, broken):
         (tmp_path / name).write_text(text)
     page = tmp_path / "README.md"
     page.write_text(f"# Made up\n\n## A heading here\n\n{line}\n")
-    assert broken_links(page) == broken
+    assert broken_links(page, tmp_path) == broken
