@@ -132,6 +132,8 @@ def all_pairs(choices: dict[str, list[str]], seeds: list[dict]) -> list[dict]:
 DEFAULTS_COMBO = Combination("defaults", {})  # what pressing Enter gives
 ALL_ON = combination({option: "yes" for option in YES_NO})
 ALL_OFF = combination({option: "no" for option in YES_NO})
+# All-on with the other app server: the bakes held to budgets and docs checks besides tier 1's.
+ALL_ON_GRANIAN = combination({**ALL_ON.answers, "app_server": "granian"})
 # With ALL_ON, every other value of each option that is neither yes/no nor the image's Python:
 # together their requirements are every option's (an app server's replaces the other's).
 UNION = [ALL_ON] + [

@@ -14,6 +14,11 @@ HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.MULTILINE)
 ADDRESS = re.compile(r"[a-z][a-z0-9+.-]*:")  # https:, mailto: ...: not ours to check
 
 
+def pages(root: Path) -> list[Path]:
+    """Return a project's README and every page of its docs/."""
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
 def prose(text: str) -> str:
     """Return Markdown without code blocks and code spans, where a link is only text."""
     return CODE_SPAN.sub("", FENCED.sub("", text))

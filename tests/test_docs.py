@@ -6,24 +6,17 @@ link of the README and of docs/ reaches a file (and heading) of that bake, and e
 """
 
 import re
-from pathlib import Path
 
 import pytest
-from combinations import ALL_ON, COMBINATIONS, combination, params
-from markdown_links import broken_links, links, prose
+from combinations import ALL_ON_GRANIAN, COMBINATIONS, params
+from markdown_links import broken_links, links, pages, prose
 
-ALL_ON_GRANIAN = combination({**ALL_ON.answers, "app_server": "granian"})
 BAKES = params([*COMBINATIONS, ALL_ON_GRANIAN])
 MAX_README_LINES = 200
 QUICK_START = "## Quick start"
 QUICK_START_BY_LINE = 40
 # A task as the Makefile documents it for `make help` (its help format: "name: ... ## text").
 TASK = re.compile(r"^([a-z][a-z-]*):.*## ", re.MULTILINE)
-
-
-def pages(root: Path) -> list[Path]:
-    """Return the README and every page of docs/."""
-    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
 def quick_start_line(readme: str) -> int | None:

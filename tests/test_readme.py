@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from combinations import params
+from markdown_links import pages
 
 FIELDS = """
 import importlib.util
@@ -78,8 +79,7 @@ def settings_tables(markdown: str) -> set[str]:
 
 def documented(root: Path) -> set[str]:
     """Return the variables the settings tables of the README and of docs/ name."""
-    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
-    return set().union(*(settings_tables(page.read_text()) for page in pages))
+    return set().union(*(settings_tables(page.read_text()) for page in pages(root)))
 
 
 @pytest.mark.parametrize("combo", params())
