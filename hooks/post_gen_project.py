@@ -17,6 +17,10 @@ KUSTOMIZATION = "deploy/k8s/base/kustomization.yaml"
 RESOURCES_TO_LIST = "resources: []  # the manifests this folder keeps, listed at generation\n"
 # The answers this project was made with (for `cruft link`; committed with the project).
 ANSWERS_FILE = ".cookiecutter.json"
+# The template ships one uv.lock per set of dependencies (tools/lock.py writes them): the options
+# that change pyproject.toml's dependencies name it. Each was locked for the default project name.
+LOCKS = "uv-locks"
+LOCKED_NAME = "my-service"
 DEV_SECRET_NOTE = (
     "# The dev overlay's Secret, written at generation with fresh random values (git-ignored).\n"
     "# Point the URLs at the servers your development cluster reaches.\n"
@@ -121,6 +125,34 @@ def list_kustomize_resources(root: Path) -> None:
     path.write_text(text.replace(RESOURCES_TO_LIST, listed))
 
 
+def lock_name(answers: dict[str, str]) -> str:
+    """Return the file name, in LOCKS, of the lock of the dependencies ``answers`` select."""
+    parts = [
+        option.removeprefix("use_") if answers[option] == "yes" else answers[option]
+        for option in answers["_lock_options"]
+        if answers[option] != "no"
+    ]
+    return "-".join(parts) + ".lock"
+
+
+def choose_lock(root: Path, answers: dict[str, str]) -> None:
+    """Keep the selection's lock as uv.lock, its project named as pyproject.toml names it.
+
+    uv lists the packages of a lock by name, so the project's own entry moves to its place.
+    """
+    name = re.sub(r"[-_.]+", "-", answers["project_slug"]).lower()
+    head, *blocks = (root / LOCKS / lock_name(answers)).read_text().split("\n[[package]]\n")
+    shutil.rmtree(root / LOCKS)
+    names = [block.split('"', 2)[1] for block in blocks]
+    if name in names and name != LOCKED_NAME:
+        raise SystemExit(f"ERROR: project_slug={name!r} is a dependency's name; choose another")
+    project = blocks.pop(names.index(LOCKED_NAME))
+    names.remove(LOCKED_NAME)
+    project = project.replace(f'name = "{LOCKED_NAME}"', f'name = "{name}"', 1)
+    blocks.insert(sum(other < name for other in names), project)
+    (root / "uv.lock").write_text("\n[[package]]\n".join([head, *blocks]))
+
+
 def write_answers(root: Path, context: dict) -> None:
     """Write the answers (not cookiecutter's or the template's own "_" keys) as JSON.
 
@@ -163,6 +195,7 @@ def main() -> int:
     """Prune, record the answers, write .env and, with Kubernetes, resources and secret.env."""
     root = Path.cwd()
     prune(root, paths_to_prune(CONTEXT, PACKAGE))
+    choose_lock(root, CONTEXT)
     write_answers(root, CONTEXT)
     write_env(root, SELECTED)
     if SELECTED["use_kubernetes"]:

@@ -1,10 +1,20 @@
 """What a developer does with a generated project: run its make targets, call its JSON API."""
 
 import json
+import os
 import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+# The uv cache `.ci/run` fills (python tools/lock.py cache .uvcache): bakes install offline from it.
+UV_CACHE = Path(os.environ.get("UV_CACHE_DIR") or TEMPLATE / ".uvcache")
+
+
+def offline_uv(env: dict[str, str], cache: Path = UV_CACHE) -> dict[str, str]:
+    """Return ``env`` with uv offline, installing only what ``cache`` holds."""
+    return {**env, "UV_CACHE_DIR": str(cache), "UV_OFFLINE": "1", "UV_NO_CONFIG": "1"}
 
 
 def make(root: Path, env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

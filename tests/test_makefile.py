@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from combinations import ALL_OFF, ALL_ON, PYTHON_VERSIONS, alone, combination, params
-from developer import make
+from developer import make, offline_uv
 from test_kubernetes import KUBERNETES_VERSIONS, validate
 
 RULE = re.compile(r"^([A-Za-z][\w-]*)\s*:(?!=)")
@@ -32,16 +32,10 @@ def copy_of(project: Path, parent: Path) -> Path:
     return root
 
 
-def closed_index(env: dict) -> dict:
-    """Return ``env`` with pip pointed at an index nobody answers, so an install fails fast."""
-    return {
-        **env,
-        "PIP_CONFIG_FILE": os.devnull,  # no configured mirrors or local wheel folders
-        "PIP_INDEX_URL": "http://127.0.0.1:9/simple",  # the discard port: nothing listens
-        "PIP_RETRIES": "0",
-        "PIP_TIMEOUT": "2",
-        "PIP_NO_CACHE_DIR": "1",
-    }
+def closed_index(env: dict, tmp_path: Path) -> dict:
+    """Return ``env`` with uv offline and an empty cache, so an install fails fast."""
+    (tmp_path / "empty-cache").mkdir(exist_ok=True)
+    return offline_uv(env, tmp_path / "empty-cache")
 
 
 def rules(text: str) -> dict[str, list[str]]:
@@ -109,14 +103,15 @@ def test_make_help_and_dry_runs_of_every_task_succeed(bake, combo, clean_env):
 
 
 @pytest.mark.parametrize("combo", params([ALL_OFF]))
-def test_a_failed_install_is_retried_by_the_next_task(bake, combo, clean_env, tmp_path):
-    """It installs again on the next task after pip failed (an unreachable index)."""
+def test_a_failed_install_is_finished_by_the_next_task(bake, combo, clean_env, tmp_path):
+    """It syncs again on the next task after uv failed, and installs offline from a cache."""
     root = copy_of(bake(combo), tmp_path)
-    failed = make(root, closed_index(clean_env), "install", timeout=300)
+    failed = make(root, closed_index(clean_env, tmp_path), "install", timeout=300)
     assert failed.returncode != 0
-    again = make(root, clean_env, "-n", "test")
-    assert "pip install" in again.stdout, again.stdout
-    assert not list(root.glob(".venv/*.stamp")), "no stamp after a failed install"
+    assert "network" in failed.stderr, failed.stderr
+    installed = make(root, offline_uv(clean_env), "install", timeout=300)
+    assert installed.returncode == 0, installed.stderr
+    assert (root / ".venv" / "bin" / "pytest").is_file()  # the dev group, too
 
 
 @pytest.mark.parametrize("combo", params([ALL_ON, alone("use_kubernetes")]))
@@ -137,15 +132,15 @@ def test_kube_manifests_renders_a_fresh_bake(bake, combo, clean_env, tmp_path):
 
 
 @pytest.mark.parametrize("combo", params([ALL_OFF]))
-def test_a_venv_that_could_not_be_made_is_removed(bake, combo, clean_env, tmp_path):
-    """It removes a half-made .venv when creating it fails (as without ensurepip)."""
+def test_a_uv_venv_that_could_not_be_made_is_removed(bake, combo, clean_env, tmp_path):
+    """It removes a half-made .uv when creating it fails (as without ensurepip), for a retry."""
     root = copy_of(bake(combo), tmp_path)
     broken = tmp_path / "python-without-ensurepip"
     broken.write_text('#!/bin/sh\nmkdir -p "$3/bin" && touch "$3/bin/python"\nexit 1\n')
     broken.chmod(0o755)
-    result = make(root, clean_env, "install", f"PYTHON={broken}")
+    result = make(root, clean_env, "install", f"PYTHON={broken}", "UV=.uv/bin/uv")
     assert result.returncode != 0
-    assert not (root / ".venv").exists()
+    assert not (root / ".uv").exists()
 
 
 @pytest.mark.parametrize("combo", params([ALL_ON, alone("use_kubernetes")]))
@@ -191,7 +186,7 @@ def test_no_task_replaces_the_callers_app_env_or_answers_for_them(bake, combo, c
 
 @pytest.mark.parametrize("combo", params([OTHER_IMAGE_PYTHON]))
 def test_install_uses_the_image_python_when_it_runs_here(bake, combo, clean_env, tmp_path):
-    """It makes .venv with python3.X, the image's, when that runs, else with python3.
+    """It has uv make .venv with python3.X, the image's, when that runs, else with python3.
 
     A pyenv shim of a Python that is not installed is on PATH but exits 127: it counts as absent.
     """
@@ -207,15 +202,16 @@ def test_install_uses_the_image_python_when_it_runs_here(bake, combo, clean_env,
         chosen.chmod(0o755)
         dry = make(root, env, "-n", "-B", "install")
         assert dry.returncode == 0, dry.stderr
-        (venv_lines[state],) = [line for line in dry.stdout.splitlines() if " -m venv " in line]
-    assert f"|| python{version} -m venv " in venv_lines["runs"], venv_lines
-    assert "|| python3 -m venv " in venv_lines["absent"], venv_lines
+        (venv_lines[state],) = [line for line in dry.stdout.splitlines() if " sync " in line]
+    assert venv_lines["runs"].endswith(f" --python python{version}"), venv_lines
+    assert venv_lines["absent"].endswith(" --python python3"), venv_lines
 
 
 @pytest.mark.parametrize("combo", params([OTHER_IMAGE_PYTHON]))
 def test_install_says_when_the_venv_has_another_python(bake, combo, clean_env, tmp_path):
-    """It names .venv's Python and the image's when they differ (pip then fails: a closed index)."""
+    """It names .venv's Python and the image's when they differ."""
     root = copy_of(bake(combo), tmp_path)
-    result = make(root, closed_index(clean_env), "install", f"PYTHON={sys.executable}", timeout=300)
+    result = make(root, offline_uv(clean_env), "install", f"PYTHON={sys.executable}", timeout=300)
+    assert result.returncode == 0, result.stderr
     image = combo.value("python_version")
     assert f"note: .venv has Python {RUNNING_PYTHON}, the image {image}" in result.stderr

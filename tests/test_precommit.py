@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 import sys
+import tomllib
 from importlib.metadata import version
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 import yaml
 from combinations import ALL_OFF, ALL_ON, params
 
-VENV_BIN = Path(sys.executable).parent  # holds the generated requirements-dev.txt's tools
+VENV_BIN = Path(sys.executable).parent  # holds the tools of the generated dev group
 PINNED = ("pre-commit", "pre-commit-hooks", "ruff")
 # An unused import with trailing blanks: ruff check and the whitespace fixer refuse it.
 UNTIDY = "import os  \n"
@@ -26,13 +27,11 @@ def hook_entries(root: Path) -> list[str]:
 def stand_in_venv(root: Path) -> None:
     """Give the project a .venv whose bin holds the tools its hooks and pre-commit run.
 
-    They are the template venv's, installed from the generated requirements-dev.txt: `make
-    install` would install the same pins (checked here) from the package index.
+    They are the template venv's, installed from the generated dev group: `make install` would
+    install the same pins (checked here) from the package index.
     """
-    pins = dict(
-        line.split("==") for line in (root / "requirements-dev.txt").read_text().splitlines()
-        if "==" in line
-    )  # fmt: skip
+    dev = tomllib.loads((root / "pyproject.toml").read_text())["dependency-groups"]["dev"]
+    pins = dict(pin.split("==") for pin in dev)
     assert {name: version(name) for name in PINNED} == {name: pins[name] for name in PINNED}
     (root / ".venv" / "bin").mkdir(parents=True)
     tools = {entry.split()[0] for entry in hook_entries(root)} | {".venv/bin/pre-commit"}

@@ -51,7 +51,8 @@ KEPT_OUT = [
     "{package}/__pycache__/api.cpython-312.pyc",
     ".pytest_cache/README.md",
     ".ruff_cache/CACHEDIR.TAG",
-    "requirements-dev.txt",
+    "uv-locks/gunicorn.lock",
+    ".uv/bin/uv",
     "compose.yaml",
 ]
 
@@ -235,8 +236,8 @@ def test_final_stage_holds_only_the_runtime(bake, combo):
         expected.add("migrations")
     assert sources == expected
     runs = " ".join(args for keyword, args in stage if keyword == "RUN")
-    assert not re.search(r"\b(pip|apt-get|apk|gcc|make)\b", runs)
-    assert "requirements-dev" not in text and "tests" not in " ".join(copies)
+    assert not re.search(r"\b(pip|uv|apt-get|apk|gcc|make)\b", runs)
+    assert "tests" not in " ".join(copies) and "uv" not in " ".join(copies)
     env = " ".join(args for keyword, args in stage if keyword == "ENV")
     for setting in ("PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1", "APP_ENV=production"):
         assert setting in env
@@ -247,20 +248,27 @@ def test_final_stage_holds_only_the_runtime(bake, combo):
 
 
 @pytest.mark.parametrize("combo", params())
-def test_requirements_are_installed_before_the_code_is_copied(bake, combo):
-    """It installs the hash lock alone, hashes required, without pip cache, in the builder stage."""
+def test_dependencies_are_installed_before_the_code_is_copied(bake, combo):
+    """It has uv install the lock's runtime packages alone, checked and cached nowhere, first."""
     instructions = project.instructions(bake(combo))
     froms = [i for i, (keyword, _) in enumerate(instructions) if keyword == "FROM"]
     (start,) = [i for i in froms if instructions[i][1].endswith(" AS builder")]
     builder = instructions[start : froms[froms.index(start) + 1]]
     runs = [args for keyword, args in builder if keyword == "RUN"]
-    (install,) = [args for args in runs if args.startswith("pip ") and " install " in args]
-    assert "--python /opt/venv/bin/python" in install
-    assert "--no-cache-dir" in install and "--requirement /tmp/requirements.lock" in install
-    assert "--require-hashes" in install and "--no-deps" in install
+    assert runs == ["uv sync --locked --no-dev --no-install-project"]
+    env = " ".join(args for keyword, args in builder if keyword == "ENV")
+    for setting in (
+        "UV_PROJECT_ENVIRONMENT=/opt/venv",
+        "UV_PYTHON_DOWNLOADS=never",
+        "UV_NO_CACHE=1",
+    ):
+        assert setting in env
     assert [args for keyword, args in builder if keyword == "COPY"] == [
-        "requirements.lock /tmp/requirements.lock"
+        "--from=uv /uv /usr/local/bin/uv",
+        "pyproject.toml uv.lock ./",
     ]
+    # uv's own image, pinned as the template's uv is (tests/test_supply_chain.py)
+    assert [a for k, a in instructions if k == "FROM" and a.startswith("ghcr.io/astral-sh/uv:")]
 
 
 @pytest.mark.parametrize("combo", params())

@@ -1,24 +1,26 @@
-"""Re-lock the generated project's runtime requirements with hashes, for every selection.
+"""Lock the generated project's dependencies with uv, once for each set of dependencies.
 
-    python tools/lock.py            rewrite {{cookiecutter.project_slug}}/requirements.lock
-    python tools/lock.py wheels DIR download every locked wheel into DIR (for the offline tests)
+    python tools/lock.py            rewrite {{cookiecutter.project_slug}}/uv-locks/*.lock
+    python tools/lock.py cache DIR  fill a uv cache DIR with every lock's wheels for this machine's
+                                    Python, so the tests install bakes offline (UV_CACHE_DIR=DIR)
 
-Every combination of cookiecutter.json's choices the pre-gen hook accepts renders its own
-requirements.txt; each distinct one is baked once and locked by the bake's own `make lock` (uv,
-universal: one lock for every offered Python and platform, markers where they differ). The
-template's lock holds every package block once, guarded by a Jinja condition derived from the
-selections whose lock holds it, so a bake renders exactly its own `make lock` output (checked
-before writing).
+Every combination of cookiecutter.json's choices the pre-gen hook accepts renders a pyproject.toml;
+the options in cookiecutter.json's `_lock_options` decide its dependencies, and so the name of its
+lock (hooks/post_gen_project.py keeps that one as the bake's uv.lock). Each distinct set is baked
+once and locked by `uv lock` (universal: every platform and Python the project
+supports, markers where they differ). A selection whose dependencies differ from another's of the
+same lock name stops the run: an option that changes dependencies belongs in `_lock_options`.
 """
 
 import functools
 import itertools
 import json
 import os
-import re
+import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,9 +33,8 @@ sys.path.insert(0, str(TEMPLATE / "tests"))
 from combinations import CHOICES, COOKIECUTTER_JSON, allowed  # noqa: E402
 
 PROJECT = TEMPLATE / "{{cookiecutter.project_slug}}"
-LOCK = PROJECT / "requirements.lock"
-UV = Path(sys.executable).parent / "uv"
-PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "any"]
+LOCKS = PROJECT / "uv-locks"
+UV = shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv"
 
 
 def selections() -> list[dict[str, str]]:
@@ -64,164 +65,90 @@ def compiled(path: Path):
     return environment.from_string(path.read_text())
 
 
-def image_python(answers: dict[str, str]) -> str:
-    """Return the exact Python version of the base image ``answers`` select (from its tag)."""
-    images = json.loads(COOKIECUTTER_JSON.read_text())["_python_images"]
-    return images[answers["python_version"]].split(":")[1].split("-")[0]
+def dependencies(answers: dict[str, str]) -> str:
+    """Return what a selection's lock depends on: its pyproject.toml's dependencies and groups."""
+    project = tomllib.loads(render(answers, PROJECT / "pyproject.toml"))
+    wanted = project["project"]["dependencies"], project["dependency-groups"]
+    return json.dumps([project["project"]["requires-python"], *wanted])
 
 
-def lock_key(answers: dict[str, str]) -> str:
-    """Return what a selection's lock depends on: its requirements.txt (the lock is universal)."""
-    return render(answers, PROJECT / "requirements.txt")
+def lock_name(answers: dict[str, str]) -> str:
+    """Return the lock's file name for ``answers``, as the post-gen hook chooses it."""
+    options = json.loads(COOKIECUTTER_JSON.read_text())["_lock_options"]
+    parts = [o.removeprefix("use_") if answers[o] == "yes" else answers[o] for o in options]
+    return "-".join(part for part in parts if part != "no") + ".lock"
 
 
-def bake_and_lock(answers: dict[str, str]) -> str:
-    """Bake ``answers`` and return the lock its own `make lock` writes."""
-    with tempfile.TemporaryDirectory() as home:
-        words = [f"{key}={value}" for key, value in answers.items()]
-        subprocess.run(
-            [sys.executable, "-m", "cookiecutter", "--no-input", "-o", home, str(TEMPLATE), *words],
-            env={**os.environ, "HOME": home},
-            check=True,
-            capture_output=True,
-        )
-        (project,) = [p for p in Path(home).iterdir() if (p / "Makefile").is_file()]
-        subprocess.run(["make", "-s", "lock", f"UV={UV}"], cwd=project, check=True)
-        return (project / "requirements.lock").read_text()
+def bake(answers: dict[str, str], home: str) -> Path:
+    """Bake ``answers`` (default project name) into ``home`` and return the project folder."""
+    words = [f"{key}={value}" for key, value in answers.items()]
+    subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", home, str(TEMPLATE), *words],
+        env={**os.environ, "HOME": home},
+        check=True,
+        capture_output=True,
+    )
+    (project,) = [p for p in Path(home).iterdir() if (p / "Makefile").is_file()]
+    return project
 
 
-def split(lock: str) -> tuple[str, list[str]]:
-    """Split a lock into its header and its package blocks (a pin and its hash lines)."""
-    header, blocks = [], []
-    for line in lock.splitlines():
-        if line.startswith("#") and not blocks:
-            header.append(line)
-        elif line.startswith(" "):
-            blocks[-1] += "\n" + line
-        elif line:
-            blocks.append(line)
-    return "\n".join(header), blocks
+def distinct() -> dict[str, dict[str, str]]:
+    """Return one selection for each lock name, checking that its selections share dependencies."""
+    seen: dict[str, tuple[str, dict[str, str]]] = {}
+    for answers in selections():
+        name, wanted = lock_name(answers), dependencies(answers)
+        first = seen.setdefault(name, (wanted, answers))
+        if first[0] != wanted:
+            raise SystemExit(
+                f"{first[1]} and {answers} share {name} but not their dependencies: add the option"
+                " that tells them apart to _lock_options in cookiecutter.json"
+            )
+    return {name: answers for name, (_, answers) in seen.items()}
 
 
-def deciding(members: list[dict], inside: set[int], options: list[str]) -> list[str]:
-    """Return the fewest options (greedily) whose values alone tell members inside from out."""
-    kept = list(options)
-    for option in options:
-        trial = [o for o in kept if o != option]
-        seen: dict[tuple, bool] = {}
-        if all(
-            seen.setdefault(tuple(m[o] for o in trial), i in inside) == (i in inside)
-            for i, m in enumerate(members)
-        ):
-            kept = trial
-    return kept
-
-
-def condition(members: list[dict], inside: set[int]) -> str:
-    """Return a Jinja test true for exactly the members whose indexes are ``inside``."""
-    if len(inside) == len(members):
-        return ""
-    options = deciding(members, inside, list(CHOICES))
-    wanted = sorted({tuple(members[i][o] for o in options) for i in inside})
-    values = [sorted({row[n] for row in wanted}) for n in range(len(options))]
-    if len(wanted) == len(list(itertools.product(*values))):
-        return " and ".join(test(o, v) for o, v in zip(options, values, strict=True))
-    return " or ".join(cover(members, inside, options))
-
-
-def cover(members: list[dict], inside: set[int], options: list[str]) -> list[str]:
-    """Return tests whose union is the members ``inside``: single answers first, then whole rows."""
-    terms, left = [], set(inside)
-    for option in options:
-        for value in CHOICES[option]:
-            holders = {i for i, m in enumerate(members) if m[option] == value}
-            if holders <= inside and holders & left:
-                terms.append(test(option, [value]))
-                left -= holders
-    rows = sorted({tuple(members[i][o] for o in options) for i in left})
-    terms += ["(" + " and ".join(map(test, options, [[v] for v in row])) + ")" for row in rows]
-    return terms
-
-
-def test(option: str, values: list[str]) -> str:
-    """Return the Jinja test that ``option`` is one of ``values``."""
-    if len(values) == 1:
-        return f'cookiecutter.{option} == "{values[0]}"'
-    return f"cookiecutter.{option} in {values}".replace("'", '"')
-
-
-def template(members: list[dict], locks: list[str]) -> str:
-    """Return the template lock: each block once, guarded by the selections that hold it."""
-    headers, block_lists = zip(*map(split, locks), strict=True)
-    if len(set(headers)) != 1:
-        raise SystemExit(f"locks differ in their headers: {sorted(set(headers))}")
-    holders: dict[str, set[int]] = {}
-    for index, blocks in enumerate(block_lists):
-        for block in blocks:
-            holders.setdefault(block, set()).add(index)
-    ordered = sorted(holders, key=lambda block: (sort_name(block), block))
-    lines = [
-        "{# Written by tools/lock.py (python tools/lock.py re-locks every selection). -#}",
-        headers[0],
-    ]
-    guard = ""
-    for block in ordered:
-        wanted = condition(members, holders[block])
-        if wanted != guard:
-            lines += ["{%- endif %}"] if guard else []
-            lines += [f"{{%- if {wanted} %}}"] if wanted else []
-            guard = wanted
-        lines.append(block)
-    lines += ["{%- endif %}"] if guard else []
-    return "\n".join(lines) + "\n"
-
-
-def sort_name(block: str) -> str:
-    """Return the normalized project name of a block, the order uv writes blocks in."""
-    return re.sub(r"[-_.]+", "-", block.split("==")[0]).lower()
+def relock_one(item: tuple[str, dict[str, str]]) -> None:
+    """Lock one selection's pyproject.toml with uv; keep the lock as the template's ``name``."""
+    name, answers = item
+    with tempfile.TemporaryDirectory() as project:
+        Path(project, "pyproject.toml").write_text(render(answers, PROJECT / "pyproject.toml"))
+        subprocess.run([UV, "lock", "--quiet"], cwd=project, check=True)
+        shutil.copyfile(Path(project, "uv.lock"), LOCKS / name)
 
 
 def relock() -> None:
-    """Lock each distinct selection, write the template lock, check each bake renders its own."""
-    members = selections()
-    keys = [lock_key(answers) for answers in members]
-    first = {key: answers for answers, key in reversed(list(zip(members, keys, strict=True)))}
-    print(f"{len(members)} selections, {len(first)} distinct locks", file=sys.stderr)
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        by_key = dict(zip(first, pool.map(bake_and_lock, first.values()), strict=True))
-    locks = [by_key[key] for key in keys]
-    text = template(members, locks)
-    LOCK.write_text(text)
-    for answers, lock in zip(members, locks, strict=True):
-        if render(answers, LOCK) != lock:
-            raise SystemExit(f"the template lock does not render {answers}'s own lock")
-    print(f"wrote {LOCK.relative_to(TEMPLATE)}", file=sys.stderr)
+    """Lock each distinct set of dependencies; drop the locks no selection names any more."""
+    wanted = distinct()
+    print(f"{len(selections())} selections, {len(wanted)} distinct locks", file=sys.stderr)
+    LOCKS.mkdir(exist_ok=True)
+    for stale in set(p.name for p in LOCKS.iterdir()) - set(wanted):
+        (LOCKS / stale).unlink()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(relock_one, sorted(wanted.items())))
+    print(f"wrote {len(wanted)} locks in {LOCKS.relative_to(TEMPLATE)}", file=sys.stderr)
 
 
-def wheels(dest: Path) -> None:
-    """Download every wheel each offered Python needs from the template lock into ``dest``."""
-    for version in CHOICES["python_version"]:
-        blocks = {b for a in selections() if a["python_version"] == version for b in locked(a)}
-        with tempfile.NamedTemporaryFile("w", suffix=".txt") as union:
-            union.write("\n".join(sorted(blocks)) + "\n")
-            union.flush()
-            platforms = [arg for name in PLATFORMS for arg in ("--platform", name)]
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-                 "--require-hashes", "--only-binary=:all:", "--python-version", version,
-                 *platforms, "--dest", str(dest), "--requirement", union.name],
-                check=True,
-            )  # fmt: skip
+def cache_one(cache: Path, answers: dict[str, str]) -> None:
+    """Install one selection's lock (development group included) once, filling ``cache``."""
+    with tempfile.TemporaryDirectory() as home:
+        project = bake(answers, home)
+        subprocess.run(
+            [UV, "sync", "--locked", "--quiet", "--python", sys.executable],
+            cwd=project,
+            env={**os.environ, "UV_CACHE_DIR": str(cache)},
+            check=True,
+        )
 
 
-def locked(answers: dict[str, str]) -> list[str]:
-    """Return the package blocks the template lock renders for ``answers``."""
-    return split(render(answers, LOCK))[1]
+def cache(dest: Path) -> None:
+    """Fill the uv cache ``dest`` with every lock's wheels for the Python running this."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for answers in distinct().values():
+        cache_one(dest, answers)
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["wheels"] and len(sys.argv) == 3:
-        wheels(Path(sys.argv[2]))
+    if sys.argv[1:2] == ["cache"] and len(sys.argv) == 3:
+        cache(Path(sys.argv[2]).resolve())
     elif sys.argv[1:]:
         raise SystemExit(__doc__)
     else:

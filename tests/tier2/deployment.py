@@ -26,6 +26,7 @@ from .servers import (
     free_port,
     loopback_nginx_config,
     owned_dir,
+    runtime_requirements,
     runtime_venv,
     stop_all,
     template_variables,
@@ -64,9 +65,9 @@ class Deployment:
         """Lay out the image's files read-only and its runtime venv; claim a database and index."""
         self.recipe = ImageRecipe.read(self.bake)
         self.compose = project_files.compose_model(self.bake)
-        self.bin = runtime_venv(
-            self.interpreter, self.bake / "requirements.txt", self.root / "venv"
-        )
+        self.root.mkdir(parents=True, exist_ok=True)
+        pins = runtime_requirements(self.bake, self.root / "runtime.txt")
+        self.bin = runtime_venv(self.interpreter, pins, self.root / "venv")
         if frontend.has_assets(self.bake):  # built into the bake, as the image's stages do
             frontend.build_assets(self.bake)
         self.tree = self.recipe.build_tree(self.bake, self.root / "app")

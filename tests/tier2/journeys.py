@@ -19,7 +19,7 @@ from email.message import Message
 from pathlib import Path
 
 import developer
-from developer import request
+from developer import offline_uv, request
 from project_files import package_name
 
 from .servers import ServerError, free_port, wait_until
@@ -57,9 +57,12 @@ def bake(template: Path, parent: Path, **answers: str) -> Path:
 
 
 def developer_env(**settings: str) -> dict[str, str]:
-    """Return a shell's environment without the test run's settings, plus ``settings``."""
+    """Return a shell's environment without the test run's settings, plus ``settings``.
+
+    uv installs offline, from the tests' cache.
+    """
     env = {name: os.environ[name] for name in KEEP if name in os.environ}
-    return {**env, **settings}
+    return {**offline_uv(env), **settings}
 
 
 def attempt(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:

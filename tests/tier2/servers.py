@@ -31,6 +31,7 @@ import psycopg
 import redis
 import requests
 from loopback import free_port
+from packaging.requirements import Requirement
 
 USER = "pgtest"
 PG_SUPERUSER = "app"
@@ -170,6 +171,22 @@ def tail(path: Path, lines: int = 40) -> str:
     if not path.is_file():
         return f"({path.name} is empty)"
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def runtime_requirements(project: Path, dest: Path) -> Path:
+    """Write to ``dest`` the runtime pins of the project's uv.lock that hold here; return it.
+
+    uv exports them (--frozen: the lock as it is, nothing resolved, offline), markers evaluated.
+    """
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "uv"), "export", "--frozen", "--no-dev",
+         "--no-emit-project", "--no-hashes", "--no-annotate", "--format", "requirements-txt"],
+        cwd=project, capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    lines = [line for line in result.stdout.splitlines() if line and not line.startswith("#")]
+    held = [str(r) for r in map(Requirement, lines) if not r.marker or r.marker.evaluate()]
+    dest.write_text("".join(f"{line.split(';')[0].strip()}\n" for line in held))
+    return dest
 
 
 def requirement_names(requirements: Path) -> list[str]:

@@ -170,14 +170,10 @@ def test_postgres_and_redis_journey(tmp_path, postgres, redis_server):
 
 
 def test_an_interrupted_install_is_repaired_by_the_next_task(tmp_path):
-    """It finishes the install on `make test` after pip failed against an unreachable index."""
+    """It finishes the install on `make test` after uv failed (offline, nothing in its cache)."""
     project = journeys.bake(TEMPLATE, tmp_path, use_postgres="no", use_redis="no")
-    unreachable = developer_env(
-        PIP_CONFIG_FILE="/dev/null",  # no configured mirror or wheel folder to fall back on
-        PIP_INDEX_URL="http://127.0.0.1:9/simple",  # the discard port: nothing listens
-        PIP_RETRIES="0",
-        PIP_TIMEOUT="2",
-    )
+    (tmp_path / "empty-cache").mkdir()
+    unreachable = developer_env(UV_CACHE_DIR=str(tmp_path / "empty-cache"))
     with pytest.raises(journeys.StepFailed):
         make(project, unreachable, "install")
     result = make(project, developer_env(), "test")

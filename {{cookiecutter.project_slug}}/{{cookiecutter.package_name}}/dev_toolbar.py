@@ -1,4 +1,4 @@
-"""Flask-DebugToolbar on the pages, in development only (requirements-dev.txt, not the image).
+"""Flask-DebugToolbar on the pages, in development only (the dev group, not the image).
 
 It runs inline scripts and styles, which the pages' policy then allows.
 """
@@ -13,7 +13,7 @@ def init_app(app: Flask) -> None:
     try:
         from flask_debugtoolbar import DebugToolbarExtension
     except ImportError:
-        app.logger.info("Flask-DebugToolbar is not installed (requirements-dev.txt): no toolbar")
+        app.logger.info("Flask-DebugToolbar is not installed (the dev group: make install): no toolbar")
         return
     app.config.update(DEBUG_TB_ENABLED=True, DEBUG_TB_INTERCEPT_REDIRECTS=False)
     policy = app.config["CONTENT_SECURITY_POLICY"]
