@@ -8,7 +8,7 @@ full cross of the runtime services that talk to each other (CROSSED) and add eve
 
     python tests/combinations.py all-on     prints the all-on answers as key=value words
     python tests/combinations.py union      prints, one bake a line, the answers whose
-                                            requirements together are every option's (.ci/run)
+                                            dependencies together are every option's (.ci/run)
 """
 
 import itertools
@@ -135,7 +135,7 @@ ALL_OFF = combination({option: "no" for option in YES_NO})
 # All-on with the other app server: the bakes held to budgets and docs checks besides tier 1's.
 ALL_ON_GRANIAN = combination({**ALL_ON.answers, "app_server": "granian"})
 # With ALL_ON, every other value of each option that is neither yes/no nor the image's Python:
-# together their requirements are every option's (an app server's replaces the other's).
+# together their dependencies are every option's (an app server's replaces the other's).
 UNION = [ALL_ON] + [
     combination({**ALL_ON.answers, option: value})
     for option, values in CHOICES.items()

@@ -1,6 +1,6 @@
 """Build a generated project's frontend assets offline, as `make assets` does, once per session.
 
-npm installs from the cache .ci/run fills (NPM_CACHE, like .wheelhouse for pip): the tests never
+npm installs from the cache .ci/run fills (NPM_CACHE, like .uvcache for uv): the tests never
 reach the npm registry.
 """
 

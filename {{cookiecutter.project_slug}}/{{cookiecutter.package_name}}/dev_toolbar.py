@@ -13,7 +13,7 @@ def init_app(app: Flask) -> None:
     try:
         from flask_debugtoolbar import DebugToolbarExtension
     except ImportError:
-        app.logger.info("Flask-DebugToolbar is not installed (the dev group: make install): no toolbar")
+        app.logger.info("Flask-DebugToolbar is not installed (make install adds it): no toolbar")
         return
     app.config.update(DEBUG_TB_ENABLED=True, DEBUG_TB_INTERCEPT_REDIRECTS=False)
     policy = app.config["CONTENT_SECURITY_POLICY"]
