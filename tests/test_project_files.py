@@ -23,17 +23,17 @@ services:
     restart: unless-stopped
     command: ["python", "-m", "demo.worker"]
   delta:
-    image: postgres:17.6-bookworm
+    image: postgres:18.6-trixie
     restart: unless-stopped
   epsilon:
-    image: nginxinc/nginx-unprivileged:1.28.0
+    image: nginxinc/nginx-unprivileged:1.30.6
     restart: unless-stopped
     ports: ["127.0.0.1:8000:8080"]
     depends_on: [alpha]
 """
 
 DOCKERFILE = """\
-ARG BASE=python:3.12.12-slim-bookworm
+ARG BASE=python:3.14.8-slim-trixie
 FROM ${BASE} AS builder
 RUN pip install \\
     # a comment inside a continuation
@@ -74,7 +74,7 @@ def test_compose_errors_name_the_project(tmp_path):
 
 def test_dockerfile_facts_come_from_one_parser():
     """It joins continuation lines, splits stages, resolves ARGs in FROM and USER, reads ENV."""
-    assert project.base_images(DOCKERFILE) == ["python:3.12.12-slim-bookworm"]
+    assert project.base_images(DOCKERFILE) == ["python:3.14.8-slim-trixie"]
     builder, final = project.stages(DOCKERFILE)
     (run,) = [value for keyword, value in builder if keyword == "RUN"]
     assert run.split() == ["pip", "install", "--no-cache-dir", "flask"]

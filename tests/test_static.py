@@ -18,7 +18,6 @@ from combinations import COMBINATIONS, params
 
 NGINX_COMBOS = [combo for combo in COMBINATIONS if combo.selected("use_nginx")]
 CELERY_COMBOS = [combo for combo in COMBINATIONS if combo.selected("use_celery")]
-PYTHON_DEFAULT = "3.12"
 
 # The generated app's routes and the defaults compose and nginx must agree with.
 APP_FACTS = """
@@ -191,27 +190,30 @@ def test_nginx_accepts_the_rendered_template(bake, combo, tmp_path):
 
 
 @pytest.mark.parametrize("combo", params())
-def test_dockerfile_pins_the_chosen_python_image(bake, combo, template_dir):
-    """It builds from the exact slim tag of the chosen Python, through a build argument."""
+def test_dockerfile_names_each_image_once_in_a_literal_from(bake, combo, template_dir):
+    """It writes each FROM literally (Dependabot reads no build argument), exact tags, each once.
+
+    The chosen Python's slim trixie tag is the `base` stage, which the builder and final stage
+    start from; Node (frontend) and nginx are stages of their own.
+    """
     text = (bake(combo) / "Dockerfile").read_text()
     images = json.loads((template_dir / "cookiecutter.json").read_text())["_python_images"]
-    expected = images[combo.answers.get("python_version", PYTHON_DEFAULT)]
-    assert re.search(rf"^ARG PYTHON_IMAGE={re.escape(expected)}$", text, re.M)
-    assert "-slim-" in expected
+    python = images[combo.value("python_version")]
+    assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-trixie", python)
     froms = [args for keyword, args in project.instructions(text) if keyword == "FROM"]
-    expected = ["${PYTHON_IMAGE} AS builder", "${PYTHON_IMAGE}"]
-    if combo.selected("use_frontend"):
-        # The assets' Node stage, pinned the same way; the digest runs on the builder's venv.
-        assert re.search(r"^ARG NODE_IMAGE=node:\d+\.\d+\.\d+-bookworm-slim$", text, re.M)
-        nginx = ["${NGINX_IMAGE} AS nginx"] if combo.selected("use_nginx") else []
-        expected = [
-            "${NODE_IMAGE} AS assets",
-            expected[0],
-            "builder AS digest",
-            *nginx,
-            expected[1],
-        ]
-    assert froms == expected
+    expected = [re.escape(f"{python} AS base"), "base AS builder", "base"]
+    if combo.selected("use_frontend"):  # the digest runs on the builder's venv
+        expected[1:1] = [r"node:\d+\.\d+\.\d+-trixie-slim AS assets"]
+        expected[3:3] = ["builder AS digest"]
+    if combo.selected("use_nginx"):
+        expected[-1:-1] = [r"nginxinc/nginx-unprivileged:\d+\.\d+\.\d+ AS nginx"]
+    assert len(froms) == len(expected), froms
+    for line, pattern in zip(froms, expected, strict=True):
+        assert re.fullmatch(pattern, line), (line, pattern)
+    assert "$" not in " ".join(froms) and "PYTHON_IMAGE" not in text
+    images_named = [line.split()[0] for line in froms if ":" in line.split()[0]]
+    assert len(images_named) == len(set(images_named)) == len(project.base_images(text))
+    assert project.final_base(text) == python
     assert not text.startswith("# syntax=")  # BuildKit would try to pull a frontend
 
 
@@ -473,7 +475,8 @@ def test_data_lives_in_named_volumes_and_databases_stay_private(bake, combo):
         for name, service in model["services"].items()
     }
     if combo.selected("use_postgres"):
-        assert ("volume", "postgres-data", "/var/lib/postgresql/data") in mounts["postgres"]
+        # PostgreSQL 18's image keeps its data under /var/lib/postgresql/18/docker: the parent.
+        assert ("volume", "postgres-data", "/var/lib/postgresql") in mounts["postgres"]
     else:  # every long-running app service (web, a worker) shares the SQLite file
         for name, service in project.app_services(model).items():
             if not project.is_one_shot(service):
