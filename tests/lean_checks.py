@@ -34,6 +34,7 @@ SUBCLASSABLE = {
     "flask.Request": "Flask.request_class: 'the class that is used for request objects'",
     "Exception": "a built-in exception",
     "typing.NamedTuple": "the typing module",
+    "typing.TypedDict": "the typing module",
 }
 
 

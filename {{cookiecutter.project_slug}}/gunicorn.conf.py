@@ -6,6 +6,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 # Each worker writes its metrics into files of PROMETHEUS_MULTIPROC_DIR, summed by /metrics.
 # prometheus_client reads it when first imported (with the app's modules, below): so it is named
@@ -15,15 +16,17 @@ if temporary_metrics:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="metrics-")
 metrics_folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 
+from gunicorn.arbiter import Arbiter  # noqa: E402
+from gunicorn.workers.base import Worker  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402
 
 from {{ cookiecutter.package_name }}.gunicorn_settings import GunicornSettings  # noqa: E402
 from {{ cookiecutter.package_name }}.logs import logging_config  # noqa: E402
-from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings  # noqa: E402
+from {{ cookiecutter.package_name }}.settings import Settings, SettingsError, load_settings  # noqa: E402
 
 try:
     settings = load_settings(model=GunicornSettings)
-    load_settings()  # the app's own, checked once here: no worker starts to fail on one
+    load_settings(Settings)  # the app's own, checked once here: no worker starts to fail on one
 except SettingsError as exc:
     sys.exit(f"Error: {exc}")  # one line and exit 1, not gunicorn's traceback of its config
 
@@ -57,7 +60,8 @@ class AccessFields(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Copy the request id, method, path, status, duration, client and size of one answer."""
-        atoms = record.args  # the mapping gunicorn formats access_log_format with
+        # The mapping gunicorn formats access_log_format with: its values are strings and numbers.
+        atoms: dict[str, Any] = record.args if isinstance(record.args, dict) else {}
         record.request_id = atoms.get("{x-request-id}o")  # the response's header, as sent
         record.method, record.path = atoms["m"], atoms["U"]
         record.status = int(atoms["s"])
@@ -72,18 +76,18 @@ logconfig_dict = logging_config(
 logconfig_dict["loggers"]["gunicorn.access"]["filters"] = [AccessFields()]
 
 
-def on_starting(server) -> None:
+def on_starting(server: Arbiter) -> None:
     """Empty the metrics folder: an earlier run's files would add to this run's sums."""
     for leftover in metrics_folder.glob("*.db"):
         leftover.unlink()
 
 
-def child_exit(server, worker) -> None:
+def child_exit(server: Arbiter, worker: Worker) -> None:
     """Let prometheus_client drop a dead worker's live gauges (its multiprocess mode's cleanup)."""
     multiprocess.mark_process_dead(worker.pid)
 
 
-def on_exit(server) -> None:
+def on_exit(server: Arbiter) -> None:
     """Remove the temporary metrics folder, if this run made one."""
     if temporary_metrics:
         shutil.rmtree(metrics_folder, ignore_errors=True)

@@ -105,6 +105,7 @@ def test_a_connection_returned_inside_a_transaction_goes_back_to_the_pool_idle(a
     with app.app_context():
         borrowed = db.engine.raw_connection()
         driver = borrowed.driver_connection
+        assert driver is not None
         borrowed.cursor().execute("SELECT 1")  # outside autocommit: a transaction opens
         assert driver.info.transaction_status.name == "INTRANS"
         borrowed.close()

@@ -32,7 +32,7 @@ def settings_classes() -> list[type[BaseSettings]]:
     for module in pkgutil.iter_modules({{ cookiecutter.package_name }}.__path__):
         importlib.import_module(f"{package}.{module.name}")
 
-    def declared_below(cls: type) -> list[type[BaseSettings]]:
+    def declared_below(cls: type[BaseSettings]) -> list[type[BaseSettings]]:
         """Return the package's subclasses of ``cls``, depth first, in the order of creation."""
         ours = [sub for sub in cls.__subclasses__() if sub.__module__.startswith(f"{package}.")]
         return [found for sub in ours for found in (sub, *declared_below(sub))]
@@ -77,7 +77,7 @@ def render() -> str:
     lines = []
     for cls in settings_classes():
         where = cls.__module__.replace(".", "/") + ".py"
-        lines += [f"## `{cls.__name__}` (`{where}`)", "", inspect.getdoc(cls), "", *HEADER]
+        lines += [f"## `{cls.__name__}` (`{where}`)", "", inspect.getdoc(cls) or "", "", *HEADER]
         for name, field in own_fields(cls).items():
             cells = [f"`{name.upper()}`", default_text(field), values_text(field)]
             lines.append(f"| {' | '.join(cells)} | {field.description} |")

@@ -33,7 +33,7 @@ KINDS = [
 @pytest.mark.parametrize(("error", "message", "sqlstate", "detail"), KINDS)
 def test_each_kind_of_failure_gets_its_own_detail(error, message, sqlstate, detail):
     """It names the kind of failure in the detail a client gets."""
-    assert detail in describe(error("INSERT ...", {}, DriverError(message, sqlstate)))
+    assert detail in (describe(error("INSERT ...", {}, DriverError(message, sqlstate))) or "")
 
 
 def test_a_failure_that_is_not_the_databases_is_left_alone():

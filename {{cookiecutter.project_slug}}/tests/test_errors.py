@@ -14,7 +14,7 @@ def test_http_errors_are_json(client, method, path, status):
     response = getattr(client, method)(path)
     assert response.status_code == status
     assert response.is_json
-    assert response.json["error"]["status"] == status
+    assert response.get_json()["error"]["status"] == status
 
 
 def test_method_not_allowed_keeps_allow_header(client):
@@ -33,7 +33,7 @@ def test_unhandled_exception_is_a_plain_500(capsys, settings_overrides):
 
     response = client.get("/boom")
     assert response.status_code == 500
-    assert response.json["error"]["title"] == "Internal Server Error"
+    assert response.get_json()["error"]["title"] == "Internal Server Error"
     assert "hunter2" not in response.get_data(as_text=True)
     assert "Traceback" in capsys.readouterr().out
 
@@ -43,4 +43,4 @@ def test_oversize_body_is_413(settings_overrides):
     client = create_app({**settings_overrides, "max_content_length": 1024}).test_client()
     response = client.post("/api/items", json={"name": "x" * 5000})
     assert response.status_code == 413
-    assert response.json["error"]["status"] == 413
+    assert response.get_json()["error"]["status"] == 413

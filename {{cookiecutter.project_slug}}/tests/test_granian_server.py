@@ -32,6 +32,7 @@ def test_server_follows_the_settings(monkeypatch):
         monkeypatch.setenv(name, value)
     granian = server(load_settings(model=GranianSettings))
     assert (granian.workers, granian.blocking_threads, granian.bind_port) == (3, 4, 8123)
+    assert granian.http1_settings is not None
     assert granian.http1_settings.header_read_timeout == 2500
     assert granian.workers_rss == 300 * 1024 * 1024
     assert granian.workers_lifetime == 3600

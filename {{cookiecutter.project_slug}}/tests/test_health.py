@@ -41,9 +41,9 @@ def test_readiness_when_database_answers(client):
     """It answers 200 with every check passing."""
     response = client.get("/readyz")
     assert response.status_code == 200
-    assert response.json["status"] == "ok"
-    assert response.json["checks"]["database"]["status"] == "ok"
-    assert {check["status"] for check in response.json["checks"].values()} == {"ok"}
+    assert response.get_json()["status"] == "ok"
+    assert response.get_json()["checks"]["database"]["status"] == "ok"
+    assert {check["status"] for check in response.get_json()["checks"].values()} == {"ok"}
 
 
 def test_readiness_when_database_is_down(client, monkeypatch):
@@ -55,8 +55,8 @@ def test_readiness_when_database_is_down(client, monkeypatch):
     monkeypatch.setattr(database, "ping", refuse)
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json["status"] == "unavailable"
-    assert response.json["checks"]["database"] == {
+    assert response.get_json()["status"] == "unavailable"
+    assert response.get_json()["checks"]["database"] == {
         "status": "error",
         "error": "The database is not reachable.",
     }
@@ -77,7 +77,7 @@ def test_a_hung_check_is_reported_within_the_timeout_and_not_started_again(app):
             results = run_checks(app, {"slow": hangs, "fast": lambda: None}, timeout=0.2)
             assert time.monotonic() - started < 1.0
             assert results["slow"]["status"] == "error"
-            assert "no answer" in results["slow"]["error"]
+            assert "no answer" in str(results["slow"]["error"])
             assert results["fast"]["status"] == "ok"
         assert len(calls) == 1  # the second probe found the first run still going
     finally:
@@ -100,7 +100,7 @@ def test_readyz_answers_within_its_timeout_when_the_database_hangs(make_app, mon
     finally:
         release.set()
     assert response.status_code == 503
-    assert "no answer" in response.json["checks"]["database"]["error"]
+    assert "no answer" in response.get_json()["checks"]["database"]["error"]
 
 
 def test_a_check_outliving_its_probe_ends_and_closes_its_connection_before_teardown(
@@ -120,7 +120,7 @@ def test_a_check_outliving_its_probe_ends_and_closes_its_connection_before_teard
     monkeypatch.setattr(database, "ping", holds_a_connection)
     response = make_app(health_check_timeout=0.2).test_client().get("/readyz")
     assert response.status_code == 503
-    assert "no answer" in response.json["checks"]["database"]["error"]
+    assert "no answer" in response.get_json()["checks"]["database"]["error"]
     assert connected.wait(5)
 
 
@@ -130,11 +130,11 @@ def test_a_read_only_database_is_unready_and_writes_get_a_503_saying_so(settings
 
     ready = client.get("/readyz")
     assert ready.status_code == 503
-    assert ready.json["checks"]["database"]["error"] == "The database is read-only."
+    assert ready.get_json()["checks"]["database"]["error"] == "The database is read-only."
 
     response = client.post("/api/items", json={"name": "nowhere to go"})
     assert response.status_code == 503
-    assert response.json["error"]["detail"] == "The database is read-only."
+    assert response.get_json()["error"]["detail"] == "The database is read-only."
     assert response.headers["Retry-After"] == "5"
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     warnings = [line for line in lines if line.get("database_error") == "read-only"]
@@ -158,11 +158,11 @@ def test_a_database_without_tables_answers_503_naming_the_schema(
     for path in ("/api/items", f"/api/items/{MAX_ID}"):
         response = client.get(path)
         assert response.status_code == 503
-        assert "schema" in response.json["error"]["detail"]
+        assert "schema" in response.get_json()["error"]["detail"]
     ready = client.get("/readyz")
     if "schema" in dependencies(app):  # the schema comes from elsewhere: readiness checks it
         assert ready.status_code == 503
-        assert "schema" in ready.json["checks"]["schema"]["error"]
+        assert "schema" in ready.get_json()["checks"]["schema"]["error"]
     else:  # the app makes its tables itself at start-up: nothing to wait for
         assert ready.status_code == 200
 

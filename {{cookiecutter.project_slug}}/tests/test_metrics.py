@@ -6,7 +6,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from {{ cookiecutter.package_name }} import metrics
-from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
+from {{ cookiecutter.package_name }}.settings import Settings, SettingsError, load_settings
 
 ITEM_ROUTE = "/api/items/<id:item_id>"
 
@@ -98,4 +98,4 @@ def test_an_unusable_metrics_folder_stops_start_up(tmp_path, kind):
     if kind == "a file":
         folder.write_text("")
     with pytest.raises(SettingsError, match="PROMETHEUS_MULTIPROC_DIR"):
-        load_settings({"app_env": "test", "prometheus_multiproc_dir": folder})
+        load_settings(Settings, {"app_env": "test", "prometheus_multiproc_dir": folder})

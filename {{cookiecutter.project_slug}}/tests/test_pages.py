@@ -22,17 +22,26 @@ def add_items(app, *statuses: str) -> list[int]:
         return [item.id for item in items]
 
 
+def polled(text: str) -> tuple[str, ...]:
+    """Return the URL and the wait of the check a page or fragment schedules."""
+    match = POLL.search(text)
+    assert match, text
+    return match.groups()
+
+
 def set_processed(app, item_id: int) -> None:
     """Mark one item processed, as its background task does."""
     with app.app_context():
-        db.session.get(Item, item_id).status = "processed"
+        db.session.get_one(Item, item_id).status = "processed"
         db.session.commit()
 
 
 def csrf_token(client) -> str:
     """Open the page and return the CSRF token of its form."""
     page = client.get("/").text
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, page
+    return match.group(1)
 
 
 def test_page_lists_items_with_a_form(client):
@@ -135,7 +144,7 @@ def test_page_checks_all_its_pending_items_in_one_request(app, client):
     waiting, done, later = add_items(app, "pending", "processed", "pending")
     page = client.get("/").text
     assert page.count("hx-get=") == 1
-    url, wait = POLL.search(page).groups()
+    url, wait = polled(page)
     assert url == f"/items/pending?id={later}&amp;id={waiting}&amp;check=1"
     assert wait == "2"
     assert f'<li id="item-{done}">' in page
@@ -156,7 +165,7 @@ def test_check_answers_the_rows_processed_since_and_the_next_check(app, client):
     assert f'<li id="item-{first}" hx-swap-oob="true">' in answer.text
     assert ">processed<" in answer.text
     assert f'id="item-{second}"' not in answer.text
-    url, wait = POLL.search(answer.text).groups()
+    url, wait = polled(answer.text)
     assert (url, wait) == (f"/items/pending?id={second}&amp;check=2", "4")
 
 
@@ -174,7 +183,7 @@ def test_checks_wait_longer_each_time_and_stop_after_the_setting(make_app):
     with make_app().app_context():  # PENDING_POLL_SECONDS=300 by default
         waits = [poll([], check)["wait"] for check in range(14)]
     assert waits == [2, 4, 8, 16, *[30] * 9, None]
-    assert sum(waits[:-1]) == 300
+    assert sum(wait or 0 for wait in waits[:-1]) == 300
     with make_app(pending_poll_seconds=14).app_context():
         assert [poll([], check)["wait"] for check in range(4)] == [2, 4, 8, None]
         assert poll([], 10**9)["wait"] is None
@@ -189,7 +198,7 @@ def test_last_check_offers_a_button_to_check_again(make_app):
     assert "1 pending: this page stopped checking." in answer
     assert f'<button type="button" hx-get="/items/pending?id={item_id}"' in answer
     again = app.test_client().get(f"/items/pending?id={item_id}").text
-    assert POLL.search(again).groups() == (f"/items/pending?id={item_id}&amp;check=1", "2")
+    assert polled(again) == (f"/items/pending?id={item_id}&amp;check=1", "2")
 
 
 def test_page_never_checks_on_its_own_with_a_setting_of_zero(make_app):

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from {{ cookiecutter.package_name }} import create_app
-from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
+from {{ cookiecutter.package_name }}.settings import Settings, SettingsError, load_settings
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
 needs_redis = pytest.mark.skipif(
@@ -39,9 +39,9 @@ def test_readiness_reports_redis_degraded_and_stays_ready(settings_overrides):
     app = create_app({**settings_overrides, "redis_url": UNREACHABLE})
     response = app.test_client().get("/readyz")
     assert response.status_code == 200
-    assert response.json["status"] == "degraded"
-    assert response.json["checks"]["redis"]["status"] == "degraded"
-    assert response.json["checks"]["database"]["status"] == "ok"
+    assert response.get_json()["status"] == "degraded"
+    assert response.get_json()["checks"]["redis"]["status"] == "degraded"
+    assert response.get_json()["checks"]["database"]["status"] == "ok"
 
 
 def test_reads_and_writes_go_on_while_redis_is_down(settings_overrides):
@@ -65,7 +65,7 @@ def test_an_invalid_redis_url_is_named_but_not_echoed(monkeypatch, url):
     """It refuses at start-up a REDIS_URL redis-py cannot use, naming it without its value."""
     monkeypatch.setenv("REDIS_URL", url)
     with pytest.raises(SettingsError, match="REDIS_URL='<hidden>'") as caught:
-        load_settings({"app_env": "test"})
+        load_settings(Settings, {"app_env": "test"})
     assert url not in str(caught.value)
 
 
@@ -75,7 +75,7 @@ def test_an_invalid_redis_url_is_named_but_not_echoed(monkeypatch, url):
 def test_a_valid_redis_url_is_accepted(monkeypatch, url):
     """It accepts TCP, TLS and Unix-socket Redis URLs."""
     monkeypatch.setenv("REDIS_URL", url)
-    assert load_settings({"app_env": "test"}).redis_url == url
+    assert load_settings(Settings, {"app_env": "test"}).redis_url == url
 
 
 def test_the_cache_and_the_limiter_keep_their_data_in_redis(settings_overrides):

@@ -4,6 +4,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.settings import (
     DATABASE_URL_REQUIRED_IN_PRODUCTION,
+    Settings,
     SettingsError,
     load_settings,
 )
@@ -36,7 +37,7 @@ def test_production_refuses_missing_placeholder_or_weak_secret(monkeypatch, secr
     monkeypatch.setenv("DATABASE_URL", SERVER_URL)
     monkeypatch.setenv("SECRET_KEY", secret)
     with pytest.raises(SettingsError, match=f"SECRET_KEY is {problem}") as caught:
-        load_settings()
+        load_settings(Settings)
     assert secret.strip() == "" or secret not in str(caught.value)
 
 
@@ -44,7 +45,7 @@ def test_production_accepts_real_secret(monkeypatch):
     """It starts in production with a real SECRET_KEY."""
     monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
     monkeypatch.setenv("DATABASE_URL", SERVER_URL)
-    settings = load_settings()
+    settings = load_settings(Settings)
     assert settings.app_env == "production"
     assert settings.secret_key == REAL_SECRET
 
@@ -57,17 +58,17 @@ def test_production_without_database_url(monkeypatch):
     monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
     if DATABASE_URL_REQUIRED_IN_PRODUCTION:
         with pytest.raises(SettingsError, match="DATABASE_URL is not set"):
-            load_settings()
+            load_settings(Settings)
     else:
-        assert load_settings().database_url.startswith("sqlite:")
+        assert load_settings(Settings).database_url.startswith("sqlite:")
     monkeypatch.setenv("APP_ENV", "development")
-    assert load_settings().database_url.startswith("sqlite:")
+    assert load_settings(Settings).database_url.startswith("sqlite:")
 
 
 def test_development_makes_an_ephemeral_secret(monkeypatch):
     """It invents a random secret in development so a bare checkout runs."""
     monkeypatch.setenv("APP_ENV", "development")
-    assert len(load_settings().secret_key) > 40
+    assert len(load_settings(Settings).secret_key) > 40
 
 
 @pytest.mark.parametrize(
@@ -88,14 +89,14 @@ def test_invalid_value_names_the_variable(monkeypatch, name, value):
     monkeypatch.setenv("DATABASE_URL", SERVER_URL)
     monkeypatch.setenv(name, value)
     with pytest.raises(SettingsError, match=f"{name}='{value}'"):
-        load_settings()
+        load_settings(Settings)
 
 
 def test_a_refused_web_threads_is_named_alone(monkeypatch):
     """It names WEB_THREADS, not DATABASE_POOL_SIZE, whose default it gives."""
     monkeypatch.setenv("WEB_THREADS", "0")
     with pytest.raises(SettingsError) as caught:
-        load_settings({"app_env": "test"})
+        load_settings(Settings, {"app_env": "test"})
     assert "WEB_THREADS=" in str(caught.value) and "DATABASE_POOL_SIZE" not in str(caught.value)
 
 
@@ -104,7 +105,7 @@ def test_invalid_database_url_is_named_but_not_echoed(monkeypatch):
     monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
     monkeypatch.setenv("DATABASE_URL", "not a url:secret")
     with pytest.raises(SettingsError, match="DATABASE_URL='<hidden>'") as caught:
-        load_settings()
+        load_settings(Settings)
     assert "secret" not in str(caught.value).replace("SECRET", "")
 
 
@@ -123,7 +124,7 @@ def test_a_database_url_that_cannot_be_loaded_is_refused_in_one_line(monkeypatch
     monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
     monkeypatch.setenv("DATABASE_URL", url)
     with pytest.raises(SettingsError) as caught:
-        load_settings()
+        load_settings(Settings)
     message = str(caught.value)
     assert message.startswith("Invalid settings: DATABASE_URL='<hidden>': " + problem), message
     assert "\n" not in message and "pw-1" not in message
@@ -140,7 +141,7 @@ def test_a_postgres_url_uses_psycopg(monkeypatch, scheme):
     from sqlalchemy.engine import make_url
 
     monkeypatch.setenv("DATABASE_URL", f"{scheme}://app:p%40ss@db.example:5432/app")
-    url = make_url(load_settings().database_url)
+    url = make_url(load_settings(Settings).database_url)
     assert url.get_dialect().driver == "psycopg"
     assert (url.password, url.host, url.port, url.database) == ("p@ss", "db.example", 5432, "app")
 {%- endif %}
@@ -149,12 +150,12 @@ def test_a_postgres_url_uses_psycopg(monkeypatch, scheme):
 def test_env_file_is_read_unless_the_process_says_production(monkeypatch, tmp_path):
     """It reads .env, its APP_ENV included, unless the process environment says production."""
     (tmp_path / ".env").write_text("APP_ENV=development\nLOG_LEVEL=DEBUG\n")
-    settings = load_settings()
+    settings = load_settings(Settings)
     assert (settings.app_env, settings.log_level) == ("development", "DEBUG")
     monkeypatch.setenv("APP_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
     monkeypatch.setenv("DATABASE_URL", SERVER_URL)
-    settings = load_settings()
+    settings = load_settings(Settings)
     assert (settings.app_env, settings.log_level) == ("production", "INFO")
 
 
@@ -163,7 +164,7 @@ def test_the_process_environment_wins_over_the_env_file(monkeypatch, tmp_path):
     (tmp_path / ".env").write_text("APP_ENV=development\nLOG_LEVEL=DEBUG\n")
     monkeypatch.setenv("APP_ENV", "test")
     monkeypatch.setenv("LOG_LEVEL", "WARNING")
-    settings = load_settings()
+    settings = load_settings(Settings)
     assert (settings.app_env, settings.log_level) == ("test", "WARNING")
 
 

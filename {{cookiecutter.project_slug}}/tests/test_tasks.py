@@ -26,7 +26,7 @@ def pending_item(app, age: float = 0) -> int:
 def stored(app, item_id: int) -> Item:
     """Return the item as the database holds it."""
     with app.app_context():
-        item = db.session.get(Item, item_id)
+        item = db.session.get_one(Item, item_id)
         db.session.expunge(item)
         return item
 
@@ -54,7 +54,7 @@ def test_a_transient_database_error_is_retried(app, monkeypatch):
 
     monkeypatch.setattr(tasks, "utc_now", flaky_now)
     with app.app_context():
-        tasks.process_item.apply(args=[item_id])  # eager: a retry runs again at once
+        tasks.process_item.apply(args=(item_id,))  # eager: a retry runs again at once
     assert len(calls) == 2
     assert stored(app, item_id).status == "processed"
 

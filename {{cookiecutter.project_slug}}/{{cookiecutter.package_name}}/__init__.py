@@ -40,12 +40,12 @@ from . import (
     tasks,
 {%- endif %}
 )
-from .settings import load_settings
+from .settings import Settings, load_settings
 
 
-def create_app(overrides: dict | None = None) -> Flask:
+def create_app(overrides: dict[str, object] | None = None) -> Flask:
     """Build the application: settings, then each concern, then the routes."""
-    settings = load_settings(overrides)
+    settings = load_settings(Settings, overrides)
     app = Flask(__name__)
     app.config.from_mapping(settings.flask_config())
     app.extensions["settings"] = settings

@@ -2,13 +2,13 @@
 
 import logging
 
-from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 from werkzeug.routing import BaseConverter
 
 from . import caching
-from .errors import json_error
+from .errors import Answer, json_error
 from .extensions import db
 from .models import PROCESSED, Item, initial_state, item_created
 from .rate_limits import limit_writes
@@ -34,10 +34,8 @@ class IdConverter(BaseConverter):
         return int(value)
 
 
-@bp.record_once
-def _register_converters(state) -> None:
-    """Make ``<id:...>`` available to the routes below (they are registered after this)."""
-    state.app.url_map.converters["id"] = IdConverter
+# ``<id:...>`` in the routes below (they are registered after this).
+bp.record_once(lambda state: state.app.url_map.converters.update(id=IdConverter))
 
 
 class ItemIn(BaseModel):
@@ -57,7 +55,7 @@ class Page(BaseModel):
 
 
 @bp.errorhandler(ValidationError)
-def invalid(exc: ValidationError):
+def invalid(exc: ValidationError) -> Answer:
     """Answer 422 with one entry per invalid field."""
     errors = [
         {"field": ".".join(str(part) for part in error["loc"]) or None, "message": error["msg"]}
@@ -66,20 +64,21 @@ def invalid(exc: ValidationError):
     return json_error(422, "Unprocessable Content", errors)
 
 
-def add_item(data: ItemIn) -> dict:
+def add_item(data: ItemIn) -> dict[str, object]:
     """Store a new item and return it as stored, then announce it (processing listens)."""
     item = Item(name=data.name, description=data.description, **initial_state())
     db.session.add(item)
     db.session.commit()
     log.info("item created", extra={"item_id": item.id})
     stored = item.to_dict()
-    item_created.send(current_app._get_current_object(), item_id=item.id)
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy
+    item_created.send(app, item_id=item.id)
     return stored
 
 
 @bp.post("/items")
 @limit_writes
-def create_item():
+def create_item() -> tuple[dict[str, object], int, dict[str, str]]:
     """Create an item from a JSON object body."""
     body = request.get_json()
     if not isinstance(body, dict):
@@ -89,13 +88,13 @@ def create_item():
 
 
 @bp.get("/items/<id:item_id>")
-def get_item(item_id: int):
+def get_item(item_id: int) -> tuple[bytes | Response, dict[str, str]]:
     """Return one item; the X-Cache header says whether the cache served it."""
     if not 1 <= item_id <= MAX_ID:
         abort(404, description=f"No item with id {item_id}.")
     key = f"item:{item_id}:json"
     body = caching.get(key)
-    if body is not None:  # a hit is sent as stored: no decoding, no encoding
+    if isinstance(body, bytes):  # a hit is sent as stored: no decoding, no encoding
         return body, {"Content-Type": "application/json", "X-Cache": "hit"}
     item = db.session.get(Item, item_id)
     if item is None:
@@ -108,7 +107,7 @@ def get_item(item_id: int):
 
 
 @bp.get("/items")
-def list_items():
+def list_items() -> dict[str, object]:
     """List items, newest first, with limit/offset paging."""
     page = Page.model_validate(request.args.to_dict())
     items = db.session.scalars(

@@ -4,6 +4,7 @@ never an error for the client; a failing one costs one request a timeout per int
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from flask import Flask, current_app
 from flask_caching import Cache
@@ -23,7 +24,7 @@ class Outage:
         self.retry_at = 0.0  # after a failure: when one call may try the cache again
         self.lock = threading.Lock()
 
-    def call(self, method, *args, **kwargs) -> tuple[bool, object]:
+    def call(self, method: Callable[[], object]) -> tuple[bool, object]:
         """Return whether the cache answered, and its answer; a failure starts an outage."""
         with self.lock:
             now = time.monotonic()
@@ -32,7 +33,7 @@ class Outage:
             if self.retry_at:  # the cache failed: the other calls skip it while this one tries
                 self.retry_at = now + self.interval
         try:
-            answer = method(*args, **kwargs)
+            answer = method()
         except Exception as exc:  # noqa: BLE001  (any backend failure degrades to a miss)
             log.warning("cache skipped for %ss: %r", self.interval, exc)
             self.retry_at = time.monotonic() + self.interval
@@ -41,16 +42,16 @@ class Outage:
         return True, answer
 
 
-def get(key: str):
+def get(key: str) -> object:
     """Return the cached value, or None when absent or when the cache is unavailable."""
-    answered, value = current_app.extensions["cache_outage"].call(cache.get, key)
+    answered, value = current_app.extensions["cache_outage"].call(lambda: cache.get(key))
     count_cache_lookup("error" if not answered else "miss" if value is None else "hit")
     return value
 
 
-def set(key: str, value, timeout: int) -> None:  # noqa: A001
+def set(key: str, value: object, timeout: int) -> None:  # noqa: A001
     """Store a value unless the cache is skipped; a failure starts an outage."""
-    current_app.extensions["cache_outage"].call(cache.set, key, value, timeout=timeout)
+    current_app.extensions["cache_outage"].call(lambda: cache.set(key, value, timeout=timeout))
 
 
 def init_app(app: Flask) -> None:

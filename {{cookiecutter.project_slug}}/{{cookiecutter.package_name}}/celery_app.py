@@ -2,6 +2,8 @@
 
 import logging
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import redis
 from celery import Celery, Task
@@ -9,13 +11,14 @@ from celery.signals import setup_logging
 from flask import Flask, g
 
 from . import redis_settings
+from .settings import Settings
 
 log = logging.getLogger(__name__)
 # A publish retried twice within about a second, then given up: a request is never held long.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
-def celery_config(settings) -> dict:
+def celery_config(settings: Settings) -> dict[str, Any]:
     """Return Celery's configuration from the app's settings (what differs from its defaults)."""
     limit, interval = settings.celery_task_time_limit, settings.celery_requeue_interval
     return {
@@ -56,7 +59,7 @@ def celery_config(settings) -> dict:
     }
 
 
-def send(task, *args) -> bool:
+def send(task: Task[..., object], *args: object) -> bool:
     """Enqueue ``task`` with the id of the current request or task in its headers; False if not."""
     try:
         task.apply_async(args=args, headers={"request_id": g.get("request_id")})
@@ -68,15 +71,17 @@ def send(task, *args) -> bool:
 
 def queue_length(app: Flask) -> int:
     """Return how many tasks wait for a worker in the queue (a Redis list of the queue's name)."""
-    conf = app.extensions["celery"].conf
+    celery: Celery = app.extensions["celery"]
+    conf = celery.conf
     if conf.task_always_eager:
         return 0  # no queue: tasks run at once where they are sent
     options = redis_settings.options(app.extensions["settings"])
-    with redis.Redis.from_url(conf.broker_url, **options) as client:
+    client = redis.Redis.from_url(conf.broker_url, **options)
+    with client:  # closed after the call (redis-py's __enter__ is not typed: client is)
         return client.llen(conf.task_default_queue)
 
 
-def readiness_checks(app: Flask) -> dict:
+def readiness_checks(app: Flask) -> dict[str, Callable[[], dict[str, int]]]:
     """Return a check reporting the queue's length (soft: no worker decides web readiness)."""
     if app.extensions["celery"].conf.task_always_eager:
         return {}
@@ -84,15 +89,15 @@ def readiness_checks(app: Flask) -> dict:
 
 
 @setup_logging.connect
-def _keep_app_logging(**_) -> None:
+def _keep_app_logging(**_: object) -> None:
     """Leave logging as create_app configured it (a receiver here stops Celery's own setup)."""
 
 
 def init_app(app: Flask) -> None:
     """Build the Celery app from the Flask app's settings; tasks find it as the default one."""
 
-    class FlaskTask(Task):
-        def __call__(self, *args, **kwargs):
+    class FlaskTask(Task[..., object]):
+        def __call__(self, *args: object, **kwargs: object) -> object:
             """Run the task in an app context, its log lines stamped with its request id."""
             with app.app_context():
                 g.request_id = (self.request.headers or {}).get("request_id") or uuid.uuid4().hex

@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, current_app
 from sqlalchemy import text
@@ -11,8 +12,11 @@ from sqlalchemy.schema import CreateTable
 
 from . import models  # noqa: F401  (registers the tables on db.metadata)
 from .database_errors import DETAILS, DatabaseUnavailable, describe
-from .errors import json_error
+from .errors import Answer, json_error
 from .extensions import db
+
+if TYPE_CHECKING:  # settings.py imports this module: the name is for mypy only
+    from .settings import Settings
 
 # The app makes its tables at start-up when nothing else makes them in this project.
 CREATE_TABLES = {{ "False" if cookiecutter.use_postgres == "yes" else "True" }}
@@ -38,7 +42,7 @@ def checked_database_url(value: str) -> str:
     return value
 
 
-def engine_options(settings) -> dict:
+def engine_options(settings: "Settings") -> dict[str, Any]:
     """Return engine options: a bounded pool, checked before use, and connect/statement timeouts.
 
     A statement running past DATABASE_STATEMENT_TIMEOUT ends in a 503, not in a thread held.
@@ -46,7 +50,7 @@ def engine_options(settings) -> dict:
     if make_url(settings.database_url).get_backend_name() == "sqlite":
         return {"pool_pre_ping": True}
     timeout, pool_size = settings.database_connect_timeout, settings.database_pool_size
-    connect_args: dict = {"connect_timeout": timeout}
+    connect_args: dict[str, object] = {"connect_timeout": timeout}
 {%- if cookiecutter.use_postgres == "yes" %}
     statement_ms = round(settings.database_statement_timeout * 1000)
     connect_args["options"] = f"-c statement_timeout={statement_ms}"
@@ -84,15 +88,15 @@ def ping() -> None:
         raise DatabaseUnavailable(DETAILS["read-only"])
 
 
-def _database_unavailable(exc: DBAPIError):
+def _database_unavailable(exc: DBAPIError) -> Answer:
     """Answer 503 saying what failed (unreachable, read-only, locked, schema); else re-raise."""
     detail = describe(exc)
     if detail is None:
         raise exc  # not a failure of the database itself: a bug, answered as a logged 500
-    return json_error(503, "Service Unavailable", detail, [("Retry-After", "5")])
+    return json_error(503, "Service Unavailable", detail, (("Retry-After", "5"),))
 
 
-def _value_rejected(exc: DataError):
+def _value_rejected(exc: DataError) -> Answer:
     """Answer 422 when the database refuses a value (out of range, wrong form), not a 500."""
     current_app.logger.warning("the database refused a value: %s", exc.orig)
     detail = "A value is out of range or not storable by the database."

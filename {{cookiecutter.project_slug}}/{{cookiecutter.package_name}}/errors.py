@@ -1,22 +1,26 @@
 """Answer every error with a JSON body; never send a stack trace to a client."""
 
-from flask import Flask, current_app, jsonify
+from flask import Flask, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+Detail = str | list[dict[str, str | None]] | None  # a sentence, or the invalid fields (a 422)
+Header = tuple[str, str]
+Answer = tuple[Response, int, list[Header]]
 
-def json_error(status: int, title: str, detail, headers=()):
+
+def json_error(status: int, title: str, detail: Detail, headers: tuple[Header, ...] = ()) -> Answer:
     """Answer the one JSON error shape, ``{"error": {"status", "title", "detail"}}``."""
     body = {"error": {"status": status, "title": title, "detail": detail}}
     return jsonify(body), status, list(headers)
 
 
-def http_error(exc: HTTPException):
+def http_error(exc: HTTPException) -> Answer:
     """Render an HTTP error as JSON, keeping its own headers (Allow, Retry-After)."""
-    headers = [(name, value) for name, value in exc.get_headers() if name != "Content-Type"]
+    headers = tuple((name, value) for name, value in exc.get_headers() if name != "Content-Type")
     return json_error(exc.code or 500, exc.name, exc.description, headers)
 
 
-def unexpected_error(exc: Exception):
+def unexpected_error(exc: Exception) -> Answer:
     """Log an unhandled exception with its traceback and answer a plain 500."""
     current_app.logger.exception("unhandled error: %s", type(exc).__name__)
     return http_error(InternalServerError())

@@ -17,12 +17,14 @@ from flask import Flask, Response, g, request
 from granian import Granian
 from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
+from granian.log import LogLevels
+from granian.server import MPServer, MTServer
 from pydantic import Field
 
 from . import create_app
 from .logs import logging_config
 from .server import ServerSettings
-from .settings import SettingsError, load_settings
+from .settings import Settings, SettingsError, load_settings
 
 METRICS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"
 access_log = logging.getLogger("granian.access")
@@ -65,7 +67,7 @@ def _log_access(response: Response) -> Response:
     return response
 
 
-def create_logged_app(overrides: dict | None = None) -> Flask:
+def create_logged_app(overrides: dict[str, object] | None = None) -> Flask:
     """Build the app, writing one access line per answer (granian's factory: one per worker)."""
     app = create_app(overrides)
     app.before_request(_start_clock)
@@ -73,7 +75,7 @@ def create_logged_app(overrides: dict | None = None) -> Flask:
     return app
 
 
-def server(settings: GranianSettings) -> Granian:
+def server(settings: GranianSettings) -> MPServer | MTServer:  # Granian: one of them
     """Return a granian server for the app, from ``settings``."""
     lifetime = settings.workers_lifetime
     return Granian(
@@ -96,7 +98,7 @@ def server(settings: GranianSettings) -> Granian:
         log_dictconfig=logging_config(
             settings.log_level, settings.log_format, "_granian", "granian.access"
         ),
-        log_level=settings.log_level.lower(),
+        log_level=LogLevels(settings.log_level.lower()),
         log_access=False,  # create_logged_app writes the access line, with the request id
     )
 
@@ -105,7 +107,7 @@ def main() -> int:
     """Check the settings (exit 1 with one line naming a bad one), then serve until SIGTERM."""
     try:
         settings = load_settings(model=GranianSettings)
-        load_settings()  # the app's own, checked once here: no worker starts to fail on one
+        load_settings(Settings)  # the app's own, checked once here: no worker starts to fail on one
     except SettingsError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1

@@ -7,9 +7,9 @@ serves without them) show as "degraded" in the body, still 200.
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from flask import Blueprint, Flask, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
 from sqlalchemy.exc import DBAPIError
 
 from . import {% if cookiecutter.use_celery == "yes" %}celery_app, {% endif %}database{% if cookiecutter.use_redis == "yes" %}, redis_settings{% endif %}{% if cookiecutter.use_postgres == "yes" %}, schema_migrations{% endif %}
@@ -17,7 +17,8 @@ from .database_errors import DETAILS, DatabaseUnavailable, describe
 
 bp = Blueprint("health", __name__)
 # A check raises when its dependency fails; it may return facts for the body (a queue's length).
-Check = Callable[[], dict | None]
+Check = Callable[[], Mapping[str, object] | None]
+Result = dict[str, object]  # status, error or duration_ms, and the check's facts
 HARD = {"database", "schema"}  # unready when one of these fails; any other is soft
 THREAD_PREFIX = "readiness-"  # each check's thread is named after it: readiness-database, ...
 _STARTING = threading.Lock()
@@ -38,7 +39,7 @@ def dependencies(app: Flask) -> dict[str, Check]:
     return found
 
 
-def run(app: Flask, name: str, check: Check, result: dict) -> None:
+def run(app: Flask, name: str, check: Check, result: Result) -> None:
     """Run a check in an app context and write how it went into ``result``."""
     started = time.monotonic()
     try:
@@ -56,39 +57,39 @@ def run(app: Flask, name: str, check: Check, result: dict) -> None:
         result.update(status="ok", duration_ms=duration_ms, **facts)
 
 
-def run_checks(app: Flask, checks: dict[str, Check], timeout: float) -> dict:
+def run_checks(app: Flask, checks: dict[str, Check], timeout: float) -> dict[str, Result]:
     """Run the checks in parallel and report each one within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     with _STARTING:
         runs = app.extensions.setdefault("readiness_runs", {})
         for name, check in checks.items():
             if name not in runs or not runs[name][0].is_alive():  # else: wait for the hung one
-                result: dict = {}
+                result: Result = {}
                 thread = threading.Thread(
                     target=run, args=(app, name, check, result), name=THREAD_PREFIX + name
                 )
                 thread.daemon = True
                 thread.start()
                 runs[name] = (thread, result)
-    results = {}
+    results: dict[str, Result] = {}
     for name in checks:
         thread, result = runs[name]
         thread.join(max(0.0, deadline - time.monotonic()))
-        still_running = {"status": "error", "error": "no answer in time, still running"}
+        still_running: Result = {"status": "error", "error": "no answer in time, still running"}
         results[name] = still_running if thread.is_alive() else dict(result)
     return results
 
 
 @bp.get("/healthz")
-def healthz():
+def healthz() -> Response:
     """Answer 200 while the process can serve requests."""
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
-def readyz():
+def readyz() -> Response | tuple[Response, int]:
     """Answer 200 while every hard dependency answers (soft ones may be degraded), else 503."""
-    app = current_app._get_current_object()
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy
     timeout = app.extensions["settings"].health_check_timeout
     results = run_checks(app, dependencies(app), timeout)
     for name, result in results.items():

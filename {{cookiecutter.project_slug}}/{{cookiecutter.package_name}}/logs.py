@@ -2,6 +2,7 @@
 
 import logging
 import logging.config
+from typing import Any
 
 from flask import Flask, g, has_app_context
 from pythonjsonlogger.json import JsonFormatter
@@ -21,7 +22,7 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def logging_config(level: str, fmt: str, *loggers: str) -> dict:
+def logging_config(level: str, fmt: str, *loggers: str) -> dict[str, Any]:
     """Return a dictConfig sending the root logger, werkzeug's and ``loggers`` to STDOUT."""
     return {
         "version": 1,

@@ -43,16 +43,14 @@ class Metrics:
     def __init__(self, folder: Path | None) -> None:
         """Create the metrics; with a folder, prometheus_client writes them there."""
         self.folder = folder
-        self.registry = None if folder else CollectorRegistry()
+        self.registry = registry = None if folder else CollectorRegistry()
         labels = ("route", "method", "status")
-        self.requests = Counter(
-            "http_requests", "Requests answered.", labels, registry=self.registry
-        )
+        self.requests = Counter("http_requests", "Requests answered.", labels, registry=registry)
         self.latency = Histogram(
-            "http_request_duration_seconds", "Time to answer.", labels, registry=self.registry
+            "http_request_duration_seconds", "Time to answer.", labels, registry=registry
         )
         self.cache = Counter(
-            "cache_lookups", "Cache reads, by result.", ("result",), registry=self.registry
+            "cache_lookups", "Cache reads, by result.", ("result",), registry=registry
         )
         for result in CACHE_RESULTS:  # each exported from the start, at 0 until it happens
             self.cache.labels(result)

@@ -28,7 +28,7 @@ def iso_utc(moment: datetime | None) -> str | None:
     return moment.isoformat(timespec="microseconds")
 
 
-def initial_state() -> dict:
+def initial_state() -> dict[str, object]:
     """Return the status fields of a new item: pending its task, or processed at once."""
     if PROCESSED_BY_TASK:
         return {"status": PENDING, "processed_at": None}
@@ -36,7 +36,7 @@ def initial_state() -> dict:
     return {"status": PROCESSED, "created_at": now, "processed_at": now}
 
 
-class Item(db.Model):
+class Item(db.Model):  # type: ignore[name-defined, misc]  # made at run time: mypy#8603
     """A named thing, the resource of the example API."""
 
     __tablename__ = "items"
@@ -50,7 +50,7 @@ class Item(db.Model):
     status: Mapped[str] = mapped_column(String(20), server_default=PROCESSED)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
         """Return the JSON representation."""
         return {
             "id": self.id,

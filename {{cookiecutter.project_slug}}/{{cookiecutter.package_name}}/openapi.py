@@ -6,14 +6,16 @@ import re
 
 from flask import Blueprint, Flask, current_app
 from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode
 from werkzeug.routing import Rule
 
 from .rate_limits import is_limited
-from .responses import ERRORS, HEADERS, OPERATIONS, RATE_LIMIT_HEADERS, Error
+from .responses import ERRORS, HEADERS, OPERATIONS, RATE_LIMIT_HEADERS, Error, Success
 
 bp = Blueprint("openapi", __name__)
 TITLE = "{{ cookiecutter.project_name | replace('"', '\\"') }}"
 REF = "#/components/schemas/{model}"
+JSON = dict[str, object]  # a part of the document
 RULE_PART = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 CONVERTERS = {"id": {"type": "integer", "minimum": 0}, "int": {"type": "integer", "minimum": 0}}
 # Not the API: static files, and the metrics scrapers read on the app's own port (a public
@@ -34,17 +36,18 @@ DOCS_PAGE = """<!doctype html>
 """
 
 
-def schema_ref(schemas: dict, model: type[BaseModel], mode: str = "serialization") -> dict:
+def schema_ref(schemas: JSON, model: type[BaseModel], mode: JsonSchemaMode) -> JSON:
     """Add a model's JSON schema (and those it nests) to ``schemas``; return its $ref."""
     schema = model.model_json_schema(ref_template=REF, mode=mode)
     schemas.update({**schema.pop("$defs", {}), model.__name__: schema})
     return {"$ref": REF.format(model=model.__name__)}
 
 
-def answer(schemas: dict, description, model, headers, limited, media="application/json") -> dict:
+def answer(schemas: JSON, success: Success, limited: bool, media: str = "application/json") -> JSON:
     """Return a response object: its body and its headers (X-Request-ID always)."""
+    description, model, headers = success
     names = ["X-Request-ID", *headers, *(RATE_LIMIT_HEADERS if limited else ())]
-    body = schema_ref(schemas, model) if model else {"type": "object"}
+    body = schema_ref(schemas, model, "serialization") if model else {"type": "object"}
     return {
         "description": description,
         "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in names},
@@ -52,7 +55,7 @@ def answer(schemas: dict, description, model, headers, limited, media="applicati
     }
 
 
-def parameters(rule: Rule, query: type[BaseModel] | None) -> list[dict]:
+def parameters(rule: Rule, query: type[BaseModel] | None) -> list[JSON]:
     """Return the path parameters of a rule (typed by converter) and the query model's fields."""
     found = [
         {"in": "path", "name": name, "required": True, "schema": CONVERTERS.get(kind, {})}
@@ -65,17 +68,17 @@ def parameters(rule: Rule, query: type[BaseModel] | None) -> list[dict]:
     return found
 
 
-def operation(schemas: dict, app: Flask, rule: Rule) -> dict:
+def operation(schemas: JSON, app: Flask, rule: Rule) -> JSON:
     """Return the OpenAPI operation of one route; it answers 429 if its requests are counted."""
     documented, limited = OPERATIONS[rule.endpoint], is_limited(app, rule.endpoint)
     answers = {
-        status: answer(schemas, *success, limited, documented.media_type)
+        status: answer(schemas, success, limited, documented.media_type)
         for status, success in documented.success.items()
     }
     for status in (*documented.errors, *(("429",) if limited else ())):
         description, headers = ERRORS[status]
-        answers[status] = answer(schemas, description, Error, headers, limited)
-    found = {
+        answers[status] = answer(schemas, (description, Error, headers), limited)
+    found: JSON = {
         "summary": (app.view_functions[rule.endpoint].__doc__ or rule.endpoint).splitlines()[0],
         "parameters": parameters(rule, documented.query),
         "responses": answers,
@@ -86,10 +89,10 @@ def operation(schemas: dict, app: Flask, rule: Rule) -> dict:
     return found
 
 
-def build(app: Flask) -> dict:
+def build(app: Flask) -> JSON:
     """Return the document of every route of ``app``; raise KeyError for an undocumented one."""
-    schemas: dict = {}
-    paths: dict = {}
+    schemas: JSON = {}
+    paths: dict[str, JSON] = {}
     for rule in app.url_map.iter_rules():
         blueprint = rule.endpoint.partition(".")[0]
         if rule.endpoint in UNDOCUMENTED_ENDPOINTS or blueprint in UNDOCUMENTED_BLUEPRINTS:
@@ -98,7 +101,8 @@ def build(app: Flask) -> dict:
             raise KeyError(f"route {rule.rule} ({rule.endpoint}) is not in responses.OPERATIONS")
         documented = operation(schemas, app, rule)
         path = paths.setdefault(RULE_PART.sub(r"{\g<name>}", rule.rule), {})
-        path.update({method.lower(): documented for method in rule.methods - {"HEAD", "OPTIONS"}})
+        methods = (rule.methods or set()) - {"HEAD", "OPTIONS"}  # Flask adds these to each rule
+        path.update({method.lower(): documented for method in methods})
     headers = {
         name: {
             "description": description,
@@ -116,14 +120,14 @@ def build(app: Flask) -> dict:
 
 
 @bp.get("/openapi.json")
-def document():
+def document() -> JSON:
     """Return the OpenAPI 3.1 document of this service."""
-    if "openapi" not in current_app.extensions:
-        current_app.extensions["openapi"] = build(current_app)
-    return current_app.extensions["openapi"]
+    found: JSON = current_app.extensions.get("openapi") or build(current_app)
+    current_app.extensions["openapi"] = found
+    return found
 
 
-def docs():
+def docs() -> str:
     """Show this document in Swagger UI (development only)."""
     return DOCS_PAGE
 

@@ -4,11 +4,11 @@ The JSON API is exempt from CSRF: it takes no cookies, so a forged cross-site re
 credentials. The policy, set here only, allows scripts and styles from this origin, never inline.
 """
 
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
 from . import api, pages
-from .errors import json_error
+from .errors import Answer, json_error
 
 csrf = CSRFProtect()
 CONTENT_SECURITY_POLICY = (
@@ -24,7 +24,7 @@ SECURE_COOKIE_OVER_HTTP = (
 )
 
 
-def refuse_forgery(exc: CSRFError):
+def refuse_forgery(exc: CSRFError) -> Answer:
     """Answer a failed CSRF check with 400, saying why when the HTTPS-only cookie did not come."""
     over_http = current_app.config["SESSION_COOKIE_SECURE"] and not request.is_secure
     if over_http and current_app.config["SESSION_COOKIE_NAME"] not in request.cookies:
@@ -34,7 +34,7 @@ def refuse_forgery(exc: CSRFError):
 
 
 @pages.bp.after_request  # the pages' answers only
-def send_policy(response):
+def send_policy(response: Response) -> Response:
     """Give every answer of the pages the Content-Security-Policy."""
     response.headers["Content-Security-Policy"] = current_app.config["CONTENT_SECURITY_POLICY"]
     return response

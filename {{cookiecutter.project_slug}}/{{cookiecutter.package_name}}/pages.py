@@ -4,7 +4,11 @@ HTMX requests get the items section, swapped in place. A page asks about all its
 one request, less and less often, and stops after PENDING_POLL_SECONDS with a button to ask again.
 """
 
+from collections.abc import Sequence
+from typing import TypedDict
+
 from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
@@ -27,8 +31,16 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def poll(items: list[Item], check: int) -> dict:
-    """Return _poll.html's values: pending ids, the check's number, its wait (None: checks end)."""
+class Poll(TypedDict):
+    """_poll.html's values: pending ids, the check's number, its wait in seconds (None: no more)."""
+
+    pending: list[int]
+    check: int
+    wait: int | None
+
+
+def poll(items: Sequence[Item], check: int) -> Poll:
+    """Return the values of a page's next check of its pending items (the ``check``-th)."""
     poll_for = current_app.extensions["settings"].pending_poll_seconds
     wait = waited = FIRST_WAIT
     for _ in range(min(check, poll_for)):  # each wait is 2 s or more: past poll_for by then
@@ -38,7 +50,7 @@ def poll(items: list[Item], check: int) -> dict:
     return {"pending": pending, "check": check, "wait": wait if waited <= poll_for else None}
 
 
-def render(form: dict, errors: dict, status: int = 200):
+def render(form: dict[str, str], errors: dict[str, str], status: int = 200) -> ResponseReturnValue:
     """Render the whole page, or only its items section for HTMX, with the form's state."""
     items = db.session.scalars(select(Item).order_by(Item.id.desc()).limit(LISTED)).all()
     total = db.session.scalar(select(func.count()).select_from(Item))
@@ -50,14 +62,14 @@ def render(form: dict, errors: dict, status: int = 200):
 
 
 @bp.get("/")
-def index():
+def index() -> ResponseReturnValue:
     """Show the items, newest first, and the form to add one."""
     return render({}, {})
 
 
 @bp.post("/items")
 @limit_writes
-def create_item():
+def create_item() -> ResponseReturnValue:
     """Add an item from the form; on invalid input answer 422 with the form kept as sent."""
     form = {field: request.form.get(field, "") for field in ("name", "description")}
     try:
@@ -69,7 +81,7 @@ def create_item():
 
 
 @bp.get("/items/pending")
-def pending_rows():
+def pending_rows() -> str:
     """Answer check number ``check`` of a page's pending items (``id``, repeated): the rows
     processed since, each swapped in by its id, then the next check or the note they ended."""
     ids = request.args.getlist("id", type=int)

@@ -11,4 +11,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 def init_app(app: Flask) -> None:
     """Honour X-Forwarded-For/Proto/Host/Port from TRUSTED_PROXIES hops; none when it is 0."""
     hops = app.extensions["settings"].trusted_proxies
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+    proxied = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
+    # Flask's documented way to add WSGI middleware; to mypy, wsgi_app is a method.
+    app.wsgi_app = proxied  # type: ignore[method-assign]

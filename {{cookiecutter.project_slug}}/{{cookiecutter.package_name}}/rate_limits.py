@@ -3,6 +3,7 @@
 static files. Counts live in each worker's memory{% if cookiecutter.use_redis == "yes" %}, or in Redis (redis_settings.py){% endif %}."""
 
 from flask import Flask, current_app, request
+from flask.typing import RouteCallable
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import parse_many
@@ -34,7 +35,7 @@ def checked_optional_limits(value: str) -> str:
     return value if not value.strip() else checked_limits(value)
 
 
-def limit_writes(view):
+def limit_writes(view: RouteCallable) -> RouteCallable:
     """Mark a view that writes: init_app limits it to RATELIMIT_WRITE, not RATELIMIT_DEFAULT."""
     setattr(view, WRITES, True)
     return view
@@ -67,5 +68,7 @@ def init_app(app: Flask) -> None:
     limiter.request_filter(lambda: not is_limited(current_app, request.endpoint or ""))
     for endpoint, view in list(app.view_functions.items()):
         if getattr(view, WRITES, False):
-            app.view_functions[endpoint] = limiter.limit(settings.ratelimit_write)(view)
+            limited = limiter.limit(settings.ratelimit_write)(view)
+            # mypy types the wrapper as a sync and an async view at once; it is what it wraps.
+            app.view_functions[endpoint] = limited  # type: ignore[assignment]
     app.extensions["rate_limits"] = limiter

@@ -4,12 +4,17 @@ A soft dependency: while it fails, reads miss the cache (caching.py skips it for
 REDIS_RETRY_INTERVAL) and Flask-Limiter counts in each worker's memory.
 """
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import redis
 from flask import Flask
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+if TYPE_CHECKING:  # settings.py imports this module: the name is for mypy only
+    from .settings import Settings
 
 
 def checked_redis_url(value: str | None) -> str | None:
@@ -23,7 +28,7 @@ def checked_redis_url(value: str | None) -> str | None:
     return value
 
 
-def options(settings) -> dict:
+def options(settings: "Settings") -> dict[str, Any]:
     """Return redis-py's options: REDIS_TIMEOUT on every socket, and one attempt per call
     (redis-py's default retries would multiply a timeout against a frozen Redis)."""
     timeout = settings.redis_timeout
@@ -34,7 +39,7 @@ def options(settings) -> dict:
     }
 
 
-def cache_config(settings) -> dict:
+def cache_config(settings: "Settings") -> dict[str, object]:
     """Return the Flask-Caching keys that put the cache in Redis; none without REDIS_URL."""
     if not settings.redis_url:
         return {}
@@ -45,7 +50,7 @@ def cache_config(settings) -> dict:
     }
 
 
-def limiter_config(settings) -> dict:
+def limiter_config(settings: "Settings") -> dict[str, object]:
     """Return the Flask-Limiter keys that count in Redis; none without REDIS_URL."""
     if not settings.redis_url:
         return {}
@@ -56,7 +61,7 @@ def limiter_config(settings) -> dict:
     }
 
 
-def readiness_checks(app: Flask) -> dict:
+def readiness_checks(app: Flask) -> dict[str, Callable[[], None]]:
     """Return a check pinging Redis on a connection of its own, when REDIS_URL is set."""
     settings = app.extensions["settings"]
 

@@ -93,12 +93,13 @@ ERRORS = {
     "429": ("A rate limit is exceeded.", ("Retry-After",)),
     "503": ("The database failed (unreachable, read-only, locked or too slow).", ("Retry-After",)),
 }
+Success = tuple[str, type[BaseModel] | None, tuple[str, ...]]  # description, body, headers
 
 
 class Operation(NamedTuple):
     """What one route answers: its success and error statuses, and the models of its input."""
 
-    success: dict[str, tuple[str, type[BaseModel] | None, tuple[str, ...]]]
+    success: dict[str, Success]
     errors: tuple[str, ...] = ()
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None

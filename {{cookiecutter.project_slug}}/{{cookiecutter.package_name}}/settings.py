@@ -2,7 +2,7 @@
 
 import os
 import secrets
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from click import ClickException
 from pydantic import AfterValidator, Field, ValidationError, model_validator
@@ -30,6 +30,7 @@ RedisUrl = Annotated[str | None, AfterValidator(checked_redis_url)]
 WebThreads = Annotated[int, Field(ge=1, le=64, description="threads per worker: requests at once")]
 DEFAULT_WEB_THREADS = 8
 PoolSize = Annotated[int, Field(ge=1, le=100, description="per worker; unset: one per thread")]
+Model = TypeVar("Model", bound=BaseSettings)
 
 
 class SettingsError(ClickException):
@@ -135,7 +136,7 @@ class Settings(LogSettings):
         return self
 {%- endif %}
 
-    def flask_config(self) -> dict:
+    def flask_config(self) -> dict[str, object]:
         """Return the Flask config keys derived from these settings."""
         return {
             "SECRET_KEY": self.secret_key,
@@ -144,8 +145,8 @@ class Settings(LogSettings):
         }
 
 
-def load_settings(overrides: dict | None = None, model: type[BaseSettings] = Settings):
-    """Load settings from the environment, then .env (unless the process environment says
+def load_settings(model: type[Model], overrides: dict[str, Any] | None = None) -> Model:
+    """Load ``model`` from the environment, then .env (unless the process environment says
     APP_ENV=production, as the image does); raise SettingsError naming each bad variable."""
     production = os.environ.get("APP_ENV", "").strip().lower() == "production"
     try:

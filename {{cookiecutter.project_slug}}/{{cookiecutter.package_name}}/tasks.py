@@ -6,7 +6,7 @@ from datetime import timedelta
 from celery import shared_task
 from flask import Flask, current_app
 from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from .celery_app import queue_length, send
@@ -22,11 +22,13 @@ REQUEUE_BATCH = 500  # items re-queued at most per run of the scheduler's task
 @shared_task(autoretry_for=TRANSIENT, retry_backoff=True, retry_backoff_max=60, max_retries=5)
 def process_item(item_id: int) -> bool:
     """Mark a pending item processed; True if this run did it (a repeat changes nothing)."""
-    changed = db.session.execute(
+    result = db.session.execute(
         update(Item)
         .where(Item.id == item_id, Item.status == PENDING)
         .values(status=PROCESSED, processed_at=utc_now())
-    ).rowcount
+    )
+    # An UPDATE without RETURNING answers a CursorResult (typed as any Result): its rowcount.
+    changed = isinstance(result, CursorResult) and result.rowcount
     db.session.commit()  # no read caches a pending item: there is no stale copy to drop
     log.info("item processed" if changed else "item not pending", extra={"item_id": item_id})
     return bool(changed)

@@ -25,11 +25,12 @@ def __getattr__(name: str) -> Celery:
     """Return the Celery app of the Flask app when Celery asks for ``celery_app``."""
     if name != "celery_app":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return flask_app().extensions["celery"]
+    celery: Celery = flask_app().extensions["celery"]
+    return celery
 
 
 @worker_process_init.connect
-def _open_own_connections(**_) -> None:
+def _open_own_connections(**_: object) -> None:
     """Give each worker process database connections of its own, none copied from its parent."""
     with flask_app().app_context():
         db.engine.dispose(close=False)

@@ -1,0 +1,62 @@
+"""Tier 1: every bake type-checks clean with its own mypy configuration (strict for its package).
+
+mypy runs as `make typecheck` runs it, from the bake's folder with no arguments: the files and
+options come from the bake's pyproject.toml. The last tests show the configuration is strict and
+that the same run reports a type error written into a copy of a bake, so a clean run means something.
+"""
+
+import shutil
+import subprocess
+import sys
+import tomllib
+
+import pytest
+from combinations import ALL_OFF, ALL_ON_GRANIAN, COMBINATIONS, params
+
+ERROR = " error: "
+
+
+def mypy(root, env: dict) -> subprocess.CompletedProcess:
+    """Run mypy in ``root`` with the bake's configuration (no cache written into the bake)."""
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--cache-dir", "/dev/null"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.mark.parametrize("combo", params([*COMBINATIONS, ALL_ON_GRANIAN]))
+def test_the_bake_has_no_type_errors(bake, clean_env, combo):
+    """It finds no error in the package, the server config and the tests (exit status 0)."""
+    result = mypy(bake(combo), clean_env)
+    errors = [line for line in result.stdout.splitlines() if ERROR in line]
+    assert result.returncode == 0 and not errors, result.stdout[-6000:] + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("combo", params([ALL_OFF]))
+def test_the_package_is_checked_strictly_and_make_typecheck_runs_mypy(bake, combo):
+    """It checks the package with strict = true, and `make typecheck` runs .venv's mypy."""
+    root = bake(combo)
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["mypy"]
+    package = next(path.parent.name for path in root.glob("*/settings.py"))
+    assert config["strict"] is True and package in config["files"]
+    assert not [o for o in config.get("overrides", []) if f"{package}.*" in o["module"]]
+    makefile = (root / "Makefile").read_text()
+    assert "\ntypecheck: install ## " in makefile
+    assert "\n\t$(BIN)/mypy\n" in makefile.split("\ntypecheck:")[1].split("\n.PHONY")[0]
+
+
+@pytest.mark.parametrize("combo", params([ALL_OFF]))
+def test_a_type_error_in_the_package_is_reported(bake, clean_env, tmp_path, combo):
+    """It reports a str passed where the code declares an int, naming the file and the line."""
+    root = tmp_path / "project"
+    shutil.copytree(bake(combo), root)
+    package = next(path.parent.name for path in root.glob("*/settings.py"))
+    with (root / package / "errors.py").open("a") as module:
+        module.write('\n\ndef _wrong() -> int:\n    return json_error(400, "Bad", "x")[1] + "1"\n')
+    result = mypy(root, clean_env)
+    assert result.returncode == 1
+    assert f"{package}/errors.py:" in result.stdout and "[operator]" in result.stdout
