@@ -1,13 +1,17 @@
 """Build TEST STAND-INS for the images the generated project names: nothing can be pulled here.
 
-Each stand-in is made from Debian bookworm packages and tagged with the exact name the generated
-Dockerfile (FROM) or compose file (image:) uses; the generated project is never changed to suit
-them. The Python stand-in is Debian's Python 3.11, whatever version its tag says.
+Each stand-in is made from Debian packages and tagged with the exact name the generated Dockerfile
+(FROM) or compose file (image:) uses; the generated project is never changed to suit them. A
+Python stand-in runs the Python its tag names: Debian forky's python3.13, python3.14 or python3.15
+(a tag naming another version has no stand-in; PYTHON_SUITES says where each comes from). The
+service stand-ins (postgres, redis, nginx, node) are forky's packages. The uv stand-in holds the
+test environment's own uv binaries, which must be the version the tag names.
 
-A debootstrap root filesystem is the base of all of them. It and the service stand-ins are cached
-between runs on one machine, keyed by a hash of their recipe (under $XDG_CACHE_HOME or ~/.cache,
-in flask-service-tier3/), and rebuilt when absent. The service images install their packages with
-this machine's apt sources, copied in at build time (no mirror address is kept in this repository).
+A debootstrap root filesystem per Debian suite is the base of all but uv's. Root filesystems and
+stand-ins are cached between runs on one machine, keyed by a hash of their recipe (under
+$XDG_CACHE_HOME or ~/.cache, in flask-service-tier3/), and rebuilt when absent. Packages come from
+the Debian mirror this machine's apt sources name, read at test time (no mirror address is kept in
+this repository). Each stand-in logs what it really is (its program's own version line).
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import fcntl
 import hashlib
 import logging
 import os
+import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,16 +35,30 @@ from .project import major_version, repository
 log = logging.getLogger("tier3")
 
 RECIPES = Path(__file__).resolve().parent / "standins"
-SUITE = "bookworm"
-ROOTFS_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
+# The Debian suite that packages each Python minor version the template offers, at the version
+# its image tag names (trixie's python3.13 is 3.13.5; forky's is 3.13.15, like the tag).
+PYTHON_SUITES = {"3.13": "forky", "3.14": "forky", "3.15": "forky"}
+SERVICE_SUITE = "forky"
+# bookworm's debootstrap has no script for trixie or forky; sid's serves both.
+DEBOOTSTRAP_SCRIPT = "/usr/share/debootstrap/scripts/sid"
+ROOTFS_PACKAGES = ("ca-certificates",)
 # Bump when the way the root filesystem is prepared changes.
-ROOTFS_PREPARATION = "2"
+ROOTFS_PREPARATION = "3"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 APT_SOURCE_FILES = ("sources.list", "sources.list.d/debian.sources")
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 LABEL = "flask-service-tier3"
-# Stand-ins whose package manager reaches a registry while the app image builds (npm ci).
-NEEDS_CA_BUNDLE = ("node",)
+# Stand-ins whose package manager reaches a registry while the app image builds (npm, pip, uv).
+NEEDS_CA_BUNDLE = ("node", "python")
+# What each stand-in runs to say what it really is (the first line of its output is logged).
+DESCRIBE = {
+    "python": ("python", "--version"),
+    "postgres": ("postgres", "--version"),
+    "redis": ("redis-server", "--version"),
+    "nginx": ("nginx", "-v"),
+    "node": ("node", "--version"),
+}
+VALID_UNTIL = 'Acquire::Check-Valid-Until "false";\n'
 DEBOOTSTRAP_TIMEOUT = 900
 BUILD_TIMEOUT = 900
 
@@ -84,8 +104,16 @@ def apt_source_files(etc_apt: Path = Path("/etc/apt")) -> dict[str, str]:
     return found
 
 
-def debian_mirror(sources: dict[str, str], suite: str = SUITE) -> str:
-    """Return the first mirror URI that serves ``suite`` main, from one-line or deb822 sources."""
+def debian_mirror(sources: dict[str, str], suite: str | None = None) -> str:
+    """Return the first mirror URI that serves ``suite`` main, from one-line or deb822 sources.
+
+    Without a suite, any release suite will do (not -updates or -security): the same Debian
+    archive serves every release, so the mirror of this machine's own serves trixie and forky.
+    """
+
+    def wanted(name: str) -> bool:
+        return name == suite if suite else "-" not in name
+
     for text in sources.values():
         for stanza in text.split("\n\n"):
             fields = {}
@@ -93,7 +121,9 @@ def debian_mirror(sources: dict[str, str], suite: str = SUITE) -> str:
                 key, sep, value = line.partition(":")
                 if sep and not line.startswith((" ", "#")) and " " not in key:
                     fields[key.strip().lower()] = value.split()
-            if suite in fields.get("suites", []) and "main" in fields.get("components", []):
+            if any(map(wanted, fields.get("suites", []))) and "main" in fields.get(
+                "components", []
+            ):
                 if "deb" in fields.get("types", ["deb"]):
                     return fields["uris"][0]
             for line in stanza.splitlines():
@@ -101,11 +131,28 @@ def debian_mirror(sources: dict[str, str], suite: str = SUITE) -> str:
                 if (
                     len(words) >= 4
                     and words[0] == "deb"
-                    and words[2] == suite
+                    and wanted(words[2])
                     and "main" in words[3:]
                 ):
                     return words[1]
-    raise RuntimeError(f"no apt source serves {suite} main")
+    raise RuntimeError(f"no apt source serves {suite or 'a Debian release'} main")
+
+
+def python_minor(image: str) -> str:
+    """Return the Python minor version a python image's tag names ("python:3.14.8-slim" -> 3.14)."""
+    match = re.match(r"(\d+\.\d+)", image.split("@", 1)[0].rpartition(":")[2])
+    if not match or match.group(1) not in PYTHON_SUITES:
+        offered = ", ".join(PYTHON_SUITES)
+        raise LookupError(f"no Python stand-in for {image!r}: Debian packages {offered} here")
+    return match.group(1)
+
+
+def tag_version(image: str) -> str:
+    """Return the version at the head of an image's tag ("python:3.14.8-slim-trixie" -> 3.14.8)."""
+    match = re.match(r"v?(\d+(?:\.\d+)*)", image.split("@", 1)[0].rpartition(":")[2])
+    if not match:
+        raise LookupError(f"{image!r} names no version in its tag")
+    return match.group(1)
 
 
 def _run(command: list[str], timeout: float) -> None:
@@ -134,23 +181,37 @@ def _replace_cached(folder: Path, prefix: str, keep: Path) -> None:
             old.unlink(missing_ok=True)
 
 
+def environment_uv() -> tuple[Path, str]:
+    """Return the test environment's uv binary and its version ("0.13.8")."""
+    uv = Path(sys.executable).parent / "uv"
+    found = uv if uv.is_file() else Path(shutil.which("uv") or "uv")
+    ran = subprocess.run(
+        [found, "--version"], capture_output=True, text=True, timeout=60, check=True
+    )
+    return found, ran.stdout.split()[1]
+
+
 class StandIns:
     """Builds, caches and tags the stand-in images inside one engine."""
 
     def __init__(self, engine: DockerEngine, cache: Path | None = None) -> None:
         self.engine = engine
         self.cache = cache or cache_dir()
-        self.rootfs_key = _digest(SUITE, "minbase", *ROOTFS_PACKAGES, ROOTFS_PREPARATION)
-        self._rootfs_image: str | None = None
-        self._python: str | None = None
+        self._rootfs_images: dict[str, str] = {}
+        self._described: dict[str, str] = {}
 
-    def rootfs_image(self) -> str:
-        """Return the tag of the debootstrap root filesystem imported into the engine."""
-        if self._rootfs_image is None:
-            tag = f"{LABEL}/debian-rootfs:{self.rootfs_key}"
+    @staticmethod
+    def rootfs_key(suite: str) -> str:
+        """Return the cache key of a suite's root filesystem."""
+        return _digest(suite, "minbase", *ROOTFS_PACKAGES, ROOTFS_PREPARATION)
+
+    def rootfs_image(self, suite: str) -> str:
+        """Return the tag of a suite's debootstrap root filesystem imported into the engine."""
+        if suite not in self._rootfs_images:
+            tag = f"{LABEL}/debian-rootfs:{suite}-{self.rootfs_key(suite)}"
             if not self.engine.image_exists(tag):
                 with _locked(self.cache):
-                    tarball = self._rootfs_tarball()
+                    tarball = self._rootfs_tarball(suite)
                 with tarball.open("rb") as tar:
                     self.engine.docker(
                         "import",
@@ -162,52 +223,101 @@ class StandIns:
                         tag,
                         stdin=tar,
                     )
-            self._rootfs_image = tag
-        return self._rootfs_image
+            self._rootfs_images[suite] = tag
+        return self._rootfs_images[suite]
 
-    def python(self, names: list[str]) -> str:
-        """Tag Debian's Python 3.11 stand-in as each python image name; return its own tag."""
-        if self._python is None:
-            tag = f"{LABEL}/python:{recipe_digest('python', self.rootfs_key)}"
-            with tempfile.TemporaryDirectory(prefix="fst3-python-") as work:
-                shutil.copyfile(HOST_CA_BUNDLE, Path(work) / "ca-certificates.crt")
-                self._build("python", tag, Path(work), {})
-            self._python = tag
+    def python(self, names: list[str]) -> list[str]:
+        """Tag the stand-in running each python image's own version as that name; return them."""
+        built = []
         for name in names:
-            self.engine.docker("tag", self._python, name)
-            log.info("stand-in: %s is Debian bookworm's Python 3.11, not the official image", name)
-        return self._python
+            minor = python_minor(name)
+            suite = PYTHON_SUITES[minor]
+            built.append(self._stand_in("python", name, suite, {"PYTHON": minor}, minor))
+        return built
 
-    def bases(self, names: list[str]) -> None:
-        """Tag a stand-in as each base image a Dockerfile names: node, nginx, else Python."""
-        kinds = {name: _base_kind(name) for name in names}
-        python = [name for name, kind in kinds.items() if kind == "python"]
-        if python:
-            self.python(python)
-        for name, kind in kinds.items():
-            if kind != "python":
-                self.service(kind, name)
+    def bases(self, names: list[str]) -> dict[str, str]:
+        """Tag a stand-in as each base image a Dockerfile names: uv, node, nginx, else Python.
+
+        Return each name's stand-in (its own tag, which describe() takes).
+        """
+        made = {}
+        for name in names:
+            kind = _base_kind(name)
+            if kind == "python":
+                (made[name],) = self.python([name])
+            elif kind == "uv":
+                made[name] = self.uv(name)
+            else:
+                made[name] = self.service(kind, name)
+        return made
 
     def service(self, kind: str, name: str) -> str:
         """Tag the stand-in of ``kind`` (postgres, redis, nginx, node) as ``name``; return it."""
-        build_args = _service_build_args(kind, name)
-        key = recipe_digest(
-            kind, self.rootfs_key, *(f"{k}={v}" for k, v in sorted(build_args.items()))
-        )
+        args = _service_build_args(kind, name)
+        return self._stand_in(kind, name, SERVICE_SUITE, args, SERVICE_SUITE)
+
+    def uv(self, name: str) -> str:
+        """Tag an image holding only the test environment's /uv and /uvx as ``name``.
+
+        Raise when that uv is not the version the tag names: the image would test another uv.
+        """
+        binary, version = environment_uv()
+        wanted = tag_version(name)
+        if version != wanted:
+            raise AssertionError(
+                f"{name} needs a uv {wanted} stand-in, but the test environment's uv is {version}"
+                f" ({binary}): pin uv=={wanted} for the tests, or move the image to {version}"
+            )
+        tag = f"{LABEL}/uv:{recipe_digest('uv', version)}"
+        if not self.engine.image_exists(tag):
+            with tempfile.TemporaryDirectory(prefix="fst3-uv-") as work:
+                for program in ("uv", "uvx"):
+                    shutil.copy2(binary.with_name(program), Path(work) / program)
+                self._build("uv", tag, Path(work), {})
+        self.engine.docker("tag", tag, name)
+        log.info("stand-in: %s is %s, the test environment's uv %s", name, tag, version)
+        return tag
+
+    def describe(self, tag: str) -> str:
+        """Return what a stand-in says it is: its program's version line (asked once)."""
+        if tag not in self._described:
+            kind = tag.removeprefix(f"{LABEL}/").split(":", 1)[0]
+            program, *args = DESCRIBE[kind]
+            ran = self.engine.docker(
+                "run", "--rm", "--network", "none", "--entrypoint", program, tag, *args
+            )
+            self._described[tag] = (ran.stdout + ran.stderr).strip().splitlines()[0]
+        return self._described[tag]
+
+    def _stand_in(
+        self, kind: str, name: str, suite: str, build_args: dict[str, str], variant: str
+    ) -> str:
+        """Build (or reuse) the stand-in of ``kind`` on a suite, tag it as ``name``; return it.
+
+        The cache keeps one saved image per kind and variant (one per Python version, say).
+        """
+        pairs = (f"{k}={v}" for k, v in sorted(build_args.items()))
+        key = recipe_digest(kind, suite, self.rootfs_key(suite), *pairs)
         tag = f"{LABEL}/{kind}:{key}"
         if not self.engine.image_exists(tag):
-            self.rootfs_image()
+            rootfs = self.rootfs_image(suite)
+            saved = self.cache / f"{kind}-{variant}-{key}.tar"
             with _locked(self.cache):
-                self._load_or_build(kind, tag, key, build_args)
+                self._load_or_build(kind, tag, saved, {"ROOTFS": rootfs, **build_args}, suite)
+                _replace_cached(self.cache, f"{kind}-{variant}", saved)
         self.engine.docker("tag", tag, name)
         log.info(
-            "stand-in: %s is %s, from Debian bookworm packages, not the official image", name, tag
+            "stand-in: %s is %s from Debian %s packages (%s), not the official image",
+            name,
+            tag,
+            suite,
+            self.describe(tag),
         )
         return tag
 
-    def _rootfs_tarball(self) -> Path:
-        """Return the cached root filesystem tarball, making it when absent (lock held)."""
-        tarball = self.cache / f"rootfs-{SUITE}-{self.rootfs_key}.tar"
+    def _rootfs_tarball(self, suite: str) -> Path:
+        """Return a suite's cached root filesystem tarball, making it when absent (lock held)."""
+        tarball = self.cache / f"rootfs-{suite}-{self.rootfs_key(suite)}.tar"
         if tarball.is_file():
             return tarball
         if shutil.which("debootstrap") is None:
@@ -217,8 +327,8 @@ class StandIns:
         with tempfile.TemporaryDirectory(dir=self.cache, prefix="rootfs-build-") as work:
             rootfs = Path(work) / "rootfs"
             packages = ",".join(ROOTFS_PACKAGES)
-            command = ["debootstrap", "--variant=minbase", f"--include={packages}", SUITE]
-            _run([*command, str(rootfs), mirror], DEBOOTSTRAP_TIMEOUT)
+            command = ["debootstrap", "--variant=minbase", f"--include={packages}", suite]
+            _run([*command, str(rootfs), mirror, DEBOOTSTRAP_SCRIPT], DEBOOTSTRAP_TIMEOUT)
             # No mirror address and no package files stay in the image.
             (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
             for leftover in [
@@ -229,28 +339,32 @@ class StandIns:
             partial = Path(work) / "rootfs.tar"
             _run(["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(partial), "."], 600)
             os.replace(partial, tarball)
-        _replace_cached(self.cache, f"rootfs-{SUITE}", tarball)
-        log.info("debootstrap %s root filesystem: %.0f s", SUITE, time.monotonic() - started)
+        _replace_cached(self.cache, f"rootfs-{suite}", tarball)
+        log.info("debootstrap %s root filesystem: %.0f s", suite, time.monotonic() - started)
         return tarball
 
-    def _load_or_build(self, kind: str, tag: str, key: str, build_args: dict[str, str]) -> None:
-        """Load a service stand-in from the cache, or build and cache it (lock held)."""
-        saved = self.cache / f"{kind}-{key}.tar"
+    def _load_or_build(
+        self, kind: str, tag: str, saved: Path, build_args: dict[str, str], suite: str
+    ) -> None:
+        """Load a stand-in saved in the cache, or build and save it (lock held)."""
         if saved.is_file():
             self.engine.docker("load", "--input", str(saved), timeout=BUILD_TIMEOUT)
             return
         with tempfile.TemporaryDirectory(prefix=f"fst3-{kind}-") as work:
-            for relative, text in apt_source_files().items():
-                target = Path(work) / "apt-sources" / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_text(text)
+            # The suite's packages, from the mirror this machine's own apt sources name.
+            sources = Path(work) / "apt-sources" / "sources.list"
+            sources.parent.mkdir()
+            sources.write_text(f"deb {debian_mirror(apt_source_files())} {suite} main\n")
+            # A suite still in development (forky) signs its index for a week only; this machine's
+            # mirror may serve one older than that.
+            (sources.parent / "apt.conf.d").mkdir()
+            (sources.parent / "apt.conf.d/99stand-in").write_text(VALID_UNTIL)
             if kind in NEEDS_CA_BUNDLE:
                 shutil.copyfile(HOST_CA_BUNDLE, Path(work) / "ca-certificates.crt")
             self._build(kind, tag, Path(work), build_args)
-        partial = self.cache / f".{kind}-{key}.tar.partial-{os.getpid()}"
+        partial = saved.with_name(f".{saved.name}.partial-{os.getpid()}")
         self.engine.docker("save", "--output", str(partial), tag, timeout=BUILD_TIMEOUT)
         os.replace(partial, saved)
-        _replace_cached(self.cache, kind, saved)
 
     def _build(self, kind: str, tag: str, context: Path, build_args: dict[str, str]) -> None:
         """Build a stand-in recipe (copied into ``context``) on host networking."""
@@ -259,7 +373,7 @@ class StandIns:
             script.chmod(0o755)  # entrypoints must run even from a checkout that lost the bit
         args = ["build", "--network", "host", "-t", tag]
         args += ["--label", f"{LABEL}.stand-in={kind}", "--label", f"{LABEL}.recipe={tag}"]
-        for name, value in {"ROOTFS": self.rootfs_image(), **build_args}.items():
+        for name, value in build_args.items():
             args += ["--build-arg", f"{name}={value}"]
         started = time.monotonic()
         self.engine.docker(*args, str(context), timeout=BUILD_TIMEOUT, env={"DOCKER_BUILDKIT": "1"})
@@ -267,8 +381,10 @@ class StandIns:
 
 
 def _base_kind(image: str) -> str:
-    """Return the stand-in of a Dockerfile's base image: node, nginx (a stage), else python."""
+    """Return the stand-in of a Dockerfile's base image: uv, node, nginx (a stage), else python."""
     name = repository(image)
+    if name == "uv":
+        return "uv"
     return next((kind for kind in ("node", "nginx") if kind in name), "python")
 
 
@@ -276,8 +392,13 @@ def _service_build_args(kind: str, name: str) -> dict[str, str]:
     """Return build arguments that follow the official image's layout for this tag."""
     if kind != "postgres":
         return {}
-    major = major_version(name) or 17
+    major = major_version(name) or 18
+    args = {"PG_MAJOR": str(major)}
     # From PostgreSQL 18 on, the official image keeps PGDATA in a versioned folder.
     if major >= 18:
-        return {"PGDATA": f"/var/lib/postgresql/{major}/docker", "PGVOLUME": "/var/lib/postgresql"}
-    return {"PGDATA": "/var/lib/postgresql/data", "PGVOLUME": "/var/lib/postgresql/data"}
+        return {
+            **args,
+            "PGDATA": f"/var/lib/postgresql/{major}/docker",
+            "PGVOLUME": "/var/lib/postgresql",
+        }
+    return {**args, "PGDATA": "/var/lib/postgresql/data", "PGVOLUME": "/var/lib/postgresql/data"}

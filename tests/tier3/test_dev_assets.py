@@ -12,10 +12,9 @@ from pathlib import Path
 
 import project_files
 import pytest
-from combinations import SERVED
 
 from .images import build_image
-from .matrix import docker_params
+from .matrix import TIER3, docker_params
 from .net import request
 from .project import pulled_services, stand_in_kind
 from .stack import open_stack, wait_ready
@@ -29,7 +28,7 @@ def _frontend_combination() -> list:
     """Return one served frontend combination whose development web honours PORT (gunicorn)."""
     combos = [
         combo
-        for combo in SERVED
+        for combo in TIER3
         if combo.selected("use_frontend") and combo.value("app_server") == "gunicorn"
     ]
     return docker_params(combos[:1])

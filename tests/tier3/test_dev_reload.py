@@ -11,9 +11,8 @@ from pathlib import Path
 
 import project_files
 import pytest
-from combinations import SERVED
 
-from .matrix import docker_params
+from .matrix import TIER3, docker_params
 from .project import service_image, stand_in_kind
 from .stack import Stack, await_processed, create_item, open_stack, wait_ready
 
@@ -27,7 +26,7 @@ TASK_LINE = '"item processed" if changed'
 
 def _celery_combination() -> list:
     """Return one served Celery combination whose development web honours PORT (gunicorn)."""
-    combos = [c for c in SERVED if c.selected("use_celery") and c.value("app_server") == "gunicorn"]
+    combos = [c for c in TIER3 if c.selected("use_celery") and c.value("app_server") == "gunicorn"]
     return docker_params(combos[:1])
 
 

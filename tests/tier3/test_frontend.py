@@ -11,21 +11,19 @@ import json
 import re
 
 import pytest
-from combinations import SERVED
 
 from .images import package_dir
-from .matrix import DOCKER, docker_params
+from .matrix import DOCKER, TIER3, docker_params
 from .net import request
 from .project import base_images
 
 pytestmark = DOCKER
 
-PYTHON_IMAGE = "python:3.12.12-slim-bookworm"
 IMMUTABLE = "public, max-age=31536000, immutable"
 ASSET_URL = re.compile(r'(?:href|src)="(/static/[^"]+-[0-9a-f]{32}\.(?:js|css))"')
 # One image build with the frontend, nginx selected too if a served combination has both.
 FRONTEND = sorted(
-    (combo for combo in SERVED if combo.selected("use_frontend")),
+    (combo for combo in TIER3 if combo.selected("use_frontend")),
     key=lambda combo: not combo.selected("use_nginx"),
 )[:1]
 LEFTOVERS_SCRIPT = """
@@ -51,15 +49,17 @@ print(json.dumps({n: open(os.path.join(sys.argv[1], n)).read() if n.endswith(".j
 def test_node_stand_in_runs_node_and_npm_under_the_pinned_name(engine, standins, bake):
     """It tags Debian's nodejs and npm as the Dockerfile's node image, Python's as python."""
     combo = FRONTEND[0]
-    (node,) = [name for name in base_images(bake(combo) / "Dockerfile") if "node" in name]
-    standins.bases([node, PYTHON_IMAGE])
+    images = base_images(bake(combo) / "Dockerfile")
+    (node,) = [name for name in images if "node" in name]
+    (python,) = [name for name in images if name.startswith("python:")]
+    standins.bases([node, python])
     script = "console.log(require('crypto').createHash('sha256').update('x').digest('hex'))"
     ran = engine.docker("run", "--rm", "--network", "none", node, "node", "-e", script)
     assert ran.stdout.strip().startswith("2d711642b726b044")
     npm = engine.docker("run", "--rm", "--network", "none", node, "npm", "--version")
     assert npm.stdout.strip()[0].isdigit(), npm.stdout
-    python = engine.docker("run", "--rm", "--network", "none", PYTHON_IMAGE, "python", "-V")
-    assert python.stdout.startswith("Python 3."), python.stdout
+    version = engine.docker("run", "--rm", "--network", "none", python, "python", "-V")
+    assert version.stdout.startswith("Python 3."), version.stdout
 
 
 @pytest.mark.parametrize("combo", docker_params(FRONTEND))

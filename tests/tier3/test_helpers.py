@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from combinations import DEFAULTS, PYTHON_VERSIONS, SERVED
 
-from .matrix import DOCKER
+from .matrix import DOCKER, TIER3, with_pythons
 from .project import base_images, major_version, stand_in_kind, tmpfs_mounts
 from .stack import host_network_override
-from .standins import debian_mirror
+from .standins import _base_kind, debian_mirror, python_minor, tag_version
 
 pytestmark = DOCKER
 
@@ -62,6 +63,48 @@ def test_debian_mirror_reads_one_line_and_deb822_sources():
     }
     assert debian_mirror(one_line) == "http://one.example/debian"
     assert debian_mirror(deb822) == "http://two.example/debian"
+    assert debian_mirror(deb822, "bookworm-security") == "http://sec.example"
+    with pytest.raises(RuntimeError):
+        debian_mirror(deb822, "forky")
+
+
+@pytest.mark.parametrize(
+    ("image", "kind", "version"),
+    [
+        ("python:3.14.8-slim-trixie", "python", "3.14.8"),
+        ("python:3.13.15-slim-trixie@sha256:abc", "python", "3.13.15"),
+        ("ghcr.io/astral-sh/uv:0.13.8", "uv", "0.13.8"),
+        ("node:24.21.0-trixie-slim", "node", "24.21.0"),
+        ("nginxinc/nginx-unprivileged:1.30.6", "nginx", "1.30.6"),
+    ],
+)
+def test_base_image_stand_in_and_tag_version(image, kind, version):
+    """It picks a base image's stand-in by its repository and reads the version its tag names."""
+    assert _base_kind(image) == kind
+    assert tag_version(image) == version
+
+
+def test_python_stand_in_only_for_packaged_versions():
+    """It reads the minor version of a python tag, and refuses one Debian does not package."""
+    assert python_minor("python:3.15.0-slim-trixie") == "3.15"
+    with pytest.raises(LookupError, match=r"python:3\.9\.20"):
+        python_minor("python:3.9.20-slim-bookworm")
+
+
+def test_tier3_spreads_every_python_over_the_served_rows():
+    """Each offered Python builds at least once, the defaults row keeps the default, no row more."""
+    versions = [combo.value("python_version") for combo in TIER3]
+    assert set(versions) == set(PYTHON_VERSIONS)
+    assert len(TIER3) == len(SERVED)
+    at_defaults = [
+        combo.value("python_version")
+        for combo in TIER3
+        if all(DEFAULTS[o] == v for o, v in combo.answers.items() if o != "python_version")
+    ]
+    assert at_defaults == [DEFAULTS["python_version"]]
+    assert len({combo.id for combo in TIER3}) == len(TIER3)
+    one = with_pythons(SERVED[:1])  # one row cannot hold three versions: rows are added
+    assert sorted(c.value("python_version") for c in one) == sorted(PYTHON_VERSIONS)
 
 
 def test_tmpfs_mounts_reads_both_syntaxes():

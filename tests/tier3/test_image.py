@@ -23,6 +23,7 @@ from .images import (
 from .matrix import DOCKER, docker_params
 from .net import free_port, request
 from .project import base_images, final_base, tmpfs_mounts
+from .standins import tag_version
 
 # Compilers that must stay in the builder stage, if any stage ever has them.
 COMPILERS = ("cc", "gcc", "c++", "g++", "clang", "tcc")
@@ -87,6 +88,17 @@ def test_image_runs_as_numeric_non_root_user(combo, app_image, engine):
     assert int(uid) != 0
     ran = run_offline(engine, build.tag, "id", "-u")
     assert ran.stdout.strip() == uid
+
+
+@pytest.mark.parametrize("combo", docker_params())
+def test_image_runs_the_python_its_base_tag_names(combo, app_image, engine, report):
+    """Its `python` (the venv's, first on PATH) is the version the base image's tag names."""
+    build = app_image(combo)
+    base = final_base(build.context / "Dockerfile")
+    ran = run_offline(engine, build.tag, "python", "--version")
+    report(f"python {combo.id}: {ran.stdout.strip()} in the image FROM {base} (stand-in)")
+    assert ran.stdout.strip() == f"Python {tag_version(base)}"
+    assert tag_version(base).startswith(combo.value("python_version") + ".")
 
 
 @pytest.mark.parametrize("combo", docker_params())
