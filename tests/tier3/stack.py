@@ -203,7 +203,12 @@ def open_stack(
     work: Path,
     files: tuple[str, ...] = ("compose.yaml",),
 ) -> Stack:
-    """Allocate loopback ports and write the host-network override for a project's stack."""
+    """Allocate loopback ports and write the host-network override for a project's stack.
+
+    ``name`` becomes the compose project name without the characters compose refuses there
+    (a combination's id may hold a Python version's dot: "bare-py3.13" -> "bare-py313").
+    """
+    name = re.sub(r"[^a-z0-9_-]", "", name.lower())
     config = project_files.compose_model(project_dir, files)
     ports = {service: free_port() for service in config["services"]}
     override = work / "compose.tier3-host-network.yaml"
