@@ -8,6 +8,15 @@ esac
 if [ "${1:-}" != postgres ]; then
   exec "$@"
 fi
+# From 18 on, PGDATA is a versioned folder under the image's volume, /var/lib/postgresql; the
+# official image refuses to start when a mount sits at the old /var/lib/postgresql/data, where
+# nothing would be kept (docker-library/postgres#1259).
+if [ "$PGDATA" != /var/lib/postgresql/data ] && mountpoint -q /var/lib/postgresql/data; then
+  echo "Error: in 18+, these images keep PGDATA in a major-version folder ($PGDATA); there is" >&2
+  echo '       a mount at /var/lib/postgresql/data (unused mount/volume). Mount the volume at' >&2
+  echo '       /var/lib/postgresql instead (docker-library/postgres#1259).' >&2
+  exit 1
+fi
 # Started as root: own the data and socket folders, then drop to postgres (the official image uses gosu).
 if [ "$(id -u)" = 0 ]; then
   mkdir -p "$PGDATA" /var/run/postgresql
