@@ -23,8 +23,9 @@ from hook_tables import rules_table
 COOKIECUTTER_JSON = Path(__file__).resolve().parent.parent / "cookiecutter.json"
 # Runtime services that interact: tiers 2 and 3 serve every cross of them.
 CROSSED = ("use_postgres", "use_redis", "use_nginx")
-# Options tiers 2 and 3 leave at their default: nothing they serve tells the values apart (they
-# do not apply manifests; tier 3's Python stand-in is one interpreter tagged as every image).
+# Options tiers 2 and 3 leave at their default here: nothing tier 2 serves tells the values apart
+# (no manifests applied; one Python natively). Tier 3 spreads the Python versions over its rows
+# itself (tests/tier3/matrix.py).
 NOT_SERVED = ("use_kubernetes", "python_version")
 # Short words for ids; any other option is called by its name without "use_".
 SHORT = {"use_postgres": "pg", "use_kubernetes": "k8s", "python_version": "py"}
