@@ -194,17 +194,18 @@ def test_dockerfile_names_each_image_once_in_a_literal_from(bake, combo, templat
     """It writes each FROM literally (Dependabot reads no build argument), exact tags, each once.
 
     The chosen Python's slim trixie tag is the `base` stage, which the builder and final stage
-    start from; Node (frontend) and nginx are stages of their own.
+    start from; uv (the builder's), Node (frontend) and nginx are stages of their own.
     """
     text = (bake(combo) / "Dockerfile").read_text()
     images = json.loads((template_dir / "cookiecutter.json").read_text())["_python_images"]
     python = images[combo.value("python_version")]
     assert re.fullmatch(r"python:\d+\.\d+\.\d+-slim-trixie", python)
     froms = [args for keyword, args in project.instructions(text) if keyword == "FROM"]
-    expected = [re.escape(f"{python} AS base"), "base AS builder", "base"]
+    uv = r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+ AS uv"  # the builder's uv, a stage of its own
+    expected = [re.escape(f"{python} AS base"), uv, "base AS builder", "base"]
     if combo.selected("use_frontend"):  # the digest runs on the builder's venv
         expected[1:1] = [r"node:\d+\.\d+\.\d+-trixie-slim AS assets"]
-        expected[3:3] = ["builder AS digest"]
+        expected[4:4] = ["builder AS digest"]
     if combo.selected("use_nginx"):
         expected[-1:-1] = [r"nginxinc/nginx-unprivileged:\d+\.\d+\.\d+ AS nginx"]
     assert len(froms) == len(expected), froms
