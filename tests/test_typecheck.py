@@ -2,7 +2,8 @@
 
 mypy runs as `make typecheck` runs it, from the bake's folder with no arguments: the files and
 options come from the bake's pyproject.toml. The last tests show the configuration is strict and
-that the same run reports a type error written into a copy of a bake, so a clean run means something.
+that the same run reports a type error written into a copy of a bake, so a clean run means
+something.
 """
 
 import shutil

@@ -67,7 +67,7 @@ def test_ci_cancels_superseded_pull_request_runs(bake, combo):
 
 @pytest.mark.xdist_group(ALL_OFF.id)
 def test_zizmor_reports_a_missing_concurrency_and_cooldown(bake, tmp_path):
-    """It reports the all-off bake's workflow without concurrency and its Dependabot without waits."""
+    """It reports the all-off bake's workflow without concurrency, its Dependabot without waits."""
     root = tmp_path / "project"
     shutil.copytree(bake(ALL_OFF) / ".github", root / ".github")
     workflow = root / ".github" / "workflows" / "ci.yml"
