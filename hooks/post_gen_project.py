@@ -59,6 +59,7 @@ PRUNE = {
         "tests/test_seed.py",
         "docs/frontend.md",
     ],
+    "use_https": ["Caddyfile", "docs/https.md"],
     "app_server=gunicorn": [
         "gunicorn.conf.py",
         "{package}/gunicorn_settings.py",
@@ -71,6 +72,7 @@ PRUNE = {
         "docs/granian.md",
     ],
     ("use_kubernetes", "use_postgres"): ["deploy/k8s/base/migrate-job.yaml"],
+    ("use_kubernetes", "use_https"): ["deploy/k8s/ingress.example.yaml"],
     # A worker pod shares the database with the web pods only on a server (not a pod's SQLite).
     ("use_kubernetes", "use_celery", "use_postgres"): [
         "deploy/k8s/base/worker-deployment.yaml",

@@ -29,6 +29,7 @@ class Rule(NamedTuple):
 # Rules that involve several options, one row each.
 RULES: list[Rule] = [
     Rule("use_celery", "yes", {"use_redis": "yes"}, "Celery's broker is Redis"),
+    Rule("use_https", "yes", {"use_nginx": "yes"}, "Caddy hands every request to nginx"),
 ]
 
 
