@@ -36,7 +36,11 @@ LEFTOVER_WORDS = {
     # A choice's value: words of its own files and requirements (the docs name both servers).
     "app_server=gunicorn": ["gunicorn.conf", "from gunicorn", "gunicorn==", "gunicorn_settings"],
     "app_server=granian": ["granian_", "granian=="],
+    "use_https": ["acme", "strict-transport-security"],
 }
+# The word that stands for an option whose own name is common in every bake ("https" is in the
+# docs' links): a bake without it must not contain this word instead.
+OWN_WORD = {"use_https": "caddy"}
 
 
 def leftover_words(option: str) -> list[str]:
@@ -44,7 +48,7 @@ def leftover_words(option: str) -> list[str]:
 
     A choice's value ("app_server=granian") is checked for its listed words only.
     """
-    own = [] if "=" in option else [option.removeprefix("use_")]
+    own = [] if "=" in option else [OWN_WORD.get(option, option.removeprefix("use_"))]
     return [*own, *LEFTOVER_WORDS.get(option, [])]
 
 

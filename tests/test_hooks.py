@@ -236,6 +236,18 @@ def test_celery_without_redis_is_refused_in_one_line(cookies, capfd, tmp_path):
     ]
 
 
+def test_https_without_nginx_is_refused_in_one_line(cookies, capfd, tmp_path):
+    """It refuses use_https=yes with use_nginx=no, naming both, and writes nothing."""
+    result = cookies.bake(extra_context={"use_https": "yes", "use_nginx": "no"})
+    assert result.exit_code != 0
+    assert not [path for path in (tmp_path / "cookies").rglob("*") if path.is_file()]
+    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR:")]
+    assert errors == [
+        "ERROR: use_https='yes' is invalid; expected use_nginx='yes' with it "
+        "(Caddy hands every request to nginx)."
+    ]
+
+
 @pytest.mark.xdist_group("grouping-guard")
 def test_xdist_groups_are_honoured(request):
     """It records the xdist group in the node id under --dist loadgroup (else bakes repeat)."""

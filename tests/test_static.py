@@ -333,7 +333,7 @@ def test_dockerignore_keeps_secrets_and_clutter_out(bake, combo):
 
 @pytest.mark.parametrize("combo", params())
 def test_compose_has_a_service_per_selected_option(bake, combo):
-    """It defines web, plus migrate, postgres, redis, nginx, worker, scheduler when selected."""
+    """It defines web, plus migrate, postgres, redis, nginx, worker, scheduler, caddy if selected."""
     services = set(production(bake(combo))["services"])
     expected = {"web"}
     if combo.selected("use_postgres"):
@@ -344,6 +344,8 @@ def test_compose_has_a_service_per_selected_option(bake, combo):
         expected.add("nginx")
     if combo.selected("use_celery"):
         expected |= {"worker", "scheduler"}
+    if combo.selected("use_https"):
+        expected.add("caddy")
     assert services == expected
 
 
