@@ -241,11 +241,27 @@ def entry_services(model: dict) -> dict[str, dict]:
 
 
 def proxy_service(model: dict) -> str | None:
-    """Return the published-image service clients enter through (a reverse proxy), if any."""
-    proxies = [name for name in entry_services(model) if name in pulled_services(model)]
+    """Return the reverse proxy in front of the web service (a non-app service waiting for it)."""
+    web = web_service(model)
+    proxies = [
+        name
+        for name, service in pulled_services(model).items()
+        if web in service.get("depends_on", {})
+    ]
     if len(proxies) > 1:
-        raise ValueError(f"more than one proxy publishes a port: {proxies}")
+        raise ValueError(f"more than one proxy waits for {web}: {proxies}")
     return proxies[0] if proxies else None
+
+
+def edge_service(model: dict) -> str | None:
+    """Return the non-app service clients enter through (it publishes a port), if any.
+
+    The reverse proxy without HTTPS; with it, the terminator in front of the proxy.
+    """
+    edges = [name for name in entry_services(model) if name in pulled_services(model)]
+    if len(edges) > 1:
+        raise ValueError(f"more than one proxy publishes a port: {edges}")
+    return edges[0] if edges else None
 
 
 # --------------------------------------------------------------------------- the package

@@ -63,6 +63,23 @@ def test_roles_come_from_build_restart_command_and_ports(stack):
     assert project.web_service(stack) == "alpha"
     assert set(project.entry_services(stack)) == {"epsilon"}
     assert project.proxy_service(stack) == "epsilon"
+    assert project.edge_service(stack) == "epsilon"
+
+
+def test_a_terminator_in_front_of_the_proxy_is_the_edge(tmp_path):
+    """It tells the proxy that waits for the web server from the terminator clients enter by."""
+    front = COMPOSE.replace('    ports: ["127.0.0.1:8000:8080"]\n', "") + (
+        "  zeta:\n"
+        "    image: caddy:2.11.7\n"
+        "    restart: unless-stopped\n"
+        '    ports: ["443:443"]\n'
+        "    depends_on: [epsilon]\n"
+    )
+    (tmp_path / "compose.yaml").write_text(front)
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    stack = project.compose_model(tmp_path)
+    assert project.proxy_service(stack) == "epsilon"
+    assert project.edge_service(stack) == "zeta"
 
 
 def test_compose_errors_name_the_project(tmp_path):

@@ -17,6 +17,7 @@ import static_checks as checks
 from combinations import COMBINATIONS, params
 
 NGINX_COMBOS = [combo for combo in COMBINATIONS if combo.selected("use_nginx")]
+HTTPS_COMBOS = [combo for combo in COMBINATIONS if combo.selected("use_https")]
 CELERY_COMBOS = [combo for combo in COMBINATIONS if combo.selected("use_celery")]
 
 # The generated app's routes and the defaults compose and nginx must agree with.
@@ -155,11 +156,19 @@ def test_compose_lint_finds_nothing_severe(bake, combo):
 
 @pytest.mark.parametrize("combo", params())
 def test_compose_lint_config_suppresses_only_digest_pinning(bake, combo):
-    """It commits a compose-lint config that turns off CL-0019 alone, with a reason."""
-    rules = checks.load_yaml(bake(combo) / ".compose-lint.yml")["rules"]
-    assert list(rules) == ["CL-0019"]
+    """It turns off CL-0019 alone, with a reason; with HTTPS it lets the edge bind every interface.
+
+    That exception (CL-0005) names the service clients enter by, with a reason, and no other.
+    """
+    root = bake(combo)
+    rules = checks.load_yaml(root / ".compose-lint.yml")["rules"]
+    assert list(rules) == (["CL-0019", "CL-0005"] if combo.selected("use_https") else ["CL-0019"])
     assert rules["CL-0019"]["enabled"] is False
     assert "digest" in rules["CL-0019"]["reason"]
+    if combo.selected("use_https"):
+        excluded = rules["CL-0005"]["exclude_services"]
+        assert list(excluded) == [project.edge_service(production(root))]
+        assert "internet" in excluded["caddy"] and "enabled" not in rules["CL-0005"]
 
 
 @pytest.mark.parametrize("combo", params())
@@ -194,7 +203,7 @@ def test_dockerfile_names_each_image_once_in_a_literal_from(bake, combo, templat
     """It writes each FROM literally (Dependabot reads no build argument), exact tags, each once.
 
     The chosen Python's slim trixie tag is the `base` stage, which the builder and final stage
-    start from; uv (the builder's), Node (frontend) and nginx are stages of their own.
+    start from; uv (the builder's), Node (frontend), nginx and Caddy are stages of their own.
     """
     text = (bake(combo) / "Dockerfile").read_text()
     images = json.loads((template_dir / "cookiecutter.json").read_text())["_python_images"]
@@ -208,6 +217,8 @@ def test_dockerfile_names_each_image_once_in_a_literal_from(bake, combo, templat
         expected[4:4] = ["builder AS digest"]
     if combo.selected("use_nginx"):
         expected[-1:-1] = [r"nginxinc/nginx-unprivileged:\d+\.\d+\.\d+ AS nginx"]
+    if combo.selected("use_https"):
+        expected[-1:-1] = [r"caddy:\d+\.\d+\.\d+ AS caddy"]
     assert len(froms) == len(expected), froms
     for line, pattern in zip(froms, expected, strict=True):
         assert re.fullmatch(pattern, line), (line, pattern)
@@ -394,7 +405,28 @@ def test_every_service_is_hardened(bake, combo):
         assert service["init"] is True and "/tmp" in service["tmpfs"], name
 
 
-@pytest.mark.parametrize("combo", params())
+@pytest.mark.parametrize("combo", params(HTTPS_COMBOS))
+def test_only_the_terminator_publishes_ports_80_and_443(bake, combo):
+    """With HTTPS, the edge in front of nginx publishes 80 and 443 on every interface, alone."""
+    root = bake(combo)
+    model = production(root)
+    edge = project.edge_service(model)
+    assert model["services"][project.proxy_service(model)]["depends_on"].keys() == {
+        project.web_service(model)
+    }
+    assert edge in fronting(model["services"], project.proxy_service(model))
+    published = {name: service["ports"] for name, service in project.entry_services(model).items()}
+    assert list(published) == [edge]
+    ports = {(p["host_ip"], p["published"], p["target"]) for p in published[edge]}
+    assert ports == {("0.0.0.0", "80", 80), ("0.0.0.0", "443", 443)}
+    raw = checks.load_yaml(root / "compose.yaml")["services"][edge]["ports"]
+    assert raw == [
+        "${BIND_ADDRESS:-0.0.0.0}:${HTTP_PORT:-80}:80",
+        "${BIND_ADDRESS:-0.0.0.0}:${HTTPS_PORT:-443}:443",
+    ]
+
+
+@pytest.mark.parametrize("combo", params([c for c in COMBINATIONS if c not in HTTPS_COMBOS]))
 def test_only_the_entry_port_is_published_on_loopback(bake, combo):
     """It publishes one port, on the entry service, bound to 127.0.0.1 unless configured."""
     root = bake(combo)
@@ -429,9 +461,15 @@ def test_services_start_in_order_of_health(bake, combo):
             assert rule["condition"] == wanted, (name, dependency)
     web = project.web_service(production(bake(combo)))
     proxies = fronting(services, web)
+    # The HTTPS terminator waits for the proxy in front of web.
+    edges = set().union(*(fronting(services, proxy) for proxy in proxies))
+    assert len(edges) == (1 if combo.selected("use_https") else 0)
+    for edge in edges:
+        assert set(services[edge]["depends_on"]) == proxies
     # Long-running app services beside web (workers) start with web; web does not wait for them.
     beside = set(project.app_services({"services": services})) - {web} - set(one_shot)
-    assert set(services[web].get("depends_on", {})) == set(services) - {web} - proxies - beside
+    expected = set(services) - {web} - proxies - edges - beside
+    assert set(services[web].get("depends_on", {})) == expected
     for name in beside:
         assert services[name]["depends_on"] == services[web]["depends_on"], name
     assert len(proxies) == (1 if combo.selected("use_nginx") else 0)
@@ -486,8 +524,11 @@ def test_data_lives_in_named_volumes_and_databases_stay_private(bake, combo):
                 assert ("volume", "app-data", "/data") in mounts[name], name
     if combo.selected("use_redis"):
         assert ("volume", "redis-data", "/data") in mounts["redis"]
-    for name in set(project.pulled_services(model)) - proxies:
+    edge = project.edge_service(model)
+    for name in set(project.pulled_services(model)) - proxies - {edge}:
         assert not model["services"][name].get("ports"), name
+    if combo.selected("use_https"):  # the certificates outlive the container
+        assert ("volume", "caddy-data", "/data") in mounts[edge]
     binds = [(n, m) for n, ms in mounts.items() for m in ms if m[0] == "bind"]
     assert all(
         name in proxies and target == "/etc/nginx/templates" for name, (_, _, target) in binds
