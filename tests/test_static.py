@@ -344,7 +344,7 @@ def test_dockerignore_keeps_secrets_and_clutter_out(bake, combo):
 
 @pytest.mark.parametrize("combo", params())
 def test_compose_has_a_service_per_selected_option(bake, combo):
-    """It defines web, plus migrate, postgres, redis, nginx, worker, scheduler, caddy if selected."""
+    """It defines web, plus migrate, postgres, redis, nginx, worker, scheduler, caddy if chosen."""
     services = set(production(bake(combo))["services"])
     expected = {"web"}
     if combo.selected("use_postgres"):
