@@ -690,6 +690,29 @@ def test_overlays_render_and_pass_strict_schema_validation(manifests, combo, tmp
         assert result.returncode == 0, (version, result.stdout + result.stderr)
 
 
+@pytest.mark.parametrize("combo", params([c for c in K8S_COMBOS if c.selected("use_https")]))
+def test_the_https_ingress_example_routes_to_the_service_with_a_managed_certificate(bake, combo):
+    """It is a valid Ingress whose host has a cert-manager certificate and reaches the Service."""
+    root = bake(combo)
+    path = root / "deploy/k8s/ingress.example.yaml"
+    for version in KUBERNETES_VERSIONS:
+        result = validate([path], version)
+        assert result.returncode == 0, (version, result.stdout + result.stderr)
+    (ingress,) = load(path.read_text())
+    (service,) = load((root / "deploy/k8s/base/service.yaml").read_text())
+    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"]
+    (tls,) = ingress["spec"]["tls"]
+    (rule,) = ingress["spec"]["rules"]
+    assert tls["hosts"] == [rule["host"]] and tls["secretName"]
+    (route,) = rule["http"]["paths"]
+    backend = route["backend"]["service"]
+    assert backend["name"] == service["metadata"]["name"]
+    assert backend["port"]["name"] in {port["name"] for port in service["spec"]["ports"]}
+    # Behind the controller and the sidecar, the app counts two proxy hops.
+    config = (root / "deploy/k8s/base/config.env").read_text().splitlines()
+    assert "TRUSTED_PROXIES=2" in config
+
+
 @pytest.mark.parametrize("combo", params(K8S_COMBOS))
 def test_every_manifest_the_bake_keeps_is_deployed(project, manifests, combo):
     """It renders, in every overlay, each object of each manifest file of the base folder."""
