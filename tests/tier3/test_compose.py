@@ -1,19 +1,31 @@
-"""The generated compose stack comes up healthy in a real engine and serves the example API."""
+"""The generated compose stack comes up healthy in a real engine and serves the example API.
+
+With use_https, Caddy in front obtains its certificate from a real ACME CA (Pebble, started by
+the tests on loopback) by validating the test domain on the ports it listens on, and the API is
+served over HTTPS with that certificate, verified against the CA's root and nothing else; plain
+HTTP is redirected to HTTPS.
+"""
 
 from __future__ import annotations
 
+import ssl
 import time
+from collections.abc import Iterator
 from datetime import datetime
 
 import project_files
 import pytest
 
+from .acme import DOMAIN, Pebble
 from .images import build_image
 from .matrix import distinct_combinations, docker_params
-from .net import request
+from .net import Endpoint, peer_certificate, request
 from .project import pulled_services, service_image, stand_in_kind
-from .stack import await_processed, create_item, open_stack, wait_ready
+from .stack import Stack, acme_override, await_processed, create_item, open_stack, wait_ready
 from .test_frontend import assert_page_and_assets_served
+
+CERTIFICATE_TIMEOUT = 60  # seconds for Caddy to obtain its certificate once it is up
+HSTS = "max-age=31536000"
 
 
 def _timestamp(value: str) -> datetime:
@@ -41,11 +53,56 @@ def stack(combo, engine, standins, app_image, tmp_path):
         stack.down(volumes=True)
 
 
+@pytest.fixture
+def pebble(combo, stack, tmp_path) -> Iterator[Pebble | None]:
+    """For an HTTPS bake: start Pebble, validating on the loopback ports its Caddy listens on,
+    and add the override that points Caddy at it (DOMAIN, ACME_CA, SSL_CERT_FILE)."""
+    if not combo.selected("use_https"):
+        yield None
+        return
+    caddy = stack.entry_service()
+    ca = Pebble(tmp_path / "pebble", stack.side_ports[caddy]["http"], stack.ports[caddy])
+    ca.start()
+    try:
+        stack.add_override(
+            "compose.tier3-acme.yaml",
+            acme_override(caddy, DOMAIN, ca.directory, ca.listener_cert),
+        )
+        yield ca
+    finally:
+        ca.stop()
+
+
+def await_certificate(stack: Stack, pebble: Pebble, entry: Endpoint) -> dict:
+    """Wait until the entry point presents a certificate for DOMAIN that verifies against
+    Pebble's root; return it."""
+    deadline = time.monotonic() + CERTIFICATE_TIMEOUT
+    while True:
+        try:
+            return peer_certificate(entry)
+        except (OSError, ssl.SSLError) as exc:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"no verified certificate for {DOMAIN} in {CERTIFICATE_TIMEOUT} s: {exc}\n"
+                    f"{stack.logs()}\n{pebble.logs()}"
+                ) from None
+            time.sleep(0.5)
+
+
+def assert_redirects_to_https(port: int) -> None:
+    """Assert plain HTTP for the domain is redirected (308) to the same URL over HTTPS."""
+    reply = request(port, "GET", "/api/items?page=1", headers={"Host": DOMAIN})
+    assert reply.status == 308, reply
+    assert reply.headers["location"] == f"https://{DOMAIN}/api/items?page=1", reply.headers
+
+
 @pytest.mark.parametrize("combo", docker_params(distinct_combinations()))
-def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, report):
+def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, pebble, report):
     """It becomes healthy with --wait, migrates before web starts, and serves the API end to end.
 
     With use_celery, worker and scheduler are healthy too and the worker processes the item.
+    With use_https, Caddy gets a certificate for the test domain from Pebble, the API answers over
+    HTTPS (verified against Pebble's root, with HSTS), and plain HTTP redirects to HTTPS.
     """
     started = time.monotonic()
     try:
@@ -70,7 +127,18 @@ def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, report):
         finished = _timestamp(stack.container_state(job)["FinishedAt"])
         assert finished <= web_started, f"{web} started at {web_started}, before {job} ended"
 
-    port = stack.entry_port()
+    port: int | Endpoint = stack.entry_port()
+    if pebble is not None:
+        port = Endpoint(stack.entry_port(), DOMAIN, pebble.client_context())
+        started = time.monotonic()
+        certificate = await_certificate(stack, pebble, port)
+        issuer = dict(pair for rdn in certificate["issuer"] for pair in rdn)["commonName"]
+        assert issuer.startswith("Pebble Intermediate CA"), certificate
+        assert ("DNS", DOMAIN) in certificate["subjectAltName"], certificate
+        report(
+            f"compose {combo.id}: certificate for {DOMAIN} from {issuer} (Pebble, ACME) in"
+            f" {time.monotonic() - started:.1f} s after up"
+        )
     ready = wait_ready(stack, port)
     assert ready["checks"]["database"]["status"] == "ok", ready
     if combo.selected("use_redis"):
@@ -88,8 +156,12 @@ def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, report):
     if combo.selected("use_redis"):
         assert second.headers["x-cache"] == "hit", second.headers
     assert second.headers.get("x-request-id"), second.headers
+    if combo.selected("use_https"):
+        assert isinstance(port, Endpoint)
+        assert second.headers.get("strict-transport-security") == HSTS, second.headers
+        assert_redirects_to_https(stack.side_ports[stack.entry_service()]["http"])
     if combo.selected("use_nginx"):
-        assert port != stack.ports[web]
+        assert stack.entry_port() != stack.ports[web]
         assert second.headers.get("x-content-type-options") == "nosniff", "not served through nginx"
         assert request(port, "GET", "/metrics").status == 404, "nginx publishes /metrics"
     if combo.selected("use_frontend"):

@@ -14,7 +14,7 @@ import pytest
 
 from .images import package_dir
 from .matrix import DOCKER, TIER3, docker_params
-from .net import request
+from .net import Endpoint, request
 from .project import base_images
 
 pytestmark = DOCKER
@@ -78,7 +78,7 @@ def test_image_holds_the_digested_assets_and_no_node(combo, app_image, engine):
         assert {digested, f"{digested}.gz"} <= set(files), sorted(files)
 
 
-def assert_page_and_assets_served(port: int, through_nginx: bool) -> None:
+def assert_page_and_assets_served(port: int | Endpoint, through_nginx: bool) -> None:
     """Assert the page links digested assets, each served for a year, gzipped through nginx."""
     page = request(port, "GET", "/")
     assert page.status == 200, page

@@ -76,6 +76,8 @@ def test_debian_mirror_reads_one_line_and_deb822_sources():
         ("ghcr.io/astral-sh/uv:0.13.8", "uv", "0.13.8"),
         ("node:24.21.0-trixie-slim", "node", "24.21.0"),
         ("nginxinc/nginx-unprivileged:1.30.6", "nginx", "1.30.6"),
+        ("caddy:2.11.7", "caddy", "2.11.7"),
+        ("caddy:2.11.7-alpine", "caddy", "2.11.7"),
     ],
 )
 def test_base_image_stand_in_and_tag_version(image, kind, version):
