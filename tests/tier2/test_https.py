@@ -6,8 +6,9 @@ the served nginx, obtains a certificate for a test domain from Pebble, and serve
 A client trusts Pebble's root only, connects to 127.0.0.1 and names the domain (SNI and Host).
 What is proven, through Caddy: the certificate is Pebble's, for the domain; HTTPS with HTTP/2,
 HSTS, and plain HTTP redirected (but for the CA's challenge); no TLS 1.1 and no CBC cipher; the
-app sees the client's address (not a forged X-Forwarded-For), https and the request id; Caddy's
-own 502 is JSON; a certificate near its expiry is renewed; a restart reuses the stored one.
+app sees the client's address (not a forged X-Forwarded-For), https and the request id, as Caddy
+replaces a client's forwarding headers; Caddy's own 502 is JSON; a certificate near its expiry is
+renewed; a restart reuses the stored one.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from pathlib import Path
 
 import project_files
 import pytest
-from combinations import params
 
 from .acme import DOMAIN, Caddy, caddy_binary, https_edge, pebble_binaries
 from .servers import free_port, wait_until
+from .test_http_edge import RecordingUpstream
 from .test_served import access_lines, combos, each, nginx_lines, request_id
 
 pytestmark = pytest.mark.skipif(
@@ -52,7 +53,7 @@ CBC_ONLY = ":".join(
 )  # fmt: skip
 AEAD_ECDHE = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256"
 # The one https combination the Caddy-only tests (challenge, renewal) bake: same Caddyfile in all.
-ONE = pytest.mark.parametrize("combo", params(combos("use_https")[:1]), scope="module")
+ONE = pytest.mark.parametrize("combo", combos("use_https")[:1], scope="module")
 
 
 @pytest.fixture(scope="module")
@@ -329,6 +330,28 @@ def test_a_restart_reuses_the_stored_certificate_without_a_new_order(caddy):
 
 
 # --------------------------------------------------------------------------- its own Pebble
+
+
+@ONE
+def test_caddy_replaces_the_forwarding_headers_a_client_sends(combo, bake, scratch):
+    """It tells the next hop the address it saw (a client's X-Forwarded-For is dropped, not
+    extended), https, and the Host the client asked for, and passes the client's request id."""
+    rid = request_id()
+    forged = {
+        "X-Forwarded-For": "203.0.113.9",
+        "X-Forwarded-Proto": "http",
+        "X-Forwarded-Host": "evil.example",
+        "X-Request-ID": rid,
+    }
+    with RecordingUpstream() as upstream:
+        with https_edge(scratch, bake(combo), f"127.0.0.1:{upstream.port}") as caddy:
+            status, _, _ = https_request(caddy, "GET", "/healthz", forged, source="127.0.0.2")
+    assert status == 200
+    (received,) = upstream.seen
+    assert received["x-forwarded-for"] == "127.0.0.2"
+    assert received["x-forwarded-proto"] == "https"
+    assert received["host"] == received["x-forwarded-host"] == f"{DOMAIN}:{caddy.https_port}"
+    assert received["x-request-id"] == rid
 
 
 @ONE
