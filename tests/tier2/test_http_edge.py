@@ -406,32 +406,57 @@ class RecordingUpstream:
         self.server.server_close()
 
 
-@each("use_nginx")
-def test_nginx_passes_on_only_the_forwarding_headers_the_app_reads(deployment):
-    """It appends its hop to X-Forwarded-For and -Proto, passes the client's Host and a request
-    id, and drops a client's X-Forwarded-Host, X-Forwarded-Port and X-Real-IP."""
-    sent = {
-        "Host": "shop.example:8443",
-        "X-Forwarded-For": "203.0.113.9",
-        "X-Forwarded-Proto": "https",
-        "X-Forwarded-Host": "evil.example",
-        "X-Forwarded-Port": "1",
-        "X-Real-IP": "198.51.100.7",
-    }
+SPOOFED_FORWARDING = {
+    "Host": "shop.example:8443",
+    "X-Forwarded-For": "203.0.113.9",
+    "X-Forwarded-Proto": "https",
+    "X-Forwarded-Host": "evil.example",
+    "X-Forwarded-Port": "1",
+    "X-Real-IP": "198.51.100.7",
+}
+
+
+def forwarded_by_nginx(deployment) -> dict[str, str]:
+    """Send SPOOFED_FORWARDING to another nginx from the template; return what its upstream got.
+
+    Whatever the bake, nginx passes the client's Host and a request id, and drops a client's
+    X-Forwarded-Host, X-Forwarded-Port and X-Real-IP.
+    """
     with RecordingUpstream() as upstream:
         nginx = start_nginx_for(deployment, "nginx-recorded", upstream.port)
         try:
-            response = requests.get(f"{nginx.url}/healthz", headers=sent, timeout=TIMEOUT)
+            response = requests.get(
+                f"{nginx.url}/healthz", headers=SPOOFED_FORWARDING, timeout=TIMEOUT
+            )
         finally:
             nginx.stop()
     assert response.status_code == 200
     (received,) = upstream.seen
     assert received["host"] == "shop.example:8443"
-    assert received["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
-    assert received["x-forwarded-proto"] == "https, http"
     assert received["x-request-id"] == response.headers["X-Request-ID"]
     for dropped in ("x-forwarded-host", "x-forwarded-port", "x-real-ip"):
         assert dropped not in received, dropped
+    return received
+
+
+@each("use_nginx", without=("use_https",))
+def test_nginx_passes_on_only_the_forwarding_headers_the_app_reads(deployment):
+    """It appends its hop to X-Forwarded-For and -Proto, passes the client's Host and a request
+    id, and drops a client's X-Forwarded-Host, X-Forwarded-Port and X-Real-IP."""
+    received = forwarded_by_nginx(deployment)
+    assert received["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
+    assert received["x-forwarded-proto"] == "https, http"
+
+
+@each("use_https")
+def test_behind_caddy_nginx_takes_the_client_address_from_x_forwarded_for(deployment):
+    """It takes the client's address from X-Forwarded-For (Caddy's, its only peer in compose)
+    and appends that address, so the app (TRUSTED_PROXIES=2) reads the address Caddy saw; the
+    other headers as without HTTPS. A client's own X-Forwarded-For never reaches nginx: Caddy
+    replaces it (tests/tier2/test_https.py proves it end to end)."""
+    received = forwarded_by_nginx(deployment)
+    assert received["x-forwarded-for"] == "203.0.113.9, 203.0.113.9"
+    assert received["x-forwarded-proto"] == "https, http"
 
 
 @each("use_nginx")
