@@ -170,6 +170,19 @@ class Pebble(NativeServer):
             self._root = response.text
         return self._root
 
+    def client_context(self) -> ssl.SSLContext:
+        """Return a client TLS context that trusts Pebble's root and nothing else."""
+        context = ssl.create_default_context(cadata=self.root_pem())
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
+    def logs(self) -> str:
+        """Return the tails of Pebble's and its DNS's logs, for error messages."""
+        return "\n".join(
+            f"--- {path.name} ---\n{tail(path)}"
+            for path in (self.log, self.root / "challtestsrv.log")
+        )
+
     def orders(self) -> list[str]:
         """Return the ids of the orders Pebble took, oldest first."""
         return ORDER_ADDED.findall(self.log.read_text(errors="replace"))

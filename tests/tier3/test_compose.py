@@ -16,7 +16,7 @@ from datetime import datetime
 import project_files
 import pytest
 
-from .acme import DOMAIN, Pebble
+from ..tier2.acme import DOMAIN, Pebble
 from .images import build_image
 from .matrix import distinct_combinations, docker_params
 from .net import Endpoint, peer_certificate, request
