@@ -8,6 +8,7 @@ HTTP is redirected to HTTPS.
 
 from __future__ import annotations
 
+import shutil
 import ssl
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import project_files
 import pytest
 
 from ..tier2.acme import DOMAIN, Pebble
+from ..tier2.servers import private_dir
 from .images import build_image
 from .matrix import distinct_combinations, docker_params
 from .net import Endpoint, peer_certificate, request
@@ -54,16 +56,18 @@ def stack(combo, engine, standins, app_image, tmp_path):
 
 
 @pytest.fixture
-def pebble(combo, stack, tmp_path) -> Iterator[Pebble | None]:
+def pebble(combo, stack) -> Iterator[Pebble | None]:
     """For an HTTPS bake: start Pebble, validating on the loopback ports its Caddy listens on,
     and add the override that points Caddy at it (DOMAIN, ACME_CA, SSL_CERT_FILE)."""
     if not combo.selected("use_https"):
         yield None
         return
     caddy = stack.entry_service()
-    ca = Pebble(tmp_path / "pebble", stack.side_ports[caddy]["http"], stack.ports[caddy])
-    ca.start()
+    # Pebble runs as tier 2's unprivileged user, who may traverse this folder (not tmp_path).
+    folder = private_dir("tier3-pebble-")
+    ca = Pebble(folder / "pebble", stack.side_ports[caddy]["http"], stack.ports[caddy])
     try:
+        ca.start()
         stack.add_override(
             "compose.tier3-acme.yaml",
             acme_override(caddy, DOMAIN, ca.directory, ca.listener_cert),
@@ -71,6 +75,7 @@ def pebble(combo, stack, tmp_path) -> Iterator[Pebble | None]:
         yield ca
     finally:
         ca.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def await_certificate(stack: Stack, pebble: Pebble, entry: Endpoint) -> dict:
