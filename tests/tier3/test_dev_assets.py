@@ -34,7 +34,7 @@ def _frontend_combination() -> list:
     return docker_params(combos[:1])
 
 
-def _prepare_static(project: Path) -> Path:
+def prepare_static(project: Path) -> Path:
     """Do what `make up-dev` does before compose, over an earlier `make assets`'s manifest."""
     static = project / project_files.package_name(project) / "static"
     static.mkdir(exist_ok=True)
@@ -62,7 +62,7 @@ def dev_stack(combo, engine, standins, app_image, tmp_path):
     """Run a copy of a bake's development stack on the host network; take it down after."""
     build = app_image(combo)
     project = shutil.copytree(build.context, tmp_path / "project")  # the test edits its sources
-    static = _prepare_static(project)
+    static = prepare_static(project)
     stack = open_stack(engine, project, f"fst3-devassets-{combo.id}", tmp_path, DEV_FILES)
     for name, service in stack.config["services"].items():
         # A service naming no image runs compose's default name, from the project name `-p` gives.

@@ -12,9 +12,11 @@ from pathlib import Path
 import project_files
 import pytest
 
+from .images import build_image
 from .matrix import TIER3, docker_params
-from .project import service_image, stand_in_kind
+from .project import stand_in_kind
 from .stack import Stack, await_processed, create_item, open_stack, wait_ready
+from .test_dev_assets import prepare_static
 
 DEV_FILES = ("compose.yaml", "compose.dev.yaml")
 UP_TIMEOUT = 300  # seconds for `up --watch` to start the stack and its watcher
@@ -61,10 +63,15 @@ def dev_stack(combo, engine, standins, app_image, tmp_path):
     """Run a copy of a bake's development stack with `up --watch` on the host network."""
     build = app_image(combo)
     project = shutil.copytree(build.context, tmp_path / "project")  # the test edits its code
+    if combo.selected("use_frontend"):  # the assets service's esbuild writes there
+        prepare_static(project)
     stack = open_stack(engine, project, f"fst3-dev-{combo.id}", tmp_path, DEV_FILES)
     for name, service in stack.config["services"].items():
-        image = service_image(stack.config, name)
-        if "build" in service:
+        # A service naming no image runs compose's default name, from the project name `-p` gives.
+        image = stack.config["services"][name].get("image") or f"{stack.name}-{name}"
+        if name in project_files.stage_services(stack.config):  # the Node stage, nginx's, Caddy's
+            build_image(engine, project, image, target=service["build"]["target"])
+        elif "build" in service:
             engine.docker("tag", build.tag, image)
         else:
             standins.service(stand_in_kind(image), image)
