@@ -224,28 +224,31 @@ def test_a_rule_row_refuses_the_bake_and_leaves_nothing(template_dir, tmp_path, 
     assert expected in errors
 
 
-def test_celery_without_redis_is_refused_in_one_line(cookies, capfd, tmp_path):
-    """It refuses use_celery=yes with use_redis=no, naming both, and writes nothing."""
-    result = cookies.bake(extra_context={"use_celery": "yes", "use_redis": "no"})
+@pytest.mark.parametrize(
+    ("answers", "error"),
+    [
+        pytest.param(
+            {"use_celery": "yes", "use_redis": "no"},
+            "ERROR: use_celery='yes' is invalid; expected use_redis='yes' with it "
+            "(Celery's broker is Redis).",
+            id="celery-without-redis",
+        ),
+        pytest.param(
+            {"use_https": "yes", "use_nginx": "no"},
+            "ERROR: use_https='yes' is invalid; expected use_nginx='yes' with it "
+            "(Caddy hands every request to nginx).",
+            id="https-without-nginx",
+        ),
+    ],
+)
+def test_each_rule_refuses_its_combination_in_one_line(cookies, capfd, tmp_path, answers, error):
+    """It refuses each real RULES row (Celery without Redis, HTTPS without nginx), naming both
+    answers, and writes nothing."""
+    result = cookies.bake(extra_context=answers)
     assert result.exit_code != 0
     assert not [path for path in (tmp_path / "cookies").rglob("*") if path.is_file()]
     errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR:")]
-    assert errors == [
-        "ERROR: use_celery='yes' is invalid; expected use_redis='yes' with it "
-        "(Celery's broker is Redis)."
-    ]
-
-
-def test_https_without_nginx_is_refused_in_one_line(cookies, capfd, tmp_path):
-    """It refuses use_https=yes with use_nginx=no, naming both, and writes nothing."""
-    result = cookies.bake(extra_context={"use_https": "yes", "use_nginx": "no"})
-    assert result.exit_code != 0
-    assert not [path for path in (tmp_path / "cookies").rglob("*") if path.is_file()]
-    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR:")]
-    assert errors == [
-        "ERROR: use_https='yes' is invalid; expected use_nginx='yes' with it "
-        "(Caddy hands every request to nginx)."
-    ]
+    assert errors == [error]
 
 
 @pytest.mark.xdist_group("grouping-guard")

@@ -772,11 +772,14 @@ NGINX_TEMPLATE = Path("nginx/templates/default.conf.template")
 def loopback_nginx_config(project: Path, port: int, upstream_port: int, **overrides: str) -> str:
     """Render the project's nginx template with compose's values, all traffic on loopback.
 
-    compose.yaml's nginx service gives the values; only the listen address and the upstream
+    compose.yaml's proxy service gives the values; only the listen address and the upstream
     change, since the app runs next door instead of in a container named by compose; a test
     may override more values.
     """
     model = project_files.compose_model(project)
+    proxy = project_files.proxy_service(model)
+    if proxy is None:
+        raise ServerError(f"{project.name}'s compose.yaml has no proxy in front of the app")
     template = project / NGINX_TEMPLATE
     loopback = {
         "NGINX_PORT": f"127.0.0.1:{port}",
@@ -786,24 +789,8 @@ def loopback_nginx_config(project: Path, port: int, upstream_port: int, **overri
     declared = template_variables(template.read_text())
     if not set(loopback) <= set(declared):
         raise ServerError(f"the template's variables changed: {declared}")
-    nginx = nginx_service(model, list(loopback))
-    values = {**compose_environment(model["services"][nginx]), **loopback, **overrides}
+    values = {**compose_environment(model["services"][proxy]), **loopback, **overrides}
     return render_template(template, values)
-
-
-def nginx_service(model: dict, variables: list[str]) -> str:
-    """Return the compose service that renders the nginx template: the one setting ``variables``.
-
-    It is the entry point, or (HTTPS bakes) the hop behind Caddy, which publishes the ports.
-    """
-    names = [
-        name
-        for name, service in model["services"].items()
-        if set(variables) <= set(service.get("environment") or {})
-    ]
-    if len(names) != 1:
-        raise ServerError(f"not one compose service sets the nginx template's variables: {names}")
-    return names[0]
 
 
 @dataclass

