@@ -60,6 +60,7 @@ PRUNE = {
         "docs/frontend.md",
     ],
     "use_https": ["Caddyfile", "docs/https.md"],
+    "use_opentelemetry": ["{package}/telemetry.py", "tests/test_telemetry.py", "docs/tracing.md"],
     "app_server=gunicorn": [
         "gunicorn.conf.py",
         "{package}/gunicorn_settings.py",

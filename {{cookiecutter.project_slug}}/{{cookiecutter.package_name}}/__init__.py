@@ -39,6 +39,9 @@ from . import (
 {%- if cookiecutter.use_celery == "yes" %}
     tasks,
 {%- endif %}
+{%- if cookiecutter.use_opentelemetry == "yes" %}
+    telemetry,
+{%- endif %}
 )
 from .settings import Settings, load_settings
 
@@ -52,6 +55,9 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
 
     logs.init_app(app)  # first: the concerns below may log while they start
     request_id.init_app(app)
+{%- if cookiecutter.use_opentelemetry == "yes" %}
+    telemetry.init_app(app)  # after logs, before the database: its engine is traced
+{%- endif %}
     request_body.init_app(app)
     errors.init_app(app)
     database.init_app(app)

@@ -99,6 +99,9 @@ class Settings(LogSettings):
     ratelimit_default: OptionalLimits = Field("", description="per client, elsewhere; empty: none")
     cache_ttl_seconds: int = Field(60, ge=0, le=86400, description="seconds a cached read is kept")
     max_content_length: int = Field(1_048_576, ge=1024, description="largest request body in bytes")
+{%- if cookiecutter.use_opentelemetry == "yes" %}
+    sentry_dsn: str = Field("", description="Sentry's DSN: error reports sent there; empty: none")
+{%- endif %}
     metrics_enabled: bool = Field(True, description="serve `/metrics` and count requests")
     prometheus_multiproc_dir: MetricsFolder = Field(None, description="unset: a temporary folder")
 

@@ -1,0 +1,100 @@
+"""Trace requests, SQL{% if cookiecutter.use_redis == "yes" %}, Redis calls{% endif %}{% if cookiecutter.use_celery == "yes" %} and tasks{% endif %} with OpenTelemetry; report errors to Sentry.
+
+The OpenTelemetry SDK reads its own variables (OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER,
+OTEL_EXPORTER_OTLP_ENDPOINT...): docs/tracing.md. Without an OTLP endpoint nothing is exported.
+The app server builds the app in each worker process, after the fork (gunicorn without
+preload_app, granian's factory), so the SDK starts there, never in a server's master process.
+"""
+
+import logging
+import os
+from typing import Any
+
+import sentry_sdk
+from flask import Flask
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+{%- if cookiecutter.use_celery == "yes" %}
+from opentelemetry.instrumentation.celery import CeleryInstrumentor
+{%- endif %}
+from opentelemetry.instrumentation.flask import FlaskInstrumentor
+{%- if cookiecutter.use_redis == "yes" %}
+from opentelemetry.instrumentation.redis import RedisInstrumentor
+{%- endif %}
+from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from sentry_sdk.integrations.otlp import OTLPIntegration
+
+# Either variable names the collector (the SDK's exporter reads them itself).
+ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+# Probes and scrapes are asked every few seconds: spans of them would drown the requests'.
+EXCLUDED_URLS = "/healthz,/readyz,/metrics"
+# Instrumentations that patch a library for the whole process: applied once per process.
+PROCESS_INSTRUMENTORS = (
+    SQLAlchemyInstrumentor,  # engines created afterwards: the app's, by database.init_app
+{%- if cookiecutter.use_redis == "yes" %}
+    RedisInstrumentor,
+{%- endif %}
+{%- if cookiecutter.use_celery == "yes" %}
+    CeleryInstrumentor,  # sending puts the trace in the task's headers; workers continue it
+{%- endif %}
+)
+
+
+class TraceIdFilter(logging.Filter):
+    """Stamp each record written inside a span with its ``trace_id`` and ``span_id`` (hex)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Add the current span's ids, when there is one."""
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            record.trace_id = trace.format_trace_id(context.trace_id)
+            record.span_id = trace.format_span_id(context.span_id)
+        return True
+
+
+def span_exporter() -> SpanExporter | None:
+    """Return the OTLP/HTTP exporter when an OTLP endpoint is set, else None: nothing exported."""
+    if any(os.environ.get(name) for name in ENDPOINT_VARIABLES):
+        return OTLPSpanExporter()  # endpoint, headers, timeout and compression from OTEL_*
+    return None
+
+
+def tracer_provider(exporter: SpanExporter | None) -> TracerProvider:
+    """Return a provider (resource and sampler from OTEL_*) exporting in batches to ``exporter``."""
+    provider = TracerProvider()
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def sentry_options(dsn: str) -> dict[str, Any]:
+    """Return sentry_sdk.init's options: errors only, no personal data, cookies or request
+    bodies, the events carrying the OpenTelemetry trace id (spans stay with the OTLP exporter).
+
+    ``data_collection`` replaces the deprecated ``send_default_pii`` (off: its default).
+    """
+    return {
+        "dsn": dsn,
+        "data_collection": {"user_info": False, "cookies": {"mode": "off"}, "http_bodies": []},
+        "max_request_body_size": "never",
+        "integrations": [OTLPIntegration(setup_otlp_traces_exporter=False, setup_propagator=False)],
+    }
+
+
+def init_app(app: Flask) -> None:
+    """Start tracing in this process (once), trace the app's requests, stamp its log lines."""
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):  # none yet in this process
+        trace.set_tracer_provider(tracer_provider(span_exporter()))
+    for instrumentor in PROCESS_INSTRUMENTORS:
+        if not instrumentor().is_instrumented_by_opentelemetry:
+            # uv.lock pins them together and tests/test_telemetry.py checks the spans: skip
+            # the range check (the SQLAlchemy one declares "< 2.1" and instruments 2.1 as well).
+            instrumentor().instrument(skip_dep_check=True)
+    FlaskInstrumentor.instrument_app(app, excluded_urls=EXCLUDED_URLS)
+    for handler in logging.getLogger().handlers:  # logs.init_app's, configured just before
+        handler.addFilter(TraceIdFilter())
+    dsn = app.extensions["settings"].sentry_dsn
+    if dsn:
+        sentry_sdk.init(**sentry_options(dsn))
