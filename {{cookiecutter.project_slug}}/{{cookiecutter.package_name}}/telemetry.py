@@ -4,6 +4,9 @@ The OpenTelemetry SDK reads its own variables (OTEL_SERVICE_NAME, OTEL_TRACES_SA
 OTEL_EXPORTER_OTLP_ENDPOINT...): docs/tracing.md. Without an OTLP endpoint nothing is exported.
 The app server builds the app in each worker process, after the fork (gunicorn without
 preload_app, granian's factory), so the SDK starts there, never in a server's master process.
+{%- if cookiecutter.use_celery == "yes" %}
+Celery forks its pool from a process holding the app: the SDK restarts its thread in each child.
+{%- endif %}
 """
 
 import logging
