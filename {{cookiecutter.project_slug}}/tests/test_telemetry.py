@@ -146,7 +146,7 @@ def sentry():
 def test_an_error_reaches_sentry_with_its_trace_id_and_no_body(app, spans, sentry):
     """It sends one event for an exception, with the request's trace id, no body or cookies."""
 
-    @app.get("/boom")  # a GET: no CSRF token needed where pages ask for one
+    @app.get("/boom")  # a GET: every bake takes it without a form token
     def boom():
         raise RuntimeError("forced")
 
