@@ -20,6 +20,9 @@ import pytest
 {%- if cookiecutter.use_postgres == "yes" %}
 from flask_migrate import upgrade
 {%- endif %}
+{%- if cookiecutter.use_opentelemetry == "yes" %}
+from opentelemetry import trace
+{%- endif %}
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -238,3 +241,13 @@ def run_python(tmp_path):
         )
 
     return run
+{%- if cookiecutter.use_opentelemetry == "yes" %}
+
+
+@pytest.fixture(autouse=True)
+def _no_span_left_current():
+    """Fail a test that leaves a span current: what its thread did next would join that trace."""
+    yield
+    span = trace.get_current_span()
+    assert not span.get_span_context().is_valid, f"{span} is still current"
+{%- endif %}

@@ -10,7 +10,7 @@ from celery import Celery, Task
 from celery.signals import setup_logging
 from flask import Flask, g
 
-from . import redis_settings
+from . import redis_settings{% if cookiecutter.use_opentelemetry == "yes" %}, telemetry{% endif %}
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 def send(task: Task[..., object], *args: object) -> bool:
     """Enqueue ``task`` with the id of the current request or task in its headers; False if not."""
+    headers = {"request_id": g.get("request_id")}
     try:
-        task.apply_async(args=args, headers={"request_id": g.get("request_id")})
+{%- if cookiecutter.use_opentelemetry == "yes" %}
+        with telemetry.sending_task(task.name, headers):
+            task.apply_async(args=args, headers=headers)
+{%- else %}
+        task.apply_async(args=args, headers=headers)
+{%- endif %}
     except Exception as exc:  # noqa: BLE001  (any broker failure: the caller answers anyway)
         log.error("task %s not enqueued: %s: %s", task.name, type(exc).__name__, exc)
         return False
@@ -99,9 +105,15 @@ def init_app(app: Flask) -> None:
     class FlaskTask(Task[..., object]):
         def __call__(self, *args: object, **kwargs: object) -> object:
             """Run the task in an app context, its log lines stamped with its request id."""
+            headers = self.request.headers or {}
             with app.app_context():
-                g.request_id = (self.request.headers or {}).get("request_id") or uuid.uuid4().hex
+                g.request_id = headers.get("request_id") or uuid.uuid4().hex
+{%- if cookiecutter.use_opentelemetry == "yes" %}
+                with telemetry.running_task(self.name, headers):
+                    return self.run(*args, **kwargs)
+{%- else %}
                 return self.run(*args, **kwargs)
+{%- endif %}
 
     celery = Celery(app.import_name, task_cls=FlaskTask)
     celery.config_from_object(celery_config(app.extensions["settings"]))

@@ -6,20 +6,24 @@ The app server builds the app in each worker process, after the fork (gunicorn w
 preload_app, granian's factory), so the SDK starts there, never in a server's master process.
 {%- if cookiecutter.use_celery == "yes" %}
 Celery forks its pool from a process holding the app: the SDK restarts its thread in each child.
+A task's trace is carried in its headers, beside the request id (celery_app.py): its sending and
+its run are spans made here, with the tracing API, instead of the Celery instrumentation, whose
+sending span stays open and attached when the broker refuses the task.
 {%- endif %}
 """
 
 import logging
 import os
+{%- if cookiecutter.use_celery == "yes" %}
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
+{%- endif %}
 from typing import Any
 
 import sentry_sdk
 from flask import Flask
-from opentelemetry import trace
+from opentelemetry import {% if cookiecutter.use_celery == "yes" %}propagate, {% endif %}trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-{%- if cookiecutter.use_celery == "yes" %}
-from opentelemetry.instrumentation.celery import CeleryInstrumentor
-{%- endif %}
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 {%- if cookiecutter.use_redis == "yes" %}
 from opentelemetry.instrumentation.redis import RedisInstrumentor
@@ -39,9 +43,6 @@ PROCESS_INSTRUMENTORS = (
 {%- if cookiecutter.use_redis == "yes" %}
     RedisInstrumentor,
 {%- endif %}
-{%- if cookiecutter.use_celery == "yes" %}
-    CeleryInstrumentor,  # sending puts the trace in the task's headers; workers continue it
-{%- endif %}
 )
 
 
@@ -55,6 +56,30 @@ class TraceIdFilter(logging.Filter):
             record.trace_id = trace.format_trace_id(context.trace_id)
             record.span_id = trace.format_span_id(context.span_id)
         return True
+
+{%- if cookiecutter.use_celery == "yes" %}
+
+
+@contextmanager
+def sending_task(name: str, headers: MutableMapping[str, Any]) -> Iterator[None]:
+    """Trace the sending of task ``name``, and put its trace in the task's ``headers``.
+
+    The span ends, with the error recorded, when the send raises (the broker is down).
+    """
+    tracer = trace.get_tracer(__name__)
+    with tracer.start_as_current_span(f"send {name}", kind=trace.SpanKind.PRODUCER):
+        propagate.inject(headers)
+        yield
+
+
+@contextmanager
+def running_task(name: str, headers: MutableMapping[str, Any]) -> Iterator[None]:
+    """Trace a run of task ``name`` in the trace its ``headers`` carry (a new one without)."""
+    tracer = trace.get_tracer(__name__)
+    parent = propagate.extract(headers)
+    with tracer.start_as_current_span(f"run {name}", context=parent, kind=trace.SpanKind.CONSUMER):
+        yield
+{%- endif %}
 
 
 def span_exporter() -> SpanExporter | None:
