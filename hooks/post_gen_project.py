@@ -61,6 +61,12 @@ PRUNE = {
     ],
     "use_https": ["Caddyfile", "docs/https.md"],
     "use_opentelemetry": ["{package}/telemetry.py", "tests/test_telemetry.py", "docs/tracing.md"],
+    "use_auth": [
+        "{package}/accounts.py",
+        "{package}/users_cli.py",
+        "tests/test_accounts.py",
+        "tests/test_users_cli.py",
+    ],
     "app_server=gunicorn": [
         "gunicorn.conf.py",
         "{package}/gunicorn_settings.py",
@@ -74,6 +80,7 @@ PRUNE = {
     ],
     ("use_kubernetes", "use_postgres"): ["deploy/k8s/base/migrate-job.yaml"],
     ("use_kubernetes", "use_https"): ["deploy/k8s/ingress.example.yaml"],
+    ("use_auth", "use_postgres"): ["migrations/versions/20260301_0003_users.py"],
     # A worker pod shares the database with the web pods only on a server (not a pod's SQLite).
     ("use_kubernetes", "use_celery", "use_postgres"): [
         "deploy/k8s/base/worker-deployment.yaml",

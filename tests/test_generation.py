@@ -38,10 +38,11 @@ LEFTOVER_WORDS = {
     "app_server=granian": ["granian_", "granian=="],
     "use_https": ["acme", "strict-transport-security"],
     "use_opentelemetry": ["sentry", "otel", "traceparent"],
+    "use_auth": ["accounts", "bearer", "password_hash", "users_cli"],
 }
 # The word that stands for an option whose own name is common in every bake ("https" is in the
 # docs' links): a bake without it must not contain this word instead.
-OWN_WORD = {"use_https": "caddy"}
+OWN_WORD = {"use_https": "caddy", "use_auth": "argon2"}
 
 
 def leftover_words(option: str) -> list[str]:

@@ -7,7 +7,9 @@ from lean_checks import MAX_MODULE_LINES, line_count, private_uses, service_modu
 # Lines of Python outside tests and migrations (the server configs and launchers included): the
 # budget of each bake. A new option fits its code within them, or its change says why it cannot.
 # All-off was 1400 until mypy strict (issue 40): its typing imports and aliases took 22 lines.
-BUDGETS = [(DEFAULTS_COMBO, 1600), (ALL_OFF, 1425), (ALL_ON, 2400), (ALL_ON_GRANIAN, 2400)]
+# All-on was 2400 until use_auth (issue 43): its accounts (users, hashing, tokens) and `flask
+# users` commands took about 225 lines; its endpoints, pages and limits will need more.
+BUDGETS = [(DEFAULTS_COMBO, 1600), (ALL_OFF, 1425), (ALL_ON, 2500), (ALL_ON_GRANIAN, 2500)]
 
 
 def package_of(root) -> str:

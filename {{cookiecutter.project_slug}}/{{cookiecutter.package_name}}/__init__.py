@@ -42,6 +42,9 @@ from . import (
 {%- if cookiecutter.use_opentelemetry == "yes" %}
     telemetry,
 {%- endif %}
+{%- if cookiecutter.use_auth == "yes" %}
+    users_cli,
+{%- endif %}
 )
 from .settings import Settings, load_settings
 
@@ -66,6 +69,9 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
     schema_migrations.init_app(app)
 {%- endif %}
     caching.init_app(app)
+{%- if cookiecutter.use_auth == "yes" %}
+    users_cli.init_app(app)  # its import registered the users and tokens tables
+{%- endif %}
 {%- if cookiecutter.use_nginx == "yes" %}
     proxy.init_app(app)
 {%- endif %}
