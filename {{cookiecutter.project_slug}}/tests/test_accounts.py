@@ -113,6 +113,14 @@ def test_each_failed_sign_in_verifies_one_hash_and_answers_none(
     assert authenticate(email, password) is None
     assert len(counting.verified) == 1
     assert counting.verified[0].startswith("$argon2id$")
+    if email != "ada@example.com":
+        assert counting.verified == [accounts.DUMMY_HASH]
+
+
+def test_the_dummy_hash_costs_what_a_stored_one_does():
+    """It is made with the current parameters, so verifying it takes as long as a real one."""
+    assert not accounts.hasher.check_needs_rehash(accounts.DUMMY_HASH)
+    assert accounts.DUMMY_HASH.startswith("$argon2id$")
 
 
 def test_a_hash_made_with_old_parameters_is_replaced_at_sign_in(context):
