@@ -66,6 +66,7 @@ PRUNE = {
         "{package}/users_cli.py",
         "tests/test_accounts.py",
         "tests/test_users_cli.py",
+        "docs/auth.md",
     ],
     "app_server=gunicorn": [
         "gunicorn.conf.py",

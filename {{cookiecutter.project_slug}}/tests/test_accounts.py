@@ -163,6 +163,21 @@ def test_two_tokens_differ(context):
     assert issue_token(user, timedelta(hours=1))[0] != issue_token(user, timedelta(hours=1))[0]
 
 
+def test_a_new_token_ends_the_expired_ones_and_the_oldest_past_the_cap(context, monkeypatch):
+    """It keeps a user's tokens bounded: expired rows go, and the oldest live ones past
+    MAX_TOKENS_PER_USER; another user's tokens stay."""
+    monkeypatch.setattr(accounts, "MAX_TOKENS_PER_USER", 2)
+    user, other = add_user(), add_user(email="grace@example.com")
+    expired, _ = issue_token(user, timedelta(seconds=-1))
+    others = issue_token(other, timedelta(hours=1))[0]
+    first, second, third = (issue_token(user, timedelta(hours=1))[0] for _ in range(3))
+    live = [user_for_token(token) for token in (first, second, third)]
+    assert live == [None, user, user]
+    hashes = set(db.session.scalars(select(Token.token_hash)))
+    assert hashes == {token_digest(token) for token in (second, third, others)}
+    assert token_digest(expired) not in hashes
+
+
 def test_an_expired_token_is_refused(context):
     """It accepts a token only before its expiry."""
     user = add_user()

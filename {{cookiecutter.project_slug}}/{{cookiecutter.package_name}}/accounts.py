@@ -23,6 +23,7 @@ MAX_PASSWORD_LENGTH = 1024  # hashing is slow on purpose: a longer password is r
 # Verified for an unknown email, so that it takes as long as a wrong password. Made at import,
 # once per process: made at the first unknown email, it would make that answer the slower one.
 DUMMY_HASH = hasher.hash(secrets.token_urlsafe(32))
+MAX_TOKENS_PER_USER = 20  # live tokens a user may hold: a new one ends the oldest past this
 
 
 class User(db.Model):  # type: ignore[name-defined, misc]  # made at run time: mypy#8603
@@ -100,8 +101,13 @@ def token_digest(token: str) -> str:
 
 
 def issue_token(user: User, lifetime: timedelta) -> tuple[str, datetime]:
-    """Store a new token of ``user`` and return it (shown once) with its expiry."""
-    token, expires_at = secrets.token_urlsafe(32), utc_now() + lifetime
+    """Store a new token of ``user`` and return it (shown once) with its expiry; drop the user's
+    expired tokens, and the oldest live ones past MAX_TOKENS_PER_USER."""
+    token, now = secrets.token_urlsafe(32), utc_now()
+    live = select(Token.id).where(Token.user_id == user.id, Token.expires_at > now)
+    kept = db.session.scalars(live.order_by(Token.id.desc()).limit(MAX_TOKENS_PER_USER - 1)).all()
+    db.session.execute(delete(Token).where(Token.user_id == user.id, Token.id.not_in(kept)))
+    expires_at = now + lifetime
     db.session.add(Token(user_id=user.id, token_hash=token_digest(token), expires_at=expires_at))
     db.session.commit()
     return token, expires_at
