@@ -2,6 +2,12 @@
 never from the command line; a new password or a deactivation revokes every token."""
 
 import logging
+import os
+import pty
+import select as io_select
+import subprocess
+import sys
+import time
 from datetime import timedelta
 
 import pytest
@@ -9,6 +15,7 @@ from sqlalchemy import func, select
 
 from {{ cookiecutter.package_name }}.accounts import User, authenticate, issue_token, user_for_token
 from {{ cookiecutter.package_name }}.extensions import db
+from tests.conftest import PROJECT, SECRET
 
 PASSWORD = "correct horse battery staple"
 NEW_PASSWORD = "a different long password"
@@ -128,3 +135,46 @@ def test_no_password_or_hash_is_logged(app, caplog):
     assert "user created" in logged
     for secret in (PASSWORD, NEW_PASSWORD, stored, "$argon2"):
         assert secret not in logged
+
+
+def talk(main: int, answers: list[str], timeout: float = 30.0) -> str:
+    """Read a terminal's output until it closes, typing each answer after a prompt ends in ": ";
+    return all it showed."""
+    shown, deadline = "", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = io_select.select([main], [], [], max(0.0, deadline - time.monotonic()))
+        try:
+            chunk = os.read(main, 1024).decode() if ready else ""
+        except OSError:  # the other side closed: the command ended
+            return shown
+        shown += chunk
+        if answers and shown.rstrip(" ").endswith(":"):
+            os.write(main, (answers.pop(0) + "\n").encode())
+    raise AssertionError(f"the command did not end in {timeout:.0f}s: {shown!r}")
+
+
+def test_on_a_terminal_the_password_is_asked_twice_and_not_shown(app, settings_overrides, tmp_path):
+    """It prompts for the password and its confirmation on a terminal without echoing either."""
+    main, secondary = pty.openpty()
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(PROJECT),
+        "APP_ENV": "development",
+        "SECRET_KEY": SECRET,
+        "DATABASE_URL": settings_overrides["database_url"],
+    }
+    flask = [sys.executable, "-m", "flask", "--app", "{{ cookiecutter.package_name }}:create_app()"]
+    command = [*flask, "users", "create", "ada@example.com"]
+    with subprocess.Popen(  # noqa: S603  (this Python, fixed arguments)
+        command, stdin=secondary, stdout=secondary, stderr=secondary, env=env, cwd=tmp_path
+    ) as process:
+        os.close(secondary)
+        try:
+            shown = talk(main, [PASSWORD, PASSWORD])
+        finally:
+            os.close(main)
+        assert process.wait(timeout=30) == 0, shown
+    assert shown.count("Password:") == 1
+    assert "Repeat for confirmation:" in shown
+    assert PASSWORD not in shown
+    assert signs_in(app, "ada@example.com", PASSWORD)
