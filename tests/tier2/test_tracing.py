@@ -5,7 +5,8 @@ Each served combination with OpenTelemetry runs with its OTLP endpoint on the te
 processes alike (conftest's ``service_env``). A POST through nginx is one trace from the server
 span to the worker's UPDATE, its log lines stamped with it; an incoming ``traceparent`` is
 continued; an unreachable collector slows no request and logs no error per request; a forced
-error reaches Sentry once, with the trace id and without the request's body or cookies.
+error reaches Sentry once, with the trace id and without the request's body, cookies or the
+client's address.
 The receiver first proves it decodes what the SDK's exporter sends, in process and as a script.
 """
 
