@@ -30,7 +30,7 @@ import zlib
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Generic, Self, TypeVar
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -44,7 +44,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status
 PATH = "/v1/traces"
 CONTENT_TYPE = "application/x-protobuf"
 MAX_BODY = 16 * 1024 * 1024  # bytes; the SDK's batches (512 spans by default) are far smaller
+LOOPBACK = "127.0.0.1"
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +147,7 @@ class Handler(BaseHTTPRequestHandler):
         except (ValueError, OSError, EOFError, zlib.error, DecodeError) as exc:
             self.server.receiver.rejected(f"{type(exc).__name__}: {exc}")
             return self.answer(400, str(exc).encode())
-        self.server.receiver.received(spans_of(request))
+        self.server.receiver.keep(spans_of(request))
         return self.answer(200, ExportTraceServiceResponse().SerializeToString(), CONTENT_TYPE)
 
     def answer(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
@@ -162,36 +164,29 @@ class Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    receiver: Receiver
+    receiver: Collector
 
 
-class Receiver:
-    """An OTLP/HTTP traces receiver on 127.0.0.1 (a free port unless given), on its own threads.
+class Collector(Generic[R]):
+    """Records a loopback HTTP server keeps as its handler decodes them, on the server's threads.
 
-    ``out``, when given, gets each span as a JSON line as it arrives.
+    The handler calls ``keep`` or ``rejected``; tests read ``records`` or ``wait_for`` some.
     """
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", out: IO[str] | None = None):
-        self._server = _Server((host, port), Handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0, host: str = LOOPBACK):
+        self._server = _Server((host, port), handler)
         self._server.receiver = self
         self._lock = threading.Lock()
-        self._spans: list[Span] = []
+        self._records: list[R] = []
         self._errors: list[str] = []
-        self._out = out
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self.exports = 0  # export requests accepted
 
     @property
     def port(self) -> int:
         """Return the port it listens on."""
         return self._server.server_address[1]
 
-    @property
-    def endpoint(self) -> str:
-        """Return the base URL an exporter's OTEL_EXPORTER_OTLP_ENDPOINT names."""
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> Receiver:
+    def start(self) -> Self:
         """Serve on a background thread."""
         self._thread.start()
         return self
@@ -202,21 +197,16 @@ class Receiver:
         self._server.server_close()
         self._thread.join(timeout=10)
 
-    def __enter__(self) -> Receiver:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
 
-    def received(self, spans: list[Span]) -> None:
-        """Keep the spans of one accepted export request (and write them out, if asked)."""
+    def keep(self, records: list[R]) -> None:
+        """Keep the records of one accepted request."""
         with self._lock:
-            self.exports += 1
-            self._spans.extend(spans)
-            if self._out is not None:
-                for span in spans:
-                    self._out.write(json.dumps(dataclasses.asdict(span), sort_keys=True) + "\n")
-                self._out.flush()
+            self._records.extend(records)
 
     def rejected(self, reason: str) -> None:
         """Note a request refused as undecodable."""
@@ -229,29 +219,68 @@ class Receiver:
         with self._lock:
             return list(self._errors)
 
+    def records(self) -> list[R]:
+        """Return every record kept so far, in arrival order."""
+        with self._lock:
+            return list(self._records)
+
+    def describe(self, record: R) -> str:
+        """Return one line about a record, for a timeout's message."""
+        return repr(record)[:300]
+
+    def wait_for(
+        self, predicate: Callable[[list[R]], T], timeout: float, interval: float = 0.05
+    ) -> T:
+        """Call ``predicate`` on the records kept so far until it returns something true, at
+        most ``timeout`` seconds; return that, or raise TimeoutError listing what arrived."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate(self.records())
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                last = "\n".join(map(self.describe, self.records()[-50:])) or "(nothing)"
+                raise TimeoutError(f"not received within {timeout}s; the last received:\n{last}")
+            time.sleep(interval)
+
+
+class Receiver(Collector[Span]):
+    """An OTLP/HTTP traces receiver on 127.0.0.1 (a free port unless given), on its own threads.
+
+    ``out``, when given, gets each span as a JSON line as it arrives.
+    """
+
+    def __init__(self, port: int = 0, host: str = LOOPBACK, out: IO[str] | None = None):
+        super().__init__(Handler, port, host)
+        self._out = out
+        self.exports = 0  # export requests accepted
+
+    @property
+    def endpoint(self) -> str:
+        """Return the base URL an exporter's OTEL_EXPORTER_OTLP_ENDPOINT names."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def keep(self, records: list[Span]) -> None:
+        """Keep the spans of one accepted export request (and write them out, if asked)."""
+        with self._lock:
+            self.exports += 1
+            if self._out is not None:
+                for span in records:
+                    self._out.write(json.dumps(dataclasses.asdict(span), sort_keys=True) + "\n")
+                self._out.flush()
+        super().keep(records)
+
     def spans(self) -> list[Span]:
         """Return every span received so far, in arrival order."""
-        with self._lock:
-            return list(self._spans)
+        return self.records()
 
     def trace(self, trace_id: str) -> list[Span]:
         """Return the spans received so far of one trace."""
         return [span for span in self.spans() if span.trace_id == trace_id]
 
-    def wait_for(
-        self, predicate: Callable[[list[Span]], T], timeout: float, interval: float = 0.05
-    ) -> T:
-        """Call ``predicate`` on the spans received so far until it returns something true, at
-        most ``timeout`` seconds; return that, or raise TimeoutError listing what arrived."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = predicate(self.spans())
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                summary = "\n".join(map(describe, self.spans()[-50:])) or "(no span)"
-                raise TimeoutError(f"not received within {timeout}s; last spans:\n{summary}")
-            time.sleep(interval)
+    def describe(self, record: Span) -> str:
+        """Return one line naming a span, its ids and its service."""
+        return describe(record)
 
 
 def describe(span: Span) -> str:
@@ -263,7 +292,7 @@ def describe(span: Span) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the receiver until SIGTERM or SIGINT, writing each span to --out as a JSON line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    parser.add_argument("--host", default=LOOPBACK, help="address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=4318, help="port to bind (default 4318)")
     parser.add_argument("--out", type=Path, required=True, help="file to append JSON lines to")
     args = parser.parse_args(argv)
