@@ -182,10 +182,11 @@ class Deployment:
 
     def query(self, sql: str, *args) -> list[tuple]:
         """Run one statement on the service's real store, outside the service, and commit it
-        (one that writes returns rows only with RETURNING)."""
+        (one that writes returns rows only with RETURNING; one that returns none, no rows)."""
         if self.postgres is not None:
             with self.postgres.connect(self.database) as connection:
-                return connection.execute(sql.replace("?", "%s"), args).fetchall()
+                cursor = connection.execute(sql.replace("?", "%s"), args)
+                return cursor.fetchall() if cursor.description is not None else []
         with contextlib.closing(sqlite3.connect(self.sqlite_file)) as connection, connection:
             return connection.execute(sql, args).fetchall()
 
