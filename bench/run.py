@@ -90,6 +90,9 @@ COSTS = (
 # How long the exporters may take to send their last batches (their schedule delay is 5 s).
 EXPORT_SETTLE_S = 20
 READ_SCRIPT = Path(__file__).resolve().parent / "item_reads.lua"
+# What makes the figures: the template, the bench and the harness; a change elsewhere (or a file
+# of the checkout's own, untracked) leaves the checkout's commit as the measured one.
+MEASURED = ("cookiecutter.json", "hooks", "{{cookiecutter.project_slug}}", "bench", "tests")
 # Settings worth showing beside the commands (the rest are the bake's .env and compose's).
 SHOWN_SETTINGS = (
     "APP_ENV",
@@ -293,27 +296,25 @@ def cpu_per_request(sample: wrk.Sample) -> float:
     return sample.cpu_s / sample.requests * 1e6
 
 
+# What the tracing scenario compares, round by round, of each load.
+COMPARED = {
+    "rps": lambda sample: sample.rps,
+    "p50": lambda sample: sample.p50_ms,
+    "p99": lambda sample: sample.p99_ms,
+    "cpu_per_request": cpu_per_request,
+}
+
+
 def costs(targets: list[Target]) -> list[dict]:
     """Return the tracing scenario's ratios: req/s, p50, p99 and CPU per request, per load."""
     of = {target.name: target for target in targets}
-    return [
-        {
-            "load": load,
-            "server": top,
-            "over": bottom,
-            "rps": per_round(of[f"{top} {load}"], of[f"{bottom} {load}"]),
-            **{
-                key: per_round(of[f"{top} {load}"], of[f"{bottom} {load}"], figure)
-                for key, figure in (
-                    ("p50", lambda sample: sample.p50_ms),
-                    ("p99", lambda sample: sample.p99_ms),
-                    ("cpu_per_request", cpu_per_request),
-                )
-            },
-        }
-        for load in ("read", "hit")
-        for top, bottom in COSTS
-    ]
+    rows = []
+    for load in ("read", "hit"):
+        for top, bottom in COSTS:
+            pair = of[f"{top} {load}"], of[f"{bottom} {load}"]
+            ratios = {key: per_round(*pair, figure) for key, figure in COMPARED.items()}
+            rows.append({"load": load, "server": top, "over": bottom, **ratios})
+    return rows
 
 
 def memory(targets: list[Target]) -> dict:
@@ -368,7 +369,8 @@ def tree_facts(template: Path, ref: str | None) -> dict:
         return {"ref": ref, "commit": git("rev-parse", ref)}
     if template.resolve() != REPO:
         return {"folder": template.name}  # a path of this machine is no use to a reader
-    return {"commit": git("rev-parse", "HEAD"), "uncommitted": bool(git("status", "-s"))}
+    changed = git("status", "--porcelain", "--", *MEASURED)
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted": bool(changed)}
 
 
 def git(*args: str) -> str:
