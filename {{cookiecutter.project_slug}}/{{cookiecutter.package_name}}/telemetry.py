@@ -121,8 +121,8 @@ def first_lines(event: Event, hint: Hint) -> Event:
 def sentry_options(dsn: str) -> dict[str, Any]:
     """Return sentry_sdk.init's options: errors only, the events carrying the OpenTelemetry trace
     id (spans stay with the OTLP exporter), without personal data, cookies, client addresses,
-    request bodies, SQL parameters or local variables. Every collection field is named: one
-    left out of ``data_collection`` defaults to collecting.
+    request bodies, SQL parameters or local variables. Each field that may hold a user's data is
+    named: one left out of ``data_collection`` defaults to collecting.
     """
     return {
         "dsn": dsn,
@@ -131,6 +131,7 @@ def sentry_options(dsn: str) -> dict[str, Any]:
             "cookies": {"mode": "off"},
             "http_headers": {"request": {"mode": "denylist", "terms": ["forwarded", "-ip"]}},
             "http_bodies": [],
+            "url_query_params": {"mode": "denylist"},  # the SDK's list of sensitive names
             "database_query_data": False,
             "queues": False,
             "stack_frame_variables": False,
@@ -147,8 +148,7 @@ def init_app(app: Flask) -> None:
 
     Without an endpoint nothing is instrumented: no span is made, so none costs a request.
     """
-    exporter = span_exporter()
-    if not tracing() and exporter is not None:
+    if not tracing() and (exporter := span_exporter()) is not None:
         start(exporter)
     if tracing():
         FlaskInstrumentor.instrument_app(app, excluded_urls=EXCLUDED_URLS)
