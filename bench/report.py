@@ -1,6 +1,6 @@
 """Render the figures bench/run.py wrote (docs/benchmarks.json) as docs/benchmarks.md.
 
-python bench/report.py [JSON [MARKDOWN]]
+python bench/report.py [JSON [MARKDOWN]]   (docs/benchmarks-tracing.* for run.py --tracing)
 """
 
 import json
@@ -14,12 +14,20 @@ LOADS = {
     "hit": "cached read (X-Cache: hit)",
     "read": "PostgreSQL primary-key read (each id once: cache misses)",
 }
+SERVERS = {
+    "flask": "minimal Flask",
+    "plain": "use_opentelemetry=no",
+    "off": "tracing off (no endpoint)",
+    "all": "sampled 100%",
+    "tenth": "sampled 10%",
+    "never": "no endpoint, sampler always_off",
+}
 
 
 def title(target: str) -> str:
     """Name a target ("<server> <load>") for a reader."""
     server, load = target.split()
-    return f"{'minimal Flask' if server == 'flask' else server}: {LOADS[load]}"
+    return f"{SERVERS.get(server, server)}: {LOADS[load]}"
 
 
 def ratio(row: dict | None) -> str:
@@ -50,10 +58,12 @@ def header(figures: dict) -> list[str]:
     plan, host = figures["plan"], figures["machine"]
     trees = "; ".join(f"{tree}: {origin(facts)}" for tree, facts in figures["trees"].items())
     start, end = (", ".join(map(str, host[f"load_average_at_{when}"])) for when in ("start", "end"))
+    scenario = "tracing" in figures
+    name, run = ("benchmarks-tracing", "run.py --tracing") if scenario else ("benchmarks", "run.py")
     return [
-        "# Benchmarks",
+        "# Benchmarks" + (": the cost of tracing" if scenario else ""),
         "",
-        "Written by `python bench/run.py` (figures in `docs/benchmarks.json`, rendered by "
+        f"Written by `python bench/{run}` (figures in `docs/{name}.json`, rendered by "
         "`bench/report.py`). A measurement, not a gate: nothing fails on these numbers.",
         "",
         f"- Run: {figures['started']}, {figures['minutes']} min; {plan['rounds']} round(s) of "
@@ -91,6 +101,57 @@ def acceptance(figures: dict) -> list[str]:
     return [*lines, ""]
 
 
+def tracing(figures: dict) -> list[str]:
+    """Return the tracing scenario's ratios: each traced server over tracing off and over the
+    bake without the option, for each load."""
+    lines = [
+        "## The cost of tracing",
+        "",
+        "One bake with `use_opentelemetry=yes` (PostgreSQL, Redis, gunicorn: the defaults) served "
+        "four ways, beside the same answers without the option, loaded in the same rounds. "
+        "Each cell: the median of the per-round ratios, the lowest and highest round in "
+        "brackets. req/s below 1.00x and latency or CPU above 1.00x are the price.",
+        "",
+        "| load | server | over | req/s | p50 latency | p99 latency | CPU per request |",
+        "|---|---|---|---:|---:|---:|---:|",
+    ]
+    for row in figures["tracing"]:
+        cells = [ratio(row[key]) for key in ("rps", "p50", "p99", "cpu_per_request")]
+        server, over = SERVERS[row["server"]], SERVERS[row["over"]]
+        lines.append(f"| {LOADS[row['load']]} | {server} | {over} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def exported(figures: dict) -> list[str]:
+    """Return what the OTLP sinks received, against the requests their servers answered."""
+    lines = [
+        "## Exported",
+        "",
+        "What each sampled server's OTLP/HTTP sink (a loopback server in the bench answering 200 "
+        "to POST /v1/traces) received during the whole run, warm-ups included; tracing off has "
+        "no endpoint and exports nothing. Traced: the requests with a server span. wrk does not "
+        "count the requests still in flight when a load ends (up to one per connection), the "
+        "server does: sampled at 100%, slightly more requests are traced than wrk counts.",
+        "",
+        "| server | requests served (wrk) | traced | traced / served | spans | spans per trace | "
+        "export requests | MB | span names |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for server, row in figures["exported"].items():
+        names = ", ".join(f"`{name}` {count:,}" for name, count in row["span_names"].items())
+        lines.append(
+            f"| {SERVERS[server]} | {row['served']:,} | {row['server_spans']:,} | "
+            f"{row['traced_share']:.3f} | {row['spans']:,} | {row['spans_per_trace']:.2f} | "
+            f"{row['requests']:,} | {row['bytes'] / 1e6:.1f} | {names} |"
+        )
+    lines += ["", "Resident memory of each server's workers at the end of the run (MB):", ""]
+    lines += [
+        f"- {SERVERS[server]}: {', '.join(map(str, sizes))}"
+        for server, sizes in figures["worker_rss_mb"].items()
+    ]
+    return [*lines, ""]
+
+
 def median_rps(figures: dict, tree: str, target: str) -> str:
     """Return a target's median req/s over the rounds."""
     (row,) = [r for r in figures["targets"] if r["tree"] == tree and r["target"] == target]
@@ -122,8 +183,8 @@ def targets(figures: dict) -> list[str]:
         "and timeouts (a closed kept-alive connection is not one). Any answer other than 2xx "
         "stops the run instead.",
         "",
-        "| tree | target | path | req/s | p50 ms | p99 ms | socket errors |",
-        "|---|---|---|---:|---:|---:|---:|",
+        "| tree | target | path | req/s | p50 ms | p99 ms | CPU us per request | socket errors |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in figures["targets"]:
         samples = row["samples"]
@@ -132,9 +193,17 @@ def targets(figures: dict) -> list[str]:
         rps = median_rps(figures, row["tree"], row["target"])
         lines.append(
             f"| {row['tree']} | {title(row['target'])} | `{row['path']}` | {rps} | "
-            f"{p50:.2f} | {p99:.2f} | {errors} |"
+            f"{p50:.2f} | {p99:.2f} | {cpu_us(samples)} | {errors} |"
         )
     return [*lines, ""]
+
+
+def cpu_us(samples: list[dict]) -> str:
+    """Return the server's median CPU time per request in microseconds (user and system, its
+    master and workers), or n/a for figures written before it was measured."""
+    if any(sample.get("cpu_s") is None for sample in samples):
+        return "n/a"
+    return f"{statistics.median(s['cpu_s'] / s['requests'] * 1e6 for s in samples):,.0f}"
 
 
 def reproduce(figures: dict) -> list[str]:
@@ -164,11 +233,20 @@ def reproduce(figures: dict) -> list[str]:
 def render(figures: dict) -> str:
     """Return docs/benchmarks.md for one run's figures."""
     sections = (header, acceptance, price, targets, reproduce)
+    if "tracing" in figures:
+        sections = (header, tracing, exported, targets, reproduce)
     return "\n".join(line for section in sections for line in section(figures)).rstrip() + "\n"
 
 
 def summary(figures: dict) -> str:
-    """Return the acceptance ratios as plain lines, for the terminal."""
+    """Return the acceptance ratios (or tracing's) as plain lines, for the terminal."""
+    if "tracing" in figures:
+        return "\n".join(
+            f"{row['load']:4} {row['server']:5} over {row['over']:5}: req/s {ratio(row['rps'])}, "
+            f"p50 {ratio(row['p50'])}, p99 {ratio(row['p99'])}, "
+            f"CPU/request {ratio(row['cpu_per_request'])}"
+            for row in figures["tracing"]
+        )
     return "\n".join(
         f"{row['tree']:6} {row['compares']}: {ratio(row)}, threshold {row['threshold']:.2f}x"
         for row in figures["ratios"]

@@ -1,6 +1,7 @@
 """Load the generated service with wrk in interleaved rounds; write the figures as JSON.
 
     python bench/run.py --before REF   this checkout's template and `git archive REF`, side by side
+    python bench/run.py --tracing      the cost of tracing: use_opentelemetry, off and sampled
     python bench/run.py --quick        smoke run: one round of short loads
 
 A measurement, not a gate: report.py renders the JSON into docs/benchmarks.md, each ratio beside
@@ -19,7 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,9 +34,11 @@ from serve import (
     extract,
     items_to_read,
     serve_reference,
+    settings_of,
     x_cache,
 )
 from tier2.servers import Interpreter, Postgres, Redis, Service, postgres_bin, private_dir
+from tracing import Sink, cpu_seconds, resident_mb
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class Plan:
 
 FULL = Plan(rounds=10, duration_s=4, warmup_s=2, rows=250_000)
 QUICK = Plan(rounds=1, duration_s=2, warmup_s=1, rows=20_000)
+# The tracing scenario: 10 targets, about 5 minutes; its reads share one database (4 targets).
+TRACING = Plan(rounds=12, duration_s=2, warmup_s=2, rows=250_000)
 # The bakes of each template tree: the defaults (PostgreSQL, Redis, gunicorn), and granian.
 BAKES = {"gunicorn": {}, "granian": {"app_server": "granian"}}
 # (what the ratio compares, numerator, denominator, acceptance threshold); a target is
@@ -61,7 +66,33 @@ RATIOS = (
     ("granian vs gunicorn, /healthz", "granian healthz", "gunicorn healthz", 1.50),
     ("granian vs gunicorn, cached read", "granian hit", "gunicorn hit", 1.50),
 )
+# The tracing scenario (issue 42): the defaults (PostgreSQL, Redis, gunicorn) with
+# use_opentelemetry=yes served four ways, beside the defaults without it ("plain").
+TRACED = {"use_opentelemetry": "yes"}
+SAMPLERS = {
+    "off": {},  # no OTLP endpoint: the SDK records every span (its default sampler), exports none
+    "all": {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+    "tenth": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+    "never": {"OTEL_TRACES_SAMPLER": "always_off"},  # no endpoint either: what "off" could cost
+}
+ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+EXPORTING = ("all", "tenth")  # the servers given an endpoint: their own sink each
+# (server, the server it is compared with), for each load; /healthz makes no span: not loaded.
+COSTS = (
+    ("all", "off"),
+    ("tenth", "off"),
+    ("never", "off"),
+    ("off", "plain"),
+    ("all", "plain"),
+    ("tenth", "plain"),
+    ("never", "plain"),
+)
+# How long the exporters may take to send their last batches (their schedule delay is 5 s).
+EXPORT_SETTLE_S = 20
 READ_SCRIPT = Path(__file__).resolve().parent / "item_reads.lua"
+# What makes the figures: the template, the bench and the harness; a change elsewhere (or a file
+# of the checkout's own, untracked) leaves the checkout's commit as the measured one.
+MEASURED = ("cookiecutter.json", "hooks", "{{cookiecutter.project_slug}}", "bench", "tests")
 # Settings worth showing beside the commands (the rest are the bake's .env and compose's).
 SHOWN_SETTINGS = (
     "APP_ENV",
@@ -72,6 +103,9 @@ SHOWN_SETTINGS = (
     "CACHE_TTL_SECONDS",
     "DATABASE_URL",
     "REDIS_URL",
+    *ENDPOINTS,
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
 )
 
 
@@ -81,37 +115,51 @@ def log(message: str) -> None:
 
 
 @dataclass
+class Unread:
+    """The items no load has read yet (none is cached): shared by the targets of one database."""
+
+    next_id: int
+    last_id: int
+
+
+@dataclass
 class Target:
     """One URL of one served bake, loaded once a round."""
 
     tree: str  # "before" or "after"
-    name: str  # "<server> <load>": the server (flask, gunicorn, granian) and what is loaded
+    name: str  # "<server> <load>": the server (flask, gunicorn, granian...) and what is loaded
     service: Service
     path: str
-    next_id: int | None = None  # the uncached read: the next item id to ask for, the last one
-    last_id: int | None = None
+    unread: Unread | None = None  # the uncached read: where the next load starts
     samples: list = field(default_factory=list)
+    served: int = 0  # requests of every load, warm-ups included, and of the checks after them
 
     def load(self, duration_s: int) -> wrk.Sample:
         """Load the target once; stop the run on any answer but 2xx, or a cached item gone."""
         url = self.service.url + self.path
+        cpu_before = cpu_seconds(self.service)
         try:
-            if self.next_id is not None:
-                return self.load_unread(duration_s)
-            sample = wrk.run(url, duration_s)
+            if self.unread is not None:
+                sample = self.load_unread(duration_s)
+            else:
+                sample = wrk.run(url, duration_s)
         except wrk.Non2xx as exc:
             raise RuntimeError(f"{self.tree} {self.name}: {exc}\n{self.service.output()}") from None
-        if self.name.endswith(" hit") and x_cache(url) != "hit":
-            raise RuntimeError(f"{self.tree} {self.name}: the item left the cache")
+        sample = replace(sample, cpu_s=cpu_seconds(self.service) - cpu_before)
+        self.served += sample.requests
+        if self.name.endswith(" hit"):
+            self.served += 1
+            if x_cache(url) != "hit":
+                raise RuntimeError(f"{self.tree} {self.name}: the item left the cache")
         return sample
 
     def load_unread(self, duration_s: int) -> wrk.Sample:
         """Load the uncached read: items no load has read yet, from where the last load ended."""
-        if self.next_id > self.last_id:
+        if self.unread.next_id > self.unread.last_id:
             raise RuntimeError(f"{self.tree} {self.name}: no unread item left (Plan.rows)")
-        args = (self.next_id, wrk.THREADS)  # the script makes each request's path
+        args = (self.unread.next_id, wrk.THREADS)  # the script makes each request's path
         sample = wrk.run(self.service.url + "/", duration_s, str(READ_SCRIPT), args)
-        self.next_id = sample.last_id + 1
+        self.unread.next_id = sample.last_id + 1
         return sample
 
 
@@ -131,13 +179,86 @@ def serve_tree(
     items = {name: f"/api/items/{cached_item(d)}" for name, d in deployments.items()}
     # In the order they are loaded: the two targets of each ratio close together in time.
     return [
-        Target(tree, "gunicorn read", gunicorn.service, "/api/items/{id}", first, last),
+        Target(tree, "gunicorn read", gunicorn.service, "/api/items/{id}", Unread(first, last)),
         Target(tree, "flask healthz", reference, "/healthz"),
         Target(tree, "gunicorn healthz", gunicorn.service, "/healthz"),
         Target(tree, "granian healthz", granian.service, "/healthz"),
         Target(tree, "gunicorn hit", gunicorn.service, items["gunicorn"]),
         Target(tree, "granian hit", granian.service, items["granian"]),
     ]
+
+
+def serve_tracing(
+    servers: Servers, template: Path, plan: Plan, stack: contextlib.ExitStack
+) -> tuple[list[Target], dict[str, Sink]]:
+    """Serve the tracing scenario's five servers; return their targets and the OTLP sinks.
+
+    One bake with use_opentelemetry=yes serves four ways: "off" (no endpoint), "all" (sampled
+    100%) and "tenth" (10%), both exporting to their own sink, and "never" (no endpoint, the
+    sampler always_off); "plain" is the same answers without the option. The traced servers
+    share one database and Redis index, as replicas do: their uncached reads take their items
+    from one range.
+    """
+    sinks = {name: Sink().start() for name in EXPORTING}
+    for sink in sinks.values():  # stopped after the services, which send their last spans
+        stack.callback(sink.stop)
+    log("tracing: bake and serve use_opentelemetry=no")
+    plain = deploy(servers, template, "plain", {})
+    stack.callback(plain.stop)
+    log("tracing: bake and serve use_opentelemetry=yes, tracing off")
+    traced = deploy(servers, template, "traced", TRACED)
+    stack.callback(traced.stop)
+    if set(ENDPOINTS) & set(traced.service.env):
+        raise RuntimeError(f"the traced bake's settings name an OTLP endpoint: {ENDPOINTS}")
+    services = {"plain": plain.service, "off": traced.service}
+    for name, sampler in SAMPLERS.items():
+        if name == "off":
+            continue
+        log(f"tracing: serve use_opentelemetry=yes, {name}: {sampler}")
+        endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": sinks[name].url} if name in sinks else {}
+        settings = {**settings_of(traced.bake), **endpoint, **sampler}
+        services[name] = traced.extra_service(name, **settings)
+    log(f"tracing: {plan.rows} items to read in each database")
+    bakes = {"plain": plain, "traced": traced}
+    unread = {bake: Unread(*items_to_read(d, plan.rows)) for bake, d in bakes.items()}
+    items = {bake: f"/api/items/{cached_item(d)}" for bake, d in bakes.items()}
+    of = {"plain": "plain", **dict.fromkeys(SAMPLERS, "traced")}  # each server's bake
+    order = ("plain", "never", "off", "all", "tenth")  # what is compared, close together in time
+    targets = [
+        Target("after", f"{name} read", services[name], "/api/items/{id}", unread[of[name]])
+        for name in order
+    ]
+    targets += [Target("after", f"{name} hit", services[name], items[of[name]]) for name in order]
+    return targets, sinks
+
+
+def exported(sinks: dict[str, Sink], targets: list[Target]) -> dict:
+    """Wait for the exporters' last batches; return what each sink got, per request served."""
+    served = {name: 0 for name in sinks}
+    for target in targets:
+        server = target.name.split()[0]
+        if server in served:
+            served[server] += target.served
+    deadline = time.monotonic() + EXPORT_SETTLE_S
+    last = None
+    while time.monotonic() < deadline:  # until a schedule delay (5 s) passes with nothing new
+        time.sleep(6)
+        now = {name: sink.received.requests for name, sink in sinks.items()}
+        if now == last:
+            break
+        last = now
+    figures = {}
+    for name, sink in sinks.items():
+        got = sink.received.figures()
+        figures[name] = {
+            **got,
+            "served": served[name],
+            "traced_share": round(got["server_spans"] / served[name], 4) if served[name] else 0,
+            "spans_per_trace": round(got["spans"] / got["server_spans"], 3)
+            if got["server_spans"]
+            else 0,
+        }
+    return figures
 
 
 def load_rounds(targets: list[Target], plan: Plan) -> None:
@@ -164,9 +285,45 @@ def spread(values: list[float]) -> dict:
     }
 
 
-def per_round(top: Target, bottom: Target) -> dict:
-    """Return the spread of the ratios of two targets' req/s, round by round."""
-    return spread([a.rps / b.rps for a, b in zip(top.samples, bottom.samples, strict=True)])
+def per_round(top: Target, bottom: Target, key=lambda sample: sample.rps) -> dict:
+    """Return the spread of the ratios of two targets' figures (req/s), round by round."""
+    pairs = zip(top.samples, bottom.samples, strict=True)
+    return spread([key(a) / key(b) for a, b in pairs])
+
+
+def cpu_per_request(sample: wrk.Sample) -> float:
+    """Return the server's CPU time per request of a load, in microseconds."""
+    return sample.cpu_s / sample.requests * 1e6
+
+
+# What the tracing scenario compares, round by round, of each load.
+COMPARED = {
+    "rps": lambda sample: sample.rps,
+    "p50": lambda sample: sample.p50_ms,
+    "p99": lambda sample: sample.p99_ms,
+    "cpu_per_request": cpu_per_request,
+}
+
+
+def costs(targets: list[Target]) -> list[dict]:
+    """Return the tracing scenario's ratios: req/s, p50, p99 and CPU per request, per load."""
+    of = {target.name: target for target in targets}
+    rows = []
+    for load in ("read", "hit"):
+        for top, bottom in COSTS:
+            pair = of[f"{top} {load}"], of[f"{bottom} {load}"]
+            ratios = {key: per_round(*pair, figure) for key, figure in COMPARED.items()}
+            rows.append({"load": load, "server": top, "over": bottom, **ratios})
+    return rows
+
+
+def memory(targets: list[Target]) -> dict:
+    """Return the resident memory of each server's workers now, in MB, by server."""
+    servers = {target.name.split()[0]: target.service for target in targets}
+    return {
+        name: sorted(round(resident_mb(pid), 1) for pid in service.workers())
+        for name, service in servers.items()
+    }
 
 
 def ratios(targets: list[Target], trees: list[str]) -> tuple[list[dict], list[dict]]:
@@ -212,7 +369,8 @@ def tree_facts(template: Path, ref: str | None) -> dict:
         return {"ref": ref, "commit": git("rev-parse", ref)}
     if template.resolve() != REPO:
         return {"folder": template.name}  # a path of this machine is no use to a reader
-    return {"commit": git("rev-parse", "HEAD"), "uncommitted": bool(git("status", "-s"))}
+    changed = git("status", "--porcelain", "--", *MEASURED)
+    return {"commit": git("rev-parse", "HEAD"), "uncommitted": bool(changed)}
 
 
 def git(*args: str) -> str:
@@ -222,7 +380,7 @@ def git(*args: str) -> str:
     return done.stdout.strip()
 
 
-def commands(argv: list[str], targets: list[Target], plan: Plan) -> dict:
+def commands(argv: list[str], targets: list[Target], plan: Plan, answers: str) -> dict:
     """Return the commands that reproduce the figures, without this machine's paths and ports."""
     served = {}
     for target in targets:
@@ -232,11 +390,13 @@ def commands(argv: list[str], targets: list[Target], plan: Plan) -> dict:
         if "PYTHONPATH" in env:  # the reference: a copy of bench/reference_apps.py on the path
             shown += " PYTHONPATH=$REPO/bench"
         line = f"(cd $BAKE && env {shown} {shlex.join(target.service.recipe.command)})"
-        served[f"{target.tree} {target.name.split()[0]}"] = re.sub(r":\d+/", ":$PORT/", line)
+        served[f"{target.tree} {target.name.split()[0]}"] = re.sub(
+            r"127\.0\.0\.1:\d+", "127.0.0.1:$PORT", line
+        )
     read = wrk.command("$URL", plan.duration_s, "bench/item_reads.lua", ("$FIRST_ID", wrk.THREADS))
     return {
         "run": " ".join(["python", "bench/run.py", *argv]),
-        "bake": "python -m cookiecutter --no-input -o $OUT $TEMPLATE [app_server=granian]",
+        "bake": f"python -m cookiecutter --no-input -o $OUT $TEMPLATE [{answers}]",
         "servers": served,
         "load": " ".join(wrk.command("$URL", plan.duration_s)),
         "uncached read": " ".join(read),
@@ -246,8 +406,32 @@ def commands(argv: list[str], targets: list[Target], plan: Plan) -> dict:
 def shown_argv(args: argparse.Namespace) -> list[str]:
     """Return the arguments this run was given, a --template folder by its name alone."""
     argv = ["--quick"] if args.quick else []
+    argv += ["--tracing"] if args.tracing else []
     argv += ["--before", args.before] if args.before else []
     return argv + (["--template", args.template.name] if args.template.resolve() != REPO else [])
+
+
+def start_servers(stack: contextlib.ExitStack) -> Servers:
+    """Start PostgreSQL and Redis in a private folder; stop them and remove it with ``stack``."""
+    root = private_dir("bench-")
+    stack.callback(shutil.rmtree, root, ignore_errors=True)
+    postgres = Postgres(root / "postgres").init()
+    stack.callback(postgres.stop)
+    redis = Redis(root / "redis")
+    stack.callback(redis.stop)
+    interpreter = Interpreter.for_user(root / "python")
+    return Servers(root, interpreter, postgres.start(), redis.start())
+
+
+def run_figures(figures: dict, started: float, plan: Plan, targets: list[Target]) -> dict:
+    """Return the figures every run writes: its machine, length, plan and targets."""
+    figures["machine"]["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
+    return {
+        **figures,
+        "minutes": round((time.monotonic() - started) / 60, 1),
+        "plan": {**plan.__dict__, "threads": wrk.THREADS, "connections": wrk.CONNECTIONS},
+        "targets": [target_figures(target) for target in targets],
+    }
 
 
 def measure(args: argparse.Namespace, plan: Plan) -> dict:
@@ -255,32 +439,37 @@ def measure(args: argparse.Namespace, plan: Plan) -> dict:
     figures = {"started": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC", "machine": machine()}
     started = time.monotonic()
     with contextlib.ExitStack() as stack:
-        root = private_dir("bench-")
-        stack.callback(shutil.rmtree, root, ignore_errors=True)
-        postgres = Postgres(root / "postgres").init()
-        stack.callback(postgres.stop)
-        redis = Redis(root / "redis")
-        stack.callback(redis.stop)
-        interpreter = Interpreter.for_user(root / "python")
-        servers = Servers(root, interpreter, postgres.start(), redis.start())
+        servers = start_servers(stack)
         trees = {"after": (args.template, None)}
         if args.before:
-            trees = {"before": (extract(args.before, root / "before"), args.before), **trees}
+            before = extract(args.before, servers.root / "before")
+            trees = {"before": (before, args.before), **trees}
         served = [serve_tree(servers, tree, path, plan, stack) for tree, (path, _) in trees.items()]
         targets = [target for side_by_side in zip(*served, strict=True) for target in side_by_side]
         load_rounds(targets, plan)
-        figures["commands"] = commands(shown_argv(args), targets, plan)
+        figures["commands"] = commands(shown_argv(args), targets, plan, "app_server=granian")
     accepted, price = ratios(targets, list(trees))
-    figures["machine"]["load_average_at_end"] = [round(load, 2) for load in os.getloadavg()]
+    figures["trees"] = {tree: tree_facts(template, ref) for tree, (template, ref) in trees.items()}
     return {
-        **figures,
-        "minutes": round((time.monotonic() - started) / 60, 1),
-        "plan": {**plan.__dict__, "threads": wrk.THREADS, "connections": wrk.CONNECTIONS},
-        "trees": {tree: tree_facts(template, ref) for tree, (template, ref) in trees.items()},
-        "targets": [target_figures(target) for target in targets],
+        **run_figures(figures, started, plan, targets),
         "ratios": accepted,
         "after_over_before": price,
     }
+
+
+def measure_tracing(args: argparse.Namespace, plan: Plan) -> dict:
+    """Serve the tracing scenario, load its targets in rounds, stop everything; the figures."""
+    figures = {"started": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC", "machine": machine()}
+    started = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        targets, sinks = serve_tracing(start_servers(stack), args.template, plan, stack)
+        load_rounds(targets, plan)
+        figures["worker_rss_mb"] = memory(targets)
+        figures["exported"] = exported(sinks, targets)
+        bake = " ".join(f"{option}={value}" for option, value in TRACED.items())
+        figures["commands"] = commands(shown_argv(args), targets, plan, bake)
+    figures["trees"] = {"after": tree_facts(args.template, None)}
+    return {**run_figures(figures, started, plan, targets), "tracing": costs(targets)}
 
 
 def target_figures(target: Target) -> dict:
@@ -299,13 +488,27 @@ def main() -> int:
     parser.add_argument("--template", type=Path, default=REPO, help="template tree (this one)")
     parser.add_argument("--before", metavar="REF", help="also bake `git archive REF` of this repo")
     parser.add_argument("--quick", action="store_true", help="smoke run: one round, short loads")
-    parser.add_argument("--json", type=Path, default=REPO / "docs" / "benchmarks.json")
-    parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help="instead: the cost of use_opentelemetry, tracing off and sampled at 100%% and 10%%"
+        " (docs/benchmarks-tracing.*)",
+    )
+    parser.add_argument("--json", type=Path, help="docs/benchmarks.json (or -tracing.json)")
+    parser.add_argument("--markdown", type=Path, help="docs/benchmarks.md (or -tracing.md)")
     args = parser.parse_args()
+    if args.tracing and args.before:
+        parser.error("--tracing measures one template tree: no --before")
+    name = "benchmarks-tracing" if args.tracing else "benchmarks"
+    args.json = args.json or REPO / "docs" / f"{name}.json"
+    args.markdown = args.markdown or REPO / "docs" / f"{name}.md"
     for tool in ("wrk", "redis-server", "tar"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} is not installed (apt-get install wrk redis-server)")
-    figures = measure(args, QUICK if args.quick else FULL)
+    if args.tracing:
+        figures = measure_tracing(args, QUICK if args.quick else TRACING)
+    else:
+        figures = measure(args, QUICK if args.quick else FULL)
     args.json.write_text(json.dumps(figures, indent=1) + "\n")
     args.markdown.write_text(report.render(figures))
     log(f"wrote {args.json.name} and {args.markdown.name} in {figures['minutes']} min")

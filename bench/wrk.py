@@ -23,6 +23,7 @@ class Sample:
     requests: int
     socket_errors: int  # failed connects, writes and timeouts
     last_id: int | None = None  # the highest item id the read script asked for
+    cpu_s: float | None = None  # the server's CPU time during the load (user and system)
 
     def figures(self) -> dict:
         """Return the sample as JSON-ready numbers."""

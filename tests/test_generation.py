@@ -37,7 +37,7 @@ LEFTOVER_WORDS = {
     "app_server=gunicorn": ["gunicorn.conf", "from gunicorn", "gunicorn==", "gunicorn_settings"],
     "app_server=granian": ["granian_", "granian=="],
     "use_https": ["acme", "strict-transport-security"],
-    "use_opentelemetry": ["sentry", "otel", "traceparent"],
+    "use_opentelemetry": ["sentry", "otel", "traceparent", "jaeger"],
     "use_auth": ["accounts", "bearer", "password_hash", "users_cli"],
 }
 # The word that stands for an option whose own name is common in every bake ("https" is in the

@@ -151,6 +151,7 @@ def facts(project, clean_env, tmp_path_factory):
                 "sqlite_dir": sqlite_dir,
                 "postgres": combo.selected("use_postgres"),
                 "redis": combo.selected("use_redis"),
+                "opentelemetry": combo.selected("use_opentelemetry"),
                 "nginx": combo.selected("use_nginx"),
                 "gunicorn": combo.selected("app_server=gunicorn"),
             }
@@ -574,6 +575,7 @@ def _check_egress(policy: dict, facts: dict) -> list[str]:
     wanted = {(53, "UDP"), (53, "TCP")}
     wanted |= {(5432, "TCP")} if facts["postgres"] else set()
     wanted |= {(6379, "TCP")} if facts["redis"] else set()
+    wanted |= {(4318, "TCP")} if facts["opentelemetry"] else set()  # an OTLP/HTTP collector
     if egress != wanted:
         problems.append(f"NetworkPolicy: lets out {sorted(egress)}, expected {sorted(wanted)}")
     return problems
@@ -972,6 +974,9 @@ def test_secret_files_are_git_ignored_and_the_example_holds_placeholders(bake, c
     assert values["SECRET_KEY"] == "change-me"
     assert ("DATABASE_URL" in values) == combo.selected("use_postgres")
     assert ("REDIS_URL" in values) == combo.selected("use_redis")
+    # Sentry is optional: its DSN (a key) belongs here, empty (no reports) until one is set.
+    assert ("SENTRY_DSN" in values) == combo.selected("use_opentelemetry")
+    assert values.pop("SENTRY_DSN", "") == ""
     assert all("change-me" in value for value in values.values())
 
 

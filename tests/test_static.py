@@ -90,6 +90,12 @@ def production(root) -> dict:
     return project.compose_model(root)
 
 
+@functools.cache
+def every_profile(root) -> dict:
+    """Return the compose model with the services of every profile started too (`--profile '*'`)."""
+    return project.compose_model(root, profiles=("*",))
+
+
 def fronting(services: dict, web: str) -> set[str]:
     """Return the services that wait for the web service (a proxy in front of it)."""
     return {name for name, service in services.items() if web in service.get("depends_on", {})}
@@ -388,8 +394,9 @@ def test_the_scheduler_runs_once_with_its_state_in_a_tmpfs(bake, combo):
 
 @pytest.mark.parametrize("combo", params())
 def test_every_service_is_hardened(bake, combo):
-    """It runs every service read-only, without capabilities or new privileges, within limits."""
-    services = production(bake(combo))["services"]
+    """It runs every service (a profile's too) read-only, without capabilities or new
+    privileges, within limits."""
+    services = every_profile(bake(combo))["services"]
     one_shot = awaited_to_complete(services)
     for name, service in services.items():
         assert service.get("read_only") is True, name
@@ -439,6 +446,53 @@ def test_only_the_entry_port_is_published_on_loopback(bake, combo):
     assert port["host_ip"] == "127.0.0.1" and port["published"] == "8000"
     raw = checks.load_yaml(root / "compose.yaml")["services"][entry]["ports"]
     assert raw[0].startswith("${BIND_ADDRESS:-127.0.0.1}:${HTTP_PORT:-8000}:")
+
+
+@pytest.mark.parametrize("combo", params())
+def test_the_tracing_viewer_runs_only_when_asked_and_only_on_loopback(bake, combo, tmp_path):
+    """With use_opentelemetry, Jaeger is the one service of the `tracing` profile (started only
+    with it); its UI and OTLP/HTTP port are on 127.0.0.1 whatever BIND_ADDRESS says, and its
+    health extension is its healthcheck. Each app process names its spans, and .env's OTEL_*
+    reach them all. Without the option, no service waits in a profile.
+    """
+    root = bake(combo)
+    otel = combo.selected("use_opentelemetry")
+    raw = checks.load_yaml(root / "compose.yaml")["services"]
+    profiled = {name: service["profiles"] for name, service in raw.items() if "profiles" in service}
+    assert profiled == ({"jaeger": ["tracing"]} if otel else {})
+    assert project.profiles(root) == (["tracing"] if otel else [])
+    traced = project.compose_model(root, profiles=("tracing",))["services"]
+    assert set(traced) == set(production(root)["services"]) | ({"jaeger"} if otel else set())
+    if not otel:
+        return
+    jaeger = traced["jaeger"]
+    assert re.fullmatch(r"jaegertracing/jaeger:2\.\d+\.\d+", jaeger["image"]), jaeger["image"]
+    assert all(port.startswith("127.0.0.1:") for port in raw["jaeger"]["ports"])
+    assert probed_paths(jaeger["healthcheck"]["test"]) == ["/status"]
+    assert "127.0.0.1:13133/" in " ".join(jaeger["healthcheck"]["test"])
+    assert not any("jaeger" in service.get("depends_on", {}) for service in traced.values())
+
+    # .env as a user edits it: the endpoint, a name of their own, every interface for the app.
+    for name in ("compose.yaml", ".env"):
+        (tmp_path / name).write_bytes((root / name).read_bytes())
+    with (tmp_path / ".env").open("a") as env:
+        env.write("OTEL_EXPORTER_OTLP_ENDPOINT=http://jaeger:4318\nOTEL_SERVICE_NAME=shop\n")
+        env.write("BIND_ADDRESS=0.0.0.0\n")
+    model = project.compose_model(tmp_path, profiles=("tracing",))
+    ports = {(p["host_ip"], p["target"]) for p in model["services"]["jaeger"]["ports"]}
+    assert ports == {("127.0.0.1", 16686), ("127.0.0.1", 4318)}
+    if not combo.selected("use_https") and not combo.selected("use_nginx"):
+        (entry,) = model["services"][project.web_service(model)]["ports"]
+        assert entry["host_ip"] == "0.0.0.0"  # BIND_ADDRESS moved the app, not Jaeger
+    roles = {project.web_service(model): "shop"}
+    roles |= {name: "shop-worker" for name in project.running(model, "worker")}
+    roles |= {name: "shop-scheduler" for name in project.running(model, "beat")}
+    roles |= {name: "shop" for name in project.one_shot_services(model)}
+    apps = project.app_services(model)
+    assert set(roles) == set(apps)
+    for name, service in apps.items():
+        assert service["environment"]["OTEL_SERVICE_NAME"] == roles[name], name
+        assert service["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318", name
 
 
 @pytest.mark.parametrize("combo", params())

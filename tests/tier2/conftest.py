@@ -96,7 +96,18 @@ def redis_server(workdir) -> Iterator[Redis]:
 
 
 @pytest.fixture(scope="module")
-def deployment(request, combo: Combination, bake, workdir, interpreter) -> Iterator[Deployment]:
+def service_env() -> dict[str, str]:
+    """Return the environment every process of a module's deployment gets: none beyond its own.
+
+    A module overrides this fixture to give more (its own receivers' addresses, say).
+    """
+    return {}
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    request, combo: Combination, bake, workdir, interpreter, service_env: dict[str, str]
+) -> Iterator[Deployment]:
     """Serve one combination: migrate, start gunicorn (nginx, Celery's), stop it all afterwards.
 
     A module that starts Celery's worker and scheduler itself says so: OWN_CELERY_PROCESSES = True.
@@ -110,6 +121,7 @@ def deployment(request, combo: Combination, bake, workdir, interpreter) -> Itera
         interpreter=interpreter,
         postgres=request.getfixturevalue("postgres") if combo.selected("use_postgres") else None,
         redis=request.getfixturevalue("redis_server") if combo.selected("use_redis") else None,
+        environment=service_env,
     )
     try:
         if combo.selected("use_postgres"):

@@ -59,6 +59,9 @@ class Deployment:
     service: Service | None = None
     nginx: Nginx | None = None
     extra: list = field(default_factory=list)
+    # Set for every process of the deployment (the service, Celery's, migrations), below each
+    # process's own overrides: a module's receivers, for instance (conftest's service_env).
+    environment: dict[str, str] = field(default_factory=dict)
     refused: set = field(default_factory=set)  # the folder names of instances failed_start ran
 
     def __post_init__(self) -> None:
@@ -98,7 +101,8 @@ class Deployment:
         return self.root / "data" / "app.db"
 
     def env(self, port: int, **overrides: str) -> dict[str, str]:
-        """Return the service's env file: .env, compose's web environment, then loopback values."""
+        """Return the service's env file: .env, compose's web environment, loopback values, then
+        the deployment's environment and the overrides."""
         env = project_files.env_file(self.bake / ".env")
         web = self.compose["services"][project_files.web_service(self.compose)]
         env.update(compose_environment(web))
@@ -116,6 +120,7 @@ class Deployment:
             env["DATABASE_URL"] = f"sqlite:///{self.sqlite_file}"
         if self.redis is not None:
             env["REDIS_URL"] = self.redis.url(self.redis_db)
+        env.update(self.environment)
         env.update(overrides)
         return env
 
@@ -177,10 +182,11 @@ class Deployment:
 
     def query(self, sql: str, *args) -> list[tuple]:
         """Run one statement on the service's real store, outside the service, and commit it
-        (one that writes returns rows only with RETURNING)."""
+        (one that writes returns rows only with RETURNING; one that returns none, no rows)."""
         if self.postgres is not None:
             with self.postgres.connect(self.database) as connection:
-                return connection.execute(sql.replace("?", "%s"), args).fetchall()
+                cursor = connection.execute(sql.replace("?", "%s"), args)
+                return cursor.fetchall() if cursor.description is not None else []
         with contextlib.closing(sqlite3.connect(self.sqlite_file)) as connection, connection:
             return connection.execute(sql, args).fetchall()
 

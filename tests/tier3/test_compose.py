@@ -3,7 +3,9 @@
 With use_https, Caddy in front obtains its certificate from a real ACME CA (Pebble, started by
 the tests on loopback) by validating the test domain on the ports it listens on, and the API is
 served over HTTPS with that certificate, verified against the CA's root and nothing else; plain
-HTTP is redirected to HTTPS.
+HTTP is redirected to HTTPS. With use_opentelemetry, the stack runs with its `tracing` profile and
+the app gets .env's OTLP endpoint: the request's trace, the worker's task in it, reaches the
+profile's Jaeger (tracing.py).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .net import Endpoint, peer_certificate, request
 from .project import pulled_services, service_image, stand_in_kind
 from .stack import Stack, acme_override, await_processed, create_item, open_stack, wait_ready
 from .test_frontend import assert_page_and_assets_served
+from .tracing import PROFILE, await_request_trace, new_traceparent, tracing_override, viewer
 
 CERTIFICATE_TIMEOUT = 60  # seconds for Caddy to obtain its certificate once it is up
 HSTS = "max-age=31536000"
@@ -38,9 +41,13 @@ def _timestamp(value: str) -> datetime:
 
 @pytest.fixture
 def stack(combo, engine, standins, app_image, tmp_path):
-    """Prepare a combination's compose stack on the host network; take it down (with data) after."""
+    """Prepare a combination's compose stack on the host network (with the tracing profile when
+    it has one); take it down (with data) after."""
     build = app_image(combo)
-    stack = open_stack(engine, build.context, f"fst3-{combo.id}", tmp_path)
+    profiles = (PROFILE,) if combo.selected("use_opentelemetry") else ()
+    stack = open_stack(engine, build.context, f"fst3-{combo.id}", tmp_path, profiles=profiles)
+    if profiles:
+        stack.add_override("compose.tier3-tracing.yaml", tracing_override(stack))
     for name, service in stack.config["services"].items():
         image = service_image(stack.config, name)
         if name in project_files.stage_services(stack.config):  # nginx with the built assets
@@ -108,6 +115,9 @@ def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, pebble, report)
     With use_celery, worker and scheduler are healthy too and the worker processes the item.
     With use_https, Caddy gets a certificate for the test domain from Pebble, the API answers over
     HTTPS (verified against Pebble's root, with HSTS), and plain HTTP redirects to HTTPS.
+    With use_opentelemetry, Jaeger (the tracing profile) is healthy too and receives the POST's
+    trace: the web's server span continues the caller's traceparent over its INSERT, and with
+    use_celery the worker's task continues the web's send of it, its UPDATE below.
     """
     started = time.monotonic()
     try:
@@ -149,7 +159,9 @@ def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, pebble, report)
     if combo.selected("use_redis"):
         assert ready["checks"]["redis"]["status"] == "ok", ready
 
-    path = create_item(port, f"tier3 {combo.id}")
+    trace_id, caller, traceparent = new_traceparent()
+    traced = combo.selected("use_opentelemetry")
+    path = create_item(port, f"tier3 {combo.id}", headers=traceparent if traced else None)
     if combo.selected("use_celery"):
         assert ready["checks"]["task_queue"]["status"] == "ok", ready
         await_processed(stack, port, path)
@@ -161,6 +173,14 @@ def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, pebble, report)
     if combo.selected("use_redis"):
         assert second.headers["x-cache"] == "hit", second.headers
     assert second.headers.get("x-request-id"), second.headers
+    if traced:
+        started = time.monotonic()
+        spans = await_request_trace(stack, trace_id, caller)
+        services = sorted({span.service for span in spans})
+        report(
+            f"compose {combo.id}: {viewer(stack)} got the POST's trace, {len(spans)} spans of"
+            f" {', '.join(services)} (waited {time.monotonic() - started:.1f} s)"
+        )
     if combo.selected("use_https"):
         assert isinstance(port, Endpoint)
         assert second.headers.get("strict-transport-security") == HSTS, second.headers

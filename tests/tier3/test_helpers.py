@@ -9,6 +9,7 @@ from .matrix import DOCKER, TIER3, with_pythons
 from .project import base_images, major_version, stand_in_kind, tmpfs_mounts
 from .stack import host_network_override
 from .standins import _base_kind, debian_mirror, python_minor, tag_version
+from .tracing import Span, request_trace_problems
 
 pytestmark = DOCKER
 
@@ -184,3 +185,63 @@ def test_override_points_nginx_at_the_web_when_workers_share_its_port():
     ports = {"web": 1001, "worker": 1002, "scheduler": 1003, "nginx": 1004}
     override = host_network_override(config, ports)["services"]
     assert override["nginx"]["environment"] == {"NGINX_PORT": "1004", "NGINX_UPSTREAM_PORT": "1001"}
+
+
+def test_override_moves_jaegers_query_receiver_and_health_ports():
+    """It gives Jaeger `--set` endpoints on loopback for its query API, OTLP/HTTP receiver and
+    health extension, and points its healthcheck at the moved health port."""
+    probe = ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1:13133/status"]
+    config = {
+        "services": {
+            "jaeger": {
+                "image": "jaegertracing/jaeger:2.22.0",
+                "profiles": ["tracing"],
+                "ports": [{"target": 16686, "published": "16686"}, {"target": 4318}],
+                "healthcheck": {"test": probe},
+            }
+        }
+    }
+    sides = {"jaeger": {"otlp": 2002, "health": 2003}}
+    (jaeger,) = host_network_override(config, {"jaeger": 2001}, sides)["services"].values()
+    assert jaeger["command"] == [
+        "--set=extensions.jaeger_query.http.endpoint=127.0.0.1:2001",
+        "--set=receivers.otlp.protocols.http.endpoint=127.0.0.1:2002",
+        "--set=extensions.healthcheckv2.http.endpoint=127.0.0.1:2003",
+    ]
+    assert jaeger["healthcheck"]["test"][-1] == "http://127.0.0.1:2003/status"
+    assert jaeger["ports"] == [] and jaeger["network_mode"] == "host"
+
+
+def _traced_config() -> dict:
+    """Return a compose model of a web and a Celery worker, each naming its spans."""
+    app = {"build": {"context": "."}, "restart": "unless-stopped"}
+    app["environment"] = {"OTEL_SERVICE_NAME": "shop"}
+    worker = {"environment": {"OTEL_SERVICE_NAME": "shop-worker"}, "command": ["celery", "worker"]}
+    return {"services": {"web": app, "worker": {**app, **worker}}}
+
+
+def test_request_trace_problems_name_what_the_trace_lacks():
+    """It accepts a request's whole trace and names each part missing or misplaced."""
+    whole = [
+        Span("s1", "caller", "POST /api/items", "server", "shop"),
+        Span("s2", "s1", "INSERT shop", "client", "shop"),
+        Span("s3", "s1", "send shop.tasks.process_item", "producer", "shop"),
+        Span("s4", "s3", "run shop.tasks.process_item", "consumer", "shop-worker"),
+        Span("s5", "s4", "UPDATE shop", "client", "shop-worker"),
+    ]
+    config = _traced_config()
+    assert request_trace_problems(config, whole, "caller") == []
+    assert request_trace_problems(config, whole, "another") == [
+        "the server span's parent is 'caller', not the caller another"
+    ]
+    (lacking,) = request_trace_problems(config, whole[:3], "caller")
+    assert "0 CONSUMER spans of shop-worker" in lacking
+    assert request_trace_problems(config, [*whole[:1], *whole[2:]], "caller") == [
+        "no INSERT span below the server span"
+    ]
+    assert request_trace_problems(config, whole[:4], "caller") == [
+        "no UPDATE span below shop-worker's CONSUMER span"
+    ]
+    assert request_trace_problems(config, whole[1:], "caller") == [
+        "0 SERVER spans 'POST /api/items' of shop, expected one"
+    ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from importlib.metadata import version
 
 import project_files
 import pytest
@@ -65,10 +66,15 @@ def _uv_image(images: list[str]) -> str:
 
 
 def test_stand_ins_run_the_versions_their_tags_name(standins, bake):
-    """Each Python, Node, PostgreSQL, Redis and nginx stand-in runs the version its tag names."""
+    """Each Python, Node, PostgreSQL, Redis and nginx stand-in runs the version its tag names.
+
+    The Jaeger stand-in (a profile's service) runs no Jaeger: it says it is the tests' OTLP
+    receiver, decoding with the test environment's opentelemetry-proto.
+    """
     images = {image for combo in TIER3 for image in base_images(bake(combo) / "Dockerfile")}
-    model = project_files.compose_model(bake(_most_selected(TIER3)))
+    model = project_files.compose_model(bake(_most_selected(TIER3)), profiles=("*",))
     services = {s["image"] for s in pulled_services(model).values() if "build" not in s}
+    (jaeger,) = [image for image in services if stand_in_kind(image) == "jaeger"]
     pythons = {image for image in images if image.startswith("python:")}
     assert {tag_version(image)[:4] for image in pythons} == {"3.13", "3.14", "3.15"}, pythons
     described = {}
@@ -80,6 +86,8 @@ def test_stand_ins_run_the_versions_their_tags_name(standins, bake):
         else:
             tag = standins.bases([image])[image]
         described[image] = standins.describe(tag)
+    receiver = f"the tests' OTLP receiver (opentelemetry-proto {version('opentelemetry-proto')})"
+    assert described.pop(jaeger) == f"tier-3 stand-in for Jaeger: {receiver}"
     wrong = {
         image: line
         for image, line in described.items()

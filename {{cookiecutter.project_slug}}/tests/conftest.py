@@ -22,13 +22,14 @@ from flask_migrate import upgrade
 {%- endif %}
 {%- if cookiecutter.use_opentelemetry == "yes" %}
 from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 {%- endif %}
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import Pool
 
-from {{ cookiecutter.package_name }} import create_app, health
+from {{ cookiecutter.package_name }} import create_app, health{% if cookiecutter.use_opentelemetry == "yes" %}, telemetry{% endif %}
 from {{ cookiecutter.package_name }}.caching import cache
 from {{ cookiecutter.package_name }}.extensions import db
 
@@ -242,6 +243,12 @@ def run_python(tmp_path):
 
     return run
 {%- if cookiecutter.use_opentelemetry == "yes" %}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tracing():
+    """Trace every test's app as an OTLP endpoint would, keeping the spans in memory."""
+    telemetry.start(InMemorySpanExporter())
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,7 @@
 """Requests, SQL and log lines are traced with OpenTelemetry; errors reach Sentry with the trace.
 
-The spans are read with the SDK's in-memory exporter, added to the provider create_app started.
+The spans are read with the SDK's in-memory exporter, added to the provider conftest.py started
+(as an OTLP endpoint would start it).
 """
 
 import json
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 import sentry_sdk
+from flask import request
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider
@@ -26,14 +28,20 @@ CALLER_SPAN = "00f067aa0ba902b7"
 # Values a request sends that an error report must not carry (named here, far from the source
 # lines an event quotes).
 BODY_SECRET = "body-secret-value"
+# An endpoint nothing listens on: the process starts tracing, and samples (exports) nothing.
+ENDPOINT = {
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+    "OTEL_TRACES_SAMPLER": "always_off",
+}
 COOKIE_SECRET = "cookie-secret-value"
+CLIENT_ADDRESS = "203.0.113.7"
 
 
 @pytest.fixture
 def spans(app):
     """Return an exporter receiving every span this process ends from now on."""
     provider = trace.get_tracer_provider()
-    assert isinstance(provider, TracerProvider)  # started by create_app
+    assert isinstance(provider, TracerProvider)  # started by conftest.py
     exporter = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield exporter
@@ -152,6 +160,20 @@ def test_nothing_is_exported_without_an_endpoint(monkeypatch):
     assert isinstance(telemetry.span_exporter(), OTLPSpanExporter)
 
 
+TRACING = """
+from {{ cookiecutter.package_name }} import create_app, telemetry
+create_app({"app_env": "test", "secret_key": "s" * 40, "database_url": "sqlite://"})
+print(telemetry.tracing())
+"""
+
+
+@pytest.mark.parametrize(("endpoint", "traced"), [({}, "False"), (ENDPOINT, "True")])
+def test_a_process_traces_only_with_an_endpoint(run_python, endpoint, traced):
+    """It instruments nothing without an OTLP endpoint: no span is made, none costs a request."""
+    result = run_python("-c", TRACING, **endpoint)
+    assert result.stdout.splitlines()[-1:] == [traced], result.stderr
+
+
 class Recorder(Transport):
     """Keep the events Sentry would send (sentry-sdk's `transport` option)."""
 
@@ -179,23 +201,29 @@ def sentry():
 
 
 def test_an_error_reaches_sentry_with_its_trace_id_and_no_body(app, spans, sentry):
-    """It sends one event for an exception, with the request's trace id, no body or cookies."""
+    """It sends one event for an exception, with the request's trace id, its message's first line,
+    and no body, local variables, cookies or client address.
+    """
 
     @app.get("/boom")  # a GET: every bake takes it without a form token
     def boom():
-        raise RuntimeError("forced")
+        note = request.get_json()["note"]  # a local variable holding the body's value
+        raise RuntimeError(f"forced\nFailing row contains ({note})")  # as a database says
 
     client = app.test_client()
     client.set_cookie("session", COOKIE_SECRET)
-    assert client.get("/boom", json={"note": BODY_SECRET}).status_code == 500
+    forwarded = {"X-Forwarded-For": CLIENT_ADDRESS}
+    assert client.get("/boom", json={"note": BODY_SECRET}, headers=forwarded).status_code == 500
     sentry_sdk.flush()
     [event] = sentry.events
     trace_id = trace.format_trace_id(server_span(spans).context.trace_id)
     assert event["contexts"]["trace"]["trace_id"] == trace_id
     assert event["request"]["url"].endswith("/boom")  # the request is described...
     assert "data" not in event["request"]  # ...without its body
+    assert event["exception"]["values"][-1]["value"] == "forced"
     assert BODY_SECRET not in json.dumps(event)
     assert COOKIE_SECRET not in json.dumps(event)
+    assert CLIENT_ADDRESS not in json.dumps(event)
 
 
 def test_without_a_dsn_sentry_is_not_started(settings_overrides):

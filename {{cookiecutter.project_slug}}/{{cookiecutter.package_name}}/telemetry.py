@@ -31,7 +31,9 @@ from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from sentry_sdk.integrations.logging import ignore_logger
 from sentry_sdk.integrations.otlp import OTLPIntegration
+from sentry_sdk.types import Event, Hint
 
 # Either variable names the collector (the SDK's exporter reads them itself).
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -89,40 +91,70 @@ def span_exporter() -> SpanExporter | None:
     return None
 
 
-def tracer_provider(exporter: SpanExporter | None) -> TracerProvider:
-    """Return a provider (resource and sampler from OTEL_*) exporting in batches to ``exporter``."""
+def start(exporter: SpanExporter) -> None:
+    """Start tracing in this process: a provider (resource and sampler from OTEL_*) exporting in
+    batches to ``exporter``, and the instrumentations that patch a library for the process.
+    """
     provider = TracerProvider()
-    if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
-    return provider
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    for instrumentor in PROCESS_INSTRUMENTORS:
+        # uv.lock pins them together and tests/test_telemetry.py checks the spans: skip the
+        # range check (the SQLAlchemy one declares "< 2.1" and instruments 2.1 as well).
+        instrumentor().instrument(skip_dep_check=True)
+
+
+def tracing() -> bool:
+    """Return whether this process traces (started here, or by the tests)."""
+    return isinstance(trace.get_tracer_provider(), TracerProvider)
+
+
+def first_lines(event: Event, hint: Hint) -> Event:
+    """Keep the first line of each exception's message: the lines after it may quote the
+    request's data (SQLAlchemy's parameters, a database's "Failing row contains ...").
+    """
+    for exception in event.get("exception", {}).get("values", []):
+        exception["value"] = (exception.get("value") or "").split("\n", 1)[0]
+    return event
 
 
 def sentry_options(dsn: str) -> dict[str, Any]:
-    """Return sentry_sdk.init's options: errors only, no personal data, cookies or request
-    bodies, the events carrying the OpenTelemetry trace id (spans stay with the OTLP exporter).
-
-    ``data_collection`` replaces the deprecated ``send_default_pii`` (off: its default).
+    """Return sentry_sdk.init's options: errors only, the events carrying the OpenTelemetry trace
+    id (spans stay with the OTLP exporter), without personal data, cookies, client addresses,
+    request bodies, SQL parameters or local variables. Each field that may hold a user's data is
+    named: one left out of ``data_collection`` defaults to collecting.
     """
     return {
         "dsn": dsn,
-        "data_collection": {"user_info": False, "cookies": {"mode": "off"}, "http_bodies": []},
+        "data_collection": {
+            "user_info": False,
+            "cookies": {"mode": "off"},
+            "http_headers": {"request": {"mode": "denylist", "terms": ["forwarded", "-ip"]}},
+            "http_bodies": [],
+            "url_query_params": {"mode": "denylist"},  # the SDK's list of sensitive names
+            "database_query_data": False,
+            "queues": False,
+            "stack_frame_variables": False,
+        },
         "max_request_body_size": "never",
+        "before_send": first_lines,
         "integrations": [OTLPIntegration(setup_otlp_traces_exporter=False, setup_propagator=False)],
     }
 
 
 def init_app(app: Flask) -> None:
-    """Start tracing in this process (once), trace the app's requests, stamp its log lines."""
-    if not isinstance(trace.get_tracer_provider(), TracerProvider):  # none yet in this process
-        trace.set_tracer_provider(tracer_provider(span_exporter()))
-    for instrumentor in PROCESS_INSTRUMENTORS:
-        if not instrumentor().is_instrumented_by_opentelemetry:
-            # uv.lock pins them together and tests/test_telemetry.py checks the spans: skip
-            # the range check (the SQLAlchemy one declares "< 2.1" and instruments 2.1 as well).
-            instrumentor().instrument(skip_dep_check=True)
-    FlaskInstrumentor.instrument_app(app, excluded_urls=EXCLUDED_URLS)
-    for handler in logging.getLogger().handlers:  # logs.init_app's, configured just before
-        handler.addFilter(TraceIdFilter())
+    """Trace the app's requests and stamp its log lines when an OTLP endpoint is set (the SDK
+    started once per process); start Sentry when SENTRY_DSN is set.
+
+    Without an endpoint nothing is instrumented: no span is made, so none costs a request.
+    """
+    if not tracing() and (exporter := span_exporter()) is not None:
+        start(exporter)
+    if tracing():
+        FlaskInstrumentor.instrument_app(app, excluded_urls=EXCLUDED_URLS)
+        for handler in logging.getLogger().handlers:  # logs.init_app's, configured just before
+            handler.addFilter(TraceIdFilter())
     dsn = app.extensions["settings"].sentry_dsn
     if dsn:
         sentry_sdk.init(**sentry_options(dsn))
+        ignore_logger("opentelemetry")  # a collector down: in the logs, not an event a batch
