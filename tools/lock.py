@@ -139,11 +139,23 @@ def cache_one(cache: Path, answers: dict[str, str]) -> None:
         )
 
 
+def packages(name: str) -> set[tuple[str, str]]:
+    """Return the (name, version) of every package the lock ``name`` holds."""
+    lock = tomllib.loads((LOCKS / name).read_text())
+    return {(package["name"], package.get("version", "")) for package in lock["package"]}
+
+
 def cache(dest: Path) -> None:
-    """Fill the uv cache ``dest`` with every lock's wheels for the Python running this."""
+    """Fill the uv cache ``dest`` with every lock's wheels for the Python running this.
+
+    The largest locks go first; a lock whose every package an installed one held is skipped.
+    """
     dest.mkdir(parents=True, exist_ok=True)
-    for answers in distinct().values():
-        cache_one(dest, answers)
+    held: set[tuple[str, str]] = set()
+    for name, answers in sorted(distinct().items(), key=lambda item: -len(packages(item[0]))):
+        if not packages(name) <= held:
+            cache_one(dest, answers)
+            held |= packages(name)
 
 
 if __name__ == "__main__":
