@@ -8,9 +8,12 @@ from click import ClickException
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+{% if cookiecutter.use_auth == "yes" -%}
+from .auth_api import AuthSettings
+{% endif -%}
 from .database import checked_database_url
 from .metrics import MetricsFolder
-from .rate_limits import checked_limits, checked_optional_limits
+from .rate_limits import Limits, OptionalLimits
 {%- if cookiecutter.use_redis == "yes" %}
 from .redis_settings import checked_redis_url
 {%- endif %}
@@ -21,8 +24,6 @@ MIN_SECRET_LENGTH = 32
 DATABASE_URL_REQUIRED_IN_PRODUCTION = {{ "True" if cookiecutter.use_postgres == "yes" else "False" }}
 HIDDEN_INPUT_WORDS = ("SECRET", "PASSWORD", "URL", "TOKEN")  # their values are not printed
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-Limits = Annotated[str, AfterValidator(checked_limits)]
-OptionalLimits = Annotated[str, AfterValidator(checked_optional_limits)]
 {%- if cookiecutter.use_redis == "yes" %}
 RedisUrl = Annotated[str | None, AfterValidator(checked_redis_url)]
 {%- endif %}
@@ -46,7 +47,7 @@ class LogSettings(BaseSettings):
     log_format: Literal["json", "text"] = Field("json", description="JSON lines, or plain text")
 
 
-class Settings(LogSettings):
+class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings{% endif %}):
     """Every setting of the app, one flat table (docs/configuration.md)."""
 
     app_env: Literal["development", "test", "production"] = Field(
