@@ -12,8 +12,7 @@ from {{ cookiecutter.package_name }}.accounts import User, hasher
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.models import Item
 from {{ cookiecutter.package_name }}.sign_in import FAILED
-from tests.conftest import TESTER, TESTER_PASSWORD
-from tests.conftest import tester_token as make_tester
+from tests.conftest import TESTER, TESTER_PASSWORD, token_of_tester
 
 from .test_pages import HTMX, csrf_token
 
@@ -29,7 +28,7 @@ def form_token(page: str) -> str:
 
 def sign_in(client, email: str = TESTER, password: str = TESTER_PASSWORD):
     """Open the sign-in form and post it; return the answer (the test user exists by then)."""
-    make_tester(client.application)
+    token_of_tester(client.application)
     token = form_token(client.get("/sign-in").text)
     return client.post("/sign-in", data={"email": email, "password": password, "csrf_token": token})
 
@@ -104,7 +103,7 @@ def test_sign_in_form_asks_for_an_email_and_a_password(app):
 def test_sign_in_opens_a_new_session(app):
     """It signs in with a new session: another cookie and CSRF token, nothing kept from before,
     so the token of the page before sign-in is refused."""
-    make_tester(app)
+    token_of_tester(app)
     client = app.test_client(anonymous=True)
     before = form_token(client.get("/sign-in").text)
     with client.session_transaction() as session:
@@ -247,7 +246,7 @@ def test_session_cookie_after_sign_in_is_http_only_lax_and_secure_in_production(
 ):
     """It sets the signed-in session's cookie HttpOnly and SameSite=Lax, Secure in production."""
     app = make_app(app_env=app_env)
-    make_tester(app)
+    token_of_tester(app)
     client = app.test_client(anonymous=True)
     answer = sign_in(client)
     assert answer.status_code == 303
@@ -258,6 +257,24 @@ def test_session_cookie_after_sign_in_is_http_only_lax_and_secure_in_production(
     assert "SameSite=Lax" in cookie
     assert ("secure" in attributes) is secure
     assert "expires" not in attributes  # gone when the browser closes
+
+
+def test_sign_in_attempts_are_limited_per_account_and_per_client(limited_client):
+    """It answers 429 with Retry-After past RATELIMIT_SIGN_IN_ACCOUNT failures of one account
+    (its right password included, from any client), and past RATELIMIT_SIGN_IN attempts of one
+    client, as the API's token endpoint does."""
+    client = limited_client(ratelimit_sign_in_account="2 per minute")
+    assert [sign_in(client, password="wrong password").status_code for _ in range(3)] == [
+        401,
+        401,
+        429,
+    ]
+    refused = sign_in(client.application.test_client(anonymous=True))
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    client = limited_client(ratelimit_sign_in="2 per minute")
+    answers = [sign_in(client, email).status_code for email in ("a@example.com", TESTER, TESTER)]
+    assert answers == [401, 303, 429]
 
 
 def test_api_ignores_the_pages_session(app):
