@@ -71,10 +71,16 @@ class Readiness(BaseModel):
     checks: dict[str, CheckResult]
 
 
-RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+RATE_LIMIT_HEADERS = (
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "Retry-After",
+)
 NUMBER = "^[0-9]+$"
-# name -> (description, pattern of its value). The limiter sends the X-RateLimit-* headers only
-# while it is enabled (not with APP_ENV=test); every other header is sent where it is listed.
+# name -> (description, pattern of its value). The limiter sends RATE_LIMIT_HEADERS on every
+# answer of a limited route, only while it is enabled (not with APP_ENV=test): optional; every
+# other header is sent where it is listed.
 HEADERS = {
     "X-Request-ID": ("The request's id: the caller's if well-formed.", "^[A-Za-z0-9._:-]{1,128}$"),
     "Retry-After": ("Seconds to wait before retrying.", NUMBER),
