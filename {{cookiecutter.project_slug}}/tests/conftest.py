@@ -118,10 +118,11 @@ class PageClient(FlaskLoginClient, BearerClient):  # type: ignore[misc]  # Flask
 
     def __init__(self, app: Flask, *args, anonymous: bool = False, **kwargs) -> None:
         """Make the client; unless anonymous, with a session of the test user."""
-        if not anonymous and token_of_tester(app):  # the test user exists from here on
-            with app.app_context():
-                tester = db.session.scalar(select(User).where(User.email == TESTER))
-                kwargs["user"] = tester and SignedIn(tester)  # None: its tables were emptied
+        token = None if anonymous else token_of_tester(app)
+        if token:
+            with app.app_context(){% if cookiecutter.use_opentelemetry == "yes" %}, suppress_instrumentation(){% endif %}:
+                tester = user_for_token(token)
+                kwargs["user"] = tester and SignedIn(tester)
         super().__init__(app, *args, anonymous=anonymous, **kwargs)
 
 
