@@ -298,3 +298,10 @@ def test_sign_ins_log_the_user_id_never_the_password(app, caplog):
         tester = db.session.scalars(select(User).filter_by(email=TESTER)).one()
     events = [(r.getMessage(), r.user_id) for r in caplog.records if hasattr(r, "user_id")]
     assert events == [("signed in", tester.id), ("signed out", tester.id)]
+
+
+def test_sign_in_pages_stay_out_of_the_api_document(client):
+    """It leaves /sign-in and /sign-out out of the OpenAPI document: they are pages, not API."""
+    paths = client.get("/openapi.json").json["paths"]
+    assert {"/sign-in", "/sign-out"}.isdisjoint(paths)
+    assert "/api/auth/tokens" in paths
