@@ -9,9 +9,10 @@ cookie accepted here would let any other site write in a signed-in browser's nam
 import logging
 from collections.abc import Collection
 from datetime import timedelta
+from typing import Annotated
 
 from flask import Blueprint, Flask, abort, current_app, g, request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import delete
 from werkzeug.datastructures import WWWAuthenticate
@@ -20,11 +21,13 @@ from werkzeug.exceptions import Unauthorized
 from . import accounts, api
 from .extensions import db
 from .models import iso_utc
-from .rate_limits import Limits, limit_sign_in
+from .rate_limits import checked_limits, limit_sign_in
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
+SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer"}}  # in the OpenAPI document
+Limits = Annotated[str, AfterValidator(checked_limits)]  # a setting's type, as in settings.py
 # One answer for an unknown email, a wrong password, an inactive user and a malformed email:
 # which one it was would tell a caller which addresses have accounts.
 WRONG_CREDENTIALS = "Wrong email or password."

@@ -10,7 +10,7 @@ from pydantic.json_schema import JsonSchemaMode
 from werkzeug.routing import Rule
 
 {% if cookiecutter.use_auth == "yes" -%}
-from .auth_api import needs_token
+from .auth_api import SECURITY_SCHEMES, needs_token
 {% endif -%}
 from .rate_limits import is_limited
 from .responses import ERRORS, HEADERS, OPERATIONS, RATE_LIMIT_HEADERS, Error, Success
@@ -47,6 +47,7 @@ def schema_ref(schemas: JSON, model: type[BaseModel], mode: JsonSchemaMode) -> J
 
 
 def answer(schemas: JSON, success: Success, limited: bool, media: str = "application/json") -> JSON:
+{%- if cookiecutter.use_auth == "yes" %}
     """Return a response object: its body (none if ``media`` is empty), its headers."""
     description, model, headers = success
     names = ["X-Request-ID", *headers, *(RATE_LIMIT_HEADERS if limited else ())]
@@ -59,6 +60,17 @@ def answer(schemas: JSON, success: Success, limited: bool, media: str = "applica
         schema = body if media == "application/json" else {"type": "string"}
         found["content"] = {media: {"schema": schema}}
     return found
+{%- else %}
+    """Return a response object: its body and its headers (X-Request-ID always)."""
+    description, model, headers = success
+    names = ["X-Request-ID", *headers, *(RATE_LIMIT_HEADERS if limited else ())]
+    body = schema_ref(schemas, model, "serialization") if model else {"type": "object"}
+    return {
+        "description": description,
+        "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in names},
+        "content": {media: {"schema": body if media == "application/json" else {"type": "string"}}},
+    }
+{%- endif %}
 
 
 def parameters(rule: Rule, query: type[BaseModel] | None) -> list[JSON]:
@@ -131,13 +143,11 @@ def build(app: Flask) -> JSON:
         "openapi": "3.1.0",
         "info": {"title": TITLE, "version": "0.1.0"},
         "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "headers": headers,
 {%- if cookiecutter.use_auth == "yes" %}
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        "components": {"schemas": schemas, "headers": headers, "securitySchemes": SECURITY_SCHEMES},
+{%- else %}
+        "components": {"schemas": schemas, "headers": headers},
 {%- endif %}
-        },
     }
 
 

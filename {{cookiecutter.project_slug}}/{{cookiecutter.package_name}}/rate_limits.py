@@ -5,15 +5,12 @@ Each view marked ``limit_sign_in`` gets RATELIMIT_SIGN_IN per client, and
 RATELIMIT_SIGN_IN_ACCOUNT per account on its failed attempts (401) only.{% endif %}"""
 {% if cookiecutter.use_auth == "yes" %}
 import hashlib
-{%- endif %}
-from typing import Annotated
-
+{% endif %}
 from flask import Flask, current_app, request
 from flask.typing import RouteCallable
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import parse_many
-from pydantic import AfterValidator
 {%- if cookiecutter.use_redis == "yes" or cookiecutter.use_auth == "yes" %}
 {% endif %}
 {%- if cookiecutter.use_redis == "yes" %}
@@ -49,10 +46,6 @@ def checked_optional_limits(value: str) -> str:
     return value if not value.strip() else checked_limits(value)
 
 
-Limits = Annotated[str, AfterValidator(checked_limits)]  # a setting's type
-OptionalLimits = Annotated[str, AfterValidator(checked_optional_limits)]
-
-
 def limit_writes(view: RouteCallable) -> RouteCallable:
     """Mark a view that writes: init_app limits it to RATELIMIT_WRITE, not RATELIMIT_DEFAULT."""
     setattr(view, WRITES, True)
@@ -86,9 +79,13 @@ def is_limited(app: Flask, endpoint: str) -> bool:
     reach Flask-Limiter, which pings a failed storage from any request it sees."""
     if endpoint.partition(".")[0] in UNLIMITED:
         return False
+{%- if cookiecutter.use_auth == "yes" %}
     view = app.view_functions.get(endpoint)
-    marked = getattr(view, WRITES, False){% if cookiecutter.use_auth == "yes" %} or getattr(view, SIGN_IN, False){% endif %}
-    return marked or bool(app.extensions["settings"].ratelimit_default.strip())
+    writes = getattr(view, WRITES, False) or getattr(view, SIGN_IN, False)
+{%- else %}
+    writes = getattr(app.view_functions.get(endpoint), WRITES, False)
+{%- endif %}
+    return writes or bool(app.extensions["settings"].ratelimit_default.strip())
 
 
 def init_app(app: Flask) -> None:

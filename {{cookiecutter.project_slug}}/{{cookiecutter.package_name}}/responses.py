@@ -71,16 +71,11 @@ class Readiness(BaseModel):
     checks: dict[str, CheckResult]
 
 
-RATE_LIMIT_HEADERS = (
-    "X-RateLimit-Limit",
-    "X-RateLimit-Remaining",
-    "X-RateLimit-Reset",
-    "Retry-After",
-)
+LIMITER_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+RATE_LIMIT_HEADERS = ("Retry-After", *LIMITER_HEADERS)
 NUMBER = "^[0-9]+$"
-# name -> (description, pattern of its value). The limiter sends RATE_LIMIT_HEADERS on every
-# answer of a limited route, only while it is enabled (not with APP_ENV=test): optional; every
-# other header is sent where it is listed.
+# name -> (description, pattern of its value). The limiter sends RATE_LIMIT_HEADERS on each answer
+# of a limited route while it is enabled (not with APP_ENV=test); other headers where listed.
 HEADERS = {
     "X-Request-ID": ("The request's id: the caller's if well-formed.", "^[A-Za-z0-9._:-]{1,128}$"),
     "Retry-After": ("Seconds to wait before retrying.", NUMBER),

@@ -13,7 +13,7 @@ from .auth_api import AuthSettings
 {% endif -%}
 from .database import checked_database_url
 from .metrics import MetricsFolder
-from .rate_limits import Limits, OptionalLimits
+from .rate_limits import checked_limits, checked_optional_limits
 {%- if cookiecutter.use_redis == "yes" %}
 from .redis_settings import checked_redis_url
 {%- endif %}
@@ -24,6 +24,8 @@ MIN_SECRET_LENGTH = 32
 DATABASE_URL_REQUIRED_IN_PRODUCTION = {{ "True" if cookiecutter.use_postgres == "yes" else "False" }}
 HIDDEN_INPUT_WORDS = ("SECRET", "PASSWORD", "URL", "TOKEN")  # their values are not printed
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+Limits = Annotated[str, AfterValidator(checked_limits)]
+OptionalLimits = Annotated[str, AfterValidator(checked_optional_limits)]
 {%- if cookiecutter.use_redis == "yes" %}
 RedisUrl = Annotated[str | None, AfterValidator(checked_redis_url)]
 {%- endif %}
@@ -133,9 +135,8 @@ class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings{
         """Refuse a visibility timeout a running task could outlast: it would run twice at once."""
         if self.celery_visibility_timeout <= self.celery_task_time_limit:
             raise ValueError(
-                f"CELERY_VISIBILITY_TIMEOUT ({self.celery_visibility_timeout}) must be longer "
-                f"than CELERY_TASK_TIME_LIMIT ({self.celery_task_time_limit}), or a task still "
-                "running is given to another worker"
+                f"CELERY_VISIBILITY_TIMEOUT ({self.celery_visibility_timeout}) must be longer than "
+                f"CELERY_TASK_TIME_LIMIT ({self.celery_task_time_limit}), or a task runs twice"
             )
         return self
 {%- endif %}
