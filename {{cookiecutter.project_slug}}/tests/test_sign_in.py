@@ -126,7 +126,7 @@ def test_sign_in_opens_a_new_session(app):
 
 def test_every_failed_sign_in_gets_the_same_answer(app):
     """It answers a wrong password, an unknown email, an inactive user and a malformed email
-    alike: 401 and the form again with one message, and nobody signed in."""
+    alike: 422 and the form again with one message, and nobody signed in."""
     add_user(app, OTHER, OTHER_PASSWORD, active=False)
     attempts = {
         "wrong password": (TESTER, "not the password"),
@@ -138,7 +138,7 @@ def test_every_failed_sign_in_gets_the_same_answer(app):
     for email, password in attempts.values():
         client = app.test_client(anonymous=True)
         answer = sign_in(client, email, password)
-        assert answer.status_code == 401
+        assert answer.status_code == 422
         assert f'<p class="errors" id="sign-in-error" role="alert">{FAILED}</p>' in answer.text
         assert f'value="{email}"' in answer.text  # kept, as typed
         pages.add(answer.text.replace(form_token(answer.text), "").replace(email, "EMAIL"))
@@ -204,7 +204,7 @@ def test_new_password_or_deactivation_ends_the_session(app, command, stdin):
 
 
 def test_item_form_post_without_sign_in_is_refused(app):
-    """It sends a plain post to the sign-in form (303) and answers HTMX 401 saying why; it
+    """It sends a plain post to the sign-in form (303) and answers HTMX 403 saying why; it
     stores nothing either way."""
     client = app.test_client(anonymous=True)
     token = form_token(client.get("/sign-in").text)
@@ -212,7 +212,7 @@ def test_item_form_post_without_sign_in_is_refused(app):
     assert plain.status_code == 303
     assert plain.headers["Location"] == "/sign-in"
     htmx = client.post("/items", data={"name": "anonymous", "csrf_token": token}, headers=HTMX)
-    assert htmx.status_code == 401
+    assert htmx.status_code == 403
     assert htmx.json["error"]["detail"] == "Your session ended: sign in again."
     assert item_count(app) == 0
 
@@ -265,8 +265,8 @@ def test_sign_in_attempts_are_limited_per_account_and_per_client(limited_client)
     client, as the API's token endpoint does."""
     client = limited_client(ratelimit_sign_in_account="2 per minute")
     assert [sign_in(client, password="wrong password").status_code for _ in range(3)] == [
-        401,
-        401,
+        422,
+        422,
         429,
     ]
     refused = sign_in(client.application.test_client(anonymous=True))
@@ -274,7 +274,7 @@ def test_sign_in_attempts_are_limited_per_account_and_per_client(limited_client)
     assert int(refused.headers["Retry-After"]) > 0
     client = limited_client(ratelimit_sign_in="2 per minute")
     answers = [sign_in(client, email).status_code for email in ("a@example.com", TESTER, TESTER)]
-    assert answers == [401, 303, 429]
+    assert answers == [422, 303, 429]
 
 
 def test_api_ignores_the_pages_session(app):

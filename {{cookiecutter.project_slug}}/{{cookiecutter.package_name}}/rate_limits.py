@@ -2,7 +2,7 @@
 ``limit_writes``, RATELIMIT_DEFAULT (empty: none) on every other route but probes, /metrics and
 static files. Counts live in each worker's memory{% if cookiecutter.use_redis == "yes" %}, or in Redis (redis_settings.py){% endif %}.{% if cookiecutter.use_auth == "yes" %}
 Each view marked ``limit_sign_in`` gets RATELIMIT_SIGN_IN per client, and
-RATELIMIT_SIGN_IN_ACCOUNT per account on its failed attempts (401) only.{% endif %}"""
+RATELIMIT_SIGN_IN_ACCOUNT per account on its failed attempts (401 or 422) only.{% endif %}"""
 {% if cookiecutter.use_auth == "yes" %}
 import hashlib
 {% endif %}
@@ -23,6 +23,7 @@ from .accounts import normalised
 WRITES = "rate_limits_writes"  # set on a view by limit_writes
 {%- if cookiecutter.use_auth == "yes" %}
 SIGN_IN = "rate_limits_sign_in"  # set on a view by limit_sign_in
+FAILED_SIGN_IN = (401, 422)  # the API's answer to a failed sign-in, and the pages' form's
 {%- endif %}
 # Never limited: the probes' blueprint (openapi.py documents no 429 on them), /metrics, static.
 UNLIMITED = frozenset({"health", "metrics", "static"})
@@ -56,8 +57,8 @@ def limit_writes(view: RouteCallable) -> RouteCallable:
 
 
 def limit_sign_in(view: RouteCallable) -> RouteCallable:
-    """Mark a sign-in view (JSON or form ``email``; a failure answered 401): init_app limits its
-    attempts per client and its failures per account."""
+    """Mark a sign-in view (JSON or form ``email``; a failure answered 401 or 422): init_app
+    limits its attempts per client and its failures per account."""
     setattr(view, SIGN_IN, True)
     return view
 
@@ -115,7 +116,7 @@ def init_app(app: Flask) -> None:
             per_account = limiter.limit(
                 settings.ratelimit_sign_in_account,
                 key_func=account_key,
-                deduct_when=lambda response: response.status_code == 401,
+                deduct_when=lambda response: response.status_code in FAILED_SIGN_IN,
             )
             limited = limiter.limit(settings.ratelimit_sign_in)(per_account(view))
             app.view_functions[endpoint] = limited  # type: ignore[assignment]  # as above

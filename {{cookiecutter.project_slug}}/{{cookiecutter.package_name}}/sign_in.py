@@ -53,9 +53,10 @@ def load_user(session_id: str) -> SignedIn | None:
 
 @login_manager.unauthorized_handler  # type: ignore[untyped-decorator]  # no type hints
 def ask_to_sign_in() -> ResponseReturnValue:
-    """Send a browser to the sign-in form; tell HTMX why (401: main.js shows the detail)."""
+    """Send a browser to the sign-in form; tell HTMX why (main.js shows the detail). A 403, as
+    a 401 must name an HTTP authentication scheme (RFC 9110) and a form is none."""
     if pages.is_htmx():
-        return json_error(401, "Unauthorized", "Your session ended: sign in again.")
+        return json_error(403, "Forbidden", "Your session ended: sign in again.")
     return redirect(url_for("pages.sign_in_form"), 303)
 
 
@@ -74,11 +75,12 @@ def sign_in_form() -> ResponseReturnValue:
 @limit_sign_in
 def sign_in() -> ResponseReturnValue:
     """Sign in with the form's email and password in a new session, then go to the items;
-    answer 401 with the form and one message whatever failed."""
+    answer 422 with the form and one message whatever failed (a 401 would need an HTTP
+    authentication scheme to name; rate_limits counts this 422 as a failed sign-in)."""
     email = request.form.get("email", "")
     user = authenticate(email, request.form.get("password", ""))
     if user is None:
-        return form(email, FAILED, 401)
+        return form(email, FAILED, 422)
     session.clear()  # a new session: nothing set before sign-in (its CSRF token) is kept
     login_user(SignedIn(user))
     log.info("signed in", extra={"user_id": user.id})
