@@ -7,9 +7,10 @@ from lean_checks import MAX_MODULE_LINES, line_count, private_uses, service_modu
 # Lines of Python outside tests and migrations (the server configs and launchers included): the
 # budget of each bake. A new option fits its code within them, or its change says why it cannot.
 # All-off was 1400 until mypy strict (issue 40): its typing imports and aliases took 22 lines.
-# All-on was 2400 until use_auth (issue 43): its accounts (users, hashing, tokens) and `flask
-# users` commands took about 225 lines; its endpoints, pages and limits will need more.
-BUDGETS = [(DEFAULTS_COMBO, 1600), (ALL_OFF, 1425), (ALL_ON, 2500), (ALL_ON_GRANIAN, 2500)]
+# All-on was 2400 until use_auth (issue 43): users, hashing and tokens (accounts.py), the `flask
+# users` commands, the token endpoints and bearer check (auth_api.py), the pages' sign-in
+# (sign_in.py) and the sign-in limits took about 570 lines.
+BUDGETS = [(DEFAULTS_COMBO, 1600), (ALL_OFF, 1425), (ALL_ON, 2850), (ALL_ON_GRANIAN, 2850)]
 
 
 def package_of(root) -> str:
