@@ -1,0 +1,143 @@
+"""Tier 2, use_auth: tokens on the API and the sign-in limits, against the real servers.
+
+The deployment signs a user up with the generated `flask users create` (tests/tier2/auth.py).
+Proven here: a write without a token is refused (401 JSON with WWW-Authenticate), directly and
+through nginx, and accepted with one; the per-account sign-in limit is one count in Redis shared
+by every worker of several app-server processes (429 with Retry-After once it is spent, and the
+email never in a Redis key); an unknown email and a wrong password answer alike, in a similar
+time. schemathesis runs with and without a token in test_contract.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import time
+import uuid
+
+import requests
+
+from .auth import ANONYMOUS
+from .test_hostile_input import entries
+from .test_served import TIMEOUT, assert_json_error, each
+
+GENEROUS_SIGN_IN = "1000000 per minute"
+ACCOUNT_LIMIT = 4  # failed sign-ins per account and minute in the limit test's instances
+INSTANCES = 2  # app-server processes (each with WEB_CONCURRENCY workers) sharing one Redis
+TIMED_PAIRS = 15  # unknown-email and wrong-password sign-ins, alternated, after WARM_UP pairs
+WARM_UP = 2
+# |median(unknown) - median(wrong password)| <= TIMING_BOUND x the larger median: see the test.
+TIMING_BOUND = 0.25
+
+
+def sign_in(url: str, email: str, password: str, session=requests) -> requests.Response:
+    """POST an email and password to /api/auth/tokens at ``url``."""
+    return session.post(
+        f"{url}/api/auth/tokens",
+        json={"email": email, "password": password},
+        headers=ANONYMOUS,
+        timeout=TIMEOUT,
+    )
+
+
+@each("use_auth")
+def test_a_write_needs_a_token_directly_and_through_nginx(deployment):
+    """It refuses an anonymous or forged-token POST with 401 JSON and WWW-Authenticate: Bearer,
+    stores nothing for them, and stores the item of a POST with the user's token; reads stay
+    public."""
+    for entry in entries(deployment):
+        before = deployment.rows()
+        anonymous = requests.post(
+            f"{entry}/api/items", json={"name": "anon"}, headers=ANONYMOUS, timeout=TIMEOUT
+        )
+        assert_json_error(anonymous, 401)
+        assert anonymous.headers["WWW-Authenticate"].lower().startswith("bearer"), anonymous
+        forged = requests.post(
+            f"{entry}/api/items",
+            json={"name": "forged"},
+            headers={"Authorization": f"Bearer {uuid.uuid4().hex}"},
+            timeout=TIMEOUT,
+        )
+        assert_json_error(forged, 401)
+        assert "invalid_token" in forged.headers["WWW-Authenticate"], forged.headers
+        assert deployment.rows() == before
+        created = requests.post(
+            f"{entry}/api/items",
+            json={"name": "signed"},
+            headers=deployment.account.header,
+            timeout=TIMEOUT,
+        )
+        assert created.status_code == 201, created.text
+        assert deployment.rows() == before + 1
+        read = requests.get(f"{entry}/api/items/{created.json()['id']}", timeout=TIMEOUT)
+        assert read.status_code == 200 and read.json()["name"] == "signed"
+
+
+@each("use_auth", "use_redis", "use_postgres")
+def test_the_account_sign_in_limit_is_shared_by_every_worker(deployment):
+    """It counts one account's failed sign-ins once, in Redis, across app-server processes.
+
+    The attempts alternate between two instances of two workers each, so each process's own
+    memory would allow ACCOUNT_LIMIT failures per worker; the shared count allows ACCOUNT_LIMIT in
+    all, then answers 429 with Retry-After on every instance, even to the right password.
+    """
+    limits = {
+        "RATELIMIT_SIGN_IN_ACCOUNT": f"{ACCOUNT_LIMIT} per minute",
+        "RATELIMIT_SIGN_IN": GENEROUS_SIGN_IN,
+    }
+    services = [deployment.extra_service(f"sign-in-{n}", **limits) for n in range(INSTANCES)]
+    assert len({pid for service in services for pid in service.workers()}) >= 2 * INSTANCES
+    account = deployment.account
+    answers = [
+        sign_in(services[attempt % INSTANCES].url, account.email, "wrong password").status_code
+        for attempt in range(3 * ACCOUNT_LIMIT)
+    ]
+    assert answers == [401] * ACCOUNT_LIMIT + [429] * (2 * ACCOUNT_LIMIT), answers
+    for service in services:
+        refused = sign_in(service.url, account.email, account.password)
+        assert_json_error(refused, 429)
+        assert 0 < int(refused.headers["Retry-After"]) <= 60, refused.headers
+    keys = deployment.redis.client(deployment.redis_db).keys("*")
+    assert keys, "the limiter wrote nothing to Redis"
+    assert not [key for key in keys if account.email.encode() in key], keys
+    digest = hashlib.sha256(account.email.encode()).hexdigest().encode()
+    assert any(digest in key for key in keys), keys
+
+
+@each("use_auth", "use_postgres")
+def test_an_unknown_email_and_a_wrong_password_answer_alike_in_a_similar_time(
+    deployment, record_property
+):
+    """It answers the same 401 body to both, and their median times differ by at most 25 %.
+
+    Bound: every attempt runs one argon2 verification (the user's hash, or a dummy one with the
+    same parameters for an unknown email), which is most of an answer's time (about 20-30 ms
+    here, with an indexed lookup of the email either way); without the dummy, an unknown email
+    would answer in a few milliseconds, some 80 % faster. 25 % of the slower median leaves room
+    for a noisy two-core machine (requests alternate, so noise hits both alike) and still catches
+    that. The attempts use distinct unknown emails and the deployment's user; an instance with
+    limits far above them answers, so no 429 is timed.
+    """
+    generous = {
+        "RATELIMIT_SIGN_IN": GENEROUS_SIGN_IN,
+        "RATELIMIT_SIGN_IN_ACCOUNT": GENEROUS_SIGN_IN,
+    }
+    service = deployment.extra_service("timing", **generous)
+    account = deployment.account
+    times: dict[str, list[float]] = {"unknown": [], "wrong": []}
+    bodies = set()
+    with requests.Session() as session:
+        for attempt in range(WARM_UP + TIMED_PAIRS):
+            for kind in ("unknown", "wrong"):
+                email = f"nobody-{uuid.uuid4().hex}@example.com" if kind == "unknown" else None
+                start = time.perf_counter()
+                answer = sign_in(service.url, email or account.email, "wrong password", session)
+                took = time.perf_counter() - start
+                body = assert_json_error(answer, 401)
+                bodies.add(repr(body["error"]))
+                if attempt >= WARM_UP:
+                    times[kind].append(took)
+    assert len(bodies) == 1, bodies
+    unknown, wrong = (statistics.median(times[kind]) for kind in ("unknown", "wrong"))
+    assert abs(unknown - wrong) <= TIMING_BOUND * max(unknown, wrong), (unknown, wrong)
+    record_property("sign_in_median_ms", {"unknown": unknown * 1000, "wrong": wrong * 1000})
