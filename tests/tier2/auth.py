@@ -84,8 +84,11 @@ def bearer_on_writes(token: str) -> Iterator[None]:
         yield
 
 
+def header(deployment) -> dict[str, str]:
+    """Return the Authorization header writes not made by `requests` carry ({} without use_auth)."""
+    return {} if deployment.account is None else deployment.account.header
+
+
 def raw_header(deployment) -> str:
-    """Return the Authorization header line raw HTTP writes carry ("" without use_auth)."""
-    if deployment.account is None:
-        return ""
-    return f"Authorization: Bearer {deployment.account.token}\r\n"
+    """Return that header as a raw HTTP line ("" without use_auth)."""
+    return "".join(f"{name}: {value}\r\n" for name, value in header(deployment).items())

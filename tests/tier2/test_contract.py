@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from .auth import new_token
+from .auth import new_token, raw_header
 from .test_hostile_input import entries, raw_exchange
 from .test_served import TIMEOUT, assert_json_error, each
 
@@ -127,7 +127,8 @@ def test_a_request_pipelined_behind_an_unread_body_is_answered(deployment):
     """It answers a request sent right behind one refused with its body unread (found fuzzing)."""
     first = (
         b"POST /api/items HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n"
-        b"Content-Length: 10\r\n\r\n0123456789"
+        + raw_header(deployment).encode()  # with use_auth: the 415, not a 401, leaves it unread
+        + b"Content-Length: 10\r\n\r\n0123456789"
     )
     second = b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
     answer = raw_exchange(deployment.service.port, first + second)
