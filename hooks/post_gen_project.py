@@ -82,6 +82,12 @@ PRUNE = {
     ("use_kubernetes", "use_postgres"): ["deploy/k8s/base/migrate-job.yaml"],
     ("use_kubernetes", "use_https"): ["deploy/k8s/ingress.example.yaml"],
     ("use_auth", "use_postgres"): ["migrations/versions/20260301_0003_users.py"],
+    ("use_auth", "use_frontend"): [
+        "{package}/sign_in.py",
+        "{package}/templates/pages/_signed_in.html",
+        "{package}/templates/pages/sign_in.html",
+        "tests/test_sign_in.py",
+    ],
     # A worker pod shares the database with the web pods only on a server (not a pod's SQLite).
     ("use_kubernetes", "use_celery", "use_postgres"): [
         "deploy/k8s/base/worker-deployment.yaml",

@@ -35,6 +35,7 @@ SUBCLASSABLE = {
     "Exception": "a built-in exception",
     "typing.NamedTuple": "the typing module",
     "typing.TypedDict": "the typing module",
+    "flask_login.UserMixin": "Flask-Login: 'you can inherit from UserMixin'",
 }
 
 

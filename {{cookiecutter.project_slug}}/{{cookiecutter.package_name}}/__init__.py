@@ -33,6 +33,9 @@ from . import (
 {%- if cookiecutter.use_frontend == "yes" %}
     seed,
 {%- endif %}
+{%- if cookiecutter.use_frontend == "yes" and cookiecutter.use_auth == "yes" %}
+    sign_in,
+{%- endif %}
 {%- if cookiecutter.use_frontend == "yes" %}
     static_files,
 {%- endif %}
@@ -85,6 +88,9 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
 {%- if cookiecutter.use_frontend == "yes" %}
     page_security.init_app(app)  # CSRF for every form, the API exempt; the pages' CSP
     pages.init_app(app)
+{%- if cookiecutter.use_auth == "yes" %}
+    sign_in.init_app(app)  # after the pages: it wraps their item form
+{%- endif %}
     static_files.init_app(app)  # after the pages: it reads the manifest for their templates
     dev_toolbar.init_app(app)  # development only; last, to relax the policy set above
     seed.init_app(app)

@@ -9,6 +9,9 @@ from typing import TypedDict
 
 from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+{%- if cookiecutter.use_auth == "yes" %}
+from flask_login import current_user, login_required
+{%- endif %}
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
@@ -69,11 +72,14 @@ def index() -> ResponseReturnValue:
 
 @bp.post("/items")
 @limit_writes
+{%- if cookiecutter.use_auth == "yes" %}
+@login_required  # signed-in users only: sign_in.py answers the others
+{%- endif %}
 def create_item() -> ResponseReturnValue:
     """Add an item from the form; on invalid input answer 422 with the form kept as sent."""
     form = {field: request.form.get(field, "") for field in ("name", "description")}
     try:
-        add_item(ItemIn.model_validate(form))
+        add_item(ItemIn.model_validate(form){% if cookiecutter.use_auth == "yes" %}, owner_id=current_user.id{% endif %})
     except ValidationError as exc:
         errors = {str(error["loc"][0]): error["msg"] for error in exc.errors(include_url=False)}
         return render(form, errors, 422)
@@ -95,6 +101,9 @@ def pending_rows() -> str:
 
 def init_app(app: Flask) -> None:
     """Serve the pages at /, their templates reloaded on change in development."""
-    app.jinja_env.globals.update(title=TITLE, description=DESCRIPTION)
+    # item_form: the template _items.html includes as its form (a concern may wrap it in another).
+    app.jinja_env.globals.update(
+        title=TITLE, description=DESCRIPTION, item_form="pages/_item_form.html"
+    )
     app.jinja_env.auto_reload = app.extensions["settings"].app_env == "development"
     app.register_blueprint(bp)
