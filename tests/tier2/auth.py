@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from selenium.webdriver.common.by import By
 
 TIMEOUT = 10
 EMAIL = "tier2@example.com"
@@ -92,3 +93,16 @@ def header(deployment) -> dict[str, str]:
 def raw_header(deployment) -> str:
     """Return that header as a raw HTTP line ("" without use_auth)."""
     return "".join(f"{name}: {value}\r\n" for name, value in header(deployment).items())
+
+
+def sign_in_browser(session, entry: str | None, account: Account) -> None:
+    """Sign a browser session in through the pages' form (opened at ``entry`` unless None: the
+    page shown); wait until signed in."""
+    if entry is not None:
+        session.open(f"{entry}/sign-in")
+    session.wait(lambda d: d.find_elements(By.ID, "sign-in-form"), "the sign-in form")
+    session.driver.find_element(By.ID, "email").send_keys(account.email)
+    session.driver.find_element(By.ID, "password").send_keys(account.password)
+    session.driver.find_element(By.CSS_SELECTOR, "#sign-in-form button[type=submit]").click()
+    shown = session.wait(lambda d: d.find_elements(By.ID, "signed-in-email"), "signed in")
+    assert shown[0].text == account.email, shown[0].text

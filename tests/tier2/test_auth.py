@@ -5,7 +5,9 @@ Proven here: a write without a token is refused (401 JSON with WWW-Authenticate)
 through nginx, and accepted with one; the per-account sign-in limit is one count in Redis shared
 by every worker of several app-server processes (429 with Retry-After once it is spent, and the
 email never in a Redis key); an unknown email and a wrong password answer alike, in a similar
-time. schemathesis runs with and without a token in test_contract.py.
+time; in a real browser (frontend bakes) a user signs in, adds an item, signs out, and the item
+form's request no longer adds one. schemathesis runs with and without a token in
+test_contract.py.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import statistics
 import time
 import uuid
 
+import pytest
 import requests
+from selenium.webdriver.common.by import By
 
-from .auth import ANONYMOUS
+from .auth import ANONYMOUS, sign_in_browser
+from .browser import browser
 from .test_hostile_input import entries
 from .test_served import TIMEOUT, assert_json_error, each
 
@@ -28,6 +33,7 @@ TIMED_PAIRS = 15  # unknown-email and wrong-password sign-ins, alternated, after
 WARM_UP = 2
 # |median(unknown) - median(wrong password)| <= TIMING_BOUND x the larger median: see the test.
 TIMING_BOUND = 0.25
+ARTEFACT_PROPERTY = "artefact"  # listed after the run by tests/conftest.py
 
 
 def sign_in(url: str, email: str, password: str, session=requests) -> requests.Response:
@@ -141,3 +147,57 @@ def test_an_unknown_email_and_a_wrong_password_answer_alike_in_a_similar_time(
     unknown, wrong = (statistics.median(times[kind]) for kind in ("unknown", "wrong"))
     assert abs(unknown - wrong) <= TIMING_BOUND * max(unknown, wrong), (unknown, wrong)
     record_property("sign_in_median_ms", {"unknown": unknown * 1000, "wrong": wrong * 1000})
+
+
+# The item form's request, sent again from the page by fetch: with the fields it sent signed in
+# (its CSRF token included), or with the page's current CSRF token as HTMX sends it. Resolves to
+# the answer's status (a redirect is not followed: 0).
+REPLAY = """
+const [fields, fresh, done] = arguments;
+const form = new URLSearchParams(fields);
+const headers = fresh ? {"HX-Request": "true", "X-CSRFToken": fresh} : {};
+if (fresh) form.set("csrf_token", fresh);
+fetch("/items", {method: "POST", body: form, headers: headers, redirect: "manual"})
+  .then((answer) => done(answer.status), (error) => done(String(error)));
+"""
+
+
+@pytest.mark.timeout(300)
+@each("use_auth", "use_frontend")
+def test_a_browser_signs_in_adds_an_item_signs_out_and_cannot_post_any_more(
+    deployment, tmp_path, record_property
+):
+    """It signs in through the form, adds an item, signs out: the form is gone, and the form's
+    request sent again from the page (as it was, or with the page's new CSRF token) adds nothing.
+    """
+    name = f"signed-{uuid.uuid4().hex[:8]}"
+    with browser(tmp_path / "artefacts") as session:
+        session.open(f"{deployment.entry}/")
+        assert not session.driver.find_elements(By.ID, "name"), "a form for the signed out"
+        session.driver.find_element(By.ID, "sign-in-link").click()
+        sign_in_browser(session, None, deployment.account)
+        session.open(f"{deployment.entry}/")
+        session.wait(lambda d: d.execute_script("return !!window.htmx"), "htmx loaded")
+        session.driver.find_element(By.ID, "name").send_keys(name)
+        session.driver.find_element(By.CSS_SELECTOR, "form[hx-post] button[type=submit]").click()
+        session.wait(lambda d: name in d.find_element(By.ID, "items").text, "the new item listed")
+        fields = session.driver.execute_script(
+            "return Object.fromEntries(new FormData(document.querySelector('form[hx-post]')))"
+        )
+        record_property(ARTEFACT_PROPERTY, str(session.screenshot("signed-in-item-added")))
+        assert session.console_errors() == [] and session.csp_violations() == []
+
+        session.driver.find_element(By.CSS_SELECTOR, "#sign-out-form button").click()
+        session.wait(lambda d: d.find_elements(By.ID, "sign-in-link"), "signed out")
+        assert not session.driver.find_elements(By.ID, "name"), "the form is still shown"
+        record_property(ARTEFACT_PROPERTY, str(session.screenshot("signed-out")))
+        fresh = session.driver.find_element(By.CSS_SELECTOR, 'meta[name="csrf-token"]')
+        token = fresh.get_attribute("content")
+        replayed = {**fields, "name": f"{name}-again"}
+        as_sent = session.driver.execute_async_script(REPLAY, replayed, None)
+        as_htmx = session.driver.execute_async_script(REPLAY, replayed, token)
+        assert session.csp_violations() == []
+    assert as_sent in (0, 400, 401), as_sent  # its CSRF token went with its session
+    assert as_htmx == 401, as_htmx  # the CSRF check passes; only a signed-in user may post
+    assert deployment.query("SELECT count(*) FROM items WHERE name = ?", name)[0][0] == 1
+    assert deployment.query("SELECT count(*) FROM items WHERE name = ?", f"{name}-again") == [(0,)]
