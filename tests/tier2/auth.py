@@ -41,10 +41,11 @@ class Account:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def create_user(deployment, email: str, password: str) -> None:
-    """Create a user with the generated `flask users create`, the password on standard input."""
+def create_user(deployment, email: str, password: str, service=None) -> None:
+    """Create a user with the generated `flask users create`, the password on standard input,
+    in the environment of ``service`` (default: the deployment's)."""
     argv = ["flask", "--app", f"{deployment.package}:create_app()", "users", "create", email]
-    created = deployment.service.run_once(argv, stdin=f"{password}\n")
+    created = (service or deployment.service).run_once(argv, stdin=f"{password}\n")
     assert created.returncode == 0, created.stdout + created.stderr
     assert password not in created.stdout + created.stderr
 
@@ -61,11 +62,13 @@ def new_token(url: str, email: str, password: str) -> str:
     return answer.json()["token"]
 
 
-def sign_up(deployment, email: str = EMAIL) -> Account:
-    """Create a user of the deployment with a random password; return it with a token."""
+def sign_up(deployment, email: str = EMAIL, service=None) -> Account:
+    """Create a user with a random password in the store of ``service`` (default: the
+    deployment's); return it with a token that service gave."""
     password = secrets.token_urlsafe(18)
-    create_user(deployment, email, password)
-    return Account(email, password, new_token(deployment.service.url, email, password))
+    service = service or deployment.service
+    create_user(deployment, email, password, service)
+    return Account(email, password, new_token(service.url, email, password))
 
 
 @contextlib.contextmanager
