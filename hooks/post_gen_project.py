@@ -63,8 +63,10 @@ PRUNE = {
     "use_opentelemetry": ["{package}/telemetry.py", "tests/test_telemetry.py", "docs/tracing.md"],
     "use_auth": [
         "{package}/accounts.py",
+        "{package}/auth_api.py",
         "{package}/users_cli.py",
         "tests/test_accounts.py",
+        "tests/test_auth_api.py",
         "tests/test_users_cli.py",
         "docs/auth.md",
     ],

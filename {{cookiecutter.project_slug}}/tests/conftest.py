@@ -4,6 +4,10 @@ TEST_DATABASE_URL names a database kept for the tests: the session drops every t
 builds the schema as production does, and drops every table again at the end. Unset, the tests
 use a temporary SQLite file.
 {%- if cookiecutter.use_redis == "yes" %}
+{%- if cookiecutter.use_auth == "yes" %}
+Writes to the API need a bearer token: each app's test client sends the token of a test user
+(TESTER), made at its first client; ``app.test_client(anonymous=True)`` sends none.
+{%- endif %}
 TEST_REDIS_URL, when set, names a Redis the tests may flush (REDIS_URL is never used); unset,
 cache and limits stay in memory.
 {%- endif %}
@@ -14,27 +18,90 @@ import subprocess
 import sys
 import threading
 import time
+{%- if cookiecutter.use_auth == "yes" %}
+from datetime import timedelta
+{%- endif %}
 from pathlib import Path
+{%- if cookiecutter.use_auth == "yes" %}
+from weakref import WeakKeyDictionary
+{%- endif %}
 
 import pytest
+{%- if cookiecutter.use_auth == "yes" %}
+from flask import Flask
+from flask.testing import FlaskClient
+{%- endif %}
 {%- if cookiecutter.use_postgres == "yes" %}
 from flask_migrate import upgrade
 {%- endif %}
 {%- if cookiecutter.use_opentelemetry == "yes" %}
 from opentelemetry import trace
+{%- if cookiecutter.use_auth == "yes" %}
+from opentelemetry.instrumentation.utils import suppress_instrumentation
+{%- endif %}
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 {%- endif %}
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, create_engine, event{% if cookiecutter.use_auth == "yes" %}, select{% endif %}
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError{% if cookiecutter.use_auth == "yes" %}, SQLAlchemyError{% endif %}
 from sqlalchemy.pool import Pool
 
 from {{ cookiecutter.package_name }} import create_app, health{% if cookiecutter.use_opentelemetry == "yes" %}, telemetry{% endif %}
+{%- if cookiecutter.use_auth == "yes" %}
+from {{ cookiecutter.package_name }}.accounts import User, hasher, issue_token, user_for_token
+{%- endif %}
 from {{ cookiecutter.package_name }}.caching import cache
 from {{ cookiecutter.package_name }}.extensions import db
 
 SECRET = "test-secret-key-not-for-production"
 PROJECT = Path(__file__).resolve().parent.parent
+{%- if cookiecutter.use_auth == "yes" %}
+TESTER, TESTER_PASSWORD = "tester@example.com", "tester-password"
+TESTER_HASH = hasher.hash(TESTER_PASSWORD)  # hashed once: every app stores the same user
+TOKENS: WeakKeyDictionary[Flask, str] = WeakKeyDictionary()  # the tester's token, by app
+
+
+def token_of_tester(app: Flask) -> str | None:
+    """Return a live token of the app's test user, made when the app has none; None when the
+    app's database cannot store it (no tables, read-only: failures tests provoke)."""
+{%- if cookiecutter.use_opentelemetry == "yes" %}
+    # Not traced: the tests of traces count the spans of the requests they make.
+{%- endif %}
+    with app.app_context(){% if cookiecutter.use_opentelemetry == "yes" %}, suppress_instrumentation(){% endif %}:
+        try:
+            token = TOKENS.get(app)
+            if token is None or user_for_token(token) is None:  # none yet, or tables emptied
+                user = db.session.scalar(select(User).where(User.email == TESTER))
+                if user is None:  # apps not made by make_app may share a database with one
+                    user = User(email=TESTER, password_hash=TESTER_HASH)
+                    db.session.add(user)
+                    db.session.flush()
+                token = TOKENS[app] = issue_token(user, timedelta(hours=1))[0]
+            return token
+        except SQLAlchemyError:
+            db.session.rollback()
+            return None
+
+
+class BearerClient(FlaskClient):
+    """A test client sending ``Authorization: Bearer <the test user's token>`` on every request
+    that has no Authorization header of its own; ``anonymous=True``: no token."""
+
+    def __init__(self, *args, anonymous: bool = False, **kwargs) -> None:
+        """Make the client; unless anonymous, make the app's test user and token first."""
+        super().__init__(*args, **kwargs)
+        if not anonymous:
+            # A database that cannot store the token still gets asked for it, and fails as the
+            # request would have failed there without authentication.
+            token = token_of_tester(self.application) or "not-stored"
+            self.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+
+
+@pytest.fixture(autouse=True)
+def _bearer_clients(monkeypatch):
+    """Give every app, made by make_app or by create_app, the BearerClient as its test client."""
+    monkeypatch.setattr(Flask, "test_client_class", BearerClient)
+{%- endif %}
 
 
 def empty_database(url: str) -> None:

@@ -1,6 +1,9 @@
 """Accounts: one stored form of each email, argon2 hashes rehashed when the parameters change,
-one verification whatever fails, and API tokens stored only as hashes, expiring and revocable."""
+one verification whatever fails, two hashes at most at once, and API tokens stored only as
+hashes, expiring and revocable."""
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -121,6 +124,32 @@ def test_the_dummy_hash_costs_what_a_stored_one_does():
     """It is made with the current parameters, so verifying it takes as long as a real one."""
     assert not accounts.hasher.check_needs_rehash(accounts.DUMMY_HASH)
     assert accounts.DUMMY_HASH.startswith("$argon2id$")
+
+
+def test_at_most_two_hashes_are_computed_at_once(monkeypatch):
+    """It makes a burst of sign-ins take turns, two at a time: a worker's threads cannot each
+    hold a hash's memory at once."""
+    at_once, most, lock = 0, 0, threading.Lock()
+
+    class SlowHasher(PasswordHasher):
+        def verify(self, stored, password):
+            nonlocal at_once, most
+            with lock:
+                at_once += 1
+                most = max(most, at_once)
+            time.sleep(0.05)
+            with lock:
+                at_once -= 1
+            return super().verify(stored, password)
+
+    monkeypatch.setattr(accounts, "hasher", SlowHasher())
+    burst = [threading.Thread(target=authenticate, args=("x", PASSWORD)) for _ in range(6)]
+    for thread in burst:
+        thread.start()
+    for thread in burst:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in burst)
+    assert most == 2
 
 
 def test_a_hash_made_with_old_parameters_is_replaced_at_sign_in(context):

@@ -37,7 +37,13 @@ def settings_classes() -> list[type[BaseSettings]]:
         ours = [sub for sub in cls.__subclasses__() if sub.__module__.startswith(f"{package}.")]
         return [found for sub in ours for found in (sub, *declared_below(sub))]
 
-    return list(dict.fromkeys(declared_below(BaseSettings)))
+    found = list(dict.fromkeys(declared_below(BaseSettings)))
+    ordered: list[type[BaseSettings]] = []
+    while found:  # a class built on several waits for the last of them; each pass takes one
+        cls = next(c for c in found if not set(c.__bases__) & set(found))
+        found.remove(cls)
+        ordered.append(cls)
+    return ordered
 
 
 def own_fields(cls: type[BaseSettings]) -> dict[str, FieldInfo]:

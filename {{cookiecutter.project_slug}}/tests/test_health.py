@@ -12,6 +12,9 @@ from {{ cookiecutter.package_name }}.api import MAX_ID
 from {{ cookiecutter.package_name }}.database_errors import DatabaseUnavailable
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.health import dependencies, run_checks
+{%- if cookiecutter.use_auth == "yes" %}
+from tests.conftest import token_of_tester
+{%- endif %}
 
 
 def read_only_app(settings_overrides: dict):
@@ -127,6 +130,10 @@ def test_a_check_outliving_its_probe_ends_and_closes_its_connection_before_teard
 def test_a_read_only_database_is_unready_and_writes_get_a_503_saying_so(settings_overrides, capsys):
     """It fails readiness and answers 503 "read-only" to a write, logging the driver's error."""
     client = read_only_app(settings_overrides).test_client()
+{%- if cookiecutter.use_auth == "yes" %}
+    token = token_of_tester(create_app(settings_overrides))  # stored while the database is writable
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+{%- endif %}
 
     ready = client.get("/readyz")
     assert ready.status_code == 503

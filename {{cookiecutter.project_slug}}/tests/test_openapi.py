@@ -163,7 +163,12 @@ def limited_operations(doc: dict) -> set[tuple[str, str]]:
 def test_429_is_documented_where_requests_are_limited(make_app):
     """It documents a 429 on writes, and on every route but the probes with RATELIMIT_DEFAULT."""
     writes = make_app().test_client().get("/openapi.json").json
-    assert limited_operations(writes) == {("/api/items", "post")}
+    assert limited_operations(writes) == {
+        ("/api/items", "post"),
+{%- if cookiecutter.use_auth == "yes" %}
+        ("/api/auth/tokens", "post"),  # sign-in attempts
+{%- endif %}
+    }
     every = make_app(ratelimit_default="600 per minute").test_client().get("/openapi.json").json
     limited = limited_operations(every)
     reads = {("/api/items", "get"), ("/api/items/{item_id}", "get"), ("/openapi.json", "get")}

@@ -4,6 +4,9 @@ from flask import Flask
 
 from . import (
     api,
+{%- if cookiecutter.use_auth == "yes" %}
+    auth_api,
+{%- endif %}
     caching,
 {%- if cookiecutter.use_celery == "yes" %}
     celery_app,
@@ -85,6 +88,9 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
 
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp, url_prefix="/api")
+{%- if cookiecutter.use_auth == "yes" %}
+    app.register_blueprint(auth_api.bp, url_prefix="/api/auth")  # its import guards api.bp
+{%- endif %}
 {%- if cookiecutter.use_frontend == "yes" %}
     page_security.init_app(app)  # CSRF for every form, the API exempt; the pages' CSP
     pages.init_app(app)

@@ -2,7 +2,7 @@
 
 import logging
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, Flask, Response, abort, current_app, {% if cookiecutter.use_auth == "yes" %}g, {% endif %}jsonify, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import func, select
 from werkzeug.routing import BaseConverter
@@ -64,9 +64,12 @@ def invalid(exc: ValidationError) -> Answer:
     return json_error(422, "Unprocessable Content", errors)
 
 
-def add_item(data: ItemIn) -> dict[str, object]:
+def add_item(data: ItemIn{% if cookiecutter.use_auth == "yes" %}, *, owner_id: int | None = None{% endif %}) -> dict[str, object]:
     """Store a new item and return it as stored, then announce it (processing listens)."""
     item = Item(name=data.name, description=data.description, **initial_state())
+{%- if cookiecutter.use_auth == "yes" %}
+    item.owner_id = owner_id
+{%- endif %}
     db.session.add(item)
     db.session.commit()
     log.info("item created", extra={"item_id": item.id})
@@ -83,7 +86,7 @@ def create_item() -> tuple[dict[str, object], int, dict[str, str]]:
     body = request.get_json()
     if not isinstance(body, dict):
         abort(400, description="The body must be a JSON object.")
-    item = add_item(ItemIn.model_validate(body))
+    item = add_item(ItemIn.model_validate(body){% if cookiecutter.use_auth == "yes" %}, owner_id=g.user.id{% endif %})
     return item, 201, {"Location": url_for("api.get_item", item_id=item["id"])}
 
 

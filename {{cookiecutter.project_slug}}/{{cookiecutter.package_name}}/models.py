@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 from blinker import Namespace
-from sqlalchemy import DateTime, String, Text, func
+from sqlalchemy import DateTime, {% if cookiecutter.use_auth == "yes" %}ForeignKey, {% endif %}String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
@@ -49,6 +49,10 @@ class Item(db.Model):  # type: ignore[name-defined, misc]  # made at run time: m
     )
     status: Mapped[str] = mapped_column(String(20), server_default=PROCESSED)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+{%- if cookiecutter.use_auth == "yes" %}
+    # Who created it through the API or the pages; none for items made before users or seeded.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+{%- endif %}
 
     def to_dict(self) -> dict[str, object]:
         """Return the JSON representation."""

@@ -9,6 +9,9 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
 from werkzeug.routing import Rule
 
+{% if cookiecutter.use_auth == "yes" -%}
+from .auth_api import SECURITY_SCHEMES, needs_token
+{% endif -%}
 from .rate_limits import is_limited
 from .responses import ERRORS, HEADERS, OPERATIONS, RATE_LIMIT_HEADERS, Error, Success
 
@@ -44,6 +47,20 @@ def schema_ref(schemas: JSON, model: type[BaseModel], mode: JsonSchemaMode) -> J
 
 
 def answer(schemas: JSON, success: Success, limited: bool, media: str = "application/json") -> JSON:
+{%- if cookiecutter.use_auth == "yes" %}
+    """Return a response object: its body (none if ``media`` is empty), its headers."""
+    description, model, headers = success
+    names = ["X-Request-ID", *headers, *(RATE_LIMIT_HEADERS if limited else ())]
+    body = schema_ref(schemas, model, "serialization") if model else {"type": "object"}
+    found: JSON = {
+        "description": description,
+        "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in names},
+    }
+    if media:
+        schema = body if media == "application/json" else {"type": "string"}
+        found["content"] = {media: {"schema": schema}}
+    return found
+{%- else %}
     """Return a response object: its body and its headers (X-Request-ID always)."""
     description, model, headers = success
     names = ["X-Request-ID", *headers, *(RATE_LIMIT_HEADERS if limited else ())]
@@ -53,6 +70,7 @@ def answer(schemas: JSON, success: Success, limited: bool, media: str = "applica
         "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in names},
         "content": {media: {"schema": body if media == "application/json" else {"type": "string"}}},
     }
+{%- endif %}
 
 
 def parameters(rule: Rule, query: type[BaseModel] | None) -> list[JSON]:
@@ -75,7 +93,13 @@ def operation(schemas: JSON, app: Flask, rule: Rule) -> JSON:
         status: answer(schemas, success, limited, documented.media_type)
         for status, success in documented.success.items()
     }
+{%- if cookiecutter.use_auth == "yes" %}
+    protected = needs_token(app, rule.endpoint, rule.methods or ())
+    errors = (*documented.errors, *(("401",) if protected else ()))
+    for status in (*errors, *(("429",) if limited else ())):
+{%- else %}
     for status in (*documented.errors, *(("429",) if limited else ())):
+{%- endif %}
         description, headers = ERRORS[status]
         answers[status] = answer(schemas, (description, Error, headers), limited)
     found: JSON = {
@@ -83,6 +107,10 @@ def operation(schemas: JSON, app: Flask, rule: Rule) -> JSON:
         "parameters": parameters(rule, documented.query),
         "responses": answers,
     }
+{%- if cookiecutter.use_auth == "yes" %}
+    if protected:
+        found["security"] = [{"bearer": []}]
+{%- endif %}
     if documented.body is not None:
         body = {"schema": schema_ref(schemas, documented.body, mode="validation")}
         found["requestBody"] = {"required": True, "content": {"application/json": body}}
@@ -115,7 +143,11 @@ def build(app: Flask) -> JSON:
         "openapi": "3.1.0",
         "info": {"title": TITLE, "version": "0.1.0"},
         "paths": paths,
+{%- if cookiecutter.use_auth == "yes" %}
+        "components": {"schemas": schemas, "headers": headers, "securitySchemes": SECURITY_SCHEMES},
+{%- else %}
         "components": {"schemas": schemas, "headers": headers},
+{%- endif %}
     }
 
 

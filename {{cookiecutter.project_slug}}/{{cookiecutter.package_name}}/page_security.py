@@ -7,7 +7,7 @@ credentials. The policy, set here only, allows scripts and styles from this orig
 from flask import Flask, Response, current_app, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from . import api, pages
+from . import api, {% if cookiecutter.use_auth == "yes" %}auth_api, {% endif %}pages
 from .errors import Answer, json_error
 
 csrf = CSRFProtect()
@@ -52,4 +52,7 @@ def init_app(app: Flask) -> None:
     )
     csrf.init_app(app)
     csrf.exempt(api.bp)
+{%- if cookiecutter.use_auth == "yes" %}
+    csrf.exempt(auth_api.bp)  # bearer tokens, no cookies: nothing to forge
+{%- endif %}
     app.register_error_handler(CSRFError, refuse_forgery)

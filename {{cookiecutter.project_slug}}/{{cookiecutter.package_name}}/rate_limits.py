@@ -1,18 +1,29 @@
 """Limit request rates per client with Flask-Limiter: RATELIMIT_WRITE on each view marked
 ``limit_writes``, RATELIMIT_DEFAULT (empty: none) on every other route but probes, /metrics and
-static files. Counts live in each worker's memory{% if cookiecutter.use_redis == "yes" %}, or in Redis (redis_settings.py){% endif %}."""
-
+static files. Counts live in each worker's memory{% if cookiecutter.use_redis == "yes" %}, or in Redis (redis_settings.py){% endif %}.{% if cookiecutter.use_auth == "yes" %}
+Each view marked ``limit_sign_in`` gets RATELIMIT_SIGN_IN per client, and
+RATELIMIT_SIGN_IN_ACCOUNT per account on its failed attempts (401) only.{% endif %}"""
+{% if cookiecutter.use_auth == "yes" %}
+import hashlib
+{% endif %}
 from flask import Flask, current_app, request
 from flask.typing import RouteCallable
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from limits import parse_many
+{%- if cookiecutter.use_redis == "yes" or cookiecutter.use_auth == "yes" %}
+{% endif %}
 {%- if cookiecutter.use_redis == "yes" %}
-
 from . import redis_settings
+{%- endif %}
+{%- if cookiecutter.use_auth == "yes" %}
+from .accounts import normalised
 {%- endif %}
 
 WRITES = "rate_limits_writes"  # set on a view by limit_writes
+{%- if cookiecutter.use_auth == "yes" %}
+SIGN_IN = "rate_limits_sign_in"  # set on a view by limit_sign_in
+{%- endif %}
 # Never limited: the probes' blueprint (openapi.py documents no 429 on them), /metrics, static.
 UNLIMITED = frozenset({"health", "metrics", "static"})
 
@@ -41,12 +52,39 @@ def limit_writes(view: RouteCallable) -> RouteCallable:
     return view
 
 
+{%- if cookiecutter.use_auth == "yes" %}
+
+
+def limit_sign_in(view: RouteCallable) -> RouteCallable:
+    """Mark a sign-in view (JSON or form ``email``): init_app limits it per client and account."""
+    setattr(view, SIGN_IN, True)
+    return view
+
+
+def account_key() -> str:
+    """Return the limiter's key of the account a sign-in names: a digest of its email, so no
+    address is stored; every malformed email shares one key, unknown ones count as known ones."""
+    body = request.get_json(silent=True)
+    email = body.get("email") if isinstance(body, dict) else request.form.get("email")
+    try:
+        email = normalised(email) if isinstance(email, str) else ""
+    except ValueError:
+        email = ""
+    return "sign-in:" + hashlib.sha256(email.encode()).hexdigest()
+{%- endif %}
+
+
 def is_limited(app: Flask, endpoint: str) -> bool:
     """Say whether requests to an endpoint (empty: none matched) are counted; the others never
     reach Flask-Limiter, which pings a failed storage from any request it sees."""
     if endpoint.partition(".")[0] in UNLIMITED:
         return False
+{%- if cookiecutter.use_auth == "yes" %}
+    view = app.view_functions.get(endpoint)
+    writes = getattr(view, WRITES, False) or getattr(view, SIGN_IN, False)
+{%- else %}
     writes = getattr(app.view_functions.get(endpoint), WRITES, False)
+{%- endif %}
     return writes or bool(app.extensions["settings"].ratelimit_default.strip())
 
 
@@ -71,4 +109,14 @@ def init_app(app: Flask) -> None:
             limited = limiter.limit(settings.ratelimit_write)(view)
             # mypy types the wrapper as a sync and an async view at once; it is what it wraps.
             app.view_functions[endpoint] = limited  # type: ignore[assignment]
+{%- if cookiecutter.use_auth == "yes" %}
+        if getattr(view, SIGN_IN, False):  # per account, failures only: its own sign-ins are free
+            per_account = limiter.limit(
+                settings.ratelimit_sign_in_account,
+                key_func=account_key,
+                deduct_when=lambda response: response.status_code == 401,
+            )
+            limited = limiter.limit(settings.ratelimit_sign_in)(per_account(view))
+            app.view_functions[endpoint] = limited  # type: ignore[assignment]  # as above
+{%- endif %}
     app.extensions["rate_limits"] = limiter

@@ -6,7 +6,7 @@ from typing import Literal, NamedTuple
 
 from pydantic import AwareDatetime, BaseModel, Field
 
-from . import api
+from . import api{% if cookiecutter.use_auth == "yes" %}, auth_api{% endif %}
 
 
 class FieldError(BaseModel):
@@ -71,10 +71,11 @@ class Readiness(BaseModel):
     checks: dict[str, CheckResult]
 
 
-RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+LIMITER_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+RATE_LIMIT_HEADERS = ("Retry-After", *LIMITER_HEADERS)
 NUMBER = "^[0-9]+$"
-# name -> (description, pattern of its value). The limiter sends the X-RateLimit-* headers only
-# while it is enabled (not with APP_ENV=test); every other header is sent where it is listed.
+# name -> (description, pattern of its value). The limiter sends RATE_LIMIT_HEADERS on each answer
+# of a limited route while it is enabled (not with APP_ENV=test); other headers where listed.
 HEADERS = {
     "X-Request-ID": ("The request's id: the caller's if well-formed.", "^[A-Za-z0-9._:-]{1,128}$"),
     "Retry-After": ("Seconds to wait before retrying.", NUMBER),
@@ -83,9 +84,16 @@ HEADERS = {
     "X-RateLimit-Limit": ("Requests allowed per window (the tightest limit).", NUMBER),
     "X-RateLimit-Remaining": ("Requests left in the current window.", NUMBER),
     "X-RateLimit-Reset": ("When the window ends, in seconds since the epoch.", NUMBER),
+{%- if cookiecutter.use_auth == "yes" %}
+    "WWW-Authenticate": ("The scheme to use: a bearer token (RFC 6750).", "^Bearer realm="),
+    "Cache-Control": ("The answer holds a secret: never store it.", "^no-store$"),
+{%- endif %}
 }
 ERRORS = {
     "400": ("The body is not JSON, or not a JSON object.", ()),
+{%- if cookiecutter.use_auth == "yes" %}
+    "401": ("No valid bearer token, or a wrong email or password.", ("WWW-Authenticate",)),
+{%- endif %}
     "404": ("No such item.", ()),
     "413": ("The body is larger than MAX_CONTENT_LENGTH.", ()),
     "415": ("The body is not declared as application/json.", ()),
@@ -103,7 +111,7 @@ class Operation(NamedTuple):
     errors: tuple[str, ...] = ()
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
-    media_type: str = "application/json"
+    media_type: str = "application/json"  # empty: no body (a 204)
 
 
 OPERATIONS = {
@@ -125,6 +133,14 @@ OPERATIONS = {
         ("422", "503"),
         query=api.Page,
     ),
+{%- if cookiecutter.use_auth == "yes" %}
+    "auth.sign_in": Operation(
+        {"201": ("A new token.", auth_api.TokenOut, ("Cache-Control",))},
+        ("400", "401", "413", "415", "422", "503"),
+        body=auth_api.TokenIn,
+    ),
+    "auth.sign_out": Operation({"204": ("The token is ended.", None, ())}, ("503",), media_type=""),
+{%- endif %}
     "openapi.document": Operation({"200": ("This document.", None, ())}),
     "openapi.docs": Operation(
         {"200": ("This document in Swagger UI.", None, ())}, media_type="text/html"

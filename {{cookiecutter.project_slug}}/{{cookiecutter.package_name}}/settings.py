@@ -8,6 +8,9 @@ from click import ClickException
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+{% if cookiecutter.use_auth == "yes" -%}
+from .auth_api import AuthSettings
+{% endif -%}
 from .database import checked_database_url
 from .metrics import MetricsFolder
 from .rate_limits import checked_limits, checked_optional_limits
@@ -46,7 +49,7 @@ class LogSettings(BaseSettings):
     log_format: Literal["json", "text"] = Field("json", description="JSON lines, or plain text")
 
 
-class Settings(LogSettings):
+class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings{% endif %}):
     """Every setting of the app, one flat table (docs/configuration.md)."""
 
     app_env: Literal["development", "test", "production"] = Field(
@@ -132,9 +135,8 @@ class Settings(LogSettings):
         """Refuse a visibility timeout a running task could outlast: it would run twice at once."""
         if self.celery_visibility_timeout <= self.celery_task_time_limit:
             raise ValueError(
-                f"CELERY_VISIBILITY_TIMEOUT ({self.celery_visibility_timeout}) must be longer "
-                f"than CELERY_TASK_TIME_LIMIT ({self.celery_task_time_limit}), or a task still "
-                "running is given to another worker"
+                f"CELERY_VISIBILITY_TIMEOUT ({self.celery_visibility_timeout}) must be longer than "
+                f"CELERY_TASK_TIME_LIMIT ({self.celery_task_time_limit}), or a task runs twice"
             )
         return self
 {%- endif %}

@@ -1,4 +1,4 @@
-"""Create users and their API tokens.
+"""Create users and their API tokens; items record the user who made them.
 
 Revision ID: 0003
 Revises: 0002
@@ -45,10 +45,18 @@ def upgrade():
         sa.UniqueConstraint("token_hash"),
     )
     op.create_index("ix_tokens_user_id", "tokens", ["user_id"])
+    with op.batch_alter_table("items") as batch:  # SQLite alters a table by copying it
+        batch.add_column(sa.Column("owner_id", sa.Integer(), nullable=True))
+        batch.create_foreign_key(
+            "fk_items_owner_id_users", "users", ["owner_id"], ["id"], ondelete="SET NULL"
+        )
 
 
 def downgrade():
-    """Drop tokens, then users."""
+    """Drop the items' owners, tokens, then users."""
+    with op.batch_alter_table("items") as batch:
+        batch.drop_constraint("fk_items_owner_id_users", type_="foreignkey")
+        batch.drop_column("owner_id")
     op.drop_index("ix_tokens_user_id", table_name="tokens")
     op.drop_table("tokens")
     op.drop_table("users")
