@@ -38,6 +38,8 @@ POLL_FOR = 14  # PENDING_POLL_SECONDS here: the page checks after 2, 6 and 14 s,
 CHECKS = 3
 STOPPED = "this page stopped checking"
 PLAIN_HTTP = "This page came over plain HTTP"  # page_security.py's first words
+# The item form's button (with use_auth a sign-out button comes first on the page).
+ITEM_FORM_SUBMIT = "form[hx-post] button[type=submit]"
 
 
 def page_assets(entry: str) -> list[str]:
@@ -186,7 +188,7 @@ def test_a_browser_creates_an_item_with_htmx_without_a_page_load(
         session.driver.execute_script("window.__sameDocument = true")
         session.driver.find_element(By.ID, "name").send_keys(name)
         session.driver.find_element(By.ID, "description").send_keys("made in a browser")
-        session.driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        session.driver.find_element(By.CSS_SELECTOR, ITEM_FORM_SUBMIT).click()
         session.wait(lambda d: name in d.find_element(By.ID, "items").text, "the new item listed")
         shot = session.screenshot("page-after-htmx-create")
         record_property(ARTEFACT_PROPERTY, str(shot))
@@ -214,13 +216,15 @@ def test_a_browser_on_plain_http_is_told_the_session_cookie_needs_https(
             session.open(f"{entry}/sign-in")
             session.driver.find_element(By.ID, "email").send_keys(deployment.account.email)
             session.driver.find_element(By.ID, "password").send_keys(deployment.account.password)
-            session.driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            session.driver.find_element(
+                By.CSS_SELECTOR, "#sign-in-form button[type=submit]"
+            ).click()
             shown = session.wait(lambda d: PLAIN_HTTP in d.page_source and d.page_source, "error")
         else:
             session.open(f"{entry}/")
             session.wait(lambda d: d.execute_script("return !!window.htmx"), "htmx loaded")
             session.driver.find_element(By.ID, "name").send_keys("over plain HTTP")
-            session.driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+            session.driver.find_element(By.CSS_SELECTOR, ITEM_FORM_SUBMIT).click()
             shown = session.wait(
                 lambda d: d.find_element(By.ID, "request-error").text, "the request's error shown"
             )
