@@ -123,11 +123,10 @@ def test_an_unknown_email_and_a_wrong_password_answer_alike_in_a_similar_time(
     an indexed lookup of the email either way). Without the dummy an unknown email answers in a
     few milliseconds: the medians then differ by the verification's whole time, some 80 % of
     the slower (measured with the dummy's verification removed: 4-5 ms against 22-25 ms, with
-    gunicorn and with granian). 25 % of the slower
-    median, or 10 ms when that is less, leaves room for a noisy two-core machine (the attempts
-    alternate, so load hits both alike) and still catches that. The attempts use distinct
-    unknown emails and the deployment's user; an instance with limits far above them answers,
-    so no 429 is timed.
+    gunicorn and with granian). 25 % of the slower median, or 10 ms when that is less, leaves
+    room for a noisy two-core machine (the attempts alternate, so load hits both alike) and
+    still catches that. The attempts use distinct unknown emails and the deployment's user; an
+    instance with limits far above them answers, so no 429 is timed.
     """
     generous = {
         "RATELIMIT_SIGN_IN": GENEROUS_SIGN_IN,
