@@ -38,7 +38,7 @@ LEFTOVER_WORDS = {
     "app_server=granian": ["granian_", "granian=="],
     "use_https": ["acme", "strict-transport-security"],
     "use_opentelemetry": ["sentry", "otel", "traceparent", "jaeger"],
-    "use_auth": ["accounts", "bearer", "password_hash", "users_cli"],
+    "use_auth": ["accounts", "bearer", "password_hash", "users_cli", "flask_login", "sign_in"],
 }
 # The word that stands for an option whose own name is common in every bake ("https" is in the
 # docs' links): a bake without it must not contain this word instead.

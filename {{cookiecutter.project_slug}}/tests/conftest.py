@@ -31,6 +31,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 {%- endif %}
+{%- if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
+from flask_login import FlaskLoginClient
+{%- endif %}
 {%- if cookiecutter.use_postgres == "yes" %}
 from flask_migrate import upgrade
 {%- endif %}
@@ -52,6 +55,9 @@ from {{ cookiecutter.package_name }}.accounts import User, hasher, issue_token, 
 {%- endif %}
 from {{ cookiecutter.package_name }}.caching import cache
 from {{ cookiecutter.package_name }}.extensions import db
+{%- if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
+from {{ cookiecutter.package_name }}.sign_in import SignedIn
+{%- endif %}
 
 SECRET = "test-secret-key-not-for-production"
 PROJECT = Path(__file__).resolve().parent.parent
@@ -101,6 +107,29 @@ class BearerClient(FlaskClient):
 def _bearer_clients(monkeypatch):
     """Give every app, made by make_app or by create_app, the BearerClient as its test client."""
     monkeypatch.setattr(Flask, "test_client_class", BearerClient)
+{%- endif %}
+{%- if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
+
+
+# The pages' side (sign_in.py): the test client is signed in to the pages as TESTER too.
+class PageClient(FlaskLoginClient, BearerClient):  # type: ignore[misc]  # Flask-Login: untyped
+    """A BearerClient also signed in to the pages as the test user, by Flask-Login's documented
+    test client; ``anonymous=True``: neither token nor session."""
+
+    def __init__(self, app: Flask, *args, anonymous: bool = False, **kwargs) -> None:
+        """Make the client; unless anonymous, with a session of the test user."""
+        token = None if anonymous else token_of_tester(app)
+        if token:
+            with app.app_context(){% if cookiecutter.use_opentelemetry == "yes" %}, suppress_instrumentation(){% endif %}:
+                tester = user_for_token(token)
+                kwargs["user"] = tester and SignedIn(tester)
+        super().__init__(app, *args, anonymous=anonymous, **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _signed_in_clients(_bearer_clients, monkeypatch):
+    """Give every app the PageClient as its test client (after _bearer_clients gave its own)."""
+    monkeypatch.setattr(Flask, "test_client_class", PageClient)
 {%- endif %}
 
 

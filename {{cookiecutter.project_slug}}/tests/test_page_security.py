@@ -107,7 +107,7 @@ def test_a_post_over_plain_http_without_the_https_only_cookie_says_why(
     it; other refused tokens are told to reload the page."""
     app = make_app(**overrides)
     token = csrf_token(app.test_client())
-    browser = app.test_client()  # it kept no cookie from the page
+    browser = app.test_client({% if cookiecutter.use_auth == "yes" %}anonymous=True{% endif %})  # it kept no cookie from the page
     capsys.readouterr()
     form = {"name": "x", "csrf_token": token}
     response = browser.post("/items", data=form, headers=HTMX, base_url=base_url)

@@ -2,8 +2,8 @@
 sign-in, one answer to every failed attempt, sessions ended by a sign-out, a new password or a
 deactivation, CSRF checks kept, a safe session cookie, and an API that never reads it."""
 
-import json
 import re
+import time
 
 import pytest
 from sqlalchemy import select
@@ -12,7 +12,7 @@ from {{ cookiecutter.package_name }}.accounts import User, hasher
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.models import Item
 from {{ cookiecutter.package_name }}.sign_in import FAILED
-from tests.conftest import TESTER, TESTER_PASSWORD
+from tests.conftest import TESTER, TESTER_PASSWORD, token_of_tester
 
 from .test_pages import HTMX, csrf_token
 
@@ -27,7 +27,8 @@ def form_token(page: str) -> str:
 
 
 def sign_in(client, email: str = TESTER, password: str = TESTER_PASSWORD):
-    """Open the sign-in form and post it; return the answer."""
+    """Open the sign-in form and post it; return the answer (the test user exists by then)."""
+    token_of_tester(client.application)
     token = form_token(client.get("/sign-in").text)
     return client.post("/sign-in", data={"email": email, "password": password, "csrf_token": token})
 
@@ -102,6 +103,7 @@ def test_sign_in_form_asks_for_an_email_and_a_password(app):
 def test_sign_in_opens_a_new_session(app):
     """It signs in with a new session: another cookie and CSRF token, nothing kept from before,
     so the token of the page before sign-in is refused."""
+    token_of_tester(app)
     client = app.test_client(anonymous=True)
     before = form_token(client.get("/sign-in").text)
     with client.session_transaction() as session:
@@ -160,10 +162,29 @@ def test_sign_out_ends_the_session_and_a_copy_of_its_cookie(app):
 def test_sign_out_ends_the_users_other_sessions(app):
     """It ends every browser session of the user who signs out, not another user's."""
     add_user(app, OTHER, OTHER_PASSWORD)
-    laptop, phone, other = signed_in_client(app), signed_in_client(app), signed_in_client(app, OTHER, OTHER_PASSWORD)
+    laptop, phone = signed_in_client(app), signed_in_client(app)
+    other = signed_in_client(app, OTHER, OTHER_PASSWORD)
     laptop.post("/sign-out", data={"csrf_token": csrf_token(laptop)})
     assert not shows_the_form(phone)
     assert shows_the_form(other)
+
+
+def test_session_ends_once_its_cookie_is_older_than_the_session_lifetime(app):
+    """It refuses a session cookie written longer ago than PERMANENT_SESSION_LIFETIME (Flask's
+    31 days by default; 1 s here), so a session kept open for ever ends even so."""
+    app.config["PERMANENT_SESSION_LIFETIME"] = 1
+    client = signed_in_client(app)
+    assert shows_the_form(client)
+    time.sleep(2.1)  # the signature's age is counted in whole seconds
+    assert not shows_the_form(client)
+
+
+def test_session_survives_a_new_address_or_browser_version(app):
+    """It keeps a session used from another address or user agent ("basic" protection): a phone
+    changing networks stays signed in."""
+    client = signed_in_client(app)
+    client.environ_base.update(REMOTE_ADDR="127.0.0.2", HTTP_USER_AGENT="another browser")
+    assert shows_the_form(client)
 
 
 @pytest.mark.parametrize(
@@ -186,7 +207,7 @@ def test_item_form_post_without_sign_in_is_refused(app):
     """It sends a plain post to the sign-in form (303) and answers HTMX 401 saying why; it
     stores nothing either way."""
     client = app.test_client(anonymous=True)
-    token = csrf_token(client)
+    token = form_token(client.get("/sign-in").text)
     plain = client.post("/items", data={"name": "anonymous", "csrf_token": token})
     assert plain.status_code == 303
     assert plain.headers["Location"] == "/sign-in"
@@ -225,13 +246,9 @@ def test_session_cookie_after_sign_in_is_http_only_lax_and_secure_in_production(
 ):
     """It sets the signed-in session's cookie HttpOnly and SameSite=Lax, Secure in production."""
     app = make_app(app_env=app_env)
+    token_of_tester(app)
     client = app.test_client(anonymous=True)
-    token = form_token(client.get("/sign-in", base_url="https://localhost").text)
-    answer = client.post(
-        "/sign-in",
-        data={"email": TESTER, "password": TESTER_PASSWORD, "csrf_token": token},
-        base_url="https://localhost",
-    )
+    answer = sign_in(client)
     assert answer.status_code == 303
     (cookie,) = answer.headers.getlist("Set-Cookie")
     attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
@@ -240,6 +257,24 @@ def test_session_cookie_after_sign_in_is_http_only_lax_and_secure_in_production(
     assert "SameSite=Lax" in cookie
     assert ("secure" in attributes) is secure
     assert "expires" not in attributes  # gone when the browser closes
+
+
+def test_sign_in_attempts_are_limited_per_account_and_per_client(limited_client):
+    """It answers 429 with Retry-After past RATELIMIT_SIGN_IN_ACCOUNT failures of one account
+    (its right password included, from any client), and past RATELIMIT_SIGN_IN attempts of one
+    client, as the API's token endpoint does."""
+    client = limited_client(ratelimit_sign_in_account="2 per minute")
+    assert [sign_in(client, password="wrong password").status_code for _ in range(3)] == [
+        401,
+        401,
+        429,
+    ]
+    refused = sign_in(client.application.test_client(anonymous=True))
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    client = limited_client(ratelimit_sign_in="2 per minute")
+    answers = [sign_in(client, email).status_code for email in ("a@example.com", TESTER, TESTER)]
+    assert answers == [401, 303, 429]
 
 
 def test_api_ignores_the_pages_session(app):
@@ -251,15 +286,22 @@ def test_api_ignores_the_pages_session(app):
     assert item_count(app) == 0
 
 
-def test_sign_ins_log_the_user_id_never_the_password(app, capsys):
-    """It logs a sign-in and a sign-out by user id, and no password, in any attempt."""
+def test_sign_ins_log_the_user_id_never_the_password(app, caplog):
+    """It logs a sign-in and a sign-out by user id, and no password in any attempt's records."""
     client = app.test_client(anonymous=True)
-    capsys.readouterr()
     sign_in(client, TESTER, "a wrong password")
     sign_in(client)
     client.post("/sign-out", data={"csrf_token": csrf_token(client)})
-    output = capsys.readouterr().out
-    assert TESTER_PASSWORD not in output and "a wrong password" not in output
-    messages = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
-    events = [line["message"] for line in messages if "user_id" in line]
-    assert events == ["signed in", "signed out"]
+    logged = " ".join(str(vars(record)) for record in caplog.records)
+    assert TESTER_PASSWORD not in logged and "a wrong password" not in logged
+    with app.app_context():
+        tester = db.session.scalars(select(User).filter_by(email=TESTER)).one()
+    events = [(r.getMessage(), r.user_id) for r in caplog.records if hasattr(r, "user_id")]
+    assert events == [("signed in", tester.id), ("signed out", tester.id)]
+
+
+def test_sign_in_pages_stay_out_of_the_api_document(client):
+    """It leaves /sign-in and /sign-out out of the OpenAPI document: they are pages, not API."""
+    paths = client.get("/openapi.json").json["paths"]
+    assert {"/sign-in", "/sign-out"}.isdisjoint(paths)
+    assert "/api/auth/tokens" in paths

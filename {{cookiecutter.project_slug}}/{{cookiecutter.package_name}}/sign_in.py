@@ -39,7 +39,7 @@ class SignedIn(UserMixin):  # type: ignore[misc]  # Flask-Login ships no type hi
         return f"{self.id}:{self.generation}"
 
 
-@login_manager.user_loader
+@login_manager.user_loader  # type: ignore[untyped-decorator]  # no type hints
 def load_user(session_id: str) -> SignedIn | None:
     """Return the user a session names if still active at the same generation, else None."""
     user_id, _, generation = session_id.partition(":")
@@ -51,7 +51,7 @@ def load_user(session_id: str) -> SignedIn | None:
     return SignedIn(user)
 
 
-@login_manager.unauthorized_handler
+@login_manager.unauthorized_handler  # type: ignore[untyped-decorator]  # no type hints
 def ask_to_sign_in() -> ResponseReturnValue:
     """Send a browser to the sign-in form; tell HTMX why (401: main.js shows the detail)."""
     if pages.is_htmx():
