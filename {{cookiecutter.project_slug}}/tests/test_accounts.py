@@ -72,7 +72,8 @@ def test_an_email_has_one_stored_form(given, stored):
 
 
 @pytest.mark.parametrize(
-    "given", ["", "ada", "ada@", "@example.com", "ada@localhost", "a da@x.org", "a@b@"]
+    "given",
+    ["", "ada", "ada@", "@example.com", "ada@localhost", "a da@x.org", "a@b@", "a\x00@x.org"],
 )
 def test_a_malformed_email_is_refused(given):
     """It refuses what is not an address rather than storing it."""

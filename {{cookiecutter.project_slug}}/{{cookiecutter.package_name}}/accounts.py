@@ -60,7 +60,9 @@ def normalised(email: str) -> str:
     """Return the one stored form of an address (NFKC, trimmed, lower case); raise ValueError."""
     email = unicodedata.normalize("NFKC", email).strip().lower()
     local, at, domain = email.rpartition("@")
-    if not (at and local and "." in domain) or len(email) > 254 or any(c.isspace() for c in email):
+    # Spaces, other separators and control characters (PostgreSQL refuses NUL) make no address.
+    unprintable = " " in email or not email.isprintable()
+    if not (at and local and "." in domain) or len(email) > 254 or unprintable:
         raise ValueError(f"not an email address: {email!r}")
     return email
 

@@ -2,8 +2,8 @@
 /api/auth/tokens/current ends it, and the items API takes ``Authorization: Bearer <token>`` on
 writes (on reads too with AUTH_PRIVATE_READS), its user then on ``flask.g.user``.
 
-Only the bearer token counts, never the session cookie: the API is exempt from CSRF, so a
-cookie accepted here would let any other site write in a signed-in browser's name.
+Only the bearer token counts, never a cookie: a browser sends its cookies with the requests
+other sites make it send, so a cookie accepted here would let any site write in its user's name.
 """
 
 import logging

@@ -56,7 +56,8 @@ def limit_writes(view: RouteCallable) -> RouteCallable:
 
 
 def limit_sign_in(view: RouteCallable) -> RouteCallable:
-    """Mark a sign-in view (JSON or form ``email``): init_app limits it per client and account."""
+    """Mark a sign-in view (JSON or form ``email``; a failure answered 401): init_app limits its
+    attempts per client and its failures per account."""
     setattr(view, SIGN_IN, True)
     return view
 
