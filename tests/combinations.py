@@ -26,9 +26,7 @@ CROSSED = ("use_postgres", "use_redis", "use_nginx")
 # Options tiers 2 and 3 leave at their default here: nothing tier 2 serves tells the values apart
 # (no manifests applied; one Python natively). Tier 3 spreads the Python versions over its rows
 # itself (tests/tier3/matrix.py).
-# use_auth: until the API asks for tokens (issue 43), its tables and `flask users` change no
-# process the tiers run; tier 2 then serves it to prove the sign-in limit shared by workers.
-NOT_SERVED = ("use_kubernetes", "python_version", "use_auth")
+NOT_SERVED = ("use_kubernetes", "python_version")
 # Short words for ids; any other option is called by its name without "use_".
 SHORT = {"use_postgres": "pg", "use_kubernetes": "k8s", "python_version": "py"}
 
@@ -159,8 +157,10 @@ def served(crossed=CROSSED, paired=PAIRED, choices=CHOICES) -> list[Combination]
 
     The paired options ride on the cross. Two rows keep them at their defaults: the defaults bake,
     and the row selecting no crossed service. Each other row takes the accepted values that hold
-    most pairs not yet held (the first such, so every run agrees). Rows are added after the cross
-    only for pairs it cannot hold.
+    most pairs not yet held (the first such, so every run agrees); when those choices would leave
+    a pair for a row of its own, a bounded search backtracks over the cross's rows, in the same
+    order, for choices that hold every pair. Rows are added after the cross only for pairs it
+    cannot hold (or that the search did not find within its bound).
     """
     runtime = {option: choices[option] for option in (*crossed, *paired)}
     rows = (
@@ -170,14 +170,45 @@ def served(crossed=CROSSED, paired=PAIRED, choices=CHOICES) -> list[Combination]
     defaults = {option: DEFAULTS[option] for option in runtime}
     none = {**defaults, **dict.fromkeys(crossed, "no")}
     missing = set().union(*map(pairs, product)) - pairs(defaults) - pairs(none)
-    cross = []
+    slots = []  # for each cross of ``crossed``, the rows it may take
     for values in itertools.product(*(sorted(choices[option], reverse=True) for option in crossed)):
         fixed = dict(zip(crossed, values, strict=True))
         kept = [row for row in (defaults, none) if fixed.items() <= row.items()]
-        accepted = kept or [row for row in product if fixed.items() <= row.items()]
-        cross.append(max(accepted, key=lambda row: len(pairs(row) & missing)))
-        missing -= pairs(cross[-1])
+        slots.append(kept or [row for row in product if fixed.items() <= row.items()])
+    cross = _cover(slots, missing, budget=[SEARCH_STEPS]) or _greedy(slots, missing)
     return [combination(row) for row in [*cross, *all_pairs(runtime, cross)]]
+
+
+SEARCH_STEPS = 20_000  # rows tried at most by served()'s search before it settles for greedy
+
+
+def _greedy(slots: list[list[dict]], missing: set) -> list[dict]:
+    """Return, slot by slot, the row holding most pairs of ``missing`` not yet held (the first)."""
+    chosen = []
+    for rows in slots:
+        chosen.append(max(rows, key=lambda row: len(pairs(row) & missing)))
+        missing = missing - pairs(chosen[-1])
+    return chosen
+
+
+def _cover(slots: list[list[dict]], missing: set, budget: list[int]) -> list[dict] | None:
+    """Return one row per slot holding every pair of ``missing``, or None (none, or out of budget).
+
+    Depth first, each slot's rows tried by most pairs held, ties in product order: its first
+    answer is the greedy one whenever that holds every pair. ``budget`` counts the rows tried.
+    """
+    if not slots:
+        return [] if not missing else None
+    if not missing <= set().union(*(pairs(row) for rows in slots for row in rows)):
+        return None  # a pair no remaining slot can hold
+    for row in sorted(slots[0], key=lambda row: -len(pairs(row) & missing)):
+        budget[0] -= 1
+        if budget[0] < 0:
+            return None
+        rest = _cover(slots[1:], missing - pairs(row), budget)
+        if rest is not None:
+            return [row, *rest]
+    return None
 
 
 # Tier 1's combinations, and the ones tiers 2 and 3 serve; ids name the same answers in both.

@@ -16,10 +16,13 @@ from combinations import (
     DEFAULTS,
     PAIRED,
     SERVED,
+    _cover,
+    _greedy,
     all_pairs,
     allowed,
     load_choices,
     paired_options,
+    pairs,
     served,
 )
 from hook_tables import rules_table
@@ -150,6 +153,21 @@ def test_a_paired_service_option_is_added_pairwise_to_the_cross():
         itertools.product(("yes", "no"), repeat=3)
     )
     assert len(combos) < 16
+
+
+def test_the_served_search_backtracks_where_greedy_choices_leave_a_pair():
+    """It gives another row to a slot whose greedy row leaves a pair no later slot can hold, keeps
+    the greedy rows when they hold every pair, and gives up past its budget (served() then adds
+    rows after the cross, as before)."""
+    zeros, ones = dict.fromkeys("abc", "0"), dict.fromkeys("abc", "1")
+    mixed = {"a": "0", "b": "1", "c": "0"}
+    missing = pairs(zeros) | pairs(ones)
+    slots = [[ones, zeros], [ones, mixed]]
+    assert missing - set().union(*map(pairs, _greedy(slots, missing)))  # greedy leaves pairs
+    assert _cover(slots, missing, budget=[100]) == [zeros, ones]
+    assert _cover(slots, missing, budget=[1]) is None
+    easy = [[ones, zeros], [zeros, mixed]]
+    assert _cover(easy, missing, budget=[100]) == _greedy(easy, missing) == [ones, zeros]
 
 
 def combinations_script(template_dir, command: str) -> str:

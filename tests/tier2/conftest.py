@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import tempfile
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from combinations import Combination
 
-from . import celery_processes
+from . import auth, celery_processes
 from .deployment import Deployment
 from .servers import Interpreter, Postgres, Redis, private_dir
 
@@ -111,7 +112,9 @@ def deployment(
     """Serve one combination: migrate, start gunicorn (nginx, Celery's), stop it all afterwards.
 
     A module that starts Celery's worker and scheduler itself says so: OWN_CELERY_PROCESSES = True.
+    With use_auth, a user is signed up and `requests` sends its token on writes (auth.py).
     """
+    stack = contextlib.ExitStack()
     root = Path(tempfile.mkdtemp(prefix=f"{combo.id}-", dir=workdir))
     root.chmod(0o755)
     deployment = Deployment(
@@ -127,10 +130,14 @@ def deployment(
         if combo.selected("use_postgres"):
             deployment.migrate()
         deployment.service = deployment.new_service("service").start()
+        if combo.selected("use_auth"):
+            deployment.account = auth.sign_up(deployment)
+            stack.enter_context(auth.bearer_on_writes(deployment.account.token))
         if combo.selected("use_nginx"):
             deployment.nginx = deployment.start_nginx()
         if combo.selected("use_celery") and not getattr(request.module, "OWN_CELERY_PROCESSES", 0):
             celery_processes.serve(deployment)
         yield deployment
     finally:
+        stack.close()
         deployment.stop()

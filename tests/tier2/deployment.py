@@ -13,6 +13,7 @@ import project_files
 from combinations import SERVED, Combination
 
 from . import frontend
+from .auth import Account
 from .servers import (
     NGINX_TEMPLATE,
     ImageRecipe,
@@ -63,6 +64,7 @@ class Deployment:
     # process's own overrides: a module's receivers, for instance (conftest's service_env).
     environment: dict[str, str] = field(default_factory=dict)
     refused: set = field(default_factory=set)  # the folder names of instances failed_start ran
+    account: Account | None = None  # use_auth: the user the deployment signed up (auth.py)
 
     def __post_init__(self) -> None:
         """Lay out the image's files read-only and its runtime venv; claim a database and index."""

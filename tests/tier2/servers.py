@@ -641,11 +641,15 @@ class Service(NativeServer):
         """Return gunicorn's base URL."""
         return f"http://127.0.0.1:{self.port}"
 
-    def run_once(self, argv: list[str], timeout: float = 120) -> subprocess.CompletedProcess:
-        """Run a one-shot command (e.g. migrations) as the service would: same user, env, tree."""
+    def run_once(
+        self, argv: list[str], timeout: float = 120, stdin: str | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run a one-shot command (e.g. migrations) as the service would: same user, env, tree;
+        ``stdin`` is written to its standard input when given."""
         account = unprivileged_user()
         return subprocess.run(
             argv,
+            input=stdin,
             cwd=self.tree,
             env=self.env,
             capture_output=True,

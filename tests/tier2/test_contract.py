@@ -2,8 +2,9 @@
 
 The run is the generated Makefile's own `make contract` (every schemathesis check: no server
 error; statuses, media types, bodies and headers as documented), bounded and seeded, against
-gunicorn directly and through nginx when selected. A second instance with tight rate limits
-is fuzzed too: its 429s must be documented like any other answer.
+gunicorn directly and through nginx when selected, with use_auth both anonymously and with a
+token. A second instance with tight rate limits is fuzzed too: its 429s must be documented like
+any other answer.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import requests
 
+from .auth import new_token, raw_header
 from .test_hostile_input import entries, raw_exchange
 from .test_served import TIMEOUT, assert_json_error, each
 
@@ -53,15 +55,40 @@ def statuses(deployment, service, since: int) -> Counter:
     return Counter(line["status"] for line in lines if line["logger"] == logger)
 
 
+def runs(deployment) -> list[tuple[str, str, set[int]]]:
+    """Return each fuzzing run: its URL, its schemathesis options, the statuses it must see.
+
+    With use_auth each entry is fuzzed twice: anonymously (writes refused: 401, never 201) and
+    with a token of its own, made before any run (the fuzzing spends the sign-in limits and may
+    revoke the token it is given: not the one the deployment's other tests use).
+    """
+    if deployment.account is None:
+        return [(url, "", {200, 201, 404, 422}) for url in entries(deployment)]
+    account = deployment.account
+    return [
+        run
+        for url in entries(deployment)
+        for run in (
+            (url, "", {200, 401, 404, 422}),
+            (
+                url,
+                f"-H 'Authorization: Bearer {new_token(url, account.email, account.password)}'",
+                {200, 201, 404, 422},
+            ),
+        )
+    ]
+
+
 @each()
 def test_the_service_keeps_its_contract_under_fuzzing(deployment):
-    """It answers schemathesis's cases as documented, directly and through nginx."""
-    for url in entries(deployment):
+    """It answers schemathesis's cases as documented, directly and through nginx (with use_auth,
+    anonymously and with a token: zero server errors, zero conformance failures either way)."""
+    for url, options, expected in runs(deployment):
         since = deployment.service.mark()
-        run = fuzz(deployment, url)
+        run = fuzz(deployment, url, options=options)
         assert run.returncode == 0, f"{url}\n{run.stdout[-6000:]}\n{run.stderr[-2000:]}"
         seen = statuses(deployment, deployment.service, since)
-        assert {200, 201, 404, 422} <= seen.keys(), seen
+        assert expected <= seen.keys(), (options, seen)
         assert not any(status >= 500 for status in seen), seen
 
 
@@ -100,7 +127,8 @@ def test_a_request_pipelined_behind_an_unread_body_is_answered(deployment):
     """It answers a request sent right behind one refused with its body unread (found fuzzing)."""
     first = (
         b"POST /api/items HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n"
-        b"Content-Length: 10\r\n\r\n0123456789"
+        + raw_header(deployment).encode()  # with use_auth: the 415, not a 401, leaves it unread
+        + b"Content-Length: 10\r\n\r\n0123456789"
     )
     second = b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
     answer = raw_exchange(deployment.service.port, first + second)

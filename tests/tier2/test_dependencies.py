@@ -21,6 +21,7 @@ from pathlib import Path
 import requests
 
 from . import celery_processes
+from .auth import sign_up
 from .servers import compose_command, compose_services, wait_until
 from .test_served import (
     LIMITER_LONGEST_PING_GAP,
@@ -283,7 +284,11 @@ def test_an_unmigrated_database_is_unready_and_answers_503_until_migrated(deploy
     migrated = deployment.new_service("migrate-unmigrated", DATABASE_URL=url).run_once(command)
     assert migrated.returncode == 0, migrated.stderr
     assert assert_ready(fresh.url)["checks"]["schema"]["status"] == "ok"
-    assert requests.post(f"{fresh.url}/api/items", json={"name": "x"}, timeout=TIMEOUT).ok
+    # With use_auth, the deployment's user is in its own database: this one gets a user too.
+    own = sign_up(deployment, service=fresh).header if deployment.account else {}
+    assert requests.post(
+        f"{fresh.url}/api/items", json={"name": "x"}, headers=own, timeout=TIMEOUT
+    ).ok
 
     # A newer release migrated the database during a rolling deployment: this one keeps serving.
     with deployment.postgres.connect(database) as connection:

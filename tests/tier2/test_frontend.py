@@ -21,6 +21,7 @@ import requests
 from selenium.webdriver.common.by import By
 
 from . import frontend
+from .auth import sign_in_browser
 from .browser import Browser, browser
 from .servers import Service
 from .test_served import each
@@ -36,6 +37,9 @@ PENDING_ITEMS = 50  # a full page of items (pages.py LISTED), all pending: their
 POLL_FOR = 14  # PENDING_POLL_SECONDS here: the page checks after 2, 6 and 14 s, then stops
 CHECKS = 3
 STOPPED = "this page stopped checking"
+PLAIN_HTTP = "This page came over plain HTTP"  # page_security.py's first words
+# The item form's button (with use_auth a sign-out button comes first on the page).
+ITEM_FORM_SUBMIT = "form[hx-post] button[type=submit]"
 
 
 def page_assets(entry: str) -> list[str]:
@@ -173,15 +177,18 @@ def test_the_page_carries_one_content_security_policy(deployment):
 def test_a_browser_creates_an_item_with_htmx_without_a_page_load(
     deployment, tmp_path, record_property
 ):
-    """It loads the page, adds an item through the form in place, with no error or CSP report."""
+    """It loads the page, adds an item through the form in place, with no error or CSP report
+    (with use_auth, signed in first: the form is for signed-in users)."""
     name = f"browser-{uuid.uuid4().hex[:8]}"
     with browser(tmp_path / "artefacts") as session:
+        if deployment.account is not None:
+            sign_in_browser(session, deployment.entry, deployment.account)
         session.open(f"{deployment.entry}/")
         session.wait(lambda d: d.execute_script("return !!window.htmx"), "htmx loaded")
         session.driver.execute_script("window.__sameDocument = true")
         session.driver.find_element(By.ID, "name").send_keys(name)
         session.driver.find_element(By.ID, "description").send_keys("made in a browser")
-        session.driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        session.driver.find_element(By.CSS_SELECTOR, ITEM_FORM_SUBMIT).click()
         session.wait(lambda d: name in d.find_element(By.ID, "items").text, "the new item listed")
         shot = session.screenshot("page-after-htmx-create")
         record_property(ARTEFACT_PROPERTY, str(shot))
@@ -205,15 +212,24 @@ def test_a_browser_on_plain_http_is_told_the_session_cookie_needs_https(
     since = deployment.service.mark()
     entry = deployment.entry.replace("//127.0.0.1:", f"//{SITE}:")
     with browser(tmp_path / "artefacts", names=(SITE,)) as session:
-        session.open(f"{entry}/")
-        session.wait(lambda d: d.execute_script("return !!window.htmx"), "htmx loaded")
-        session.driver.find_element(By.ID, "name").send_keys("over plain HTTP")
-        session.driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-        shown = session.wait(
-            lambda d: d.find_element(By.ID, "request-error").text, "the request's error shown"
-        )
+        if deployment.account is not None:  # the item form needs a sign-in: its form fails first
+            session.open(f"{entry}/sign-in")
+            session.driver.find_element(By.ID, "email").send_keys(deployment.account.email)
+            session.driver.find_element(By.ID, "password").send_keys(deployment.account.password)
+            session.driver.find_element(
+                By.CSS_SELECTOR, "#sign-in-form button[type=submit]"
+            ).click()
+            shown = session.wait(lambda d: PLAIN_HTTP in d.page_source and d.page_source, "error")
+        else:
+            session.open(f"{entry}/")
+            session.wait(lambda d: d.execute_script("return !!window.htmx"), "htmx loaded")
+            session.driver.find_element(By.ID, "name").send_keys("over plain HTTP")
+            session.driver.find_element(By.CSS_SELECTOR, ITEM_FORM_SUBMIT).click()
+            shown = session.wait(
+                lambda d: d.find_element(By.ID, "request-error").text, "the request's error shown"
+            )
+            assert shown.startswith(f"The request failed (400): {PLAIN_HTTP}"), shown
         record_property(ARTEFACT_PROPERTY, str(session.screenshot("secure-cookie-over-http")))
-    assert shown.startswith("The request failed (400): This page came over plain HTTP"), shown
     assert "SESSION_COOKIE_SECURE=false" in shown
     warnings = [
         line

@@ -13,10 +13,12 @@ import uuid
 import pytest
 import requests
 
+from .auth import raw_header
 from .deployment import fresh_secret
 from .test_served import TIMEOUT, assert_json_error, each
 
 MAX_CONTENT_LENGTH = 1024 * 1024
+CHUNKED = "Transfer-Encoding: chunked\r\n"
 
 
 def entries(deployment) -> list[str]:
@@ -172,7 +174,7 @@ def test_malformed_chunked_framing_is_a_400(deployment):
     ]
     for port in ports(deployment):
         for body in broken:
-            status, headers, answer = post_raw(port, body, "Transfer-Encoding: chunked\r\n")
+            status, headers, answer = post_raw(port, body, raw_header(deployment) + CHUNKED)
             assert status in allowed, answer
             assert answer["error"]["status"] == status
             assert headers.get("x-request-id")
@@ -191,14 +193,14 @@ def test_a_chunked_body_over_the_limit_is_a_413_never_truncated(deployment):
     document = json.dumps({"name": name}).encode()
     body = document + b" " * (MAX_CONTENT_LENGTH + 100 - len(document))
     for port in ports(deployment):
-        status, _, answer = post_raw(port, chunked(body), "Transfer-Encoding: chunked\r\n")
+        status, _, answer = post_raw(port, chunked(body), raw_header(deployment) + CHUNKED)
         assert status == 413, answer
         assert answer["error"]["status"] == 413
     assert deployment.query("SELECT count(*) FROM items WHERE name = ?", name) == [(0,)]
 
     fits = document + b" " * (MAX_CONTENT_LENGTH - len(document))
     for port in ports(deployment):
-        status, _, answer = post_raw(port, chunked(fits), "Transfer-Encoding: chunked\r\n")
+        status, _, answer = post_raw(port, chunked(fits), raw_header(deployment) + CHUNKED)
         assert status == 201, answer
     assert deployment.query("SELECT count(*) FROM items WHERE name = ?", name) == [
         (len(ports(deployment)),)

@@ -30,6 +30,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 import requests
 
+from .auth import raw_header
 from .servers import (
     Nginx,
     compose_environment,
@@ -648,7 +649,7 @@ def test_gunicorn_timeout_does_not_bound_a_request_under_gthread(deployment):
     body = json.dumps({"name": f"slow-{uuid.uuid4().hex[:8]}"}).encode()
     head = (
         "POST /api/items HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"{raw_header(deployment)}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode()
     wait_for(lambda: len(service.workers()) == 2, 15, "both workers")
     workers = service.workers()

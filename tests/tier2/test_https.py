@@ -29,6 +29,7 @@ import project_files
 import pytest
 
 from .acme import DOMAIN, Caddy, caddy_binary, https_edge, pebble_binaries
+from .auth import header
 from .servers import free_port, wait_until
 from .test_http_edge import RecordingUpstream
 from .test_served import access_lines, combos, each, nginx_lines, request_id
@@ -209,9 +210,8 @@ def test_the_api_answers_over_https_with_http2_and_hsts(deployment, caddy, tmp_p
     assert curl_over_http2(caddy, "/no/such/route", tmp_path) == ("2", 404)
 
     body = json.dumps({"name": "over https", "description": "through Caddy"})
-    status, headers, answer = https_request(
-        caddy, "POST", "/api/items", {"Content-Type": "application/json"}, body
-    )
+    json_type = {"Content-Type": "application/json", **header(deployment)}
+    status, headers, answer = https_request(caddy, "POST", "/api/items", json_type, body)
     assert status == 201, answer
     item = json.loads(answer)
     assert headers["Strict-Transport-Security"] == HSTS

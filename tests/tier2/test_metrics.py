@@ -21,7 +21,7 @@ TIMEOUT = 10
 # Everything selected (granian, which serves the same folder through its own launcher), the
 # defaults (gunicorn), and nothing: the counts must hold with and without PostgreSQL and Redis.
 METRICS_COMBINATIONS = (
-    "pg-redis-nginx-celery-frontend-https-opentelemetry-granian",
+    "pg-redis-nginx-celery-frontend-https-opentelemetry-auth-granian",
     "pg-redis",
     "bare",
 )

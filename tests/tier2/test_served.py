@@ -25,6 +25,7 @@ from combinations import params
 from projects import run_project_tests, skipped_lines
 
 from . import celery_processes
+from .auth import raw_header
 from .deployment import TIER2_COMBINATIONS, fresh_secret
 from .servers import bounded_iterations, wait_until, whole_lines
 
@@ -478,7 +479,7 @@ def test_sigterm_lets_an_in_flight_request_finish_and_exits_zero(deployment):
     body = json.dumps({"name": name, "description": "x" * 200}).encode()
     head = (
         f"POST /api/items HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"{raw_header(deployment)}Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode()
     try:
         with socket.create_connection(("127.0.0.1", service.port), timeout=TIMEOUT) as sock:

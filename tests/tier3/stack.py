@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -349,3 +350,26 @@ def create_item(port: int | Endpoint, name: str, headers: dict[str, str] | None 
     assert reply.status == 201, reply
     location = reply.headers["location"]
     return "/" + location.split("/", 3)[3] if location.startswith("http") else location
+
+
+def sign_up(stack: Stack, port: int | Endpoint, folder: Path) -> dict[str, str]:
+    """Create a user as docs/auth.md says, in the web container with the password on standard
+    input (`docker compose exec -T web flask --app PKG:create_app() users create EMAIL`); return
+    the Authorization header of a token POST /api/auth/tokens gives it through the entry port."""
+    email, password = "tier3@example.com", secrets.token_urlsafe(18)
+    secret = folder / "password"
+    secret.write_text(f"{password}\n")
+    app = f"{project_files.package_name(stack.project_dir)}:create_app()"
+    web = project_files.web_service(stack.config)
+    with secret.open() as stdin:
+        created = stack.engine.docker(
+            *stack.compose_args("exec", "-T", web, "flask", "--app", app, "users", "create", email),
+            cwd=stack.project_dir,
+            stdin=stdin,
+            check=False,
+            timeout=120,
+        )
+    assert created.returncode == 0, created.stdout + created.stderr
+    reply = request(port, "POST", "/api/auth/tokens", {"email": email, "password": password})
+    assert reply.status == 201, reply
+    return {"Authorization": f"Bearer {reply.json()['token']}"}

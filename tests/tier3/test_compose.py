@@ -25,7 +25,15 @@ from .images import build_image
 from .matrix import distinct_combinations, docker_params
 from .net import Endpoint, peer_certificate, request
 from .project import pulled_services, service_image, stand_in_kind
-from .stack import Stack, acme_override, await_processed, create_item, open_stack, wait_ready
+from .stack import (
+    Stack,
+    acme_override,
+    await_processed,
+    create_item,
+    open_stack,
+    sign_up,
+    wait_ready,
+)
 from .test_frontend import assert_page_and_assets_served
 from .tracing import PROFILE, await_request_trace, new_traceparent, tracing_override, viewer
 
@@ -109,7 +117,7 @@ def assert_redirects_to_https(port: int) -> None:
 
 
 @pytest.mark.parametrize("combo", docker_params(distinct_combinations()))
-def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, pebble, report):
+def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, pebble, report, tmp_path):
     """It becomes healthy with --wait, migrates before web starts, and serves the API end to end.
 
     With use_celery, worker and scheduler are healthy too and the worker processes the item.
@@ -118,6 +126,8 @@ def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, pebble, report)
     With use_opentelemetry, Jaeger (the tracing profile) is healthy too and receives the POST's
     trace: the web's server span continues the caller's traceparent over its INSERT, and with
     use_celery the worker's task continues the web's send of it, its UPDATE below.
+    With use_auth, an anonymous POST is refused (401), a user is created with `flask users create`
+    in the web container (the password on standard input) and the POST carries its token.
     """
     started = time.monotonic()
     try:
@@ -161,7 +171,13 @@ def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, pebble, report)
 
     trace_id, caller, traceparent = new_traceparent()
     traced = combo.selected("use_opentelemetry")
-    path = create_item(port, f"tier3 {combo.id}", headers=traceparent if traced else None)
+    headers = dict(traceparent) if traced else {}
+    if combo.selected("use_auth"):
+        anonymous = request(port, "POST", "/api/items", {"name": "anonymous"})
+        assert anonymous.status == 401, anonymous
+        assert anonymous.headers["www-authenticate"].lower().startswith("bearer"), anonymous
+        headers.update(sign_up(stack, port, tmp_path))
+    path = create_item(port, f"tier3 {combo.id}", headers=headers or None)
     if combo.selected("use_celery"):
         assert ready["checks"]["task_queue"]["status"] == "ok", ready
         await_processed(stack, port, path)

@@ -1,0 +1,111 @@
+"""Tier 2 in the use_auth combinations: a user made with the generated CLI, its token on writes.
+
+The deployment fixture signs up once the service serves: `flask users create EMAIL` run as the
+image would run it (the service's user, environment and folder), the password on standard input,
+then POST /api/auth/tokens for a token. While the deployment is up, `requests` sends
+`Authorization: Bearer <token>` on every write to /api/items that names no Authorization header
+of its own, so the tests written before use_auth hold in its rows unchanged. A test writes
+anonymously with `headers=ANONYMOUS` (requests sends no header whose value is None).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from selenium.webdriver.common.by import By
+
+TIMEOUT = 10
+EMAIL = "tier2@example.com"
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+PROTECTED = "/api/items"  # the routes whose writes need a token
+ANONYMOUS = {"Authorization": None}
+
+
+@dataclass(frozen=True)
+class Account:
+    """A user of a deployment, and a token of theirs."""
+
+    email: str
+    password: str
+    token: str
+
+    @property
+    def header(self) -> dict[str, str]:
+        """Return the request header that carries the token."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def create_user(deployment, email: str, password: str, service=None) -> None:
+    """Create a user with the generated `flask users create`, the password on standard input,
+    in the environment of ``service`` (default: the deployment's)."""
+    argv = ["flask", "--app", f"{deployment.package}:create_app()", "users", "create", email]
+    created = (service or deployment.service).run_once(argv, stdin=f"{password}\n")
+    assert created.returncode == 0, created.stdout + created.stderr
+    assert password not in created.stdout + created.stderr
+
+
+def new_token(url: str, email: str, password: str) -> str:
+    """Return a fresh token of the user from POST /api/auth/tokens at ``url``."""
+    answer = requests.post(
+        f"{url}/api/auth/tokens",
+        json={"email": email, "password": password},
+        headers=ANONYMOUS,
+        timeout=TIMEOUT,
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()["token"]
+
+
+def sign_up(deployment, email: str = EMAIL, service=None) -> Account:
+    """Create a user with a random password in the store of ``service`` (default: the
+    deployment's); return it with a token that service gave."""
+    password = secrets.token_urlsafe(18)
+    service = service or deployment.service
+    create_user(deployment, email, password, service)
+    return Account(email, password, new_token(service.url, email, password))
+
+
+@contextlib.contextmanager
+def bearer_on_writes(token: str) -> Iterator[None]:
+    """Make `requests` send the token on writes to /api/items that name no Authorization."""
+    request = requests.Session.request
+
+    def with_token(self, method, url, *args, **kwargs):
+        headers = kwargs.get("headers") or {}
+        named = any(name.lower() == "authorization" for name in headers)
+        if method.upper() in WRITES and urlsplit(url).path.startswith(PROTECTED) and not named:
+            kwargs["headers"] = {**headers, "Authorization": f"Bearer {token}"}
+        return request(self, method, url, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(requests.Session, "request", with_token)
+        yield
+
+
+def header(deployment) -> dict[str, str]:
+    """Return the Authorization header writes not made by `requests` carry ({} without use_auth)."""
+    return {} if deployment.account is None else deployment.account.header
+
+
+def raw_header(deployment) -> str:
+    """Return that header as a raw HTTP line ("" without use_auth)."""
+    return "".join(f"{name}: {value}\r\n" for name, value in header(deployment).items())
+
+
+def sign_in_browser(session, entry: str | None, account: Account) -> None:
+    """Sign a browser session in through the pages' form (opened at ``entry`` unless None: the
+    page shown); wait until signed in."""
+    if entry is not None:
+        session.open(f"{entry}/sign-in")
+    session.wait(lambda d: d.find_elements(By.ID, "sign-in-form"), "the sign-in form")
+    session.driver.find_element(By.ID, "email").send_keys(account.email)
+    session.driver.find_element(By.ID, "password").send_keys(account.password)
+    session.driver.find_element(By.CSS_SELECTOR, "#sign-in-form button[type=submit]").click()
+    shown = session.wait(lambda d: d.find_elements(By.ID, "signed-in-email"), "signed in")
+    assert shown[0].text == account.email, shown[0].text

@@ -1,0 +1,211 @@
+"""Tier 2, use_auth: tokens on the API and the sign-in limits, against the real servers.
+
+The deployment signs a user up with the generated `flask users create` (tests/tier2/auth.py).
+Proven here: a write without a token is refused (401 JSON with WWW-Authenticate), directly and
+through nginx, and accepted with one; the per-account sign-in limit is one count in Redis shared
+by every worker of several app-server processes (429 with Retry-After once it is spent, and the
+email never in a Redis key); an unknown email and a wrong password answer alike, in a similar
+time; in a real browser (frontend bakes) a user signs in, adds an item, signs out, and the item
+form's request no longer adds one. schemathesis runs with and without a token in
+test_contract.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import time
+import uuid
+
+import pytest
+import requests
+from selenium.webdriver.common.by import By
+
+from .auth import ANONYMOUS, sign_in_browser
+from .browser import browser
+from .test_hostile_input import entries
+from .test_served import TIMEOUT, assert_json_error, each
+
+GENEROUS_SIGN_IN = "1000000 per minute"
+ACCOUNT_LIMIT = 4  # failed sign-ins per account and minute in the limit test's instances
+INSTANCES = 2  # app-server processes (each with WEB_CONCURRENCY workers) sharing one Redis
+TIMED_PAIRS = 30  # unknown-email and wrong-password sign-ins, alternated, after WARM_UP pairs
+WARM_UP = 3
+# |median(unknown) - median(wrong password)| <= the larger of TIMING_RATIO x the slower median
+# and TIMING_FLOOR seconds: see the test.
+TIMING_RATIO = 0.25
+TIMING_FLOOR = 0.010
+ARTEFACT_PROPERTY = "artefact"  # listed after the run by tests/conftest.py
+
+
+def sign_in(url: str, email: str, password: str, session=requests) -> requests.Response:
+    """POST an email and password to /api/auth/tokens at ``url``."""
+    return session.post(
+        f"{url}/api/auth/tokens",
+        json={"email": email, "password": password},
+        headers=ANONYMOUS,
+        timeout=TIMEOUT,
+    )
+
+
+@each("use_auth")
+def test_a_write_needs_a_token_directly_and_through_nginx(deployment):
+    """It refuses an anonymous or forged-token POST with 401 JSON and WWW-Authenticate: Bearer,
+    stores nothing for them, and stores the item of a POST with the user's token; reads stay
+    public."""
+    for entry in entries(deployment):
+        before = deployment.rows()
+        anonymous = requests.post(
+            f"{entry}/api/items", json={"name": "anon"}, headers=ANONYMOUS, timeout=TIMEOUT
+        )
+        assert_json_error(anonymous, 401)
+        assert anonymous.headers["WWW-Authenticate"].lower().startswith("bearer"), anonymous
+        forged = requests.post(
+            f"{entry}/api/items",
+            json={"name": "forged"},
+            headers={"Authorization": f"Bearer {uuid.uuid4().hex}"},
+            timeout=TIMEOUT,
+        )
+        assert_json_error(forged, 401)
+        assert "invalid_token" in forged.headers["WWW-Authenticate"], forged.headers
+        assert deployment.rows() == before
+        created = requests.post(
+            f"{entry}/api/items",
+            json={"name": "signed"},
+            headers=deployment.account.header,
+            timeout=TIMEOUT,
+        )
+        assert created.status_code == 201, created.text
+        assert deployment.rows() == before + 1
+        read = requests.get(f"{entry}/api/items/{created.json()['id']}", timeout=TIMEOUT)
+        assert read.status_code == 200 and read.json()["name"] == "signed"
+
+
+@each("use_auth", "use_redis", "use_postgres")
+def test_the_account_sign_in_limit_is_shared_by_every_worker(deployment):
+    """It counts one account's failed sign-ins once, in Redis, across app-server processes.
+
+    The attempts alternate between two instances of two workers each, so each process's own
+    memory would allow ACCOUNT_LIMIT failures per worker; the shared count allows ACCOUNT_LIMIT in
+    all, then answers 429 with Retry-After on every instance, even to the right password.
+    """
+    limits = {
+        "RATELIMIT_SIGN_IN_ACCOUNT": f"{ACCOUNT_LIMIT} per minute",
+        "RATELIMIT_SIGN_IN": GENEROUS_SIGN_IN,
+    }
+    services = [deployment.extra_service(f"sign-in-{n}", **limits) for n in range(INSTANCES)]
+    assert len({pid for service in services for pid in service.workers()}) >= 2 * INSTANCES
+    account = deployment.account
+    answers = [
+        sign_in(services[attempt % INSTANCES].url, account.email, "wrong password").status_code
+        for attempt in range(3 * ACCOUNT_LIMIT)
+    ]
+    assert answers == [401] * ACCOUNT_LIMIT + [429] * (2 * ACCOUNT_LIMIT), answers
+    for service in services:
+        refused = sign_in(service.url, account.email, account.password)
+        assert_json_error(refused, 429)
+        assert 0 < int(refused.headers["Retry-After"]) <= 60, refused.headers
+    keys = deployment.redis.client(deployment.redis_db).keys("*")
+    assert keys, "the limiter wrote nothing to Redis"
+    assert not [key for key in keys if account.email.encode() in key], keys
+    digest = hashlib.sha256(account.email.encode()).hexdigest().encode()
+    assert any(digest in key for key in keys), keys
+
+
+@each("use_auth", "use_postgres")
+def test_an_unknown_email_and_a_wrong_password_answer_alike_in_a_similar_time(
+    deployment, record_property
+):
+    """It answers the same 401 body to both, their median times within 25 % or 10 ms.
+
+    Bound: every attempt runs one argon2 verification (the user's hash, or a dummy one with the
+    same parameters for an unknown email), most of an answer's time (about 20-45 ms here, with
+    an indexed lookup of the email either way). Without the dummy an unknown email answers in a
+    few milliseconds: the medians then differ by the verification's whole time, some 80 % of
+    the slower (measured with the dummy's verification removed: 4-5 ms against 22-25 ms, with
+    gunicorn and with granian). 25 % of the slower median, or 10 ms when that is less, leaves
+    room for a noisy two-core machine (the attempts alternate, so load hits both alike) and
+    still catches that. The attempts use distinct unknown emails and the deployment's user; an
+    instance with limits far above them answers, so no 429 is timed.
+    """
+    generous = {
+        "RATELIMIT_SIGN_IN": GENEROUS_SIGN_IN,
+        "RATELIMIT_SIGN_IN_ACCOUNT": GENEROUS_SIGN_IN,
+    }
+    service = deployment.extra_service("timing", **generous)
+    account = deployment.account
+    times: dict[str, list[float]] = {"unknown": [], "wrong": []}
+    bodies = set()
+    with requests.Session() as session:
+        for attempt in range(WARM_UP + TIMED_PAIRS):
+            for kind in ("unknown", "wrong"):
+                email = f"nobody-{uuid.uuid4().hex}@example.com" if kind == "unknown" else None
+                start = time.perf_counter()
+                answer = sign_in(service.url, email or account.email, "wrong password", session)
+                took = time.perf_counter() - start
+                body = assert_json_error(answer, 401)
+                bodies.add(repr(body["error"]))
+                if attempt >= WARM_UP:
+                    times[kind].append(took)
+    assert len(bodies) == 1, bodies
+    unknown, wrong = (statistics.median(times[kind]) for kind in ("unknown", "wrong"))
+    bound = max(TIMING_RATIO * max(unknown, wrong), TIMING_FLOOR)
+    assert abs(unknown - wrong) <= bound, (unknown, wrong)
+    record_property("sign_in_median_ms", {"unknown": unknown * 1000, "wrong": wrong * 1000})
+    print(
+        f"median sign-in: unknown email {unknown * 1e3:.1f} ms, wrong password {wrong * 1e3:.1f} ms"
+    )
+
+
+# The item form's request, sent again from the page by fetch: with the fields it sent signed in
+# (its CSRF token included), or with the page's current CSRF token as HTMX sends it. Resolves to
+# the answer's status (a redirect is not followed: 0).
+REPLAY = """
+const [fields, fresh, done] = arguments;
+const form = new URLSearchParams(fields);
+const headers = fresh ? {"HX-Request": "true", "X-CSRFToken": fresh} : {};
+if (fresh) form.set("csrf_token", fresh);
+fetch("/items", {method: "POST", body: form, headers: headers, redirect: "manual"})
+  .then((answer) => done(answer.status), (error) => done(String(error)));
+"""
+
+
+@pytest.mark.timeout(300)
+@each("use_auth", "use_frontend")
+def test_a_browser_signs_in_adds_an_item_signs_out_and_cannot_post_any_more(
+    deployment, tmp_path, record_property
+):
+    """It signs in through the form, adds an item, signs out: the form is gone, and the form's
+    request sent again from the page (as it was, or with the page's new CSRF token) adds nothing.
+    """
+    name = f"signed-{uuid.uuid4().hex[:8]}"
+    with browser(tmp_path / "artefacts") as session:
+        session.open(f"{deployment.entry}/")
+        assert not session.driver.find_elements(By.ID, "name"), "a form for the signed out"
+        session.driver.find_element(By.ID, "sign-in-link").click()
+        sign_in_browser(session, None, deployment.account)
+        session.open(f"{deployment.entry}/")
+        session.wait(lambda d: d.execute_script("return !!window.htmx"), "htmx loaded")
+        session.driver.find_element(By.ID, "name").send_keys(name)
+        session.driver.find_element(By.CSS_SELECTOR, "form[hx-post] button[type=submit]").click()
+        session.wait(lambda d: name in d.find_element(By.ID, "items").text, "the new item listed")
+        fields = session.driver.execute_script(
+            "return Object.fromEntries(new FormData(document.querySelector('form[hx-post]')))"
+        )
+        record_property(ARTEFACT_PROPERTY, str(session.screenshot("signed-in-item-added")))
+        assert session.console_errors() == [] and session.csp_violations() == []
+
+        session.driver.find_element(By.CSS_SELECTOR, "#sign-out-form button").click()
+        session.wait(lambda d: d.find_elements(By.ID, "sign-in-link"), "signed out")
+        assert not session.driver.find_elements(By.ID, "name"), "the form is still shown"
+        record_property(ARTEFACT_PROPERTY, str(session.screenshot("signed-out")))
+        fresh = session.driver.find_element(By.CSS_SELECTOR, 'meta[name="csrf-token"]')
+        token = fresh.get_attribute("content")
+        replayed = {**fields, "name": f"{name}-again"}
+        as_sent = session.driver.execute_async_script(REPLAY, replayed, None)
+        as_htmx = session.driver.execute_async_script(REPLAY, replayed, token)
+        assert session.csp_violations() == []
+    assert as_sent in (0, 400, 401), as_sent  # its CSRF token went with its session
+    assert as_htmx == 401, as_htmx  # the CSRF check passes; only a signed-in user may post
+    assert deployment.query("SELECT count(*) FROM items WHERE name = ?", name)[0][0] == 1
+    assert deployment.query("SELECT count(*) FROM items WHERE name = ?", f"{name}-again") == [(0,)]
