@@ -4,12 +4,13 @@ TEST_DATABASE_URL names a database kept for the tests: the session drops every t
 builds the schema as production does, and drops every table again at the end. Unset, the tests
 use a temporary SQLite file.
 {%- if cookiecutter.use_redis == "yes" %}
-{%- if cookiecutter.use_auth == "yes" %}
-Writes to the API need a bearer token: each app's test client sends the token of a test user
-(TESTER), made at its first client; ``app.test_client(anonymous=True)`` sends none.
-{%- endif %}
 TEST_REDIS_URL, when set, names a Redis the tests may flush (REDIS_URL is never used); unset,
 cache and limits stay in memory.
+{%- endif %}
+{%- if cookiecutter.use_auth == "yes" %}
+Writes to the API need a bearer token: each app's test client sends the token of a test user
+(TESTER), made at its first client{% if cookiecutter.use_frontend == "yes" %}, and is signed in to the pages as that user{% endif %};
+``app.test_client(anonymous=True)`` is neither.
 {%- endif %}
 """
 
