@@ -23,7 +23,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    TimeoutException,
+    WebDriverException,
+)
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -149,9 +154,14 @@ class Browser:
         self.wait(lambda d: d.execute_script("return document.readyState") == "complete", "load")
 
     def wait(self, condition: Callable[[webdriver.Chrome], object], what: str) -> object:
-        """Wait at most WAIT_TIMEOUT seconds for ``condition``; raise naming ``what``."""
+        """Wait at most WAIT_TIMEOUT seconds for ``condition``; raise naming ``what``. An element
+        missing, or replaced by HTMX between finding and reading it, is looked for again."""
+        retried = (NoSuchElementException, StaleElementReferenceException)
         try:
-            return WebDriverWait(self.driver, WAIT_TIMEOUT, poll_frequency=0.1).until(condition)
+            wait = WebDriverWait(
+                self.driver, WAIT_TIMEOUT, poll_frequency=0.1, ignored_exceptions=retried
+            )
+            return wait.until(condition)
         except TimeoutException:
             shot = self.screenshot("timeout")
             raise BrowserError(

@@ -98,7 +98,7 @@ def test_the_token_lifetime_is_a_setting(make_app):
         (EMAIL, PASSWORD + "!"),  # a wrong password
         ("inactive@example.com", PASSWORD),  # an inactive user
         ("not an email", PASSWORD),  # a malformed email
-        ("ada\x00@example.com", PASSWORD),  # a NUL, which PostgreSQL refuses in a query
+        ("ada\x00@example.com", PASSWORD),  # a NUL, which a database may refuse in a query
         (EMAIL, ""),  # an empty password
     ],
 )
