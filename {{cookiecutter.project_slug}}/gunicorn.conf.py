@@ -20,9 +20,9 @@ from gunicorn.arbiter import Arbiter  # noqa: E402
 from gunicorn.workers.base import Worker  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402
 
-from {{ cookiecutter.package_name }}.gunicorn_settings import GunicornSettings  # noqa: E402
-from {{ cookiecutter.package_name }}.logs import logging_config  # noqa: E402
+from {{ cookiecutter.package_name }}.platform.logs import logging_config  # noqa: E402
 from {{ cookiecutter.package_name }}.settings import Settings, SettingsError, load_settings  # noqa: E402
+from {{ cookiecutter.package_name }}.settings.gunicorn import GunicornSettings  # noqa: E402
 
 try:
     settings = load_settings(model=GunicornSettings)

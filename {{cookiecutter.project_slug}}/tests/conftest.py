@@ -50,15 +50,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError{% if cookiecutter.use_auth == "yes" %}, SQLAlchemyError{% endif %}
 from sqlalchemy.pool import Pool
 
-from {{ cookiecutter.package_name }} import create_app, health{% if cookiecutter.use_opentelemetry == "yes" %}, telemetry{% endif %}
+from {{ cookiecutter.package_name }} import create_app
 {%- if cookiecutter.use_auth == "yes" %}
-from {{ cookiecutter.package_name }}.accounts import User, hasher, issue_token, user_for_token
+from {{ cookiecutter.package_name }}.auth.accounts import User, hasher, issue_token, user_for_token
 {%- endif %}
-from {{ cookiecutter.package_name }}.caching import cache
-from {{ cookiecutter.package_name }}.extensions import db
 {%- if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
-from {{ cookiecutter.package_name }}.sign_in import SignedIn
+from {{ cookiecutter.package_name }}.auth.pages import SignedIn
 {%- endif %}
+from {{ cookiecutter.package_name }}.extensions import db
+from {{ cookiecutter.package_name }}.platform import health{% if cookiecutter.use_opentelemetry == "yes" %}, telemetry{% endif %}
+from {{ cookiecutter.package_name }}.platform.caching import cache
 
 SECRET = "test-secret-key-not-for-production"
 PROJECT = Path(__file__).resolve().parent.parent
@@ -112,7 +113,7 @@ def _bearer_clients(monkeypatch):
 {%- if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
 
 
-# The pages' side (sign_in.py): the test client is signed in to the pages as TESTER too.
+# The pages' side (auth/pages.py): the test client is signed in to the pages as TESTER too.
 class PageClient(FlaskLoginClient, BearerClient):  # type: ignore[misc]  # Flask-Login: untyped
     """A BearerClient also signed in to the pages as the test user, by Flask-Login's documented
     test client; ``anonymous=True``: neither token nor session."""

@@ -50,7 +50,7 @@ def test_recycling_can_be_turned_off_and_short_lifetimes_are_raised_to_granians_
 def test_workers_default_to_the_available_cpus(monkeypatch):
     """It runs one worker per CPU this process may use when WEB_CONCURRENCY is unset."""
     monkeypatch.delenv("WEB_CONCURRENCY", raising=False)
-    monkeypatch.setattr("{{ cookiecutter.package_name }}.server.available_cpus", lambda: 3)
+    monkeypatch.setattr("{{ cookiecutter.package_name }}.settings.server.available_cpus", lambda: 3)
     assert server(GranianSettings()).workers == 3
 
 

@@ -1,29 +1,25 @@
 """{{ cookiecutter.project_name }}: {{ cookiecutter.description }}"""
 
 from flask import Flask
-
-from . import (
-    api,
-{%- if cookiecutter.use_auth == "yes" %}
-    auth_api,
+{% if cookiecutter.use_auth == "yes" %}
+from .auth import api as auth_api
+from .auth import cli as users_cli
 {%- endif %}
+{%- if cookiecutter.use_frontend == "yes" and cookiecutter.use_auth == "yes" %}
+from .auth import pages as sign_in
+{%- endif %}
+from .items import api{% if cookiecutter.use_frontend == "yes" %}, pages, seed{% endif %}{% if cookiecutter.use_celery == "yes" %}, tasks{% endif %}
+from .platform import (
     caching,
 {%- if cookiecutter.use_celery == "yes" %}
     celery_app,
 {%- endif %}
     database,
-{%- if cookiecutter.use_frontend == "yes" %}
-    dev_toolbar,
-{%- endif %}
     errors,
     health,
     logs,
     metrics,
     openapi,
-{%- if cookiecutter.use_frontend == "yes" %}
-    page_security,
-    pages,
-{%- endif %}
 {%- if cookiecutter.use_nginx == "yes" %}
     proxy,
 {%- endif %}
@@ -33,32 +29,21 @@ from . import (
 {%- if cookiecutter.use_postgres == "yes" %}
     schema_migrations,
 {%- endif %}
-{%- if cookiecutter.use_frontend == "yes" %}
-    seed,
-{%- endif %}
-{%- if cookiecutter.use_frontend == "yes" and cookiecutter.use_auth == "yes" %}
-    sign_in,
-{%- endif %}
-{%- if cookiecutter.use_frontend == "yes" %}
-    static_files,
-{%- endif %}
-{%- if cookiecutter.use_celery == "yes" %}
-    tasks,
-{%- endif %}
 {%- if cookiecutter.use_opentelemetry == "yes" %}
     telemetry,
 {%- endif %}
-{%- if cookiecutter.use_auth == "yes" %}
-    users_cli,
-{%- endif %}
 )
 from .settings import Settings, load_settings
+{%- if cookiecutter.use_frontend == "yes" %}
+from .web import dev_toolbar, static_files
+from .web import security as page_security
+{%- endif %}
 
 
 def create_app(overrides: dict[str, object] | None = None) -> Flask:
     """Build the application: settings, then each concern, then the routes."""
     settings = load_settings(Settings, overrides)
-    app = Flask(__name__)
+    app = Flask(__name__, template_folder="web/templates")
     app.config.from_mapping(settings.flask_config())
     app.extensions["settings"] = settings
 

@@ -1,4 +1,4 @@
-"""The database extension, created once and bound to the app by database.py."""
+"""The database extension, created once and bound to the app by platform/database.py."""
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase

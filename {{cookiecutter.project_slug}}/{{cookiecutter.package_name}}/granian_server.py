@@ -22,9 +22,9 @@ from granian.server import MPServer, MTServer
 from pydantic import Field
 
 from . import create_app
-from .logs import logging_config
-from .server import ServerSettings
+from .platform.logs import logging_config
 from .settings import Settings, SettingsError, load_settings
+from .settings.server import ServerSettings
 
 METRICS_FOLDER = "PROMETHEUS_MULTIPROC_DIR"
 access_log = logging.getLogger("granian.access")
@@ -53,7 +53,7 @@ def _start_clock() -> None:
 
 
 def _log_access(response: Response) -> Response:
-    """Write the answer's access line: method, path and status, with the request id (logs.py)."""
+    """Write the answer's access line: method, path and status, with the request id."""
     started = g.get("access_started", time.perf_counter())  # unset if a hook answered first
     fields = {
         "method": request.method,

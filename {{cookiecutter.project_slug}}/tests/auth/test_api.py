@@ -1,0 +1,373 @@
+"""API tokens: POST /api/auth/tokens trades an email and password for a token, with one answer
+for every failure (no account enumeration); the token opens the items API's writes (its reads
+too with AUTH_PRIVATE_READS) and records the owner; it ends when deleted, expired, or when its
+user's password changes or the user is deactivated. Sign-ins are limited per client address and,
+failures only, per account. No password, token or hash is logged. The OpenAPI document asks for
+the token on exactly the operations that need it, and the answers match it.
+"""
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from openapi_spec_validator import validate
+from sqlalchemy import select, update
+
+from {{ cookiecutter.package_name }}.auth.accounts import Token, User, hasher, token_digest
+from {{ cookiecutter.package_name }}.extensions import db
+from {{ cookiecutter.package_name }}.items.models import Item
+from {{ cookiecutter.package_name }}.platform.rate_limits import account_key
+from tests.test_openapi import assert_conforms, document
+
+EMAIL, PASSWORD = "ada@example.com", "correct horse battery staple"
+ITEM = {"name": "an item"}
+
+
+@pytest.fixture
+def anonymous(app):
+    """Return a client of the app that sends no token unless a request names one."""
+    return app.test_client(anonymous=True)
+
+
+def add_user(app, email=EMAIL, password=PASSWORD, active=True) -> int:
+    """Store a user and return their id."""
+    with app.app_context():
+        user = User(email=email, password_hash=hasher.hash(password), is_active=active)
+        db.session.add(user)
+        db.session.commit()
+        return user.id
+
+
+def sign_in(client, email=EMAIL, password=PASSWORD, **kwargs):
+    """POST the email and password to the token endpoint; return the answer."""
+    return client.post("/api/auth/tokens", json={"email": email, "password": password}, **kwargs)
+
+
+def token_of(client, **kwargs) -> str:
+    """Sign in as EMAIL and return the new token."""
+    answer = sign_in(client, **kwargs)
+    assert answer.status_code == 201, answer.json
+    return answer.json["token"]
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Return the header sending ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def assert_asks_for_a_token(answer, invalid_token: bool) -> None:
+    """Assert a 401 JSON answer whose WWW-Authenticate asks for a bearer token."""
+    assert answer.status_code == 401, answer.data
+    assert answer.json["error"]["status"] == 401
+    challenge = answer.headers["WWW-Authenticate"]
+    assert challenge.startswith("Bearer realm=")
+    assert ("invalid_token" in challenge) == invalid_token, challenge
+
+
+def test_a_sign_in_answers_a_token_to_store_nowhere(app, anonymous):
+    """It answers 201 with the token and its expiry (AUTH_TOKEN_LIFETIME away), never to be
+    cached, and stores only the token's SHA-256."""
+    add_user(app)
+    before = datetime.now(UTC)
+    answer = sign_in(anonymous, email=" Ada@Example.COM ")
+    assert answer.status_code == 201
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert set(answer.json) == {"token", "expires_at"}
+    expires_at = datetime.fromisoformat(answer.json["expires_at"])
+    assert timedelta(seconds=86400) <= expires_at - before <= timedelta(seconds=86460)
+    token = answer.json["token"]
+    with app.app_context():
+        stored = db.session.scalars(select(Token.token_hash)).all()
+    assert token_digest(token) in stored
+    assert token not in stored
+
+
+def test_the_token_lifetime_is_a_setting(make_app):
+    """It gives tokens the AUTH_TOKEN_LIFETIME setting's lifetime."""
+    app = make_app(auth_token_lifetime=600)
+    add_user(app)
+    answer = sign_in(app.test_client(anonymous=True))
+    left = datetime.fromisoformat(answer.json["expires_at"]) - datetime.now(UTC)
+    assert timedelta(seconds=590) <= left <= timedelta(seconds=600)
+
+
+@pytest.mark.parametrize(
+    ("email", "password"),
+    [
+        ("nobody@example.com", PASSWORD),  # an unknown email
+        (EMAIL, PASSWORD + "!"),  # a wrong password
+        ("inactive@example.com", PASSWORD),  # an inactive user
+        ("not an email", PASSWORD),  # a malformed email
+        ("ada\x00@example.com", PASSWORD),  # a NUL, which a database may refuse in a query
+        (EMAIL, ""),  # an empty password
+    ],
+)
+def test_every_failed_sign_in_gets_the_same_answer(app, anonymous, email, password):
+    """It answers 401 with one body whatever failed, so no answer tells which emails exist."""
+    add_user(app)
+    add_user(app, "inactive@example.com", active=False)
+    answer = sign_in(anonymous, email, password)
+    assert_asks_for_a_token(answer, invalid_token=False)
+    assert answer.json["error"]["detail"] == "Wrong email or password."
+    assert answer.json == sign_in(anonymous, "nobody@example.com").json
+
+
+@pytest.mark.parametrize(
+    ("request_args", "status"),
+    [
+        ({"data": "{", "content_type": "application/json"}, 400),
+        ({"json": ["a list"]}, 400),
+        ({"data": "email=a&password=b"}, 415),
+        ({"json": {"email": EMAIL}}, 422),
+        ({"json": {"email": EMAIL, "password": 12345678}}, 422),
+        ({"json": {"email": ["a"], "password": PASSWORD}}, 422),
+        ({"json": {"email": EMAIL, "password": PASSWORD, "admin": True}}, 422),
+        ({"json": {"email": "a" * 250 + "@x.io", "password": PASSWORD}}, 422),
+        ({"json": {"email": EMAIL, "password": "p" * 1025}}, 422),
+    ],
+)
+def test_a_malformed_sign_in_is_a_client_error(app, anonymous, request_args, status):
+    """It answers bad JSON 400, a body not declared JSON 415 and bad fields 422, in JSON."""
+    add_user(app)
+    answer = anonymous.post("/api/auth/tokens", **request_args)
+    assert answer.status_code == status, answer.json
+    assert answer.json["error"]["status"] == status
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Basic YWRhOnB3", "Bearer", "Bearer ", "Token abc", "bearer"],
+)
+def test_a_write_without_a_bearer_token_is_refused(anonymous, authorization):
+    """It answers 401, asking for a bearer token, to a write without one; nothing is stored."""
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    answer = anonymous.post("/api/items", json=ITEM, headers=headers)
+    assert_asks_for_a_token(answer, invalid_token=False)
+    assert anonymous.get("/api/items").json["total"] == 0
+
+
+def test_an_unknown_token_is_refused(anonymous):
+    """It answers 401 invalid_token to a token it never issued."""
+    answer = anonymous.post("/api/items", json=ITEM, headers=bearer("x" * 43))
+    assert_asks_for_a_token(answer, invalid_token=True)
+
+
+def test_a_write_with_a_token_records_its_owner(app, anonymous):
+    """It creates the item and records the token's user as its owner (not shown by the API)."""
+    user_id = add_user(app)
+    answer = anonymous.post("/api/items", json=ITEM, headers=bearer(token_of(anonymous)))
+    assert answer.status_code == 201
+    assert "owner_id" not in answer.json
+    with app.app_context():
+        item = db.session.get(Item, answer.json["id"])
+        assert item is not None
+        assert item.owner_id == user_id
+
+
+def test_reads_are_public_by_default(app, anonymous):
+    """It answers reads without a token unless AUTH_PRIVATE_READS is set."""
+    created = app.test_client().post("/api/items", json=ITEM).json
+    assert anonymous.get("/api/items").status_code == 200
+    assert anonymous.get(f"/api/items/{created['id']}").status_code == 200
+
+
+def test_private_reads_need_a_token(make_app):
+    """It refuses reads without a token with AUTH_PRIVATE_READS, and answers them with one."""
+    app = make_app(auth_private_reads=True)
+    anonymous, signed_in = app.test_client(anonymous=True), app.test_client()
+    created = signed_in.post("/api/items", json=ITEM).json
+    for path in ("/api/items", f"/api/items/{created['id']}"):
+        assert_asks_for_a_token(anonymous.get(path), invalid_token=False)
+        assert signed_in.get(path).status_code == 200
+
+
+def expire(app, token: str) -> None:
+    """Move the token's expiry a second into the past."""
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    with app.app_context():
+        db.session.execute(
+            update(Token).where(Token.token_hash == token_digest(token)).values(expires_at=past)
+        )
+        db.session.commit()
+
+
+def sign_out(app, client, token: str) -> None:
+    """End the token with DELETE /api/auth/tokens/current: 204, no body."""
+    answer = client.delete("/api/auth/tokens/current", headers=bearer(token))
+    assert answer.status_code == 204
+    assert answer.data == b""
+
+
+def new_password(app, client, token: str) -> None:
+    """Change the user's password with `flask users password`."""
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["users", "password", EMAIL], input="another password\n")
+    assert result.exit_code == 0, result.output
+
+
+def deactivate(app, client, token: str) -> None:
+    """Deactivate the user with `flask users deactivate`."""
+    result = app.test_cli_runner().invoke(args=["users", "deactivate", EMAIL])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        lambda app, client, token: expire(app, token),
+        sign_out,
+        new_password,
+        deactivate,
+    ],
+    ids=["expired", "signed-out", "password-changed", "deactivated"],
+)
+def test_an_ended_token_is_refused(app, anonymous, end):
+    """It refuses, with 401 invalid_token, a token that expired, was deleted, or whose user got
+    a new password or was deactivated; signing out with it again is refused as well."""
+    add_user(app)
+    token = token_of(anonymous)
+    assert anonymous.post("/api/items", json=ITEM, headers=bearer(token)).status_code == 201
+    end(app, anonymous, token)
+    assert_asks_for_a_token(
+        anonymous.post("/api/items", json=ITEM, headers=bearer(token)), invalid_token=True
+    )
+    gone = anonymous.delete("/api/auth/tokens/current", headers=bearer(token))
+    assert_asks_for_a_token(gone, invalid_token=True)
+
+
+def test_signing_out_ends_only_that_token(app, anonymous):
+    """It ends the token the request carries, not the user's other ones."""
+    add_user(app)
+    first, second = token_of(anonymous), token_of(anonymous)
+    sign_out(app, anonymous, first)
+    assert anonymous.post("/api/items", json=ITEM, headers=bearer(second)).status_code == 201
+
+
+def test_signing_out_needs_a_token(anonymous):
+    """It answers 401, asking for a bearer token, to a sign-out without one."""
+    assert_asks_for_a_token(anonymous.delete("/api/auth/tokens/current"), invalid_token=False)
+
+
+def test_no_password_token_or_hash_is_logged(app, anonymous, caplog):
+    """It logs sign-ins and writes by user id, never the password, the token or a hash."""
+    user_id = add_user(app)
+    with caplog.at_level(logging.DEBUG):
+        assert sign_in(anonymous, password="wrong password").status_code == 401
+        token = token_of(anonymous)
+        assert anonymous.post("/api/items", json=ITEM, headers=bearer(token)).status_code == 201
+        sign_out(app, anonymous, token)
+    logged = " ".join(repr(record.__dict__) for record in caplog.records)
+    assert "token issued" in logged
+    assert str(user_id) in logged
+    for secret in (PASSWORD, "wrong password", token, token_digest(token), "$argon2"):
+        assert secret not in logged
+
+
+def test_sign_ins_are_limited_per_client_address(limited_client):
+    """It answers 429 with Retry-After past RATELIMIT_SIGN_IN attempts from one address, whatever
+    their accounts; another address starts afresh."""
+    client = limited_client(ratelimit_sign_in="3 per minute")
+    add_user(client.application)
+    for email in ("a@example.com", "b@example.com", EMAIL):
+        assert sign_in(client, email, "wrong password").status_code == 401
+    refused = sign_in(client)
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert refused.json["error"]["status"] == 429
+    assert sign_in(client, environ_base={"REMOTE_ADDR": "192.0.2.7"}).status_code == 201
+
+
+@pytest.mark.parametrize("email", [EMAIL, "nobody@example.com"])
+def test_failed_sign_ins_are_limited_per_account_from_any_address(limited_client, email):
+    """It answers 429 past RATELIMIT_SIGN_IN_ACCOUNT failures for one account (an unknown email
+    counted as a known one), from any address and in any form of the email; other accounts are
+    not affected."""
+    client = limited_client(ratelimit_sign_in_account="2 per minute")
+    add_user(client.application)
+    add_user(client.application, "grace@example.com")
+    for address in ("192.0.2.1", "192.0.2.2"):
+        answer = sign_in(client, email, "wrong password", environ_base={"REMOTE_ADDR": address})
+        assert answer.status_code == 401
+    elsewhere = {"REMOTE_ADDR": "192.0.2.3"}
+    refused = sign_in(client, email.upper(), PASSWORD, environ_base=elsewhere)
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert sign_in(client, "grace@example.com", environ_base=elsewhere).status_code == 201
+
+
+def test_successful_sign_ins_are_not_counted_per_account(limited_client):
+    """It counts an account's failures only: its own sign-ins never lock it out."""
+    client = limited_client(ratelimit_sign_in_account="2 per minute")
+    add_user(client.application)
+    for _ in range(3):
+        assert sign_in(client).status_code == 201
+    assert sign_in(client, password="wrong password").status_code == 401
+    assert sign_in(client).status_code == 201
+    assert sign_in(client, password="wrong password").status_code == 401
+    assert sign_in(client).status_code == 429
+
+
+def test_the_account_key_is_the_email_from_json_or_a_form(app):
+    """It keys an account by a digest of its normalised email, from a JSON body or a form's
+    ``email`` field alike; every malformed email shares one key."""
+
+    def key(**request_args) -> str:
+        with app.test_request_context("/api/auth/tokens", method="POST", **request_args):
+            return account_key()
+
+    ada = key(json={"email": EMAIL})
+    assert ada == key(data={"email": " ADA@example.com", "password": "x"})
+    assert EMAIL not in ada
+    assert ada != key(json={"email": "grace@example.com"})
+    assert key(json={"email": "not an email"}) == key(data={"email": "@"}) == key(json=[1])
+
+
+@pytest.mark.parametrize("private_reads", [False, True])
+def test_the_document_asks_for_a_token_exactly_where_one_is_needed(make_app, private_reads):
+    """It declares the bearer scheme, and a security requirement and a 401 on exactly the
+    operations needing a token: the items API's writes, sign-out, and with AUTH_PRIVATE_READS the
+    items API's reads."""
+    doc = document(make_app(auth_private_reads=private_reads).test_client())
+    validate(doc)
+    assert doc["components"]["securitySchemes"] == {"bearer": {"type": "http", "scheme": "bearer"}}
+    operations = {
+        (path, verb): op for path, ops in doc["paths"].items() for verb, op in ops.items()
+    }
+    # Every operation of the items API counts, routes added to its blueprint later included.
+    items = {key for key in operations if key[0].startswith("/api/items")}
+    reads = {key for key in items if key[1] == "get"}
+    assert {("/api/items", "post"), ("/api/items", "get"), ("/api/items/{item_id}", "get")} <= items
+    needing = (items if private_reads else items - reads) | {("/api/auth/tokens/current", "delete")}
+    assert {key for key, op in operations.items() if "security" in op} == needing
+    assert all(operations[key]["security"] == [{"bearer": []}] for key in needing)
+    with_401 = {key for key, op in operations.items() if "401" in op["responses"]}
+    assert with_401 == needing | {("/api/auth/tokens", "post")}  # a failed sign-in
+
+
+def test_the_token_answers_match_the_document(limited_client):
+    """It answers sign-in (201, 400, 401, 422, 429), sign-out (204, 401) and a write without a
+    token (401) as the document says, with the limiter's headers on."""
+    client = limited_client(ratelimit_sign_in="5 per minute")
+    anonymous = client.application.test_client(anonymous=True)
+    add_user(client.application)
+    doc = document(client)
+    tokens, current = "/api/auth/tokens", "/api/auth/tokens/current"
+    assert_conforms(doc, tokens, "post", created := sign_in(client))
+    assert created.status_code == 201
+    for answer in (
+        sign_in(client, password="wrong password"),
+        client.post(tokens, data="{", content_type="application/json"),
+        client.post(tokens, json={"email": EMAIL}),
+        sign_in(client),
+        sign_in(client),
+    ):
+        assert_conforms(doc, tokens, "post", answer)
+    assert answer.status_code == 429
+    assert_conforms(doc, "/api/items", "post", anonymous.post("/api/items", json=ITEM))
+    assert_conforms(doc, current, "delete", anonymous.delete(current))
+    signed_out = anonymous.delete(current, headers=bearer(created.json["token"]))
+    assert signed_out.status_code == 204
+    documented = doc["paths"][current]["delete"]["responses"]["204"]
+    assert "content" not in documented
+    sent = set(signed_out.headers) & set(doc["components"]["headers"])
+    assert sent <= documented["headers"].keys()

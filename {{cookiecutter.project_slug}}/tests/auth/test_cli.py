@@ -1,0 +1,180 @@
+"""`flask users create|password|deactivate EMAIL`: the password comes from standard input only,
+never from the command line; a new password or a deactivation revokes every token."""
+
+import logging
+import os
+import pty
+import select as io_select
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from {{ cookiecutter.package_name }}.auth.accounts import User, authenticate, issue_token, user_for_token
+from {{ cookiecutter.package_name }}.extensions import db
+from tests.conftest import PROJECT, SECRET
+
+PASSWORD = "correct horse battery staple"
+NEW_PASSWORD = "a different long password"
+
+
+def users(app, *args, password=None):
+    """Run ``flask users ARGS`` with ``password`` (and a newline) on standard input."""
+    stdin = None if password is None else password + "\n"
+    return app.test_cli_runner().invoke(args=["users", *args], input=stdin)
+
+
+def signs_in(app, email, password) -> bool:
+    """Say whether ``email`` and ``password`` sign in."""
+    with app.app_context():
+        return authenticate(email, password) is not None
+
+
+def user_count(app) -> int:
+    """Return how many users are stored."""
+    with app.app_context():
+        return db.session.execute(select(func.count()).select_from(User)).scalar_one()
+
+
+def test_create_reads_the_password_from_standard_input(app):
+    """It stores the user under the normalised email with a hash of the password read."""
+    result = users(app, "create", " Ada@Example.com ", password=PASSWORD)
+    assert result.exit_code == 0, result.output
+    assert "Created user ada@example.com" in result.output
+    assert PASSWORD not in result.output
+    assert signs_in(app, "ada@example.com", PASSWORD)
+    with app.app_context():
+        stored = db.session.scalars(select(User)).one()
+        assert stored.password_hash.startswith("$argon2id$")
+        assert PASSWORD not in stored.password_hash
+
+
+def test_create_takes_no_password_on_the_command_line(app):
+    """It has no option or argument for the password: ``ps`` and histories would show it."""
+    result = users(app, "create", "ada@example.com", "--password", PASSWORD)
+    assert result.exit_code == 2
+    result = users(app, "create", "ada@example.com", PASSWORD)
+    assert result.exit_code == 2
+    assert user_count(app) == 0
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "message"),
+    [
+        ("ada@example.com", "short", "8 to 1024 characters"),
+        ("ada@example.com", "", "8 to 1024 characters"),
+        ("ada", PASSWORD, "not an email address"),
+    ],
+)
+def test_create_refuses_an_unfit_email_or_password(app, email, password, message):
+    """It stops with one line and status 1, storing nothing."""
+    result = users(app, "create", email, password=password)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert user_count(app) == 0
+
+
+def test_create_refuses_an_existing_email(app):
+    """It never overwrites an account: changing a password is its own command."""
+    users(app, "create", "ada@example.com", password=PASSWORD)
+    result = users(app, "create", "ADA@example.com", password=NEW_PASSWORD)
+    assert result.exit_code == 1
+    assert "exists" in result.output
+    assert signs_in(app, "ada@example.com", PASSWORD)
+    assert not signs_in(app, "ada@example.com", NEW_PASSWORD)
+
+
+def test_password_changes_it_and_revokes_the_tokens(app):
+    """It sets the new password, refuses the old one, and ends the user's tokens."""
+    users(app, "create", "ada@example.com", password=PASSWORD)
+    with app.app_context():
+        token, _ = issue_token(db.session.scalars(select(User)).one(), timedelta(hours=1))
+    result = users(app, "password", "ada@example.com", password=NEW_PASSWORD)
+    assert result.exit_code == 0, result.output
+    assert signs_in(app, "ada@example.com", NEW_PASSWORD)
+    assert not signs_in(app, "ada@example.com", PASSWORD)
+    with app.app_context():
+        assert user_for_token(token) is None
+        assert db.session.scalars(select(User)).one().login_generation == 1
+
+
+def test_deactivate_ends_sign_in_and_tokens(app):
+    """It keeps the user, inactive: the right password no longer signs in, its token is refused."""
+    users(app, "create", "ada@example.com", password=PASSWORD)
+    with app.app_context():
+        token, _ = issue_token(db.session.scalars(select(User)).one(), timedelta(hours=1))
+    result = users(app, "deactivate", "Ada@example.com")
+    assert result.exit_code == 0, result.output
+    assert not signs_in(app, "ada@example.com", PASSWORD)
+    with app.app_context():
+        assert user_for_token(token) is None
+        assert db.session.scalars(select(User)).one().is_active is False
+
+
+@pytest.mark.parametrize("command", ["password", "deactivate"])
+def test_an_unknown_user_is_an_error(app, command):
+    """It says there is no such user, with status 1."""
+    result = users(app, command, "nobody@example.com", password=PASSWORD)
+    assert result.exit_code == 1
+    assert "no user nobody@example.com" in result.output
+
+
+def test_no_password_or_hash_is_logged(app, caplog):
+    """It logs that users changed, by id, never a password or a hash."""
+    with caplog.at_level(logging.DEBUG):
+        users(app, "create", "ada@example.com", password=PASSWORD)
+        users(app, "password", "ada@example.com", password=NEW_PASSWORD)
+        users(app, "deactivate", "ada@example.com")
+        signs_in(app, "ada@example.com", NEW_PASSWORD)
+    with app.app_context():
+        stored = db.session.scalars(select(User)).one().password_hash
+    logged = " ".join(repr(record.__dict__) for record in caplog.records)
+    assert "user created" in logged
+    for secret in (PASSWORD, NEW_PASSWORD, stored, "$argon2"):
+        assert secret not in logged
+
+
+def talk(main: int, answers: list[str], timeout: float = 30.0) -> str:
+    """Read a terminal's output until it closes, typing each answer after a prompt ends in ": ";
+    return all it showed."""
+    shown, deadline = "", time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = io_select.select([main], [], [], max(0.0, deadline - time.monotonic()))
+        try:
+            chunk = os.read(main, 1024).decode() if ready else ""
+        except OSError:  # the other side closed: the command ended
+            return shown
+        shown += chunk
+        if answers and shown.rstrip(" ").endswith(":"):
+            os.write(main, (answers.pop(0) + "\n").encode())
+    raise AssertionError(f"the command did not end in {timeout:.0f}s: {shown!r}")
+
+
+def test_on_a_terminal_the_password_is_asked_twice_and_not_shown(app, settings_overrides, tmp_path):
+    """It prompts for the password and its confirmation on a terminal without echoing either."""
+    main, secondary = pty.openpty()
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(PROJECT),
+        "APP_ENV": "development",
+        "SECRET_KEY": SECRET,
+        "DATABASE_URL": settings_overrides["database_url"],
+    }
+    flask = [sys.executable, "-m", "flask", "--app", "{{ cookiecutter.package_name }}:create_app()"]
+    command = [*flask, "users", "create", "ada@example.com"]
+    with subprocess.Popen(  # noqa: S603  (this Python, fixed arguments)
+        command, stdin=secondary, stdout=secondary, stderr=secondary, env=env, cwd=tmp_path
+    ) as process:
+        os.close(secondary)
+        try:
+            shown = talk(main, [PASSWORD, PASSWORD])
+        finally:
+            os.close(main)
+        assert process.wait(timeout=30) == 0, shown
+    assert shown.count("Password:") == 1
+    assert "Repeat for confirmation:" in shown
+    assert PASSWORD not in shown
+    assert signs_in(app, "ada@example.com", PASSWORD)

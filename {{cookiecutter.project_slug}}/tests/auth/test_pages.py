@@ -1,0 +1,306 @@
+"""Signing in to the pages and out: the item form for signed-in users only, a new session at each
+sign-in, one answer to every failed attempt, sessions ended by a sign-out, a new password or a
+deactivation, CSRF checks kept, a safe session cookie, and an API that never reads it."""
+
+import re
+import time
+
+import pytest
+from sqlalchemy import select
+
+from {{ cookiecutter.package_name }}.auth.accounts import User, hasher
+from {{ cookiecutter.package_name }}.auth.pages import FAILED
+from {{ cookiecutter.package_name }}.extensions import db
+from {{ cookiecutter.package_name }}.items.models import Item
+from tests.conftest import TESTER, TESTER_PASSWORD, token_of_tester
+from tests.items.test_pages import HTMX, csrf_token
+
+OTHER, OTHER_PASSWORD = "other@example.com", "another long password"
+
+
+def form_token(page: str) -> str:
+    """Return the CSRF token of the first form of a page."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert match, page
+    return match.group(1)
+
+
+def sign_in(client, email: str = TESTER, password: str = TESTER_PASSWORD):
+    """Open the sign-in form and post it; return the answer (the test user exists by then)."""
+    token_of_tester(client.application)
+    token = form_token(client.get("/sign-in").text)
+    return client.post("/sign-in", data={"email": email, "password": password, "csrf_token": token})
+
+
+def signed_in_client(app, email: str = TESTER, password: str = TESTER_PASSWORD):
+    """Return a client without the test client's defaults, signed in through the form."""
+    client = app.test_client(anonymous=True)
+    assert sign_in(client, email, password).status_code == 303
+    return client
+
+
+def add_user(app, email: str, password: str, active: bool = True) -> int:
+    """Store a user directly and return its id."""
+    with app.app_context():
+        user = User(email=email, password_hash=hasher.hash(password), is_active=active)
+        db.session.add(user)
+        db.session.commit()
+        return int(user.id)
+
+
+def shows_the_form(client) -> bool:
+    """Say whether the items page shows the item form (and then the sign-out button)."""
+    page = client.get("/").text
+    has_form = 'action="/items"' in page
+    assert has_form == ('id="sign-out-form"' in page) != ('id="sign-in-link"' in page), page
+    return has_form
+
+
+def item_count(app) -> int:
+    """Return how many items are stored."""
+    with app.app_context():
+        return len(db.session.scalars(select(Item)).all())
+
+
+def session_cookie(app, client) -> str:
+    """Return the value of the client's session cookie."""
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    assert cookie is not None
+    return str(cookie.value)
+
+
+def test_signed_out_page_links_to_the_sign_in_form_instead_of_the_item_form(app):
+    """It shows a "Sign in" link to /sign-in, and neither the item form nor a sign-out button."""
+    client = app.test_client(anonymous=True)
+    page = client.get("/").text
+    assert '<a id="sign-in-link" href="/sign-in">Sign in</a>' in page
+    assert not shows_the_form(client)
+
+
+def test_signed_in_page_shows_the_item_form_and_a_sign_out_button(client):
+    """It shows the form, who is signed in, and a button posting to /sign-out with a token."""
+    page = client.get("/").text
+    assert shows_the_form(client)
+    assert f'<span id="signed-in-email">{TESTER}</span>' in page
+    sign_out = page[page.index('<form id="sign-out-form"') :]
+    assert 'method="post" action="/sign-out"' in sign_out
+    assert 'name="csrf_token"' in sign_out.split("</form>")[0]
+
+
+def test_sign_in_form_asks_for_an_email_and_a_password(app):
+    """It renders a form with the email and password inputs, a CSRF token and the policy."""
+    response = app.test_client(anonymous=True).get("/sign-in")
+    assert response.status_code == 200
+    page = response.text
+    assert '<form id="sign-in-form" method="post" action="/sign-in">' in page
+    assert re.search(r'<input id="email" name="email" type="email"', page)
+    assert re.search(r'<input id="password" name="password" type="password"', page)
+    assert 'name="csrf_token"' in page
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+def test_sign_in_opens_a_new_session(app):
+    """It signs in with a new session: another cookie and CSRF token, nothing kept from before,
+    so the token of the page before sign-in is refused."""
+    token_of_tester(app)
+    client = app.test_client(anonymous=True)
+    before = form_token(client.get("/sign-in").text)
+    with client.session_transaction() as session:
+        session["set before sign-in"] = "planted"
+    cookie = session_cookie(app, client)
+    answer = client.post(
+        "/sign-in", data={"email": TESTER, "password": TESTER_PASSWORD, "csrf_token": before}
+    )
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "/"
+    assert session_cookie(app, client) != cookie
+    with client.session_transaction() as session:
+        assert "set before sign-in" not in session
+    assert shows_the_form(client)
+    assert csrf_token(client) != before
+    refused = client.post("/items", data={"name": "old token", "csrf_token": before})
+    assert refused.status_code == 400
+    assert item_count(app) == 0
+
+
+def test_every_failed_sign_in_gets_the_same_answer(app):
+    """It answers a wrong password, an unknown email, an inactive user and a malformed email
+    alike: 422 and the form again with one message, and nobody signed in."""
+    add_user(app, OTHER, OTHER_PASSWORD, active=False)
+    attempts = {
+        "wrong password": (TESTER, "not the password"),
+        "unknown email": ("nobody@example.com", TESTER_PASSWORD),
+        "inactive user": (OTHER, OTHER_PASSWORD),
+        "malformed email": ("not an email", TESTER_PASSWORD),
+    }
+    pages = set()
+    for email, password in attempts.values():
+        client = app.test_client(anonymous=True)
+        answer = sign_in(client, email, password)
+        assert answer.status_code == 422
+        assert f'<p class="errors" id="sign-in-error" role="alert">{FAILED}</p>' in answer.text
+        assert f'value="{email}"' in answer.text  # kept, as typed
+        pages.add(answer.text.replace(form_token(answer.text), "").replace(email, "EMAIL"))
+        assert not shows_the_form(client)
+    assert len(pages) == 1
+
+
+def test_sign_out_ends_the_session_and_a_copy_of_its_cookie(app):
+    """It signs out (303 to /), and the cookie the session had no longer signs anyone in."""
+    client = signed_in_client(app)
+    copied = session_cookie(app, client)
+    answer = client.post("/sign-out", data={"csrf_token": csrf_token(client)})
+    assert answer.status_code == 303
+    assert answer.headers["Location"] == "/"
+    assert not shows_the_form(client)
+    replayed = app.test_client(anonymous=True)
+    replayed.set_cookie(app.config["SESSION_COOKIE_NAME"], copied)
+    assert not shows_the_form(replayed)
+
+
+def test_sign_out_ends_the_users_other_sessions(app):
+    """It ends every browser session of the user who signs out, not another user's."""
+    add_user(app, OTHER, OTHER_PASSWORD)
+    laptop, phone = signed_in_client(app), signed_in_client(app)
+    other = signed_in_client(app, OTHER, OTHER_PASSWORD)
+    laptop.post("/sign-out", data={"csrf_token": csrf_token(laptop)})
+    assert not shows_the_form(phone)
+    assert shows_the_form(other)
+
+
+def test_session_ends_once_its_cookie_is_older_than_the_session_lifetime(app):
+    """It refuses a session cookie written longer ago than PERMANENT_SESSION_LIFETIME (Flask's
+    31 days by default; 1 s here), so a session kept open for ever ends even so."""
+    app.config["PERMANENT_SESSION_LIFETIME"] = 1
+    client = signed_in_client(app)
+    assert shows_the_form(client)
+    time.sleep(2.1)  # the signature's age is counted in whole seconds
+    assert not shows_the_form(client)
+
+
+def test_session_survives_a_new_address_or_browser_version(app):
+    """It keeps a session used from another address or user agent ("basic" protection): a phone
+    changing networks stays signed in."""
+    client = signed_in_client(app)
+    client.environ_base.update(REMOTE_ADDR="127.0.0.2", HTTP_USER_AGENT="another browser")
+    assert shows_the_form(client)
+
+
+@pytest.mark.parametrize(
+    ("command", "stdin"),
+    [("password", "a brand new password\n"), ("deactivate", None)],
+)
+def test_new_password_or_deactivation_ends_the_session(app, command, stdin):
+    """It signs the user out of the pages when `flask users password|deactivate` changes them."""
+    client = signed_in_client(app)
+    token = csrf_token(client)
+    result = app.test_cli_runner().invoke(args=["users", command, TESTER], input=stdin)
+    assert result.exit_code == 0, result.output
+    assert not shows_the_form(client)
+    refused = client.post("/items", data={"name": "after", "csrf_token": token})
+    assert refused.status_code == 303
+    assert item_count(app) == 0
+
+
+def test_item_form_post_without_sign_in_is_refused(app):
+    """It sends a plain post to the sign-in form (303) and answers HTMX 403 saying why; it
+    stores nothing either way."""
+    client = app.test_client(anonymous=True)
+    token = form_token(client.get("/sign-in").text)
+    plain = client.post("/items", data={"name": "anonymous", "csrf_token": token})
+    assert plain.status_code == 303
+    assert plain.headers["Location"] == "/sign-in"
+    htmx = client.post("/items", data={"name": "anonymous", "csrf_token": token}, headers=HTMX)
+    assert htmx.status_code == 403
+    assert htmx.json["error"]["detail"] == "Your session ended: sign in again."
+    assert item_count(app) == 0
+
+
+def test_item_added_from_the_page_records_who_added_it(app):
+    """It stores the signed-in user as the owner of the item the form adds."""
+    other = add_user(app, OTHER, OTHER_PASSWORD)
+    client = signed_in_client(app, OTHER, OTHER_PASSWORD)
+    answer = client.post("/items", data={"name": "mine", "csrf_token": csrf_token(client)})
+    assert answer.status_code == 303
+    with app.app_context():
+        assert db.session.scalars(select(Item.owner_id)).all() == [other]
+
+
+@pytest.mark.parametrize("path", ["/sign-in", "/sign-out"])
+def test_sign_in_and_sign_out_need_the_csrf_token(app, path):
+    """It refuses a post to /sign-in or /sign-out without the session's token (400), and the
+    post changes nothing: no sign-in (login CSRF), no sign-out."""
+    client = signed_in_client(app) if path == "/sign-out" else app.test_client(anonymous=True)
+    client.get("/")
+    before = shows_the_form(client)
+    answer = client.post(path, data={"email": TESTER, "password": TESTER_PASSWORD})
+    assert answer.status_code == 400
+    assert "CSRF" in answer.json["error"]["detail"]
+    assert shows_the_form(client) == before
+
+
+@pytest.mark.parametrize(("app_env", "secure"), [("production", True), ("test", False)])
+def test_session_cookie_after_sign_in_is_http_only_lax_and_secure_in_production(
+    make_app, app_env, secure
+):
+    """It sets the signed-in session's cookie HttpOnly and SameSite=Lax, Secure in production."""
+    app = make_app(app_env=app_env)
+    token_of_tester(app)
+    client = app.test_client(anonymous=True)
+    answer = sign_in(client)
+    assert answer.status_code == 303
+    (cookie,) = answer.headers.getlist("Set-Cookie")
+    attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+    assert cookie.startswith(app.config["SESSION_COOKIE_NAME"] + "=")
+    assert "httponly" in attributes
+    assert "SameSite=Lax" in cookie
+    assert ("secure" in attributes) is secure
+    assert "expires" not in attributes  # gone when the browser closes
+
+
+def test_sign_in_attempts_are_limited_per_account_and_per_client(limited_client):
+    """It answers 429 with Retry-After past RATELIMIT_SIGN_IN_ACCOUNT failures of one account
+    (its right password included, from any client), and past RATELIMIT_SIGN_IN attempts of one
+    client, as the API's token endpoint does."""
+    client = limited_client(ratelimit_sign_in_account="2 per minute")
+    assert [sign_in(client, password="wrong password").status_code for _ in range(3)] == [
+        422,
+        422,
+        429,
+    ]
+    refused = sign_in(client.application.test_client(anonymous=True))
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    client = limited_client(ratelimit_sign_in="2 per minute")
+    answers = [sign_in(client, email).status_code for email in ("a@example.com", TESTER, TESTER)]
+    assert answers == [422, 303, 429]
+
+
+def test_api_ignores_the_pages_session(app):
+    """It refuses an API write from a browser signed in to the pages: the API reads bearer
+    tokens only, so a forged cross-site request carries no credentials."""
+    client = signed_in_client(app)
+    assert shows_the_form(client)
+    assert client.post("/api/items", json={"name": "by cookie"}).status_code == 401
+    assert item_count(app) == 0
+
+
+def test_sign_ins_log_the_user_id_never_the_password(app, caplog):
+    """It logs a sign-in and a sign-out by user id, and no password in any attempt's records."""
+    client = app.test_client(anonymous=True)
+    sign_in(client, TESTER, "a wrong password")
+    sign_in(client)
+    client.post("/sign-out", data={"csrf_token": csrf_token(client)})
+    logged = " ".join(str(vars(record)) for record in caplog.records)
+    assert TESTER_PASSWORD not in logged and "a wrong password" not in logged
+    with app.app_context():
+        tester = db.session.scalars(select(User).filter_by(email=TESTER)).one()
+    events = [(r.getMessage(), r.user_id) for r in caplog.records if hasattr(r, "user_id")]
+    assert events == [("signed in", tester.id), ("signed out", tester.id)]
+
+
+def test_sign_in_pages_stay_out_of_the_api_document(client):
+    """It leaves /sign-in and /sign-out out of the OpenAPI document: they are pages, not API."""
+    paths = client.get("/openapi.json").json["paths"]
+    assert {"/sign-in", "/sign-out"}.isdisjoint(paths)
+    assert "/api/auth/tokens" in paths

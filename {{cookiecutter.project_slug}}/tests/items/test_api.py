@@ -1,0 +1,267 @@
+"""The example API creates, reads and lists items and rejects bad input clearly."""
+
+import io
+{%- if cookiecutter.use_postgres == "yes" %}
+import os
+{%- endif %}
+import re
+from datetime import UTC, datetime
+
+import pytest
+{%- if cookiecutter.use_postgres == "yes" %}
+from sqlalchemy import text
+{%- endif %}
+
+{% if cookiecutter.use_postgres == "yes" -%}
+from {{ cookiecutter.package_name }}.extensions import db
+{% endif -%}
+from {{ cookiecutter.package_name }}.items.models import PROCESSED_BY_TASK
+from {{ cookiecutter.package_name }}.platform import caching
+
+STATUS_FIELDS = ("status", "processed_at")
+
+
+def test_create_read_list(client):
+    """It creates an item, serves it back processed, and lists it."""
+    created = client.post("/api/items", json={"name": "first", "description": "one"})
+    assert created.status_code == 201
+    item = created.json
+    assert created.headers["Location"] == f"/api/items/{item['id']}"
+    read = client.get(created.headers["Location"]).json
+    assert read["status"] == "processed"
+    processed_at = datetime.fromisoformat(read["processed_at"])
+    assert processed_at >= datetime.fromisoformat(item["created_at"])
+    assert {k: v for k, v in read.items() if k not in STATUS_FIELDS} == {
+        k: v for k, v in item.items() if k not in STATUS_FIELDS
+    }
+    listing = client.get("/api/items").json
+    assert listing["total"] == 1
+    assert listing["items"] == [read]
+
+
+def test_new_items_are_pending_until_processed(client):
+    """It answers a new item pending its task, or processed when no task processes it."""
+    item = client.post("/api/items", json={"name": "new"}).json
+    if PROCESSED_BY_TASK:
+        assert (item["status"], item["processed_at"]) == ("pending", None)
+    else:
+        assert item["status"] == "processed" and item["processed_at"]
+
+
+def test_second_read_is_served_from_cache(client):
+    """It marks the first read a cache miss and the second a hit."""
+    location = client.post("/api/items", json={"name": "cached"}).headers["Location"]
+    assert client.get(location).headers["X-Cache"] == "miss"
+    hit = client.get(location)
+    assert hit.headers["X-Cache"] == "hit"
+    assert hit.json["name"] == "cached"
+    assert hit.mimetype == "application/json"
+
+
+def test_the_cache_is_read_outside_a_request_too(app):
+    """It reads an entry in a command or task (an app context, no request), as in a view."""
+    with app.app_context():
+        caching.set("outside", b"stored", timeout=60)
+        assert caching.get("outside") == b"stored"
+{%- if cookiecutter.use_postgres == "yes" %}
+
+
+needs_postgres = pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="needs a PostgreSQL server: set TEST_DATABASE_URL",
+)
+
+
+@needs_postgres
+def test_a_read_the_database_is_too_slow_for_is_a_503(make_app):
+    """It answers 503 when a read outlasts the statement timeout, and serves the next read.
+
+    A lock held by another session keeps the read waiting; the server cancels it.
+    """
+    app = make_app(database_statement_timeout=0.2)
+    client = app.test_client()
+    location = client.post("/api/items", json={"name": "locked"}).headers["Location"]
+    with app.app_context():
+        engine = db.engine
+    locker = engine.connect()
+    try:
+        locker.execute(text("LOCK TABLE items IN ACCESS EXCLUSIVE MODE"))
+        slow = client.get(location)
+    finally:
+        locker.rollback()
+        locker.close()
+    assert slow.status_code == 503, slow.text
+    assert slow.json["error"]["detail"] == "The database did not answer in time; retry shortly."
+    read = client.get(location)
+    assert read.status_code == 200
+    assert read.json["name"] == "locked"
+    with app.app_context():
+        db.engine.dispose()
+
+
+@needs_postgres
+def test_a_connection_returned_inside_a_transaction_goes_back_to_the_pool_idle(app):
+    """It rolls back a pooled connection returned with a transaction open (psycopg tells)."""
+    with app.app_context():
+        borrowed = db.engine.raw_connection()
+        driver = borrowed.driver_connection
+        assert driver is not None
+        borrowed.cursor().execute("SELECT 1")  # outside autocommit: a transaction opens
+        assert driver.info.transaction_status.name == "INTRANS"
+        borrowed.close()
+        assert not driver.closed
+        assert driver.info.transaction_status.name == "IDLE"
+        db.engine.dispose()
+{%- endif %}
+
+
+def test_list_pages(client):
+    """It lists newest first with limit and offset."""
+    for name in ("a", "b", "c"):
+        client.post("/api/items", json={"name": name})
+    page = client.get("/api/items?limit=2&offset=1").json
+    assert [item["name"] for item in page["items"]] == ["b", "a"]
+    assert page["total"] == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": 42}, "name"),
+        ({"name": "x" * 101}, "name"),
+        ({"name": "ok", "extra": 1}, "extra"),
+        ({"name": "ok", "description": ["not", "text"]}, "description"),
+    ],
+)
+def test_invalid_body_is_422_naming_the_field(client, body, field):
+    """It answers 422 naming each invalid field, and stores nothing."""
+    response = client.post("/api/items", json=body)
+    assert response.status_code == 422
+    assert field in [error["field"] for error in response.json["error"]["detail"]]
+    assert client.get("/api/items").json["total"] == 0
+
+
+def test_malformed_json_is_400(client):
+    """It answers 400 JSON to a body that is not JSON."""
+    response = client.post("/api/items", data="{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json["error"]["status"] == 400
+
+
+def test_non_object_json_is_400(client):
+    """It answers 400 to JSON that is not an object."""
+    assert client.post("/api/items", json=["a"]).status_code == 400
+
+
+def test_wrong_content_type_is_415(client):
+    """It answers 415 to a body that is not declared as JSON."""
+    response = client.post("/api/items", data="name=x", content_type="text/plain")
+    assert response.status_code == 415
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=ten", "offset=-1"])
+def test_invalid_paging_is_422(client, query):
+    """It rejects out-of-range or non-numeric paging."""
+    assert client.get(f"/api/items?{query}").status_code == 422
+
+
+def test_writes_are_rate_limited(limited_client):
+    """It answers 429 JSON once a client exceeds RATELIMIT_WRITE."""
+    client = limited_client(ratelimit_write="2 per minute")
+    statuses = [client.post("/api/items", json={"name": str(n)}).status_code for n in range(3)]
+    assert statuses == [201, 201, 429]
+    assert client.post("/api/items", json={"name": "x"}).json["error"]["status"] == 429
+
+
+def test_created_at_is_utc_with_microseconds(client):
+    """It formats created_at the same way on every database: UTC, microseconds, +00:00."""
+    created = client.post("/api/items", json={"name": "when"}).json["created_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", created), created
+    moment = datetime.fromisoformat(created)
+    assert abs((datetime.now(UTC) - moment).total_seconds()) < 60
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ("", "not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        (b'{"name": "\xff"}', "not valid JSON"),
+    ],
+)
+def test_bodies_that_are_not_json_are_400_saying_so(client, body, message):
+    """It answers 400 saying the body is not valid JSON, whatever is wrong with it."""
+    response = client.post("/api/items", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert message in response.json["error"]["detail"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"name": "nul\\u0000inside"}', '{"name": "\\ud800 lone surrogate"}'],
+    ids=["nul", "surrogate"],
+)
+def test_text_no_database_can_store_is_422(client, body):
+    """It refuses NUL characters and unpaired surrogates before they reach the database."""
+    response = client.post("/api/items", data=body, content_type="application/json")
+    assert response.status_code == 422, response.json
+    assert response.json["error"]["detail"][0]["field"] == "name"
+    assert client.get("/api/items").json["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/items/0",
+        "/api/items/2147483648",
+        "/api/items/9223372036854775808",
+        "/api/items/" + "9" * 40,
+        "/api/items/%D9%A1",  # ARABIC-INDIC DIGIT ONE
+        "/api/items/%EF%BC%91",  # FULLWIDTH DIGIT ONE
+    ],
+)
+def test_ids_outside_the_column_or_not_ascii_are_404(client, path):
+    """It answers 404 JSON for ids no item can have, never another item or a 500."""
+    client.post("/api/items", json={"name": "number one"})
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json["error"]["status"] == 404
+
+
+@pytest.mark.parametrize("query", ["offset=2147483648", "offset=9223372036854775808"])
+def test_paging_outside_the_columns_range_is_422(client, query):
+    """It answers 422 naming the parameter instead of passing a huge number to the database."""
+    response = client.get(f"/api/items?{query}")
+    assert response.status_code == 422
+    assert query.split("=")[0] in [error["field"] for error in response.json["error"]["detail"]]
+
+
+def _streamed(client, body: bytes):
+    """Post ``body`` as a stream of unknown length (as a chunked body reaches the app)."""
+    return client.post(
+        "/api/items",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_a_streamed_body_over_the_limit_is_413_and_stores_nothing(make_app):
+    """It refuses a chunked body over MAX_CONTENT_LENGTH instead of storing its first part."""
+    client = make_app(max_content_length=1024).test_client()
+    padding = " " * 2000
+    response = _streamed(client, b'{"name": "cut"}' + padding.encode())
+    assert response.status_code == 413
+    assert response.json["error"]["title"] == "Request Entity Too Large"
+    assert client.get("/api/items").json["total"] == 0
+
+
+def test_a_streamed_body_within_the_limit_is_accepted(make_app):
+    """It accepts a chunked body of exactly MAX_CONTENT_LENGTH bytes."""
+    client = make_app(max_content_length=1024).test_client()
+    body = b'{"name": "fits"}'
+    response = _streamed(client, body + b" " * (1024 - len(body)))
+    assert response.status_code == 201, response.json

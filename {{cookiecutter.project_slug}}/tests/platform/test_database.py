@@ -1,0 +1,103 @@
+"""Pooled server connections: one per thread, pinged before use, rolled back when returned."""
+
+import gc
+import threading
+
+import pytest
+from sqlalchemy import create_engine, event, text
+
+from {{ cookiecutter.package_name }}.platform import database
+from {{ cookiecutter.package_name }}.settings import Settings
+from tests.conftest import ConnectionGuard
+
+
+def server_settings(**fields) -> Settings:
+    """Return settings naming a database server (not validated: its driver need not be here)."""
+    fields = {"database_url": "dbserver://app@127.0.0.1/app", "database_pool_size": 5, **fields}
+    return Settings.model_construct(**fields)
+
+
+def test_a_server_pool_hands_out_no_connection_with_a_transaction_left_open(tmp_path):
+    """It rolls back what a returned connection left uncommitted: the next user never sees it.
+
+    The server's pool options run here on an SQLite file.
+    """
+    options = database.engine_options(server_settings(database_pool_size=1))
+    del options["connect_args"]
+    engine = create_engine(f"sqlite:///{tmp_path / 'reset.db'}", **options)
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE t (n INTEGER)"))
+    raw = engine.raw_connection()
+    raw.cursor().execute("INSERT INTO t VALUES (1)")  # the driver opens a transaction
+    raw.close()  # back to the pool, uncommitted
+    with engine.connect() as connection:  # the same connection: a pool of one
+        assert connection.execute(text("SELECT count(*) FROM t")).scalar() == 0
+    engine.dispose()
+
+
+def test_server_engines_check_each_connection_before_use():
+    """It pings a server connection before handing it out: one closed by a restart is replaced."""
+    options = database.engine_options(server_settings())
+    assert options["pool_pre_ping"] is True
+    assert options["pool_recycle"] == 1800
+
+
+@pytest.mark.parametrize("env", [{}, {"WEB_THREADS": "16"}])
+def test_a_worker_whose_threads_all_read_at_once_opens_one_connection_per_thread(
+    monkeypatch, tmp_path, env
+):
+    """Its pool keeps a connection for each thread: round after round, none connects anew.
+
+    A pool smaller than the threads closes each connection beyond it when it is returned, so
+    every request past the pool would connect again (for a database server, a costly handshake).
+    The server's pool options run here on an SQLite file: the pool behaves the same.
+    """
+    for name in ("DATABASE_POOL_SIZE", "WEB_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(app_env="test")
+    size = settings.database_pool_size
+    options = database.engine_options(server_settings(database_pool_size=size))
+    del options["connect_args"]
+    engine = create_engine(f"sqlite:///{tmp_path / 'pool.db'}", **options)
+    connects = []
+    event.listen(engine, "connect", lambda *args: connects.append(args))
+    together = threading.Barrier(settings.web_threads)
+    failures = []
+
+    def serve_requests() -> None:
+        try:
+            for _ in range(3):
+                with engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+                    together.wait(timeout=30)  # every thread holds a connection at once
+                together.wait(timeout=30)  # every thread has returned it: kept, or closed
+        except Exception as exc:  # noqa: BLE001  (reported below, with the count)
+            failures.append(exc)
+            together.abort()
+
+    threads = [threading.Thread(target=serve_requests) for _ in range(settings.web_threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    engine.dispose()
+    assert not failures, failures
+    assert len(connects) == settings.web_threads
+
+
+def test_an_explicit_pool_size_is_kept(monkeypatch):
+    """It keeps DATABASE_POOL_SIZE as set, below the threads too (a cap on connections)."""
+    monkeypatch.setenv("DATABASE_POOL_SIZE", "3")
+    assert Settings(app_env="test").database_pool_size == 3
+
+
+def test_the_connections_of_an_app_dropped_before_the_end_of_a_test_are_closed(make_app):
+    """The tests' connection guard closes what an app it never kept opened (no stray failures)."""
+    with ConnectionGuard() as guard:
+        make_app()  # connects, then nothing keeps the app: a collection may take its engine
+        make_app()  # replaces the first where a library keeps the latest app (as its default)
+        gc.collect()
+        gc.collect()  # the first pass runs the finalizers that free the engine to the second
+    assert guard.left == []

@@ -1,0 +1,123 @@
+"""Rate limits: writes always, every route with RATELIMIT_DEFAULT; JSON 429s with their headers."""
+
+import time
+
+import pytest
+from limits.strategies import FixedWindowRateLimiter
+
+from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }}.extensions import db
+from {{ cookiecutter.package_name }}.settings.limits import checked_limits, checked_optional_limits
+
+
+def test_reads_are_not_limited_by_default(limited_client):
+    """It leaves reads alone while RATELIMIT_DEFAULT is empty: no count, no headers."""
+    client = limited_client(ratelimit_write="1 per minute")
+    responses = [client.get("/api/items") for _ in range(5)]
+    assert [response.status_code for response in responses] == [200] * 5
+    assert "X-RateLimit-Limit" not in responses[-1].headers
+
+
+def test_a_write_carries_the_limit_headers(limited_client):
+    """It sends X-RateLimit-* on a write, its remaining count going down."""
+    client = limited_client(ratelimit_write="5 per minute")
+    now = time.time()
+    for remaining in (4, 3, 2):
+        response = client.post("/api/items", json={"name": "x"})
+        assert response.status_code == 201
+        assert response.headers["X-RateLimit-Limit"] == "5"
+        assert response.headers["X-RateLimit-Remaining"] == str(remaining)
+        assert now < int(response.headers["X-RateLimit-Reset"]) <= now + 62
+
+
+def test_a_refusal_is_json_with_retry_after(limited_client):
+    """It answers 429 in the JSON error shape with a Retry-After of at most the window."""
+    client = limited_client(ratelimit_write="1 per minute")
+    assert client.post("/api/items", json={"name": "x"}).status_code == 201
+    refused = client.post("/api/items", json={"name": "x"})
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["X-RateLimit-Remaining"] == "0"
+    assert refused.json["error"]["status"] == 429
+    assert refused.json["error"]["title"] == "Too Many Requests"
+
+
+def test_a_default_limit_applies_to_every_other_route(limited_client):
+    """It limits reads to RATELIMIT_DEFAULT when set, and writes to RATELIMIT_WRITE instead."""
+    client = limited_client(ratelimit_default="1 per minute", ratelimit_write="3 per minute")
+    assert [client.get("/api/items").status_code for _ in range(2)] == [200, 429]
+    statuses = [client.post("/api/items", json={"name": str(n)}).status_code for n in range(3)]
+    assert statuses == [201] * 3
+    assert client.get("/openapi.json").status_code == 200  # a route of its own count
+
+
+def test_several_limits_are_each_enforced(limited_client):
+    """It counts every limit of a setting; headers name the shortest window, or the one refusing."""
+    client = limited_client(ratelimit_default="3 per minute;10 per hour")
+    sent = [client.get("/api/items").headers["X-RateLimit-Limit"] for _ in range(3)]
+    assert sent == ["3", "3", "3"]
+    assert client.get("/api/items").status_code == 429
+    hourly = limited_client(ratelimit_default="100 per minute;2 per hour")
+    responses = [hourly.get("/api/items") for _ in range(3)]
+    assert [response.status_code for response in responses] == [200, 200, 429]
+    assert responses[0].headers["X-RateLimit-Limit"] == "100"
+    assert responses[-1].headers["X-RateLimit-Limit"] == "2"
+
+
+def test_each_client_has_its_own_count(limited_client):
+    """It counts per client address: another client starts afresh."""
+    client = limited_client(ratelimit_write="1 per minute")
+    assert client.post("/api/items", json={"name": "x"}).status_code == 201
+    assert client.post("/api/items", json={"name": "x"}).status_code == 429
+    other = {"REMOTE_ADDR": "192.0.2.7"}
+    assert client.post("/api/items", json={"name": "x"}, environ_base=other).status_code == 201
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/no/such/route"])
+def test_probes_metrics_and_unknown_routes_are_never_limited(limited_client, path):
+    """It never counts probes, /metrics or requests matching no route, even with a default."""
+    client = limited_client(ratelimit_default="1 per minute")
+    responses = [client.get(path) for _ in range(3)]
+    assert 429 not in [response.status_code for response in responses]
+    assert "X-RateLimit-Limit" not in responses[-1].headers
+
+
+def test_a_database_503_keeps_its_own_retry_after(settings_overrides, empty_database_url):
+    """It keeps the database handler's Retry-After (5 s) on a 503 of a route not limited."""
+    overrides = {**settings_overrides, "app_env": "development", "database_url": empty_database_url}
+    app = create_app(overrides)
+    with app.app_context():
+        db.drop_all()
+    response = app.test_client().get("/api/items")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+
+
+@pytest.mark.parametrize("value", ["lots", "", "600 per fortnight", "0 per minute", "-1/second"])
+def test_a_limit_that_does_not_parse_is_refused(value):
+    """It raises a ValueError that shows the expected form."""
+    with pytest.raises(ValueError, match="'60 per minute'"):
+        checked_limits(value)
+
+
+@pytest.mark.parametrize("value", ["", "  ", "10/second;600/minute"])
+def test_the_default_limit_may_be_empty(value):
+    """It accepts an empty RATELIMIT_DEFAULT (no default limit) and a valid one."""
+    assert checked_optional_limits(value) == value
+
+
+def test_a_failing_counter_lets_the_request_through(limited_client, monkeypatch, capsys):
+    """It serves a write whose count fails, logging the error, instead of answering 500.
+
+    limits 5.8's memory storage can raise a RuntimeError when two threads restart its expiry
+    timer at once; Flask-Limiter's swallow_errors makes that a logged pass.
+    """
+    client = limited_client(ratelimit_write="1 per minute")
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("threads can only be started once")
+
+    monkeypatch.setattr(FixedWindowRateLimiter, "hit", fail)  # in any storage, fallback too
+    statuses = [client.post("/api/items", json={"name": "x"}).status_code for _ in range(2)]
+    assert statuses == [201, 201]
+    assert "threads can only be started once" in capsys.readouterr().out  # the log, on stdout

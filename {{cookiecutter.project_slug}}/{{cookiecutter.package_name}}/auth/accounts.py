@@ -1,0 +1,134 @@
+"""Accounts: users with argon2 password hashes, their API tokens (stored as SHA-256 hashes only),
+and revocation. No password, token or hash is ever logged (auth/cli.py manages users).
+"""
+
+import hashlib
+import secrets
+import threading
+import unicodedata
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Boolean, DateTime, ForeignKey, String, delete, func, select, true
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from ..items.models import utc_now
+
+# argon2id with OWASP's first configuration (19 MiB, 2 passes, 1 lane): about 20 ms, and 19 MiB
+# per sign-in at once (RFC 9106's 64 MiB one, times a worker's threads, would crowd a 512 MiB
+# container). Changed parameters rehash each password at its next sign-in (check_needs_rehash).
+hasher = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
+MAX_PASSWORD_LENGTH = 1024  # hashing is slow on purpose: a longer password is refused, not hashed
+# Verified for an unknown email, so that it takes as long as a wrong password. Made at import,
+# once per process: made at the first unknown email, it would make that answer the slower one.
+DUMMY_HASH = hasher.hash(secrets.token_urlsafe(32))
+MAX_TOKENS_PER_USER = 20  # live tokens a user may hold: a new one ends the oldest past this
+# Hashes computed at once in a process: a burst of sign-ins waits its turn instead of taking
+# 19 MiB for each of a worker's threads at once.
+HASHING = threading.BoundedSemaphore(2)
+
+
+class User(db.Model):  # type: ignore[name-defined, misc]  # made at run time: mypy#8603
+    """Someone who signs in; ``login_generation`` grows when their sessions must end."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)  # normalised(): one form each
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    login_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utc_now, server_default=func.now()
+    )
+
+
+class Token(db.Model):  # type: ignore[name-defined, misc]  # made at run time: mypy#8603
+    """An API token: only the SHA-256 of the random value the client holds is stored."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def normalised(email: str) -> str:
+    """Return the one stored form of an address (NFKC, trimmed, lower case); raise ValueError."""
+    email = unicodedata.normalize("NFKC", email).strip().lower()
+    local, at, domain = email.rpartition("@")
+    # Spaces, other separators and control characters (a database may refuse NUL) make no address.
+    unprintable = " " in email or not email.isprintable()
+    if not (at and local and "." in domain) or len(email) > 254 or unprintable:
+        raise ValueError(f"not an email address: {email!r}")
+    return email
+
+
+def checked_password(password: str) -> str:
+    """Return a password fit to hash (8 to MAX_PASSWORD_LENGTH characters); raise ValueError."""
+    if not 8 <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise ValueError(f"a password has 8 to {MAX_PASSWORD_LENGTH} characters")
+    return password
+
+
+def user_by_email(email: str) -> User | None:
+    """Return the user with this email, given in any of its forms, else None."""
+    try:
+        address = normalised(email)
+    except ValueError:
+        return None  # a malformed email has no account
+    user: User | None = db.session.scalar(select(User).where(User.email == address))
+    return user
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """Return the active user with this email and password, else None, after one verification
+    whatever failed (unknown email, wrong password, inactive); rehash on new parameters."""
+    user = user_by_email(email)
+    try:
+        stored = user.password_hash if user else DUMMY_HASH
+        with HASHING:
+            hasher.verify(stored, password if len(password) <= MAX_PASSWORD_LENGTH else "")
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or not user.is_active:
+        return None
+    if hasher.check_needs_rehash(user.password_hash):
+        with HASHING:
+            user.password_hash = hasher.hash(password)
+        db.session.commit()
+    return user
+
+
+def token_digest(token: str) -> str:
+    """Return the stored form of a token: SHA-256, enough for 256 random bits (no salt needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(user: User, lifetime: timedelta) -> tuple[str, datetime]:
+    """Store a new token of ``user`` and return it (shown once) with its expiry; drop the user's
+    expired tokens, and the oldest live ones past MAX_TOKENS_PER_USER."""
+    token, now = secrets.token_urlsafe(32), utc_now()
+    live = select(Token.id).where(Token.user_id == user.id, Token.expires_at > now)
+    kept = db.session.scalars(live.order_by(Token.id.desc()).limit(MAX_TOKENS_PER_USER - 1)).all()
+    db.session.execute(delete(Token).where(Token.user_id == user.id, Token.id.not_in(kept)))
+    expires_at = now + lifetime
+    db.session.add(Token(user_id=user.id, token_hash=token_digest(token), expires_at=expires_at))
+    db.session.commit()
+    return token, expires_at
+
+
+def user_for_token(token: str) -> User | None:
+    """Return the active user holding this unexpired token, else None."""
+    query = select(User).join(Token).where(Token.token_hash == token_digest(token))
+    user: User | None = db.session.scalar(query.where(Token.expires_at > utc_now(), User.is_active))
+    return user
+
+
+def revoke(user: User) -> None:
+    """End every token and browser session of ``user`` (deactivation, a new password)."""
+    db.session.execute(delete(Token).where(Token.user_id == user.id))
+    user.login_generation += 1

@@ -1,0 +1,117 @@
+"""API tokens: POST /api/auth/tokens trades an email and password for a token, DELETE
+/api/auth/tokens/current ends it, and the items API takes ``Authorization: Bearer <token>`` on
+writes (on reads too with AUTH_PRIVATE_READS), its user then on ``flask.g.user``.
+
+Only the bearer token counts, never a cookie: a browser sends its cookies with the requests
+other sites make it send, so a cookie accepted here would let any site write in its user's name.
+"""
+
+import logging
+from collections.abc import Collection
+from datetime import timedelta
+
+from flask import Blueprint, Flask, abort, current_app, g, request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import delete
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import Unauthorized
+
+from ..extensions import db
+from ..items import api
+from ..items.models import iso_utc
+from ..platform.rate_limits import limit_sign_in
+from . import accounts
+
+bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer"}}  # in the OpenAPI document
+# One answer for an unknown email, a wrong password, an inactive user and a malformed email:
+# which one it was would tell a caller which addresses have accounts.
+WRONG_CREDENTIALS = "Wrong email or password."
+NO_BEARER = "This needs an 'Authorization: Bearer <token>' header: POST /api/auth/tokens gives one."
+BAD_BEARER = "The token is unknown, expired or revoked: POST /api/auth/tokens gives a new one."
+
+
+class TokenIn(BaseModel):
+    """The body of a sign-in: the account's email and password."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=accounts.MAX_PASSWORD_LENGTH)
+
+
+class TokenOut(BaseModel):
+    """A new token, shown once: send it as ``Authorization: Bearer <token>`` until it expires."""
+
+    token: str
+    expires_at: AwareDatetime
+
+
+def unauthorized(detail: str, invalid_token: bool = False) -> Unauthorized:
+    """Return a 401 whose WWW-Authenticate asks for a bearer token (RFC 6750)."""
+    params: dict[str, str | None] = {"realm": "api"}
+    if invalid_token:
+        params["error"] = "invalid_token"
+    return Unauthorized(detail, www_authenticate=WWWAuthenticate("bearer", params))
+
+
+def bearer_token() -> str:
+    """Return the request's bearer token; raise 401 when it has none."""
+    credentials = request.authorization
+    if credentials is None or credentials.type != "bearer" or not credentials.token:
+        raise unauthorized(NO_BEARER)
+    return credentials.token
+
+
+def needs_token(app: Flask, endpoint: str, methods: Collection[str]) -> bool:
+    """Say whether a request to ``endpoint`` with one of ``methods`` needs a bearer token:
+    sign-out, and the items API's writes (its reads too with AUTH_PRIVATE_READS)."""
+    if endpoint == "auth.sign_out":
+        return True
+    private_reads = app.extensions["settings"].auth_private_reads
+    asked = set(methods) - {"OPTIONS"} if private_reads else set(methods) - READS
+    return endpoint.partition(".")[0] == "api" and bool(asked)
+
+
+@api.bp.before_request
+def require_token() -> None:
+    """Put the bearer's user on ``g.user``; refuse a request that needs one without it."""
+    if needs_token(current_app, request.endpoint or "", {request.method}):
+        user = accounts.user_for_token(bearer_token())
+        if user is None:
+            raise unauthorized(BAD_BEARER, invalid_token=True)
+        g.user = user
+
+
+@bp.post("/tokens")
+@limit_sign_in
+def sign_in() -> tuple[dict[str, object], int, dict[str, str]]:
+    """Trade an email and password for an API token."""
+    body = request.get_json()
+    if not isinstance(body, dict):
+        abort(400, description="The body must be a JSON object.")
+    given = TokenIn.model_validate(body)
+    user = accounts.authenticate(given.email, given.password)
+    if user is None:
+        raise unauthorized(WRONG_CREDENTIALS)
+    lifetime = timedelta(seconds=current_app.extensions["settings"].auth_token_lifetime)
+    token, expires_at = accounts.issue_token(user, lifetime)
+    log.info("token issued", extra={"user_id": user.id})
+    return {"token": token, "expires_at": iso_utc(expires_at)}, 201, {"Cache-Control": "no-store"}
+
+
+@bp.delete("/tokens/current")
+def sign_out() -> tuple[str, int]:
+    """End the token this request carries."""
+    token = bearer_token()
+    if accounts.user_for_token(token) is None:
+        raise unauthorized(BAD_BEARER, invalid_token=True)
+    digest = accounts.token_digest(token)
+    db.session.execute(delete(accounts.Token).where(accounts.Token.token_hash == digest))
+    db.session.commit()
+    return "", 204
+
+
+bp.register_error_handler(ValidationError, api.invalid)  # 422, as the items API answers

@@ -1,0 +1,96 @@
+"""``flask users create|password|deactivate EMAIL``: manage users from a shell (the web
+container's, in production). A password is read from standard input, never from the command line
+(where ``ps`` and shell histories would show it).
+"""
+
+import logging
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from ..extensions import db
+from .accounts import User, checked_password, hasher, normalised, revoke
+
+log = logging.getLogger(__name__)
+users_cli = AppGroup("users", help="Create users, change their passwords, deactivate them.")
+
+
+def read_password() -> str:
+    """Read a password from standard input (prompted twice, unechoed, on a terminal)."""
+    if sys.stdin.isatty():
+        return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def find_user(email: str) -> tuple[str, User | None]:
+    """Return an address as stored and its user, if any; raise ClickException when invalid."""
+    try:
+        address = normalised(email)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    return address, db.session.scalar(select(User).where(User.email == address))
+
+
+def new_hash() -> str:
+    """Return the hash of a password read from standard input; raise ClickException if unfit."""
+    try:
+        return hasher.hash(checked_password(read_password()))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@users_cli.command("create")
+@click.argument("email")
+def create_user(email: str) -> None:
+    """Create a user; the password is read from standard input, never from the command line."""
+    address, user = find_user(email)
+    if user is not None:
+        raise click.ClickException(f"{address} exists (`flask users password` changes it)")
+    user = User(email=address, password_hash=new_hash())
+    db.session.add(user)
+    db.session.commit()
+    log.info("user created", extra={"user_id": user.id})
+    click.echo(f"Created user {address} (id {user.id}).")
+
+
+def existing_user(email: str) -> tuple[str, User]:
+    """Return an address as stored and its user; raise ClickException when there is none."""
+    address, user = find_user(email)
+    if user is None:
+        raise click.ClickException(f"no user {address}")
+    return address, user
+
+
+def save_revoked(user: User, event: str) -> None:
+    """End the user's tokens and browser sessions, save its change, log ``event`` by its id."""
+    revoke(user)
+    db.session.commit()
+    log.info(event, extra={"user_id": user.id})
+
+
+@users_cli.command("password")
+@click.argument("email")
+def change_password(email: str) -> None:
+    """Set a user's password from standard input; its tokens and browser sessions end."""
+    address, user = existing_user(email)
+    user.password_hash = new_hash()
+    save_revoked(user, "password changed")
+    click.echo(f"Changed the password of {address}; its tokens are revoked.")
+
+
+@users_cli.command("deactivate")
+@click.argument("email")
+def deactivate_user(email: str) -> None:
+    """Deactivate a user: no sign-in any more, its tokens and browser sessions end."""
+    address, user = existing_user(email)
+    user.is_active = False
+    save_revoked(user, "user deactivated")
+    click.echo(f"Deactivated user {address}; its tokens are revoked.")
+
+
+def init_app(app: Flask) -> None:
+    """Register the ``flask users`` commands."""
+    app.cli.add_command(users_cli)

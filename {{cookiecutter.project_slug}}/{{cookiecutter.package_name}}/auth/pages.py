@@ -1,0 +1,107 @@
+"""Sign in to the pages and out, with Flask-Login: the session cookie (HttpOnly, SameSite=Lax,
+Secure in production: web/security.py) names the user and their login generation, so a new
+password, a deactivation (accounts.revoke) or a sign-out ends every browser session of theirs.
+
+Only the pages read this cookie: the API takes bearer tokens alone, and is exempt from CSRF
+checks because no cookie of the browser's can authorise a request there.
+"""
+
+import logging
+
+from flask import Flask, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+
+from ..extensions import db
+from ..items import pages
+from ..platform.errors import json_error
+from ..platform.rate_limits import limit_sign_in
+from .accounts import User, authenticate
+
+log = logging.getLogger(__name__)
+login_manager = LoginManager()
+# "basic": a session seen from another address or browser is marked not fresh, not ended
+# ("strong" would sign out a phone at each change of network).
+login_manager.session_protection = "basic"
+# The one answer to every failed sign-in (unknown email, wrong password, inactive user).
+FAILED = "Wrong email or password."
+
+
+class SignedIn(UserMixin):  # type: ignore[misc]  # Flask-Login ships no type hints
+    """The user a session names, as Flask-Login wants it; its id holds the login generation."""
+
+    def __init__(self, user: User) -> None:
+        """Keep what the pages show and what the session's id is made of."""
+        self.id, self.email, self.generation = user.id, user.email, user.login_generation
+
+    def get_id(self) -> str:
+        """Return the id the session stores: ``<user id>:<login generation>``."""
+        return f"{self.id}:{self.generation}"
+
+
+@login_manager.user_loader  # type: ignore[untyped-decorator]  # no type hints
+def load_user(session_id: str) -> SignedIn | None:
+    """Return the user a session names if still active at the same generation, else None."""
+    user_id, _, generation = session_id.partition(":")
+    if not (user_id.isascii() and user_id.isdigit() and generation.isascii()):
+        return None  # not an id this module wrote
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.is_active or str(user.login_generation) != generation:
+        return None
+    return SignedIn(user)
+
+
+@login_manager.unauthorized_handler  # type: ignore[untyped-decorator]  # no type hints
+def ask_to_sign_in() -> ResponseReturnValue:
+    """Send a browser to the sign-in form; tell HTMX why (main.js shows the detail). A 403, as
+    a 401 must name an HTTP authentication scheme (RFC 9110) and a form is none."""
+    if pages.is_htmx():
+        return json_error(403, "Forbidden", "Your session ended: sign in again.")
+    return redirect(url_for("pages.sign_in_form"), 303)
+
+
+def form(email: str = "", error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    """Render the sign-in form, the email kept as typed, with the failure's message if any."""
+    return render_template("pages/sign_in.html", email=email, error=error), status
+
+
+@pages.bp.get("/sign-in")
+def sign_in_form() -> ResponseReturnValue:
+    """Show the sign-in form."""
+    return form()
+
+
+@pages.bp.post("/sign-in")
+@limit_sign_in
+def sign_in() -> ResponseReturnValue:
+    """Sign in with the form's email and password in a new session, then go to the items;
+    answer 422 with the form and one message whatever failed (a 401 would need an HTTP
+    authentication scheme to name; rate_limits counts this 422 as a failed sign-in)."""
+    email = request.form.get("email", "")
+    user = authenticate(email, request.form.get("password", ""))
+    if user is None:
+        return form(email, FAILED, 422)
+    session.clear()  # a new session: nothing set before sign-in (its CSRF token) is kept
+    login_user(SignedIn(user))
+    log.info("signed in", extra={"user_id": user.id})
+    return redirect(url_for("pages.index"), 303)
+
+
+@pages.bp.post("/sign-out")
+def sign_out() -> ResponseReturnValue:
+    """Sign out, ending this user's other browser sessions too (a copied cookie included)."""
+    if current_user.is_authenticated:
+        user = db.session.get(User, current_user.id)
+        if user is not None:
+            user.login_generation += 1
+            db.session.commit()
+            log.info("signed out", extra={"user_id": user.id})
+    logout_user()
+    session.clear()
+    return redirect(url_for("pages.index"), 303)
+
+
+def init_app(app: Flask) -> None:
+    """Load the signed-in user from the session; show the item form to signed-in users only."""
+    login_manager.init_app(app)
+    app.jinja_env.globals["item_form"] = "pages/_signed_in.html"  # pages.init_app's default

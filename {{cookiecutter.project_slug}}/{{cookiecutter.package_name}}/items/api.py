@@ -1,0 +1,120 @@
+"""The example JSON API: create, read and list items."""
+
+import logging
+
+from flask import Blueprint, Flask, Response, abort, current_app, {% if cookiecutter.use_auth == "yes" %}g, {% endif %}jsonify, request, url_for
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import func, select
+from werkzeug.routing import BaseConverter
+
+from ..extensions import db
+from ..platform import caching
+from ..platform.errors import Answer, json_error
+from ..platform.rate_limits import limit_writes
+from .models import PROCESSED, Item, initial_state, item_created
+
+bp = Blueprint("api", __name__)
+log = logging.getLogger(__name__)
+# The largest id and offset an INTEGER column holds on every supported database; larger ones are
+# refused here instead of failing in the database.
+MAX_ID = 2**31 - 1
+# No database stores NUL characters (pydantic refuses unpaired surrogates itself); a name also
+# needs one character that is not whitespace. As patterns, the document states them too.
+NO_NUL = "^[^\\u0000]*$"
+NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
+
+
+class IdConverter(BaseConverter):
+    """Match ids in ASCII digits only: ``\\d`` would take other scripts' digits as numbers."""
+
+    regex = r"[0-9]{1,20}"
+
+    def to_python(self, value: str) -> int:
+        """Return the id as an int."""
+        return int(value)
+
+
+# ``<id:...>`` in the routes below (they are registered after this).
+bp.record_once(lambda state: state.app.url_map.converters.update(id=IdConverter))
+
+
+class ItemIn(BaseModel):
+    """The body accepted when creating an item."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+
+    name: str = Field(min_length=1, max_length=100, pattern=NOT_BLANK)
+    description: str = Field("", max_length=2000, pattern=NO_NUL)
+
+
+class Page(BaseModel):
+    """The paging query of the list endpoint."""
+
+    limit: int = Field(20, ge=1, le=100)
+    offset: int = Field(0, ge=0, le=MAX_ID)
+
+
+@bp.errorhandler(ValidationError)
+def invalid(exc: ValidationError) -> Answer:
+    """Answer 422 with one entry per invalid field."""
+    errors = [
+        {"field": ".".join(str(part) for part in error["loc"]) or None, "message": error["msg"]}
+        for error in exc.errors(include_url=False)
+    ]
+    return json_error(422, "Unprocessable Content", errors)
+
+
+def add_item(data: ItemIn{% if cookiecutter.use_auth == "yes" %}, *, owner_id: int | None = None{% endif %}) -> dict[str, object]:
+    """Store a new item and return it as stored, then announce it (processing listens)."""
+    item = Item(name=data.name, description=data.description, **initial_state())
+{%- if cookiecutter.use_auth == "yes" %}
+    item.owner_id = owner_id
+{%- endif %}
+    db.session.add(item)
+    db.session.commit()
+    log.info("item created", extra={"item_id": item.id})
+    stored = item.to_dict()
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy
+    item_created.send(app, item_id=item.id)
+    return stored
+
+
+@bp.post("/items")
+@limit_writes
+def create_item() -> tuple[dict[str, object], int, dict[str, str]]:
+    """Create an item from a JSON object body."""
+    body = request.get_json()
+    if not isinstance(body, dict):
+        abort(400, description="The body must be a JSON object.")
+    item = add_item(ItemIn.model_validate(body){% if cookiecutter.use_auth == "yes" %}, owner_id=g.user.id{% endif %})
+    return item, 201, {"Location": url_for("api.get_item", item_id=item["id"])}
+
+
+@bp.get("/items/<id:item_id>")
+def get_item(item_id: int) -> tuple[bytes | Response, dict[str, str]]:
+    """Return one item; the X-Cache header says whether the cache served it."""
+    if not 1 <= item_id <= MAX_ID:
+        abort(404, description=f"No item with id {item_id}.")
+    key = f"item:{item_id}:json"
+    body = caching.get(key)
+    if isinstance(body, bytes):  # a hit is sent as stored: no decoding, no encoding
+        return body, {"Content-Type": "application/json", "X-Cache": "hit"}
+    item = db.session.get(Item, item_id)
+    if item is None:
+        abort(404, description=f"No item with id {item_id}.")
+    response = jsonify(item.to_dict())
+    if item.status == PROCESSED:  # a pending item changes soon: never cache it
+        ttl = current_app.extensions["settings"].cache_ttl_seconds
+        caching.set(key, response.get_data(), timeout=ttl)
+    return response, {"X-Cache": "miss"}
+
+
+@bp.get("/items")
+def list_items() -> dict[str, object]:
+    """List items, newest first, with limit/offset paging."""
+    page = Page.model_validate(request.args.to_dict())
+    items = db.session.scalars(
+        select(Item).order_by(Item.id.desc()).limit(page.limit).offset(page.offset)
+    )
+    total = db.session.scalar(select(func.count()).select_from(Item))
+    return {"items": [item.to_dict() for item in items], "total": total, **page.model_dump()}

@@ -1,0 +1,109 @@
+"""The example pages: the items and a form to add one, enhanced by HTMX, working without it.
+
+HTMX requests get the items section, swapped in place. A page asks about all its pending items in
+one request, less and less often, and stops after PENDING_POLL_SECONDS with a button to ask again.
+"""
+
+from collections.abc import Sequence
+from typing import TypedDict
+
+from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+{%- if cookiecutter.use_auth == "yes" %}
+from flask_login import current_user, login_required
+{%- endif %}
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..platform.rate_limits import limit_writes
+from .api import MAX_ID, ItemIn, add_item
+from .models import PENDING, Item
+
+bp = Blueprint("pages", __name__)
+TITLE = "{{ cookiecutter.project_name | replace('"', '\\"') }}"
+DESCRIPTION = "{{ cookiecutter.description | replace('"', '\\"') }}"
+LISTED = 50  # the newest items the page shows
+# Seconds before a page's first check of its pending items, doubled after each check up to the
+# longest: one request every 2 s at most, whatever the number of pending items.
+FIRST_WAIT, LONGEST_WAIT = 2, 30
+
+
+def is_htmx() -> bool:
+    """Say whether HTMX sent this request (it then wants a fragment, not a page)."""
+    return request.headers.get("HX-Request") == "true"
+
+
+class Poll(TypedDict):
+    """_poll.html's values: pending ids, the check's number, its wait in seconds (None: no more)."""
+
+    pending: list[int]
+    check: int
+    wait: int | None
+
+
+def poll(items: Sequence[Item], check: int) -> Poll:
+    """Return the values of a page's next check of its pending items (the ``check``-th)."""
+    poll_for = current_app.extensions["settings"].pending_poll_seconds
+    wait = waited = FIRST_WAIT
+    for _ in range(min(check, poll_for)):  # each wait is 2 s or more: past poll_for by then
+        wait = min(wait * 2, LONGEST_WAIT)
+        waited += wait
+    pending = [item.id for item in items if item.status == PENDING]
+    return {"pending": pending, "check": check, "wait": wait if waited <= poll_for else None}
+
+
+def render(form: dict[str, str], errors: dict[str, str], status: int = 200) -> ResponseReturnValue:
+    """Render the whole page, or only its items section for HTMX, with the form's state."""
+    items = db.session.scalars(select(Item).order_by(Item.id.desc()).limit(LISTED)).all()
+    total = db.session.scalar(select(func.count()).select_from(Item))
+    template = "pages/_items.html" if is_htmx() else "pages/index.html"
+    page = render_template(
+        template, items=items, total=total, form=form, errors=errors, poll=poll(items, 0)
+    )
+    return page, status, {"Vary": "HX-Request"}
+
+
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    """Show the items, newest first, and the form to add one."""
+    return render({}, {})
+
+
+@bp.post("/items")
+@limit_writes
+{%- if cookiecutter.use_auth == "yes" %}
+@login_required  # type: ignore[untyped-decorator]  # for signed-in users (auth/pages.py)
+{%- endif %}
+def create_item() -> ResponseReturnValue:
+    """Add an item from the form; on invalid input answer 422 with the form kept as sent."""
+    form = {field: request.form.get(field, "") for field in ("name", "description")}
+    try:
+        add_item(ItemIn.model_validate(form){% if cookiecutter.use_auth == "yes" %}, owner_id=current_user.id{% endif %})
+    except ValidationError as exc:
+        errors = {str(error["loc"][0]): error["msg"] for error in exc.errors(include_url=False)}
+        return render(form, errors, 422)
+    return render({}, {}, 201) if is_htmx() else redirect(url_for("pages.index"), 303)
+
+
+@bp.get("/items/pending")
+def pending_rows() -> str:
+    """Answer check number ``check`` of a page's pending items (``id``, repeated): the rows
+    processed since, each swapped in by its id, then the next check or the note they ended."""
+    ids = request.args.getlist("id", type=int)
+    if not 1 <= len(ids) <= LISTED or not all(1 <= item_id <= MAX_ID for item_id in ids):
+        abort(400, description=f"id: expected 1 to {LISTED} item ids.")
+    check = max(0, request.args.get("check", 0, type=int))
+    items = db.session.scalars(select(Item).where(Item.id.in_(ids)).order_by(Item.id.desc())).all()
+    done = [item for item in items if item.status != PENDING]
+    return render_template("pages/_pending.html", done=done, poll=poll(items, check))
+
+
+def init_app(app: Flask) -> None:
+    """Serve the pages at /, their templates reloaded on change in development."""
+    # item_form: the template _items.html includes as its form (a concern may wrap it in another).
+    app.jinja_env.globals.update(
+        title=TITLE, description=DESCRIPTION, item_form="pages/_item_form.html"
+    )
+    app.jinja_env.auto_reload = app.extensions["settings"].app_env == "development"
+    app.register_blueprint(bp)

@@ -1,0 +1,94 @@
+"""Bind SQLAlchemy: a bounded pool checked before use, timeouts, SQLite tables, readiness."""
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, current_app
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.schema import CreateTable
+
+from ..extensions import db
+from ..items import models  # noqa: F401  (registers the tables on db.metadata)
+from ..settings import Settings
+from .database_errors import DETAILS, DatabaseUnavailable, describe
+from .errors import Answer, json_error
+
+# The app makes its tables at start-up when nothing else makes them in this project.
+CREATE_TABLES = {{ "False" if cookiecutter.use_postgres == "yes" else "True" }}
+
+
+def engine_options(settings: Settings) -> dict[str, Any]:
+    """Return engine options: a bounded pool, checked before use, and connect/statement timeouts.
+
+    A statement running past DATABASE_STATEMENT_TIMEOUT ends in a 503, not in a thread held.
+    """
+    if make_url(settings.database_url).get_backend_name() == "sqlite":
+        return {"pool_pre_ping": True}
+    timeout, pool_size = settings.database_connect_timeout, settings.database_pool_size
+    connect_args: dict[str, object] = {"connect_timeout": timeout}
+{%- if cookiecutter.use_postgres == "yes" %}
+    statement_ms = round(settings.database_statement_timeout * 1000)
+    connect_args["options"] = f"-c statement_timeout={statement_ms}"
+{%- endif %}
+    return {
+        "pool_pre_ping": True,
+        "pool_size": pool_size,
+        "max_overflow": pool_size,
+        "pool_recycle": 1800,
+        "pool_timeout": timeout,
+        "connect_args": connect_args,
+    }
+
+
+def create_tables() -> None:
+    """Create the models' missing tables; safe when workers race."""
+    with db.engine.begin() as connection:
+        for table in db.metadata.sorted_tables:
+            connection.execute(CreateTable(table, if_not_exists=True))
+
+
+def ping() -> None:
+    """Raise when the database does not answer or cannot take writes."""
+    url = db.engine.url
+    with db.engine.connect() as connection:
+        if connection.dialect.name != "sqlite":  # a standby, or default_transaction_read_only
+            read_only = connection.execute(text("SHOW transaction_read_only")).scalar() == "on"
+        else:  # read-only by its URL, or by its file or folder (which holds its journals)
+            connection.execute(text("SELECT 1"))
+            database = (url.database or ":memory:").removeprefix("file:")
+            paths = [] if database == ":memory:" else [Path(database), Path(database).parent]
+            writable = all(os.access(path, os.W_OK) for path in paths if path.exists())
+            read_only = url.query.get("mode") == "ro" or not writable
+    if read_only:
+        raise DatabaseUnavailable(DETAILS["read-only"])
+
+
+def _database_unavailable(exc: DBAPIError) -> Answer:
+    """Answer 503 saying what failed (unreachable, read-only, locked, schema); else re-raise."""
+    detail = describe(exc)
+    if detail is None:
+        raise exc  # not a failure of the database itself: a bug, answered as a logged 500
+    return json_error(503, "Service Unavailable", detail, (("Retry-After", "5"),))
+
+
+def _value_rejected(exc: DataError) -> Answer:
+    """Answer 422 when the database refuses a value (out of range, wrong form), not a 500."""
+    current_app.logger.warning("the database refused a value: %s", exc.orig)
+    detail = "A value is out of range or not storable by the database."
+    return json_error(422, "Unprocessable Content", detail)
+
+
+def init_app(app: Flask) -> None:
+    """Configure and bind the database, and map its failures to 503 (a refused value to 422)."""
+    settings = app.extensions["settings"]
+    app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings)
+    db.init_app(app)
+    app.register_error_handler(DBAPIError, _database_unavailable)
+    app.register_error_handler(DataError, _value_rejected)
+    if CREATE_TABLES:
+        with app.app_context():
+            create_tables()

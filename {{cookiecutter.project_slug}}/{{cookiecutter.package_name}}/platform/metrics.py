@@ -1,0 +1,88 @@
+"""Prometheus metrics at /metrics: requests by route template, their latency, cache lookups.
+
+With PROMETHEUS_MULTIPROC_DIR named before prometheus_client's import (by the app server), each
+worker writes its values into files there, summed by /metrics (prometheus-client's multiprocess
+mode); without it (tests, ``flask run``) an app counts in a registry of its own.
+"""
+
+import time
+from pathlib import Path
+
+from flask import Flask, Response, current_app, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+# The label of every request no route matched: its raw path would make one series per path.
+UNMATCHED = "<unmatched>"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+CACHE_RESULTS = ("hit", "miss", "error")
+
+
+class Metrics:
+    """The app's metrics, in its own registry or, across processes, in the shared folder."""
+
+    def __init__(self, folder: Path | None) -> None:
+        """Create the metrics; with a folder, prometheus_client writes them there."""
+        self.folder = folder
+        self.registry = registry = None if folder else CollectorRegistry()
+        labels = ("route", "method", "status")
+        self.requests = Counter("http_requests", "Requests answered.", labels, registry=registry)
+        self.latency = Histogram(
+            "http_request_duration_seconds", "Time to answer.", labels, registry=registry
+        )
+        self.cache = Counter(
+            "cache_lookups", "Cache reads, by result.", ("result",), registry=registry
+        )
+        for result in CACHE_RESULTS:  # each exported from the start, at 0 until it happens
+            self.cache.labels(result)
+
+
+def count_cache_lookup(result: str, app: Flask | None = None) -> None:
+    """Count one cache read as ``hit``, ``miss`` or ``error`` (in ``app``, or the current app)."""
+    metrics = (app or current_app).extensions.get("metrics")
+    if metrics is not None:
+        metrics.cache.labels(result).inc()
+
+
+def _start_clock() -> None:
+    """Note when the request arrived."""
+    g.metrics_started = time.perf_counter()
+
+
+def _observe(response: Response) -> Response:
+    """Count the answered request by route template (never its raw path), method, status."""
+    route = request.url_rule.rule if request.url_rule else UNMATCHED
+    method = request.method if request.method in METHODS else "<other>"
+    labels = (route, method, str(response.status_code))
+    metrics = current_app.extensions["metrics"]
+    metrics.requests.labels(*labels).inc()
+    started = g.get("metrics_started", time.perf_counter())  # unset if a hook answered first
+    metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+    return response
+
+
+def _expose() -> Response:
+    """Answer the metrics for a scraper, summed over the processes sharing the folder."""
+    metrics = current_app.extensions["metrics"]
+    registry = metrics.registry
+    if registry is None:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=metrics.folder)
+    return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def init_app(app: Flask) -> None:
+    """Count requests and serve /metrics, unless METRICS_ENABLED is false."""
+    settings = app.extensions["settings"]
+    if not settings.metrics_enabled:
+        return
+    app.extensions["metrics"] = Metrics(settings.prometheus_multiproc_dir)
+    app.before_request(_start_clock)
+    app.after_request(_observe)
+    app.add_url_rule("/metrics", "metrics", _expose)

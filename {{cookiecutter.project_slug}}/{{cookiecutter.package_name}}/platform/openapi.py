@@ -1,0 +1,171 @@
+"""The OpenAPI 3.1 document of the service, served at /openapi.json: its paths from the URL
+map, the rest from operations.py (a route missing from OPERATIONS fails the document).
+"""
+
+import re
+
+from flask import Blueprint, Flask, current_app
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode
+from werkzeug.routing import Rule
+
+{% if cookiecutter.use_auth == "yes" -%}
+from ..auth.api import SECURITY_SCHEMES, needs_token
+{% endif -%}
+from .operations import ERRORS, HEADERS, OPERATIONS, RATE_LIMIT_HEADERS, Error, Success
+from .rate_limits import is_limited
+
+bp = Blueprint("openapi", __name__)
+TITLE = "{{ cookiecutter.project_name | replace('"', '\\"') }}"
+REF = "#/components/schemas/{model}"
+JSON = dict[str, object]  # a part of the document
+RULE_PART = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
+CONVERTERS = {"id": {"type": "integer", "minimum": 0}, "int": {"type": "integer", "minimum": 0}}
+# Not the API: static files, and the metrics scrapers read on the app's own port (a public
+# proxy in front answers 404 for them, so the public document must not promise them).
+UNDOCUMENTED_ENDPOINTS = {"static", "metrics"}
+# Not the API either: blueprints of HTML pages and of the development toolbar, when present.
+UNDOCUMENTED_BLUEPRINTS = {"pages", "debugtoolbar", "_debug_toolbar"}
+# The development-only page at /docs: Swagger UI, pinned, from a CDN, checked by its SRI hashes.
+DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ cookiecutter.project_name | e }} API</title>
+<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0/swagger-ui.css"
+ integrity="sha384-WlYgdmXYOOBWL5apwjDEZwN+U3HmXSSu5R6V5aGxEcf7z+KuRNwBhoxKVN1i3D5I"
+ crossorigin="anonymous"></head><body><div id="ui"></div>
+<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.35.0/swagger-ui-bundle.js"
+ integrity="sha384-gjRm0bEPMeTmMh5jT2cHccIwCUZSTd8YC+j0d0sXw0MdGEfScduGpSyF3ZSSLkX9"
+ crossorigin="anonymous"></script>
+<script>SwaggerUIBundle({ url: "/openapi.json", dom_id: "#ui" });</script></body></html>
+"""
+
+
+def schema_ref(schemas: JSON, model: type[BaseModel], mode: JsonSchemaMode) -> JSON:
+    """Add a model's JSON schema (and those it nests) to ``schemas``; return its $ref."""
+    schema = model.model_json_schema(ref_template=REF, mode=mode)
+    schemas.update({**schema.pop("$defs", {}), model.__name__: schema})
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def answer(schemas: JSON, success: Success, limited: bool, media: str = "application/json") -> JSON:
+{%- if cookiecutter.use_auth == "yes" %}
+    """Return a response object: its body (none if ``media`` is empty), its headers."""
+    description, model, headers = success
+    names = ["X-Request-ID", *headers, *(RATE_LIMIT_HEADERS if limited else ())]
+    body = schema_ref(schemas, model, "serialization") if model else {"type": "object"}
+    found: JSON = {
+        "description": description,
+        "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in names},
+    }
+    if media:
+        schema = body if media == "application/json" else {"type": "string"}
+        found["content"] = {media: {"schema": schema}}
+    return found
+{%- else %}
+    """Return a response object: its body and its headers (X-Request-ID always)."""
+    description, model, headers = success
+    names = ["X-Request-ID", *headers, *(RATE_LIMIT_HEADERS if limited else ())]
+    body = schema_ref(schemas, model, "serialization") if model else {"type": "object"}
+    return {
+        "description": description,
+        "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in names},
+        "content": {media: {"schema": body if media == "application/json" else {"type": "string"}}},
+    }
+{%- endif %}
+
+
+def parameters(rule: Rule, query: type[BaseModel] | None) -> list[JSON]:
+    """Return the path parameters of a rule (typed by converter) and the query model's fields."""
+    found = [
+        {"in": "path", "name": name, "required": True, "schema": CONVERTERS.get(kind, {})}
+        for kind, name in RULE_PART.findall(rule.rule)
+    ]
+    schema = query.model_json_schema() if query else {"properties": {}}
+    for name, field in schema["properties"].items():
+        required = name in schema.get("required", ())
+        found.append({"in": "query", "name": name, "required": required, "schema": field})
+    return found
+
+
+def operation(schemas: JSON, app: Flask, rule: Rule) -> JSON:
+    """Return the OpenAPI operation of one route; it answers 429 if its requests are counted."""
+    documented, limited = OPERATIONS[rule.endpoint], is_limited(app, rule.endpoint)
+    answers = {
+        status: answer(schemas, success, limited, documented.media_type)
+        for status, success in documented.success.items()
+    }
+{%- if cookiecutter.use_auth == "yes" %}
+    protected = needs_token(app, rule.endpoint, rule.methods or ())
+    errors = (*documented.errors, *(("401",) if protected else ()))
+    for status in (*errors, *(("429",) if limited else ())):
+{%- else %}
+    for status in (*documented.errors, *(("429",) if limited else ())):
+{%- endif %}
+        description, headers = ERRORS[status]
+        answers[status] = answer(schemas, (description, Error, headers), limited)
+    found: JSON = {
+        "summary": (app.view_functions[rule.endpoint].__doc__ or rule.endpoint).splitlines()[0],
+        "parameters": parameters(rule, documented.query),
+        "responses": answers,
+    }
+{%- if cookiecutter.use_auth == "yes" %}
+    if protected:
+        found["security"] = [{"bearer": []}]
+{%- endif %}
+    if documented.body is not None:
+        body = {"schema": schema_ref(schemas, documented.body, mode="validation")}
+        found["requestBody"] = {"required": True, "content": {"application/json": body}}
+    return found
+
+
+def build(app: Flask) -> JSON:
+    """Return the document of every route of ``app``; raise KeyError for an undocumented one."""
+    schemas: JSON = {}
+    paths: dict[str, JSON] = {}
+    for rule in app.url_map.iter_rules():
+        blueprint = rule.endpoint.partition(".")[0]
+        if rule.endpoint in UNDOCUMENTED_ENDPOINTS or blueprint in UNDOCUMENTED_BLUEPRINTS:
+            continue
+        if rule.endpoint not in OPERATIONS:
+            raise KeyError(f"route {rule.rule} ({rule.endpoint}) is not in operations.OPERATIONS")
+        documented = operation(schemas, app, rule)
+        path = paths.setdefault(RULE_PART.sub(r"{\g<name>}", rule.rule), {})
+        methods = (rule.methods or set()) - {"HEAD", "OPTIONS"}  # Flask adds these to each rule
+        path.update({method.lower(): documented for method in methods})
+    headers = {
+        name: {
+            "description": description,
+            "required": name not in RATE_LIMIT_HEADERS,
+            "schema": {"type": "string", "pattern": pattern},
+        }
+        for name, (description, pattern) in HEADERS.items()
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": TITLE, "version": "0.1.0"},
+        "paths": paths,
+{%- if cookiecutter.use_auth == "yes" %}
+        "components": {"schemas": schemas, "headers": headers, "securitySchemes": SECURITY_SCHEMES},
+{%- else %}
+        "components": {"schemas": schemas, "headers": headers},
+{%- endif %}
+    }
+
+
+@bp.get("/openapi.json")
+def document() -> JSON:
+    """Return the OpenAPI 3.1 document of this service."""
+    found: JSON = current_app.extensions.get("openapi") or build(current_app)
+    current_app.extensions["openapi"] = found
+    return found
+
+
+def docs() -> str:
+    """Show this document in Swagger UI (development only)."""
+    return DOCS_PAGE
+
+
+def init_app(app: Flask) -> None:
+    """Serve the document at /openapi.json, and the /docs page in development."""
+    if app.extensions["settings"].app_env == "development":
+        app.add_url_rule("/docs", endpoint="openapi.docs", view_func=docs)
+    app.register_blueprint(bp)

@@ -1,0 +1,151 @@
+"""What the service answers, route by route: the bodies (pydantic models), the headers, and
+each route's statuses (OPERATIONS). openapi.py builds the document from them.
+"""
+
+from typing import Literal, NamedTuple
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+{% if cookiecutter.use_auth == "yes" -%}
+from ..auth import api as auth_api
+{% endif -%}
+from ..items import api
+
+
+class FieldError(BaseModel):
+    """One invalid field of a 422 answer."""
+
+    field: str | None = Field(description="The field's dotted path; null for the whole input.")
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: the HTTP status, its title, and a sentence or the invalid fields."""
+
+    status: int = Field(ge=400, le=599)
+    title: str
+    detail: str | list[FieldError] | None
+
+
+class Error(BaseModel):
+    """The one JSON error body of the service (errors.py), whatever the status."""
+
+    error: ErrorDetail
+
+
+class Item(BaseModel):
+    """An item as the API returns it."""
+
+    id: int = Field(ge=1)
+    name: str
+    description: str
+    created_at: AwareDatetime
+    status: Literal["pending", "processed"]
+    processed_at: AwareDatetime | None
+
+
+class ItemList(BaseModel):
+    """One page of items, newest first, with the total count."""
+
+    items: list[Item]
+    total: int = Field(ge=0)
+    limit: int
+    offset: int
+
+
+class Liveness(BaseModel):
+    """The process answers."""
+
+    status: Literal["ok"]
+
+
+class CheckResult(BaseModel):
+    """How one readiness check went."""
+
+    status: Literal["ok", "error", "degraded"]
+    duration_ms: float | None = None
+    error: str | None = None
+
+
+class Readiness(BaseModel):
+    """Each dependency's check; the status is "unavailable" when a hard one failed."""
+
+    status: Literal["ok", "degraded", "unavailable"]
+    checks: dict[str, CheckResult]
+
+
+LIMITER_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+RATE_LIMIT_HEADERS = ("Retry-After", *LIMITER_HEADERS)
+NUMBER = "^[0-9]+$"
+# name -> (description, pattern of its value). The limiter sends RATE_LIMIT_HEADERS on each answer
+# of a limited route while it is enabled (not with APP_ENV=test); other headers where listed.
+HEADERS = {
+    "X-Request-ID": ("The request's id: the caller's if well-formed.", "^[A-Za-z0-9._:-]{1,128}$"),
+    "Retry-After": ("Seconds to wait before retrying.", NUMBER),
+    "Location": ("The new item's URL.", "^/"),
+    "X-Cache": ("Whether the cache served the item.", "^(hit|miss)$"),
+    "X-RateLimit-Limit": ("Requests allowed per window (the tightest limit).", NUMBER),
+    "X-RateLimit-Remaining": ("Requests left in the current window.", NUMBER),
+    "X-RateLimit-Reset": ("When the window ends, in seconds since the epoch.", NUMBER),
+{%- if cookiecutter.use_auth == "yes" %}
+    "WWW-Authenticate": ("The scheme to use: a bearer token (RFC 6750).", "^Bearer realm="),
+    "Cache-Control": ("The answer holds a secret: never store it.", "^no-store$"),
+{%- endif %}
+}
+ERRORS = {
+    "400": ("The body is not JSON, or not a JSON object.", ()),
+{%- if cookiecutter.use_auth == "yes" %}
+    "401": ("No valid bearer token, or a wrong email or password.", ("WWW-Authenticate",)),
+{%- endif %}
+    "404": ("No such item.", ()),
+    "413": ("The body is larger than MAX_CONTENT_LENGTH.", ()),
+    "415": ("The body is not declared as application/json.", ()),
+    "422": ("Invalid fields; the detail lists them.", ()),
+    "429": ("A rate limit is exceeded.", ("Retry-After",)),
+    "503": ("The database failed (unreachable, read-only, locked or too slow).", ("Retry-After",)),
+}
+Success = tuple[str, type[BaseModel] | None, tuple[str, ...]]  # description, body, headers
+
+
+class Operation(NamedTuple):
+    """What one route answers: its success and error statuses, and the models of its input."""
+
+    success: dict[str, Success]
+    errors: tuple[str, ...] = ()
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    media_type: str = "application/json"  # empty: no body (a 204)
+
+
+OPERATIONS = {
+    "health.healthz": Operation({"200": ("The process answers.", Liveness, ())}),
+    "health.readyz": Operation(
+        {
+            "200": ("Every hard dependency answers (soft ones may be degraded).", Readiness, ()),
+            "503": ("A hard dependency failed or did not answer in time.", Readiness, ()),
+        }
+    ),
+    "api.create_item": Operation(
+        {"201": ("The item was created.", Item, ("Location",))},
+        ("400", "413", "415", "422", "503"),
+        body=api.ItemIn,
+    ),
+    "api.get_item": Operation({"200": ("The item.", Item, ("X-Cache",))}, ("404", "503")),
+    "api.list_items": Operation(
+        {"200": ("A page of items, newest first.", ItemList, ())},
+        ("422", "503"),
+        query=api.Page,
+    ),
+{%- if cookiecutter.use_auth == "yes" %}
+    "auth.sign_in": Operation(
+        {"201": ("A new token.", auth_api.TokenOut, ("Cache-Control",))},
+        ("400", "401", "413", "415", "422", "503"),
+        body=auth_api.TokenIn,
+    ),
+    "auth.sign_out": Operation({"204": ("The token is ended.", None, ())}, ("503",), media_type=""),
+{%- endif %}
+    "openapi.document": Operation({"200": ("This document.", None, ())}),
+    "openapi.docs": Operation(
+        {"200": ("This document in Swagger UI.", None, ())}, media_type="text/html"
+    ),
+}

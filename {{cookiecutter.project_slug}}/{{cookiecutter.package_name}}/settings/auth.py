@@ -1,0 +1,23 @@
+"""The settings of users and their API tokens."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .limits import Limits
+
+
+class AuthSettings(BaseSettings):
+    """Users and their API tokens; each maps to an upper-case variable."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    auth_token_lifetime: int = Field(
+        86400, ge=300, le=2_592_000, description="seconds an API token lives"
+    )
+    auth_private_reads: bool = Field(False, description="reads of `/api/items` need a token too")
+    ratelimit_sign_in: Limits = Field(
+        "10 per minute;100 per hour", description="sign-in attempts per client address"
+    )
+    ratelimit_sign_in_account: Limits = Field(
+        "5 per minute;20 per hour", description="failed sign-ins per account, from any address"
+    )

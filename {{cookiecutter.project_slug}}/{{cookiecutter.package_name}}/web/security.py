@@ -1,0 +1,61 @@
+"""Security of the pages: CSRF tokens on every form and HTMX request, cookies, and the CSP.
+
+The JSON API is exempt from CSRF: it takes no cookies, so a forged cross-site request holds no
+credentials. The policy, set here only, allows scripts and styles from this origin, never inline.
+"""
+
+from flask import Flask, Response, current_app, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+{% if cookiecutter.use_auth == "yes" -%}
+from ..auth import api as auth_api
+{% endif -%}
+from ..items import api, pages
+from ..platform.errors import Answer, json_error
+
+csrf = CSRFProtect()
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+# Why every form fails when production pages are served over plain HTTP: shown and logged.
+SECURE_COOKIE_OVER_HTTP = (
+    "This page came over plain HTTP, but the session cookie holding its CSRF token is sent over "
+    "HTTPS only (SESSION_COOKIE_SECURE), so the browser sent none back: serve the pages over "
+    "HTTPS, or set SESSION_COOKIE_SECURE=false (plain HTTP on a trusted network only)."
+)
+
+
+def refuse_forgery(exc: CSRFError) -> Answer:
+    """Answer a failed CSRF check with 400, saying why when the HTTPS-only cookie did not come."""
+    over_http = current_app.config["SESSION_COOKIE_SECURE"] and not request.is_secure
+    if over_http and current_app.config["SESSION_COOKIE_NAME"] not in request.cookies:
+        current_app.logger.warning("CSRF check failed: %s", SECURE_COOKIE_OVER_HTTP)
+        return json_error(400, exc.name, SECURE_COOKIE_OVER_HTTP)
+    return json_error(400, exc.name, f"{exc.description} Reload the page and retry.")
+
+
+@pages.bp.after_request  # the pages' answers only
+def send_policy(response: Response) -> Response:
+    """Give every answer of the pages the Content-Security-Policy."""
+    response.headers["Content-Security-Policy"] = current_app.config["CONTENT_SECURITY_POLICY"]
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Protect forms with CSRF tokens (not the API), harden the cookie, send the policy."""
+    settings = app.extensions["settings"]
+    secure = settings.session_cookie_secure
+    app.config.update(
+        SESSION_COOKIE_SAMESITE="Lax",  # HttpOnly is Flask's default
+        SESSION_COOKIE_SECURE=settings.app_env == "production" if secure is None else secure,
+        WTF_CSRF_TIME_LIMIT=None,  # a token lives as long as its session cookie
+        CONTENT_SECURITY_POLICY=CONTENT_SECURITY_POLICY,
+    )
+    csrf.init_app(app)
+    csrf.exempt(api.bp)
+{%- if cookiecutter.use_auth == "yes" %}
+    csrf.exempt(auth_api.bp)  # bearer tokens, no cookies: nothing to forge
+{%- endif %}
+    app.register_error_handler(CSRFError, refuse_forgery)
