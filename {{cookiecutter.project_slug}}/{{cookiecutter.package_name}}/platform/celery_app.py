@@ -47,7 +47,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_publish_retry_policy": PUBLISH_RETRY,
         "beat_schedule": {
             "requeue-pending-items": {
-                "task": f"{__package__}.tasks.requeue_pending_items",
+                "task": "{{ cookiecutter.package_name }}.items.tasks.requeue_pending_items",
                 "schedule": interval,
                 # Not run once the next one is due (a worker was down): one run catches up for all.
                 "options": {"expires": interval},

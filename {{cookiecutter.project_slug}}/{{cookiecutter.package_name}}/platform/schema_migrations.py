@@ -11,7 +11,7 @@ from flask_migrate import Migrate
 from ..extensions import db
 from .database_errors import DatabaseUnavailable
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"  # the project's migrations/
 migrate = Migrate()
 
 

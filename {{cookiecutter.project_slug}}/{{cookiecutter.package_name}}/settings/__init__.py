@@ -52,7 +52,7 @@ class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings{
     )
     secret_key: str = Field("", description="32+ random characters; required in production")
     database_url: Annotated[str, AfterValidator(checked_database_url)] = Field(
-        f"sqlite:///{__package__}.db", description="SQLAlchemy URL (relative SQLite: `instance/`)"
+        "sqlite:///{{ cookiecutter.package_name }}.db", description="SQLAlchemy URL (relative SQLite: `instance/`)"
     )
     web_threads: WebThreads = DEFAULT_WEB_THREADS
     database_pool_size: PoolSize = Field(default_factory=lambda data: data["web_threads"])

@@ -31,7 +31,7 @@ def init_app(app: Flask) -> None:
 def digest_app() -> Flask:
     """Return an app of the package's static folder alone, for `flask digest compile` where no
     secret or database exists (the image's build stage; the Makefile's DIGEST)."""
-    app = Flask(__package__)
+    app = Flask("{{ cookiecutter.package_name }}")
 {%- if cookiecutter.use_nginx == "no" %}
     app.config["FLASK_STATIC_DIGEST_COMPRESSION"] = []  # no proxy here to send a gzip variant
 {%- endif %}
