@@ -33,5 +33,5 @@ def build_assets(root: Path, package: str, env: dict) -> None:
     npm_ci = ["npm", "ci", "--offline", "--no-audit", "--no-fund", "--cache", str(NPM_CACHE)]
     run([*npm_ci, "--prefix", "assets"], root, env)
     run(["npm", "run", "build", "--prefix", "assets"], root, env)
-    digest_app = f"{package}.static_files:digest_app()"
+    digest_app = f"{package}.web.static_files:digest_app()"
     run([sys.executable, "-m", "flask", "--app", digest_app, "digest", "compile"], root, env)

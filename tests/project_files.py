@@ -283,6 +283,6 @@ def edge_service(model: dict) -> str | None:
 
 
 def package_name(project: Path) -> str:
-    """Return the generated package's name: the folder holding the settings module."""
-    (settings,) = project.glob("*/settings.py")
-    return settings.parent.name
+    """Return the generated package's name: the folder holding the settings package."""
+    (settings,) = project.glob("*/settings/__init__.py")
+    return settings.parent.parent.name

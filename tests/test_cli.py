@@ -139,7 +139,7 @@ def test_typed_answers_bake_serves(template_dir, tmp_path, clean_env):
 def test_a_name_with_punctuation_gives_a_valid_slug_and_package(template_dir, tmp_path):
     """It slugifies the project name: "Acme/Orders" bakes acme-orders with package acme_orders."""
     cookiecutter(template_dir, tmp_path, ["--no-input", "project_name=Acme/Orders"])
-    assert (tmp_path / "acme-orders" / "acme_orders" / "settings.py").is_file()
+    assert (tmp_path / "acme-orders" / "acme_orders" / "settings" / "__init__.py").is_file()
     baked = [path.name for path in tmp_path.iterdir() if path.name != "home"]
     assert baked == ["acme-orders"]
 

@@ -9,6 +9,7 @@ import sys
 import pytest
 from combinations import COMBINATIONS
 from frontend_build import build_assets
+from project_files import package_name
 
 FRONTEND = next(combo for combo in COMBINATIONS if combo.selected("use_frontend"))
 DIGESTED = re.compile(r"^(app|style)-[0-9a-f]{32}\.(js|css)$")
@@ -33,8 +34,7 @@ print(json.dumps(served))
 def frontend(bake, clean_env):
     """Return the bake with use_frontend and its package name, its assets built once."""
     root = bake(FRONTEND)
-    (settings,) = root.glob("*/settings.py")
-    package = settings.parent.name
+    package = package_name(root)
     build_assets(root, package, clean_env)
     return root, package
 

@@ -7,6 +7,7 @@ import sys
 import pytest
 from combinations import COMBINATIONS, YES_NO, params
 from hook_tables import post_gen_value, prune_table
+from project_files import package_name
 from projects import run_project_tests, skipped_lines
 
 # A Jinja tag left in a file or folder name; and one left in a file's text.
@@ -34,7 +35,7 @@ LEFTOVER_WORDS = {
     "use_celery": ["scheduler"],
     "use_frontend": ["htmx", "alpine", "csrf", "static_url_for", "flask_debugtoolbar", "esbuild"],
     # A choice's value: words of its own files and requirements (the docs name both servers).
-    "app_server=gunicorn": ["gunicorn.conf", "from gunicorn", "gunicorn==", "gunicorn_settings"],
+    "app_server=gunicorn": ["gunicorn.conf", "from gunicorn", "gunicorn==", "settings/gunicorn", "settings.gunicorn"],
     "app_server=granian": ["granian_", "granian=="],
     "use_https": ["acme", "strict-transport-security"],
     "use_opentelemetry": ["sentry", "otel", "traceparent", "jaeger"],
@@ -72,12 +73,6 @@ def checked_text(path) -> str:
     return text
 
 
-def package_name(root) -> str:
-    """Return the generated package's name (the folder holding __init__.py and settings.py)."""
-    (settings,) = root.glob("*/settings.py")
-    return settings.parent.name
-
-
 @pytest.mark.parametrize("combo", params())
 def test_every_tag_is_rendered(bake, combo):
     """It leaves no unrendered cookiecutter tag in any file name or content.
@@ -85,7 +80,7 @@ def test_every_tag_is_rendered(bake, combo):
     The app's Jinja templates (copied unrendered) keep their own tags, and name no cookiecutter.
     """
     root = bake(combo)
-    flask_templates = root / package_name(root) / "templates"
+    flask_templates = root / package_name(root) / "web" / "templates"
     for path in project_files(root):
         assert not UNRENDERED_NAME.search(str(path.relative_to(root))), path
         text = path.read_text(errors="replace")

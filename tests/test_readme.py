@@ -12,23 +12,24 @@ from pathlib import Path
 import pytest
 from combinations import params
 from markdown_links import pages
+from project_files import package_name
 
 FIELDS = """
 import importlib.util
-from {package}.server import ServerSettings
 from {package}.settings import Settings
+from {package}.settings.server import ServerSettings
 models = [Settings, ServerSettings]
 if importlib.util.find_spec("{package}.granian_server"):
     from {package}.granian_server import GranianSettings
     models.append(GranianSettings)
-if importlib.util.find_spec("{package}.gunicorn_settings"):
-    from {package}.gunicorn_settings import GunicornSettings
+if importlib.util.find_spec("{package}.settings.gunicorn"):
+    from {package}.settings.gunicorn import GunicornSettings
     models.append(GunicornSettings)
 for model in models:
     for name in model.model_fields:
         print(name.upper())
 """
-# The variables only one app server reads (gunicorn_settings.py, granian_server.py).
+# The variables only one app server reads (settings/gunicorn.py, granian_server.py).
 SERVER_ONLY = {
     "WORKER_CLASS",
     "GUNICORN_TIMEOUT",
@@ -40,12 +41,6 @@ SERVER_ONLY = {
 }
 VARIABLE = re.compile(r"`([A-Z][A-Z0-9_]+)`")
 ENV_LINE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]+)=", re.MULTILINE)
-
-
-def package_name(root: Path) -> str:
-    """Return the generated package's name (the folder holding settings.py)."""
-    (settings,) = root.glob("*/settings.py")
-    return settings.parent.name
 
 
 def settings_read(root: Path, env: dict, cwd: Path) -> set[str]:

@@ -1,7 +1,7 @@
 """The generated README's "Daily work" recipe for a new endpoint works as written.
 
 The code is taken from the README itself, so the test follows the text a user reads: a new view
-appended to api.py, its entry added to OPERATIONS in responses.py, a test of it; then the
+appended to items/api.py, its entry added to OPERATIONS in platform/operations.py, a test of it; then the
 project's lint and its whole suite pass, the OpenAPI document's check of every route included.
 """
 
@@ -42,15 +42,15 @@ def test_the_add_an_endpoint_recipe_passes_lint_and_the_suite(bake, combo, clean
     readme = (root / "README.md").read_text()
     package = root / package_name(root)
 
-    view = python_block_after(readme, "For example, appended to `api.py`")
-    api = package / "api.py"
+    view = python_block_after(readme, "For example, appended to `items/api.py`")
+    api = package / "items" / "api.py"
     api.write_text(api.read_text() + "\n\n" + view)
-    entry = python_block_after(readme, "added to `OPERATIONS` in `responses.py`")
-    responses = package / "responses.py"
-    text = responses.read_text()
+    entry = python_block_after(readme, "added to `OPERATIONS` in `platform/operations.py`")
+    operations = package / "platform" / "operations.py"
+    text = operations.read_text()
     assert text.count("OPERATIONS = {\n") == 1
-    responses.write_text(text.replace("OPERATIONS = {\n", "OPERATIONS = {\n" + entry))
-    tests = root / "tests" / "test_api.py"
+    operations.write_text(text.replace("OPERATIONS = {\n", "OPERATIONS = {\n" + entry))
+    tests = root / "tests" / "items" / "test_api.py"
     tests.write_text(tests.read_text() + NEW_TEST)
 
     for check in (["check", "."], ["format", "--check", "."]):
@@ -63,4 +63,4 @@ def test_the_add_an_endpoint_recipe_passes_lint_and_the_suite(bake, combo, clean
             check=False,
         )
         assert linted.returncode == 0, linted.stdout + linted.stderr
-    run_project_tests(root, clean_env)  # the new test included: it is in tests/test_api.py
+    run_project_tests(root, clean_env)  # the new test included: it is in tests/items/test_api.py

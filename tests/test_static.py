@@ -27,9 +27,9 @@ from {package} import create_app
 import importlib.util
 
 app = create_app({{"app_env": "test", "database_url": "sqlite://"}})
-gunicorn = importlib.util.find_spec("{package}.gunicorn_settings")
+gunicorn = importlib.util.find_spec("{package}.settings.gunicorn")
 if gunicorn:
-    from {package}.gunicorn_settings import GunicornSettings
+    from {package}.settings.gunicorn import GunicornSettings
 print(json.dumps({{
     "routes": sorted(rule.rule for rule in app.url_map.iter_rules()),
     "max_content_length": app.config["MAX_CONTENT_LENGTH"],
@@ -43,12 +43,12 @@ KEPT_OUT = [
     ".env",
     ".env.production",
     ".git/HEAD",
-    "tests/test_api.py",
+    "tests/items/test_api.py",
     ".venv/bin/python",
     "venv/bin/python",
     "{package}.db",
     "{package}/local.db",
-    "{package}/__pycache__/api.cpython-312.pyc",
+    "{package}/items/__pycache__/api.cpython-312.pyc",
     ".pytest_cache/README.md",
     ".ruff_cache/CACHEDIR.TAG",
     "uv-locks/gunicorn.lock",

@@ -13,6 +13,7 @@ import tomllib
 
 import pytest
 from combinations import ALL_OFF, ALL_ON_GRANIAN, COMBINATIONS, params
+from project_files import package_name
 
 ERROR = " error: "
 
@@ -42,7 +43,7 @@ def test_the_package_is_checked_strictly_and_make_typecheck_runs_mypy(bake, comb
     """It checks the package with strict = true, and `make typecheck` runs .venv's mypy."""
     root = bake(combo)
     config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["mypy"]
-    package = next(path.parent.name for path in root.glob("*/settings.py"))
+    package = package_name(root)
     assert config["strict"] is True and package in config["files"]
     assert not [o for o in config.get("overrides", []) if f"{package}.*" in o["module"]]
     makefile = (root / "Makefile").read_text()
@@ -55,9 +56,9 @@ def test_a_type_error_in_the_package_is_reported(bake, clean_env, tmp_path, comb
     """It reports a str passed where the code declares an int, naming the file and the line."""
     root = tmp_path / "project"
     shutil.copytree(bake(combo), root)
-    package = next(path.parent.name for path in root.glob("*/settings.py"))
-    with (root / package / "errors.py").open("a") as module:
+    package = package_name(root)
+    with (root / package / "platform" / "errors.py").open("a") as module:
         module.write('\n\ndef _wrong() -> int:\n    return json_error(400, "Bad", "x")[1] + "1"\n')
     result = mypy(root, clean_env)
     assert result.returncode == 1
-    assert f"{package}/errors.py:" in result.stdout and "[operator]" in result.stdout
+    assert f"{package}/platform/errors.py:" in result.stdout and "[operator]" in result.stdout

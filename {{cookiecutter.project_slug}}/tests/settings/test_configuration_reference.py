@@ -29,8 +29,8 @@ BOUNDS = {"gt": "over {}", "ge": "{} or more", "lt": "under {}", "le": "at most 
 def settings_classes() -> list[type[BaseSettings]]:
     """Return every settings class the package declares, each before the classes built on it."""
     package = {{ cookiecutter.package_name }}.__name__
-    for module in pkgutil.iter_modules({{ cookiecutter.package_name }}.__path__):
-        importlib.import_module(f"{package}.{module.name}")
+    for module in pkgutil.walk_packages({{ cookiecutter.package_name }}.__path__, f"{package}."):
+        importlib.import_module(module.name)
 
     def declared_below(cls: type[BaseSettings]) -> list[type[BaseSettings]]:
         """Return the package's subclasses of ``cls``, depth first, in the order of creation."""
@@ -82,7 +82,7 @@ def render() -> str:
     each field it declares."""
     lines = []
     for cls in settings_classes():
-        where = cls.__module__.replace(".", "/") + ".py"
+        where = Path(inspect.getfile(cls)).relative_to(PAGE.parents[1]).as_posix()
         lines += [f"## `{cls.__name__}` (`{where}`)", "", inspect.getdoc(cls) or "", "", *HEADER]
         for name, field in own_fields(cls).items():
             cells = [f"`{name.upper()}`", default_text(field), values_text(field)]
