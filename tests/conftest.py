@@ -46,6 +46,10 @@ def clean_env() -> dict:
 # because the xdist controller loads only this conftest.
 REPORT_PROPERTY = "tier3_report"
 _report_lines: list[str] = []
+# Lines tests record with record_property(SIZE_PROPERTY, line): each bake's and each option's
+# lines of Python (tests/test_lean.py), printed after the run, sorted.
+SIZE_PROPERTY = "size_report"
+_size_lines: list[str] = []
 # Files a test keeps for people to look at (the browser's screenshots), listed after the run.
 ARTEFACT_PROPERTY = "artefact"
 _artefacts: list[str] = []
@@ -57,6 +61,7 @@ def pytest_runtest_logreport(report) -> None:
         _report_lines.extend(
             value for name, value in report.user_properties if name == REPORT_PROPERTY
         )
+        _size_lines.extend(value for name, value in report.user_properties if name == SIZE_PROPERTY)
         _artefacts.extend(
             f"{report.nodeid}: {value}"
             for name, value in report.user_properties
@@ -65,7 +70,11 @@ def pytest_runtest_logreport(report) -> None:
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """Print the tier-3 report (build times, layer cache, image sizes) after the run."""
+    """Print the sizes of the bakes, the tier-3 report (build times, image sizes) after the run."""
+    if _size_lines:
+        terminalreporter.section("tier 1: lines of the service's own Python, per bake and option")
+        for line in sorted(_size_lines):
+            terminalreporter.write_line(line)
     if _report_lines:
         terminalreporter.section("tier 3: Docker builds and image sizes (stand-in base images)")
         for line in sorted(_report_lines):
