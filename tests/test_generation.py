@@ -35,7 +35,13 @@ LEFTOVER_WORDS = {
     "use_celery": ["scheduler"],
     "use_frontend": ["htmx", "alpine", "csrf", "static_url_for", "flask_debugtoolbar", "esbuild"],
     # A choice's value: words of its own files and requirements (the docs name both servers).
-    "app_server=gunicorn": ["gunicorn.conf", "from gunicorn", "gunicorn==", "settings/gunicorn", "settings.gunicorn"],
+    "app_server=gunicorn": [
+        "gunicorn.conf",
+        "from gunicorn",
+        "gunicorn==",
+        "settings/gunicorn",
+        "settings.gunicorn",
+    ],
     "app_server=granian": ["granian_", "granian=="],
     "use_https": ["acme", "strict-transport-security"],
     "use_opentelemetry": ["sentry", "otel", "traceparent", "jaeger"],

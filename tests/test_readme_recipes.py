@@ -1,8 +1,9 @@
 """The generated README's "Daily work" recipe for a new endpoint works as written.
 
 The code is taken from the README itself, so the test follows the text a user reads: a new view
-appended to items/api.py, its entry added to OPERATIONS in platform/operations.py, a test of it; then the
-project's lint and its whole suite pass, the OpenAPI document's check of every route included.
+appended to items/api.py, its entry added to OPERATIONS in platform/operations.py, a test of it;
+then the project's lint and its whole suite pass, the OpenAPI document's check of every route
+included.
 """
 
 import re
