@@ -283,6 +283,10 @@ def edge_service(model: dict) -> str | None:
 
 
 def package_name(project: Path) -> str:
-    """Return the generated package's name: the folder holding the settings package."""
-    (settings,) = project.glob("*/settings/__init__.py")
-    return settings.parent.parent.name
+    """Return the generated package's name: the folder, not tests/, holding a settings package."""
+    (package,) = [
+        p.parent.parent
+        for p in project.glob("*/settings/__init__.py")
+        if p.parent.parent.name != "tests"
+    ]
+    return package.name

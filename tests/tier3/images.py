@@ -67,11 +67,11 @@ def prepare_context(baked: Path, destination: Path) -> Path:
 
 
 def package_dir(project: Path) -> Path:
-    """Return the generated project's Python package (the folder with settings/)."""
+    """Return the generated project's Python package (the folder, not tests/, with settings/)."""
     found = [
         path.parent.parent
         for path in project.glob("*/settings/__init__.py")
-        if (path.parent.parent / "__init__.py").is_file()
+        if (path.parent.parent / "__init__.py").is_file() and path.parent.parent.name != "tests"
     ]
     assert len(found) == 1, f"no single package in {project}: {found}"
     return found[0]
