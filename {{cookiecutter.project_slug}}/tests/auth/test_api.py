@@ -17,7 +17,7 @@ from {{ cookiecutter.package_name }}.auth.accounts import Token, User, hasher, t
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.items.models import Item
 from {{ cookiecutter.package_name }}.platform.rate_limits import account_key
-from tests.test_openapi import assert_conforms, document
+from tests.platform.test_openapi import assert_conforms, document
 
 EMAIL, PASSWORD = "ada@example.com", "correct horse battery staple"
 ITEM = {"name": "an item"}
