@@ -151,8 +151,8 @@ def stop_group(process: subprocess.Popen, target: str) -> None:
 
 
 def add_column(project: Path) -> None:
-    """Add a column to the example model, as a developer edits models.py."""
-    models = project / package_name(project) / "models.py"
+    """Add a column to the example model, as a developer edits items/models.py."""
+    models = project / package_name(project) / "items" / "models.py"
     text = models.read_text()
     anchor = re.search(r"^    description: .*\n", text, re.MULTILINE)
     assert anchor, "no description column to add a column after"

@@ -37,7 +37,7 @@ PENDING_ITEMS = 50  # a full page of items (pages.py LISTED), all pending: their
 POLL_FOR = 14  # PENDING_POLL_SECONDS here: the page checks after 2, 6 and 14 s, then stops
 CHECKS = 3
 STOPPED = "this page stopped checking"
-PLAIN_HTTP = "This page came over plain HTTP"  # page_security.py's first words
+PLAIN_HTTP = "This page came over plain HTTP"  # web/security.py's first words
 # The item form's button (with use_auth a sign-out button comes first on the page).
 ITEM_FORM_SUBMIT = "form[hx-post] button[type=submit]"
 

@@ -1,9 +1,9 @@
 """docs/configuration.md lists every setting, rendered from the settings classes' fields.
 
 Each setting is described once, by ``Field(description=...)`` beside its field. ``make docs``
-(``python -m tests.settings.test_configuration_reference``) writes the page's tables from the classes;
-the tests fail while the page and the classes disagree, or a field has no description. The
-renderer lives here, beside its test, not in the package: the service never renders its docs.
+(``python -m tests.settings.test_configuration_reference``) writes the page's tables from the
+classes; the tests fail while the page and the classes disagree, or a field has no description.
+The renderer lives here, beside its test, not in the package: the service never renders its docs.
 """
 
 import importlib
