@@ -4,11 +4,16 @@ from flask import Flask
 {% if cookiecutter.use_auth == "yes" %}
 from .auth import api as auth_api
 from .auth import cli as users_cli
+from .auth import operations as auth_operations
 {%- endif %}
 {%- if cookiecutter.use_frontend == "yes" and cookiecutter.use_auth == "yes" %}
 from .auth import pages as sign_in
 {%- endif %}
+{%- if cookiecutter.use_frontend == "yes" %}
+from .extensions import csrf
+{%- endif %}
 from .items import api{% if cookiecutter.use_frontend == "yes" %}, pages, seed{% endif %}{% if cookiecutter.use_celery == "yes" %}, tasks{% endif %}
+from .items import operations as item_operations
 from .platform import (
     caching,
 {%- if cookiecutter.use_celery == "yes" %}
@@ -41,7 +46,7 @@ from .web import security as page_security
 
 
 def create_app(overrides: dict[str, object] | None = None) -> Flask:
-    """Build the application: settings, then each concern, then the routes."""
+    """Build the application: its settings, then the platform, then the features."""
     settings = load_settings(Settings, overrides)
     app = Flask(__name__, template_folder="web/templates")
     app.config.from_mapping(settings.flask_config())
@@ -60,32 +65,41 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
     schema_migrations.init_app(app)
 {%- endif %}
     caching.init_app(app)
-{%- if cookiecutter.use_auth == "yes" %}
-    users_cli.init_app(app)  # its import registered the users and tokens tables
-{%- endif %}
 {%- if cookiecutter.use_nginx == "yes" %}
     proxy.init_app(app)
 {%- endif %}
 {%- if cookiecutter.use_celery == "yes" %}
     celery_app.init_app(app)
-    tasks.init_app(app)  # new items are processed by a task
+{%- endif %}
+    app.register_blueprint(health.bp)
+{%- if cookiecutter.use_frontend == "yes" %}
+    page_security.init_app(app)  # CSRF for every form: the JSON APIs are exempted below
+    static_files.init_app(app)
+    dev_toolbar.init_app(app)  # development only; it relaxes the policy page_security set
 {%- endif %}
 
-    app.register_blueprint(health.bp)
     app.register_blueprint(api.bp, url_prefix="/api")
-{%- if cookiecutter.use_auth == "yes" %}
-    app.register_blueprint(auth_api.bp, url_prefix="/api/auth")  # its import guards api.bp
-{%- endif %}
 {%- if cookiecutter.use_frontend == "yes" %}
-    page_security.init_app(app)  # CSRF for every form, the API exempt; the pages' CSP
-    pages.init_app(app)
-{%- if cookiecutter.use_auth == "yes" %}
-    sign_in.init_app(app)  # after the pages: it wraps their item form
-{%- endif %}
-    static_files.init_app(app)  # after the pages: it reads the manifest for their templates
-    dev_toolbar.init_app(app)  # development only; last, to relax the policy set above
+    csrf.exempt(api.bp)  # bearer tokens or none, never a cookie: nothing to forge
+    pages.init_app(app{% if cookiecutter.use_auth == "yes" %}, item_form="pages/_signed_in.html"{% endif %})
     seed.init_app(app)
 {%- endif %}
-    rate_limits.init_app(app)  # limits the routes registered above
-    openapi.init_app(app)  # documents the routes registered above
+{%- if cookiecutter.use_celery == "yes" %}
+    tasks.init_app(app)  # new items are processed by a task
+{%- endif %}
+{%- if cookiecutter.use_auth == "yes" %}
+    app.register_blueprint(auth_api.bp, url_prefix="/api/auth")
+    users_cli.init_app(app)
+{%- endif %}
+{%- if cookiecutter.use_frontend == "yes" and cookiecutter.use_auth == "yes" %}
+    csrf.exempt(auth_api.bp)
+    sign_in.init_app(app)
+{%- endif %}
+
+    rate_limits.init_app(app)  # after the features: it wraps the views they marked
+{%- if cookiecutter.use_auth == "yes" %}
+    # The items API's writes need a token; checked after the limiter counts, so refusals count.
+    app.before_request(auth_api.require_token)
+{%- endif %}
+    openapi.init_app(app, {**item_operations.OPERATIONS{% if cookiecutter.use_auth == "yes" %}, **auth_operations.OPERATIONS{% endif %}}{% if cookiecutter.use_auth == "yes" %}, auth_operations.SECURITY{% endif %})
     return app

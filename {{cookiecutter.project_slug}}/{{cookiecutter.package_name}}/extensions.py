@@ -1,6 +1,15 @@
-"""The database extension, created once and bound to the app by platform/database.py."""
+"""Every extension object, created unbound: the concern that configures one binds it to the app."""
 
+{%- if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
+from flask_login import LoginManager
+{%- endif %}
+{%- if cookiecutter.use_postgres == "yes" %}
+from flask_migrate import Migrate
+{%- endif %}
 from flask_sqlalchemy import SQLAlchemy
+{%- if cookiecutter.use_frontend == "yes" %}
+from flask_wtf.csrf import CSRFProtect
+{%- endif %}
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -8,4 +17,13 @@ class Base(DeclarativeBase):
     """Base class of the ORM models."""
 
 
-db = SQLAlchemy(model_class=Base)
+db = SQLAlchemy(model_class=Base)  # bound by platform/database.py
+{%- if cookiecutter.use_frontend == "yes" %}
+csrf = CSRFProtect()  # bound by web/security.py
+{%- endif %}
+{%- if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
+login_manager = LoginManager()  # bound by auth/pages.py
+{%- endif %}
+{%- if cookiecutter.use_postgres == "yes" %}
+migrate = Migrate()  # bound by platform/schema_migrations.py
+{%- endif %}

@@ -23,7 +23,7 @@ from {{ cookiecutter.package_name }}.auth.accounts import (
     user_for_token,
 )
 from {{ cookiecutter.package_name }}.extensions import db
-from {{ cookiecutter.package_name }}.items.models import utc_now
+from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
 
 PASSWORD = "correct horse battery staple"
 # Cheaper than the app's parameters: a hash made with it must be rehashed at the next sign-in.

@@ -10,11 +10,12 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import request
 from sqlalchemy import Boolean, DateTime, ForeignKey, String, delete, func, select, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
-from ..items.models import utc_now
+from ..platform.timestamps import utc_now
 
 # argon2id with OWASP's first configuration (19 MiB, 2 passes, 1 lane): about 20 ms, and 19 MiB
 # per sign-in at once (RFC 9106's 64 MiB one, times a worker's threads, would crowd a 512 MiB
@@ -132,3 +133,15 @@ def revoke(user: User) -> None:
     """End every token and browser session of ``user`` (deactivation, a new password)."""
     db.session.execute(delete(Token).where(Token.user_id == user.id))
     user.login_generation += 1
+
+
+def account_key() -> str:
+    """Return the rate limiter's key of the account a sign-in names: a digest of its email, so
+    no address is stored; every malformed email shares one key, unknown ones count as known ones."""
+    body = request.get_json(silent=True)
+    email = body.get("email") if isinstance(body, dict) else request.form.get("email")
+    try:
+        email = normalised(email) if isinstance(email, str) else ""
+    except ValueError:
+        email = ""
+    return "sign-in:" + hashlib.sha256(email.encode()).hexdigest()

@@ -17,9 +17,8 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
 from ..extensions import db
-from ..items import api
-from ..items.models import iso_utc
 from ..platform.rate_limits import limit_sign_in
+from ..platform.timestamps import iso_utc
 from . import accounts
 
 bp = Blueprint("auth", __name__)
@@ -75,9 +74,9 @@ def needs_token(app: Flask, endpoint: str, methods: Collection[str]) -> bool:
     return endpoint.partition(".")[0] == "api" and bool(asked)
 
 
-@api.bp.before_request
 def require_token() -> None:
-    """Put the bearer's user on ``g.user``; refuse a request that needs one without it."""
+    """Put the bearer's user on ``g.user``; refuse a request that needs one without it (the
+    app factory runs this before each request of the items API)."""
     if needs_token(current_app, request.endpoint or "", {request.method}):
         user = accounts.user_for_token(bearer_token())
         if user is None:
@@ -86,7 +85,7 @@ def require_token() -> None:
 
 
 @bp.post("/tokens")
-@limit_sign_in
+@limit_sign_in(accounts.account_key)
 def sign_in() -> tuple[dict[str, object], int, dict[str, str]]:
     """Trade an email and password for an API token."""
     body = request.get_json()
@@ -113,5 +112,3 @@ def sign_out() -> tuple[str, int]:
     db.session.commit()
     return "", 204
 
-
-bp.register_error_handler(ValidationError, api.invalid)  # 422, as the items API answers

@@ -8,21 +8,20 @@ checks because no cookie of the browser's can authorise a request there.
 
 import logging
 
-from flask import Flask, redirect, render_template, request, session, url_for
+from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import LoginManager, UserMixin, current_user, login_user, logout_user
+from flask_login import UserMixin, current_user, login_user, logout_user
 
-from ..extensions import db
-from ..items import pages
+from ..extensions import db, login_manager
 from ..platform.errors import json_error
 from ..platform.rate_limits import limit_sign_in
-from .accounts import User, authenticate
+from ..web.htmx import is_htmx
+from ..web.security import send_policy
+from .accounts import User, account_key, authenticate
 
+bp = Blueprint("auth_pages", __name__)
+bp.after_request(send_policy)  # as the other pages
 log = logging.getLogger(__name__)
-login_manager = LoginManager()
-# "basic": a session seen from another address or browser is marked not fresh, not ended
-# ("strong" would sign out a phone at each change of network).
-login_manager.session_protection = "basic"
 # The one answer to every failed sign-in (unknown email, wrong password, inactive user).
 FAILED = "Wrong email or password."
 
@@ -39,7 +38,6 @@ class SignedIn(UserMixin):  # type: ignore[misc]  # Flask-Login ships no type hi
         return f"{self.id}:{self.generation}"
 
 
-@login_manager.user_loader  # type: ignore[untyped-decorator]  # no type hints
 def load_user(session_id: str) -> SignedIn | None:
     """Return the user a session names if still active at the same generation, else None."""
     user_id, _, generation = session_id.partition(":")
@@ -51,13 +49,12 @@ def load_user(session_id: str) -> SignedIn | None:
     return SignedIn(user)
 
 
-@login_manager.unauthorized_handler  # type: ignore[untyped-decorator]  # no type hints
 def ask_to_sign_in() -> ResponseReturnValue:
     """Send a browser to the sign-in form; tell HTMX why (main.js shows the detail). A 403, as
     a 401 must name an HTTP authentication scheme (RFC 9110) and a form is none."""
-    if pages.is_htmx():
+    if is_htmx():
         return json_error(403, "Forbidden", "Your session ended: sign in again.")
-    return redirect(url_for("pages.sign_in_form"), 303)
+    return redirect(url_for("auth_pages.sign_in_form"), 303)
 
 
 def form(email: str = "", error: str | None = None, status: int = 200) -> ResponseReturnValue:
@@ -65,14 +62,14 @@ def form(email: str = "", error: str | None = None, status: int = 200) -> Respon
     return render_template("pages/sign_in.html", email=email, error=error), status
 
 
-@pages.bp.get("/sign-in")
+@bp.get("/sign-in")
 def sign_in_form() -> ResponseReturnValue:
     """Show the sign-in form."""
     return form()
 
 
-@pages.bp.post("/sign-in")
-@limit_sign_in
+@bp.post("/sign-in")
+@limit_sign_in(account_key)
 def sign_in() -> ResponseReturnValue:
     """Sign in with the form's email and password in a new session, then go to the items;
     answer 422 with the form and one message whatever failed (a 401 would need an HTTP
@@ -87,7 +84,7 @@ def sign_in() -> ResponseReturnValue:
     return redirect(url_for("pages.index"), 303)
 
 
-@pages.bp.post("/sign-out")
+@bp.post("/sign-out")
 def sign_out() -> ResponseReturnValue:
     """Sign out, ending this user's other browser sessions too (a copied cookie included)."""
     if current_user.is_authenticated:
@@ -102,6 +99,11 @@ def sign_out() -> ResponseReturnValue:
 
 
 def init_app(app: Flask) -> None:
-    """Load the signed-in user from the session; show the item form to signed-in users only."""
+    """Load the signed-in user from the session; serve the sign-in form and sign-out."""
+    # "basic": a session seen from another address or browser is marked not fresh, not ended
+    # ("strong" would sign out a phone at each change of network).
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(load_user)
+    login_manager.unauthorized_handler(ask_to_sign_in)
     login_manager.init_app(app)
-    app.jinja_env.globals["item_form"] = "pages/_signed_in.html"  # pages.init_app's default
+    app.register_blueprint(bp)

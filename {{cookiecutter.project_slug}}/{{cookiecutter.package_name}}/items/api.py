@@ -54,16 +54,6 @@ class Page(BaseModel):
     offset: int = Field(0, ge=0, le=MAX_ID)
 
 
-@bp.errorhandler(ValidationError)
-def invalid(exc: ValidationError) -> Answer:
-    """Answer 422 with one entry per invalid field."""
-    errors = [
-        {"field": ".".join(str(part) for part in error["loc"]) or None, "message": error["msg"]}
-        for error in exc.errors(include_url=False)
-    ]
-    return json_error(422, "Unprocessable Content", errors)
-
-
 def add_item(data: ItemIn{% if cookiecutter.use_auth == "yes" %}, *, owner_id: int | None = None{% endif %}) -> dict[str, object]:
     """Store a new item and return it as stored, then announce it (processing listens)."""
     item = Item(name=data.name, description=data.description, **initial_state())

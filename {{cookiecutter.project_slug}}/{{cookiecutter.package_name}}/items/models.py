@@ -1,31 +1,19 @@
 """ORM models of the example API."""
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from blinker import Namespace
 from sqlalchemy import DateTime, {% if cookiecutter.use_auth == "yes" %}ForeignKey, {% endif %}String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
+from ..platform.timestamps import iso_utc, utc_now
 
 PENDING, PROCESSED = "pending", "processed"
 # Sent by the API once a new item is committed (with its id); background processing listens.
 item_created = Namespace().signal("item-created")
 # New items wait for the background task that processes them, or are processed when created.
 PROCESSED_BY_TASK = {{ "True" if cookiecutter.use_celery == "yes" else "False" }}
-
-
-def utc_now() -> datetime:
-    """Return the current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
-
-
-def iso_utc(moment: datetime | None) -> str | None:
-    """Format a timestamp alike on every backend (SQLite keeps no zone: its values are UTC)."""
-    if moment is None:
-        return None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    return moment.isoformat(timespec="microseconds")
 
 
 def initial_state() -> dict[str, object]:

@@ -17,21 +17,19 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..platform.rate_limits import limit_writes
+from ..web.htmx import is_htmx
+from ..web.security import send_policy
 from .api import MAX_ID, ItemIn, add_item
 from .models import PENDING, Item
 
 bp = Blueprint("pages", __name__)
+bp.after_request(send_policy)  # every answer of the pages carries the Content-Security-Policy
 TITLE = "{{ cookiecutter.project_name | replace('"', '\\"') }}"
 DESCRIPTION = "{{ cookiecutter.description | replace('"', '\\"') }}"
 LISTED = 50  # the newest items the page shows
 # Seconds before a page's first check of its pending items, doubled after each check up to the
 # longest: one request every 2 s at most, whatever the number of pending items.
 FIRST_WAIT, LONGEST_WAIT = 2, 30
-
-
-def is_htmx() -> bool:
-    """Say whether HTMX sent this request (it then wants a fragment, not a page)."""
-    return request.headers.get("HX-Request") == "true"
 
 
 class Poll(TypedDict):
@@ -99,11 +97,9 @@ def pending_rows() -> str:
     return render_template("pages/_pending.html", done=done, poll=poll(items, check))
 
 
-def init_app(app: Flask) -> None:
-    """Serve the pages at /, their templates reloaded on change in development."""
-    # item_form: the template _items.html includes as its form (a concern may wrap it in another).
-    app.jinja_env.globals.update(
-        title=TITLE, description=DESCRIPTION, item_form="pages/_item_form.html"
-    )
+def init_app(app: Flask, item_form: str = "pages/_item_form.html") -> None:
+    """Serve the pages at /, their templates reloaded on change in development; ``item_form`` is
+    the template _items.html includes as its form (another feature may wrap the form in its own)."""
+    app.jinja_env.globals.update(title=TITLE, description=DESCRIPTION, item_form=item_form)
     app.jinja_env.auto_reload = app.extensions["settings"].app_env == "development"
     app.register_blueprint(bp)

@@ -11,7 +11,8 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ..extensions import db
 from ..platform.celery_app import queue_length, send
-from .models import PENDING, PROCESSED, Item, item_created, utc_now
+from ..platform.timestamps import utc_now
+from .models import PENDING, PROCESSED, Item, item_created
 
 log = logging.getLogger(__name__)
 # Errors that pass: a database or broker restarting, a connection dropped. Retried with backoff.

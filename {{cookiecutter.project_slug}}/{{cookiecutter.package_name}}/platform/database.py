@@ -11,7 +11,6 @@ from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.schema import CreateTable
 
 from ..extensions import db
-from ..items import models  # noqa: F401  (registers the tables on db.metadata)
 from ..settings import Settings
 from .database_errors import DETAILS, DatabaseUnavailable, describe
 from .errors import Answer, json_error

@@ -1,6 +1,7 @@
 """Answer every error with a JSON body; never send a stack trace to a client."""
 
 from flask import Flask, Response, current_app, jsonify
+from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 Detail = str | list[dict[str, str | None]] | None  # a sentence, or the invalid fields (a 422)
@@ -20,6 +21,15 @@ def http_error(exc: HTTPException) -> Answer:
     return json_error(exc.code or 500, exc.name, exc.description, headers)
 
 
+def invalid(exc: ValidationError) -> Answer:
+    """Answer input a pydantic model refused with 422, one entry per invalid field."""
+    errors = [
+        {"field": ".".join(str(part) for part in error["loc"]) or None, "message": error["msg"]}
+        for error in exc.errors(include_url=False)
+    ]
+    return json_error(422, "Unprocessable Content", errors)
+
+
 def unexpected_error(exc: Exception) -> Answer:
     """Log an unhandled exception with its traceback and answer a plain 500."""
     current_app.logger.exception("unhandled error: %s", type(exc).__name__)
@@ -27,6 +37,7 @@ def unexpected_error(exc: Exception) -> Answer:
 
 
 def init_app(app: Flask) -> None:
-    """Register the JSON error handlers."""
+    """Register the JSON error handlers: HTTP errors, refused input (422), the unexpected."""
     app.register_error_handler(HTTPException, http_error)
+    app.register_error_handler(ValidationError, invalid)
     app.register_error_handler(Exception, unexpected_error)

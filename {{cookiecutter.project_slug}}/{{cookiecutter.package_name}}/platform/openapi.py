@@ -1,5 +1,6 @@
 """The OpenAPI 3.1 document of the service, served at /openapi.json: its paths from the URL
-map, the rest from operations.py (a route missing from OPERATIONS fails the document).
+map, the rest from the operations the app factory hands init_app (a route missing from them fails
+the document).
 """
 
 import re
@@ -9,10 +10,16 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
 from werkzeug.routing import Rule
 
-{% if cookiecutter.use_auth == "yes" -%}
-from ..auth.api import SECURITY_SCHEMES, needs_token
-{% endif -%}
-from .operations import ERRORS, HEADERS, OPERATIONS, RATE_LIMIT_HEADERS, Error, Success
+from .operations import (
+    ERRORS,
+    HEADERS,
+    OPERATIONS,
+    RATE_LIMIT_HEADERS,
+    Error,
+    Operation,
+    Security,
+    Success,
+)
 from .rate_limits import is_limited
 
 bp = Blueprint("openapi", __name__)
@@ -25,7 +32,7 @@ CONVERTERS = {"id": {"type": "integer", "minimum": 0}, "int": {"type": "integer"
 # proxy in front answers 404 for them, so the public document must not promise them).
 UNDOCUMENTED_ENDPOINTS = {"static", "metrics"}
 # Not the API either: blueprints of HTML pages and of the development toolbar, when present.
-UNDOCUMENTED_BLUEPRINTS = {"pages", "debugtoolbar", "_debug_toolbar"}
+UNDOCUMENTED_BLUEPRINTS = {"pages", "auth_pages", "debugtoolbar", "_debug_toolbar"}
 # The development-only page at /docs: Swagger UI, pinned, from a CDN, checked by its SRI hashes.
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ cookiecutter.project_name | e }} API</title>
@@ -47,7 +54,6 @@ def schema_ref(schemas: JSON, model: type[BaseModel], mode: JsonSchemaMode) -> J
 
 
 def answer(schemas: JSON, success: Success, limited: bool, media: str = "application/json") -> JSON:
-{%- if cookiecutter.use_auth == "yes" %}
     """Return a response object: its body (none if ``media`` is empty), its headers."""
     description, model, headers = success
     names = ["X-Request-ID", *headers, *(RATE_LIMIT_HEADERS if limited else ())]
@@ -60,17 +66,6 @@ def answer(schemas: JSON, success: Success, limited: bool, media: str = "applica
         schema = body if media == "application/json" else {"type": "string"}
         found["content"] = {media: {"schema": schema}}
     return found
-{%- else %}
-    """Return a response object: its body and its headers (X-Request-ID always)."""
-    description, model, headers = success
-    names = ["X-Request-ID", *headers, *(RATE_LIMIT_HEADERS if limited else ())]
-    body = schema_ref(schemas, model, "serialization") if model else {"type": "object"}
-    return {
-        "description": description,
-        "headers": {name: {"$ref": f"#/components/headers/{name}"} for name in names},
-        "content": {media: {"schema": body if media == "application/json" else {"type": "string"}}},
-    }
-{%- endif %}
 
 
 def parameters(rule: Rule, query: type[BaseModel] | None) -> list[JSON]:
@@ -86,20 +81,19 @@ def parameters(rule: Rule, query: type[BaseModel] | None) -> list[JSON]:
     return found
 
 
-def operation(schemas: JSON, app: Flask, rule: Rule) -> JSON:
-    """Return the OpenAPI operation of one route; it answers 429 if its requests are counted."""
-    documented, limited = OPERATIONS[rule.endpoint], is_limited(app, rule.endpoint)
+def operation(
+    schemas: JSON, app: Flask, rule: Rule, documented: Operation, security: Security | None
+) -> JSON:
+    """Return the OpenAPI operation of one route; it answers 429 if its requests are counted, and
+    401 if it needs authentication."""
+    limited = is_limited(app, rule.endpoint)
     answers = {
         status: answer(schemas, success, limited, documented.media_type)
         for status, success in documented.success.items()
     }
-{%- if cookiecutter.use_auth == "yes" %}
-    protected = needs_token(app, rule.endpoint, rule.methods or ())
+    protected = security is not None and security.needed(app, rule.endpoint, rule.methods or ())
     errors = (*documented.errors, *(("401",) if protected else ()))
     for status in (*errors, *(("429",) if limited else ())):
-{%- else %}
-    for status in (*documented.errors, *(("429",) if limited else ())):
-{%- endif %}
         description, headers = ERRORS[status]
         answers[status] = answer(schemas, (description, Error, headers), limited)
     found: JSON = {
@@ -107,10 +101,8 @@ def operation(schemas: JSON, app: Flask, rule: Rule) -> JSON:
         "parameters": parameters(rule, documented.query),
         "responses": answers,
     }
-{%- if cookiecutter.use_auth == "yes" %}
-    if protected:
-        found["security"] = [{"bearer": []}]
-{%- endif %}
+    if protected and security is not None:
+        found["security"] = [{name: []} for name in security.schemes]
     if documented.body is not None:
         body = {"schema": schema_ref(schemas, documented.body, mode="validation")}
         found["requestBody"] = {"required": True, "content": {"application/json": body}}
@@ -119,15 +111,17 @@ def operation(schemas: JSON, app: Flask, rule: Rule) -> JSON:
 
 def build(app: Flask) -> JSON:
     """Return the document of every route of ``app``; raise KeyError for an undocumented one."""
+    operations: dict[str, Operation] = app.extensions["openapi_operations"]
+    security: Security | None = app.extensions["openapi_security"]
     schemas: JSON = {}
     paths: dict[str, JSON] = {}
     for rule in app.url_map.iter_rules():
         blueprint = rule.endpoint.partition(".")[0]
         if rule.endpoint in UNDOCUMENTED_ENDPOINTS or blueprint in UNDOCUMENTED_BLUEPRINTS:
             continue
-        if rule.endpoint not in OPERATIONS:
-            raise KeyError(f"route {rule.rule} ({rule.endpoint}) is not in operations.OPERATIONS")
-        documented = operation(schemas, app, rule)
+        if rule.endpoint not in operations:
+            raise KeyError(f"route {rule.rule} ({rule.endpoint}) is not in any OPERATIONS")
+        documented = operation(schemas, app, rule, operations[rule.endpoint], security)
         path = paths.setdefault(RULE_PART.sub(r"{\g<name>}", rule.rule), {})
         methods = (rule.methods or set()) - {"HEAD", "OPTIONS"}  # Flask adds these to each rule
         path.update({method.lower(): documented for method in methods})
@@ -143,11 +137,11 @@ def build(app: Flask) -> JSON:
         "openapi": "3.1.0",
         "info": {"title": TITLE, "version": "0.1.0"},
         "paths": paths,
-{%- if cookiecutter.use_auth == "yes" %}
-        "components": {"schemas": schemas, "headers": headers, "securitySchemes": SECURITY_SCHEMES},
-{%- else %}
-        "components": {"schemas": schemas, "headers": headers},
-{%- endif %}
+        "components": {
+            "schemas": schemas,
+            "headers": headers,
+            **({"securitySchemes": security.schemes} if security else {}),
+        },
     }
 
 
@@ -164,8 +158,13 @@ def docs() -> str:
     return DOCS_PAGE
 
 
-def init_app(app: Flask) -> None:
-    """Serve the document at /openapi.json, and the /docs page in development."""
+def init_app(
+    app: Flask, operations: dict[str, Operation], security: Security | None = None
+) -> None:
+    """Serve the document of the features' ``operations`` (and the platform's own) at
+    /openapi.json, and the /docs page in development; ``security``: how routes authenticate."""
+    app.extensions["openapi_operations"] = {**OPERATIONS, **operations}
+    app.extensions["openapi_security"] = security
     if app.extensions["settings"].app_env == "development":
         app.add_url_rule("/docs", endpoint="openapi.docs", view_func=docs)
     app.register_blueprint(bp)

@@ -1,15 +1,13 @@
-"""What the service answers, route by route: the bodies (pydantic models), the headers, and
-each route's statuses (OPERATIONS). openapi.py builds the document from them.
+"""What the service answers: the error body, the headers, the statuses a route may answer, and
+the operations of the platform's own routes (probes, this document). Each feature lists its own
+routes' operations beside them; openapi.py builds the document from all of them.
 """
 
+from collections.abc import Callable, Collection
 from typing import Literal, NamedTuple
 
-from pydantic import AwareDatetime, BaseModel, Field
-
-{% if cookiecutter.use_auth == "yes" -%}
-from ..auth import api as auth_api
-{% endif -%}
-from ..items import api
+from flask import Flask
+from pydantic import BaseModel, Field
 
 
 class FieldError(BaseModel):
@@ -31,26 +29,6 @@ class Error(BaseModel):
     """The one JSON error body of the service (errors.py), whatever the status."""
 
     error: ErrorDetail
-
-
-class Item(BaseModel):
-    """An item as the API returns it."""
-
-    id: int = Field(ge=1)
-    name: str
-    description: str
-    created_at: AwareDatetime
-    status: Literal["pending", "processed"]
-    processed_at: AwareDatetime | None
-
-
-class ItemList(BaseModel):
-    """One page of items, newest first, with the total count."""
-
-    items: list[Item]
-    total: int = Field(ge=0)
-    limit: int
-    offset: int
 
 
 class Liveness(BaseModel):
@@ -125,27 +103,15 @@ OPERATIONS = {
             "503": ("A hard dependency failed or did not answer in time.", Readiness, ()),
         }
     ),
-    "api.create_item": Operation(
-        {"201": ("The item was created.", Item, ("Location",))},
-        ("400", "413", "415", "422", "503"),
-        body=api.ItemIn,
-    ),
-    "api.get_item": Operation({"200": ("The item.", Item, ("X-Cache",))}, ("404", "503")),
-    "api.list_items": Operation(
-        {"200": ("A page of items, newest first.", ItemList, ())},
-        ("422", "503"),
-        query=api.Page,
-    ),
-{%- if cookiecutter.use_auth == "yes" %}
-    "auth.sign_in": Operation(
-        {"201": ("A new token.", auth_api.TokenOut, ("Cache-Control",))},
-        ("400", "401", "413", "415", "422", "503"),
-        body=auth_api.TokenIn,
-    ),
-    "auth.sign_out": Operation({"204": ("The token is ended.", None, ())}, ("503",), media_type=""),
-{%- endif %}
     "openapi.document": Operation({"200": ("This document.", None, ())}),
     "openapi.docs": Operation(
         {"200": ("This document in Swagger UI.", None, ())}, media_type="text/html"
     ),
 }
+
+
+class Security(NamedTuple):
+    """How a feature's routes are authenticated: its schemes, and which requests need one."""
+
+    schemes: dict[str, dict[str, str]]
+    needed: Callable[[Flask, str, Collection[str]], bool]  # (app, endpoint, methods) -> bool

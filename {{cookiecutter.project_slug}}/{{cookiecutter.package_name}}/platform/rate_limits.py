@@ -1,27 +1,24 @@
-"""Limit request rates per client with Flask-Limiter: RATELIMIT_WRITE on each view marked
-``limit_writes``, RATELIMIT_DEFAULT (empty: none) on every other route but probes, /metrics and
-static files. Counts live in each worker's memory{% if cookiecutter.use_redis == "yes" %}, or in Redis (redis_client.py){% endif %}.{% if cookiecutter.use_auth == "yes" %}
-Each view marked ``limit_sign_in`` gets RATELIMIT_SIGN_IN per client, and
-RATELIMIT_SIGN_IN_ACCOUNT per account on its failed attempts (401 or 422) only.{% endif %}"""
-{% if cookiecutter.use_auth == "yes" %}
-import hashlib
-{% endif %}
+"""Limit request rates per client with Flask-Limiter: each view marked by a decorator below gets
+its own limits (RATELIMIT_WRITE on writes), every other route but probes, /metrics and static
+files RATELIMIT_DEFAULT (empty: none). Counts live in each worker's memory unless init_app names
+a shared storage."""
+
+{% if cookiecutter.use_auth == "yes" -%}
+from collections.abc import Callable
+
+{% endif -%}
 from flask import Flask, current_app, request
 from flask.typing import RouteCallable
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-{%- if cookiecutter.use_redis == "yes" or cookiecutter.use_auth == "yes" %}
-{% endif %}
-{%- if cookiecutter.use_auth == "yes" %}
-from ..auth.accounts import normalised
-{%- endif %}
 {%- if cookiecutter.use_redis == "yes" %}
+
 from . import redis_client
 {%- endif %}
 
 WRITES = "rate_limits_writes"  # set on a view by limit_writes
 {%- if cookiecutter.use_auth == "yes" %}
-SIGN_IN = "rate_limits_sign_in"  # set on a view by limit_sign_in
+SIGN_IN = "rate_limits_sign_in"  # set on a view by limit_sign_in: its account key function
 FAILED_SIGN_IN = (401, 422)  # the API's answer to a failed sign-in, and the pages' form's
 {%- endif %}
 # Never limited: the probes' blueprint (openapi.py documents no 429 on them), /metrics, static.
@@ -37,23 +34,15 @@ def limit_writes(view: RouteCallable) -> RouteCallable:
 {%- if cookiecutter.use_auth == "yes" %}
 
 
-def limit_sign_in(view: RouteCallable) -> RouteCallable:
-    """Mark a sign-in view (JSON or form ``email``; a failure answered 401 or 422): init_app
-    limits its attempts per client and its failures per account."""
-    setattr(view, SIGN_IN, True)
-    return view
+def limit_sign_in(account: Callable[[], str]) -> Callable[[RouteCallable], RouteCallable]:
+    """Mark a sign-in view (a failure answered 401 or 422): init_app limits its attempts per
+    client, and its failures per account, the key ``account()`` returns for the request."""
 
+    def mark(view: RouteCallable) -> RouteCallable:
+        setattr(view, SIGN_IN, account)
+        return view
 
-def account_key() -> str:
-    """Return the limiter's key of the account a sign-in names: a digest of its email, so no
-    address is stored; every malformed email shares one key, unknown ones count as known ones."""
-    body = request.get_json(silent=True)
-    email = body.get("email") if isinstance(body, dict) else request.form.get("email")
-    try:
-        email = normalised(email) if isinstance(email, str) else ""
-    except ValueError:
-        email = ""
-    return "sign-in:" + hashlib.sha256(email.encode()).hexdigest()
+    return mark
 {%- endif %}
 
 
@@ -62,12 +51,8 @@ def is_limited(app: Flask, endpoint: str) -> bool:
     reach Flask-Limiter, which pings a failed storage from any request it sees."""
     if endpoint.partition(".")[0] in UNLIMITED:
         return False
-{%- if cookiecutter.use_auth == "yes" %}
     view = app.view_functions.get(endpoint)
-    writes = getattr(view, WRITES, False) or getattr(view, SIGN_IN, False)
-{%- else %}
-    writes = getattr(app.view_functions.get(endpoint), WRITES, False)
-{%- endif %}
+    writes = getattr(view, WRITES, False){% if cookiecutter.use_auth == "yes" %} or getattr(view, SIGN_IN, False){% endif %}
     return writes or bool(app.extensions["settings"].ratelimit_default.strip())
 
 
@@ -96,7 +81,7 @@ def init_app(app: Flask) -> None:
         if getattr(view, SIGN_IN, False):  # per account, failures only: its own sign-ins are free
             per_account = limiter.limit(
                 settings.ratelimit_sign_in_account,
-                key_func=account_key,
+                key_func=getattr(view, SIGN_IN),
                 deduct_when=lambda response: response.status_code in FAILED_SIGN_IN,
             )
             limited = limiter.limit(settings.ratelimit_sign_in)(per_account(view))

@@ -6,13 +6,11 @@ from pathlib import Path
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
-from flask_migrate import Migrate
 
-from ..extensions import db
+from ..extensions import db, migrate
 from .database_errors import DatabaseUnavailable
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"  # the project's migrations/
-migrate = Migrate()
 
 
 @cache

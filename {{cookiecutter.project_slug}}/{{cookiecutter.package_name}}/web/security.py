@@ -5,15 +5,11 @@ credentials. The policy, set here only, allows scripts and styles from this orig
 """
 
 from flask import Flask, Response, current_app, request
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFError
 
-{% if cookiecutter.use_auth == "yes" -%}
-from ..auth import api as auth_api
-{% endif -%}
-from ..items import api, pages
+from ..extensions import csrf
 from ..platform.errors import Answer, json_error
 
-csrf = CSRFProtect()
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -36,15 +32,15 @@ def refuse_forgery(exc: CSRFError) -> Answer:
     return json_error(400, exc.name, f"{exc.description} Reload the page and retry.")
 
 
-@pages.bp.after_request  # the pages' answers only
 def send_policy(response: Response) -> Response:
-    """Give every answer of the pages the Content-Security-Policy."""
+    """Give an answer the Content-Security-Policy (each blueprint of pages sends it after its
+    requests)."""
     response.headers["Content-Security-Policy"] = current_app.config["CONTENT_SECURITY_POLICY"]
     return response
 
 
 def init_app(app: Flask) -> None:
-    """Protect forms with CSRF tokens (not the API), harden the cookie, send the policy."""
+    """Protect forms with CSRF tokens (the app factory exempts the APIs), harden the cookie."""
     settings = app.extensions["settings"]
     secure = settings.session_cookie_secure
     app.config.update(
@@ -54,8 +50,4 @@ def init_app(app: Flask) -> None:
         CONTENT_SECURITY_POLICY=CONTENT_SECURITY_POLICY,
     )
     csrf.init_app(app)
-    csrf.exempt(api.bp)
-{%- if cookiecutter.use_auth == "yes" %}
-    csrf.exempt(auth_api.bp)  # bearer tokens, no cookies: nothing to forge
-{%- endif %}
     app.register_error_handler(CSRFError, refuse_forgery)
