@@ -101,5 +101,9 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
     # The items API's writes need a token; checked after the limiter counts, so refusals count.
     app.before_request(auth_api.require_token)
 {%- endif %}
-    openapi.init_app(app, {**item_operations.OPERATIONS{% if cookiecutter.use_auth == "yes" %}, **auth_operations.OPERATIONS{% endif %}}{% if cookiecutter.use_auth == "yes" %}, auth_operations.SECURITY{% endif %})
+    operations = {**item_operations.OPERATIONS}
+{%- if cookiecutter.use_auth == "yes" %}
+    operations.update(auth_operations.OPERATIONS)
+{%- endif %}
+    openapi.init_app(app, operations{% if cookiecutter.use_auth == "yes" %}, auth_operations.SECURITY{% endif %})
     return app

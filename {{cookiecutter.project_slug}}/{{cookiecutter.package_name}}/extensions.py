@@ -1,11 +1,15 @@
-"""Every extension object, created unbound: the concern that configures one binds it to the app."""
+"""Every extension object, created unbound: the concern that configures one binds it to the app.
 
-{%- if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
+Flask-Caching's cache is in platform/caching.py beside its outage handling, and Flask-Limiter's
+limiter is made per app by platform/rate_limits.py: it keeps its configuration on itself.
+"""
+
+{% if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" -%}
 from flask_login import LoginManager
-{%- endif %}
-{%- if cookiecutter.use_postgres == "yes" %}
+{% endif -%}
+{% if cookiecutter.use_postgres == "yes" -%}
 from flask_migrate import Migrate
-{%- endif %}
+{% endif -%}
 from flask_sqlalchemy import SQLAlchemy
 {%- if cookiecutter.use_frontend == "yes" %}
 from flask_wtf.csrf import CSRFProtect

@@ -13,10 +13,9 @@ import pytest
 from openapi_spec_validator import validate
 from sqlalchemy import select, update
 
-from {{ cookiecutter.package_name }}.auth.accounts import Token, User, hasher, token_digest
+from {{ cookiecutter.package_name }}.auth.accounts import Token, User, account_key, hasher, token_digest
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.items.models import Item
-from {{ cookiecutter.package_name }}.platform.rate_limits import account_key
 from tests.platform.test_openapi import assert_conforms, document
 
 EMAIL, PASSWORD = "ada@example.com", "correct horse battery staple"

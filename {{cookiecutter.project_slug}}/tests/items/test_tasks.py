@@ -11,9 +11,9 @@ from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.items import tasks
 from {{ cookiecutter.package_name }}.items.models import PENDING, Item
 from {{ cookiecutter.package_name }}.items.tasks import process_item, requeue_pending_items
-from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
 from {{ cookiecutter.package_name }}.platform import celery_app
 from {{ cookiecutter.package_name }}.platform.celery_app import celery_config
+from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
 from {{ cookiecutter.package_name }}.settings import SettingsError
 
 

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from datetime import timedelta
 
 from flask import Blueprint, Flask, abort, current_app, g, request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import delete
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
@@ -111,4 +111,3 @@ def sign_out() -> tuple[str, int]:
     db.session.execute(delete(accounts.Token).where(accounts.Token.token_hash == digest))
     db.session.commit()
     return "", 204
-

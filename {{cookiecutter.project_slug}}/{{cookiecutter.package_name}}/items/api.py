@@ -3,13 +3,12 @@
 import logging
 
 from flask import Blueprint, Flask, Response, abort, current_app, {% if cookiecutter.use_auth == "yes" %}g, {% endif %}jsonify, request, url_for
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from werkzeug.routing import BaseConverter
 
 from ..extensions import db
 from ..platform import caching
-from ..platform.errors import Answer, json_error
 from ..platform.rate_limits import limit_writes
 from .models import PROCESSED, Item, initial_state, item_created
 
