@@ -78,6 +78,10 @@ PRUNE = {
     ],
     ("use_kubernetes", "use_postgres"): ["deploy/k8s/base/migrate-job.yaml"],
     ("use_kubernetes", "use_https"): ["deploy/k8s/ingress.example.yaml"],
+    ("use_celery", "use_opentelemetry"): [
+        "{package}/platform/task_tracing.py",
+        "tests/platform/test_task_tracing.py",
+    ],
     ("use_auth", "use_postgres"): ["migrations/versions/20260301_0003_users.py"],
     ("use_auth", "use_frontend"): [
         "{package}/auth/pages.py",

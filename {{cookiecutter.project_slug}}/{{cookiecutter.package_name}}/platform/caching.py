@@ -1,5 +1,7 @@
-"""Cache reads with Flask-Caching, in the worker's memory{% if cookiecutter.use_redis == "yes" %} or in Redis{% endif %}: a failing cache is a miss,
-never an error for the client; a failing one costs one request a timeout per interval per worker."""
+"""Cache reads with Flask-Caching: a failing cache is a miss, never an error for the client.
+
+While it fails, it costs one request per interval in each worker a timeout (Outage).
+"""
 
 import logging
 import threading
@@ -9,8 +11,10 @@ from collections.abc import Callable
 from flask import Flask, current_app
 from flask_caching import Cache
 
-{% if cookiecutter.use_redis == "yes" %}from . import redis_client
-{% endif %}from .metrics import count_cache_lookup
+{% if cookiecutter.use_redis == "yes" -%}
+from . import redis_client
+{% endif -%}
+from .metrics import count_cache_lookup
 
 log = logging.getLogger(__name__)
 cache = Cache()
@@ -55,7 +59,7 @@ def set(key: str, value: object, timeout: int) -> None:  # noqa: A001
 
 
 def init_app(app: Flask) -> None:
-    """Bind the cache{% if cookiecutter.use_redis == "yes" %}: in memory unless REDIS_URL is set{% endif %}."""
+    """Bind the cache, in the worker's memory by default."""
     settings = app.extensions["settings"]
     app.config.update(
         CACHE_TYPE="SimpleCache",
@@ -63,9 +67,7 @@ def init_app(app: Flask) -> None:
         CACHE_DEFAULT_TIMEOUT=settings.cache_ttl_seconds,
     )
 {%- if cookiecutter.use_redis == "yes" %}
-    app.config.update(redis_client.cache_config(settings))
-    app.extensions["cache_outage"] = Outage(settings.redis_retry_interval)
-{%- else %}
-    app.extensions["cache_outage"] = Outage(0)
+    app.config.update(redis_client.cache_config(settings))  # in Redis when REDIS_URL is set
 {%- endif %}
+    app.extensions["cache_outage"] = Outage({{ "settings.redis_retry_interval" if cookiecutter.use_redis == "yes" else "0" }})
     cache.init_app(app)

@@ -11,7 +11,7 @@ from celery.signals import setup_logging
 from flask import Flask, g
 
 from ..settings import Settings
-from . import redis_client{% if cookiecutter.use_opentelemetry == "yes" %}, telemetry{% endif %}
+from . import redis_client{% if cookiecutter.use_opentelemetry == "yes" %}, task_tracing{% endif %}
 
 log = logging.getLogger(__name__)
 # A publish retried twice within about a second, then given up: a request is never held long.
@@ -61,18 +61,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 def send(task: Task[..., object], *args: object) -> bool:
     """Enqueue ``task`` with the id of the current request or task in its headers; False if not."""
-    headers = {"request_id": g.get("request_id")}
     try:
-{%- if cookiecutter.use_opentelemetry == "yes" %}
-        with telemetry.sending_task(task.name, headers):
-            task.apply_async(args=args, headers=headers)
-{%- else %}
-        task.apply_async(args=args, headers=headers)
-{%- endif %}
+        publish(task, args, {"request_id": g.get("request_id")})
     except Exception as exc:  # noqa: BLE001  (any broker failure: the caller answers anyway)
         log.error("task %s not enqueued: %s: %s", task.name, type(exc).__name__, exc)
         return False
     return True
+
+{% if cookiecutter.use_opentelemetry == "yes" %}
+@task_tracing.traced_sending
+{%- endif %}
+def publish(task: Task[..., object], args: tuple[object, ...], headers: dict[str, Any]) -> None:
+    """Hand ``task`` to the broker with ``args`` and ``headers``; raise if the broker refuses."""
+    task.apply_async(args=args, headers=headers)
 
 
 def queue_length(app: Flask) -> int:
@@ -103,17 +104,15 @@ def init_app(app: Flask) -> None:
     """Build the Celery app from the Flask app's settings; tasks find it as the default one."""
 
     class FlaskTask(Task[..., object]):
+{%- if cookiecutter.use_opentelemetry == "yes" %}
+        @task_tracing.traced_run
+{%- endif %}
         def __call__(self, *args: object, **kwargs: object) -> object:
             """Run the task in an app context, its log lines stamped with its request id."""
             headers = self.request.headers or {}
             with app.app_context():
                 g.request_id = headers.get("request_id") or uuid.uuid4().hex
-{%- if cookiecutter.use_opentelemetry == "yes" %}
-                with telemetry.running_task(self.name, headers):
-                    return self.run(*args, **kwargs)
-{%- else %}
                 return self.run(*args, **kwargs)
-{%- endif %}
 
     celery = Celery(app.import_name, task_cls=FlaskTask)
     celery.config_from_object(celery_config(app.extensions["settings"]))

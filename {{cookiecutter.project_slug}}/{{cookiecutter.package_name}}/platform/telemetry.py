@@ -1,28 +1,18 @@
-"""Trace requests, SQL{% if cookiecutter.use_redis == "yes" %}, Redis calls{% endif %}{% if cookiecutter.use_celery == "yes" %} and tasks{% endif %} with OpenTelemetry; report errors to Sentry.
+"""Trace requests and the calls they make with OpenTelemetry; report errors to Sentry.
 
 The OpenTelemetry SDK reads its own variables (OTEL_SERVICE_NAME, OTEL_TRACES_SAMPLER,
 OTEL_EXPORTER_OTLP_ENDPOINT...): docs/tracing.md. Without an OTLP endpoint nothing is exported.
 The app server builds the app in each worker process, after the fork (gunicorn without
 preload_app, granian's factory), so the SDK starts there, never in a server's master process.
-{%- if cookiecutter.use_celery == "yes" %}
-Celery forks its pool from a process holding the app: the SDK restarts its thread in each child.
-A task's trace is carried in its headers, beside the request id (celery_app.py): its sending and
-its run are spans made here, with the tracing API, instead of the Celery instrumentation, whose
-sending span stays open and attached when the broker refuses the task.
-{%- endif %}
 """
 
 import logging
 import os
-{%- if cookiecutter.use_celery == "yes" %}
-from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager
-{%- endif %}
 from typing import Any
 
 import sentry_sdk
 from flask import Flask
-from opentelemetry import {% if cookiecutter.use_celery == "yes" %}propagate, {% endif %}trace
+from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 {%- if cookiecutter.use_redis == "yes" %}
@@ -43,7 +33,7 @@ EXCLUDED_URLS = "/healthz,/readyz,/metrics"
 PROCESS_INSTRUMENTORS = (
     SQLAlchemyInstrumentor,  # engines created afterwards: the app's, by database.init_app
 {%- if cookiecutter.use_redis == "yes" %}
-    RedisInstrumentor,
+    RedisInstrumentor,  # the calls of every Redis client in the process
 {%- endif %}
 )
 
@@ -58,30 +48,6 @@ class TraceIdFilter(logging.Filter):
             record.trace_id = trace.format_trace_id(context.trace_id)
             record.span_id = trace.format_span_id(context.span_id)
         return True
-
-{%- if cookiecutter.use_celery == "yes" %}
-
-
-@contextmanager
-def sending_task(name: str, headers: MutableMapping[str, Any]) -> Iterator[None]:
-    """Trace the sending of task ``name``, and put its trace in the task's ``headers``.
-
-    The span ends, with the error recorded, when the send raises (the broker is down).
-    """
-    tracer = trace.get_tracer(__name__)
-    with tracer.start_as_current_span(f"send {name}", kind=trace.SpanKind.PRODUCER):
-        propagate.inject(headers)
-        yield
-
-
-@contextmanager
-def running_task(name: str, headers: MutableMapping[str, Any]) -> Iterator[None]:
-    """Trace a run of task ``name`` in the trace its ``headers`` carry (a new one without)."""
-    tracer = trace.get_tracer(__name__)
-    parent = propagate.extract(headers)
-    with tracer.start_as_current_span(f"run {name}", context=parent, kind=trace.SpanKind.CONSUMER):
-        yield
-{%- endif %}
 
 
 def span_exporter() -> SpanExporter | None:
@@ -99,8 +65,8 @@ def start(exporter: SpanExporter) -> None:
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     for instrumentor in PROCESS_INSTRUMENTORS:
-        # uv.lock pins them together and tests/test_telemetry.py checks the spans: skip the
-        # range check (the SQLAlchemy one declares "< 2.1" and instruments 2.1 as well).
+        # uv.lock pins them together and tests/platform/test_telemetry.py checks the spans: skip
+        # the range check (the SQLAlchemy one declares "< 2.1" and instruments 2.1 as well).
         instrumentor().instrument(skip_dep_check=True)
 
 
