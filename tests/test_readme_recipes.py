@@ -1,7 +1,7 @@
 """The generated README's "Daily work" recipe for a new endpoint works as written.
 
 The code is taken from the README itself, so the test follows the text a user reads: a new view
-appended to items/api.py, its entry added to OPERATIONS in platform/operations.py, a test of it;
+appended to items/api.py, its entry added to OPERATIONS in items/operations.py, a test of it;
 then the project's lint and its whole suite pass, the OpenAPI document's check of every route
 included.
 """
@@ -46,8 +46,8 @@ def test_the_add_an_endpoint_recipe_passes_lint_and_the_suite(bake, combo, clean
     view = python_block_after(readme, "For example, appended to `items/api.py`")
     api = package / "items" / "api.py"
     api.write_text(api.read_text() + "\n\n" + view)
-    entry = python_block_after(readme, "added to `OPERATIONS` in `platform/operations.py`")
-    operations = package / "platform" / "operations.py"
+    entry = python_block_after(readme, "added to `OPERATIONS` in `items/operations.py`")
+    operations = package / "items" / "operations.py"
     text = operations.read_text()
     assert text.count("OPERATIONS = {\n") == 1
     operations.write_text(text.replace("OPERATIONS = {\n", "OPERATIONS = {\n" + entry))

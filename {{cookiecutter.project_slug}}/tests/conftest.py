@@ -57,9 +57,8 @@ from {{ cookiecutter.package_name }}.auth.accounts import User, hasher, issue_to
 {%- if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
 from {{ cookiecutter.package_name }}.auth.pages import SignedIn
 {%- endif %}
-from {{ cookiecutter.package_name }}.extensions import db
+from {{ cookiecutter.package_name }}.extensions import cache, db
 from {{ cookiecutter.package_name }}.platform import health{% if cookiecutter.use_opentelemetry == "yes" %}, telemetry{% endif %}
-from {{ cookiecutter.package_name }}.platform.caching import cache
 
 SECRET = "test-secret-key-not-for-production"
 PROJECT = Path(__file__).resolve().parent.parent

@@ -1,7 +1,7 @@
 """Every extension object, created unbound: the concern that configures one binds it to the app.
 
-Flask-Caching's cache is in platform/caching.py beside its outage handling, and Flask-Limiter's
-limiter is made per app by platform/rate_limits.py: it keeps its configuration on itself.
+Flask-Limiter's limiter is the exception, made per app by platform/rate_limits.py: it keeps the
+configuration of the last app it was bound to on itself, and the tests make many apps.
 """
 
 {% if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" -%}
@@ -10,6 +10,7 @@ from flask_login import LoginManager
 {% if cookiecutter.use_postgres == "yes" -%}
 from flask_migrate import Migrate
 {% endif -%}
+from flask_caching import Cache
 from flask_sqlalchemy import SQLAlchemy
 {%- if cookiecutter.use_frontend == "yes" %}
 from flask_wtf.csrf import CSRFProtect
@@ -22,6 +23,7 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)  # bound by platform/database.py
+cache = Cache()  # bound by platform/caching.py
 {%- if cookiecutter.use_frontend == "yes" %}
 csrf = CSRFProtect()  # bound by web/security.py
 {%- endif %}

@@ -9,15 +9,14 @@ import time
 from collections.abc import Callable
 
 from flask import Flask, current_app
-from flask_caching import Cache
 
+from ..extensions import cache
 {% if cookiecutter.use_redis == "yes" -%}
 from . import redis_client
 {% endif -%}
 from .metrics import count_cache_lookup
 
 log = logging.getLogger(__name__)
-cache = Cache()
 
 
 class Outage:
