@@ -4,13 +4,13 @@ Flask-Limiter's limiter is the exception, made per app by platform/rate_limits.p
 configuration of the last app it was bound to on itself, and the tests make many apps.
 """
 
-{% if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" -%}
-from flask_login import LoginManager
-{% endif -%}
-{% if cookiecutter.use_postgres == "yes" -%}
-from flask_migrate import Migrate
-{% endif -%}
 from flask_caching import Cache
+{%- if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
+from flask_login import LoginManager
+{%- endif %}
+{%- if cookiecutter.use_postgres == "yes" %}
+from flask_migrate import Migrate
+{%- endif %}
 from flask_sqlalchemy import SQLAlchemy
 {%- if cookiecutter.use_frontend == "yes" %}
 from flask_wtf.csrf import CSRFProtect
