@@ -23,6 +23,7 @@ from sentry_sdk.transport import Transport
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.platform import telemetry
+from tests.conftest import writer_of
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
@@ -64,7 +65,7 @@ def test_a_request_makes_a_server_span_named_by_its_route_template(app, spans):
 
 def test_the_sql_of_a_request_is_a_child_span(app, spans):
     """It traces the request's SQL statements as children of the request's span."""
-    assert app.test_client().post("/api/items", json={"name": "traced"}).status_code == 201
+    assert writer_of(app).post("/api/items", json={"name": "traced"}).status_code == 201
     request_span = server_span(spans)
     sql = [s for s in spans.get_finished_spans() if s.kind == trace.SpanKind.CLIENT]
     assert any(s.parent and s.parent.span_id == request_span.context.span_id for s in sql)
@@ -100,7 +101,7 @@ def test_a_posted_items_task_continues_the_requests_trace(app, spans):
     """It traces the task's sending under the request, its run under the sending, and the run's
     SQL under the run: one trace (the tests run tasks in-process; tier 2 runs a worker).
     """
-    assert app.test_client().post("/api/items", json={"name": "queued"}).status_code == 201
+    assert writer_of(app).post("/api/items", json={"name": "queued"}).status_code == 201
     request = server_span(spans)
     sending = only(spans, trace.SpanKind.PRODUCER)
     running = only(spans, trace.SpanKind.CONSUMER)
@@ -121,7 +122,7 @@ def test_a_task_the_broker_refuses_ends_its_sending_span_with_the_error(make_app
     app.extensions["celery"].conf.update(
         task_always_eager=False, broker_url="redis://127.0.0.1:9/0"
     )
-    assert app.test_client().post("/api/items", json={"name": "stuck"}).status_code == 201
+    assert writer_of(app).post("/api/items", json={"name": "stuck"}).status_code == 201
     sending = only(spans, trace.SpanKind.PRODUCER)
     assert sending.status.status_code == StatusCode.ERROR
     assert sending.parent is not None
