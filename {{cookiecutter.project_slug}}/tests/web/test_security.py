@@ -46,6 +46,7 @@ def test_csrf_checks_can_be_turned_off(app):
     app.config["WTF_CSRF_ENABLED"] = False
     response = writer_of(app).post("/items", data={"name": "unchecked"})
     assert response.status_code == 303
+    assert response.headers["Location"] == "/"
 
 
 def test_json_api_needs_no_token(writer):
