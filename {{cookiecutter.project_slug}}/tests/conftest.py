@@ -7,11 +7,6 @@ use a temporary SQLite file.
 TEST_REDIS_URL, when set, names a Redis the tests may flush (REDIS_URL is never used); unset,
 cache and limits stay in memory.
 {%- endif %}
-{%- if cookiecutter.use_auth == "yes" %}
-Writes to the API need a bearer token: each app's test client sends the token of a test user
-(TESTER), made at its first client{% if cookiecutter.use_frontend == "yes" %}, and is signed in to the pages as that user{% endif %};
-``app.test_client(anonymous=True)`` is neither.
-{%- endif %}
 """
 
 import os
@@ -28,8 +23,8 @@ from weakref import WeakKeyDictionary
 {%- endif %}
 
 import pytest
-{%- if cookiecutter.use_auth == "yes" %}
 from flask import Flask
+{%- if cookiecutter.use_auth == "yes" %}
 from flask.testing import FlaskClient
 {%- endif %}
 {%- if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
@@ -68,6 +63,9 @@ TESTER_HASH = hasher.hash(TESTER_PASSWORD)  # hashed once: every app stores the 
 TOKENS: WeakKeyDictionary[Flask, str] = WeakKeyDictionary()  # the tester's token, by app
 
 
+# One test user (TESTER), stored by the first client that needs it: ``auth_client`` sends its
+# bearer token, as the API's writes ask; ``writer`` and ``writer_of`` have what every write asks
+# for; ``client`` sends no credentials at all.
 def token_of_tester(app: Flask) -> str | None:
     """Return a live token of the app's test user, made when the app has none; None when the
     app's database cannot store it (no tables, read-only: failures tests provoke)."""
@@ -90,48 +88,48 @@ def token_of_tester(app: Flask) -> str | None:
             return None
 
 
-class BearerClient(FlaskClient):
-    """A test client sending ``Authorization: Bearer <the test user's token>`` on every request
-    that has no Authorization header of its own; ``anonymous=True``: no token."""
-
-    def __init__(self, *args, anonymous: bool = False, **kwargs) -> None:
-        """Make the client; unless anonymous, make the app's test user and token first."""
-        super().__init__(*args, **kwargs)
-        if not anonymous:
-            # A database that cannot store the token still gets asked for it, and fails as the
-            # request would have failed there without authentication.
-            token = token_of_tester(self.application) or "not-stored"
-            self.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+def send_token(client: FlaskClient, token: str | None = None):
+    """Make ``client`` send ``Authorization: Bearer <token>`` on every request that names no
+    Authorization of its own; by default the token of its app's test user. Return the client."""
+    token = token or token_of_tester(client.application)
+    assert token, "the test user's token could not be stored in this app's database"
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    return client
 
 
-@pytest.fixture(autouse=True)
-def _bearer_clients(monkeypatch):
-    """Give every app, made by make_app or by create_app, the BearerClient as its test client."""
-    monkeypatch.setattr(Flask, "test_client_class", BearerClient)
+@pytest.fixture
+def auth_client(app):
+    """Return a test client of the app sending the test user's bearer token."""
+    return send_token(app.test_client())
 {%- endif %}
 {%- if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
 
 
-# The pages' side (auth/pages.py): the test client is signed in to the pages as TESTER too.
-class PageClient(FlaskLoginClient, BearerClient):  # type: ignore[misc]  # Flask-Login: untyped
-    """A BearerClient also signed in to the pages as the test user, by Flask-Login's documented
-    test client; ``anonymous=True``: neither token nor session."""
-
-    def __init__(self, app: Flask, *args, anonymous: bool = False, **kwargs) -> None:
-        """Make the client; unless anonymous, with a session of the test user."""
-        token = None if anonymous else token_of_tester(app)
-        if token:
-            with app.app_context(){% if cookiecutter.use_opentelemetry == "yes" %}, suppress_instrumentation(){% endif %}:
-                tester = user_for_token(token)
-                kwargs["user"] = tester and SignedIn(tester)
-        super().__init__(app, *args, anonymous=anonymous, **kwargs)
+def client_signed_in(app: Flask):
+    """Return a test client of ``app`` signed in to the pages as its test user, by Flask-Login's
+    documented test client; it sends no bearer token."""
+    token = token_of_tester(app)
+    assert token, "the test user could not be stored in this app's database"
+    with app.app_context(){% if cookiecutter.use_opentelemetry == "yes" %}, suppress_instrumentation(){% endif %}:
+        tester = user_for_token(token)
+    assert tester is not None
+    return FlaskLoginClient(app, app.response_class, user=SignedIn(tester))
 
 
-@pytest.fixture(autouse=True)
-def _signed_in_clients(_bearer_clients, monkeypatch):
-    """Give every app the PageClient as its test client (after _bearer_clients gave its own)."""
-    monkeypatch.setattr(Flask, "test_client_class", PageClient)
+@pytest.fixture
+def signed_in_client(app):
+    """Return a test client of the app signed in to the pages as the test user (no token)."""
+    return client_signed_in(app)
 {%- endif %}
+
+
+def writer_of(app: Flask):
+    """Return a test client of ``app`` with every credential its writes need."""
+    client = {{ "client_signed_in(app)" if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" else "app.test_client()" }}
+{%- if cookiecutter.use_auth == "yes" %}
+    send_token(client)
+{%- endif %}
+    return client
 
 
 def empty_database(url: str) -> None:
@@ -291,21 +289,37 @@ def app(make_app):
 
 
 @pytest.fixture
-def limited_client(make_app):
-    """Return a function giving a client of an app that enforces rate limits, counters reset."""
+def limited_app(make_app):
+    """Return a function building an app that enforces rate limits, counters reset."""
 
     def make(**overrides):
         app = make_app(app_env="development", **overrides)
         app.extensions["rate_limits"].reset()
-        return app.test_client()
+        return app
+
+    return make
+
+
+@pytest.fixture
+def limited_client(limited_app):
+    """Return a function giving an anonymous client of an app that enforces rate limits."""
+
+    def make(**overrides):
+        return limited_app(**overrides).test_client()
 
     return make
 
 
 @pytest.fixture
 def client(app):
-    """Return a test client of the app."""
+    """Return a test client of the app sending no credentials: an anonymous caller."""
     return app.test_client()
+
+
+@pytest.fixture
+def writer(app):
+    """Return a test client of the app with the credentials writes need (see ``writer_of``)."""
+    return writer_of(app)
 
 
 @pytest.fixture

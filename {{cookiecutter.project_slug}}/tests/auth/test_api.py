@@ -16,16 +16,11 @@ from sqlalchemy import select, update
 from {{ cookiecutter.package_name }}.auth.accounts import Token, User, account_key, hasher, token_digest
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.items.models import Item
+from tests.conftest import send_token
 from tests.platform.test_openapi import assert_conforms, document
 
 EMAIL, PASSWORD = "ada@example.com", "correct horse battery staple"
 ITEM = {"name": "an item"}
-
-
-@pytest.fixture
-def anonymous(app):
-    """Return a client of the app that sends no token unless a request names one."""
-    return app.test_client(anonymous=True)
 
 
 def add_user(app, email=EMAIL, password=PASSWORD, active=True) -> int:
@@ -63,12 +58,12 @@ def assert_asks_for_a_token(answer, invalid_token: bool) -> None:
     assert ("invalid_token" in challenge) == invalid_token, challenge
 
 
-def test_a_sign_in_answers_a_token_to_store_nowhere(app, anonymous):
+def test_a_sign_in_answers_a_token_to_store_nowhere(app, client):
     """It answers 201 with the token and its expiry (AUTH_TOKEN_LIFETIME away), never to be
     cached, and stores only the token's SHA-256."""
     add_user(app)
     before = datetime.now(UTC)
-    answer = sign_in(anonymous, email=" Ada@Example.COM ")
+    answer = sign_in(client, email=" Ada@Example.COM ")
     assert answer.status_code == 201
     assert answer.headers["Cache-Control"] == "no-store"
     assert set(answer.json) == {"token", "expires_at"}
@@ -85,7 +80,7 @@ def test_the_token_lifetime_is_a_setting(make_app):
     """It gives tokens the AUTH_TOKEN_LIFETIME setting's lifetime."""
     app = make_app(auth_token_lifetime=600)
     add_user(app)
-    answer = sign_in(app.test_client(anonymous=True))
+    answer = sign_in(app.test_client())
     left = datetime.fromisoformat(answer.json["expires_at"]) - datetime.now(UTC)
     assert timedelta(seconds=590) <= left <= timedelta(seconds=600)
 
@@ -101,14 +96,14 @@ def test_the_token_lifetime_is_a_setting(make_app):
         (EMAIL, ""),  # an empty password
     ],
 )
-def test_every_failed_sign_in_gets_the_same_answer(app, anonymous, email, password):
+def test_every_failed_sign_in_gets_the_same_answer(app, client, email, password):
     """It answers 401 with one body whatever failed, so no answer tells which emails exist."""
     add_user(app)
     add_user(app, "inactive@example.com", active=False)
-    answer = sign_in(anonymous, email, password)
+    answer = sign_in(client, email, password)
     assert_asks_for_a_token(answer, invalid_token=False)
     assert answer.json["error"]["detail"] == "Wrong email or password."
-    assert answer.json == sign_in(anonymous, "nobody@example.com").json
+    assert answer.json == sign_in(client, "nobody@example.com").json
 
 
 @pytest.mark.parametrize(
@@ -125,10 +120,10 @@ def test_every_failed_sign_in_gets_the_same_answer(app, anonymous, email, passwo
         ({"json": {"email": EMAIL, "password": "p" * 1025}}, 422),
     ],
 )
-def test_a_malformed_sign_in_is_a_client_error(app, anonymous, request_args, status):
+def test_a_malformed_sign_in_is_a_client_error(app, client, request_args, status):
     """It answers bad JSON 400, a body not declared JSON 415 and bad fields 422, in JSON."""
     add_user(app)
-    answer = anonymous.post("/api/auth/tokens", **request_args)
+    answer = client.post("/api/auth/tokens", **request_args)
     assert answer.status_code == status, answer.json
     assert answer.json["error"]["status"] == status
 
@@ -137,24 +132,24 @@ def test_a_malformed_sign_in_is_a_client_error(app, anonymous, request_args, sta
     "authorization",
     [None, "Basic YWRhOnB3", "Bearer", "Bearer ", "Token abc", "bearer"],
 )
-def test_a_write_without_a_bearer_token_is_refused(anonymous, authorization):
+def test_a_write_without_a_bearer_token_is_refused(client, authorization):
     """It answers 401, asking for a bearer token, to a write without one; nothing is stored."""
     headers = {"Authorization": authorization} if authorization is not None else {}
-    answer = anonymous.post("/api/items", json=ITEM, headers=headers)
+    answer = client.post("/api/items", json=ITEM, headers=headers)
     assert_asks_for_a_token(answer, invalid_token=False)
-    assert anonymous.get("/api/items").json["total"] == 0
+    assert client.get("/api/items").json["total"] == 0
 
 
-def test_an_unknown_token_is_refused(anonymous):
+def test_an_unknown_token_is_refused(client):
     """It answers 401 invalid_token to a token it never issued."""
-    answer = anonymous.post("/api/items", json=ITEM, headers=bearer("x" * 43))
+    answer = client.post("/api/items", json=ITEM, headers=bearer("x" * 43))
     assert_asks_for_a_token(answer, invalid_token=True)
 
 
-def test_a_write_with_a_token_records_its_owner(app, anonymous):
+def test_a_write_with_a_token_records_its_owner(app, client):
     """It creates the item and records the token's user as its owner (not shown by the API)."""
     user_id = add_user(app)
-    answer = anonymous.post("/api/items", json=ITEM, headers=bearer(token_of(anonymous)))
+    answer = client.post("/api/items", json=ITEM, headers=bearer(token_of(client)))
     assert answer.status_code == 201
     assert "owner_id" not in answer.json
     with app.app_context():
@@ -163,17 +158,17 @@ def test_a_write_with_a_token_records_its_owner(app, anonymous):
         assert item.owner_id == user_id
 
 
-def test_reads_are_public_by_default(app, anonymous):
+def test_reads_are_public_by_default(auth_client, client):
     """It answers reads without a token unless AUTH_PRIVATE_READS is set."""
-    created = app.test_client().post("/api/items", json=ITEM).json
-    assert anonymous.get("/api/items").status_code == 200
-    assert anonymous.get(f"/api/items/{created['id']}").status_code == 200
+    created = auth_client.post("/api/items", json=ITEM).json
+    assert client.get("/api/items").status_code == 200
+    assert client.get(f"/api/items/{created['id']}").status_code == 200
 
 
 def test_private_reads_need_a_token(make_app):
     """It refuses reads without a token with AUTH_PRIVATE_READS, and answers them with one."""
     app = make_app(auth_private_reads=True)
-    anonymous, signed_in = app.test_client(anonymous=True), app.test_client()
+    anonymous, signed_in = app.test_client(), send_token(app.test_client())
     created = signed_in.post("/api/items", json=ITEM).json
     for path in ("/api/items", f"/api/items/{created['id']}"):
         assert_asks_for_a_token(anonymous.get(path), invalid_token=False)
@@ -220,41 +215,41 @@ def deactivate(app, client, token: str) -> None:
     ],
     ids=["expired", "signed-out", "password-changed", "deactivated"],
 )
-def test_an_ended_token_is_refused(app, anonymous, end):
+def test_an_ended_token_is_refused(app, client, end):
     """It refuses, with 401 invalid_token, a token that expired, was deleted, or whose user got
     a new password or was deactivated; signing out with it again is refused as well."""
     add_user(app)
-    token = token_of(anonymous)
-    assert anonymous.post("/api/items", json=ITEM, headers=bearer(token)).status_code == 201
-    end(app, anonymous, token)
+    token = token_of(client)
+    assert client.post("/api/items", json=ITEM, headers=bearer(token)).status_code == 201
+    end(app, client, token)
     assert_asks_for_a_token(
-        anonymous.post("/api/items", json=ITEM, headers=bearer(token)), invalid_token=True
+        client.post("/api/items", json=ITEM, headers=bearer(token)), invalid_token=True
     )
-    gone = anonymous.delete("/api/auth/tokens/current", headers=bearer(token))
+    gone = client.delete("/api/auth/tokens/current", headers=bearer(token))
     assert_asks_for_a_token(gone, invalid_token=True)
 
 
-def test_signing_out_ends_only_that_token(app, anonymous):
+def test_signing_out_ends_only_that_token(app, client):
     """It ends the token the request carries, not the user's other ones."""
     add_user(app)
-    first, second = token_of(anonymous), token_of(anonymous)
-    sign_out(app, anonymous, first)
-    assert anonymous.post("/api/items", json=ITEM, headers=bearer(second)).status_code == 201
+    first, second = token_of(client), token_of(client)
+    sign_out(app, client, first)
+    assert client.post("/api/items", json=ITEM, headers=bearer(second)).status_code == 201
 
 
-def test_signing_out_needs_a_token(anonymous):
+def test_signing_out_needs_a_token(client):
     """It answers 401, asking for a bearer token, to a sign-out without one."""
-    assert_asks_for_a_token(anonymous.delete("/api/auth/tokens/current"), invalid_token=False)
+    assert_asks_for_a_token(client.delete("/api/auth/tokens/current"), invalid_token=False)
 
 
-def test_no_password_token_or_hash_is_logged(app, anonymous, caplog):
+def test_no_password_token_or_hash_is_logged(app, client, caplog):
     """It logs sign-ins and writes by user id, never the password, the token or a hash."""
     user_id = add_user(app)
     with caplog.at_level(logging.DEBUG):
-        assert sign_in(anonymous, password="wrong password").status_code == 401
-        token = token_of(anonymous)
-        assert anonymous.post("/api/items", json=ITEM, headers=bearer(token)).status_code == 201
-        sign_out(app, anonymous, token)
+        assert sign_in(client, password="wrong password").status_code == 401
+        token = token_of(client)
+        assert client.post("/api/items", json=ITEM, headers=bearer(token)).status_code == 201
+        sign_out(app, client, token)
     logged = " ".join(repr(record.__dict__) for record in caplog.records)
     assert "token issued" in logged
     assert str(user_id) in logged
@@ -347,7 +342,6 @@ def test_the_token_answers_match_the_document(limited_client):
     """It answers sign-in (201, 400, 401, 422, 429), sign-out (204, 401) and a write without a
     token (401) as the document says, with the limiter's headers on."""
     client = limited_client(ratelimit_sign_in="5 per minute")
-    anonymous = client.application.test_client(anonymous=True)
     add_user(client.application)
     doc = document(client)
     tokens, current = "/api/auth/tokens", "/api/auth/tokens/current"
@@ -362,9 +356,9 @@ def test_the_token_answers_match_the_document(limited_client):
     ):
         assert_conforms(doc, tokens, "post", answer)
     assert answer.status_code == 429
-    assert_conforms(doc, "/api/items", "post", anonymous.post("/api/items", json=ITEM))
-    assert_conforms(doc, current, "delete", anonymous.delete(current))
-    signed_out = anonymous.delete(current, headers=bearer(created.json["token"]))
+    assert_conforms(doc, "/api/items", "post", client.post("/api/items", json=ITEM))
+    assert_conforms(doc, current, "delete", client.delete(current))
+    signed_out = client.delete(current, headers=bearer(created.json["token"]))
     assert signed_out.status_code == 204
     documented = doc["paths"][current]["delete"]["responses"]["204"]
     assert "content" not in documented

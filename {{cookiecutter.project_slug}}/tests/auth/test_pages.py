@@ -32,9 +32,9 @@ def sign_in(client, email: str = TESTER, password: str = TESTER_PASSWORD):
     return client.post("/sign-in", data={"email": email, "password": password, "csrf_token": token})
 
 
-def signed_in_client(app, email: str = TESTER, password: str = TESTER_PASSWORD):
-    """Return a client without the test client's defaults, signed in through the form."""
-    client = app.test_client(anonymous=True)
+def signed_in_by_form(app, email: str = TESTER, password: str = TESTER_PASSWORD):
+    """Return a new test client of the app, signed in through the form."""
+    client = app.test_client()
     assert sign_in(client, email, password).status_code == 303
     return client
 
@@ -71,16 +71,16 @@ def session_cookie(app, client) -> str:
 
 def test_signed_out_page_links_to_the_sign_in_form_instead_of_the_item_form(app):
     """It shows a "Sign in" link to /sign-in, and neither the item form nor a sign-out button."""
-    client = app.test_client(anonymous=True)
+    client = app.test_client()
     page = client.get("/").text
     assert '<a id="sign-in-link" href="/sign-in">Sign in</a>' in page
     assert not shows_the_form(client)
 
 
-def test_signed_in_page_shows_the_item_form_and_a_sign_out_button(client):
+def test_signed_in_page_shows_the_item_form_and_a_sign_out_button(signed_in_client):
     """It shows the form, who is signed in, and a button posting to /sign-out with a token."""
-    page = client.get("/").text
-    assert shows_the_form(client)
+    page = signed_in_client.get("/").text
+    assert shows_the_form(signed_in_client)
     assert f'<span id="signed-in-email">{TESTER}</span>' in page
     sign_out = page[page.index('<form id="sign-out-form"') :]
     assert 'method="post" action="/sign-out"' in sign_out
@@ -89,7 +89,7 @@ def test_signed_in_page_shows_the_item_form_and_a_sign_out_button(client):
 
 def test_sign_in_form_asks_for_an_email_and_a_password(app):
     """It renders a form with the email and password inputs, a CSRF token and the policy."""
-    response = app.test_client(anonymous=True).get("/sign-in")
+    response = app.test_client().get("/sign-in")
     assert response.status_code == 200
     page = response.text
     assert '<form id="sign-in-form" method="post" action="/sign-in">' in page
@@ -103,7 +103,7 @@ def test_sign_in_opens_a_new_session(app):
     """It signs in with a new session: another cookie and CSRF token, nothing kept from before,
     so the token of the page before sign-in is refused."""
     token_of_tester(app)
-    client = app.test_client(anonymous=True)
+    client = app.test_client()
     before = form_token(client.get("/sign-in").text)
     with client.session_transaction() as session:
         session["set before sign-in"] = "planted"
@@ -135,7 +135,7 @@ def test_every_failed_sign_in_gets_the_same_answer(app):
     }
     pages = set()
     for email, password in attempts.values():
-        client = app.test_client(anonymous=True)
+        client = app.test_client()
         answer = sign_in(client, email, password)
         assert answer.status_code == 422
         assert f'<p class="errors" id="sign-in-error" role="alert">{FAILED}</p>' in answer.text
@@ -147,13 +147,13 @@ def test_every_failed_sign_in_gets_the_same_answer(app):
 
 def test_sign_out_ends_the_session_and_a_copy_of_its_cookie(app):
     """It signs out (303 to /), and the cookie the session had no longer signs anyone in."""
-    client = signed_in_client(app)
+    client = signed_in_by_form(app)
     copied = session_cookie(app, client)
     answer = client.post("/sign-out", data={"csrf_token": csrf_token(client)})
     assert answer.status_code == 303
     assert answer.headers["Location"] == "/"
     assert not shows_the_form(client)
-    replayed = app.test_client(anonymous=True)
+    replayed = app.test_client()
     replayed.set_cookie(app.config["SESSION_COOKIE_NAME"], copied)
     assert not shows_the_form(replayed)
 
@@ -161,8 +161,8 @@ def test_sign_out_ends_the_session_and_a_copy_of_its_cookie(app):
 def test_sign_out_ends_the_users_other_sessions(app):
     """It ends every browser session of the user who signs out, not another user's."""
     add_user(app, OTHER, OTHER_PASSWORD)
-    laptop, phone = signed_in_client(app), signed_in_client(app)
-    other = signed_in_client(app, OTHER, OTHER_PASSWORD)
+    laptop, phone = signed_in_by_form(app), signed_in_by_form(app)
+    other = signed_in_by_form(app, OTHER, OTHER_PASSWORD)
     laptop.post("/sign-out", data={"csrf_token": csrf_token(laptop)})
     assert not shows_the_form(phone)
     assert shows_the_form(other)
@@ -172,7 +172,7 @@ def test_session_ends_once_its_cookie_is_older_than_the_session_lifetime(app):
     """It refuses a session cookie written longer ago than PERMANENT_SESSION_LIFETIME (Flask's
     31 days by default; 1 s here), so a session kept open for ever ends even so."""
     app.config["PERMANENT_SESSION_LIFETIME"] = 1
-    client = signed_in_client(app)
+    client = signed_in_by_form(app)
     assert shows_the_form(client)
     time.sleep(2.1)  # the signature's age is counted in whole seconds
     assert not shows_the_form(client)
@@ -181,7 +181,7 @@ def test_session_ends_once_its_cookie_is_older_than_the_session_lifetime(app):
 def test_session_survives_a_new_address_or_browser_version(app):
     """It keeps a session used from another address or user agent ("basic" protection): a phone
     changing networks stays signed in."""
-    client = signed_in_client(app)
+    client = signed_in_by_form(app)
     client.environ_base.update(REMOTE_ADDR="127.0.0.2", HTTP_USER_AGENT="another browser")
     assert shows_the_form(client)
 
@@ -192,7 +192,7 @@ def test_session_survives_a_new_address_or_browser_version(app):
 )
 def test_new_password_or_deactivation_ends_the_session(app, command, stdin):
     """It signs the user out of the pages when `flask users password|deactivate` changes them."""
-    client = signed_in_client(app)
+    client = signed_in_by_form(app)
     token = csrf_token(client)
     result = app.test_cli_runner().invoke(args=["users", command, TESTER], input=stdin)
     assert result.exit_code == 0, result.output
@@ -205,7 +205,7 @@ def test_new_password_or_deactivation_ends_the_session(app, command, stdin):
 def test_item_form_post_without_sign_in_is_refused(app):
     """It sends a plain post to the sign-in form (303) and answers HTMX 403 saying why; it
     stores nothing either way."""
-    client = app.test_client(anonymous=True)
+    client = app.test_client()
     token = form_token(client.get("/sign-in").text)
     plain = client.post("/items", data={"name": "anonymous", "csrf_token": token})
     assert plain.status_code == 303
@@ -219,7 +219,7 @@ def test_item_form_post_without_sign_in_is_refused(app):
 def test_item_added_from_the_page_records_who_added_it(app):
     """It stores the signed-in user as the owner of the item the form adds."""
     other = add_user(app, OTHER, OTHER_PASSWORD)
-    client = signed_in_client(app, OTHER, OTHER_PASSWORD)
+    client = signed_in_by_form(app, OTHER, OTHER_PASSWORD)
     answer = client.post("/items", data={"name": "mine", "csrf_token": csrf_token(client)})
     assert answer.status_code == 303
     with app.app_context():
@@ -230,7 +230,7 @@ def test_item_added_from_the_page_records_who_added_it(app):
 def test_sign_in_and_sign_out_need_the_csrf_token(app, path):
     """It refuses a post to /sign-in or /sign-out without the session's token (400), and the
     post changes nothing: no sign-in (login CSRF), no sign-out."""
-    client = signed_in_client(app) if path == "/sign-out" else app.test_client(anonymous=True)
+    client = signed_in_by_form(app) if path == "/sign-out" else app.test_client()
     client.get("/")
     before = shows_the_form(client)
     answer = client.post(path, data={"email": TESTER, "password": TESTER_PASSWORD})
@@ -246,7 +246,7 @@ def test_session_cookie_after_sign_in_is_http_only_lax_and_secure_in_production(
     """It sets the signed-in session's cookie HttpOnly and SameSite=Lax, Secure in production."""
     app = make_app(app_env=app_env)
     token_of_tester(app)
-    client = app.test_client(anonymous=True)
+    client = app.test_client()
     answer = sign_in(client)
     assert answer.status_code == 303
     (cookie,) = answer.headers.getlist("Set-Cookie")
@@ -268,7 +268,7 @@ def test_sign_in_attempts_are_limited_per_account_and_per_client(limited_client)
         422,
         429,
     ]
-    refused = sign_in(client.application.test_client(anonymous=True))
+    refused = sign_in(client.application.test_client())
     assert refused.status_code == 429
     assert int(refused.headers["Retry-After"]) > 0
     client = limited_client(ratelimit_sign_in="2 per minute")
@@ -279,7 +279,7 @@ def test_sign_in_attempts_are_limited_per_account_and_per_client(limited_client)
 def test_api_ignores_the_pages_session(app):
     """It refuses an API write from a browser signed in to the pages: the API reads bearer
     tokens only, so a forged cross-site request carries no credentials."""
-    client = signed_in_client(app)
+    client = signed_in_by_form(app)
     assert shows_the_form(client)
     assert client.post("/api/items", json={"name": "by cookie"}).status_code == 401
     assert item_count(app) == 0
@@ -287,7 +287,7 @@ def test_api_ignores_the_pages_session(app):
 
 def test_sign_ins_log_the_user_id_never_the_password(app, caplog):
     """It logs a sign-in and a sign-out by user id, and no password in any attempt's records."""
-    client = app.test_client(anonymous=True)
+    client = app.test_client()
     sign_in(client, TESTER, "a wrong password")
     sign_in(client)
     client.post("/sign-out", data={"csrf_token": csrf_token(client)})

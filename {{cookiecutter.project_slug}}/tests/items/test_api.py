@@ -17,42 +17,43 @@ from {{ cookiecutter.package_name }}.extensions import db
 {% endif -%}
 from {{ cookiecutter.package_name }}.items.models import PROCESSED_BY_TASK
 from {{ cookiecutter.package_name }}.platform import caching
+from tests.conftest import writer_of
 
 STATUS_FIELDS = ("status", "processed_at")
 
 
-def test_create_read_list(client):
+def test_create_read_list(writer):
     """It creates an item, serves it back processed, and lists it."""
-    created = client.post("/api/items", json={"name": "first", "description": "one"})
+    created = writer.post("/api/items", json={"name": "first", "description": "one"})
     assert created.status_code == 201
     item = created.json
     assert created.headers["Location"] == f"/api/items/{item['id']}"
-    read = client.get(created.headers["Location"]).json
+    read = writer.get(created.headers["Location"]).json
     assert read["status"] == "processed"
     processed_at = datetime.fromisoformat(read["processed_at"])
     assert processed_at >= datetime.fromisoformat(item["created_at"])
     assert {k: v for k, v in read.items() if k not in STATUS_FIELDS} == {
         k: v for k, v in item.items() if k not in STATUS_FIELDS
     }
-    listing = client.get("/api/items").json
+    listing = writer.get("/api/items").json
     assert listing["total"] == 1
     assert listing["items"] == [read]
 
 
-def test_new_items_are_pending_until_processed(client):
+def test_new_items_are_pending_until_processed(writer):
     """It answers a new item pending its task, or processed when no task processes it."""
-    item = client.post("/api/items", json={"name": "new"}).json
+    item = writer.post("/api/items", json={"name": "new"}).json
     if PROCESSED_BY_TASK:
         assert (item["status"], item["processed_at"]) == ("pending", None)
     else:
         assert item["status"] == "processed" and item["processed_at"]
 
 
-def test_second_read_is_served_from_cache(client):
+def test_second_read_is_served_from_cache(writer):
     """It marks the first read a cache miss and the second a hit."""
-    location = client.post("/api/items", json={"name": "cached"}).headers["Location"]
-    assert client.get(location).headers["X-Cache"] == "miss"
-    hit = client.get(location)
+    location = writer.post("/api/items", json={"name": "cached"}).headers["Location"]
+    assert writer.get(location).headers["X-Cache"] == "miss"
+    hit = writer.get(location)
     assert hit.headers["X-Cache"] == "hit"
     assert hit.json["name"] == "cached"
     assert hit.mimetype == "application/json"
@@ -79,7 +80,7 @@ def test_a_read_the_database_is_too_slow_for_is_a_503(make_app):
     A lock held by another session keeps the read waiting; the server cancels it.
     """
     app = make_app(database_statement_timeout=0.2)
-    client = app.test_client()
+    client = writer_of(app)
     location = client.post("/api/items", json={"name": "locked"}).headers["Location"]
     with app.app_context():
         engine = db.engine
@@ -115,11 +116,11 @@ def test_a_connection_returned_inside_a_transaction_goes_back_to_the_pool_idle(a
 {%- endif %}
 
 
-def test_list_pages(client):
+def test_list_pages(writer):
     """It lists newest first with limit and offset."""
     for name in ("a", "b", "c"):
-        client.post("/api/items", json={"name": name})
-    page = client.get("/api/items?limit=2&offset=1").json
+        writer.post("/api/items", json={"name": name})
+    page = writer.get("/api/items?limit=2&offset=1").json
     assert [item["name"] for item in page["items"]] == ["b", "a"]
     assert page["total"] == 3
 
@@ -135,29 +136,29 @@ def test_list_pages(client):
         ({"name": "ok", "description": ["not", "text"]}, "description"),
     ],
 )
-def test_invalid_body_is_422_naming_the_field(client, body, field):
+def test_invalid_body_is_422_naming_the_field(writer, body, field):
     """It answers 422 naming each invalid field, and stores nothing."""
-    response = client.post("/api/items", json=body)
+    response = writer.post("/api/items", json=body)
     assert response.status_code == 422
     assert field in [error["field"] for error in response.json["error"]["detail"]]
-    assert client.get("/api/items").json["total"] == 0
+    assert writer.get("/api/items").json["total"] == 0
 
 
-def test_malformed_json_is_400(client):
+def test_malformed_json_is_400(writer):
     """It answers 400 JSON to a body that is not JSON."""
-    response = client.post("/api/items", data="{not json", content_type="application/json")
+    response = writer.post("/api/items", data="{not json", content_type="application/json")
     assert response.status_code == 400
     assert response.json["error"]["status"] == 400
 
 
-def test_non_object_json_is_400(client):
+def test_non_object_json_is_400(writer):
     """It answers 400 to JSON that is not an object."""
-    assert client.post("/api/items", json=["a"]).status_code == 400
+    assert writer.post("/api/items", json=["a"]).status_code == 400
 
 
-def test_wrong_content_type_is_415(client):
+def test_wrong_content_type_is_415(writer):
     """It answers 415 to a body that is not declared as JSON."""
-    response = client.post("/api/items", data="name=x", content_type="text/plain")
+    response = writer.post("/api/items", data="name=x", content_type="text/plain")
     assert response.status_code == 415
 
 
@@ -167,17 +168,17 @@ def test_invalid_paging_is_422(client, query):
     assert client.get(f"/api/items?{query}").status_code == 422
 
 
-def test_writes_are_rate_limited(limited_client):
+def test_writes_are_rate_limited(limited_app):
     """It answers 429 JSON once a client exceeds RATELIMIT_WRITE."""
-    client = limited_client(ratelimit_write="2 per minute")
+    client = writer_of(limited_app(ratelimit_write="2 per minute"))
     statuses = [client.post("/api/items", json={"name": str(n)}).status_code for n in range(3)]
     assert statuses == [201, 201, 429]
     assert client.post("/api/items", json={"name": "x"}).json["error"]["status"] == 429
 
 
-def test_created_at_is_utc_with_microseconds(client):
+def test_created_at_is_utc_with_microseconds(writer):
     """It formats created_at the same way on every database: UTC, microseconds, +00:00."""
-    created = client.post("/api/items", json={"name": "when"}).json["created_at"]
+    created = writer.post("/api/items", json={"name": "when"}).json["created_at"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", created), created
     moment = datetime.fromisoformat(created)
     assert abs((datetime.now(UTC) - moment).total_seconds()) < 60
@@ -192,9 +193,9 @@ def test_created_at_is_utc_with_microseconds(client):
         (b'{"name": "\xff"}', "not valid JSON"),
     ],
 )
-def test_bodies_that_are_not_json_are_400_saying_so(client, body, message):
+def test_bodies_that_are_not_json_are_400_saying_so(writer, body, message):
     """It answers 400 saying the body is not valid JSON, whatever is wrong with it."""
-    response = client.post("/api/items", data=body, content_type="application/json")
+    response = writer.post("/api/items", data=body, content_type="application/json")
     assert response.status_code == 400
     assert message in response.json["error"]["detail"]
 
@@ -204,12 +205,12 @@ def test_bodies_that_are_not_json_are_400_saying_so(client, body, message):
     ['{"name": "nul\\u0000inside"}', '{"name": "\\ud800 lone surrogate"}'],
     ids=["nul", "surrogate"],
 )
-def test_text_no_database_can_store_is_422(client, body):
+def test_text_no_database_can_store_is_422(writer, body):
     """It refuses NUL characters and unpaired surrogates before they reach the database."""
-    response = client.post("/api/items", data=body, content_type="application/json")
+    response = writer.post("/api/items", data=body, content_type="application/json")
     assert response.status_code == 422, response.json
     assert response.json["error"]["detail"][0]["field"] == "name"
-    assert client.get("/api/items").json["total"] == 0
+    assert writer.get("/api/items").json["total"] == 0
 
 
 @pytest.mark.parametrize(
@@ -223,10 +224,10 @@ def test_text_no_database_can_store_is_422(client, body):
         "/api/items/%EF%BC%91",  # FULLWIDTH DIGIT ONE
     ],
 )
-def test_ids_outside_the_column_or_not_ascii_are_404(client, path):
+def test_ids_outside_the_column_or_not_ascii_are_404(writer, path):
     """It answers 404 JSON for ids no item can have, never another item or a 500."""
-    client.post("/api/items", json={"name": "number one"})
-    response = client.get(path)
+    writer.post("/api/items", json={"name": "number one"})
+    response = writer.get(path)
     assert response.status_code == 404
     assert response.json["error"]["status"] == 404
 
@@ -251,7 +252,7 @@ def _streamed(client, body: bytes):
 
 def test_a_streamed_body_over_the_limit_is_413_and_stores_nothing(make_app):
     """It refuses a chunked body over MAX_CONTENT_LENGTH instead of storing its first part."""
-    client = make_app(max_content_length=1024).test_client()
+    client = writer_of(make_app(max_content_length=1024))
     padding = " " * 2000
     response = _streamed(client, b'{"name": "cut"}' + padding.encode())
     assert response.status_code == 413
@@ -261,7 +262,7 @@ def test_a_streamed_body_over_the_limit_is_413_and_stores_nothing(make_app):
 
 def test_a_streamed_body_within_the_limit_is_accepted(make_app):
     """It accepts a chunked body of exactly MAX_CONTENT_LENGTH bytes."""
-    client = make_app(max_content_length=1024).test_client()
+    client = writer_of(make_app(max_content_length=1024))
     body = b'{"name": "fits"}'
     response = _streamed(client, body + b" " * (1024 - len(body)))
     assert response.status_code == 201, response.json

@@ -44,11 +44,11 @@ def csrf_token(client) -> str:
     return match.group(1)
 
 
-def test_page_lists_items_with_a_form(client):
+def test_page_lists_items_with_a_form(writer):
     """It renders the whole page: the form with a CSRF token, and the items, newest first."""
-    client.post("/api/items", json={"name": "older"})
-    client.post("/api/items", json={"name": "newer"})
-    response = client.get("/")
+    writer.post("/api/items", json={"name": "older"})
+    writer.post("/api/items", json={"name": "newer"})
+    response = writer.get("/")
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     page = response.text
@@ -82,21 +82,21 @@ def test_page_without_items_says_so(client):
     assert "No items yet." in client.get("/").text
 
 
-def test_form_post_redirects_to_the_list(client):
+def test_form_post_redirects_to_the_list(writer):
     """It adds a valid item from a plain form post and redirects (303) to the list showing it."""
-    token = csrf_token(client)
-    response = client.post("/items", data={"name": " plain ", "csrf_token": token})
+    token = csrf_token(writer)
+    response = writer.post("/items", data={"name": " plain ", "csrf_token": token})
     assert response.status_code == 303
     assert response.headers["Location"] == "/"
-    page = client.get("/").text
+    page = writer.get("/").text
     assert "<strong>plain</strong>" in page
 
 
-def test_invalid_form_post_keeps_the_input_and_names_the_problem(client):
+def test_invalid_form_post_keeps_the_input_and_names_the_problem(writer):
     """It answers 422 with the whole page, the form filled as sent and the error shown."""
-    token = csrf_token(client)
+    token = csrf_token(writer)
     description = "kept <as> sent"
-    response = client.post(
+    response = writer.post(
         "/items", data={"name": "   ", "description": description, "csrf_token": token}
     )
     assert response.status_code == 422
@@ -104,21 +104,21 @@ def test_invalid_form_post_keeps_the_input_and_names_the_problem(client):
     assert page.startswith("<!doctype html>")
     assert 'id="name-error"' in page
     assert "kept &lt;as&gt; sent" in page
-    assert client.get("/api/items").json["total"] == 0
+    assert writer.get("/api/items").json["total"] == 0
 
 
-def test_too_long_name_is_refused(client):
+def test_too_long_name_is_refused(writer):
     """It refuses a name longer than the API allows, saying so."""
-    token = csrf_token(client)
-    response = client.post("/items", data={"name": "x" * 101, "csrf_token": token})
+    token = csrf_token(writer)
+    response = writer.post("/items", data={"name": "x" * 101, "csrf_token": token})
     assert response.status_code == 422
     assert "at most 100 characters" in response.text
 
 
-def test_htmx_post_answers_the_section_in_place(client):
+def test_htmx_post_answers_the_section_in_place(writer):
     """It answers an HTMX post with the items section alone (201), the new item in it."""
-    token = csrf_token(client)
-    response = client.post("/items", data={"name": "swapped", "csrf_token": token}, headers=HTMX)
+    token = csrf_token(writer)
+    response = writer.post("/items", data={"name": "swapped", "csrf_token": token}, headers=HTMX)
     assert response.status_code == 201
     fragment = response.text
     assert fragment.lstrip().startswith('<section id="items-section">')
@@ -127,10 +127,10 @@ def test_htmx_post_answers_the_section_in_place(client):
     assert 'value=""' in fragment  # the form is empty again
 
 
-def test_invalid_htmx_post_answers_the_section_with_the_error(client):
+def test_invalid_htmx_post_answers_the_section_with_the_error(writer):
     """It answers an invalid HTMX post with 422 and the section, the input kept."""
-    token = csrf_token(client)
-    response = client.post(
+    token = csrf_token(writer)
+    response = writer.post(
         "/items", data={"name": "", "description": "mine", "csrf_token": token}, headers=HTMX
     )
     assert response.status_code == 422

@@ -4,6 +4,7 @@ from sqlalchemy import inspect
 
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.items.seed import EXAMPLES
+from tests.conftest import writer_of
 
 
 def item_names(app) -> list[str]:
@@ -26,7 +27,7 @@ def test_seed_adds_the_examples_once(app):
 
 def test_seed_adds_only_the_missing_examples(app):
     """It keeps other items and adds only the examples that are not there."""
-    client = app.test_client()
+    client = writer_of(app)
     client.post("/api/items", json={"name": EXAMPLES[0].name})
     client.post("/api/items", json={"name": "mine"})
     result = app.test_cli_runner().invoke(args=["seed"])
@@ -37,7 +38,7 @@ def test_seed_adds_only_the_missing_examples(app):
 def test_reset_refuses_production(make_app):
     """It refuses to reset with APP_ENV=production and leaves the data alone."""
     app = make_app(app_env="production")
-    app.test_client().post("/api/items", json={"name": "kept"})
+    writer_of(app).post("/api/items", json={"name": "kept"})
     result = app.test_cli_runner().invoke(args=["reset", "--yes"])
     assert result.exit_code != 0
     assert "refusing to reset the database with APP_ENV=production" in result.output
@@ -46,18 +47,18 @@ def test_reset_refuses_production(make_app):
 
 def test_reset_empties_the_database_and_rebuilds_the_schema(app):
     """It drops every table and builds the schema again: the items are gone, the API works."""
-    app.test_client().post("/api/items", json={"name": "gone"})
+    writer_of(app).post("/api/items", json={"name": "gone"})
     result = app.test_cli_runner().invoke(args=["reset", "--yes"])
     assert result.exit_code == 0, result.output
     with app.app_context():
         assert "items" in inspect(db.engine).get_table_names()
     assert item_names(app) == []
-    assert app.test_client().post("/api/items", json={"name": "new"}).status_code == 201
+    assert writer_of(app).post("/api/items", json={"name": "new"}).status_code == 201
 
 
 def test_reset_asks_before_dropping(app):
     """It asks for confirmation without --yes, and keeps the data when refused."""
-    app.test_client().post("/api/items", json={"name": "kept"})
+    writer_of(app).post("/api/items", json={"name": "kept"})
     result = app.test_cli_runner().invoke(args=["reset"], input="n\n")
     assert result.exit_code != 0
     assert "Drop every table" in result.output

@@ -15,6 +15,7 @@ from {{ cookiecutter.package_name }}.platform import celery_app
 from {{ cookiecutter.package_name }}.platform.celery_app import celery_config
 from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
 from {{ cookiecutter.package_name }}.settings import SettingsError
+from tests.conftest import writer_of
 
 
 def pending_item(app, age: float = 0) -> int:
@@ -67,17 +68,17 @@ def test_the_task_leaves_a_missing_item_alone(app):
     assert process_item(10**6) is False
 
 
-def test_a_posted_item_is_processed_by_its_task(client):
+def test_a_posted_item_is_processed_by_its_task(writer):
     """It answers pending, then serves the item processed (eager tasks: web and task in one)."""
-    created = client.post("/api/items", json={"name": "work"})
+    created = writer.post("/api/items", json={"name": "work"})
     assert (created.status_code, created.json["status"]) == (201, "pending")
-    assert client.get(created.headers["Location"]).json["status"] == "processed"
+    assert writer.get(created.headers["Location"]).json["status"] == "processed"
 
 
-def test_the_task_logs_the_request_id_of_the_request_that_enqueued_it(client, caplog):
+def test_the_task_logs_the_request_id_of_the_request_that_enqueued_it(writer, caplog):
     """It stamps the task's log lines with the X-Request-ID of the POST."""
     with caplog.at_level(logging.INFO):
-        client.post("/api/items", json={"name": "traced"}, headers={"X-Request-ID": "trace-1"})
+        writer.post("/api/items", json={"name": "traced"}, headers={"X-Request-ID": "trace-1"})
     (line,) = [r for r in caplog.records if r.getMessage() == "item processed"]
     assert line.request_id == "trace-1"
 
@@ -95,7 +96,7 @@ def unreachable_broker_app(make_app):
 def test_an_unreachable_broker_still_answers_with_the_item_pending(unreachable_broker_app, caplog):
     """It answers 201 with the item pending and logs that the task was not enqueued."""
     with caplog.at_level(logging.ERROR):
-        created = unreachable_broker_app.test_client().post("/api/items", json={"name": "stuck"})
+        created = writer_of(unreachable_broker_app).post("/api/items", json={"name": "stuck"})
     assert (created.status_code, created.json["status"]) == (201, "pending")
     assert [r for r in caplog.records if "not enqueued" in r.getMessage()]
 
@@ -127,7 +128,7 @@ def test_tasks_run_in_the_worker_without_redis_url_only_in_process(app):
 
 def test_a_pending_item_is_never_served_from_the_cache(unreachable_broker_app):
     """It reads a pending item from the database every time, so its task's result shows at once."""
-    client = unreachable_broker_app.test_client()
+    client = writer_of(unreachable_broker_app)
     location = client.post("/api/items", json={"name": "waiting"}).headers["Location"]
     reads = [client.get(location) for _ in range(2)]
     assert [(r.json["status"], r.headers["X-Cache"]) for r in reads] == [("pending", "miss")] * 2
@@ -221,14 +222,14 @@ def test_tasks_run_in_process_leave_no_queue_in_readiness(client):
 
 
 @pytest.fixture
-def client_without_redis(make_app):
-    """Return a client of an app without REDIS_URL (built before caplog: it configures logging)."""
-    return make_app(redis_url=None).test_client()
+def writer_without_redis(make_app):
+    """Return a writer of an app without REDIS_URL (built before caplog: it configures logging)."""
+    return writer_of(make_app(redis_url=None))
 
 
-def test_a_task_run_in_process_without_redis_logs_no_warning(client_without_redis, caplog):
+def test_a_task_run_in_process_without_redis_logs_no_warning(writer_without_redis, caplog):
     """Without REDIS_URL the item's task runs where it is sent, and nothing warns about a broker."""
-    client = client_without_redis
+    client = writer_without_redis
     with caplog.at_level(logging.INFO):
         assert client.post("/api/items", json={"name": "quiet"}).status_code == 201
     assert "item processed" in [r.getMessage() for r in caplog.records]  # the log was heard

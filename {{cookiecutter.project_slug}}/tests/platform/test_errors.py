@@ -3,6 +3,7 @@
 import pytest
 
 from {{ cookiecutter.package_name }} import create_app
+from tests.conftest import writer_of
 
 
 @pytest.mark.parametrize(
@@ -40,7 +41,7 @@ def test_unhandled_exception_is_a_plain_500(capsys, settings_overrides):
 
 def test_oversize_body_is_413(settings_overrides):
     """It refuses a body over MAX_CONTENT_LENGTH with 413 JSON."""
-    client = create_app({**settings_overrides, "max_content_length": 1024}).test_client()
+    client = writer_of(create_app({**settings_overrides, "max_content_length": 1024}))
     response = client.post("/api/items", json={"name": "x" * 5000})
     assert response.status_code == 413
     assert response.get_json()["error"]["status"] == 413

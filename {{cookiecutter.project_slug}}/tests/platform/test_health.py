@@ -14,7 +14,7 @@ from {{ cookiecutter.package_name }}.platform import database
 from {{ cookiecutter.package_name }}.platform.database_errors import DatabaseUnavailable
 from {{ cookiecutter.package_name }}.platform.health import dependencies, run_checks
 {%- if cookiecutter.use_auth == "yes" %}
-from tests.conftest import token_of_tester
+from tests.conftest import send_token, token_of_tester
 {%- endif %}
 
 
@@ -133,7 +133,7 @@ def test_a_read_only_database_is_unready_and_writes_get_a_503_saying_so(settings
     client = read_only_app(settings_overrides).test_client()
 {%- if cookiecutter.use_auth == "yes" %}
     token = token_of_tester(create_app(settings_overrides))  # stored while the database is writable
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    send_token(client, token)
 {%- endif %}
 
     ready = client.get("/readyz")

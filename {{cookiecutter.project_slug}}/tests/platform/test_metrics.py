@@ -34,12 +34,12 @@ def label_values(samples: dict, label: str) -> set[str]:
     return {dict(labels)[label] for name, labels in samples if name == "http_requests_total"}
 
 
-def test_requests_are_counted_by_route_template_method_and_status(client):
+def test_requests_are_counted_by_route_template_method_and_status(writer):
     """It labels requests with the route template, never the id in their path."""
-    item = client.post("/api/items", json={"name": "counted"}).json
-    client.get(f"/api/items/{item['id']}")
-    client.get("/api/items/999999")
-    samples = scrape(client)
+    item = writer.post("/api/items", json={"name": "counted"}).json
+    writer.get(f"/api/items/{item['id']}")
+    writer.get("/api/items/999999")
+    samples = scrape(writer)
     assert requests_of(samples, route="/api/items", method="POST", status="201") == 1
     assert requests_of(samples, route=ITEM_ROUTE, method="GET", status="200") == 1
     assert requests_of(samples, route=ITEM_ROUTE, method="GET", status="404") == 1
@@ -71,15 +71,15 @@ def test_latency_is_a_histogram_per_route(client):
     assert samples[("http_request_duration_seconds_sum", frozenset(labels.items()))] > 0
 
 
-def test_cache_lookups_count_misses_and_hits(client):
+def test_cache_lookups_count_misses_and_hits(writer):
     """It counts the first read of an item as a miss and the next, served cached, as a hit.
 
     Every result is exported from the start, at 0 until it happens (an alert on errors has a
     series to watch before the first one)."""
-    item = client.post("/api/items", json={"name": "cached"}).json
-    assert client.get(f"/api/items/{item['id']}").headers["X-Cache"] == "miss"
-    assert client.get(f"/api/items/{item['id']}").headers["X-Cache"] == "hit"
-    samples = scrape(client)
+    item = writer.post("/api/items", json={"name": "cached"}).json
+    assert writer.get(f"/api/items/{item['id']}").headers["X-Cache"] == "miss"
+    assert writer.get(f"/api/items/{item['id']}").headers["X-Cache"] == "hit"
+    samples = scrape(writer)
     assert samples[("cache_lookups_total", frozenset({("result", "miss")}))] == 1
     assert samples[("cache_lookups_total", frozenset({("result", "hit")}))] == 1
     assert samples[("cache_lookups_total", frozenset({("result", "error")}))] == 0

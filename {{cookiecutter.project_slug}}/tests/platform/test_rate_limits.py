@@ -8,6 +8,7 @@ from limits.strategies import FixedWindowRateLimiter
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.settings.limits import checked_limits, checked_optional_limits
+from tests.conftest import writer_of
 
 
 def test_reads_are_not_limited_by_default(limited_client):
@@ -18,9 +19,9 @@ def test_reads_are_not_limited_by_default(limited_client):
     assert "X-RateLimit-Limit" not in responses[-1].headers
 
 
-def test_a_write_carries_the_limit_headers(limited_client):
+def test_a_write_carries_the_limit_headers(limited_app):
     """It sends X-RateLimit-* on a write, its remaining count going down."""
-    client = limited_client(ratelimit_write="5 per minute")
+    client = writer_of(limited_app(ratelimit_write="5 per minute"))
     now = time.time()
     for remaining in (4, 3, 2):
         response = client.post("/api/items", json={"name": "x"})
@@ -30,9 +31,9 @@ def test_a_write_carries_the_limit_headers(limited_client):
         assert now < int(response.headers["X-RateLimit-Reset"]) <= now + 62
 
 
-def test_a_refusal_is_json_with_retry_after(limited_client):
+def test_a_refusal_is_json_with_retry_after(limited_app):
     """It answers 429 in the JSON error shape with a Retry-After of at most the window."""
-    client = limited_client(ratelimit_write="1 per minute")
+    client = writer_of(limited_app(ratelimit_write="1 per minute"))
     assert client.post("/api/items", json={"name": "x"}).status_code == 201
     refused = client.post("/api/items", json={"name": "x"})
     assert refused.status_code == 429
@@ -42,9 +43,10 @@ def test_a_refusal_is_json_with_retry_after(limited_client):
     assert refused.json["error"]["title"] == "Too Many Requests"
 
 
-def test_a_default_limit_applies_to_every_other_route(limited_client):
+def test_a_default_limit_applies_to_every_other_route(limited_app):
     """It limits reads to RATELIMIT_DEFAULT when set, and writes to RATELIMIT_WRITE instead."""
-    client = limited_client(ratelimit_default="1 per minute", ratelimit_write="3 per minute")
+    app = limited_app(ratelimit_default="1 per minute", ratelimit_write="3 per minute")
+    client = writer_of(app)
     assert [client.get("/api/items").status_code for _ in range(2)] == [200, 429]
     statuses = [client.post("/api/items", json={"name": str(n)}).status_code for n in range(3)]
     assert statuses == [201] * 3
@@ -64,9 +66,9 @@ def test_several_limits_are_each_enforced(limited_client):
     assert responses[-1].headers["X-RateLimit-Limit"] == "2"
 
 
-def test_each_client_has_its_own_count(limited_client):
+def test_each_client_has_its_own_count(limited_app):
     """It counts per client address: another client starts afresh."""
-    client = limited_client(ratelimit_write="1 per minute")
+    client = writer_of(limited_app(ratelimit_write="1 per minute"))
     assert client.post("/api/items", json={"name": "x"}).status_code == 201
     assert client.post("/api/items", json={"name": "x"}).status_code == 429
     other = {"REMOTE_ADDR": "192.0.2.7"}
@@ -106,13 +108,13 @@ def test_the_default_limit_may_be_empty(value):
     assert checked_optional_limits(value) == value
 
 
-def test_a_failing_counter_lets_the_request_through(limited_client, monkeypatch, capsys):
+def test_a_failing_counter_lets_the_request_through(limited_app, monkeypatch, capsys):
     """It serves a write whose count fails, logging the error, instead of answering 500.
 
     limits 5.8's memory storage can raise a RuntimeError when two threads restart its expiry
     timer at once; Flask-Limiter's swallow_errors makes that a logged pass.
     """
-    client = limited_client(ratelimit_write="1 per minute")
+    client = writer_of(limited_app(ratelimit_write="1 per minute"))
 
     def fail(*args, **kwargs):
         raise RuntimeError("threads can only be started once")

@@ -10,6 +10,7 @@ import redis
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.settings import Settings, SettingsError, load_settings
+from tests.conftest import writer_of
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
 needs_redis = pytest.mark.skipif(
@@ -47,7 +48,7 @@ def test_readiness_reports_redis_degraded_and_stays_ready(settings_overrides):
 def test_reads_and_writes_go_on_while_redis_is_down(settings_overrides):
     """It serves reads from the database, uncached, and counts writes in memory."""
     overrides = {"redis_url": UNREACHABLE, "app_env": "development", "ratelimit_write": "2/minute"}
-    client = create_app({**settings_overrides, **overrides}).test_client()  # counts afresh
+    client = writer_of(create_app({**settings_overrides, **overrides}))  # counts afresh
     created = [client.post("/api/items", json={"name": "still works"}) for _ in range(3)]
     assert [response.status_code for response in created] == [201, 201, 429]
     assert created[1].headers["X-RateLimit-Remaining"] == "0"
@@ -101,7 +102,7 @@ def test_a_frozen_redis_costs_a_read_one_timeout_per_retry_interval(
     timeout, interval = 1.0, 4.0
     overrides = {"redis_url": frozen_redis, "redis_timeout": timeout}
     app = create_app({**settings_overrides, **overrides, "redis_retry_interval": interval})
-    client = app.test_client()
+    client = writer_of(app)
     created = client.post("/api/items", json={"name": "frozen"})  # APP_ENV=test: not limited
     assert created.status_code == 201
     first, read = timed(client, "GET", created.headers["Location"])
@@ -126,7 +127,7 @@ def test_a_frozen_redis_costs_writes_timeouts_on_flask_limiters_schedule(
     # Margins for a loaded machine: a write that waited for no timeout takes well under one.
     timeout = 1.0
     overrides = {"redis_url": frozen_redis, "redis_timeout": timeout, "app_env": "development"}
-    client = create_app({**settings_overrides, **overrides}).test_client()
+    client = writer_of(create_app({**settings_overrides, **overrides}))
     time.sleep(1.1)  # the limiter pings at most once a second, counted from its start
     took = [timed(client, "POST", "/api/items", json={"name": f"frozen {n}"}) for n in range(4)]
     assert [response.status_code for _, response in took] == [201] * 4
@@ -142,7 +143,7 @@ def test_a_read_not_limited_never_waits_for_the_limiters_pings(settings_override
     counted never reach Flask-Limiter, which pings a failed storage from any request it sees."""
     timeout = 1.0
     overrides = {"redis_url": frozen_redis, "redis_timeout": timeout, "app_env": "development"}
-    client = create_app({**settings_overrides, **overrides}).test_client()
+    client = writer_of(create_app({**settings_overrides, **overrides}))
     time.sleep(1.1)  # the limiter pings at most once a second, counted from its start
     assert client.post("/api/items", json={"name": "frozen"}).status_code == 201  # a ping
     time.sleep(2.1)  # its next ping is due from the next request it sees
@@ -152,13 +153,13 @@ def test_a_read_not_limited_never_waits_for_the_limiters_pings(settings_override
 
 
 @needs_redis
-def test_a_cached_read_lands_in_redis(client):
+def test_a_cached_read_lands_in_redis(writer):
     """It stores a read item in Redis under the app's key prefix."""
-    location = client.post("/api/items", json={"name": "in redis"}).headers["Location"]
-    client.get(location)
+    location = writer.post("/api/items", json={"name": "in redis"}).headers["Location"]
+    writer.get(location)
     server = redis.Redis.from_url(os.environ["TEST_REDIS_URL"])
     assert server.keys("{{ cookiecutter.package_name }}:item:*")
-    assert client.get(location).headers["X-Cache"] == "hit"
+    assert writer.get(location).headers["X-Cache"] == "hit"
     server.close()
 
 

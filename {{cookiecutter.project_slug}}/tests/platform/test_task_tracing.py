@@ -6,6 +6,7 @@ The spans are read as tests/platform/test_telemetry.py reads them.
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
+from tests.conftest import writer_of
 from tests.platform.test_telemetry import server_span, spans  # noqa: F401  (a fixture)
 
 
@@ -19,7 +20,7 @@ def test_a_posted_items_task_continues_the_requests_trace(app, spans):  # noqa: 
     """It traces the task's sending under the request, its run under the sending, and the run's
     SQL under the run: one trace (the tests run tasks in-process; tier 2 runs a worker).
     """
-    assert app.test_client().post("/api/items", json={"name": "queued"}).status_code == 201
+    assert writer_of(app).post("/api/items", json={"name": "queued"}).status_code == 201
     request = server_span(spans)
     sending = only(spans, trace.SpanKind.PRODUCER)
     running = only(spans, trace.SpanKind.CONSUMER)
@@ -40,7 +41,7 @@ def test_a_task_the_broker_refuses_ends_its_sending_span_with_the_error(make_app
     app.extensions["celery"].conf.update(
         task_always_eager=False, broker_url="redis://127.0.0.1:9/0"
     )
-    assert app.test_client().post("/api/items", json={"name": "stuck"}).status_code == 201
+    assert writer_of(app).post("/api/items", json={"name": "stuck"}).status_code == 201
     sending = only(spans, trace.SpanKind.PRODUCER)
     assert sending.status.status_code == StatusCode.ERROR
     assert sending.parent is not None

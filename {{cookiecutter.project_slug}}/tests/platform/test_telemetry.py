@@ -20,6 +20,7 @@ from sentry_sdk.transport import Transport
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.platform import telemetry
+from tests.conftest import writer_of
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
@@ -61,7 +62,7 @@ def test_a_request_makes_a_server_span_named_by_its_route_template(app, spans):
 
 def test_the_sql_of_a_request_is_a_child_span(app, spans):
     """It traces the request's SQL statements as children of the request's span."""
-    assert app.test_client().post("/api/items", json={"name": "traced"}).status_code == 201
+    assert writer_of(app).post("/api/items", json={"name": "traced"}).status_code == 201
     request_span = server_span(spans)
     sql = [s for s in spans.get_finished_spans() if s.kind == trace.SpanKind.CLIENT]
     assert any(s.parent and s.parent.span_id == request_span.context.span_id for s in sql)

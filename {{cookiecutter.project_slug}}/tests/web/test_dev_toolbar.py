@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+from tests.conftest import writer_of
+
 TOOLBAR_MARK = 'id="flDebug"'
 
 
@@ -26,7 +28,7 @@ def test_toolbar_is_absent_outside_development(make_app):
 
 def test_toolbar_does_not_intercept_redirects(make_app):
     """It lets the form's redirect through in development (no toolbar page in between)."""
-    client = make_app(app_env="development").test_client()
+    client = writer_of(make_app(app_env="development"))
     page = client.get("/").text
     token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     response = client.post("/items", data={"name": "redirected", "csrf_token": token})

@@ -5,36 +5,37 @@ import json
 import pytest
 
 from {{ cookiecutter.package_name }}.web.security import SECURE_COOKIE_OVER_HTTP
+from tests.conftest import writer_of
 from tests.items.test_pages import HTMX, csrf_token
 
 
-def test_form_post_without_a_token_is_refused(client):
+def test_form_post_without_a_token_is_refused(writer):
     """It refuses a form post without a CSRF token (400) and stores nothing."""
-    client.get("/")
-    response = client.post("/items", data={"name": "forged"})
+    writer.get("/")
+    response = writer.post("/items", data={"name": "forged"})
     assert response.status_code == 400
     assert "CSRF token is missing" in response.json["error"]["detail"]
-    assert client.get("/api/items").json["total"] == 0
+    assert writer.get("/api/items").json["total"] == 0
 
 
-def test_form_post_with_a_wrong_token_is_refused(client):
+def test_form_post_with_a_wrong_token_is_refused(writer):
     """It refuses a form post whose token is not the session's."""
-    client.get("/")
-    response = client.post("/items", data={"name": "forged", "csrf_token": "not-a-token"})
+    writer.get("/")
+    response = writer.post("/items", data={"name": "forged", "csrf_token": "not-a-token"})
     assert response.status_code == 400
-    assert client.get("/api/items").json["total"] == 0
+    assert writer.get("/api/items").json["total"] == 0
 
 
-def test_htmx_post_without_a_token_is_refused(client):
+def test_htmx_post_without_a_token_is_refused(writer):
     """It refuses an HTMX post carrying no token, neither in a field nor in the header."""
-    client.get("/")
-    assert client.post("/items", data={"name": "forged"}, headers=HTMX).status_code == 400
+    writer.get("/")
+    assert writer.post("/items", data={"name": "forged"}, headers=HTMX).status_code == 400
 
 
-def test_htmx_post_with_the_header_token_is_accepted(client):
+def test_htmx_post_with_the_header_token_is_accepted(writer):
     """It accepts an HTMX post whose token comes in the X-CSRFToken header alone."""
-    token = csrf_token(client)
-    response = client.post(
+    token = csrf_token(writer)
+    response = writer.post(
         "/items", data={"name": "by header"}, headers={**HTMX, "X-CSRFToken": token}
     )
     assert response.status_code == 201
@@ -43,13 +44,14 @@ def test_htmx_post_with_the_header_token_is_accepted(client):
 def test_csrf_checks_can_be_turned_off(app):
     """It accepts a form post without a token when WTF_CSRF_ENABLED is false (as in flask-wtf)."""
     app.config["WTF_CSRF_ENABLED"] = False
-    response = app.test_client().post("/items", data={"name": "unchecked"})
+    response = writer_of(app).post("/items", data={"name": "unchecked"})
     assert response.status_code == 303
+    assert response.headers["Location"] == "/"
 
 
-def test_json_api_needs_no_token(client):
+def test_json_api_needs_no_token(writer):
     """It keeps the JSON API free of CSRF tokens: it takes no cookies."""
-    assert client.post("/api/items", json={"name": "api"}).status_code == 201
+    assert writer.post("/api/items", json={"name": "api"}).status_code == 201
 
 
 def test_pages_send_a_strict_content_security_policy(client):
@@ -64,10 +66,10 @@ def test_pages_send_a_strict_content_security_policy(client):
     assert "unsafe" not in policy[0]
 
 
-def test_fragments_carry_the_policy_too(client):
+def test_fragments_carry_the_policy_too(writer):
     """It sends the policy with an HTMX fragment as with the page."""
-    token = csrf_token(client)
-    response = client.post("/items", data={"name": "x", "csrf_token": token}, headers=HTMX)
+    token = csrf_token(writer)
+    response = writer.post("/items", data={"name": "x", "csrf_token": token}, headers=HTMX)
     assert "unsafe" not in response.headers["Content-Security-Policy"]
 
 
@@ -82,7 +84,7 @@ def test_fragments_carry_the_policy_too(client):
 )
 def test_session_cookie_is_http_only_lax_and_secure_in_production(make_app, overrides, secure):
     """It sets the session cookie HttpOnly and SameSite=Lax, Secure in production by default."""
-    client = make_app(**overrides).test_client()
+    client = writer_of(make_app(**overrides))
     cookie = client.get("/").headers["Set-Cookie"]
     attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
     assert "httponly" in attributes
@@ -105,8 +107,8 @@ def test_a_post_over_plain_http_without_the_https_only_cookie_says_why(
     HTTPS only (a browser keeps none from an HTTP answer), naming SESSION_COOKIE_SECURE, and logs
     it; other refused tokens are told to reload the page."""
     app = make_app(**overrides)
-    token = csrf_token(app.test_client())
-    browser = app.test_client({% if cookiecutter.use_auth == "yes" %}anonymous=True{% endif %})  # it kept no cookie from the page
+    token = csrf_token(writer_of(app))
+    browser = app.test_client()  # it kept no cookie from the page
     capsys.readouterr()
     form = {"name": "x", "csrf_token": token}
     response = browser.post("/items", data=form, headers=HTMX, base_url=base_url)
