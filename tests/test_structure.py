@@ -1,4 +1,7 @@
-"""Tier 1: the generated package is layered: no import cycle, a short top level, auth in one folder."""
+"""Tier 1: the generated package is layered: no import cycle, dependencies pointing down, a short
+top level, each blueprint changed by its own module only, Jinja that only selects."""
+
+import re
 
 import pytest
 from combinations import ALL_ON, ALL_ON_GRANIAN, COMBINATIONS, params
@@ -34,7 +37,8 @@ def test_a_cycle_under_type_checking_is_found(tmp_path):
     (package / "platform").mkdir()
     (package / "platform" / "__init__.py").write_text("")
     (package / "platform" / "database.py").write_text(
-        "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from ..settings import Settings\n"
+        "from typing import TYPE_CHECKING\n\n"
+        "if TYPE_CHECKING:\n    from ..settings import Settings\n"
     )
     (package / "platform" / "health.py").write_text("from . import database\n")
     assert cycles(import_graph(package)) == [["pkg.platform.database", "pkg.settings"]]
@@ -52,3 +56,117 @@ def test_all_on_has_a_short_top_level(bake):
         if "auth" in path.stem and path.parent.name != "auth"
     ]
     assert (package / "auth").is_dir() and outside == ["settings/auth.py"]
+
+
+# Each layer of the package and the layers below it that it may import; features may not import
+# each other. The root package (create_app) and its entry points sit above them all.
+LAYERS = {
+    "items": {"web", "platform", "settings", "extensions"},
+    "auth": {"web", "platform", "settings", "extensions"},
+    "web": {"platform", "settings", "extensions"},
+    "platform": {"settings", "extensions"},
+    "settings": set(),
+    "extensions": set(),
+}
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Return each import (module, imported) from a layer of LAYERS into one it may not import."""
+    found = []
+    for module, targets in graph.items():
+        layer = module.split(".")[1] if "." in module else ""
+        for target in targets:
+            target_layer = target.split(".")[1] if "." in target else ""
+            if layer in LAYERS and target_layer != layer and target_layer not in LAYERS[layer]:
+                found.append((module, target))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("combo", structure_params())
+def test_dependencies_point_down(bake, combo):
+    """Features import the web, platform and settings layers only, never each other; the
+    platform imports settings and extensions; settings import libraries only."""
+    project = bake(combo)
+    assert upward_imports(import_graph(project / package_name(project))) == []
+
+
+def test_an_upward_import_is_found():
+    """The layer check names a platform module importing a feature, and features importing each
+    other: shown failing."""
+    graph = {
+        "pkg.platform.database": {"pkg.items.models", "pkg.settings"},
+        "pkg.auth.pages": {"pkg.items.pages", "pkg.web.htmx"},
+        "pkg.settings": {"pkg.settings.limits"},
+        "pkg": {"pkg.items.api"},
+    }
+    assert upward_imports(graph) == [
+        ("pkg.auth.pages", "pkg.items.pages"),
+        ("pkg.platform.database", "pkg.items.models"),
+    ]
+
+
+# A module using another module's blueprint: ``pages.bp.after_request(...)``, ``@api.bp.get(...)``.
+FOREIGN_BLUEPRINT = re.compile(r"\b\w+\.bp\.\w+")
+
+
+def foreign_blueprint_uses(text: str) -> list[str]:
+    """Return the lines of ``text`` that call a method of another module's blueprint."""
+    return [line.strip() for line in text.splitlines() if FOREIGN_BLUEPRINT.search(line)]
+
+
+@pytest.mark.parametrize("combo", params([ALL_ON, ALL_ON_GRANIAN]))
+def test_no_module_changes_another_modules_blueprint(bake, combo):
+    """Each blueprint is decorated by its own module only; create_app registers them."""
+    project = bake(combo)
+    package = project / package_name(project)
+    found = {
+        str(path.relative_to(package)): foreign_blueprint_uses(path.read_text())
+        for path in package.rglob("*.py")
+    }
+    assert {path: lines for path, lines in found.items() if lines} == {}
+
+
+def test_a_foreign_blueprint_use_is_found():
+    """The blueprint check finds a decorator and a call on another module's blueprint."""
+    text = "@api.bp.before_request\ndef f(): ...\npages.bp.after_request(send)\nbp.get('/')\n"
+    assert foreign_blueprint_uses(text) == [
+        "@api.bp.before_request",
+        "pages.bp.after_request(send)",
+    ]
+
+
+# Jinja's else, and a Jinja tag inside a triple-quoted string (a docstring), in a template file.
+JINJA_ELSE = re.compile(r"\{%-?\s*else\s*-?%\}")
+TRIPLE_QUOTED = re.compile(r'"""(.*?)"""', re.DOTALL)
+
+
+def jinja_shaped_like_code(text: str) -> list[str]:
+    """Return what in a template's Python text is more than a selection: each ``else`` and
+    each triple-quoted string holding a Jinja tag."""
+    found = [match.group(0) for match in JINJA_ELSE.finditer(text)]
+    found += [
+        m.group(0).splitlines()[0] for m in TRIPLE_QUOTED.finditer(text) if "{%" in m.group(1)
+    ]
+    return found
+
+
+def test_generated_python_uses_jinja_to_select_only(template_dir):
+    """No generated Python file holds an ``{% else %}`` (a second body) or Jinja in a docstring."""
+    project = template_dir / "{{cookiecutter.project_slug}}"
+    found = {
+        str(path.relative_to(project)): jinja_shaped_like_code(path.read_text())
+        for path in sorted(project.rglob("*.py"))
+    }
+    assert {path: shapes for path, shapes in found.items() if shapes} == {}
+
+
+def test_jinja_shaped_like_code_is_found():
+    """The check names an else block and a docstring with a tag: shown failing."""
+    text = (
+        '"""Cache{% if cookiecutter.use_redis == "yes" %} in Redis{% endif %}."""\n'
+        '{%- if cookiecutter.use_auth == "yes" %}\nx = 1\n{%- else %}\nx = 2\n{%- endif %}\n'
+    )
+    assert jinja_shaped_like_code(text) == [
+        "{%- else %}",
+        '"""Cache{% if cookiecutter.use_redis == "yes" %} in Redis{% endif %}."""',
+    ]

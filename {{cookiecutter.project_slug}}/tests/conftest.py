@@ -3,10 +3,6 @@
 TEST_DATABASE_URL names a database kept for the tests: the session drops every table it has,
 builds the schema as production does, and drops every table again at the end. Unset, the tests
 use a temporary SQLite file.
-{%- if cookiecutter.use_redis == "yes" %}
-TEST_REDIS_URL, when set, names a Redis the tests may flush (REDIS_URL is never used); unset,
-cache and limits stay in memory.
-{%- endif %}
 """
 
 import os
@@ -254,6 +250,7 @@ def settings_overrides(test_database_url, _schema) -> dict:
         "secret_key": SECRET,
         "database_url": test_database_url,
 {%- if cookiecutter.use_redis == "yes" %}
+        # TEST_REDIS_URL: a Redis the tests may flush (never REDIS_URL); unset: all in memory.
         "redis_url": os.environ.get("TEST_REDIS_URL") or None,
 {%- endif %}
 {%- if cookiecutter.use_celery == "yes" %}
