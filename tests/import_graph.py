@@ -29,8 +29,9 @@ def imports_of(package_dir: Path, path: Path, modules: set[str]) -> set[str]:
             if node.level:
                 anchor = here.split(".")[: len(here.split(".")) - node.level + 1]
                 base = ".".join([*anchor, *([base] if base else [])])
-            # `from a import b` imports a, and a.b too when b is a module
-            targets = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+            # `from a import b` imports the module a.b when there is one, else a name of a
+            submodules = [f"{base}.{alias.name}" for alias in node.names]
+            targets = [name if name in modules else base for name in submodules]
         else:
             continue
         found |= {target for target in targets if target in modules}
