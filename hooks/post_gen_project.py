@@ -1,5 +1,6 @@
 """Prune what was not selected, record the answers, write the git-ignored secrets afresh."""
 
+import itertools
 import json
 import re
 import secrets
@@ -193,25 +194,31 @@ def reachable(packages: dict[tuple[str, str], dict], start: list[dict]) -> set[t
     return found
 
 
+def version_key(version: str) -> tuple[int, ...]:
+    """Return a version such as "3.14" as numbers, to sort and compare."""
+    return tuple(map(int, version.split(".")))
+
+
 def python_cells(floor: str, boundaries: set[str]) -> list[tuple[str, str]]:
     """Return uv's fork markers splitting Python at ``boundaries``, newest first, with their floor.
 
     uv writes a one-minor range as `== '3.14.*'`, and leaves out the bound requires-python sets.
     """
-    version = lambda v: tuple(map(int, v.split(".")))  # noqa: E731
-    edges = [floor, *sorted(boundaries, key=version), None]
+    if not boundaries:
+        return []
+    edges = [floor, *sorted(boundaries, key=version_key), None]
     cells = []
-    for low, high in zip(edges, edges[1:]):
+    for low, high in itertools.pairwise(edges):
         if low == floor:
             marker = f"python_full_version < '{high}'"
         elif high is None:
             marker = f"python_full_version >= '{low}'"
-        elif version(high) == (*version(low)[:-1], version(low)[-1] + 1):
+        elif version_key(high) == (*version_key(low)[:-1], version_key(low)[-1] + 1):
             marker = f"python_full_version == '{low}.*'"
         else:
             marker = f"python_full_version >= '{low}' and python_full_version < '{high}'"
         cells.append((marker, low))
-    return cells[::-1] if boundaries else []
+    return cells[::-1]
 
 
 def lowest(marker: str, floor: str) -> str:

@@ -92,15 +92,19 @@ def selections() -> list[dict[str, str]]:
 
 
 def render(answers: dict[str, str], path: Path) -> str:
-    """Render one template file for ``answers`` as cookiecutter does."""
-    return compiled(path).render(cookiecutter=dict(config(tuple(sorted(answers.items())))))
+    """Render one template file for ``answers`` as cookiecutter does.
+
+    cookiecutter.json derives values (the slug, the package name) from the project's name only,
+    never from a choice: the defaults' derived values serve every selection.
+    """
+    return compiled(path).render(cookiecutter={**defaults(), **answers})
 
 
 @functools.cache
-def config(answers: tuple[tuple[str, str], ...]) -> tuple:
-    """Return cookiecutter's answers (derived values included) for the given ones."""
-    context = generate_context(context_file=str(COOKIECUTTER_JSON), extra_context=dict(answers))
-    return tuple(prompt_for_config(context, no_input=True).items())
+def defaults() -> dict:
+    """Return cookiecutter's answers when every prompt takes its default, derived values too."""
+    context = generate_context(context_file=str(COOKIECUTTER_JSON))
+    return dict(prompt_for_config(context, no_input=True))
 
 
 @functools.cache
@@ -116,6 +120,7 @@ def requirement_name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", requirement)[0]).lower()
 
 
+@functools.cache
 def universal_pyproject() -> str:
     """Return a pyproject.toml whose dependencies and dev group are every selection's, united.
 
@@ -135,10 +140,17 @@ def universal_pyproject() -> str:
                     raise SystemExit(f"{name} is required as {seen[name]!r} and {requirement!r}")
                 wanted[kind][name] = requirement
     (floor,) = requires_python
-    lines = lambda kind: "".join(f"    {json.dumps(r)},\n" for _, r in sorted(wanted[kind].items()))  # noqa: E731
+    return project_toml(
+        LOCKED_NAME, floor, *(sorted(wanted[k].values()) for k in ("dependencies", "dev"))
+    )
+
+
+def project_toml(name: str, requires_python: str, dependencies: list[str], dev: list[str]) -> str:
+    """Return a pyproject.toml of a project with these dependencies and `dev` group."""
+    runtime, tools = ("".join(f"    {json.dumps(r)},\n" for r in rs) for rs in (dependencies, dev))
     return (
-        f'[project]\nname = "{LOCKED_NAME}"\nversion = "0.1.0"\nrequires-python = "{floor}"\n'
-        f"dependencies = [\n{lines('dependencies')}]\n\n[dependency-groups]\ndev = [\n{lines('dev')}]\n"
+        f'[project]\nname = "{name}"\nversion = "0.1.0"\nrequires-python = "{requires_python}"\n'
+        f"dependencies = [\n{runtime}]\n\n[dependency-groups]\ndev = [\n{tools}]\n"
     )
 
 
@@ -173,7 +185,15 @@ def resolve(pyproject: str, moment: str, cache: Path | None = None) -> str:
     """
     with tempfile.TemporaryDirectory() as folder:
         Path(folder, "pyproject.toml").write_text(pyproject)
-        run_uv("lock", "--quiet", "--exclude-newer", moment, cwd=Path(folder), offline=True, cache=cache)
+        run_uv(
+            "lock",
+            "--quiet",
+            "--exclude-newer",
+            moment,
+            cwd=Path(folder),
+            offline=True,
+            cache=cache,
+        )
         text = Path(folder, "uv.lock").read_text()
     return re.sub(r'\n\[options\]\nexclude-newer = "[^"]*"\n', "", text)
 
@@ -181,7 +201,9 @@ def resolve(pyproject: str, moment: str, cache: Path | None = None) -> str:
 def python_boundaries(markers: list[str]) -> set[str]:
     """Return the Python versions at which ``markers`` (uv's fork markers) split the range."""
     found = set()
-    for operator, version, star in re.findall(r"python_full_version (>=|<|==) '([\d.]+)(\.\*)?'", " ".join(markers)):
+    for _, version, star in re.findall(
+        r"python_full_version (>=|<|==) '([\d.]+)(\.\*)?'", " ".join(markers)
+    ):
         found.add(version)
         if star:
             major, minor = version.split(".")
@@ -197,10 +219,12 @@ def learn_forks(lock_text: str, moment: str, cache: Path | None = None) -> dict[
     """
     locked = tomllib.loads(lock_text)
     floor = locked["requires-python"]
-    pins = sorted({(p["name"], p["version"]) for p in locked["package"] if p["name"] != LOCKED_NAME})
+    pins = sorted(
+        {(p["name"], p["version"]) for p in locked["package"] if p["name"] != LOCKED_NAME}
+    )
 
     def splits(pin: tuple[str, str]) -> tuple[str, list[str]]:
-        pyproject = f'[project]\nname = "fork-probe"\nversion = "0"\nrequires-python = "{floor}"\ndependencies = ["{pin[0]}=={pin[1]}"]\n'
+        pyproject = project_toml("fork-probe", floor, [f"{pin[0]}=={pin[1]}"], [])
         try:
             alone = tomllib.loads(resolve(pyproject, moment, cache))
         except RuntimeError:  # a release for part of the range only: its dependents split for it
@@ -238,7 +262,7 @@ def differences(trimmed: str, resolved: str) -> list[str]:
 
 
 def bake(answers: dict[str, str], home: str, template: Path = TEMPLATE) -> Path:
-    """Bake ``answers`` (default project name) from ``template`` into ``home``; return the project."""
+    """Bake ``answers`` (default project name) from ``template`` into ``home``: the project."""
     words = [f"{key}={value}" for key, value in answers.items()]
     subprocess.run(
         [sys.executable, "-m", "cookiecutter", "--no-input", "-o", home, str(template), *words],
@@ -250,8 +274,8 @@ def bake(answers: dict[str, str], home: str, template: Path = TEMPLATE) -> Path:
     return project
 
 
-def check_trims(template: Path, cache: Path | None = None) -> dict[str, list[str]]:
-    """Bake each CHECKED selection from ``template``; return, by id, how its lock differs from uv's."""
+def check_trims(template: Path, cache: Path | None = None, checked=CHECKED) -> dict[str, list[str]]:
+    """Bake CHECKED's selections from ``template``: by id, how each lock differs from uv's."""
     moment = exclude_newer((template / UNIVERSAL.relative_to(TEMPLATE)).read_text())
 
     def check(combo) -> tuple[str, list[str]]:
@@ -261,7 +285,7 @@ def check_trims(template: Path, cache: Path | None = None) -> dict[str, list[str
             return combo.id, differences((project / "uv.lock").read_text(), resolved)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        return {name: found for name, found in pool.map(check, CHECKED) if found}
+        return {name: found for name, found in pool.map(check, checked) if found}
 
 
 def upgrade_pins() -> None:
@@ -279,25 +303,34 @@ def upgrade_pins() -> None:
 
 
 def relock() -> None:
-    """Lock the union, learn its forks, and write them only if every checked trim is uv's own."""
-    pyproject = universal_pyproject()
+    """Lock the union, learn its forks, and write them if every checked trim is uv's own."""
     with tempfile.TemporaryDirectory() as folder:
-        Path(folder, "pyproject.toml").write_text(pyproject)
+        Path(folder, "pyproject.toml").write_text(universal_pyproject())
         run_uv("lock", "--quiet", cwd=Path(folder))
         lock_text = Path(folder, "uv.lock").read_text()
-    moment = exclude_newer(lock_text)
-    forks = learn_forks(lock_text, moment)
+    checked_write(lock_text, learn_forks(lock_text, exclude_newer(lock_text)))
+    size = UNIVERSAL.stat().st_size
+    print(
+        f"wrote {UNIVERSAL.relative_to(TEMPLATE)} ({size} bytes); {len(CHECKED)} trims equal uv's",
+        file=sys.stderr,
+    )
+
+
+def checked_write(lock_text: str, forks: dict, cache: Path | None = None, checked=CHECKED) -> None:
+    """Write the universal lock and its forks into the template, or refuse: nothing written.
+
+    A copy of the template holding them bakes CHECKED's selections first; one trimmed lock that
+    differs from what `uv lock` resolves from ``cache`` refuses them all.
+    """
     with tempfile.TemporaryDirectory() as copy:
         candidate = Path(copy, "template")
         ignore = shutil.ignore_patterns(".git", ".venv", ".uvcache", ".npmcache", "node_modules")
         shutil.copytree(TEMPLATE, candidate, ignore=ignore)
         write(candidate / LOCKS.relative_to(TEMPLATE), lock_text, forks)
-        wrong = check_trims(candidate)
+        wrong = check_trims(candidate, cache, checked)
     if wrong:
         raise SystemExit(f"refused: a trimmed lock is not uv's own, nothing written: {wrong}")
     write(LOCKS, lock_text, forks)
-    size = UNIVERSAL.stat().st_size
-    print(f"wrote {UNIVERSAL.relative_to(TEMPLATE)} ({size} bytes); {len(CHECKED)} trims equal uv's", file=sys.stderr)
 
 
 def write(folder: Path, lock_text: str, forks: dict[str, list[str]]) -> None:
@@ -317,7 +350,9 @@ def cache(dest: Path) -> None:
     with tempfile.TemporaryDirectory() as folder:
         Path(folder, "pyproject.toml").write_text(universal_pyproject())
         Path(folder, "uv.lock").write_text(lock_text)
-        run_uv("sync", "--locked", "--quiet", "--python", sys.executable, cwd=Path(folder), cache=dest)
+        run_uv(
+            "sync", "--locked", "--quiet", "--python", sys.executable, cwd=Path(folder), cache=dest
+        )
     for pyproject in (universal_pyproject(), probe_pyproject()):
         with tempfile.TemporaryDirectory() as folder:
             Path(folder, "pyproject.toml").write_text(pyproject)
