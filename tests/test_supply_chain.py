@@ -97,7 +97,7 @@ def test_a_lock_that_does_not_match_its_pyproject_is_refused(tmp_path):
 def test_bake_holds_the_current_lock_of_its_selection(bake, combo):
     """It bakes a uv.lock current for the bake's pyproject.toml, naming the project as it does."""
     project_dir = bake(combo)
-    assert not (project_dir / "uv-locks").exists()
+    assert not (project_dir / "uv-lock").exists()
     result = uv("lock", "--locked", cwd=project_dir)
     assert result.returncode == 0, result.stderr
     locked = tomllib.loads((project_dir / "uv.lock").read_text())
