@@ -78,7 +78,7 @@ CHECKED = [
     combination({**ALL_OFF.answers, "app_server": "granian"}),
     ALL_ON_GRANIAN,
 ]
-# A pin the Dependabot test moves (tests/test_dependabot_uv.py): the cache holds this release's
+# A pin the Dependabot test moves (tests/test_dependabot.py): the cache holds this release's
 # metadata too, so the bake relocks offline after the change.
 DEPENDABOT_PROBE = "ruff==0.17.5"
 
