@@ -6,7 +6,6 @@ never moves. So each image reference (Dockerfile FROM lines, compose `image:`, K
 containers' `image:`) and each lock file must sit in a directory an entry of its ecosystem names.
 """
 
-import os
 import re
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ import project_files as project
 import pytest
 import yaml
 from combinations import ALL_ON, DEFAULTS_COMBO, params
-from developer import offline_uv
+from developer import uv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
 from lock import DEPENDABOT_PROBE
@@ -159,14 +158,6 @@ def test_the_coverage_check_reports_a_missing_entry(bake):
         assert uncovered(root, rest), f"nothing reported without {update['package-ecosystem']}"
     nginx = [image for eco, path, image in pulled_images(root) if path.name == "deployment.yaml"]
     assert nginx and all("nginx" in image for image in nginx)  # the sidecar is seen and checked
-
-
-def uv(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run uv offline on the tests' cache, blind to this machine's uv configuration."""
-    env = offline_uv({k: v for k, v in os.environ.items() if not k.startswith("UV_")})
-    return subprocess.run(
-        [BIN / "uv", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
 
 
 def locked_versions(folder: Path) -> dict[str, str]:

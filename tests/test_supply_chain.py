@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from combinations import ALL_ON, ALL_ON_GRANIAN, COMBINATIONS, params
-from developer import offline_uv
+from developer import uv
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -29,15 +29,6 @@ import lock  # noqa: E402
 
 FILL = "fill it first: python tools/lock.py cache .uvcache"
 BIN = Path(sys.executable).parent
-UV = str(BIN / "uv")
-
-
-def uv(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run uv offline on the tests' cache, blind to this machine's uv configuration."""
-    env = offline_uv({k: v for k, v in os.environ.items() if not k.startswith("UV_")})
-    return subprocess.run(
-        [UV, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
 
 
 def universal(folder: Path) -> Path:
