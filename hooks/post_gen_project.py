@@ -1,10 +1,12 @@
 """Prune what was not selected, record the answers, write the git-ignored secrets afresh."""
 
+import itertools
 import json
 import re
 import secrets
 import shutil
 import sys
+import tomllib
 from pathlib import Path
 
 # Every answer, as one object (keys starting with "_" are cookiecutter's or the template's own).
@@ -17,10 +19,13 @@ KUSTOMIZATION = "deploy/k8s/base/kustomization.yaml"
 RESOURCES_TO_LIST = "resources: []  # the manifests this folder keeps, listed at generation\n"
 # The answers this project was made with (for `cruft link`; committed with the project).
 ANSWERS_FILE = ".cookiecutter.json"
-# The template ships one uv.lock per set of dependencies (tools/lock.py writes them): the options
-# that change pyproject.toml's dependencies name it. Each was locked for the default project name.
-LOCKS = "uv-locks"
+# The template ships one uv.lock for the union of every option's dependencies, locked for the
+# default project name, and the Python versions at which each package makes uv split its
+# resolution (tools/lock.py writes both); the bake keeps what its own pyproject.toml reaches.
+UNIVERSAL = Path("uv-lock/universal.lock")
+FORKS = Path("uv-lock/forks.json")
 LOCKED_NAME = "my-service"
+MARKERS = re.compile(r"resolution-markers = \[\n.*?\n\]\n?", re.S)
 DEV_SECRET_NOTE = (
     "# The dev overlay's Secret, written at generation with fresh random values (git-ignored).\n"
     "# Point the URLs at the servers your development cluster reaches.\n"
@@ -143,32 +148,134 @@ def list_kustomize_resources(root: Path) -> None:
     path.write_text(text.replace(RESOURCES_TO_LIST, listed))
 
 
-def lock_name(answers: dict[str, str]) -> str:
-    """Return the file name, in LOCKS, of the lock of the dependencies ``answers`` select."""
-    parts = [
-        option.removeprefix("use_") if answers[option] == "yes" else answers[option]
-        for option in answers["_lock_options"]
-        if answers[option] != "no"
-    ]
-    return "-".join(parts) + ".lock"
+def requirement_names(requirements: list[str]) -> set[str]:
+    """Return the project names of ``requirements``, normalized as uv writes them."""
+    return {normalized(re.match(r"[A-Za-z0-9._-]+", r)[0]) for r in requirements}
 
 
-def choose_lock(root: Path, answers: dict[str, str]) -> None:
-    """Keep the selection's lock as uv.lock, its project named as pyproject.toml names it.
+def normalized(name: str) -> str:
+    """Return a project name as uv writes it (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
 
-    uv lists the packages of a lock by name, so the project's own entry moves to its place.
+
+def own_entry(block: str, wanted: dict[str, set[str]], name: str) -> str:
+    """Return the project's entry keeping the requirements the bake's pyproject.toml names.
+
+    The universal entry lists every option's; each line names one, under `dependencies` or
+    `requires-dist` (the project's dependencies) or `dev` (its dev group).
     """
-    name = re.sub(r"[-_.]+", "-", answers["project_slug"]).lower()
-    head, *blocks = (root / LOCKS / lock_name(answers)).read_text().split("\n[[package]]\n")
-    shutil.rmtree(root / LOCKS)
-    names = [block.split('"', 2)[1] for block in blocks]
-    if name in names and name != LOCKED_NAME:
+    lines, kind = [], "dependencies"
+    for line in block.split("\n"):
+        if line.endswith("= ["):
+            kind = "dev" if line.startswith("dev ") else "dependencies"
+        match = re.match(r'    \{ name = "([^"]+)"', line)
+        if not match or match[1] in wanted[kind]:
+            lines.append(line)
+    return "\n".join(lines).replace(f'name = "{LOCKED_NAME}"', f'name = "{name}"', 1)
+
+
+def reachable(packages: dict[tuple[str, str], dict], start: list[dict]) -> set[tuple[str, str]]:
+    """Return the (name, version) of every package the dependencies ``start`` reach, extras too."""
+    versions: dict[str, list[str]] = {}
+    for package_name, version in packages:
+        versions.setdefault(package_name, []).append(version)
+    found: set[tuple[str, str]] = set()
+    todo = list(start)
+    while todo:
+        dependency = todo.pop()
+        key = (dependency["name"], dependency.get("version") or versions[dependency["name"]][0])
+        package = packages[key]
+        extras = package.get("optional-dependencies", {})
+        todo += [d for extra in dependency.get("extra", []) for d in extras[extra]]
+        if key not in found:
+            found.add(key)
+            todo += package.get("dependencies", [])
+    return found
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """Return a version such as "3.14" as numbers, to sort and compare."""
+    return tuple(map(int, version.split(".")))
+
+
+def python_cells(floor: str, boundaries: set[str]) -> list[tuple[str, str]]:
+    """Return uv's fork markers splitting Python at ``boundaries``, newest first, with their floor.
+
+    uv writes a one-minor range as `== '3.14.*'`, and leaves out the bound requires-python sets.
+    """
+    if not boundaries:
+        return []
+    edges = [floor, *sorted(boundaries, key=version_key), None]
+    cells = []
+    for low, high in itertools.pairwise(edges):
+        if low == floor:
+            marker = f"python_full_version < '{high}'"
+        elif high is None:
+            marker = f"python_full_version >= '{low}'"
+        elif version_key(high) == (*version_key(low)[:-1], version_key(low)[-1] + 1):
+            marker = f"python_full_version == '{low}.*'"
+        else:
+            marker = f"python_full_version >= '{low}' and python_full_version < '{high}'"
+        cells.append((marker, low))
+    return cells[::-1]
+
+
+def lowest(marker: str, floor: str) -> str:
+    """Return the lowest Python version of one of uv's fork markers (``floor`` if it names none)."""
+    match = re.match(r"python_full_version (?:>=|==) '([\d.]+?)(?:\.\*)?'", marker)
+    return match[1] if match else floor
+
+
+def marker_array(key: str, markers: list[str]) -> str:
+    """Return a TOML array of marker strings as uv writes it (none: no array, no line)."""
+    lines = "".join(f'    "{marker}",\n' for marker in markers)
+    return f"{key} = [\n{lines}]\n" if markers else ""
+
+
+def parse_entry(block: str) -> dict:
+    """Return one `[[package]]` entry of a uv.lock, its tables included, from its text."""
+    return tomllib.loads("[[package]]\n" + block)["package"][0]
+
+
+def trim_lock(root: Path, answers: dict[str, str]) -> None:
+    """Write uv.lock: of the universal lock, what `uv lock` writes for this pyproject.toml.
+
+    It keeps the packages the project's dependencies and dev group reach, names the project after
+    the slug where uv sorts it, and splits Python only where a kept package needs it (FORKS).
+    """
+    name = normalized(answers["project_slug"])
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    wanted = {
+        "dependencies": requirement_names(pyproject["project"]["dependencies"]),
+        "dev": requirement_names(pyproject["dependency-groups"]["dev"]),
+    }
+    head, *blocks = (root / UNIVERSAL).read_text().split("\n[[package]]\n")
+    forks = json.loads((root / FORKS).read_text())
+    shutil.rmtree(root / UNIVERSAL.parent)
+    entries = {}
+    for block in blocks:
+        package = parse_entry(block)
+        entries[package["name"], package["version"]] = block, package
+    own = own_entry(entries.pop((LOCKED_NAME, "0.1.0"))[0], wanted, name)
+    locked = parse_entry(own)
+    start = locked["dependencies"] + locked["dev-dependencies"]["dev"]
+    kept = reachable({key: package for key, (_, package) in entries.items()}, start)
+    if name in {key[0] for key in kept}:
         raise SystemExit(f"ERROR: project_slug={name!r} is a dependency's name; choose another")
-    project = blocks.pop(names.index(LOCKED_NAME))
-    names.remove(LOCKED_NAME)
-    project = project.replace(f'name = "{LOCKED_NAME}"', f'name = "{name}"', 1)
-    blocks.insert(sum(other < name for other in names), project)
-    (root / "uv.lock").write_text("\n[[package]]\n".join([head, *blocks]))
+    floor = tomllib.loads(head)["requires-python"].removeprefix(">=")
+    cells = python_cells(floor, {v for key in kept for v in forks.get(key[0], [])})
+    head = MARKERS.sub(marker_array("resolution-markers", [m for m, _ in cells]), head)
+    out = []
+    for key, (block, package) in entries.items():  # in the universal lock's order: uv's
+        if key not in kept:
+            continue
+        if "resolution-markers" in package:
+            floors = {lowest(marker, floor) for marker in package["resolution-markers"]}
+            markers = [marker for marker, low in cells if low in floors]
+            block = MARKERS.sub(marker_array("resolution-markers", markers), block)
+        out.append(block)
+    out.insert(sum(key[0] < name for key in kept), own)
+    (root / "uv.lock").write_text("\n[[package]]\n".join([head, *out]))
 
 
 def write_answers(root: Path, context: dict) -> None:
@@ -213,7 +320,7 @@ def main() -> int:
     """Prune, record the answers, write .env and, with Kubernetes, resources and secret.env."""
     root = Path.cwd()
     prune(root, paths_to_prune(CONTEXT, PACKAGE))
-    choose_lock(root, CONTEXT)
+    trim_lock(root, CONTEXT)
     write_answers(root, CONTEXT)
     write_env(root, SELECTED)
     if SELECTED["use_kubernetes"]:

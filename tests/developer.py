@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -15,6 +16,15 @@ UV_CACHE = Path(os.environ.get("UV_CACHE_DIR") or TEMPLATE / ".uvcache")
 def offline_uv(env: dict[str, str], cache: Path = UV_CACHE) -> dict[str, str]:
     """Return ``env`` with uv offline, installing only what ``cache`` holds."""
     return {**env, "UV_CACHE_DIR": str(cache), "UV_OFFLINE": "1", "UV_NO_CONFIG": "1"}
+
+
+def uv(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run the tools' uv offline on the tests' cache, blind to this machine's uv configuration."""
+    env = offline_uv({k: v for k, v in os.environ.items() if not k.startswith("UV_")})
+    return subprocess.run(
+        [Path(sys.executable).parent / "uv", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
 
 
 def make(root: Path, env: dict, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:

@@ -7,14 +7,20 @@ containers' `image:`) and each lock file must sit in a directory an entry of its
 """
 
 import re
+import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import project_files as project
 import pytest
 import yaml
-from combinations import ALL_ON, params
+from combinations import ALL_ON, DEFAULTS_COMBO, params
+from developer import uv
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+from lock import DEPENDABOT_PROBE
 
 BIN = Path(sys.executable).parent
 ECOSYSTEMS = {"uv", "docker", "docker-compose", "npm", "github-actions"}
@@ -152,3 +158,57 @@ def test_the_coverage_check_reports_a_missing_entry(bake):
         assert uncovered(root, rest), f"nothing reported without {update['package-ecosystem']}"
     nginx = [image for eco, path, image in pulled_images(root) if path.name == "deployment.yaml"]
     assert nginx and all("nginx" in image for image in nginx)  # the sidecar is seen and checked
+
+
+def locked_versions(folder: Path) -> dict[str, str]:
+    """Return name -> version of each package in uv.lock, read as Dependabot's uv updater reads
+    it (a TOML file of `[[package]]` entries, lock format version 1)."""
+    locked = tomllib.loads((folder / "uv.lock").read_text())
+    assert locked["version"] == 1
+    return {p["name"]: p["version"] for p in locked["package"] if p["name"] != "deprecated"}
+
+
+def pin(folder: Path, requirement: str) -> None:
+    """Set one `==` pin in pyproject.toml, as Dependabot's pull request does."""
+    name = requirement.partition("==")[0]
+    path = folder / "pyproject.toml"
+    text, count = re.subn(rf'"{re.escape(name)}==[^"]+"', f'"{requirement}"', path.read_text())
+    assert count == 1, f"{name} is pinned {count} times"
+    path.write_text(text)
+
+
+@pytest.mark.xdist_group(DEFAULTS_COMBO.id)
+def test_dependabot_moves_a_pin_of_the_trimmed_lock(bake, tmp_path):
+    """It has the trimmed lock behave as Dependabot's uv ecosystem needs: every pin of
+    pyproject.toml found in it, a moved pin refused by `uv lock --locked` and relocked by `uv lock`.
+
+    Offline, the move goes from the release before (DEPENDABOT_PROBE, whose metadata the cache
+    holds) to the bake's own pin: the relocked file must be the bake's uv.lock again, byte for byte,
+    every other package where it was.
+    """
+    root = bake(DEFAULTS_COMBO)
+    for name in ("pyproject.toml", "uv.lock"):
+        shutil.copyfile(root / name, tmp_path / name)
+    versions = locked_versions(tmp_path)
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    pins = pyproject["project"]["dependencies"] + pyproject["dependency-groups"]["dev"]
+    for requirement in pins:
+        name, _, version = re.sub(r"\[.*\]", "", requirement).partition("==")
+        assert versions[name.lower()] == version, requirement
+    probe, _, older = DEPENDABOT_PROBE.partition("==")
+    current = f"{probe}=={versions[probe]}"
+    assert older != versions[probe]
+
+    pin(tmp_path, DEPENDABOT_PROBE)  # where the project stood a release ago
+    assert uv("lock", "--locked", cwd=tmp_path).returncode != 0
+    result = uv("lock", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert locked_versions(tmp_path) == {**versions, probe: older}
+
+    pin(tmp_path, current)  # Dependabot's bump
+    result = uv("lock", "--locked", cwd=tmp_path)
+    assert result.returncode != 0 and "error:" in result.stderr, result.stderr
+    result = uv("lock", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "uv.lock").read_text() == (root / "uv.lock").read_text()
+    assert uv("lock", "--locked", cwd=tmp_path).returncode == 0

@@ -51,7 +51,7 @@ KEPT_OUT = [
     "{package}/items/__pycache__/api.cpython-312.pyc",
     ".pytest_cache/README.md",
     ".ruff_cache/CACHEDIR.TAG",
-    "uv-locks/gunicorn.lock",
+    "uv-lock/universal.lock",
     ".uv/bin/uv",
     "compose.yaml",
 ]

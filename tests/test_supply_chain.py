@@ -1,4 +1,6 @@
-"""Tier 1: each selection's uv.lock is complete and current; CI audits it and writes an SBOM.
+"""Tier 1: the template's one lock and each bake's trim of it are current, complete, installable.
+
+CI audits a bake's lock and writes an SBOM.
 
 Nothing here leaves the machine: uv installs offline from a uv cache (UV_CACHE_DIR, default
 `.uvcache` in the template) that `python tools/lock.py cache .uvcache` fills before the test run
@@ -16,8 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from combinations import ALL_ON, DEFAULTS, params
-from developer import offline_uv
+from combinations import ALL_ON, ALL_ON_GRANIAN, COMBINATIONS, params
+from developer import uv
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -27,23 +29,21 @@ import lock  # noqa: E402
 
 FILL = "fill it first: python tools/lock.py cache .uvcache"
 BIN = Path(sys.executable).parent
-UV = str(BIN / "uv")
 
 
-def uv(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """Run uv offline on the tests' cache, blind to this machine's uv configuration."""
-    env = offline_uv({k: v for k, v in os.environ.items() if not k.startswith("UV_")})
-    return subprocess.run(
-        [UV, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
-    )
-
-
-def project(folder: Path, name: str) -> Path:
-    """Write the pyproject.toml of the lock ``name``'s first selection and that lock into folder."""
+def universal(folder: Path) -> Path:
+    """Write the universal project (every option's dependencies) and its lock into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
-    answers = lock.distinct()[name]
-    (folder / "pyproject.toml").write_text(lock.render(answers, lock.PROJECT / "pyproject.toml"))
-    shutil.copyfile(lock.LOCKS / name, folder / "uv.lock")
+    (folder / "pyproject.toml").write_text(lock.universal_pyproject())
+    shutil.copyfile(lock.UNIVERSAL, folder / "uv.lock")
+    return folder
+
+
+def project(folder: Path, root: Path) -> Path:
+    """Copy a bake's pyproject.toml and uv.lock into ``folder`` (its venv then lives there)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("pyproject.toml", "uv.lock"):
+        shutil.copyfile(root / name, folder / name)
     return folder
 
 
@@ -62,16 +62,12 @@ def runtime(folder: Path) -> dict[str, str]:
     }
 
 
-def test_every_selection_names_a_current_lock(tmp_path):
-    """It ships one lock per dependency set, each current for its pyproject.toml, and no other."""
-    wanted = lock.distinct()
-    assert sorted(p.name for p in lock.LOCKS.iterdir()) == sorted(wanted)
-    stale = []
-    for name in wanted:
-        result = uv("lock", "--locked", cwd=project(tmp_path / name, name))
-        if result.returncode:
-            stale.append(f"{name}: {result.stderr.strip()}")
-    assert not stale, f"python tools/lock.py re-locks them: {stale}"
+def test_the_template_ships_one_current_lock(tmp_path):
+    """It ships one lock, current for the union of every selection's dependencies, under 1.5 MB."""
+    assert sorted(p.name for p in lock.LOCKS.iterdir()) == [lock.FORKS.name, lock.UNIVERSAL.name]
+    assert lock.UNIVERSAL.stat().st_size < 1_500_000
+    result = uv("lock", "--locked", cwd=universal(tmp_path))
+    assert result.returncode == 0, f"{result.stderr}\n(python tools/lock.py re-locks it)"
 
 
 def test_a_lock_that_does_not_match_its_pyproject_is_refused(tmp_path):
@@ -79,7 +75,7 @@ def test_a_lock_that_does_not_match_its_pyproject_is_refused(tmp_path):
 
     Offline, uv then fails to re-resolve rather than saying the lock is stale: either way, no.
     """
-    folder = project(tmp_path, "gunicorn.lock")
+    folder = universal(tmp_path)
     assert uv("lock", "--locked", cwd=folder).returncode == 0
     pyproject = folder / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace('    "click==8.5.1",\n', ""))
@@ -88,11 +84,11 @@ def test_a_lock_that_does_not_match_its_pyproject_is_refused(tmp_path):
     assert "error:" in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("combo", params())
+@pytest.mark.parametrize("combo", params([*COMBINATIONS, ALL_ON_GRANIAN]))
 def test_bake_holds_the_current_lock_of_its_selection(bake, combo):
     """It bakes a uv.lock current for the bake's pyproject.toml, naming the project as it does."""
     project_dir = bake(combo)
-    assert not (project_dir / "uv-locks").exists()
+    assert not (project_dir / "uv-lock").exists()
     result = uv("lock", "--locked", cwd=project_dir)
     assert result.returncode == 0, result.stderr
     locked = tomllib.loads((project_dir / "uv.lock").read_text())
@@ -124,26 +120,26 @@ def test_a_slug_named_as_a_dependency_is_refused(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def synced(tmp_path_factory):
-    """Return a function that installs a lock offline (uv sync --locked) once: its folder."""
+def synced(tmp_path_factory, bake):
+    """Return a function that installs a bake's lock offline (uv sync --locked) once: its folder."""
     folders: dict[tuple[str, bool], Path] = {}
 
-    def _sync(name: str, dev: bool = True) -> Path:
-        if (name, dev) not in folders:
-            folder = project(tmp_path_factory.mktemp("lock"), name)
+    def _sync(combo, dev: bool = True) -> Path:
+        if (combo.id, dev) not in folders:
+            folder = project(tmp_path_factory.mktemp("lock"), bake(combo))
             groups = [] if dev else ["--no-dev"]
             result = uv("sync", "--locked", *groups, "--python", sys.executable, cwd=folder)
             assert result.returncode == 0, f"{result.stderr[-3000:]}\n({FILL})"
-            folders[name, dev] = folder
-        return folders[name, dev]
+            folders[combo.id, dev] = folder
+        return folders[combo.id, dev]
 
     return _sync
 
 
-@pytest.mark.parametrize("name", sorted(lock.distinct()))
-def test_lock_installs_offline_with_nothing_missing(synced, name):
-    """It installs each lock with uv sync --locked from the cache; nothing it needs is missing."""
-    folder = synced(name)
+@pytest.mark.parametrize("combo", params([*COMBINATIONS, ALL_ON_GRANIAN]))
+def test_bake_installs_offline_with_nothing_missing(synced, combo):
+    """It installs each bake's lock with uv sync --locked from the cache; nothing is missing."""
+    folder = synced(combo)
     result = uv("pip", "check", "--python", str(folder / ".venv" / "bin" / "python"), cwd=folder)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -162,11 +158,6 @@ def dev_pin(name: str) -> str:
     return re.search(rf"^{re.escape(name)}==(\S+)$", text, re.MULTILINE)[1]
 
 
-def largest() -> str:
-    """Return the name of the lock with the most runtime packages (all options on)."""
-    return lock.lock_name({**DEFAULTS, **ALL_ON.answers})
-
-
 @pytest.mark.xdist_group(ALL_ON.id)
 def test_ci_sbom_lists_every_installed_distribution(bake, synced):
     """It runs the CI's SBOM command on an environment from the lock: every distribution is in."""
@@ -176,7 +167,7 @@ def test_ci_sbom_lists_every_installed_distribution(bake, synced):
     # The command runs inside the image on its venv, the one the Dockerfile's uv sync makes.
     assert "UV_PROJECT_ENVIRONMENT=/opt/venv" in (project_dir / "Dockerfile").read_text()
     command = re.search(r"cyclonedx-py environment ([^']*) /opt/venv/bin/python'", script)
-    folder = synced(largest(), dev=False)
+    folder = synced(ALL_ON, dev=False)
     venv = folder / ".venv"
     result = subprocess.run(
         [BIN / "cyclonedx-py", "environment", *command[1].split(), venv / "bin" / "python"],
