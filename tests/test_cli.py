@@ -128,7 +128,7 @@ def test_typed_answers_bake_serves(template_dir, tmp_path, clean_env):
     """It takes answers typed at the prompts, and gunicorn serves the result."""
     cookiecutter(template_dir, tmp_path, [], stdin=keystrokes(template_dir, TYPED))
     project = tmp_path / "orders-api"
-    assert (project / "tests" / "test_redis.py").exists()
+    assert (project / "tests" / "platform" / "test_redis_client.py").exists()
     assert not (project / "migrations").exists()
     workflow = (project / ".github" / "workflows" / "ci.yml").read_text()
     assert 'python-version: "3.13"' in workflow
