@@ -1,0 +1,1 @@
+"""The concerns every route shares: logs, errors, the database, the cache, limits, health, metrics."""

@@ -1,0 +1,1 @@
+"""What every page shares: CSRF and the Content-Security-Policy, HTMX, static files, templates."""
