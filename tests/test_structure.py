@@ -1,10 +1,15 @@
 """Tier 1: the generated package is layered: no import cycle, dependencies pointing down, a short
 top level, each blueprint changed by its own module only, Jinja that only selects."""
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from combinations import ALL_ON, ALL_ON_GRANIAN, COMBINATIONS, params
+from combinations import ALL_OFF, ALL_ON, ALL_ON_GRANIAN, COMBINATIONS, params
 from import_graph import cycles, import_graph
 from project_files import package_name
 
@@ -170,3 +175,33 @@ def test_jinja_shaped_like_code_is_found():
         "{%- else %}",
         '"""Cache{% if cookiecutter.use_redis == "yes" %} in Redis{% endif %}."""',
     ]
+
+
+def lint_imports(project: Path) -> subprocess.CompletedProcess[str]:
+    """Run the bake's import contract (pyproject.toml) with import-linter, as `make lint` does."""
+    command = Path(sys.executable).parent / "lint-imports"
+    assert command.is_file(), f"{command} is missing: .ci/run installs the bakes' dev tools"
+    environment = {**os.environ, "PYTHONPATH": str(project)}
+    return subprocess.run(
+        [str(command), "--no-cache"], cwd=project, env=environment, capture_output=True, text=True
+    )
+
+
+@pytest.mark.parametrize("combo", structure_params())
+def test_the_bakes_import_contract_is_kept(bake, combo):
+    """The generated import-linter contract holds: `make lint` passes it."""
+    result = lint_imports(bake(combo))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 kept, 0 broken" in result.stdout
+
+
+def test_the_bakes_import_contract_refuses_an_upward_import(bake, tmp_path):
+    """A platform module importing the example feature breaks the contract: shown failing."""
+    project = tmp_path / "project"
+    shutil.copytree(bake(ALL_OFF), project)
+    database = project / package_name(project) / "platform" / "database.py"
+    database.write_text(database.read_text() + "\nfrom ..items import models  # noqa: E402\n")
+    result = lint_imports(project)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "0 kept, 1 broken" in result.stdout
+    assert "platform.database -> " in result.stdout

@@ -1,1 +1,2 @@
-"""The concerns every route shares: logs, errors, the database, the cache, limits, health, metrics."""
+"""The concerns every route shares: logs, errors, the database, the cache, rate limits, health,
+metrics, the OpenAPI document."""
