@@ -35,7 +35,7 @@ APP_PROBE_ENDPOINTS = {
 APP_FACTS = """
 import json
 from {package} import create_app
-from {package}.server import ServerSettings
+from {package}.settings.server import ServerSettings
 app = create_app({{"app_env": "test", "database_url": "sqlite://"}})
 server = ServerSettings()
 print("FACTS=" + json.dumps({{

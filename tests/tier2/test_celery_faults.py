@@ -129,7 +129,7 @@ def test_a_killed_workers_task_is_delivered_again_and_applied_once(deployment, w
     done = processed_within(location, REDELIVERED_WITHIN, worker)
     wait_until(lambda: unacknowledged(deployment) == 0, TIMEOUT, "the task acknowledged")
     # A copy of the task, delivered once more, changes nothing.
-    sent = celery.call(worker, f"{deployment.package}.tasks.process_item", item_id)
+    sent = celery.call(worker, f"{deployment.package}.items.tasks.process_item", item_id)
     assert sent.returncode == 0, sent.stderr
     wait_until(
         lambda: "item not pending" in messages(worker, item_id),

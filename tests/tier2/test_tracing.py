@@ -140,7 +140,7 @@ served = pytest.mark.parametrize("combo", params(OTEL_COMBINATIONS), scope="modu
 TIMEOUT = 10  # seconds for one request
 EXPORTED_WITHIN = 20  # seconds from a request to its spans received (batches every 100 ms here)
 SENT_WITHIN = 20  # seconds from a request to its Sentry event received
-TASK = "tasks.process_item"  # the example task, after the package's name
+TASK = "items.tasks.process_item"  # the example task, after the package's name
 
 
 @pytest.fixture(scope="module")
