@@ -19,10 +19,10 @@ from projects import run_project_tests
 PYTHON_BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 NEW_TEST = '''
 
-def test_the_readmes_new_endpoint_counts_the_items(client):
+def test_the_readmes_new_endpoint_counts_the_items(client, writer):
     """It answers the number of items, as the README's example promises."""
     assert client.get("/api/items/count").json == {"count": 0}
-    assert client.post("/api/items", json={"name": "one"}).status_code == 201
+    assert writer.post("/api/items", json={"name": "one"}).status_code == 201
     assert client.get("/api/items/count").json == {"count": 1}
 '''
 

@@ -49,9 +49,14 @@ def test_a_cycle_under_type_checking_is_found(tmp_path):
     assert cycles(import_graph(package)) == [["pkg.platform.database", "pkg.settings"]]
 
 
-def test_all_on_has_a_short_top_level(bake):
-    """The all-on package's top level holds at most MAX_TOP_LEVEL entries; auth is one folder."""
-    project = bake(ALL_ON)
+def test_all_on_has_a_short_top_level(cookies, template_dir):
+    """The all-on package's top level holds at most MAX_TOP_LEVEL entries; auth is one folder.
+
+    A bake of its own: other tests build assets and caches into the shared one.
+    """
+    result = cookies.bake(extra_context=ALL_ON.answers, template=str(template_dir))
+    assert result.exit_code == 0, result.exception
+    project = result.project_path
     package = project / package_name(project)
     entries = sorted(p.name for p in package.iterdir() if p.name != "__pycache__")
     assert len(entries) <= MAX_TOP_LEVEL, entries

@@ -118,7 +118,8 @@ def test_watch_restarts_celery_on_a_code_change(combo, dev_stack, report):
     report(f"dev stack {combo.id}: up --watch healthy in {time.monotonic() - started:.1f} s")
     before = {name: _started_at(stack, name) for name in watched}
 
-    tasks = Path(stack.project_dir) / project_files.package_name(stack.project_dir) / "tasks.py"
+    package = Path(stack.project_dir) / project_files.package_name(stack.project_dir)
+    tasks = package / "items" / "tasks.py"
     source = tasks.read_text()
     assert source.count(TASK_LINE) == 1, f"{tasks} no longer holds {TASK_LINE}"
     marker = f"item processed by the changed code {secrets.token_hex(4)}"

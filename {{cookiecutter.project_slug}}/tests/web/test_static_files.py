@@ -11,7 +11,7 @@ from {{ cookiecutter.package_name }}.web.static_files import IMMUTABLE, digest_a
 
 SCRIPT = "document.documentElement.dataset.ready = 'yes';\n"
 STYLE = "body { margin: 0; }\n"
-# Gzip variants are written only for a proxy to send (nginx's gzip_static); Flask sends none.
+# Gzip variants are written only for a proxy in front to send; Flask itself sends none.
 GZIP_VARIANTS = {{ "True" if cookiecutter.use_nginx == "yes" else "False" }}
 
 
