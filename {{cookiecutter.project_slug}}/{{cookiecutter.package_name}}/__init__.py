@@ -80,7 +80,7 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
 
     app.register_blueprint(api.bp, url_prefix="/api")
 {%- if cookiecutter.use_frontend == "yes" %}
-    csrf.exempt(api.bp)  # bearer tokens or none, never a cookie: nothing to forge
+    csrf.exempt(api.bp)  # the JSON API reads no cookie: a forged request carries no credentials
     pages.init_app(app{% if cookiecutter.use_auth == "yes" %}, item_form="pages/_signed_in.html"{% endif %})
     seed.init_app(app)
 {%- endif %}
