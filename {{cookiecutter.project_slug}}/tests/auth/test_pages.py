@@ -226,6 +226,40 @@ def test_item_added_from_the_page_records_who_added_it(app):
         assert db.session.scalars(select(Item.owner_id)).all() == [other]
 
 
+def add_processed_items(app, owner_id: int | None, *names: str) -> list[int]:
+    """Store processed items of one owner (None: none, as `flask seed` makes); return their
+    ids."""
+    with app.app_context():
+        items = [Item(name=name, status="processed", owner_id=owner_id) for name in names]
+        db.session.add_all(items)
+        db.session.commit()
+        return [item.id for item in items]
+
+
+def test_private_reads_show_the_items_to_signed_in_users_only(make_app):
+    """With AUTH_PRIVATE_READS, it sends an anonymous visitor of the list or of the check of
+    pending items to the sign-in form (303), answers their HTMX requests 403 with the reason,
+    and shows no item in any of these answers; a signed-in user reads every item, whoever added
+    it (reads are per signed-in user, not per owner, as the API's are per token)."""
+    app = make_app(auth_private_reads=True)
+    other = add_user(app, OTHER, OTHER_PASSWORD)
+    ids = add_processed_items(app, other, "secret-of-another") + add_processed_items(
+        app, None, "secret-of-nobody"
+    )
+    check = f"/items/pending?id={ids[0]}&id={ids[1]}"
+    client = app.test_client()
+    answers = [client.get(path, headers=headers) for path in ("/", check) for headers in ({}, HTMX)]
+    assert [answer.status_code for answer in answers] == [303, 403, 303, 403]
+    assert {answers[0].headers["Location"], answers[2].headers["Location"]} == {"/sign-in"}
+    assert answers[1].json["error"]["detail"] == "Your session ended: sign in again."
+    assert not [answer for answer in answers if b"secret" in answer.data]
+    client = signed_in_by_form(app)  # the way in stays open
+    for answer in (client.get("/"), client.get(check, headers=HTMX)):
+        assert answer.status_code == 200
+        assert "secret-of-another" in answer.text and "secret-of-nobody" in answer.text
+    assert shows_the_form(client)
+
+
 @pytest.mark.parametrize("path", ["/sign-in", "/sign-out"])
 def test_sign_in_and_sign_out_need_the_csrf_token(app, path):
     """It refuses a post to /sign-in or /sign-out without the session's token (400), and the

@@ -15,7 +15,7 @@ from flask_login import current_user, login_required
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from ..extensions import db
+from ..extensions import db{% if cookiecutter.use_auth == "yes" %}, login_manager{% endif %}
 from ..platform.rate_limits import limit_writes
 from ..web.htmx import is_htmx
 from ..web.security import send_policy
@@ -60,6 +60,17 @@ def render(form: dict[str, str], errors: dict[str, str], status: int = 200) -> R
         template, items=items, total=total, form=form, errors=errors, poll=poll(items, 0)
     )
     return page, status, {"Vary": "HX-Request"}
+{%- if cookiecutter.use_auth == "yes" %}
+
+
+@bp.before_request
+def private_reads() -> ResponseReturnValue | None:
+    """With AUTH_PRIVATE_READS, send anyone not signed in to the sign-in form (an HTMX request:
+    403 with the reason) before any view of the pages shows or adds an item."""
+    if current_app.extensions["settings"].auth_private_reads and not current_user.is_authenticated:
+        return login_manager.unauthorized()  # type: ignore[no-any-return]  # untyped library
+    return None
+{%- endif %}
 
 
 @bp.get("/")

@@ -14,7 +14,10 @@ class AuthSettings(BaseSettings):
     auth_token_lifetime: int = Field(
         86400, ge=300, le=2_592_000, description="seconds an API token lives"
     )
-    auth_private_reads: bool = Field(False, description="reads of `/api/items` need a token too")
+    auth_private_reads: bool = Field(
+        False,
+        description="reading the items needs a token{% if cookiecutter.use_frontend == "yes" %} (on the pages: a sign-in){% endif %} too",
+    )
     ratelimit_sign_in: Limits = Field(
         "10 per minute;100 per hour", description="sign-in attempts per client address"
     )
