@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from {{ cookiecutter.package_name }}.web.security import SECURE_COOKIE_OVER_HTTP
+from {{ cookiecutter.package_name }}.web.security import CROSS_SITE_POST, SECURE_COOKIE_OVER_HTTP
 from tests.conftest import writer_of
 from tests.items.test_pages import HTMX, csrf_token
 
@@ -126,3 +126,49 @@ def test_a_post_over_plain_http_without_the_https_only_cookie_says_why(
     else:
         assert detail.endswith("Reload the page and retry."), detail
         assert "HTTPS" not in detail and warnings == []
+
+
+@pytest.mark.parametrize(
+    ("base_url", "headers", "expected"),
+    [
+        ("http://localhost", {"Origin": "http://elsewhere.example"}, CROSS_SITE_POST),
+        ("https://localhost", {"Origin": "https://elsewhere.example"}, CROSS_SITE_POST),
+        ("http://localhost", {"Sec-Fetch-Site": "cross-site"}, CROSS_SITE_POST),
+        ("http://localhost", {"Origin": "http://localhost:8443"}, SECURE_COOKIE_OVER_HTTP),
+        ("http://localhost", {"Origin": "null"}, SECURE_COOKIE_OVER_HTTP),
+        ("http://localhost", {"Origin": "http://["}, SECURE_COOKIE_OVER_HTTP),
+        (
+            "http://localhost",
+            {"Sec-Fetch-Site": "same-origin", "Origin": "http://elsewhere.example"},
+            SECURE_COOKIE_OVER_HTTP,
+        ),
+    ],
+    ids=[
+        "origin-over-http",
+        "origin-over-https",
+        "fetch-metadata",
+        "same-host-other-port",
+        "null-origin",
+        "malformed-origin",
+        "fetch-metadata-wins",
+    ],
+)
+def test_a_post_from_another_site_is_told_samesite_withheld_the_cookie(
+    make_app, capsys, base_url, headers, expected
+):
+    """It answers a production post without the session cookie that the browser says came from
+    another site (Sec-Fetch-Site, else an Origin naming another host) by naming SameSite, over
+    plain HTTP as over HTTPS, and logs no warning for it; a post from this host (or an Origin
+    that tells nothing) over plain HTTP still names SESSION_COOKIE_SECURE."""
+    app = make_app(app_env="production")
+    token = csrf_token(writer_of(app))
+    capsys.readouterr()
+    response = app.test_client().post(
+        "/items", data={"name": "x", "csrf_token": token}, headers=headers, base_url=base_url
+    )
+    assert response.status_code == 400
+    assert response.json["error"]["detail"] == expected
+    warned = '"WARNING"' in capsys.readouterr().out
+    assert warned is (expected == SECURE_COOKIE_OVER_HTTP)
+    if expected == CROSS_SITE_POST:
+        assert "SameSite" in expected and "HTTPS" not in expected

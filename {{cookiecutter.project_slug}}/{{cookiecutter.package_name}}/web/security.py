@@ -4,6 +4,8 @@ The JSON API is exempt from CSRF: it takes no cookies, so a forged cross-site re
 credentials. The policy, set here only, allows scripts and styles from this origin, never inline.
 """
 
+from urllib.parse import urlsplit
+
 from flask import Flask, Response, current_app, request
 from flask_wtf.csrf import CSRFError
 
@@ -21,15 +23,39 @@ SECURE_COOKIE_OVER_HTTP = (
     "HTTPS only (SESSION_COOKIE_SECURE), so the browser sent none back: serve the pages over "
     "HTTPS, or set SESSION_COOKIE_SECURE=false (plain HTTP on a trusted network only)."
 )
+# Why a form posted from another site fails, whatever the scheme: shown, not logged (a forgery
+# gets it too, and it tells the operator of nothing to fix).
+CROSS_SITE_POST = (
+    "This form was sent from another site, and the browser sends the session cookie holding the "
+    "CSRF token only with this site's own requests (SameSite=Lax): send the form from this "
+    "site's pages."
+)
+
+
+def from_another_site() -> bool:
+    """Say whether the browser tells this request came from another site: by Sec-Fetch-Site
+    (sent over HTTPS), else by an Origin naming another host ("null" tells nothing)."""
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site:
+        return fetch_site == "cross-site"
+    try:
+        origin = urlsplit(request.headers.get("Origin", "")).hostname
+    except ValueError:  # not a URL ("http://[", say): it tells nothing either
+        return False
+    return origin is not None and origin != urlsplit(request.host_url).hostname
 
 
 def refuse_forgery(exc: CSRFError) -> Answer:
-    """Answer a failed CSRF check with 400, saying why when the HTTPS-only cookie did not come."""
-    over_http = current_app.config["SESSION_COOKIE_SECURE"] and not request.is_secure
-    if over_http and current_app.config["SESSION_COOKIE_NAME"] not in request.cookies:
-        current_app.logger.warning("CSRF check failed: %s", SECURE_COOKIE_OVER_HTTP)
-        return json_error(400, exc.name, SECURE_COOKIE_OVER_HTTP)
-    return json_error(400, exc.name, f"{exc.description} Reload the page and retry.")
+    """Answer a failed CSRF check with 400, saying why when the session cookie did not come:
+    withheld from another site's post (SameSite), or HTTPS-only on a page served over HTTP."""
+    detail = f"{exc.description} Reload the page and retry."
+    if current_app.config["SESSION_COOKIE_NAME"] not in request.cookies:
+        if from_another_site():
+            detail = CROSS_SITE_POST
+        elif current_app.config["SESSION_COOKIE_SECURE"] and not request.is_secure:
+            current_app.logger.warning("CSRF check failed: %s", SECURE_COOKIE_OVER_HTTP)
+            detail = SECURE_COOKIE_OVER_HTTP
+    return json_error(400, exc.name, detail)
 
 
 def send_policy(response: Response) -> Response:
