@@ -10,7 +10,8 @@ The harness keeps the console (``goog:loggingPrefs``) and every Content-Security
 violation (a ``securitypolicyviolation`` listener installed before the page's own scripts, plus
 the console's entries: "... violates the following Content Security Policy directive ..." in
 Chromium 156, "Refused to ..." in older ones), waits only within bounds, and saves screenshots as
-test artefacts.
+test artefacts. ``serve_pages`` serves fixed pages on loopback: the harness's own test pages, or
+another site's form posting to the service.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from selenium import webdriver
@@ -203,3 +206,46 @@ def browser(artefacts: Path, names: tuple[str, ...] = ()) -> Iterator[Browser]:
         yield session.start()
     finally:
         session.quit()
+
+
+class _Pages(BaseHTTPRequestHandler):
+    """Serve the server's ``pages`` with its ``policy`` as Content-Security-Policy, else 404."""
+
+    server: _PagesServer
+
+    def do_GET(self) -> None:
+        """Answer one page, or 404."""
+        body = self.server.pages.get(self.path)
+        self.send_response(404 if body is None else 200)
+        kind = "text/javascript" if self.path.endswith(".js") else "text/html"
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Security-Policy", self.server.policy)
+        self.end_headers()
+        self.wfile.write(body or b"")
+
+    def log_message(self, *args) -> None:
+        """Keep the test's output quiet."""
+
+
+class _PagesServer(ThreadingHTTPServer):
+    """A loopback server of fixed pages (path -> body), each sent with one policy."""
+
+    def __init__(self, pages: dict[str, bytes], policy: str) -> None:
+        """Listen on a free loopback port."""
+        super().__init__(("127.0.0.1", 0), _Pages)
+        self.pages, self.policy = pages, policy
+
+
+@contextlib.contextmanager
+def serve_pages(pages: dict[str, bytes], policy: str) -> Iterator[int]:
+    """Serve ``pages`` (path -> body) on a free loopback port, with the Content-Security-Policy
+    ``policy``, until the block ends; yield the port (a session may reach it by a name)."""
+    server = _PagesServer(pages, policy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()

@@ -6,13 +6,11 @@ that breaks its Content-Security-Policy or logs an error is reported, a clean pa
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from .browser import Browser, BrowserError, browser
+from .browser import Browser, BrowserError, browser, serve_pages
 
 ARTEFACT_PROPERTY = "artefact"  # listed after the run by tests/conftest.py
 CSP = "default-src 'self'; script-src 'self'; style-src 'self'"
@@ -26,33 +24,11 @@ PAGES = {
 }
 
 
-class _Pages(BaseHTTPRequestHandler):
-    """Serve PAGES with a strict CSP, nothing else."""
-
-    def do_GET(self) -> None:
-        """Answer one page, or 404."""
-        body = PAGES.get(self.path)
-        self.send_response(404 if body is None else 200)
-        kind = "text/javascript" if self.path.endswith(".js") else "text/html"
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Security-Policy", CSP)
-        self.end_headers()
-        self.wfile.write(body or b"")
-
-    def log_message(self, *args) -> None:
-        """Keep the test's output quiet."""
-
-
 @pytest.fixture(scope="module")
 def pages() -> Iterator[str]:
     """Serve the test pages on a free loopback port; return its base URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Pages)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
+    with serve_pages(PAGES, CSP) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ The bake's assets are built by its Dockerfile's own steps (tests/tier2/frontend.
 serves them from the app's tree as its image does from its copy. A real headless Chromium then
 uses the page through the entry point: no console error, no CSP violation, and an item created
 through the form with HTMX appears in the list without a full page load. A page of pending items
-(their worker down) checks them within the rate limits the service really has.
+(their worker down) checks them within the rate limits the service really has. A form another
+site's page posts is told that SameSite withheld the session cookie; with AUTH_PRIVATE_READS a
+browser sees no item until it signs in.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from selenium.webdriver.common.by import By
 
 from . import frontend
 from .auth import sign_in_browser
-from .browser import Browser, browser
+from .browser import Browser, browser, serve_pages
 from .servers import Service
 from .test_served import each
 
@@ -38,6 +40,17 @@ POLL_FOR = 14  # PENDING_POLL_SECONDS here: the page checks after 2, 6 and 14 s,
 CHECKS = 3
 STOPPED = "this page stopped checking"
 PLAIN_HTTP = "This page came over plain HTTP"  # web/security.py's first words
+CROSS_SITE = "This form was sent from another site"  # and for a post from another site
+# Another site's name, whose page posts a form to the service.
+OTHER_SITE = "elsewhere.example.test"
+# Fetches a path of the page's origin as HTMX would (HX-Request); answers its status and body.
+FETCH_AS_HTMX = """
+const [path, done] = arguments;
+fetch(path, {headers: {"HX-Request": "true"}}).then(
+  async (answer) => done({status: answer.status, body: await answer.text()}),
+  (error) => done({status: 0, body: String(error)}),
+);
+"""
 # The item form's button (with use_auth a sign-out button comes first on the page).
 ITEM_FORM_SUBMIT = "form[hx-post] button[type=submit]"
 
@@ -237,6 +250,58 @@ def test_a_browser_on_plain_http_is_told_the_session_cookie_needs_https(
         if '"WARNING"' in line and "SESSION_COOKIE_SECURE" in line
     ]
     assert len(warnings) == 1, warnings
+
+
+@pytest.mark.timeout(300)
+@each("use_frontend")
+def test_a_form_another_site_posts_over_plain_http_is_told_samesite_withheld_the_cookie(
+    deployment, tmp_path, record_property
+):
+    """It answers a form another site's page posts to the pages (production, plain HTTP) by
+    naming SameSite, which withheld the session cookie, not SESSION_COOKIE_SECURE, and logs no
+    warning for it. Both sites are opened by names: over plain HTTP Chromium sends no Fetch
+    Metadata there, only the Origin tells."""
+    since = deployment.service.mark()
+    target = deployment.entry.replace("//127.0.0.1:", f"//{SITE}:")
+    form = (
+        f'<!doctype html><title>elsewhere</title><form method="post" action="{target}/items">'
+        '<input name="name" value="forged"><button id="send">Send</button></form>'
+    )
+    pages = serve_pages({"/": form.encode()}, "default-src 'none'")
+    with pages as port, browser(tmp_path / "artefacts", names=(SITE, OTHER_SITE)) as session:
+        session.open(f"http://{OTHER_SITE}:{port}/")
+        session.driver.find_element(By.ID, "send").click()
+        shown = session.wait(lambda d: '"status":400' in d.page_source and d.page_source, "a 400")
+        record_property(ARTEFACT_PROPERTY, str(session.screenshot("cross-site-post")))
+    assert CROSS_SITE in shown and "SameSite" in shown and PLAIN_HTTP not in shown, shown
+    warnings = [line for line in deployment.service.lines(since) if '"WARNING"' in line]
+    assert not [line for line in warnings if "CSRF" in line], warnings
+
+
+@pytest.mark.timeout(300)
+@each("use_auth", "use_frontend")
+def test_private_reads_keep_the_items_from_a_browser_until_it_signs_in(
+    deployment, tmp_path, record_property
+):
+    """With AUTH_PRIVATE_READS=true, a browser not signed in that opens the page lands on the
+    sign-in form, and the page's check of an item, fetched as HTMX sends it, gets 403: neither
+    shows the item's name. Signed in through the form, it sees the item listed."""
+    service = deployment.extra_service("private-reads", AUTH_PRIVATE_READS="true")
+    name = f"private-{uuid.uuid4().hex[:8]}"
+    sql = "INSERT INTO items (name, description, status) VALUES (?, '', 'processed') RETURNING id"
+    ((item_id,),) = deployment.query(sql, name)
+    with browser(tmp_path / "artefacts") as session:
+        session.open(f"{service.url}/")
+        session.wait(lambda d: d.find_elements(By.ID, "sign-in-form"), "the sign-in form")
+        landed, first_page = session.driver.current_url, session.driver.page_source
+        check = session.driver.execute_async_script(FETCH_AS_HTMX, f"/items/pending?id={item_id}")
+        sign_in_browser(session, None, deployment.account)
+        listed = session.driver.find_element(By.ID, "items").text
+        record_property(ARTEFACT_PROPERTY, str(session.screenshot("private-reads-signed-in")))
+        assert session.csp_violations() == []
+    assert landed == f"{service.url}/sign-in" and name not in first_page, landed
+    assert check["status"] == 403 and name not in check["body"], check
+    assert name in listed, listed
 
 
 @pytest.mark.timeout(300)
