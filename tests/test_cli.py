@@ -279,3 +279,31 @@ def test_a_refusal_after_the_prompts_says_how_to_generate_again(template_dir, tm
     command = [cli, *shlex.split(command)[1:]]
     subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
     assert (output / "my-service" / "orders_logs" / "__init__.py").is_file()
+
+
+@pytest.mark.xdist_group("cli")
+@pytest.mark.parametrize("here", [True, False], ids=["in-the-folder", "elsewhere"])
+def test_a_bake_ends_with_the_commands_that_serve_it(template_dir, tmp_path, here):
+    """It prints the folder to enter (as the shell reaches it) and make demo, which exists."""
+    output = tmp_path / "out"
+    output.mkdir()
+    shell = output if here else tmp_path
+    result = cookiecutter(template_dir, output, ["--no-input"], cwd=shell)
+    where = "my-service" if here else str(output / "my-service")
+    assert result.stdout.splitlines()[-2:] == [
+        "Next, to serve it on http://127.0.0.1:8000:",
+        f"  cd {where} && make demo",
+    ]
+    if here:  # the README's first commands end with the same line
+        assert f"\n{result.stdout.splitlines()[-1].strip()}   # " in README.read_text()
+    dry_run = result.stdout.splitlines()[-1].replace("make demo", "make --dry-run demo")
+    subprocess.run(["bash", "-c", dry_run], cwd=shell, check=True, capture_output=True, timeout=60)
+
+
+def test_the_readme_says_what_to_replace_in_its_commands():
+    """It tells, for each upper-case placeholder in a command's address, what to put there."""
+    text = README.read_text()
+    placeholders = set(re.findall(r"https://\S+?/([A-Z][A-Z_]+)/", text))
+    assert placeholders
+    for word in placeholders:
+        assert f"Replace `{word}` with " in text, word

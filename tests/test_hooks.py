@@ -313,3 +313,16 @@ def test_the_answers_are_written_without_private_keys(post_gen, tmp_path):
     text = (tmp_path / post_gen.ANSWERS_FILE).read_text(encoding="utf-8")
     assert json.loads(text) == {"project_name": "Ünïcode"}
     assert text.endswith("}\n")
+
+
+def test_next_step_names_the_folder_as_the_shell_reaches_it(post_gen, tmp_path, monkeypatch):
+    """It names the folder relative to the shell's, else absolute; none for a bake out of sight
+    (cruft's update writes in a temporary folder and hands no _output_dir)."""
+    project = tmp_path / "my service"
+    project.mkdir()
+    monkeypatch.setenv("PWD", str(tmp_path))
+    assert post_gen.next_step(project, {}).endswith("\n  cd 'my service' && make demo")
+    monkeypatch.setenv("PWD", "/")
+    step = post_gen.next_step(project, {"_output_dir": str(tmp_path)})
+    assert step.endswith(f"\n  cd '{project}' && make demo")
+    assert post_gen.next_step(project, {}) is None
