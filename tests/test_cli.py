@@ -259,6 +259,15 @@ def test_a_name_starting_with_a_digit_offers_and_bakes_valid_names(template_dir,
 
 
 @pytest.mark.xdist_group("cli")
+def test_a_long_name_derives_a_slug_cut_at_a_word(template_dir, tmp_path):
+    """It cuts the slug of a 75-character name at a word, within the slug's 50 characters."""
+    name = "Regional Warehouse Inventory Reconciliation And Forecasting Service Backend"
+    cookiecutter(template_dir, tmp_path, ["--no-input", f"project_name={name}"])
+    slug = "regional-warehouse-inventory-reconciliation-and"
+    assert (tmp_path / slug / slug.replace("-", "_") / "__init__.py").is_file()
+
+
+@pytest.mark.xdist_group("cli")
 def test_a_refusal_after_the_prompts_says_how_to_generate_again(template_dir, tmp_path):
     """It names cookiecutter's replay file and the command; corrected there, the command bakes."""
     output = tmp_path / "out"
