@@ -2,8 +2,10 @@
 
 import itertools
 import json
+import os
 import re
 import secrets
+import shlex
 import shutil
 import sys
 import tomllib
@@ -316,6 +318,21 @@ def write_dev_secret(root: Path) -> None:
     target.chmod(0o600)
 
 
+def next_step(project: Path, context: dict) -> str | None:
+    """Return the commands that serve the new project, as its README's quick start does.
+
+    The folder is named as the shell that ran cookiecutter reaches it (PWD); none for a bake the
+    user did not ask to see (cruft writes its updates in temporary folders, without _output_dir).
+    """
+    if (Path(os.environ.get("PWD", "")) / project.name).resolve() == project.resolve():
+        where = project.name
+    elif "_output_dir" in context:
+        where = str(project)
+    else:
+        return None
+    return f"Next, to serve it on http://127.0.0.1:8000:\n  cd {shlex.quote(where)} && make demo"
+
+
 def main() -> int:
     """Prune, record the answers, write .env and, with Kubernetes, resources and secret.env."""
     root = Path.cwd()
@@ -326,6 +343,9 @@ def main() -> int:
     if SELECTED["use_kubernetes"]:
         list_kustomize_resources(root)
         write_dev_secret(root)
+    step = next_step(root, CONTEXT)
+    if step:
+        print(step)
     return 0
 
 

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -54,20 +55,25 @@ def cookiecutter(
     stdin: str | None = None,
     check: bool = True,
     merged: bool = False,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess:
     """Run the cookiecutter CLI with a private HOME (no replay or config leaks).
 
     ``args`` are options, then ``key=value`` answers, which the CLI takes after the template.
-    ``merged`` puts stderr into stdout, in the order a terminal shows them.
+    ``merged`` puts stderr into stdout, in the order a terminal shows them. ``cwd`` runs it there,
+    as a shell in that folder does (its PWD too).
     """
     options = [arg for arg in args if "=" not in arg]
     answers = [arg for arg in args if "=" in arg]
     env = {**os.environ, "HOME": str(output / "home")}
+    if cwd:
+        env["PWD"] = str(cwd)
     cli = Path(sys.executable).with_name("cookiecutter")
     return subprocess.run(
         [str(cli), "-o", str(output), *options, str(template_dir), *answers],
         input=stdin,
         env=env,
+        cwd=cwd,
         check=check,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT if merged else subprocess.PIPE,
@@ -145,11 +151,12 @@ def test_a_name_with_punctuation_gives_a_valid_slug_and_package(template_dir, tm
 
 
 REFUSED = [
-    ("project_slug=acme/orders", 'project_slug="acme/orders" is invalid'),
-    ("project_slug=Acme Orders", "ERROR: project_slug='Acme Orders' is invalid; expected "),
-    ("email=nope", "ERROR: email='nope' is invalid; expected "),
-    ("project_name=   ", 'ERROR: project_name="   " is invalid; expected a letter or digit'),
-    ("project_slug=", 'ERROR: project_slug="" is invalid; expected one folder name'),
+    ("project_slug=acme/orders", 'ERROR: project_slug="acme/orders" is invalid; expected '),
+    ("project_slug=Acme Orders", 'ERROR: project_slug="Acme Orders" is invalid; expected '),
+    ("email=nope", 'ERROR: email="nope" is invalid; expected '),
+    ("project_name=   ", 'ERROR: project_name="   " is invalid; expected 1 to 80 printable'),
+    ("project_slug=", 'ERROR: project_slug="" is invalid; expected lower-case letters'),
+    ("package_name=logging", "ERROR: package_name='logging' is invalid; expected "),
 ]
 
 
@@ -207,19 +214,24 @@ def test_each_refusal_prints_the_lines_the_readme_shows(
     assert written(output) == []
 
 
-# Answers typed at the prompts that name no folder -> the prompt that must not come next.
+# Bad answers typed at the prompts -> the prompt that must not come next.
 TYPED_REFUSALS = [
     ({"project_name": "!!!"}, "project_slug"),
     ({"project_name": "   "}, "project_slug"),
+    ({"project_name": "x" * 81}, "project_slug"),
     ({"project_slug": "acme/orders"}, "package_name"),
+    ({"project_slug": "123-service"}, "package_name"),
+    ({"project_slug": "acme--orders"}, "package_name"),
+    ({"package_name": "1x"}, "description"),
+    ({"package_name": "Orders"}, "description"),
+    ({"email": "nope"}, "python_version"),
+    ({"email": "ada@example"}, "python_version"),
 ]
 
 
 @pytest.mark.xdist_group("cli")
 @pytest.mark.parametrize(("typed", "next_prompt"), TYPED_REFUSALS)
-def test_a_name_or_slug_naming_no_folder_is_refused_at_once(
-    template_dir, tmp_path, typed, next_prompt
-):
+def test_a_bad_answer_is_refused_at_once(template_dir, tmp_path, typed, next_prompt):
     """It stops right after the bad answer is typed, naming its field, before the next prompt."""
     output = tmp_path / "out"
     output.mkdir()
@@ -232,3 +244,75 @@ def test_a_name_or_slug_naming_no_folder_is_refused_at_once(
     assert prompts[next_prompt] not in result.stdout
     assert f"'ERROR: {field}=" in result.stderr.splitlines()[-1]
     assert written(output) == []
+
+
+@pytest.mark.xdist_group("cli")
+def test_a_name_starting_with_a_digit_offers_and_bakes_valid_names(template_dir, tmp_path):
+    """It offers app-123-service and app_123_service for "123 Service", and bakes them on Enter."""
+    stdin = keystrokes(template_dir, {"project_name": "123 Service"})
+    result = cookiecutter(template_dir, tmp_path, [], stdin=stdin)
+    prompts = json.loads((template_dir / "cookiecutter.json").read_text())["__prompts__"]
+    shown = " ".join(result.stdout.split())  # rich wraps the prompts at 80 columns
+    assert f"{prompts['project_slug']} (app-123-service)" in shown
+    assert f"{prompts['package_name']} (app_123_service)" in shown
+    assert (tmp_path / "app-123-service" / "app_123_service" / "__init__.py").is_file()
+
+
+@pytest.mark.xdist_group("cli")
+def test_a_long_name_derives_a_slug_cut_at_a_word(template_dir, tmp_path):
+    """It cuts the slug of a 75-character name at a word, within the slug's 50 characters."""
+    name = "Regional Warehouse Inventory Reconciliation And Forecasting Service Backend"
+    cookiecutter(template_dir, tmp_path, ["--no-input", f"project_name={name}"])
+    slug = "regional-warehouse-inventory-reconciliation-and"
+    assert (tmp_path / slug / slug.replace("-", "_") / "__init__.py").is_file()
+
+
+@pytest.mark.xdist_group("cli")
+def test_a_refusal_after_the_prompts_says_how_to_generate_again(template_dir, tmp_path):
+    """It names cookiecutter's replay file and the command; corrected there, the command bakes."""
+    output = tmp_path / "out"
+    output.mkdir()
+    result = cookiecutter(template_dir, output, ["--no-input", "package_name=logging"], check=False)
+    assert result.returncode == 1
+    hint = result.stderr.splitlines()[1]
+    saved, command = re.fullmatch(
+        "The answers are saved in (.+): correct package_name there,"
+        " then generate without the prompts: (cookiecutter .+)",
+        hint,
+    ).groups()
+    replay = Path(saved.replace("~", str(output / "home"), 1))
+    replay.write_text(replay.read_text().replace('"logging"', '"orders_logs"'))
+    assert written(output) == []
+    env = {**os.environ, "HOME": str(output / "home")}
+    cli = str(Path(sys.executable).with_name("cookiecutter"))
+    command = [cli, *shlex.split(command)[1:]]
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
+    assert (output / "my-service" / "orders_logs" / "__init__.py").is_file()
+
+
+@pytest.mark.xdist_group("cli")
+@pytest.mark.parametrize("here", [True, False], ids=["in-the-folder", "elsewhere"])
+def test_a_bake_ends_with_the_commands_that_serve_it(template_dir, tmp_path, here):
+    """It prints the folder to enter (as the shell reaches it) and make demo, which exists."""
+    output = tmp_path / "out"
+    output.mkdir()
+    shell = output if here else tmp_path
+    result = cookiecutter(template_dir, output, ["--no-input"], cwd=shell)
+    where = "my-service" if here else str(output / "my-service")
+    assert result.stdout.splitlines()[-2:] == [
+        "Next, to serve it on http://127.0.0.1:8000:",
+        f"  cd {where} && make demo",
+    ]
+    if here:  # the README's first commands end with the same line
+        assert f"\n{result.stdout.splitlines()[-1].strip()}   # " in README.read_text()
+    dry_run = result.stdout.splitlines()[-1].replace("make demo", "make --dry-run demo")
+    subprocess.run(["bash", "-c", dry_run], cwd=shell, check=True, capture_output=True, timeout=60)
+
+
+def test_the_readme_says_what_to_replace_in_its_commands():
+    """It tells, for each upper-case placeholder in a command's address, what to put there."""
+    text = README.read_text()
+    placeholders = set(re.findall(r"https://\S+?/([A-Z][A-Z_]+)/", text))
+    assert placeholders
+    for word in placeholders:
+        assert f"Replace `{word}` with " in text, word

@@ -11,6 +11,7 @@ from cookiecutter.environment import StrictEnvironment
 from cookiecutter.generate import generate_context
 from cookiecutter.prompt import prompt_for_config
 from hook_tables import prune_table
+from jinja2.exceptions import UndefinedError
 
 HOOKS = ("pre_gen_project", "post_gen_project")
 
@@ -70,6 +71,10 @@ def test_hooks_read_the_answers_as_one_object(template_dir, pre_gen, post_gen, d
 
 BAD_ANSWERS = [
     ("project_name", "   "),
+    ("project_name", "!!!"),
+    ("project_name", "x" * 81),
+    ("project_slug", "123-service"),
+    ("project_slug", "acme/orders"),
     ("project_slug", "My Service"),
     ("project_slug", "-leading"),
     ("project_slug", "double--hyphen"),
@@ -93,18 +98,26 @@ def test_each_bad_answer_is_named_once(pre_gen, default_answers, field, value):
     assert line.startswith(f"ERROR: {field}={value!r} is invalid; expected ")
 
 
-@pytest.mark.parametrize(
-    ("field", "value"), [("project_slug", "My Service"), ("email", "nope"), ("package_name", "1x")]
-)
-def test_bad_answer_aborts_generation_and_leaves_nothing(cookies, capfd, tmp_path, field, value):
-    """It exits non-zero with a clear line naming the field and writes no project file."""
+# The answers typed as text: cookiecutter.json refuses most bad ones at once, the hook all of them.
+TYPED = ("project_name", "project_slug", "package_name", "email")
+
+
+@pytest.mark.parametrize(("field", "value"), [row for row in BAD_ANSWERS if row[0] in TYPED])
+def test_bad_answer_aborts_generation_with_the_hooks_words(
+    cookies, capfd, tmp_path, pre_gen, default_answers, field, value
+):
+    """It refuses the answer, at once in cookiecutter.json or after the prompts in the hook, each
+    with the hook's words, and writes no project file."""
+    allowed = pre_gen.refusals({**default_answers, field: value})[field]
     result = cookies.bake(extra_context={field: value})
     assert result.exit_code != 0
     assert not [path for path in (tmp_path / "cookies").rglob("*") if path.is_file()]
     errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR:")]
-    assert any(
-        line.startswith(f"ERROR: {field}={value!r} is invalid; expected ") for line in errors
-    )
+    if isinstance(result.exception, UndefinedError):  # cookiecutter.json's, as the answer came
+        expected = f"ERROR: {field}={json.dumps(value)} is invalid; expected {allowed}"
+        assert str(result.exception).endswith(f"'{expected}'")
+    else:
+        assert f"ERROR: {field}={value!r} is invalid; expected {allowed}." in errors
 
 
 def test_paths_to_prune_follow_the_table(post_gen):
@@ -300,3 +313,16 @@ def test_the_answers_are_written_without_private_keys(post_gen, tmp_path):
     text = (tmp_path / post_gen.ANSWERS_FILE).read_text(encoding="utf-8")
     assert json.loads(text) == {"project_name": "Ünïcode"}
     assert text.endswith("}\n")
+
+
+def test_next_step_names_the_folder_as_the_shell_reaches_it(post_gen, tmp_path, monkeypatch):
+    """It names the folder relative to the shell's, else absolute; none for a bake out of sight
+    (cruft's update writes in a temporary folder and hands no _output_dir)."""
+    project = tmp_path / "my service"
+    project.mkdir()
+    monkeypatch.setenv("PWD", str(tmp_path))
+    assert post_gen.next_step(project, {}).endswith("\n  cd 'my service' && make demo")
+    monkeypatch.setenv("PWD", "/")
+    step = post_gen.next_step(project, {"_output_dir": str(tmp_path)})
+    assert step.endswith(f"\n  cd '{project}' && make demo")
+    assert post_gen.next_step(project, {}) is None
