@@ -70,4 +70,5 @@ def test_a_burst_of_sign_ins_leaves_each_worker_within_its_hashing_memory(deploy
     assert service.workers() == workers, "a worker was replaced during the burst"
     kept = {pid: round(rss_mib(pid) - before[pid], 1) for pid in workers}
     report = {pid: (round(before[pid], 1), kept[pid]) for pid in workers}
+    print(f"MiB before and kept, per worker: {report}")  # the figures: pytest -rP shows them
     assert max(kept.values()) <= KEPT_MIB, f"MiB before and kept, per worker: {report}"
