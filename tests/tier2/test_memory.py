@@ -11,9 +11,8 @@ from __future__ import annotations
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from .servers import wait_until
+from .servers import resident_mib, wait_until
 from .test_auth import GENEROUS_SIGN_IN, sign_in
 from .test_served import each
 
@@ -28,15 +27,6 @@ HASHING_THREADS = 2
 HASH_MIB = 19
 KEPT_MIB = HASHING_THREADS * HASH_MIB + 12
 IDLE_SECONDS = 2.0  # after the last answer, before reading the memory
-MIB = 1024 * 1024
-
-
-def rss_mib(pid: int) -> float:
-    """Return a process's resident memory (VmRSS) in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024 / MIB
-    raise AssertionError(f"/proc/{pid}/status has no VmRSS")
 
 
 @each("use_auth")
@@ -57,7 +47,7 @@ def test_a_burst_of_sign_ins_leaves_each_worker_within_its_hashing_memory(deploy
         return pids if len(pids) == WORKERS else None
 
     workers = wait_until(started, 30, f"{WORKERS} workers started")
-    before = {pid: rss_mib(pid) for pid in workers}
+    before = {pid: resident_mib(pid) for pid in workers}
 
     def attempt(_: int) -> int:
         unknown = f"nobody-{uuid.uuid4().hex}@example.com"
@@ -68,7 +58,7 @@ def test_a_burst_of_sign_ins_leaves_each_worker_within_its_hashing_memory(deploy
     assert answers == [401] * BURST, answers
     time.sleep(IDLE_SECONDS)
     assert service.workers() == workers, "a worker was replaced during the burst"
-    kept = {pid: round(rss_mib(pid) - before[pid], 1) for pid in workers}
+    kept = {pid: round(resident_mib(pid) - before[pid], 1) for pid in workers}
     report = {pid: (round(before[pid], 1), kept[pid]) for pid in workers}
     print(f"MiB before and kept, per worker: {report}")  # the figures: pytest -rP shows them
     assert max(kept.values()) <= KEPT_MIB, f"MiB before and kept, per worker: {report}"
