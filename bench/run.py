@@ -37,8 +37,16 @@ from serve import (
     settings_of,
     x_cache,
 )
-from tier2.servers import Interpreter, Postgres, Redis, Service, postgres_bin, private_dir
-from tracing import Sink, cpu_seconds, resident_mb
+from tier2.servers import (
+    Interpreter,
+    Postgres,
+    Redis,
+    Service,
+    postgres_bin,
+    private_dir,
+    resident_mib,
+)
+from tracing import Sink, cpu_seconds
 
 
 @dataclass(frozen=True)
@@ -321,7 +329,7 @@ def memory(targets: list[Target]) -> dict:
     """Return the resident memory of each server's workers now, in MB, by server."""
     servers = {target.name.split()[0]: target.service for target in targets}
     return {
-        name: sorted(round(resident_mb(pid), 1) for pid in service.workers())
+        name: sorted(round(resident_mib(pid), 1) for pid in service.workers())
         for name, service in servers.items()
     }
 

@@ -121,11 +121,3 @@ def cpu_seconds(service: Service) -> float:
         with contextlib.suppress(OSError):  # a worker that exited meanwhile is in cutime now
             ticks += sum(int(value) for value in _stat(pid)[11:13])
     return ticks / CLOCK_TICKS
-
-
-def resident_mb(pid: int) -> float:
-    """Return a process's resident memory (VmRSS) in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")

@@ -3,6 +3,7 @@
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -208,10 +209,42 @@ def test_install_uses_the_image_python_when_it_runs_here(bake, combo, clean_env,
 
 
 @pytest.mark.parametrize("combo", params([OTHER_IMAGE_PYTHON]))
-def test_install_says_when_the_venv_has_another_python(bake, combo, clean_env, tmp_path):
-    """It names .venv's Python and the image's when they differ."""
+def test_install_says_once_when_the_venv_has_another_python(bake, combo, clean_env, tmp_path):
+    """It names .venv's Python and the image's when they differ: at the task that makes .venv
+    and at `make install`, not at every task that installs quietly first."""
     root = copy_of(bake(combo), tmp_path)
-    result = make(root, offline_uv(clean_env), "install", f"PYTHON={sys.executable}", timeout=300)
-    assert result.returncode == 0, result.stderr
-    image = combo.value("python_version")
-    assert f"note: .venv has Python {RUNNING_PYTHON}, the image {image}" in result.stderr
+    env, python = offline_uv(clean_env), f"PYTHON={sys.executable}"
+    note = f"note: .venv has Python {RUNNING_PYTHON}, the image {combo.value('python_version')}"
+    for task, said in (("lint", 1), ("lint", 0), ("install", 1)):
+        result = make(root, env, task, python, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.count("note:") == said, (task, result.stderr)
+        assert result.stderr.count(note) == said, (task, result.stderr)
+
+
+@pytest.mark.parametrize("combo", params([ALL_OFF]))
+def test_demo_and_dev_on_a_taken_port_say_so_in_one_line(bake, combo, clean_env, tmp_path):
+    """It refuses `make demo` and `make dev` on a port another server holds, in one line that
+    names another PORT, before it installs or migrates anything."""
+    root = copy_of(bake(combo), tmp_path)
+    with socket.create_server(("127.0.0.1", 0)) as held:
+        port = held.getsockname()[1]
+        for task in ("demo", "dev"):
+            result = make(root, offline_uv(clean_env), task, f"PORT={port}", timeout=300)
+            assert result.returncode != 0
+            assert result.stdout == "", (task, result.stdout)
+            (line,) = result.stderr.splitlines()
+            assert f"port {port} of 127.0.0.1 is taken" in line, line
+            assert f"PORT=8001 make {task} serves on port 8001" in line, line
+    assert not (root / ".venv").exists()
+
+
+@pytest.mark.parametrize("combo", params([ALL_OFF]))
+def test_updating_installs_cruft_with_either_uv_the_makefile_uses(bake, combo):
+    """It shows docs/updating.md's cruft install with uv on PATH and with the Makefile's own uv."""
+    root = bake(combo)
+    makefile = (root / "Makefile").read_text()
+    own = re.search(r"^UV \?= \$\(or \$\(shell command -v uv\),(\S+)\)$", makefile, re.M)
+    assert own, "the Makefile names no uv of its own"
+    page = (root / "docs" / "updating.md").read_text()
+    assert set(re.findall(r"([\w./]+) tool install cruft==", page)) == {"uv", own.group(1)}

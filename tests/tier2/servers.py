@@ -166,6 +166,14 @@ def _resource_tracker(pid: int) -> bool:
         return False
 
 
+def resident_mib(pid: int) -> float:
+    """Return a process's resident memory (VmRSS) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise ServerError(f"/proc/{pid}/status has no VmRSS")
+
+
 def tail(path: Path, lines: int = 40) -> str:
     """Return the last lines of a log file, for error messages."""
     if not path.is_file():

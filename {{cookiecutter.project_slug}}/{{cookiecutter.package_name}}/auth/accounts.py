@@ -4,8 +4,8 @@ and revocation. No password, token or hash is ever logged (auth/cli.py manages u
 
 import hashlib
 import secrets
-import threading
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -26,9 +26,11 @@ MAX_PASSWORD_LENGTH = 1024  # hashing is slow on purpose: a longer password is r
 # once per process: made at the first unknown email, it would make that answer the slower one.
 DUMMY_HASH = hasher.hash(secrets.token_urlsafe(32))
 MAX_TOKENS_PER_USER = 20  # live tokens a user may hold: a new one ends the oldest past this
-# Hashes computed at once in a process: a burst of sign-ins waits its turn instead of taking
-# 19 MiB for each of a worker's threads at once.
-HASHING = threading.BoundedSemaphore(2)
+# Every hash of a request runs on these 2 threads of the process: a burst of sign-ins waits its
+# turn instead of taking 19 MiB for each of a worker's threads at once. glibc's malloc keeps
+# the memory a thread freed for that thread's next allocation, so the process keeps 19 MiB per
+# thread that ever hashed: 2 threads here, not every thread of the app server.
+HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
 
 
 class User(db.Model):  # type: ignore[name-defined, misc]  # made at run time: mypy#8603
@@ -91,15 +93,14 @@ def authenticate(email: str, password: str) -> User | None:
     user = user_by_email(email)
     try:
         stored = user.password_hash if user else DUMMY_HASH
-        with HASHING:
-            hasher.verify(stored, password if len(password) <= MAX_PASSWORD_LENGTH else "")
+        checked = password if len(password) <= MAX_PASSWORD_LENGTH else ""
+        HASHING.submit(hasher.verify, stored, checked).result()
     except (VerificationError, InvalidHashError):
         return None
     if user is None or not user.is_active:
         return None
     if hasher.check_needs_rehash(user.password_hash):
-        with HASHING:
-            user.password_hash = hasher.hash(password)
+        user.password_hash = HASHING.submit(hasher.hash, password).result()
         db.session.commit()
     return user
 
