@@ -122,12 +122,12 @@ def test_a_command_whose_database_cannot_be_opened_stops_with_one_line(run_pytho
 
 def test_an_unreachable_server_is_named_by_its_address_without_its_password():
     """It says which variable names the database and where it is, its password masked."""
-    url = "postgresql://app:pw-1@127.0.0.1:1/app"
+    url = "dbserver://app:pw-1@127.0.0.1:1/app"
     unreachable = OperationalError("SELECT 1", {}, ConnectionError("connection refused"))
     with pytest.raises(click.ClickException) as caught, database.unreachable_in_one_line(url):
         raise unreachable
     assert caught.value.message == (
-        "DATABASE_URL: the database at postgresql://app:***@127.0.0.1:1/app is not reachable "
+        "DATABASE_URL: the database at dbserver://app:***@127.0.0.1:1/app is not reachable "
         "(connection refused)"
     )
 
