@@ -67,6 +67,7 @@ PRUNE = {
     ],
     "use_https": ["Caddyfile", "docs/https.md"],
     "use_opentelemetry": [
+        "{package}/settings/sentry.py",
         "{package}/platform/telemetry.py",
         "tests/platform/test_telemetry.py",
         "docs/tracing.md",

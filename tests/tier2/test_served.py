@@ -631,7 +631,8 @@ def test_a_database_url_whose_driver_is_missing_stops_the_start_in_one_line(depl
     assert code == 1
     (line,) = [line for line in output.splitlines() if "Error" in line]
     assert line.startswith(
-        "Error: Invalid settings: DATABASE_URL='<hidden>': the driver of mysql:// is not installed"
+        "Error: Invalid settings: DATABASE_URL='mysql://app:***@127.0.0.1:9/app': "
+        "the driver of mysql:// is not installed"
     ), line
     assert "Traceback" not in output and "pw-1" not in output
 

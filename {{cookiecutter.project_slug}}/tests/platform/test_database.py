@@ -1,10 +1,13 @@
-"""Pooled server connections: one per thread, pinged before use, rolled back when returned."""
+"""Pooled server connections: one per thread, pinged before use, rolled back when returned; a
+command whose database cannot be reached stops with one line."""
 
 import gc
 import threading
 
+import click
 import pytest
 from sqlalchemy import create_engine, event, text
+from sqlalchemy.exc import OperationalError
 
 from {{ cookiecutter.package_name }}.platform import database
 from {{ cookiecutter.package_name }}.settings import Settings
@@ -101,3 +104,36 @@ def test_the_connections_of_an_app_dropped_before_the_end_of_a_test_are_closed(m
         gc.collect()
         gc.collect()  # the first pass runs the finalizers that free the engine to the second
     assert guard.left == []
+
+
+def test_a_command_whose_database_cannot_be_opened_stops_with_one_line(run_python, tmp_path):
+    """It ends a command whose database cannot be reached with one line on STDERR naming
+    DATABASE_URL and the address (no password), and exit status 1: no traceback."""
+    url = f"sqlite:///{tmp_path / 'missing' / 'app.db'}"  # a folder that does not exist
+    command = {{ '("db", "upgrade")' if cookiecutter.use_postgres == "yes" else '("routes",)' }}
+    result = run_python(
+        "-m", "flask", "--app", "{{ cookiecutter.package_name }}", *command, APP_ENV="development", DATABASE_URL=url
+    )
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.splitlines()
+    expected = f"Error: DATABASE_URL: the database at {url} is not reachable (unable to open"
+    assert line.startswith(expected), line
+
+
+def test_an_unreachable_server_is_named_by_its_address_without_its_password():
+    """It says which variable names the database and where it is, its password masked."""
+    url = "dbserver://app:pw-1@127.0.0.1:1/app"
+    unreachable = OperationalError("SELECT 1", {}, ConnectionError("connection refused"))
+    with pytest.raises(click.ClickException) as caught, database.unreachable_in_one_line(url):
+        raise unreachable
+    assert caught.value.message == (
+        "DATABASE_URL: the database at dbserver://app:***@127.0.0.1:1/app is not reachable "
+        "(connection refused)"
+    )
+
+
+def test_other_database_failures_keep_their_traceback():
+    """It leaves a failure other than an unreachable database as it is: a bug to read in full."""
+    missing_table = OperationalError("SELECT 1", {}, Exception("no such table: items"))
+    with pytest.raises(OperationalError), database.unreachable_in_one_line("sqlite://"):
+        raise missing_table

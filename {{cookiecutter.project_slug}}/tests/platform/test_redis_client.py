@@ -62,12 +62,21 @@ def test_reads_and_writes_go_on_while_redis_is_down(settings_overrides):
     "url",
     ["redis//127.0.0.1:6379/0", "http://127.0.0.1:6379", "redis://h:six/0", "redis://h/zero"],
 )
-def test_an_invalid_redis_url_is_named_but_not_echoed(monkeypatch, url):
-    """It refuses at start-up a REDIS_URL redis-py cannot use, naming it without its value."""
+def test_an_invalid_redis_url_is_named_and_shown(monkeypatch, url):
+    """It refuses at start-up a REDIS_URL redis-py cannot use, naming it with its value."""
     monkeypatch.setenv("REDIS_URL", url)
-    with pytest.raises(SettingsError, match="REDIS_URL='<hidden>'") as caught:
+    with pytest.raises(SettingsError, match="REDIS_URL=") as caught:
         load_settings(Settings, {"app_env": "test"})
-    assert url not in str(caught.value)
+    assert f"REDIS_URL={url!r}: " in str(caught.value)
+
+
+def test_an_invalid_redis_url_is_shown_without_its_password(monkeypatch):
+    """It masks the password of a refused REDIS_URL."""
+    monkeypatch.setenv("REDIS_URL", "redis://:pw-1@127.0.0.1:6379/zero")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(Settings, {"app_env": "test"})
+    assert "REDIS_URL='redis://:***@127.0.0.1:6379/zero': " in str(caught.value)
+    assert "pw-1" not in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import NoneType
 from typing import Literal, get_args, get_origin
 
+from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings
 
@@ -73,7 +74,7 @@ def values_text(field: FieldInfo) -> str:
         return f"{bounds['ge']} to {bounds['le']}"
     if bounds:
         return ", ".join(BOUNDS[key].format(bounds[key]) for key in BOUNDS if key in bounds)
-    names = {int: "a whole number", float: "a number", str: "text"}
+    names = {int: "a whole number", float: "a number", str: "text", SecretStr: "text"}
     return " or ".join(sorted(names.get(kind, "a path") for kind in kinds))
 
 

@@ -1,6 +1,9 @@
 """Settings come from the environment and refuse missing, placeholder or invalid values."""
 
+from typing import get_args
+
 import pytest
+from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.settings import (
     DATABASE_URL_REQUIRED_IN_PRODUCTION,
@@ -9,8 +12,17 @@ from {{ cookiecutter.package_name }}.settings import (
     load_settings,
 )
 
+from .test_configuration_reference import own_fields, settings_classes
+
 REAL_SECRET = "a-real-secret-value-of-good-length"
 SERVER_URL = "sqlite:////data/app.db"  # any URL: production needs one set
+# No type, choice, URL, DSN, path, address or limit of any setting accepts this value.
+BAD_VALUE = "not a value!"
+EVERY_FIELD = [
+    pytest.param(cls, name, field, id=f"{cls.__name__}.{name.upper()}")
+    for cls in settings_classes()
+    for name, field in own_fields(cls).items()
+]
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +59,7 @@ def test_production_accepts_real_secret(monkeypatch):
     monkeypatch.setenv("DATABASE_URL", SERVER_URL)
     settings = load_settings(Settings)
     assert settings.app_env == "production"
-    assert settings.secret_key == REAL_SECRET
+    assert settings.secret_key.get_secret_value() == REAL_SECRET
 
 
 def test_production_without_database_url(monkeypatch):
@@ -100,13 +112,31 @@ def test_a_refused_web_threads_is_named_alone(monkeypatch):
     assert "WEB_THREADS=" in str(caught.value) and "DATABASE_POOL_SIZE" not in str(caught.value)
 
 
-def test_invalid_database_url_is_named_but_not_echoed(monkeypatch):
-    """It names DATABASE_URL without printing a value that may hold a password."""
+@pytest.mark.parametrize(("cls", "name", "field"), EVERY_FIELD)
+def test_every_setting_refuses_a_bad_value_in_one_line_naming_it(monkeypatch, cls, name, field):
+    """Each field of each settings class refuses a bad value when its class loads, in one line
+    naming the variable and showing the value, unless the field is a secret (SecretStr)."""
     monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
-    monkeypatch.setenv("DATABASE_URL", "not a url:secret")
-    with pytest.raises(SettingsError, match="DATABASE_URL='<hidden>'") as caught:
+    monkeypatch.setenv("DATABASE_URL", SERVER_URL)
+    monkeypatch.setenv(name.upper(), BAD_VALUE)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(cls)
+    message = str(caught.value)
+    assert "\n" not in message and name.upper() in message, message
+    if SecretStr in (field.annotation, *get_args(field.annotation)):
+        assert BAD_VALUE not in message, message
+    else:
+        assert f"{name.upper()}={BAD_VALUE!r}: " in message, message
+
+
+def test_a_refused_url_is_shown_without_its_password(monkeypatch):
+    """It shows a refused DATABASE_URL with its password masked: the address stays readable."""
+    monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
+    monkeypatch.setenv("DATABASE_URL", "mysql://app:pw@1/x@db.example:3306/app")
+    with pytest.raises(SettingsError) as caught:
         load_settings(Settings)
-    assert "secret" not in str(caught.value).replace("SECRET", "")
+    assert "DATABASE_URL='mysql://app:***@db.example:3306/app': " in str(caught.value)
+    assert "pw@1" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -120,13 +150,14 @@ def test_invalid_database_url_is_named_but_not_echoed(monkeypatch):
 )
 def test_a_database_url_that_cannot_be_loaded_is_refused_in_one_line(monkeypatch, url, problem):
     """It refuses, naming DATABASE_URL, a URL whose database or driver is not installed here,
-    rather than let every worker fail on it at start; the URL itself is not echoed."""
+    rather than let every worker fail on it at start; the URL's password is not echoed."""
     monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
     monkeypatch.setenv("DATABASE_URL", url)
     with pytest.raises(SettingsError) as caught:
         load_settings(Settings)
     message = str(caught.value)
-    assert message.startswith("Invalid settings: DATABASE_URL='<hidden>': " + problem), message
+    shown = url.replace("pw-1", "***")
+    assert message.startswith(f"Invalid settings: DATABASE_URL={shown!r}: {problem}"), message
     assert "\n" not in message and "pw-1" not in message
 
 

@@ -1,18 +1,22 @@
-"""Bind SQLAlchemy: a bounded pool checked before use, timeouts, SQLite tables, readiness."""
+"""Bind SQLAlchemy: a bounded pool checked before use, timeouts, SQLite tables, readiness, and
+one line (not a traceback) for a command whose database cannot be reached."""
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import click
 from flask import Flask, current_app
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.schema import CreateTable
 
 from ..extensions import db
 from ..settings import Settings
-from .database_errors import DETAILS, DatabaseUnavailable, describe
+from .database_errors import DETAILS, DatabaseUnavailable, classify, describe
 from .errors import Answer, json_error
 
 # The app makes its tables at start-up when nothing else makes them in this project.
@@ -80,9 +84,33 @@ def _value_rejected(exc: DataError) -> Answer:
     return json_error(422, "Unprocessable Content", detail)
 
 
+@contextmanager
+def unreachable_in_one_line(database_url: str) -> Iterator[None]:
+    """Turn a database that cannot be reached into one line naming DATABASE_URL and its address
+    (its password masked): the command ends with it and exit status 1, not with a traceback."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        kind, message = classify(exc)
+        if kind != "unreachable":
+            raise
+        address = make_url(database_url).render_as_string(hide_password=True)
+        raise click.ClickException(
+            f"DATABASE_URL: the database at {address} is not reachable ({message})"
+        ) from None
+
+
 def init_app(app: Flask) -> None:
-    """Configure and bind the database, and map its failures to 503 (a refused value to 422)."""
+    """Configure and bind the database, and map its failures to 503 (a refused value to 422).
+
+    Built for a command (``flask ...``), the app gives the command's click context a resource
+    that ends an unreachable database in one line: click hands a context's resources, as a
+    ``with`` statement would, the exception that ends the command.
+    """
     settings = app.extensions["settings"]
+    command = click.get_current_context(silent=True)
+    if command is not None:
+        command.with_resource(unreachable_in_one_line(settings.database_url))
     app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings)
     db.init_app(app)

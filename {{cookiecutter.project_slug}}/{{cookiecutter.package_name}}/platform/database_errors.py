@@ -38,8 +38,8 @@ class DatabaseUnavailable(Exception):
     """The database failed in a known way; the message is safe to show to clients."""
 
 
-def describe(exc: DBAPIError) -> str | None:
-    """Log a known database failure as a WARNING and return its detail for clients, else None."""
+def classify(exc: DBAPIError) -> tuple[str, str]:
+    """Return the kind of a database failure and the first line of its message, masked."""
     lines = str(exc.orig).strip().splitlines() or [type(exc.orig).__name__]
     message = CREDENTIALS.sub(lambda m: (m.group(1) or m.group(2)) + "***", lines[0])
     sqlstate = getattr(exc.orig, "sqlstate", None) or ""
@@ -48,7 +48,12 @@ def describe(exc: DBAPIError) -> str | None:
         for kind, (states, fragments) in KINDS.items()
         if sqlstate.startswith(states) or any(f in message.lower() for f in fragments)
     )
-    kind = next(matches, "unavailable")
+    return next(matches, "unavailable"), message
+
+
+def describe(exc: DBAPIError) -> str | None:
+    """Log a known database failure as a WARNING and return its detail for clients, else None."""
+    kind, message = classify(exc)
     if kind == "unavailable" and not isinstance(exc, (OperationalError, InterfaceError)):
         return None  # not a failure of the database itself
     log.warning("database %s: %s", kind, message, extra={"database_error": kind})

@@ -1,11 +1,12 @@
 """Read the service's settings from the environment (and .env), failing fast on bad values."""
 
 import os
+import re
 import secrets
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from click import ClickException
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 {% if cookiecutter.use_auth == "yes" -%}
@@ -17,12 +18,16 @@ from .metrics import MetricsFolder
 {%- if cookiecutter.use_redis == "yes" %}
 from .redis import RedisUrl
 {%- endif %}
+{%- if cookiecutter.use_opentelemetry == "yes" %}
+from .sentry import SentryDsn
+{%- endif %}
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "replace-me"})
 MIN_SECRET_LENGTH = 32
 # With a database server chosen, production must name it: an SQLite file in a container is lost.
 DATABASE_URL_REQUIRED_IN_PRODUCTION = {{ "True" if cookiecutter.use_postgres == "yes" else "False" }}
-HIDDEN_INPUT_WORDS = ("SECRET", "PASSWORD", "URL", "TOKEN")  # their values are not printed
+# A URL's password (scheme://user:PASSWORD@host), up to the last "@": masked in a refusal.
+URL_PASSWORD = re.compile(r"(://[^:/@]*:).*@")
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 # 8 threads serve about twice what 4 do on routes that wait on I/O, a little less on CPU-heavy ones.
 WebThreads = Annotated[int, Field(ge=1, le=64, description="threads per worker: requests at once")]
@@ -50,7 +55,9 @@ class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings{
     app_env: Literal["development", "test", "production"] = Field(
         "production", description="`production` refuses a weak secret and, exported, skips `.env`"
     )
-    secret_key: str = Field("", description="32+ random characters; required in production")
+    secret_key: SecretStr = Field(
+        "", validate_default=True, description="32+ random characters; required in production"
+    )
     database_url: Annotated[str, AfterValidator(checked_database_url)] = Field(
         "sqlite:///{{ cookiecutter.package_name }}.db", description="SQLAlchemy URL (relative SQLite: `instance/`)"
     )
@@ -98,7 +105,9 @@ class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings{
     cache_ttl_seconds: int = Field(60, ge=0, le=86400, description="seconds a cached read is kept")
     max_content_length: int = Field(1_048_576, ge=1024, description="largest request body in bytes")
 {%- if cookiecutter.use_opentelemetry == "yes" %}
-    sentry_dsn: str = Field("", description="Sentry's DSN: error reports sent there; empty: none")
+    sentry_dsn: SentryDsn = Field(
+        "", description="Sentry's DSN: error reports sent there; empty: none"
+    )
 {%- endif %}
     metrics_enabled: bool = Field(True, description="serve `/metrics` and count requests")
     prometheus_multiproc_dir: MetricsFolder = Field(None, description="unset: a temporary folder")
@@ -107,15 +116,16 @@ class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings{
     def _ready_for_production(self) -> "Settings":
         """Refuse a weak SECRET_KEY, or a default DATABASE_URL, in production; elsewhere invent
         a random secret, so a bare checkout runs."""
-        weak = self.secret_key.strip().lower() in PLACEHOLDER_SECRETS
-        if self.app_env == "production" and (weak or len(self.secret_key) < MIN_SECRET_LENGTH):
+        secret = self.secret_key.get_secret_value()
+        weak = secret.strip().lower() in PLACEHOLDER_SECRETS
+        if self.app_env == "production" and (weak or len(secret) < MIN_SECRET_LENGTH):
             problem = "missing or a placeholder" if weak else "shorter than 32 characters"
             raise ValueError(
                 f"SECRET_KEY is {problem}; set it to a long random value "
                 '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
             )
         if weak:
-            self.secret_key = secrets.token_urlsafe(48)
+            self.secret_key = SecretStr(secrets.token_urlsafe(48))
         unset = "database_url" not in self.model_fields_set
         if self.app_env == "production" and DATABASE_URL_REQUIRED_IN_PRODUCTION and unset:
             raise ValueError(
@@ -139,10 +149,19 @@ class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings{
     def flask_config(self) -> dict[str, object]:
         """Return the Flask config keys derived from these settings."""
         return {
-            "SECRET_KEY": self.secret_key,
+            "SECRET_KEY": self.secret_key.get_secret_value(),
             "MAX_CONTENT_LENGTH": self.max_content_length,
             "TESTING": self.app_env == "test",
         }
+
+
+def shown(model: type[BaseSettings], name: str, value: object) -> str:
+    """Return a refused value as a refusal prints it: a secret (a SecretStr field) hidden, the
+    password of a URL masked, anything else as given."""
+    field = model.model_fields.get(name)
+    if field is not None and SecretStr in (field.annotation, *get_args(field.annotation)):
+        return "'<hidden>'"
+    return repr(URL_PASSWORD.sub(r"\1***@", value) if isinstance(value, str) else value)
 
 
 def load_settings(model: type[Model], overrides: dict[str, Any] | None = None) -> Model:
@@ -156,8 +175,8 @@ def load_settings(model: type[Model], overrides: dict[str, Any] | None = None) -
         for error in exc.errors():
             if error["type"] == "default_factory_not_called":
                 continue  # a default taken from a setting refused: that one is named
-            name = ".".join(str(part) for part in error["loc"]).upper()
-            given = "<hidden>" if any(w in name for w in HIDDEN_INPUT_WORDS) else error["input"]
+            name = ".".join(str(part) for part in error["loc"])
             detail = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{name}={given!r}: {detail}" if name else detail)
+            given = shown(model, name, error["input"])
+            problems.append(f"{name.upper()}={given}: {detail}" if name else detail)
         raise SettingsError("Invalid settings: " + "; ".join(problems)) from None

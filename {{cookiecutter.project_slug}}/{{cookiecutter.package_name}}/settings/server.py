@@ -9,6 +9,7 @@ from pydantic import Field
 from . import DEFAULT_WEB_THREADS, LogSettings, WebThreads
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+HOST = r"^[A-Za-z0-9.:-]+$"  # an IP address or a host name: nothing a server could not bind
 
 
 def available_cpus(root: Path = CGROUP_ROOT) -> int:
@@ -27,7 +28,9 @@ def available_cpus(root: Path = CGROUP_ROOT) -> int:
 class ServerSettings(LogSettings):
     """The app server's knobs, whichever server runs the app; it logs like the app (LogSettings)."""
 
-    host: str = Field("127.0.0.1", description="bind address; the image sets `0.0.0.0`")
+    host: str = Field(
+        "127.0.0.1", pattern=HOST, description="bind address; the image sets `0.0.0.0`"
+    )
     port: int = Field(8000, ge=1, le=65535, description="the port to listen on")
     web_concurrency: int | None = Field(None, ge=1, le=64, description="workers; unset: 1 per CPU")
     web_threads: WebThreads = DEFAULT_WEB_THREADS
