@@ -87,8 +87,8 @@ def init_app(app: Flask) -> None:
 
 def send_limit_headers(response: Response) -> Response:
     """Send X-RateLimit-Limit, -Remaining and -Reset on a counted answer (the limit nearest to
-    refusing it), and Retry-After on the limiter's 429 alone: the answer of whoever refused
-    keeps its own (a 503's, a 429 of auth/sign_in_limits.py)."""
+    refusing it), and Retry-After on a 429 alone, the limiter's window unless whoever refused
+    set one (a 503 keeps the database's own)."""
     counted = current_app.extensions["rate_limits"].current_limit
     if counted is None:
         return response
