@@ -36,8 +36,8 @@ def limit_writes(view: RouteCallable) -> RouteCallable:
 
 def limit_sign_in(view: RouteCallable) -> RouteCallable:
     """Mark a sign-in view: init_app limits the attempts per client address to RATELIMIT_SIGN_IN,
-    in one count shared by every view so marked (the view counts its account's failures itself:
-    auth/sign_in_limits.py)."""
+    in one count shared by every view so marked (the view counts its account's password checks
+    itself: auth/sign_in_limits.py)."""
     setattr(view, SIGN_IN, True)
     return view
 {%- endif %}
