@@ -32,7 +32,7 @@ from .test_hostile_input import entries
 from .test_served import TIMEOUT, assert_json_error, each
 
 GENEROUS_SIGN_IN = "1000000 per minute"
-ACCOUNT_LIMIT = 4  # failed sign-ins per account and minute in the limit test's instances
+ACCOUNT_LIMIT = 4  # password checks per account and minute in the limit tests' instances
 INSTANCES = 2  # app-server processes (each with WEB_CONCURRENCY workers) sharing one Redis
 TIMED_PAIRS = 30  # unknown-email and wrong-password sign-ins, alternated, after WARM_UP pairs
 WARM_UP = 3

@@ -3,9 +3,10 @@ surface (the API, the pages' form) signs in, from any address.
 
 A check is counted before it runs, in one atomic step of `limits`' strategy on Flask-Limiter's
 own storage (shared by every worker when rate_limits names a shared one): requests arriving at
-once for one account cannot all pass, as they would if each were counted after its answer. A check that succeeds
-clears its account's count, so only failures hold an account back. A body that names no email
-and password never gets here. platform/rate_limits.py counts attempts per address.
+once for one account cannot all pass, as they would if each were counted after its answer. A
+check that succeeds clears its account's count, so only failures hold an account back. A body
+that names no email and password never gets here. platform/rate_limits.py counts attempts per
+address.
 """
 
 import logging
