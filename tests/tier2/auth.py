@@ -11,10 +11,13 @@ anonymously with `headers=ANONYMOUS` (requests sends no header whose value is No
 from __future__ import annotations
 
 import contextlib
+import http.client
+import json
+import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 import requests
@@ -109,3 +112,40 @@ def sign_in_browser(session, entry: str | None, account: Account) -> None:
     session.driver.find_element(By.CSS_SELECTOR, "#sign-in-form button[type=submit]").click()
     shown = session.wait(lambda d: d.find_elements(By.ID, "signed-in-email"), "signed in")
     assert shown[0].text == account.email, shown[0].text
+
+
+def exchange(
+    url: str, method: str, path: str, source: str, body: bytes = b"", headers=None
+) -> tuple[int, bytes, http.client.HTTPResponse]:
+    """Send one request to ``url`` from the loopback address ``source`` (any 127.0.0.x is this
+    host: with no proxy in front, the service sees a client per address); return its status,
+    body and answer."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(
+        parts.hostname, parts.port, timeout=TIMEOUT, source_address=(source, 0)
+    )
+    try:
+        connection.request(method, path, body=body, headers=headers or {})
+        answer = connection.getresponse()
+        return answer.status, answer.read(), answer
+    finally:
+        connection.close()
+
+
+def api_sign_in_from(url: str, source: str, body: object) -> int:
+    """POST ``body`` as JSON to /api/auth/tokens from ``source``; return the status."""
+    headers = {"Content-Type": "application/json"}
+    return exchange(url, "POST", "/api/auth/tokens", source, json.dumps(body).encode(), headers)[0]
+
+
+def form_sign_in_from(url: str, source: str, email: str, password: str) -> int:
+    """Open the pages' sign-in form from ``source`` and post it, its CSRF token and session
+    cookie sent back; return the post's status."""
+    status, page, answer = exchange(url, "GET", "/sign-in", source)
+    assert status == 200, page
+    token = re.search(rb'name="csrf_token" value="([^"]+)"', page)
+    assert token, page
+    cookie = answer.getheader("Set-Cookie", "").split(";")[0]  # Secure: sent back by hand
+    fields = {"email": email, "password": password, "csrf_token": token.group(1).decode()}
+    headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
+    return exchange(url, "POST", "/sign-in", source, urlencode(fields).encode(), headers)[0]

@@ -4,7 +4,9 @@ The deployment signs a user up with the generated `flask users create` (tests/ti
 Proven here: a write without a token is refused (401 JSON with WWW-Authenticate), directly and
 through nginx, and accepted with one; the per-account sign-in limit is one count in Redis shared
 by every worker of several app-server processes (429 with Retry-After once it is spent, and the
-email never in a Redis key); an unknown email and a wrong password answer alike, in a similar
+email never in a Redis key), holds for attempts arriving at once from many addresses, is shared
+with the per-address limit by the API and the pages' form, and counts no malformed body; an
+unknown email and a wrong password answer alike, in a similar
 time; in a real browser (frontend bakes) a user signs in, adds an item, signs out, and the item
 form's request no longer adds one. schemathesis runs with and without a token in
 test_contract.py.
@@ -13,21 +15,24 @@ test_contract.py.
 from __future__ import annotations
 
 import hashlib
+import secrets
 import statistics
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
 from selenium.webdriver.common.by import By
 
-from .auth import ANONYMOUS, sign_in_browser
+from .auth import ANONYMOUS, api_sign_in_from, create_user, form_sign_in_from, sign_in_browser
 from .browser import browser
 from .test_hostile_input import entries
 from .test_served import TIMEOUT, assert_json_error, each
 
 GENEROUS_SIGN_IN = "1000000 per minute"
-ACCOUNT_LIMIT = 4  # failed sign-ins per account and minute in the limit test's instances
+ACCOUNT_LIMIT = 4  # password checks per account and minute in the limit tests' instances
 INSTANCES = 2  # app-server processes (each with WEB_CONCURRENCY workers) sharing one Redis
 TIMED_PAIRS = 30  # unknown-email and wrong-password sign-ins, alternated, after WARM_UP pairs
 WARM_UP = 3
@@ -36,6 +41,8 @@ WARM_UP = 3
 TIMING_RATIO = 0.25
 TIMING_FLOOR = 0.010
 ARTEFACT_PROPERTY = "artefact"  # listed after the run by tests/conftest.py
+AT_ONCE = 16  # wrong passwords for one account sent at once, from SOURCES addresses
+SOURCES = 8  # loopback client addresses 127.0.0.2 onwards (127.0.0.1 stays the tests' own)
 
 
 def sign_in(url: str, email: str, password: str, session=requests) -> requests.Response:
@@ -110,6 +117,94 @@ def test_the_account_sign_in_limit_is_shared_by_every_worker(deployment):
     assert not [key for key in keys if account.email.encode() in key], keys
     digest = hashlib.sha256(account.email.encode()).hexdigest().encode()
     assert any(digest in key for key in keys), keys
+
+
+def new_user(deployment) -> tuple[str, str]:
+    """Create a user of its own for a test (its counts start afresh); return email, password."""
+    email, password = f"limits-{uuid.uuid4().hex[:12]}@example.com", secrets.token_urlsafe(18)
+    create_user(deployment, email, password)
+    return email, password
+
+
+def source(n: int) -> str:
+    """Return the n-th client address (mod SOURCES) of the tests of limits."""
+    return f"127.0.0.{2 + n % SOURCES}"
+
+
+@each("use_auth", "use_redis")
+def test_an_account_gets_its_limit_of_password_checks_however_many_arrive_at_once(deployment):
+    """It answers AT_ONCE wrong passwords for one account, sent at once from SOURCES addresses to
+    two instances of two workers each, with ACCOUNT_LIMIT 401s (real password checks) and 429 to
+    the rest: each check is counted, in Redis, before it runs, not after its answer."""
+    limits = {
+        "RATELIMIT_SIGN_IN_ACCOUNT": f"{ACCOUNT_LIMIT} per minute",
+        "RATELIMIT_SIGN_IN": GENEROUS_SIGN_IN,
+    }
+    services = [deployment.extra_service(f"at-once-{n}", **limits) for n in range(INSTANCES)]
+    assert len({pid for service in services for pid in service.workers()}) >= 2 * INSTANCES
+    email, _ = new_user(deployment)
+    start = threading.Barrier(AT_ONCE)
+
+    def attempt(n: int) -> int:
+        start.wait(timeout=TIMEOUT)
+        body = {"email": email, "password": f"wrong password {n}"}
+        return api_sign_in_from(services[n % INSTANCES].url, source(n), body)
+
+    with ThreadPoolExecutor(AT_ONCE) as pool:
+        answers = sorted(pool.map(attempt, range(AT_ONCE)))
+    checked = answers.count(401)  # real password checks
+    assert answers == [401] * ACCOUNT_LIMIT + [429] * (AT_ONCE - ACCOUNT_LIMIT), (checked, answers)
+
+
+@each("use_auth", "use_redis", "use_frontend")
+def test_the_api_and_the_form_share_one_count_per_account_and_one_per_address(deployment):
+    """It counts an account's failed checks through POST /api/auth/tokens and POST /sign-in in
+    one count (ACCOUNT_LIMIT 401s, then 429 on both), and one address's attempts on both in one
+    count (twice ACCOUNT_LIMIT answers in all, then 429 on both)."""
+    address_limit = 2 * ACCOUNT_LIMIT
+    limits = {
+        "RATELIMIT_SIGN_IN_ACCOUNT": f"{ACCOUNT_LIMIT} per minute",
+        "RATELIMIT_SIGN_IN": f"{address_limit} per minute",
+    }
+    url = deployment.extra_service("both-surfaces", **limits).url
+    email, password = new_user(deployment)
+    tries = ACCOUNT_LIMIT + 1
+    body = {"email": email, "password": "wrong password"}
+    by_api = [api_sign_in_from(url, source(n), body) for n in range(tries)]
+    by_form = [form_sign_in_from(url, source(n), email, "wrong password") for n in range(tries)]
+    assert by_api == [401] * ACCOUNT_LIMIT + [429], by_api
+    assert by_form == [429] * tries, by_form
+    assert form_sign_in_from(url, source(tries), email, password) == 429  # spent, right or not
+
+    one = "127.0.0.99"  # an address of its own; unknown emails, counted per account alike
+    unknown = [f"nobody-{n}-{uuid.uuid4().hex[:8]}@example.com" for n in range(address_limit + 2)]
+    half = len(unknown) // 2
+    by_api = [api_sign_in_from(url, one, {"email": e, "password": "x"}) for e in unknown[:half]]
+    by_form = [form_sign_in_from(url, one, e, "a wrong password") for e in unknown[half:]]
+    assert by_api == [401] * half, by_api
+    assert by_form == [422] * (address_limit - half) + [429] * 2, by_form
+
+
+# Bodies naming an account that are no sign-in: refused before any password check.
+MALFORMED = (
+    {"password": 12345678},
+    {"password": None},
+    {"password": ["wrong password"]},
+    {"password": "wrong password", "is_admin": True},
+    {},
+)
+
+
+@each("use_auth", "use_redis")
+def test_a_malformed_body_naming_an_account_does_not_count_against_it(deployment):
+    """It refuses each malformed body naming the account with 422 and counts none against it:
+    more of them than RATELIMIT_SIGN_IN_ACCOUNT leave the right password answered 201."""
+    limits = {"RATELIMIT_SIGN_IN_ACCOUNT": "2 per minute", "RATELIMIT_SIGN_IN": GENEROUS_SIGN_IN}
+    url = deployment.extra_service("malformed", **limits).url
+    email, password = new_user(deployment)
+    answers = [api_sign_in_from(url, source(0), {"email": email, **body}) for body in MALFORMED]
+    assert answers == [422] * len(MALFORMED), answers
+    assert api_sign_in_from(url, source(1), {"email": email, "password": password}) == 201
 
 
 @each("use_auth", "use_postgres")

@@ -88,7 +88,7 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
     tasks.init_app(app)  # new items are processed by a task
 {%- endif %}
 {%- if cookiecutter.use_auth == "yes" %}
-    app.register_blueprint(auth_api.bp, url_prefix="/api/auth")
+    auth_api.init_app(app)  # after the items API: its views ask for a token
     users_cli.init_app(app)
 {%- endif %}
 {%- if cookiecutter.use_frontend == "yes" and cookiecutter.use_auth == "yes" %}
@@ -97,10 +97,6 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
 {%- endif %}
 
     rate_limits.init_app(app)  # after the features: it wraps the views they marked
-{%- if cookiecutter.use_auth == "yes" %}
-    # The items API's writes need a token; checked after the limiter counts, so refusals count.
-    app.before_request(auth_api.require_token)
-{%- endif %}
     operations = {**item_operations.OPERATIONS}
 {%- if cookiecutter.use_auth == "yes" %}
     operations.update(auth_operations.OPERATIONS)

@@ -10,9 +10,11 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from limits import parse
 from openapi_spec_validator import validate
 from sqlalchemy import select, update
 
+from {{ cookiecutter.package_name }}.auth import accounts, sign_in_limits
 from {{ cookiecutter.package_name }}.auth.accounts import Token, User, account_key, hasher, token_digest
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.items.models import Item
@@ -237,6 +239,25 @@ def test_signing_out_ends_only_that_token(app, client):
     assert client.post("/api/items", json=ITEM, headers=bearer(second)).status_code == 201
 
 
+def test_signing_out_answers_an_empty_204_after_one_token_lookup(app, client, monkeypatch):
+    """It answers 204 with no body and no Content-Type, having looked the token up once."""
+    add_user(app)
+    token = token_of(client)
+    lookups = []
+    look_up = accounts.user_for_token
+
+    def counted(token: str) -> User | None:
+        lookups.append(token)
+        return look_up(token)
+
+    monkeypatch.setattr(accounts, "user_for_token", counted)
+    answer = client.delete("/api/auth/tokens/current", headers=bearer(token))
+    assert answer.status_code == 204
+    assert answer.data == b""
+    assert "Content-Type" not in answer.headers
+    assert lookups == [token]
+
+
 def test_signing_out_needs_a_token(client):
     """It answers 401, asking for a bearer token, to a sign-out without one."""
     assert_asks_for_a_token(client.delete("/api/auth/tokens/current"), invalid_token=False)
@@ -289,31 +310,68 @@ def test_failed_sign_ins_are_limited_per_account_from_any_address(limited_client
     assert sign_in(client, "grace@example.com", environ_base=elsewhere).status_code == 201
 
 
-def test_successful_sign_ins_are_not_counted_per_account(limited_client):
-    """It counts an account's failures only: its own sign-ins never lock it out."""
+def test_only_failed_password_checks_count_per_account(limited_client):
+    """It counts an account's failed password checks only: its own sign-ins never lock it out,
+    and one clears the failures counted before it."""
     client = limited_client(ratelimit_sign_in_account="2 per minute")
     add_user(client.application)
     for _ in range(3):
         assert sign_in(client).status_code == 201
     assert sign_in(client, password="wrong password").status_code == 401
     assert sign_in(client).status_code == 201
-    assert sign_in(client, password="wrong password").status_code == 401
-    assert sign_in(client).status_code == 429
+    answers = [sign_in(client, password="wrong password").status_code for _ in range(2)]
+    assert answers == [401, 401]
+    refused = sign_in(client)
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert refused.json["error"]["status"] == 429
 
 
-def test_the_account_key_is_the_email_from_json_or_a_form(app):
-    """It keys an account by a digest of its normalised email, from a JSON body or a form's
-    ``email`` field alike; every malformed email shares one key."""
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"email": EMAIL, "password": 12345678},
+        {"email": EMAIL, "password": None},
+        {"email": EMAIL, "password": ["wrong password"]},
+        {"email": EMAIL, "password": "wrong password", "admin": True},
+        {"email": EMAIL},
+    ],
+)
+def test_a_malformed_body_does_not_count_against_the_account_it_names(limited_client, body):
+    """It refuses a body that is not an email and a password (422) without checking a password,
+    so such bodies naming an account never lock it out."""
+    client = limited_client(ratelimit_sign_in_account="2 per minute")
+    add_user(client.application)
+    answers = [client.post("/api/auth/tokens", json=body).status_code for _ in range(3)]
+    assert answers == [422] * 3
+    assert sign_in(client).status_code == 201
 
-    def key(**request_args) -> str:
-        with app.test_request_context("/api/auth/tokens", method="POST", **request_args):
-            return account_key()
 
-    ada = key(json={"email": EMAIL})
-    assert ada == key(data={"email": " ADA@example.com", "password": "x"})
+def test_an_account_is_counted_before_its_password_is_checked(limited_client, monkeypatch):
+    """It counts a password check before running it, so checks of one account running at once
+    (in any worker: the count is in the limiter's storage) cannot all pass the limit."""
+    client = limited_client(ratelimit_sign_in_account="2 per minute")
+    limiter = client.application.extensions["rate_limits"]
+    seen = []
+
+    def check(email: str, password: str) -> None:
+        stats = limiter.limiter.get_window_stats(parse("2 per minute"), account_key(email))
+        seen.append(stats.remaining)
+
+    monkeypatch.setattr(sign_in_limits, "check_password", check)
+    answers = [sign_in(client, password="wrong password").status_code for _ in range(3)]
+    assert answers == [401, 401, 429]
+    assert seen == [1, 0]  # the count already taken while the check runs; none at the third
+
+
+def test_the_account_key_is_a_digest_of_the_normalised_email():
+    """It keys an account by a digest of its normalised email, never the email; every malformed
+    email shares one key."""
+    ada = account_key(EMAIL)
+    assert ada == account_key(" ADA@example.com")
     assert EMAIL not in ada
-    assert ada != key(json={"email": "grace@example.com"})
-    assert key(json={"email": "not an email"}) == key(data={"email": "@"}) == key(json=[1])
+    assert ada != account_key("grace@example.com")
+    assert account_key("not an email") == account_key("@") == account_key("")
 
 
 @pytest.mark.parametrize("private_reads", [False, True])

@@ -310,6 +310,22 @@ def test_sign_in_attempts_are_limited_per_account_and_per_client(limited_client)
     assert answers == [422, 303, 429]
 
 
+def test_the_form_and_the_api_share_the_sign_in_limits(limited_client):
+    """It counts the form's and the API's attempts in one count per address, and their failed
+    password checks in one count per account: neither surface starts a count of its own."""
+    client = limited_client(ratelimit_sign_in_account="3 per minute")
+    token_of_tester(client.application)
+    wrong = {"email": TESTER, "password": "wrong password"}
+    assert [client.post("/api/auth/tokens", json=wrong).status_code for _ in range(2)] == [401] * 2
+    assert [sign_in(client, password="wrong password").status_code for _ in range(2)] == [422, 429]
+    assert client.post("/api/auth/tokens", json=wrong).status_code == 429
+    client = limited_client(ratelimit_sign_in="3 per minute")
+    for email in ("a@example.com", "b@example.com"):
+        answer = client.post("/api/auth/tokens", json={"email": email, "password": "x"})
+        assert answer.status_code == 401
+    assert [sign_in(client).status_code for _ in range(2)] == [303, 429]
+
+
 def test_api_ignores_the_pages_session(app):
     """It refuses an API write from a browser signed in to the pages: the API reads bearer
     tokens only, so a forged cross-site request carries no credentials."""

@@ -84,10 +84,30 @@ def test_probes_metrics_and_unknown_routes_are_never_limited(limited_client, pat
     assert "X-RateLimit-Limit" not in responses[-1].headers
 
 
-def test_a_database_503_keeps_its_own_retry_after(settings_overrides, empty_database_url):
-    """It keeps the database handler's Retry-After (5 s) on a 503 of a route not limited."""
-    overrides = {**settings_overrides, "app_env": "development", "database_url": empty_database_url}
+def test_an_answer_that_is_no_refusal_carries_no_retry_after(limited_app):
+    """It sends Retry-After on a 429 only: a write let through has the X-RateLimit-* headers and
+    nothing telling the client to wait."""
+    client = writer_of(limited_app(ratelimit_write="5 per minute"))
+    created = client.post("/api/items", json={"name": "x"})
+    assert created.status_code == 201
+    assert created.headers["X-RateLimit-Remaining"] == "4"
+    assert "Retry-After" not in created.headers
+
+
+@pytest.mark.parametrize("ratelimit_default", ["", "100 per minute"])
+def test_a_database_503_keeps_its_own_retry_after(
+    settings_overrides, empty_database_url, ratelimit_default
+):
+    """It keeps the database handler's Retry-After (5 s) on a 503, on a route limited or not:
+    the database refused, not the limiter."""
+    overrides = {
+        **settings_overrides,
+        "app_env": "development",
+        "database_url": empty_database_url,
+        "ratelimit_default": ratelimit_default,
+    }
     app = create_app(overrides)
+    app.extensions["rate_limits"].reset()
     with app.app_context():
         db.drop_all()
     response = app.test_client().get("/api/items")

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import request
 from sqlalchemy import Boolean, DateTime, ForeignKey, String, delete, func, select, true
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -136,13 +135,12 @@ def revoke(user: User) -> None:
     user.login_generation += 1
 
 
-def account_key() -> str:
-    """Return the rate limiter's key of the account a sign-in names: a digest of its email, so
-    no address is stored; every malformed email shares one key, unknown ones count as known ones."""
-    body = request.get_json(silent=True)
-    email = body.get("email") if isinstance(body, dict) else request.form.get("email")
+def account_key(email: str) -> str:
+    """Return the rate limiter's key of the account an email names: a digest of its stored
+    form, so no address is kept; every malformed email shares one key; unknown ones count as
+    known ones."""
     try:
-        email = normalised(email) if isinstance(email, str) else ""
+        address = normalised(email)
     except ValueError:
-        email = ""
-    return "sign-in:" + hashlib.sha256(email.encode()).hexdigest()
+        address = ""
+    return "sign-in:" + hashlib.sha256(address.encode()).hexdigest()

@@ -6,11 +6,14 @@ Only the bearer token counts, never a cookie: a browser sends its cookies with t
 other sites make it send, so a cookie accepted here would let any site write in its user's name.
 """
 
+import functools
 import logging
 from collections.abc import Collection
 from datetime import timedelta
+from typing import Any
 
-from flask import Blueprint, Flask, abort, current_app, g, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, request
+from flask.typing import ResponseReturnValue, RouteCallable
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import delete
 from werkzeug.datastructures import WWWAuthenticate
@@ -19,7 +22,7 @@ from werkzeug.exceptions import Unauthorized
 from ..extensions import db
 from ..platform.rate_limits import limit_sign_in
 from ..platform.timestamps import iso_utc
-from . import accounts
+from . import accounts, sign_in_limits
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
@@ -74,25 +77,37 @@ def needs_token(app: Flask, endpoint: str, methods: Collection[str]) -> bool:
     return endpoint.partition(".")[0] == "api" and bool(asked)
 
 
-def require_token() -> None:
-    """Put the bearer's user on ``g.user``; refuse a request that needs one without it (the
-    app factory runs this before each request of the items API)."""
-    if needs_token(current_app, request.endpoint or "", {request.method}):
-        user = accounts.user_for_token(bearer_token())
-        if user is None:
-            raise unauthorized(BAD_BEARER, invalid_token=True)
-        g.user = user
+def token_user() -> accounts.User:
+    """Return the active user of the request's bearer token; raise 401 without a live one."""
+    user = accounts.user_for_token(bearer_token())
+    if user is None:
+        raise unauthorized(BAD_BEARER, invalid_token=True)
+    return user
+
+
+def require_token(view: RouteCallable) -> RouteCallable:
+    """Wrap a view of the items API: a request of it that needs a token gets the bearer's user
+    on ``g.user``, or 401 (after the rate limits counted it, so refusals count)."""
+
+    @functools.wraps(view)
+    def checked(**view_args: Any) -> ResponseReturnValue:
+        if needs_token(current_app, request.endpoint or "", {request.method}):
+            g.user = token_user()
+        answer: ResponseReturnValue = current_app.ensure_sync(view)(**view_args)
+        return answer
+
+    return checked
 
 
 @bp.post("/tokens")
-@limit_sign_in(accounts.account_key)
+@limit_sign_in
 def sign_in() -> tuple[dict[str, object], int, dict[str, str]]:
     """Trade an email and password for an API token."""
     body = request.get_json()
     if not isinstance(body, dict):
         abort(400, description="The body must be a JSON object.")
-    given = TokenIn.model_validate(body)
-    user = accounts.authenticate(given.email, given.password)
+    given = TokenIn.model_validate(body)  # a body refused here counts against no account
+    user = sign_in_limits.authenticate(given.email, given.password)
     if user is None:
         raise unauthorized(WRONG_CREDENTIALS)
     lifetime = timedelta(seconds=current_app.extensions["settings"].auth_token_lifetime)
@@ -102,12 +117,26 @@ def sign_in() -> tuple[dict[str, object], int, dict[str, str]]:
 
 
 @bp.delete("/tokens/current")
-def sign_out() -> tuple[str, int]:
+def sign_out() -> Response:
     """End the token this request carries."""
-    token = bearer_token()
-    if accounts.user_for_token(token) is None:
-        raise unauthorized(BAD_BEARER, invalid_token=True)
-    digest = accounts.token_digest(token)
+    token_user()
+    digest = accounts.token_digest(bearer_token())
     db.session.execute(delete(accounts.Token).where(accounts.Token.token_hash == digest))
     db.session.commit()
-    return "", 204
+    return no_content()
+
+
+def no_content() -> Response:
+    """Return a 204: no body, so no Content-Type either (Flask would name text/html)."""
+    answer = Response(status=204)
+    answer.headers.remove("Content-Type")
+    return answer
+
+
+def init_app(app: Flask) -> None:
+    """Serve the token routes; make the items API's views, its routes registered so far, ask
+    for a token where needs_token says (nothing else, probes and pages included, looks one up)."""
+    app.register_blueprint(bp, url_prefix="/api/auth")
+    for endpoint, view in list(app.view_functions.items()):
+        if endpoint.partition(".")[0] == "api":
+            app.view_functions[endpoint] = require_token(view)

@@ -17,7 +17,8 @@ from ..platform.errors import json_error
 from ..platform.rate_limits import limit_sign_in
 from ..web.htmx import is_htmx
 from ..web.security import send_policy
-from .accounts import User, account_key, authenticate
+from .accounts import User
+from .sign_in_limits import authenticate
 
 bp = Blueprint("auth_pages", __name__)
 bp.after_request(send_policy)  # as the other pages
@@ -69,11 +70,11 @@ def sign_in_form() -> ResponseReturnValue:
 
 
 @bp.post("/sign-in")
-@limit_sign_in(account_key)
+@limit_sign_in
 def sign_in() -> ResponseReturnValue:
     """Sign in with the form's email and password in a new session, then go to the items;
     answer 422 with the form and one message whatever failed (a 401 would need an HTTP
-    authentication scheme to name; rate_limits counts this 422 as a failed sign-in)."""
+    authentication scheme to name); the limits count it as the API's sign-in."""
     email = request.form.get("email", "")
     user = authenticate(email, request.form.get("password", ""))
     if user is None:

@@ -13,6 +13,7 @@ from werkzeug.routing import Rule
 from .operations import (
     ERRORS,
     HEADERS,
+    LIMITER_HEADERS,
     OPERATIONS,
     RATE_LIMIT_HEADERS,
     Error,
@@ -56,7 +57,7 @@ def schema_ref(schemas: JSON, model: type[BaseModel], mode: JsonSchemaMode) -> J
 def answer(schemas: JSON, success: Success, limited: bool, media: str = "application/json") -> JSON:
     """Return a response object: its body (none if ``media`` is empty), its headers."""
     description, model, headers = success
-    names = ["X-Request-ID", *headers, *(RATE_LIMIT_HEADERS if limited else ())]
+    names = ["X-Request-ID", *headers, *(LIMITER_HEADERS if limited else ())]
     body = schema_ref(schemas, model, "serialization") if model else {"type": "object"}
     found: JSON = {
         "description": description,

@@ -55,8 +55,9 @@ class Readiness(BaseModel):
 LIMITER_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
 RATE_LIMIT_HEADERS = ("Retry-After", *LIMITER_HEADERS)
 NUMBER = "^[0-9]+$"
-# name -> (description, pattern of its value). The limiter sends RATE_LIMIT_HEADERS on each answer
-# of a limited route while it is enabled (not with APP_ENV=test); other headers where listed.
+# name -> (description, pattern of its value). The limiter sends LIMITER_HEADERS on each answer
+# of a limited route while it is enabled (not with APP_ENV=test), Retry-After on its 429s; other
+# headers where listed.
 HEADERS = {
     "X-Request-ID": ("The request's id: the caller's if well-formed.", "^[A-Za-z0-9._:-]{1,128}$"),
     "Retry-After": ("Seconds to wait before retrying.", NUMBER),

@@ -3,11 +3,10 @@ its own limits (RATELIMIT_WRITE on writes), every other route but probes, /metri
 files RATELIMIT_DEFAULT (empty: none). Counts live in each worker's memory unless init_app names
 a shared storage."""
 
-{% if cookiecutter.use_auth == "yes" -%}
-from collections.abc import Callable
+import logging
+import time
 
-{% endif -%}
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, request
 from flask.typing import RouteCallable
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -16,10 +15,11 @@ from flask_limiter.util import get_remote_address
 from . import redis_client
 {%- endif %}
 
+log = logging.getLogger(__name__)
 WRITES = "rate_limits_writes"  # set on a view by limit_writes
 {%- if cookiecutter.use_auth == "yes" %}
-SIGN_IN = "rate_limits_sign_in"  # set on a view by limit_sign_in: its account key function
-FAILED_SIGN_IN = (401, 422)  # the API's answer to a failed sign-in, and the pages' form's
+SIGN_IN = "rate_limits_sign_in"  # set on a view by limit_sign_in
+SIGN_IN_SCOPE = "sign-in"  # the one count per address of every sign-in view, whichever surface
 {%- endif %}
 # Never limited: the probes' blueprint (openapi.py documents no 429 on them), /metrics, static.
 UNLIMITED = frozenset({"health", "metrics", "static"})
@@ -34,15 +34,12 @@ def limit_writes(view: RouteCallable) -> RouteCallable:
 {%- if cookiecutter.use_auth == "yes" %}
 
 
-def limit_sign_in(account: Callable[[], str]) -> Callable[[RouteCallable], RouteCallable]:
-    """Mark a sign-in view (a failure answered 401 or 422): init_app limits its attempts per
-    client, and its failures per account, the key ``account()`` returns for the request."""
-
-    def mark(view: RouteCallable) -> RouteCallable:
-        setattr(view, SIGN_IN, account)
-        return view
-
-    return mark
+def limit_sign_in(view: RouteCallable) -> RouteCallable:
+    """Mark a sign-in view: init_app limits the attempts per client address to RATELIMIT_SIGN_IN,
+    in one count shared by every view so marked (the view counts its account's password checks
+    itself: auth/sign_in_limits.py)."""
+    setattr(view, SIGN_IN, True)
+    return view
 {%- endif %}
 
 
@@ -62,7 +59,9 @@ def init_app(app: Flask) -> None:
     app.config.update(
         RATELIMIT_ENABLED=settings.app_env != "test",
         RATELIMIT_DEFAULT=settings.ratelimit_default,
-        RATELIMIT_HEADERS_ENABLED=True,
+        # send_limit_headers writes them: Flask-Limiter's would put its window's Retry-After on
+        # every counted answer, a 201 and the database's 503 (which has its own) included.
+        RATELIMIT_HEADERS_ENABLED=False,
         RATELIMIT_STORAGE_URI="memory://",  # each worker's own counts, chosen knowingly
         RATELIMIT_SWALLOW_ERRORS=True,  # a count that fails is logged, the request let through
     )
@@ -78,13 +77,29 @@ def init_app(app: Flask) -> None:
             # mypy types the wrapper as a sync and an async view at once; it is what it wraps.
             app.view_functions[endpoint] = limited  # type: ignore[assignment]
 {%- if cookiecutter.use_auth == "yes" %}
-        if getattr(view, SIGN_IN, False):  # per account, failures only: its own sign-ins are free
-            per_account = limiter.limit(
-                settings.ratelimit_sign_in_account,
-                key_func=getattr(view, SIGN_IN),
-                deduct_when=lambda response: response.status_code in FAILED_SIGN_IN,
-            )
-            limited = limiter.limit(settings.ratelimit_sign_in)(per_account(view))
-            app.view_functions[endpoint] = limited  # type: ignore[assignment]  # as above
+        if getattr(view, SIGN_IN, False):
+            per_address = limiter.shared_limit(settings.ratelimit_sign_in, scope=SIGN_IN_SCOPE)
+            app.view_functions[endpoint] = per_address(view)  # type: ignore[assignment]  # as above
 {%- endif %}
     app.extensions["rate_limits"] = limiter
+    app.after_request(send_limit_headers)
+
+
+def send_limit_headers(response: Response) -> Response:
+    """Send X-RateLimit-Limit, -Remaining and -Reset on a counted answer (the limit nearest to
+    refusing it), and Retry-After on a 429 alone, the limiter's window unless whoever refused
+    set one (a 503 keeps the database's own)."""
+    counted = current_app.extensions["rate_limits"].current_limit
+    if counted is None:
+        return response
+    try:
+        reset_at, remaining = counted.reset_at, counted.remaining
+    except Exception:  # the storage failed: as for a count, logged and the answer sent as it is
+        log.exception("reading a rate limit for its headers failed")
+        return response
+    response.headers["X-RateLimit-Limit"] = str(counted.limit.amount)
+    response.headers["X-RateLimit-Remaining"] = str(remaining)
+    response.headers["X-RateLimit-Reset"] = str(reset_at)
+    if response.status_code == 429 and "Retry-After" not in response.headers:
+        response.headers["Retry-After"] = str(max(1, int(reset_at - time.time())))
+    return response

@@ -22,5 +22,6 @@ class AuthSettings(BaseSettings):
         "10 per minute;100 per hour", description="sign-in attempts per client address"
     )
     ratelimit_sign_in_account: Limits = Field(
-        "5 per minute;20 per hour", description="failed sign-ins per account, from any address"
+        "5 per minute;20 per hour",
+        description="password checks per account, from any address (a success clears its count)",
     )

@@ -1,0 +1,62 @@
+"""Limit the password checks of each account to RATELIMIT_SIGN_IN_ACCOUNT a window, whichever
+surface (the API, the pages' form) signs in, from any address.
+
+A check is counted before it runs, in one atomic step of `limits`' strategy on Flask-Limiter's
+own storage (shared by every worker when rate_limits names a shared one): requests arriving at
+once for one account cannot all pass, as they would if each were counted after its answer. A
+check that succeeds clears its account's count, so only failures hold an account back. A body
+that names no email and password never gets here. platform/rate_limits.py counts attempts per
+address.
+"""
+
+import logging
+import math
+import time
+
+from flask import current_app
+from flask_limiter import Limiter
+from limits import RateLimitItem, parse_many
+from werkzeug.exceptions import TooManyRequests
+
+from .accounts import User, account_key
+from .accounts import authenticate as check_password
+
+log = logging.getLogger(__name__)
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """Return accounts.authenticate's user, the check counted against the email's account
+    first; raise 429 instead of checking once the account's checks are spent this window."""
+    limiter: Limiter = current_app.extensions["rate_limits"]
+    if not limiter.enabled:
+        return check_password(email, password)
+    account = account_key(email)
+    limits = parse_many(current_app.extensions["settings"].ratelimit_sign_in_account)
+    try:
+        spent = [limit for limit in limits if not limiter.limiter.hit(limit, account)]
+    except Exception:  # as Flask-Limiter's RATELIMIT_SWALLOW_ERRORS: logged, let through
+        log.exception("counting a sign-in of an account failed: checked uncounted")
+        return check_password(email, password)
+    if spent:
+        raise TooManyRequests(
+            f"Too many failed sign-ins for this account: {spent[0]}.",
+            retry_after=seconds_left(limiter, spent[0], account),
+        )
+    user = check_password(email, password)
+    if user is not None:
+        try:
+            for limit in limits:
+                limiter.limiter.clear(limit, account)
+        except Exception:  # the success stays counted as a failure until its window ends
+            log.exception("clearing the sign-in count of an account failed")
+    return user
+
+
+def seconds_left(limiter: Limiter, limit: RateLimitItem, account: str) -> int:
+    """Return the seconds until the account's count of ``limit`` starts afresh (at least 1)."""
+    try:
+        reset = limiter.limiter.get_window_stats(limit, account).reset_time
+    except Exception:  # the storage failed since counting: wait a whole window, the most
+        log.exception("reading the sign-in count of an account failed")
+        return limit.get_expiry()
+    return max(1, math.ceil(reset - time.time()))
