@@ -224,3 +224,14 @@ def test_an_unready_service_matches_the_document(client, monkeypatch):
     response = client.get("/readyz")
     assert response.status_code == 503
     assert_conforms(document(client), "/readyz", "get", response)
+{%- if cookiecutter.use_celery == "yes" %}
+
+
+def test_the_task_queues_readiness_matches_the_document(client, monkeypatch):
+    """It documents the task queue's length, the one fact a readiness check adds to its result."""
+    monkeypatch.setattr(health, "dependencies", lambda app: {"task_queue": lambda: {"length": 3}})
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json["checks"]["task_queue"]["length"] == 3
+    assert_conforms(document(client), "/readyz", "get", response)
+{%- endif %}

@@ -50,6 +50,9 @@ class CheckResult(Answer):
     status: Literal["ok", "error", "degraded"]
     duration_ms: float | None = None
     error: str | None = None
+{%- if cookiecutter.use_celery == "yes" %}
+    length: int | None = Field(None, ge=0, description="Tasks waiting (the task queue's check).")
+{%- endif %}
 
 
 class Readiness(Answer):
