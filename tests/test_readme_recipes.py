@@ -4,7 +4,7 @@ The rule that tells code to apply from the rest: a fenced block whose language i
 to apply, and its first line, a comment, says where it goes, in one of two forms:
 
     # <path from the project's root>, at the end
-    # <path from the project's root>, after the line "<the start of that line>"
+    # <path from the project's root>, after "<the start of a line of that file>"
 
 (the second inserts the block after the one line of the file that starts so, leading spaces
 aside). Every other block (bash, sh, json, text, or no language) holds commands or their output:
@@ -29,7 +29,10 @@ from test_structure import lint_imports
 from test_typecheck import mypy
 
 PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
-WHERE = re.compile(r'# (?P<path>[\w./-]+\.py), (?:at the end|after the line "(?P<after>[^"]+)")')
+WHERE = re.compile(r'# (?P<path>[\w./-]+\.py), (?:at the end|after "(?P<after>[^"]+)")')
+# The longest slug the pre-gen hook accepts (the package name derives from it), and ruff's line
+# length in the bakes: a first line with that name must still fit.
+LONGEST_PACKAGE, LINE_LENGTH = 50, 100
 # The migration the README's "Add a model" recipe makes (`make migration m="..."`).
 MIGRATION_MESSAGE = "add a color to items"
 
@@ -103,6 +106,8 @@ def test_every_code_example_passes_every_check(bake, combo, clean_env, tmp_path)
     root = tmp_path / "project"
     shutil.copytree(bake(combo), root)
     found = examples(root)
+    longest = len(package_name(root)) - LONGEST_PACKAGE
+    assert not [b for _, b in found if len(b.splitlines()[0]) - longest > LINE_LENGTH], found
     assert {page for page, _ in found} >= {"README.md", "api.md"}, found
     changed = {apply(root, block) for _, block in found}
     assert root / "tests" / "items" / "test_api.py" in changed
@@ -119,5 +124,5 @@ def test_an_example_that_does_not_say_where_it_goes_is_refused(tmp_path):
     with pytest.raises(AssertionError, match="say where it goes"):
         apply(tmp_path, "def f() -> None:\n    pass\n")
     with pytest.raises(AssertionError, match="starts 0 lines"):
-        apply(tmp_path, '# a.py, after the line "y ="\nz = 2\n')
-    assert apply(tmp_path, '# a.py, after the line "x ="\nz = 2\n').read_text().endswith("z = 2\n")
+        apply(tmp_path, '# a.py, after "y ="\nz = 2\n')
+    assert apply(tmp_path, '# a.py, after "x ="\nz = 2\n').read_text().endswith("z = 2\n")
