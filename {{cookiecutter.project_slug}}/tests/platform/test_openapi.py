@@ -24,6 +24,11 @@ def document(client) -> dict:
     return response.json
 
 
+def body_schema(doc: dict, answer: dict) -> dict:
+    """Return the JSON schema of an answer's body, with the components it refers to."""
+    return {**answer["content"]["application/json"]["schema"], "components": doc["components"]}
+
+
 def assert_conforms(doc: dict, path: str, method: str, response) -> None:
     """Assert that the document lists this answer: status, media type, body and its headers."""
     documented = doc["paths"][path][method]["responses"]
@@ -33,8 +38,7 @@ def assert_conforms(doc: dict, path: str, method: str, response) -> None:
     assert media_type in answer["content"], media_type
     components = doc["components"]
     if media_type == "application/json":
-        schema = {**answer["content"][media_type]["schema"], "components": components}
-        OAS31Validator(schema).validate(response.json)
+        OAS31Validator(body_schema(doc, answer)).validate(response.json)
     for name, ref in answer["headers"].items():
         header = components["headers"][ref["$ref"].rsplit("/", 1)[1]]
         value = response.headers.get(name)
@@ -96,6 +100,23 @@ def test_the_body_schema_accepts_the_names_the_app_accepts(writer, name, status)
     valid = OAS31Validator({**body["schema"], "components": doc["components"]}).is_valid
     assert writer.post("/api/items", json={"name": name}).status_code == status
     assert valid({"name": name}) == (status == 201)
+
+
+def test_a_property_the_document_does_not_list_fails_the_check(writer):
+    """It refuses an item answered with a property its schema lacks (a column shown in the answer
+    but missing from the document): the answer models are the document, and nothing else."""
+    created = writer.post("/api/items", json={"name": "a"})
+    listed = writer.get("/api/items")
+    doc = document(writer)
+    answers = [(created, "post", "201"), (listed, "get", "200")]
+    for response, method, status in answers:
+        schema = body_schema(doc, doc["paths"]["/api/items"][method]["responses"][status])
+        assert OAS31Validator(schema).is_valid(response.json)
+    drifted = [{**created.json, "unlisted": "x"}, {**listed.json, "unlisted": "x"}]
+    drifted.append({**listed.json, "items": [{**listed.json["items"][0], "unlisted": "x"}]})
+    for body, (_, method, status) in zip(drifted, [*answers, answers[1]], strict=True):
+        schema = body_schema(doc, doc["paths"]["/api/items"][method]["responses"][status])
+        assert not OAS31Validator(schema).is_valid(body), body
 
 
 def test_the_docs_page_is_served_in_development_only(make_app):
@@ -203,3 +224,14 @@ def test_an_unready_service_matches_the_document(client, monkeypatch):
     response = client.get("/readyz")
     assert response.status_code == 503
     assert_conforms(document(client), "/readyz", "get", response)
+{%- if cookiecutter.use_celery == "yes" %}
+
+
+def test_the_task_queues_readiness_matches_the_document(client, monkeypatch):
+    """It documents the task queue's length, the one fact a readiness check adds to its result."""
+    monkeypatch.setattr(health, "dependencies", lambda app: {"task_queue": lambda: {"length": 3}})
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json["checks"]["task_queue"]["length"] == 3
+    assert_conforms(document(client), "/readyz", "get", response)
+{%- endif %}

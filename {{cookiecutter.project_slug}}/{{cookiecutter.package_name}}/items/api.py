@@ -1,6 +1,7 @@
-"""The example JSON API: create, read and list items."""
+"""The example JSON API: its routes, and the models of what they take and answer."""
 
 import logging
+from typing import Literal
 
 from flask import Blueprint, Flask, Response, abort, current_app, {% if cookiecutter.use_auth == "yes" %}g, {% endif %}jsonify, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
@@ -9,7 +10,9 @@ from werkzeug.routing import BaseConverter
 
 from ..extensions import db
 from ..platform import caching
+from ..platform.operations import Answer
 from ..platform.rate_limits import limit_writes
+from ..platform.timestamps import UtcTimestamp
 from .models import PROCESSED, Item, initial_state, item_created
 
 bp = Blueprint("api", __name__)
@@ -53,6 +56,34 @@ class Page(BaseModel):
     offset: int = Field(0, ge=0, le=MAX_ID)
 
 
+class ItemOut(Answer):
+    """An item as the API answers it, read from its row: the one definition of the body and of its
+    schema in the OpenAPI document (a column the answer should show is a field here)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int = Field(ge=1)
+    name: str
+    description: str
+    created_at: UtcTimestamp
+    status: Literal["pending", "processed"]
+    processed_at: UtcTimestamp | None
+
+
+class ItemList(Answer):
+    """One page of items, newest first, with the total count."""
+
+    items: list[ItemOut]
+    total: int = Field(ge=0)
+    limit: int
+    offset: int
+
+
+def item_body(item: Item) -> dict[str, object]:
+    """Return the JSON body of an item: its row, serialised by ItemOut."""
+    return ItemOut.model_validate(item).model_dump(mode="json")
+
+
 def add_item(data: ItemIn{% if cookiecutter.use_auth == "yes" %}, *, owner_id: int | None = None{% endif %}) -> dict[str, object]:
     """Store a new item and return it as stored, then announce it (processing listens)."""
     item = Item(name=data.name, description=data.description, **initial_state())
@@ -62,7 +93,7 @@ def add_item(data: ItemIn{% if cookiecutter.use_auth == "yes" %}, *, owner_id: i
     db.session.add(item)
     db.session.commit()
     log.info("item created", extra={"item_id": item.id})
-    stored = item.to_dict()
+    stored = item_body(item)
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy
     item_created.send(app, item_id=item.id)
     return stored
@@ -91,7 +122,7 @@ def get_item(item_id: int) -> tuple[bytes | Response, dict[str, str]]:
     item = db.session.get(Item, item_id)
     if item is None:
         abort(404, description=f"No item with id {item_id}.")
-    response = jsonify(item.to_dict())
+    response = jsonify(item_body(item))
     if item.status == PROCESSED:  # a pending item changes soon: never cache it
         ttl = current_app.extensions["settings"].cache_ttl_seconds
         caching.set(key, response.get_data(), timeout=ttl)
@@ -102,8 +133,9 @@ def get_item(item_id: int) -> tuple[bytes | Response, dict[str, str]]:
 def list_items() -> dict[str, object]:
     """List items, newest first, with limit/offset paging."""
     page = Page.model_validate(request.args.to_dict())
-    items = db.session.scalars(
+    rows = db.session.scalars(
         select(Item).order_by(Item.id.desc()).limit(page.limit).offset(page.offset)
     )
-    total = db.session.scalar(select(func.count()).select_from(Item))
-    return {"items": [item.to_dict() for item in items], "total": total, **page.model_dump()}
+    total = db.session.execute(select(func.count()).select_from(Item)).scalar_one()
+    items = [ItemOut.model_validate(row) for row in rows]
+    return ItemList(items=items, total=total, **page.model_dump()).model_dump(mode="json")

@@ -1,4 +1,4 @@
-"""ORM models of the example API."""
+"""ORM models of the example API (what it answers of them: `ItemOut` in api.py)."""
 
 from datetime import datetime
 
@@ -7,7 +7,7 @@ from sqlalchemy import DateTime, {% if cookiecutter.use_auth == "yes" %}ForeignK
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
-from ..platform.timestamps import iso_utc, utc_now
+from ..platform.timestamps import utc_now
 
 PENDING, PROCESSED = "pending", "processed"
 # Sent by the API once a new item is committed (with its id); background processing listens.
@@ -41,14 +41,3 @@ class Item(db.Model):  # type: ignore[name-defined, misc]  # made at run time: m
     # Who created it through the API or the pages; none for items made before users or seeded.
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 {%- endif %}
-
-    def to_dict(self) -> dict[str, object]:
-        """Return the JSON representation."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "description": self.description,
-            "created_at": iso_utc(self.created_at),
-            "status": self.status,
-            "processed_at": iso_utc(self.processed_at),
-        }

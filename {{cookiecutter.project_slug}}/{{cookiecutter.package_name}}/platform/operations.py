@@ -7,17 +7,24 @@ from collections.abc import Callable, Collection
 from typing import Literal, NamedTuple
 
 from flask import Flask
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
-class FieldError(BaseModel):
+class Answer(BaseModel):
+    """A body the service answers: its schema refuses properties it does not list, so an answer
+    that drifts from the document fails the tests and `make contract`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class FieldError(Answer):
     """One invalid field of a 422 answer."""
 
     field: str | None = Field(description="The field's dotted path; null for the whole input.")
     message: str
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(Answer):
     """What went wrong: the HTTP status, its title, and a sentence or the invalid fields."""
 
     status: int = Field(ge=400, le=599)
@@ -25,27 +32,30 @@ class ErrorDetail(BaseModel):
     detail: str | list[FieldError] | None
 
 
-class Error(BaseModel):
+class Error(Answer):
     """The one JSON error body of the service (errors.py), whatever the status."""
 
     error: ErrorDetail
 
 
-class Liveness(BaseModel):
+class Liveness(Answer):
     """The process answers."""
 
     status: Literal["ok"]
 
 
-class CheckResult(BaseModel):
+class CheckResult(Answer):
     """How one readiness check went."""
 
     status: Literal["ok", "error", "degraded"]
     duration_ms: float | None = None
     error: str | None = None
+{%- if cookiecutter.use_celery == "yes" %}
+    length: int | None = Field(None, ge=0, description="Tasks waiting (the task queue's check).")
+{%- endif %}
 
 
-class Readiness(BaseModel):
+class Readiness(Answer):
     """Each dependency's check; the status is "unavailable" when a hard one failed."""
 
     status: Literal["ok", "degraded", "unavailable"]
