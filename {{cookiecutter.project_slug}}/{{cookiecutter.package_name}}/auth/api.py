@@ -14,14 +14,15 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
 from flask.typing import ResponseReturnValue, RouteCallable
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
 from ..extensions import db
+from ..platform.operations import Answer
 from ..platform.rate_limits import limit_sign_in
-from ..platform.timestamps import iso_utc
+from ..platform.timestamps import UtcTimestamp
 from . import accounts, sign_in_limits
 
 bp = Blueprint("auth", __name__)
@@ -44,11 +45,11 @@ class TokenIn(BaseModel):
     password: str = Field(max_length=accounts.MAX_PASSWORD_LENGTH)
 
 
-class TokenOut(BaseModel):
+class TokenOut(Answer):
     """A new token, shown once: send it as ``Authorization: Bearer <token>`` until it expires."""
 
     token: str
-    expires_at: AwareDatetime
+    expires_at: UtcTimestamp
 
 
 def unauthorized(detail: str, invalid_token: bool = False) -> Unauthorized:
@@ -113,7 +114,8 @@ def sign_in() -> tuple[dict[str, object], int, dict[str, str]]:
     lifetime = timedelta(seconds=current_app.extensions["settings"].auth_token_lifetime)
     token, expires_at = accounts.issue_token(user, lifetime)
     log.info("token issued", extra={"user_id": user.id})
-    return {"token": token, "expires_at": iso_utc(expires_at)}, 201, {"Cache-Control": "no-store"}
+    answer = TokenOut(token=token, expires_at=expires_at).model_dump(mode="json")
+    return answer, 201, {"Cache-Control": "no-store"}
 
 
 @bp.delete("/tokens/current")
