@@ -444,8 +444,13 @@ def check_nginx(docs: list[dict], facts: dict) -> list[str]:
     env = {item["name"]: item.get("value") for item in nginx.get("env", [])}
     expected = {key: str(value) for key, value in compose["environment"].items()}
     expected.update(NGINX_UPSTREAM_HOST="127.0.0.1", NGINX_UPSTREAM_PORT=str(facts["port"]))
+    if "NGINX_REAL_IP_FROM" in expected:  # compose's Caddy; here any peer the policy admits
+        expected["NGINX_REAL_IP_FROM"] = "0.0.0.0/0"
     if env != expected:
-        problems.append(f"nginx: env {env} is not compose's with the upstream next door")
+        problems.append(
+            f"nginx: env {env} is not compose's with the upstream next door (and the Ingress"
+            " controller as the terminator)"
+        )
     template = facts["nginx_template"]
     missing = set(re.findall(r"\$\{(\w+)\}", template)) - set(env)
     if missing:
@@ -560,8 +565,9 @@ def _check_policy(policy: dict, entry: int, facts: dict) -> list[str]:
     # HTTPS, nginx believes the X-Forwarded-For of whoever reaches it: the entry port only from
     # the Ingress controller's namespace, not from anywhere.
     ingress = [p["port"] for rule in rules if not rule.get("from") for p in rule["ports"]]
-    if ingress != ([] if facts["https"] else [entry]):
-        problems.append(f"NetworkPolicy: lets in {ingress} from anywhere, not only {entry}")
+    wanted = [] if facts["https"] else [entry]
+    if ingress != wanted:
+        problems.append(f"NetworkPolicy: lets in {ingress} from anywhere, expected {wanted}")
     from_controller = [
         p["port"] for rule in rules if rule.get("from") == INGRESS_CONTROLLER for p in rule["ports"]
     ]
