@@ -35,8 +35,7 @@ ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_
 # Probes and scrapes are asked every few seconds: spans of them would drown the requests'.
 EXCLUDED_URLS = "/healthz,/readyz,/metrics"
 # The spans that may start a trace: a request served{% if cookiecutter.use_celery == "yes" %}, a task sent or run (task_tracing.py){% endif %}.
-# Any other span without a parent (a probe's SQL{% if cookiecutter.use_redis == "yes" %} or Redis call{% endif %}, a command's migration) is
-# not recorded.
+# Any other span without a parent (the calls of a probe or of a command) is not recorded.
 TRACE_STARTERS = frozenset({SpanKind.SERVER{% if cookiecutter.use_celery == "yes" %}, SpanKind.PRODUCER, SpanKind.CONSUMER{% endif %}})
 # The span attributes that hold the URL a client asked for: kept without its query string.
 URL_ATTRIBUTES = ("http.target", "http.url", "url.full")
