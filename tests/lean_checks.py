@@ -36,6 +36,7 @@ SUBCLASSABLE = {
     "typing.NamedTuple": "the typing module",
     "typing.TypedDict": "the typing module",
     "flask_login.UserMixin": "Flask-Login: 'you can inherit from UserMixin'",
+    "opentelemetry.sdk.trace.sampling.Sampler": "OpenTelemetry's 'Custom samplers': subclass it",
 }
 
 

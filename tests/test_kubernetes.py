@@ -153,6 +153,7 @@ def facts(project, clean_env, tmp_path_factory):
                 "redis": combo.selected("use_redis"),
                 "opentelemetry": combo.selected("use_opentelemetry"),
                 "nginx": combo.selected("use_nginx"),
+                "https": combo.selected("use_https"),
                 "gunicorn": combo.selected("app_server=gunicorn"),
             }
             compose = project_files.compose_model(root)
@@ -443,8 +444,13 @@ def check_nginx(docs: list[dict], facts: dict) -> list[str]:
     env = {item["name"]: item.get("value") for item in nginx.get("env", [])}
     expected = {key: str(value) for key, value in compose["environment"].items()}
     expected.update(NGINX_UPSTREAM_HOST="127.0.0.1", NGINX_UPSTREAM_PORT=str(facts["port"]))
+    if "NGINX_REAL_IP_FROM" in expected:  # compose's Caddy; here any peer the policy admits
+        expected["NGINX_REAL_IP_FROM"] = "0.0.0.0/0"
     if env != expected:
-        problems.append(f"nginx: env {env} is not compose's with the upstream next door")
+        problems.append(
+            f"nginx: env {env} is not compose's with the upstream next door (and the Ingress"
+            " controller as the terminator)"
+        )
     template = facts["nginx_template"]
     missing = set(re.findall(r"\$\{(\w+)\}", template)) - set(env)
     if missing:
@@ -555,10 +561,20 @@ def _check_policy(policy: dict, entry: int, facts: dict) -> list[str]:
     if set(policy["spec"].get("policyTypes", [])) != {"Ingress", "Egress"}:
         problems.append("NetworkPolicy: does not restrict both directions")
     rules = policy["spec"].get("ingress", [])
-    # From anywhere, only the entry port; from chosen peers (the metrics scraper) any port.
+    # From anywhere, only the entry port; from chosen peers (the metrics scraper) any port. With
+    # HTTPS, nginx believes the X-Forwarded-For of whoever reaches it: the entry port only from
+    # the Ingress controller's namespace, not from anywhere.
     ingress = [p["port"] for rule in rules if not rule.get("from") for p in rule["ports"]]
-    if ingress != [entry]:
-        problems.append(f"NetworkPolicy: lets in {ingress}, not only {entry}")
+    wanted = [] if facts["https"] else [entry]
+    if ingress != wanted:
+        problems.append(f"NetworkPolicy: lets in {ingress} from anywhere, expected {wanted}")
+    from_controller = [
+        p["port"] for rule in rules if rule.get("from") == INGRESS_CONTROLLER for p in rule["ports"]
+    ]
+    if facts["https"] and from_controller != [entry]:
+        problems.append(
+            f"NetworkPolicy: lets in {from_controller} from the Ingress controller, not {entry}"
+        )
     return problems + _check_egress(policy, facts)
 
 
@@ -579,6 +595,12 @@ def _check_egress(policy: dict, facts: dict) -> list[str]:
     if egress != wanted:
         problems.append(f"NetworkPolicy: lets out {sorted(egress)}, expected {sorted(wanted)}")
     return problems
+
+
+# The peers of the entry port with HTTPS: the pods of ingress-nginx's namespace, as documented.
+INGRESS_CONTROLLER = [
+    {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+]
 
 
 def is_single(deployment: dict) -> bool:
@@ -1122,10 +1144,14 @@ BREAKAGES = {
         "upstream next door",
     ),
     "gunicorn port open to the network": (
-        lambda docs: one(docs, "NetworkPolicy")[0]["spec"]["ingress"][0]["ports"].append(
-            {"protocol": "TCP", "port": 8000}
+        lambda docs: one(docs, "NetworkPolicy")[0]["spec"]["ingress"].append(
+            {"ports": [{"protocol": "TCP", "port": 8000}]}
         ),
-        "lets in [8080, 8000]",
+        "lets in [8000] from anywhere",
+    ),
+    "entry port open to every pod, behind HTTPS": (
+        lambda docs: one(docs, "NetworkPolicy")[0]["spec"]["ingress"][0].pop("from"),
+        "lets in [8080] from anywhere",
     ),
     "scrape port shut by the NetworkPolicy": (
         lambda docs: one(docs, "Deployment")[0]["spec"]["template"]["metadata"][

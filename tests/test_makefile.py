@@ -248,3 +248,24 @@ def test_updating_installs_cruft_with_either_uv_the_makefile_uses(bake, combo):
     assert own, "the Makefile names no uv of its own"
     page = (root / "docs" / "updating.md").read_text()
     assert set(re.findall(r"([\w./]+) tool install cruft==", page)) == {"uv", own.group(1)}
+
+
+# Stands in for the servers `make dev` and `make demo` start: says what TRUSTED_PROXIES they got.
+SAY_TRUSTED_PROXIES = '#!/bin/sh\necho "TRUSTED_PROXIES=${TRUSTED_PROXIES-unset}"\n'
+
+
+@pytest.mark.parametrize("combo", params([alone("use_nginx")]))
+def test_dev_and_demo_believe_no_forwarded_headers(bake, combo, clean_env, tmp_path):
+    """It starts `make dev`'s and `make demo`'s servers with TRUSTED_PROXIES=0 in an nginx bake:
+    no nginx is in front of them, so a client's X-Forwarded-For is not its address."""
+    root = copy_of(bake(combo), tmp_path)
+    (root / ".env").unlink(missing_ok=True)  # no `dotenv run` in front of the server
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("flask", "gunicorn", "python"):
+        (fake / name).write_text(SAY_TRUSTED_PROXIES)
+        (fake / name).chmod(0o755)
+    for task in ("dev", "demo"):
+        result = make(root, clean_env, "-o", "install", task, f"BIN={fake}")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines()[-1] == "TRUSTED_PROXIES=0", (task, result.stdout)

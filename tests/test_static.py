@@ -196,7 +196,10 @@ def test_nginx_accepts_the_rendered_template(bake, combo, tmp_path):
     root = bake(combo)
     model = production(root)
     variables = model["services"][project.proxy_service(model)]["environment"]
+    # Compose's service names (web; caddy with HTTPS) resolve on its network only: loopback here.
     variables = {**variables, "NGINX_UPSTREAM_HOST": "127.0.0.1"}
+    if "NGINX_REAL_IP_FROM" in variables:
+        variables["NGINX_REAL_IP_FROM"] = "127.0.0.1"
     template = (root / "nginx" / "templates" / "default.conf.template").read_text()
     assert checks.nginx_test(checks.render_template(template, variables), tmp_path) == []
 
@@ -418,10 +421,12 @@ def test_only_the_terminator_publishes_ports_80_and_443(bake, combo):
     root = bake(combo)
     model = production(root)
     edge = project.edge_service(model)
+    # nginx waits for the terminator too: it resolves its address at start (NGINX_REAL_IP_FROM).
     assert model["services"][project.proxy_service(model)]["depends_on"].keys() == {
-        project.web_service(model)
+        project.web_service(model),
+        edge,
     }
-    assert edge in fronting(model["services"], project.proxy_service(model))
+    assert edge not in fronting(model["services"], project.proxy_service(model))
     published = {name: service["ports"] for name, service in project.entry_services(model).items()}
     assert list(published) == [edge]
     ports = {(p["host_ip"], p["published"], p["target"]) for p in published[edge]}
@@ -515,11 +520,12 @@ def test_services_start_in_order_of_health(bake, combo):
             assert rule["condition"] == wanted, (name, dependency)
     web = project.web_service(production(bake(combo)))
     proxies = fronting(services, web)
-    # The HTTPS terminator waits for the proxy in front of web.
-    edges = set().union(*(fronting(services, proxy) for proxy in proxies))
+    # The proxy in front of web waits for the HTTPS terminator, whose address it resolves at
+    # start (NGINX_REAL_IP_FROM); the terminator waits for nothing.
+    edges = {project.edge_service({"services": services})} - proxies - {None}
     assert len(edges) == (1 if combo.selected("use_https") else 0)
     for edge in edges:
-        assert set(services[edge]["depends_on"]) == proxies
+        assert "depends_on" not in services[edge]
     # Long-running app services beside web (workers) start with web; web does not wait for them.
     beside = set(project.app_services({"services": services})) - {web} - set(one_shot)
     expected = set(services) - {web} - proxies - edges - beside
@@ -528,7 +534,7 @@ def test_services_start_in_order_of_health(bake, combo):
         assert services[name]["depends_on"] == services[web]["depends_on"], name
     assert len(proxies) == (1 if combo.selected("use_nginx") else 0)
     for proxy in proxies:
-        assert set(services[proxy]["depends_on"]) == {web}
+        assert set(services[proxy]["depends_on"]) == {web} | edges
 
 
 @pytest.mark.parametrize("combo", params())
@@ -671,7 +677,8 @@ def test_nginx_agrees_with_the_app_server_and_the_app(bake, combo, clean_env):
     (probe,) = probed_paths(services[proxy]["healthcheck"]["test"])
     assert f"location = {probe} " in template
     for header in ("Host", "X-Forwarded-For", "X-Forwarded-Proto", "X-Request-ID"):
-        assert re.search(rf"proxy_set_header {header} \$\w+;", template), header
+        # nginx's variables only (with HTTPS, X-Forwarded-For names the client, then the peer)
+        assert re.search(rf'proxy_set_header {header} (\$\w+|"\$\w+, \$\w+");', template), header
     for header in ("X-Forwarded-Host", "X-Forwarded-Port", "X-Real-IP"):  # a client's is dropped
         assert f'proxy_set_header {header} "";' in template, header
     for header in ("X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options"):

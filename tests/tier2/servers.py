@@ -784,9 +784,9 @@ NGINX_TEMPLATE = Path("nginx/templates/default.conf.template")
 def loopback_nginx_config(project: Path, port: int, upstream_port: int, **overrides: str) -> str:
     """Render the project's nginx template with compose's values, all traffic on loopback.
 
-    compose.yaml's proxy service gives the values; only the listen address and the upstream
-    change, since the app runs next door instead of in a container named by compose; a test
-    may override more values.
+    compose.yaml's proxy service gives the values; only the listen address, the upstream and the
+    HTTPS terminator nginx believes change, since the app and Caddy run next door instead of in
+    containers named by compose; a test may override more values.
     """
     model = project_files.compose_model(project)
     proxy = project_files.proxy_service(model)
@@ -801,6 +801,8 @@ def loopback_nginx_config(project: Path, port: int, upstream_port: int, **overri
     declared = template_variables(template.read_text())
     if not set(loopback) <= set(declared):
         raise ServerError(f"the template's variables changed: {declared}")
+    if "NGINX_REAL_IP_FROM" in declared:  # HTTPS: the terminator in front (Caddy) is on loopback
+        loopback["NGINX_REAL_IP_FROM"] = "127.0.0.1"
     values = {**compose_environment(model["services"][proxy]), **loopback, **overrides}
     return render_template(template, values)
 

@@ -18,6 +18,7 @@ say so).
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import sys
@@ -31,14 +32,7 @@ import pytest
 import requests
 
 from .auth import raw_header
-from .servers import (
-    Nginx,
-    compose_environment,
-    compose_services,
-    free_port,
-    render_template,
-    whole_lines,
-)
+from .servers import Nginx, free_port, loopback_nginx_config, owned_dir, whole_lines
 from .servers import wait_until as wait_for
 from .test_served import combos, each
 
@@ -347,17 +341,9 @@ def test_nginx_limits_each_clients_api_requests_with_a_json_429(deployment):
 
 def start_nginx_for(deployment, name: str, upstream_port: int, **values: str) -> Nginx:
     """Start another nginx from the generated template, in front of ``upstream_port``."""
-    template = deployment.bake / "nginx/templates/default.conf.template"
     port = free_port()
-    settings = {
-        **compose_environment(compose_services(deployment.bake)["nginx"]),
-        "NGINX_PORT": f"127.0.0.1:{port}",
-        "NGINX_UPSTREAM_HOST": "127.0.0.1",
-        "NGINX_UPSTREAM_PORT": str(upstream_port),
-        **values,
-    }
-    nginx = Nginx(deployment.root / name, render_template(template, settings), port)
-    return nginx.start()
+    config = loopback_nginx_config(deployment.bake, port, upstream_port, **values)
+    return Nginx(deployment.root / name, config, port).start()
 
 
 def healthz_through_nginx(deployment, name: str, upstream_port: int, **values: str):
@@ -451,35 +437,59 @@ def test_nginx_passes_on_only_the_forwarding_headers_the_app_reads(deployment):
 
 @each("use_https")
 def test_behind_caddy_nginx_takes_the_client_address_from_x_forwarded_for(deployment):
-    """It takes the client's address from X-Forwarded-For (Caddy's, its only peer in compose)
-    and appends that address, so the app (TRUSTED_PROXIES=2) reads the address Caddy saw; the
-    other headers as without HTTPS. A client's own X-Forwarded-For never reaches nginx: Caddy
-    replaces it (tests/tier2/test_https.py proves it end to end)."""
+    """It takes the client's address from the X-Forwarded-For of Caddy (its NGINX_REAL_IP_FROM,
+    127.0.0.1 here) and passes on that address, then Caddy's, so the app (TRUSTED_PROXIES=2)
+    reads the address Caddy saw; the other headers as without HTTPS. A client's own
+    X-Forwarded-For never reaches nginx through Caddy: Caddy replaces it (tests/tier2/test_https.py
+    proves it end to end)."""
     received = forwarded_by_nginx(deployment)
-    assert received["x-forwarded-for"] == "203.0.113.9, 203.0.113.9"
+    assert received["x-forwarded-for"] == "203.0.113.9, 127.0.0.1"
     assert received["x-forwarded-proto"] == "https, http"
 
 
-@each("use_nginx")
+@each("use_nginx", without=("use_https",))
 def test_a_proxy_in_front_of_nginx_is_believed_with_trusted_proxies_2(deployment):
-    """It builds https URLs behind a TLS-ending load balancer in front of nginx, one more hop."""
+    """It logs the address a load balancer in front of nginx saw, one more hop, with
+    TRUSTED_PROXIES=2 (HTTPS bakes: nginx itself takes it from Caddy, test_https.py)."""
     service = deployment.extra_service("two-hops", TRUSTED_PROXIES="2")
     nginx = start_nginx_for(deployment, "nginx-two-hops", service.port)
     try:
-        response = requests.get(
-            f"{nginx.url}/api//items",
-            headers={
-                "Host": "shop.example",
-                "X-Forwarded-For": "203.0.113.9",
-                "X-Forwarded-Proto": "https",
-            },
-            allow_redirects=False,
-            timeout=TIMEOUT,
-        )
+        assert remote_addr_logged(service, nginx.port, "203.0.113.9") == "203.0.113.9"
     finally:
         nginx.stop()
-    assert response.status_code == 308
-    assert response.headers["Location"] == "https://shop.example/api/items"
+
+
+def remote_addr_logged(service, port: int, forwarded_for: str, source: str = "127.0.0.1") -> str:
+    """GET /healthz on ``port`` from ``source`` with an X-Forwarded-For; return the client
+    address the service's access line of that request gives."""
+    since, rid = service.mark(), f"edge-{uuid.uuid4().hex}"
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=TIMEOUT, source_address=(source, 0)
+    )
+    try:
+        headers = {"X-Forwarded-For": forwarded_for, "X-Request-ID": rid}
+        connection.request("GET", "/healthz", headers=headers)
+        assert connection.getresponse().status == 200
+    finally:
+        connection.close()
+
+    def access() -> list[dict]:
+        lines = json_lines(service.lines(since))
+        return [ln for ln in lines if ln.get("request_id") == rid and "remote_addr" in ln]
+
+    return wait_for(access, 5, "the access line")[0]["remote_addr"]
+
+
+@each("use_https")
+def test_only_the_https_terminator_in_front_of_nginx_is_believed(deployment):
+    """It takes the client's address from X-Forwarded-For only when Caddy (on 127.0.0.1 here)
+    sends it: a client that reaches nginx from elsewhere (127.0.0.2) is logged, by nginx and by
+    the app, with its own address, whatever X-Forwarded-For it sends."""
+    service, nginx = deployment.service, deployment.nginx
+    assert remote_addr_logged(service, nginx.port, "203.0.113.9") == "203.0.113.9"
+    since = len(nginx_lines(deployment))
+    assert remote_addr_logged(service, nginx.port, "203.0.113.9", "127.0.0.2") == "127.0.0.2"
+    assert [line["remote_addr"] for line in nginx_lines(deployment)[since:]] == ["127.0.0.2"]
 
 
 @each("use_nginx")
@@ -662,21 +672,64 @@ def test_gunicorn_timeout_does_not_bound_a_request_under_gthread(deployment):
 
 # --------------------------------------------------------------------------- class 9
 
+# Paths Werkzeug would redirect (a doubled slash, a trailing one), and what nginx answers itself.
+NOT_REDIRECTED = ("/api//items", "//healthz", "/api/items/")
+ANSWERED_BY_NGINX = ("/metrics", "/nginx-health")
+CLIENTS_HOST = "evil.example"
 
-@each(without=("use_nginx",))
-def test_without_nginx_a_local_client_cannot_claim_https(deployment):
-    """It builds URLs with http even when a client on 127.0.0.1 says X-Forwarded-Proto: https.
 
-    Before, gunicorn trusted X-Forwarded-Proto from 127.0.0.1 (its forwarded_allow_ips default).
-    """
-    response = requests.get(
-        f"{deployment.service.url}/api//items",
-        headers={"X-Forwarded-Proto": "https", "X-Forwarded-Ssl": "on"},
-        allow_redirects=False,
-        timeout=TIMEOUT,
+@each()
+def test_no_answer_names_a_host_the_client_chose(deployment):
+    """It never names the Host or X-Forwarded-Host a client sent, at its entry (nginx, else the
+    app server): no redirect to a URL built from them, and every answer is JSON, nginx's own
+    included."""
+    forged = {"Host": CLIENTS_HOST, "X-Forwarded-Host": CLIENTS_HOST, "X-Forwarded-Proto": "https"}
+    for path in NOT_REDIRECTED + (ANSWERED_BY_NGINX if deployment.nginx else ()):
+        answer = requests.get(
+            f"{deployment.entry}{path}", headers=forged, allow_redirects=False, timeout=TIMEOUT
+        )
+        assert answer.status_code in (200, 404), (path, answer.status_code, answer.headers)
+        assert "Location" not in answer.headers, (path, answer.headers)
+        assert answer.headers["Content-Type"].startswith("application/json"), (path, answer.text)
+        assert CLIENTS_HOST not in answer.text + str(answer.headers), path
+
+
+@each("use_nginx", "use_frontend")
+def test_nginx_answers_for_static_files_name_no_host_and_are_json(deployment):
+    """It redirects a static folder asked for without its slash to a path (301), and answers a
+    folder (403), a missing file (404) and a POST (405) in the JSON error shape, whatever Host
+    the client sent."""
+    static = owned_dir(deployment.root / "static-probe")
+    owned_dir(static / "folder")
+    (static / "app.js").write_text("// a file\n")
+    nginx = start_nginx_for(
+        deployment, "nginx-static-probe", deployment.service.port, NGINX_STATIC_ROOT=str(static)
     )
-    assert response.status_code == 308
-    assert response.headers["Location"].startswith("http://127.0.0.1:")
+    try:
+        answers = {
+            (method, path): requests.request(
+                method,
+                f"{nginx.url}{path}",
+                headers={"Host": CLIENTS_HOST},
+                allow_redirects=False,
+                timeout=TIMEOUT,
+            )
+            for method, path in (
+                ("GET", "/static/folder"),
+                ("GET", "/static/"),
+                ("GET", "/static/missing.js"),
+                ("POST", "/static/app.js"),
+            )
+        }
+    finally:
+        nginx.stop()
+    statuses = {key: answer.status_code for key, answer in answers.items()}
+    assert list(statuses.values()) == [301, 403, 404, 405], statuses
+    assert answers["GET", "/static/folder"].headers["Location"] == "/static/folder/"
+    for key, answer in answers.items():
+        assert answer.headers["Content-Type"].startswith("application/json"), (key, answer.text)
+        assert answer.json()["error"]["status"] == answer.status_code, key
+        assert CLIENTS_HOST not in answer.text + str(answer.headers), key
 
 
 @each(without=("use_nginx",))
@@ -697,15 +750,9 @@ def test_without_nginx_x_forwarded_for_does_not_change_the_client_address(deploy
 
 @each("use_nginx")
 def test_trusted_proxies_zero_ignores_forwarded_headers(deployment):
-    """It ignores X-Forwarded-* from nginx too when TRUSTED_PROXIES=0."""
+    """It logs the peer's address, not X-Forwarded-For's, when TRUSTED_PROXIES=0."""
     service = deployment.extra_service("no-proxy", TRUSTED_PROXIES="0")
-    response = requests.get(
-        f"{service.url}/api//items",
-        headers={"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example"},
-        allow_redirects=False,
-        timeout=TIMEOUT,
-    )
-    assert response.headers["Location"] == f"http://127.0.0.1:{service.port}/api/items"
+    assert remote_addr_logged(service, service.port, "203.0.113.9") == "127.0.0.1"
 
 
 # --------------------------------------------------------------------------- class 8

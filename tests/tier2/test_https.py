@@ -136,12 +136,12 @@ def served_serial(caddy: Caddy) -> str:
 
 
 def caddy_access(caddy: Caddy, since: int, rid: str) -> list[dict]:
-    """Return Caddy's access lines since ``since`` of requests that sent X-Request-ID ``rid``."""
+    """Return Caddy's access lines since ``since`` of requests that sent X-Request-ID ``rid``
+    (the Caddyfile logs it as ``request_id``)."""
     return [
         line
         for line in caddy.lines(since)
-        if line.get("logger", "").startswith("http.log.access")
-        and line["request"]["headers"].get("X-Request-Id") == [rid]
+        if line.get("logger", "").startswith("http.log.access") and line.get("request_id") == rid
     ]
 
 
@@ -277,16 +277,46 @@ def test_the_app_sees_the_clients_address_and_request_id_through_caddy(deploymen
 
 
 @each("use_https")
-def test_the_app_sees_https_and_the_host_the_client_asked_for(caddy):
-    """It builds its URLs with https and the client's Host, whatever X-Forwarded-* it forges."""
+def test_no_answer_through_caddy_names_a_forged_host(caddy):
+    """It answers a path the app would once redirect with a JSON 404 that names no host, whatever
+    X-Forwarded-* the client forges."""
     forged = {
         "X-Forwarded-Proto": "http",
         "X-Forwarded-Host": "evil.example",
         "X-Forwarded-Port": "1",
     }
-    status, headers, _ = https_request(caddy, "GET", "/api//items", forged)
-    assert status == 308  # the app's own redirect to the canonical path, absolute
-    assert headers["Location"] == f"https://{DOMAIN}:{caddy.https_port}/api/items"
+    status, headers, answer = https_request(caddy, "GET", "/api//items", forged)
+    assert (status, headers["Location"]) == (404, None)
+    assert json.loads(answer)["error"]["status"] == 404
+    assert b"evil.example" not in answer
+
+
+# Where a client may put a secret: the query string, and any header.
+QUERY_SECRET = "query-secret-5d1e"
+HEADER_SECRET = "header-secret-93ab"
+
+
+@each("use_https")
+def test_caddy_logs_no_query_string_and_no_header_but_the_request_id(caddy):
+    """It logs the request's path without its query string and none of the request's or the
+    answer's headers (an X-Api-Key, a cookie...), only the client's X-Request-ID as request_id,
+    in its access lines and any other line about the request."""
+    since, rid = caddy.mark(), request_id()
+    headers = {"X-Request-ID": rid, "X-Api-Key": HEADER_SECRET, "Cookie": f"s={HEADER_SECRET}"}
+    path = f"/api/items?limit=1&token={QUERY_SECRET}"
+    status, _, _ = https_request(caddy, "GET", path, headers)
+    assert status == 200
+
+    def access_lines() -> list[dict]:
+        return [line for line in caddy.lines(since) if line.get("logger") == "http.log.access"]
+
+    (access,) = wait_until(access_lines, 5, "Caddy's access line")
+    logged = caddy.stdout.read_bytes()[since:].decode()
+    for secret in (QUERY_SECRET, HEADER_SECRET):
+        assert secret not in logged, secret
+    assert access["request"]["uri"] == "/api/items"
+    assert "headers" not in access["request"] and "resp_headers" not in access, access
+    assert access["request_id"] == rid
 
 
 # --------------------------------------------------------------------------- the certificate's life

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import project_files
 import pytest
 import requests
 from combinations import SERVED, params
@@ -39,7 +40,7 @@ from . import celery_processes as celery
 from . import otlp
 from .deployment import Deployment
 from .sentry import Envelope, FakeSentry
-from .servers import ServerError, Service, free_port, wait_until
+from .servers import ServerError, Service, compose_command, free_port, wait_until
 
 RECEIVED_WITHIN = 10  # seconds
 
@@ -292,6 +293,76 @@ def test_an_incoming_traceparent_is_continued(deployment, receiver):
         trace_id,
         server.span_id,
     )
+
+
+QUERY_SECRET = "query-secret-7c2f"  # sent in a query string: never in a span
+# Seconds the service's workers get to export what they have ended: ten of their export
+# intervals (OTEL_BSP_SCHEDULE_DELAY above).
+EXPORT_SETTLE = 1.0
+TRACE_STARTERS = {"SERVER", "PRODUCER", "CONSUMER"}  # a request served, a task sent or run
+PROBES = ("/healthz", "/readyz", "/metrics")
+
+
+def new_server_span(receiver: otlp.Receiver, before: int, name: str) -> list[otlp.Span]:
+    """Wait for a SERVER span ``name`` among the spans received after the first ``before``, then
+    for the service's other exports; return every span received after ``before``."""
+    receiver.wait_for(
+        lambda spans: [s for s in spans[before:] if (s.kind, s.name) == ("SERVER", name)],
+        EXPORTED_WITHIN,
+    )
+    time.sleep(EXPORT_SETTLE)
+    return receiver.spans()[before:]
+
+
+@served
+def test_the_query_string_stays_out_of_the_exported_spans(deployment, receiver):
+    """It exports a request's server span with the path the client asked for, not its query
+    string (a token may travel in it), through nginx too."""
+    before = len(receiver.spans())
+    url = f"{deployment.entry}/api/items?limit=1&token={QUERY_SECRET}"
+    assert requests.get(url, timeout=TIMEOUT).status_code == 200
+    spans = new_server_span(receiver, before, "GET /api/items")
+    server = one([s for s in spans if s.kind == "SERVER"], "GET /api/items", "SERVER")
+    assert server.attributes.get("http.target", "/api/items") == "/api/items", server.attributes
+    leaked = [otlp.describe(s) for s in spans if QUERY_SECRET in json.dumps(s.attributes)]
+    assert not leaked, leaked
+
+
+@served
+def test_probes_and_metrics_export_no_span(deployment, receiver):
+    """It exports nothing of three rounds of /healthz, /readyz and /metrics, not even the
+    readiness checks' database and Redis calls: every trace it exports starts with a request
+    served or a task sent or run, and the only request served is the one asked after them."""
+    service = deployment.service
+    before = len(receiver.spans())
+    for _ in range(3):
+        for path in PROBES:
+            assert requests.get(f"{service.url}{path}", timeout=TIMEOUT).status_code == 200, path
+    assert requests.get(f"{service.url}/api/items?limit=1", timeout=TIMEOUT).status_code == 200
+    spans = new_server_span(receiver, before, "GET /api/items")
+    roots = [s for s in spans if not s.parent_span_id]
+    assert {s.kind for s in roots} <= TRACE_STARTERS, "\n".join(map(otlp.describe, roots))
+    served_names = [s.name for s in roots if s.kind == "SERVER"]
+    assert served_names == ["GET /api/items"], served_names
+
+
+@pytest.mark.parametrize(
+    "combo",
+    params([combo for combo in OTEL_COMBINATIONS if combo.selected("use_postgres")]),
+    scope="module",
+)
+def test_a_command_exports_no_span(deployment, receiver):
+    """It exports nothing of compose's one-shot migration command, run again with the service's
+    OTLP endpoint (as `make demo` runs it): no span under the command's service name."""
+    names = []
+    for compose_name, service in project_files.one_shot_services(deployment.compose).items():
+        names.append(f"{compose_name}-{uuid.uuid4().hex[:8]}")
+        command = deployment.new_service(names[-1], OTEL_SERVICE_NAME=names[-1])
+        ran = command.run_once(compose_command(service))  # exits after its exporter shut down
+        assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert names
+    time.sleep(EXPORT_SETTLE)
+    assert [otlp.describe(s) for s in receiver.spans() if s.service in names] == []
 
 
 # A request that waited for an export to the unreachable collector would take 0.8 s at least: the

@@ -14,3 +14,10 @@ def test_routes_are_registered(app):
     """It registers the health and example API routes."""
     rules = {rule.rule for rule in app.url_map.iter_rules()}
     assert {"/healthz", "/readyz", "/api/items", "/api/items/<id:item_id>"} <= rules
+
+
+def test_no_path_is_redirected_to_a_url_naming_the_clients_host(app):
+    """It answers a doubled slash with a JSON 404, never a redirect built from the Host sent."""
+    answer = app.test_client().get("/api//items", headers={"Host": "evil.example"})
+    assert (answer.status_code, answer.headers.get("Location")) == (404, None)
+    assert answer.json is not None and answer.json["error"]["status"] == 404

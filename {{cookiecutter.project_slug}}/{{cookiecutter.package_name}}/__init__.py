@@ -49,6 +49,10 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
     """Build the application: its settings, then the platform, then the features."""
     settings = load_settings(Settings, overrides)
     app = Flask(__name__, template_folder="web/templates")
+    # Werkzeug would redirect /api//items to /api/items, and a path without a rule's trailing
+    # slash to it, by an absolute URL naming the Host the client sent: neither is redirected.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
     app.config.from_mapping(settings.flask_config())
     app.extensions["settings"] = settings
 

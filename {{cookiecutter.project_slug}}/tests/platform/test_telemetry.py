@@ -17,8 +17,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
+from sqlalchemy import text
 
 from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.platform import telemetry
 from tests.conftest import writer_of
 
@@ -33,6 +35,7 @@ ENDPOINT = {
     "OTEL_TRACES_SAMPLER": "always_off",
 }
 COOKIE_SECRET = "cookie-secret-value"
+QUERY_SECRET = "query-secret-value"
 CLIENT_ADDRESS = "203.0.113.7"
 
 
@@ -70,11 +73,28 @@ def test_the_sql_of_a_request_is_a_child_span(app, spans):
 
 
 def test_probes_and_metrics_are_not_traced(app, spans):
-    """It leaves /healthz and /metrics out: they are asked every few seconds."""
+    """It exports nothing of /healthz, /readyz and /metrics, not even the checks' own calls:
+    they are asked every few seconds."""
     client = app.test_client()
     assert client.get("/healthz").status_code == 200
+    assert client.get("/readyz").status_code == 200
     client.get("/metrics")
     assert spans.get_finished_spans() == ()
+
+
+def test_calls_outside_a_request_are_not_traced(app, spans):
+    """It exports no span that starts a trace of its own outside a request (a command's SQL)."""
+    with app.app_context():
+        db.session.execute(text("SELECT 1"))
+    assert spans.get_finished_spans() == ()
+
+
+def test_the_query_string_stays_out_of_the_request_span(app, spans):
+    """It keeps the path of the request's URL on its span, without the query string."""
+    app.test_client().get(f"/api/items?limit=1&token={QUERY_SECRET}")
+    span = server_span(spans)
+    assert QUERY_SECRET not in json.dumps(dict(span.attributes or {}))
+    assert span.attributes is not None and span.attributes["http.target"] == "/api/items"
 
 
 def test_an_incoming_traceparent_is_continued(app, spans):
@@ -121,6 +141,7 @@ def test_nothing_is_exported_without_an_endpoint(monkeypatch):
 
 TRACING = """
 from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.platform import telemetry
 create_app({"app_env": "test", "secret_key": "s" * 40, "database_url": "sqlite://"})
 print(telemetry.tracing())

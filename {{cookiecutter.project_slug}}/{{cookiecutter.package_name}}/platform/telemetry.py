@@ -8,19 +8,24 @@ preload_app, granian's factory), so the SDK starts there, never in a server's ma
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import sentry_sdk
 from flask import Flask
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 {%- if cookiecutter.use_redis == "yes" %}
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 {%- endif %}
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import Link, Span, SpanKind, TraceState
+from opentelemetry.util.types import Attributes
 from sentry_sdk.integrations.logging import ignore_logger
 from sentry_sdk.integrations.otlp import OTLPIntegration
 from sentry_sdk.types import Event, Hint
@@ -29,6 +34,11 @@ from sentry_sdk.types import Event, Hint
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 # Probes and scrapes are asked every few seconds: spans of them would drown the requests'.
 EXCLUDED_URLS = "/healthz,/readyz,/metrics"
+# The spans that may start a trace: a request served{% if cookiecutter.use_celery == "yes" %}, a task sent or run (task_tracing.py){% endif %}.
+# Any other span without a parent (the calls of a probe or of a command) is not recorded.
+TRACE_STARTERS = frozenset({SpanKind.SERVER{% if cookiecutter.use_celery == "yes" %}, SpanKind.PRODUCER, SpanKind.CONSUMER{% endif %}})
+# The span attributes that hold the URL a client asked for: kept without its query string.
+URL_ATTRIBUTES = ("http.target", "http.url", "url.full")
 # Instrumentations that patch a library for the whole process: applied once per process.
 PROCESS_INSTRUMENTORS = (
     SQLAlchemyInstrumentor,  # engines created afterwards: the app's, by database.init_app
@@ -50,6 +60,49 @@ class TraceIdFilter(logging.Filter):
         return True
 
 
+class StartedByRequests(Sampler):
+    """Sample as ``sampler`` does (OTEL_TRACES_SAMPLER), only the traces a TRACE_STARTERS span
+    starts: the calls of a probe, of `/metrics` or of a command are never exported."""
+
+    def __init__(self, sampler: Sampler) -> None:
+        """Decide, for the traces kept, with ``sampler``."""
+        self.sampler = sampler
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        """Drop a span that has no parent and starts no request's trace; ask ``sampler`` else."""
+        parent = trace.get_current_span(parent_context).get_span_context()
+        if not parent.is_valid and kind not in TRACE_STARTERS:
+            return SamplingResult(Decision.DROP)
+        return self.sampler.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        """Name this sampler and the one it asks."""
+        return f"StartedByRequests({self.sampler.get_description()})"
+
+
+def without_query(span: Span, status: str, headers: list[tuple[str, str]]) -> None:
+    """Drop the query string from a request's span: a client may send a token or a personal
+    datum in it. FlaskInstrumentor's response_hook: its request attributes are all set by then."""
+    if not isinstance(span, ReadableSpan):  # not recorded
+        return
+    for name, value in dict(span.attributes or {}).items():
+        if name in URL_ATTRIBUTES and isinstance(value, str):
+            span.set_attribute(name, value.partition("?")[0])
+        elif name == "url.query":
+            span.set_attribute(name, "")
+
+
 def span_exporter() -> SpanExporter | None:
     """Return the OTLP/HTTP exporter when an OTLP endpoint is set, else None: nothing exported."""
     if any(os.environ.get(name) for name in ENDPOINT_VARIABLES):
@@ -62,6 +115,8 @@ def start(exporter: SpanExporter) -> None:
     batches to ``exporter``, and the instrumentations that patch a library for the process.
     """
     provider = TracerProvider()
+    # The sampler the provider read from OTEL_TRACES_SAMPLER decides for the traces kept.
+    provider.sampler = StartedByRequests(provider.sampler)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     for instrumentor in PROCESS_INSTRUMENTORS:
@@ -117,7 +172,9 @@ def init_app(app: Flask) -> None:
     if not tracing() and (exporter := span_exporter()) is not None:
         start(exporter)
     if tracing():
-        FlaskInstrumentor.instrument_app(app, excluded_urls=EXCLUDED_URLS)
+        FlaskInstrumentor.instrument_app(
+            app, excluded_urls=EXCLUDED_URLS, response_hook=without_query
+        )
         for handler in logging.getLogger().handlers:  # logs.init_app's, configured just before
             handler.addFilter(TraceIdFilter())
     dsn = app.extensions["settings"].sentry_dsn
