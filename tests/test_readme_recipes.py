@@ -9,24 +9,21 @@ to apply, and its first line, a comment, says where it goes, in one of two forms
 (the second inserts the block after the one line of the file that starts so, leading spaces
 aside). Every other block (bash, sh, json, text, or no language) holds commands or their output:
 they are not applied here. Each bake gets every example at once (they are independent), and, where
-it has migrations, the migration the "Add a model" recipe makes (`make migration`'s command); then
-the checks `make lint typecheck test` runs pass: ruff check, ruff format --check, lint-imports,
-mypy and the bake's own tests, the examples' tests included.
+it has migrations, the migration the "Add a model" recipe makes (the real `make migration`); then
+the real `make lint typecheck test` passes: ruff check, ruff format --check, lint-imports, mypy
+and the bake's own tests, the examples' tests included.
 """
 
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from combinations import ALL_OFF, ALL_ON, params
+from developer import make, offline_uv
 from markdown_links import pages
 from project_files import package_name
-from projects import run_project_tests
-from test_structure import lint_imports
-from test_typecheck import mypy
 
 PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.DOTALL | re.MULTILINE)
 WHERE = re.compile(r'# (?P<path>[\w./-]+\.py), (?:at the end|after "(?P<after>[^"]+)")')
@@ -63,40 +60,11 @@ def apply(root: Path, block: str) -> Path:
     return target
 
 
-def make_migration(root: Path, env: dict, tmp_path: Path) -> None:
-    """Make the migration of the model examples as `make migration` does, on a scratch SQLite."""
-    app = f"{package_name(root)}:create_app()"
-    database = {"DATABASE_URL": f"sqlite:///{tmp_path / 'migration.db'}"}
-    for command in (["upgrade"], ["migrate", "-m", MIGRATION_MESSAGE]):
-        made = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", app, "db", *command],
-            cwd=root,
-            env={**env, **database, "PYTHONDONTWRITEBYTECODE": "1"},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert made.returncode == 0, made.stdout + made.stderr
-
-
-def check(root: Path, env: dict) -> None:
-    """Assert that the bake passes `make lint typecheck test`'s checks."""
-    for args in (["check", "."], ["format", "--check", "."]):
-        linted = subprocess.run(
-            [sys.executable, "-m", "ruff", *args],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert linted.returncode == 0, linted.stdout + linted.stderr
-    contract = lint_imports(root)
-    assert contract.returncode == 0, contract.stdout + contract.stderr
-    typed = mypy(root, env)
-    assert typed.returncode == 0, typed.stdout[-6000:] + typed.stderr[-2000:]
-    run_project_tests(root, env)
+def make_ok(root: Path, env: dict, *tasks: str) -> str:
+    """Run the real `make` with ``tasks`` in the bake (offline, this Python); assert it passed."""
+    done = make(root, offline_uv(env), *tasks, f"PYTHON={sys.executable}", timeout=900)
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    return done.stdout
 
 
 @pytest.mark.parametrize("combo", params([ALL_OFF, ALL_ON]))
@@ -111,11 +79,13 @@ def test_every_code_example_passes_every_check(bake, combo, clean_env, tmp_path)
     assert {page for page, _ in found} >= {"README.md", "api.md"}, found
     changed = {apply(root, block) for _, block in found}
     assert root / "tests" / "items" / "test_api.py" in changed
-    if (root / "migrations").is_dir():
-        make_migration(root, clean_env, tmp_path)
+    if (root / "migrations").is_dir():  # against a scratch SQLite database, not the bake's own
+        scratch = {**clean_env, "DATABASE_URL": f"sqlite:///{tmp_path / 'migration.db'}"}
+        make_ok(root, scratch, "migration", f"m={MIGRATION_MESSAGE}")
         made = list((root / "migrations" / "versions").glob("*add_a_color_to_items.py"))
         assert len(made) == 1 and "add_column" in made[0].read_text(), made
-    check(root, clean_env)
+    tested = make_ok(root, clean_env, "lint", "typecheck", "test")
+    assert " passed" in tested.strip().splitlines()[-1], tested[-2000:]
 
 
 def test_an_example_that_does_not_say_where_it_goes_is_refused(tmp_path):
