@@ -36,10 +36,13 @@ class GranianSettings(ServerSettings):
     # A fresh worker uses about 60 MiB; 256 is half the container's memory limit, so a leak is
     # caught long before the OOM killer.
     workers_max_rss: int = Field(
-        256, ge=0, description="respawn a worker past this many MiB; 0: never"
+        256, ge=0, le=1_048_576, description="respawn a worker past this many MiB; 0: never"
     )
     workers_lifetime: int = Field(
-        0, ge=0, description="respawn each worker after this many seconds (at least 60); 0: never"
+        0,
+        ge=0,
+        le=31_536_000,
+        description="respawn each worker after this many seconds (at least 60); 0: never",
     )
     # Heads are read in Rust, so a silent client holds no thread meanwhile.
     request_read_timeout: float = Field(

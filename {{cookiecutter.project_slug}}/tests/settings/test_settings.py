@@ -18,10 +18,14 @@ REAL_SECRET = "a-real-secret-value-of-good-length"
 SERVER_URL = "sqlite:////data/app.db"  # any URL: production needs one set
 # No type, choice, URL, DSN, path, address or limit of any setting accepts this value.
 BAD_VALUE = "not a value!"
-EVERY_FIELD = [
-    pytest.param(cls, name, field, id=f"{cls.__name__}.{name.upper()}")
-    for cls in settings_classes()
-    for name, field in own_fields(cls).items()
+FIELDS = [
+    (cls, name, field) for cls in settings_classes() for name, field in own_fields(cls).items()
+]
+EVERY_FIELD = [pytest.param(*f, id=f"{f[0].__name__}.{f[1].upper()}") for f in FIELDS]
+EVERY_NUMBER = [
+    pytest.param(*f, id=f"{f[0].__name__}.{f[1].upper()}")
+    for f in FIELDS
+    if {f[2].annotation, *get_args(f[2].annotation)} & {int, float}
 ]
 
 
@@ -127,6 +131,29 @@ def test_every_setting_refuses_a_bad_value_in_one_line_naming_it(monkeypatch, cl
         assert BAD_VALUE not in message, message
     else:
         assert f"{name.upper()}={BAD_VALUE!r}: " in message, message
+
+
+@pytest.mark.parametrize(("cls", "name", "field"), EVERY_NUMBER)
+def test_every_number_is_bounded_both_ways_and_refuses_one_past_each_bound(
+    monkeypatch, cls, name, field
+):
+    """Each number has a lowest and a highest value (a number too large for its use, such as a
+    timeout no socket takes, is refused at start instead of failing later), and one past either
+    is refused in one line naming the variable."""
+    schema = cls.model_json_schema()["properties"][name]
+    schema = next((s for s in schema.get("anyOf", []) if s["type"] != "null"), schema)
+    below = schema.get("minimum", schema.get("exclusiveMinimum", 1) + 1) - 1
+    above = schema.get("maximum", schema.get("exclusiveMaximum", -1) - 1) + 1
+    assert {"minimum", "exclusiveMinimum"} & schema.keys(), f"{name.upper()} needs ge= or gt="
+    assert {"maximum", "exclusiveMaximum"} & schema.keys(), f"{name.upper()} needs le= or lt="
+    monkeypatch.setenv("SECRET_KEY", REAL_SECRET)
+    monkeypatch.setenv("DATABASE_URL", SERVER_URL)
+    for value in (below, above):
+        monkeypatch.setenv(name.upper(), str(value))
+        with pytest.raises(SettingsError) as caught:
+            load_settings(cls)
+        message = str(caught.value)
+        assert "\n" not in message and f"{name.upper()}='{value}': " in message, message
 
 
 def test_a_refused_url_is_shown_without_its_password(monkeypatch):

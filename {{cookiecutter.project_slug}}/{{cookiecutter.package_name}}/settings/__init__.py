@@ -103,7 +103,9 @@ class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings{
     ratelimit_write: Limits = Field("60 per minute", description="per client, on each write route")
     ratelimit_default: OptionalLimits = Field("", description="per client, elsewhere; empty: none")
     cache_ttl_seconds: int = Field(60, ge=0, le=86400, description="seconds a cached read is kept")
-    max_content_length: int = Field(1_048_576, ge=1024, description="largest request body in bytes")
+    max_content_length: int = Field(
+        1_048_576, ge=1024, le=10**10, description="largest request body in bytes"
+    )
 {%- if cookiecutter.use_opentelemetry == "yes" %}
     sentry_dsn: SentryDsn = Field(
         "", description="Sentry's DSN: error reports sent there; empty: none"

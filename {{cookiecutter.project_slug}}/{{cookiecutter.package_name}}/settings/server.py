@@ -34,7 +34,9 @@ class ServerSettings(LogSettings):
     port: int = Field(8000, ge=1, le=65535, description="the port to listen on")
     web_concurrency: int | None = Field(None, ge=1, le=64, description="workers; unset: 1 per CPU")
     web_threads: WebThreads = DEFAULT_WEB_THREADS
-    graceful_timeout: int = Field(25, ge=1, description="seconds requests in flight get to finish")
+    graceful_timeout: int = Field(
+        25, ge=1, le=3600, description="seconds requests in flight get to finish"
+    )
 
     def workers(self) -> int:
         """Return WEB_CONCURRENCY, or one worker per available CPU."""
