@@ -21,6 +21,11 @@ SERVERS = {
     "all": "sampled 100%",
     "tenth": "sampled 10%",
     "never": "no endpoint, sampler always_off",
+    "nometrics": "METRICS_ENABLED=false",
+    "quiet": "LOG_LEVEL=WARNING",
+    "limited": "RATELIMIT_DEFAULT set",
+    "untraced": "use_opentelemetry=yes, no endpoint",
+    "traced": "use_opentelemetry=yes, exporting",
 }
 
 
@@ -81,23 +86,55 @@ def header(figures: dict) -> list[str]:
 
 
 def acceptance(figures: dict) -> list[str]:
-    """Return the table of acceptance ratios, one column per template tree."""
+    """Return the table of acceptance ratios, req/s and CPU per request for each template tree."""
     trees = list(figures["trees"])
     of = {(row["compares"], row["tree"]): row for row in figures["ratios"]}
+    columns = [f"{tree} {figure}" for tree in trees for figure in ("req/s", "CPU")]
     lines = [
         "## Acceptance ratios",
         "",
-        "req/s of one target over another's, loaded in the same rounds: the median of the "
-        "per-round ratios, the lowest and highest round in brackets.",
+        "req/s of one target over another's, loaded in the same rounds, and the inverse ratio of "
+        "their CPU time per request (the denominator's over the numerator's: higher is better "
+        "in both): the median of the per-round ratios, the lowest and highest round in brackets.",
         "",
-        "| compares | threshold | " + " | ".join(trees) + " |",
-        "|---|---:|" + "---:|" * len(trees),
+        "| compares | threshold | " + " | ".join(columns) + " |",
+        "|---|---:|" + "---:|" * len(columns),
     ]
     for compares in dict.fromkeys(row["compares"] for row in figures["ratios"]):
-        rows = [of.get((compares, tree)) for tree in trees]
-        cells = [ratio(row) + verdict(row) for row in rows]
+        cells = []
+        for tree in trees:
+            row = of.get((compares, tree))
+            cpu = row.get("cpu") if row else None  # absent from figures written before it
+            if cpu is not None:
+                cpu = {**cpu, "threshold": row["threshold"]}
+            cells += [ratio(row) + verdict(row), ratio(cpu) + verdict(cpu)]
         threshold = next(row["threshold"] for (name, _), row in of.items() if name == compares)
         lines.append(f"| {compares} | >= {threshold:.2f}x | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
+def features(figures: dict) -> list[str]:
+    """Return the price of each per-request feature: each server over the stock bake."""
+    if not figures.get("features"):
+        return []
+    lines = [
+        "## The price of each per-request feature",
+        "",
+        "The after tree's default bake served again with one documented setting changed (or the "
+        "same answers with `use_opentelemetry=yes`), loaded in the same rounds as the stock "
+        "bake: CPU time per request and req/s over the stock bake's, the median of the "
+        "per-round ratios, the lowest and highest round in brackets. A CPU ratio below 1.00x "
+        "is what the setting saves; above, what it costs.",
+        "",
+        "| server | what changes | load | CPU per request | req/s |",
+        "|---|---|---|---:|---:|",
+    ]
+    for row in figures["features"]:
+        settings = " ".join(f"`{k}={v}`" for k, v in {**row["answers"], **row["settings"]}.items())
+        lines.append(
+            f"| {row['server']} | {row['changes']} ({settings}) | {LOADS[row['load']]} | "
+            f"{ratio(row['cpu_per_request'])} | {ratio(row['rps'])} |"
+        )
     return [*lines, ""]
 
 
@@ -232,7 +269,7 @@ def reproduce(figures: dict) -> list[str]:
 
 def render(figures: dict) -> str:
     """Return docs/benchmarks.md for one run's figures."""
-    sections = (header, acceptance, price, targets, reproduce)
+    sections = (header, acceptance, features, price, targets, reproduce)
     if "tracing" in figures:
         sections = (header, tracing, exported, targets, reproduce)
     return "\n".join(line for section in sections for line in section(figures)).rstrip() + "\n"
@@ -247,10 +284,17 @@ def summary(figures: dict) -> str:
             f"CPU/request {ratio(row['cpu_per_request'])}"
             for row in figures["tracing"]
         )
-    return "\n".join(
-        f"{row['tree']:6} {row['compares']}: {ratio(row)}, threshold {row['threshold']:.2f}x"
+    lines = [
+        f"{row['tree']:6} {row['compares']}: req/s {ratio(row)}, CPU {ratio(row.get('cpu'))}, "
+        f"threshold {row['threshold']:.2f}x"
         for row in figures["ratios"]
-    )
+    ]
+    lines += [
+        f"price  {row['server']:9} {row['load']:7}: CPU/request {ratio(row['cpu_per_request'])},"
+        f" req/s {ratio(row['rps'])} over the stock bake"
+        for row in figures.get("features", [])
+    ]
+    return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:

@@ -5,7 +5,8 @@
     python bench/run.py --quick        smoke run: one round of short loads
 
 A measurement, not a gate: report.py renders the JSON into docs/benchmarks.md, each ratio beside
-its acceptance threshold. Servers run as the tier-2 tests run them (tests/tier2/servers.py).
+its acceptance threshold, and the price of each per-request feature. Servers run as the tier-2
+tests run them (tests/tier2/servers.py). It refuses to start on a busy machine (MAX_LOAD).
 """
 
 import argparse
@@ -28,6 +29,7 @@ import report
 import wrk
 from serve import (
     REPO,
+    UNREACHED_LIMIT,
     Servers,
     cached_item,
     deploy,
@@ -37,6 +39,7 @@ from serve import (
     settings_of,
     x_cache,
 )
+from tier2.deployment import Deployment
 from tier2.servers import (
     Interpreter,
     Postgres,
@@ -56,11 +59,13 @@ class Plan:
     rounds: int
     duration_s: int
     warmup_s: int
-    rows: int  # more than the uncached read asks for in all its loads (about 3,000 req/s at most)
+    rows: int  # per uncached read target: more than it asks for in all its loads (5,000 req/s)
 
 
 FULL = Plan(rounds=10, duration_s=4, warmup_s=2, rows=250_000)
 QUICK = Plan(rounds=1, duration_s=2, warmup_s=1, rows=20_000)
+# Above this 1-minute load average at the start, other work would skew the figures: no report.
+MAX_LOAD = 1.0
 # The tracing scenario: 10 targets, about 5 minutes; its reads share one database (4 targets).
 TRACING = Plan(rounds=12, duration_s=2, warmup_s=2, rows=250_000)
 # The bakes of each template tree: the defaults (PostgreSQL, Redis, gunicorn), and granian.
@@ -74,6 +79,17 @@ RATIOS = (
     ("granian vs gunicorn, /healthz", "granian healthz", "gunicorn healthz", 1.50),
     ("granian vs gunicorn, cached read", "granian hit", "gunicorn hit", 1.50),
 )
+# The price of each per-request feature (issue 58): the after tree's gunicorn bake served again
+# with one documented setting changed, or the same answers with use_opentelemetry=yes; each
+# loaded on /healthz and on the uncached read, beside the stock bake ("gunicorn").
+# server: (what changes, the settings, the bake's extra answers, a sink as its OTLP endpoint)
+FEATURES = {
+    "nometrics": ("metrics off", {"METRICS_ENABLED": "false"}, {}, False),
+    "quiet": ("no access line (nor any INFO line)", {"LOG_LEVEL": "WARNING"}, {}, False),
+    "limited": ("a limit on every route", {"RATELIMIT_DEFAULT": UNREACHED_LIMIT}, {}, False),
+    "untraced": ("use_opentelemetry=yes, no endpoint", {}, {"use_opentelemetry": "yes"}, False),
+    "traced": ("use_opentelemetry=yes, exporting all", {}, {"use_opentelemetry": "yes"}, True),
+}
 # The tracing scenario (issue 42): the defaults (PostgreSQL, Redis, gunicorn) with
 # use_opentelemetry=yes served four ways, beside the defaults without it ("plain").
 TRACED = {"use_opentelemetry": "yes"}
@@ -181,19 +197,60 @@ def serve_tree(
         deployments[server] = deploy(servers, template, f"{tree}-{server}", answers)
         stack.callback(deployments[server].stop)
     gunicorn, granian = deployments["gunicorn"], deployments["granian"]
-    log(f"{tree}: the reference app, {plan.rows} items to read")
+    log(f"{tree}: the reference app")
     reference = serve_reference(gunicorn)
-    first, last = items_to_read(gunicorn, plan.rows)
+    features = {}
+    if tree == "after":
+        features = serve_features(servers, template, gunicorn, stack)
+    # The uncached reads of one database share its unread items.
+    readers = {"gunicorn": gunicorn, **{name: d for name, (_, d) in features.items()}}
+    log(f"{tree}: {plan.rows} items to read for each of {len(readers)} servers")
+    unread: dict[int, Unread] = {}  # by id(): a deployment is not hashable
+    for deployment in readers.values():
+        if id(deployment) not in unread:
+            sharing = sum(d is deployment for d in readers.values())
+            unread[id(deployment)] = Unread(*items_to_read(deployment, plan.rows * sharing))
     items = {name: f"/api/items/{cached_item(d)}" for name, d in deployments.items()}
     # In the order they are loaded: the two targets of each ratio close together in time.
-    return [
-        Target(tree, "gunicorn read", gunicorn.service, "/api/items/{id}", Unread(first, last)),
+    read = unread[id(gunicorn)]
+    targets = [
+        Target(tree, "gunicorn read", gunicorn.service, "/api/items/{id}", read),
         Target(tree, "flask healthz", reference, "/healthz"),
         Target(tree, "gunicorn healthz", gunicorn.service, "/healthz"),
         Target(tree, "granian healthz", granian.service, "/healthz"),
         Target(tree, "gunicorn hit", gunicorn.service, items["gunicorn"]),
         Target(tree, "granian hit", granian.service, items["granian"]),
     ]
+    for name, (service, deployment) in features.items():
+        targets.append(Target(tree, f"{name} healthz", service, "/healthz"))
+        reads = unread[id(deployment)]
+        targets.append(Target(tree, f"{name} read", service, "/api/items/{id}", reads))
+    return targets
+
+
+def serve_features(
+    servers: Servers, template: Path, stock: Deployment, stack: contextlib.ExitStack
+) -> dict[str, tuple[Service, Deployment]]:
+    """Serve the stock bake once more per feature setting, and the traced bake twice (without an
+    endpoint, and exporting to a sink); return each server and the deployment of its data."""
+    sink = Sink().start()  # stopped after the services, which send their last spans
+    stack.callback(sink.stop)
+    served = {}
+    traced = None
+    for name, (_, settings, answers, exporting) in FEATURES.items():
+        log(f"after: serve {name}: {settings or answers}{' exporting' if exporting else ''}")
+        if not answers:
+            served[name] = (stock.extra_service(name, **settings_of(stock.bake), **settings), stock)
+            continue
+        if traced is None:
+            traced = deploy(servers, template, "after-traced", answers)
+            stack.callback(traced.stop)
+            served[name] = (traced.service, traced)
+            continue
+        endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url} if exporting else {}
+        extra = {**settings_of(traced.bake), **endpoint, **settings}
+        served[name] = (traced.extra_service(name, **extra), traced)
+    return served
 
 
 def serve_tracing(
@@ -335,10 +392,18 @@ def memory(targets: list[Target]) -> dict:
 
 
 def ratios(targets: list[Target], trees: list[str]) -> tuple[list[dict], list[dict]]:
-    """Return the acceptance ratios of each tree, and each target's after/before (its price)."""
+    """Return the acceptance ratios of each tree, as req/s and as CPU per request (inverted: the
+    denominator's over the numerator's, so that both read "higher is better"), and each target's
+    after/before (its price)."""
     of = {(target.tree, target.name): target for target in targets}
     accepted = [
-        {"compares": what, "tree": tree, "threshold": least, **per_round(of[tree, a], of[tree, b])}
+        {
+            "compares": what,
+            "tree": tree,
+            "threshold": least,
+            **per_round(of[tree, a], of[tree, b]),
+            "cpu": per_round(of[tree, b], of[tree, a], cpu_per_request),
+        }
         for what, a, b, least in RATIOS
         for tree in trees
     ]
@@ -348,6 +413,28 @@ def ratios(targets: list[Target], trees: list[str]) -> tuple[list[dict], list[di
         if tree == "after" and ("before", name) in of
     ]
     return accepted, price
+
+
+def feature_prices(targets: list[Target]) -> list[dict]:
+    """Return each feature server's CPU per request and req/s over the stock bake's, per load."""
+    of = {target.name: target for target in targets if target.tree == "after"}
+    rows = []
+    for name, (changes, settings, answers, exporting) in FEATURES.items():
+        for load in ("healthz", "read"):
+            top, stock = of[f"{name} {load}"], of[f"gunicorn {load}"]
+            rows.append(
+                {
+                    "server": name,
+                    "changes": changes,
+                    "settings": settings,
+                    "answers": answers,
+                    "exporting": exporting,
+                    "load": load,
+                    "cpu_per_request": per_round(top, stock, cpu_per_request),
+                    "rps": per_round(top, stock),
+                }
+            )
+    return rows
 
 
 def version(argv: list[str]) -> str:
@@ -414,6 +501,7 @@ def commands(argv: list[str], targets: list[Target], plan: Plan, answers: str) -
 def shown_argv(args: argparse.Namespace) -> list[str]:
     """Return the arguments this run was given, a --template folder by its name alone."""
     argv = ["--quick"] if args.quick else []
+    argv += ["--ignore-load"] if args.ignore_load else []
     argv += ["--tracing"] if args.tracing else []
     argv += ["--before", args.before] if args.before else []
     return argv + (["--template", args.template.name] if args.template.resolve() != REPO else [])
@@ -453,7 +541,11 @@ def measure(args: argparse.Namespace, plan: Plan) -> dict:
             before = extract(args.before, servers.root / "before")
             trees = {"before": (before, args.before), **trees}
         served = [serve_tree(servers, tree, path, plan, stack) for tree, (path, _) in trees.items()]
-        targets = [target for side_by_side in zip(*served, strict=True) for target in side_by_side]
+        # Each target beside its namesake of the other tree; the after tree's features follow.
+        common = min(len(tree_targets) for tree_targets in served)
+        shared = [tree_targets[:common] for tree_targets in served]
+        targets = [target for side_by_side in zip(*shared, strict=True) for target in side_by_side]
+        targets += [target for tree_targets in served for target in tree_targets[common:]]
         load_rounds(targets, plan)
         figures["commands"] = commands(shown_argv(args), targets, plan, "app_server=granian")
     accepted, price = ratios(targets, list(trees))
@@ -462,6 +554,7 @@ def measure(args: argparse.Namespace, plan: Plan) -> dict:
         **run_figures(figures, started, plan, targets),
         "ratios": accepted,
         "after_over_before": price,
+        "features": feature_prices(targets),
     }
 
 
@@ -502,6 +595,12 @@ def main() -> int:
         help="instead: the cost of use_opentelemetry, tracing off and sampled at 100%% and 10%%"
         " (docs/benchmarks-tracing.*)",
     )
+    parser.add_argument(
+        "--ignore-load",
+        action="store_true",
+        help=f"run on a machine busier than a load average of {MAX_LOAD} (a smoke run): the"
+        " figures are printed, no report is written",
+    )
     parser.add_argument("--json", type=Path, help="docs/benchmarks.json (or -tracing.json)")
     parser.add_argument("--markdown", type=Path, help="docs/benchmarks.md (or -tracing.md)")
     args = parser.parse_args()
@@ -513,13 +612,25 @@ def main() -> int:
     for tool in ("wrk", "redis-server", "tar"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} is not installed (apt-get install wrk redis-server)")
+    load = os.getloadavg()[0]
+    if load > MAX_LOAD and not args.ignore_load:
+        parser.exit(
+            1,
+            f"The load average of the last minute is {load:.2f}, above {MAX_LOAD}: other work"
+            " would skew the figures. Run the bench alone (or pass --ignore-load for a smoke"
+            " run, which writes no report).\n",
+        )
     if args.tracing:
         figures = measure_tracing(args, QUICK if args.quick else TRACING)
     else:
         figures = measure(args, QUICK if args.quick else FULL)
-    args.json.write_text(json.dumps(figures, indent=1) + "\n")
-    args.markdown.write_text(report.render(figures))
-    log(f"wrote {args.json.name} and {args.markdown.name} in {figures['minutes']} min")
+    rendered = report.render(figures)
+    if args.ignore_load:
+        log(f"measured in {figures['minutes']} min; --ignore-load: no report written")
+    else:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n")
+        args.markdown.write_text(rendered)
+        log(f"wrote {args.json.name} and {args.markdown.name} in {figures['minutes']} min")
     print(report.summary(figures))
     return 0
 

@@ -38,7 +38,9 @@ DEV_SECRET_NOTE = (
 PRUNE = {
     "use_postgres": [
         "migrations",
+        "{package}/platform/connection_checks.py",
         "{package}/platform/schema_migrations.py",
+        "tests/platform/test_connection_checks.py",
         "tests/platform/test_schema_migrations.py",
     ],
     "use_redis": [

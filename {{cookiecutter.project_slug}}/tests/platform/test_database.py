@@ -1,5 +1,5 @@
-"""Pooled server connections: one per thread, pinged before use, rolled back when returned; a
-command whose database cannot be reached stops with one line."""
+"""Pooled server connections: one per thread, checked before use, rolled back when returned;
+reads without a transaction; a command whose database cannot be reached stops with one line."""
 
 import gc
 import threading
@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
+from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.platform import database
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.conftest import ConnectionGuard
@@ -137,3 +138,16 @@ def test_other_database_failures_keep_their_traceback():
     missing_table = OperationalError("SELECT 1", {}, Exception("no such table: items"))
     with pytest.raises(OperationalError), database.unreachable_in_one_line("sqlite://"):
         raise missing_table
+
+
+def test_a_read_session_sends_no_begin_and_keeps_a_transaction_already_begun(app):
+    """It reads in autocommit (no BEGIN, no ROLLBACK at return: a round trip each on a server),
+    unless the request already began a transaction, which it keeps."""
+    with app.test_request_context():
+        session = database.read_session()
+        assert session.connection().get_execution_options()["isolation_level"] == "AUTOCOMMIT"
+        session.close()
+        begun = db.session()
+        begun.execute(text("SELECT 1"))  # a transaction began, as a write's would
+        assert database.read_session() is begun
+        assert "isolation_level" not in begun.connection().get_execution_options()

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from werkzeug.routing import BaseConverter
 
 from ..extensions import db
-from ..platform import caching
+from ..platform import caching, database
 from ..platform.operations import Answer
 from ..platform.rate_limits import limit_writes
 from ..platform.timestamps import UtcTimestamp
@@ -119,7 +119,7 @@ def get_item(item_id: int) -> tuple[bytes | Response, dict[str, str]]:
     body = caching.get(key)
     if isinstance(body, bytes):  # a hit is sent as stored: no decoding, no encoding
         return body, {"Content-Type": "application/json", "X-Cache": "hit"}
-    item = db.session.get(Item, item_id)
+    item = database.read_session().get(Item, item_id)
     if item is None:
         abort(404, description=f"No item with id {item_id}.")
     response = jsonify(item_body(item))
@@ -133,9 +133,10 @@ def get_item(item_id: int) -> tuple[bytes | Response, dict[str, str]]:
 def list_items() -> dict[str, object]:
     """List items, newest first, with limit/offset paging."""
     page = Page.model_validate(request.args.to_dict())
-    rows = db.session.scalars(
+    session = database.read_session()
+    rows = session.scalars(
         select(Item).order_by(Item.id.desc()).limit(page.limit).offset(page.offset)
     )
-    total = db.session.execute(select(func.count()).select_from(Item)).scalar_one()
+    total = session.execute(select(func.count()).select_from(Item)).scalar_one()
     items = [ItemOut.model_validate(row) for row in rows]
     return ItemList(items=items, total=total, **page.model_dump()).model_dump(mode="json")

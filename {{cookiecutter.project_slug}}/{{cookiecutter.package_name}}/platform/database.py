@@ -1,5 +1,6 @@
-"""Bind SQLAlchemy: a bounded pool checked before use, timeouts, SQLite tables, readiness, and
-one line (not a traceback) for a command whose database cannot be reached."""
+"""Bind SQLAlchemy: a bounded pool checked before use, timeouts, reads without a transaction,
+SQLite tables, readiness, and one line (not a traceback) for a command whose database cannot be
+reached."""
 
 import os
 from collections.abc import Iterator
@@ -12,10 +13,14 @@ from flask import Flask, current_app
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
 from sqlalchemy.schema import CreateTable
 
 from ..extensions import db
 from ..settings import Settings
+{%- if cookiecutter.use_postgres == "yes" %}
+from . import connection_checks
+{%- endif %}
 from .database_errors import DETAILS, DatabaseUnavailable, classify, describe
 from .errors import Answer, json_error
 
@@ -24,7 +29,8 @@ CREATE_TABLES = {{ "False" if cookiecutter.use_postgres == "yes" else "True" }}
 
 
 def engine_options(settings: Settings) -> dict[str, Any]:
-    """Return engine options: a bounded pool, checked before use, and connect/statement timeouts.
+    """Return engine options: a bounded pool, checked before use (pinged, unless its connections
+    are checked at checkout without a round trip), and connect/statement timeouts.
 
     A statement running past DATABASE_STATEMENT_TIMEOUT ends in a 503, not in a thread held.
     """
@@ -37,13 +43,23 @@ def engine_options(settings: Settings) -> dict[str, Any]:
     connect_args["options"] = f"-c statement_timeout={statement_ms}"
 {%- endif %}
     return {
-        "pool_pre_ping": True,
+        "pool_pre_ping": {{ "not connection_checks.checked_here(settings.database_url)" if cookiecutter.use_postgres == "yes" else "True" }},
         "pool_size": pool_size,
         "max_overflow": pool_size,
         "pool_recycle": 1800,
         "pool_timeout": timeout,
         "connect_args": connect_args,
     }
+
+
+def read_session() -> Session:
+    """Return the request's session, each read committed on its own: no BEGIN before it and no
+    ROLLBACK when the connection goes back to the pool (a round trip each), unless a transaction
+    already began. For a route that only reads."""
+    session = db.session()
+    if not session.in_transaction():
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return session
 
 
 def create_tables() -> None:
@@ -114,6 +130,9 @@ def init_app(app: Flask) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(settings)
     db.init_app(app)
+{%- if cookiecutter.use_postgres == "yes" %}
+    connection_checks.init_app(app)
+{%- endif %}
     app.register_error_handler(DBAPIError, _database_unavailable)
     app.register_error_handler(DataError, _value_rejected)
     if CREATE_TABLES:
