@@ -157,13 +157,17 @@ def test_registration_needs_a_signed_in_user(passkey_app):
 
 
 def test_sign_in_with_a_passkey_starts_a_signed_in_session_without_an_email(passkey_app):
-    """It verifies the recorded assertion, signs its user in in a new session, and records
-    the new counter and the time of use."""
+    """It verifies the recorded assertion, signs its user in in a new session (nothing set
+    before survives it), and records the new counter and the time of use."""
     store_passkey(passkey_app)
     client = passkey_app.test_client()
+    with client.session_transaction() as session:
+        session["planted"] = "by someone else"
     answer = sign_in_with_passkey(passkey_app, client)
     assert answer.status_code == 200, answer.json
     assert answer.json == {"next": "/"}
+    with client.session_transaction() as session:
+        assert "planted" not in session
     assert shows_the_form(client)
     (passkey,) = stored(passkey_app)
     assert passkey.sign_count == COUNT_AFTER
@@ -344,3 +348,15 @@ def test_no_passkeys_without_their_origins(make_app):
     assert client.get("/passkeys").status_code == 404
     assert "passkey" not in client.get("/sign-in").text.lower()
     assert "passkeys-link" not in client.get("/").text
+
+
+def test_passkey_sign_ins_count_in_the_sign_in_limit_per_address(limited_app):
+    """It answers 429 once an address spent RATELIMIT_SIGN_IN, passkey attempts counted."""
+    app = limited_app(passkey_origins=ORIGIN, ratelimit_sign_in="2 per minute")
+    client = app.test_client()
+    headers = csrf_header(client)
+    statuses = [
+        client.post("/passkeys/sign-in", json=SIGN_IN, headers=headers).status_code
+        for _ in range(3)
+    ]
+    assert statuses == [422, 422, 429]
