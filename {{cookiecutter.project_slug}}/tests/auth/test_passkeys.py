@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from {{ cookiecutter.package_name }}.auth.accounts import User
@@ -297,6 +297,26 @@ def test_removed_passkey_signs_in_no_more(passkey_app):
     assert answer.status_code == 303
     assert not stored(passkey_app)
     assert sign_in_with_passkey(passkey_app, passkey_app.test_client()).status_code == 422
+
+
+def test_a_passkey_is_renamed_by_its_user_only(passkey_app):
+    """It renames the signed-in user's passkey from the page, keeps another user's, and keeps
+    the name for a blank one."""
+    mine = store_passkey(passkey_app)
+    client = client_signed_in(passkey_app)
+    token = csrf_header(client)["X-CSRFToken"]
+    for name in ("Work phone", "   "):
+        answer = client.post(f"/passkeys/{mine}/rename", data={"name": name, "csrf_token": token})
+        assert answer.status_code == 303
+    assert [p.name for p in stored(passkey_app)] == ["Work phone"]
+    assert "Work phone" in client.get("/passkeys").text
+    add_user(passkey_app, "other@example.com", "another long password")
+    with passkey_app.app_context():
+        db.session.execute(delete(Passkey))
+        db.session.commit()
+    theirs = store_passkey(passkey_app, email="other@example.com")
+    client.post(f"/passkeys/{theirs}/rename", data={"name": "Mine now", "csrf_token": token})
+    assert [p.name for p in stored(passkey_app)] == ["Recorded key"]
 
 
 def test_another_users_passkey_cannot_be_removed(passkey_app):

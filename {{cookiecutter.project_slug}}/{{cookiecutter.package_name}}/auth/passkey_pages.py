@@ -219,7 +219,8 @@ def sign_in() -> ResponseReturnValue:
 
 @bp.get("/passkeys")
 def passkey_list() -> ResponseReturnValue:
-    """Show the signed-in user's passkeys, with a button to add one and one to remove each."""
+    """Show the signed-in user's passkeys, with a button to add one, and to rename or remove
+    each."""
     return render_template("pages/passkeys.html", passkeys=own_passkeys(current_user.id))
 
 
@@ -231,6 +232,18 @@ def remove(passkey_id: int) -> ResponseReturnValue:
     if db.session.execute(delete(Passkey).where(mine)).rowcount:  # type: ignore[attr-defined]
         log.info("passkey removed", extra={"user_id": current_user.id})
     db.session.commit()
+    return redirect(url_for("passkeys.passkey_list"), 303)
+
+
+@bp.post("/passkeys/<int:passkey_id>/rename")
+@limit_writes
+def rename(passkey_id: int) -> ResponseReturnValue:
+    """Rename one of the signed-in user's passkeys (the form's ``name``; blank: unchanged)."""
+    name = request.form.get("name", "").strip()[:MAX_NAME_LENGTH]
+    passkey = db.session.get(Passkey, passkey_id)
+    if name and passkey is not None and passkey.user_id == current_user.id:
+        passkey.name = name
+        db.session.commit()
     return redirect(url_for("passkeys.passkey_list"), 303)
 
 
