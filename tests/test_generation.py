@@ -33,7 +33,16 @@ LEFTOVER_WORDS = {
     "use_nginx": ["proxyfix", "proxy_fix"],
     "use_kubernetes": ["kustomiz", "k8s", "kubectl"],
     "use_celery": ["scheduler"],
-    "use_frontend": ["htmx", "alpine", "csrf", "static_url_for", "flask_debugtoolbar", "esbuild"],
+    "use_frontend": [
+        "htmx",
+        "alpine",
+        "csrf",
+        "static_url_for",
+        "flask_debugtoolbar",
+        "esbuild",
+        "passkey",  # passkeys need the pages (and users)
+        "webauthn",
+    ],
     # A choice's value: words of its own files and requirements (the docs name both servers).
     "app_server=gunicorn": [
         "gunicorn.conf",
@@ -45,7 +54,16 @@ LEFTOVER_WORDS = {
     "app_server=granian": ["granian_", "granian=="],
     "use_https": ["acme", "strict-transport-security"],
     "use_opentelemetry": ["sentry", "otel", "traceparent", "jaeger"],
-    "use_auth": ["accounts", "bearer", "password_hash", "users_cli", "flask_login", "sign_in"],
+    "use_auth": [
+        "accounts",
+        "bearer",
+        "password_hash",
+        "users_cli",
+        "flask_login",
+        "sign_in",
+        "passkey",
+        "webauthn",
+    ],
 }
 # The word that stands for an option whose own name is common in every bake ("https" is in the
 # docs' links): a bake without it must not contain this word instead.

@@ -77,9 +77,11 @@ def _check_installed() -> None:
         raise BrowserError(f"missing {', '.join(missing)}: {needed}")
 
 
-def _options(profile: Path, names: tuple[str, ...]) -> webdriver.ChromeOptions:
+def _options(
+    profile: Path, names: tuple[str, ...], flags: tuple[str, ...] = ()
+) -> webdriver.ChromeOptions:
     """Return Chromium's options: headless, loopback only (``names`` too), console kept, own
-    profile."""
+    profile, and the session's own ``flags``."""
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     rules = ", ".join([*(f"MAP {name} 127.0.0.1" for name in names), NO_OTHER_NAMES])
@@ -88,7 +90,7 @@ def _options(profile: Path, names: tuple[str, ...]) -> webdriver.ChromeOptions:
         f"--user-data-dir={profile}",
         f"--window-size={WINDOW}",
     )
-    for flag in (*FLAGS, *own):
+    for flag in (*FLAGS, *own, *flags):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     # Selenium's own connection to chromedriver stays off any proxy the environment names. The
@@ -108,11 +110,14 @@ def _is_csp_message(entry: dict) -> bool:
 class Browser:
     """One headless Chromium session; console entries accumulate across reads."""
 
-    def __init__(self, artefacts: Path, names: tuple[str, ...] = ()) -> None:
-        """Prepare a session that saves its screenshots under ``artefacts``, and resolves each
-        of ``names`` to 127.0.0.1."""
+    def __init__(
+        self, artefacts: Path, names: tuple[str, ...] = (), flags: tuple[str, ...] = ()
+    ) -> None:
+        """Prepare a session that saves its screenshots under ``artefacts``, resolves each of
+        ``names`` to 127.0.0.1, and adds ``flags`` to Chromium's."""
         self.artefacts = artefacts
         self.names = names
+        self.flags = flags
         self.console: list[dict] = []
         self.driver: webdriver.Chrome | None = None
         self._profile: Path | None = None
@@ -126,7 +131,7 @@ class Browser:
             executable_path=str(CHROMEDRIVER), log_output=str(self.artefacts / "chromedriver.log")
         )
         try:
-            options = _options(self._profile, self.names)
+            options = _options(self._profile, self.names, self.flags)
             self.driver = webdriver.Chrome(service=service, options=options)
         except WebDriverException as exc:
             self.quit()
@@ -151,7 +156,8 @@ class Browser:
         """Load ``url`` (a loopback address, or a name mapped to one) and wait for the document
         to finish loading."""
         hosts = ("127.0.0.1", "[::1]", *self.names)
-        if not url.startswith(tuple(f"http://{host}:" for host in hosts)):
+        allowed = [f"{scheme}://{host}:" for scheme in ("http", "https") for host in hosts]
+        if not url.startswith(tuple(allowed)):
             raise BrowserError(f"the browser only visits loopback addresses, not {url}")
         self.driver.get(url)
         self.wait(lambda d: d.execute_script("return document.readyState") == "complete", "load")
@@ -198,10 +204,12 @@ class Browser:
 
 
 @contextlib.contextmanager
-def browser(artefacts: Path, names: tuple[str, ...] = ()) -> Iterator[Browser]:
-    """Run one browser session (``names`` resolved to 127.0.0.1), stopped at the end whatever
-    happens."""
-    session = Browser(artefacts, names)
+def browser(
+    artefacts: Path, names: tuple[str, ...] = (), flags: tuple[str, ...] = ()
+) -> Iterator[Browser]:
+    """Run one browser session (``names`` resolved to 127.0.0.1, ``flags`` added), stopped at
+    the end whatever happens."""
+    session = Browser(artefacts, names, flags)
     try:
         yield session.start()
     finally:

@@ -8,6 +8,7 @@ from .auth import operations as auth_operations
 {%- endif %}
 {%- if cookiecutter.use_frontend == "yes" and cookiecutter.use_auth == "yes" %}
 from .auth import pages as sign_in
+from .auth import passkey_pages as passkeys
 {%- endif %}
 {%- if cookiecutter.use_frontend == "yes" %}
 from .extensions import csrf
@@ -98,6 +99,7 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
 {%- if cookiecutter.use_frontend == "yes" and cookiecutter.use_auth == "yes" %}
     csrf.exempt(auth_api.bp)
     sign_in.init_app(app)
+    passkeys.init_app(app)  # when PASSKEY_ORIGINS names the site
 {%- endif %}
 
     rate_limits.init_app(app)  # after the features: it wraps the views they marked

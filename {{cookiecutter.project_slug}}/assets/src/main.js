@@ -2,6 +2,9 @@
 // characters. Nothing here needs 'unsafe-eval' or 'unsafe-inline' in the Content-Security-Policy.
 import htmx from "htmx.org";
 import Alpine from "@alpinejs/csp";
+{%- if cookiecutter.use_auth == "yes" %}
+import "./passkeys.js";
+{%- endif %}
 
 // htmx would add a <style> element for its indicators and could evaluate attribute code: the
 // policy forbids both, so neither is used. Set before htmx starts (on DOMContentLoaded).

@@ -1,6 +1,6 @@
-"""``flask users create|password|deactivate EMAIL``: manage users from a shell (the web
-container's, in production). A password is read from standard input, never from the command line
-(where ``ps`` and shell histories would show it).
+"""``flask users COMMAND EMAIL`` (``flask users --help`` lists them): manage users from a shell
+(the web container's, in production). A password is read from standard input, never from the
+command line (where ``ps`` and shell histories would show it).
 """
 
 import logging
@@ -13,6 +13,9 @@ from sqlalchemy import select
 
 from ..extensions import db
 from .accounts import User, checked_password, hasher, normalised, revoke
+{%- if cookiecutter.use_frontend == "yes" %}
+from .passkeys import Passkey
+{%- endif %}
 
 log = logging.getLogger(__name__)
 users_cli = AppGroup("users", help="Create users, change their passwords, deactivate them.")
@@ -89,6 +92,38 @@ def deactivate_user(email: str) -> None:
     user.is_active = False
     save_revoked(user, "user deactivated")
     click.echo(f"Deactivated user {address}; its tokens are revoked.")
+
+{%- if cookiecutter.use_frontend == "yes" %}
+
+
+@users_cli.command("passkeys")
+@click.argument("email")
+def list_passkeys(email: str) -> None:
+    """List a user's passkeys: id, name, when added and last used."""
+    address, user = existing_user(email)
+    passkeys = db.session.scalars(select(Passkey).where(Passkey.user_id == user.id)).all()
+    for passkey in passkeys:
+        used = f"{passkey.last_used_at:%Y-%m-%d %H:%M}" if passkey.last_used_at else "never"
+        added = f"{passkey.created_at:%Y-%m-%d %H:%M}"
+        click.echo(f"{passkey.id}\t{passkey.name}\tadded {added}\tlast used {used}")
+    if not passkeys:
+        click.echo(f"{address} has no passkey.")
+
+
+@users_cli.command("remove-passkey")
+@click.argument("email")
+@click.argument("passkey_id", type=int)
+def remove_passkey(email: str, passkey_id: int) -> None:
+    """Remove one of a user's passkeys (an id `flask users passkeys` lists): it signs in no more."""
+    address, user = existing_user(email)
+    passkey = db.session.get(Passkey, passkey_id)
+    if passkey is None or passkey.user_id != user.id:
+        raise click.ClickException(f"{address} has no passkey {passkey_id}")
+    db.session.delete(passkey)
+    db.session.commit()
+    log.info("passkey removed", extra={"user_id": user.id})
+    click.echo(f"Removed passkey {passkey_id} of {address}.")
+{%- endif %}
 
 
 def init_app(app: Flask) -> None:

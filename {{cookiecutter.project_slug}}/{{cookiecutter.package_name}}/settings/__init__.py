@@ -15,6 +15,9 @@ from .auth import AuthSettings
 from .database import checked_database_url
 from .limits import Limits, OptionalLimits
 from .metrics import MetricsFolder
+{%- if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
+from .passkeys import PasskeySettings
+{%- endif %}
 {%- if cookiecutter.use_redis == "yes" %}
 from .redis import RedisUrl
 {%- endif %}
@@ -49,7 +52,7 @@ class LogSettings(BaseSettings):
     log_format: Literal["json", "text"] = Field("json", description="JSON lines, or plain text")
 
 
-class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings{% endif %}):
+class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings{% endif %}{% if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}, PasskeySettings{% endif %}):
     """Every setting of the app, one flat table (docs/configuration.md)."""
 
     app_env: Literal["development", "test", "production"] = Field(

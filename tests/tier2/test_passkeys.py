@@ -1,0 +1,195 @@
+"""Tier 2: passkeys in a real Chromium, with Chrome's virtual authenticator (CTAP2, internal
+transport, resident keys, user verification), against the service as its image runs it.
+
+A passkey belongs to a domain name, never to an address: the browser opens the service at
+http://localhost:PORT (a secure context to browsers), an instance of its own whose
+PASSKEY_ORIGINS names that origin. A user adds a passkey on the page, signs out, signs in with it
+without typing an email, removes it, and is refused with it after. A second authenticator, holding
+a credential forged to carry the first user's handle, is refused too: only the key the user
+registered signs them in. In the HTTPS row, the same over HTTPS through the generated Caddyfile
+with a certificate Pebble issued (tests/tier2/acme.py), the browser pinning that certificate's
+key after the test checked it against Pebble's root.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import ssl
+import subprocess
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+from loopback import free_port
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.virtual_authenticator import (
+    Credential,
+    Protocol,
+    Transport,
+    VirtualAuthenticatorOptions,
+)
+
+from .acme import DOMAIN, Caddy, https_edge
+from .auth import sign_in_browser, sign_up
+from .browser import Browser, browser
+from .test_served import each
+
+HOST = "localhost"  # the relying party: mapped to 127.0.0.1 for the browser
+REFUSED = "That passkey did not sign you in"  # auth/passkey_pages.py's one answer
+ARTEFACT_PROPERTY = "artefact"  # listed after the run by tests/conftest.py
+# A new P-256 key, then that key as PKCS#8 DER, what chromedriver takes.
+NEW_KEY = ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
+AS_PKCS8 = ["openssl", "pkcs8", "-topk8", "-nocrypt", "-outform", "DER"]
+
+
+def authenticator() -> VirtualAuthenticatorOptions:
+    """Return the options of a platform authenticator that keeps passkeys and verifies its user."""
+    return VirtualAuthenticatorOptions(
+        protocol=Protocol.CTAP2,
+        transport=Transport.INTERNAL,
+        has_resident_key=True,
+        has_user_verification=True,
+        is_user_verified=True,
+    )
+
+
+def forged_credential(user_handle: bytes) -> Credential:
+    """Return a discoverable credential for HOST carrying ``user_handle``, with a new P-256 key
+    the service never registered."""
+    key = subprocess.run(NEW_KEY, capture_output=True, check=True, timeout=30).stdout
+    key = subprocess.run(AS_PKCS8, input=key, capture_output=True, check=True, timeout=30).stdout
+    return Credential.create_resident_credential(uuid.uuid4().bytes, HOST, user_handle, key, 0)
+
+
+def leaf_key_pin(caddy: Caddy) -> str:
+    """Return the base64 SHA-256 of the public key of the certificate Caddy serves for DOMAIN
+    (checked against Pebble's root first), the pin Chromium's --ignore-certificate-errors-spki-list
+    takes: the browser then trusts that certificate as if it trusted Pebble's root."""
+    with caddy_socket(caddy) as tls:
+        leaf = tls.getpeercert(binary_form=True)
+    public_key = subprocess.run(
+        ["openssl", "x509", "-inform", "DER", "-pubkey", "-noout"],
+        input=leaf,
+        capture_output=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    der = subprocess.run(
+        ["openssl", "pkey", "-pubin", "-outform", "DER"],
+        input=public_key,
+        capture_output=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def caddy_socket(caddy: Caddy) -> ssl.SSLSocket:
+    """Return a TLS connection to Caddy for DOMAIN, verified against Pebble's root only."""
+    raw = socket.create_connection(("127.0.0.1", caddy.https_port), timeout=5)
+    return caddy.context().wrap_socket(raw, server_hostname=DOMAIN)
+
+
+def signed_in_as(session: Browser) -> str:
+    """Return the email the page says is signed in ("" when none)."""
+    found = session.driver.find_elements(By.ID, "signed-in-email")
+    return found[0].text if found else ""
+
+
+def sign_out(session: Browser, origin: str) -> None:
+    """Sign out with the page's button; wait for the sign-in link."""
+    session.open(f"{origin}/")
+    session.driver.find_element(By.CSS_SELECTOR, "#sign-out-form button").click()
+    session.wait(lambda d: d.find_elements(By.ID, "sign-in-link"), "signed out")
+
+
+def passkey_sign_in(session: Browser, origin: str) -> str:
+    """Press "Sign in with a passkey" on the sign-in page, typing nothing; return the email
+    signed in, or the page's error."""
+    session.open(f"{origin}/sign-in")
+    assert session.driver.find_element(By.ID, "email").get_attribute("value") == ""
+    session.driver.find_element(By.ID, "passkey-sign-in-button").click()
+
+    def outcome(driver) -> str:
+        error = driver.find_elements(By.ID, "passkey-error")
+        if error and error[0].is_displayed():
+            return f"error: {error[0].text}"
+        return signed_in_as(session)
+
+    return str(session.wait(outcome, "a passkey sign-in's outcome"))
+
+
+@pytest.mark.timeout(300)
+@each("use_frontend", "use_auth")
+def test_a_passkey_signs_in_without_an_email_until_removed(deployment, tmp_path, record_property):
+    """It adds a passkey on the page, signs in with it after signing out (no email typed),
+    removes it, and then refuses it; another authenticator's forged credential carrying the
+    user's handle is refused. No CSP violation on the way."""
+    port = free_port()
+    origin = f"http://{HOST}:{port}"
+    service = deployment.extra_service("passkeys", PORT=str(port), PASSKEY_ORIGINS=origin)
+    account = sign_up(deployment, f"passkey-{uuid.uuid4().hex[:8]}@example.com", service)
+    with browser(tmp_path / "artefacts", names=(HOST,)) as session:
+        session.driver.add_virtual_authenticator(authenticator())
+        sign_in_browser(session, origin, account)
+        session.open(f"{origin}/passkeys")
+        session.driver.find_element(By.ID, "passkey-name").send_keys("Virtual laptop")
+        session.driver.find_element(By.ID, "passkey-add-button").click()
+        listed = session.wait(lambda d: d.find_elements(By.CLASS_NAME, "passkey-name"), "listed")
+        assert [element.text for element in listed] == ["Virtual laptop"]
+        (held,) = session.driver.get_credentials()
+        assert held.is_resident_credential and held.rp_id == HOST
+        record_property(ARTEFACT_PROPERTY, str(session.screenshot("passkey-list")))
+
+        sign_out(session, origin)
+        assert passkey_sign_in(session, origin) == account.email
+
+        session.open(f"{origin}/passkeys")
+        session.driver.find_element(By.CLASS_NAME, "passkey-remove").click()
+        session.wait(lambda d: d.find_elements(By.ID, "no-passkeys"), "the passkey removed")
+        sign_out(session, origin)
+        assert passkey_sign_in(session, origin).startswith(f"error: {REFUSED}")
+
+        session.driver.remove_all_credentials()
+        session.driver.remove_virtual_authenticator()
+        session.driver.add_virtual_authenticator(authenticator())
+        # get_credentials() gives the handle as chromedriver sent it: base64url text.
+        handle = base64.urlsafe_b64decode(held.user_handle)
+        session.driver.add_credential(forged_credential(handle))
+        assert passkey_sign_in(session, origin).startswith(f"error: {REFUSED}")
+        assert session.csp_violations() == []
+
+
+@pytest.mark.timeout(300)
+@each("use_frontend", "use_auth", "use_https")
+def test_a_passkey_signs_in_over_https_through_caddy(deployment, tmp_path, record_property):
+    """Over HTTPS, through the generated Caddyfile with a certificate from Pebble, it adds a
+    passkey and signs in with it after signing out, no email typed."""
+    port = free_port()
+    root = Path(tempfile.mkdtemp(prefix="https-passkeys-", dir=deployment.root))
+    root.chmod(0o755)
+    with https_edge(root, deployment.bake, f"127.0.0.1:{port}") as caddy:
+        origin = f"https://{DOMAIN}:{caddy.https_port}"
+        service = deployment.extra_service(
+            # Caddy alone in front (no nginx here): one proxy hop to believe.
+            "https-passkeys",
+            PORT=str(port),
+            TRUSTED_PROXIES="1",
+            PASSKEY_ORIGINS=origin,
+        )
+        account = sign_up(deployment, f"https-{uuid.uuid4().hex[:8]}@example.com", service)
+        pin = f"--ignore-certificate-errors-spki-list={leaf_key_pin(caddy)}"
+        with browser(tmp_path / "artefacts", names=(DOMAIN,), flags=(pin,)) as session:
+            session.driver.add_virtual_authenticator(authenticator())
+            sign_in_browser(session, origin, account)
+            session.open(f"{origin}/passkeys")
+            session.driver.find_element(By.ID, "passkey-name").send_keys("Over HTTPS")
+            session.driver.find_element(By.ID, "passkey-add-button").click()
+            session.wait(lambda d: d.find_elements(By.CLASS_NAME, "passkey-name"), "listed")
+            record_property(ARTEFACT_PROPERTY, str(session.screenshot("passkey-list-https")))
+            sign_out(session, origin)
+            assert passkey_sign_in(session, origin) == account.email
+            assert session.csp_violations() == []

@@ -1,0 +1,259 @@
+"""The passkey ceremonies and page: assets/src/passkeys.js asks for options, has the browser's
+authenticator answer them (navigator.credentials), and posts the answer back as JSON with the
+page's CSRF token. A signed-in user adds, lists and removes passkeys at /passkeys; anyone signs
+in with one from the sign-in form, no email typed (the passkey names its user).
+
+Every failed sign-in gets one answer, as with passwords; the per-address sign-in limit counts
+passkey attempts too (a forged signature cannot be guessed, so no account count is needed).
+"""
+
+import logging
+import secrets
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_login import current_user, login_user
+from sqlalchemy import delete, select
+from webauthn import (
+    generate_authentication_options,
+    generate_registration_options,
+    options_to_json,
+    verify_authentication_response,
+    verify_registration_response,
+)
+from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
+from webauthn.helpers import parse_authentication_credential_json as parse_assertion
+from webauthn.helpers.exceptions import WebAuthnException
+from webauthn.helpers.structs import (
+    AuthenticatorSelectionCriteria,
+    CredentialDeviceType,
+    PublicKeyCredentialCreationOptions,
+    PublicKeyCredentialDescriptor,
+    PublicKeyCredentialRequestOptions,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from ..extensions import db, login_manager
+from ..platform.errors import json_error
+from ..platform.rate_limits import limit_sign_in, limit_writes
+from ..platform.timestamps import utc_now
+from ..web.security import send_policy
+from .accounts import User
+from .pages import SignedIn
+from .passkeys import (
+    MAX_NAME_LENGTH,
+    MAX_PASSKEYS_PER_USER,
+    Passkey,
+    new_challenge,
+    relying_party,
+    take_challenge,
+)
+
+bp = Blueprint("passkeys", __name__)
+bp.after_request(send_policy)  # as the other pages
+log = logging.getLogger(__name__)
+# The one answer to every failed passkey sign-in (unknown passkey, bad signature, stale challenge).
+FAILED = "That passkey did not sign you in: try again, or use your email and password."
+REQUIRED = UserVerificationRequirement.REQUIRED  # the authenticator checks who holds it
+OPEN = frozenset({"passkeys.authentication_options", "passkeys.sign_in"})  # the rest: signed in
+
+
+@bp.before_request
+def require_sign_in() -> ResponseReturnValue | None:
+    """Send anyone not signed in to the sign-in form (a ceremony's JSON request: 403), but from
+    the passkey sign-in itself."""
+    if request.endpoint in OPEN or current_user.is_authenticated:
+        return None
+    if request.is_json:
+        return json_error(403, "Forbidden", "Your session ended: sign in again.")
+    answer: ResponseReturnValue = login_manager.unauthorized()
+    return answer
+
+
+def options_answer(
+    options: PublicKeyCredentialCreationOptions | PublicKeyCredentialRequestOptions,
+) -> Response:
+    """Answer a ceremony's options as the JSON the browser's WebAuthn API takes (base64url)."""
+    return Response(options_to_json(options), mimetype="application/json")
+
+
+def refused(detail: str) -> ResponseReturnValue:
+    """Answer a ceremony that failed: 422 and why."""
+    return json_error(422, "Unprocessable Content", detail)
+
+
+def own_passkeys(user_id: int) -> list[Passkey]:
+    """Return a user's passkeys, oldest first."""
+    mine = select(Passkey).where(Passkey.user_id == user_id)
+    return list(db.session.scalars(mine.order_by(Passkey.id)))
+
+
+@bp.post("/passkeys/new/options")
+@limit_writes
+def registration_options() -> ResponseReturnValue:
+    """Start adding a passkey: a new challenge, and the passkeys the authenticator must not
+    duplicate; the user handle is the one the user's other passkeys carry, else a new one."""
+    rp_id, _ = relying_party()
+    kept = own_passkeys(current_user.id)
+    handle = kept[0].user_handle if kept else secrets.token_bytes(32)
+    options = generate_registration_options(
+        rp_id=rp_id,
+        rp_name=rp_id,
+        user_name=current_user.email,
+        user_id=handle,
+        challenge=new_challenge("register", handle=bytes_to_base64url(handle)),
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.REQUIRED, user_verification=REQUIRED
+        ),
+        exclude_credentials=[PublicKeyCredentialDescriptor(id=p.credential_id) for p in kept],
+    )
+    return options_answer(options)
+
+
+@bp.post("/passkeys/new")
+@limit_writes
+def register() -> ResponseReturnValue:
+    """Verify the authenticator's new credential and store it under the name given (JSON:
+    ``{"credential": ..., "name": ...}``); 201, or 422 saying why not."""
+    taken = take_challenge("register")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
+        return refused("Expected a JSON object with the authenticator's credential.")
+    if taken is None:
+        return refused("This passkey request expired or was used: add the passkey again.")
+    challenge, held = taken
+    name = str(body.get("name") or "").strip()[:MAX_NAME_LENGTH] or "Passkey"
+    rp_id, origins = relying_party()
+    try:
+        verified = verify_registration_response(
+            credential=body["credential"],
+            expected_challenge=challenge,
+            expected_rp_id=rp_id,
+            expected_origin=origins,
+            require_user_verification=True,
+        )
+    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
+        return refused(f"The authenticator's answer was refused: {exc}")
+    known = select(Passkey.id).where(Passkey.credential_id == verified.credential_id)
+    if db.session.scalar(known) is not None:
+        return refused("This passkey is registered already.")
+    if len(own_passkeys(current_user.id)) >= MAX_PASSKEYS_PER_USER:
+        return refused(f"You have {MAX_PASSKEYS_PER_USER} passkeys: remove one first.")
+    passkey = Passkey(
+        user_id=current_user.id,
+        credential_id=verified.credential_id,
+        user_handle=base64url_to_bytes(held["handle"]),
+        public_key=verified.credential_public_key,
+        sign_count=verified.sign_count,
+        backup_eligible=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE,
+        backed_up=verified.credential_backed_up,
+        name=name,
+    )
+    db.session.add(passkey)
+    db.session.commit()
+    log.info("passkey added", extra={"user_id": current_user.id})
+    return jsonify(id=passkey.id, name=passkey.name), 201
+
+
+@bp.post("/passkeys/sign-in/options")
+@limit_writes
+def authentication_options() -> ResponseReturnValue:
+    """Start a passkey sign-in: a new challenge, no credentials listed (the browser offers the
+    passkeys it holds for this site: no email needed)."""
+    rp_id, _ = relying_party()
+    options = generate_authentication_options(
+        rp_id=rp_id, challenge=new_challenge("sign-in"), user_verification=REQUIRED
+    )
+    return options_answer(options)
+
+
+@bp.post("/passkeys/sign-in")
+@limit_sign_in
+def sign_in() -> ResponseReturnValue:
+    """Sign in with a passkey's signature of this session's challenge, in a new session; answer
+    where to go next, or 422 with one message whatever failed."""
+    taken = take_challenge("sign-in")
+    try:
+        credential = parse_assertion(request.get_json(silent=True) or {})
+    except (WebAuthnException, ValueError, TypeError):
+        return refused(FAILED)
+    passkey = db.session.scalar(select(Passkey).where(Passkey.credential_id == credential.raw_id))
+    handle = credential.response.user_handle
+    if taken is None or passkey is None or handle not in (None, passkey.user_handle):
+        return refused(FAILED)
+    user = db.session.get(User, passkey.user_id)
+    rp_id, origins = relying_party()
+    try:
+        verified = verify_authentication_response(
+            credential=credential,
+            expected_challenge=taken[0],
+            expected_rp_id=rp_id,
+            expected_origin=origins,
+            credential_public_key=passkey.public_key,
+            credential_current_sign_count=passkey.sign_count,
+            require_user_verification=True,
+        )
+    except WebAuthnException:
+        return refused(FAILED)
+    if user is None or not user.is_active:
+        return refused(FAILED)
+    passkey.sign_count, passkey.backed_up = verified.new_sign_count, verified.credential_backed_up
+    passkey.last_used_at = utc_now()
+    db.session.commit()
+    session.clear()  # a new session, as a password sign-in starts
+    login_user(SignedIn(user))
+    log.info("signed in with a passkey", extra={"user_id": user.id})
+    return jsonify(next=url_for("pages.index"))
+
+
+@bp.get("/passkeys")
+def passkey_list() -> ResponseReturnValue:
+    """Show the signed-in user's passkeys, with a button to add one, and to rename or remove
+    each."""
+    return render_template("pages/passkeys.html", passkeys=own_passkeys(current_user.id))
+
+
+@bp.post("/passkeys/<int:passkey_id>/remove")
+@limit_writes
+def remove(passkey_id: int) -> ResponseReturnValue:
+    """Remove one of the signed-in user's passkeys; it signs in no more."""
+    mine = (Passkey.id == passkey_id) & (Passkey.user_id == current_user.id)
+    if db.session.execute(delete(Passkey).where(mine)).rowcount:  # type: ignore[attr-defined]
+        log.info("passkey removed", extra={"user_id": current_user.id})
+    db.session.commit()
+    return redirect(url_for("passkeys.passkey_list"), 303)
+
+
+@bp.post("/passkeys/<int:passkey_id>/rename")
+@limit_writes
+def rename(passkey_id: int) -> ResponseReturnValue:
+    """Rename one of the signed-in user's passkeys (the form's ``name``; blank: unchanged)."""
+    name = request.form.get("name", "").strip()[:MAX_NAME_LENGTH]
+    passkey = db.session.get(Passkey, passkey_id)
+    if name and passkey is not None and passkey.user_id == current_user.id:
+        passkey.name = name
+        db.session.commit()
+    return redirect(url_for("passkeys.passkey_list"), 303)
+
+
+def offer_passkeys() -> dict[str, bool]:
+    """Tell the templates whether passkeys are offered (PASSKEY_ORIGINS names the site)."""
+    return {"passkeys": bool(relying_party()[1])}
+
+
+def init_app(app: Flask) -> None:
+    """Serve the ceremonies and the passkey page when PASSKEY_ORIGINS names the pages' site."""
+    app.context_processor(offer_passkeys)
+    if app.extensions["settings"].passkey_origins.strip():
+        app.register_blueprint(bp)

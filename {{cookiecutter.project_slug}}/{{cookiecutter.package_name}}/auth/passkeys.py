@@ -1,0 +1,96 @@
+"""Passkeys (WebAuthn, verified by py_webauthn): a user's credentials, and the challenges of the
+two ceremonies that add one (registration) and sign in with one (authentication).
+
+Only a credential's public key is stored: nothing here can sign in anywhere if it leaks, and the
+browser offers a passkey to its own site only. A challenge is random, held in the session of the
+browser that asked for it, and stored as a digest with its expiry: verifying takes it from both,
+so it serves once, in that session, before it expires (a replayed session cookie finds no row).
+"""
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from flask import current_app, session
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, LargeBinary, String, delete, func
+from sqlalchemy.orm import Mapped, mapped_column
+from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
+
+from ..extensions import db
+from ..platform.timestamps import utc_now
+from ..settings.passkeys import origins_of
+
+MAX_PASSKEYS_PER_USER = 20  # enough for every device of one person; registration refuses more
+MAX_NAME_LENGTH = 64
+SESSION_KEY = "passkey_ceremony"  # the session's one pending ceremony: its kind and challenge
+
+
+class Passkey(db.Model):  # type: ignore[name-defined, misc]  # made at run time: mypy#8603
+    """A user's passkey: its credential id and public key, and what its authenticator reports."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    credential_id: Mapped[bytes] = mapped_column(LargeBinary(1023), unique=True)  # WebAuthn's most
+    # The WebAuthn user handle the authenticator stores with the credential: random, one per user.
+    user_handle: Mapped[bytes] = mapped_column(LargeBinary(64))
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # COSE-encoded
+    sign_count: Mapped[int] = mapped_column(BigInteger)  # the authenticator's counter; 0: none
+    backup_eligible: Mapped[bool] = mapped_column(Boolean)  # a synced (multi-device) passkey
+    backed_up: Mapped[bool] = mapped_column(Boolean)
+    name: Mapped[str] = mapped_column(String(MAX_NAME_LENGTH))
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utc_now, server_default=func.now()
+    )
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PasskeyChallenge(db.Model):  # type: ignore[name-defined, misc]  # made at run time: mypy#8603
+    """A ceremony's challenge, unused yet: its SHA-256 and when it expires."""
+
+    __tablename__ = "passkey_challenges"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+def relying_party() -> tuple[str, list[str]]:
+    """Return the relying party id and the origins the settings name (none: no passkeys)."""
+    settings = current_app.extensions["settings"]
+    return settings.passkey_rp_id, origins_of(settings.passkey_origins)
+
+
+def new_challenge(kind: str, **extra: str) -> bytes:
+    """Return a new challenge for a ``kind`` of ceremony, stored and held by this session (with
+    ``extra`` values), replacing the session's previous one; expired challenges are dropped."""
+    challenge, now = secrets.token_bytes(32), utc_now()
+    lifetime = timedelta(seconds=current_app.extensions["settings"].passkey_challenge_seconds)
+    db.session.execute(delete(PasskeyChallenge).where(PasskeyChallenge.expires_at <= now))
+    db.session.add(PasskeyChallenge(digest=digest(challenge), expires_at=now + lifetime))
+    db.session.commit()
+    session[SESSION_KEY] = {"kind": kind, "challenge": bytes_to_base64url(challenge), **extra}
+    return challenge
+
+
+def take_challenge(kind: str) -> tuple[bytes, dict[str, str]] | None:
+    """Return this session's challenge of ``kind`` and its extra values, used up; None when the
+    session holds none of that kind, or it expired or served already."""
+    held = session.pop(SESSION_KEY, None)
+    if not isinstance(held, dict) or held.get("kind") != kind:
+        return None
+    challenge = base64url_to_bytes(held["challenge"])
+    taken = db.session.execute(
+        delete(PasskeyChallenge).where(
+            PasskeyChallenge.digest == digest(challenge), PasskeyChallenge.expires_at > utc_now()
+        )
+    )
+    db.session.commit()
+    if taken.rowcount != 1:  # type: ignore[attr-defined]  # a DELETE's result is a CursorResult
+        return None
+    return challenge, held
+
+
+def digest(challenge: bytes) -> str:
+    """Return the stored form of a challenge."""
+    return hashlib.sha256(challenge).hexdigest()
