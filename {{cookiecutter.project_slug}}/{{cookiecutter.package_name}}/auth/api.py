@@ -6,14 +6,11 @@ Only the bearer token counts, never a cookie: a browser sends its cookies with t
 other sites make it send, so a cookie accepted here would let any site write in its user's name.
 """
 
-import functools
 import logging
 from collections.abc import Collection
 from datetime import timedelta
-from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
-from flask.typing import ResponseReturnValue, RouteCallable
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete
 from werkzeug.datastructures import WWWAuthenticate
@@ -78,26 +75,20 @@ def needs_token(app: Flask, endpoint: str, methods: Collection[str]) -> bool:
     return endpoint.partition(".")[0] == "api" and bool(asked)
 
 
-def token_user() -> accounts.User:
-    """Return the active user of the request's bearer token; raise 401 without a live one."""
-    user = accounts.user_for_token(bearer_token())
+def token_user(token: str) -> accounts.User:
+    """Return the active user of a bearer token; raise 401 unless it is live."""
+    user = accounts.user_for_token(token)
     if user is None:
         raise unauthorized(BAD_BEARER, invalid_token=True)
     return user
 
 
-def require_token(view: RouteCallable) -> RouteCallable:
-    """Wrap a view of the items API: a request of it that needs a token gets the bearer's user
-    on ``g.user``, or 401 (after the rate limits counted it, so refusals count)."""
-
-    @functools.wraps(view)
-    def checked(**view_args: Any) -> ResponseReturnValue:
-        if needs_token(current_app, request.endpoint or "", {request.method}):
-            g.user = token_user()
-        answer: ResponseReturnValue = current_app.ensure_sync(view)(**view_args)
-        return answer
-
-    return checked
+def require_token() -> None:
+    """Before each request: when needs_token says it needs a token, put the bearer's user on
+    ``g.user`` and its token on ``g.token``, or answer 401 (nothing else looks one up)."""
+    if needs_token(current_app, request.endpoint or "", {request.method}):
+        g.token = bearer_token()
+        g.user = token_user(g.token)
 
 
 @bp.post("/tokens")
@@ -121,8 +112,7 @@ def sign_in() -> tuple[dict[str, object], int, dict[str, str]]:
 @bp.delete("/tokens/current")
 def sign_out() -> Response:
     """End the token this request carries."""
-    token_user()
-    digest = accounts.token_digest(bearer_token())
+    digest = accounts.token_digest(g.token)  # require_token found it live
     db.session.execute(delete(accounts.Token).where(accounts.Token.token_hash == digest))
     db.session.commit()
     return no_content()
@@ -136,9 +126,5 @@ def no_content() -> Response:
 
 
 def init_app(app: Flask) -> None:
-    """Serve the token routes; make the items API's views, its routes registered so far, ask
-    for a token where needs_token says (nothing else, probes and pages included, looks one up)."""
+    """Serve the token routes (create_app registers require_token before every request)."""
     app.register_blueprint(bp, url_prefix="/api/auth")
-    for endpoint, view in list(app.view_functions.items()):
-        if endpoint.partition(".")[0] == "api":
-            app.view_functions[endpoint] = require_token(view)
