@@ -72,7 +72,15 @@ PRUNE = {
         "tests/platform/test_telemetry.py",
         "docs/tracing.md",
     ],
-    "use_auth": ["{package}/auth", "{package}/settings/auth.py", "tests/auth", "docs/auth.md"],
+    "use_auth": [
+        "{package}/auth",
+        "{package}/settings/auth.py",
+        "{package}/settings/mail.py",
+        "{package}/platform/mail.py",
+        "tests/auth",
+        "tests/platform/test_mail.py",
+        "docs/auth.md",
+    ],
     "app_server=gunicorn": [
         "gunicorn.conf.py",
         "{package}/settings/gunicorn.py",
@@ -91,6 +99,10 @@ PRUNE = {
         "tests/platform/test_task_tracing.py",
     ],
     ("use_auth", "use_postgres"): ["migrations/versions/20260301_0003_users.py"],
+    ("use_auth", "use_celery"): [
+        "{package}/platform/mail_tasks.py",
+        "tests/platform/test_mail_tasks.py",
+    ],
     ("use_auth", "use_frontend"): [
         "{package}/auth/pages.py",
         "{package}/web/templates/pages/_signed_in.html",

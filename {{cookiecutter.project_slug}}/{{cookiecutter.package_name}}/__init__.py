@@ -9,6 +9,9 @@ from .auth import operations as auth_operations
 {%- if cookiecutter.use_frontend == "yes" and cookiecutter.use_auth == "yes" %}
 from .auth import pages as sign_in
 {%- endif %}
+{%- if cookiecutter.use_auth == "yes" %}
+from .auth import recovery
+{%- endif %}
 {%- if cookiecutter.use_frontend == "yes" %}
 from .extensions import csrf
 {%- endif %}
@@ -23,6 +26,12 @@ from .platform import (
     errors,
     health,
     logs,
+{%- if cookiecutter.use_auth == "yes" %}
+    mail,
+{%- endif %}
+{%- if cookiecutter.use_auth == "yes" and cookiecutter.use_celery == "yes" %}
+    mail_tasks,
+{%- endif %}
     metrics,
     openapi,
 {%- if cookiecutter.use_nginx == "yes" %}
@@ -75,6 +84,9 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
 {%- if cookiecutter.use_celery == "yes" %}
     celery_app.init_app(app)
 {%- endif %}
+{%- if cookiecutter.use_auth == "yes" %}
+    mail.init_app(app{% if cookiecutter.use_celery == "yes" %}, mail_tasks.queue(app){% endif %})
+{%- endif %}
     app.register_blueprint(health.bp)
 {%- if cookiecutter.use_frontend == "yes" %}
     page_security.init_app(app)  # CSRF for every form: the JSON APIs are exempted below
@@ -93,10 +105,12 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
 {%- endif %}
 {%- if cookiecutter.use_auth == "yes" %}
     auth_api.init_app(app)
+    recovery.init_app(app)
     users_cli.init_app(app)
 {%- endif %}
 {%- if cookiecutter.use_frontend == "yes" and cookiecutter.use_auth == "yes" %}
     csrf.exempt(auth_api.bp)
+    csrf.exempt(recovery.bp)
     sign_in.init_app(app)
 {%- endif %}
 
@@ -108,6 +122,7 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
     operations = {**item_operations.OPERATIONS}
 {%- if cookiecutter.use_auth == "yes" %}
     operations.update(auth_operations.OPERATIONS)
+    operations.update(recovery.OPERATIONS)
 {%- endif %}
     openapi.init_app(app, operations{% if cookiecutter.use_auth == "yes" %}, auth_operations.SECURITY{% endif %})
     return app
