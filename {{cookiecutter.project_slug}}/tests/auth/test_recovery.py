@@ -75,6 +75,16 @@ def test_known_and_unknown_addresses_get_the_same_answer_and_only_a_real_one_get
     assert "https://app.example.com/reset-password?token=" in part(sent, "html")
 
 
+def test_the_link_names_public_url_whatever_host_the_request_named(mail_app):
+    """It builds the mail's link on PUBLIC_URL, never on the request's Host (a forged Host
+    would otherwise send the victim's token to another site)."""
+    app = mail_app()
+    add_user(app)
+    app.test_client().post(REQUEST, json={"email": EMAIL}, base_url="https://evil.example")
+    assert "evil.example" not in part(app.outbox[-1], "plain")
+    assert app.outbox.token()
+
+
 def test_the_link_sets_the_password_and_ends_every_token_and_session(mail_app):
     """It sets the password with the mailed token (204), after which the old password and the
     account's old API tokens are refused and its login generation (its sessions) moved on."""

@@ -3,7 +3,7 @@ SMTP with STARTTLS or TLS, and a message with text and HTML parts, is all the se
 and an extension would add a dependency and its release cycle for no more than that.
 
 A message is rendered from templates the owner edits (``mail/<name>.txt`` and ``.html``, in a
-feature's templates folder), then handed over without waiting: to a Celery task with retries
+feature's templates folder), then handed over without waiting: to a background task with retries
 where create_app gives one, else to a thread of this process, each step bounded by
 MAIL_TIMEOUT. No request waits for a mail server, nor takes longer for an address with mail.
 """
@@ -122,8 +122,8 @@ def secure(server: smtplib.SMTP, url: SplitResult) -> None:
 
 
 def init_app(app: Flask, queue: Queue | None = None) -> None:
-    """Deliver the app's mail by ``queue`` (create_app: a Celery task), else on this process's
-    threads; with no MAIL_URL, say in one line that mail is off."""
+    """Deliver the app's mail by ``queue`` (create_app's background task, if any), else on
+    this process's threads; with no MAIL_URL, say in one line that mail is off."""
     settings = app.extensions["settings"]
     if not settings.mail_url:
         log.warning("mail is off: MAIL_URL is unset, so features that send mail answer 503")
