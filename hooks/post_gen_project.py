@@ -105,6 +105,10 @@ PRUNE = {
     ],
     ("use_auth", "use_frontend"): [
         "{package}/auth/pages.py",
+        "{package}/auth/recovery_pages.py",
+        "{package}/web/templates/pages/password_reset.html",
+        "{package}/web/templates/pages/new_password.html",
+        "tests/auth/test_recovery_pages.py",
         "{package}/web/templates/pages/_signed_in.html",
         "{package}/web/templates/pages/sign_in.html",
         "tests/auth/test_pages.py",

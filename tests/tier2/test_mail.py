@@ -5,7 +5,9 @@ Proven here: a reset asked through the served API mails a link; the link's token
 password once (the second time it is refused) and the account's old tokens are refused after
 it; an unknown address gets the same answer and no mail; with a mail server that accepts a
 connection and never answers, the request is answered at once (no request waits for the
-server); with Celery, mail asked for while the server is down arrives once it is up.
+server); with Celery, mail asked for while the server is down arrives once it is up; in a real
+browser (frontend bakes), "Forgot your password?" leads to the mail, its link to a new password,
+and that password signs in.
 """
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ from collections.abc import Iterator
 from email import message_from_bytes, policy
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 from aiosmtpd.controller import Controller
 from loopback import free_port
+from selenium.webdriver.common.by import By
 
 from . import celery_processes as celery
-from .auth import ANONYMOUS, create_user, new_token
+from .auth import ANONYMOUS, Account, create_user, new_token, sign_in_browser
+from .browser import browser
 from .servers import Service, wait_until
 from .test_served import TIMEOUT, assert_json_error, each
 
@@ -135,12 +140,8 @@ def reset_journey(deployment, service: Service, inbox: Inbox) -> None:
     body["password"] = secrets.token_urlsafe(18)
     assert_json_error(requests.post(url, json=body, headers=ANONYMOUS, timeout=TIMEOUT), 422)
     new_token(service.url, email, new_password)
-    refused = requests.post(
-        f"{service.url}/api/items",
-        json={"name": "old token"},
-        headers={"Authorization": f"Bearer {old_token}"},
-        timeout=TIMEOUT,
-    )
+    old = Account(email, password, old_token).header
+    refused = requests.post(f"{service.url}/api/items", json={}, headers=old, timeout=TIMEOUT)
     assert_json_error(refused, 401)
     assert inbox.to("nobody@example.com") == []
 
@@ -174,3 +175,33 @@ def test_mail_asked_for_while_the_server_is_down_arrives_once_it_is_up(deploymen
             assert len(mail_to(inbox, email, within=60)) == 1
         finally:
             controller.stop()
+
+
+@pytest.mark.timeout(300)
+@each("use_auth", "use_frontend")
+def test_a_browser_resets_a_password_with_the_mailed_link(deployment, tmp_path):
+    """It follows "Forgot your password?" from the sign-in form, asks for the mail, opens the
+    mailed link (on this instance's address: PUBLIC_URL names a host the browser cannot reach
+    here), sets a new password, and signs in with it, with no console error or CSP violation."""
+    port = free_port()
+    controller, inbox = smtp_server(port)
+    try:
+        with mailing_service(deployment, "browser-mail", mail_env(port)) as service:
+            email = f"browser-{secrets.token_hex(6)}@example.com"
+            create_user(deployment, email, secrets.token_urlsafe(18), service)
+            with browser(tmp_path / "artefacts") as session:
+                session.open(f"{service.url}/sign-in")
+                session.driver.find_element(By.ID, "forgot").click()
+                session.wait(lambda d: d.find_elements(By.ID, "reset-form"), "the reset form")
+                session.driver.find_element(By.ID, "email").send_keys(email)
+                session.driver.find_element(By.CSS_SELECTOR, "#reset-form button").click()
+                session.wait(lambda d: d.find_elements(By.ID, "reset-sent"), "the mail is sent")
+                [message] = mail_to(inbox, email)
+                session.open(f"{service.url}/reset-password?token={token_in(message)}")
+                new_password = secrets.token_urlsafe(18)
+                session.driver.find_element(By.ID, "password").send_keys(new_password)
+                session.driver.find_element(By.CSS_SELECTOR, "#new-password-form button").click()
+                sign_in_browser(session, None, Account(email, new_password, ""))
+                assert session.console_errors() == [] and session.csp_violations() == []
+    finally:
+        controller.stop()

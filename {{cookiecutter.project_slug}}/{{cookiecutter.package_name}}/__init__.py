@@ -10,7 +10,7 @@ from .auth import operations as auth_operations
 from .auth import pages as sign_in
 {%- endif %}
 {%- if cookiecutter.use_auth == "yes" %}
-from .auth import recovery
+from .auth import recovery{% if cookiecutter.use_frontend == "yes" %}, recovery_pages{% endif %}
 {%- endif %}
 {%- if cookiecutter.use_frontend == "yes" %}
 from .extensions import csrf
@@ -112,6 +112,7 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
     csrf.exempt(auth_api.bp)
     csrf.exempt(recovery.bp)
     sign_in.init_app(app)
+    recovery_pages.init_app(app)
 {%- endif %}
 
     rate_limits.init_app(app)  # after the features: it wraps the views they marked

@@ -6,8 +6,6 @@ answers match the OpenAPI document.
 """
 
 import time
-from email import message_from_string, policy
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
@@ -17,38 +15,11 @@ from {{ cookiecutter.package_name }}.auth.accounts import User, user_for_token
 from {{ cookiecutter.package_name }}.extensions import db
 from tests.auth.test_api import EMAIL, add_user, sign_in, token_of
 from tests.conftest import SECRET
-from tests.platform.test_mail import mail_to, part
+from tests.platform.test_mail import part
 from tests.platform.test_openapi import assert_conforms, document
 
-MAIL = mail_to("smtp://127.0.0.1:1")
 NEW_PASSWORD = "a new and better password"
 REQUEST, SET = "/api/auth/password-reset", "/api/auth/password"
-
-
-class Outbox(list):
-    """The messages an app handed over to be delivered, parsed."""
-
-    def __call__(self, text: str) -> None:
-        """Keep a message the app sends (the app's mail queue)."""
-        self.append(message_from_string(text, policy=policy.default))
-
-    def token(self) -> str:
-        """Return the reset token of the last message's link."""
-        text = part(self[-1], "plain")
-        link = next(word for word in text.split() if word.startswith("https://app.example.com/"))
-        return parse_qs(urlsplit(link).query)["token"][0]
-
-
-@pytest.fixture
-def mail_app(make_app):
-    """Return a function building an app that sends mail into its ``outbox`` attribute."""
-
-    def make(factory=make_app, **overrides):
-        app = factory(**MAIL, **overrides)
-        app.outbox = app.extensions["mail"] = Outbox()
-        return app
-
-    return make
 
 
 def reset(client, email=EMAIL):

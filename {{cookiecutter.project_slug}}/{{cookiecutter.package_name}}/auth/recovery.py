@@ -129,14 +129,12 @@ def json_body() -> dict[str, object]:
     return body
 
 
-@bp.post("/password-reset")
-@limit_sign_in
-def request_reset() -> tuple[dict[str, object], int]:
-    """Mail a link setting a new password to the account with this email, if there is one."""
+def mail_reset(email: str) -> None:
+    """Mail a link setting a new password to the active account with this email, if there is
+    one, doing the same work either way; raise 503 with mail off, 429 past the limit."""
     mail.require_mail()
-    given = ResetIn.model_validate(json_body())
-    count_mail(given.email)
-    user = user_by_email(given.email)
+    count_mail(email)
+    user = user_by_email(email)
     if user is not None and not user.is_active:
         user = None  # a deactivated account gets no mail: it could not sign in anyway
     settings = current_app.extensions["settings"]
@@ -152,6 +150,27 @@ def request_reset() -> tuple[dict[str, object], int]:
     if user:
         mail.send(message)
         log.info("password reset mailed", extra={"user_id": user.id})
+
+
+def reset_password(token: str, password: str) -> bool:
+    """Set a new password with a reset token, ending the account's tokens and browser
+    sessions; False when the token is invalid, expired or used."""
+    user = user_for_reset(token)
+    if user is None:
+        return False
+    user.password_hash = HASHING.submit(hasher.hash, password).result()
+    revoke(user)
+    db.session.commit()
+    log.info("password reset", extra={"user_id": user.id})
+    return True
+
+
+@bp.post("/password-reset")
+@limit_sign_in
+def request_reset() -> tuple[dict[str, object], int]:
+    """Mail a link setting a new password to the account with this email, if there is one."""
+    mail.require_mail()  # before the body: a client learns at once that no mail will come
+    mail_reset(ResetIn.model_validate(json_body()).email)
     return Accepted(detail=ON_ITS_WAY).model_dump(), 202
 
 
@@ -160,13 +179,8 @@ def request_reset() -> tuple[dict[str, object], int]:
 def set_password() -> ResponseReturnValue:
     """Set a new password with a reset token; end the account's tokens and browser sessions."""
     given = NewPasswordIn.model_validate(json_body())
-    user = user_for_reset(given.token)
-    if user is None:
+    if not reset_password(given.token, given.password):
         return json_error(422, "Unprocessable Content", [{"field": "token", "message": BAD_TOKEN}])
-    user.password_hash = HASHING.submit(hasher.hash, given.password).result()
-    revoke(user)
-    db.session.commit()
-    log.info("password reset", extra={"user_id": user.id})
     return no_content()
 
 
