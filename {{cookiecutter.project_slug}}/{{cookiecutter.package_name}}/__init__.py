@@ -104,7 +104,7 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
     tasks.init_app(app)  # new items are processed by a task
 {%- endif %}
 {%- if cookiecutter.use_auth == "yes" %}
-    auth_api.init_app(app)
+    auth_api.init_app(app, guarded=api.bp)  # before rate_limits wraps the views: refusals count
     recovery.init_app(app)
     users_cli.init_app(app)
 {%- endif %}
@@ -116,10 +116,6 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
 {%- endif %}
 
     rate_limits.init_app(app)  # after the features: it wraps the views they marked
-{%- if cookiecutter.use_auth == "yes" %}
-    # After the limiter's own check: a request refused for its token is counted first.
-    app.before_request(auth_api.require_token)  # the items API's writes, sign-out: a token
-{%- endif %}
     operations = {**item_operations.OPERATIONS}
 {%- if cookiecutter.use_auth == "yes" %}
     operations.update(auth_operations.OPERATIONS)

@@ -6,11 +6,14 @@ Only the bearer token counts, never a cookie: a browser sends its cookies with t
 other sites make it send, so a cookie accepted here would let any site write in its user's name.
 """
 
+import functools
 import logging
 from collections.abc import Collection
 from datetime import timedelta
+from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, request
+from flask.typing import ResponseReturnValue, RouteCallable
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete
 from werkzeug.datastructures import WWWAuthenticate
@@ -83,12 +86,20 @@ def token_user(token: str) -> accounts.User:
     return user
 
 
-def require_token() -> None:
-    """Before each request: when needs_token says it needs a token, put the bearer's user on
-    ``g.user`` and its token on ``g.token``, or answer 401 (nothing else looks one up)."""
-    if needs_token(current_app, request.endpoint or "", {request.method}):
-        g.token = bearer_token()
-        g.user = token_user(g.token)
+def require_token(view: RouteCallable) -> RouteCallable:
+    """Wrap a view: a request of it that needs a token (needs_token) gets the bearer's user on
+    ``g.user`` and its token on ``g.token``, or 401, after the rate limits wrapped around the
+    view counted it (a write's limits count in the view, not before it): refusals count."""
+
+    @functools.wraps(view)
+    def checked(**view_args: Any) -> ResponseReturnValue:
+        if needs_token(current_app, request.endpoint or "", {request.method}):
+            g.token = bearer_token()
+            g.user = token_user(g.token)
+        answer: ResponseReturnValue = current_app.ensure_sync(view)(**view_args)
+        return answer
+
+    return checked
 
 
 @bp.post("/tokens")
@@ -125,6 +136,10 @@ def no_content() -> Response:
     return answer
 
 
-def init_app(app: Flask) -> None:
-    """Serve the token routes (create_app registers require_token before every request)."""
+def init_app(app: Flask, guarded: Blueprint) -> None:
+    """Serve the token routes; make the views of ``guarded`` (create_app: the items API), its
+    routes registered so far, and sign-out ask for a token where needs_token says."""
     app.register_blueprint(bp, url_prefix="/api/auth")
+    for endpoint, view in list(app.view_functions.items()):
+        if endpoint.partition(".")[0] in (guarded.name, bp.name):
+            app.view_functions[endpoint] = require_token(view)
