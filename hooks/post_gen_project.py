@@ -74,7 +74,15 @@ PRUNE = {
         "tests/platform/test_telemetry.py",
         "docs/tracing.md",
     ],
-    "use_auth": ["{package}/auth", "{package}/settings/auth.py", "tests/auth", "docs/auth.md"],
+    "use_auth": [
+        "{package}/auth",
+        "{package}/settings/auth.py",
+        "{package}/settings/mail.py",
+        "{package}/platform/mail.py",
+        "tests/auth",
+        "tests/platform/test_mail.py",
+        "docs/auth.md",
+    ],
     "app_server=gunicorn": [
         "gunicorn.conf.py",
         "{package}/settings/gunicorn.py",
@@ -94,6 +102,10 @@ PRUNE = {
     ],
     ("use_auth", "use_postgres"): ["migrations/versions/20260301_0003_users.py"],
     ("use_auth", "use_frontend", "use_postgres"): ["migrations/versions/20261126_0004_passkeys.py"],
+    ("use_auth", "use_celery"): [
+        "{package}/platform/mail_tasks.py",
+        "tests/platform/test_mail_tasks.py",
+    ],
     ("use_auth", "use_frontend"): [
         "{package}/auth/pages.py",
         "{package}/auth/passkeys.py",
@@ -105,6 +117,10 @@ PRUNE = {
         "tests/auth/test_passkeys.py",
         "tests/auth/webauthn_responses.json",
         "tests/settings/test_passkeys.py",
+        "{package}/auth/recovery_pages.py",
+        "{package}/web/templates/pages/password_reset.html",
+        "{package}/web/templates/pages/new_password.html",
+        "tests/auth/test_recovery_pages.py",
         "{package}/web/templates/pages/_signed_in.html",
         "{package}/web/templates/pages/sign_in.html",
         "tests/auth/test_pages.py",

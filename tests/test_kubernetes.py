@@ -999,6 +999,9 @@ def test_secret_files_are_git_ignored_and_the_example_holds_placeholders(bake, c
     # Sentry is optional: its DSN (a key) belongs here, empty (no reports) until one is set.
     assert ("SENTRY_DSN" in values) == combo.selected("use_opentelemetry")
     assert values.pop("SENTRY_DSN", "") == ""
+    # Mail is optional too: its URL holds the mail server's password, empty (no mail) until set.
+    assert ("MAIL_URL" in values) == combo.selected("use_auth")
+    assert values.pop("MAIL_URL", "") == ""
     assert all("change-me" in value for value in values.values())
 
 

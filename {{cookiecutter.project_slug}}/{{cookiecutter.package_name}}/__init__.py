@@ -10,6 +10,9 @@ from .auth import operations as auth_operations
 from .auth import pages as sign_in
 from .auth import passkey_pages as passkeys
 {%- endif %}
+{%- if cookiecutter.use_auth == "yes" %}
+from .auth import recovery{% if cookiecutter.use_frontend == "yes" %}, recovery_pages{% endif %}
+{%- endif %}
 {%- if cookiecutter.use_frontend == "yes" %}
 from .extensions import csrf
 {%- endif %}
@@ -24,6 +27,12 @@ from .platform import (
     errors,
     health,
     logs,
+{%- if cookiecutter.use_auth == "yes" %}
+    mail,
+{%- endif %}
+{%- if cookiecutter.use_auth == "yes" and cookiecutter.use_celery == "yes" %}
+    mail_tasks,
+{%- endif %}
     metrics,
     openapi,
 {%- if cookiecutter.use_nginx == "yes" %}
@@ -76,6 +85,9 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
 {%- if cookiecutter.use_celery == "yes" %}
     celery_app.init_app(app)
 {%- endif %}
+{%- if cookiecutter.use_auth == "yes" %}
+    mail.init_app(app{% if cookiecutter.use_celery == "yes" %}, mail_tasks.queue(app){% endif %})
+{%- endif %}
     app.register_blueprint(health.bp)
 {%- if cookiecutter.use_frontend == "yes" %}
     page_security.init_app(app)  # CSRF for every form: the JSON APIs are exempted below
@@ -93,19 +105,23 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
     tasks.init_app(app)  # new items are processed by a task
 {%- endif %}
 {%- if cookiecutter.use_auth == "yes" %}
-    auth_api.init_app(app)  # after the items API: its views ask for a token
+    auth_api.init_app(app, guarded=api.bp)  # before rate_limits wraps the views: refusals count
+    recovery.init_app(app)
     users_cli.init_app(app)
 {%- endif %}
 {%- if cookiecutter.use_frontend == "yes" and cookiecutter.use_auth == "yes" %}
     csrf.exempt(auth_api.bp)
+    csrf.exempt(recovery.bp)
     sign_in.init_app(app)
     passkeys.init_app(app)  # when PASSKEY_ORIGINS names the site
+    recovery_pages.init_app(app)
 {%- endif %}
 
     rate_limits.init_app(app)  # after the features: it wraps the views they marked
     operations = {**item_operations.OPERATIONS}
 {%- if cookiecutter.use_auth == "yes" %}
     operations.update(auth_operations.OPERATIONS)
+    operations.update(recovery.OPERATIONS)
 {%- endif %}
     openapi.init_app(app, operations{% if cookiecutter.use_auth == "yes" %}, auth_operations.SECURITY{% endif %})
     return app

@@ -347,6 +347,14 @@ def test_a_malformed_body_does_not_count_against_the_account_it_names(limited_cl
     assert sign_in(client).status_code == 201
 
 
+def test_a_write_refused_for_its_token_is_counted_by_the_write_limit(limited_client):
+    """It counts a write it refuses for want of a token against RATELIMIT_WRITE, so refusals
+    cannot be sent without end (the token is checked inside the limits' wrapper)."""
+    client = limited_client(ratelimit_write="2 per minute")
+    answers = [client.post("/api/items", json=ITEM).status_code for _ in range(3)]
+    assert answers == [401, 401, 429]
+
+
 def test_an_account_is_counted_before_its_password_is_checked(limited_client, monkeypatch):
     """It counts a password check before running it, so checks of one account running at once
     (in any worker: the count is in the limiter's storage) cannot all pass the limit."""

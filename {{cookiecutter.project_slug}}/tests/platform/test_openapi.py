@@ -190,6 +190,8 @@ def test_429_is_documented_where_requests_are_limited(make_app):
         ("/api/items", "post"),
 {%- if cookiecutter.use_auth == "yes" %}
         ("/api/auth/tokens", "post"),  # sign-in attempts
+        ("/api/auth/password-reset", "post"),  # counted with them, per client address
+        ("/api/auth/password", "post"),
 {%- endif %}
     }
     every = make_app(ratelimit_default="600 per minute").test_client().get("/openapi.json").json

@@ -78,22 +78,24 @@ def needs_token(app: Flask, endpoint: str, methods: Collection[str]) -> bool:
     return endpoint.partition(".")[0] == "api" and bool(asked)
 
 
-def token_user() -> accounts.User:
-    """Return the active user of the request's bearer token; raise 401 without a live one."""
-    user = accounts.user_for_token(bearer_token())
+def token_user(token: str) -> accounts.User:
+    """Return the active user of a bearer token; raise 401 unless it is live."""
+    user = accounts.user_for_token(token)
     if user is None:
         raise unauthorized(BAD_BEARER, invalid_token=True)
     return user
 
 
 def require_token(view: RouteCallable) -> RouteCallable:
-    """Wrap a view of the items API: a request of it that needs a token gets the bearer's user
-    on ``g.user``, or 401 (after the rate limits counted it, so refusals count)."""
+    """Wrap a view: a request of it that needs a token (needs_token) gets the bearer's user on
+    ``g.user`` and its token on ``g.token``, or 401, after the rate limits wrapped around the
+    view counted it (a write's limits count in the view, not before it): refusals count."""
 
     @functools.wraps(view)
     def checked(**view_args: Any) -> ResponseReturnValue:
         if needs_token(current_app, request.endpoint or "", {request.method}):
-            g.user = token_user()
+            g.token = bearer_token()
+            g.user = token_user(g.token)
         answer: ResponseReturnValue = current_app.ensure_sync(view)(**view_args)
         return answer
 
@@ -121,8 +123,7 @@ def sign_in() -> tuple[dict[str, object], int, dict[str, str]]:
 @bp.delete("/tokens/current")
 def sign_out() -> Response:
     """End the token this request carries."""
-    token_user()
-    digest = accounts.token_digest(bearer_token())
+    digest = accounts.token_digest(g.token)  # require_token found it live
     db.session.execute(delete(accounts.Token).where(accounts.Token.token_hash == digest))
     db.session.commit()
     return no_content()
@@ -135,10 +136,10 @@ def no_content() -> Response:
     return answer
 
 
-def init_app(app: Flask) -> None:
-    """Serve the token routes; make the items API's views, its routes registered so far, ask
-    for a token where needs_token says (nothing else, probes and pages included, looks one up)."""
+def init_app(app: Flask, guarded: Blueprint) -> None:
+    """Serve the token routes; make the views of ``guarded`` (create_app: the items API), its
+    routes registered so far, and sign-out ask for a token where needs_token says."""
     app.register_blueprint(bp, url_prefix="/api/auth")
     for endpoint, view in list(app.view_functions.items()):
-        if endpoint.partition(".")[0] == "api":
+        if endpoint.partition(".")[0] in (guarded.name, bp.name):
             app.view_functions[endpoint] = require_token(view)

@@ -33,7 +33,14 @@ CONVERTERS = {"id": {"type": "integer", "minimum": 0}, "int": {"type": "integer"
 # proxy in front answers 404 for them, so the public document must not promise them).
 UNDOCUMENTED_ENDPOINTS = {"static", "metrics"}
 # Not the API either: blueprints of HTML pages and of the development toolbar, when present.
-UNDOCUMENTED_BLUEPRINTS = {"pages", "auth_pages", "debugtoolbar", "_debug_toolbar"{% if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}, "passkeys"{% endif %}}
+UNDOCUMENTED_BLUEPRINTS = {
+    "pages",
+    "auth_pages",
+    "recovery_pages",
+    "debugtoolbar",
+    "_debug_toolbar",{% if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
+    "passkeys",{% endif %}
+}
 # The development-only page at /docs: Swagger UI, pinned, from a CDN, checked by its SRI hashes.
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ cookiecutter.project_name | e }} API</title>

@@ -14,6 +14,9 @@ from .auth import AuthSettings
 {% endif -%}
 from .database import checked_database_url
 from .limits import Limits, OptionalLimits
+{%- if cookiecutter.use_auth == "yes" %}
+from .mail import MailSettings
+{%- endif %}
 from .metrics import MetricsFolder
 {%- if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
 from .passkeys import PasskeySettings
@@ -52,7 +55,7 @@ class LogSettings(BaseSettings):
     log_format: Literal["json", "text"] = Field("json", description="JSON lines, or plain text")
 
 
-class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings{% endif %}{% if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}, PasskeySettings{% endif %}):
+class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings, MailSettings{% endif %}{% if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}, PasskeySettings{% endif %}):
     """Every setting of the app, one flat table (docs/configuration.md)."""
 
     app_env: Literal["development", "test", "production"] = Field(

@@ -21,6 +21,13 @@ class AuthSettings(BaseSettings):
     ratelimit_sign_in: Limits = Field(
         "10 per minute;100 per hour", description="sign-in attempts per client address"
     )
+    auth_reset_lifetime: int = Field(
+        3600, ge=300, le=86400, description="seconds a password reset link works (used once)"
+    )
+    ratelimit_mail_account: Limits = Field(
+        "3 per hour;10 per day",
+        description="mails per account (password resets), from any address; unknown ones alike",
+    )
     ratelimit_sign_in_account: Limits = Field(
         "5 per minute;20 per hour",
         description="password checks per account, from any address (a success clears its count)",

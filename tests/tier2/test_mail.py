@@ -1,0 +1,207 @@
+"""Tier 2, use_auth: password reset by mail through a real SMTP server on loopback (aiosmtpd, a
+stand-in for the development stack's Mailpit).
+
+Proven here: a reset asked through the served API mails a link; the link's token sets a new
+password once (the second time it is refused) and the account's old tokens are refused after
+it; an unknown address gets the same answer and no mail; with a mail server that accepts a
+connection and never answers, the request is answered at once (no request waits for the
+server); with Celery, mail asked for while the server is down arrives once it is up; in a real
+browser (frontend bakes), "Forgot your password?" leads to the mail, its link to a new password,
+and that password signs in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from email import message_from_bytes, policy
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+from loopback import free_port
+from selenium.webdriver.common.by import By
+
+from . import celery_processes as celery
+from .auth import ANONYMOUS, Account, create_user, new_token, sign_in_browser
+from .browser import browser
+from .servers import Service, wait_until
+from .test_served import TIMEOUT, assert_json_error, each
+
+OWN_CELERY_PROCESSES = True  # the worker needs the mail settings: each test starts its own
+PUBLIC_URL = "https://app.example.test"
+ARRIVES_WITHIN = 30  # seconds: Celery's retries wait 1, 2, 4, 8 s (jittered) before each try
+
+
+class Inbox:
+    """An aiosmtpd handler keeping each message it accepts."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self.messages: list = []
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        """Keep the message; accept it."""
+        with self.lock:
+            self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+    def to(self, address: str) -> list:
+        """Return the messages sent to ``address``."""
+        with self.lock:
+            return [message for message in self.messages if message["To"] == address]
+
+
+def smtp_server(port: int) -> tuple[Controller, Inbox]:
+    """Start an SMTP server on 127.0.0.1:``port``; return it and its inbox."""
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    return controller, inbox
+
+
+def mail_env(port: int, timeout: float = 5) -> dict[str, str]:
+    """Return the settings sending mail to 127.0.0.1:``port``."""
+    return {
+        "MAIL_URL": f"smtp://127.0.0.1:{port}",
+        "MAIL_FROM": "Tier 2 <no-reply@example.test>",
+        "PUBLIC_URL": PUBLIC_URL,
+        "MAIL_TIMEOUT": str(timeout),
+        "RATELIMIT_SIGN_IN": "100000 per minute",  # all of these tests come from one address
+    }
+
+
+@contextlib.contextmanager
+def mailing_service(deployment, name: str, env: dict[str, str]) -> Iterator[Service]:
+    """Start an instance of the service sending mail with ``env`` and, with Celery, a worker of
+    its own (stopped at the end: it would try this test's server with the next test's mail)."""
+    worker = None
+    if deployment.combo.selected("use_celery"):
+        worker = celery.start(deployment, "worker", **env)
+    try:
+        yield deployment.extra_service(name, **env)
+    finally:
+        if worker is not None:
+            celery.stop(worker)
+
+
+def ask_reset(url: str, email: str) -> requests.Response:
+    """POST a password reset request for ``email``."""
+    return requests.post(
+        f"{url}/api/auth/password-reset", json={"email": email}, headers=ANONYMOUS, timeout=TIMEOUT
+    )
+
+
+def token_in(message) -> str:
+    """Return the reset token of a message's link to PUBLIC_URL."""
+    text = message.get_body(("plain",)).get_content()
+    link = next(word for word in text.split() if word.startswith(PUBLIC_URL))
+    return parse_qs(urlsplit(link).query)["token"][0]
+
+
+def mail_to(inbox: Inbox, address: str, within: float = ARRIVES_WITHIN) -> list:
+    """Wait until ``inbox`` holds a message to ``address``; return its messages to it."""
+    wait_until(lambda: inbox.to(address), within, f"a message to {address}", 0.2)
+    return inbox.to(address)
+
+
+@each("use_auth")
+def test_a_reset_mail_arrives_and_its_link_sets_the_password_once(deployment):
+    """It mails a link to the account only; the link sets a new password, ends the old tokens,
+    and is refused a second time; an unknown address gets the same answer and no mail."""
+    port = free_port()
+    controller, inbox = smtp_server(port)
+    try:
+        with mailing_service(deployment, "mail", mail_env(port)) as service:
+            reset_journey(deployment, service, inbox)
+    finally:
+        controller.stop()
+
+
+def reset_journey(deployment, service: Service, inbox: Inbox) -> None:
+    """Ask for a reset of a new user and of an unknown address; use the link, twice."""
+    email, password = f"reset-{secrets.token_hex(6)}@example.com", secrets.token_urlsafe(18)
+    create_user(deployment, email, password, service)
+    old_token = new_token(service.url, email, password)
+    known, unknown = ask_reset(service.url, email), ask_reset(service.url, "nobody@example.com")
+    assert known.status_code == unknown.status_code == 202, (known.text, unknown.text)
+    assert known.text == unknown.text
+    [message] = mail_to(inbox, email)
+    new_password = secrets.token_urlsafe(18)
+    body = {"token": token_in(message), "password": new_password}
+    url = f"{service.url}/api/auth/password"
+    assert requests.post(url, json=body, headers=ANONYMOUS, timeout=TIMEOUT).status_code == 204
+    body["password"] = secrets.token_urlsafe(18)
+    assert_json_error(requests.post(url, json=body, headers=ANONYMOUS, timeout=TIMEOUT), 422)
+    new_token(service.url, email, new_password)
+    old = Account(email, password, old_token).header
+    refused = requests.post(f"{service.url}/api/items", json={}, headers=old, timeout=TIMEOUT)
+    assert_json_error(refused, 401)
+    assert inbox.to("nobody@example.com") == []
+
+
+@each("use_auth")
+def test_a_silent_mail_server_holds_no_request(deployment):
+    """It answers a reset at once while the mail server accepts connections and never replies."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        env = mail_env(silent.getsockname()[1], timeout=5)
+        with mailing_service(deployment, "silent-mail", env) as service:
+            email = f"silent-{secrets.token_hex(6)}@example.com"
+            create_user(deployment, email, secrets.token_urlsafe(18), service)
+            for _ in range(3):
+                started = time.monotonic()
+                assert ask_reset(service.url, email).status_code == 202
+                assert time.monotonic() - started < 2, "a reset waited for the mail server"
+
+
+@each("use_auth", "use_celery")
+def test_mail_asked_for_while_the_server_is_down_arrives_once_it_is_up(deployment):
+    """It keeps a message while nothing listens at MAIL_URL, and delivers it (once) after the
+    server starts, by the task's retries."""
+    port = free_port()
+    with mailing_service(deployment, "later-mail", mail_env(port, timeout=2)) as service:
+        email = f"later-{secrets.token_hex(6)}@example.com"
+        create_user(deployment, email, secrets.token_urlsafe(18), service)
+        assert ask_reset(service.url, email).status_code == 202
+        time.sleep(3)  # the first tries find nothing listening
+        controller, inbox = smtp_server(port)
+        try:
+            assert len(mail_to(inbox, email, within=60)) == 1
+        finally:
+            controller.stop()
+
+
+@pytest.mark.timeout(300)
+@each("use_auth", "use_frontend")
+def test_a_browser_resets_a_password_with_the_mailed_link(deployment, tmp_path):
+    """It follows "Forgot your password?" from the sign-in form, asks for the mail, opens the
+    mailed link (on this instance's address: PUBLIC_URL names a host the browser cannot reach
+    here), sets a new password, and signs in with it, with no console error or CSP violation."""
+    port = free_port()
+    controller, inbox = smtp_server(port)
+    try:
+        with mailing_service(deployment, "browser-mail", mail_env(port)) as service:
+            email = f"browser-{secrets.token_hex(6)}@example.com"
+            create_user(deployment, email, secrets.token_urlsafe(18), service)
+            with browser(tmp_path / "artefacts") as session:
+                session.open(f"{service.url}/sign-in")
+                session.driver.find_element(By.ID, "forgot").click()
+                session.wait(lambda d: d.find_elements(By.ID, "reset-form"), "the reset form")
+                session.driver.find_element(By.ID, "email").send_keys(email)
+                session.driver.find_element(By.CSS_SELECTOR, "#reset-form button").click()
+                session.wait(lambda d: d.find_elements(By.ID, "reset-sent"), "the mail is sent")
+                [message] = mail_to(inbox, email)
+                session.open(f"{service.url}/reset-password?token={token_in(message)}")
+                new_password = secrets.token_urlsafe(18)
+                session.driver.find_element(By.ID, "password").send_keys(new_password)
+                session.driver.find_element(By.CSS_SELECTOR, "#new-password-form button").click()
+                sign_in_browser(session, None, Account(email, new_password, ""))
+                assert session.console_errors() == [] and session.csp_violations() == []
+    finally:
+        controller.stop()

@@ -1,0 +1,74 @@
+"""The password reset pages: the sign-in form links to them; asking answers one page whatever
+the address (mail only to an account); the mail's link opens a form that sets the password once,
+then sends the browser to sign in; forms keep their CSRF check; with mail off the page says so.
+"""
+
+import html
+
+from {{ cookiecutter.package_name }}.auth import recovery
+from tests.auth.test_api import EMAIL, add_user, sign_in
+from tests.auth.test_pages import form_token
+from tests.auth.test_recovery import NEW_PASSWORD
+
+
+def ask(client, email=EMAIL):
+    """Open the reset form and post an email; return the answer."""
+    token = form_token(client.get("/password-reset").text)
+    return client.post("/password-reset", data={"email": email, "csrf_token": token})
+
+
+def set_by_link(client, reset_token: str, password: str = NEW_PASSWORD):
+    """Open the mail's link and post the new password; return the answer."""
+    page = client.get(f"/reset-password?token={reset_token}").text
+    assert f'value="{html.escape(reset_token)}"' in page
+    data = {"token": reset_token, "password": password, "csrf_token": form_token(page)}
+    return client.post("/reset-password", data=data)
+
+
+def test_the_sign_in_form_links_to_the_reset_form(mail_app):
+    """It offers "Forgot your password?" on the sign-in form."""
+    assert 'href="/password-reset"' in mail_app().test_client().get("/sign-in").text
+
+
+def test_asking_answers_one_page_and_mails_only_an_account(mail_app):
+    """It answers 200 with the same sentence for an account and an unknown address."""
+    app = mail_app()
+    add_user(app)
+    client = app.test_client()
+    known, unknown = ask(client), ask(client, "nobody@example.com")
+    assert known.status_code == unknown.status_code == 200
+    sentence = html.escape(recovery.ON_ITS_WAY)
+    assert sentence in known.text and sentence in unknown.text
+    assert [message["To"] for message in app.outbox] == [EMAIL]
+
+
+def test_the_link_sets_the_password_once_then_asks_to_sign_in(mail_app):
+    """It sets the password from the link's form and redirects to sign-in; the same link then
+    answers 422 with the reason, and a too short password 422 too."""
+    app = mail_app()
+    add_user(app)
+    client = app.test_client()
+    ask(client)
+    token = app.outbox.token()
+    short = set_by_link(client, token, "short")
+    assert short.status_code == 422 and "Choose another password" in short.text
+    done = set_by_link(client, token)
+    assert done.status_code == 303 and done.headers["Location"].endswith("/sign-in")
+    assert sign_in(client, password=NEW_PASSWORD).status_code == 201
+    again = set_by_link(client, token, "yet another password")
+    assert again.status_code == 422 and html.escape(recovery.BAD_TOKEN) in again.text
+
+
+def test_the_forms_need_their_csrf_token(mail_app):
+    """It refuses either form posted without its CSRF token."""
+    app = mail_app(app_env="development")
+    client = app.test_client()
+    assert client.post("/password-reset", data={"email": EMAIL}).status_code == 400
+    new_password = {"token": "t", "password": NEW_PASSWORD}
+    assert client.post("/reset-password", data=new_password).status_code == 400
+
+
+def test_with_mail_off_the_page_says_so(make_app):
+    """It answers 503 with the form and the reason when MAIL_URL is unset."""
+    answer = ask(make_app().test_client())
+    assert answer.status_code == 503 and "MAIL_URL is unset" in answer.text

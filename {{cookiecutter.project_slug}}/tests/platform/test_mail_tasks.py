@@ -1,0 +1,64 @@
+"""Mail through Celery: a task delivers each message, retried while the server cannot take it;
+where tasks would run in the request (eager) or the broker refuses one, a thread sends it."""
+
+import pytest
+
+from {{ cookiecutter.package_name }}.platform import mail, mail_tasks
+from tests.platform.test_mail import mail_to
+
+
+@pytest.fixture
+def mail_app(make_app):
+    """Return an app sending mail to a server that is never reached (delivery is replaced)."""
+    return make_app(**mail_to("smtp://127.0.0.1:1"))
+
+
+def test_the_task_retries_while_the_server_defers(mail_app, monkeypatch):
+    """It tries again after a Deferred (the server down, slow or saying 4xx), until it is sent."""
+    tries: list[str] = []
+
+    def deliver(settings, text: str) -> None:
+        tries.append(text)
+        if len(tries) < 3:
+            raise mail.Deferred("451 try later")
+
+    monkeypatch.setattr(mail, "deliver", deliver)
+    with mail_app.app_context():
+        mail_tasks.deliver_mail.apply(args=("a message",)).get()
+    assert tries == ["a message"] * 3
+
+
+def test_a_permanent_refusal_is_not_retried(mail_app, monkeypatch):
+    """It fails at once on an error another try cannot mend (a 5xx, credentials refused)."""
+    tries: list[str] = []
+
+    def deliver(settings, text: str) -> None:
+        tries.append(text)
+        raise PermissionError("535 authentication failed")
+
+    monkeypatch.setattr(mail, "deliver", deliver)
+    with mail_app.app_context(), pytest.raises(PermissionError):
+        mail_tasks.deliver_mail.apply(args=("a message",)).get()
+    assert tries == ["a message"]
+
+
+@pytest.mark.parametrize(
+    ("eager", "enqueued", "by_thread"),
+    [(False, True, False), (False, False, True), (True, True, True)],
+)
+def test_mail_goes_by_task_else_by_thread(mail_app, monkeypatch, eager, enqueued, by_thread):
+    """It hands a message to the task; to a thread when tasks run eagerly (retries would hold
+    the request) or when the broker refused the task."""
+    sent: list[str] = []
+    threaded: list[str] = []
+
+    def send(task, text: str) -> bool:
+        sent.append(text)
+        return enqueued
+
+    monkeypatch.setattr(mail_tasks, "send", send)
+    monkeypatch.setattr(mail, "send_in_background", lambda settings, text: threaded.append(text))
+    mail_app.extensions["celery"].conf.task_always_eager = eager
+    mail_tasks.queue(mail_app)("a message")
+    assert threaded == (["a message"] if by_thread else [])
+    assert sent == ([] if eager else ["a message"])

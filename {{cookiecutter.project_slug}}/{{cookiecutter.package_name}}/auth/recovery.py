@@ -1,0 +1,204 @@
+"""Password reset by mail: POST /api/auth/password-reset mails a link to an account's address,
+POST /api/auth/password sets a new password with the link's token, ending every token and
+browser session of the account (as ``flask users password`` does).
+
+The token is signed with SECRET_KEY (itsdangerous, Flask's own dependency), expires after
+AUTH_RESET_LIFETIME, and names a digest of the account's password hash and login generation:
+once used, or once the password changes another way, it matches no more. A request is answered
+the same whether or not the address has an account (the same body, status and work: the mail
+is rendered either way and handed over without waiting), and is limited per client address
+(with the sign-ins) and per address asked about (RATELIMIT_MAIL_ACCOUNT), known or not.
+"""
+
+import hashlib
+import hmac
+import logging
+import math
+
+from flask import Blueprint, Flask, abort, current_app, request
+from flask.typing import ResponseReturnValue
+from itsdangerous import BadData, URLSafeTimedSerializer
+from limits import parse_many
+from pydantic import BaseModel, ConfigDict, Field
+from werkzeug.exceptions import TooManyRequests
+
+from ..extensions import db
+from ..platform import mail
+from ..platform.errors import json_error
+from ..platform.operations import Answer, Operation
+from ..platform.rate_limits import limit_sign_in
+from .accounts import (
+    HASHING,
+    MAX_PASSWORD_LENGTH,
+    User,
+    account_key,
+    hasher,
+    revoke,
+    user_by_email,
+)
+from .api import no_content
+from .sign_in_limits import seconds_left
+
+# The mail templates (mail/<name>.txt and .html) live in this feature's templates folder.
+bp = Blueprint("auth_recovery", __name__, template_folder="templates")
+log = logging.getLogger(__name__)
+SUBJECT = "Set a new password"
+ON_ITS_WAY = "If an account has this address, a link to set its password is on its way."
+BAD_TOKEN = "This link is invalid, expired or used: ask for a new one."  # noqa: S105  (no secret)
+
+
+class ResetIn(BaseModel):
+    """The body asking for a password reset: the account's email."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    email: str = Field(max_length=254)
+
+
+class NewPasswordIn(BaseModel):
+    """The body setting a new password: the token the mail's link carries, and the password."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    token: str = Field(max_length=512)
+    password: str = Field(min_length=8, max_length=MAX_PASSWORD_LENGTH)
+
+
+class Accepted(Answer):
+    """The request is taken: a sentence saying what happens next."""
+
+    detail: str
+
+
+def serializer() -> URLSafeTimedSerializer:
+    """Return the signer of reset tokens (its own salt: no other signed value passes as one)."""
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="password-reset")
+
+
+def state(user: User) -> str:
+    """Return what a reset token is bound to: a digest of the password hash and generation."""
+    return hashlib.sha256(f"{user.password_hash}:{user.login_generation}".encode()).hexdigest()
+
+
+def reset_token(user: User) -> str:
+    """Return a token that sets ``user``'s password once, within AUTH_RESET_LIFETIME."""
+    return str(serializer().dumps([user.id, state(user)]))
+
+
+def user_for_reset(token: str) -> User | None:
+    """Return the active user whose password ``token`` may set, else None (forged, expired,
+    used, or the password or the sessions changed since it was made)."""
+    lifetime = current_app.extensions["settings"].auth_reset_lifetime
+    try:
+        user_id, bound = serializer().loads(token, max_age=lifetime)
+    except (BadData, TypeError, ValueError):  # ValueError/TypeError: a payload of another shape
+        return None
+    if not (isinstance(user_id, int) and isinstance(bound, str)):
+        return None
+    user = db.session.get(User, user_id)
+    if user is None or not user.is_active or not hmac.compare_digest(state(user), bound):
+        return None
+    return user
+
+
+def count_mail(email: str) -> None:
+    """Count a mail to ``email``'s account (known or not, alike) in the limiter's storage;
+    raise 429 once RATELIMIT_MAIL_ACCOUNT is spent: an inbox is not flooded from anywhere."""
+    limiter = current_app.extensions["rate_limits"]
+    if not limiter.enabled:
+        return
+    key = "mail-" + account_key(email)
+    limits = parse_many(current_app.extensions["settings"].ratelimit_mail_account)
+    try:
+        spent = [limit for limit in limits if not limiter.limiter.hit(limit, key)]
+    except Exception:  # as Flask-Limiter's RATELIMIT_SWALLOW_ERRORS: logged, let through
+        log.exception("counting a mail to an account failed: sent uncounted")
+        return
+    if spent:
+        raise TooManyRequests(
+            f"Too many mails to this address: {spent[0]}.",
+            retry_after=seconds_left(limiter, spent[0], key),
+        )
+
+
+def json_body() -> dict[str, object]:
+    """Return the request's JSON object; raise 400 when it is none."""
+    body = request.get_json()
+    if not isinstance(body, dict):
+        abort(400, description="The body must be a JSON object.")
+    return body
+
+
+def mail_reset(email: str) -> None:
+    """Mail a link setting a new password to the active account with this email, if there is
+    one, doing the same work either way; raise 503 with mail off, 429 past the limit."""
+    mail.require_mail()
+    count_mail(email)
+    user = user_by_email(email)
+    if user is not None and not user.is_active:
+        user = None  # a deactivated account gets no mail: it could not sign in anyway
+    settings = current_app.extensions["settings"]
+    # Rendered for an unknown address too, so that both answers take the same work.
+    token = reset_token(user) if user else "unknown"
+    message = mail.message(
+        user.email if user else "unknown@invalid",
+        SUBJECT,
+        "password_reset",
+        link=f"{settings.public_url}/reset-password?token={token}",
+        minutes=math.ceil(settings.auth_reset_lifetime / 60),
+    )
+    if user:
+        mail.send(message)
+        log.info("password reset mailed", extra={"user_id": user.id})
+
+
+def reset_password(token: str, password: str) -> bool:
+    """Set a new password with a reset token, ending the account's tokens and browser
+    sessions; False when the token is invalid, expired or used."""
+    user = user_for_reset(token)
+    if user is None:
+        return False
+    user.password_hash = HASHING.submit(hasher.hash, password).result()
+    revoke(user)
+    db.session.commit()
+    log.info("password reset", extra={"user_id": user.id})
+    return True
+
+
+@bp.post("/password-reset")
+@limit_sign_in
+def request_reset() -> tuple[dict[str, object], int]:
+    """Mail a link setting a new password to the account with this email, if there is one."""
+    mail.require_mail()  # before the body: a client learns at once that no mail will come
+    mail_reset(ResetIn.model_validate(json_body()).email)
+    return Accepted(detail=ON_ITS_WAY).model_dump(), 202
+
+
+@bp.post("/password")
+@limit_sign_in
+def set_password() -> ResponseReturnValue:
+    """Set a new password with a reset token; end the account's tokens and browser sessions."""
+    given = NewPasswordIn.model_validate(json_body())
+    if not reset_password(given.token, given.password):
+        return json_error(422, "Unprocessable Content", [{"field": "token", "message": BAD_TOKEN}])
+    return no_content()
+
+
+OPERATIONS = {
+    "auth_recovery.request_reset": Operation(
+        {"202": ("The same answer, whether or not the address has an account.", Accepted, ())},
+        ("400", "413", "415", "422", "503"),
+        body=ResetIn,
+    ),
+    "auth_recovery.set_password": Operation(
+        {"204": ("The password is set; the account's tokens and sessions ended.", None, ())},
+        ("400", "413", "415", "422", "503"),
+        body=NewPasswordIn,
+        media_type="",
+    ),
+}
+
+
+def init_app(app: Flask) -> None:
+    """Serve the password reset routes."""
+    app.register_blueprint(bp, url_prefix="/api/auth")

@@ -1,0 +1,69 @@
+"""The password reset pages: a form asking for the mail, and the form the mail's link opens to
+set the new password; both do what the API does (auth/recovery.py), with the forms' CSRF check.
+"""
+
+from flask import Blueprint, Flask, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import ServiceUnavailable
+
+from ..platform.rate_limits import limit_sign_in
+from ..web.security import send_policy
+from .accounts import checked_password
+from .recovery import BAD_TOKEN, ON_ITS_WAY, mail_reset, reset_password
+
+bp = Blueprint("recovery_pages", __name__)
+Page = tuple[str, int]
+bp.after_request(send_policy)  # as the other pages
+
+
+@bp.get("/password-reset")
+def request_form() -> ResponseReturnValue:
+    """Show the form asking for a password reset mail."""
+    return reset_form()
+
+
+@bp.post("/password-reset")
+@limit_sign_in
+def request_reset() -> ResponseReturnValue:
+    """Mail a reset link if the address has an account; answer the same page either way."""
+    email = request.form.get("email", "")[:254]
+    try:
+        mail_reset(email)
+    except ServiceUnavailable as exc:
+        return reset_form(email, error=exc.description), 503
+    return reset_form(email, sent=ON_ITS_WAY)
+
+
+def reset_form(email: str = "", sent: str | None = None, error: str | None = None) -> str:
+    """Render the form asking for a reset mail, or the sentence saying it is on its way."""
+    return render_template("pages/password_reset.html", email=email, sent=sent, error=error)
+
+
+def new_password_form(token: str, error: str | None = None, status: int = 200) -> Page:
+    """Render the form setting a new password, carrying the link's token."""
+    return render_template("pages/new_password.html", token=token, error=error), status
+
+
+@bp.get("/reset-password")
+def new_password() -> ResponseReturnValue:
+    """Show the form the mail's link opens."""
+    return new_password_form(request.args.get("token", "")[:512])
+
+
+@bp.post("/reset-password")
+@limit_sign_in
+def set_new_password() -> ResponseReturnValue:
+    """Set the new password, then send the browser to the sign-in form; 422 with the reason."""
+    token, password = request.form.get("token", "")[:512], request.form.get("password", "")
+    try:
+        checked_password(password)
+    except ValueError as exc:
+        return new_password_form(token, f"Choose another password: {exc}.", 422)
+    if not reset_password(token, password):
+        return new_password_form(token, BAD_TOKEN, 422)
+    return redirect(url_for("auth_pages.sign_in_form"), 303)
+
+
+def init_app(app: Flask) -> None:
+    """Serve the password reset pages."""
+    app.register_blueprint(bp)
