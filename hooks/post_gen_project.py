@@ -38,6 +38,7 @@ DEV_SECRET_NOTE = (
 PRUNE = {
     "use_postgres": [
         "migrations",
+        "postgres",
         "{package}/platform/schema_migrations.py",
         "tests/platform/test_schema_migrations.py",
     ],
