@@ -10,6 +10,7 @@ profile's Jaeger (tracing.py).
 
 from __future__ import annotations
 
+import re
 import shutil
 import ssl
 import time
@@ -39,6 +40,23 @@ from .tracing import PROFILE, await_request_trace, new_traceparent, tracing_over
 
 CERTIFICATE_TIMEOUT = 60  # seconds for Caddy to obtain its certificate once it is up
 HSTS = "max-age=31536000"
+
+
+def assert_a_fresh_stack_restores_the_backup(stack: Stack, port, path: str) -> None:
+    """`make backup` writes a backup with the stack's backup service; after the database's
+    volume is gone (a fresh stack, its backups volume kept), `make restore` brings the item back."""
+    written = stack.make("backup").stdout
+    (file,) = re.findall(r"^Backed up \S+ into (\S+) \(", written, re.M)
+    assert file in stack.make("backups").stdout
+    stack.down()
+    stack.engine.docker("volume", "rm", f"{stack.name}_postgres-data")
+    stack.up()
+    wait_ready(stack, port)
+    assert request(port, "GET", path).status == 404, "the fresh stack still has the item"
+    stack.make("restore", f"FILE={file}", "YES=1")
+    wait_ready(stack, port)
+    restored = request(port, "GET", path)
+    assert restored.status == 200, f"the restored stack lacks the item: {restored}"
 
 
 def _timestamp(value: str) -> datetime:
@@ -222,3 +240,4 @@ def test_stack_comes_up_healthy_and_serves_the_api(combo, stack, pebble, report,
         again = request(port, "GET", path)
         assert again.status == 200, f"the item did not survive down and up: {again}"
         assert again.json()["name"] == f"tier3 {combo.id}"
+        assert_a_fresh_stack_restores_the_backup(stack, port, path)
