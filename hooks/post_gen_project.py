@@ -85,7 +85,10 @@ PRUNE = {
         "tests/test_granian_server.py",
         "docs/granian.md",
     ],
-    ("use_kubernetes", "use_postgres"): ["deploy/k8s/base/migrate-job.yaml"],
+    ("use_kubernetes", "use_postgres"): [
+        "deploy/k8s/base/migrate-job.yaml",
+        "deploy/k8s/backup-cronjob.example.yaml",
+    ],
     ("use_kubernetes", "use_https"): ["deploy/k8s/ingress.example.yaml"],
     ("use_celery", "use_opentelemetry"): [
         "{package}/platform/task_tracing.py",
