@@ -188,7 +188,8 @@ def test_an_older_backup_is_migrated_and_served(project, env, postgres, tmp_path
 
 
 def test_old_backups_are_pruned_past_the_retention(project, env):
-    """With BACKUP_KEEP=2 a third backup deletes the oldest; `make backups` lists the rest."""
+    """With BACKUP_KEEP=2 a third backup deletes the oldest; `make backups` lists the rest.
+    A DATABASE_URL that names SQLite gets one line, not libpq's error."""
     kept = {**env, "BACKUP_KEEP": "2"}
     make(project, kept, "migrate")
     files = []
@@ -198,6 +199,9 @@ def test_old_backups_are_pruned_past_the_retention(project, env):
     assert not files[0].exists() and files[1].exists() and files[2].exists()
     listed = make(project, kept, "backups").stdout
     assert files[0].name not in listed and files[2].name in listed
+    sqlite = attempt(project, {**env, "DATABASE_URL": "sqlite:///local.db"}, "backup")
+    assert sqlite.returncode != 0
+    assert "DATABASE_URL names no PostgreSQL database" in sqlite.stderr, sqlite.stderr
 
 
 class Writer(threading.Thread):

@@ -138,6 +138,10 @@ restore() {
     echo "Restored $1: the database is at migration $(schema_head)."
 }
 
+case ${DATABASE_URL:-postgresql://} in
+    postgres://* | postgresql://* | postgresql+psycopg://*) ;;
+    *) fail "DATABASE_URL names no PostgreSQL database: these backups are PostgreSQL's (an SQLite file: copy it while the app is stopped)" ;;
+esac
 command=${1:-}
 case $command in
     backup | list) "$command" ;;
