@@ -465,14 +465,15 @@ def test_the_tracing_viewer_runs_only_when_asked_and_only_on_loopback(bake, comb
     """With use_opentelemetry, Jaeger is the one service of the `tracing` profile (started only
     with it); its UI and OTLP/HTTP port are on 127.0.0.1 whatever BIND_ADDRESS says, and its
     health extension is its healthcheck. Each app process names its spans, and .env's OTEL_*
-    reach them all. Without the option, no service waits in a profile.
+    reach them all. Without the option, no service waits in a profile (but PostgreSQL's backup).
     """
     root = bake(combo)
     otel = combo.selected("use_opentelemetry")
     raw = checks.load_yaml(root / "compose.yaml")["services"]
     profiled = {name: service["profiles"] for name, service in raw.items() if "profiles" in service}
-    assert profiled == ({"jaeger": ["tracing"]} if otel else {})
-    assert project.profiles(root) == (["tracing"] if otel else [])
+    backup = {"backup": ["backup"]} if combo.selected("use_postgres") else {}
+    assert profiled == ({"jaeger": ["tracing"]} if otel else {}) | backup
+    assert project.profiles(root) == sorted(["tracing"] * otel + [*backup])
     traced = project.compose_model(root, profiles=("tracing",))["services"]
     assert set(traced) == set(production(root)["services"]) | ({"jaeger"} if otel else set())
     if not otel:

@@ -7,6 +7,7 @@ restored through its Makefile as the developer would, natively (DATABASE_URL nam
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import threading
@@ -19,7 +20,7 @@ from project_files import package_name
 
 from . import journeys
 from .journeys import attempt, developer_env, make
-from .servers import bounded_iterations, wait_until
+from .servers import bounded_iterations, postgres_bin, wait_until
 
 pytestmark = pytest.mark.xdist_group("journeys")
 TEMPLATE = Path(__file__).resolve().parents[2]
@@ -52,6 +53,8 @@ def env(postgres, redis_server) -> dict[str, str]:
         DATABASE_URL=postgres.url(database),
         REDIS_URL=redis_server.url(redis_server.new_db()),
     )
+    # The client tools of the server's own version first, as docs/operations.md asks.
+    env["PATH"] = f"{postgres_bin()}{os.pathsep}{env['PATH']}"
     env["DATABASE_NAME"] = database  # for the test's own queries; the project reads no such name
     return env
 

@@ -296,14 +296,6 @@ def host_network_override(
     return {"services": override}
 
 
-def every_profile(project_dir: Path) -> tuple[str, ...]:
-    """Return the profiles the services of a project's compose.yaml name."""
-    services = yaml.safe_load((project_dir / "compose.yaml").read_text())["services"]
-    return tuple(
-        sorted({name for entry in services.values() for name in entry.get("profiles", [])})
-    )
-
-
 def open_stack(
     engine: DockerEngine,
     project_dir: Path,
@@ -322,7 +314,8 @@ def open_stack(
     config = project_files.compose_model(project_dir, files, profiles=profiles)
     # The override places every profile's services too: `docker compose run` starts one of
     # them (make backup's) without its profile being given.
-    every = project_files.compose_model(project_dir, files, profiles=every_profile(project_dir))
+    every_profile = tuple(project_files.profiles(project_dir, files))
+    every = project_files.compose_model(project_dir, files, profiles=every_profile)
     ports = {service: free_port() for service in every["services"]}
     side_ports = {
         service: {side: free_port() for side in SIDE_PORTS[kind_of(service, entry)]}
