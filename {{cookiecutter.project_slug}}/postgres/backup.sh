@@ -17,7 +17,7 @@ set -eu
 
 BACKUP_DIR=${BACKUP_DIR:-backups}
 BACKUP_KEEP=${BACKUP_KEEP:-14}
-# The backups of this script, and the partial file one is written to until it is checked.
+# The backups' suffix; one being written ends in .dump.partial until it is checked.
 SUFFIX=.dump
 
 fail() {
