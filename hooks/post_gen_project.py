@@ -38,6 +38,7 @@ DEV_SECRET_NOTE = (
 PRUNE = {
     "use_postgres": [
         "migrations",
+        "postgres",
         "{package}/platform/connection_checks.py",
         "{package}/platform/schema_migrations.py",
         "tests/platform/test_connection_checks.py",
@@ -94,7 +95,10 @@ PRUNE = {
         "tests/test_granian_server.py",
         "docs/granian.md",
     ],
-    ("use_kubernetes", "use_postgres"): ["deploy/k8s/base/migrate-job.yaml"],
+    ("use_kubernetes", "use_postgres"): [
+        "deploy/k8s/base/migrate-job.yaml",
+        "deploy/k8s/backup-cronjob.example.yaml",
+    ],
     ("use_kubernetes", "use_https"): ["deploy/k8s/ingress.example.yaml"],
     ("use_celery", "use_opentelemetry"): [
         "{package}/platform/task_tracing.py",

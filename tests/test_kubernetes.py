@@ -206,12 +206,13 @@ def one(docs: list[dict], kind: str) -> list[dict]:
 
 
 def pod_specs(docs: list[dict]) -> list[tuple[str, dict]]:
-    """Return (name, pod spec) of every Deployment and Job."""
-    return [
-        (f"{doc['kind']}/{doc['metadata']['name']}", doc["spec"]["template"]["spec"])
-        for doc in docs
-        if doc["kind"] in ("Deployment", "Job")
-    ]
+    """Return (name, pod spec) of every Deployment, Job and CronJob (the pods of its Jobs)."""
+    specs = []
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "Job", "CronJob"):
+            spec = doc["spec"]["jobTemplate"]["spec"] if doc["kind"] == "CronJob" else doc["spec"]
+            specs.append((f"{doc['kind']}/{doc['metadata']['name']}", spec["template"]["spec"]))
+    return specs
 
 
 def all_containers(spec: dict) -> list[dict]:
@@ -735,6 +736,55 @@ def test_the_https_ingress_example_routes_to_the_service_with_a_managed_certific
     # Behind the controller and the sidecar, the app counts two proxy hops.
     config = (root / "deploy/k8s/base/config.env").read_text().splitlines()
     assert "TRUSTED_PROXIES=2" in config
+
+
+# The official PostgreSQL image's postgres user, which the backup pods run as.
+POSTGRES_IMAGE_USER = {"uid": 999, "gid": 999}
+
+
+@pytest.mark.parametrize("combo", params([c for c in K8S_COMBOS if c.selected("use_postgres")]))
+def test_the_backup_cronjob_example_is_valid_hardened_and_runs_the_projects_script(bake, combo):
+    """It is a valid CronJob as hardened as the other pods, running postgres/backup.sh in
+    compose's PostgreSQL image, writing to the claim it defines."""
+    root = bake(combo)
+    path = root / "deploy/k8s/backup-cronjob.example.yaml"
+    for version in KUBERNETES_VERSIONS:
+        result = validate([path], version)
+        assert result.returncode == 0, (version, result.stdout + result.stderr)
+    docs = load(path.read_text())
+    assert check_pod_security(docs, POSTGRES_IMAGE_USER) == []
+    (claim,) = one(docs, "PersistentVolumeClaim")
+    (cronjob,) = one(docs, "CronJob")
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    ((_, pod),) = pod_specs(docs)
+    (container,) = pod["containers"]
+    compose = yaml.safe_load((root / "compose.yaml").read_text())
+    assert container["image"] == compose["services"]["postgres"]["image"]
+    assert container["command"] == ["sh", "/opt/backup/backup.sh", "backup"]
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    assert volumes[mounts["/opt/backup"]]["configMap"]
+    claimed = volumes[mounts["/backups"]]["persistentVolumeClaim"]["claimName"]
+    assert claimed == claim["metadata"]["name"]
+    env = {item["name"]: item for item in container["env"]}
+    assert env["BACKUP_DIR"]["value"] == "/backups"
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["key"] == "DATABASE_URL"
+    assert (root / "postgres/backup.sh").is_file()
+    assert "backup-cronjob.example.yaml" not in (root / "deploy/k8s/deploy.sh").read_text()
+
+
+def test_the_pod_security_check_reads_a_cronjobs_pods():
+    """It finds a CronJob whose pods may run as root with a writable root filesystem."""
+    container = {"name": "backup", "image": "postgres", "command": ["sh"]}
+    pod = {"containers": [container], "volumes": []}
+    cronjob = {
+        "kind": "CronJob",
+        "metadata": {"name": "backup"},
+        "spec": {"jobTemplate": {"spec": {"template": {"spec": pod}}}},
+    }
+    problems = check_pod_security([cronjob], POSTGRES_IMAGE_USER)
+    assert "CronJob/backup container backup: may run as root" in problems
+    assert "CronJob/backup container backup: root filesystem is writable" in problems
 
 
 @pytest.mark.parametrize("combo", params(K8S_COMBOS))

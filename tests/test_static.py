@@ -400,7 +400,14 @@ def test_every_service_is_hardened(bake, combo):
     """It runs every service (a profile's too) read-only, without capabilities or new
     privileges, within limits."""
     services = every_profile(bake(combo))["services"]
-    one_shot = awaited_to_complete(services)
+    # One-shots: awaited by another service (migrate), or run on demand in a profile with no
+    # healthcheck (make backup's `docker compose run --rm backup`).
+    on_demand = {
+        name
+        for name, service in services.items()
+        if service.get("profiles") and service.get("healthcheck", {}).get("disable")
+    }
+    one_shot = awaited_to_complete(services) | on_demand
     for name, service in services.items():
         assert service.get("read_only") is True, name
         assert service.get("cap_drop") == ["ALL"] and not service.get("cap_add"), name
@@ -458,14 +465,15 @@ def test_the_tracing_viewer_runs_only_when_asked_and_only_on_loopback(bake, comb
     """With use_opentelemetry, Jaeger is the one service of the `tracing` profile (started only
     with it); its UI and OTLP/HTTP port are on 127.0.0.1 whatever BIND_ADDRESS says, and its
     health extension is its healthcheck. Each app process names its spans, and .env's OTEL_*
-    reach them all. Without the option, no service waits in a profile.
+    reach them all. Without the option, no service waits in a profile (but PostgreSQL's backup).
     """
     root = bake(combo)
     otel = combo.selected("use_opentelemetry")
     raw = checks.load_yaml(root / "compose.yaml")["services"]
     profiled = {name: service["profiles"] for name, service in raw.items() if "profiles" in service}
-    assert profiled == ({"jaeger": ["tracing"]} if otel else {})
-    assert project.profiles(root) == (["tracing"] if otel else [])
+    backup = {"backup": ["backup"]} if combo.selected("use_postgres") else {}
+    assert profiled == ({"jaeger": ["tracing"]} if otel else {}) | backup
+    assert project.profiles(root) == sorted(["tracing"] * otel + [*backup])
     traced = project.compose_model(root, profiles=("tracing",))["services"]
     assert set(traced) == set(production(root)["services"]) | ({"jaeger"} if otel else set())
     if not otel:

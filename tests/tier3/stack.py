@@ -14,8 +14,10 @@ test-only override (acme_override) points an HTTPS stack's Caddy at the tests' A
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,6 +173,29 @@ class Stack:
         (Caddy's HTTPS port in an HTTPS stack)."""
         return self.ports[self.entry_service()]
 
+    def make(self, *args: str) -> subprocess.CompletedProcess:
+        """Run a make target of the project as its owner would, with plain `docker compose`
+        told this stack's files, name and profiles by COMPOSE_FILE, COMPOSE_PROJECT_NAME and
+        COMPOSE_PROFILES; fail with its output unless it succeeds."""
+        paths = (*self.files, str(self.override), *map(str, self.overrides))
+        env = {
+            **self.engine.env,
+            "PATH": f"{Path(self.engine.cli).parent}{os.pathsep}{self.engine.env['PATH']}",
+            "COMPOSE_FILE": os.pathsep.join(paths),
+            "COMPOSE_PROJECT_NAME": self.name,
+            "COMPOSE_PROFILES": ",".join(self.profiles),
+        }
+        result = subprocess.run(
+            ["make", "--no-print-directory", *args],
+            cwd=self.project_dir, env=env, stdin=subprocess.DEVNULL, capture_output=True,
+            text=True, timeout=UP_TIMEOUT, check=False,
+        )  # fmt: skip
+        output = (
+            f"make {' '.join(args)} exited {result.returncode}:\n{result.stdout}{result.stderr}"
+        )
+        assert result.returncode == 0, f"{output}\n{self.logs()}"
+        return result
+
     def add_override(self, name: str, content: dict) -> Path:
         """Write one more test-only override beside the first; later `compose` calls use it."""
         path = self.override.with_name(name)
@@ -287,15 +312,19 @@ def open_stack(
     """
     name = re.sub(r"[^a-z0-9_-]", "", name.lower())
     config = project_files.compose_model(project_dir, files, profiles=profiles)
-    ports = {service: free_port() for service in config["services"]}
+    # The override places every profile's services too: `docker compose run` starts one of
+    # them (make backup's) without its profile being given.
+    every_profile = tuple(project_files.profiles(project_dir, files))
+    every = project_files.compose_model(project_dir, files, profiles=every_profile)
+    ports = {service: free_port() for service in every["services"]}
     side_ports = {
         service: {side: free_port() for side in SIDE_PORTS[kind_of(service, entry)]}
-        for service, entry in config["services"].items()
+        for service, entry in every["services"].items()
         if kind_of(service, entry) in SIDE_PORTS
     }
     override = work / "compose.tier3-host-network.yaml"
     text = "# Test-only override written by the template's tier-3 tests: host network.\n"
-    content = host_network_override(config, ports, side_ports)
+    content = host_network_override(every, ports, side_ports)
     text += yaml.dump(content, Dumper=_Dumper, sort_keys=False)
     override.write_text(text)
     return Stack(

@@ -1,0 +1,288 @@
+"""Backups are proven by restoring them: `make backup` and `make restore` on a real PostgreSQL.
+
+One bake with every feature that keeps rows (items, users and their tokens) and a worker; each
+test has a database of its own, filled through the project's own commands, backed up and
+restored through its Makefile as the developer would, natively (DATABASE_URL names the server).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from project_files import package_name
+
+from . import journeys
+from .journeys import attempt, developer_env, make
+from .servers import bounded_iterations, postgres_bin, wait_until
+
+pytestmark = pytest.mark.xdist_group("journeys")
+TEMPLATE = Path(__file__).resolve().parents[2]
+EMAIL = "owner@example.com"
+PASSWORD = "a-long-enough-password"
+BACKED_UP = re.compile(r"^Backed up \S+ into (\S+) \(", re.M)
+# The migration before the last one (the users table), and the last one.
+OLDER_HEAD, HEAD = "0002", "0003"
+REFUSED = "is not a complete backup (truncated or corrupt?): nothing was changed"
+RESTORE_STARTED = "Restoring "
+WRITE_SECONDS = 60.0
+READY_TIMEOUT = 30.0
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """Bake and install a project with items, users, pages (`make seed`) and a worker."""
+    root = tmp_path_factory.mktemp("backups")
+    answers = {"use_postgres": "yes", "use_redis": "yes", "use_celery": "yes"}
+    project = journeys.bake(TEMPLATE, root, use_frontend="yes", use_auth="yes", **answers)
+    make(project, developer_env(), "install")
+    return project
+
+
+@pytest.fixture
+def env(postgres, redis_server) -> dict[str, str]:
+    """Return a developer's environment naming a fresh database, migrated to the head."""
+    database = postgres.create_database("backups")
+    env = developer_env(
+        DATABASE_URL=postgres.url(database),
+        REDIS_URL=redis_server.url(redis_server.new_db()),
+    )
+    # The client tools of the server's own version first, as docs/operations.md asks.
+    env["PATH"] = f"{postgres_bin()}{os.pathsep}{env['PATH']}"
+    env["DATABASE_NAME"] = database  # for the test's own queries; the project reads no such name
+    return env
+
+
+def flask(project: Path, env: dict[str, str], *args: str, stdin: str = "") -> str:
+    """Run the project's flask command with ``args``; return its output, failing unless it works."""
+    argv = [project / ".venv" / "bin" / "flask", "--app", f"{package_name(project)}:create_app()"]
+    result = subprocess.run(
+        [*argv, *args], cwd=project, env=env, input=stdin, capture_output=True, text=True,
+        timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def fill(project: Path, env: dict[str, str]) -> None:
+    """Migrate, add the example items and a user, as the project's commands do."""
+    make(project, env, "seed")
+    flask(project, env, "users", "create", EMAIL, stdin=f"{PASSWORD}\n")
+
+
+def snapshot(postgres, database: str) -> dict[str, list[tuple]]:
+    """Return every table's rows in order (alembic_version: the migration it is at)."""
+    with postgres.connect(database) as connection:
+        tables = [
+            row[0]
+            for row in connection.execute(
+                "SELECT table_name FROM information_schema.tables"
+                " WHERE table_schema = 'public' ORDER BY table_name"
+            )
+        ]
+        rows = {t: connection.execute(f'SELECT * FROM "{t}" ORDER BY 1').fetchall() for t in tables}
+    return rows
+
+
+def backup(project: Path, env: dict[str, str]) -> Path:
+    """Run `make backup`; return the file it says it wrote."""
+    result = make(project, env, "backup")
+    (name,) = BACKED_UP.findall(result.stdout)
+    path = project / name
+    assert path.is_file(), result.stdout
+    return path
+
+
+def restore(project: Path, env: dict[str, str], file: Path) -> subprocess.CompletedProcess:
+    """Run `make restore FILE=... YES=1`, failing unless it works."""
+    return make(project, env, "restore", f"FILE={file}", "YES=1")
+
+
+def test_a_backup_restores_every_row_after_the_tables_are_dropped(project, env, postgres):
+    """It restores every table's rows and the migration after `make reset` dropped them; it
+    replaces nothing unanswered, nor with APP_ENV=production unless explicitly allowed."""
+    database = env["DATABASE_NAME"]
+    fill(project, env)
+    before = snapshot(postgres, database)
+    assert before["users"] and before["items"] and before["alembic_version"] == [(HEAD,)]
+    file = backup(project, env)
+    assert re.fullmatch(rf"{database}_\d{{8}}T\d{{6}}Z_{HEAD}\.dump", file.name), file.name
+    assert str(file.relative_to(project)) in make(project, env, "backups").stdout
+    make(project, env, "reset", "YES=1")
+    emptied = snapshot(postgres, database)
+    assert emptied["items"] == []
+    unanswered = attempt(project, env, "restore", f"FILE={file}")
+    assert unanswered.returncode != 0
+    assert "it asks first, and has no terminal to ask" in unanswered.stderr
+    production = {**env, "APP_ENV": "production", "SECRET_KEY": "s" * 40}
+    refused = attempt(project, production, "restore", f"FILE={file}", "YES=1")
+    assert refused.returncode != 0
+    assert "refusing to restore with APP_ENV=production" in refused.stderr
+    assert snapshot(postgres, database) == emptied
+    restore(project, {**production, "ALLOW_PRODUCTION_RESTORE": "1"}, file)
+    assert snapshot(postgres, database) == before
+
+
+def test_a_backup_restores_a_dropped_database(project, env, postgres):
+    """It creates the database again when it was dropped, with every row and the migration."""
+    database = env["DATABASE_NAME"]
+    fill(project, env)
+    before = snapshot(postgres, database)
+    file = backup(project, env)
+    with postgres.connect("postgres") as connection:
+        connection.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+    restore(project, env, file)
+    assert snapshot(postgres, database) == before
+
+
+def damaged(file: Path, how: str) -> Path:
+    """Write a truncated or a corrupt copy of ``file`` beside it; return the copy."""
+    data = file.read_bytes()
+    if how == "truncated":
+        data = data[: len(data) * 9 // 10]
+    else:  # the last data blocks, scrambled
+        end = len(data) - 200
+        data = data[: end - 400] + bytes(byte ^ 0x5A for byte in data[end - 400 : end]) + data[end:]
+    copy = file.with_name(f"{how}-{file.name}")
+    copy.write_bytes(data)
+    return copy
+
+
+def test_a_damaged_backup_is_refused_before_anything_is_dropped(project, env, postgres):
+    """It refuses a truncated or a corrupt file in one line, and every row stays as it was."""
+    database = env["DATABASE_NAME"]
+    fill(project, env)
+    file = backup(project, env)
+    flask(project, env, "users", "create", "later@example.com", stdin=f"{PASSWORD}\n")
+    before = snapshot(postgres, database)
+    for how in ("truncated", "corrupt"):
+        copy = damaged(file, how)
+        result = attempt(project, env, "restore", f"FILE={copy}", "YES=1")
+        assert result.returncode != 0
+        assert f"{copy} {REFUSED}" in result.stderr, result.stderr
+        assert snapshot(postgres, database) == before
+
+
+def test_an_older_backup_is_migrated_and_served(project, env, postgres, tmp_path):
+    """A backup from before the last migration is restored, migrated to the head and served."""
+    database = env["DATABASE_NAME"]
+    flask(project, env, "db", "upgrade", OLDER_HEAD)
+    names = [f"kept from {OLDER_HEAD}: {index}" for index in range(3)]
+    with postgres.connect(database) as connection:  # the code's models are at the head
+        for name in names:
+            connection.execute("INSERT INTO items (name, description) VALUES (%s, '')", (name,))
+    file = backup(project, env)
+    assert file.name.endswith(f"_{OLDER_HEAD}.dump"), file.name
+    fill(project, env)  # migrates to the head, and adds a user the old backup does not have
+    restore(project, env, file)
+    after = snapshot(postgres, database)
+    assert after["alembic_version"] == [(HEAD,)]
+    assert [row[1] for row in after["items"]] == names and after["users"] == []
+    with journeys.demo(project, env, tmp_path / "demo.log") as base:
+        answer = requests.get(f"{base}/api/items", timeout=5)
+        assert answer.status_code == 200, answer.text
+        assert sorted(item["name"] for item in answer.json()["items"]) == names
+
+
+def test_old_backups_are_pruned_past_the_retention(project, env):
+    """With BACKUP_KEEP=2 a third backup deletes the oldest; `make backups` lists the rest.
+    A DATABASE_URL that names SQLite gets one line, not libpq's error."""
+    kept = {**env, "BACKUP_KEEP": "2"}
+    make(project, kept, "migrate")
+    files = []
+    for _ in range(3):
+        files.append(backup(project, kept))
+        time.sleep(1.1)  # names carry the time to the second
+    assert not files[0].exists() and files[1].exists() and files[2].exists()
+    listed = make(project, kept, "backups").stdout
+    assert files[0].name not in listed and files[2].name in listed
+    sqlite = attempt(project, {**env, "DATABASE_URL": "sqlite:///local.db"}, "backup")
+    assert sqlite.returncode != 0
+    assert "DATABASE_URL names no PostgreSQL database" in sqlite.stderr, sqlite.stderr
+
+
+class Writer(threading.Thread):
+    """Create items through the API, one after another, recording each answered write."""
+
+    def __init__(self, base: str, token: str) -> None:
+        super().__init__(daemon=True)
+        self.base, self.token = base, token
+        self.stop = threading.Event()
+        self.acknowledged: list[tuple[float, str]] = []  # (when the request was sent, name)
+
+    def run(self) -> None:
+        """Write until told to stop (or a bounded time passed)."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        for index in bounded_iterations(WRITE_SECONDS, 100_000):
+            if self.stop.is_set():
+                return
+            name, sent = f"write {index}", time.monotonic()
+            try:
+                answer = requests.post(
+                    f"{self.base}/api/items", json={"name": name}, headers=headers, timeout=10
+                )
+            except requests.RequestException:
+                continue
+            if answer.status_code == 201:
+                self.acknowledged.append((sent, name))
+            time.sleep(0.02)
+
+
+def restore_watched(project: Path, env: dict[str, str], file: Path) -> tuple[float, str]:
+    """Run `make restore` and return when it said the restore began, and its output."""
+    began, lines = None, []
+    with subprocess.Popen(
+        ["make", "--no-print-directory", "restore", f"FILE={file}", "YES=1"],
+        cwd=project, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    ) as process:  # fmt: skip
+        for line in process.stdout:
+            lines.append(line)
+            if began is None and line.startswith(RESTORE_STARTED):
+                began = time.monotonic()
+        assert process.wait(timeout=journeys.MAKE_TIMEOUT) == 0, "".join(lines)
+    assert began is not None, "".join(lines)
+    return began, "".join(lines)
+
+
+def test_a_restore_while_the_service_runs_loses_no_later_write(project, env, postgres, tmp_path):
+    """Writes the service acknowledged after the restore began are all kept; it is ready after.
+
+    The demo and a worker run throughout; the restore ends their sessions, and their writes wait
+    for it (or fail, unacknowledged) instead of landing in tables it then replaces.
+    """
+    fill(project, env)
+    env = {**env, "RATELIMIT_WRITE": "100000 per minute"}  # the writer is one client
+    with (
+        journeys.background(project, env, "worker", tmp_path / "worker.log"),
+        journeys.demo(project, env, tmp_path / "demo.log") as base,
+    ):
+        token = requests.post(
+            f"{base}/api/auth/tokens", json={"email": EMAIL, "password": PASSWORD}, timeout=10
+        ).json()["token"]
+        file = backup(project, env)  # the token is in it
+        writer = Writer(base, token)
+        writer.start()
+        try:
+            wait_until(lambda: len(writer.acknowledged) >= 5, 30, "writes before the restore")
+            began, output = restore_watched(project, env, file)
+            wait_until(
+                lambda: writer.acknowledged[-1][0] > began + 1,
+                READY_TIMEOUT,
+                "writes acknowledged after the restore",
+            )
+        finally:
+            writer.stop.set()
+            writer.join(timeout=20)
+        assert requests.get(f"{base}/readyz", timeout=5).status_code == 200
+    later = {name for sent, name in writer.acknowledged if sent > began}
+    with postgres.connect(env["DATABASE_NAME"]) as connection:
+        stored = {row[0] for row in connection.execute("SELECT name FROM items")}
+    assert later, output
+    assert later <= stored, sorted(later - stored)
