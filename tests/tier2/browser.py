@@ -17,7 +17,9 @@ another site's form posting to the service.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import warnings
@@ -65,6 +67,25 @@ document.addEventListener('securitypolicyviolation', (event) => {
 """
 
 
+def trusting_home(folder: Path, roots: tuple[str, ...]) -> Path:
+    """Make ``folder`` a HOME whose NSS database (``.pki/nssdb``, where Chromium on Linux looks
+    for the roots a user added) trusts each PEM of ``roots`` as a CA for websites; return it."""
+    nssdb = folder / ".pki" / "nssdb"
+    nssdb.mkdir(parents=True)
+    database = f"sql:{nssdb}"
+    certutil = ["certutil", "-d", database]
+    try:
+        subprocess.run([*certutil, "-N", "--empty-password"], check=True, capture_output=True)
+        for index, pem in enumerate(roots):
+            subprocess.run(
+                [*certutil, "-A", "-n", f"test-root-{index}", "-t", "C,,"],
+                input=pem.encode(), check=True, capture_output=True, timeout=30,
+            )  # fmt: skip
+    except FileNotFoundError as exc:
+        raise BrowserError("certutil is missing: apt-get install libnss3-tools") from exc
+    return folder
+
+
 class BrowserError(RuntimeError):
     """The browser could not start or did not reach a state in time."""
 
@@ -78,13 +99,17 @@ def _check_installed() -> None:
 
 
 def _options(
-    profile: Path, names: tuple[str, ...], flags: tuple[str, ...] = ()
+    profile: Path,
+    names: tuple[str, ...],
+    flags: tuple[str, ...] = (),
+    https: dict[str, int] | None = None,
 ) -> webdriver.ChromeOptions:
-    """Return Chromium's options: headless, loopback only (``names`` too), console kept, own
-    profile, and the session's own ``flags``."""
+    """Return Chromium's options: headless, loopback only (``names`` too, port 443 of each name
+    in ``https`` going to its loopback port), console kept, own profile, and ``flags``."""
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    rules = ", ".join([*(f"MAP {name} 127.0.0.1" for name in names), NO_OTHER_NAMES])
+    ports = [f"MAP {name}:443 127.0.0.1:{port}" for name, port in (https or {}).items()]
+    rules = ", ".join([*ports, *(f"MAP {name} 127.0.0.1" for name in names), NO_OTHER_NAMES])
     own = (
         f"--host-resolver-rules={rules}",
         f"--user-data-dir={profile}",
@@ -111,13 +136,21 @@ class Browser:
     """One headless Chromium session; console entries accumulate across reads."""
 
     def __init__(
-        self, artefacts: Path, names: tuple[str, ...] = (), flags: tuple[str, ...] = ()
+        self,
+        artefacts: Path,
+        names: tuple[str, ...] = (),
+        flags: tuple[str, ...] = (),
+        https: dict[str, int] | None = None,
+        roots: tuple[str, ...] = (),
     ) -> None:
         """Prepare a session that saves its screenshots under ``artefacts``, resolves each of
-        ``names`` to 127.0.0.1, and adds ``flags`` to Chromium's."""
+        ``names`` to 127.0.0.1 (and https://NAME/ of ``https`` to its loopback port), trusts the
+        CA certificates ``roots`` (PEM) besides the system's, and adds ``flags`` to Chromium's."""
         self.artefacts = artefacts
-        self.names = names
+        self.names = (*names, *(https or {}))
         self.flags = flags
+        self.https = https or {}
+        self.roots = roots
         self.console: list[dict] = []
         self.driver: webdriver.Chrome | None = None
         self._profile: Path | None = None
@@ -127,11 +160,15 @@ class Browser:
         _check_installed()
         self._profile = Path(tempfile.mkdtemp(prefix="chromium-profile-"))
         self.artefacts.mkdir(parents=True, exist_ok=True)
+        # Chromium, started by chromedriver, inherits its environment: a HOME of the profile's.
+        home = trusting_home(self._profile / "home", self.roots)
         service = DriverService(
-            executable_path=str(CHROMEDRIVER), log_output=str(self.artefacts / "chromedriver.log")
+            executable_path=str(CHROMEDRIVER),
+            log_output=str(self.artefacts / "chromedriver.log"),
+            env={**os.environ, "HOME": str(home)},
         )
         try:
-            options = _options(self._profile, self.names, self.flags)
+            options = _options(self._profile / "data", self.names, self.flags, self.https)
             self.driver = webdriver.Chrome(service=service, options=options)
         except WebDriverException as exc:
             self.quit()
@@ -157,6 +194,7 @@ class Browser:
         to finish loading."""
         hosts = ("127.0.0.1", "[::1]", *self.names)
         allowed = [f"{scheme}://{host}:" for scheme in ("http", "https") for host in hosts]
+        allowed += [f"https://{name}/" for name in self.https]
         if not url.startswith(tuple(allowed)):
             raise BrowserError(f"the browser only visits loopback addresses, not {url}")
         self.driver.get(url)
@@ -205,11 +243,15 @@ class Browser:
 
 @contextlib.contextmanager
 def browser(
-    artefacts: Path, names: tuple[str, ...] = (), flags: tuple[str, ...] = ()
+    artefacts: Path,
+    names: tuple[str, ...] = (),
+    flags: tuple[str, ...] = (),
+    https: dict[str, int] | None = None,
+    roots: tuple[str, ...] = (),
 ) -> Iterator[Browser]:
-    """Run one browser session (``names`` resolved to 127.0.0.1, ``flags`` added), stopped at
-    the end whatever happens."""
-    session = Browser(artefacts, names, flags)
+    """Run one browser session (see Browser: ``names`` resolved to 127.0.0.1, ``https`` names
+    to their ports, ``roots`` trusted, ``flags`` added), stopped at the end whatever happens."""
+    session = Browser(artefacts, names, flags, https, roots)
     try:
         yield session.start()
     finally:

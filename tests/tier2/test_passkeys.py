@@ -6,22 +6,21 @@ http://localhost:PORT (a secure context to browsers), an instance of its own who
 PASSKEY_ORIGINS names that origin. A user adds a passkey on the page, signs out, signs in with it
 without typing an email, removes it, and is refused with it after. A second authenticator, holding
 a credential forged to carry the first user's handle, is refused too: only the key the user
-registered signs them in. In the HTTPS row, the same over HTTPS through the generated Caddyfile
-with a certificate Pebble issued (tests/tier2/acme.py), the browser pinning that certificate's
-key after the test checked it against Pebble's root.
+registered signs them in. In the HTTPS row, the same at https://DOMAIN/ through the row's own
+path, the generated Caddyfile (with a certificate Pebble issued, tests/tier2/acme.py) before the
+served nginx before the service, PASSKEY_ORIGINS set as compose sets it; the browser trusts
+Pebble's root through its own certificate store (NSS's, in the HOME it runs with), nothing else.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import socket
-import ssl
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
 
+import project_files
 import pytest
 from loopback import free_port
 from selenium.webdriver.common.by import By
@@ -32,7 +31,7 @@ from selenium.webdriver.common.virtual_authenticator import (
     VirtualAuthenticatorOptions,
 )
 
-from .acme import DOMAIN, Caddy, https_edge
+from .acme import DOMAIN, https_edge
 from .auth import sign_in_browser, sign_up
 from .browser import Browser, browser
 from .test_served import each
@@ -43,6 +42,13 @@ ARTEFACT_PROPERTY = "artefact"  # listed after the run by tests/conftest.py
 # A new P-256 key, then that key as PKCS#8 DER, what chromedriver takes.
 NEW_KEY = ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
 AS_PKCS8 = ["openssl", "pkcs8", "-topk8", "-nocrypt", "-outform", "DER"]
+
+
+@pytest.fixture(scope="module")
+def service_env(combo) -> dict[str, str]:
+    """In the HTTPS row, give the service compose's PASSKEY_ORIGINS (https://${DOMAIN}) for the
+    DOMAIN the test's Caddy serves; nothing more in the others."""
+    return {"PASSKEY_ORIGINS": f"https://{DOMAIN}"} if combo.selected("use_https") else {}
 
 
 def authenticator() -> VirtualAuthenticatorOptions:
@@ -62,35 +68,6 @@ def forged_credential(user_handle: bytes) -> Credential:
     key = subprocess.run(NEW_KEY, capture_output=True, check=True, timeout=30).stdout
     key = subprocess.run(AS_PKCS8, input=key, capture_output=True, check=True, timeout=30).stdout
     return Credential.create_resident_credential(uuid.uuid4().bytes, HOST, user_handle, key, 0)
-
-
-def leaf_key_pin(caddy: Caddy) -> str:
-    """Return the base64 SHA-256 of the public key of the certificate Caddy serves for DOMAIN
-    (checked against Pebble's root first), the pin Chromium's --ignore-certificate-errors-spki-list
-    takes: the browser then trusts that certificate as if it trusted Pebble's root."""
-    with caddy_socket(caddy) as tls:
-        leaf = tls.getpeercert(binary_form=True)
-    public_key = subprocess.run(
-        ["openssl", "x509", "-inform", "DER", "-pubkey", "-noout"],
-        input=leaf,
-        capture_output=True,
-        check=True,
-        timeout=30,
-    ).stdout
-    der = subprocess.run(
-        ["openssl", "pkey", "-pubin", "-outform", "DER"],
-        input=public_key,
-        capture_output=True,
-        check=True,
-        timeout=30,
-    ).stdout
-    return base64.b64encode(hashlib.sha256(der).digest()).decode()
-
-
-def caddy_socket(caddy: Caddy) -> ssl.SSLSocket:
-    """Return a TLS connection to Caddy for DOMAIN, verified against Pebble's root only."""
-    raw = socket.create_connection(("127.0.0.1", caddy.https_port), timeout=5)
-    return caddy.context().wrap_socket(raw, server_hostname=DOMAIN)
 
 
 def signed_in_as(session: Browser) -> str:
@@ -166,23 +143,22 @@ def test_a_passkey_signs_in_without_an_email_until_removed(deployment, tmp_path,
 @pytest.mark.timeout(300)
 @each("use_frontend", "use_auth", "use_https")
 def test_a_passkey_signs_in_over_https_through_caddy(deployment, tmp_path, record_property):
-    """Over HTTPS, through the generated Caddyfile with a certificate from Pebble, it adds a
-    passkey and signs in with it after signing out, no email typed."""
-    port = free_port()
+    """At https://DOMAIN/, through Caddy (a certificate from Pebble, whose root the browser
+    trusts), nginx and the service as compose chains them, it adds a passkey and signs in with it
+    after signing out, no email typed."""
+    web = deployment.compose["services"][project_files.web_service(deployment.compose)]
+    domain = project_files.env_file(deployment.bake / ".env")["DOMAIN"]
+    # compose's https://${DOMAIN}, read with .env's DOMAIN: service_env gives it Caddy's DOMAIN.
+    assert web["environment"]["PASSKEY_ORIGINS"] == f"https://{domain}"
+    assert deployment.nginx is not None, "the HTTPS row serves through nginx"
     root = Path(tempfile.mkdtemp(prefix="https-passkeys-", dir=deployment.root))
     root.chmod(0o755)
-    with https_edge(root, deployment.bake, f"127.0.0.1:{port}") as caddy:
-        origin = f"https://{DOMAIN}:{caddy.https_port}"
-        service = deployment.extra_service(
-            # Caddy alone in front (no nginx here): one proxy hop to believe.
-            "https-passkeys",
-            PORT=str(port),
-            TRUSTED_PROXIES="1",
-            PASSKEY_ORIGINS=origin,
-        )
-        account = sign_up(deployment, f"https-{uuid.uuid4().hex[:8]}@example.com", service)
-        pin = f"--ignore-certificate-errors-spki-list={leaf_key_pin(caddy)}"
-        with browser(tmp_path / "artefacts", names=(DOMAIN,), flags=(pin,)) as session:
+    with https_edge(root, deployment.bake, f"127.0.0.1:{deployment.nginx.port}") as caddy:
+        origin = f"https://{DOMAIN}"  # port 443, as compose publishes Caddy's
+        account = sign_up(deployment, f"https-{uuid.uuid4().hex[:8]}@example.com")
+        edge = {DOMAIN: caddy.https_port}
+        roots = (caddy.pebble.root_pem(),)
+        with browser(tmp_path / "artefacts", https=edge, roots=roots) as session:
             session.driver.add_virtual_authenticator(authenticator())
             sign_in_browser(session, origin, account)
             session.open(f"{origin}/passkeys")
