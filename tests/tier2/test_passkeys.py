@@ -15,6 +15,7 @@ Pebble's root through its own certificate store (NSS's, in the HOME it runs with
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import tempfile
 import uuid
@@ -34,6 +35,7 @@ from selenium.webdriver.common.virtual_authenticator import (
 from .acme import DOMAIN, https_edge
 from .auth import sign_in_browser, sign_up
 from .browser import Browser, browser
+from .servers import whole_lines
 from .test_served import each
 
 HOST = "localhost"  # the relying party: mapped to 127.0.0.1 for the browser
@@ -159,6 +161,10 @@ def test_a_passkey_signs_in_over_https_through_caddy(deployment, tmp_path, recor
         edge = {DOMAIN: caddy.https_port}
         roots = (caddy.pebble.root_pem(),)
         with browser(tmp_path / "artefacts", https=edge, roots=roots) as session:
+            # A certificate the browser does not trust shows its error page (origin "null").
+            session.open(f"{origin}/")
+            seen = session.driver.execute_script("return [location.origin, isSecureContext]")
+            assert seen == [origin, True], f"{origin} did not load: {session.driver.title}"
             session.driver.add_virtual_authenticator(authenticator())
             sign_in_browser(session, origin, account)
             session.open(f"{origin}/passkeys")
@@ -169,3 +175,8 @@ def test_a_passkey_signs_in_over_https_through_caddy(deployment, tmp_path, recor
             sign_out(session, origin)
             assert passkey_sign_in(session, origin) == account.email
             assert session.csp_violations() == []
+        # The ceremony went through Caddy, then the served nginx.
+        ceremony = "/passkeys/sign-in"
+        assert ceremony in [line.get("request", {}).get("uri") for line in caddy.lines()]
+        nginx = [json.loads(line)["path"] for line in whole_lines(deployment.nginx.stdout)]
+        assert ceremony in nginx
