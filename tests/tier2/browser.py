@@ -4,7 +4,9 @@ No driver or browser is downloaded: Selenium talks to /usr/bin/chromedriver, whi
 /usr/bin/chromium (.ci/run installs both). Every host name resolves to nothing, except names a
 session maps to 127.0.0.1 itself, and no proxy is used, so the page can only reach 127.0.0.1.
 A name serves a page Chromium must treat as any site's: it trusts 127.0.0.1 as if it were HTTPS
-(a Secure cookie is kept there over plain HTTP).
+(a Secure cookie is kept there over plain HTTP). A session may trust CA roots of its own (a
+test's private CA): Chromium then runs with a HOME whose NSS database holds them, as a user's
+added roots; a page whose certificate chains to neither those nor the system's fails to load.
 
 The harness keeps the console (``goog:loggingPrefs``) and every Content-Security-Policy
 violation (a ``securitypolicyviolation`` listener installed before the page's own scripts, plus
@@ -67,27 +69,29 @@ document.addEventListener('securitypolicyviolation', (event) => {
 """
 
 
+class BrowserError(RuntimeError):
+    """The browser could not start or did not reach a state in time."""
+
+
 def trusting_home(folder: Path, roots: tuple[str, ...]) -> Path:
-    """Make ``folder`` a HOME whose NSS database (``.pki/nssdb``, where Chromium on Linux looks
-    for the roots a user added) trusts each PEM of ``roots`` as a CA for websites; return it."""
+    """Make ``folder`` a HOME whose NSS database (``.pki/nssdb``, where Chromium on Linux reads
+    the roots a user added) trusts each PEM of ``roots`` as a CA for websites; return it. With
+    no roots, the HOME is empty and Chromium trusts the system's roots only."""
+    folder.mkdir(parents=True)
+    if not roots:
+        return folder
     nssdb = folder / ".pki" / "nssdb"
     nssdb.mkdir(parents=True)
-    database = f"sql:{nssdb}"
-    certutil = ["certutil", "-d", database]
+    certutil = ["certutil", "-d", f"sql:{nssdb}"]
+    commands = [[*certutil, "-N", "--empty-password"]]
+    commands += [[*certutil, "-A", "-n", f"root-{i}", "-t", "C,,"] for i in range(len(roots))]
+    inputs = [b"", *(pem.encode() for pem in roots)]
     try:
-        subprocess.run([*certutil, "-N", "--empty-password"], check=True, capture_output=True)
-        for index, pem in enumerate(roots):
-            subprocess.run(
-                [*certutil, "-A", "-n", f"test-root-{index}", "-t", "C,,"],
-                input=pem.encode(), check=True, capture_output=True, timeout=30,
-            )  # fmt: skip
+        for command, pem in zip(commands, inputs, strict=True):
+            subprocess.run(command, input=pem, check=True, capture_output=True, timeout=30)
     except FileNotFoundError as exc:
         raise BrowserError("certutil is missing: apt-get install libnss3-tools") from exc
     return folder
-
-
-class BrowserError(RuntimeError):
-    """The browser could not start or did not reach a state in time."""
 
 
 def _check_installed() -> None:
