@@ -16,6 +16,7 @@ STAND_IN_KINDS = {
     "nginx": "nginx",
     "caddy": "caddy",
     "jaeger": "jaeger",
+    "mailpit": "mailpit",
 }
 
 

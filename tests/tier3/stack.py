@@ -6,9 +6,11 @@ published ports, and moves each service to a free loopback port through the inte
 documents: the app's PORT and HOST, postgres `-p` (and PGPORT for pg_isready), redis `--port`,
 the nginx template's *_PORT variables, the Caddyfile's CADDY_HTTP_PORT, CADDY_HTTPS_PORT and
 UPSTREAM with Caddy's own CADDY_ADMIN (its admin API, which the healthcheck asks), and Jaeger's
-`--set` endpoints (its query port, OTLP/HTTP receiver and health extension). So no traffic goes
-to a container bridge address. A stack opened with profiles starts their services too. A second
-test-only override (acme_override) points an HTTPS stack's Caddy at the tests' ACME CA.
+`--set` endpoints (its query port, OTLP/HTTP receiver and health extension), and Mailpit's
+MP_UI_BIND_ADDR and MP_SMTP_BIND_ADDR (its HTTP API, which its healthcheck asks, and its SMTP
+port, which the app's MAIL_URL names). So no traffic goes to a container bridge address. A stack
+opened with profiles starts their services too. A second test-only override (acme_override)
+points an HTTPS stack's Caddy at the tests' ACME CA.
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ from .net import Endpoint, free_port, request
 from .project import stand_in_kind
 
 # Ports the official images listen on unless told otherwise.
-IMAGE_PORTS = {"postgres": 5432, "redis": 6379, "nginx": 8080, "caddy": 443, "jaeger": 16686}
+IMAGE_PORTS = {
+    "postgres": 5432,
+    "redis": 6379,
+    "nginx": 8080,
+    "caddy": 443,
+    "jaeger": 16686,
+    "mailpit": 8025,
+}
 # The Caddyfile's default upstream (UPSTREAM) and Caddy's default admin address (CADDY_ADMIN).
 CADDY_UPSTREAM = "nginx:8080"
 CADDY_ADMIN = "127.0.0.1:2019"
@@ -42,7 +51,9 @@ JAEGER_ENDPOINTS = {
     "health": "extensions.healthcheckv2.http.endpoint",
 }
 # The other loopback ports each kind of service listens on besides its main one.
-SIDE_PORTS = {"caddy": ("http", "admin"), "jaeger": ("otlp", "health")}
+SIDE_PORTS = {"caddy": ("http", "admin"), "jaeger": ("otlp", "health"), "mailpit": ("smtp",)}
+# The side ports other services name in URLs ("mailpit:1025" in MAIL_URL), moved like main ports.
+NAMED_SIDE_PORTS = {"mailpit": {"smtp": 1025}}
 # Where an HTTPS stack's Caddy finds the ACME CA's listener certificate (SSL_CERT_FILE).
 CA_FILE_IN_CONTAINER = "/run/tier3/acme-ca-listener.pem"
 APP_PORT = 8000  # the app's default PORT
@@ -212,16 +223,22 @@ def host_network_override(
 
     A Caddy service serves HTTPS at its port, and plain HTTP and its admin API at
     ``side_ports[service]["http"]`` and ``["admin"]``; a Jaeger service its query API at its
-    port, and its OTLP/HTTP receiver and health extension at ``["otlp"]`` and ``["health"]``.
+    port, and its OTLP/HTTP receiver and health extension at ``["otlp"]`` and ``["health"]``; a
+    Mailpit service its HTTP API at its port and SMTP at ``["smtp"]``.
     """
     services = config["services"]
     old = {name: original_port(name, svc) for name, svc in services.items()}
     hosts = sorted(f"{name}:127.0.0.1" for name in services)
+    # (service, old port) -> new port, for the main ports and the side ports URLs name.
+    new = {(name, old[name]): port for name, port in ports.items()}
+    for name, sides in (side_ports or {}).items():
+        named = NAMED_SIDE_PORTS.get(kind_of(name, services[name]), {})
+        new.update({(name, named[side]): port for side, port in sides.items() if side in named})
 
     def moved(value: str) -> str:
         """Point "service:old-port" references (URLs) at the service's new port."""
-        for name, port in ports.items():
-            value = re.sub(rf"(?<![\w.-]){re.escape(name)}:{old[name]}\b", f"{name}:{port}", value)
+        for (name, was), port in new.items():
+            value = re.sub(rf"(?<![\w.-]){re.escape(name)}:{was}\b", f"{name}:{port}", value)
         return value
 
     override: dict = {}
@@ -283,6 +300,9 @@ def host_network_override(
                 entry["healthcheck"] = {
                     "test": [part.replace(JAEGER_HEALTH, health) for part in test]
                 }
+        elif kind == "mailpit":
+            smtp = (side_ports or {})[name]["smtp"]
+            env.update(MP_UI_BIND_ADDR=f"127.0.0.1:{port}", MP_SMTP_BIND_ADDR=f"127.0.0.1:{smtp}")
         changed = {key: value for key, value in env.items() if given.get(key) != value}
         if changed:
             entry["environment"] = changed
@@ -381,15 +401,22 @@ def create_item(port: int | Endpoint, name: str, headers: dict[str, str] | None 
     return "/" + location.split("/", 3)[3] if location.startswith("http") else location
 
 
-def sign_up(stack: Stack, port: int | Endpoint, folder: Path) -> dict[str, str]:
-    """Create a user as docs/auth.md says, in the web container with the password on standard
-    input (`docker compose exec -T web flask --app PKG:create_app() users create EMAIL`); return
-    the Authorization header of a token POST /api/auth/tokens gives it through the entry port."""
-    email, password = "tier3@example.com", secrets.token_urlsafe(18)
+def sign_up(
+    stack: Stack,
+    port: int | Endpoint,
+    folder: Path,
+    email: str = "tier3@example.com",
+    web: str | None = None,
+) -> dict[str, str]:
+    """Create a user as docs/auth.md says, in the web container (``web``, else the stack's web
+    service) with the password on standard input (`docker compose exec -T web flask --app
+    PKG:create_app() users create EMAIL`); return the Authorization header of a token
+    POST /api/auth/tokens gives it through ``port``."""
+    password = secrets.token_urlsafe(18)
     secret = folder / "password"
     secret.write_text(f"{password}\n")
     app = f"{project_files.package_name(stack.project_dir)}:create_app()"
-    web = project_files.web_service(stack.config)
+    web = web or project_files.web_service(stack.config)
     with secret.open() as stdin:
         created = stack.engine.docker(
             *stack.compose_args("exec", "-T", web, "flask", "--app", app, "users", "create", email),

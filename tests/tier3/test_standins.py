@@ -69,12 +69,15 @@ def test_stand_ins_run_the_versions_their_tags_name(standins, bake):
     """Each Python, Node, PostgreSQL, Redis and nginx stand-in runs the version its tag names.
 
     The Jaeger stand-in (a profile's service) runs no Jaeger: it says it is the tests' OTLP
-    receiver, decoding with the test environment's opentelemetry-proto.
+    receiver, decoding with the test environment's opentelemetry-proto. The Mailpit stand-in (the
+    development stack's) runs no Mailpit: it says it is aiosmtpd behind a small HTTP API.
     """
     images = {image for combo in TIER3 for image in base_images(bake(combo) / "Dockerfile")}
-    model = project_files.compose_model(bake(_most_selected(TIER3)), profiles=("*",))
+    files = ("compose.yaml", "compose.dev.yaml")
+    model = project_files.compose_model(bake(_most_selected(TIER3)), files, profiles=("*",))
     services = {s["image"] for s in pulled_services(model).values() if "build" not in s}
     (jaeger,) = [image for image in services if stand_in_kind(image) == "jaeger"]
+    (mailpit,) = [image for image in services if stand_in_kind(image) == "mailpit"]
     pythons = {image for image in images if image.startswith("python:")}
     assert {tag_version(image)[:4] for image in pythons} == {"3.13", "3.14", "3.15"}, pythons
     described = {}
@@ -88,6 +91,7 @@ def test_stand_ins_run_the_versions_their_tags_name(standins, bake):
         described[image] = standins.describe(tag)
     receiver = f"the tests' OTLP receiver (opentelemetry-proto {version('opentelemetry-proto')})"
     assert described.pop(jaeger) == f"tier-3 stand-in for Jaeger: {receiver}"
+    assert re.fullmatch(r"tier-3 stand-in for Mailpit: aiosmtpd [\d.]+ .*", described.pop(mailpit))
     wrong = {
         image: line
         for image, line in described.items()
