@@ -24,8 +24,9 @@ from lock import DEPENDABOT_PROBE
 
 BIN = Path(sys.executable).parent
 ECOSYSTEMS = {"uv", "docker", "docker-compose", "npm", "github-actions"}
-# An exact tag: a version of digits (and a variant such as -slim-trixie), never `latest`.
-EXACT_TAG = re.compile(r"[a-z0-9][\w./-]*:\d+(\.\d+)*(-[\w.]+)*")
+# An exact tag: a version of digits (a leading v where the project tags so, as Mailpit does; a
+# variant such as -slim-trixie), never `latest`.
+EXACT_TAG = re.compile(r"[a-z0-9][\w./-]*:v?\d+(\.\d+)*(-[\w.]+)*")
 
 
 def entries(root: Path) -> list[dict]:
