@@ -29,7 +29,10 @@ ANSWERS_FILE = post_gen_value("ANSWERS_FILE")
 # Words that must not appear anywhere in a project generated without the option, besides the
 # option's own name without "use_" (which is all an option not listed here is checked for).
 LEFTOVER_WORDS = {
-    "use_postgres": ["psycopg", "alembic", "migrat", "backups", "make backup", "backup.sh", "pg_dump"],
+    "use_postgres": [
+        *["psycopg", "alembic", "migrat"],
+        *["backups", "make backup", "backup.sh", "pg_dump"],  # backups come with PostgreSQL
+    ],
     "use_nginx": ["proxyfix", "proxy_fix"],
     "use_kubernetes": ["kustomiz", "k8s", "kubectl"],
     "use_celery": ["scheduler"],
