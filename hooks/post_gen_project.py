@@ -100,7 +100,10 @@ PRUNE = {
         "{package}/platform/task_tracing.py",
         "tests/platform/test_task_tracing.py",
     ],
-    ("use_auth", "use_postgres"): ["migrations/versions/20260301_0003_users.py"],
+    ("use_auth", "use_postgres"): [
+        "migrations/versions/20260301_0003_users.py",
+        "migrations/versions/20261127_0005_email_verified.py",
+    ],
     ("use_auth", "use_frontend", "use_postgres"): ["migrations/versions/20261126_0004_passkeys.py"],
     ("use_auth", "use_celery"): [
         "{package}/platform/mail_tasks.py",

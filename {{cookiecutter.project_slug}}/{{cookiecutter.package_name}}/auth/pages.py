@@ -11,6 +11,7 @@ import logging
 from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import UserMixin, current_user, login_user, logout_user
+from werkzeug.exceptions import Forbidden
 
 from ..extensions import db, login_manager
 from ..platform.errors import json_error
@@ -76,7 +77,10 @@ def sign_in() -> ResponseReturnValue:
     answer 422 with the form and one message whatever failed (a 401 would need an HTTP
     authentication scheme to name); the limits count it as the API's sign-in."""
     email = request.form.get("email", "")
-    user = authenticate(email, request.form.get("password", ""))
+    try:
+        user = authenticate(email, request.form.get("password", ""))
+    except Forbidden as exc:  # the password is right, the address not confirmed yet
+        return form(email, exc.description, 403)
     if user is None:
         return form(email, FAILED, 422)
     session.clear()  # a new session: nothing set before sign-in (its CSRF token) is kept
