@@ -11,7 +11,7 @@ from .auth import pages as sign_in
 from .auth import passkey_pages as passkeys
 {%- endif %}
 {%- if cookiecutter.use_auth == "yes" %}
-from .auth import recovery{% if cookiecutter.use_frontend == "yes" %}, recovery_pages{% endif %}, sign_up
+from .auth import recovery{% if cookiecutter.use_frontend == "yes" %}, recovery_pages{% endif %}, sign_up{% if cookiecutter.use_frontend == "yes" %}, sign_up_pages{% endif %}
 {%- endif %}
 {%- if cookiecutter.use_frontend == "yes" %}
 from .extensions import csrf
@@ -117,6 +117,7 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
     sign_in.init_app(app)
     passkeys.init_app(app)  # when PASSKEY_ORIGINS names the site
     recovery_pages.init_app(app)
+    sign_up_pages.init_app(app)  # when AUTH_SIGN_UP is on
 {%- endif %}
 
     rate_limits.init_app(app)  # after the features: it wraps the views they marked

@@ -8,7 +8,16 @@ checks because no cookie of the browser's can authorise a request there.
 
 import logging
 
-from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import UserMixin, current_user, login_user, logout_user
 from werkzeug.exceptions import Forbidden
@@ -61,7 +70,8 @@ def ask_to_sign_in() -> ResponseReturnValue:
 
 def form(email: str = "", error: str | None = None, status: int = 200) -> ResponseReturnValue:
     """Render the sign-in form, the email kept as typed, with the failure's message if any."""
-    return render_template("pages/sign_in.html", email=email, error=error), status
+    sign_up = current_app.extensions["settings"].auth_sign_up
+    return render_template("pages/sign_in.html", email=email, error=error, sign_up=sign_up), status
 
 
 @bp.get("/sign-in")
