@@ -8,6 +8,7 @@ their CSRF check; with mail off the page says so.
 import html
 
 from {{ cookiecutter.package_name }}.auth import sign_in_limits, sign_up
+from {{ cookiecutter.package_name }}.auth.accounts import user_by_email
 from tests.auth.test_api import EMAIL, PASSWORD, add_user
 from tests.auth.test_pages import form_token
 from tests.auth.test_sign_up import NEW
@@ -85,6 +86,9 @@ def test_the_forms_keep_their_csrf_check(mail_app):
 
 
 def test_with_mail_off_the_page_says_so(make_app):
-    """It answers 503 with the sentence naming MAIL_URL."""
-    answer = sign_up_by_form(make_app(**SIGN_UP).test_client())
+    """It answers 503 with the sentence naming MAIL_URL, and stores no account."""
+    app = make_app(**SIGN_UP)
+    answer = sign_up_by_form(app.test_client())
     assert answer.status_code == 503 and "MAIL_URL is unset" in answer.text
+    with app.app_context():
+        assert user_by_email(NEW) is None
