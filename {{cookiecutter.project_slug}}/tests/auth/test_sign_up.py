@@ -5,6 +5,7 @@ lifetime, and dies when the address, password or sessions change; mails per addr
 limited; with mail off, a 503 says so; the answers match the OpenAPI document.
 """
 
+import contextlib
 import time
 
 import pytest
@@ -30,6 +31,16 @@ def sign_up_as(client, email=NEW, password=PASSWORD):
 def verify(client, token):
     """Confirm an address with ``token``; return the answer."""
     return client.post(VERIFY, json={"token": token})
+
+
+@contextlib.contextmanager
+def signed_up(app, email=NEW):
+    """Sign up ``email`` on ``app``; yield its stored user, in an app context."""
+    sign_up_as(app.test_client(), email)
+    with app.app_context():
+        user = user_by_email(email)
+        assert user is not None
+        yield user
 
 
 @pytest.fixture
@@ -93,10 +104,7 @@ def test_a_link_dies_when_the_address_password_or_sessions_change(open_app, chan
     """It refuses a token once the account's address, password or login generation changed."""
     app = open_app()
     client = app.test_client()
-    sign_up_as(client)
-    with app.app_context():
-        user = user_by_email(NEW)
-        assert user is not None
+    with signed_up(app) as user:
         setattr(user, change, {"email": "moved@example.com", "password_hash": "x"}.get(change, 1))
         db.session.commit()
     assert verify(client, app.outbox.token()).status_code == 422
@@ -124,10 +132,7 @@ def test_a_forged_or_foreign_token_is_refused(open_app, secret, salt):
     key and salt confirms the address."""
     app = open_app()
     client = app.test_client()
-    sign_up_as(client)
-    with app.app_context():
-        user = user_by_email(NEW)
-        assert user is not None
+    with signed_up(app) as user:
         payload = [user.id, sign_up.state(user)]
     for token in ("", "not a token", URLSafeTimedSerializer(secret, salt=salt).dumps(payload)):
         assert verify(client, token).status_code == 422
