@@ -104,7 +104,10 @@ PRUNE = {
         "{package}/platform/task_tracing.py",
         "tests/platform/test_task_tracing.py",
     ],
-    ("use_auth", "use_postgres"): ["migrations/versions/20260301_0003_users.py"],
+    ("use_auth", "use_postgres"): [
+        "migrations/versions/20260301_0003_users.py",
+        "migrations/versions/20261127_0005_email_verified.py",
+    ],
     ("use_auth", "use_frontend", "use_postgres"): ["migrations/versions/20261126_0004_passkeys.py"],
     ("use_auth", "use_celery"): [
         "{package}/platform/mail_tasks.py",
@@ -125,6 +128,10 @@ PRUNE = {
         "{package}/web/templates/pages/password_reset.html",
         "{package}/web/templates/pages/new_password.html",
         "tests/auth/test_recovery_pages.py",
+        "{package}/auth/sign_up_pages.py",
+        "{package}/web/templates/pages/sign_up.html",
+        "{package}/web/templates/pages/verify_email.html",
+        "tests/auth/test_sign_up_pages.py",
         "{package}/web/templates/pages/_signed_in.html",
         "{package}/web/templates/pages/sign_in.html",
         "tests/auth/test_pages.py",

@@ -61,6 +61,7 @@ LEFTOVER_WORDS = {
         *["accounts", "bearer", "password_hash", "users_cli", "flask_login", "sign_in"],
         *["smtp", "mail_url", "password_reset", "mailpit"],  # mail comes with users
         *["passkey", "webauthn"],
+        *["sign_up", "email_verified"],
     ],
 }
 # The word that stands for an option whose own name is common in every bake ("https" is in the

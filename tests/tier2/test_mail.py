@@ -1,13 +1,15 @@
-"""Tier 2, use_auth: password reset by mail through a real SMTP server on loopback (aiosmtpd, a
-stand-in for the development stack's Mailpit).
+"""Tier 2, use_auth: sign-up and password reset by mail through a real SMTP server on loopback
+(aiosmtpd, a stand-in for the development stack's Mailpit).
 
-Proven here: a reset asked through the served API mails a link; the link's token sets a new
-password once (the second time it is refused) and the account's old tokens are refused after
-it; an unknown address gets the same answer and no mail; with a mail server that accepts a
-connection and never answers, the request is answered at once (no request waits for the
-server); with Celery, mail asked for while the server is down arrives once it is up; in a real
-browser (frontend bakes), "Forgot your password?" leads to the mail, its link to a new password,
-and that password signs in.
+Proven here: with AUTH_SIGN_UP, a sign-up mails a link that confirms the address, after which
+(and not before) the account gets a token, and a taken address gets the same answer and no mail;
+a reset asked through the served API mails a link; the link's token sets a new password once
+(the second time it is refused) and the account's old tokens are refused after it; an unknown
+address gets the same answer and no mail; with a mail server that accepts a connection and never
+answers, the request is answered at once (no request waits for the server); with Celery, mail
+asked for while the server is down arrives once it is up; in a real browser (frontend bakes),
+"Forgot your password?" leads to the mail, its link to a new password, and that password signs
+in.
 """
 
 from __future__ import annotations
@@ -144,6 +146,53 @@ def reset_journey(deployment, service: Service, inbox: Inbox) -> None:
     refused = requests.post(f"{service.url}/api/items", json={}, headers=old, timeout=TIMEOUT)
     assert_json_error(refused, 401)
     assert inbox.to("nobody@example.com") == []
+
+
+@each("use_auth")
+def test_a_sign_up_mail_arrives_and_its_link_lets_the_account_sign_in(deployment):
+    """With AUTH_SIGN_UP, a sign-up mails a link; the account is refused a token (403) until
+    the link's token confirms its address, then gets one; a taken address gets the same
+    answer and no mail."""
+    port = free_port()
+    controller, inbox = smtp_server(port)
+    try:
+        env = {**mail_env(port), "AUTH_SIGN_UP": "true"}
+        with mailing_service(deployment, "sign-up-mail", env) as service:
+            sign_up_journey(deployment, service, inbox)
+    finally:
+        controller.stop()
+
+
+def sign_up_journey(deployment, service: Service, inbox: Inbox) -> None:
+    """Sign up a new address and a taken one; confirm the new one by its link; sign in."""
+    email, password = f"sign-up-{secrets.token_hex(6)}@example.com", secrets.token_urlsafe(18)
+    taken = f"taken-{secrets.token_hex(6)}@example.com"
+    create_user(deployment, taken, secrets.token_urlsafe(18), service)
+    answers = [
+        requests.post(
+            f"{service.url}/api/auth/sign-up",
+            json={"email": address, "password": password},
+            headers=ANONYMOUS,
+            timeout=TIMEOUT,
+        )
+        for address in (email, taken)
+    ]
+    assert [answer.status_code for answer in answers] == [202, 202], answers[1].text
+    assert answers[0].text == answers[1].text
+    [message] = mail_to(inbox, email)
+    body = {"email": email, "password": password}
+    tokens = f"{service.url}/api/auth/tokens"
+    unverified = requests.post(tokens, json=body, headers=ANONYMOUS, timeout=TIMEOUT)
+    assert_json_error(unverified, 403)
+    verify = requests.post(
+        f"{service.url}/api/auth/verify",
+        json={"token": token_in(message)},
+        headers=ANONYMOUS,
+        timeout=TIMEOUT,
+    )
+    assert verify.status_code == 204, verify.text
+    new_token(service.url, email, password)
+    assert inbox.to(taken) == []
 
 
 @each("use_auth")

@@ -50,6 +50,9 @@ from {{ cookiecutter.package_name }}.auth.pages import SignedIn
 {%- endif %}
 from {{ cookiecutter.package_name }}.extensions import cache, db
 from {{ cookiecutter.package_name }}.platform import health{% if cookiecutter.use_opentelemetry == "yes" %}, telemetry{% endif %}
+{%- if cookiecutter.use_auth == "yes" %}
+from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
+{%- endif %}
 
 SECRET = "test-secret-key-not-for-production"
 PROJECT = Path(__file__).resolve().parent.parent
@@ -74,7 +77,9 @@ def token_of_tester(app: Flask) -> str | None:
             if token is None or user_for_token(token) is None:  # none yet, or tables emptied
                 user = db.session.scalar(select(User).where(User.email == TESTER))
                 if user is None:  # apps not made by make_app may share a database with one
-                    user = User(email=TESTER, password_hash=TESTER_HASH)
+                    user = User(
+                        email=TESTER, password_hash=TESTER_HASH, email_verified_at=utc_now()
+                    )
                     db.session.add(user)
                     db.session.flush()
                 token = TOKENS[app] = issue_token(user, timedelta(hours=1))[0]

@@ -11,7 +11,7 @@ from .auth import pages as sign_in
 from .auth import passkey_pages as passkeys
 {%- endif %}
 {%- if cookiecutter.use_auth == "yes" %}
-from .auth import recovery{% if cookiecutter.use_frontend == "yes" %}, recovery_pages{% endif %}
+from .auth import recovery{% if cookiecutter.use_frontend == "yes" %}, recovery_pages{% endif %}, sign_up{% if cookiecutter.use_frontend == "yes" %}, sign_up_pages{% endif %}
 {%- endif %}
 {%- if cookiecutter.use_frontend == "yes" %}
 from .extensions import csrf
@@ -107,14 +107,17 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
 {%- if cookiecutter.use_auth == "yes" %}
     auth_api.init_app(app, guarded=api.bp)  # before rate_limits wraps the views: refusals count
     recovery.init_app(app)
+    sign_up.init_app(app)  # when AUTH_SIGN_UP is on
     users_cli.init_app(app)
 {%- endif %}
 {%- if cookiecutter.use_frontend == "yes" and cookiecutter.use_auth == "yes" %}
     csrf.exempt(auth_api.bp)
     csrf.exempt(recovery.bp)
+    csrf.exempt(sign_up.bp)
     sign_in.init_app(app)
     passkeys.init_app(app)  # when PASSKEY_ORIGINS names the site
     recovery_pages.init_app(app)
+    sign_up_pages.init_app(app)  # when AUTH_SIGN_UP is on
 {%- endif %}
 
     rate_limits.init_app(app)  # after the features: it wraps the views they marked
@@ -122,6 +125,7 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
 {%- if cookiecutter.use_auth == "yes" %}
     operations.update(auth_operations.OPERATIONS)
     operations.update(recovery.OPERATIONS)
+    operations.update(sign_up.OPERATIONS)
 {%- endif %}
     openapi.init_app(app, operations{% if cookiecutter.use_auth == "yes" %}, auth_operations.SECURITY{% endif %})
     return app

@@ -44,7 +44,12 @@ class CountingHasher(PasswordHasher):
 
 def add_user(email="ada@example.com", password=PASSWORD, hasher=accounts.hasher, active=True):
     """Store a user directly (the CLI's own tests cover the commands) and return it."""
-    user = User(email=email, password_hash=hasher.hash(password), is_active=active)
+    user = User(
+        email=email,
+        password_hash=hasher.hash(password),
+        is_active=active,
+        email_verified_at=utc_now(),
+    )
     db.session.add(user)
     db.session.commit()
     return user

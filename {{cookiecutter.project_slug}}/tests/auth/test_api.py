@@ -18,6 +18,7 @@ from {{ cookiecutter.package_name }}.auth import accounts, sign_in_limits
 from {{ cookiecutter.package_name }}.auth.accounts import Token, User, account_key, hasher, token_digest
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.items.models import Item
+from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
 from tests.conftest import send_token
 from tests.platform.test_openapi import assert_conforms, document
 
@@ -28,7 +29,12 @@ ITEM = {"name": "an item"}
 def add_user(app, email=EMAIL, password=PASSWORD, active=True) -> int:
     """Store a user and return their id."""
     with app.app_context():
-        user = User(email=email, password_hash=hasher.hash(password), is_active=active)
+        user = User(
+            email=email,
+            password_hash=hasher.hash(password),
+            is_active=active,
+            email_verified_at=utc_now(),
+        )
         db.session.add(user)
         db.session.commit()
         return user.id

@@ -12,6 +12,7 @@ from {{ cookiecutter.package_name }}.auth.accounts import User, hasher
 from {{ cookiecutter.package_name }}.auth.pages import FAILED
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.items.models import Item
+from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
 from tests.conftest import TESTER, TESTER_PASSWORD, token_of_tester
 from tests.items.test_pages import HTMX, csrf_token
 
@@ -42,7 +43,12 @@ def signed_in_by_form(app, email: str = TESTER, password: str = TESTER_PASSWORD)
 def add_user(app, email: str, password: str, active: bool = True) -> int:
     """Store a user directly and return its id."""
     with app.app_context():
-        user = User(email=email, password_hash=hasher.hash(password), is_active=active)
+        user = User(
+            email=email,
+            password_hash=hasher.hash(password),
+            is_active=active,
+            email_verified_at=utc_now(),
+        )
         db.session.add(user)
         db.session.commit()
         return int(user.id)

@@ -45,6 +45,9 @@ class User(db.Model):  # type: ignore[name-defined, misc]  # made at run time: m
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utc_now, server_default=func.now()
     )
+    # When the address was proved (auth/sign_up.py), or the operator made the account; None:
+    # not yet, so no sign-in.
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Token(db.Model):  # type: ignore[name-defined, misc]  # made at run time: mypy#8603

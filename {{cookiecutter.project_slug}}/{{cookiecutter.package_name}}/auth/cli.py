@@ -12,6 +12,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from ..extensions import db
+from ..platform.timestamps import utc_now
 from .accounts import User, checked_password, hasher, normalised, revoke
 {%- if cookiecutter.use_frontend == "yes" %}
 from .passkeys import Passkey
@@ -52,7 +53,7 @@ def create_user(email: str) -> None:
     address, user = find_user(email)
     if user is not None:
         raise click.ClickException(f"{address} exists (`flask users password` changes it)")
-    user = User(email=address, password_hash=new_hash())
+    user = User(email=address, password_hash=new_hash(), email_verified_at=utc_now())
     db.session.add(user)
     db.session.commit()
     log.info("user created", extra={"user_id": user.id})

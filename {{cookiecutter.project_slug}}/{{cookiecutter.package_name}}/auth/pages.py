@@ -8,9 +8,19 @@ checks because no cookie of the browser's can authorise a request there.
 
 import logging
 
-from flask import Blueprint, Flask, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import UserMixin, current_user, login_user, logout_user
+from werkzeug.exceptions import Forbidden
 
 from ..extensions import db, login_manager
 from ..platform.errors import json_error
@@ -60,7 +70,8 @@ def ask_to_sign_in() -> ResponseReturnValue:
 
 def form(email: str = "", error: str | None = None, status: int = 200) -> ResponseReturnValue:
     """Render the sign-in form, the email kept as typed, with the failure's message if any."""
-    return render_template("pages/sign_in.html", email=email, error=error), status
+    sign_up = current_app.extensions["settings"].auth_sign_up
+    return render_template("pages/sign_in.html", email=email, error=error, sign_up=sign_up), status
 
 
 @bp.get("/sign-in")
@@ -76,7 +87,10 @@ def sign_in() -> ResponseReturnValue:
     answer 422 with the form and one message whatever failed (a 401 would need an HTTP
     authentication scheme to name); the limits count it as the API's sign-in."""
     email = request.form.get("email", "")
-    user = authenticate(email, request.form.get("password", ""))
+    try:
+        user = authenticate(email, request.form.get("password", ""))
+    except Forbidden as exc:  # the password is right, the address not confirmed yet
+        return form(email, exc.description, 403)
     if user is None:
         return form(email, FAILED, 422)
     session.clear()  # a new session: nothing set before sign-in (its CSRF token) is kept

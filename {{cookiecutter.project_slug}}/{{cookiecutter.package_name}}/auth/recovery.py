@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import logging
 import math
+from collections.abc import Callable
 
 from flask import Blueprint, Flask, abort, current_app, request
 from flask.typing import ResponseReturnValue
@@ -89,8 +90,16 @@ def user_for_reset(token: str) -> User | None:
     """Return the active user whose password ``token`` may set, else None (forged, expired,
     used, or the password or the sessions changed since it was made)."""
     lifetime = current_app.extensions["settings"].auth_reset_lifetime
+    return bound_user(serializer(), token, lifetime, state)
+
+
+def bound_user(
+    signer: URLSafeTimedSerializer, token: str, lifetime: int, state: Callable[[User], str]
+) -> User | None:
+    """Return the active user a token of ``signer`` names, if it is younger than ``lifetime``
+    seconds and the user's ``state`` is still the one it was made with, else None."""
     try:
-        user_id, bound = serializer().loads(token, max_age=lifetime)
+        user_id, bound = signer.loads(token, max_age=lifetime)
     except (BadData, TypeError, ValueError):  # ValueError/TypeError: a payload of another shape
         return None
     if not (isinstance(user_id, int) and isinstance(bound, str)):
@@ -137,19 +146,23 @@ def mail_reset(email: str) -> None:
     user = user_by_email(email)
     if user is not None and not user.is_active:
         user = None  # a deactivated account gets no mail: it could not sign in anyway
-    settings = current_app.extensions["settings"]
-    # Rendered for an unknown address too, so that both answers take the same work.
+    minutes = math.ceil(current_app.extensions["settings"].auth_reset_lifetime / 60)
     token = reset_token(user) if user else "unknown"
+    mail_link(user, token, SUBJECT, "password_reset", "/reset-password", minutes=minutes)
+
+
+def mail_link(
+    user: User | None, token: str, subject: str, template: str, path: str, **context: object
+) -> None:
+    """Mail ``user`` the message ``template`` with a link to PUBLIC_URL's ``path`` carrying
+    ``token``; for None, render it all the same (both answers take the same work), unsent."""
+    link = f"{current_app.extensions['settings'].public_url}{path}?token={token}"
     message = mail.message(
-        user.email if user else "unknown@invalid",
-        SUBJECT,
-        "password_reset",
-        link=f"{settings.public_url}/reset-password?token={token}",
-        minutes=math.ceil(settings.auth_reset_lifetime / 60),
+        user.email if user else "unknown@invalid", subject, template, link=link, **context
     )
     if user:
         mail.send(message)
-        log.info("password reset mailed", extra={"user_id": user.id})
+        log.info("%s mailed", template, extra={"user_id": user.id})
 
 
 def reset_password(token: str, password: str) -> bool:

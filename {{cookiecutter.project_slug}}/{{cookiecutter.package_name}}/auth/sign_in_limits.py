@@ -6,7 +6,8 @@ own storage (shared by every worker when rate_limits names a shared one): reques
 once for one account cannot all pass, as they would if each were counted after its answer. A
 check that succeeds clears its account's count, so only failures hold an account back. A body
 that names no email and password never gets here. platform/rate_limits.py counts attempts per
-address.
+address. An account whose address is not verified yet (auth/sign_up.py) is refused here too,
+with a 403 that only a correct password gets: it tells nothing to whoever does not know it.
 """
 
 import logging
@@ -16,15 +17,28 @@ import time
 from flask import current_app
 from flask_limiter import Limiter
 from limits import RateLimitItem, parse_many
-from werkzeug.exceptions import TooManyRequests
+from werkzeug.exceptions import Forbidden, TooManyRequests
 
 from .accounts import User, account_key
 from .accounts import authenticate as check_password
 
 log = logging.getLogger(__name__)
+UNVERIFIED = (
+    "Confirm your address first: open the link mailed to it "
+    "(POST /api/auth/verification mails a new one)."
+)
 
 
 def authenticate(email: str, password: str) -> User | None:
+    """Return the user of a counted check (counted_check); raise 403 when their address is
+    not verified yet: only after a correct password, so it reveals nothing to others."""
+    user = counted_check(email, password)
+    if user is not None and user.email_verified_at is None:
+        raise Forbidden(UNVERIFIED)
+    return user
+
+
+def counted_check(email: str, password: str) -> User | None:
     """Return accounts.authenticate's user, the check counted against the email's account
     first; raise 429 instead of checking once the account's checks are spent this window."""
     limiter: Limiter = current_app.extensions["rate_limits"]

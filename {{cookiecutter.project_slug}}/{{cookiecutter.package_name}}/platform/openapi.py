@@ -39,7 +39,8 @@ UNDOCUMENTED_BLUEPRINTS = {
     "recovery_pages",
     "debugtoolbar",
     "_debug_toolbar",{% if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
-    "passkeys",{% endif %}
+    "passkeys",
+    "sign_up_pages",{% endif %}
 }
 # The development-only page at /docs: Swagger UI, pinned, from a CDN, checked by its SRI hashes.
 DOCS_PAGE = """<!doctype html>

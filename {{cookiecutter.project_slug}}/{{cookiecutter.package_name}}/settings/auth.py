@@ -24,9 +24,13 @@ class AuthSettings(BaseSettings):
     auth_reset_lifetime: int = Field(
         3600, ge=300, le=86400, description="seconds a password reset link works (used once)"
     )
+    auth_sign_up: bool = Field(False, description="anyone may sign up (`POST /api/auth/sign-up`)")
+    auth_verify_lifetime: int = Field(
+        86400, ge=300, le=604_800, description="seconds an address verification link works"
+    )
     ratelimit_mail_account: Limits = Field(
         "3 per hour;10 per day",
-        description="mails per account (password resets), from any address; unknown ones alike",
+        description="mails per account (resets, verifications), from any address; unknown alike",
     )
     ratelimit_sign_in_account: Limits = Field(
         "5 per minute;20 per hour",
