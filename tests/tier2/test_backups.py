@@ -27,8 +27,11 @@ TEMPLATE = Path(__file__).resolve().parents[2]
 EMAIL = "owner@example.com"
 PASSWORD = "a-long-enough-password"
 BACKED_UP = re.compile(r"^Backed up \S+ into (\S+) \(", re.M)
-# The migration before the last one (the users table), and the last one.
-OLDER_HEAD, HEAD = "0002", "0003"
+# A migration before the users table, and the newest: the revision of the template's newest
+# migration file (the bake has every migration: PostgreSQL, users and pages).
+MIGRATIONS = TEMPLATE / "{{cookiecutter.project_slug}}" / "migrations" / "versions"
+OLDER_HEAD = "0002"
+HEAD = re.findall(r'^revision = "(\w+)"$', max(MIGRATIONS.glob("*.py")).read_text(), re.M)[0]
 REFUSED = "is not a complete backup (truncated or corrupt?): nothing was changed"
 RESTORE_STARTED = "Restoring "
 WRITE_SECONDS = 60.0

@@ -15,18 +15,39 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import requests
+from loopback import free_port
 
 from .auth import new_token, raw_header
 from .test_hostile_input import entries, raw_exchange
+from .test_mail import PUBLIC_URL, smtp_server
 from .test_served import TIMEOUT, assert_json_error, each
 
 ST = Path(sys.executable).parent / "st"
 EXAMPLES = 5
 # Tight enough for a few cases per operation to reach them; /openapi.json is loaded twice.
 TIGHT_LIMITS = {"RATELIMIT_DEFAULT": "3 per minute", "RATELIMIT_WRITE": "1 per minute"}
+
+
+@pytest.fixture(scope="module")
+def service_env() -> Iterator[dict[str, str]]:
+    """Give auth bakes' services a mail server (a real SMTP server on loopback), as production
+    has: without one, the operations that send mail answer 503, which the fuzzer rightly counts
+    as a server error."""
+    port = free_port()
+    controller, _ = smtp_server(port)
+    try:
+        yield {
+            "MAIL_URL": f"smtp://127.0.0.1:{port}",
+            "MAIL_FROM": "Tier 2 <no-reply@example.test>",
+            "PUBLIC_URL": PUBLIC_URL,
+        }
+    finally:
+        controller.stop()
 
 
 def fuzz(deployment, url: str, examples: int = EXAMPLES, options: str = ""):

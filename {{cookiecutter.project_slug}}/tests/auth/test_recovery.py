@@ -74,7 +74,7 @@ def test_the_link_sets_the_password_and_ends_every_token_and_session(mail_app):
 
 
 def test_a_link_works_once(mail_app):
-    """It refuses a token already used (422 naming the token), the password set once."""
+    """It refuses a token already used (403 naming the token), the password set once."""
     app = mail_app()
     add_user(app)
     client = app.test_client()
@@ -82,7 +82,7 @@ def test_a_link_works_once(mail_app):
     token = app.outbox.token()
     assert set_password(client, token).status_code == 204
     again = set_password(client, token, password="yet another password")
-    assert again.status_code == 422
+    assert again.status_code == 403
     assert again.json["error"]["detail"] == [{"field": "token", "message": recovery.BAD_TOKEN}]
     assert sign_in(client, password=NEW_PASSWORD).status_code == 201
 
@@ -96,7 +96,7 @@ def test_a_link_dies_when_the_password_changes_another_way(mail_app):
     operator = app.test_cli_runner()
     result = operator.invoke(args=["users", "password", EMAIL], input="changed-by-operator\n")
     assert result.exit_code == 0, result.output
-    assert set_password(client, app.outbox.token()).status_code == 422
+    assert set_password(client, app.outbox.token()).status_code == 403
     assert sign_in(client, password="changed-by-operator").status_code == 201
 
 
@@ -105,7 +105,7 @@ def test_a_link_expires(mail_app, monkeypatch):
     app = mail_app(auth_reset_lifetime=300)
     add_user(app)
     client = app.test_client()
-    for age, status in ((301, 422), (295, 204)):
+    for age, status in ((301, 403), (295, 204)):
         made_ago = lambda self, age=age: int(time.time()) - age  # noqa: E731
         monkeypatch.setattr(TimestampSigner, "get_timestamp", made_ago)
         reset(client)
@@ -123,10 +123,10 @@ def test_a_link_expires(mail_app, monkeypatch):
     ],
 )
 def test_a_forged_or_foreign_token_is_refused(mail_app, token):
-    """It refuses a token it did not sign for resets (another key, another salt), with a 422."""
+    """It refuses a token it did not sign for resets (another key, another salt), with a 403."""
     app = mail_app()
     add_user(app)
-    assert set_password(app.test_client(), token).status_code == 422
+    assert set_password(app.test_client(), token).status_code == 403
 
 
 @pytest.mark.parametrize(
@@ -169,7 +169,7 @@ def test_with_mail_off_a_reset_answers_503_saying_so(make_app):
 
 
 def test_the_answers_match_the_document(mail_app):
-    """It answers both operations (202, 204, 400, 422, 503) as the document says."""
+    """It answers both operations (202, 204, 400, 403, 422, 503) as the document says."""
     app = mail_app()
     add_user(app)
     client = app.test_client()

@@ -88,14 +88,14 @@ def test_an_unverified_account_gets_no_token_until_the_link_confirms_it(open_app
 
 
 def test_a_link_works_once(open_app):
-    """It refuses a token already used, with a 422 naming the token."""
+    """It refuses a token already used, with a 403 naming the token."""
     app = open_app()
     client = app.test_client()
     sign_up_as(client)
     token = app.outbox.token()
     assert verify(client, token).status_code == 204
     again = verify(client, token)
-    assert again.status_code == 422
+    assert again.status_code == 403
     assert again.json["error"]["detail"][0]["field"] == "token"
 
 
@@ -107,14 +107,14 @@ def test_a_link_dies_when_the_address_password_or_sessions_change(open_app, chan
     with signed_up(app) as user:
         setattr(user, change, {"email": "moved@example.com", "password_hash": "x"}.get(change, 1))
         db.session.commit()
-    assert verify(client, app.outbox.token()).status_code == 422
+    assert verify(client, app.outbox.token()).status_code == 403
 
 
 def test_a_link_expires(open_app, monkeypatch):
     """It refuses a token older than AUTH_VERIFY_LIFETIME, and takes one just younger."""
     app = open_app(auth_verify_lifetime=300)
     client = app.test_client()
-    for age, status, email in ((301, 422, "a@example.com"), (295, 204, "b@example.com")):
+    for age, status, email in ((301, 403, "a@example.com"), (295, 204, "b@example.com")):
         made_ago = lambda self, age=age: int(time.time()) - age  # noqa: E731
         monkeypatch.setattr(TimestampSigner, "get_timestamp", made_ago)
         sign_up_as(client, email)
@@ -127,7 +127,7 @@ def test_a_link_expires(open_app, monkeypatch):
     [(SECRET, "password-reset"), ("another-secret-of-good-length", "email-verification")],
 )
 def test_a_forged_or_foreign_token_is_refused(open_app, secret, salt):
-    """It refuses, with a 422, a token of the right account and state signed with another key
+    """It refuses, with a 403, a token of the right account and state signed with another key
     or for another purpose (a reset), and tokens that are none; the same signed with its own
     key and salt confirms the address."""
     app = open_app()
@@ -135,7 +135,7 @@ def test_a_forged_or_foreign_token_is_refused(open_app, secret, salt):
     with signed_up(app) as user:
         payload = [user.id, sign_up.state(user)]
     for token in ("", "not a token", URLSafeTimedSerializer(secret, salt=salt).dumps(payload)):
-        assert verify(client, token).status_code == 422
+        assert verify(client, token).status_code == 403
     own = URLSafeTimedSerializer(SECRET, salt="email-verification").dumps(payload)
     assert verify(client, own).status_code == 204
 
@@ -194,7 +194,7 @@ def test_bad_bodies_are_refused_clearly(open_app, path, body, status):
 
 
 def test_the_answers_match_the_document(open_app):
-    """It answers the three operations (202, 204, 400, 422) as the document says."""
+    """It answers the three operations (202, 204, 400, 403, 422) as the document says."""
     app = open_app()
     client = app.test_client()
     doc = document(client)

@@ -193,7 +193,7 @@ def set_password() -> ResponseReturnValue:
     """Set a new password with a reset token; end the account's tokens and browser sessions."""
     given = NewPasswordIn.model_validate(json_body())
     if not reset_password(given.token, given.password):
-        return json_error(422, "Unprocessable Content", [{"field": "token", "message": BAD_TOKEN}])
+        return json_error(403, "Forbidden", [{"field": "token", "message": BAD_TOKEN}])
     return no_content()
 
 
@@ -205,7 +205,7 @@ OPERATIONS = {
     ),
     "auth_recovery.set_password": Operation(
         {"204": ("The password is set; the account's tokens and sessions ended.", None, ())},
-        ("400", "413", "415", "422", "503"),
+        ("400", "403", "413", "415", "422", "503"),
         body=NewPasswordIn,
         media_type="",
     ),

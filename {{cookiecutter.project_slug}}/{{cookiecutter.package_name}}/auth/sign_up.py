@@ -159,7 +159,7 @@ def resend_view() -> tuple[dict[str, object], int]:
 def verify_view() -> ResponseReturnValue:
     """Confirm an account's address with the mailed token: it may sign in from now on."""
     if not verify(VerifyIn.model_validate(json_body()).token):
-        return json_error(422, "Unprocessable Content", [{"field": "token", "message": BAD_TOKEN}])
+        return json_error(403, "Forbidden", [{"field": "token", "message": BAD_TOKEN}])
     return no_content()
 
 
@@ -173,7 +173,7 @@ OPERATIONS = {
     ),
     "auth_sign_up.verify_view": Operation(
         {"204": ("The address is confirmed: the account may sign in.", None, ())},
-        ("400", "413", "415", "422", "503"),
+        ("400", "403", "413", "415", "422", "503"),
         body=VerifyIn,
         media_type="",
     ),

@@ -85,6 +85,7 @@ ERRORS = {
     "400": ("The body is not JSON, or not a JSON object.", ()),
 {%- if cookiecutter.use_auth == "yes" %}
     "401": ("No valid bearer token, or a wrong email or password.", ("WWW-Authenticate",)),
+    "403": ("The mailed link's token is invalid, expired or used: ask for a new link.", ()),
 {%- endif %}
     "404": ("No such item.", ()),
     "413": ("The body is larger than MAX_CONTENT_LENGTH.", ()),
