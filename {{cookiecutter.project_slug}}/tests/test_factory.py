@@ -1,4 +1,8 @@
 """The factory builds a configured app without side effects at import time."""
+{%- if cookiecutter.use_frontend == "no" %}
+
+from flask import session
+{%- endif %}
 
 from {{ cookiecutter.package_name }} import create_app
 
@@ -21,3 +25,13 @@ def test_no_path_is_redirected_to_a_url_naming_the_clients_host(app):
     answer = app.test_client().get("/api//items", headers={"Host": "evil.example"})
     assert (answer.status_code, answer.headers.get("Location")) == (404, None)
     assert answer.json is not None and answer.json["error"]["status"] == 404
+{%- if cookiecutter.use_frontend == "no" %}
+
+
+def test_no_request_opens_a_cookie_session(app):
+    """It gives Flask no secret key: nothing here keeps a session, and given a key Flask would
+    open and sign one for every request."""
+    with app.test_client() as client:
+        assert client.get("/healthz").status_code == 200
+        assert app.session_interface.is_null_session(session)
+{%- endif %}

@@ -73,7 +73,8 @@ class Accepted(Answer):
 
 def serializer() -> URLSafeTimedSerializer:
     """Return the signer of reset tokens (its own salt: no other signed value passes as one)."""
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="password-reset")
+    secret = current_app.extensions["settings"].secret_key.get_secret_value()
+    return URLSafeTimedSerializer(secret, salt="password-reset")
 
 
 def state(user: User) -> str:

@@ -57,7 +57,8 @@ class VerifyIn(BaseModel):
 
 def serializer() -> URLSafeTimedSerializer:
     """Return the signer of verification tokens (its own salt: a reset token is none)."""
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="email-verification")
+    secret = current_app.extensions["settings"].secret_key.get_secret_value()
+    return URLSafeTimedSerializer(secret, salt="email-verification")
 
 
 def state(user: User) -> str:

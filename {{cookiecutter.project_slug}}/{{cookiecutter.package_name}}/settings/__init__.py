@@ -157,7 +157,11 @@ class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings,
     def flask_config(self) -> dict[str, object]:
         """Return the Flask config keys derived from these settings."""
         return {
+{%- if cookiecutter.use_frontend == "yes" %}
+            # The pages' session cookie is signed with it. (Given a secret key, Flask opens a
+            # session on every request: a bake without pages gives it none.)
             "SECRET_KEY": self.secret_key.get_secret_value(),
+{%- endif %}
             "MAX_CONTENT_LENGTH": self.max_content_length,
             "TESTING": self.app_env == "test",
         }
