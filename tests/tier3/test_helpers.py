@@ -217,7 +217,7 @@ def test_override_moves_mailpits_api_and_smtp_ports_and_the_apps_mail_url():
     healthcheck, `/mailpit readyz`, reads the first) and points the app's MAIL_URL at SMTP."""
     app = {"build": {"context": "."}, "environment": {"MAIL_URL": "smtp://mailpit:1025"}}
     mailpit = {
-        "image": "axllent/mailpit:v1.20.4",
+        "image": "axllent/mailpit:v1.31.1",
         "ports": [{"target": 8025, "published": "8025"}, {"target": 1025, "published": "1025"}],
         "healthcheck": {"test": ["CMD", "/mailpit", "readyz"]},
     }
