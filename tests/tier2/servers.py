@@ -377,6 +377,7 @@ class Postgres(NativeServer):
     port: int = field(default_factory=free_port)
     process: subprocess.Popen | None = None
     _databases: int = 0
+    settings: tuple[str, ...] = ()  # more `-c` settings for the next start (TLS, say)
 
     @property
     def data(self) -> Path:
@@ -411,7 +412,8 @@ class Postgres(NativeServer):
     def start(self) -> Postgres:
         """Start the postmaster and wait until it accepts connections."""
         options = ["-p", str(self.port), "-k", str(self.root)]
-        for setting in ("listen_addresses=127.0.0.1", "fsync=off", "full_page_writes=off"):
+        defaults = ("listen_addresses=127.0.0.1", "fsync=off", "full_page_writes=off")
+        for setting in (*defaults, *self.settings):
             options += ["-c", setting]
         self.process = spawn(
             [str(postgres_bin() / "postgres"), "-D", str(self.data), *options], self.log

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ import requests
 
 from . import celery_processes
 from .auth import sign_up
-from .servers import compose_command, compose_services, wait_until
+from .servers import compose_command, compose_services, owned_dir, unprivileged_user, wait_until
 from .test_served import (
     LIMITER_LONGEST_PING_GAP,
     TIMEOUT,
@@ -226,6 +227,67 @@ def test_a_restarted_postgres_is_used_again_without_an_error_to_clients(deployme
     deployment.postgres.stop()
     deployment.postgres.start()
     assert read_in_parallel(url, 32) == [200] * 32
+
+
+@contextlib.contextmanager
+def tls_postgres(postgres) -> Iterator[None]:
+    """Restart ``postgres`` with TLS on (a self-signed certificate made here) for the block,
+    then restart it as it was."""
+    folder = owned_dir(postgres.root / "tls")  # its user reaches nothing under tmp_path
+    key, certificate = folder / "server.key", folder / "server.crt"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(certificate)]
+    subprocess.run(command, check=True, capture_output=True, timeout=60)
+    account = unprivileged_user()
+    for path in (key, certificate):
+        os.chown(path, account.pw_uid, account.pw_gid)
+    key.chmod(0o600)  # PostgreSQL refuses a key others may read
+    postgres.settings = ("ssl=on", f"ssl_cert_file={certificate}", f"ssl_key_file={key}")
+    postgres.stop()
+    postgres.start()
+    try:
+        yield
+    finally:
+        postgres.settings = ()
+        postgres.stop()
+        postgres.start()
+
+
+TLS_CLIENT = "tier2-tls"  # the application_name of the TLS service's connections
+
+
+def service_backends(deployment) -> set[int]:
+    """Return the pids of the server processes serving the TLS service's connections, failing
+    if one of them is not encrypted."""
+    query = (
+        "SELECT a.pid, s.ssl FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) "
+        "WHERE a.application_name = %s"
+    )
+    with deployment.postgres.connect("postgres") as connection:
+        rows = connection.execute(query, (TLS_CLIENT,)).fetchall()
+    assert all(encrypted for _, encrypted in rows), rows
+    return {pid for pid, _ in rows}
+
+
+@each("use_postgres")
+def test_over_tls_idle_connections_are_kept_and_those_a_restart_closed_are_replaced(deployment):
+    """With `sslmode=require`, the checkout's look at the socket keeps a healthy connection (no
+    TLS record waits on an idle one: sequential reads open no new connection) and replaces the
+    ones a restart closed before any request uses one."""
+    with tls_postgres(deployment.postgres):
+        database = deployment.postgres.url(deployment.database)
+        database_url = f"{database}?sslmode=require&application_name={TLS_CLIENT}"
+        url = f"{deployment.extra_service('tls', DATABASE_URL=database_url).url}/api/items"
+        assert read_in_parallel(url, 32) == [200] * 32
+        pooled = service_backends(deployment)
+        assert pooled, "no connection of the service is open"
+        with requests.Session() as session:
+            statuses = [session.get(url, timeout=TIMEOUT).status_code for _ in range(50)]
+        assert statuses == [200] * 50
+        assert service_backends(deployment) <= pooled  # every read used a pooled connection
+        deployment.postgres.stop()
+        deployment.postgres.start()
+        assert read_in_parallel(url, 32) == [200] * 32
 
 
 @each("use_postgres")
