@@ -12,6 +12,7 @@ import threading
 import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from email.utils import parsedate_to_datetime
 
 import pytest
 from werkzeug.exceptions import ServiceUnavailable
@@ -130,6 +131,17 @@ def test_a_message_has_text_and_html_parts_from_the_templates(make_app):
     text, html = part(sent, "plain"), part(sent, "html")
     assert "https://x.test/?a=1&b=<2>" in text
     assert "https://x.test/?a=1&amp;b=&lt;2&gt;" in html
+
+
+def test_a_message_has_a_date_and_a_message_id_in_the_senders_domain(make_app):
+    """It gives each message the Date RFC 5322 requires and a Message-ID of its own, in
+    MAIL_FROM's domain (large mail providers refuse mail without one)."""
+    app = make_app(**mail_to("smtp://127.0.0.1:1"))
+    with app.test_request_context():
+        sent = [mail.message("ada@example.com", "Hi", "password_reset", link="x") for _ in "ab"]
+    assert all(parsedate_to_datetime(m["Date"]).tzinfo is not None for m in sent), sent
+    ids = {m["Message-ID"] for m in sent}
+    assert len(ids) == 2 and all(i.endswith("@example.com>") for i in ids), ids
 
 
 def test_a_message_is_delivered_through_smtp(make_app, smtp_server):

@@ -16,6 +16,7 @@ import ssl
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from flask import Flask, current_app, render_template
@@ -52,6 +53,10 @@ def message(to: str, subject: str, template: str, **context: object) -> EmailMes
     settings = current_app.extensions["settings"]
     mail = EmailMessage()
     mail["From"], mail["To"], mail["Subject"] = settings.mail_from, to, subject
+    # RFC 5322 requires a Date; large providers refuse mail without a Message-ID. The ID names
+    # the sender's domain (make_msgid's default would ask DNS for this host's name).
+    mail["Date"] = formatdate(usegmt=True)
+    mail["Message-ID"] = make_msgid(domain=parseaddr(settings.mail_from)[1].rpartition("@")[2])
     mail.set_content(render_template(f"mail/{template}.txt", **context))
     mail.add_alternative(render_template(f"mail/{template}.html", **context), subtype="html")
     return mail

@@ -8,7 +8,8 @@ What it stands in for, where the generated compose file and the tests rely on it
 - the HTTP API, in the JSON shape of Mailpit's own (the subset the tests read):
   ``GET /api/v1/messages`` (newest first: ``total``, ``count``, ``messages`` with each message's
   ``ID``, ``From``, ``To``, ``Subject``, ``Created``, ``Size``, ``Snippet``) and
-  ``GET /api/v1/message/<ID>`` (with the ``Text`` and ``HTML`` bodies); ``GET /livez`` and
+  ``GET /api/v1/message/<ID>`` (with the ``Text`` and ``HTML`` bodies; the ID ``latest`` names the
+  newest message, as Mailpit's does and docs/auth.md's walk reads it); ``GET /livez`` and
   ``GET /readyz`` answer 200; ``GET /`` says there is no UI here;
 - the command line: no arguments to serve, ``readyz`` (the compose healthcheck: exit 0 when the
   HTTP server answers /readyz) and ``version``; the listen addresses from MP_SMTP_BIND_ADDR and
@@ -94,8 +95,10 @@ class Store:
         return [{k: v for k, v in m.items() if k not in ("Text", "HTML")} for m in found]
 
     def get(self, message_id: str) -> dict[str, Any] | None:
-        """Return one message with its bodies, or None."""
+        """Return one message with its bodies (``latest``: the newest), or None."""
         with self.lock:
+            if message_id == "latest":
+                return self.messages[-1] if self.messages else None
             return next((m for m in self.messages if m["ID"] == message_id), None)
 
 
