@@ -5,11 +5,12 @@ Proven here: with AUTH_SIGN_UP, a sign-up mails a link that confirms the address
 (and not before) the account gets a token, and a taken address gets the same answer and no mail;
 a reset asked through the served API mails a link; the link's token sets a new password once
 (the second time it is refused) and the account's old tokens are refused after it; an unknown
-address gets the same answer and no mail; with a mail server that accepts a connection and never
-answers, the request is answered at once (no request waits for the server); with Celery, mail
-asked for while the server is down arrives once it is up; in a real browser (frontend bakes),
-"Forgot your password?" leads to the mail, its link to a new password, and that password signs
-in.
+address gets the same answer and no mail, in a similar time (the sign-in timing test's bound);
+with a mail server that accepts a connection and never answers, the request is answered at once
+(no request waits for the server); with Celery, mail asked for while the server is down arrives
+once it is up; in a real browser (frontend bakes), "Forgot your password?" leads to the mail, its
+link to a new password, and that password signs in, and "No account? Sign up" leads to the mail,
+a sign-in refused until its link's button confirms the address, then signed in.
 """
 
 from __future__ import annotations
