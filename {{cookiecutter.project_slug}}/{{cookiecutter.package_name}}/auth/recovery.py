@@ -156,13 +156,15 @@ def mail_link(
     user: User | None, token: str, subject: str, template: str, path: str, **context: object
 ) -> None:
     """Mail ``user`` the message ``template`` with a link to PUBLIC_URL's ``path`` carrying
-    ``token``; for None, render it all the same (both answers take the same work), unsent."""
+    ``token``; for None, render it and write it out as text all the same (both answers take
+    the same work), unsent."""
     link = f"{current_app.extensions['settings'].public_url}{path}?token={token}"
     message = mail.message(
         user.email if user else "unknown@invalid", subject, template, link=link, **context
     )
+    text = message.as_string()
     if user:
-        mail.send(message)
+        mail.send(text)
         log.info("%s mailed", template, extra={"user_id": user.id})
 
 

@@ -62,11 +62,11 @@ def message(to: str, subject: str, template: str, **context: object) -> EmailMes
     return mail
 
 
-def send(mail: EmailMessage) -> None:
-    """Hand ``mail`` over to be delivered, without waiting for the server; raise 503 when mail
-    is off."""
+def send(text: str) -> None:
+    """Hand a message over to be delivered, as text (``message(...).as_string()``), without
+    waiting for the server; raise 503 when mail is off."""
     require_mail()
-    current_app.extensions["mail"](mail.as_string())
+    current_app.extensions["mail"](text)
 
 
 def send_in_background(settings: Settings, text: str) -> None:
