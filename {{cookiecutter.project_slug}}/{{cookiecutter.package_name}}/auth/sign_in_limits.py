@@ -16,6 +16,7 @@ import time
 
 from flask import current_app
 from limits import RateLimitItem, parse_many
+from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import Forbidden, TooManyRequests
 
 from ..platform.rate_limits import RateLimits
@@ -59,10 +60,18 @@ def counted_check(email: str, password: str) -> User | None:
     user = check_password(email, password)
     if user is not None:
         try:
-            limiter.run(lambda strategy: [strategy.clear(limit, account) for limit in limits])
+            limiter.run(lambda strategy: clear_counts(strategy, limits, account))
         except Exception:  # the success stays counted as a failure until its window ends
             log.exception("clearing the sign-in count of an account failed")
     return user
+
+
+def clear_counts(
+    strategy: FixedWindowRateLimiter, limits: list[RateLimitItem], account: str
+) -> None:
+    """Forget an account's counts of ``limits``: a right password clears its failures."""
+    for limit in limits:
+        strategy.clear(limit, account)
 
 
 def seconds_left(limiter: RateLimits, limit: RateLimitItem, account: str) -> int:

@@ -3,8 +3,8 @@ decorator below gets its own limits (RATELIMIT_WRITE on writes), every other rou
 /metrics and static files RATELIMIT_DEFAULT (empty: none).
 
 A request that is not counted runs none of this: init_app wraps the marked views, and registers
-a hook for the other routes only when RATELIMIT_DEFAULT is set. Counts live in each worker's
-memory unless init_app is given a shared storage{% if cookiecutter.use_redis == "yes" %} (Redis: while it fails, in memory){% endif %}.
+a hook for the other routes only when RATELIMIT_DEFAULT is set. Counts live in the storage
+init_app picks (each worker's memory unless a shared one is set), in memory while it fails.
 """
 
 import functools
