@@ -21,7 +21,7 @@ def test_a_failing_store_is_skipped_for_the_interval_then_tried_once(caplog):
         tried.append(time.monotonic())
         return "stored"
 
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         assert outage.call(failing, lambda: "fallback") == "fallback"
         assert [outage.call(store, lambda: "fallback") for _ in range(3)] == ["fallback"] * 3
         assert tried == []

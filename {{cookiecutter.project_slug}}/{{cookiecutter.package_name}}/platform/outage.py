@@ -41,6 +41,6 @@ class Outage:
             self.retry_at = time.monotonic() + self.interval
             return fallback()
         if retrying:
-            log.warning("%s answers again", self.store)
+            log.info("%s answers again", self.store)
         self.retry_at = 0.0
         return answer
