@@ -1,7 +1,6 @@
 """Every extension object, created unbound: the concern that configures one binds it to the app.
 
-Flask-Limiter's limiter is the exception, made per app by platform/rate_limits.py: it keeps the
-configuration of the last app it was bound to on itself, and the tests make many apps.
+The rate limits' counters are no extension: platform/rate_limits.py makes them per app.
 """
 
 from flask_caching import Cache

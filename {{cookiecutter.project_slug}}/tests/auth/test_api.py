@@ -369,7 +369,7 @@ def test_an_account_is_counted_before_its_password_is_checked(limited_client, mo
     seen = []
 
     def check(email: str, password: str) -> None:
-        stats = limiter.limiter.get_window_stats(parse("2 per minute"), account_key(email))
+        stats = limiter.strategy.get_window_stats(parse("2 per minute"), account_key(email))
         seen.append(stats.remaining)
 
     monkeypatch.setattr(sign_in_limits, "check_password", check)

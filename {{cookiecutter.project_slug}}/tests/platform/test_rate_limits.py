@@ -19,6 +19,21 @@ def test_reads_are_not_limited_by_default(limited_client):
     assert "X-RateLimit-Limit" not in responses[-1].headers
 
 
+@pytest.mark.parametrize(("ratelimit_default", "hooks"), [("", 0), ("100 per minute", 1)])
+def test_only_a_default_limit_adds_a_hook_to_every_request(make_app, ratelimit_default, hooks):
+    """It registers no app-wide hook while RATELIMIT_DEFAULT is empty (only the marked views
+    count, in their wrappers): a request not counted runs no rate-limiting code; with a default,
+    one before_request, and nothing after any request."""
+    app = make_app(app_env="development", ratelimit_default=ratelimit_default)
+
+    def by_rate_limiting(registered: dict) -> list:
+        return [hook for hook in registered.get(None, []) if "limit" in hook.__module__]
+
+    assert len(by_rate_limiting(app.before_request_funcs)) == hooks
+    assert by_rate_limiting(app.after_request_funcs) == []
+    assert by_rate_limiting(app.teardown_request_funcs) == []
+
+
 def test_a_write_carries_the_limit_headers(limited_app):
     """It sends X-RateLimit-* on a write, its remaining count going down."""
     client = writer_of(limited_app(ratelimit_write="5 per minute"))
@@ -41,6 +56,7 @@ def test_a_refusal_is_json_with_retry_after(limited_app):
     assert refused.headers["X-RateLimit-Remaining"] == "0"
     assert refused.json["error"]["status"] == 429
     assert refused.json["error"]["title"] == "Too Many Requests"
+    assert refused.json["error"]["detail"] == "1 per 1 minute"  # the limit spent
 
 
 def test_a_default_limit_applies_to_every_other_route(limited_app):
@@ -132,7 +148,7 @@ def test_a_failing_counter_lets_the_request_through(limited_app, monkeypatch, ca
     """It serves a write whose count fails, logging the error, instead of answering 500.
 
     limits 5.8's memory storage can raise a RuntimeError when two threads restart its expiry
-    timer at once; Flask-Limiter's swallow_errors makes that a logged pass.
+    timer at once; rate_limits.count makes that a logged pass.
     """
     client = writer_of(limited_app(ratelimit_write="1 per minute"))
 

@@ -120,8 +120,8 @@ def count_mail(email: str) -> None:
     key = "mail-" + account_key(email)
     limits = parse_many(current_app.extensions["settings"].ratelimit_mail_account)
     try:
-        spent = [limit for limit in limits if not limiter.limiter.hit(limit, key)]
-    except Exception:  # as Flask-Limiter's RATELIMIT_SWALLOW_ERRORS: logged, let through
+        spent = limiter.run(lambda strategy: [x for x in limits if not strategy.hit(x, key)])
+    except Exception:  # as rate_limits.count does: logged, let through
         log.exception("counting a mail to an account failed: sent uncounted")
         return
     if spent:

@@ -1,7 +1,7 @@
 """Limit the password checks of each account to RATELIMIT_SIGN_IN_ACCOUNT a window, whichever
 surface (the API, the pages' form) signs in, from any address.
 
-A check is counted before it runs, in one atomic step of `limits`' strategy on Flask-Limiter's
+A check is counted before it runs, in one atomic step of `limits`' strategy on the rate limits'
 own storage (shared by every worker when rate_limits names a shared one): requests arriving at
 once for one account cannot all pass, as they would if each were counted after its answer. A
 check that succeeds clears its account's count, so only failures hold an account back. A body
@@ -15,10 +15,11 @@ import math
 import time
 
 from flask import current_app
-from flask_limiter import Limiter
 from limits import RateLimitItem, parse_many
+from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import Forbidden, TooManyRequests
 
+from ..platform.rate_limits import RateLimits
 from .accounts import User, account_key
 from .accounts import authenticate as check_password
 
@@ -41,14 +42,14 @@ def authenticate(email: str, password: str) -> User | None:
 def counted_check(email: str, password: str) -> User | None:
     """Return accounts.authenticate's user, the check counted against the email's account
     first; raise 429 instead of checking once the account's checks are spent this window."""
-    limiter: Limiter = current_app.extensions["rate_limits"]
+    limiter: RateLimits = current_app.extensions["rate_limits"]
     if not limiter.enabled:
         return check_password(email, password)
     account = account_key(email)
     limits = parse_many(current_app.extensions["settings"].ratelimit_sign_in_account)
     try:
-        spent = [limit for limit in limits if not limiter.limiter.hit(limit, account)]
-    except Exception:  # as Flask-Limiter's RATELIMIT_SWALLOW_ERRORS: logged, let through
+        spent = limiter.run(lambda strategy: [x for x in limits if not strategy.hit(x, account)])
+    except Exception:  # as rate_limits.count does: logged, let through
         log.exception("counting a sign-in of an account failed: checked uncounted")
         return check_password(email, password)
     if spent:
@@ -59,17 +60,24 @@ def counted_check(email: str, password: str) -> User | None:
     user = check_password(email, password)
     if user is not None:
         try:
-            for limit in limits:
-                limiter.limiter.clear(limit, account)
+            limiter.run(lambda strategy: clear_counts(strategy, limits, account))
         except Exception:  # the success stays counted as a failure until its window ends
             log.exception("clearing the sign-in count of an account failed")
     return user
 
 
-def seconds_left(limiter: Limiter, limit: RateLimitItem, account: str) -> int:
+def clear_counts(
+    strategy: FixedWindowRateLimiter, limits: list[RateLimitItem], account: str
+) -> None:
+    """Forget an account's counts of ``limits``: a right password clears its failures."""
+    for limit in limits:
+        strategy.clear(limit, account)
+
+
+def seconds_left(limiter: RateLimits, limit: RateLimitItem, account: str) -> int:
     """Return the seconds until the account's count of ``limit`` starts afresh (at least 1)."""
     try:
-        reset = limiter.limiter.get_window_stats(limit, account).reset_time
+        reset = limiter.run(lambda strategy: strategy.get_window_stats(limit, account).reset_time)
     except Exception:  # the storage failed since counting: wait a whole window, the most
         log.exception("reading the sign-in count of an account failed")
         return limit.get_expiry()

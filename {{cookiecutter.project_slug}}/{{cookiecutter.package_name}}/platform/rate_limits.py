@@ -1,21 +1,33 @@
-"""Limit request rates per client with Flask-Limiter: each view marked by a decorator below gets
-its own limits (RATELIMIT_WRITE on writes), every other route but probes, /metrics and static
-files RATELIMIT_DEFAULT (empty: none). Counts live in each worker's memory unless init_app names
-a shared storage."""
+"""Limit request rates per client address with `limits`' fixed windows: each view marked by a
+decorator below gets its own limits (RATELIMIT_WRITE on writes), every other route but probes,
+/metrics and static files RATELIMIT_DEFAULT (empty: none).
 
+A request that is not counted runs none of this: init_app wraps the marked views, and registers
+a hook for the other routes only when RATELIMIT_DEFAULT is set. Counts live in the storage
+init_app picks (each worker's memory unless a shared one is set), in memory while it fails.
+"""
+
+import functools
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
-from flask import Flask, Response, current_app, request
-from flask.typing import RouteCallable
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
-{%- if cookiecutter.use_redis == "yes" %}
+from flask import Flask, Response, after_this_request, current_app, g, request
+from flask.typing import ResponseReturnValue, RouteCallable
+from limits import RateLimitItem, parse_many
+from limits.storage import MemoryStorage, Storage
+from limits.strategies import FixedWindowRateLimiter
+from werkzeug.exceptions import TooManyRequests
 
+{% if cookiecutter.use_redis == "yes" -%}
 from . import redis_client
-{%- endif %}
+{% endif -%}
+from .outage import Outage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 WRITES = "rate_limits_writes"  # set on a view by limit_writes
 {%- if cookiecutter.use_auth == "yes" %}
 SIGN_IN = "rate_limits_sign_in"  # set on a view by limit_sign_in
@@ -23,6 +35,37 @@ SIGN_IN_SCOPE = "sign-in"  # the one count per address of every sign-in view, wh
 {%- endif %}
 # Never limited: the probes' blueprint (openapi.py documents no 429 on them), /metrics, static.
 UNLIMITED = frozenset({"health", "metrics", "static"})
+
+
+class RateLimits:
+    """Count in fixed windows in a storage, and in the worker's memory while that one fails
+    (each worker tries it again after ``retry_interval``); APP_ENV=test: ``enabled`` is off."""
+
+    def __init__(self, enabled: bool, storage: Storage, retry_interval: float) -> None:
+        self.enabled = enabled
+        self.strategy = FixedWindowRateLimiter(storage)
+        self.fallback = FixedWindowRateLimiter(MemoryStorage())
+        self.outage = Outage("the rate limits' storage", retry_interval)
+
+    def run(self, count: Callable[[FixedWindowRateLimiter], T]) -> T:
+        """Return what ``count`` answers with the storage's strategy, or with the memory's while
+        the storage fails; raise what the memory's raises."""
+        return self.outage.call(lambda: count(self.strategy), lambda: count(self.fallback))
+
+    def reset(self) -> None:
+        """Forget every count (tests start afresh)."""
+        self.strategy.storage.reset()
+        self.fallback.storage.reset()
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A counted request's limit nearest to refusing it (or refusing it), as its headers say."""
+
+    limit: RateLimitItem
+    remaining: int
+    reset_at: int  # when the window ends, in seconds since the epoch
+    refused: bool
 
 
 def limit_writes(view: RouteCallable) -> RouteCallable:
@@ -43,63 +86,109 @@ def limit_sign_in(view: RouteCallable) -> RouteCallable:
 {%- endif %}
 
 
+def is_marked(view: object) -> bool:
+    """Say whether a view has limits of its own (a decorator above marked it)."""
+    return getattr(view, WRITES, False){% if cookiecutter.use_auth == "yes" %} or getattr(view, SIGN_IN, False){% endif %}
+
+
 def is_limited(app: Flask, endpoint: str) -> bool:
-    """Say whether requests to an endpoint (empty: none matched) are counted; the others never
-    reach Flask-Limiter, which pings a failed storage from any request it sees."""
-    if endpoint.partition(".")[0] in UNLIMITED:
+    """Say whether requests to an endpoint (empty: none matched) are counted."""
+    if not endpoint or endpoint.partition(".")[0] in UNLIMITED or endpoint.endswith(".static"):
         return False
     view = app.view_functions.get(endpoint)
-    writes = getattr(view, WRITES, False){% if cookiecutter.use_auth == "yes" %} or getattr(view, SIGN_IN, False){% endif %}
-    return writes or bool(app.extensions["settings"].ratelimit_default.strip())
+    return is_marked(view) or bool(app.extensions["settings"].ratelimit_default.strip())
 
 
 def init_app(app: Flask) -> None:
-    """Limit the routes registered so far (it wraps the write views); APP_ENV=test: none."""
+    """Limit the routes registered so far (it wraps the marked views); APP_ENV=test: none."""
     settings = app.extensions["settings"]
-    app.config.update(
-        RATELIMIT_ENABLED=settings.app_env != "test",
-        RATELIMIT_DEFAULT=settings.ratelimit_default,
-        # send_limit_headers writes them: Flask-Limiter's would put its window's Retry-After on
-        # every counted answer, a 201 and the database's 503 (which has its own) included.
-        RATELIMIT_HEADERS_ENABLED=False,
-        RATELIMIT_STORAGE_URI="memory://",  # each worker's own counts, chosen knowingly
-        RATELIMIT_SWALLOW_ERRORS=True,  # a count that fails is logged, the request let through
-    )
+    storage: Storage = MemoryStorage()  # each worker's own counts, chosen knowingly
 {%- if cookiecutter.use_redis == "yes" %}
-    app.config.update(redis_client.limiter_config(settings))
+    storage = redis_client.limits_storage(settings) or storage  # in Redis when REDIS_URL is set
 {%- endif %}
-    # Per client: its address (behind a trusted proxy, the one that proxy forwarded).
-    limiter = Limiter(get_remote_address, app=app)
-    limiter.request_filter(lambda: not is_limited(current_app, request.endpoint or ""))
+    interval = {{ "settings.redis_retry_interval" if cookiecutter.use_redis == "yes" else "0" }}
+    app.extensions["rate_limits"] = RateLimits(settings.app_env != "test", storage, interval)
+    if settings.app_env == "test":
+        return
     for endpoint, view in list(app.view_functions.items()):
         if getattr(view, WRITES, False):
-            limited = limiter.limit(settings.ratelimit_write)(view)
-            # mypy types the wrapper as a sync and an async view at once; it is what it wraps.
-            app.view_functions[endpoint] = limited  # type: ignore[assignment]
+            view = counted(view, parse_many(settings.ratelimit_write), endpoint)
 {%- if cookiecutter.use_auth == "yes" %}
         if getattr(view, SIGN_IN, False):
-            per_address = limiter.shared_limit(settings.ratelimit_sign_in, scope=SIGN_IN_SCOPE)
-            app.view_functions[endpoint] = per_address(view)  # type: ignore[assignment]  # as above
+            view = counted(view, parse_many(settings.ratelimit_sign_in), SIGN_IN_SCOPE)
 {%- endif %}
-    app.extensions["rate_limits"] = limiter
-    app.after_request(send_limit_headers)
+        app.view_functions[endpoint] = view
+    if settings.ratelimit_default.strip():
+        app.before_request(default_counter(parse_many(settings.ratelimit_default)))
+
+
+def counted(view: RouteCallable, limits: list[RateLimitItem], scope: str) -> RouteCallable:
+    """Return the view counting each request against ``limits`` in ``scope`` first."""
+
+    @functools.wraps(view)
+    def limited(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        count(limits, scope)
+        return cast(Callable[..., ResponseReturnValue], view)(*args, **kwargs)
+
+    return limited
+
+
+def default_counter(limits: list[RateLimitItem]) -> Callable[[], None]:
+    """Return the hook counting the requests to routes without limits of their own against
+    ``limits`` (RATELIMIT_DEFAULT), each route its own count; it returns at once for others."""
+
+    def count_default() -> None:
+        endpoint = request.endpoint or ""
+        view = current_app.view_functions.get(endpoint)
+        if is_limited(current_app, endpoint) and not is_marked(view):
+            count(limits, endpoint)
+
+    return count_default
+
+
+def count(limits: list[RateLimitItem], scope: str) -> None:
+    """Count the request against each limit, the shortest window first, per client address (behind
+    a trusted proxy, the one it forwarded); raise 429 once one is spent. A count that fails is
+    logged and the request let through: a failing storage must not refuse every client."""
+    key = request.remote_addr or "127.0.0.1"
+    try:
+        found = current_app.extensions["rate_limits"].run(lambda s: hit(s, limits, key, scope))
+    except Exception:
+        log.exception("counting a request failed: served uncounted")
+        return
+    g.rate_limit = found
+    after_this_request(send_limit_headers)
+    if found.refused:
+        raise TooManyRequests(str(found.limit))
+
+
+def hit(
+    strategy: FixedWindowRateLimiter, limits: list[RateLimitItem], key: str, scope: str
+) -> Counted:
+    """Hit each limit until one refuses; return that one, or else the shortest window's."""
+    ordered = sorted(limits)
+    for limit in ordered:
+        if not strategy.hit(limit, key, scope):
+            return window(strategy, limit, key, scope, refused=True)
+    return window(strategy, ordered[0], key, scope, refused=False)
+
+
+def window(
+    strategy: FixedWindowRateLimiter, limit: RateLimitItem, key: str, scope: str, refused: bool
+) -> Counted:
+    """Return a limit's count of ``key`` in ``scope``, as the headers tell it."""
+    reset_time, remaining = strategy.get_window_stats(limit, key, scope)
+    return Counted(limit, remaining, int(reset_time + 1), refused)
 
 
 def send_limit_headers(response: Response) -> Response:
     """Send X-RateLimit-Limit, -Remaining and -Reset on a counted answer (the limit nearest to
-    refusing it), and Retry-After on a 429 alone, the limiter's window unless whoever refused
+    refusing it), and Retry-After on a 429 alone, the limit's window unless whoever refused
     set one (a 503 keeps the database's own)."""
-    counted = current_app.extensions["rate_limits"].current_limit
-    if counted is None:
-        return response
-    try:
-        reset_at, remaining = counted.reset_at, counted.remaining
-    except Exception:  # the storage failed: as for a count, logged and the answer sent as it is
-        log.exception("reading a rate limit for its headers failed")
-        return response
-    response.headers["X-RateLimit-Limit"] = str(counted.limit.amount)
-    response.headers["X-RateLimit-Remaining"] = str(remaining)
-    response.headers["X-RateLimit-Reset"] = str(reset_at)
+    found: Counted = g.rate_limit
+    response.headers["X-RateLimit-Limit"] = str(found.limit.amount)
+    response.headers["X-RateLimit-Remaining"] = str(found.remaining)
+    response.headers["X-RateLimit-Reset"] = str(found.reset_at)
     if response.status_code == 429 and "Retry-After" not in response.headers:
-        response.headers["Retry-After"] = str(max(1, int(reset_at - time.time())))
+        response.headers["Retry-After"] = str(max(1, int(found.reset_at - time.time())))
     return response

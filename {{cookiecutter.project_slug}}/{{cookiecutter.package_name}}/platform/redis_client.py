@@ -1,7 +1,7 @@
 """Keep the cache and the rate limits in Redis when REDIS_URL is set; ping it for readiness.
 
-A soft dependency: while it fails, reads miss the cache (caching.py skips it for
-REDIS_RETRY_INTERVAL) and Flask-Limiter counts in each worker's memory.
+A soft dependency: while it fails, reads miss the cache and rate_limits.py counts in each
+worker's memory, each trying Redis again after REDIS_RETRY_INTERVAL (outage.py).
 """
 
 from collections.abc import Callable
@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 from flask import Flask
+from limits.storage import RedisStorage
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -37,15 +38,13 @@ def cache_config(settings: Settings) -> dict[str, object]:
     }
 
 
-def limiter_config(settings: Settings) -> dict[str, object]:
-    """Return the Flask-Limiter keys that count in Redis; none without REDIS_URL."""
+def limits_storage(settings: Settings) -> RedisStorage | None:
+    """Return the `limits` storage that counts rate limits in Redis (its keys start with
+    ``LIMITS:``); none without REDIS_URL. The class, not `limits`' storage_from_string: that one
+    knows no unix:// scheme (redis-py's, which REDIS_URL may be)."""
     if not settings.redis_url:
-        return {}
-    return {
-        "RATELIMIT_STORAGE_URI": settings.redis_url,
-        "RATELIMIT_STORAGE_OPTIONS": options(settings),
-        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,  # count in memory while Redis fails
-    }
+        return None
+    return RedisStorage(settings.redis_url, **options(settings))
 
 
 def readiness_checks(app: Flask) -> dict[str, Callable[[], None]]:

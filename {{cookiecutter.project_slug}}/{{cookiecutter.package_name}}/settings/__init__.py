@@ -75,7 +75,7 @@ class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings,
     redis_url: RedisUrl = Field(None, description="unset: cache and limits in each worker's memory")
     redis_timeout: float = Field(1.0, gt=0, le=30, description="seconds per Redis connect or call")
     redis_retry_interval: float = Field(
-        10.0, ge=0, le=3600, description="seconds a worker skips the cache after a failure"
+        10.0, ge=0, le=3600, description="seconds a worker skips Redis after a failure"
     )
 {%- endif %}
 {%- if cookiecutter.use_celery == "yes" %}

@@ -1,4 +1,4 @@
-"""Check the rate limit settings (Flask-Limiter's notation) when the settings load."""
+"""Check the rate limit settings (`limits`' notation) when the settings load."""
 
 from typing import Annotated
 
