@@ -51,6 +51,8 @@ from tier2.servers import (
 )
 from tracing import Sink, cpu_seconds
 
+MAX_CONNECTIONS = 1000  # the bench's PostgreSQL: room for every pool of every server
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -511,7 +513,9 @@ def start_servers(stack: contextlib.ExitStack) -> Servers:
     """Start PostgreSQL and Redis in a private folder; stop them and remove it with ``stack``."""
     root = private_dir("bench-")
     stack.callback(shutil.rmtree, root, ignore_errors=True)
-    postgres = Postgres(root / "postgres").init()
+    # Every server of both trees keeps its workers' pools open (some dozen connections each):
+    # more in all than PostgreSQL's default of 100.
+    postgres = Postgres(root / "postgres", settings=(f"max_connections={MAX_CONNECTIONS}",)).init()
     stack.callback(postgres.stop)
     redis = Redis(root / "redis")
     stack.callback(redis.stop)
