@@ -9,6 +9,7 @@ init_app picks (each worker's memory unless a shared one is set), in memory whil
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,11 +47,24 @@ class RateLimits:
         self.strategy = FixedWindowRateLimiter(storage)
         self.fallback = FixedWindowRateLimiter(MemoryStorage())
         self.outage = Outage("the rate limits' storage", retry_interval)
+        self.in_memory = isinstance(storage, MemoryStorage)
+        # limits' MemoryStorage is not safe for threads: two threads counting at once can start
+        # its expiry timer twice, and the second start fails (limits issue #26). Counts in memory
+        # are taken one at a time; a shared storage (Redis) is counted in parallel.
+        self.memory_lock = threading.Lock()
 
     def run(self, count: Callable[[FixedWindowRateLimiter], T]) -> T:
         """Return what ``count`` answers with the storage's strategy, or with the memory's while
         the storage fails; raise what the memory's raises."""
-        return self.outage.call(lambda: count(self.strategy), lambda: count(self.fallback))
+        return self.outage.call(
+            lambda: self.in_turn(count) if self.in_memory else count(self.strategy),
+            lambda: self.in_turn(count, fallback=True),
+        )
+
+    def in_turn(self, count: Callable[[FixedWindowRateLimiter], T], fallback: bool = False) -> T:
+        """Return what ``count`` answers with a strategy in memory, one thread at a time."""
+        with self.memory_lock:
+            return count(self.fallback if fallback else self.strategy)
 
     def reset(self) -> None:
         """Forget every count (tests start afresh)."""
@@ -91,9 +105,14 @@ def is_marked(view: object) -> bool:
     return getattr(view, WRITES, False){% if cookiecutter.use_auth == "yes" %} or getattr(view, SIGN_IN, False){% endif %}
 
 
+def is_exempt(endpoint: str) -> bool:
+    """Say whether requests to an endpoint (empty: none matched) are never counted."""
+    return not endpoint or endpoint.partition(".")[0] in UNLIMITED or endpoint.endswith(".static")
+
+
 def is_limited(app: Flask, endpoint: str) -> bool:
     """Say whether requests to an endpoint (empty: none matched) are counted."""
-    if not endpoint or endpoint.partition(".")[0] in UNLIMITED or endpoint.endswith(".static"):
+    if is_exempt(endpoint):
         return False
     view = app.view_functions.get(endpoint)
     return is_marked(view) or bool(app.extensions["settings"].ratelimit_default.strip())
@@ -139,8 +158,7 @@ def default_counter(limits: list[RateLimitItem]) -> Callable[[], None]:
 
     def count_default() -> None:
         endpoint = request.endpoint or ""
-        view = current_app.view_functions.get(endpoint)
-        if is_limited(current_app, endpoint) and not is_marked(view):
+        if not is_exempt(endpoint) and not is_marked(current_app.view_functions.get(endpoint)):
             count(limits, endpoint)
 
     return count_default
