@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from {{ cookiecutter.package_name }}.auth.accounts import User, hasher
-from {{ cookiecutter.package_name }}.auth.pages import FAILED
+from {{ cookiecutter.package_name }}.auth.pages import FAILED, NOT_SIGNED_IN
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.items.models import Item
 from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
@@ -218,7 +218,7 @@ def test_item_form_post_without_sign_in_is_refused(app):
     assert plain.headers["Location"] == "/sign-in"
     htmx = client.post("/items", data={"name": "anonymous", "csrf_token": token}, headers=HTMX)
     assert htmx.status_code == 403
-    assert htmx.json["error"]["detail"] == "Your session ended: sign in again."
+    assert htmx.json["error"]["detail"] == NOT_SIGNED_IN
     assert item_count(app) == 0
 
 
@@ -257,7 +257,7 @@ def test_private_reads_show_the_items_to_signed_in_users_only(make_app):
     answers = [client.get(path, headers=headers) for path in ("/", check) for headers in ({}, HTMX)]
     assert [answer.status_code for answer in answers] == [303, 403, 303, 403]
     assert {answers[0].headers["Location"], answers[2].headers["Location"]} == {"/sign-in"}
-    assert answers[1].json["error"]["detail"] == "Your session ended: sign in again."
+    assert answers[1].json["error"]["detail"] == NOT_SIGNED_IN
     assert not [answer for answer in answers if b"secret" in answer.data]
     client = signed_in_by_form(app)  # the way in stays open
     for answer in (client.get("/"), client.get(check, headers=HTMX)):

@@ -35,6 +35,8 @@ bp.after_request(send_policy)  # as the other pages
 log = logging.getLogger(__name__)
 # The one answer to every failed sign-in (unknown email, wrong password, inactive user).
 FAILED = "Wrong email or password."
+# Why the HTMX and JSON requests of anyone not signed in are refused (main.js shows it).
+NOT_SIGNED_IN = "You are not signed in, or your session ended: sign in."
 
 
 class SignedIn(UserMixin):  # type: ignore[misc]  # Flask-Login ships no type hints
@@ -64,7 +66,7 @@ def ask_to_sign_in() -> ResponseReturnValue:
     """Send a browser to the sign-in form; tell HTMX why (main.js shows the detail). A 403, as
     a 401 must name an HTTP authentication scheme (RFC 9110) and a form is none."""
     if is_htmx():
-        return json_error(403, "Forbidden", "Your session ended: sign in again.")
+        return json_error(403, "Forbidden", NOT_SIGNED_IN)
     return redirect(url_for("auth_pages.sign_in_form"), 303)
 
 

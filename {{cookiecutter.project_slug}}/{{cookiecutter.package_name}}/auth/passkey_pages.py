@@ -50,7 +50,7 @@ from ..platform.rate_limits import limit_sign_in, limit_writes
 from ..platform.timestamps import utc_now
 from ..web.security import send_policy
 from .accounts import User
-from .pages import SignedIn
+from .pages import NOT_SIGNED_IN, SignedIn
 from .passkeys import (
     MAX_NAME_LENGTH,
     MAX_PASSKEYS_PER_USER,
@@ -76,7 +76,7 @@ def require_sign_in() -> ResponseReturnValue | None:
     if request.endpoint in OPEN or current_user.is_authenticated:
         return None
     if request.is_json:
-        return json_error(403, "Forbidden", "Your session ended: sign in again.")
+        return json_error(403, "Forbidden", NOT_SIGNED_IN)
     answer: ResponseReturnValue = login_manager.unauthorized()
     return answer
 
