@@ -50,7 +50,7 @@ class RateLimits:
         self.in_memory = isinstance(storage, MemoryStorage)
         # limits' MemoryStorage is not safe for threads: two threads counting at once can start
         # its expiry timer twice, and the second start fails (limits issue #26). Counts in memory
-        # are taken one at a time; a shared storage (Redis) is counted in parallel.
+        # are taken one at a time; a shared storage is counted in parallel.
         self.memory_lock = threading.Lock()
 
     def run(self, count: Callable[[FixedWindowRateLimiter], T]) -> T:
