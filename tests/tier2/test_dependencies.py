@@ -274,7 +274,10 @@ def test_over_tls_idle_connections_are_kept_and_those_a_restart_closed_are_repla
     with tls_postgres(deployment.postgres):
         database = deployment.postgres.url(deployment.database)
         database_url = f"{database}?sslmode=require&application_name={TLS_CLIENT}"
-        url = f"{deployment.extra_service('tls', DATABASE_URL=database_url).url}/api/items"
+        # One worker: the sequential reads below share the pool the parallel ones filled (with
+        # two, one worker may win every parallel read and the other open its first connection).
+        service = deployment.extra_service("tls", DATABASE_URL=database_url, WEB_CONCURRENCY="1")
+        url = f"{service.url}/api/items"
         assert read_in_parallel(url, 32) == [200] * 32
         pooled = service_backends(deployment)
         assert pooled, "no connection of the service is open"
