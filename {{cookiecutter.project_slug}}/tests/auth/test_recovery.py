@@ -1,8 +1,9 @@
 """Password reset by mail: one answer whether or not an address has an account (mail only to a
-real one); the link's token sets the password once, within its lifetime, and dies when the
-password or the sessions change; the new password ends every token and session of the account;
-requests are limited per address asked about, known or not; with mail off, a 503 says so; the
-answers match the OpenAPI document.
+real one); an address that is not one plain address is refused, stored or not; the link's token
+sets the password once, within its lifetime, also against a request at the same moment, and dies
+when the password or the sessions change; the new password ends every token and session of the
+account and confirms its address; requests are limited per address asked about, known or not;
+with mail off, a 503 says so; the answers match the OpenAPI document.
 """
 
 import time
@@ -11,9 +12,10 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from {{ cookiecutter.package_name }}.auth import recovery
-from {{ cookiecutter.package_name }}.auth.accounts import User, user_for_token
+from {{ cookiecutter.package_name }}.auth.accounts import User, hasher, user_for_token
 from {{ cookiecutter.package_name }}.extensions import db
 from tests.auth.test_api import EMAIL, add_user, sign_in, token_of
+from tests.auth.test_sign_up import REFUSED
 from tests.conftest import SECRET
 from tests.platform.test_mail import part
 from tests.platform.test_openapi import assert_conforms, document
@@ -41,7 +43,9 @@ def test_known_and_unknown_addresses_get_the_same_answer_and_only_a_real_one_get
     client = app.test_client()
     answers = [reset(client, email) for email in (EMAIL, "nobody@example.com", "off@example.com")]
     assert {(a.status_code, a.get_data()) for a in answers} == {(202, answers[0].get_data())}
+    assert [job for job, _ in app.outbox.jobs] == ["password_reset"] * 3  # handed over alike
     [sent] = app.outbox
+    assert app.outbox.recipients == [EMAIL]
     assert sent["To"] == EMAIL and sent["Subject"] == recovery.SUBJECT
     assert "https://app.example.com/reset-password?token=" in part(sent, "html")
 
@@ -119,8 +123,13 @@ def test_a_link_expires(mail_app, monkeypatch):
         "",
         "not a token",
         URLSafeTimedSerializer("another-secret-of-good-length", "password-reset").dumps([1, "x"]),
-        URLSafeTimedSerializer(SECRET, salt="another-purpose").dumps([1, "x"]),
+        URLSafeTimedSerializer("another-secret-of-good-length", "password-reset").dumps(
+            [1, "x", "n"]
+        ),
+        URLSafeTimedSerializer(SECRET, salt="another-purpose").dumps([1, "x", "n"]),
+        URLSafeTimedSerializer(SECRET, salt="password-reset").dumps([1, "x"]),
     ],
+    ids=["empty", "garbage", "another key", "another key, new shape", "another salt", "old shape"],
 )
 def test_a_forged_or_foreign_token_is_refused(mail_app, token):
     """It refuses a token it did not sign for resets (another key, another salt), with a 403."""
@@ -145,6 +154,67 @@ def test_bad_bodies_are_refused_clearly(mail_app, path, body, status):
     """It refuses a body that is not the operation's object with a JSON 400 or 422."""
     answer = mail_app().test_client().post(path, json=body)
     assert answer.status_code == status and answer.json["error"]["status"] == status
+
+
+@pytest.mark.parametrize("address", REFUSED)
+def test_an_address_that_is_not_one_plain_address_is_refused(mail_app, address):
+    """It answers 422 naming the email field, and hands no mail over, for anything but one
+    plain address, even one an older version stored for an account."""
+    app = mail_app()
+    if len(address) <= 254:
+        add_user(app, address)
+    answer = reset(app.test_client(), address)
+    assert answer.status_code == 422, answer.json
+    assert answer.json["error"]["detail"][0]["field"] == "email"
+    assert app.outbox.jobs == []
+
+
+def test_two_links_asked_for_in_one_second_differ(mail_app):
+    """It makes each link's token with random bits: two resets at once get two tokens."""
+    app = mail_app()
+    add_user(app)
+    client = app.test_client()
+    reset(client)
+    first = app.outbox.token()
+    reset(client)
+    assert app.outbox.token() != first
+
+
+def test_a_link_is_spent_by_one_request_of_two_at_once(mail_app, monkeypatch):
+    """It stores a new password only while the account is still in the state the token was
+    made in, checked by the update itself: a request that read the account before another
+    spent the token is refused (403), and the first password stays."""
+    app = mail_app()
+    add_user(app)
+    client = app.test_client()
+    reset(client)
+    token = app.outbox.token()
+    with app.app_context():
+        seen = recovery.user_for_reset(token)
+        assert seen is not None
+        before = User(
+            id=seen.id,
+            password_hash=seen.password_hash,
+            login_generation=seen.login_generation,
+            is_active=True,
+        )
+    assert set_password(client, token).status_code == 204
+    monkeypatch.setattr(recovery, "user_for_reset", lambda token: before)
+    assert set_password(client, token, "the other request's password").status_code == 403
+    assert sign_in(client, password=NEW_PASSWORD).status_code == 201
+
+
+def test_a_reset_confirms_the_address_it_reached(mail_app):
+    """It marks an unverified account's address confirmed when its mailed link sets the
+    password: the account signs in."""
+    app = mail_app()
+    with app.app_context():
+        db.session.add(User(email=EMAIL, password_hash=hasher.hash("an older password")))
+        db.session.commit()
+    client = app.test_client()
+    reset(client)
+    assert set_password(client, app.outbox.token()).status_code == 204
+    assert sign_in(client, password=NEW_PASSWORD).status_code == 201
 
 
 def test_mails_per_address_are_limited_alike_for_known_and_unknown(mail_app, limited_app):

@@ -1,6 +1,7 @@
 """The password reset pages: the sign-in form links to them; asking answers one page whatever
-the address (mail only to an account); the mail's link opens a form that sets the password once,
-then sends the browser to sign in; forms keep their CSRF check; with mail off the page says so.
+the address (mail only to an account), 422 for what is not one plain address; the mail's link
+opens a form, kept out of referrers and caches, that sets the password once, then sends the
+browser to sign in; forms keep their CSRF check; with mail off the page says so.
 """
 
 import html
@@ -57,6 +58,35 @@ def test_the_link_sets_the_password_once_then_asks_to_sign_in(mail_app):
     assert sign_in(client, password=NEW_PASSWORD).status_code == 201
     again = set_by_link(client, token, "yet another password")
     assert again.status_code == 422 and html.escape(recovery.BAD_TOKEN) in again.text
+
+
+def test_a_malformed_address_is_refused_and_mailed_nothing(mail_app):
+    """It answers 422 with the reason for what is not one plain address, and hands no mail
+    over, even for an address an older version stored."""
+    app = mail_app()
+    add_user(app, "x<attacker@evil.example>@bank.example")
+    answer = ask(app.test_client(), "x<attacker@evil.example>@bank.example")
+    assert answer.status_code == 422 and "Check the address" in answer.text
+    assert app.outbox.jobs == []
+
+
+def test_the_links_page_is_kept_out_of_referrers_and_caches(mail_app):
+    """It answers the link's page, and the answers to its form, with Referrer-Policy:
+    no-referrer and Cache-Control: no-store: the token in its address reaches no other site
+    and no cache."""
+    app = mail_app()
+    add_user(app)
+    client = app.test_client()
+    ask(client)
+    token = app.outbox.token()
+    answers = [
+        client.get(f"/reset-password?token={token}"),
+        set_by_link(client, token, "short"),
+        set_by_link(client, token),
+    ]
+    for answer in answers:
+        assert answer.headers["Referrer-Policy"] == "no-referrer", answer.status_code
+        assert answer.headers["Cache-Control"] == "no-store", answer.status_code
 
 
 def test_the_forms_need_their_csrf_token(mail_app):

@@ -1,13 +1,13 @@
 """The sign-up pages (AUTH_SIGN_UP): the sign-in form links to them only when sign-up is on;
-signing up answers one page whether or not the address is taken (mail only for a free one);
-the mail's link opens a page whose button confirms the address, once, then sends the browser
-to sign in; an unverified account's correct password gets a 403 asking to confirm; forms keep
-their CSRF check; with mail off the page says so.
+signing up asks for the address only and answers one page whether or not it is taken (mail only
+for a free one); the mail's link opens a page, kept out of referrers and caches, where the
+password is chosen and a button creates the account, once, then sends the browser to sign in;
+no account exists before; forms keep their CSRF check; with mail off the page says so.
 """
 
 import html
 
-from {{ cookiecutter.package_name }}.auth import sign_in_limits, sign_up
+from {{ cookiecutter.package_name }}.auth import sign_up
 from {{ cookiecutter.package_name }}.auth.accounts import user_by_email
 from tests.auth.test_api import EMAIL, PASSWORD, add_user
 from tests.auth.test_pages import form_token
@@ -16,17 +16,18 @@ from tests.auth.test_sign_up import NEW
 SIGN_UP = {"auth_sign_up": True}
 
 
-def sign_up_by_form(client, email=NEW, password=PASSWORD):
+def sign_up_by_form(client, email=NEW):
     """Open the sign-up form and post it; return the answer."""
     token = form_token(client.get("/sign-up").text)
-    return client.post("/sign-up", data={"email": email, "password": password, "csrf_token": token})
+    return client.post("/sign-up", data={"email": email, "csrf_token": token})
 
 
-def confirm_by_link(client, token):
-    """Open the mail's link and press its button; return the answer."""
+def confirm_by_link(client, token, password=PASSWORD):
+    """Open the mail's link, choose ``password`` and press its button; return the answer."""
     page = client.get(f"/verify-email?token={token}").text
     assert f'value="{html.escape(token)}"' in page
-    return client.post("/verify-email", data={"token": token, "csrf_token": form_token(page)})
+    data = {"token": token, "password": password, "csrf_token": form_token(page)}
+    return client.post("/verify-email", data=data)
 
 
 def sign_in_by_form(client, email=NEW, password=PASSWORD):
@@ -57,32 +58,58 @@ def test_signing_up_answers_one_page_and_mails_only_a_free_address(mail_app):
 
 
 def test_the_link_confirms_once_and_then_the_account_signs_in(mail_app):
-    """It refuses the unverified account's sign-in with a 403 asking to confirm; the link's
-    button confirms (303 to sign-in), a second press is refused (422); then it signs in."""
+    """It has no account before the link (the sign-in form refuses the password); the link's
+    page with a chosen password creates it (303 to sign-in), a second press is refused (422),
+    also with another password; then the chosen password signs in."""
     app = mail_app(**SIGN_UP)
     client = app.test_client()
     sign_up_by_form(client)
-    refused = sign_in_by_form(client)
-    assert refused.status_code == 403 and html.escape(sign_in_limits.UNVERIFIED) in refused.text
+    assert sign_in_by_form(client).status_code == 422
     token = app.outbox.token()
     confirmed = confirm_by_link(client, token)
     assert confirmed.status_code == 303 and confirmed.location.endswith("/sign-in")
-    assert confirm_by_link(client, token).status_code == 422
+    assert confirm_by_link(client, token, "another password").status_code == 422
+    assert sign_in_by_form(client, password="another password").status_code == 422
     assert sign_in_by_form(client).status_code == 303
 
 
+def test_the_links_page_is_kept_out_of_referrers_and_caches(mail_app):
+    """It answers the link's page, and the answer to its form, with Referrer-Policy:
+    no-referrer and Cache-Control: no-store: the token in its address reaches no other site
+    and no cache."""
+    app = mail_app(**SIGN_UP)
+    client = app.test_client()
+    sign_up_by_form(client)
+    token = app.outbox.token()
+    answers = [
+        client.get(f"/verify-email?token={token}"),
+        confirm_by_link(client, token, "short"),
+        confirm_by_link(client, token),
+    ]
+    for answer in answers:
+        assert answer.headers["Referrer-Policy"] == "no-referrer", answer.status_code
+        assert answer.headers["Cache-Control"] == "no-store", answer.status_code
+
+
 def test_a_bad_password_or_address_is_refused_clearly(mail_app):
-    """It answers 422 with the reason for a short password or a malformed address."""
-    client = mail_app(**SIGN_UP).test_client()
-    assert "8 to 1024 characters" in sign_up_by_form(client, password="short").text
-    assert sign_up_by_form(client, email="not an address").status_code == 422
+    """It answers 422 with the reason for a short password at the link, or a malformed
+    address at sign-up, and mails nothing to the malformed address."""
+    app = mail_app(**SIGN_UP)
+    client = app.test_client()
+    refused = sign_up_by_form(client, email="a@evil.example,victim@example.com")
+    assert refused.status_code == 422 and "Check the form" in refused.text
+    assert app.outbox.jobs == []
+    sign_up_by_form(client)
+    short = confirm_by_link(client, app.outbox.token(), "short")
+    assert short.status_code == 422 and "8 to 1024 characters" in short.text
 
 
 def test_the_forms_keep_their_csrf_check(mail_app):
     """It refuses a sign-up or a confirmation posted without the form's CSRF token."""
     client = mail_app(**SIGN_UP).test_client()
-    assert client.post("/sign-up", data={"email": NEW, "password": PASSWORD}).status_code == 400
-    assert client.post("/verify-email", data={"token": "t"}).status_code == 400
+    assert client.post("/sign-up", data={"email": NEW}).status_code == 400
+    data = {"token": "t", "password": PASSWORD}
+    assert client.post("/verify-email", data=data).status_code == 400
 
 
 def test_with_mail_off_the_page_says_so(make_app):

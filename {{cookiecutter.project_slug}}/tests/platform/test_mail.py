@@ -1,8 +1,10 @@
 """Outbound mail: MAIL_URL and MAIL_FROM are checked at start (a password never shown); messages
 have text and HTML parts from templates; delivery goes through a real SMTP conversation (a
-small server on loopback, below), in TLS or not at all when the URL has credentials, and a down,
-slow or deferring server raises Deferred within MAIL_TIMEOUT; with no MAIL_URL, the service
-starts and says so in one line, and sending answers 503.
+small server on loopback, below) to exactly the envelope's one recipient, whatever the headers
+say, in TLS or not at all when the URL has credentials, and a down, slow or deferring server
+raises Deferred within MAIL_TIMEOUT; a request hands over a job's name and an address only, and
+the job runs later in an app context; with no MAIL_URL, the service starts and says so in one
+line, and sending answers 503.
 """
 
 import json
@@ -51,6 +53,9 @@ class SmtpHandler(socketserver.StreamRequestHandler):
                 for number, text in enumerate(lines, 1):
                     last = number == len(lines)
                     self.wfile.write(b"250" + (b" " if last else b"-") + text + b"\r\n")
+            elif verb == b"RCPT":  # RCPT TO:<address>: an envelope recipient
+                self.server.recipients.append(line.decode().partition("<")[2].partition(">")[0])
+                self.wfile.write(b"250 ok\r\n")
             elif verb == b"AUTH":
                 self.server.logins.append(line)
                 self.wfile.write(b"235 ok\r\n")
@@ -75,6 +80,7 @@ class SmtpServer(socketserver.ThreadingTCPServer):
         super().__init__(("127.0.0.1", 0), SmtpHandler)
         self.extensions, self.reply = [*extensions], reply
         self.messages: list[bytes] = []
+        self.recipients: list[str] = []
         self.logins: list[bytes] = []
 
     @property
@@ -112,12 +118,12 @@ def settings_for(url: str, timeout: float = 5) -> Settings:
     return load_settings(Settings, {"app_env": "test", **mail_to(url, mail_timeout=timeout)})
 
 
-def a_message(app) -> str:
-    """Return the password reset message to ada, as text, rendered in ``app``."""
+def a_message(app, to: str = "ada@example.com") -> mail.Envelope:
+    """Return the password reset message to ``to`` for its address, rendered in ``app``."""
     with app.test_request_context():
-        return mail.message(
-            "ada@example.com", "Hello", "password_reset", link="https://x.test/r?t=1"
-        ).as_string()
+        return mail.Envelope(
+            to, mail.message(to, "Hello", "password_reset", link="https://x.test/r?t=1")
+        )
 
 
 def test_a_message_has_text_and_html_parts_from_the_templates(make_app):
@@ -147,21 +153,33 @@ def test_a_message_has_a_date_and_a_message_id_in_the_senders_domain(make_app):
 def test_a_message_is_delivered_through_smtp(make_app, smtp_server):
     """It delivers a message to the server MAIL_URL names, its parts intact."""
     server = smtp_server()
-    text = a_message(make_app(**mail_to(server.url)))
-    mail.deliver(settings_for(server.url), text)
+    envelope = a_message(make_app(**mail_to(server.url)))
+    mail.deliver(settings_for(server.url), envelope)
     [received] = server.messages
     delivered = message_from_bytes(received, policy=policy.default)
-    assert delivered["To"] == "ada@example.com"
+    assert delivered["To"] == "ada@example.com" and server.recipients == ["ada@example.com"]
     assert "https://x.test/r?t=1" in part(delivered, "plain")
+
+
+def test_the_envelope_names_its_one_recipient_whatever_the_headers_say(make_app, smtp_server):
+    """It gives SMTP the envelope's recipient alone: addresses in To, Cc or Bcc headers (which
+    smtplib would read without one) receive nothing."""
+    server = smtp_server()
+    envelope = a_message(make_app(**mail_to(server.url)))
+    del envelope.message["To"]
+    envelope.message["To"] = "x<attacker@evil.example>@bank.example, victim@example.org"
+    envelope.message["Cc"], envelope.message["Bcc"] = "cc@evil.example", "bcc@evil.example"
+    mail.deliver(settings_for(server.url), envelope)
+    assert server.recipients == ["ada@example.com"] and len(server.messages) == 1
 
 
 def test_a_password_is_never_sent_without_tls(make_app, smtp_server):
     """It refuses to sign in to an smtp:// server that offers no STARTTLS, sending nothing."""
     server = smtp_server()
-    text = a_message(make_app(**mail_to(server.url)))
+    envelope = a_message(make_app(**mail_to(server.url)))
     with_password = server.url.replace("//", "//user:secret@")
     with pytest.raises(OSError, match="no STARTTLS"):
-        mail.deliver(settings_for(with_password), text)
+        mail.deliver(settings_for(with_password), envelope)
     assert server.logins == [] and server.messages == []
 
 
@@ -169,9 +187,9 @@ def test_starttls_is_used_when_the_server_offers_it(make_app, smtp_server):
     """It starts TLS on an smtp:// server offering STARTTLS (this one cannot: delivery fails
     rather than going on in clear)."""
     server = smtp_server(extensions=[b"STARTTLS"])
-    text = a_message(make_app(**mail_to(server.url)))
+    envelope = a_message(make_app(**mail_to(server.url)))
     with pytest.raises(mail.Deferred):
-        mail.deliver(settings_for(server.url, timeout=1), text)
+        mail.deliver(settings_for(server.url, timeout=1), envelope)
     assert server.messages == []
 
 
@@ -179,9 +197,9 @@ def test_starttls_is_used_when_the_server_offers_it(make_app, smtp_server):
 def test_a_refusal_is_deferred_only_when_temporary(make_app, smtp_server, reply, deferred):
     """It raises Deferred on a 4xx (a retry may succeed), the server's own error on a 5xx."""
     server = smtp_server(reply=reply)
-    text = a_message(make_app(**mail_to(server.url)))
+    envelope = a_message(make_app(**mail_to(server.url)))
     with pytest.raises((mail.Deferred, OSError)) as caught:
-        mail.deliver(settings_for(server.url), text)
+        mail.deliver(settings_for(server.url), envelope)
     assert isinstance(caught.value, mail.Deferred) == deferred
 
 
@@ -199,22 +217,41 @@ def test_a_silent_server_is_deferred_after_the_timeout(make_app):
     MAIL_TIMEOUT, raising Deferred."""
     with socket.create_server(("127.0.0.1", 0)) as silent:
         url = f"smtp://127.0.0.1:{silent.getsockname()[1]}"
-        text = a_message(make_app(**mail_to(url)))
+        envelope = a_message(make_app(**mail_to(url)))
         started = time.monotonic()
         with pytest.raises(mail.Deferred):
-            mail.deliver(settings_for(url, timeout=0.5), text)
+            mail.deliver(settings_for(url, timeout=0.5), envelope)
         assert 0.4 < time.monotonic() - started < 3
 
 
-def test_sending_hands_the_message_over_without_delivering_it(make_app):
-    """It gives the message to the app's queue (a task, or a thread) and returns at once."""
+def test_sending_hands_over_a_jobs_name_and_an_address_only(make_app):
+    """It gives the app's queue (a task, or a thread) the job's name and the address, nothing
+    made from them (no message, no token), and returns at once."""
     app = make_app(**mail_to("smtp://127.0.0.1:1"))
-    handed: list[str] = []
-    app.extensions["mail"] = handed.append
+    handed: list[tuple[str, str]] = []
+    app.extensions["mail"] = lambda name, address: handed.append((name, address))
     with app.test_request_context():
-        message = mail.message("ada@example.com", "Hi", "password_reset", link="https://x.test/")
-        mail.send(message.as_string())
-    assert len(handed) == 1 and "To: ada@example.com" in handed[0]
+        mail.send_later("greeting", "ada@example.com")
+    assert handed == [("greeting", "ada@example.com")]
+
+
+def test_a_job_runs_on_a_thread_in_an_app_context_and_its_message_is_delivered(
+    make_app, smtp_server
+):
+    """It runs a registered job later, on a thread of the process, in an app context, and
+    delivers the message it returns to its recipient; a job returning None sends nothing."""
+    server = smtp_server()
+    app = make_app(**mail_to(server.url))
+    mail.register(app, "greeting", lambda address: a_message(app, address))
+    mail.register(app, "nothing", lambda address: None)
+    with app.test_request_context():
+        mail.send_later("nothing", "bob@example.com")
+        mail.send_later("greeting", "ada@example.com")
+    for _ in range(100):  # up to 5 s
+        if server.messages:
+            break
+        time.sleep(0.05)
+    assert server.recipients == ["ada@example.com"] and len(server.messages) == 1
 
 
 def test_without_a_mail_url_the_service_starts_says_so_and_sending_answers_503(make_app, capsys):
@@ -225,8 +262,7 @@ def test_without_a_mail_url_the_service_starts_says_so_and_sending_answers_503(m
         "mail is off: MAIL_URL is unset, so features that send mail answer 503"
     ]
     with app.test_request_context(), pytest.raises(ServiceUnavailable, match="MAIL_URL is unset"):
-        message = mail.message("ada@example.com", "Hi", "password_reset", link="https://x.test/")
-        mail.send(message.as_string())
+        mail.send_later("greeting", "ada@example.com")
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,12 @@ import secrets
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import Annotated
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, Field
 from sqlalchemy import Boolean, DateTime, ForeignKey, String, delete, func, select, true
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -62,14 +65,25 @@ class Token(db.Model):  # type: ignore[name-defined, misc]  # made at run time: 
 
 
 def normalised(email: str) -> str:
-    """Return the one stored form of an address (NFKC, trimmed, lower case); raise ValueError."""
-    email = unicodedata.normalize("NFKC", email).strip().lower()
-    local, at, domain = email.rpartition("@")
-    # Spaces, other separators and control characters (a database may refuse NUL) make no address.
-    unprintable = " " in email or not email.isprintable()
-    if not (at and local and "." in domain) or len(email) > 254 or unprintable:
-        raise ValueError(f"not an email address: {email!r}")
-    return email
+    """Return the one stored form of an address: a single plain addr-spec (no display name,
+    list, comment or route), its domain IDNA-encoded, in lower case; raise ValueError.
+
+    email-validator checks the syntax (RFC 5322 and 6531, and what mail servers accept). A
+    non-ASCII local part is refused: delivering it needs SMTPUTF8 of every server on its way.
+    """
+    email = unicodedata.normalize("NFKC", email).strip()
+    try:
+        checked = validate_email(
+            email, check_deliverability=False, allow_smtputf8=False, strict=True
+        )
+    except EmailNotValidError as exc:
+        raise ValueError(f"not an email address: {exc}") from None
+    # ascii_email: the domain in its IDNA (xn--) form; always set when SMTPUTF8 is not allowed.
+    return str(checked.ascii_email).lower()
+
+
+# An address in a request body: refused with 422 unless normalised() takes it; its stored form.
+Address = Annotated[str, Field(max_length=254), AfterValidator(normalised)]
 
 
 def checked_password(password: str) -> str:
@@ -135,7 +149,9 @@ def user_for_token(token: str) -> User | None:
 def revoke(user: User) -> None:
     """End every token and browser session of ``user`` (deactivation, a new password)."""
     db.session.execute(delete(Token).where(Token.user_id == user.id))
-    user.login_generation += 1
+    # Counted by the database (UPDATE ... SET login_generation = login_generation + 1): two
+    # requests ending sessions at once both count, where reading and writing it back would not.
+    user.login_generation = User.login_generation + 1
 
 
 def account_key(email: str) -> str:

@@ -107,7 +107,7 @@ def sign_out() -> ResponseReturnValue:
     if current_user.is_authenticated:
         user = db.session.get(User, current_user.id)
         if user is not None:
-            user.login_generation += 1
+            user.login_generation = User.login_generation + 1  # counted by the database
             db.session.commit()
             log.info("signed out", extra={"user_id": user.id})
     logout_user()

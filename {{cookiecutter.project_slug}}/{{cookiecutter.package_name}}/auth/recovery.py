@@ -4,16 +4,22 @@ browser session of the account (as ``flask users password`` does).
 
 The token is signed with SECRET_KEY (itsdangerous, Flask's own dependency), expires after
 AUTH_RESET_LIFETIME, and names a digest of the account's password hash and login generation:
-once used, or once the password changes another way, it matches no more. A request is answered
-the same whether or not the address has an account (the same body, status and work: the mail
-is rendered either way and handed over without waiting), and is limited per client address
-(with the sign-ins) and per address asked about (RATELIMIT_MAIL_ACCOUNT), known or not.
+once used, or once the password changes another way, it matches no more. It is spent by one
+request only: the new password is stored by an update conditional on that same state, so of
+requests arriving at once with one token, one sets it and the others are refused. Setting it
+also confirms the address (the link reached it).
+
+A request is answered the same whether or not the address has an account, after the same work:
+the address is checked and counted, and a mail job handed over (platform/mail.py); the job
+looks the account up in the background. Requests are limited per client address (with the
+sign-ins) and per address asked about (RATELIMIT_MAIL_ACCOUNT), known or not.
 """
 
 import hashlib
 import hmac
 import logging
 import math
+import secrets
 from collections.abc import Callable
 
 from flask import Blueprint, Flask, abort, current_app, request
@@ -21,6 +27,7 @@ from flask.typing import ResponseReturnValue
 from itsdangerous import BadData, URLSafeTimedSerializer
 from limits import parse_many
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import delete, func, update
 from werkzeug.exceptions import TooManyRequests
 
 from ..extensions import db
@@ -28,13 +35,16 @@ from ..platform import mail
 from ..platform.errors import json_error
 from ..platform.operations import Answer, Operation
 from ..platform.rate_limits import limit_sign_in
+from ..platform.timestamps import utc_now
 from .accounts import (
     HASHING,
     MAX_PASSWORD_LENGTH,
+    Address,
+    Token,
     User,
     account_key,
     hasher,
-    revoke,
+    normalised,
     user_by_email,
 )
 from .api import no_content
@@ -46,6 +56,7 @@ log = logging.getLogger(__name__)
 SUBJECT = "Set a new password"
 ON_ITS_WAY = "If an account has this address, a link to set its password is on its way."
 BAD_TOKEN = "This link is invalid, expired or used: ask for a new one."  # noqa: S105  (no secret)
+RESET_JOB = "password_reset"  # the mail job's name (platform/mail.py)
 
 
 class ResetIn(BaseModel):
@@ -53,7 +64,7 @@ class ResetIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    email: str = Field(max_length=254)
+    email: Address
 
 
 class NewPasswordIn(BaseModel):
@@ -83,8 +94,9 @@ def state(user: User) -> str:
 
 
 def reset_token(user: User) -> str:
-    """Return a token that sets ``user``'s password once, within AUTH_RESET_LIFETIME."""
-    return str(serializer().dumps([user.id, state(user)]))
+    """Return a token that sets ``user``'s password once, within AUTH_RESET_LIFETIME; random
+    bits make two tokens asked for in the same second differ."""
+    return str(serializer().dumps([user.id, state(user), secrets.token_urlsafe(8)]))
 
 
 def user_for_reset(token: str) -> User | None:
@@ -100,7 +112,7 @@ def bound_user(
     """Return the active user a token of ``signer`` names, if it is younger than ``lifetime``
     seconds and the user's ``state`` is still the one it was made with, else None."""
     try:
-        user_id, bound = signer.loads(token, max_age=lifetime)
+        user_id, bound, _ = signer.loads(token, max_age=lifetime)
     except (BadData, TypeError, ValueError):  # ValueError/TypeError: a payload of another shape
         return None
     if not (isinstance(user_id, int) and isinstance(bound, str)):
@@ -140,42 +152,64 @@ def json_body() -> dict[str, object]:
 
 
 def mail_reset(email: str) -> None:
-    """Mail a link setting a new password to the active account with this email, if there is
-    one, doing the same work either way; raise 503 with mail off, 429 past the limit."""
+    """Hand over the job mailing a link that sets a new password to ``email``'s account, the
+    same whether or not it has one; raise 503 with mail off, 429 past the limit, ValueError
+    for a malformed address."""
     mail.require_mail()
-    count_mail(email)
-    user = user_by_email(email)
-    if user is not None and not user.is_active:
-        user = None  # a deactivated account gets no mail: it could not sign in anyway
+    address = normalised(email)
+    count_mail(address)
+    mail.send_later(RESET_JOB, address)
+
+
+def reset_mail(address: str) -> mail.Envelope | None:
+    """Return the mail with a link setting a new password for the active account with this
+    address, else None (no account, or a deactivated one: it could not sign in anyway)."""
+    user = user_by_email(address)
+    if user is None or not user.is_active:
+        return None
     minutes = math.ceil(current_app.extensions["settings"].auth_reset_lifetime / 60)
-    token = reset_token(user) if user else "unknown"
-    mail_link(user, token, SUBJECT, "password_reset", "/reset-password", minutes=minutes)
+    log.info("password reset mailed", extra={"user_id": user.id})
+    token = reset_token(user)
+    path = "/reset-password"
+    return link_mail(user.email, token, SUBJECT, "password_reset", path, minutes=minutes)
 
 
-def mail_link(
-    user: User | None, token: str, subject: str, template: str, path: str, **context: object
-) -> None:
-    """Mail ``user`` the message ``template`` with a link to PUBLIC_URL's ``path`` carrying
-    ``token``; for None, render it and write it out as text all the same (both answers take
-    the same work), unsent."""
+def link_mail(
+    address: str, token: str, subject: str, template: str, path: str, **context: object
+) -> mail.Envelope:
+    """Return the message ``template`` to ``address``, with a link to PUBLIC_URL's ``path``
+    carrying ``token``."""
     link = f"{current_app.extensions['settings'].public_url}{path}?token={token}"
-    message = mail.message(
-        user.email if user else "unknown@invalid", subject, template, link=link, **context
-    )
-    text = message.as_string()
-    if user:
-        mail.send(text)
-        log.info("%s mailed", template, extra={"user_id": user.id})
+    return mail.Envelope(address, mail.message(address, subject, template, link=link, **context))
 
 
 def reset_password(token: str, password: str) -> bool:
     """Set a new password with a reset token, ending the account's tokens and browser
-    sessions; False when the token is invalid, expired or used."""
+    sessions and confirming its address; False when the token is invalid, expired or used
+    (by this request or one at the same moment)."""
     user = user_for_reset(token)
     if user is None:
         return False
-    user.password_hash = HASHING.submit(hasher.hash, password).result()
-    revoke(user)
+    new_hash = HASHING.submit(hasher.hash, password).result()
+    # Only while the state the token is bound to holds: of requests at once, one wins.
+    spent = db.session.execute(
+        update(User)
+        .where(
+            User.id == user.id,
+            User.password_hash == user.password_hash,
+            User.login_generation == user.login_generation,
+        )
+        .values(
+            password_hash=new_hash,
+            login_generation=User.login_generation + 1,
+            email_verified_at=func.coalesce(User.email_verified_at, utc_now()),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's result has it
+        db.session.rollback()
+        return False
+    db.session.execute(delete(Token).where(Token.user_id == user.id))
     db.session.commit()
     log.info("password reset", extra={"user_id": user.id})
     return True
@@ -216,5 +250,6 @@ OPERATIONS = {
 
 
 def init_app(app: Flask) -> None:
-    """Serve the password reset routes."""
+    """Serve the password reset routes; register the reset mail's job."""
+    mail.register(app, RESET_JOB, reset_mail)
     app.register_blueprint(bp, url_prefix="/api/auth")

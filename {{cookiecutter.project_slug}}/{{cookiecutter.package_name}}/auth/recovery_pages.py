@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import ServiceUnavailable
 
 from ..platform.rate_limits import limit_sign_in
-from ..web.security import send_policy
+from ..web.security import keeps_its_link_secret, send_policy
 from .accounts import checked_password
 from .recovery import BAD_TOKEN, ON_ITS_WAY, mail_reset, reset_password
 
@@ -29,6 +29,8 @@ def request_reset() -> ResponseReturnValue:
     email = request.form.get("email", "")[:254]
     try:
         mail_reset(email)
+    except ValueError as exc:
+        return reset_form(email, error=f"Check the address: {exc}."), 422
     except ServiceUnavailable as exc:
         return reset_form(email, error=exc.description), 503
     return reset_form(email, sent=ON_ITS_WAY)
@@ -45,6 +47,7 @@ def new_password_form(token: str, error: str | None = None, status: int = 200) -
 
 
 @bp.get("/reset-password")
+@keeps_its_link_secret
 def new_password() -> ResponseReturnValue:
     """Show the form the mail's link opens."""
     return new_password_form(request.args.get("token", "")[:512])
@@ -52,6 +55,7 @@ def new_password() -> ResponseReturnValue:
 
 @bp.post("/reset-password")
 @limit_sign_in
+@keeps_its_link_secret
 def set_new_password() -> ResponseReturnValue:
     """Set the new password, then send the browser to the sign-in form; 422 with the reason."""
     token, password = request.form.get("token", "")[:512], request.form.get("password", "")

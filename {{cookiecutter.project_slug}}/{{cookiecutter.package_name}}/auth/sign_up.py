@@ -1,25 +1,33 @@
-"""Sign-up by mail, when AUTH_SIGN_UP is on: POST /api/auth/sign-up stores an unverified account
-and mails a link to its address, POST /api/auth/verify proves the address with the link's token,
-POST /api/auth/verification mails a new link. An unverified account gets no token and no
-session (sign_in_limits.py refuses it, after a correct password only).
+"""Sign-up by mail, when AUTH_SIGN_UP is on: POST /api/auth/sign-up mails a link to an address,
+and POST /api/auth/verify, with the link's token and a password, creates the account (or
+completes one made unverified before), its address confirmed. POST /api/auth/verification is
+the same as a sign-up: it mails a new link.
 
-The token is signed with SECRET_KEY (its own salt), expires after AUTH_VERIFY_LIFETIME, and names
-a digest of the account's address, password hash and login generation: it dies once used (the
-account is verified), or once any of them changes. A sign-up is answered the same whether or not
-the address is taken (the same body, status and work: the password is hashed and the mail
-rendered either way); a taken address gets no mail and its account is left as it is. Sign-ups
-and new links are limited per client address (with the sign-ins) and per address
-(RATELIMIT_MAIL_ACCOUNT, with the password resets), taken or not.
+The password is chosen when the link is opened, never before: an account cannot be taken by
+someone who signs up an address they do not own with a password of their own (pre-hijacking),
+since no password exists until the address's owner sets one. An unverified account (made
+before this rule, or by an older version) gets no token and no session (sign_in_limits.py
+refuses it after a correct password only), and its password is replaced when it is confirmed.
+
+The token is signed with SECRET_KEY (its own salt) and names the address; it expires after
+AUTH_VERIFY_LIFETIME and works once: the account it creates is verified, and a verified account
+takes no link (two requests at once: the database's unique address lets one create it). A
+sign-up is answered the same whether or not the address is taken, after the same work: the
+address is checked and counted, and a mail job handed over (platform/mail.py), which looks the
+address up in the background and mails a free or unverified one only. Sign-ups are limited per
+client address (with the sign-ins) and per address (RATELIMIT_MAIL_ACCOUNT, with the password
+resets), taken or not.
 """
 
-import hashlib
 import logging
 import math
+import secrets
 
 from flask import Blueprint, Flask, current_app
 from flask.typing import ResponseReturnValue
-from itsdangerous import URLSafeTimedSerializer
+from itsdangerous import BadData, URLSafeTimedSerializer
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import delete, update
 from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
@@ -28,138 +36,155 @@ from ..platform.errors import json_error
 from ..platform.operations import Operation
 from ..platform.rate_limits import limit_sign_in
 from ..platform.timestamps import utc_now
-from .accounts import HASHING, MAX_PASSWORD_LENGTH, User, hasher, normalised, user_by_email
+from .accounts import (
+    HASHING,
+    MAX_PASSWORD_LENGTH,
+    Address,
+    Token,
+    User,
+    hasher,
+    normalised,
+    user_by_email,
+)
 from .api import no_content
-from .recovery import BAD_TOKEN, Accepted, ResetIn, bound_user, count_mail, json_body, mail_link
+from .recovery import BAD_TOKEN, Accepted, count_mail, json_body, link_mail
 
 bp = Blueprint("auth_sign_up", __name__, template_folder="templates")
 log = logging.getLogger(__name__)
 SUBJECT = "Confirm your address"
 ON_ITS_WAY = "If this address has no verified account yet, a link to confirm it is on its way."
+SIGN_UP_JOB = "sign_up"  # the mail job's name (platform/mail.py)
 
 
 class SignUpIn(BaseModel):
-    """The body of a sign-up: an email and a password (as ``flask users create`` takes)."""
+    """The body of a sign-up: the address (the password is chosen when the link is opened)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    email: str = Field(max_length=254)
-    password: str = Field(min_length=8, max_length=MAX_PASSWORD_LENGTH)
+    email: Address
 
 
 class VerifyIn(BaseModel):
-    """The body proving an address: the token the mail's link carries."""
+    """The body confirming an address: the token the mail's link carries, and the password."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     token: str = Field(max_length=512)
+    password: str = Field(min_length=8, max_length=MAX_PASSWORD_LENGTH)
 
 
 def serializer() -> URLSafeTimedSerializer:
-    """Return the signer of verification tokens (its own salt: a reset token is none)."""
+    """Return the signer of sign-up tokens (its own salt: a reset token is none)."""
     secret = current_app.extensions["settings"].secret_key.get_secret_value()
-    return URLSafeTimedSerializer(secret, salt="email-verification")
+    return URLSafeTimedSerializer(secret, salt="sign-up")
 
 
-def state(user: User) -> str:
-    """Return what a verification token is bound to: a digest of the address, the password
-    hash and the login generation."""
-    bound = f"{user.email}:{user.password_hash}:{user.login_generation}"
-    return hashlib.sha256(bound.encode()).hexdigest()
+def sign_up_token(address: str) -> str:
+    """Return a token that creates the account of ``address`` once, within
+    AUTH_VERIFY_LIFETIME; random bits make two tokens of one second differ."""
+    return str(serializer().dumps([address, secrets.token_urlsafe(8)]))
 
 
-def verification_token(user: User) -> str:
-    """Return a token that verifies ``user``'s address once, within AUTH_VERIFY_LIFETIME."""
-    return str(serializer().dumps([user.id, state(user)]))
-
-
-def user_to_verify(token: str) -> User | None:
-    """Return the active, unverified user whose address ``token`` proves, else None (forged,
-    expired, used, or the address, password or sessions changed since it was made)."""
+def address_to_confirm(token: str) -> str | None:
+    """Return the address ``token`` proves, else None (forged, expired, or another shape)."""
     lifetime = current_app.extensions["settings"].auth_verify_lifetime
-    user = bound_user(serializer(), token, lifetime, state)
-    return user if user is not None and user.email_verified_at is None else None
+    try:
+        address, _ = serializer().loads(token, max_age=lifetime)
+    except (BadData, TypeError, ValueError):  # ValueError/TypeError: a payload of another shape
+        return None
+    return address if isinstance(address, str) else None
 
 
-def mail_verification(user: User | None) -> None:
-    """Mail a verification link to ``user``; render it alike for None (no mail then)."""
+def sign_up_mail(address: str) -> mail.Envelope | None:
+    """Return the mail with a link confirming ``address``, unless it has an account that is
+    verified or deactivated (then None: nothing is sent)."""
+    user = user_by_email(address)
+    if user is not None and (user.email_verified_at is not None or not user.is_active):
+        return None
+    log.info("sign-up mailed", extra={"user_id": user.id if user else None})
     hours = math.ceil(current_app.extensions["settings"].auth_verify_lifetime / 3600)
-    token = verification_token(user) if user else "none"
-    mail_link(user, token, SUBJECT, "verify_email", "/verify-email", hours=hours)
+    token = sign_up_token(address)
+    return link_mail(address, token, SUBJECT, "verify_email", "/verify-email", hours=hours)
 
 
-def sign_up(email: str, password: str) -> None:
-    """Store an unverified account and mail it a link, unless the address is taken (then do
-    the same work and send nothing); raise 503 with mail off, 429 past the limit, ValueError
-    for a malformed address."""
+def sign_up(email: str) -> None:
+    """Hand over the job mailing a link that confirms ``email``, the same whether or not it is
+    taken; raise 503 with mail off, 429 past the limit, ValueError for a malformed address."""
     mail.require_mail()
     address = normalised(email)
     count_mail(address)
-    password_hash = HASHING.submit(hasher.hash, password).result()  # taken or not, alike
-    user = None
-    if user_by_email(address) is None:
-        user = User(email=address, password_hash=password_hash, email_verified_at=None)
+    mail.send_later(SIGN_UP_JOB, address)
+
+
+def verify(token: str, password: str) -> bool:
+    """Create the verified account of the token's address with ``password`` (or confirm the
+    unverified one, replacing its password); False when the token is invalid or expired, or
+    the address has a verified or deactivated account (the token is used)."""
+    address = address_to_confirm(token)
+    if address is None:
+        return False
+    password_hash = HASHING.submit(hasher.hash, password).result()
+    user = user_by_email(address)
+    if user is None:
+        user = User(email=address, password_hash=password_hash, email_verified_at=utc_now())
         db.session.add(user)
         try:
             db.session.commit()
-        except IntegrityError:  # signed up at the same moment by another request: taken
+        except IntegrityError:  # created at the same moment by another request: used
             db.session.rollback()
-            user = None
-    if user is not None:
-        log.info("signed up", extra={"user_id": user.id})
-    mail_verification(user)
-
-
-def resend(email: str) -> None:
-    """Mail a new link to the active, unverified account with this email, if there is one,
-    doing the same work either way; raise 503 with mail off, 429 past the limit."""
-    mail.require_mail()
-    count_mail(email)
-    user = user_by_email(email)
-    if user is not None and (not user.is_active or user.email_verified_at is not None):
-        user = None
-    mail_verification(user)
-
-
-def verify(token: str) -> bool:
-    """Mark the address of the token's account verified; False when the token is invalid,
-    expired or used."""
-    user = user_to_verify(token)
-    if user is None:
+            return False
+    elif not confirm_unverified(user, password_hash):
         return False
-    user.email_verified_at = utc_now()
-    db.session.commit()
     log.info("address verified", extra={"user_id": user.id})
+    return True
+
+
+def confirm_unverified(user: User, password_hash: str) -> bool:
+    """Confirm an unverified, active account with a new password, ending any token and session
+    of the one it had; False when it is verified or deactivated (also by a request at once)."""
+    confirmed = db.session.execute(
+        update(User)
+        .where(User.id == user.id, User.email_verified_at.is_(None), User.is_active)
+        .values(
+            password_hash=password_hash,
+            email_verified_at=utc_now(),
+            login_generation=User.login_generation + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if confirmed.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's result has it
+        db.session.rollback()
+        return False
+    db.session.execute(delete(Token).where(Token.user_id == user.id))
+    db.session.commit()
     return True
 
 
 @bp.post("/sign-up")
 @limit_sign_in
-def sign_up_view() -> ResponseReturnValue:
-    """Sign up with an email and password; mail a link confirming the address."""
+def sign_up_view() -> tuple[dict[str, object], int]:
+    """Sign up with an address: mail it a link that creates the account."""
     mail.require_mail()  # before the body: a client learns at once that no mail will come
-    given = SignUpIn.model_validate(json_body())
-    try:
-        sign_up(given.email, given.password)
-    except ValueError as exc:
-        return json_error(422, "Unprocessable Content", [{"field": "email", "message": str(exc)}])
+    sign_up(SignUpIn.model_validate(json_body()).email)
     return Accepted(detail=ON_ITS_WAY).model_dump(), 202
 
 
 @bp.post("/verification")
 @limit_sign_in
 def resend_view() -> tuple[dict[str, object], int]:
-    """Mail a new link confirming the address of an unverified account, if there is one."""
+    """Mail a new link confirming an address (the same as a sign-up)."""
     mail.require_mail()
-    resend(ResetIn.model_validate(json_body()).email)
+    sign_up(SignUpIn.model_validate(json_body()).email)
     return Accepted(detail=ON_ITS_WAY).model_dump(), 202
 
 
 @bp.post("/verify")
 @limit_sign_in
 def verify_view() -> ResponseReturnValue:
-    """Confirm an account's address with the mailed token: it may sign in from now on."""
-    if not verify(VerifyIn.model_validate(json_body()).token):
+    """Confirm an address with the mailed token and choose the account's password: it may
+    sign in from now on."""
+    given = VerifyIn.model_validate(json_body())
+    if not verify(given.token, given.password):
         return json_error(403, "Forbidden", [{"field": "token", "message": BAD_TOKEN}])
     return no_content()
 
@@ -170,10 +195,10 @@ OPERATIONS = {
         {"202": (SAME, Accepted, ())}, ("400", "413", "415", "422", "503"), body=SignUpIn
     ),
     "auth_sign_up.resend_view": Operation(
-        {"202": (SAME, Accepted, ())}, ("400", "413", "415", "422", "503"), body=ResetIn
+        {"202": (SAME, Accepted, ())}, ("400", "413", "415", "422", "503"), body=SignUpIn
     ),
     "auth_sign_up.verify_view": Operation(
-        {"204": ("The address is confirmed: the account may sign in.", None, ())},
+        {"204": ("The account exists, its address confirmed: it may sign in.", None, ())},
         ("400", "403", "413", "415", "422", "503"),
         body=VerifyIn,
         media_type="",
@@ -182,6 +207,8 @@ OPERATIONS = {
 
 
 def init_app(app: Flask) -> None:
-    """Serve the sign-up and verification routes when AUTH_SIGN_UP is on."""
+    """Register the sign-up mail's job (a worker runs it whatever its own AUTH_SIGN_UP says);
+    serve the sign-up and verification routes when AUTH_SIGN_UP is on."""
+    mail.register(app, SIGN_UP_JOB, sign_up_mail)
     if app.extensions["settings"].auth_sign_up:
         app.register_blueprint(bp, url_prefix="/api/auth")

@@ -1,7 +1,8 @@
-"""The sign-up pages, when AUTH_SIGN_UP is on: a form to sign up (linked from the sign-in form),
-and the page the mail's link opens, whose button confirms the address; both do what the API
-does (auth/sign_up.py), with the forms' CSRF check. The link's page confirms nothing by itself:
-mail scanners open links, and a GET must not spend the token.
+"""The sign-up pages, when AUTH_SIGN_UP is on: a form to sign up with an address (linked from
+the sign-in form), and the page the mail's link opens, where the password is chosen and a button
+creates the account; both do what the API does (auth/sign_up.py), with the forms' CSRF check.
+The link's page confirms nothing by itself: mail scanners open links, and a GET must not spend
+the token.
 """
 
 from flask import Blueprint, Flask, redirect, render_template, request, url_for
@@ -9,12 +10,13 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import ServiceUnavailable
 
 from ..platform.rate_limits import limit_sign_in
-from ..web.security import send_policy
+from ..web.security import keeps_its_link_secret, send_policy
 from .accounts import checked_password
 from .recovery import BAD_TOKEN
 from .sign_up import ON_ITS_WAY, sign_up, verify
 
 bp = Blueprint("sign_up_pages", __name__)
+Page = tuple[str, int]
 bp.after_request(send_policy)  # as the other pages
 
 
@@ -33,10 +35,10 @@ def form() -> ResponseReturnValue:
 @limit_sign_in
 def submit() -> ResponseReturnValue:
     """Sign up; answer the same page whether or not the address is taken, 422 with the
-    reason for a malformed address or password, 503 with mail off."""
-    email, password = request.form.get("email", "")[:254], request.form.get("password", "")
+    reason for a malformed address, 503 with mail off."""
+    email = request.form.get("email", "")[:254]
     try:
-        sign_up(email, checked_password(password))
+        sign_up(email)
     except ValueError as exc:
         return sign_up_form(email, error=f"Check the form: {exc}."), 422
     except ServiceUnavailable as exc:
@@ -44,20 +46,31 @@ def submit() -> ResponseReturnValue:
     return sign_up_form(email, sent=ON_ITS_WAY)
 
 
+def confirm_page(token: str, error: str | None = None, status: int = 200) -> Page:
+    """Render the page the mail's link opens: the password to choose, and a button."""
+    return render_template("pages/verify_email.html", token=token, error=error), status
+
+
 @bp.get("/verify-email")
+@keeps_its_link_secret
 def confirm_form() -> ResponseReturnValue:
-    """Show the page the mail's link opens: a button that confirms the address."""
-    token = request.args.get("token", "")[:512]
-    return render_template("pages/verify_email.html", token=token, error=None)
+    """Show the page the mail's link opens: choosing the password confirms the address."""
+    return confirm_page(request.args.get("token", "")[:512])
 
 
 @bp.post("/verify-email")
 @limit_sign_in
+@keeps_its_link_secret
 def confirm() -> ResponseReturnValue:
-    """Confirm the address, then send the browser to the sign-in form; 422 with the reason."""
-    token = request.form.get("token", "")[:512]
-    if not verify(token):
-        return render_template("pages/verify_email.html", token=token, error=BAD_TOKEN), 422
+    """Create the account with the chosen password, then send the browser to the sign-in
+    form; 422 with the reason."""
+    token, password = request.form.get("token", "")[:512], request.form.get("password", "")
+    try:
+        checked_password(password)
+    except ValueError as exc:
+        return confirm_page(token, f"Choose another password: {exc}.", 422)
+    if not verify(token, password):
+        return confirm_page(token, BAD_TOKEN, 422)
     return redirect(url_for("auth_pages.sign_in_form"), 303)
 
 

@@ -2,14 +2,17 @@
 SMTP with STARTTLS or TLS, and a message with text and HTML parts, is all the service needs,
 and an extension would add a dependency and its release cycle for no more than that.
 
-A message is rendered from templates the owner edits (``mail/<name>.txt`` and ``.html``, in a
-feature's templates folder), then handed over without waiting: to a background task with retries
-where create_app gives one, else to a thread of this process, each step bounded by
-MAIL_TIMEOUT. No request waits for a mail server, nor takes longer for an address with mail.
+A feature registers mail jobs: a job takes an address and returns the message to send it (an
+``Envelope``), or None to send nothing. A request hands over the job's name and the address
+only, without waiting: to a background task with retries where create_app gives one, else to a
+thread of this process. The job runs there, in an app context: it looks the address up, makes
+any token, renders the message from templates the owner edits (``mail/<name>.txt`` and
+``.html``), and it is delivered, each step bounded by MAIL_TIMEOUT. So a request does the same
+work whether or not the address has an account, no request waits for a mail server, and no
+token travels through a broker or a task's logged arguments. Each message goes to exactly one
+envelope recipient, the job's address, given to SMTP explicitly (never read from a header).
 """
 
-import email
-import email.policy
 import logging
 import smtplib
 import ssl
@@ -17,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
+from typing import NamedTuple
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from flask import Flask, current_app, render_template
@@ -25,11 +29,21 @@ from werkzeug.exceptions import ServiceUnavailable
 from ..settings import Settings
 
 log = logging.getLogger(__name__)
-Queue = Callable[[str], None]  # takes a message, as text, to be delivered
 MAIL_OFF = "This service sends no mail (its MAIL_URL is unset): ask its operator."
 # Messages of this process being delivered, 2 at a time: a burst waits its turn here, not in
 # the requests that sent it.
 SENDING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mail")
+
+
+class Envelope(NamedTuple):
+    """A message and the one address it is delivered to (the envelope's only recipient)."""
+
+    recipient: str
+    message: EmailMessage
+
+
+Job = Callable[[str], Envelope | None]  # an address -> its message, or None: no mail
+Queue = Callable[[str, str], None]  # takes a job's name and an address, to run it later
 
 
 class Deferred(Exception):
@@ -62,35 +76,52 @@ def message(to: str, subject: str, template: str, **context: object) -> EmailMes
     return mail
 
 
-def send(text: str) -> None:
-    """Hand a message over to be delivered, as text (``message(...).as_string()``), without
-    waiting for the server; raise 503 when mail is off."""
+def register(app: Flask, name: str, job: Job) -> None:
+    """Make ``job`` runnable by ``send_later(name, ...)`` in ``app`` and in its workers."""
+    app.extensions.setdefault("mail_jobs", {})[name] = job
+
+
+def send_later(name: str, address: str) -> None:
+    """Hand the mail job ``name`` for ``address`` over, without waiting for it or a server;
+    raise 503 when mail is off."""
     require_mail()
-    current_app.extensions["mail"](text)
+    current_app.extensions["mail"](name, address)
 
 
-def send_in_background(settings: Settings, text: str) -> None:
-    """Deliver a message on a thread of this process; a failure is logged."""
-    SENDING.submit(deliver_logged, settings, text)
+def run_job(name: str, address: str) -> Envelope | None:
+    """Run the mail job ``name`` for ``address`` (in an app context): its message, or None."""
+    job: Job = current_app.extensions["mail_jobs"][name]
+    return job(address)
 
 
-def deliver_logged(settings: Settings, text: str) -> None:
-    """Deliver a message now; log a failure instead of raising it (no one waits for it)."""
+def run_in_background(app: Flask, name: str, address: str) -> None:
+    """Run a mail job and deliver its message on a thread of this process; failures are logged."""
+    SENDING.submit(run_logged, app, name, address)
+
+
+def run_logged(app: Flask, name: str, address: str) -> None:
+    """Run a mail job and deliver its message now; log a failure instead of raising it (no
+    one waits for it)."""
     try:
-        deliver(settings, text)
+        with app.app_context():
+            envelope = run_job(name, address)
+            if envelope is not None:
+                deliver(app.extensions["settings"], envelope)
     except Exception as exc:  # noqa: BLE001  (a thread's failure has no caller to raise to)
         log.error("mail not sent: %s: %s", type(exc).__name__, exc)
 
 
-def deliver(settings: Settings, text: str) -> None:
-    """Send a message (as text) through MAIL_URL; raise Deferred when trying again may help,
-    an OSError when it cannot (the server refused the address or the credentials)."""
-    mail = email.message_from_string(text, policy=email.policy.default)
+def deliver(settings: Settings, envelope: Envelope) -> None:
+    """Send a message to its envelope's one recipient through MAIL_URL; raise Deferred when
+    trying again may help, an OSError when it cannot (the server refused the address or the
+    credentials)."""
     url = urlsplit(settings.mail_url or "")
+    sender = parseaddr(settings.mail_from)[1]
     try:
         with connect(url, settings.mail_timeout) as server:
             secure(server, url)
-            server.send_message(mail)
+            # Both addresses given: smtplib would otherwise read them from the headers.
+            server.send_message(envelope.message, sender, [envelope.recipient])
     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPNotSupportedError):
         raise
     except smtplib.SMTPResponseException as exc:
@@ -127,9 +158,9 @@ def secure(server: smtplib.SMTP, url: SplitResult) -> None:
 
 
 def init_app(app: Flask, queue: Queue | None = None) -> None:
-    """Deliver the app's mail by ``queue`` (create_app's background task, if any), else on
+    """Run the app's mail jobs by ``queue`` (create_app's background task, if any), else on
     this process's threads; with no MAIL_URL, say in one line that mail is off."""
-    settings = app.extensions["settings"]
-    if not settings.mail_url:
+    if not app.extensions["settings"].mail_url:
         log.warning("mail is off: MAIL_URL is unset, so features that send mail answer 503")
-    app.extensions["mail"] = queue or (lambda text: send_in_background(settings, text))
+    app.extensions.setdefault("mail_jobs", {})
+    app.extensions["mail"] = queue or (lambda name, address: run_in_background(app, name, address))

@@ -1,6 +1,8 @@
-"""Deliver mail from a Celery task, retried with backoff while the mail server cannot take it
-(down, slow past MAIL_TIMEOUT, or deferring with a 4xx): mail sent while it is down goes out
-once it is back, and no request waits for it."""
+"""Run mail jobs in a Celery task, retried with backoff while the mail server cannot take the
+message (down, slow past MAIL_TIMEOUT, or deferring with a 4xx): mail sent while it is down goes
+out once it is back, and no request waits for it. The task's arguments are a job's name and an
+address: the message, and any token in it, is made by the worker (each try makes it afresh),
+so neither the broker nor the worker's log lines ever hold one."""
 
 import logging
 
@@ -21,18 +23,20 @@ log = logging.getLogger(__name__)
     retry_jitter=True,
     max_retries=12,
 )
-def deliver_mail(text: str) -> None:
-    """Deliver a message (as text); retried later while the server cannot take it."""
-    mail.deliver(current_app.extensions["settings"], text)
+def deliver_mail(name: str, address: str) -> None:
+    """Run the mail job ``name`` for ``address`` and deliver its message, if it makes one;
+    retried later while the server cannot take it."""
+    envelope = mail.run_job(name, address)
+    if envelope is not None:
+        mail.deliver(current_app.extensions["settings"], envelope)
 
 
 def queue(app: Flask) -> mail.Queue:
-    """Return how ``app`` hands over its mail: to deliver_mail, else (tasks run in the sending
-    process, or the broker refused the task) to a thread of this process, once."""
-    settings = app.extensions["settings"]
+    """Return how ``app`` hands over its mail jobs: to deliver_mail, else (tasks run in the
+    sending process, or the broker refused the task) to a thread of this process, once."""
 
-    def enqueue(text: str) -> None:
-        if app.extensions["celery"].conf.task_always_eager or not send(deliver_mail, text):
-            mail.send_in_background(settings, text)
+    def enqueue(name: str, address: str) -> None:
+        if app.extensions["celery"].conf.task_always_eager or not send(deliver_mail, name, address):
+            mail.run_in_background(app, name, address)
 
     return enqueue

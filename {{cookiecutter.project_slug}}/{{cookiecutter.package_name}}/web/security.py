@@ -4,9 +4,12 @@ The JSON API is exempt from CSRF: it takes no cookies, so a forged cross-site re
 credentials. The policy, set here only, allows scripts and styles from this origin, never inline.
 """
 
+import functools
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, make_response, request
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 
 from ..extensions import csrf
@@ -63,6 +66,23 @@ def send_policy(response: Response) -> Response:
     requests)."""
     response.headers["Content-Security-Policy"] = current_app.config["CONTENT_SECURITY_POLICY"]
     return response
+
+
+def keeps_its_link_secret(
+    view: Callable[..., ResponseReturnValue],
+) -> Callable[..., ResponseReturnValue]:
+    """Mark the answers of a page whose address or form carries a token (a mailed link's):
+    no Referer names its address to the sites it links to or loads from, and no cache keeps
+    it (OWASP's forgot-password guidance)."""
+
+    @functools.wraps(view)
+    def answer(*args: object, **kwargs: object) -> Response:
+        response = make_response(view(*args, **kwargs))
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return answer
 
 
 def init_app(app: Flask) -> None:
