@@ -43,6 +43,7 @@ PRUNE = {
         "{package}/platform/schema_migrations.py",
         "tests/platform/test_connection_checks.py",
         "tests/platform/test_schema_migrations.py",
+        "tests/test_backup_script.py",
     ],
     "use_redis": [
         "{package}/settings/redis.py",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import subprocess
 import threading
 import time
@@ -94,11 +95,13 @@ def snapshot(postgres, database: str) -> dict[str, list[tuple]]:
 
 
 def backup(project: Path, env: dict[str, str]) -> Path:
-    """Run `make backup`; return the file it says it wrote."""
+    """Run `make backup`; return the file it says it wrote, readable by its owner only."""
     result = make(project, env, "backup")
     (name,) = BACKED_UP.findall(result.stdout)
     path = project / name
     assert path.is_file(), result.stdout
+    modes = stat.S_IMODE(path.stat().st_mode), stat.S_IMODE(path.parent.stat().st_mode)
+    assert modes == (0o600, 0o700), [oct(mode) for mode in modes]
     return path
 
 

@@ -13,7 +13,10 @@
 # BACKUP_DIR (default: backups) holds the backups; BACKUP_KEEP (default: 14) newest are kept.
 # YES=1 answers the question in advance; ALLOW_PRODUCTION_RESTORE=1 lets a restore replace the
 # data with APP_ENV=production.
+# Backups hold every table (users and their tokens too): files are written 0600 (the partial one
+# too) in a 0700 BACKUP_DIR, like .env.
 set -eu
+umask 077
 
 BACKUP_DIR=${BACKUP_DIR:-backups}
 BACKUP_KEEP=${BACKUP_KEEP:-14}
@@ -75,6 +78,10 @@ check() {
 backup() {
     case $BACKUP_KEEP in '' | *[!0-9]* | 0) fail "BACKUP_KEEP=$BACKUP_KEEP: give a number of backups to keep, 1 or more" ;; esac
     mkdir -p "$BACKUP_DIR"
+    # Also a folder made earlier with wider modes. One this user does not own (a volume's root
+    # that Kubernetes' fsGroup opens to it) keeps its modes: the files in it are 0600 still.
+    chmod 700 "$BACKUP_DIR" 2>/dev/null ||
+        echo "Note: $BACKUP_DIR keeps its modes (not this user's to change); the backups in it are 0600." >&2
     database=$(connected psql -X --quiet --no-align --tuples-only --command "SELECT current_database()")
     # Named by database, time (UTC) and migration, so names sort by time and say what to expect.
     file="$BACKUP_DIR/${database}_$(date -u +%Y%m%dT%H%M%SZ)_$(schema_head)$SUFFIX"
