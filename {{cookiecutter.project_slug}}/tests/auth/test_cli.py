@@ -67,10 +67,15 @@ def test_create_takes_no_password_on_the_command_line(app):
         ("ada@example.com", "short", "8 to 1024 characters"),
         ("ada@example.com", "", "8 to 1024 characters"),
         ("ada", PASSWORD, "not an email address"),
+        ("a@evil.example,victim@example.com", PASSWORD, "not an email address"),
+        ("Ada <ada@example.com>", PASSWORD, "not an email address"),
+        ("x<attacker@evil.example>@bank.example", PASSWORD, "not an email address"),
+        ("ada@example.com.", PASSWORD, "not an email address"),
     ],
 )
 def test_create_refuses_an_unfit_email_or_password(app, email, password, message):
-    """It stops with one line and status 1, storing nothing."""
+    """It stops with one line and status 1, storing nothing: an address is one plain address,
+    as sign-up and reset take it."""
     result = users(app, "create", email, password=password)
     assert result.exit_code == 1
     assert message in result.output
