@@ -163,15 +163,25 @@ def mail_reset(email: str) -> None:
 
 def reset_mail(address: str) -> mail.Envelope | None:
     """Return the mail with a link setting a new password for the active account with this
-    address, else None (no account, or a deactivated one: it could not sign in anyway)."""
+    address, else None (no account, or a deactivated one: it could not sign in anyway), after
+    the same work: a token signed and the message rendered and written out either way, so the
+    requests that follow are not slowed by one kind more than the other."""
     user = user_by_email(address)
-    if user is None or not user.is_active:
-        return None
+    active = user is not None and user.is_active
+    token = reset_token(user) if user is not None and active else unsent_token()
     minutes = math.ceil(current_app.extensions["settings"].auth_reset_lifetime / 60)
-    log.info("password reset mailed", extra={"user_id": user.id})
-    token = reset_token(user)
     path = "/reset-password"
-    return link_mail(user.email, token, SUBJECT, "password_reset", path, minutes=minutes)
+    envelope = link_mail(address, token, SUBJECT, "password_reset", path, minutes=minutes)
+    if user is None or not active:
+        envelope.message.as_string()  # as smtplib writes out a mail it sends
+        return None
+    log.info("password reset mailed", extra={"user_id": user.id})
+    return envelope
+
+
+def unsent_token() -> str:
+    """Return a token signed like a reset token, for a message that is never sent."""
+    return str(serializer().dumps([0, "0" * 64, secrets.token_urlsafe(8)]))
 
 
 def link_mail(
