@@ -37,8 +37,7 @@ BAD_BEARER = "The token is unknown, expired or revoked: POST /api/auth/tokens gi
 
 
 class TokenIn(BaseModel):
-    """The body of a sign-in: the account's email and password, neither empty (the sign-in
-    form takes the same two fields: auth/pages.py)."""
+    """The body of a sign-in: the account's email and password, neither empty."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
