@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from {{ cookiecutter.package_name }}.auth.accounts import User, hasher
-from {{ cookiecutter.package_name }}.auth.pages import FAILED, NOT_SIGNED_IN
+from {{ cookiecutter.package_name }}.auth.pages import FAILED, INCOMPLETE, NOT_SIGNED_IN
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.items.models import Item
 from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
@@ -330,6 +330,32 @@ def test_the_form_and_the_api_share_the_sign_in_limits(limited_client):
         answer = client.post("/api/auth/tokens", json={"email": email, "password": "x"})
         assert answer.status_code == 401
     assert [sign_in(client).status_code for _ in range(2)] == [303, 429]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"email": TESTER},
+        {"email": TESTER, "password": ""},
+        {"password": "wrong password"},
+        {"email": "", "password": "wrong password"},
+        {"email": TESTER, "password": "p" * 1025},
+    ],
+)
+def test_a_post_without_an_email_or_password_does_not_count_against_an_account(
+    limited_client, fields
+):
+    """It answers a post missing the email or the password, or with one empty or too long, 422
+    with a sentence saying so, without checking a password: as the API refuses such a body, so
+    such posts never lock the account out."""
+    client = limited_client(ratelimit_sign_in_account="2 per minute")
+    token_of_tester(client.application)
+    for _ in range(3):
+        token = form_token(client.get("/sign-in").text)
+        answer = client.post("/sign-in", data={**fields, "csrf_token": token})
+        assert answer.status_code == 422
+        assert f'<p class="errors" id="sign-in-error" role="alert">{INCOMPLETE}</p>' in answer.text
+    assert sign_in(client).status_code == 303
 
 
 def test_api_ignores_the_pages_session(app):

@@ -15,7 +15,13 @@ from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from {{ cookiecutter.package_name }}.auth.accounts import User
 from {{ cookiecutter.package_name }}.auth.passkey_pages import FAILED
-from {{ cookiecutter.package_name }}.auth.passkeys import SESSION_KEY, Passkey, PasskeyChallenge, digest
+from {{ cookiecutter.package_name }}.auth.passkeys import (
+    DEFAULT_NAME,
+    SESSION_KEY,
+    Passkey,
+    PasskeyChallenge,
+    digest,
+)
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
 from tests.auth.test_pages import add_user, shows_the_form
@@ -317,6 +323,36 @@ def test_a_passkey_is_renamed_by_its_user_only(passkey_app):
     theirs = store_passkey(passkey_app, email="other@example.com")
     client.post(f"/passkeys/{theirs}/rename", data={"name": "Mine now", "csrf_token": token})
     assert [p.name for p in stored(passkey_app)] == ["Recorded key"]
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("\u202egpj.exe\u202c", "gpj.exe"),  # a right-to-left override, then its end
+        ("Work\r\nphone\u2028and\u2029more\tkeys", "Work phone and more keys"),
+        ("\u2066Ada\u2069\u200b \u200d\ufeff  laptop\u00ad", "Ada laptop"),  # format characters
+        ("\x1b[31mred\x00\x7f", "[31mred"),  # an escape sequence, a NUL, a DEL
+        ("\u202e\r\n\u200b\u2028 ", DEFAULT_NAME),  # nothing shown: as no name at all
+    ],
+)
+def test_a_passkey_name_is_stored_without_hidden_characters(passkey_app, given, kept):
+    """It drops control and format characters (bidi overrides and isolates, zero-width ones)
+    from the name of a new passkey and of a renamed one, turns line breaks into spaces and
+    collapses them; a name left empty gets the default when added, and is unchanged by a rename."""
+    client = client_signed_in(passkey_app)
+    headers = csrf_header(client)
+    handle = RECORDED["registration"]["user_handle"]
+    hold_challenge(passkey_app, client, "register", REGISTRATION_CHALLENGE, handle=handle)
+    body = {"credential": REGISTRATION, "name": given}
+    answer = client.post("/passkeys/new", json=body, headers=headers)
+    assert answer.status_code == 201, answer.json
+    assert answer.json["name"] == kept
+    assert [p.name for p in stored(passkey_app)] == [kept]
+    old = "Old" if kept == DEFAULT_NAME else f"Old {kept}"
+    for name, now in ((f"Old {given}", old), (given, old if kept == DEFAULT_NAME else kept)):
+        form = {"name": name, "csrf_token": headers["X-CSRFToken"]}
+        assert client.post(f"/passkeys/{answer.json['id']}/rename", data=form).status_code == 303
+        assert [p.name for p in stored(passkey_app)] == [now]
 
 
 def test_another_users_passkey_cannot_be_removed(passkey_app):

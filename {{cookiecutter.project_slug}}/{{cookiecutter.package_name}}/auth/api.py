@@ -37,12 +37,12 @@ BAD_BEARER = "The token is unknown, expired or revoked: POST /api/auth/tokens gi
 
 
 class TokenIn(BaseModel):
-    """The body of a sign-in: the account's email and password."""
+    """The body of a sign-in: the account's email and password, neither empty."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    email: str = Field(max_length=254)
-    password: str = Field(max_length=accounts.MAX_PASSWORD_LENGTH)
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=accounts.MAX_PASSWORD_LENGTH)
 
 
 class TokenOut(Answer):

@@ -20,6 +20,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_login import UserMixin, current_user, login_user, logout_user
+from pydantic import ValidationError
 from werkzeug.exceptions import Forbidden
 
 from ..extensions import db, login_manager
@@ -28,6 +29,7 @@ from ..platform.rate_limits import limit_sign_in
 from ..web.htmx import is_htmx
 from ..web.security import send_policy
 from .accounts import User
+from .api import TokenIn
 from .sign_in_limits import authenticate
 
 bp = Blueprint("auth_pages", __name__)
@@ -35,6 +37,8 @@ bp.after_request(send_policy)  # as the other pages
 log = logging.getLogger(__name__)
 # The one answer to every failed sign-in (unknown email, wrong password, inactive user).
 FAILED = "Wrong email or password."
+# The answer to a post missing a field, or with one empty or longer than the form allows.
+INCOMPLETE = "Type your email and your password to sign in."
 # Why the HTMX and JSON requests of anyone not signed in are refused (main.js shows it).
 NOT_SIGNED_IN = "You are not signed in, or your session ended: sign in."
 
@@ -87,10 +91,16 @@ def sign_in_form() -> ResponseReturnValue:
 def sign_in() -> ResponseReturnValue:
     """Sign in with the form's email and password in a new session, then go to the items;
     answer 422 with the form and one message whatever failed (a 401 would need an HTTP
-    authentication scheme to name); the limits count it as the API's sign-in."""
+    authentication scheme to name); the limits count it as the API's sign-in. A post the API
+    would refuse as a body (TokenIn) is refused before any password check: 422, uncounted."""
     email = request.form.get("email", "")
+    fields = {field: request.form.get(field) for field in ("email", "password")}
     try:
-        user = authenticate(email, request.form.get("password", ""))
+        given = TokenIn.model_validate(fields)
+    except ValidationError:  # the inputs are required and bounded: a crafted post, one sentence
+        return form(email, INCOMPLETE, 422)
+    try:
+        user = authenticate(given.email, given.password)
     except Forbidden as exc:  # the password is right, the address not confirmed yet
         return form(email, exc.description, 403)
     if user is None:

@@ -52,9 +52,10 @@ from ..web.security import send_policy
 from .accounts import User
 from .pages import NOT_SIGNED_IN, SignedIn
 from .passkeys import (
-    MAX_NAME_LENGTH,
+    DEFAULT_NAME,
     MAX_PASSKEYS_PER_USER,
     Passkey,
+    clean_name,
     new_challenge,
     relying_party,
     take_challenge,
@@ -133,7 +134,7 @@ def register() -> ResponseReturnValue:
     if taken is None:
         return refused("This passkey request expired or was used: add the passkey again.")
     challenge, held = taken
-    name = str(body.get("name") or "").strip()[:MAX_NAME_LENGTH] or "Passkey"
+    name = clean_name(str(body.get("name") or "")) or DEFAULT_NAME
     rp_id, origins = relying_party()
     try:
         verified = verify_registration_response(
@@ -238,8 +239,9 @@ def remove(passkey_id: int) -> ResponseReturnValue:
 @bp.post("/passkeys/<int:passkey_id>/rename")
 @limit_writes
 def rename(passkey_id: int) -> ResponseReturnValue:
-    """Rename one of the signed-in user's passkeys (the form's ``name``; blank: unchanged)."""
-    name = request.form.get("name", "").strip()[:MAX_NAME_LENGTH]
+    """Rename one of the signed-in user's passkeys (the form's ``name``, cleaned; blank once
+    cleaned: unchanged)."""
+    name = clean_name(request.form.get("name", ""))
     passkey = db.session.get(Passkey, passkey_id)
     if name and passkey is not None and passkey.user_id == current_user.id:
         passkey.name = name

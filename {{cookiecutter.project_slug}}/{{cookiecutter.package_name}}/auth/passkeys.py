@@ -9,6 +9,7 @@ so it serves once, in that session, before it expires (a replayed session cookie
 
 import hashlib
 import secrets
+import unicodedata
 from datetime import datetime, timedelta
 
 from flask import current_app, session
@@ -22,6 +23,10 @@ from ..settings.passkeys import origins_of
 
 MAX_PASSKEYS_PER_USER = 20  # enough for every device of one person; registration refuses more
 MAX_NAME_LENGTH = 64
+DEFAULT_NAME = "Passkey"  # a passkey added with no name, or none left once cleaned
+# Characters dropped from a name: controls, formats (bidi overrides, zero-width joiners) and lone
+# surrogates would disguise it on the page and in the users command; whitespace becomes spaces.
+HIDDEN = frozenset({"Cc", "Cf", "Cs"})
 SESSION_KEY = "passkey_ceremony"  # the session's one pending ceremony: its kind and challenge
 
 
@@ -89,6 +94,13 @@ def take_challenge(kind: str) -> tuple[bytes, dict[str, str]] | None:
     if taken.rowcount != 1:  # type: ignore[attr-defined]  # a DELETE's result is a CursorResult
         return None
     return challenge, held
+
+
+def clean_name(name: str) -> str:
+    """Return a passkey name as stored: hidden characters dropped, any run of whitespace (line
+    breaks and separators included) one space, cut to MAX_NAME_LENGTH; "" when nothing is left."""
+    shown = "".join(c for c in name if c.isspace() or unicodedata.category(c) not in HIDDEN)
+    return " ".join(shown.split())[:MAX_NAME_LENGTH].rstrip()
 
 
 def digest(challenge: bytes) -> str:

@@ -5,7 +5,8 @@ A check is counted before it runs, in one atomic step of `limits`' strategy on t
 own storage (shared by every worker when rate_limits names a shared one): requests arriving at
 once for one account cannot all pass, as they would if each were counted after its answer. A
 check that succeeds clears its account's count, so only failures hold an account back. A body
-that names no email and password never gets here. platform/rate_limits.py counts attempts per
+or form post without an email and a password (or with an empty one) never gets here (the API's
+TokenIn refuses it on both surfaces). platform/rate_limits.py counts attempts per
 address. An account whose address is not verified yet (auth/sign_up.py) is refused here too,
 with a 403 that only a correct password gets: it tells nothing to whoever does not know it.
 """
