@@ -246,6 +246,16 @@ def test_mails_per_address_are_limited_alike_for_taken_and_free(open_app, limite
     assert len(app.outbox) == 2
 
 
+def test_mails_to_one_inbox_are_limited_together_whatever_its_tags(open_app, limited_app):
+    """It counts the +tags of an address (RFC 5233: most providers deliver them to one inbox)
+    as the address itself: a third mail to victim, victim+a or victim+b is refused (429)."""
+    app = open_app(limited_app, ratelimit_mail_account="2 per hour", ratelimit_sign_in="50/minute")
+    client = app.test_client()
+    tagged = ["victim@example.com", "victim+a@example.com", "Victim+b@Example.com"]
+    assert [sign_up_as(client, email).status_code for email in tagged] == [202, 202, 429]
+    assert app.outbox.recipients == ["victim@example.com", "victim+a@example.com"]
+
+
 def test_with_mail_off_sign_up_answers_503_saying_so(make_app):
     """It answers 503 naming MAIL_URL, and stores no account."""
     app = make_app(auth_sign_up=True)

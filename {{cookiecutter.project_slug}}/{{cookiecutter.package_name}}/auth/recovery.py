@@ -123,13 +123,21 @@ def bound_user(
     return user
 
 
-def count_mail(email: str) -> None:
-    """Count a mail to ``email``'s account (known or not, alike) in the limiter's storage;
-    raise 429 once RATELIMIT_MAIL_ACCOUNT is spent: an inbox is not flooded from anywhere."""
+def inbox(address: str) -> str:
+    """Return the inbox a stored address reaches, for counting its mail: without a ``+tag``
+    (RFC 5233 subaddresses, which most providers deliver to the one inbox)."""
+    local, _, domain = address.rpartition("@")
+    return f"{local.partition('+')[0] or local}@{domain}"
+
+
+def count_mail(address: str) -> None:
+    """Count a mail to ``address``'s inbox (an account or not, alike) in the limiter's
+    storage; raise 429 once RATELIMIT_MAIL_ACCOUNT is spent: an inbox is not flooded from
+    anywhere, nor through its +tags."""
     limiter = current_app.extensions["rate_limits"]
     if not limiter.enabled:
         return
-    key = "mail-" + account_key(email)
+    key = "mail-" + account_key(inbox(address))
     limits = parse_many(current_app.extensions["settings"].ratelimit_mail_account)
     try:
         spent = limiter.run(lambda strategy: [x for x in limits if not strategy.hit(x, key)])

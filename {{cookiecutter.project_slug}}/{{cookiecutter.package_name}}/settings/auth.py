@@ -30,7 +30,7 @@ class AuthSettings(BaseSettings):
     )
     ratelimit_mail_account: Limits = Field(
         "3 per hour;10 per day",
-        description="mails per account (resets, verifications), from any address; unknown alike",
+        description="mails per inbox (resets, sign-ups; +tags count as the address), known or not",
     )
     ratelimit_sign_in_account: Limits = Field(
         "5 per minute;20 per hour",
