@@ -2,6 +2,7 @@
 
 import os
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -53,10 +54,24 @@ _size_lines: list[str] = []
 # Files a test keeps for people to look at (the browser's screenshots), listed after the run.
 ARTEFACT_PROPERTY = "artefact"
 _artefacts: list[str] = []
+# Where the run's time goes: seconds of setup, call and teardown, per test file and per xdist
+# worker (a session fixture's setup counts in the file of the first test that asked for it).
+_seconds_per_file: defaultdict[str, float] = defaultdict(float)
+_seconds_per_worker: defaultdict[str, float] = defaultdict(float)
+SLOWEST_FILES = 30
+
+
+def tier(path: str) -> str:
+    """Return the tier a test file belongs to: tests/tier2/ and tests/tier3/ hold theirs."""
+    folder = path.split("/")[1] if path.count("/") > 1 else ""
+    return {"tier2": "tier 2", "tier3": "tier 3"}.get(folder, "tier 1")
 
 
 def pytest_runtest_logreport(report) -> None:
-    """Collect the report lines the tests recorded."""
+    """Collect the report lines the tests recorded, and the time each phase took."""
+    _seconds_per_file[report.nodeid.split("::", 1)[0]] += report.duration
+    node = getattr(report, "node", None)  # the xdist worker that ran it, on the controller
+    _seconds_per_worker[node.gateway.id if node is not None else "main"] += report.duration
     if report.when == "call":
         _report_lines.extend(
             value for name, value in report.user_properties if name == REPORT_PROPERTY
@@ -83,3 +98,20 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("test artefacts (screenshots of the browser tests)")
         for line in sorted(_artefacts):
             terminalreporter.write_line(line)
+    if _seconds_per_file:
+        summarise_time(terminalreporter)
+
+
+def summarise_time(terminalreporter) -> None:
+    """Print where the time went: per tier, per worker, and the slowest test files."""
+    terminalreporter.section("where the time goes (setup, call and teardown, summed)")
+    per_tier: defaultdict[str, float] = defaultdict(float)
+    for path, seconds in _seconds_per_file.items():
+        per_tier[tier(path)] += seconds
+    for name, seconds in sorted(per_tier.items()):
+        terminalreporter.write_line(f"{name}: {seconds / 60:.1f} min")
+    for worker, seconds in sorted(_seconds_per_worker.items()):
+        terminalreporter.write_line(f"worker {worker}: busy {seconds / 60:.1f} min")
+    slowest = sorted(_seconds_per_file.items(), key=lambda item: -item[1])[:SLOWEST_FILES]
+    for path, seconds in slowest:
+        terminalreporter.write_line(f"{seconds:8.1f} s  {path}")
