@@ -15,6 +15,8 @@ test_contract.py.
 from __future__ import annotations
 
 import hashlib
+import math
+import random
 import secrets
 import statistics
 import threading
@@ -35,8 +37,12 @@ from .test_served import TIMEOUT, assert_json_error, each
 GENEROUS_SIGN_IN = "1000000 per minute"
 ACCOUNT_LIMIT = 4  # password checks per account and minute in the limit tests' instances
 INSTANCES = 2  # app-server processes (each with WEB_CONCURRENCY workers) sharing one Redis
-TIMED_PAIRS = 30  # unknown-email and wrong-password sign-ins, alternated, after WARM_UP pairs
+TIMED_PAIRS = 60  # pairs of requests of two kinds, each pair's order drawn, after WARM_UP pairs
 WARM_UP = 3
+PAIRS_SEED = 64  # the draw of each pair's order: a failed run replays in the same order
+# Under no difference between two kinds, the pairs where one is the slower count as fair coin
+# flips; a count in either tail as unlikely as this is a difference (the sign test).
+SIGN_TEST_LEVEL = 0.001
 # |median(unknown) - median(wrong password)| <= the larger of TIMING_RATIO x the slower median
 # and TIMING_FLOOR seconds: see the test.
 TIMING_RATIO = 0.25
@@ -213,7 +219,8 @@ def test_a_malformed_body_naming_an_account_does_not_count_against_it(deployment
 def test_an_unknown_email_and_a_wrong_password_answer_alike_in_a_similar_time(
     deployment, record_property
 ):
-    """It answers the same 401 body to both, their median times within 25 % or 10 ms.
+    """It answers the same 401 body to both, their median times within 25 % or 10 ms, and
+    neither kind slower in more of TIMED_PAIRS pairs than the sign test allows.
 
     Bound: every attempt runs one argon2 verification (the user's hash, or a dummy one with the
     same parameters for an unknown email), most of an answer's time (about 20-45 ms here, with
@@ -221,9 +228,11 @@ def test_an_unknown_email_and_a_wrong_password_answer_alike_in_a_similar_time(
     few milliseconds: the medians then differ by the verification's whole time, some 80 % of
     the slower (measured with the dummy's verification removed: 4-5 ms against 22-25 ms, with
     gunicorn and with granian). 25 % of the slower median, or 10 ms when that is less, leaves
-    room for a noisy two-core machine (the attempts alternate, so load hits both alike) and
-    still catches that. The attempts use distinct unknown emails and the deployment's user; an
-    instance with limits far above them answers, so no 429 is timed.
+    room for a noisy two-core machine and still catches that. A smaller difference that holds
+    request after request shows in the pairs instead: each pair's order is drawn, so neither
+    kind gains from going first, and load on the machine hits both alike. The attempts use
+    distinct unknown emails and the deployment's user; an instance with limits far above them
+    answers, so no 429 is timed.
     """
     generous = {
         "RATELIMIT_SIGN_IN": GENEROUS_SIGN_IN,
@@ -237,18 +246,22 @@ def test_an_unknown_email_and_a_wrong_password_answer_alike_in_a_similar_time(
         answer = sign_in(service.url, email, "wrong password", session)
         return repr(assert_json_error(answer, 401)["error"])
 
-    assert_similar_medians(timed_pairs(ask, ("unknown", "wrong")), record_property, "sign_in")
+    times = timed_pairs(ask, ("unknown", "wrong"))
+    assert_similar_medians(times, record_property, "sign_in")
+    assert_no_signal(times, "wrong", record_property, "sign_in")
 
 
 def timed_pairs(ask: Callable[[str, requests.Session], str], kinds: tuple[str, str]) -> Times:
-    """Time WARM_UP + TIMED_PAIRS pairs of requests, the two ``kinds`` alternated (load on the
-    machine hits both alike), each sent and checked by ``ask``, which returns the answer's
-    body; assert one body for all; return each kind's times after the warm-up."""
+    """Time WARM_UP + TIMED_PAIRS pairs of requests, one of each of the two ``kinds``, in an
+    order drawn for each pair (load on the machine hits both alike, and neither always goes
+    first), each sent and checked by ``ask``, which returns the answer's body; assert one body
+    for all; return each kind's times after the warm-up, the n-th of each from the n-th pair."""
     times: Times = {kind: [] for kind in kinds}
     bodies = set()
+    order = random.Random(PAIRS_SEED)
     with requests.Session() as session:
         for attempt in range(WARM_UP + TIMED_PAIRS):
-            for kind in kinds:
+            for kind in order.sample(kinds, len(kinds)):
                 start = time.perf_counter()
                 bodies.add(ask(kind, session))
                 took = time.perf_counter() - start
@@ -266,6 +279,35 @@ def assert_similar_medians(times: Times, record_property, name: str) -> None:
     print(f"median {name}: " + ", ".join(f"{kind} {m * 1e3:.1f} ms" for kind, m in medians.items()))
     first, second = medians.values()
     assert abs(first - second) <= max(TIMING_RATIO * max(first, second), TIMING_FLOOR), medians
+
+
+def sign_test_bounds(pairs: int, level: float = SIGN_TEST_LEVEL) -> tuple[int, int]:
+    """Return the counts (low, high) of pairs, out of ``pairs``, where one kind is the slower,
+    at or past which that is a signal: with none the count is Binomial(pairs, 1/2), and each
+    tail, at or above high or at or below low, has a probability of at most ``level``."""
+    tail = 0
+    for high in range(pairs, -1, -1):
+        tail += math.comb(pairs, high)
+        if tail > level * 2**pairs:
+            return pairs - (high + 1), high + 1
+    raise ValueError(f"no count of {pairs} pairs is as unlikely as {level}")
+
+
+def slower_pairs(times: Times, kind: str) -> int:
+    """Return the number of pairs in which ``kind`` took longer than the other kind."""
+    (other,) = (name for name in times if name != kind)
+    return sum(mine > theirs for mine, theirs in zip(times[kind], times[other], strict=True))
+
+
+def assert_no_signal(times: Times, kind: str, record_property, name: str) -> None:
+    """Assert ``kind`` was the slower in neither too many nor too few pairs for chance (the
+    sign test at SIGN_TEST_LEVEL, each direction); record and print the count as ``name``."""
+    pairs = len(times[kind])
+    low, high = sign_test_bounds(pairs)
+    slower = slower_pairs(times, kind)
+    record_property(f"{name}_slower_pairs", {kind: slower, "pairs": pairs})
+    print(f"{name}: {kind} slower in {slower} of {pairs} pairs (a signal: <= {low} or >= {high})")
+    assert low < slower < high, f"{kind} slower in {slower} of {pairs} pairs: {times}"
 
 
 # The item form's request, sent again from the page by fetch: with the fields it sent signed in
