@@ -152,9 +152,8 @@ def empty_database(url: str) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def outside_settings():
-    """Remove every variable a settings class reads from the environment, and export
-    APP_ENV=test, with which no .env is read: a server named there is never reached, and a test
-    app built without overrides has the defaults. Return what was removed."""
+    """Remove every variable a settings class reads (TEST_* stay) and export APP_ENV=test, with
+    which no .env is read; return what was removed. No server named there is ever reached."""
     names = {name.upper() for cls in settings_classes() for name in cls.model_fields}
     removed = {
         name: value
