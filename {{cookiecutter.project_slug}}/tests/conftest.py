@@ -1,5 +1,7 @@
 """Fixtures: apps on a test database of their own, never the one DATABASE_URL names.
 
+The session reads no .env and none of the settings the environment exports: every test app
+has the settings' defaults and its overrides. Only TEST_* variables reach it.
 TEST_DATABASE_URL names a database kept for the tests: the session drops every table it has,
 builds the schema as production does, and drops every table again at the end. Unset, the tests
 use a temporary SQLite file.
@@ -53,6 +55,7 @@ from {{ cookiecutter.package_name }}.platform import health{% if cookiecutter.us
 {%- if cookiecutter.use_auth == "yes" %}
 from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
 {%- endif %}
+from tests.settings.test_configuration_reference import settings_classes
 
 SECRET = "test-secret-key-not-for-production"
 PROJECT = Path(__file__).resolve().parent.parent
@@ -147,14 +150,31 @@ def empty_database(url: str) -> None:
         engine.dispose()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def outside_settings():
+    """Remove every variable a settings class reads (TEST_* stay) and export APP_ENV=test, with
+    which no .env is read; return what was removed. No server named there is ever reached."""
+    names = {name.upper() for cls in settings_classes() for name in cls.model_fields}
+    removed = {
+        name: value
+        for name, value in os.environ.items()
+        if name.upper() in names and not name.upper().startswith("TEST_")
+    }
+    with pytest.MonkeyPatch.context() as environment:
+        for name in removed:
+            environment.delenv(name)
+        environment.setenv("APP_ENV", "test")
+        yield removed
+
+
 @pytest.fixture(scope="session")
-def test_database_url(tmp_path_factory):
+def test_database_url(tmp_path_factory, outside_settings):
     """Return the URL of the tests' own database, emptied before and after the session."""
     url = os.environ.get("TEST_DATABASE_URL")
     if not url:
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
         return
-    if url == os.environ.get("DATABASE_URL"):
+    if url == outside_settings.get("DATABASE_URL"):
         pytest.exit("TEST_DATABASE_URL names the DATABASE_URL database: give tests their own", 2)
     empty_database(url)
     yield url

@@ -35,3 +35,14 @@ def test_no_request_opens_a_cookie_session(app):
         assert client.get("/healthz").status_code == 200
         assert app.session_interface.is_null_session(session)
 {%- endif %}
+
+
+def test_an_app_overriding_only_its_database_has_the_defaults(test_database_url):
+    """It builds and serves on the settings' defaults: the tests' environment sets APP_ENV=test
+    alone, and no .env is read. (The default database is the developer's: never used here.)"""
+    app = create_app({"database_url": test_database_url})
+    settings = app.extensions["settings"]
+    made = {"secret_key"}  # a random one, when none is set
+    assert settings.model_fields_set - made == {"app_env", "database_url"}
+    assert settings.app_env == "test"
+    assert app.test_client().get("/healthz").status_code == 200

@@ -59,7 +59,8 @@ class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings,
     """Every setting of the app, one flat table (docs/configuration.md)."""
 
     app_env: Literal["development", "test", "production"] = Field(
-        "production", description="`production` refuses a weak secret and, exported, skips `.env`"
+        "production",
+        description="`production` refuses a weak secret; exported `production`/`test` skips `.env`",
     )
     secret_key: SecretStr = Field(
         "", validate_default=True, description="32+ random characters; required in production"
@@ -178,10 +179,11 @@ def shown(model: type[BaseSettings], name: str, value: object) -> str:
 
 def load_settings(model: type[Model], overrides: dict[str, Any] | None = None) -> Model:
     """Load ``model`` from the environment, then .env (unless the process environment says
-    APP_ENV=production, as the image does); raise SettingsError naming each bad variable."""
-    production = os.environ.get("APP_ENV", "").strip().lower() == "production"
+    APP_ENV=production, as the image does, or test, as the tests do); raise SettingsError
+    naming each bad variable."""
+    without_env_file = os.environ.get("APP_ENV", "").strip().lower() in {"production", "test"}
     try:
-        return model(_env_file=None if production else ".env", **(overrides or {}))
+        return model(_env_file=None if without_env_file else ".env", **(overrides or {}))
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
