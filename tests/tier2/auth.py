@@ -141,11 +141,20 @@ def api_sign_in_from(url: str, source: str, body: object) -> int:
 def form_sign_in_from(url: str, source: str, email: str, password: str) -> int:
     """Open the pages' sign-in form from ``source`` and post it, its CSRF token and session
     cookie sent back; return the post's status."""
-    status, page, answer = exchange(url, "GET", "/sign-in", source)
-    assert status == 200, page
-    token = re.search(rb'name="csrf_token" value="([^"]+)"', page)
-    assert token, page
+    fields = {"email": email, "password": password}
+    return post_form_from(url, source, "/sign-in", "/sign-in", fields)[0]
+
+
+def post_form_from(
+    url: str, source: str, page: str, action: str, fields: dict[str, str]
+) -> tuple[int, bytes, http.client.HTTPResponse]:
+    """Open the page at ``page`` from ``source`` and post ``fields`` to ``action`` with the
+    page's CSRF token and session cookie sent back; return the post's status, body and answer."""
+    status, body, answer = exchange(url, "GET", page, source)
+    assert status == 200, body
+    token = re.search(rb'name="csrf_token" value="([^"]+)"', body)
+    assert token, body
     cookie = answer.getheader("Set-Cookie", "").split(";")[0]  # Secure: sent back by hand
-    fields = {"email": email, "password": password, "csrf_token": token.group(1).decode()}
+    fields = {**fields, "csrf_token": token.group(1).decode()}
     headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie}
-    return exchange(url, "POST", "/sign-in", source, urlencode(fields).encode(), headers)[0]
+    return exchange(url, "POST", action, source, urlencode(fields).encode(), headers)
