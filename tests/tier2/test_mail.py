@@ -5,8 +5,8 @@ Proven here: with AUTH_SIGN_UP, a sign-up (an address only) mails a link whose p
 call chooses the password and creates the account, which signs in from then on (and not before),
 and a taken address gets the same answer and no mail; a reset asked through the served API mails
 a link; the link's token sets a new password once (the second time it is refused) and the
-account's old tokens are refused after it; an unknown address gets the same answer and no mail,
-in a similar time (the sign-in timing test's bound); every mail goes to exactly one envelope
+account's old tokens are refused after it; an unknown address gets the same answer and no mail
+(in a similar time: test_mail_secrets.py); every mail goes to exactly one envelope
 recipient, the address's stored form, and an address that is not one plain addr-spec (a list, a
 display name, a route, a header injected...) is refused, mailing no one; an address signed up by
 someone else becomes its owner's, with the password the owner chooses at the link; one token
@@ -26,7 +26,6 @@ import secrets
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes, policy
@@ -56,10 +55,6 @@ from .deployment import GENEROUS_LIMIT
 from .servers import Service, wait_until
 from .test_auth import (
     ARTEFACT_PROPERTY,
-    TIMED_PAIRS,
-    WARM_UP,
-    assert_similar_medians,
-    timed_pairs,
 )
 from .test_served import TIMEOUT, assert_json_error, each
 
@@ -393,45 +388,6 @@ def refused_sign_in(session, service: Service, account: Account) -> str:
     session.driver.find_element(By.ID, "password").send_keys(account.password)
     session.driver.find_element(By.CSS_SELECTOR, "#sign-in-form button[type=submit]").click()
     return session.wait(lambda d: d.find_elements(By.ID, "sign-in-error"), "the refusal")[0].text
-
-
-@each("use_auth")
-def test_a_reset_for_a_known_and_an_unknown_address_answer_alike_in_a_similar_time(
-    deployment, record_property
-):
-    """It answers the same 202 body to both, their median times within 25 % or 10 ms, the
-    bound of the sign-in's timing test (test_auth.py).
-
-    Bound: an answer does the same work either way (a limit count, the lookup of the address,
-    the mail rendered) except handing the known address's mail over: to Celery's broker, or to
-    a thread of the process, which then talks to the SMTP server beside the next requests.
-    This server accepts each message SERVER_DELAY (50 ms) after its data, as one across a
-    network may, so a request that waited for it would answer a known address that much later
-    at least, far past the bound. The kinds alternate, so load on this two-core machine hits
-    both alike; an instance with limits far above the attempts answers, so no 429 is timed,
-    and each unknown address is new.
-    """
-    port = free_port()
-    controller, inbox = smtp_server(port, delay=SERVER_DELAY)
-    env = {**mail_env(port), "RATELIMIT_MAIL_ACCOUNT": "1000000 per minute"}
-    try:
-        with mailing_service(deployment, "reset-timing", env) as service:
-            email = f"timing-{secrets.token_hex(6)}@example.com"
-            create_user(deployment, email, secrets.token_urlsafe(18), service)
-
-            def ask(kind: str, session: requests.Session) -> str:
-                asked = f"nobody-{uuid.uuid4().hex}@example.com" if kind == "unknown" else email
-                answer = ask_reset(service.url, asked, session)
-                assert answer.status_code == 202, answer.text
-                return answer.text
-
-            times = timed_pairs(ask, ("unknown", "known"))
-            mailed = WARM_UP + TIMED_PAIRS
-            wait_until(lambda: len(inbox.messages) >= mailed, ARRIVES_WITHIN, "every mail", 0.2)
-            assert len(inbox.to(email)) == len(inbox.messages) == mailed, inbox.messages
-    finally:
-        controller.stop()
-    assert_similar_medians(times, record_property, "reset")
 
 
 @each("use_auth")

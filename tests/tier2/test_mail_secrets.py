@@ -33,6 +33,7 @@ from .test_auth import (
     TIMED_PAIRS,
     WARM_UP,
     assert_no_signal,
+    assert_similar_medians,
     sign_test_bounds,
     slower_pairs,
     timed_pairs,
@@ -170,6 +171,7 @@ def assert_alike_in_time(
 
     times = timed_pairs(ask, kinds)
     assert_no_signal(times, kinds[1], record, path.rsplit("/", 1)[1])
+    assert_similar_medians(times, record, path.rsplit("/", 1)[1])  # and the sign-in's bound
     return asked
 
 

@@ -10,8 +10,17 @@ from pathlib import Path
 
 from tests.conftest import PROJECT
 
-# A part of the suite that builds apps with and without overrides and, with accounts, sends mail.
-PART = ["tests/test_factory.py"{% if cookiecutter.use_auth == "yes" %}, "tests/auth/test_recovery.py", "tests/auth/test_sign_up.py"{% endif %}]
+# A part of the suite that builds apps with and without overrides and, with accounts, would
+# send mail or open sign-up if the .env or the environment reached it.
+PART = [
+    "tests/test_factory.py",
+{%- if cookiecutter.use_auth == "yes" %}
+    "tests/auth/test_recovery.py::test_with_mail_off_a_reset_answers_503_saying_so",
+    "tests/auth/test_recovery.py::test_known_and_unknown_addresses_get_the_same_answer_and_only_a_real_one_gets_mail",
+    "tests/auth/test_sign_up.py::test_sign_up_is_off_by_default",
+    "tests/auth/test_sign_up.py::test_with_mail_off_sign_up_answers_503_saying_so",
+{%- endif %}
+]
 
 
 def surroundings(mail_port: int) -> tuple[dict[str, str], dict[str, str]]:
