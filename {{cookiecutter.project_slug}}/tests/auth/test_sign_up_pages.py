@@ -104,6 +104,18 @@ def test_a_bad_password_or_address_is_refused_clearly(mail_app):
     assert short.status_code == 422 and "8 to 1024 characters" in short.text
 
 
+def test_an_address_too_long_is_refused_whole_not_cut_to_another(mail_app):
+    """It refuses (422) an address one character past the longest, whose first 254 characters
+    are an address: cut to the field's length, it would mail one the visitor never typed."""
+    longest = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 57 + ".com"
+    assert len(longest) == 254
+    app = mail_app(**SIGN_UP)
+    answer = sign_up_by_form(app.test_client(), longest + "e")
+    assert answer.status_code == 422 and "Check the form" in answer.text
+    assert app.outbox.jobs == []
+    assert sign_up_by_form(app.test_client(), longest).status_code == 200
+
+
 def test_the_forms_keep_their_csrf_check(mail_app):
     """It refuses a sign-up or a confirmation posted without the form's CSRF token."""
     client = mail_app(**SIGN_UP).test_client()

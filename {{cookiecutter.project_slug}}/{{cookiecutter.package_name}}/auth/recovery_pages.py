@@ -26,14 +26,14 @@ def request_form() -> ResponseReturnValue:
 @limit_sign_in
 def request_reset() -> ResponseReturnValue:
     """Mail a reset link if the address has an account; answer the same page either way."""
-    email = request.form.get("email", "")[:254]
+    email = request.form.get("email", "")  # checked whole: a cut one could be another address
     try:
         mail_reset(email)
     except ValueError as exc:
-        return reset_form(email, error=f"Check the address: {exc}."), 422
+        return reset_form(email[:254], error=f"Check the address: {exc}."), 422
     except ServiceUnavailable as exc:
-        return reset_form(email, error=exc.description), 503
-    return reset_form(email, sent=ON_ITS_WAY)
+        return reset_form(email[:254], error=exc.description), 503
+    return reset_form(email[:254], sent=ON_ITS_WAY)
 
 
 def reset_form(email: str = "", sent: str | None = None, error: str | None = None) -> str:
