@@ -43,6 +43,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 PAGE_LOAD_TIMEOUT = 60.0
 WAIT_TIMEOUT = 30.0
+DETACHED = "does not belong to the document"  # Chrome: the element's node left the page
 WINDOW = "1280,900"
 FLAGS = (
     "--headless=new",
@@ -208,11 +209,22 @@ class Browser:
         """Wait at most WAIT_TIMEOUT seconds for ``condition``; raise naming ``what``. An element
         missing, or replaced by HTMX between finding and reading it, is looked for again."""
         retried = (NoSuchElementException, StaleElementReferenceException)
+
+        def looked_again(driver: webdriver.Chrome) -> object:
+            try:
+                return condition(driver)
+            except WebDriverException as exc:
+                # Chrome's word for an element a navigation replaced while it was read (not
+                # always reported as stale): look again, as for a stale one.
+                if DETACHED not in (exc.msg or ""):
+                    raise
+                return False
+
         try:
             wait = WebDriverWait(
                 self.driver, WAIT_TIMEOUT, poll_frequency=0.1, ignored_exceptions=retried
             )
-            return wait.until(condition)
+            return wait.until(looked_again)
         except TimeoutException:
             shot = self.screenshot("timeout")
             raise BrowserError(

@@ -79,7 +79,7 @@ backup() {
     case $BACKUP_KEEP in '' | *[!0-9]* | 0) fail "BACKUP_KEEP=$BACKUP_KEEP: give a number of backups to keep, 1 or more" ;; esac
     mkdir -p "$BACKUP_DIR"
     # Also a folder made earlier with wider modes. One this user does not own (a volume's root
-    # that Kubernetes' fsGroup opens to it) keeps its modes: the files in it are 0600 still.
+    # that a group ownership opens to it) keeps its modes: the files in it are 0600 still.
     chmod 700 "$BACKUP_DIR" 2>/dev/null ||
         echo "Note: $BACKUP_DIR keeps its modes (not this user's to change); the backups in it are 0600." >&2
     database=$(connected psql -X --quiet --no-align --tuples-only --command "SELECT current_database()")

@@ -1,5 +1,5 @@
 """The suite reads no .env and none of the environment's service settings (only TEST_* reach
-it): where both name a mail server, a database and a Redis, it passes and reaches none of them.
+it): where both name the servers this bake uses, one listening, it passes and reaches none.
 """
 
 import os
@@ -10,8 +10,8 @@ from pathlib import Path
 
 from tests.conftest import PROJECT
 
-# A part of the suite that builds apps with and without overrides and, with accounts, would
-# send mail or open sign-up if the .env or the environment reached it.
+# A part of the suite that builds apps with and without overrides, and would act on the .env or
+# the environment if they reached it.
 PART = [
     "tests/test_factory.py",
 {%- if cookiecutter.use_auth == "yes" %}
@@ -23,23 +23,28 @@ PART = [
 ]
 
 
-def surroundings(mail_port: int) -> tuple[dict[str, str], dict[str, str]]:
-    """Return what a developer's .env and environment may hold: a mail server on ``mail_port``,
-    a database and a Redis that cannot be reached, sign-up open (settings a bake lacks are
-    ignored)."""
+def surroundings(port: int) -> tuple[dict[str, str], dict[str, str]]:
+    """Return what a developer's .env and environment may hold: servers this bake uses, any
+    that listens on ``port``, the others unreachable."""
     dot_env = {
         "APP_ENV": "development",
         "LOG_LEVEL": "ERROR",
-        "MAIL_URL": f"smtp://127.0.0.1:{mail_port}",
+{%- if cookiecutter.use_auth == "yes" %}
+        "MAIL_URL": f"smtp://127.0.0.1:{port}",
         "MAIL_FROM": "My Service <no-reply@example.com>",
         "PUBLIC_URL": "https://app.example.com",
         "MAIL_TIMEOUT": "1",  # a message waits this long for the greeting never sent
+{%- endif %}
     }
     exported = {
         "APP_ENV": "development",
         "DATABASE_URL": "sqlite:////nowhere/no-such-folder/app.db",
+{%- if cookiecutter.use_redis == "yes" %}
         "REDIS_URL": "redis://127.0.0.1:1/0",  # port 1: nothing listens
+{%- endif %}
+{%- if cookiecutter.use_auth == "yes" %}
         "AUTH_SIGN_UP": "true",
+{%- endif %}
     }
     return dot_env, exported
 
@@ -58,11 +63,11 @@ def connections_to(server: socket.socket) -> int:
 
 
 def test_the_suite_reaches_no_server_its_env_file_or_environment_names(tmp_path: Path):
-    """It passes, and connects to no mail server, run in a folder whose .env names a listening
-    mail server, with an environment naming an unreachable database and Redis."""
+    """It passes, and connects to no server, run in a folder whose .env and environment name
+    the servers this bake uses, one of them listening."""
     (tmp_path / "run").mkdir()
-    with socket.create_server(("127.0.0.1", 0)) as mail_server:
-        dot_env, exported = surroundings(mail_server.getsockname()[1])
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        dot_env, exported = surroundings(server.getsockname()[1])
         (tmp_path / "run" / ".env").write_text("".join(f"{k}={v}\n" for k, v in dot_env.items()))
         # TEST_* stay out: the run here must not empty the database this session uses.
         env = {k: v for k, v in os.environ.items() if not k.startswith("TEST_")}
@@ -79,6 +84,6 @@ def test_the_suite_reaches_no_server_its_env_file_or_environment_names(tmp_path:
             timeout=300,
             check=False,
         )
-        reached = connections_to(mail_server)
+        reached = connections_to(server)
     assert result.returncode == 0, result.stdout[-4000:]
-    assert reached == 0, f"{reached} connection(s) reached the mail server"
+    assert reached == 0, f"{reached} connection(s) reached the listening server"
