@@ -13,6 +13,39 @@ sys.path.insert(0, str(TEMPLATE / "tests"))
 from combinations import Combination  # noqa: E402
 
 
+def pytest_addoption(parser) -> None:
+    """Add --row: run one combination's tests (docs/testing.md), named as in combinations.py."""
+    parser.addoption(
+        "--row",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="run only the tests of this combination (repeatable) and those of none, e.g. pg-redis",
+    )
+
+
+def pytest_collection_modifyitems(config, items: list[pytest.Item]) -> None:
+    """Deselect the tests of the combinations --row did not name; refuse an id no test has."""
+    rows = set(config.getoption("row"))
+    if not rows:
+        return
+    combos = {
+        item: item.callspec.params.get("combo") for item in items if hasattr(item, "callspec")
+    }
+    known = {combo.id for combo in combos.values() if isinstance(combo, Combination)}
+    if rows - known:
+        raise pytest.UsageError(f"--row: no collected test has {sorted(rows - known)}")
+    dropped = [
+        item
+        for item, combo in combos.items()
+        if isinstance(combo, Combination) and combo.id not in rows
+    ]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        gone = set(dropped)
+        items[:] = [item for item in items if item not in gone]
+
+
 @pytest.fixture(scope="session")
 def template_dir() -> Path:
     """Return the template's root folder."""

@@ -6,6 +6,7 @@ import math
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from combinations import (
@@ -211,3 +212,33 @@ def test_the_testing_page_states_the_rule_with_todays_counts(template_dir, offer
     assert tier1 and tier1.groups() == (str(product), str(len(COMBINATIONS))), tier1
     served_count = re.search(r"PostgreSQL x Redis x nginx \((\d+) combinations", page)
     assert served_count and served_count.group(1) == str(len(SERVED)), served_count
+
+
+def collected(*args: str) -> tuple[int, list[str]]:
+    """Collect test_generation.py's tests with ``args``; return pytest's status and the ids."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", *args],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return result.returncode, [line for line in result.stdout.splitlines() if "::" in line]
+
+
+def test_row_runs_one_combinations_tests_and_those_of_none():
+    """--row keeps the named combinations' tests and the unparametrized ones; drops the others."""
+    _, every = collected("tests/test_generation.py")
+    status, kept = collected("tests/test_generation.py", "--row", "bare", "--row", "defaults")
+    assert status == 0
+    rows = {re.search(r"\[([^\]]+)\]", test).group(1) for test in kept if "[" in test}
+    assert rows == {"bare", "defaults"}
+    assert [test for test in every if "[" not in test] == [t for t in kept if "[" not in t]
+    assert len(every) > len(kept) > 2
+
+
+def test_row_refuses_an_id_no_test_has():
+    """A misspelt row stops the run before any test, naming it, instead of running nothing."""
+    status, _ = collected("tests/test_generation.py", "--row", "pg-redsi")
+    assert status == pytest.ExitCode.USAGE_ERROR
