@@ -163,6 +163,9 @@ class SharedDeployments:
             with contextlib.ExitStack() as stack:
                 deployment = deploy(stack, request, combo, service_env)
                 self.running[key] = (deployment, stack.pop_all())
+            # At the end, stop it after the modules' fixtures and before the session's PostgreSQL
+            # and Redis (their finalizers run last to first, and deploy asked for them).
+            request.session.addfinalizer(lambda: self.keep_only(None))
         return self.running[key][0]
 
     def keep_only(self, combo_id: str | None) -> None:
@@ -182,13 +185,10 @@ def shared_deployments(config: pytest.Config) -> SharedDeployments:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
     """Stop the shared deployments once the next test is of another combination (after this
-    test's module let go of its deployment), or at the end (before PostgreSQL and Redis stop)."""
-    shared = shared_deployments(item.config)
-    if nextitem is None:
-        shared.keep_only(None)
+    test's module let go of its deployment)."""
     result = yield
     if nextitem is not None and _has_combo(nextitem):
-        shared.keep_only(nextitem.callspec.params["combo"].id)
+        shared_deployments(item.config).keep_only(nextitem.callspec.params["combo"].id)
     return result
 
 
