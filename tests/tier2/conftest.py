@@ -105,39 +105,107 @@ def service_env() -> dict[str, str]:
     return {}
 
 
-@pytest.fixture(scope="module")
-def deployment(
-    request, combo: Combination, bake, workdir, interpreter, service_env: dict[str, str]
-) -> Iterator[Deployment]:
-    """Serve one combination: migrate, start gunicorn (nginx, Celery's), stop it all afterwards.
+def deploy(
+    stack: contextlib.ExitStack, request, combo: Combination, service_env: dict[str, str]
+) -> Deployment:
+    """Serve one combination: migrate, start the service (nginx, Celery's); ``stack`` stops it.
 
-    A module that starts Celery's worker and scheduler itself says so: OWN_CELERY_PROCESSES = True.
-    With use_auth, a user is signed up and `requests` sends its token on writes (auth.py).
+    With use_auth, a user is signed up (auth.py); Celery's processes start unless the module
+    starts its own (OWN_CELERY_PROCESSES = True).
     """
-    stack = contextlib.ExitStack()
+    workdir = request.getfixturevalue("workdir")
     root = Path(tempfile.mkdtemp(prefix=f"{combo.id}-", dir=workdir))
     root.chmod(0o755)
     deployment = Deployment(
         combo=combo,
-        bake=bake(combo),
+        bake=request.getfixturevalue("bake")(combo),
         root=root,
-        interpreter=interpreter,
+        interpreter=request.getfixturevalue("interpreter"),
         postgres=request.getfixturevalue("postgres") if combo.selected("use_postgres") else None,
         redis=request.getfixturevalue("redis_server") if combo.selected("use_redis") else None,
         environment=service_env,
     )
-    try:
-        if combo.selected("use_postgres"):
-            deployment.migrate()
-        deployment.service = deployment.new_service("service").start()
-        if combo.selected("use_auth"):
-            deployment.account = auth.sign_up(deployment)
+    stack.callback(deployment.stop)
+    if combo.selected("use_postgres"):
+        deployment.migrate()
+    deployment.service = deployment.new_service("service").start()
+    if combo.selected("use_auth"):
+        deployment.account = auth.sign_up(deployment)
+    if combo.selected("use_nginx"):
+        deployment.nginx = deployment.start_nginx()
+    if combo.selected("use_celery") and not own_celery_processes(request):
+        celery_processes.serve(deployment)
+    return deployment
+
+
+def own_celery_processes(request) -> bool:
+    """Say whether the requesting module starts Celery's worker and scheduler itself."""
+    return bool(getattr(request.module, "OWN_CELERY_PROCESSES", False))
+
+
+class SharedDeployments:
+    """The deployments modules share (SHARE_DEPLOYMENT = True), of one combination at a time.
+
+    A module shares only if it leaves the deployment as it found it: no process stopped, no
+    setting changed, nothing a later module's assertion counts. Each is keyed by the combination,
+    the service's environment and whether the module runs Celery's processes itself.
+    """
+
+    def __init__(self) -> None:
+        """Hold none yet."""
+        self.running: dict[tuple, tuple[Deployment, contextlib.ExitStack]] = {}
+
+    def get(self, request, combo: Combination, service_env: dict[str, str]) -> Deployment:
+        """Return the shared deployment of this key, deployed now if none runs yet."""
+        key = (combo.id, tuple(sorted(service_env.items())), own_celery_processes(request))
+        self.keep_only(combo.id)
+        if key not in self.running:
+            with contextlib.ExitStack() as stack:
+                deployment = deploy(stack, request, combo, service_env)
+                self.running[key] = (deployment, stack.pop_all())
+            # At the end, stop it after the modules' fixtures and before the session's PostgreSQL
+            # and Redis (their finalizers run last to first, and deploy asked for them).
+            request.session.addfinalizer(lambda: self.keep_only(None))
+        return self.running[key][0]
+
+    def keep_only(self, combo_id: str | None) -> None:
+        """Stop every shared deployment of another combination than ``combo_id`` (None: all)."""
+        for key in [key for key in self.running if key[0] != combo_id]:
+            self.running.pop(key)[1].close()
+
+
+SHARED = pytest.StashKey[SharedDeployments]()
+
+
+def shared_deployments(config: pytest.Config) -> SharedDeployments:
+    """Return this process's (xdist worker's) shared deployments."""
+    return config.stash.setdefault(SHARED, SharedDeployments())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    """Stop the shared deployments once the next test is of another combination (after this
+    test's module let go of its deployment)."""
+    result = yield
+    if nextitem is not None and _has_combo(nextitem):
+        shared_deployments(item.config).keep_only(nextitem.callspec.params["combo"].id)
+    return result
+
+
+@pytest.fixture(scope="module")
+def deployment(request, combo: Combination, service_env: dict[str, str]) -> Iterator[Deployment]:
+    """Serve one combination to the module (deploy); stop it all afterwards.
+
+    A module that leaves the deployment as it found it says so, SHARE_DEPLOYMENT = True, and
+    gets the combination's shared one (SharedDeployments); the instances it adds stop with it.
+    With use_auth, `requests` sends the signed-up user's token on writes (auth.py).
+    """
+    with contextlib.ExitStack() as stack:
+        if getattr(request.module, "SHARE_DEPLOYMENT", False):
+            deployment = shared_deployments(request.config).get(request, combo, service_env)
+            stack.callback(deployment.stop_extras, len(deployment.extra))
+        else:
+            deployment = deploy(stack, request, combo, service_env)
+        if deployment.account is not None:
             stack.enter_context(auth.bearer_on_writes(deployment.account.token))
-        if combo.selected("use_nginx"):
-            deployment.nginx = deployment.start_nginx()
-        if combo.selected("use_celery") and not getattr(request.module, "OWN_CELERY_PROCESSES", 0):
-            celery_processes.serve(deployment)
         yield deployment
-    finally:
-        stack.close()
-        deployment.stop()

@@ -192,6 +192,11 @@ class Deployment:
         with contextlib.closing(sqlite3.connect(self.sqlite_file)) as connection, connection:
             return connection.execute(sql, args).fetchall()
 
+    def stop_extras(self, kept: int) -> None:
+        """Stop the extra instances started after the first ``kept``, and forget them."""
+        started, self.extra[kept:] = self.extra[kept:], []
+        stop_all([(service.process, signal.SIGTERM) for service in started if service.process])
+
     def stop(self) -> None:
         """Stop every process of this deployment by its pid, all at once (each one gracefully)."""
         running = [service.process for service in [*self.extra, self.service] if service]

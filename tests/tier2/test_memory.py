@@ -16,6 +16,9 @@ from .servers import resident_mib, wait_until
 from .test_auth import GENEROUS_SIGN_IN, sign_in
 from .test_served import each
 
+# It measures an instance of its own, with its own limits: the combination's shared deployment
+# serves it (conftest.py).
+SHARE_DEPLOYMENT = True
 WORKERS = 2  # app-server processes; each has the default 8 threads
 BURST = 20  # sign-ins sent at once, more than the 16 threads of both workers together
 # What a worker may keep after the burst over its RSS before it: the hashing pool's 2 threads

@@ -38,6 +38,9 @@ from .browser import Browser, browser
 from .servers import whole_lines
 from .test_served import each
 
+# Its users and its instance are its own, its passkeys removed or theirs, its sign-ins few: the
+# combination's shared deployment serves it (conftest.py; the HTTPS row's its own environment).
+SHARE_DEPLOYMENT = True
 HOST = "localhost"  # the relying party: mapped to 127.0.0.1 for the browser
 REFUSED = "That passkey did not sign you in"  # auth/passkey_pages.py's one answer
 ARTEFACT_PROPERTY = "artefact"  # listed after the run by tests/conftest.py
