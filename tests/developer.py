@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -11,6 +12,11 @@ from pathlib import Path
 TEMPLATE = Path(__file__).resolve().parent.parent
 # The uv cache `.ci/run` fills (python tools/lock.py cache .uvcache): bakes install offline from it.
 UV_CACHE = Path(os.environ.get("UV_CACHE_DIR") or TEMPLATE / ".uvcache")
+# What a test's copy of the template leaves out: the checkout's environment and caches (hundreds
+# of megabytes, and written to by other tests while the copy runs).
+TEMPLATE_ONLY = shutil.ignore_patterns(
+    ".git", ".venv", ".uvcache", ".npmcache", "__pycache__", ".pytest_cache", ".ruff_cache"
+)
 
 
 def offline_uv(env: dict[str, str], cache: Path = UV_CACHE) -> dict[str, str]:

@@ -10,6 +10,7 @@ from combinations import CHOICES, YES_NO
 from cookiecutter.environment import StrictEnvironment
 from cookiecutter.generate import generate_context
 from cookiecutter.prompt import prompt_for_config
+from developer import TEMPLATE_ONLY
 from hook_tables import prune_table
 from jinja2.exceptions import UndefinedError
 
@@ -225,7 +226,7 @@ def test_rule_refuses_an_answer_without_the_answers_it_needs(pre_gen, default_an
 def test_a_rule_row_refuses_the_bake_and_leaves_nothing(template_dir, tmp_path, cookies, capfd):
     """It stops generation on a row added to the pre-gen RULES table, naming the answer."""
     template = tmp_path / "template"
-    shutil.copytree(template_dir, template, ignore=shutil.ignore_patterns(".git", ".venv"))
+    shutil.copytree(template_dir, template, ignore=TEMPLATE_ONLY)
     hook = template / "hooks" / "pre_gen_project.py"
     row = 'Rule("use_nginx", "yes", {"use_redis": "no"}, "a test rule")'
     hook.write_text(hook.read_text().replace("RULES: list[Rule] = [", f"RULES = [{row},", 1))

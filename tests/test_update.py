@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 from combinations import COMBINATIONS
+from developer import TEMPLATE_ONLY
 from projects import run_project_tests
 
 pytestmark = pytest.mark.xdist_group("update")
 
 TEMPLATE_NAME = "flask-service"  # the folder name cookiecutter names its replay file after
 DOCS_TEMPLATE = "https://github.com/OWNER/flask-service"  # the template's address in its docs
-COPY_IGNORE = shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache")
+
 PROJECT = "{{cookiecutter.project_slug}}"
 PACKAGE = "{{cookiecutter.package_name}}"
 # What the template change in these tests adds to the generated project.
@@ -64,7 +65,7 @@ def tool_env(home: Path) -> dict:
 def template_repo(template_dir: Path, parent: Path, env: dict) -> Path:
     """Copy the template's working tree into a new git repository with one commit."""
     repo = parent / TEMPLATE_NAME
-    shutil.copytree(template_dir, repo, ignore=COPY_IGNORE)
+    shutil.copytree(template_dir, repo, ignore=TEMPLATE_ONLY)
     git("init", "--quiet", "--initial-branch=main", cwd=repo, env=env)
     commit_all(repo, "Template", env)
     return repo

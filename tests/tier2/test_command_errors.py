@@ -71,7 +71,7 @@ def test_a_command_on_a_stopped_database_prints_one_line(stopped, command):
     """It exits 1 with one line on STDERR naming DATABASE_URL and the address, no password."""
     project, env, masked = stopped
     app = f"{package_name(project)}:create_app()"
-    result = subprocess.run(  # noqa: S603  (the bake's own flask, fixed arguments)
+    result = subprocess.run(
         [project / ".venv" / "bin" / "flask", "--app", app, *command],
         cwd=project,
         env=env,
