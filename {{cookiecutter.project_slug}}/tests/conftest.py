@@ -7,6 +7,9 @@ builds the schema as production does, and drops every table again at the end. Un
 use a temporary SQLite file.
 """
 
+{% if cookiecutter.use_auth == "yes" -%}
+import functools
+{% endif -%}
 import os
 import subprocess
 import sys
@@ -61,8 +64,14 @@ SECRET = "test-secret-key-not-for-production"
 PROJECT = Path(__file__).resolve().parent.parent
 {%- if cookiecutter.use_auth == "yes" %}
 TESTER, TESTER_PASSWORD = "tester@example.com", "tester-password"
-TESTER_HASH = hasher.hash(TESTER_PASSWORD)  # hashed once: every app stores the same user
 TOKENS: WeakKeyDictionary[Flask, str] = WeakKeyDictionary()  # the tester's token, by app
+
+
+@functools.cache
+def hash_of(password: str) -> str:
+    """Return the app's hash of ``password``, computed once per password: users stored with it
+    sign in as with a hash of their own (only the salt would differ)."""
+    return hasher.hash(password)
 
 
 # One test user (TESTER), stored by the first client that needs it: ``auth_client`` sends its
@@ -81,7 +90,9 @@ def token_of_tester(app: Flask) -> str | None:
                 user = db.session.scalar(select(User).where(User.email == TESTER))
                 if user is None:  # apps not made by make_app may share a database with one
                     user = User(
-                        email=TESTER, password_hash=TESTER_HASH, email_verified_at=utc_now()
+                        email=TESTER,
+                        password_hash=hash_of(TESTER_PASSWORD),
+                        email_verified_at=utc_now(),
                     )
                     db.session.add(user)
                     db.session.flush()

@@ -15,11 +15,11 @@ from openapi_spec_validator import validate
 from sqlalchemy import select, update
 
 from {{ cookiecutter.package_name }}.auth import accounts, sign_in_limits
-from {{ cookiecutter.package_name }}.auth.accounts import Token, User, account_key, hasher, token_digest
+from {{ cookiecutter.package_name }}.auth.accounts import Token, User, account_key, token_digest
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.items.models import Item
 from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
-from tests.conftest import send_token
+from tests.conftest import hash_of, send_token
 from tests.platform.test_openapi import assert_conforms, document
 
 EMAIL, PASSWORD = "ada@example.com", "correct horse battery staple"
@@ -31,7 +31,7 @@ def add_user(app, email=EMAIL, password=PASSWORD, active=True) -> int:
     with app.app_context():
         user = User(
             email=email,
-            password_hash=hasher.hash(password),
+            password_hash=hash_of(password),
             is_active=active,
             email_verified_at=utc_now(),
         )

@@ -8,12 +8,12 @@ import time
 import pytest
 from sqlalchemy import select
 
-from {{ cookiecutter.package_name }}.auth.accounts import User, hasher
+from {{ cookiecutter.package_name }}.auth.accounts import User
 from {{ cookiecutter.package_name }}.auth.pages import FAILED, INCOMPLETE, NOT_SIGNED_IN
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.items.models import Item
 from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
-from tests.conftest import TESTER, TESTER_PASSWORD, token_of_tester
+from tests.conftest import TESTER, TESTER_PASSWORD, hash_of, token_of_tester
 from tests.items.test_pages import HTMX, csrf_token
 
 OTHER, OTHER_PASSWORD = "other@example.com", "another long password"
@@ -45,7 +45,7 @@ def add_user(app, email: str, password: str, active: bool = True) -> int:
     with app.app_context():
         user = User(
             email=email,
-            password_hash=hasher.hash(password),
+            password_hash=hash_of(password),
             is_active=active,
             email_verified_at=utc_now(),
         )

@@ -96,7 +96,9 @@ def smtp_server():
 
     def start(**kwargs) -> SmtpServer:
         server = SmtpServer(**kwargs)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        # shutdown() waits for the loop's next poll: poll often, so a stop is prompt.
+        poll = {"poll_interval": 0.05}
+        threading.Thread(target=server.serve_forever, kwargs=poll, daemon=True).start()
         servers.append(server)
         return server
 

@@ -120,8 +120,9 @@ def test_a_frozen_redis_costs_a_read_one_timeout_per_retry_interval(
     """It waits one REDIS_TIMEOUT on a frozen Redis, skips the cache for the interval, then
     lets one read try it again."""
     # Wide margins, for a loaded machine: a skipped call takes well under one timeout, and a
-    # call that tried Redis takes one timeout (plus the request's own work), never two.
-    timeout, interval = 1.0, 4.0
+    # call that tried Redis takes one timeout (plus the request's own work), never two. The
+    # interval outlasts the five skipped reads even at their slowest allowed (half a timeout).
+    timeout, interval = 1.0, 3.0
     overrides = {"redis_url": frozen_redis, "redis_timeout": timeout}
     app = create_app({**settings_overrides, **overrides, "redis_retry_interval": interval})
     client = writer_of(app)
@@ -146,8 +147,9 @@ def test_a_frozen_redis_costs_writes_one_timeout_per_retry_interval(
 ):
     """It counts writes in memory once Redis timed out: the first write waits one REDIS_TIMEOUT,
     the next ones none for REDIS_RETRY_INTERVAL, then one write tries Redis again, once."""
-    # Margins for a loaded machine: a write that waited for no timeout takes well under one.
-    timeout, interval = 1.0, 4.0
+    # Margins for a loaded machine: a write that waited for no timeout takes well under one. The
+    # interval outlasts the three skipped writes even at their slowest allowed (half a timeout).
+    timeout, interval = 1.0, 2.0
     overrides = {"redis_url": frozen_redis, "redis_timeout": timeout, "app_env": "development"}
     overrides["redis_retry_interval"] = interval
     client = writer_of(create_app({**settings_overrides, **overrides}))
@@ -167,7 +169,7 @@ def test_a_frozen_redis_costs_writes_one_timeout_per_retry_interval(
 def test_a_read_not_limited_never_waits_for_the_limiters_retry(settings_overrides, frozen_redis):
     """It answers a read at once while the limiter's Redis is failing, its retry due: requests
     that are not counted never touch the rate limits' storage; the next write retries it."""
-    timeout, interval = 1.0, 1.0
+    timeout, interval = 1.0, 0.2  # any interval: the read comes once the retry is due
     overrides = {"redis_url": frozen_redis, "redis_timeout": timeout, "app_env": "development"}
     overrides["redis_retry_interval"] = interval
     client = writer_of(create_app({**settings_overrides, **overrides}))
