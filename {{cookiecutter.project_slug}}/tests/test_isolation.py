@@ -71,8 +71,6 @@ def test_the_suite_reaches_no_server_its_env_file_or_environment_names(tmp_path:
         (tmp_path / "run" / ".env").write_text("".join(f"{k}={v}\n" for k, v in dot_env.items()))
         # TEST_* stay out: the run here must not empty the database this session uses.
         env = {k: v for k, v in os.environ.items() if not k.startswith("TEST_")}
-        # The suite's own code is what this proves, not the pytest plugins installed beside it.
-        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         result = subprocess.run(  # noqa: S603  (this Python, fixed arguments)
             [
                 *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
