@@ -26,7 +26,6 @@ import pytest
 import requests
 from loopback import free_port
 
-from . import celery_processes as celery
 from .auth import ANONYMOUS, new_token
 from .servers import Service, wait_until
 from .test_auth import (
@@ -45,6 +44,7 @@ from .test_mail import (
     Inbox,
     link_in,
     mail_env,
+    mailing_service,
     smtp_server,
     token_in,
 )
@@ -134,16 +134,12 @@ def mailing(deployment) -> Iterator[Mailing]:
     port = free_port()
     controller, inbox = smtp_server(port, delay=SERVER_DELAY)
     env = {**mail_env(port), "AUTH_SIGN_UP": "true", "RATELIMIT_MAIL_ACCOUNT": GENEROUS}
-    worker = None
     try:
-        if deployment.combo.selected("use_celery"):
-            worker = celery.start(deployment, "worker", **env)
-        mailing = Mailing(deployment.extra_service("secrets", **env), worker, inbox)
-        mailing.sign_up([fresh("known") for _ in range(ACCOUNTS)])
-        yield mailing
+        with mailing_service(deployment, "secrets", env) as (service, worker):
+            mailing = Mailing(service, worker, inbox)
+            mailing.sign_up([fresh("known") for _ in range(ACCOUNTS)])
+            yield mailing
     finally:
-        if worker is not None:
-            celery.stop(worker)
         controller.stop()
 
 
