@@ -63,6 +63,7 @@ from .test_auth import (
 from .test_served import TIMEOUT, assert_json_error, each
 
 OWN_CELERY_PROCESSES = True  # the worker needs the mail settings: the module starts its own
+SHARE_DEPLOYMENT = True  # its own instances beside it; it adds only users and their mail
 PUBLIC_URL = "https://app.example.test"
 ARRIVES_WITHIN = 30  # seconds: Celery's retries wait 1, 2, 4, 8 s (jittered) before each try
 # The timing test's server accepts a message this many seconds after its data, as a server

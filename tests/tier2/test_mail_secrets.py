@@ -51,6 +51,7 @@ from .test_mail import (
 from .test_served import TIMEOUT, each
 
 OWN_CELERY_PROCESSES = True  # the worker needs the mail settings: the module starts its own
+SHARE_DEPLOYMENT = True  # its own instances beside it; it adds only users and their mail
 GENEROUS = "1000000 per minute"
 ACCOUNTS = WARM_UP + TIMED_PAIRS  # verified accounts: one per timed request of the known kind
 SECRET_PART = 20  # characters: a run of this many of a secret in a line is a leak
