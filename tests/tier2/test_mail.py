@@ -16,6 +16,10 @@ the server); with Celery, mail asked for while the server is down arrives once i
 real browser (frontend bakes), "Forgot your password?" leads to the mail, its link to a new
 password, and that password signs in, and "No account? Sign up" leads to the mail, a sign-in
 refused as for an unknown address until its link's page chooses the password, then signed in.
+
+A combination's tests share one mailing instance (and, with Celery, its worker) and one SMTP
+server, each test reading only its own addresses' mail or the mail since it began; the tests
+of a silent or an absent server start their own.
 """
 
 from __future__ import annotations
@@ -58,7 +62,8 @@ from .test_auth import (
 )
 from .test_served import TIMEOUT, assert_json_error, each
 
-OWN_CELERY_PROCESSES = True  # the worker needs the mail settings: each test starts its own
+OWN_CELERY_PROCESSES = True  # the worker needs the mail settings: the module starts its own
+SHARE_DEPLOYMENT = True  # its own instances beside it; it adds only users and their mail
 PUBLIC_URL = "https://app.example.test"
 ARRIVES_WITHIN = 30  # seconds: Celery's retries wait 1, 2, 4, 8 s (jittered) before each try
 # The timing test's server accepts a message this many seconds after its data, as a server
@@ -114,10 +119,16 @@ class Inbox:
         with self.lock:
             return [message for message in self.messages if message["To"] == address]
 
-    def envelopes(self) -> list[tuple[list[str], object]]:
-        """Return each message with its envelope's recipients, in their order of arrival."""
+    def envelopes(self, since: int = 0) -> list[tuple[list[str], object]]:
+        """Return each message after the first ``since`` with its envelope's recipients, in
+        their order of arrival."""
         with self.lock:
-            return list(zip(self.recipients, self.messages, strict=True))
+            return list(zip(self.recipients, self.messages, strict=True))[since:]
+
+    def mark(self) -> int:
+        """Return how many messages arrived so far, to read only the ones after them."""
+        with self.lock:
+            return len(self.messages)
 
 
 def smtp_server(port: int, delay: float = 0) -> tuple[Controller, Inbox]:
@@ -141,14 +152,20 @@ def mail_env(port: int, timeout: float = 5) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def mailing_service(deployment, name: str, env: dict[str, str]) -> Iterator[Service]:
+def mailing_service(
+    deployment, name: str, env: dict[str, str]
+) -> Iterator[tuple[Service, Service | None]]:
     """Start an instance of the service sending mail with ``env`` and, with Celery, a worker of
-    its own (stopped at the end: it would try this test's server with the next test's mail)."""
+    its own beside it (stopped at the end: it would try this server with later mail); yield
+    both, the worker None without Celery."""
     worker = None
     if deployment.combo.selected("use_celery"):
-        worker = celery.start(deployment, "worker", **env)
+        worker = celery.launch(deployment, "worker", **env)
     try:
-        yield deployment.extra_service(name, **env)
+        service = deployment.extra_service(name, **env)
+        if worker is not None:
+            celery.await_healthy(deployment, worker, "worker")
+        yield service, worker
     finally:
         if worker is not None:
             celery.stop(worker)
@@ -179,22 +196,53 @@ def mail_to(inbox: Inbox, address: str, within: float = ARRIVES_WITHIN, count: i
     return inbox.to(address)
 
 
+def deferred(worker: Service) -> bool:
+    """Say whether the worker logged a try of a mail task that ended deferred, to be retried."""
+    return any("deliver_mail" in line and " retry: " in line for line in worker.lines())
+
+
 def sign_up_by_api(url: str, body: dict[str, str]) -> requests.Response:
     """POST a sign-up with ``body``."""
     return requests.post(f"{url}/api/auth/sign-up", json=body, headers=ANONYMOUS, timeout=TIMEOUT)
 
 
-@each("use_auth")
-def test_a_reset_mail_arrives_and_its_link_sets_the_password_once(deployment):
-    """It mails a link to the account only; the link sets a new password, ends the old tokens,
-    and is refused a second time; an unknown address gets the same answer and no mail."""
+@pytest.fixture(scope="module")
+def mailing(deployment) -> Iterator[tuple[Service, Inbox]]:
+    """Serve a combination's mailing instance, shared by the tests of a well-behaved SMTP
+    server: 2 workers of RACERS threads, AUTH_SIGN_UP on, limits far above the races' requests
+    and sign-ins and the envelopes' mails; yield it and its server's inbox."""
     port = free_port()
     controller, inbox = smtp_server(port)
+    env = {
+        **mail_env(port),
+        "AUTH_SIGN_UP": "true",
+        "WEB_CONCURRENCY": "2",
+        "WEB_THREADS": str(RACERS),
+        "RATELIMIT_SIGN_IN_ACCOUNT": GENEROUS_LIMIT,  # each burst tries RACERS - 1 wrong ones
+        "RATELIMIT_MAIL_ACCOUNT": GENEROUS_LIMIT,
+    }
     try:
-        with mailing_service(deployment, "mail", mail_env(port)) as service:
-            reset_journey(deployment, service, inbox)
+        with mailing_service(deployment, "mail", env) as (service, _):
+            wait_until(lambda: len(service.workers()) >= 2, TIMEOUT, "two workers")
+            yield service, inbox
     finally:
         controller.stop()
+
+
+def own_broker(deployment) -> dict[str, str]:
+    """Return the settings giving an instance and its worker a Redis index of their own, with
+    Celery: the shared worker would otherwise take their mail to the shared server."""
+    if not deployment.combo.selected("use_celery"):
+        return {}
+    return {"REDIS_URL": deployment.redis.url(deployment.redis.new_db())}
+
+
+@each("use_auth")
+def test_a_reset_mail_arrives_and_its_link_sets_the_password_once(deployment, mailing):
+    """It mails a link to the account only; the link sets a new password, ends the old tokens,
+    and is refused a second time; an unknown address gets the same answer and no mail."""
+    service, inbox = mailing
+    reset_journey(deployment, service, inbox)
 
 
 def reset_journey(deployment, service: Service, inbox: Inbox) -> None:
@@ -220,18 +268,12 @@ def reset_journey(deployment, service: Service, inbox: Inbox) -> None:
 
 
 @each("use_auth")
-def test_a_sign_up_mail_arrives_and_its_link_lets_the_account_sign_in(deployment):
+def test_a_sign_up_mail_arrives_and_its_link_lets_the_account_sign_in(deployment, mailing):
     """With AUTH_SIGN_UP, a sign-up (an address; a password with it is refused) mails a link;
     the address is refused a token (401: no account) until the link's token and a password
     create the account, which then gets one; a taken address gets the same answer and no mail."""
-    port = free_port()
-    controller, inbox = smtp_server(port)
-    try:
-        env = {**mail_env(port), "AUTH_SIGN_UP": "true"}
-        with mailing_service(deployment, "sign-up-mail", env) as service:
-            sign_up_journey(deployment, service, inbox)
-    finally:
-        controller.stop()
+    service, inbox = mailing
+    sign_up_journey(deployment, service, inbox)
 
 
 def sign_up_journey(deployment, service: Service, inbox: Inbox) -> None:
@@ -265,8 +307,8 @@ def sign_up_journey(deployment, service: Service, inbox: Inbox) -> None:
 def test_a_silent_mail_server_holds_no_request(deployment):
     """It answers a reset at once while the mail server accepts connections and never replies."""
     with socket.create_server(("127.0.0.1", 0)) as silent:
-        env = mail_env(silent.getsockname()[1], timeout=5)
-        with mailing_service(deployment, "silent-mail", env) as service:
+        env = {**mail_env(silent.getsockname()[1], timeout=5), **own_broker(deployment)}
+        with mailing_service(deployment, "silent-mail", env) as (service, _):
             email = f"silent-{secrets.token_hex(6)}@example.com"
             create_user(deployment, email, secrets.token_urlsafe(18), service)
             for _ in range(3):
@@ -280,11 +322,17 @@ def test_mail_asked_for_while_the_server_is_down_arrives_once_it_is_up(deploymen
     """It keeps a message while nothing listens at MAIL_URL, and delivers it (once) after the
     server starts, by the task's retries."""
     port = free_port()
-    with mailing_service(deployment, "later-mail", mail_env(port, timeout=2)) as service:
+    env = {**mail_env(port, timeout=2), **own_broker(deployment)}
+    with mailing_service(deployment, "later-mail", env) as (service, worker):
         email = f"later-{secrets.token_hex(6)}@example.com"
         create_user(deployment, email, secrets.token_urlsafe(18), service)
         assert ask_reset(service.url, email).status_code == 202
-        time.sleep(3)  # the first tries find nothing listening
+        wait_until(
+            lambda: deferred(worker),
+            ARRIVES_WITHIN,
+            "a first try finding nothing listening",
+            0.2,
+        )
         controller, inbox = smtp_server(port)
         try:
             assert len(mail_to(inbox, email, within=60)) == 1
@@ -294,56 +342,43 @@ def test_mail_asked_for_while_the_server_is_down_arrives_once_it_is_up(deploymen
 
 @pytest.mark.timeout(300)
 @each("use_auth", "use_frontend")
-def test_a_browser_resets_a_password_with_the_mailed_link(deployment, tmp_path):
+def test_a_browser_resets_a_password_with_the_mailed_link(deployment, mailing, tmp_path):
     """It follows "Forgot your password?" from the sign-in form, asks for the mail, opens the
     mailed link (on this instance's address: PUBLIC_URL names a host the browser cannot reach
     here), sets a new password, and signs in with it, with no console error or CSP violation."""
-    port = free_port()
-    controller, inbox = smtp_server(port)
-    try:
-        with mailing_service(deployment, "browser-mail", mail_env(port)) as service:
-            email = f"browser-{secrets.token_hex(6)}@example.com"
-            create_user(deployment, email, secrets.token_urlsafe(18), service)
-            with browser(tmp_path / "artefacts") as session:
-                session.open(f"{service.url}/sign-in")
-                session.driver.find_element(By.ID, "forgot").click()
-                session.wait(lambda d: d.find_elements(By.ID, "reset-form"), "the reset form")
-                session.driver.find_element(By.ID, "email").send_keys(email)
-                session.driver.find_element(By.CSS_SELECTOR, "#reset-form button").click()
-                session.wait(lambda d: d.find_elements(By.ID, "reset-sent"), "the mail is sent")
-                [message] = mail_to(inbox, email)
-                session.open(f"{service.url}/reset-password?token={token_in(message)}")
-                new_password = secrets.token_urlsafe(18)
-                session.driver.find_element(By.ID, "password").send_keys(new_password)
-                session.driver.find_element(By.CSS_SELECTOR, "#new-password-form button").click()
-                sign_in_browser(session, None, Account(email, new_password, ""))
-                assert session.console_errors() == [] and session.csp_violations() == []
-    finally:
-        controller.stop()
+    service, inbox = mailing
+    email = f"browser-{secrets.token_hex(6)}@example.com"
+    create_user(deployment, email, secrets.token_urlsafe(18), service)
+    with browser(tmp_path / "artefacts") as session:
+        session.open(f"{service.url}/sign-in")
+        session.driver.find_element(By.ID, "forgot").click()
+        session.wait(lambda d: d.find_elements(By.ID, "reset-form"), "the reset form")
+        session.driver.find_element(By.ID, "email").send_keys(email)
+        session.driver.find_element(By.CSS_SELECTOR, "#reset-form button").click()
+        session.wait(lambda d: d.find_elements(By.ID, "reset-sent"), "the mail is sent")
+        [message] = mail_to(inbox, email)
+        session.open(f"{service.url}/reset-password?token={token_in(message)}")
+        new_password = secrets.token_urlsafe(18)
+        session.driver.find_element(By.ID, "password").send_keys(new_password)
+        session.driver.find_element(By.CSS_SELECTOR, "#new-password-form button").click()
+        sign_in_browser(session, None, Account(email, new_password, ""))
+        assert session.console_errors() == [] and session.csp_violations() == []
 
 
 @pytest.mark.timeout(300)
 @each("use_auth", "use_frontend")
 def test_a_browser_signs_up_confirms_the_mailed_link_and_signs_in(
-    deployment, tmp_path, record_property
+    mailing, tmp_path, record_property
 ):
     """It follows "No account? Sign up" from the sign-in form, whose only field is the address,
     and signs up; a sign-in with the password to come is refused as for an unknown address (the
     same message; no session) until the mailed link's page (on this instance's address, as
     above) asks for the password and its button creates the account; then the same sign-in
     shows the item form, with no CSP violation and no console error but the refusals'."""
-    port = free_port()
-    controller, inbox = smtp_server(port)
-    try:
-        env = {**mail_env(port), "AUTH_SIGN_UP": "true"}
-        with mailing_service(deployment, "browser-sign-up", env) as service:
-            account = Account(
-                f"new-{secrets.token_hex(6)}@example.com", secrets.token_urlsafe(18), ""
-            )
-            with browser(tmp_path / "artefacts") as session:
-                browser_sign_up(session, service, inbox, account, record_property)
-    finally:
-        controller.stop()
+    service, inbox = mailing
+    account = Account(f"new-{secrets.token_hex(6)}@example.com", secrets.token_urlsafe(18), "")
+    with browser(tmp_path / "artefacts") as session:
+        browser_sign_up(session, service, inbox, account, record_property)
 
 
 def browser_sign_up(session, service: Service, inbox: Inbox, account: Account, record) -> None:
@@ -391,23 +426,19 @@ def refused_sign_in(session, service: Service, account: Account) -> str:
 
 
 @each("use_auth")
-def test_each_mail_goes_to_one_stored_address_and_a_hostile_address_to_no_one(deployment):
+def test_each_mail_goes_to_one_stored_address_and_a_hostile_address_to_no_one(deployment, mailing):
     """It answers 422 (field email) to a sign-up and a reset for each HOSTILE address, and
     mails no one for them; a sign-up for a mixed-case and an IDNA address, and a reset asked in
     another case, each mail one message whose envelope's one recipient, and To header, is the
     address's stored form (lower case, IDNA domain)."""
-    port = free_port()
-    controller, inbox = smtp_server(port)
-    try:
-        env = {**mail_env(port), "AUTH_SIGN_UP": "true", "RATELIMIT_MAIL_ACCOUNT": GENEROUS_LIMIT}
-        with mailing_service(deployment, "envelopes", env) as service:
-            envelopes_journey(deployment, service, inbox)
-    finally:
-        controller.stop()
+    service, inbox = mailing
+    envelopes_journey(deployment, service, inbox)
 
 
 def envelopes_journey(deployment, service: Service, inbox: Inbox) -> None:
-    """Ask for mail for each hostile address, then for three accepted ones; read the inbox."""
+    """Ask for mail for each hostile address, then for three accepted ones; read the inbox's
+    messages since."""
+    mark = inbox.mark()
     for address in HOSTILE:
         for path in ("sign-up", "password-reset"):
             answer = requests.post(
@@ -433,8 +464,8 @@ def envelopes_journey(deployment, service: Service, inbox: Inbox) -> None:
             timeout=TIMEOUT,
         )
         assert answer.status_code == 202, (asked, answer.text)
-    wait_until(lambda: len(inbox.messages) >= len(stored), ARRIVES_WITHIN, "every mail", 0.2)
-    envelopes = inbox.envelopes()
+    wait_until(lambda: len(inbox.envelopes(mark)) >= len(stored), ARRIVES_WITHIN, "every mail", 0.2)
+    envelopes = inbox.envelopes(mark)
     assert sorted(recipients for recipients, _ in envelopes) == [
         [address] for address in sorted(stored.values())
     ], envelopes
@@ -442,30 +473,25 @@ def envelopes_journey(deployment, service: Service, inbox: Inbox) -> None:
 
 
 @each("use_auth", "use_frontend")
-def test_an_address_signed_up_by_someone_else_gets_the_password_its_owner_chooses(deployment):
+def test_an_address_signed_up_by_someone_else_gets_the_password_its_owner_chooses(mailing):
     """An attacker signs up the victim's address by the API (a password with it is refused;
     the mail goes to the victim) and posts forged tokens to verify (403); the victim signs up
     on the page, opens the attacker's link and chooses a password on its page (which sends no
     Referer and is not cached); then the attacker's password is refused by the API (401) and
     the sign-in form (422), and the victim's signs in by both (201, 303)."""
-    port = free_port()
-    controller, inbox = smtp_server(port)
-    try:
-        env = {**mail_env(port), "AUTH_SIGN_UP": "true"}
-        with mailing_service(deployment, "pre-hijack", env) as service:
-            pre_hijack_journey(service.url, inbox)
-    finally:
-        controller.stop()
+    service, inbox = mailing
+    pre_hijack_journey(service.url, inbox)
 
 
 def pre_hijack_journey(url: str, inbox: Inbox) -> None:
     """Sign the victim's address up as an attacker, then as the victim; confirm; sign in."""
     victim = f"victim-{secrets.token_hex(6)}@example.com"
     attackers, victims = secrets.token_urlsafe(18), secrets.token_urlsafe(18)
+    mark = inbox.mark()
     assert_json_error(sign_up_by_api(url, {"email": victim, "password": attackers}), 422)
     assert sign_up_by_api(url, {"email": victim}).status_code == 202
     [by_attacker] = mail_to(inbox, victim)
-    assert inbox.envelopes()[0][0] == [victim]
+    assert inbox.envelopes(mark)[0][0] == [victim]
     guessed = secrets.token_urlsafe(48)
     forged = URLSafeTimedSerializer("change-me", salt="sign-up").dumps([victim, "x"])
     for token in (guessed, forged):
@@ -492,28 +518,6 @@ def pre_hijack_journey(url: str, inbox: Inbox) -> None:
     assert form_sign_in_from(url, CLIENT, victim, attackers) == 422
     assert api_sign_in_from(url, CLIENT, {"email": victim, "password": victims}) == 201
     assert form_sign_in_from(url, CLIENT, victim, victims) == 303
-
-
-@contextlib.contextmanager
-def racing_service(deployment, name: str) -> Iterator[tuple[Service, Inbox]]:
-    """Serve an instance of 2 workers of RACERS threads each, sending mail to an inbox, with
-    limits far above the races' requests and sign-ins; yield it and the inbox."""
-    port = free_port()
-    controller, inbox = smtp_server(port)
-    env = {
-        **mail_env(port),
-        "AUTH_SIGN_UP": "true",
-        "WEB_CONCURRENCY": "2",
-        "WEB_THREADS": str(RACERS),
-        "RATELIMIT_SIGN_IN_ACCOUNT": GENEROUS_LIMIT,  # each burst tries RACERS - 1 wrong ones
-        "RATELIMIT_MAIL_ACCOUNT": GENEROUS_LIMIT,
-    }
-    try:
-        with mailing_service(deployment, name, env) as service:
-            wait_until(lambda: len(service.workers()) >= 2, TIMEOUT, "two workers")
-            yield service, inbox
-    finally:
-        controller.stop()
 
 
 def race(url: str, token: str) -> tuple[list[str], str]:
@@ -546,35 +550,35 @@ def login_generation(deployment, email: str) -> int:
 
 
 @each("use_auth")
-def test_one_reset_token_sent_by_many_requests_at_once_sets_one_password(deployment):
+def test_one_reset_token_sent_by_many_requests_at_once_sets_one_password(deployment, mailing):
     """Of RACERS requests sent at once to two workers with one reset token and as many
     passwords, one gets 204 and the others 403; only the winner's password signs in, and the
     login generation grew by one; BURSTS times."""
-    with racing_service(deployment, "reset-race") as (service, inbox):
-        email = f"reset-race-{secrets.token_hex(6)}@example.com"
-        create_user(deployment, email, secrets.token_urlsafe(18), service)
-        for burst in range(1, BURSTS + 1):
-            generation = login_generation(deployment, email)
-            assert ask_reset(service.url, email).status_code == 202
-            message = mail_to(inbox, email, count=burst)[-1]
-            passwords, won = race(f"{service.url}/api/auth/password", token_in(message))
-            signed_in = [signs_in(service.url, email, password) for password in passwords]
-            assert signed_in == [password == won for password in passwords], burst
-            assert login_generation(deployment, email) == generation + 1, burst
+    service, inbox = mailing
+    email = f"reset-race-{secrets.token_hex(6)}@example.com"
+    create_user(deployment, email, secrets.token_urlsafe(18), service)
+    for burst in range(1, BURSTS + 1):
+        generation = login_generation(deployment, email)
+        assert ask_reset(service.url, email).status_code == 202
+        message = mail_to(inbox, email, count=burst)[-1]
+        passwords, won = race(f"{service.url}/api/auth/password", token_in(message))
+        signed_in = [signs_in(service.url, email, password) for password in passwords]
+        assert signed_in == [password == won for password in passwords], burst
+        assert login_generation(deployment, email) == generation + 1, burst
 
 
 @each("use_auth")
-def test_one_sign_up_token_sent_by_many_requests_at_once_makes_one_account(deployment):
+def test_one_sign_up_token_sent_by_many_requests_at_once_makes_one_account(deployment, mailing):
     """Of RACERS requests sent at once to two workers with one sign-up token and as many
     passwords, one gets 204 and the others 403; one account exists, and only the winner's
     password signs in; BURSTS times, each a new address."""
-    with racing_service(deployment, "verify-race") as (service, inbox):
-        for burst in range(BURSTS):
-            email = f"verify-race-{secrets.token_hex(6)}@example.com"
-            assert sign_up_by_api(service.url, {"email": email}).status_code == 202
-            [message] = mail_to(inbox, email)
-            passwords, won = race(f"{service.url}/api/auth/verify", token_in(message))
-            accounts = deployment.query("SELECT count(*) FROM users WHERE email = ?", email)
-            assert accounts == [(1,)], (burst, accounts)
-            signed_in = [signs_in(service.url, email, password) for password in passwords]
-            assert signed_in == [password == won for password in passwords], burst
+    service, inbox = mailing
+    for burst in range(BURSTS):
+        email = f"verify-race-{secrets.token_hex(6)}@example.com"
+        assert sign_up_by_api(service.url, {"email": email}).status_code == 202
+        [message] = mail_to(inbox, email)
+        passwords, won = race(f"{service.url}/api/auth/verify", token_in(message))
+        accounts = deployment.query("SELECT count(*) FROM users WHERE email = ?", email)
+        assert accounts == [(1,)], (burst, accounts)
+        signed_in = [signs_in(service.url, email, password) for password in passwords]
+        assert signed_in == [password == won for password in passwords], burst

@@ -26,7 +26,6 @@ import pytest
 import requests
 from loopback import free_port
 
-from . import celery_processes as celery
 from .auth import ANONYMOUS, new_token
 from .servers import Service, wait_until
 from .test_auth import (
@@ -45,12 +44,14 @@ from .test_mail import (
     Inbox,
     link_in,
     mail_env,
+    mailing_service,
     smtp_server,
     token_in,
 )
 from .test_served import TIMEOUT, each
 
 OWN_CELERY_PROCESSES = True  # the worker needs the mail settings: the module starts its own
+SHARE_DEPLOYMENT = True  # its own instances beside it; it adds only users and their mail
 GENEROUS = "1000000 per minute"
 ACCOUNTS = WARM_UP + TIMED_PAIRS  # verified accounts: one per timed request of the known kind
 SECRET_PART = 20  # characters: a run of this many of a secret in a line is a leak
@@ -134,16 +135,12 @@ def mailing(deployment) -> Iterator[Mailing]:
     port = free_port()
     controller, inbox = smtp_server(port, delay=SERVER_DELAY)
     env = {**mail_env(port), "AUTH_SIGN_UP": "true", "RATELIMIT_MAIL_ACCOUNT": GENEROUS}
-    worker = None
     try:
-        if deployment.combo.selected("use_celery"):
-            worker = celery.start(deployment, "worker", **env)
-        mailing = Mailing(deployment.extra_service("secrets", **env), worker, inbox)
-        mailing.sign_up([fresh("known") for _ in range(ACCOUNTS)])
-        yield mailing
+        with mailing_service(deployment, "secrets", env) as (service, worker):
+            mailing = Mailing(service, worker, inbox)
+            mailing.sign_up([fresh("known") for _ in range(ACCOUNTS)])
+            yield mailing
     finally:
-        if worker is not None:
-            celery.stop(worker)
         controller.stop()
 
 
