@@ -35,6 +35,7 @@ SUBCLASSABLE = {
     "Exception": "a built-in exception",
     "typing.NamedTuple": "the typing module",
     "typing.TypedDict": "the typing module",
+    "enum.Enum": "the enum module: 'Enum is the base class for all enum enumerations'",
     "flask_login.UserMixin": "Flask-Login: 'you can inherit from UserMixin'",
     "opentelemetry.sdk.trace.sampling.Sampler": "OpenTelemetry's 'Custom samplers': subclass it",
 }

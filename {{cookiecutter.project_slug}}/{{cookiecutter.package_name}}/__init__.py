@@ -13,9 +13,6 @@ from .auth import passkey_pages as passkeys
 {%- if cookiecutter.use_auth == "yes" %}
 from .auth import recovery{% if cookiecutter.use_frontend == "yes" %}, recovery_pages{% endif %}, sign_up{% if cookiecutter.use_frontend == "yes" %}, sign_up_pages{% endif %}
 {%- endif %}
-{%- if cookiecutter.use_frontend == "yes" %}
-from .extensions import csrf
-{%- endif %}
 from .items import api{% if cookiecutter.use_frontend == "yes" %}, pages, seed{% endif %}{% if cookiecutter.use_celery == "yes" %}, tasks{% endif %}
 from .items import operations as item_operations
 from .platform import (
@@ -41,6 +38,7 @@ from .platform import (
     rate_limits,
     request_body,
     request_id,
+    routes,
 {%- if cookiecutter.use_postgres == "yes" %}
     schema_migrations,
 {%- endif %}
@@ -90,14 +88,13 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
 {%- endif %}
     app.register_blueprint(health.bp)
 {%- if cookiecutter.use_frontend == "yes" %}
-    page_security.init_app(app)  # CSRF for every form: the JSON APIs are exempted below
+    page_security.init_app(app)  # CSRF for the pages' forms (routes declaring Access.PAGE)
     static_files.init_app(app)
     dev_toolbar.init_app(app)  # development only; it relaxes the policy page_security set
 {%- endif %}
 
     app.register_blueprint(api.bp, url_prefix="/api")
 {%- if cookiecutter.use_frontend == "yes" %}
-    csrf.exempt(api.bp)  # the JSON API reads no cookie: a forged request carries no credentials
     pages.init_app(app{% if cookiecutter.use_auth == "yes" %}, item_form="pages/_signed_in.html"{% endif %})
     seed.init_app(app)
 {%- endif %}
@@ -105,22 +102,20 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
     tasks.init_app(app)  # new items are processed by a task
 {%- endif %}
 {%- if cookiecutter.use_auth == "yes" %}
-    auth_api.init_app(app, guarded=api.bp)  # before rate_limits wraps the views: refusals count
+    auth_api.init_app(app)  # a bearer token where a route declares it (platform/routes.py)
     recovery.init_app(app)
     sign_up.init_app(app)  # when AUTH_SIGN_UP is on
     users_cli.init_app(app)
 {%- endif %}
 {%- if cookiecutter.use_frontend == "yes" and cookiecutter.use_auth == "yes" %}
-    csrf.exempt(auth_api.bp)
-    csrf.exempt(recovery.bp)
-    csrf.exempt(sign_up.bp)
     sign_in.init_app(app)
     passkeys.init_app(app)  # when PASSKEY_ORIGINS names the site
     recovery_pages.init_app(app)
     sign_up_pages.init_app(app)  # when AUTH_SIGN_UP is on
 {%- endif %}
 
-    rate_limits.init_app(app)  # after the features: it wraps the views they marked
+    routes.init_app(app)  # after the features: it applies the guards their routes declare
+    rate_limits.init_app(app)  # after the guards: it wraps the views the features marked
     operations = {**item_operations.OPERATIONS}
 {%- if cookiecutter.use_auth == "yes" %}
     operations.update(auth_operations.OPERATIONS)

@@ -11,7 +11,8 @@ from openapi_spec_validator import validate
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.extensions import db
-from {{ cookiecutter.package_name }}.platform import health, openapi
+from {{ cookiecutter.package_name }}.platform import health, openapi, routes
+from {{ cookiecutter.package_name }}.platform.routes import Access
 from tests.conftest import {% if cookiecutter.use_auth == "yes" %}send_token, {% endif %}writer_of
 
 PATH_PARAMETER = re.compile(r"<(?:[^>:]+:)?([^>]+)>")
@@ -61,8 +62,8 @@ def test_the_document_is_valid_openapi_3_1(client):
 def test_every_route_and_method_is_documented(make_app, app_env):
     """It documents every URL rule of the app (the development page included) and its methods.
 
-    Only static files, the scrapers' /metrics (not published by a public proxy) and the
-    blueprints of HTML pages stay out.
+    Only static files, the scrapers' /metrics (not published by a public proxy) and the pages
+    (routes declaring Access.PAGE) stay out.
     """
     app = make_app(app_env=app_env)
     paths = document(app.test_client())["paths"]
@@ -72,8 +73,7 @@ def test_every_route_and_method_is_documented(make_app, app_env):
     rules = [
         rule
         for rule in app.url_map.iter_rules()
-        if rule.endpoint not in hidden
-        and rule.endpoint.partition(".")[0] not in openapi.UNDOCUMENTED_BLUEPRINTS
+        if rule.endpoint not in hidden and routes.declared(app, rule.endpoint) is not Access.PAGE
     ]
     assert ("openapi.docs" in {rule.endpoint for rule in rules}) == (app_env == "development")
     for rule in rules:

@@ -1,6 +1,8 @@
 """API tokens: POST /api/auth/tokens trades an email and password for a token, DELETE
-/api/auth/tokens/current ends it, and the items API takes ``Authorization: Bearer <token>`` on
-writes (on reads too with AUTH_PRIVATE_READS), its user then on ``flask.g.user``.
+/api/auth/tokens/current ends it, and every route that declares it (platform/routes.py) takes
+``Authorization: Bearer <token>``: the writes of a SIGNED_IN_TO_WRITE route, the default (its
+reads too with AUTH_PRIVATE_READS), every request of a SIGNED_IN one; its user then on
+``flask.g.user``. Pages (PAGE) and public routes (ANYONE) never read one.
 
 Only the bearer token counts, never a cookie: a browser sends its cookies with the requests
 other sites make it send, so a cookie accepted here would let any site write in its user's name.
@@ -22,6 +24,7 @@ from werkzeug.exceptions import Unauthorized
 from ..extensions import db
 from ..platform.operations import Answer
 from ..platform.rate_limits import limit_sign_in
+from ..platform.routes import Access, access, access_of, guard
 from ..platform.timestamps import UtcTimestamp
 from . import accounts, sign_in_limits
 
@@ -68,14 +71,21 @@ def bearer_token() -> str:
     return credentials.token
 
 
-def needs_token(app: Flask, endpoint: str, methods: Collection[str]) -> bool:
-    """Say whether a request to ``endpoint`` with one of ``methods`` needs a bearer token:
-    sign-out, and the items API's writes (its reads too with AUTH_PRIVATE_READS)."""
-    if endpoint == "auth.sign_out":
+def token_asked(rule: Access, methods: Collection[str], private_reads: bool) -> bool:
+    """Say whether a request with one of ``methods`` to a route declaring ``rule`` needs a
+    bearer token: every request of a SIGNED_IN route, the writes of a SIGNED_IN_TO_WRITE one
+    (its reads too with ``private_reads``), none of a page or a public route."""
+    if rule is Access.SIGNED_IN:
         return True
-    private_reads = app.extensions["settings"].auth_private_reads
     asked = set(methods) - {"OPTIONS"} if private_reads else set(methods) - READS
-    return endpoint.partition(".")[0] == "api" and bool(asked)
+    return rule is Access.SIGNED_IN_TO_WRITE and bool(asked)
+
+
+def needs_token(app: Flask, endpoint: str, methods: Collection[str]) -> bool:
+    """Say whether a request to ``endpoint`` with one of ``methods`` needs a bearer token, as
+    its route declared (the OpenAPI document asks this of each route)."""
+    private_reads = app.extensions["settings"].auth_private_reads
+    return token_asked(access_of(app, endpoint), methods, private_reads)
 
 
 def token_user(token: str) -> accounts.User:
@@ -86,14 +96,19 @@ def token_user(token: str) -> accounts.User:
     return user
 
 
-def require_token(view: RouteCallable) -> RouteCallable:
-    """Wrap a view: a request of it that needs a token (needs_token) gets the bearer's user on
-    ``g.user`` and its token on ``g.token``, or 401, after the rate limits wrapped around the
-    view counted it (a write's limits count in the view, not before it): refusals count."""
+def require_token(view: RouteCallable, rule: Access) -> RouteCallable:
+    """Wrap a view that may need a token (the guard platform/routes.py applies to each route):
+    a request of it that needs one (token_asked) gets the bearer's user on ``g.user`` and its
+    token on ``g.token``, or 401, after the rate limits wrapped around the view counted it (a
+    write's limits count in the view, not before it): refusals count. Pages and public routes
+    are left as they are."""
+    if rule not in (Access.SIGNED_IN, Access.SIGNED_IN_TO_WRITE):
+        return view
 
     @functools.wraps(view)
     def checked(**view_args: Any) -> ResponseReturnValue:
-        if needs_token(current_app, request.endpoint or "", {request.method}):
+        private_reads = current_app.extensions["settings"].auth_private_reads
+        if token_asked(rule, {request.method}, private_reads):
             g.token = bearer_token()
             g.user = token_user(g.token)
         answer: ResponseReturnValue = current_app.ensure_sync(view)(**view_args)
@@ -103,6 +118,7 @@ def require_token(view: RouteCallable) -> RouteCallable:
 
 
 @bp.post("/tokens")
+@access(Access.ANYONE)
 @limit_sign_in
 def sign_in() -> tuple[dict[str, object], int, dict[str, str]]:
     """Trade an email and password for an API token."""
@@ -121,6 +137,7 @@ def sign_in() -> tuple[dict[str, object], int, dict[str, str]]:
 
 
 @bp.delete("/tokens/current")
+@access(Access.SIGNED_IN)
 def sign_out() -> Response:
     """End the token this request carries."""
     digest = accounts.token_digest(g.token)  # require_token found it live
@@ -136,10 +153,8 @@ def no_content() -> Response:
     return answer
 
 
-def init_app(app: Flask, guarded: Blueprint) -> None:
-    """Serve the token routes; make the views of ``guarded`` (create_app: the items API), its
-    routes registered so far, and sign-out ask for a token where needs_token says."""
+def init_app(app: Flask) -> None:
+    """Serve the token routes; have every route that declares it ask for a token, whichever
+    feature registers it, before or after this (platform/routes.py applies the guard)."""
     app.register_blueprint(bp, url_prefix="/api/auth")
-    for endpoint, view in list(app.view_functions.items()):
-        if endpoint.partition(".")[0] in (guarded.name, bp.name):
-            app.view_functions[endpoint] = require_token(view)
+    guard(app, require_token)

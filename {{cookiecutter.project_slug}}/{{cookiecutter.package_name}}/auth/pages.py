@@ -26,6 +26,7 @@ from werkzeug.exceptions import Forbidden
 from ..extensions import db, login_manager
 from ..platform.errors import json_error
 from ..platform.rate_limits import limit_sign_in
+from ..platform.routes import Access, access
 from ..web.htmx import is_htmx
 from ..web.security import send_policy
 from .accounts import User
@@ -81,12 +82,14 @@ def form(email: str = "", error: str | None = None, status: int = 200) -> Respon
 
 
 @bp.get("/sign-in")
+@access(Access.PAGE)
 def sign_in_form() -> ResponseReturnValue:
     """Show the sign-in form."""
     return form()
 
 
 @bp.post("/sign-in")
+@access(Access.PAGE)
 @limit_sign_in
 def sign_in() -> ResponseReturnValue:
     """Sign in with the form's email and password in a new session, then go to the items;
@@ -112,6 +115,7 @@ def sign_in() -> ResponseReturnValue:
 
 
 @bp.post("/sign-out")
+@access(Access.PAGE)
 def sign_out() -> ResponseReturnValue:
     """Sign out, ending this user's other browser sessions too (a copied cookie included)."""
     if current_user.is_authenticated:

@@ -47,6 +47,7 @@ from webauthn.helpers.structs import (
 from ..extensions import db, login_manager
 from ..platform.errors import json_error
 from ..platform.rate_limits import limit_sign_in, limit_writes
+from ..platform.routes import Access, access
 from ..platform.timestamps import utc_now
 from ..web.security import send_policy
 from .accounts import User
@@ -101,6 +102,7 @@ def own_passkeys(user_id: int) -> list[Passkey]:
 
 
 @bp.post("/passkeys/new/options")
+@access(Access.PAGE)
 @limit_writes
 def registration_options() -> ResponseReturnValue:
     """Start adding a passkey: a new challenge, and the passkeys the authenticator must not
@@ -123,6 +125,7 @@ def registration_options() -> ResponseReturnValue:
 
 
 @bp.post("/passkeys/new")
+@access(Access.PAGE)
 @limit_writes
 def register() -> ResponseReturnValue:
     """Verify the authenticator's new credential and store it under the name given (JSON:
@@ -168,6 +171,7 @@ def register() -> ResponseReturnValue:
 
 
 @bp.post("/passkeys/sign-in/options")
+@access(Access.PAGE)
 @limit_writes
 def authentication_options() -> ResponseReturnValue:
     """Start a passkey sign-in: a new challenge, no credentials listed (the browser offers the
@@ -180,6 +184,7 @@ def authentication_options() -> ResponseReturnValue:
 
 
 @bp.post("/passkeys/sign-in")
+@access(Access.PAGE)
 @limit_sign_in
 def sign_in() -> ResponseReturnValue:
     """Sign in with a passkey's signature of this session's challenge, in a new session; answer
@@ -219,6 +224,7 @@ def sign_in() -> ResponseReturnValue:
 
 
 @bp.get("/passkeys")
+@access(Access.PAGE)
 def passkey_list() -> ResponseReturnValue:
     """Show the signed-in user's passkeys, with a button to add one, and to rename or remove
     each."""
@@ -226,6 +232,7 @@ def passkey_list() -> ResponseReturnValue:
 
 
 @bp.post("/passkeys/<int:passkey_id>/remove")
+@access(Access.PAGE)
 @limit_writes
 def remove(passkey_id: int) -> ResponseReturnValue:
     """Remove one of the signed-in user's passkeys; it signs in no more."""
@@ -237,6 +244,7 @@ def remove(passkey_id: int) -> ResponseReturnValue:
 
 
 @bp.post("/passkeys/<int:passkey_id>/rename")
+@access(Access.PAGE)
 @limit_writes
 def rename(passkey_id: int) -> ResponseReturnValue:
     """Rename one of the signed-in user's passkeys (the form's ``name``, cleaned; blank once

@@ -35,6 +35,7 @@ from ..platform import mail
 from ..platform.errors import json_error
 from ..platform.operations import Answer, Operation
 from ..platform.rate_limits import limit_sign_in
+from ..platform.routes import Access, access
 from ..platform.timestamps import utc_now
 from .accounts import (
     HASHING,
@@ -234,6 +235,7 @@ def reset_password(token: str, password: str) -> bool:
 
 
 @bp.post("/password-reset")
+@access(Access.ANYONE)
 @limit_sign_in
 def request_reset() -> tuple[dict[str, object], int]:
     """Mail a link setting a new password to the account with this email, if there is one."""
@@ -243,6 +245,7 @@ def request_reset() -> tuple[dict[str, object], int]:
 
 
 @bp.post("/password")
+@access(Access.ANYONE)
 @limit_sign_in
 def set_password() -> ResponseReturnValue:
     """Set a new password with a reset token; end the account's tokens and browser sessions."""

@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import ServiceUnavailable
 
 from ..platform.rate_limits import limit_sign_in
+from ..platform.routes import Access, access
 from ..web.security import keeps_its_link_secret, send_policy
 from .accounts import checked_password
 from .recovery import BAD_TOKEN, ON_ITS_WAY, mail_reset, reset_password
@@ -17,12 +18,14 @@ bp.after_request(send_policy)  # as the other pages
 
 
 @bp.get("/password-reset")
+@access(Access.PAGE)
 def request_form() -> ResponseReturnValue:
     """Show the form asking for a password reset mail."""
     return reset_form()
 
 
 @bp.post("/password-reset")
+@access(Access.PAGE)
 @limit_sign_in
 def request_reset() -> ResponseReturnValue:
     """Mail a reset link if the address has an account; answer the same page either way."""
@@ -47,6 +50,7 @@ def new_password_form(token: str, error: str | None = None, status: int = 200) -
 
 
 @bp.get("/reset-password")
+@access(Access.PAGE)
 @keeps_its_link_secret
 def new_password() -> ResponseReturnValue:
     """Show the form the mail's link opens."""
@@ -54,6 +58,7 @@ def new_password() -> ResponseReturnValue:
 
 
 @bp.post("/reset-password")
+@access(Access.PAGE)
 @limit_sign_in
 @keeps_its_link_secret
 def set_new_password() -> ResponseReturnValue:

@@ -35,6 +35,7 @@ from ..platform import mail
 from ..platform.errors import json_error
 from ..platform.operations import Operation
 from ..platform.rate_limits import limit_sign_in
+from ..platform.routes import Access, access
 from ..platform.timestamps import utc_now
 from .accounts import (
     HASHING,
@@ -165,6 +166,7 @@ def confirm_unverified(user: User, password_hash: str) -> bool:
 
 
 @bp.post("/sign-up")
+@access(Access.ANYONE)
 @limit_sign_in
 def sign_up_view() -> tuple[dict[str, object], int]:
     """Sign up with an address: mail it a link that creates the account."""
@@ -174,6 +176,7 @@ def sign_up_view() -> tuple[dict[str, object], int]:
 
 
 @bp.post("/verification")
+@access(Access.ANYONE)
 @limit_sign_in
 def resend_view() -> tuple[dict[str, object], int]:
     """Mail a new link confirming an address (the same as a sign-up)."""
@@ -183,6 +186,7 @@ def resend_view() -> tuple[dict[str, object], int]:
 
 
 @bp.post("/verify")
+@access(Access.ANYONE)
 @limit_sign_in
 def verify_view() -> ResponseReturnValue:
     """Confirm an address with the mailed token and choose the account's password: it may

@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import ServiceUnavailable
 
 from ..platform.rate_limits import limit_sign_in
+from ..platform.routes import Access, access
 from ..web.security import keeps_its_link_secret, send_policy
 from .accounts import checked_password
 from .recovery import BAD_TOKEN
@@ -26,12 +27,14 @@ def sign_up_form(email: str = "", sent: str | None = None, error: str | None = N
 
 
 @bp.get("/sign-up")
+@access(Access.PAGE)
 def form() -> ResponseReturnValue:
     """Show the sign-up form."""
     return sign_up_form()
 
 
 @bp.post("/sign-up")
+@access(Access.PAGE)
 @limit_sign_in
 def submit() -> ResponseReturnValue:
     """Sign up; answer the same page whether or not the address is taken, 422 with the
@@ -52,6 +55,7 @@ def confirm_page(token: str, error: str | None = None, status: int = 200) -> Pag
 
 
 @bp.get("/verify-email")
+@access(Access.PAGE)
 @keeps_its_link_secret
 def confirm_form() -> ResponseReturnValue:
     """Show the page the mail's link opens: choosing the password confirms the address."""
@@ -59,6 +63,7 @@ def confirm_form() -> ResponseReturnValue:
 
 
 @bp.post("/verify-email")
+@access(Access.PAGE)
 @limit_sign_in
 @keeps_its_link_secret
 def confirm() -> ResponseReturnValue:

@@ -12,6 +12,7 @@ from ..extensions import db
 from ..platform import caching, database
 from ..platform.operations import Answer
 from ..platform.rate_limits import limit_writes
+from ..platform.routes import Access, access
 from ..platform.timestamps import UtcTimestamp
 from .models import PROCESSED, Item, initial_state, item_created
 
@@ -100,6 +101,7 @@ def add_item(data: ItemIn{% if cookiecutter.use_auth == "yes" %}, *, owner_id: i
 
 
 @bp.post("/items")
+@access(Access.SIGNED_IN_TO_WRITE)
 @limit_writes
 def create_item() -> tuple[dict[str, object], int, dict[str, str]]:
     """Create an item from a JSON object body."""
@@ -111,6 +113,7 @@ def create_item() -> tuple[dict[str, object], int, dict[str, str]]:
 
 
 @bp.get("/items/<id:item_id>")
+@access(Access.SIGNED_IN_TO_WRITE)
 def get_item(item_id: int) -> tuple[bytes | Response, dict[str, str]]:
     """Return one item; the X-Cache header says whether the cache served it."""
     if not 1 <= item_id <= MAX_ID:
@@ -130,6 +133,7 @@ def get_item(item_id: int) -> tuple[bytes | Response, dict[str, str]]:
 
 
 @bp.get("/items")
+@access(Access.SIGNED_IN_TO_WRITE)
 def list_items() -> dict[str, object]:
     """List items, newest first, with limit/offset paging."""
     page = Page.model_validate(request.args.to_dict())

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db{% if cookiecutter.use_auth == "yes" %}, login_manager{% endif %}
 from ..platform.rate_limits import limit_writes
+from ..platform.routes import Access, access
 from ..web.htmx import is_htmx
 from ..web.security import send_policy
 from .api import MAX_ID, ItemIn, add_item
@@ -74,12 +75,14 @@ def private_reads() -> ResponseReturnValue | None:
 
 
 @bp.get("/")
+@access(Access.PAGE)
 def index() -> ResponseReturnValue:
     """Show the items, newest first, and the form to add one."""
     return render({}, {})
 
 
 @bp.post("/items")
+@access(Access.PAGE)
 @limit_writes
 {%- if cookiecutter.use_auth == "yes" %}
 @login_required  # type: ignore[untyped-decorator]  # for signed-in users (auth/pages.py)
@@ -96,6 +99,7 @@ def create_item() -> ResponseReturnValue:
 
 
 @bp.get("/items/pending")
+@access(Access.PAGE)
 def pending_rows() -> str:
     """Answer check number ``check`` of a page's pending items (``id``, repeated): the rows
     processed since, each swapped in by its id, then the next check or the note they ended."""

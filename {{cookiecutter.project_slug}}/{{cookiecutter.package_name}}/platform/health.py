@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from . import {% if cookiecutter.use_celery == "yes" %}celery_app, {% endif %}database{% if cookiecutter.use_redis == "yes" %}, redis_client{% endif %}{% if cookiecutter.use_postgres == "yes" %}, schema_migrations{% endif %}
 from .database_errors import DETAILS, DatabaseUnavailable, describe
+from .routes import Access, access
 
 bp = Blueprint("health", __name__)
 # A check raises when its dependency fails; it may return facts for the body (a queue's length).
@@ -81,12 +82,14 @@ def run_checks(app: Flask, checks: dict[str, Check], timeout: float) -> dict[str
 
 
 @bp.get("/healthz")
+@access(Access.ANYONE)
 def healthz() -> Response:
     """Answer 200 while the process can serve requests."""
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
+@access(Access.ANYONE)
 def readyz() -> Response | tuple[Response, int]:
     """Answer 200 while every hard dependency answers (soft ones may be degraded), else 503."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy

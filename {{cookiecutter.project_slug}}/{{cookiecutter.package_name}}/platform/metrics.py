@@ -18,6 +18,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from .routes import Access, access
+
 # The label of every request no route matched: its raw path would make one series per path.
 UNMATCHED = "<unmatched>"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -67,6 +69,7 @@ def _observe(response: Response) -> Response:
     return response
 
 
+@access(Access.ANYONE)
 def _expose() -> Response:
     """Answer the metrics for a scraper, summed over the processes sharing the folder."""
     metrics = current_app.extensions["metrics"]

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of the service, served at /openapi.json: its paths from the URL
-map, the rest from the operations the app factory hands init_app (a route missing from them fails
-the document).
+map but pages (routes declaring Access.PAGE), the rest from the operations the app factory hands
+init_app (a route missing from them fails the document).
 """
 
 import re
@@ -22,6 +22,7 @@ from .operations import (
     Success,
 )
 from .rate_limits import is_limited
+from .routes import Access, access, declared
 
 bp = Blueprint("openapi", __name__)
 TITLE = "{{ cookiecutter.project_name | replace('"', '\\"') }}"
@@ -31,17 +32,7 @@ RULE_PART = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 CONVERTERS = {"id": {"type": "integer", "minimum": 0}, "int": {"type": "integer", "minimum": 0}}
 # Not the API: static files, and the metrics scrapers read on the app's own port (a public
 # proxy in front answers 404 for them, so the public document must not promise them).
-UNDOCUMENTED_ENDPOINTS = {"static", "metrics"}
-# Not the API either: blueprints of HTML pages and of the development toolbar, when present.
-UNDOCUMENTED_BLUEPRINTS = {
-    "pages",
-    "auth_pages",
-    "recovery_pages",
-    "debugtoolbar",
-    "_debug_toolbar",{% if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
-    "passkeys",
-    "sign_up_pages",{% endif %}
-}
+UNDOCUMENTED_ENDPOINTS = {"static", "metrics"}  # nor are pages (routes declaring Access.PAGE)
 # The development-only page at /docs: Swagger UI, pinned, from a CDN, checked by its SRI hashes.
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ cookiecutter.project_name | e }} API</title>
@@ -125,8 +116,7 @@ def build(app: Flask) -> JSON:
     schemas: JSON = {}
     paths: dict[str, JSON] = {}
     for rule in app.url_map.iter_rules():
-        blueprint = rule.endpoint.partition(".")[0]
-        if rule.endpoint in UNDOCUMENTED_ENDPOINTS or blueprint in UNDOCUMENTED_BLUEPRINTS:
+        if rule.endpoint in UNDOCUMENTED_ENDPOINTS or declared(app, rule.endpoint) is Access.PAGE:
             continue
         if rule.endpoint not in operations:
             raise KeyError(f"route {rule.rule} ({rule.endpoint}) is not in any OPERATIONS")
@@ -155,6 +145,7 @@ def build(app: Flask) -> JSON:
 
 
 @bp.get("/openapi.json")
+@access(Access.ANYONE)
 def document() -> JSON:
     """Return the OpenAPI 3.1 document of this service."""
     found: JSON = current_app.extensions.get("openapi") or build(current_app)
@@ -162,6 +153,7 @@ def document() -> JSON:
     return found
 
 
+@access(Access.ANYONE)
 def docs() -> str:
     """Show this document in Swagger UI (development only)."""
     return DOCS_PAGE

@@ -5,6 +5,8 @@ It runs inline scripts and styles, which the pages' policy then allows.
 
 from flask import Flask
 
+from ..platform.routes import Access, declare
+
 
 def init_app(app: Flask) -> None:
     """Show the toolbar on the pages when APP_ENV=development and the toolbar is installed."""
@@ -20,4 +22,6 @@ def init_app(app: Flask) -> None:
     for directive in ("script-src", "style-src"):
         policy = policy.replace(f"{directive} 'self'", f"{directive} 'self' 'unsafe-inline'")
     app.config["CONTENT_SECURITY_POLICY"] = policy
+    routes = set(app.view_functions)
     app.extensions["debug_toolbar"] = DebugToolbarExtension(app)
+    declare(app, set(app.view_functions) - routes, Access.PAGE)  # the toolbar's own pages

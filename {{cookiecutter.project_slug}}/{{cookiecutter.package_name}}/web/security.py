@@ -1,7 +1,8 @@
 """Security of the pages: CSRF tokens on every form and HTMX request, cookies, and the CSP.
 
-The JSON API is exempt from CSRF: it takes no cookies, so a forged cross-site request holds no
-credentials. The policy, set here only, allows scripts and styles from this origin, never inline.
+Only pages (routes declaring Access.PAGE) check CSRF tokens: the JSON APIs take no cookies, so a
+forged cross-site request to them holds no credentials. The policy, set here only, allows
+scripts and styles from this origin, never inline.
 """
 
 import functools
@@ -14,6 +15,7 @@ from flask_wtf.csrf import CSRFError
 
 from ..extensions import csrf
 from ..platform.errors import Answer, json_error
+from ..platform.routes import Access, declared
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -86,14 +88,26 @@ def keeps_its_link_secret(
 
 
 def init_app(app: Flask) -> None:
-    """Protect forms with CSRF tokens (the app factory exempts the APIs), harden the cookie."""
+    """Protect the pages' forms with CSRF tokens, harden the cookie."""
     settings = app.extensions["settings"]
     secure = settings.session_cookie_secure
     app.config.update(
         SESSION_COOKIE_SAMESITE="Lax",  # HttpOnly is Flask's default
         SESSION_COOKIE_SECURE=settings.app_env == "production" if secure is None else secure,
         WTF_CSRF_TIME_LIMIT=None,  # a token lives as long as its session cookie
+        WTF_CSRF_CHECK_DEFAULT=False,  # protect_pages checks the pages' requests only
         CONTENT_SECURITY_POLICY=CONTENT_SECURITY_POLICY,
     )
     csrf.init_app(app)
+    app.before_request(protect_pages)
     app.register_error_handler(CSRFError, refuse_forgery)
+
+
+def protect_pages() -> None:
+    """Check the CSRF token of a request to a page (its route declares Access.PAGE), unless
+    WTF_CSRF_ENABLED is off; Flask-WTF checks only the methods that change something."""
+    endpoint = request.endpoint
+    if not endpoint or not current_app.config["WTF_CSRF_ENABLED"]:
+        return
+    if declared(current_app, endpoint) is Access.PAGE:
+        csrf.protect()
