@@ -22,6 +22,7 @@ from .platform import (
 {%- endif %}
     database,
     errors,
+    fields,
     health,
     logs,
 {%- if cookiecutter.use_auth == "yes" %}
@@ -70,6 +71,7 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
     telemetry.init_app(app)  # after logs, before the database: its engine is traced
 {%- endif %}
     request_body.init_app(app)
+    fields.init_app(app)  # before the features: their routes may take <id:...>
     errors.init_app(app)
     database.init_app(app)
     metrics.init_app(app)

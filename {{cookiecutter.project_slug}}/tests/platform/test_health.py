@@ -9,9 +9,9 @@ from sqlalchemy.engine import make_url
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.extensions import db
-from {{ cookiecutter.package_name }}.items.api import MAX_ID
 from {{ cookiecutter.package_name }}.platform import database
 from {{ cookiecutter.package_name }}.platform.database_errors import DatabaseUnavailable
+from {{ cookiecutter.package_name }}.platform.fields import MAX_ID
 from {{ cookiecutter.package_name }}.platform.health import dependencies, run_checks
 {%- if cookiecutter.use_auth == "yes" %}
 from tests.conftest import send_token, token_of_tester

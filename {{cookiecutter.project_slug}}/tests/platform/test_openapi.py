@@ -11,7 +11,9 @@ from openapi_spec_validator import validate
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.extensions import db
+from {{ cookiecutter.package_name }}.items import operations as items_operations
 from {{ cookiecutter.package_name }}.platform import health, openapi, routes
+from {{ cookiecutter.package_name }}.platform.operations import ERRORS
 from {{ cookiecutter.package_name }}.platform.routes import Access
 from tests.conftest import {% if cookiecutter.use_auth == "yes" %}send_token, {% endif %}writer_of
 
@@ -81,6 +83,15 @@ def test_every_route_and_method_is_documented(make_app, app_env):
         assert path in paths, rule.rule
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             assert method.lower() in paths[path], (rule.rule, method)
+
+
+def test_a_route_says_what_its_own_errors_mean(client):
+    """It describes a status in a route's own words where its operation has them (texts), in
+    the platform's elsewhere."""
+    paths = document(client)["paths"]
+    own = items_operations.OPERATIONS["items.get_item"].texts["404"]
+    assert paths["/api/items/{item_id}"]["get"]["responses"]["404"]["description"] == own
+    assert paths["/api/items"]["get"]["responses"]["422"]["description"] == ERRORS["422"][0]
 
 
 def test_an_undocumented_route_fails_the_document(app):

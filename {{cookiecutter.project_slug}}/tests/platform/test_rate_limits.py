@@ -4,12 +4,15 @@ import threading
 import time
 
 import pytest
+from flask import Blueprint
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.extensions import db
-from {{ cookiecutter.package_name }}.platform.rate_limits import RateLimits
+from {{ cookiecutter.package_name }}.platform import routes
+from {{ cookiecutter.package_name }}.platform.rate_limits import RateLimits, is_limited, limit
+from {{ cookiecutter.package_name }}.platform.routes import Access, access
 from {{ cookiecutter.package_name }}.settings.limits import checked_limits, checked_optional_limits
 from tests.conftest import writer_of
 
@@ -184,3 +187,53 @@ def test_counts_in_memory_are_taken_one_at_a_time():
         thread.join(timeout=5)
     assert not any(thread.is_alive() for thread in threads)
     assert most == 1
+
+
+@pytest.fixture
+def reports_app(make_app, monkeypatch):
+    """Return a function building an app that enforces rate limits, with a route of another
+    feature that declares its own limit, two requests a minute."""
+    reports = Blueprint("reports", __name__)
+
+    @reports.get("/reports")
+    @access(Access.ANYONE)
+    @limit("2/minute")
+    def list_reports() -> dict[str, list[int]]:
+        return {"reports": []}
+
+    apply_rules = routes.init_app
+
+    def with_reports(app):
+        app.register_blueprint(reports)
+        apply_rules(app)
+
+    monkeypatch.setattr(routes, "init_app", with_reports)
+
+    def make(**overrides):
+        app = make_app(app_env="development", **overrides)
+        app.extensions["rate_limits"].reset()
+        return app
+
+    return make
+
+
+def test_a_route_declares_a_limit_of_its_own(reports_app):
+    """It counts a route marked @limit(...) against that limit per client address, in place of
+    RATELIMIT_DEFAULT, with the limit's headers and a JSON 429."""
+    app = reports_app(ratelimit_default="100 per minute")
+    client = app.test_client()
+    answers = [client.get("/reports") for _ in range(3)]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert [answer.headers["X-RateLimit-Limit"] for answer in answers] == ["2"] * 3
+    assert int(answers[2].headers["Retry-After"]) >= 1
+    assert answers[2].json["error"]["status"] == 429
+    assert is_limited(app, "reports.list_reports")
+    another = client.get("/reports", environ_base={"REMOTE_ADDR": "127.0.0.2"})
+    assert another.status_code == 200  # another address, a count of its own
+
+
+@pytest.mark.parametrize("spec", ["", "often", "5 per fortnight"])
+def test_a_limit_that_does_not_parse_fails_at_import(spec):
+    """It refuses a route's limit that limits cannot parse when the decorator is applied."""
+    with pytest.raises(ValueError):
+        limit(spec)

@@ -58,6 +58,8 @@ SUBJECT = "Set a new password"
 ON_ITS_WAY = "If an account has this address, a link to set its password is on its way."
 BAD_TOKEN = "This link is invalid, expired or used: ask for a new one."  # noqa: S105  (no secret)
 RESET_JOB = "password_reset"  # the mail job's name (platform/mail.py)
+# What a 403 of a mailed link's route means, in the OpenAPI document.
+LINK_REFUSED = {"403": "The mailed link's token is invalid, expired or used: ask for a new link."}
 
 
 class ResetIn(BaseModel):
@@ -266,6 +268,7 @@ OPERATIONS = {
         ("400", "403", "413", "415", "422", "503"),
         body=NewPasswordIn,
         media_type="",
+        texts=LINK_REFUSED,
     ),
 }
 

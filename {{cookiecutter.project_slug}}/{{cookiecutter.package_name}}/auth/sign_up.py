@@ -48,7 +48,7 @@ from .accounts import (
     user_by_email,
 )
 from .api import no_content
-from .recovery import BAD_TOKEN, Accepted, count_mail, json_body, link_mail
+from .recovery import BAD_TOKEN, LINK_REFUSED, Accepted, count_mail, json_body, link_mail
 
 bp = Blueprint("auth_sign_up", __name__, template_folder="templates")
 log = logging.getLogger(__name__)
@@ -210,6 +210,7 @@ OPERATIONS = {
         ("400", "403", "413", "415", "422", "503"),
         body=VerifyIn,
         media_type="",
+        texts=LINK_REFUSED,
     ),
 }
 

@@ -6,39 +6,18 @@ from typing import Literal
 from flask import Blueprint, Flask, Response, abort, current_app, {% if cookiecutter.use_auth == "yes" %}g, {% endif %}jsonify, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
-from werkzeug.routing import BaseConverter
 
 from ..extensions import db
 from ..platform import caching, database
+from ..platform.fields import MAX_ID, NO_NUL, NOT_BLANK
 from ..platform.operations import Answer
 from ..platform.rate_limits import limit_writes
 from ..platform.routes import Access, access
 from ..platform.timestamps import UtcTimestamp
 from .models import PROCESSED, Item, initial_state, item_created
 
-bp = Blueprint("api", __name__)
+bp = Blueprint("items", __name__)
 log = logging.getLogger(__name__)
-# The largest id and offset an INTEGER column holds on every supported database; larger ones are
-# refused here instead of failing in the database.
-MAX_ID = 2**31 - 1
-# No database stores NUL characters (pydantic refuses unpaired surrogates itself); a name also
-# needs one character that is not whitespace. As patterns, the document states them too.
-NO_NUL = "^[^\\u0000]*$"
-NOT_BLANK = "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"
-
-
-class IdConverter(BaseConverter):
-    """Match ids in ASCII digits only: ``\\d`` would take other scripts' digits as numbers."""
-
-    regex = r"[0-9]{1,20}"
-
-    def to_python(self, value: str) -> int:
-        """Return the id as an int."""
-        return int(value)
-
-
-# ``<id:...>`` in the routes below (they are registered after this).
-bp.record_once(lambda state: state.app.url_map.converters.update(id=IdConverter))
 
 
 class ItemIn(BaseModel):
@@ -109,7 +88,7 @@ def create_item() -> tuple[dict[str, object], int, dict[str, str]]:
     if not isinstance(body, dict):
         abort(400, description="The body must be a JSON object.")
     item = add_item(ItemIn.model_validate(body){% if cookiecutter.use_auth == "yes" %}, owner_id=g.user.id{% endif %})
-    return item, 201, {"Location": url_for("api.get_item", item_id=item["id"])}
+    return item, 201, {"Location": url_for("items.get_item", item_id=item["id"])}
 
 
 @bp.get("/items/<id:item_id>")

@@ -6,13 +6,17 @@ from ..platform.operations import Operation
 from .api import ItemIn, ItemList, ItemOut, Page
 
 OPERATIONS = {
-    "api.create_item": Operation(
+    "items.create_item": Operation(
         {"201": ("The item was created.", ItemOut, ("Location",))},
         ("400", "413", "415", "422", "503"),
         body=ItemIn,
     ),
-    "api.get_item": Operation({"200": ("The item.", ItemOut, ("X-Cache",))}, ("404", "503")),
-    "api.list_items": Operation(
+    "items.get_item": Operation(
+        {"200": ("The item.", ItemOut, ("X-Cache",))},
+        ("404", "503"),
+        texts={"404": "No item with this id."},
+    ),
+    "items.list_items": Operation(
         {"200": ("A page of items, newest first.", ItemList, ())},
         ("422", "503"),
         query=Page,

@@ -16,11 +16,12 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from ..extensions import db{% if cookiecutter.use_auth == "yes" %}, login_manager{% endif %}
+from ..platform.fields import MAX_ID
 from ..platform.rate_limits import limit_writes
 from ..platform.routes import Access, access
 from ..web.htmx import is_htmx
 from ..web.security import send_policy
-from .api import MAX_ID, ItemIn, add_item
+from .api import ItemIn, add_item
 from .models import PENDING, Item
 
 bp = Blueprint("pages", __name__)

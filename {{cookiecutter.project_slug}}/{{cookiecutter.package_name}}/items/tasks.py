@@ -10,7 +10,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ..extensions import db
-from ..platform.celery_app import queue_length, send
+from ..platform.celery_app import queue_length, schedule, send
 from ..platform.timestamps import utc_now
 from .models import PENDING, PROCESSED, Item, item_created
 
@@ -60,5 +60,7 @@ def requeue_pending_items() -> int:
 
 
 def init_app(app: Flask) -> None:
-    """Process each new item of ``app`` in the background."""
+    """Process each new item of ``app`` in the background; re-queue the pending ones every
+    CELERY_REQUEUE_INTERVAL."""
     item_created.connect(lambda _, item_id: send(process_item, item_id), sender=app, weak=False)
+    schedule(app, requeue_pending_items, app.extensions["settings"].celery_requeue_interval)

@@ -20,7 +20,7 @@ PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "i
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Return Celery's configuration from the app's settings (what differs from its defaults)."""
-    limit, interval = settings.celery_task_time_limit, settings.celery_requeue_interval
+    limit = settings.celery_task_time_limit
     return {
         # Without Redis tasks run in the sending process; the in-memory broker is named with a
         # host only so kombu does not warn that it falls back to one.
@@ -45,18 +45,20 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         },
         "broker_connection_retry_on_startup": True,
         "task_publish_retry_policy": PUBLISH_RETRY,
-        "beat_schedule": {
-            "requeue-pending-items": {
-                "task": "{{ cookiecutter.package_name }}.items.tasks.requeue_pending_items",
-                "schedule": interval,
-                # Not run once the next one is due (a worker was down): one run catches up for all.
-                "options": {"expires": interval},
-            }
-        },
+        "beat_schedule": {},  # each feature adds its periodic tasks: schedule() below
         # The scheduler looks at its schedule every 30 s at least; it stops answering its health
         # check when a look is overdue by twice this (or a minute, whichever is longer).
         "beat_max_loop_interval": 30,
     }
+
+
+def schedule(app: Flask, task: Task[..., object], seconds: float) -> None:
+    """Have the scheduler (Celery beat) send ``task`` every ``seconds``; a feature calls this
+    from its init_app. A run not started once the next is due (a worker was down) is dropped:
+    one run catches up for all."""
+    celery: Celery = app.extensions["celery"]
+    entry = {"task": task.name, "schedule": seconds, "options": {"expires": seconds}}
+    celery.conf.beat_schedule = {**celery.conf.beat_schedule, task.name: entry}
 
 
 def send(task: Task[..., object], *args: object) -> bool:

@@ -95,7 +95,8 @@ def operation(
     errors = (*documented.errors, *(("401",) if protected else ()))
     for status in (*errors, *(("429",) if limited else ())):
         description, headers = ERRORS[status]
-        answers[status] = answer(schemas, (description, Error, headers), limited)
+        text = documented.texts.get(status, description)
+        answers[status] = answer(schemas, (text, Error, headers), limited)
     found: JSON = {
         "summary": (app.view_functions[rule.endpoint].__doc__ or rule.endpoint).splitlines()[0],
         "parameters": parameters(rule, documented.query),

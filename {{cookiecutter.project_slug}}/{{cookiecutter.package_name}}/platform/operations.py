@@ -3,7 +3,8 @@ the operations of the platform's own routes (probes, this document). Each featur
 routes' operations beside them; openapi.py builds the document from all of them.
 """
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
+from types import MappingProxyType
 from typing import Literal, NamedTuple
 
 from flask import Flask
@@ -71,8 +72,8 @@ NUMBER = "^[0-9]+$"
 HEADERS = {
     "X-Request-ID": ("The request's id: the caller's if well-formed.", "^[A-Za-z0-9._:-]{1,128}$"),
     "Retry-After": ("Seconds to wait before retrying.", NUMBER),
-    "Location": ("The new item's URL.", "^/"),
-    "X-Cache": ("Whether the cache served the item.", "^(hit|miss)$"),
+    "Location": ("The new resource's URL.", "^/"),
+    "X-Cache": ("Whether the cache served the answer.", "^(hit|miss)$"),
     "X-RateLimit-Limit": ("Requests allowed per window (the tightest limit).", NUMBER),
     "X-RateLimit-Remaining": ("Requests left in the current window.", NUMBER),
     "X-RateLimit-Reset": ("When the window ends, in seconds since the epoch.", NUMBER),
@@ -81,13 +82,15 @@ HEADERS = {
     "Cache-Control": ("The answer holds a secret: never store it.", "^no-store$"),
 {%- endif %}
 }
+# status -> (description, headers): the platform's defaults; an Operation's ``texts`` says what
+# one of its own statuses means instead.
 ERRORS = {
     "400": ("The body is not JSON, or not a JSON object.", ()),
 {%- if cookiecutter.use_auth == "yes" %}
     "401": ("No valid bearer token, or a wrong email or password.", ("WWW-Authenticate",)),
-    "403": ("The mailed link's token is invalid, expired or used: ask for a new link.", ()),
+    "403": ("The request is not allowed.", ()),
 {%- endif %}
-    "404": ("No such item.", ()),
+    "404": ("No such resource.", ()),
     "413": ("The body is larger than MAX_CONTENT_LENGTH.", ()),
     "415": ("The body is not declared as application/json.", ()),
     "422": ("Invalid fields; the detail lists them.", ()),
@@ -105,6 +108,7 @@ class Operation(NamedTuple):
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     media_type: str = "application/json"  # empty: no body (a 204)
+    texts: Mapping[str, str] = MappingProxyType({})  # status -> its description, for this route
 
 
 OPERATIONS = {

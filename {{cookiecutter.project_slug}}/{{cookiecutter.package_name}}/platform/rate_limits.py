@@ -1,6 +1,6 @@
 """Limit request rates per client address with `limits`' fixed windows: each view marked by a
-decorator below gets its own limits (RATELIMIT_WRITE on writes), every other route but probes,
-/metrics and static files RATELIMIT_DEFAULT (empty: none).
+decorator below gets its own limits (RATELIMIT_WRITE on writes, ``@limit("5/minute")`` a route's
+own), every other route but probes, /metrics and static files RATELIMIT_DEFAULT (empty: none).
 
 A request that is not counted runs none of this: init_app wraps the marked views, and registers
 a hook for the other routes only when RATELIMIT_DEFAULT is set. Counts live in the storage
@@ -30,6 +30,7 @@ from .outage import Outage
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 WRITES = "rate_limits_writes"  # set on a view by limit_writes
+OWN = "rate_limits_own"  # set on a view by limit
 {%- if cookiecutter.use_auth == "yes" %}
 SIGN_IN = "rate_limits_sign_in"  # set on a view by limit_sign_in
 SIGN_IN_SCOPE = "sign-in"  # the one count per address of every sign-in view, whichever surface
@@ -88,6 +89,20 @@ def limit_writes(view: RouteCallable) -> RouteCallable:
     return view
 
 
+def limit(limits: str) -> Callable[[RouteCallable], RouteCallable]:
+    """Mark a view with limits of its own, in the settings' notation ("5/minute;100/hour"):
+    init_app counts its requests per client address against them in a count of their own, and
+    not against RATELIMIT_DEFAULT (RATELIMIT_WRITE still counts a view marked limit_writes too).
+    A limit that does not parse fails here, when the module is imported."""
+    parse_many(limits)
+
+    def mark(view: RouteCallable) -> RouteCallable:
+        setattr(view, OWN, limits)
+        return view
+
+    return mark
+
+
 {%- if cookiecutter.use_auth == "yes" %}
 
 
@@ -102,7 +117,8 @@ def limit_sign_in(view: RouteCallable) -> RouteCallable:
 
 def is_marked(view: object) -> bool:
     """Say whether a view has limits of its own (a decorator above marked it)."""
-    return getattr(view, WRITES, False){% if cookiecutter.use_auth == "yes" %} or getattr(view, SIGN_IN, False){% endif %}
+    marks = (WRITES, OWN{% if cookiecutter.use_auth == "yes" %}, SIGN_IN{% endif %})
+    return any(getattr(view, mark, None) for mark in marks)
 
 
 def is_exempt(endpoint: str) -> bool:
@@ -132,6 +148,8 @@ def init_app(app: Flask) -> None:
     for endpoint, view in list(app.view_functions.items()):
         if getattr(view, WRITES, False):
             view = counted(view, parse_many(settings.ratelimit_write), endpoint)
+        if own := getattr(view, OWN, None):
+            view = counted(view, parse_many(own), f"{endpoint} (own)")
 {%- if cookiecutter.use_auth == "yes" %}
         if getattr(view, SIGN_IN, False):
             view = counted(view, parse_many(settings.ratelimit_sign_in), SIGN_IN_SCOPE)
