@@ -126,7 +126,7 @@ def foreign_blueprint_uses(text: str) -> list[str]:
 
 @pytest.mark.parametrize("combo", params([ALL_ON, ALL_ON_GRANIAN]))
 def test_no_module_changes_another_modules_blueprint(bake, combo):
-    """Each blueprint is decorated by its own module only; create_app registers them."""
+    """Each blueprint is decorated by its own module only; its init_app registers it."""
     project = bake(combo)
     package = project / package_name(project)
     found = {

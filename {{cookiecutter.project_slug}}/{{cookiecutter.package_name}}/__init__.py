@@ -1,20 +1,8 @@
 """{{ cookiecutter.project_name }}: {{ cookiecutter.description }}"""
 
 from flask import Flask
-{% if cookiecutter.use_auth == "yes" %}
-from .auth import api as auth_api
-from .auth import cli as users_cli
-from .auth import operations as auth_operations
-{%- endif %}
-{%- if cookiecutter.use_frontend == "yes" and cookiecutter.use_auth == "yes" %}
-from .auth import pages as sign_in
-from .auth import passkey_pages as passkeys
-{%- endif %}
-{%- if cookiecutter.use_auth == "yes" %}
-from .auth import recovery{% if cookiecutter.use_frontend == "yes" %}, recovery_pages{% endif %}, sign_up{% if cookiecutter.use_frontend == "yes" %}, sign_up_pages{% endif %}
-{%- endif %}
-from .items import api{% if cookiecutter.use_frontend == "yes" %}, pages, seed{% endif %}{% if cookiecutter.use_celery == "yes" %}, tasks{% endif %}
-from .items import operations as item_operations
+
+from . import {% if cookiecutter.use_auth == "yes" %}auth, {% endif %}items{% if cookiecutter.use_frontend == "yes" %}, web{% endif %}
 from .platform import (
     caching,
 {%- if cookiecutter.use_celery == "yes" %}
@@ -48,10 +36,6 @@ from .platform import (
 {%- endif %}
 )
 from .settings import Settings, load_settings
-{%- if cookiecutter.use_frontend == "yes" %}
-from .web import dev_toolbar, static_files
-from .web import security as page_security
-{%- endif %}
 
 
 def create_app(overrides: dict[str, object] | None = None) -> Flask:
@@ -89,40 +73,17 @@ def create_app(overrides: dict[str, object] | None = None) -> Flask:
     mail.init_app(app{% if cookiecutter.use_celery == "yes" %}, mail_tasks.queue(app){% endif %})
 {%- endif %}
     app.register_blueprint(health.bp)
+    openapi.init_app(app)
 {%- if cookiecutter.use_frontend == "yes" %}
-    page_security.init_app(app)  # CSRF for the pages' forms (routes declaring Access.PAGE)
-    static_files.init_app(app)
-    dev_toolbar.init_app(app)  # development only; it relaxes the policy page_security set
+    web.init_app(app)  # what every page shares
 {%- endif %}
 
-    app.register_blueprint(api.bp, url_prefix="/api")
-{%- if cookiecutter.use_frontend == "yes" %}
-    pages.init_app(app{% if cookiecutter.use_auth == "yes" %}, item_form="pages/_signed_in.html"{% endif %})
-    seed.init_app(app)
-{%- endif %}
-{%- if cookiecutter.use_celery == "yes" %}
-    tasks.init_app(app)  # new items are processed by a task
-{%- endif %}
+    # The features, in any order: each registers its routes, commands, tasks and operations.
+    items.init_app(app)
 {%- if cookiecutter.use_auth == "yes" %}
-    auth_api.init_app(app)  # a bearer token where a route declares it (platform/routes.py)
-    recovery.init_app(app)
-    sign_up.init_app(app)  # when AUTH_SIGN_UP is on
-    users_cli.init_app(app)
-{%- endif %}
-{%- if cookiecutter.use_frontend == "yes" and cookiecutter.use_auth == "yes" %}
-    sign_in.init_app(app)
-    passkeys.init_app(app)  # when PASSKEY_ORIGINS names the site
-    recovery_pages.init_app(app)
-    sign_up_pages.init_app(app)  # when AUTH_SIGN_UP is on
+    auth.init_app(app)
 {%- endif %}
 
     routes.init_app(app)  # after the features: it applies the guards their routes declare
     rate_limits.init_app(app)  # after the guards: it wraps the views the features marked
-    operations = {**item_operations.OPERATIONS}
-{%- if cookiecutter.use_auth == "yes" %}
-    operations.update(auth_operations.OPERATIONS)
-    operations.update(recovery.OPERATIONS)
-    operations.update(sign_up.OPERATIONS)
-{%- endif %}
-    openapi.init_app(app, operations{% if cookiecutter.use_auth == "yes" %}, auth_operations.SECURITY{% endif %})
     return app

@@ -59,9 +59,9 @@ function failure(xhr) {
   return `The request failed (${xhr.status}): ${errorDetail(xhr)}`;
 }
 
-// The check of pending items (#pending-poll, templates/pages/_poll.html) is the page's own, not
-// the user's: refused (429) or failed, it asks again quietly after the server's Retry-After, or
-// 30 s, at most 5 times in a row; only then does the page say so.
+// The check of pending items (#pending-poll, items/templates/items/_poll.html) is the page's
+// own, not the user's: refused (429) or failed, it asks again quietly after the server's
+// Retry-After, or 30 s, at most 5 times in a row; only then does the page say so.
 const POLL_RETRIES = 5;
 const POLL_RETRY_SECONDS = 30;
 function isPoll(element) {

@@ -7,7 +7,8 @@ from markupsafe import escape
 
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.items.models import Item
-from {{ cookiecutter.package_name }}.items.pages import DESCRIPTION, LISTED, poll
+from {{ cookiecutter.package_name }}.items.pages import LISTED, poll
+from {{ cookiecutter.package_name }}.web.pages import DESCRIPTION
 
 HTMX = {"HX-Request": "true"}
 POLL = re.compile(r'<div id="pending-poll" hx-get="([^"]+)" hx-trigger="load delay:(\d+)s, retry"')

@@ -1,1 +1,39 @@
 """Users and their API tokens: accounts, the token API, the command line, signing in."""
+
+from flask import Flask
+
+from ..platform import openapi
+from . import (
+    api,
+    cli,
+    operations,
+{%- if cookiecutter.use_frontend == "yes" %}
+    pages,
+    passkey_pages,
+{%- endif %}
+    recovery,
+{%- if cookiecutter.use_frontend == "yes" %}
+    recovery_pages,
+{%- endif %}
+    sign_up,
+{%- if cookiecutter.use_frontend == "yes" %}
+    sign_up_pages,
+{%- endif %}
+)
+
+
+def init_app(app: Flask) -> None:
+    """Register the users: the routes, commands and mail of each module, what the API answers,
+    and the token guard every route declaring it gets (platform/routes.py applies it)."""
+    api.init_app(app)
+    recovery.init_app(app)
+    sign_up.init_app(app)  # when AUTH_SIGN_UP is on
+    cli.init_app(app)
+    openapi.describe(app, {**operations.OPERATIONS, **recovery.OPERATIONS, **sign_up.OPERATIONS})
+    openapi.secure(app, operations.SECURITY)
+{%- if cookiecutter.use_frontend == "yes" %}
+    pages.init_app(app)
+    passkey_pages.init_app(app)  # when PASSKEY_ORIGINS names the site
+    recovery_pages.init_app(app)
+    sign_up_pages.init_app(app)  # when AUTH_SIGN_UP is on
+{%- endif %}

@@ -33,7 +33,7 @@ from .accounts import User
 from .api import TokenIn
 from .sign_in_limits import authenticate
 
-bp = Blueprint("auth_pages", __name__)
+bp = Blueprint("auth_pages", __name__, template_folder="templates")  # auth/templates/auth/
 bp.after_request(send_policy)  # as the other pages
 log = logging.getLogger(__name__)
 # The one answer to every failed sign-in (unknown email, wrong password, inactive user).
@@ -78,7 +78,7 @@ def ask_to_sign_in() -> ResponseReturnValue:
 def form(email: str = "", error: str | None = None, status: int = 200) -> ResponseReturnValue:
     """Render the sign-in form, the email kept as typed, with the failure's message if any."""
     sign_up = current_app.extensions["settings"].auth_sign_up
-    return render_template("pages/sign_in.html", email=email, error=error, sign_up=sign_up), status
+    return render_template("auth/sign_in.html", email=email, error=error, sign_up=sign_up), status
 
 
 @bp.get("/sign-in")
@@ -130,11 +130,13 @@ def sign_out() -> ResponseReturnValue:
 
 
 def init_app(app: Flask) -> None:
-    """Load the signed-in user from the session; serve the sign-in form and sign-out."""
+    """Load the signed-in user from the session; serve the sign-in form and sign-out; stand
+    before the pages' forms that change something (auth/templates/auth/gate.html)."""
     # "basic": a session seen from another address or browser is marked not fresh, not ended
     # ("strong" would sign out a phone at each change of network).
     login_manager.session_protection = "basic"
     login_manager.user_loader(load_user)
     login_manager.unauthorized_handler(ask_to_sign_in)
     login_manager.init_app(app)
+    app.jinja_env.globals["gate"] = "auth/gate.html"
     app.register_blueprint(bp)

@@ -62,7 +62,7 @@ from .passkeys import (
     take_challenge,
 )
 
-bp = Blueprint("passkeys", __name__)
+bp = Blueprint("passkeys", __name__, template_folder="templates")  # auth/templates/auth/
 bp.after_request(send_policy)  # as the other pages
 log = logging.getLogger(__name__)
 # The one answer to every failed passkey sign-in (unknown passkey, bad signature, stale challenge).
@@ -228,7 +228,7 @@ def sign_in() -> ResponseReturnValue:
 def passkey_list() -> ResponseReturnValue:
     """Show the signed-in user's passkeys, with a button to add one, and to rename or remove
     each."""
-    return render_template("pages/passkeys.html", passkeys=own_passkeys(current_user.id))
+    return render_template("auth/passkeys.html", passkeys=own_passkeys(current_user.id))
 
 
 @bp.post("/passkeys/<int:passkey_id>/remove")

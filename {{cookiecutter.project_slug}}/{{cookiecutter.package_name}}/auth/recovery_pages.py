@@ -12,7 +12,7 @@ from ..web.security import keeps_its_link_secret, send_policy
 from .accounts import checked_password
 from .recovery import BAD_TOKEN, ON_ITS_WAY, mail_reset, reset_password
 
-bp = Blueprint("recovery_pages", __name__)
+bp = Blueprint("recovery_pages", __name__, template_folder="templates")  # auth/templates/auth/
 Page = tuple[str, int]
 bp.after_request(send_policy)  # as the other pages
 
@@ -41,12 +41,12 @@ def request_reset() -> ResponseReturnValue:
 
 def reset_form(email: str = "", sent: str | None = None, error: str | None = None) -> str:
     """Render the form asking for a reset mail, or the sentence saying it is on its way."""
-    return render_template("pages/password_reset.html", email=email, sent=sent, error=error)
+    return render_template("auth/password_reset.html", email=email, sent=sent, error=error)
 
 
 def new_password_form(token: str, error: str | None = None, status: int = 200) -> Page:
     """Render the form setting a new password, carrying the link's token."""
-    return render_template("pages/new_password.html", token=token, error=error), status
+    return render_template("auth/new_password.html", token=token, error=error), status
 
 
 @bp.get("/reset-password")

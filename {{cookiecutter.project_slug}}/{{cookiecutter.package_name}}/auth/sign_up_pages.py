@@ -16,14 +16,14 @@ from .accounts import checked_password
 from .recovery import BAD_TOKEN
 from .sign_up import ON_ITS_WAY, sign_up, verify
 
-bp = Blueprint("sign_up_pages", __name__)
+bp = Blueprint("sign_up_pages", __name__, template_folder="templates")  # auth/templates/auth/
 Page = tuple[str, int]
 bp.after_request(send_policy)  # as the other pages
 
 
 def sign_up_form(email: str = "", sent: str | None = None, error: str | None = None) -> str:
     """Render the sign-up form, or the sentence saying the link is on its way."""
-    return render_template("pages/sign_up.html", email=email, sent=sent, error=error)
+    return render_template("auth/sign_up.html", email=email, sent=sent, error=error)
 
 
 @bp.get("/sign-up")
@@ -51,7 +51,7 @@ def submit() -> ResponseReturnValue:
 
 def confirm_page(token: str, error: str | None = None, status: int = 200) -> Page:
     """Render the page the mail's link opens: the password to choose, and a button."""
-    return render_template("pages/verify_email.html", token=token, error=error), status
+    return render_template("auth/verify_email.html", token=token, error=error), status
 
 
 @bp.get("/verify-email")

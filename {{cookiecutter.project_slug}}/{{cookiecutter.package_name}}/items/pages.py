@@ -24,10 +24,8 @@ from ..web.security import send_policy
 from .api import ItemIn, add_item
 from .models import PENDING, Item
 
-bp = Blueprint("pages", __name__)
+bp = Blueprint("pages", __name__, template_folder="templates")  # items/templates/items/
 bp.after_request(send_policy)  # every answer of the pages carries the Content-Security-Policy
-TITLE = "{{ cookiecutter.project_name | replace('"', '\\"') }}"
-DESCRIPTION = "{{ cookiecutter.description | replace('"', '\\"') }}"
 LISTED = 50  # the newest items the page shows
 # Seconds before a page's first check of its pending items, doubled after each check up to the
 # longest: one request every 2 s at most, whatever the number of pending items.
@@ -57,7 +55,7 @@ def render(form: dict[str, str], errors: dict[str, str], status: int = 200) -> R
     """Render the whole page, or only its items section for HTMX, with the form's state."""
     items = db.session.scalars(select(Item).order_by(Item.id.desc()).limit(LISTED)).all()
     total = db.session.scalar(select(func.count()).select_from(Item))
-    template = "pages/_items.html" if is_htmx() else "pages/index.html"
+    template = "items/_items.html" if is_htmx() else "items/index.html"
     page = render_template(
         template, items=items, total=total, form=form, errors=errors, poll=poll(items, 0)
     )
@@ -110,12 +108,9 @@ def pending_rows() -> str:
     check = max(0, request.args.get("check", 0, type=int))
     items = db.session.scalars(select(Item).where(Item.id.in_(ids)).order_by(Item.id.desc())).all()
     done = [item for item in items if item.status != PENDING]
-    return render_template("pages/_pending.html", done=done, poll=poll(items, check))
+    return render_template("items/_pending.html", done=done, poll=poll(items, check))
 
 
-def init_app(app: Flask, item_form: str = "pages/_item_form.html") -> None:
-    """Serve the pages at /, their templates reloaded on change in development; ``item_form`` is
-    the template _items.html includes as its form (another feature may wrap the form in its own)."""
-    app.jinja_env.globals.update(title=TITLE, description=DESCRIPTION, item_form=item_form)
-    app.jinja_env.auto_reload = app.extensions["settings"].app_env == "development"
+def init_app(app: Flask) -> None:
+    """Serve the pages at / (their templates in items/templates/items/)."""
     app.register_blueprint(bp)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from . import {% if cookiecutter.use_celery == "yes" %}celery_app, {% endif %}database{% if cookiecutter.use_redis == "yes" %}, redis_client{% endif %}{% if cookiecutter.use_postgres == "yes" %}, schema_migrations{% endif %}
 from .database_errors import DETAILS, DatabaseUnavailable, describe
+from .rate_limits import unlimited
 from .routes import Access, access
 
 bp = Blueprint("health", __name__)
@@ -83,6 +84,7 @@ def run_checks(app: Flask, checks: dict[str, Check], timeout: float) -> dict[str
 
 @bp.get("/healthz")
 @access(Access.ANYONE)
+@unlimited  # an orchestrator's probe is never refused
 def healthz() -> Response:
     """Answer 200 while the process can serve requests."""
     return jsonify(status="ok")
@@ -90,6 +92,7 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 @access(Access.ANYONE)
+@unlimited  # an orchestrator's probe is never refused
 def readyz() -> Response | tuple[Response, int]:
     """Answer 200 while every hard dependency answers (soft ones may be degraded), else 503."""
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # a LocalProxy

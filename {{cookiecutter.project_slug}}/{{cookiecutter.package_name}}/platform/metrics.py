@@ -18,6 +18,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from .openapi import undocumented
+from .rate_limits import unlimited
 from .routes import Access, access
 
 # The label of every request no route matched: its raw path would make one series per path.
@@ -70,6 +72,8 @@ def _observe(response: Response) -> Response:
 
 
 @access(Access.ANYONE)
+@undocumented  # the scrapers' route, on the app's own port
+@unlimited
 def _expose() -> Response:
     """Answer the metrics for a scraper, summed over the processes sharing the folder."""
     metrics = current_app.extensions["metrics"]

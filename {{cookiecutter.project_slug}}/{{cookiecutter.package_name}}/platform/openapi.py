@@ -1,11 +1,12 @@
 """The OpenAPI 3.1 document of the service, served at /openapi.json: its paths from the URL
-map but pages (routes declaring Access.PAGE), the rest from the operations the app factory hands
-init_app (a route missing from them fails the document).
+map but pages (routes declaring Access.PAGE), the rest from the operations each feature describes
+(a route missing from them fails the document).
 """
 
 import re
 
 from flask import Blueprint, Flask, current_app
+from flask.typing import RouteCallable
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
 from werkzeug.routing import Rule
@@ -30,9 +31,7 @@ REF = "#/components/schemas/{model}"
 JSON = dict[str, object]  # a part of the document
 RULE_PART = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 CONVERTERS = {"id": {"type": "integer", "minimum": 0}, "int": {"type": "integer", "minimum": 0}}
-# Not the API: static files, and the metrics scrapers read on the app's own port (a public
-# proxy in front answers 404 for them, so the public document must not promise them).
-UNDOCUMENTED_ENDPOINTS = {"static", "metrics"}  # nor are pages (routes declaring Access.PAGE)
+HIDDEN = "openapi_undocumented"  # set on a view by undocumented
 # The development-only page at /docs: Swagger UI, pinned, from a CDN, checked by its SRI hashes.
 DOCS_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ cookiecutter.project_name | e }} API</title>
@@ -44,6 +43,21 @@ DOCS_PAGE = """<!doctype html>
  crossorigin="anonymous"></script>
 <script>SwaggerUIBundle({ url: "/openapi.json", dom_id: "#ui" });</script></body></html>
 """
+
+
+def undocumented(view: RouteCallable) -> RouteCallable:
+    """Leave the view below out of the document: not the API (the metrics scrapers read on the
+    app's own port; a public proxy in front answers 404 for it, so the document must not promise
+    it). Pages (routes declaring Access.PAGE) and static files are left out without it."""
+    setattr(view, HIDDEN, True)
+    return view
+
+
+def is_documented(app: Flask, endpoint: str) -> bool:
+    """Say whether the document lists a route: neither marked undocumented, a page nor Flask's
+    static files."""
+    hidden = getattr(app.view_functions.get(endpoint), HIDDEN, False)
+    return not hidden and endpoint != "static" and declared(app, endpoint) is not Access.PAGE
 
 
 def schema_ref(schemas: JSON, model: type[BaseModel], mode: JsonSchemaMode) -> JSON:
@@ -117,7 +131,7 @@ def build(app: Flask) -> JSON:
     schemas: JSON = {}
     paths: dict[str, JSON] = {}
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in UNDOCUMENTED_ENDPOINTS or declared(app, rule.endpoint) is Access.PAGE:
+        if not is_documented(app, rule.endpoint):
             continue
         if rule.endpoint not in operations:
             raise KeyError(f"route {rule.rule} ({rule.endpoint}) is not in any OPERATIONS")
@@ -160,13 +174,21 @@ def docs() -> str:
     return DOCS_PAGE
 
 
-def init_app(
-    app: Flask, operations: dict[str, Operation], security: Security | None = None
-) -> None:
-    """Serve the document of the features' ``operations`` (and the platform's own) at
-    /openapi.json, and the /docs page in development; ``security``: how routes authenticate."""
-    app.extensions["openapi_operations"] = {**OPERATIONS, **operations}
+def describe(app: Flask, operations: dict[str, Operation]) -> None:
+    """Add what a feature's routes answer to the document (a feature's init_app calls it)."""
+    app.extensions.setdefault("openapi_operations", {}).update(operations)
+
+
+def secure(app: Flask, security: Security) -> None:
+    """Say how routes authenticate (the feature that checks credentials calls it)."""
     app.extensions["openapi_security"] = security
+
+
+def init_app(app: Flask) -> None:
+    """Serve the document of the operations the features described (and the platform's own) at
+    /openapi.json, and the /docs page in development."""
+    describe(app, OPERATIONS)
+    app.extensions.setdefault("openapi_security", None)
     if app.extensions["settings"].app_env == "development":
         app.add_url_rule("/docs", endpoint="openapi.docs", view_func=docs)
     app.register_blueprint(bp)

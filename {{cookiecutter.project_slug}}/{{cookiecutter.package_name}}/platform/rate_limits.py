@@ -1,6 +1,7 @@
 """Limit request rates per client address with `limits`' fixed windows: each view marked by a
 decorator below gets its own limits (RATELIMIT_WRITE on writes, ``@limit("5/minute")`` a route's
-own), every other route but probes, /metrics and static files RATELIMIT_DEFAULT (empty: none).
+own), every other route but those marked unlimited and static files RATELIMIT_DEFAULT (empty:
+none).
 
 A request that is not counted runs none of this: init_app wraps the marked views, and registers
 a hook for the other routes only when RATELIMIT_DEFAULT is set. Counts live in the storage
@@ -35,8 +36,7 @@ OWN = "rate_limits_own"  # set on a view by limit
 SIGN_IN = "rate_limits_sign_in"  # set on a view by limit_sign_in
 SIGN_IN_SCOPE = "sign-in"  # the one count per address of every sign-in view, whichever surface
 {%- endif %}
-# Never limited: the probes' blueprint (openapi.py documents no 429 on them), /metrics, static.
-UNLIMITED = frozenset({"health", "metrics", "static"})
+UNCOUNTED = "rate_limits_uncounted"  # set on a view by unlimited
 
 
 class RateLimits:
@@ -115,20 +115,30 @@ def limit_sign_in(view: RouteCallable) -> RouteCallable:
 {%- endif %}
 
 
+def unlimited(view: RouteCallable) -> RouteCallable:
+    """Mark a view whose requests are never counted, whatever RATELIMIT_DEFAULT says: a probe,
+    /metrics (openapi.py documents no 429 on it)."""
+    setattr(view, UNCOUNTED, True)
+    return view
+
+
 def is_marked(view: object) -> bool:
     """Say whether a view has limits of its own (a decorator above marked it)."""
     marks = (WRITES, OWN{% if cookiecutter.use_auth == "yes" %}, SIGN_IN{% endif %})
     return any(getattr(view, mark, None) for mark in marks)
 
 
-def is_exempt(endpoint: str) -> bool:
-    """Say whether requests to an endpoint (empty: none matched) are never counted."""
-    return not endpoint or endpoint.partition(".")[0] in UNLIMITED or endpoint.endswith(".static")
+def is_exempt(app: Flask, endpoint: str) -> bool:
+    """Say whether requests to an endpoint (empty: none matched) are never counted: a view marked
+    unlimited, static files."""
+    view = app.view_functions.get(endpoint)
+    static = endpoint == "static" or endpoint.endswith(".static")
+    return not endpoint or static or getattr(view, UNCOUNTED, False)
 
 
 def is_limited(app: Flask, endpoint: str) -> bool:
     """Say whether requests to an endpoint (empty: none matched) are counted."""
-    if is_exempt(endpoint):
+    if is_exempt(app, endpoint):
         return False
     view = app.view_functions.get(endpoint)
     return is_marked(view) or bool(app.extensions["settings"].ratelimit_default.strip())
@@ -176,7 +186,8 @@ def default_counter(limits: list[RateLimitItem]) -> Callable[[], None]:
 
     def count_default() -> None:
         endpoint = request.endpoint or ""
-        if not is_exempt(endpoint) and not is_marked(current_app.view_functions.get(endpoint)):
+        view = current_app.view_functions.get(endpoint)
+        if not is_exempt(current_app, endpoint) and not is_marked(view):
             count(limits, endpoint)
 
     return count_default
