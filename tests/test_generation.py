@@ -105,7 +105,7 @@ def test_every_tag_is_rendered(bake, combo):
     """
     root = bake(combo)
     package = root / package_name(root)
-    flask_templates = {package / "web" / "templates", package / "auth" / "templates"}
+    flask_templates = {package / folder / "templates" for folder in ("web", "items", "auth")}
     for path in project_files(root):
         assert not UNRENDERED_NAME.search(str(path.relative_to(root))), path
         text = path.read_text(errors="replace")

@@ -20,7 +20,7 @@ from gunicorn.arbiter import Arbiter  # noqa: E402
 from gunicorn.workers.base import Worker  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402
 
-from {{ cookiecutter.package_name }}.platform.logs import logging_config  # noqa: E402
+from {{ cookiecutter.package_name }}.platform.logs import ACCESS_FIELDS, logging_config  # noqa: E402
 from {{ cookiecutter.package_name }}.settings import Settings, SettingsError, load_settings  # noqa: E402
 from {{ cookiecutter.package_name }}.settings.gunicorn import GunicornSettings  # noqa: E402
 
@@ -59,9 +59,14 @@ class AccessFields(logging.Filter):
     """Add the answer's details to gunicorn's access line as fields, from its format's atoms."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Copy the request id, method, path, status, duration, client and size of one answer."""
-        # The mapping gunicorn formats access_log_format with: its values are strings and numbers.
+        """Copy the request id, method, path, status, duration, client and size of one answer,
+        and the fields the app added (platform/logs.py's access_field)."""
+        # The mapping gunicorn formats access_log_format with: its values are strings and numbers,
+        # and the WSGI environ's, each under "{key}e".
         atoms: dict[str, Any] = record.args if isinstance(record.args, dict) else {}
+        added = atoms.get("{" + ACCESS_FIELDS + "}e")
+        for name, value in added.items() if isinstance(added, dict) else ():
+            setattr(record, name, value)  # the fields below are set after: they keep theirs
         record.request_id = atoms.get("{x-request-id}o")  # the response's header, as sent
         record.method, record.path = atoms["m"], atoms["U"]
         record.status = int(atoms["s"])

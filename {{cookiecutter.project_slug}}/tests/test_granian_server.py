@@ -13,6 +13,7 @@ from {{ cookiecutter.package_name }}.granian_server import (
     main,
     server,
 )
+from {{ cookiecutter.package_name }}.platform.logs import access_field
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
 
 FOLDER = "PROMETHEUS_MULTIPROC_DIR"
@@ -127,8 +128,16 @@ def access_lines(text: str) -> list[dict]:
 
 
 def test_each_answer_writes_one_access_line_with_the_request_id(capsys, settings_overrides):
-    """It logs method, path, status, size and the request id of each answer, errors included."""
-    client = create_logged_app(settings_overrides).test_client()
+    """It logs method, path, status, size and the request id of each answer, errors included,
+    and the fields the app added (a field of the line's own keeps the line's value)."""
+    app = create_logged_app(settings_overrides)
+
+    @app.before_request
+    def add_fields() -> None:
+        access_field("user_id", 7)
+        access_field("status", 999)
+
+    client = app.test_client()
     response = client.get("/healthz", headers={"X-Request-ID": "access-1"})
     client.get("/no-such-page")
     ok, missing = access_lines(capsys.readouterr().out)
@@ -137,6 +146,7 @@ def test_each_answer_writes_one_access_line_with_the_request_id(capsys, settings
     assert ok["bytes"] == len(response.data)
     assert ok["duration_ms"] >= 0
     assert (missing["status"], missing["path"]) == (404, "/no-such-page")
+    assert ok["user_id"] == missing["user_id"] == 7
 
 
 def test_gunicorns_settings_are_not_read(monkeypatch):

@@ -22,7 +22,7 @@ from granian.server import MPServer, MTServer
 from pydantic import Field
 
 from . import create_app
-from .platform.logs import logging_config
+from .platform.logs import access_fields, logging_config
 from .settings import Settings, SettingsError, load_settings
 from .settings.server import ServerSettings
 
@@ -56,9 +56,11 @@ def _start_clock() -> None:
 
 
 def _log_access(response: Response) -> Response:
-    """Write the answer's access line: method, path and status, with the request id."""
+    """Write the answer's access line: method, path and status, with the request id, and the
+    fields the app added (platform/logs.py's access_field)."""
     started = g.get("access_started", time.perf_counter())  # unset if a hook answered first
     fields = {
+        **access_fields(request.environ),  # the line's own fields, below, keep theirs
         "method": request.method,
         "path": request.path,
         "status": response.status_code,

@@ -18,9 +18,11 @@ from {{ cookiecutter.package_name }}.auth import accounts, sign_in_limits
 from {{ cookiecutter.package_name }}.auth.accounts import Token, User, account_key, token_digest
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.items.models import Item
+from {{ cookiecutter.package_name }}.platform import routes
+from {{ cookiecutter.package_name }}.platform.routes import Access
 from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
 from tests.conftest import hash_of, send_token
-from tests.platform.test_openapi import assert_conforms, document
+from tests.platform.test_openapi import PATH_PARAMETER, assert_conforms, document
 
 EMAIL, PASSWORD = "ada@example.com", "correct horse battery staple"
 ITEM = {"name": "an item"}
@@ -391,19 +393,29 @@ def test_the_account_key_is_a_digest_of_the_normalised_email():
 @pytest.mark.parametrize("private_reads", [False, True])
 def test_the_document_asks_for_a_token_exactly_where_one_is_needed(make_app, private_reads):
     """It declares the bearer scheme, and a security requirement and a 401 on exactly the
-    operations needing a token: the items API's writes, sign-out, and with AUTH_PRIVATE_READS the
-    items API's reads."""
-    doc = document(make_app(auth_private_reads=private_reads).test_client())
+    operations needing a token, as their routes declare it: writes of SIGNED_IN_TO_WRITE routes
+    (the items API's among them; with AUTH_PRIVATE_READS their reads too), SIGNED_IN routes
+    (sign-out)."""
+    app = make_app(auth_private_reads=private_reads)
+    doc = document(app.test_client())
     validate(doc)
     assert doc["components"]["securitySchemes"] == {"bearer": {"type": "http", "scheme": "bearer"}}
     operations = {
         (path, verb): op for path, ops in doc["paths"].items() for verb, op in ops.items()
     }
-    # Every operation of the items API counts, routes added to its blueprint later included.
-    items = {key for key in operations if key[0].startswith("/api/items")}
-    reads = {key for key in items if key[1] == "get"}
-    assert {("/api/items", "post"), ("/api/items", "get"), ("/api/items/{item_id}", "get")} <= items
-    needing = (items if private_reads else items - reads) | {("/api/auth/tokens/current", "delete")}
+    needing = set()
+    for rule in app.url_map.iter_rules():
+        path = PATH_PARAMETER.sub(r"{\1}", rule.rule)
+        declared = routes.access_of(app, rule.endpoint)
+        for verb in {method.lower() for method in rule.methods or ()} - {"head", "options"}:
+            write = declared is Access.SIGNED_IN_TO_WRITE and (verb != "get" or private_reads)
+            if (path, verb) in operations and (write or declared is Access.SIGNED_IN):
+                needing.add((path, verb))
+    items = {("/api/items", "post"), ("/api/items", "get"), ("/api/items/{item_id}", "get")}
+    reads = {("/api/items", "get"), ("/api/items/{item_id}", "get")}
+    assert needing >= (items if private_reads else items - reads)
+    assert needing >= {("/api/auth/tokens/current", "delete")}
+    assert private_reads or not needing & reads
     assert {key for key, op in operations.items() if "security" in op} == needing
     assert all(operations[key]["security"] == [{"bearer": []}] for key in needing)
     with_401 = {key for key, op in operations.items() if "401" in op["responses"]}

@@ -7,8 +7,10 @@ import json
 import logging
 
 import pytest
+from flask import request
 
 from {{ cookiecutter.package_name }} import create_app
+from {{ cookiecutter.package_name }}.platform import logs
 
 
 def _json_lines(text: str, message: str) -> list[dict]:
@@ -57,3 +59,16 @@ def test_level_filters_lines(capsys, settings_overrides):
     app = create_app({**settings_overrides, "log_level": "ERROR"})
     app.logger.warning("too quiet to show")
     assert "too quiet to show" not in capsys.readouterr().out
+
+
+def test_a_feature_adds_fields_to_the_access_line(settings_overrides):
+    """It keeps the fields a request's code adds for its access line in the WSGI environ, where
+    the server reads them, and refuses a name a log record has of its own."""
+    app = create_app(settings_overrides)
+    with app.test_request_context("/api/items"):
+        assert logs.access_fields(request.environ) == {}
+        logs.access_field("user_id", 7)
+        logs.access_field("plan", "free")
+        assert logs.access_fields(request.environ) == {"user_id": 7, "plan": "free"}
+        with pytest.raises(ValueError, match="'msg' names a log record's own attribute"):
+            logs.access_field("msg", "x")

@@ -46,43 +46,44 @@ def test_a_route_that_declares_nothing_gets_the_safe_default(app):
 
 
 @pytest.fixture
-def orders_app(make_app, monkeypatch):
-    """Return an app with an orders API that declares nothing, registered by a feature after
-    every other (as late as create_app allows: right before the routes' rules are applied)."""
-    orders = Blueprint("orders", __name__)
+def second_api_app(make_app, monkeypatch):
+    """Return an app with a second API, built like items, that declares nothing, registered by a
+    feature after every other (as late as create_app allows: right before the routes' rules are
+    applied)."""
+    second = Blueprint("second_api", __name__)
 
-    @orders.post("/orders")
-    def create_order() -> tuple[dict[str, int], int]:
+    @second.post("/second")
+    def create_thing() -> tuple[dict[str, int], int]:
         return {"user_id": g.user.id}, 201
 
-    @orders.get("/orders")
-    def list_orders() -> dict[str, list[int]]:
-        return {"orders": []}
+    @second.get("/second")
+    def list_things() -> dict[str, list[int]]:
+        return {"things": []}
 
     apply_rules = routes.init_app
 
-    def with_orders(app):
-        app.register_blueprint(orders, url_prefix="/api")
+    def with_second_api(app):
+        app.register_blueprint(second, url_prefix="/api")
         apply_rules(app)
 
-    monkeypatch.setattr(routes, "init_app", with_orders)
+    monkeypatch.setattr(routes, "init_app", with_second_api)
     return make_app
 
 
-def test_an_api_that_declares_nothing_takes_writes_only_with_a_token(orders_app):
+def test_an_api_that_declares_nothing_takes_writes_only_with_a_token(second_api_app):
     """Its writes need a token, whatever its blueprint's name; its reads are public."""
-    app = orders_app()
+    app = second_api_app()
     client = app.test_client()
-    assert_asks_for_a_token(client.post("/api/orders", json={}), invalid_token=False)
-    assert client.get("/api/orders").status_code == 200
-    answer = send_token(app.test_client()).post("/api/orders", json={})
+    assert_asks_for_a_token(client.post("/api/second", json={}), invalid_token=False)
+    assert client.get("/api/second").status_code == 200
+    answer = send_token(app.test_client()).post("/api/second", json={})
     assert answer.status_code == 201
     assert answer.json["user_id"] >= 1
 
 
-def test_an_api_that_declares_nothing_keeps_its_reads_private_with_the_setting(orders_app):
+def test_an_api_that_declares_nothing_keeps_its_reads_private_with_the_setting(second_api_app):
     """With AUTH_PRIVATE_READS its reads need a token too, as the items API's do."""
-    app = orders_app(auth_private_reads=True)
-    assert_asks_for_a_token(app.test_client().get("/api/orders"), invalid_token=False)
-    assert send_token(app.test_client()).get("/api/orders").status_code == 200
+    app = second_api_app(auth_private_reads=True)
+    assert_asks_for_a_token(app.test_client().get("/api/second"), invalid_token=False)
+    assert send_token(app.test_client()).get("/api/second").status_code == 200
 {%- endif %}

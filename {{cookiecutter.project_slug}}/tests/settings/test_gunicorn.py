@@ -10,6 +10,7 @@ from gunicorn.config import Config
 from gunicorn.glogging import Logger
 from gunicorn.http.wsgi import Response
 
+from {{ cookiecutter.package_name }}.platform.logs import ACCESS_FIELDS
 from {{ cookiecutter.package_name }}.settings import SettingsError, load_settings
 from {{ cookiecutter.package_name }}.settings.gunicorn import GunicornSettings
 
@@ -71,7 +72,8 @@ def test_a_bad_setting_stops_gunicorn_before_any_worker_with_one_line(
 
 
 def test_an_access_line_carries_the_answers_fields(capsys, monkeypatch, project_dir, tmp_path):
-    """It writes gunicorn's stock access line as JSON: request id, method, path, status, size."""
+    """It writes gunicorn's stock access line as JSON: request id, method, path, status, size,
+    and the fields the app added (a field of the line's own keeps the line's value)."""
     monkeypatch.setenv("APP_ENV", "test")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     config = Config()
@@ -80,8 +82,10 @@ def test_an_access_line_carries_the_answers_fields(capsys, monkeypatch, project_
         config.set(name, settings[name])
     answer = Response(None, None, config)
     answer.status, answer.headers, answer.sent = "201 CREATED", [("X-Request-ID", "id-1")], 42
-    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/items", "REMOTE_ADDR": "127.0.0.1"}
+    environ: dict[str, object] = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/items"}
+    environ |= {"REMOTE_ADDR": "127.0.0.1"}
     environ |= {"RAW_URI": "/api/items", "SERVER_PROTOCOL": "HTTP/1.1"}
+    environ[ACCESS_FIELDS] = {"user_id": 7, "status": 999}  # as platform/logs.py's access_field
     request = SimpleNamespace(headers=[("X-Request-ID", "id-1")])
     capsys.readouterr()
     Logger(config).access(answer, request, environ, timedelta(milliseconds=3))
@@ -93,3 +97,4 @@ def test_an_access_line_carries_the_answers_fields(capsys, monkeypatch, project_
     )
     assert (line["status"], line["bytes"], line["remote_addr"]) == (201, 42, "127.0.0.1")
     assert line["duration_ms"] == 3
+    assert line["user_id"] == 7

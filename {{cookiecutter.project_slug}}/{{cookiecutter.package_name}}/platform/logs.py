@@ -1,15 +1,23 @@
-"""Send every log line to STDOUT, as JSON lines or text, each with the request id."""
+"""Send every log line to STDOUT, as JSON lines or text, each with the request id; carry the
+fields the app adds to a request's access line (access_field) to the server that writes it."""
 
 import logging
 import logging.config
+from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, g, has_app_context
+from flask import Flask, g, has_app_context, request
 from pythonjsonlogger.json import JsonFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
 JSON_FORMAT = "%(levelname)s %(name)s %(message)s %(request_id)s"
 JSON_RENAMES = {"levelname": "level", "name": "logger"}
+# Where a request's own access-line fields wait for the server: a key of its WSGI environ, named
+# after the package as PEP 3333 asks of an application's own keys.
+ACCESS_FIELDS = "{{ cookiecutter.package_name }}.access_fields"
+AccessValue = str | int | float | bool | None
+# The names a log record has of its own (logging refuses an extra field of these names).
+RECORD_NAMES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
 class RequestIdFilter(logging.Filter):
@@ -49,6 +57,21 @@ def logging_config(level: str, fmt: str, *loggers: str) -> dict[str, Any]:
         # Their own handlers dropped, they write through the root's, in the same format.
         "loggers": {name: {"handlers": [], "propagate": True} for name in ("werkzeug", *loggers)},
     }
+
+
+def access_field(name: str, value: AccessValue) -> None:
+    """Add a field to the access line of the request being served (a feature's hook calls it:
+    the signed-in user's id, say); the line's own fields (method, path, status...) keep theirs.
+    A name a log record has of its own (``msg``, ``name``...) raises ValueError."""
+    if name in RECORD_NAMES:
+        raise ValueError(f"{name!r} names a log record's own attribute: choose another name")
+    request.environ.setdefault(ACCESS_FIELDS, {})[name] = value
+
+
+def access_fields(environ: Mapping[str, object]) -> dict[str, AccessValue]:
+    """Return the fields the app added to a request's access line, from its WSGI environ."""
+    found = environ.get(ACCESS_FIELDS)
+    return dict(found) if isinstance(found, dict) else {}
 
 
 def init_app(app: Flask) -> None:
