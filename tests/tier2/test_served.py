@@ -134,13 +134,27 @@ def test_api_creates_reads_and_lists_from_the_real_store(deployment):
         client.delete(key)  # a hit served from process memory would survive this
         assert requests.get(f"{entry}{location}", timeout=TIMEOUT).headers["X-Cache"] == "miss"
     else:
-        # Two workers, each with its own memory cache: at most two misses, then hits.
-        assert "hit" in caches
+        # No cache every worker shares: none at all (a worker's memory would outlive a delete).
+        assert caches == ["miss"] * 3
 
     listing = requests.get(f"{entry}/api/items?limit=100", timeout=TIMEOUT)
     assert listing.status_code == 200
     assert item in listing.json()["items"]
     assert listing.json()["total"] == deployment.rows()
+
+    # A change, then a delete, is what every later read answers, whichever worker serves it.
+    for _ in range(2):
+        requests.get(f"{entry}{location}", timeout=TIMEOUT)  # cached where a cache is shared
+    changed = requests.put(f"{entry}{location}", json={"name": "changed"}, timeout=TIMEOUT)
+    assert changed.status_code == 200, changed.text
+    reads = [requests.get(f"{entry}{location}", timeout=TIMEOUT) for _ in range(4)]
+    assert [(read.json()["name"], read.json()["description"]) for read in reads] == [
+        ("changed", "")
+    ] * 4
+    assert requests.delete(f"{entry}{location}", timeout=TIMEOUT).status_code == 204
+    gone = [requests.get(f"{entry}{location}", timeout=TIMEOUT) for _ in range(4)]
+    assert [read.status_code for read in gone] == [404] * 4
+    assert deployment.query("SELECT name FROM items WHERE id = ?", item["id"]) == []
 
 
 # --------------------------------------------------------------------------- logs

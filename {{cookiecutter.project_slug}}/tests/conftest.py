@@ -286,7 +286,8 @@ def settings_overrides(test_database_url, _schema) -> dict:
         "secret_key": SECRET,
         "database_url": test_database_url,
 {%- if cookiecutter.use_redis == "yes" %}
-        # TEST_REDIS_URL: a Redis the tests may flush (never REDIS_URL); unset: all in memory.
+        # TEST_REDIS_URL: a Redis the tests may flush (never REDIS_URL); unset: limits in memory
+        # and no cache (a test that needs one asks for shared_cache).
         "redis_url": os.environ.get("TEST_REDIS_URL") or None,
 {%- endif %}
 {%- if cookiecutter.use_celery == "yes" %}
@@ -341,6 +342,15 @@ def limited_client(limited_app):
         return limited_app(**overrides).test_client()
 
     return make
+
+
+@pytest.fixture
+def shared_cache(app):
+    """Give the app a cache when its settings name none: this process's memory, which every
+    request of a test shares as every worker would share one (the tests run as one worker)."""
+    if app.config["CACHE_TYPE"] == "NullCache":
+        cache.init_app(app, config={"CACHE_TYPE": "SimpleCache"})
+    return app
 
 
 @pytest.fixture

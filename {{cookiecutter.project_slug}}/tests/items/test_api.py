@@ -1,23 +1,26 @@
-"""The example API creates, reads and lists items and rejects bad input clearly."""
+"""The example API creates, reads, lists, changes and deletes items and rejects bad input
+clearly."""
 
 import io
 {%- if cookiecutter.use_postgres == "yes" %}
 import os
 {%- endif %}
 import re
-from datetime import UTC, datetime
+import threading
+from datetime import UTC, datetime{% if cookiecutter.use_auth == "yes" %}, timedelta{% endif %}
 
 import pytest
 {%- if cookiecutter.use_postgres == "yes" %}
 from sqlalchemy import text
 {%- endif %}
 
-{% if cookiecutter.use_postgres == "yes" -%}
-from {{ cookiecutter.package_name }}.extensions import db
+{% if cookiecutter.use_auth == "yes" -%}
+from {{ cookiecutter.package_name }}.auth.accounts import User, issue_token
 {% endif -%}
-from {{ cookiecutter.package_name }}.items.models import PROCESSED_BY_TASK
+from {{ cookiecutter.package_name }}.extensions import cache{% if cookiecutter.use_postgres == "yes" or cookiecutter.use_auth == "yes" %}, db{% endif %}
+from {{ cookiecutter.package_name }}.items.models import PROCESSED_BY_TASK{% if cookiecutter.use_auth == "yes" %}, Item, initial_state{% endif %}
 from {{ cookiecutter.package_name }}.platform import caching
-from tests.conftest import writer_of
+from tests.conftest import {% if cookiecutter.use_auth == "yes" %}hash_of, send_token, {% endif %}writer_of
 
 STATUS_FIELDS = ("status", "processed_at")
 
@@ -49,7 +52,7 @@ def test_new_items_are_pending_until_processed(writer):
         assert item["status"] == "processed" and item["processed_at"]
 
 
-def test_second_read_is_served_from_cache(writer):
+def test_second_read_is_served_from_cache(writer, shared_cache):
     """It marks the first read a cache miss and the second a hit."""
     location = writer.post("/api/items", json={"name": "cached"}).headers["Location"]
     assert writer.get(location).headers["X-Cache"] == "miss"
@@ -59,11 +62,147 @@ def test_second_read_is_served_from_cache(writer):
     assert hit.mimetype == "application/json"
 
 
-def test_the_cache_is_read_outside_a_request_too(app):
+def test_without_a_shared_cache_nothing_is_cached(make_app):
+    """It answers every read from the database when no cache every worker shares is set: a
+    worker's own memory would go on answering what another worker changed."""
+    writer = writer_of(make_app({% if cookiecutter.use_redis == "yes" %}redis_url=None{% endif %}))
+    location = writer.post("/api/items", json={"name": "uncached"}).headers["Location"]
+    assert [writer.get(location).headers["X-Cache"] for _ in range(3)] == ["miss"] * 3
+
+
+def test_no_read_is_cached_with_a_ttl_of_0(make_app):
+    """It caches nothing with CACHE_TTL_SECONDS=0 (to a cache, a timeout of 0 is forever)."""
+    app = make_app(cache_ttl_seconds=0)
+    cache.init_app(app, config={"CACHE_TYPE": "SimpleCache"})
+    writer = writer_of(app)
+    location = writer.post("/api/items", json={"name": "uncached"}).headers["Location"]
+    assert [writer.get(location).headers["X-Cache"] for _ in range(2)] == ["miss"] * 2
+
+
+def test_the_cache_is_read_outside_a_request_too(app, shared_cache):
     """It reads an entry in a command or task (an app context, no request), as in a view."""
     with app.app_context():
         caching.set("outside", b"stored", timeout=60)
         assert caching.get("outside") == b"stored"
+
+
+def test_a_read_begun_before_a_change_stores_nothing(app, shared_cache):
+    """It keeps no read's answer in a key forgotten since (the read began before the change and
+    stores after it), and keeps none over a value already there."""
+    with app.app_context():
+        caching.forget("item", timeout=60)
+        caching.keep("item", b"read before the change", timeout=60)
+        assert caching.get("item") is None
+        caching.keep("other", b"first", timeout=60)
+        caching.keep("other", b"second", timeout=60)
+        assert caching.get("other") == b"first"
+        caching.forget("other", timeout=60)
+        assert caching.get("other") is None
+
+
+def test_update_replaces_the_name_and_description(writer, shared_cache):
+    """It replaces both fields, answers the item as changed, and the next read shows the change
+    though the item was cached."""
+    created = writer.post("/api/items", json={"name": "old", "description": "was"})
+    location = created.headers["Location"]
+    writer.get(location)  # cached now
+    changed = writer.put(location, json={"name": "new"})
+    assert changed.status_code == 200, changed.text
+    assert (changed.json["name"], changed.json["description"]) == ("new", "")
+    unchanged = {k: v for k, v in created.json.items() if k not in ("name", "description")}
+    assert {k: changed.json[k] for k in unchanged if k not in STATUS_FIELDS} == {
+        k: v for k, v in unchanged.items() if k not in STATUS_FIELDS
+    }
+    read = writer.get(location)
+    assert (read.headers["X-Cache"], read.json) == ("miss", changed.json)
+
+
+def test_update_refuses_bad_input_and_changes_nothing(writer):
+    """It answers 400 or 422 to a bad body and leaves the item as it was."""
+    location = writer.post("/api/items", json={"name": "kept"}).headers["Location"]
+    assert writer.put(location, data="[]", content_type="application/json").status_code == 400
+    assert writer.put(location, json={"name": " "}).status_code == 422
+    assert writer.put(location, json={"name": "x", "status": "pending"}).status_code == 422
+    assert writer.get(location).json["name"] == "kept"
+
+
+def test_delete_ends_the_item_and_its_cached_read(writer, shared_cache):
+    """It answers 204 with no body; the item is gone from reads, the cache and the list, and a
+    second delete or a change of it answers 404."""
+    location = writer.post("/api/items", json={"name": "doomed"}).headers["Location"]
+    assert writer.get(location).headers["X-Cache"] == "miss"
+    assert writer.get(location).headers["X-Cache"] == "hit"
+    deleted = writer.delete(location)
+    assert (deleted.status_code, deleted.data) == (204, b"")
+    assert writer.get(location).status_code == 404
+    assert writer.get("/api/items").json["total"] == 0
+    assert writer.delete(location).status_code == 404
+    assert writer.put(location, json={"name": "back"}).status_code == 404
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+@pytest.mark.parametrize("item_id", ["999", "0", "2147483648", "99999999999999999999"])
+def test_changing_an_item_that_does_not_exist_is_a_404(writer, method, item_id):
+    """It answers 404 for any id no row can have, as a read does."""
+    answer = writer.open(f"/api/items/{item_id}", method=method, json={"name": "x"})
+    assert answer.status_code == 404, answer.text
+    assert answer.json["error"]["detail"] == f"No item with id {int(item_id)}."
+
+
+def test_the_same_delete_sent_at_once_succeeds_once(make_app):
+    """It answers one of eight concurrent deletes of an item 204 and the others 404, never 500."""
+    app = make_app()
+    location = writer_of(app).post("/api/items", json={"name": "once"}).headers["Location"]
+    clients = [writer_of(app) for _ in range(8)]
+    statuses: list[int] = []
+    start = threading.Barrier(len(clients))
+
+    def send(client) -> None:
+        start.wait(timeout=10)
+        statuses.append(client.delete(location).status_code)
+
+    threads = [threading.Thread(target=send, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(statuses) == [204] + [404] * 7
+{%- if cookiecutter.use_auth == "yes" %}
+
+
+def other_users_writer(app):
+    """Return a client sending the token of a user who is not the test user."""
+    with app.app_context():
+        user = User(email="other@example.com", password_hash=hash_of("other-password"))
+        db.session.add(user)
+        db.session.commit()
+        token = issue_token(user, timedelta(hours=1))[0]
+    return send_token(app.test_client(), token)
+
+
+def test_only_its_owner_changes_or_deletes_an_item(app, writer):
+    """It answers 403 to another user's change or delete of an item, which stays as it was."""
+    location = writer.post("/api/items", json={"name": "mine"}).headers["Location"]
+    other = other_users_writer(app)
+    for answer in (other.put(location, json={"name": "theirs"}), other.delete(location)):
+        assert answer.status_code == 403, answer.text
+        assert answer.json["error"]["detail"] == (
+            "Only the user who created an item may change or delete it."
+        )
+    assert writer.get(location).json["name"] == "mine"
+    assert writer.put(location, json={"name": "still mine"}).status_code == 200
+
+
+def test_an_item_of_no_user_is_changed_by_none(app, writer):
+    """It answers 403 to a change of an item made before users (its owner_id is null)."""
+    with app.app_context():
+        item = Item(name="seeded", **initial_state())
+        db.session.add(item)
+        db.session.commit()
+        location = f"/api/items/{item.id}"
+    assert writer.put(location, json={"name": "taken"}).status_code == 403
+    assert writer.delete(location).status_code == 403
+{%- endif %}
 {%- if cookiecutter.use_postgres == "yes" %}
 
 

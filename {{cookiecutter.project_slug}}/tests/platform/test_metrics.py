@@ -71,7 +71,7 @@ def test_latency_is_a_histogram_per_route(client):
     assert samples[("http_request_duration_seconds_sum", frozenset(labels.items()))] > 0
 
 
-def test_cache_lookups_count_misses_and_hits(writer):
+def test_cache_lookups_count_misses_and_hits(writer, shared_cache):
     """It counts the first read of an item as a miss and the next, served cached, as a hit.
 
     Every result is exported from the start, at 0 until it happens (an alert on errors has a

@@ -1,11 +1,15 @@
-"""The example JSON API: its routes, and the models of what they take and answer."""
+"""The example JSON API: its routes, and the models of what they take and answer.
+
+A read of a processed item is cached; a change or a delete forgets it once committed (see
+platform/caching.py for why no read that began before can store the old answer).
+"""
 
 import logging
-from typing import Literal
+from typing import Literal, NoReturn
 
 from flask import Blueprint, Flask, Response, abort, current_app, {% if cookiecutter.use_auth == "yes" %}g, {% endif %}jsonify, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, delete, func, select, update
 
 from ..extensions import db
 from ..platform import caching, database
@@ -21,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 class ItemIn(BaseModel):
-    """The body accepted when creating an item."""
+    """The body accepted when creating an item, or replacing its name and description."""
 
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
 
@@ -91,14 +95,42 @@ def create_item() -> tuple[dict[str, object], int, dict[str, str]]:
     return item, 201, {"Location": url_for("items.get_item", item_id=item["id"])}
 
 
+def cache_key(item_id: int) -> str:
+    """Return the cache key of an item's JSON body."""
+    return f"item:{item_id}:json"
+
+
+def cache_ttl() -> int:
+    """Return the seconds a read is cached (CACHE_TTL_SECONDS; 0 caches nothing)."""
+    ttl: int = current_app.extensions["settings"].cache_ttl_seconds
+    return ttl
+
+
+def changeable(item_id: int) -> list[ColumnElement[bool]]:
+    """Return the conditions on the row of an item that the caller may change or delete."""
+    conditions = [Item.id == item_id]
+{%- if cookiecutter.use_auth == "yes" %}
+    conditions.append(Item.owner_id == g.user.id)  # its owner's only
+{%- endif %}
+    return conditions
+
+
+def refuse_change(item_id: int) -> NoReturn:
+    """Answer a change that matched no row: the item is gone, or not one the caller may change."""
+{%- if cookiecutter.use_auth == "yes" %}
+    if db.session.get(Item, item_id) is not None:
+        abort(403, description="Only the user who created an item may change or delete it.")
+{%- endif %}
+    abort(404, description=f"No item with id {item_id}.")
+
+
 @bp.get("/items/<id:item_id>")
 @access(Access.SIGNED_IN_TO_WRITE)
 def get_item(item_id: int) -> tuple[bytes | Response, dict[str, str]]:
     """Return one item; the X-Cache header says whether the cache served it."""
     if not 1 <= item_id <= MAX_ID:
         abort(404, description=f"No item with id {item_id}.")
-    key = f"item:{item_id}:json"
-    body = caching.get(key)
+    body = caching.get(cache_key(item_id))
     if isinstance(body, bytes):  # a hit is sent as stored: no decoding, no encoding
         return body, {"Content-Type": "application/json", "X-Cache": "hit"}
     item = database.read_session().get(Item, item_id)
@@ -106,9 +138,53 @@ def get_item(item_id: int) -> tuple[bytes | Response, dict[str, str]]:
         abort(404, description=f"No item with id {item_id}.")
     response = jsonify(item_body(item))
     if item.status == PROCESSED:  # a pending item changes soon: never cache it
-        ttl = current_app.extensions["settings"].cache_ttl_seconds
-        caching.set(key, response.get_data(), timeout=ttl)
+        caching.keep(cache_key(item_id), response.get_data(), timeout=cache_ttl())
     return response, {"X-Cache": "miss"}
+
+
+@bp.put("/items/<id:item_id>")
+@access(Access.SIGNED_IN_TO_WRITE)
+@limit_writes
+def update_item(item_id: int) -> dict[str, object]:
+    """Replace an item's name and description with those of a JSON object body."""
+    body = request.get_json()
+    if not isinstance(body, dict):
+        abort(400, description="The body must be a JSON object.")
+    data = ItemIn.model_validate(body)
+    if not 1 <= item_id <= MAX_ID:
+        abort(404, description=f"No item with id {item_id}.")
+    # One statement: a concurrent delete or change leaves nothing half done, and no 500.
+    changed = db.session.scalars(
+        update(Item)
+        .where(*changeable(item_id))
+        .values(name=data.name, description=data.description)
+        .returning(Item)
+    ).one_or_none()
+    stored = None if changed is None else item_body(changed)  # read before the commit ends it
+    db.session.commit()
+    if stored is None:
+        refuse_change(item_id)
+    caching.forget(cache_key(item_id), timeout=cache_ttl())
+    log.info("item changed", extra={"item_id": item_id})
+    return stored
+
+
+@bp.delete("/items/<id:item_id>")
+@access(Access.SIGNED_IN_TO_WRITE)
+@limit_writes
+def delete_item(item_id: int) -> tuple[str, int]:
+    """Delete an item; of the same delete sent twice at once, one answers 204, the other 404."""
+    if not 1 <= item_id <= MAX_ID:
+        abort(404, description=f"No item with id {item_id}.")
+    deleted = db.session.scalars(
+        delete(Item).where(*changeable(item_id)).returning(Item.id)
+    ).one_or_none()
+    db.session.commit()
+    if deleted is None:
+        refuse_change(item_id)
+    caching.forget(cache_key(item_id), timeout=cache_ttl())
+    log.info("item deleted", extra={"item_id": item_id})
+    return "", 204
 
 
 @bp.get("/items")

@@ -73,7 +73,7 @@ class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings,
     database_connect_timeout: int = Field(3, ge=1, le=60, description="seconds to reach the server")
     database_statement_timeout: float = Field(20, ge=0, le=3600, description="seconds; 0: no limit")
 {%- if cookiecutter.use_redis == "yes" %}
-    redis_url: RedisUrl = Field(None, description="unset: cache and limits in each worker's memory")
+    redis_url: RedisUrl = Field(None, description="unset: no cache, limits in each worker's memory")
     redis_timeout: float = Field(1.0, gt=0, le=30, description="seconds per Redis connect or call")
     redis_retry_interval: float = Field(
         10.0, ge=0, le=3600, description="seconds a worker skips Redis after a failure"
@@ -109,7 +109,9 @@ class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings,
     health_check_timeout: float = Field(2.0, gt=0, le=30, description="seconds `/readyz` may wait")
     ratelimit_write: Limits = Field("60 per minute", description="per client, on each write route")
     ratelimit_default: OptionalLimits = Field("", description="per client, elsewhere; empty: none")
-    cache_ttl_seconds: int = Field(60, ge=0, le=86400, description="seconds a cached read is kept")
+    cache_ttl_seconds: int = Field(
+        60, ge=0, le=86400, description="seconds a cached read is kept; 0: none"
+    )
     max_content_length: int = Field(
         1_048_576, ge=1024, le=10**10, description="largest request body in bytes"
     )
