@@ -22,7 +22,7 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
 from ..extensions import db
-from ..platform.operations import Answer
+from ..platform.operations import Answer, no_content
 from ..platform.rate_limits import limit_sign_in
 from ..platform.routes import Access, access, access_of, guard
 from ..platform.timestamps import UtcTimestamp
@@ -144,13 +144,6 @@ def sign_out() -> Response:
     db.session.execute(delete(accounts.Token).where(accounts.Token.token_hash == digest))
     db.session.commit()
     return no_content()
-
-
-def no_content() -> Response:
-    """Return a 204: no body, so no Content-Type either (Flask would name text/html)."""
-    answer = Response(status=204)
-    answer.headers.remove("Content-Type")
-    return answer
 
 
 def init_app(app: Flask) -> None:

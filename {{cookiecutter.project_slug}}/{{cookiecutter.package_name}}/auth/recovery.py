@@ -33,7 +33,7 @@ from werkzeug.exceptions import TooManyRequests
 from ..extensions import db
 from ..platform import mail
 from ..platform.errors import json_error
-from ..platform.operations import Answer, Operation
+from ..platform.operations import Answer, Operation, no_content
 from ..platform.rate_limits import limit_sign_in
 from ..platform.routes import Access, access
 from ..platform.timestamps import utc_now
@@ -48,7 +48,6 @@ from .accounts import (
     normalised,
     user_by_email,
 )
-from .api import no_content
 from .sign_in_limits import seconds_left
 
 # The mail templates (mail/<name>.txt and .html) live in this feature's templates folder.

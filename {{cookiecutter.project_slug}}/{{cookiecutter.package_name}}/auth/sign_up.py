@@ -33,7 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from ..extensions import db
 from ..platform import mail
 from ..platform.errors import json_error
-from ..platform.operations import Operation
+from ..platform.operations import Operation, no_content
 from ..platform.rate_limits import limit_sign_in
 from ..platform.routes import Access, access
 from ..platform.timestamps import utc_now
@@ -47,7 +47,6 @@ from .accounts import (
     normalised,
     user_by_email,
 )
-from .api import no_content
 from .recovery import BAD_TOKEN, LINK_REFUSED, Accepted, count_mail, json_body, link_mail
 
 bp = Blueprint("auth_sign_up", __name__, template_folder="templates")

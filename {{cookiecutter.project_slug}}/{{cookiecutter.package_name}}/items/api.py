@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, delete, func, select, update
 from ..extensions import db
 from ..platform import caching, database
 from ..platform.fields import MAX_ID, NO_NUL, NOT_BLANK
-from ..platform.operations import Answer
+from ..platform.operations import Answer, no_content
 from ..platform.rate_limits import limit_writes
 from ..platform.routes import Access, access
 from ..platform.timestamps import UtcTimestamp
@@ -172,7 +172,7 @@ def update_item(item_id: int) -> dict[str, object]:
 @bp.delete("/items/<id:item_id>")
 @access(Access.SIGNED_IN_TO_WRITE)
 @limit_writes
-def delete_item(item_id: int) -> tuple[str, int]:
+def delete_item(item_id: int) -> Response:
     """Delete an item; of the same delete sent twice at once, one answers 204, the other 404."""
     if not 1 <= item_id <= MAX_ID:
         abort(404, description=f"No item with id {item_id}.")
@@ -184,7 +184,7 @@ def delete_item(item_id: int) -> tuple[str, int]:
         refuse_change(item_id)
     caching.forget(cache_key(item_id), timeout=cache_ttl())
     log.info("item deleted", extra={"item_id": item_id})
-    return "", 204
+    return no_content()
 
 
 @bp.get("/items")

@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
 from typing import Literal, NamedTuple
 
-from flask import Flask
+from flask import Flask, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -97,6 +97,15 @@ ERRORS = {
     "429": ("A rate limit is exceeded.", ("Retry-After",)),
     "503": ("The database failed (unreachable, read-only, locked or too slow).", ("Retry-After",)),
 }
+
+
+def no_content() -> Response:
+    """Return a 204: no body, so no Content-Type either (Flask would name text/html)."""
+    answer = Response(status=204)
+    answer.headers.remove("Content-Type")
+    return answer
+
+
 Success = tuple[str, type[BaseModel] | None, tuple[str, ...]]  # description, body, headers
 
 
