@@ -17,10 +17,12 @@ from sqlalchemy import text
 {% if cookiecutter.use_auth == "yes" -%}
 from {{ cookiecutter.package_name }}.auth.accounts import User, issue_token
 {% endif -%}
-from {{ cookiecutter.package_name }}.extensions import cache{% if cookiecutter.use_postgres == "yes" or cookiecutter.use_auth == "yes" %}, db{% endif %}
+{% if cookiecutter.use_postgres == "yes" or cookiecutter.use_auth == "yes" -%}
+from {{ cookiecutter.package_name }}.extensions import db
+{% endif -%}
 from {{ cookiecutter.package_name }}.items.models import PROCESSED_BY_TASK{% if cookiecutter.use_auth == "yes" %}, Item, initial_state{% endif %}
 from {{ cookiecutter.package_name }}.platform import caching
-from tests.conftest import {% if cookiecutter.use_auth == "yes" %}hash_of, send_token, {% endif %}writer_of
+from tests.conftest import {% if cookiecutter.use_auth == "yes" %}hash_of, send_token, {% endif %}with_a_cache, writer_of
 
 STATUS_FIELDS = ("status", "processed_at")
 
@@ -72,9 +74,7 @@ def test_without_a_shared_cache_nothing_is_cached(make_app):
 
 def test_no_read_is_cached_with_a_ttl_of_0(make_app):
     """It caches nothing with CACHE_TTL_SECONDS=0 (to a cache, a timeout of 0 is forever)."""
-    app = make_app(cache_ttl_seconds=0)
-    cache.init_app(app, config={"CACHE_TYPE": "SimpleCache"})
-    writer = writer_of(app)
+    writer = writer_of(with_a_cache(make_app(cache_ttl_seconds=0)))
     location = writer.post("/api/items", json={"name": "uncached"}).headers["Location"]
     assert [writer.get(location).headers["X-Cache"] for _ in range(2)] == ["miss"] * 2
 
