@@ -15,7 +15,8 @@ LOADS = {
     "read": "PostgreSQL primary-key read (each id once: cache misses)",
 }
 SERVERS = {
-    "flask": "minimal Flask",
+    "flask": "minimal Flask (plain gunicorn)",
+    "minread": "minimal same-stack read (plain gunicorn)",
     "plain": "use_opentelemetry=no",
     "off": "tracing off (no endpoint)",
     "all": "sampled 100%",
@@ -89,13 +90,16 @@ def acceptance(figures: dict) -> list[str]:
     """Return the table of acceptance ratios, req/s and CPU per request for each template tree."""
     trees = list(figures["trees"])
     of = {(row["compares"], row["tree"]): row for row in figures["ratios"]}
-    columns = [f"{tree} {figure}" for tree in trees for figure in ("req/s", "CPU")]
+    columns = [f"{tree} {figure}" for tree in trees for figure in ("CPU", "req/s")]
     lines = [
         "## Acceptance ratios",
         "",
-        "req/s of one target over another's, loaded in the same rounds, and the inverse ratio of "
-        "their CPU time per request (the denominator's over the numerator's: higher is better "
-        "in both): the median of the per-round ratios, the lowest and highest round in brackets.",
+        "Two targets loaded in the same rounds: the inverse ratio of their CPU time per request "
+        "(the denominator's over the numerator's), the figure that hardly moves with the "
+        "machine's other load, then req/s of one over the other's; higher is better in both. "
+        "Each cell: the median of the per-round ratios, the lowest and highest round in "
+        "brackets. CPU is the server's own (master and workers): the PostgreSQL and Redis "
+        "that a read waits on are not counted, on either side.",
         "",
         "| compares | threshold | " + " | ".join(columns) + " |",
         "|---|---:|" + "---:|" * len(columns),
@@ -107,7 +111,7 @@ def acceptance(figures: dict) -> list[str]:
             cpu = row.get("cpu") if row else None  # absent from figures written before it
             if cpu is not None:
                 cpu = {**cpu, "threshold": row["threshold"]}
-            cells += [ratio(row) + verdict(row), ratio(cpu) + verdict(cpu)]
+            cells += [ratio(cpu) + verdict(cpu), ratio(row) + verdict(row)]
         threshold = next(row["threshold"] for (name, _), row in of.items() if name == compares)
         lines.append(f"| {compares} | >= {threshold:.2f}x | " + " | ".join(cells) + " |")
     return [*lines, ""]
@@ -285,7 +289,7 @@ def summary(figures: dict) -> str:
             for row in figures["tracing"]
         )
     lines = [
-        f"{row['tree']:6} {row['compares']}: req/s {ratio(row)}, CPU {ratio(row.get('cpu'))}, "
+        f"{row['tree']:6} {row['compares']}: CPU {ratio(row.get('cpu'))}, req/s {ratio(row)}, "
         f"threshold {row['threshold']:.2f}x"
         for row in figures["ratios"]
     ]

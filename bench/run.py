@@ -73,9 +73,13 @@ TRACING = Plan(rounds=12, duration_s=2, warmup_s=2, rows=250_000)
 # The bakes of each template tree: the defaults (PostgreSQL, Redis, gunicorn), and granian.
 BAKES = {"gunicorn": {}, "granian": {"app_server": "granian"}}
 # (what the ratio compares, numerator, denominator, acceptance threshold); a target is
-# (server, load), both of the same template tree; issue 38 set the thresholds.
+# (server, load), both of the same template tree; issues 38 and 66 set the thresholds. The
+# references (bench/reference_apps.py) run under plain gunicorn: "flask" answers /healthz alone,
+# "minread" the primary-key read on the same stack and data as the stock bake ("gunicorn").
 RATIOS = (
     ("/healthz, the service vs minimal Flask", "gunicorn healthz", "flask healthz", 0.80),
+    ("primary-key read, the service vs a minimal read", "gunicorn read", "minread read", 0.80),
+    ("cached read, the service vs a minimal read", "gunicorn hit", "minread hit", 0.80),
     ("cached read vs the service's /healthz", "gunicorn hit", "gunicorn healthz", 0.60),
     ("PostgreSQL primary-key read vs /healthz", "gunicorn read", "gunicorn healthz", 0.40),
     ("granian vs gunicorn, /healthz", "granian healthz", "gunicorn healthz", 1.50),
@@ -199,13 +203,18 @@ def serve_tree(
         deployments[server] = deploy(servers, template, f"{tree}-{server}", answers)
         stack.callback(deployments[server].stop)
     gunicorn, granian = deployments["gunicorn"], deployments["granian"]
-    log(f"{tree}: the reference app")
-    reference = serve_reference(gunicorn)
+    log(f"{tree}: the reference apps")
+    reference = serve_reference(gunicorn, "reference", "create_flask_app()")
+    minimal_read = serve_reference(gunicorn, "minread", "create_read_app()")
     features = {}
     if tree == "after":
         features = serve_features(servers, template, gunicorn, stack)
     # The uncached reads of one database share its unread items.
-    readers = {"gunicorn": gunicorn, **{name: d for name, (_, d) in features.items()}}
+    readers = {
+        "gunicorn": gunicorn,
+        "minread": gunicorn,
+        **{name: d for name, (_, d) in features.items()},
+    }
     log(f"{tree}: {plan.rows} items to read for each of {len(readers)} servers")
     unread: dict[int, Unread] = {}  # by id(): a deployment is not hashable
     for deployment in readers.values():
@@ -213,14 +222,17 @@ def serve_tree(
             sharing = sum(d is deployment for d in readers.values())
             unread[id(deployment)] = Unread(*items_to_read(deployment, plan.rows * sharing))
     items = {name: f"/api/items/{cached_item(d)}" for name, d in deployments.items()}
+    items["minread"] = f"/api/items/{cached_item(gunicorn, minimal_read)}"
     # In the order they are loaded: the two targets of each ratio close together in time.
     read = unread[id(gunicorn)]
     targets = [
         Target(tree, "gunicorn read", gunicorn.service, "/api/items/{id}", read),
+        Target(tree, "minread read", minimal_read, "/api/items/{id}", read),
         Target(tree, "flask healthz", reference, "/healthz"),
         Target(tree, "gunicorn healthz", gunicorn.service, "/healthz"),
         Target(tree, "granian healthz", granian.service, "/healthz"),
         Target(tree, "gunicorn hit", gunicorn.service, items["gunicorn"]),
+        Target(tree, "minread hit", minimal_read, items["minread"]),
         Target(tree, "granian hit", granian.service, items["granian"]),
     ]
     for name, (service, deployment) in features.items():

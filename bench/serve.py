@@ -21,7 +21,6 @@ from combinations import combination  # noqa: E402
 from tier2.deployment import Deployment  # noqa: E402
 from tier2.servers import Interpreter, Postgres, Redis, Service, owned_dir  # noqa: E402
 
-REFERENCE_APP = "reference_apps:create_flask_app()"
 # Settings of every server, beyond the tier-2 harness's (production, 2 workers): the cached item
 # stays cached for the whole run (the longest TTL allowed).
 SETTINGS = {"CACHE_TTL_SECONDS": "86400"}
@@ -98,19 +97,27 @@ def deploy(servers: Servers, template: Path, name: str, answers: dict) -> Deploy
     return deployment
 
 
-def serve_reference(deployment: Deployment) -> Service:
-    """Start the minimal Flask app under the deployment's own gunicorn command and config."""
-    folder = deployment.root / "reference"
+def serve_reference(deployment: Deployment, name: str, app: str) -> Service:
+    """Start a reference app of reference_apps.py (``app``: its factory call) under plain
+    gunicorn, as a user would serve a minimal app: the deployment's gunicorn, workers, worker
+    class and threads, on the command line; none of the service's config, hooks or access log.
+    It has the deployment's environment (its database and Redis)."""
+    folder = deployment.root / name
     folder.mkdir(mode=0o755)
     shutil.copy(BENCH / "reference_apps.py", folder)
     (folder / "reference_apps.py").chmod(0o644)
     service = deployment.new_service(
-        "reference-service", PYTHONPATH=str(folder), **settings_of(deployment.bake)
+        f"{name}-service", PYTHONPATH=str(folder), **settings_of(deployment.bake)
     )
-    *server, app = service.recipe.command
-    if "gunicorn" not in server or ":" not in app:
-        raise RuntimeError(f"not a gunicorn command ending in the app: {service.recipe.command}")
-    service.recipe = dataclasses.replace(service.recipe, command=[*server, REFERENCE_APP])
+    server, *_ = service.recipe.command
+    if server != "gunicorn":
+        raise RuntimeError(f"not a gunicorn command: {service.recipe.command}")
+    env = service.env
+    plain = [
+        *("gunicorn", "--workers", env["WEB_CONCURRENCY"], "--worker-class", "gthread"),
+        *("--threads", env["WEB_THREADS"], "--bind", f"127.0.0.1:{service.port}"),
+    ]
+    service.recipe = dataclasses.replace(service.recipe, command=[*plain, f"reference_apps:{app}"])
     deployment.extra.append(service)
     return service.start()
 
@@ -130,10 +137,12 @@ def x_cache(url: str) -> str | None:
     return response.headers.get("X-Cache")
 
 
-def cached_item(deployment: Deployment) -> int:
-    """Create an item and read it twice; return its id once the second read is a cache hit."""
+def cached_item(deployment: Deployment, reader: Service | None = None) -> int:
+    """Create an item and read it twice from ``reader`` (default: the deployment's service);
+    return its id once the second read is a cache hit."""
     item_id = create_item(deployment.service.url)
-    answers = [x_cache(f"{deployment.service.url}/api/items/{item_id}") for _ in range(2)]
+    url = f"{(reader or deployment.service).url}/api/items/{item_id}"
+    answers = [x_cache(url) for _ in range(2)]
     if answers[1] != "hit":
         raise RuntimeError(f"the second read of item {item_id} was not a hit: X-Cache {answers}")
     return item_id
