@@ -345,9 +345,9 @@ def limited_client(limited_app):
 
 
 def with_a_cache(app: Flask) -> Flask:
-    """Give ``app`` a cache when its settings name none (TEST_REDIS_URL unset): this process's
-    memory, which every request of a test shares as every worker would share one (the tests run
-    as one worker). Return the app."""
+    """Give ``app`` a cache when its settings name none: this process's memory, which every
+    request of a test shares as every worker would share one (the tests run as one worker).
+    Return the app."""
     if app.config["CACHE_TYPE"] == "NullCache":
         cache.init_app(app, config={"CACHE_TYPE": "SimpleCache"})
     return app
