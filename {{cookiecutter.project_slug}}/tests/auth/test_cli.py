@@ -1,5 +1,6 @@
-"""`flask users create|password|deactivate EMAIL`: the password comes from standard input only,
-never from the command line; a new password or a deactivation revokes every token."""
+"""`flask users create|password|promote|demote|deactivate EMAIL`: the password comes from
+standard input only, never from the command line; a new password or a deactivation revokes every
+token; one active admin always stays."""
 
 import logging
 import os
@@ -13,7 +14,13 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from {{ cookiecutter.package_name }}.auth.accounts import User, authenticate, issue_token, user_for_token
+from {{ cookiecutter.package_name }}.auth.accounts import (
+    Role,
+    User,
+    authenticate,
+    issue_token,
+    user_for_token,
+)
 from {{ cookiecutter.package_name }}.extensions import db
 from tests.conftest import PROJECT, SECRET
 
@@ -119,7 +126,69 @@ def test_deactivate_ends_sign_in_and_tokens(app):
         assert db.session.scalars(select(User)).one().is_active is False
 
 
-@pytest.mark.parametrize("command", ["password", "deactivate"])
+def role_of(app, email: str) -> str:
+    """Return the stored role of the user with this (stored) address."""
+    with app.app_context():
+        return db.session.scalars(select(User.role).where(User.email == email)).one()
+
+
+def test_create_makes_a_user_unless_asked_for_an_admin(app):
+    """A new user is a user; with --admin, an admin; the output says which."""
+    result = users(app, "create", "ada@example.com", password=PASSWORD)
+    assert "Created user ada@example.com" in result.output
+    result = users(app, "create", "grace@example.com", "--admin", password=PASSWORD)
+    assert result.exit_code == 0, result.output
+    assert "Created admin grace@example.com" in result.output
+    assert role_of(app, "ada@example.com") == Role.USER
+    assert role_of(app, "grace@example.com") == Role.ADMIN
+
+
+def test_promote_and_demote_change_the_role(app):
+    """Promote makes a user an admin; demote makes it a user again while another admin stays."""
+    users(app, "create", "root@example.com", "--admin", password=PASSWORD)
+    users(app, "create", "ada@example.com", password=PASSWORD)
+    result = users(app, "promote", "ADA@example.com")
+    assert result.exit_code == 0, result.output
+    assert role_of(app, "ada@example.com") == Role.ADMIN
+    result = users(app, "demote", "ada@example.com")
+    assert result.exit_code == 0, result.output
+    assert role_of(app, "ada@example.com") == Role.USER
+
+
+@pytest.mark.parametrize("command", ["demote", "deactivate"])
+def test_the_last_active_admin_stays_one(app, command):
+    """It refuses to demote or deactivate the only active admin (an inactive admin does not
+    count), with status 1 and what to do; once another is promoted, it goes ahead."""
+    users(app, "create", "root@example.com", "--admin", password=PASSWORD)
+    users(app, "create", "old@example.com", "--admin", password=PASSWORD)
+    users(app, "create", "ada@example.com", password=PASSWORD)
+    with app.app_context():
+        old = db.session.scalars(select(User).where(User.email == "old@example.com")).one()
+        old.is_active = False
+        db.session.commit()
+    result = users(app, command, "root@example.com")
+    assert result.exit_code == 1
+    assert "root@example.com is the last active admin: promote another" in result.output
+    assert role_of(app, "root@example.com") == Role.ADMIN
+    assert signs_in(app, "root@example.com", PASSWORD)
+    users(app, "promote", "ada@example.com")
+    result = users(app, command, "root@example.com")
+    assert result.exit_code == 0, result.output
+
+
+def test_promote_refuses_an_unconfirmed_address(app):
+    """An account whose address nobody proved may be someone else's, made before its owner came:
+    it stays a user."""
+    with app.app_context():
+        db.session.add(User(email="ada@example.com", password_hash="unused"))
+        db.session.commit()
+    result = users(app, "promote", "ada@example.com")
+    assert result.exit_code == 1
+    assert "ada@example.com is not confirmed" in result.output
+    assert role_of(app, "ada@example.com") == Role.USER
+
+
+@pytest.mark.parametrize("command", ["password", "promote", "demote", "deactivate"])
 def test_an_unknown_user_is_an_error(app, command):
     """It says there is no such user, with status 1."""
     result = users(app, command, "nobody@example.com", password=PASSWORD)
@@ -132,12 +201,17 @@ def test_no_password_or_hash_is_logged(app, caplog):
     with caplog.at_level(logging.DEBUG):
         users(app, "create", "ada@example.com", password=PASSWORD)
         users(app, "password", "ada@example.com", password=NEW_PASSWORD)
+        users(app, "promote", "ada@example.com")
+        users(app, "create", "grace@example.com", "--admin", password=PASSWORD)
+        users(app, "demote", "ada@example.com")
         users(app, "deactivate", "ada@example.com")
         signs_in(app, "ada@example.com", NEW_PASSWORD)
     with app.app_context():
-        stored = db.session.scalars(select(User)).one().password_hash
+        ada = select(User.password_hash).where(User.email == "ada@example.com")
+        stored = db.session.scalars(ada).one()
     logged = " ".join(repr(record.__dict__) for record in caplog.records)
-    assert "user created" in logged
+    for event in ("user created", "user promoted", "user demoted", "user deactivated"):
+        assert event in logged
     for secret in (PASSWORD, NEW_PASSWORD, stored, "$argon2"):
         assert secret not in logged
 

@@ -1,15 +1,31 @@
 """Every route declares who may call it (platform/routes.py), and the declaration counts."""
 
+{% if cookiecutter.use_auth == "yes" -%}
+from datetime import timedelta
+
+{% endif -%}
 import pytest
 {%- if cookiecutter.use_auth == "yes" %}
 from flask import Blueprint, g
+from sqlalchemy import update
 {%- endif %}
 
+{% if cookiecutter.use_auth == "yes" -%}
+from {{ cookiecutter.package_name }}.auth.accounts import Role, User, issue_token
+from {{ cookiecutter.package_name }}.auth.api import NOT_AN_ADMIN
+from {{ cookiecutter.package_name }}.extensions import db
+from {{ cookiecutter.package_name }}.platform import openapi, routes
+from {{ cookiecutter.package_name }}.platform.operations import Operation
+{% endif -%}
+{% if cookiecutter.use_auth != "yes" -%}
 from {{ cookiecutter.package_name }}.platform import routes
+{% endif -%}
 from {{ cookiecutter.package_name }}.platform.routes import Access
 {%- if cookiecutter.use_auth == "yes" %}
+from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
 from tests.auth.test_api import assert_asks_for_a_token
-from tests.conftest import send_token
+from tests.conftest import hash_of, send_token
+from tests.platform.test_openapi import assert_conforms, document
 {%- endif %}
 
 {%- if cookiecutter.use_auth == "yes" %}
@@ -86,4 +102,75 @@ def test_an_api_that_declares_nothing_keeps_its_reads_private_with_the_setting(s
     app = second_api_app(auth_private_reads=True)
     assert_asks_for_a_token(app.test_client().get("/api/second"), invalid_token=False)
     assert send_token(app.test_client()).get("/api/second").status_code == 200
+
+
+@pytest.fixture
+def admin_app(make_app, monkeypatch):
+    """Return an app with a route that declares Access.ADMIN, registered by a feature, with its
+    answers described for the OpenAPI document."""
+    admin = Blueprint("admin_api", __name__)
+
+    @admin.get("/admin-only")
+    @routes.access(Access.ADMIN)
+    def admin_only() -> dict[str, int]:
+        """Answer the caller's id."""
+        return {"user_id": g.user.id}
+
+    apply_rules = routes.init_app
+
+    def with_admin_route(app):
+        app.register_blueprint(admin, url_prefix="/api")
+        openapi.describe(app, {"admin_api.admin_only": Operation({"200": ("Its id.", None, ())})})
+        apply_rules(app)
+
+    monkeypatch.setattr(routes, "init_app", with_admin_route)
+    return make_app()
+
+
+def token_of(app, email: str, role: Role) -> str:
+    """Store a confirmed user with this address and role; return a live token of it."""
+    with app.app_context():
+        user = User(email=email, password_hash=hash_of("unused-password"), role=role)
+        user.email_verified_at = utc_now()
+        db.session.add(user)
+        db.session.flush()
+        return issue_token(user, timedelta(hours=1))[0]
+
+
+def set_user(app, email: str, **values: object) -> None:
+    """Change stored columns of the user with this address."""
+    with app.app_context():
+        db.session.execute(update(User).where(User.email == email).values(**values))
+        db.session.commit()
+
+
+def test_an_admin_route_answers_only_admins(admin_app):
+    """Without a token 401; a user's token 403 with the JSON error body; an admin's 200. The role
+    is read at each request: a demoted admin's token gets 403 at once, a deactivated one's 401."""
+    client = admin_app.test_client()
+    doc = document(client)
+    assert_asks_for_a_token(client.get("/api/admin-only"), invalid_token=False)
+    user = send_token(admin_app.test_client(), token_of(admin_app, "ada@example.com", Role.USER))
+    refused = user.get("/api/admin-only")
+    assert refused.status_code == 403
+    assert refused.json["error"]["detail"] == NOT_AN_ADMIN
+    assert_conforms(doc, "/api/admin-only", "get", refused)
+    boss = send_token(admin_app.test_client(), token_of(admin_app, "root@example.com", Role.ADMIN))
+    allowed = boss.get("/api/admin-only")
+    assert allowed.status_code == 200
+    assert allowed.json["user_id"] >= 1
+    set_user(admin_app, "ada@example.com", role=Role.ADMIN)
+    assert user.get("/api/admin-only").status_code == 200
+    set_user(admin_app, "root@example.com", role=Role.USER)
+    assert boss.get("/api/admin-only").status_code == 403
+    set_user(admin_app, "ada@example.com", is_active=False)
+    assert_asks_for_a_token(user.get("/api/admin-only"), invalid_token=True)
+
+
+def test_an_admin_route_documents_its_refusals(admin_app):
+    """The OpenAPI document lists its 401 and its 403 (with what the 403 means) and its token."""
+    operation = document(admin_app.test_client())["paths"]["/api/admin-only"]["get"]
+    assert {"200", "401", "403"} <= set(operation["responses"])
+    assert operation["responses"]["403"]["description"] == NOT_AN_ADMIN
+    assert operation["security"] == [{"bearer": []}]
 {%- endif %}

@@ -7,13 +7,24 @@ import secrets
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Annotated
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, Field
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, delete, func, select, true
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    String,
+    delete,
+    func,
+    select,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -35,10 +46,19 @@ MAX_TOKENS_PER_USER = 20  # live tokens a user may hold: a new one ends the olde
 HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
 
 
+class Role(StrEnum):
+    """What a user may do: USER, what its routes let any signed-in user do; ADMIN, also call the
+    routes that declare Access.ADMIN (platform/routes.py). ``flask users promote`` makes one."""
+
+    USER = "user"
+    ADMIN = "admin"
+
+
 class User(db.Model):  # type: ignore[name-defined, misc]  # made at run time: mypy#8603
     """Someone who signs in; ``login_generation`` grows when their sessions must end."""
 
     __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('user', 'admin')", name="users_role_known"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)  # normalised(): one form each
@@ -51,6 +71,7 @@ class User(db.Model):  # type: ignore[name-defined, misc]  # made at run time: m
     # When the address was proved (auth/sign_up.py), or the operator made the account; None:
     # not yet, so no sign-in.
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    role: Mapped[str] = mapped_column(String(16), default=Role.USER, server_default="user")
 
 
 class Token(db.Model):  # type: ignore[name-defined, misc]  # made at run time: mypy#8603
@@ -153,6 +174,14 @@ def user_for_token(token: str) -> User | None:
     query = select(User).join(Token).where(Token.token_hash == token_digest(token))
     user: User | None = db.session.scalar(query.where(Token.expires_at > utc_now(), User.is_active))
     return user
+
+
+def is_last_admin(user: User) -> bool:
+    """Say whether ``user`` is the only active admin, locking the active admins' rows until the
+    commit (PostgreSQL; in id order, so two such checks wait for each other instead of
+    deadlocking): of two admins demoting each other at once, the second sees the first's change."""
+    admins = select(User.id).where(User.role == Role.ADMIN, User.is_active).order_by(User.id)
+    return list(db.session.scalars(admins.with_for_update())) == [user.id]
 
 
 def revoke(user: User) -> None:

@@ -1,8 +1,9 @@
 """API tokens: POST /api/auth/tokens trades an email and password for a token, DELETE
 /api/auth/tokens/current ends it, and every route that declares it (platform/routes.py) takes
 ``Authorization: Bearer <token>``: the writes of a SIGNED_IN_TO_WRITE route, the default (its
-reads too with AUTH_PRIVATE_READS), every request of a SIGNED_IN one; its user then on
-``flask.g.user``. Pages (PAGE) and public routes (ANYONE) never read one.
+reads too with AUTH_PRIVATE_READS), every request of a SIGNED_IN one, and every request of an
+ADMIN one, whose token must be an admin's (403 otherwise); its user then on ``flask.g.user``.
+Pages (PAGE) and public routes (ANYONE) never read one.
 
 Only the bearer token counts, never a cookie: a browser sends its cookies with the requests
 other sites make it send, so a cookie accepted here would let any site write in its user's name.
@@ -19,7 +20,7 @@ from flask.typing import ResponseReturnValue, RouteCallable
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import delete
 from werkzeug.datastructures import WWWAuthenticate
-from werkzeug.exceptions import Unauthorized
+from werkzeug.exceptions import Forbidden, Unauthorized
 
 from ..extensions import db
 from ..platform.operations import Answer, no_content
@@ -37,6 +38,8 @@ SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer"}}  # in the Op
 WRONG_CREDENTIALS = "Wrong email or password."
 NO_BEARER = "This needs an 'Authorization: Bearer <token>' header: POST /api/auth/tokens gives one."
 BAD_BEARER = "The token is unknown, expired or revoked: POST /api/auth/tokens gives a new one."
+NOT_AN_ADMIN = "Only an admin may do this."
+GUARDED = (Access.SIGNED_IN, Access.SIGNED_IN_TO_WRITE, Access.ADMIN)  # routes that may need one
 
 
 class TokenIn(BaseModel):
@@ -73,9 +76,10 @@ def bearer_token() -> str:
 
 def token_asked(rule: Access, methods: Collection[str], private_reads: bool) -> bool:
     """Say whether a request with one of ``methods`` to a route declaring ``rule`` needs a
-    bearer token: every request of a SIGNED_IN route, the writes of a SIGNED_IN_TO_WRITE one
-    (its reads too with ``private_reads``), none of a page or a public route."""
-    if rule is Access.SIGNED_IN:
+    bearer token: every request of a SIGNED_IN or ADMIN route, the writes of a
+    SIGNED_IN_TO_WRITE one (its reads too with ``private_reads``), none of a page or a public
+    route."""
+    if rule in (Access.SIGNED_IN, Access.ADMIN):
         return True
     asked = set(methods) - {"OPTIONS"} if private_reads else set(methods) - READS
     return rule is Access.SIGNED_IN_TO_WRITE and bool(asked)
@@ -86,6 +90,12 @@ def needs_token(app: Flask, endpoint: str, methods: Collection[str]) -> bool:
     its route declared (the OpenAPI document asks this of each route)."""
     private_reads = app.extensions["settings"].auth_private_reads
     return token_asked(access_of(app, endpoint), methods, private_reads)
+
+
+def admins_only(app: Flask, endpoint: str) -> bool:
+    """Say whether a route answers only admins: a valid token of anyone else gets 403 (the
+    OpenAPI document asks this of each route)."""
+    return access_of(app, endpoint) is Access.ADMIN
 
 
 def token_user(token: str) -> accounts.User:
@@ -99,10 +109,10 @@ def token_user(token: str) -> accounts.User:
 def require_token(view: RouteCallable, rule: Access) -> RouteCallable:
     """Wrap a view that may need a token (the guard platform/routes.py applies to each route):
     a request of it that needs one (token_asked) gets the bearer's user on ``g.user`` and its
-    token on ``g.token``, or 401, after the rate limits wrapped around the view counted it (a
-    write's limits count in the view, not before it): refusals count. Pages and public routes
-    are left as they are."""
-    if rule not in (Access.SIGNED_IN, Access.SIGNED_IN_TO_WRITE):
+    token on ``g.token``, or 401 (and 403 on an ADMIN route, unless the user is an admin), after
+    the rate limits wrapped around the view counted it (a write's limits count in the view, not
+    before it): refusals count. Pages and public routes are left as they are."""
+    if rule not in GUARDED:
         return view
 
     @functools.wraps(view)
@@ -111,6 +121,8 @@ def require_token(view: RouteCallable, rule: Access) -> RouteCallable:
         if token_asked(rule, {request.method}, private_reads):
             g.token = bearer_token()
             g.user = token_user(g.token)
+            if rule is Access.ADMIN and g.user.role != accounts.Role.ADMIN:
+                raise Forbidden(NOT_AN_ADMIN)
         answer: ResponseReturnValue = current_app.ensure_sync(view)(**view_args)
         return answer
 

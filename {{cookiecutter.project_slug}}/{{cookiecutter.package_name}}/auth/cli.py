@@ -13,13 +13,15 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..platform.timestamps import utc_now
-from .accounts import User, checked_password, hasher, normalised, revoke
+from .accounts import Role, User, checked_password, hasher, is_last_admin, normalised, revoke
 {%- if cookiecutter.use_frontend == "yes" %}
 from .passkeys import Passkey
 {%- endif %}
 
 log = logging.getLogger(__name__)
-users_cli = AppGroup("users", help="Create users, change their passwords, deactivate them.")
+users_cli = AppGroup(
+    "users", help="Create users, change their passwords and roles, deactivate them."
+)
 
 
 def read_password() -> str:
@@ -48,16 +50,18 @@ def new_hash() -> str:
 
 @users_cli.command("create")
 @click.argument("email")
-def create_user(email: str) -> None:
+@click.option("--admin", is_flag=True, help="Make the user an admin.")
+def create_user(email: str, admin: bool) -> None:
     """Create a user; the password is read from standard input, never from the command line."""
     address, user = find_user(email)
     if user is not None:
         raise click.ClickException(f"{address} exists (`flask users password` changes it)")
-    user = User(email=address, password_hash=new_hash(), email_verified_at=utc_now())
+    role = Role.ADMIN if admin else Role.USER
+    user = User(email=address, password_hash=new_hash(), email_verified_at=utc_now(), role=role)
     db.session.add(user)
     db.session.commit()
-    log.info("user created", extra={"user_id": user.id})
-    click.echo(f"Created user {address} (id {user.id}).")
+    log.info("user created", extra={"user_id": user.id, "role": role.value})
+    click.echo(f"Created {role.value} {address} (id {user.id}).")
 
 
 def existing_user(email: str) -> tuple[str, User]:
@@ -85,11 +89,52 @@ def change_password(email: str) -> None:
     click.echo(f"Changed the password of {address}; its tokens are revoked.")
 
 
+def not_the_last_admin(address: str, user: User) -> None:
+    """Raise ClickException when ``user`` is the only active admin (someone must stay one)."""
+    if is_last_admin(user):
+        raise click.ClickException(
+            f"{address} is the last active admin: promote another user first"
+        )
+
+
+def save_role(address: str, user: User, role: Role, event: str) -> None:
+    """Give the user ``role``, save it, log ``event`` by its id, and say what the user is now."""
+    user.role = role
+    db.session.commit()
+    log.info(event, extra={"user_id": user.id})
+    click.echo(f"{address} is now {'an' if role is Role.ADMIN else 'a'} {role.value}.")
+
+
+@users_cli.command("promote")
+@click.argument("email")
+def promote_user(email: str) -> None:
+    """Make a user an admin; only a user whose address is confirmed (no one else may hold it)."""
+    address, user = existing_user(email)
+    if user.email_verified_at is None:
+        raise click.ClickException(
+            f"{address} is not confirmed: whoever signed it up may not own the address"
+            " (its owner opens the mailed link first, or `flask users create --admin` makes a new"
+            " user)"
+        )
+    save_role(address, user, Role.ADMIN, "user promoted")
+
+
+@users_cli.command("demote")
+@click.argument("email")
+def demote_user(email: str) -> None:
+    """Make an admin a user again; never the last active admin."""
+    address, user = existing_user(email)
+    not_the_last_admin(address, user)
+    save_role(address, user, Role.USER, "user demoted")
+
+
 @users_cli.command("deactivate")
 @click.argument("email")
 def deactivate_user(email: str) -> None:
-    """Deactivate a user: no sign-in any more, its tokens and browser sessions end."""
+    """Deactivate a user: no sign-in any more, its tokens and browser sessions end; never the
+    last active admin."""
     address, user = existing_user(email)
+    not_the_last_admin(address, user)
     user.is_active = False
     save_revoked(user, "user deactivated")
     click.echo(f"Deactivated user {address}; its tokens are revoked.")

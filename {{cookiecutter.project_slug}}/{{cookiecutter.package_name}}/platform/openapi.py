@@ -98,18 +98,22 @@ def parameters(rule: Rule, query: type[BaseModel] | None) -> list[JSON]:
 def operation(
     schemas: JSON, app: Flask, rule: Rule, documented: Operation, security: Security | None
 ) -> JSON:
-    """Return the OpenAPI operation of one route; it answers 429 if its requests are counted, and
-    401 if it needs authentication."""
+    """Return the OpenAPI operation of one route; it answers 429 if its requests are counted,
+    401 if it needs authentication, and 403 if it needs a role too."""
     limited = is_limited(app, rule.endpoint)
     answers = {
         status: answer(schemas, success, limited, documented.media_type)
         for status, success in documented.success.items()
     }
     protected = security is not None and security.needed(app, rule.endpoint, rule.methods or ())
-    errors = (*documented.errors, *(("401",) if protected else ()))
-    for status in (*errors, *(("429",) if limited else ())):
+    texts = dict(documented.texts)
+    errors = [*documented.errors, *(("401",) if protected else ())]
+    if protected and security is not None and security.role_needed(app, rule.endpoint):
+        errors.append("403")
+        texts.setdefault("403", security.refusal)
+    for status in dict.fromkeys((*errors, *(("429",) if limited else ()))):
         description, headers = ERRORS[status]
-        text = documented.texts.get(status, description)
+        text = texts.get(status, description)
         answers[status] = answer(schemas, (text, Error, headers), limited)
     found: JSON = {
         "summary": (app.view_functions[rule.endpoint].__doc__ or rule.endpoint).splitlines()[0],

@@ -136,7 +136,10 @@ OPERATIONS = {
 
 
 class Security(NamedTuple):
-    """How a feature's routes are authenticated: its schemes, and which requests need one."""
+    """How a feature's routes are authenticated: its schemes, which requests need one, and which
+    routes refuse (403) a valid credential that lacks a role, with what text."""
 
     schemes: dict[str, dict[str, str]]
     needed: Callable[[Flask, str, Collection[str]], bool]  # (app, endpoint, methods) -> bool
+    role_needed: Callable[[Flask, str], bool]  # (app, endpoint) -> bool
+    refusal: str  # what its 403 means

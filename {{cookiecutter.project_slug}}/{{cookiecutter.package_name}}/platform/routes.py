@@ -26,6 +26,9 @@ class Access(Enum):
     ANYONE = "anyone, with no credential"
     SIGNED_IN_TO_WRITE = "writes need a signed-in caller; reads too where reads are private"
     SIGNED_IN = "every request needs a signed-in caller"
+{%- if cookiecutter.use_auth == "yes" %}
+    ADMIN = "every request needs a signed-in admin"
+{%- endif %}
     PAGE = "a page: it checks a signed-in session itself where it needs one, never a token"
 
 
