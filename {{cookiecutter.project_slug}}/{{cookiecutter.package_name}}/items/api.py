@@ -106,6 +106,18 @@ def cache_ttl() -> int:
     return ttl
 
 
+def no_such_item(item_id: int) -> NoReturn:
+    """Answer 404: no item has this id."""
+    abort(404, description=f"No item with id {item_id}.")
+
+
+def refuse_unstorable(item_id: int) -> None:
+    """Answer 404 for an id outside the column's range: no item has it, and the database would
+    refuse the query (an error, not a miss)."""
+    if not 1 <= item_id <= MAX_ID:
+        no_such_item(item_id)
+
+
 def changeable(item_id: int) -> list[ColumnElement[bool]]:
     """Return the conditions on the row of an item that the caller may change or delete."""
     conditions = [Item.id == item_id]
@@ -121,21 +133,20 @@ def refuse_change(item_id: int) -> NoReturn:
     if db.session.get(Item, item_id) is not None:
         abort(403, description="Only the user who created an item may change or delete it.")
 {%- endif %}
-    abort(404, description=f"No item with id {item_id}.")
+    no_such_item(item_id)
 
 
 @bp.get("/items/<id:item_id>")
 @access(Access.SIGNED_IN_TO_WRITE)
 def get_item(item_id: int) -> tuple[bytes | Response, dict[str, str]]:
     """Return one item; the X-Cache header says whether the cache served it."""
-    if not 1 <= item_id <= MAX_ID:
-        abort(404, description=f"No item with id {item_id}.")
+    refuse_unstorable(item_id)
     body = caching.get(cache_key(item_id))
     if isinstance(body, bytes):  # a hit is sent as stored: no decoding, no encoding
         return body, {"Content-Type": "application/json", "X-Cache": "hit"}
     item = database.read_session().get(Item, item_id)
     if item is None:
-        abort(404, description=f"No item with id {item_id}.")
+        no_such_item(item_id)
     response = jsonify(item_body(item))
     if item.status == PROCESSED:  # a pending item changes soon: never cache it
         caching.keep(cache_key(item_id), response.get_data(), timeout=cache_ttl())
@@ -151,8 +162,7 @@ def update_item(item_id: int) -> dict[str, object]:
     if not isinstance(body, dict):
         abort(400, description="The body must be a JSON object.")
     data = ItemIn.model_validate(body)
-    if not 1 <= item_id <= MAX_ID:
-        abort(404, description=f"No item with id {item_id}.")
+    refuse_unstorable(item_id)
     # One statement: a concurrent delete or change leaves nothing half done, and no 500.
     changed = db.session.scalars(
         update(Item)
@@ -174,8 +184,7 @@ def update_item(item_id: int) -> dict[str, object]:
 @limit_writes
 def delete_item(item_id: int) -> Response:
     """Delete an item; of the same delete sent twice at once, one answers 204, the other 404."""
-    if not 1 <= item_id <= MAX_ID:
-        abort(404, description=f"No item with id {item_id}.")
+    refuse_unstorable(item_id)
     deleted = db.session.scalars(
         delete(Item).where(*changeable(item_id)).returning(Item.id)
     ).one_or_none()
