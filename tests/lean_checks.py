@@ -36,6 +36,7 @@ SUBCLASSABLE = {
     "typing.NamedTuple": "the typing module",
     "typing.TypedDict": "the typing module",
     "enum.Enum": "the enum module: 'Enum is the base class for all enum enumerations'",
+    "enum.StrEnum": "the enum module: 'the same as Enum, but its members are also strings'",
     "flask_login.UserMixin": "Flask-Login: 'you can inherit from UserMixin'",
     "opentelemetry.sdk.trace.sampling.Sampler": "OpenTelemetry's 'Custom samplers': subclass it",
 }

@@ -177,9 +177,10 @@ def user_for_token(token: str) -> User | None:
 
 
 def is_last_admin(user: User) -> bool:
-    """Say whether ``user`` is the only active admin, locking the active admins' rows until the
-    commit (PostgreSQL; in id order, so two such checks wait for each other instead of
-    deadlocking): of two admins demoting each other at once, the second sees the first's change."""
+    """Say whether ``user`` is the only active admin. The active admins' rows stay locked until
+    the commit (SELECT ... FOR UPDATE, in id order: two such checks wait for each other instead
+    of deadlocking), so of two admins demoting each other at once, the second sees the first's
+    change."""
     admins = select(User.id).where(User.role == Role.ADMIN, User.is_active).order_by(User.id)
     return list(db.session.scalars(admins.with_for_update())) == [user.id]
 

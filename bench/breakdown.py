@@ -1,0 +1,207 @@
+"""Where a request's CPU goes: the default bake's WSGI app and the references, side by side.
+
+    python bench/breakdown.py                 the default bake of this checkout, 3000 requests each
+    python bench/breakdown.py --requests 500  quicker
+    python bench/breakdown.py --json out.json also write the figures
+
+It bakes and serves the default answers as run.py does (PostgreSQL, Redis, the migrated schema,
+an item created and cached through HTTP), then builds the service's app in this process with the
+served instance's settings, and the two references of reference_apps.py with the same ones. Each
+target is called as a WSGI server calls it, ``app(environ, start_response)`` with the body read
+and closed, in one thread:
+
+- first unprofiled: the CPU time of this process per request (``time.process_time``), which
+  leaves out the app server, its access line and the network: what the Flask app itself costs;
+- then under cProfile: the own time of each function, summed by where its code lives (a module
+  of the service, a library, the standard library, C calls), and the service's own functions by
+  cumulative time. The profiler slows every Python call, so read its figures as shares.
+
+Run it alone (it measures CPU time: other processes' load slows it less than wall time, but a
+busy machine still makes it noisy). It prints a Markdown report.
+"""
+
+import argparse
+import contextlib
+import cProfile
+import importlib
+import json
+import os
+import pstats
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from run import start_servers
+from serve import REPO, cached_item, create_item, deploy
+from werkzeug.test import EnvironBuilder
+
+BENCH = Path(__file__).resolve().parent
+DEFAULTS: dict[str, str] = {}  # cookiecutter.json's first choices: the default bake
+WARM_UP = 200  # requests before each measurement: pools filled, caches and imports warm
+TOP_GROUPS, TOP_FUNCTIONS = 14, 12
+
+
+def call(app, environ: dict) -> int:
+    """Call ``app`` as a WSGI server does; return the status code."""
+    status = []
+
+    def start_response(line, headers, exc_info=None):
+        status.append(line)
+        return lambda data: None
+
+    body = app(environ, start_response)
+    try:
+        for _ in body:
+            pass
+    finally:
+        close = getattr(body, "close", None)
+        if close:
+            close()
+    return int(status[0].split()[0])
+
+
+def environs(path: str, count: int) -> list[dict]:
+    """Return ``count`` fresh WSGI environs of a GET of ``path`` from a loopback client."""
+    builder = EnvironBuilder(path=path, headers={"Accept": "application/json"})
+    base = builder.get_environ()
+    base.update(REMOTE_ADDR="127.0.0.1", REMOTE_PORT="40000")
+    return [dict(base) for _ in range(count)]
+
+
+def cpu_per_request(app, path: str, count: int, expected: int) -> float:
+    """Return the process CPU microseconds per request of ``count`` unprofiled calls."""
+    for environ in environs(path, WARM_UP):
+        status = call(app, environ)
+    if status != expected:
+        raise RuntimeError(f"{path} answered {status}, not {expected}")
+    batch = environs(path, count)
+    started = time.process_time()
+    for environ in batch:
+        call(app, environ)
+    return (time.process_time() - started) / count * 1e6
+
+
+def group_of(filename: str, package_dir: Path) -> str:
+    """Return where a profiled function's code lives: the service's module, a library's top
+    package, the standard library's module, or C calls."""
+    if filename.startswith("~") or filename.startswith("<"):
+        return "C calls (builtins, C extensions)"
+    path = Path(filename)
+    if path.is_relative_to(package_dir):
+        return "service: " + str(path.relative_to(package_dir).with_suffix(""))
+    parts = path.parts
+    if "site-packages" in parts:
+        top = parts[parts.index("site-packages") + 1]
+        return "library: " + top.removesuffix(".py")
+    return "stdlib: " + path.stem
+
+
+def profile(app, path: str, count: int, package_dir: Path | None) -> dict:
+    """Profile ``count`` calls; return µs per request by group and the service's functions."""
+    batch = environs(path, count)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for environ in batch:
+        call(app, environ)
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    groups: dict[str, float] = defaultdict(float)
+    own: list[tuple[float, str]] = []
+    for (filename, line, name), (_, _, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
+        groups[group_of(filename, package_dir or Path("/nonexistent"))] += tottime
+        if package_dir and Path(filename).is_relative_to(package_dir):
+            where = Path(filename).relative_to(package_dir)
+            own.append((cumtime, f"{where}:{line} {name}"))
+    total = sum(groups.values())
+    return {
+        "profiled_us": total / count * 1e6,
+        "groups": sorted(
+            ((name, t / count * 1e6, t / total) for name, t in groups.items()),
+            key=lambda row: -row[1],
+        ),
+        "service_functions": [(name, t / count * 1e6) for t, name in sorted(own, reverse=True)],
+    }
+
+
+def app_of(bake: Path, env: dict[str, str]):
+    """Build the bake's app in this process with the served instance's settings."""
+    os.environ.update(env)
+    sys.path.insert(0, str(bake))
+    package = next(p.parent.name for p in bake.glob("*/__init__.py") if p.parent.name != "tests")
+    return importlib.import_module(package).create_app(), bake / package
+
+
+def reference(factory: str):
+    """Build a reference app of reference_apps.py (it reads the same environment)."""
+    sys.path.insert(0, str(BENCH))
+    return getattr(importlib.import_module("reference_apps"), factory)()
+
+
+def report(rows: list[dict], count: int) -> str:
+    """Render the figures as Markdown."""
+    lines = [
+        f"CPU of this process per request, {count} requests each, unprofiled (no app server):",
+        "",
+        "| target | service µs | reference µs | reference ÷ service |",
+        "|---|---|---|---|",
+    ]
+    for row in rows:
+        ratio = row["reference_us"] / row["service_us"]
+        lines.append(
+            f"| {row['name']} | {row['service_us']:.0f} | {row['reference_us']:.0f} | {ratio:.2f} |"
+        )
+    for row in rows:
+        lines += ["", f"### {row['name']}: own time by where the code lives (under cProfile)", ""]
+        lines += ["| where | service µs | share | reference µs |", "|---|---|---|---|"]
+        theirs = dict((name, us) for name, us, _ in row["reference_profile"]["groups"])
+        for name, us, share in row["service_profile"]["groups"][:TOP_GROUPS]:
+            lines.append(f"| {name} | {us:.1f} | {share:.0%} | {theirs.get(name, 0):.1f} |")
+        lines.append(
+            f"| all | {row['service_profile']['profiled_us']:.0f} | 100% "
+            f"| {row['reference_profile']['profiled_us']:.0f} |"
+        )
+        lines += ["", "The service's own functions by cumulative time per request:", ""]
+        lines += ["| function | µs |", "|---|---|"]
+        for name, us in row["service_profile"]["service_functions"][:TOP_FUNCTIONS]:
+            lines.append(f"| `{name}` | {us:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        servers = start_servers(stack)
+        deployment = deploy(servers, REPO, "default", DEFAULTS)
+        stack.callback(deployment.stop)
+        cached = cached_item(deployment)
+        missing = create_item(deployment.service.url) + 1_000_000
+        service, package_dir = app_of(deployment.bake, dict(deployment.service.env))
+        flask_ref, read_ref = reference("create_flask_app"), reference("create_read_app")
+        targets = [
+            ("/healthz", "/healthz", 200, flask_ref),
+            ("read of a missing id", f"/api/items/{missing}", 404, read_ref),
+            ("cached read", f"/api/items/{cached}", 200, read_ref),
+        ]
+        rows = []
+        for name, path, status, ref in targets:
+            rows.append(
+                {
+                    "name": name,
+                    "service_us": cpu_per_request(service, path, args.requests, status),
+                    "reference_us": cpu_per_request(ref, path, args.requests, status),
+                    "service_profile": profile(service, path, args.requests, package_dir),
+                    "reference_profile": profile(ref, path, args.requests, None),
+                }
+            )
+    print(report(rows, args.requests))
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
