@@ -1,8 +1,8 @@
 """Where a request's CPU goes: the default bake's WSGI app and the references, side by side.
 
-    python bench/breakdown.py                 the default bake of this checkout, 3000 requests each
+    python bench/breakdown.py                 writes docs/benchmarks-breakdown.md (3000 requests)
     python bench/breakdown.py --requests 500  quicker
-    python bench/breakdown.py --json out.json also write the figures
+    python bench/breakdown.py --print         prints the page instead
 
 It bakes and serves the default answers as run.py does (PostgreSQL, Redis, the migrated schema,
 an item created and cached through HTTP), then builds the service's app in this process with the
@@ -17,26 +17,27 @@ and closed, in one thread:
   cumulative time. The profiler slows every Python call, so read its figures as shares.
 
 Run it alone (it measures CPU time: other processes' load slows it less than wall time, but a
-busy machine still makes it noisy). It prints a Markdown report.
+busy machine still makes it noisy).
 """
 
 import argparse
 import contextlib
 import cProfile
 import importlib
-import json
 import os
 import pstats
 import sys
 import time
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
-from run import start_servers
+from run import git, machine, start_servers
 from serve import REPO, cached_item, create_item, deploy
 from werkzeug.test import EnvironBuilder
 
 BENCH = Path(__file__).resolve().parent
+PAGE = REPO / "docs" / "benchmarks-breakdown.md"
 DEFAULTS: dict[str, str] = {}  # cookiecutter.json's first choices: the default bake
 WARM_UP = 200  # requests before each measurement: pools filled, caches and imports warm
 TOP_GROUPS, TOP_FUNCTIONS = 14, 12
@@ -138,10 +139,22 @@ def reference(factory: str):
     return getattr(importlib.import_module("reference_apps"), factory)()
 
 
-def report(rows: list[dict], count: int) -> str:
+def report(rows: list[dict], count: int, facts: dict) -> str:
     """Render the figures as Markdown."""
     lines = [
-        f"CPU of this process per request, {count} requests each, unprofiled (no app server):",
+        "# Where a request's CPU goes",
+        "",
+        "Written by `python bench/breakdown.py` (its docstring says how it measures). The WSGI",
+        "app only: the app server, its access line and the network are not in these figures",
+        "(docs/benchmarks.md prices them served, with wrk).",
+        "",
+        f"- Run: {facts['started']}, the default bake of the checkout at {facts['commit']}"
+        + (" (with uncommitted changes)" if facts["uncommitted"] else "")
+        + ".",
+        f"- Machine: {facts['cpus']} CPUs, Python {facts['python']}, {facts['postgres']},"
+        f" {facts['redis']}; load average {facts['load']} at the start.",
+        "",
+        f"CPU of this process per request, {count} requests each, unprofiled:",
         "",
         "| target | service µs | reference µs | reference ÷ service |",
         "|---|---|---|---|",
@@ -171,8 +184,16 @@ def report(rows: list[dict], count: int) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--print", action="store_true", help="print the page, write nothing")
     args = parser.parse_args()
+    found = machine()
+    facts = {
+        "started": f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        "commit": git("rev-parse", "--short=10", "HEAD"),
+        "uncommitted": bool(git("status", "--porcelain", "--", "{{cookiecutter.project_slug}}")),
+        "load": ", ".join(f"{load:.2f}" for load in found["load_average_at_start"]),
+        **found,
+    }
     with contextlib.ExitStack() as stack:
         servers = start_servers(stack)
         deployment = deploy(servers, REPO, "default", DEFAULTS)
@@ -197,9 +218,11 @@ def main() -> int:
                     "reference_profile": profile(ref, path, args.requests, None),
                 }
             )
-    print(report(rows, args.requests))
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1) + "\n")
+    page = report(rows, args.requests, facts)
+    if args.print:
+        print(page)
+    else:
+        PAGE.write_text(page)
     return 0
 
 

@@ -70,7 +70,8 @@ def header(figures: dict) -> list[str]:
         "# Benchmarks" + (": the cost of tracing" if scenario else ""),
         "",
         f"Written by `python bench/{run}` (figures in `docs/{name}.json`, rendered by "
-        "`bench/report.py`). A measurement, not a gate: nothing fails on these numbers.",
+        "`bench/report.py`). A measurement, not a gate: nothing fails on these numbers."
+        + ("" if scenario else " Where a request's CPU goes: benchmarks-breakdown.md."),
         "",
         f"- Run: {figures['started']}, {figures['minutes']} min; {plan['rounds']} round(s) of "
         f"{plan['duration_s']} s per load after {plan['warmup_s']} s of warm-up, targets in turn "
