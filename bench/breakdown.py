@@ -26,11 +26,15 @@ import cProfile
 import importlib
 import os
 import pstats
+import runpy
 import sys
 import time
+import types
 from collections import defaultdict
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TextIO
 
 from run import git, machine, start_servers
 from serve import REPO, cached_item, create_item, deploy
@@ -98,13 +102,13 @@ def group_of(filename: str, package_dir: Path) -> str:
     return "stdlib: " + path.stem
 
 
-def profile(app, path: str, count: int, package_dir: Path | None) -> dict:
-    """Profile ``count`` calls; return µs per request by group and the service's functions."""
-    batch = environs(path, count)
+def profile_calls(once: Callable[[], object], count: int, package_dir: Path | None) -> dict:
+    """Profile ``count`` calls of ``once``; return µs per call by group and the service's own
+    functions by cumulative time."""
     profiler = cProfile.Profile()
     profiler.enable()
-    for environ in batch:
-        call(app, environ)
+    for _ in range(count):
+        once()
     profiler.disable()
     stats = pstats.Stats(profiler)
     groups: dict[str, float] = defaultdict(float)
@@ -125,6 +129,12 @@ def profile(app, path: str, count: int, package_dir: Path | None) -> dict:
     }
 
 
+def profile(app, path: str, count: int, package_dir: Path | None) -> dict:
+    """Profile ``count`` requests of ``path`` (see profile_calls)."""
+    batch = iter(environs(path, count))
+    return profile_calls(lambda: call(app, next(batch)), count, package_dir)
+
+
 def app_of(bake: Path, env: dict[str, str]):
     """Build the bake's app in this process with the served instance's settings."""
     os.environ.update(env)
@@ -133,20 +143,66 @@ def app_of(bake: Path, env: dict[str, str]):
     return importlib.import_module(package).create_app(), bake / package
 
 
+def access_logger(bake: Path, stream: TextIO):
+    """Return the logger gunicorn makes from the bake's gunicorn.conf.py (its access line's
+    format, filter and JSON formatter), writing to ``stream`` instead of standard output."""
+    from gunicorn.config import Config
+
+    config = Config()
+    for name, value in runpy.run_path(str(bake / "gunicorn.conf.py")).items():
+        if name in config.settings:
+            config.set(name, value)
+    with contextlib.redirect_stdout(stream):
+        return config.logger_class(config)  # its handlers take sys.stdout now: ``stream``
+
+
+def access_line(bake: Path, app, count: int, package_dir: Path) -> tuple[float, dict]:
+    """Return the CPU microseconds per access line of a /healthz answer, as gunicorn writes it
+    after each request (its logger's ``access``, with the answer's status and headers), and its
+    profile."""
+    devnull = open(os.devnull, "w")
+    logger = access_logger(bake, devnull)
+    environ = environs("/healthz", 1)[0]
+    environ.update(RAW_URI="/healthz", SERVER_PROTOCOL="HTTP/1.1")
+    sent = []
+
+    def start_response(status, headers, exc_info=None):
+        sent.append((status, headers))
+        return lambda data: None
+
+    body = b"".join(app(dict(environ), start_response))
+    status, headers = sent[0]
+    answer = types.SimpleNamespace(status=status, headers=headers, sent=len(body))
+    request = types.SimpleNamespace(
+        headers=[(k[5:], v) for k, v in environ.items() if k[:5] == "HTTP_"]
+    )
+    took = timedelta(microseconds=900)
+    for _ in range(WARM_UP):
+        logger.access(answer, request, environ, took)
+    started = time.process_time()
+    for _ in range(count):
+        logger.access(answer, request, environ, took)
+    cpu = (time.process_time() - started) / count * 1e6
+    profiled = profile_calls(
+        lambda: logger.access(answer, request, environ, took), count, package_dir
+    )
+    return cpu, profiled
+
+
 def reference(factory: str):
     """Build a reference app of reference_apps.py (it reads the same environment)."""
     sys.path.insert(0, str(BENCH))
     return getattr(importlib.import_module("reference_apps"), factory)()
 
 
-def report(rows: list[dict], count: int, facts: dict) -> str:
+def report(rows: list[dict], access: tuple[float, dict], count: int, facts: dict) -> str:
     """Render the figures as Markdown."""
     lines = [
         "# Where a request's CPU goes",
         "",
-        "Written by `python bench/breakdown.py` (its docstring says how it measures). The WSGI",
-        "app only: the app server, its access line and the network are not in these figures",
-        "(docs/benchmarks.md prices them served, with wrk).",
+        "Written by `python bench/breakdown.py` (its docstring says how it measures): the WSGI",
+        "app, and the access line gunicorn writes after each answer; not the rest of the app",
+        "server's work (parsing, sockets, threads), which docs/benchmarks.md prices served.",
         "",
         f"- Run: {facts['started']}, the default bake of the checkout at {facts['commit']}"
         + (" (with uncommitted changes)" if facts["uncommitted"] else "")
@@ -164,20 +220,26 @@ def report(rows: list[dict], count: int, facts: dict) -> str:
         lines.append(
             f"| {row['name']} | {row['service_us']:.0f} | {row['reference_us']:.0f} | {ratio:.2f} |"
         )
-    for row in rows:
-        lines += ["", f"### {row['name']}: own time by where the code lives (under cProfile)", ""]
+    lines += [
+        f"| the access line of a /healthz answer (gunicorn.conf.py) | {access[0]:.0f} | none | |",
+        "",
+        "The references run under plain gunicorn, which writes no access line.",
+    ]
+    sections = [(row["name"], row["service_profile"], row["reference_profile"]) for row in rows] + [
+        ("the access line", access[1], None)
+    ]
+    for name, ours, theirs_profile in sections:
+        lines += ["", f"### {name}: own time by where the code lives (under cProfile)", ""]
         lines += ["| where | service µs | share | reference µs |", "|---|---|---|---|"]
-        theirs = dict((name, us) for name, us, _ in row["reference_profile"]["groups"])
-        for name, us, share in row["service_profile"]["groups"][:TOP_GROUPS]:
-            lines.append(f"| {name} | {us:.1f} | {share:.0%} | {theirs.get(name, 0):.1f} |")
-        lines.append(
-            f"| all | {row['service_profile']['profiled_us']:.0f} | 100% "
-            f"| {row['reference_profile']['profiled_us']:.0f} |"
-        )
+        theirs = {where: us for where, us, _ in (theirs_profile or {"groups": []})["groups"]}
+        for where, us, share in ours["groups"][:TOP_GROUPS]:
+            lines.append(f"| {where} | {us:.1f} | {share:.0%} | {theirs.get(where, 0):.1f} |")
+        total = f"{theirs_profile['profiled_us']:.0f}" if theirs_profile else "none"
+        lines.append(f"| all | {ours['profiled_us']:.0f} | 100% | {total} |")
         lines += ["", "The service's own functions by cumulative time per request:", ""]
         lines += ["| function | µs |", "|---|---|"]
-        for name, us in row["service_profile"]["service_functions"][:TOP_FUNCTIONS]:
-            lines.append(f"| `{name}` | {us:.1f} |")
+        for function, us in ours["service_functions"][:TOP_FUNCTIONS]:
+            lines.append(f"| `{function}` | {us:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -218,7 +280,9 @@ def main() -> int:
                     "reference_profile": profile(ref, path, args.requests, None),
                 }
             )
-    page = report(rows, args.requests, facts)
+        # Last: the access logger takes over the logging configuration (as in a worker).
+        access = access_line(deployment.bake, service, args.requests, deployment.bake)
+    page = report(rows, access, args.requests, facts)
     if args.print:
         print(page)
     else:
