@@ -27,6 +27,7 @@ import importlib
 import os
 import pstats
 import runpy
+import statistics
 import sys
 import time
 import types
@@ -44,6 +45,7 @@ BENCH = Path(__file__).resolve().parent
 PAGE = REPO / "docs" / "benchmarks-breakdown.md"
 DEFAULTS: dict[str, str] = {}  # cookiecutter.json's first choices: the default bake
 WARM_UP = 200  # requests before each measurement: pools filled, caches and imports warm
+ROUNDS = 5  # each CPU figure is measured this many times, service and reference in turn
 TOP_GROUPS, TOP_FUNCTIONS = 14, 12
 
 
@@ -179,10 +181,12 @@ def access_line(bake: Path, app, count: int, package_dir: Path) -> tuple[float, 
     took = timedelta(microseconds=900)
     for _ in range(WARM_UP):
         logger.access(answer, request, environ, took)
-    started = time.process_time()
-    for _ in range(count):
-        logger.access(answer, request, environ, took)
-    cpu = (time.process_time() - started) / count * 1e6
+    cpu = []
+    for _ in range(ROUNDS):
+        started = time.process_time()
+        for _ in range(count):
+            logger.access(answer, request, environ, took)
+        cpu.append((time.process_time() - started) / count * 1e6)
     profiled = profile_calls(
         lambda: logger.access(answer, request, environ, took), count, package_dir
     )
@@ -195,7 +199,12 @@ def reference(factory: str):
     return getattr(importlib.import_module("reference_apps"), factory)()
 
 
-def report(rows: list[dict], access: tuple[float, dict], count: int, facts: dict) -> str:
+def spread(values: list[float]) -> str:
+    """Return the median of ``values`` and their range, as "median (lowest to highest)"."""
+    return f"{statistics.median(values):.0f} ({min(values):.0f} to {max(values):.0f})"
+
+
+def report(rows: list[dict], access: tuple[list[float], dict], count: int, facts: dict) -> str:
     """Render the figures as Markdown."""
     lines = [
         "# Where a request's CPU goes",
@@ -210,18 +219,23 @@ def report(rows: list[dict], access: tuple[float, dict], count: int, facts: dict
         f"- Machine: {facts['cpus']} CPUs, Python {facts['python']}, {facts['postgres']},"
         f" {facts['redis']}; load average {facts['load']} at the start.",
         "",
-        f"CPU of this process per request, {count} requests each, unprofiled:",
+        f"CPU of this process per request, unprofiled: the median of {ROUNDS} rounds of {count}"
+        " requests (the lowest and highest round), service and reference in turn:",
         "",
         "| target | service µs | reference µs | reference ÷ service |",
         "|---|---|---|---|",
     ]
     for row in rows:
-        ratio = row["reference_us"] / row["service_us"]
+        ratios = [
+            ref / ours for ours, ref in zip(row["service_us"], row["reference_us"], strict=True)
+        ]
         lines.append(
-            f"| {row['name']} | {row['service_us']:.0f} | {row['reference_us']:.0f} | {ratio:.2f} |"
+            f"| {row['name']} | {spread(row['service_us'])} | {spread(row['reference_us'])} "
+            f"| {statistics.median(ratios):.2f} ({min(ratios):.2f} to {max(ratios):.2f}) |"
         )
     lines += [
-        f"| the access line of a /healthz answer (gunicorn.conf.py) | {access[0]:.0f} | none | |",
+        f"| the access line of a /healthz answer (gunicorn.conf.py) | {spread(access[0])} | none"
+        " | |",
         "",
         "The references run under plain gunicorn, which writes no access line.",
     ]
@@ -269,17 +283,15 @@ def main() -> int:
             ("read of a missing id", f"/api/items/{missing}", 404, read_ref),
             ("cached read", f"/api/items/{cached}", 200, read_ref),
         ]
-        rows = []
-        for name, path, status, ref in targets:
-            rows.append(
-                {
-                    "name": name,
-                    "service_us": cpu_per_request(service, path, args.requests, status),
-                    "reference_us": cpu_per_request(ref, path, args.requests, status),
-                    "service_profile": profile(service, path, args.requests, package_dir),
-                    "reference_profile": profile(ref, path, args.requests, None),
-                }
-            )
+        rows = [{"name": name, "service_us": [], "reference_us": []} for name, *_ in targets]
+        for turn in range(ROUNDS):
+            for row, (_, path, status, ref) in zip(rows, targets, strict=True):
+                pair = [("service_us", service), ("reference_us", ref)]
+                for key, app in pair if turn % 2 == 0 else pair[::-1]:
+                    row[key].append(cpu_per_request(app, path, args.requests, status))
+        for row, (_, path, _, ref) in zip(rows, targets, strict=True):
+            row["service_profile"] = profile(service, path, args.requests, package_dir)
+            row["reference_profile"] = profile(ref, path, args.requests, None)
         # Last: the access logger takes over the logging configuration (as in a worker).
         access = access_line(deployment.bake, service, args.requests, deployment.bake)
     page = report(rows, access, args.requests, facts)
