@@ -11,10 +11,12 @@ target is called as a WSGI server calls it, ``app(environ, start_response)`` wit
 and closed, in one thread:
 
 - first unprofiled: the CPU time of this process per request (``time.process_time``), which
-  leaves out the app server, its access line and the network: what the Flask app itself costs;
+  leaves out the app server and the network: what the Flask app itself costs;
 - then under cProfile: the own time of each function, summed by where its code lives (a module
   of the service, a library, the standard library, C calls), and the service's own functions by
-  cumulative time. The profiler slows every Python call, so read its figures as shares.
+  cumulative time. The profiler slows every Python call, so read its figures as shares;
+- and the access line gunicorn writes after each answer, priced the same two ways: the logger
+  gunicorn makes from the bake's gunicorn.conf.py, called as a worker calls it.
 
 Run it alone (it measures CPU time: other processes' load slows it less than wall time, but a
 busy machine still makes it noisy).
@@ -89,19 +91,22 @@ def cpu_per_request(app, path: str, count: int, expected: int) -> float:
     return (time.process_time() - started) / count * 1e6
 
 
-def group_of(filename: str, package_dir: Path) -> str:
-    """Return where a profiled function's code lives: the service's module, a library's top
-    package, the standard library's module, or C calls."""
-    if filename.startswith("~") or filename.startswith("<"):
+def group_of(filename: str, own: Path | None) -> str:
+    """Return where a profiled function's code lives: a module under ``own`` (the service's),
+    this bench's calling loop, a library's top package, the standard library's module, or C
+    calls."""
+    if filename.startswith(("~", "<")):
         return "C calls (builtins, C extensions)"
     path = Path(filename)
-    if path.is_relative_to(package_dir):
-        return "service: " + str(path.relative_to(package_dir).with_suffix(""))
+    if own is not None and path.is_relative_to(own):
+        return "service: " + str(path.relative_to(own).with_suffix(""))
+    if path.is_relative_to(BENCH):
+        return "this bench's calling loop"
     parts = path.parts
     if "site-packages" in parts:
         top = parts[parts.index("site-packages") + 1]
         return "library: " + top.removesuffix(".py")
-    return "stdlib: " + path.stem
+    return "stdlib: " + (path.parent.name if path.stem == "__init__" else path.stem)
 
 
 def profile_calls(once: Callable[[], object], count: int, package_dir: Path | None) -> dict:
@@ -116,7 +121,7 @@ def profile_calls(once: Callable[[], object], count: int, package_dir: Path | No
     groups: dict[str, float] = defaultdict(float)
     own: list[tuple[float, str]] = []
     for (filename, line, name), (_, _, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
-        groups[group_of(filename, package_dir or Path("/nonexistent"))] += tottime
+        groups[group_of(filename, package_dir)] += tottime
         if package_dir and Path(filename).is_relative_to(package_dir):
             where = Path(filename).relative_to(package_dir)
             own.append((cumtime, f"{where}:{line} {name}"))
@@ -158,10 +163,11 @@ def access_logger(bake: Path, stream: TextIO):
         return config.logger_class(config)  # its handlers take sys.stdout now: ``stream``
 
 
-def access_line(bake: Path, app, count: int, package_dir: Path) -> tuple[float, dict]:
-    """Return the CPU microseconds per access line of a /healthz answer, as gunicorn writes it
-    after each request (its logger's ``access``, with the answer's status and headers), and its
-    profile."""
+def access_line(bake: Path, app, count: int, package_dir: Path) -> tuple[list[float], dict]:
+    """Return the CPU microseconds per access line of a /healthz answer in each round, as
+    gunicorn writes it after each request (its logger's ``access``, with the answer's status
+    and headers), and its profile."""
+    # Left open: the logging configuration keeps writing to it until the process ends.
     devnull = open(os.devnull, "w")
     logger = access_logger(bake, devnull)
     environ = environs("/healthz", 1)[0]
