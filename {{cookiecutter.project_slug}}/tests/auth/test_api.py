@@ -15,7 +15,7 @@ from openapi_spec_validator import validate
 from sqlalchemy import select, update
 
 from {{ cookiecutter.package_name }}.auth import accounts, sign_in_limits
-from {{ cookiecutter.package_name }}.auth.accounts import Token, User, account_key, token_digest
+from {{ cookiecutter.package_name }}.auth.accounts import Role, Token, User, account_key, token_digest
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.items.models import Item
 from {{ cookiecutter.package_name }}.platform import routes
@@ -28,7 +28,7 @@ EMAIL, PASSWORD = "ada@example.com", "correct horse battery staple"
 ITEM = {"name": "an item"}
 
 
-def add_user(app, email=EMAIL, password=PASSWORD, active=True) -> int:
+def add_user(app, email=EMAIL, password=PASSWORD, active=True, role=Role.USER) -> int:
     """Store a user and return their id."""
     with app.app_context():
         user = User(
@@ -36,6 +36,7 @@ def add_user(app, email=EMAIL, password=PASSWORD, active=True) -> int:
             password_hash=hash_of(password),
             is_active=active,
             email_verified_at=utc_now(),
+            role=role,
         )
         db.session.add(user)
         db.session.commit()

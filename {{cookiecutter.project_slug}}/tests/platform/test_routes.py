@@ -1,9 +1,5 @@
 """Every route declares who may call it (platform/routes.py), and the declaration counts."""
 
-{% if cookiecutter.use_auth == "yes" -%}
-from datetime import timedelta
-
-{% endif -%}
 import pytest
 {%- if cookiecutter.use_auth == "yes" %}
 from flask import Blueprint, g
@@ -11,7 +7,7 @@ from sqlalchemy import update
 {%- endif %}
 
 {% if cookiecutter.use_auth == "yes" -%}
-from {{ cookiecutter.package_name }}.auth.accounts import Role, User, issue_token
+from {{ cookiecutter.package_name }}.auth.accounts import Role, User
 from {{ cookiecutter.package_name }}.auth.api import NOT_AN_ADMIN
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.platform import openapi, routes
@@ -22,9 +18,8 @@ from {{ cookiecutter.package_name }}.platform import routes
 {% endif -%}
 from {{ cookiecutter.package_name }}.platform.routes import Access
 {%- if cookiecutter.use_auth == "yes" %}
-from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
-from tests.auth.test_api import assert_asks_for_a_token
-from tests.conftest import hash_of, send_token
+from tests.auth.test_api import add_user, assert_asks_for_a_token, token_of
+from tests.conftest import send_token
 from tests.platform.test_openapi import assert_conforms, document
 {%- endif %}
 
@@ -127,14 +122,10 @@ def admin_app(make_app, monkeypatch):
     return make_app()
 
 
-def token_of(app, email: str, role: Role) -> str:
-    """Store a confirmed user with this address and role; return a live token of it."""
-    with app.app_context():
-        user = User(email=email, password_hash=hash_of("unused-password"), role=role)
-        user.email_verified_at = utc_now()
-        db.session.add(user)
-        db.session.flush()
-        return issue_token(user, timedelta(hours=1))[0]
+def token_of_new(app, email: str, role: Role) -> str:
+    """Store a confirmed user with this address and role; return a token it signed in for."""
+    add_user(app, email=email, role=role)
+    return token_of(app.test_client(), email=email)
 
 
 def set_user(app, email: str, **values: object) -> None:
@@ -150,12 +141,14 @@ def test_an_admin_route_answers_only_admins(admin_app):
     client = admin_app.test_client()
     doc = document(client)
     assert_asks_for_a_token(client.get("/api/admin-only"), invalid_token=False)
-    user = send_token(admin_app.test_client(), token_of(admin_app, "ada@example.com", Role.USER))
+    user_token = token_of_new(admin_app, "ada@example.com", Role.USER)
+    user = send_token(admin_app.test_client(), user_token)
     refused = user.get("/api/admin-only")
     assert refused.status_code == 403
     assert refused.json["error"]["detail"] == NOT_AN_ADMIN
     assert_conforms(doc, "/api/admin-only", "get", refused)
-    boss = send_token(admin_app.test_client(), token_of(admin_app, "root@example.com", Role.ADMIN))
+    admin_token = token_of_new(admin_app, "root@example.com", Role.ADMIN)
+    boss = send_token(admin_app.test_client(), admin_token)
     allowed = boss.get("/api/admin-only")
     assert allowed.status_code == 200
     assert allowed.json["user_id"] >= 1
