@@ -213,6 +213,51 @@ def test_old_backups_are_pruned_past_the_retention(project, env):
     assert "DATABASE_URL names no PostgreSQL database" in sqlite.stderr, sqlite.stderr
 
 
+# A psql that raises PostgreSQL's deadlock error (SQLSTATE 40P01) in the restore's transaction,
+# after its DROP SCHEMA, in the first DEADLOCKS restores (it counts them in COUNT).
+DEADLOCKING_PSQL = """#!/bin/sh
+case " $* " in *" --output=/dev/null "*) ;; *) exec "$REAL_PSQL" "$@" ;; esac
+count=$(cat "$COUNT" 2>/dev/null || echo 0)
+echo $((count + 1)) >"$COUNT"
+[ "$count" -lt "$DEADLOCKS" ] || exec "$REAL_PSQL" "$@"
+sed '/^DROP SCHEMA public CASCADE;$/a\\
+DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '"'40P01'"', MESSAGE = '"'deadlock detected'"'; END $$;
+' | "$REAL_PSQL" "$@"
+"""
+
+
+def test_a_restore_that_deadlocks_starts_again_and_gives_up_after_3_attempts(
+    project, env, postgres, tmp_path
+):
+    """A restore the server ends in a deadlock changes nothing and starts again, 3 times in all."""
+    database = env["DATABASE_NAME"]
+    fill(project, env)
+    file = backup(project, env)
+    backed_up = snapshot(postgres, database)
+    flask(project, env, "users", "create", "later@example.com", stdin=f"{PASSWORD}\n")
+    before = snapshot(postgres, database)
+    wrapper = tmp_path / "bin" / "psql"
+    wrapper.parent.mkdir()
+    wrapper.write_text(DEADLOCKING_PSQL)
+    wrapper.chmod(0o755)
+    count = tmp_path / "restores"
+    env = {
+        **env,
+        "PATH": f"{wrapper.parent}{os.pathsep}{env['PATH']}",
+        "REAL_PSQL": str(Path(postgres_bin()) / "psql"),
+        "COUNT": str(count),
+    }
+    refused = attempt(project, {**env, "DEADLOCKS": "9"}, "restore", f"FILE={file}", "YES=1")
+    assert refused.returncode != 0 and count.read_text().strip() == "3", refused.stderr
+    assert "deadlocked 3 times with the app's sessions: nothing was changed" in refused.stderr
+    assert snapshot(postgres, database) == before
+    count.unlink()
+    restored = restore(project, {**env, "DEADLOCKS": "1"}, file)
+    assert "40P01: deadlock detected" in restored.stderr, restored.stderr
+    assert "attempt 2 of 3" in restored.stderr and count.read_text().strip() == "2"
+    assert snapshot(postgres, database) == backed_up != before
+
+
 class Writer(threading.Thread):
     """Create items through the API, one after another, recording each answered write."""
 

@@ -126,12 +126,11 @@ confirm() {
     case $answer in y | Y | yes) ;; *) fail "Aborted: nothing was changed." ;; esac
 }
 
-restore() {
-    confirm "$1"
-    create_if_missing
-    # One transaction: it ends the other sessions of the database (the app's), drops every table
-    # and loads the backup's, and commits only when all of it worked (else nothing changes).
-    # Meanwhile the app's queries wait or fail (503); none of its writes is taken and then lost.
+# One attempt at the restore. One transaction: it ends the other sessions of the database (the
+# app's), drops every table and loads the backup's, and commits only when all of it worked (else
+# nothing changes). Meanwhile the app's queries wait or fail (503); none of its writes is taken
+# and then lost. Errors are shown verbose, so that their SQLSTATE can be read.
+restore_once() {
     {
         echo "SET client_min_messages = warning;"
         echo "BEGIN;"
@@ -141,7 +140,31 @@ restore() {
         echo "CREATE SCHEMA public;"
         printf '\\echo %s\n' "Restoring $1: every other session ended, writes wait for the commit."
         pg_restore --no-owner --no-privileges --file=- "$1" && echo "COMMIT;"
-    } | connected psql -X --quiet --no-psqlrc --set ON_ERROR_STOP=1 --output=/dev/null
+    } | connected psql -X --quiet --no-psqlrc --set ON_ERROR_STOP=1 --set VERBOSITY=verbose \
+        --output=/dev/null
+}
+
+# A session of the app that reconnects while the restore drops the tables one by one can hold one
+# table and wait for another: PostgreSQL then ends one of the two transactions (SQLSTATE 40P01,
+# deadlock detected). When that is the restore's, nothing was changed, and it starts again.
+RESTORE_ATTEMPTS=3
+
+restore() {
+    confirm "$1"
+    create_if_missing
+    errors=$(mktemp)
+    trap 'rm -f "$errors"' EXIT
+    attempt=1
+    until restore_once "$1" 2>"$errors"; do
+        cat "$errors" >&2
+        grep -q ' 40P01: ' "$errors" ||
+            fail "The restore of $1 failed (above): nothing was changed."
+        [ "$attempt" -lt "$RESTORE_ATTEMPTS" ] ||
+            fail "The restore of $1 deadlocked $attempt times with the app's sessions: nothing was changed. Stop what writes to the database, and restore again."
+        attempt=$((attempt + 1))
+        echo "The restore deadlocked with another session (nothing was changed): attempt $attempt of $RESTORE_ATTEMPTS." >&2
+    done
+    cat "$errors" >&2
     echo "Restored $1: the database is at migration $(schema_head)."
 }
 
