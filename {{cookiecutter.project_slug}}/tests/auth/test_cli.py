@@ -8,11 +8,17 @@ import pty
 import select as io_select
 import subprocess
 import sys
+{%- if cookiecutter.use_postgres == "yes" %}
+import threading
+{%- endif %}
 import time
 from datetime import timedelta
 
+{% if cookiecutter.use_postgres == "yes" -%}
+import click
+{% endif -%}
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select{% if cookiecutter.use_postgres == "yes" %}, text{% endif %}
 
 from {{ cookiecutter.package_name }}.auth.accounts import (
     Role,
@@ -21,6 +27,9 @@ from {{ cookiecutter.package_name }}.auth.accounts import (
     issue_token,
     user_for_token,
 )
+{%- if cookiecutter.use_postgres == "yes" %}
+from {{ cookiecutter.package_name }}.auth.cli import not_the_last_admin, save_role
+{%- endif %}
 from {{ cookiecutter.package_name }}.extensions import db
 from tests.conftest import PROJECT, SECRET
 
@@ -174,6 +183,69 @@ def test_the_last_active_admin_stays_one(app, command):
     users(app, "promote", "ada@example.com")
     result = users(app, command, "root@example.com")
     assert result.exit_code == 0, result.output
+
+
+{%- if cookiecutter.use_postgres == "yes" %}
+
+
+needs_postgres = pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="needs a PostgreSQL server (row locks): set TEST_DATABASE_URL",
+)
+LOCK_WAIT_SECONDS = 10.0
+
+
+def waiting_for_a_lock(app) -> int:
+    """Return how many sessions of the test database wait for a lock now."""
+    with app.app_context(), db.engine.connect() as connection:
+        waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        return connection.execute(text(waiting + " AND wait_event_type = 'Lock'")).scalar_one()
+
+
+@needs_postgres
+def test_two_admins_demoting_each_other_at_once_leave_one(app):
+    """Of two admins each demoting the other, the second's check waits for the first's change
+    and refuses: one admin stays (the check locks the admins' rows until the commit)."""
+    users(app, "create", "root@example.com", "--admin", password=PASSWORD)
+    users(app, "create", "ada@example.com", "--admin", password=PASSWORD)
+    first_checked, second_waits = threading.Event(), threading.Event()
+    refused: list[str] = []
+
+    def demote(address: str, other_checked: threading.Event | None) -> None:
+        """Demote ``address`` as the command does, between its check and its commit."""
+        if other_checked is not None:
+            other_checked.wait(LOCK_WAIT_SECONDS)
+        with app.app_context():
+            user = db.session.scalars(select(User).where(User.email == address)).one()
+            try:
+                not_the_last_admin(address, user)
+            except click.ClickException as exc:
+                refused.append(exc.message)
+                db.session.rollback()
+                return
+            if other_checked is None:  # the first: commit once the second waits for it
+                first_checked.set()
+                second_waits.wait(LOCK_WAIT_SECONDS)
+            save_role(address, user, Role.USER, "user demoted")
+
+    threads = [
+        threading.Thread(target=demote, args=("root@example.com", None)),
+        threading.Thread(target=demote, args=("ada@example.com", first_checked)),
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while not waiting_for_a_lock(app) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    waited = waiting_for_a_lock(app) > 0
+    second_waits.set()
+    for thread in threads:
+        thread.join(LOCK_WAIT_SECONDS)
+    assert waited, "the second check did not wait for the first's lock"
+    assert refused == ["ada@example.com is the last active admin: promote another user first"]
+    assert role_of(app, "root@example.com") == Role.USER
+    assert role_of(app, "ada@example.com") == Role.ADMIN
+{%- endif %}
 
 
 def test_promote_refuses_an_unconfirmed_address(app):
