@@ -45,9 +45,14 @@ def ratio(row: dict | None) -> str:
 
 def verdict(row: dict | None) -> str:
     """Say whether a ratio's median reached its threshold."""
-    if row is None:
+    if row is None or row["threshold"] is None:
         return ""
     return " met" if row["median"] >= row["threshold"] else " **not met**"
+
+
+def floor(threshold: float | None) -> str:
+    """Return a threshold as the report shows it; a ratio without one is shown for reading."""
+    return "none (retired)" if threshold is None else f">= {threshold:.2f}x"
 
 
 def origin(tree: dict) -> str:
@@ -76,8 +81,9 @@ def header(figures: dict) -> list[str]:
         f"- Run: {figures['started']}, {figures['minutes']} min; {plan['rounds']} round(s) of "
         f"{plan['duration_s']} s per load after {plan['warmup_s']} s of warm-up, targets in turn "
         "(the order reversed every other round).",
-        f"- Load: wrk, {plan['threads']} threads, {plan['connections']} connections, on the "
-        "same CPUs as the servers, loopback only.",
+        f"- Load: wrk, {plan['threads']} threads, {plan['connections']} connections, "
+        + cpus(host)
+        + ", loopback only.",
         f"- Machine: {host['cpus']} CPUs ({host['cpus_usable']} usable), Linux {host['kernel']}, "
         f"Python {host['python']}; load average (1, 5, 15 min) {start} at the start, {end} at "
         "the end.",
@@ -85,6 +91,17 @@ def header(figures: dict) -> list[str]:
         f"- Template trees: {trees}.",
         "",
     ]
+
+
+def cpus(host: dict) -> str:
+    """Say which CPUs the load and the servers ran on (runs before the split: the same ones)."""
+    if not host.get("server_cpus"):
+        return "on the same CPUs as the servers"
+    load, server = (",".join(map(str, host[key])) for key in ("load_cpus", "server_cpus"))
+    return (
+        f"on CPU {load} with PostgreSQL and Redis, the servers on CPU {server} (taskset): what "
+        "loads a server takes none of its CPU time"
+    )
 
 
 def acceptance(figures: dict) -> list[str]:
@@ -114,7 +131,7 @@ def acceptance(figures: dict) -> list[str]:
                 cpu = {**cpu, "threshold": row["threshold"]}
             cells += [ratio(cpu) + verdict(cpu), ratio(row) + verdict(row)]
         threshold = next(row["threshold"] for (name, _), row in of.items() if name == compares)
-        lines.append(f"| {compares} | >= {threshold:.2f}x | " + " | ".join(cells) + " |")
+        lines.append(f"| {compares} | {floor(threshold)} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
 
@@ -291,7 +308,7 @@ def summary(figures: dict) -> str:
         )
     lines = [
         f"{row['tree']:6} {row['compares']}: CPU {ratio(row.get('cpu'))}, req/s {ratio(row)}, "
-        f"threshold {row['threshold']:.2f}x"
+        f"threshold {floor(row['threshold'])}"
         for row in figures["ratios"]
     ]
     lines += [

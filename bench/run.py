@@ -72,7 +72,7 @@ MAX_LOAD = 1.0
 TRACING = Plan(rounds=12, duration_s=2, warmup_s=2, rows=250_000)
 # The bakes of each template tree: the defaults (PostgreSQL, Redis, gunicorn), and granian.
 BAKES = {"gunicorn": {}, "granian": {"app_server": "granian"}}
-# (what the ratio compares, numerator, denominator, acceptance threshold); a target is
+# (what the ratio compares, numerator, denominator, acceptance threshold or None); a target is
 # (server, load), both of the same template tree; issues 38 and 66 set the thresholds. The
 # references (bench/reference_apps.py) run under plain gunicorn: "flask" answers /healthz alone,
 # "minread" the primary-key read on the same stack and data as the stock bake ("gunicorn").
@@ -81,7 +81,9 @@ RATIOS = (
     ("primary-key read, the service vs a minimal read", "gunicorn read", "minread read", 0.80),
     ("cached read, the service vs a minimal read", "gunicorn hit", "minread hit", 0.80),
     ("cached read vs the service's /healthz", "gunicorn hit", "gunicorn healthz", 0.60),
-    ("PostgreSQL primary-key read vs /healthz", "gunicorn read", "gunicorn healthz", 0.40),
+    # Shown for reading only: issue 66 retired its floor of 0.40 (a cache-aside miss pays a round
+    # trip /healthz does not; the read is judged against the minimal read instead).
+    ("PostgreSQL primary-key read vs /healthz", "gunicorn read", "gunicorn healthz", None),
     ("granian vs gunicorn, /healthz", "granian healthz", "gunicorn healthz", 1.50),
     ("granian vs gunicorn, cached read", "granian hit", "gunicorn hit", 1.50),
 )
@@ -254,7 +256,8 @@ def serve_features(
     for name, (_, settings, answers, exporting) in FEATURES.items():
         log(f"after: serve {name}: {settings or answers}{' exporting' if exporting else ''}")
         if not answers:
-            served[name] = (stock.extra_service(name, **settings_of(stock.bake), **settings), stock)
+            extra = {**settings_of(stock.bake), **settings}
+            served[name] = (stock.extra_service(name, wrk.SERVER_CPUS, **extra), stock)
             continue
         if traced is None:
             traced = deploy(servers, template, "after-traced", answers)
@@ -263,7 +266,7 @@ def serve_features(
             continue
         endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url} if exporting else {}
         extra = {**settings_of(traced.bake), **endpoint, **settings}
-        served[name] = (traced.extra_service(name, **extra), traced)
+        served[name] = (traced.extra_service(name, wrk.SERVER_CPUS, **extra), traced)
     return served
 
 
@@ -296,7 +299,7 @@ def serve_tracing(
         log(f"tracing: serve use_opentelemetry=yes, {name}: {sampler}")
         endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": sinks[name].url} if name in sinks else {}
         settings = {**settings_of(traced.bake), **endpoint, **sampler}
-        services[name] = traced.extra_service(name, **settings)
+        services[name] = traced.extra_service(name, wrk.SERVER_CPUS, **settings)
     log(f"tracing: {plan.rows} items to read in each database")
     bakes = {"plain": plain, "traced": traced}
     unread = {bake: Unread(*items_to_read(d, plan.rows)) for bake, d in bakes.items()}
@@ -463,6 +466,8 @@ def machine() -> dict:
     return {
         "cpus": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)),
+        "load_cpus": list(wrk.LOAD_CPUS),
+        "server_cpus": list(wrk.SERVER_CPUS),
         "kernel": platform.release(),
         "python": platform.python_version(),
         "load_average_at_start": [round(load, 2) for load in os.getloadavg()],
@@ -522,7 +527,8 @@ def shown_argv(args: argparse.Namespace) -> list[str]:
 
 
 def start_servers(stack: contextlib.ExitStack) -> Servers:
-    """Start PostgreSQL and Redis in a private folder; stop them and remove it with ``stack``."""
+    """Start PostgreSQL and Redis in a private folder, on the load's CPUs (wrk.LOAD_CPUS); stop
+    them and remove the folder with ``stack``."""
     root = private_dir("bench-")
     stack.callback(shutil.rmtree, root, ignore_errors=True)
     # Every server of both trees keeps its workers' pools open (some dozen connections each):
@@ -532,7 +538,12 @@ def start_servers(stack: contextlib.ExitStack) -> Servers:
     redis = Redis(root / "redis")
     stack.callback(redis.stop)
     interpreter = Interpreter.for_user(root / "python")
-    return Servers(root, interpreter, postgres.start(), redis.start())
+    own_cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, wrk.LOAD_CPUS or own_cpus)  # what they start (and fork) keeps them
+    try:
+        return Servers(root, interpreter, postgres.start(), redis.start())
+    finally:
+        os.sched_setaffinity(0, own_cpus)
 
 
 def run_figures(figures: dict, started: float, plan: Plan, targets: list[Target]) -> dict:

@@ -17,6 +17,7 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(REPO / "tests"))
 
+import wrk  # noqa: E402
 from combinations import combination  # noqa: E402
 from tier2.deployment import Deployment  # noqa: E402
 from tier2.servers import Interpreter, Postgres, Redis, Service, owned_dir  # noqa: E402
@@ -93,7 +94,9 @@ def deploy(servers: Servers, template: Path, name: str, answers: dict) -> Deploy
         redis=servers.redis,
     )
     deployment.migrate()
-    deployment.service = deployment.new_service("service", **settings_of(project)).start()
+    deployment.service = deployment.new_service(
+        "service", wrk.SERVER_CPUS, **settings_of(project)
+    ).start()
     return deployment
 
 
@@ -107,7 +110,7 @@ def serve_reference(deployment: Deployment, name: str, app: str) -> Service:
     shutil.copy(BENCH / "reference_apps.py", folder)
     (folder / "reference_apps.py").chmod(0o644)
     service = deployment.new_service(
-        f"{name}-service", PYTHONPATH=str(folder), **settings_of(deployment.bake)
+        f"{name}-service", wrk.SERVER_CPUS, PYTHONPATH=str(folder), **settings_of(deployment.bake)
     )
     server, *_ = service.recipe.command
     if server != "gunicorn":

@@ -1,11 +1,17 @@
 """Run wrk against one URL and read its summary."""
 
+import os
 import re
 import subprocess
 from dataclasses import asdict, dataclass
 
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
-THREADS = 2  # one per CPU of the 2-CPU machines this runs on
+THREADS = 2
+# The CPUs a load is split over: the servers under load run on every usable CPU but the first,
+# which wrk shares with PostgreSQL and Redis. What loads a server then takes none of its CPUs, and
+# its CPU time per request holds steady from round to round (issue 66). One usable CPU: no split.
+_CPUS = sorted(os.sched_getaffinity(0))
+LOAD_CPUS, SERVER_CPUS = (tuple(_CPUS[:1]), tuple(_CPUS[1:])) if len(_CPUS) > 1 else ((), ())
 CONNECTIONS = 32
 
 
@@ -32,7 +38,8 @@ class Sample:
 
 def command(url: str, duration_s: int, script: str | None = None, args=()) -> list[str]:
     """Return the wrk command line, with a Lua script and its arguments when given."""
-    load = ["wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration_s}s", "--latency"]
+    pinned = ["taskset", "--cpu-list", ",".join(map(str, LOAD_CPUS))] if LOAD_CPUS else []
+    load = [*pinned, "wrk", f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{duration_s}s", "--latency"]
     extra = ["-s", script] if script else []
     return [*load, *extra, url, *(["--", *map(str, args)] if args else [])]
 
