@@ -76,7 +76,7 @@ def header(figures: dict) -> list[str]:
         "",
         f"Written by `python bench/{run}` (figures in `docs/{name}.json`, rendered by "
         "`bench/report.py`). A measurement, not a gate: nothing fails on these numbers."
-        + ("" if scenario else " Where a request's CPU goes: benchmarks-breakdown.md."),
+        + ("" if scenario else " Where a request's CPU goes: below, from benchmarks-breakdown.md."),
         "",
         f"- Run: {figures['started']}, {figures['minutes']} min; {plan['rounds']} round(s) of "
         f"{plan['duration_s']} s per load after {plan['warmup_s']} s of warm-up, targets in turn "
@@ -289,9 +289,20 @@ def reproduce(figures: dict) -> list[str]:
     ]
 
 
+def breakdown(figures: dict) -> list[str]:
+    """Return docs/benchmarks-breakdown.md (bench/breakdown.py's last run) as a section (its
+    title one level down; its own headings are below that level already); nothing when there is
+    none."""
+    page = DOCS / "benchmarks-breakdown.md"
+    if not page.is_file():
+        return []
+    lines = page.read_text().splitlines()
+    return [f"#{line}" if line.startswith("# ") else line for line in lines] + [""]
+
+
 def render(figures: dict) -> str:
     """Return docs/benchmarks.md for one run's figures."""
-    sections = (header, acceptance, features, price, targets, reproduce)
+    sections = (header, acceptance, features, price, breakdown, targets, reproduce)
     if "tracing" in figures:
         sections = (header, tracing, exported, targets, reproduce)
     return "\n".join(line for section in sections for line in section(figures)).rstrip() + "\n"
