@@ -149,8 +149,8 @@ def list_passkeys(email: str) -> None:
     address, user = existing_user(email)
     passkeys = db.session.scalars(select(Passkey).where(Passkey.user_id == user.id)).all()
     for passkey in passkeys:
-        used = f"{passkey.last_used_at:%Y-%m-%d %H:%M}" if passkey.last_used_at else "never"
-        added = f"{passkey.created_at:%Y-%m-%d %H:%M}"
+        used = f"{passkey.last_used_at:%Y-%m-%d %H:%M} UTC" if passkey.last_used_at else "never"
+        added = f"{passkey.created_at:%Y-%m-%d %H:%M} UTC"
         click.echo(f"{passkey.id}\t{passkey.name}\tadded {added}\tlast used {used}")
     if not passkeys:
         click.echo(f"{address} has no passkey.")

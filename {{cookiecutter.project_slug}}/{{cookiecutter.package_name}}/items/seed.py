@@ -20,7 +20,7 @@ from .api import ItemIn, add_item
 from .models import Item
 
 EXAMPLES = (
-    ItemIn(name="Example: a first item", description="Added by `flask seed`."),
+    ItemIn(name="Example: a first item", description="Added by the flask seed command."),
     ItemIn(name="Example: a second item", description="Seeding again adds nothing."),
     ItemIn(name="Example: an item without a description"),
 )
