@@ -217,6 +217,32 @@ def test_a_browser_creates_an_item_with_htmx_without_a_page_load(
 
 @pytest.mark.timeout(300)
 @each("use_frontend")
+def test_a_browser_following_a_bad_link_gets_a_page_with_a_way_back(
+    deployment, tmp_path, record_property
+):
+    """It shows a 404 as a page of the site, in its style and under its policy (nothing refused),
+    and its link back opens the home page."""
+    with browser(tmp_path / "artefacts") as session:
+        session.open(f"{deployment.entry}/no-such-page")
+        heading = session.wait(lambda d: d.find_element(By.TAG_NAME, "h1").text, "a page")
+        record_property(ARTEFACT_PROPERTY, str(session.screenshot("bad-link")))
+        assert heading == "Not Found"
+        assert "Error 404." in session.driver.page_source
+        styled = session.driver.execute_script(
+            "return document.styleSheets.length > 0 && document.styleSheets[0].cssRules.length > 0"
+        )
+        assert styled, "the site's stylesheet did not load"
+        assert session.csp_violations() == []
+        # Chromium logs the page's own 404; anything else would be the page's fault.
+        others = [line for line in session.console_errors() if "status of 404" not in line]
+        assert others == []
+        session.driver.find_element(By.LINK_TEXT, "Back to the home page").click()
+        home = f"{deployment.entry}/"
+        session.wait(lambda d: d.current_url == home and "Error 404." not in d.page_source, "/")
+
+
+@pytest.mark.timeout(300)
+@each("use_frontend")
 def test_a_browser_on_plain_http_is_told_the_session_cookie_needs_https(
     deployment, tmp_path, record_property
 ):
@@ -275,7 +301,7 @@ def test_a_form_another_site_posts_over_plain_http_is_told_samesite_withheld_the
     with pages as port, browser(tmp_path / "artefacts", names=(SITE, OTHER_SITE)) as session:
         session.open(f"http://{OTHER_SITE}:{port}/")
         session.driver.find_element(By.ID, "send").click()
-        shown = session.wait(lambda d: '"status":400' in d.page_source and d.page_source, "a 400")
+        shown = session.wait(lambda d: "Error 400." in d.page_source and d.page_source, "a 400")
         record_property(ARTEFACT_PROPERTY, str(session.screenshot("cross-site-post")))
     assert CROSS_SITE in shown and "SameSite" in shown and PLAIN_HTTP not in shown, shown
     warnings = [line for line in deployment.service.lines(since) if '"WARNING"' in line]
