@@ -13,6 +13,7 @@ LOADS = {
     "healthz": "GET /healthz",
     "hit": "cached read (X-Cache: hit)",
     "read": "PostgreSQL primary-key read (each id once: cache misses)",
+    "none": "read of an id no item has (a cache miss, then 404)",
 }
 SERVERS = {
     "flask": "minimal Flask (plain gunicorn)",

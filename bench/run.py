@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import report
+import requests
 import wrk
 from serve import (
     REPO,
@@ -80,6 +81,7 @@ RATIOS = (
     ("/healthz, the service vs minimal Flask", "gunicorn healthz", "flask healthz", 0.80),
     ("primary-key read, the service vs a minimal read", "gunicorn read", "minread read", 0.80),
     ("cached read, the service vs a minimal read", "gunicorn hit", "minread hit", 0.80),
+    ("read of no item (404), the service vs a minimal read", "gunicorn none", "minread none", 0.80),
     ("cached read vs the service's /healthz", "gunicorn hit", "gunicorn healthz", 0.60),
     # Shown for reading only: issue 66 retired its floor of 0.40 (a cache-aside miss pays a round
     # trip /healthz does not; the read is judged against the minimal read instead).
@@ -122,6 +124,8 @@ COSTS = (
 # How long the exporters may take to send their last batches (their schedule delay is 5 s).
 EXPORT_SETTLE_S = 20
 READ_SCRIPT = Path(__file__).resolve().parent / "item_reads.lua"
+# An id no item has (the largest the API takes, less one): every read of it is a miss, answered 404.
+NO_ITEM = 2**31 - 2
 # What makes the figures: the template, the bench and the harness; a change elsewhere (or a file
 # of the checkout's own, untracked) leaves the checkout's commit as the measured one.
 MEASURED = ("cookiecutter.json", "hooks", "{{cookiecutter.project_slug}}", "bench", "tests")
@@ -163,18 +167,20 @@ class Target:
     service: Service
     path: str
     unread: Unread | None = None  # the uncached read: where the next load starts
+    refused: int | None = None  # the status every answer has when it is not 2xx (404: no item)
     samples: list = field(default_factory=list)
     served: int = 0  # requests of every load, warm-ups included, and of the checks after them
 
     def load(self, duration_s: int) -> wrk.Sample:
-        """Load the target once; stop the run on any answer but 2xx, or a cached item gone."""
+        """Load the target once; stop the run on any answer but 2xx (or, for a refused target, on
+        any 2xx, or a check after it answering another status), or a cached item gone."""
         url = self.service.url + self.path
         cpu_before = cpu_seconds(self.service)
         try:
             if self.unread is not None:
                 sample = self.load_unread(duration_s)
             else:
-                sample = wrk.run(url, duration_s)
+                sample = wrk.run(url, duration_s, all_refused=self.refused is not None)
         except wrk.Non2xx as exc:
             raise RuntimeError(f"{self.tree} {self.name}: {exc}\n{self.service.output()}") from None
         sample = replace(sample, cpu_s=cpu_seconds(self.service) - cpu_before)
@@ -183,6 +189,11 @@ class Target:
             self.served += 1
             if x_cache(url) != "hit":
                 raise RuntimeError(f"{self.tree} {self.name}: the item left the cache")
+        if self.refused is not None:
+            self.served += 1
+            status = requests.get(url, timeout=10).status_code
+            if status != self.refused:
+                raise RuntimeError(f"{self.tree} {self.name}: {status}, not {self.refused}")
         return sample
 
     def load_unread(self, duration_s: int) -> wrk.Sample:
@@ -230,6 +241,8 @@ def serve_tree(
     targets = [
         Target(tree, "gunicorn read", gunicorn.service, "/api/items/{id}", read),
         Target(tree, "minread read", minimal_read, "/api/items/{id}", read),
+        Target(tree, "gunicorn none", gunicorn.service, f"/api/items/{NO_ITEM}", refused=404),
+        Target(tree, "minread none", minimal_read, f"/api/items/{NO_ITEM}", refused=404),
         Target(tree, "flask healthz", reference, "/healthz"),
         Target(tree, "gunicorn healthz", gunicorn.service, "/healthz"),
         Target(tree, "granian healthz", granian.service, "/healthz"),
