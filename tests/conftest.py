@@ -25,6 +25,37 @@ def pytest_addoption(parser) -> None:
 
 
 def pytest_collection_modifyitems(config, items: list[pytest.Item]) -> None:
+    """Deselect the tests of the combinations --row did not name; put the longest work first."""
+    select_rows(config, items)
+    longest_first(items)
+
+
+def group_of(item: pytest.Item) -> str:
+    """Return the item's xdist group: what one worker runs together (a test of none is alone)."""
+    marker = item.get_closest_marker("xdist_group")
+    return str(marker.args[0]) if marker is not None and marker.args else item.nodeid
+
+
+def longest_first(items: list[pytest.Item]) -> None:
+    """Order the groups so that the longest start first and the short ones fill the end.
+
+    xdist hands each worker the next group in collection order (pyproject.toml's addopts turn
+    off its own reordering by count). Tier 3's one group (a Docker engine, every image and
+    stack) is the longest by far, then tier 2's served combinations, then tier 1's bakes: a
+    long group started last would leave the other workers idle while it runs. Within a tier,
+    groups with more tests first; the items of a group keep their order.
+    """
+    rank = {"tier 3": 0, "tier 2": 1, "tier 1": 2}
+    size: defaultdict[str, int] = defaultdict(int)
+    heaviest: dict[str, int] = {}
+    for item in items:
+        group = group_of(item)
+        size[group] += 1
+        heaviest[group] = min(heaviest.get(group, 2), rank[tier(item.nodeid)])
+    items.sort(key=lambda item: (heaviest[group_of(item)], -size[group_of(item)]))
+
+
+def select_rows(config, items: list[pytest.Item]) -> None:
     """Deselect the tests of the combinations --row did not name; refuse an id no test has."""
     rows = set(config.getoption("row"))
     if not rows:
@@ -91,6 +122,7 @@ _artefacts: list[str] = []
 # worker (a session fixture's setup counts in the file of the first test that asked for it).
 _seconds_per_file: defaultdict[str, float] = defaultdict(float)
 _seconds_per_worker: defaultdict[str, float] = defaultdict(float)
+_seconds_per_test: defaultdict[str, float] = defaultdict(float)  # all its parameters together
 SLOWEST_FILES = 30
 
 
@@ -103,6 +135,7 @@ def tier(path: str) -> str:
 def pytest_runtest_logreport(report) -> None:
     """Collect the report lines the tests recorded, and the time each phase took."""
     _seconds_per_file[report.nodeid.split("::", 1)[0]] += report.duration
+    _seconds_per_test[report.nodeid.split("[", 1)[0].split("@", 1)[0]] += report.duration
     node = getattr(report, "node", None)  # the xdist worker that ran it, on the controller
     _seconds_per_worker[node.gateway.id if node is not None else "main"] += report.duration
     if report.when == "call":
@@ -136,7 +169,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 def summarise_time(terminalreporter) -> None:
-    """Print where the time went: per tier, per worker, and the slowest test files."""
+    """Print where the time went: per tier, per worker, the slowest test files and tests."""
     terminalreporter.section("where the time goes (setup, call and teardown, summed)")
     per_tier: defaultdict[str, float] = defaultdict(float)
     for path, seconds in _seconds_per_file.items():
@@ -148,3 +181,7 @@ def summarise_time(terminalreporter) -> None:
     slowest = sorted(_seconds_per_file.items(), key=lambda item: -item[1])[:SLOWEST_FILES]
     for path, seconds in slowest:
         terminalreporter.write_line(f"{seconds:8.1f} s  {path}")
+    terminalreporter.write_line("the slowest tests, each with all its combinations:")
+    slowest = sorted(_seconds_per_test.items(), key=lambda item: -item[1])[:SLOWEST_FILES]
+    for test, seconds in slowest:
+        terminalreporter.write_line(f"{seconds:8.1f} s  {test}")

@@ -4,7 +4,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from developer import request
+from loopback import free_port
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -39,13 +39,6 @@ def keystrokes(template_dir: Path, answers: dict[str, str]) -> str:
         else:
             lines.append(answers[key])
     return "".join(line + "\n" for line in lines)
-
-
-def free_port() -> int:
-    """Return a free loopback TCP port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cookiecutter(

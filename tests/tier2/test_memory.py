@@ -30,6 +30,16 @@ HASHING_THREADS = 2
 HASH_MIB = 19
 KEPT_MIB = HASHING_THREADS * HASH_MIB + 12
 IDLE_SECONDS = 2.0  # after the last answer, before reading the memory
+SETTLE_SECONDS, SETTLED_MIB = 0.5, 0.5  # a started worker is idle once it grows less in that time
+
+
+def settled(workers: list[int]) -> dict[int, float] | None:
+    """Return each worker's resident MiB once it stopped growing (a worker still importing the
+    app on a loaded machine would count its imports as kept); None while one still grows."""
+    first = {pid: resident_mib(pid) for pid in workers}
+    time.sleep(SETTLE_SECONDS)
+    then = {pid: resident_mib(pid) for pid in workers}
+    return then if all(abs(then[pid] - first[pid]) < SETTLED_MIB for pid in workers) else None
 
 
 @each("use_auth")
@@ -50,7 +60,7 @@ def test_a_burst_of_sign_ins_leaves_each_worker_within_its_hashing_memory(deploy
         return pids if len(pids) == WORKERS else None
 
     workers = wait_until(started, 30, f"{WORKERS} workers started")
-    before = {pid: resident_mib(pid) for pid in workers}
+    before = wait_until(lambda: settled(workers), 30, "the workers' memory settled after start")
 
     def attempt(_: int) -> int:
         unknown = f"nobody-{uuid.uuid4().hex}@example.com"
