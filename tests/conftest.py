@@ -24,6 +24,13 @@ def pytest_addoption(parser) -> None:
     )
 
 
+def pytest_configure(config) -> None:
+    """Keep the order longest_first gives the groups: xdist would reorder them by their number
+    of tests (its --no-loadscope-reorder, set here so that a run without xdist still parses)."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(config, items: list[pytest.Item]) -> None:
     """Deselect the tests of the combinations --row did not name; put the longest work first."""
     select_rows(config, items)
@@ -39,8 +46,8 @@ def group_of(item: pytest.Item) -> str:
 def longest_first(items: list[pytest.Item]) -> None:
     """Order the groups so that the longest start first and the short ones fill the end.
 
-    xdist hands each worker the next group in collection order (pyproject.toml's addopts turn
-    off its own reordering by count). Tier 3's one group (a Docker engine, every image and
+    xdist hands each worker the next group in collection order (pytest_configure turns off its
+    own reordering by count). Tier 3's one group (a Docker engine, every image and
     stack) is the longest by far, then tier 2's served combinations, then tier 1's bakes: a
     long group started last would leave the other workers idle while it runs. Within a tier,
     groups with more tests first; the items of a group keep their order.

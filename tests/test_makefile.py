@@ -240,6 +240,27 @@ def test_demo_and_dev_on_a_taken_port_say_so_in_one_line(bake, combo, clean_env,
 
 
 @pytest.mark.parametrize("combo", params([ALL_OFF]))
+def test_compose_tasks_without_the_compose_plugin_say_so_in_one_line(
+    bake, combo, clean_env, tmp_path
+):
+    """It stops `make up`, `up-dev`, `down` and `logs` before compose when Docker has no Compose
+    plugin, with one line naming the task, the plugin and where to get it."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    docker = bin_dir / "docker"  # a docker CLI without the plugin, as Debian's docker.io alone
+    docker.write_text('#!/bin/sh\necho "docker: unknown command: docker $1" >&2\nexit 1\n')
+    docker.chmod(0o755)
+    env = {**clean_env, "PATH": f"{bin_dir}:{clean_env['PATH']}"}
+    for task in ("up", "up-dev", "down", "logs"):
+        result = make(bake(combo), env, task, timeout=60)
+        assert result.returncode != 0 and result.stdout == "", (task, result.stdout)
+        assert result.stderr.splitlines()[0] == (
+            f"make {task} needs Docker's Compose plugin, which `docker compose version` did not "
+            "find: https://docs.docker.com/compose/install/"
+        ), result.stderr
+
+
+@pytest.mark.parametrize("combo", params([ALL_OFF]))
 def test_updating_installs_cruft_with_either_uv_the_makefile_uses(bake, combo):
     """It shows docs/updating.md's cruft install with uv on PATH and with the Makefile's own uv."""
     root = bake(combo)

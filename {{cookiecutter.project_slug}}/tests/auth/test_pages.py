@@ -152,12 +152,15 @@ def test_every_failed_sign_in_gets_the_same_answer(app):
 
 
 def test_sign_out_ends_the_session_and_a_copy_of_its_cookie(app):
-    """It signs out (303 to /), and the cookie the session had no longer signs anyone in."""
+    """It signs out (303 to /, which says so once), and the cookie the session had no longer
+    signs anyone in."""
     client = signed_in_by_form(app)
     copied = session_cookie(app, client)
     answer = client.post("/sign-out", data={"csrf_token": csrf_token(client)})
     assert answer.status_code == 303
     assert answer.headers["Location"] == "/"
+    assert 'class="notice" role="status">You are signed out.' in client.get("/").text
+    assert "You are signed out." not in client.get("/").text  # said once
     assert not shows_the_form(client)
     replayed = app.test_client()
     replayed.set_cookie(app.config["SESSION_COOKIE_NAME"], copied)

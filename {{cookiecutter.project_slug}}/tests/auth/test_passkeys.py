@@ -105,7 +105,7 @@ def stored(app) -> list[Passkey]:
 
 def test_registration_stores_the_verified_passkey_under_its_name(passkey_app):
     """It verifies the recorded credential against the session's challenge and stores its id,
-    public key, counter and the session's user handle, under the name given."""
+    public key, counter and the session's user handle, under the name given; the page says so."""
     client = client_signed_in(passkey_app)
     headers = csrf_header(client)
     handle = RECORDED["registration"]["user_handle"]
@@ -115,6 +115,7 @@ def test_registration_stores_the_verified_passkey_under_its_name(passkey_app):
     assert answer.status_code == 201, answer.json
     (passkey,) = stored(passkey_app)
     assert passkey.name == "My laptop"
+    assert "Passkey “My laptop” added." in client.get("/passkeys").text  # the page JS reloads
     assert passkey.credential_id == base64url_to_bytes(REGISTRATION["rawId"])
     assert passkey.sign_count == RECORDED["registration"]["sign_count"]
     assert passkey.user_handle == base64url_to_bytes(handle)
@@ -293,7 +294,8 @@ def test_a_malformed_sign_in_gets_the_one_answer(passkey_app, body):
 
 
 def test_removed_passkey_signs_in_no_more(passkey_app):
-    """It removes the signed-in user's passkey from the page; the same response then fails."""
+    """It removes the signed-in user's passkey from the page, which says so; the same response
+    then fails."""
     passkey_id = store_passkey(passkey_app)
     client = client_signed_in(passkey_app)
     page = client.get("/passkeys").text
@@ -302,6 +304,7 @@ def test_removed_passkey_signs_in_no_more(passkey_app):
     answer = client.post(f"/passkeys/{passkey_id}/remove", data={"csrf_token": token})
     assert answer.status_code == 303
     assert not stored(passkey_app)
+    assert "Passkey removed: it signs in no more." in client.get("/passkeys").text
     assert sign_in_with_passkey(passkey_app, passkey_app.test_client()).status_code == 422
 
 
@@ -315,7 +318,9 @@ def test_a_passkey_is_renamed_by_its_user_only(passkey_app):
         answer = client.post(f"/passkeys/{mine}/rename", data={"name": name, "csrf_token": token})
         assert answer.status_code == 303
     assert [p.name for p in stored(passkey_app)] == ["Work phone"]
-    assert "Work phone" in client.get("/passkeys").text
+    page = client.get("/passkeys").text
+    assert page.count("Passkey renamed") == 1 and "Passkey renamed “Work phone”." in page
+    assert '<strong class="passkey-name">Work phone</strong>' in page
     add_user(passkey_app, "other@example.com", "another long password")
     with passkey_app.app_context():
         db.session.execute(delete(Passkey))
@@ -364,6 +369,7 @@ def test_another_users_passkey_cannot_be_removed(passkey_app):
     answer = client.post(f"/passkeys/{passkey_id}/remove", data={"csrf_token": token})
     assert answer.status_code == 303
     assert len(stored(passkey_app)) == 1
+    assert "Passkey removed" not in client.get("/passkeys").text
 
 
 @pytest.mark.parametrize(

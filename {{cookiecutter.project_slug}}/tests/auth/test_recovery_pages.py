@@ -1,7 +1,7 @@
 """The password reset pages: the sign-in form links to them; asking answers one page whatever
 the address (mail only to an account), 422 for what is not one plain address; the mail's link
 opens a form, kept out of referrers and caches, that sets the password once, then sends the
-browser to sign in; forms keep their CSRF check; with mail off the page says so.
+browser to sign in, saying so; forms keep their CSRF check; with mail off the page says so.
 """
 
 import html
@@ -26,6 +26,15 @@ def set_by_link(client, reset_token: str, password: str = NEW_PASSWORD):
     return client.post("/reset-password", data=data)
 
 
+def assert_says_once_with_the_address(client, sentence: str, email: str = EMAIL) -> None:
+    """Assert the next sign-in form says ``sentence`` with ``email`` typed in, and the one
+    after neither (a flashed message and the address are shown once)."""
+    first, then = client.get("/sign-in").text, client.get("/sign-in").text
+    assert 'class="notice"' in first and sentence in first, first
+    assert f'value="{html.escape(email)}"' in first
+    assert sentence not in then and f'value="{html.escape(email)}"' not in then
+
+
 def test_the_sign_in_form_links_to_the_reset_form(mail_app):
     """It offers "Forgot your password?" on the sign-in form."""
     assert 'href="/password-reset"' in mail_app().test_client().get("/sign-in").text
@@ -44,8 +53,9 @@ def test_asking_answers_one_page_and_mails_only_an_account(mail_app):
 
 
 def test_the_link_sets_the_password_once_then_asks_to_sign_in(mail_app):
-    """It sets the password from the link's form and redirects to sign-in; the same link then
-    answers 422 with the reason, and a too short password 422 too."""
+    """It sets the password from the link's form and redirects to sign-in, which says so once
+    with the address typed in; the same link then answers 422 with the reason and a link to ask
+    for a new one, and a too short password 422 too."""
     app = mail_app()
     add_user(app)
     client = app.test_client()
@@ -55,9 +65,11 @@ def test_the_link_sets_the_password_once_then_asks_to_sign_in(mail_app):
     assert short.status_code == 422 and "Choose another password" in short.text
     done = set_by_link(client, token)
     assert done.status_code == 303 and done.headers["Location"].endswith("/sign-in")
+    assert_says_once_with_the_address(client, "Your password is changed")
     assert sign_in(client, password=NEW_PASSWORD).status_code == 201
     again = set_by_link(client, token, "yet another password")
     assert again.status_code == 422 and html.escape(recovery.BAD_TOKEN) in again.text
+    assert 'id="new-link" href="/password-reset">Ask for a new link</a>' in again.text
 
 
 def test_a_malformed_address_is_refused_and_mailed_nothing(mail_app):

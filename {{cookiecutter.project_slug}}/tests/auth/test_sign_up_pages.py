@@ -1,7 +1,8 @@
 """The sign-up pages (AUTH_SIGN_UP): the sign-in form links to them only when sign-up is on;
 signing up asks for the address only and answers one page whether or not it is taken (mail only
 for a free one); the mail's link opens a page, kept out of referrers and caches, where the
-password is chosen and a button creates the account, once, then sends the browser to sign in;
+password is chosen and a button creates the account, once, then sends the browser to sign in,
+saying so;
 no account exists before; forms keep their CSRF check; with mail off the page says so.
 """
 
@@ -11,7 +12,8 @@ from {{ cookiecutter.package_name }}.auth import sign_up
 from {{ cookiecutter.package_name }}.auth.accounts import user_by_email
 from tests.auth.test_api import EMAIL, PASSWORD, add_user
 from tests.auth.test_pages import form_token
-from tests.auth.test_sign_up import NEW
+from tests.auth.test_recovery_pages import assert_says_once_with_the_address
+from tests.auth.test_sign_up import NEW, THEIRS, add_unverified
 
 SIGN_UP = {"auth_sign_up": True}
 
@@ -59,8 +61,9 @@ def test_signing_up_answers_one_page_and_mails_only_a_free_address(mail_app):
 
 def test_the_link_confirms_once_and_then_the_account_signs_in(mail_app):
     """It has no account before the link (the sign-in form refuses the password); the link's
-    page with a chosen password creates it (303 to sign-in), a second press is refused (422),
-    also with another password; then the chosen password signs in."""
+    page with a chosen password creates it (303 to sign-in, which says so once with the address
+    typed in), a second press is refused (422, with a link to a new one), also with another
+    password; then the chosen password signs in."""
     app = mail_app(**SIGN_UP)
     client = app.test_client()
     sign_up_by_form(client)
@@ -68,7 +71,9 @@ def test_the_link_confirms_once_and_then_the_account_signs_in(mail_app):
     token = app.outbox.token()
     confirmed = confirm_by_link(client, token)
     assert confirmed.status_code == 303 and confirmed.location.endswith("/sign-in")
-    assert confirm_by_link(client, token, "another password").status_code == 422
+    assert_says_once_with_the_address(client, "Your address is confirmed", NEW)
+    spent = confirm_by_link(client, token, "another password")
+    assert spent.status_code == 422 and 'id="new-link" href="/verification"' in spent.text
     assert sign_in_by_form(client, password="another password").status_code == 422
     assert sign_in_by_form(client).status_code == 303
 
@@ -116,10 +121,44 @@ def test_an_address_too_long_is_refused_whole_not_cut_to_another(mail_app):
     assert sign_up_by_form(app.test_client(), longest).status_code == 200
 
 
+def test_an_unconfirmed_account_is_sent_to_a_page_that_mails_a_new_link(mail_app):
+    """It answers a right password of an unconfirmed account 403 on the sign-in form, in words
+    naming no API, with a link to "Send a new link"; that page mails one, as a sign-up does,
+    whose page confirms the address with a password chosen there."""
+    app = mail_app(**SIGN_UP)
+    add_unverified(app)
+    client = app.test_client()
+    refused = sign_in_by_form(client, password=THEIRS)
+    assert refused.status_code == 403 and "/api/" not in refused.text
+    words = "Confirm your address first: open the link mailed to it."
+    assert f'{words} <a id="new-link" href="/verification">Send a new link</a>' in refused.text
+    page = client.get("/verification").text
+    assert "<h1>Send a new link</h1>" in page and 'action="/verification"' in page
+    answer = client.post("/verification", data={"email": NEW, "csrf_token": form_token(page)})
+    assert answer.status_code == 200 and html.escape(sign_up.ON_ITS_WAY) in answer.text
+    assert [sent["To"] for sent in app.outbox] == [NEW]
+    assert confirm_by_link(client, app.outbox.token()).status_code == 303
+    assert sign_in_by_form(client).status_code == 303
+
+
+def test_without_sign_up_an_unconfirmed_account_is_told_a_reset_confirms_it(mail_app):
+    """It offers no new-link page with AUTH_SIGN_UP off (404), and its sign-in form says a new
+    password confirms the address (a reset does)."""
+    app = mail_app()
+    add_unverified(app)
+    client = app.test_client()
+    refused = sign_in_by_form(client, password=THEIRS)
+    assert refused.status_code == 403 and 'id="new-link"' not in refused.text
+    assert 'A new password, by "Forgot your password?", confirms it too.' in refused.text
+    assert client.get("/verification").status_code == 404
+
+
 def test_the_forms_keep_their_csrf_check(mail_app):
-    """It refuses a sign-up or a confirmation posted without the form's CSRF token."""
+    """It refuses a sign-up, a new link or a confirmation posted without the form's CSRF
+    token."""
     client = mail_app(**SIGN_UP).test_client()
     assert client.post("/sign-up", data={"email": NEW}).status_code == 400
+    assert client.post("/verification", data={"email": NEW}).status_code == 400
     data = {"token": "t", "password": PASSWORD}
     assert client.post("/verify-email", data=data).status_code == 400
 

@@ -84,13 +84,16 @@ def test_page_without_items_says_so(client):
 
 
 def test_form_post_redirects_to_the_list(writer):
-    """It adds a valid item from a plain form post and redirects (303) to the list showing it."""
+    """It adds a valid item from a plain form post and redirects (303) to the list showing it
+    and saying it was added, once."""
     token = csrf_token(writer)
     response = writer.post("/items", data={"name": " plain ", "csrf_token": token})
     assert response.status_code == 303
     assert response.headers["Location"] == "/"
     page = writer.get("/").text
     assert "<strong>plain</strong>" in page
+    assert 'class="notice" role="status">Added “plain”.' in page
+    assert "Added “plain”." not in writer.get("/").text  # said once
 
 
 def test_invalid_form_post_keeps_the_input_and_names_the_problem(writer):
@@ -103,7 +106,7 @@ def test_invalid_form_post_keeps_the_input_and_names_the_problem(writer):
     assert response.status_code == 422
     page = response.text
     assert page.startswith("<!doctype html>")
-    assert 'id="name-error"' in page
+    assert 'id="name-error">Required: type something.<' in page  # not pydantic's words
     assert "kept &lt;as&gt; sent" in page
     assert writer.get("/api/items").json["total"] == 0
 
@@ -117,7 +120,8 @@ def test_too_long_name_is_refused(writer):
 
 
 def test_htmx_post_answers_the_section_in_place(writer):
-    """It answers an HTMX post with the items section alone (201), the new item in it."""
+    """It answers an HTMX post with the items section alone (201), the new item in it, saying
+    it was added."""
     token = csrf_token(writer)
     response = writer.post("/items", data={"name": "swapped", "csrf_token": token}, headers=HTMX)
     assert response.status_code == 201
@@ -125,7 +129,9 @@ def test_htmx_post_answers_the_section_in_place(writer):
     assert fragment.lstrip().startswith('<section id="items-section">')
     assert "<html" not in fragment
     assert "<strong>swapped</strong>" in fragment
+    assert 'class="notice" role="status">Added “swapped”.' in fragment
     assert 'value=""' in fragment  # the form is empty again
+    assert "Added “swapped”." not in writer.get("/").text  # said in the section only
 
 
 def test_invalid_htmx_post_answers_the_section_with_the_error(writer):

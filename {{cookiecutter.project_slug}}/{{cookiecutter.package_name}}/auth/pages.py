@@ -12,6 +12,7 @@ from flask import (
     Blueprint,
     Flask,
     current_app,
+    flash,
     redirect,
     render_template,
     request,
@@ -42,6 +43,10 @@ FAILED = "Wrong email or password."
 INCOMPLETE = "Type your email and your password to sign in."
 # Why the HTMX and JSON requests of anyone not signed in are refused (main.js shows it).
 NOT_SIGNED_IN = "You are not signed in, or your session ended: sign in."
+# The page's answer to a right password of an account whose address is not confirmed (the API's
+# names its own route); sign_in.html adds the way to a new link.
+UNVERIFIED = "Confirm your address first: open the link mailed to it."
+SIGN_IN_AS = "sign_in_as"  # the session's key for the address the next sign-in form shows
 
 
 class SignedIn(UserMixin):  # type: ignore[misc]  # Flask-Login ships no type hints
@@ -75,17 +80,31 @@ def ask_to_sign_in() -> ResponseReturnValue:
     return redirect(url_for("auth_pages.sign_in_form"), 303)
 
 
-def form(email: str = "", error: str | None = None, status: int = 200) -> ResponseReturnValue:
-    """Render the sign-in form, the email kept as typed, with the failure's message if any."""
+def form(
+    email: str = "", error: str | None = None, status: int = 200, unverified: bool = False
+) -> ResponseReturnValue:
+    """Render the sign-in form, the email kept as typed, with the failure's message if any
+    (``unverified``: with the way to a new link confirming the address)."""
     sign_up = current_app.extensions["settings"].auth_sign_up
-    return render_template("auth/sign_in.html", email=email, error=error, sign_up=sign_up), status
+    page = render_template(
+        "auth/sign_in.html", email=email, error=error, sign_up=sign_up, unverified=unverified
+    )
+    return page, status
+
+
+def to_sign_in(email: str, message: str) -> ResponseReturnValue:
+    """Send the browser to the sign-in form, which shows ``message`` once and ``email`` typed in
+    (kept in the session, never in the URL, where logs and history would keep it)."""
+    session[SIGN_IN_AS] = email
+    flash(message)
+    return redirect(url_for("auth_pages.sign_in_form"), 303)
 
 
 @bp.get("/sign-in")
 @access(Access.PAGE)
 def sign_in_form() -> ResponseReturnValue:
-    """Show the sign-in form."""
-    return form()
+    """Show the sign-in form, with the address a step before it left (to_sign_in)."""
+    return form(session.pop(SIGN_IN_AS, ""))
 
 
 @bp.post("/sign-in")
@@ -104,8 +123,8 @@ def sign_in() -> ResponseReturnValue:
         return form(email, INCOMPLETE, 422)
     try:
         user = authenticate(given.email, given.password)
-    except Forbidden as exc:  # the password is right, the address not confirmed yet
-        return form(email, exc.description, 403)
+    except Forbidden:  # the password is right, the address not confirmed yet
+        return form(email, UNVERIFIED, 403, unverified=True)
     if user is None:
         return form(email, FAILED, 422)
     session.clear()  # a new session: nothing set before sign-in (its CSRF token) is kept
@@ -126,6 +145,7 @@ def sign_out() -> ResponseReturnValue:
             log.info("signed out", extra={"user_id": user.id})
     logout_user()
     session.clear()
+    flash("You are signed out.")
     return redirect(url_for("pages.index"), 303)
 
 

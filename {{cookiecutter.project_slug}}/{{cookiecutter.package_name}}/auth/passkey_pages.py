@@ -14,6 +14,7 @@ from flask import (
     Blueprint,
     Flask,
     Response,
+    flash,
     jsonify,
     redirect,
     render_template,
@@ -167,7 +168,8 @@ def register() -> ResponseReturnValue:
     db.session.add(passkey)
     db.session.commit()
     log.info("passkey added", extra={"user_id": current_user.id})
-    return jsonify(id=passkey.id, name=passkey.name), 201
+    flash(f"Passkey “{name}” added.")  # shown by the page passkeys.js reloads
+    return jsonify(id=passkey.id, name=name), 201
 
 
 @bp.post("/passkeys/sign-in/options")
@@ -239,6 +241,7 @@ def remove(passkey_id: int) -> ResponseReturnValue:
     mine = (Passkey.id == passkey_id) & (Passkey.user_id == current_user.id)
     if db.session.execute(delete(Passkey).where(mine)).rowcount:  # type: ignore[attr-defined]
         log.info("passkey removed", extra={"user_id": current_user.id})
+        flash("Passkey removed: it signs in no more.")
     db.session.commit()
     return redirect(url_for("passkeys.passkey_list"), 303)
 
@@ -254,6 +257,7 @@ def rename(passkey_id: int) -> ResponseReturnValue:
     if name and passkey is not None and passkey.user_id == current_user.id:
         passkey.name = name
         db.session.commit()
+        flash(f"Passkey renamed “{name}”.")
     return redirect(url_for("passkeys.passkey_list"), 303)
 
 

@@ -203,13 +203,14 @@ def link_mail(
     return mail.Envelope(address, mail.message(address, subject, template, link=link, **context))
 
 
-def reset_password(token: str, password: str) -> bool:
+def reset_password(token: str, password: str) -> str | None:
     """Set a new password with a reset token, ending the account's tokens and browser
-    sessions and confirming its address; False when the token is invalid, expired or used
-    (by this request or one at the same moment)."""
+    sessions and confirming its address; return the address. None when the token is invalid,
+    expired or used (by this request or one at the same moment)."""
     user = user_for_reset(token)
     if user is None:
-        return False
+        return None
+    email = user.email  # read before the commit expires it
     new_hash = HASHING.submit(hasher.hash, password).result()
     # Only while the state the token is bound to holds: of requests at once, one wins.
     spent = db.session.execute(
@@ -228,11 +229,11 @@ def reset_password(token: str, password: str) -> bool:
     )
     if spent.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's result has it
         db.session.rollback()
-        return False
+        return None
     db.session.execute(delete(Token).where(Token.user_id == user.id))
     db.session.commit()
     log.info("password reset", extra={"user_id": user.id})
-    return True
+    return email
 
 
 @bp.post("/password-reset")
@@ -251,7 +252,7 @@ def request_reset() -> tuple[dict[str, object], int]:
 def set_password() -> ResponseReturnValue:
     """Set a new password with a reset token; end the account's tokens and browser sessions."""
     given = NewPasswordIn.model_validate(json_body())
-    if not reset_password(given.token, given.password):
+    if reset_password(given.token, given.password) is None:
         return json_error(403, "Forbidden", [{"field": "token", "message": BAD_TOKEN}])
     return no_content()
 

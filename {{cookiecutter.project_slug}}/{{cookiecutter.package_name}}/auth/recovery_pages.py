@@ -2,7 +2,7 @@
 set the new password; both do what the API does (auth/recovery.py), with the forms' CSRF check.
 """
 
-from flask import Blueprint, Flask, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import ServiceUnavailable
 
@@ -10,6 +10,7 @@ from ..platform.rate_limits import limit_sign_in
 from ..platform.routes import Access, access
 from ..web.security import keeps_its_link_secret, send_policy
 from .accounts import checked_password
+from .pages import to_sign_in
 from .recovery import BAD_TOKEN, ON_ITS_WAY, mail_reset, reset_password
 
 bp = Blueprint("recovery_pages", __name__, template_folder="templates")  # auth/templates/auth/
@@ -44,9 +45,13 @@ def reset_form(email: str = "", sent: str | None = None, error: str | None = Non
     return render_template("auth/password_reset.html", email=email, sent=sent, error=error)
 
 
-def new_password_form(token: str, error: str | None = None, status: int = 200) -> Page:
-    """Render the form setting a new password, carrying the link's token."""
-    return render_template("auth/new_password.html", token=token, error=error), status
+def new_password_form(
+    token: str, error: str | None = None, status: int = 200, spent: bool = False
+) -> Page:
+    """Render the form setting a new password, carrying the link's token; ``spent``: the link
+    is of no use, and the page offers to ask for a new one."""
+    page = render_template("auth/new_password.html", token=token, error=error, spent=spent)
+    return page, status
 
 
 @bp.get("/reset-password")
@@ -62,15 +67,17 @@ def new_password() -> ResponseReturnValue:
 @limit_sign_in
 @keeps_its_link_secret
 def set_new_password() -> ResponseReturnValue:
-    """Set the new password, then send the browser to the sign-in form; 422 with the reason."""
+    """Set the new password, then send the browser to the sign-in form, saying so; 422 with
+    the reason."""
     token, password = request.form.get("token", "")[:512], request.form.get("password", "")
     try:
         checked_password(password)
     except ValueError as exc:
         return new_password_form(token, f"Choose another password: {exc}.", 422)
-    if not reset_password(token, password):
-        return new_password_form(token, BAD_TOKEN, 422)
-    return redirect(url_for("auth_pages.sign_in_form"), 303)
+    email = reset_password(token, password)
+    if email is None:
+        return new_password_form(token, BAD_TOKEN, 422, spent=True)
+    return to_sign_in(email, "Your password is changed and your other sessions are signed out.")
 
 
 def init_app(app: Flask) -> None:

@@ -120,13 +120,14 @@ def sign_up(email: str) -> None:
     mail.send_later(SIGN_UP_JOB, address)
 
 
-def verify(token: str, password: str) -> bool:
+def verify(token: str, password: str) -> str | None:
     """Create the verified account of the token's address with ``password`` (or confirm the
-    unverified one, replacing its password); False when the token is invalid or expired, or
-    the address has a verified or deactivated account (the token is used)."""
+    unverified one, replacing its password) and return its address; None when the token is
+    invalid or expired, or the address has a verified or deactivated account (the token is
+    used)."""
     address = address_to_confirm(token)
     if address is None:
-        return False
+        return None
     password_hash = HASHING.submit(hasher.hash, password).result()
     user = user_by_email(address)
     if user is None:
@@ -136,11 +137,11 @@ def verify(token: str, password: str) -> bool:
             db.session.commit()
         except IntegrityError:  # created at the same moment by another request: used
             db.session.rollback()
-            return False
+            return None
     elif not confirm_unverified(user, password_hash):
-        return False
+        return None
     log.info("address verified", extra={"user_id": user.id})
-    return True
+    return address
 
 
 def confirm_unverified(user: User, password_hash: str) -> bool:
@@ -191,7 +192,7 @@ def verify_view() -> ResponseReturnValue:
     """Confirm an address with the mailed token and choose the account's password: it may
     sign in from now on."""
     given = VerifyIn.model_validate(json_body())
-    if not verify(given.token, given.password):
+    if verify(given.token, given.password) is None:
         return json_error(403, "Forbidden", [{"field": "token", "message": BAD_TOKEN}])
     return no_content()
 

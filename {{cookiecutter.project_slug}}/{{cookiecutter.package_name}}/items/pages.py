@@ -4,10 +4,20 @@ HTMX requests get the items section, swapped in place. A page asks about all its
 one request, less and less often, and stops after PENDING_POLL_SECONDS with a button to ask again.
 """
 
-from collections.abc import Sequence
-from typing import TypedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
 
-from flask import Blueprint, Flask, abort, current_app, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 {%- if cookiecutter.use_auth == "yes" %}
 from flask_login import current_user, login_required
@@ -51,13 +61,22 @@ def poll(items: Sequence[Item], check: int) -> Poll:
     return {"pending": pending, "check": check, "wait": wait if waited <= poll_for else None}
 
 
-def render(form: dict[str, str], errors: dict[str, str], status: int = 200) -> ResponseReturnValue:
-    """Render the whole page, or only its items section for HTMX, with the form's state."""
+def render(
+    form: dict[str, str], errors: dict[str, str], status: int = 200, notice: str | None = None
+) -> ResponseReturnValue:
+    """Render the whole page, or only its items section for HTMX, with the form's state (and
+    for HTMX what it just did: a whole page shows that as a flashed message)."""
     items = db.session.scalars(select(Item).order_by(Item.id.desc()).limit(LISTED)).all()
     total = db.session.scalar(select(func.count()).select_from(Item))
     template = "items/_items.html" if is_htmx() else "items/index.html"
     page = render_template(
-        template, items=items, total=total, form=form, errors=errors, poll=poll(items, 0)
+        template,
+        items=items,
+        total=total,
+        form=form,
+        errors=errors,
+        poll=poll(items, 0),
+        notice=notice,
     )
     return page, status, {"Vary": "HX-Request"}
 {%- if cookiecutter.use_auth == "yes" %}
@@ -71,6 +90,14 @@ def private_reads() -> ResponseReturnValue | None:
         return login_manager.unauthorized()  # type: ignore[no-any-return]  # untyped library
     return None
 {%- endif %}
+
+
+def in_words(error: Mapping[str, Any]) -> str:
+    """Return the form's words for one of pydantic's errors: an empty field is asked for, not
+    measured ("String should have at least 1 character")."""
+    if error["type"] == "string_too_short" and error.get("ctx", {}).get("min_length") == 1:
+        return "Required: type something."
+    return str(error["msg"])
 
 
 @bp.get("/")
@@ -90,11 +117,16 @@ def create_item() -> ResponseReturnValue:
     """Add an item from the form; on invalid input answer 422 with the form kept as sent."""
     form = {field: request.form.get(field, "") for field in ("name", "description")}
     try:
-        add_item(ItemIn.model_validate(form){% if cookiecutter.use_auth == "yes" %}, owner_id=current_user.id{% endif %})
+        given = ItemIn.model_validate(form)
     except ValidationError as exc:
-        errors = {str(error["loc"][0]): error["msg"] for error in exc.errors(include_url=False)}
+        errors = {str(error["loc"][0]): in_words(error) for error in exc.errors(include_url=False)}
         return render(form, errors, 422)
-    return render({}, {}, 201) if is_htmx() else redirect(url_for("pages.index"), 303)
+    add_item(given{% if cookiecutter.use_auth == "yes" %}, owner_id=current_user.id{% endif %})
+    added = f"Added “{given.name}”."
+    if is_htmx():
+        return render({}, {}, 201, notice=added)
+    flash(added)
+    return redirect(url_for("pages.index"), 303)
 
 
 @bp.get("/items/pending")
