@@ -107,7 +107,9 @@ def sign_in_browser(session, entry: str | None, account: Account) -> None:
     if entry is not None:
         session.open(f"{entry}/sign-in")
     session.wait(lambda d: d.find_elements(By.ID, "sign-in-form"), "the sign-in form")
-    session.driver.find_element(By.ID, "email").send_keys(account.email)
+    email = session.driver.find_element(By.ID, "email")
+    email.clear()  # a step before may have typed it in (auth/pages.py's to_sign_in)
+    email.send_keys(account.email)
     session.driver.find_element(By.ID, "password").send_keys(account.password)
     session.driver.find_element(By.CSS_SELECTOR, "#sign-in-form button[type=submit]").click()
     shown = session.wait(lambda d: d.find_elements(By.ID, "signed-in-email"), "signed in")

@@ -48,6 +48,8 @@ SIGN_TEST_LEVEL = 0.001
 TIMING_RATIO = 0.25
 TIMING_FLOOR = 0.010
 ARTEFACT_PROPERTY = "artefact"  # listed after the run by tests/conftest.py
+# The rendered widths (CSS pixels) of the elements a selector finds, in order.
+FIELD_WIDTHS = "return [...document.querySelectorAll(arguments[0])].map(e => e.offsetWidth)"
 AT_ONCE = 16  # wrong passwords for one account sent at once, from SOURCES addresses
 SOURCES = 8  # loopback client addresses 127.0.0.2 onwards (127.0.0.1 stays the tests' own)
 Times = dict[str, list[float]]  # seconds each request of a kind took
@@ -328,7 +330,8 @@ fetch("/items", {method: "POST", body: form, headers: headers, redirect: "manual
 def test_a_browser_signs_in_adds_an_item_signs_out_and_cannot_post_any_more(
     deployment, tmp_path, record_property
 ):
-    """It signs in through the form, adds an item, signs out: the form is gone, and the form's
+    """It signs in through the form, adds an item (the section says so; the name field is as
+    wide as the description), signs out (the page says so): the form is gone, and the form's
     request sent again from the page (as it was, or with the page's new CSRF token) adds nothing.
     """
     name = f"signed-{uuid.uuid4().hex[:8]}"
@@ -342,6 +345,10 @@ def test_a_browser_signs_in_adds_an_item_signs_out_and_cannot_post_any_more(
         session.driver.find_element(By.ID, "name").send_keys(name)
         session.driver.find_element(By.CSS_SELECTOR, "form[hx-post] button[type=submit]").click()
         session.wait(lambda d: name in d.find_element(By.ID, "items").text, "the new item listed")
+        notice = session.driver.find_element(By.CSS_SELECTOR, "#items-section .notice").text
+        assert notice == f"Added “{name}”.", notice
+        widths = session.driver.execute_script(FIELD_WIDTHS, "#name, #description")
+        assert len(set(widths)) == 1, widths  # the name as wide as the description
         fields = session.driver.execute_script(
             "return Object.fromEntries(new FormData(document.querySelector('form[hx-post]')))"
         )
@@ -351,6 +358,8 @@ def test_a_browser_signs_in_adds_an_item_signs_out_and_cannot_post_any_more(
         session.driver.find_element(By.CSS_SELECTOR, "#sign-out-form button").click()
         session.wait(lambda d: d.find_elements(By.ID, "sign-in-link"), "signed out")
         assert not session.driver.find_elements(By.ID, "name"), "the form is still shown"
+        notice = session.driver.find_element(By.CSS_SELECTOR, ".notice").text
+        assert notice == "You are signed out.", notice
         record_property(ARTEFACT_PROPERTY, str(session.screenshot("signed-out")))
         fresh = session.driver.find_element(By.CSS_SELECTOR, 'meta[name="csrf-token"]')
         token = fresh.get_attribute("content")

@@ -345,7 +345,8 @@ def test_mail_asked_for_while_the_server_is_down_arrives_once_it_is_up(deploymen
 def test_a_browser_resets_a_password_with_the_mailed_link(deployment, mailing, tmp_path):
     """It follows "Forgot your password?" from the sign-in form, asks for the mail, opens the
     mailed link (on this instance's address: PUBLIC_URL names a host the browser cannot reach
-    here), sets a new password, and signs in with it, with no console error or CSP violation."""
+    here), sets a new password, is told so on the sign-in form with the address typed in, and
+    signs in with it, with no console error or CSP violation."""
     service, inbox = mailing
     email = f"browser-{secrets.token_hex(6)}@example.com"
     create_user(deployment, email, secrets.token_urlsafe(18), service)
@@ -361,6 +362,7 @@ def test_a_browser_resets_a_password_with_the_mailed_link(deployment, mailing, t
         new_password = secrets.token_urlsafe(18)
         session.driver.find_element(By.ID, "password").send_keys(new_password)
         session.driver.find_element(By.CSS_SELECTOR, "#new-password-form button").click()
+        assert_told_on_the_sign_in_form(session, "Your password is changed", email)
         sign_in_browser(session, None, Account(email, new_password, ""))
         assert session.console_errors() == [] and session.csp_violations() == []
 
@@ -373,12 +375,21 @@ def test_a_browser_signs_up_confirms_the_mailed_link_and_signs_in(
     """It follows "No account? Sign up" from the sign-in form, whose only field is the address,
     and signs up; a sign-in with the password to come is refused as for an unknown address (the
     same message; no session) until the mailed link's page (on this instance's address, as
-    above) asks for the password and its button creates the account; then the same sign-in
-    shows the item form, with no CSP violation and no console error but the refusals'."""
+    above) asks for the password and its button creates the account, and the sign-in form says
+    so with the address typed in; then the same sign-in shows the item form, with no CSP
+    violation and no console error but the refusals'."""
     service, inbox = mailing
     account = Account(f"new-{secrets.token_hex(6)}@example.com", secrets.token_urlsafe(18), "")
     with browser(tmp_path / "artefacts") as session:
         browser_sign_up(session, service, inbox, account, record_property)
+
+
+def assert_told_on_the_sign_in_form(session, sentence: str, email: str) -> None:
+    """Assert the page is the sign-in form, saying ``sentence`` with ``email`` typed in."""
+    session.wait(lambda d: d.find_elements(By.ID, "sign-in-form"), "the sign-in form")
+    notice = session.driver.find_element(By.CSS_SELECTOR, ".notice").text
+    assert notice.startswith(sentence), notice
+    assert session.driver.find_element(By.ID, "email").get_attribute("value") == email
 
 
 def browser_sign_up(session, service: Service, inbox: Inbox, account: Account, record) -> None:
@@ -410,6 +421,7 @@ def browser_sign_up(session, service: Service, inbox: Inbox, account: Account, r
     driver.find_element(By.CSS_SELECTOR, "#verify-email-form button").click()
     session.wait(lambda d: d.find_elements(By.ID, "sign-in-form"), "back to the sign-in form")
     assert not driver.find_elements(By.ID, "verify-email-error")
+    assert_told_on_the_sign_in_form(session, "Your address is confirmed", account.email)
     sign_in_browser(session, None, account)
     session.wait(lambda d: d.find_elements(By.ID, "name"), "the item form")
     record(ARTEFACT_PROPERTY, str(session.screenshot("signed-up-and-in")))
