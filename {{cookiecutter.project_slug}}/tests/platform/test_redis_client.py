@@ -1,6 +1,7 @@
 """Redis keeps the cache and the rate limits; when it fails, reads miss the cache, limits count
 in memory, readiness stays 200 "degraded", and no request gets a 500."""
 
+import logging
 import os
 import socket
 import time
@@ -181,6 +182,22 @@ def test_a_read_not_limited_never_waits_for_the_limiters_retry(settings_override
     took, created = timed(client, "POST", "/api/items", json={"name": "frozen again"})
     assert created.status_code == 201
     assert took >= 0.9 * timeout  # the retry was still due: the read did not take it
+
+
+@needs_redis
+def test_a_new_connection_asks_for_no_maintenance_notifications(make_app, caplog):
+    """It connects without asking for maintenance notifications, which a Redis without them
+    (7.x) refuses: redis-py then logs a DEBUG line on every new connection."""
+    app = make_app(app_env="development")
+    redis_log = logging.getLogger("redis")
+    redis_log.addHandler(caplog.handler)  # the app's logging setup replaced the root's handlers
+    try:
+        with caplog.at_level(logging.DEBUG, logger="redis"):
+            assert app.test_client().get("/api/items/1").status_code == 404  # cache, then 404
+            assert app.extensions["rate_limits"].strategy.storage.check()  # the limits' own
+    finally:
+        redis_log.removeHandler(caplog.handler)
+    assert not [r for r in caplog.records if "maintenance" in r.getMessage().lower()]
 
 
 @needs_redis

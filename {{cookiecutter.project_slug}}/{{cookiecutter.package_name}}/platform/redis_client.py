@@ -11,6 +11,7 @@ import redis
 from flask import Flask
 from limits.storage import RedisStorage
 from redis.backoff import NoBackoff
+from redis.maint_notifications import MaintNotificationsConfig
 from redis.retry import Retry
 
 from ..settings import Settings
@@ -18,12 +19,18 @@ from ..settings import Settings
 
 def options(settings: Settings) -> dict[str, Any]:
     """Return redis-py's options: REDIS_TIMEOUT on every socket, and one attempt per call
-    (redis-py's default retries would multiply a timeout against a frozen Redis)."""
+    (redis-py's default retries would multiply a timeout against a frozen Redis).
+
+    No maintenance notifications: only Redis Cloud and Redis Software send them, and asking a
+    Redis that has none (this project's) costs each new connection a round trip and a DEBUG
+    line ("unknown subcommand 'MAINT_NOTIFICATIONS'"). On those, drop the option.
+    """
     timeout = settings.redis_timeout
     return {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
         "retry": Retry(NoBackoff(), 0),
+        "maint_notifications_config": MaintNotificationsConfig(enabled=False),
     }
 
 
