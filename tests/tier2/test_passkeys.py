@@ -108,8 +108,9 @@ def passkey_sign_in(session: Browser, origin: str) -> str:
 @each("use_frontend", "use_auth")
 def test_a_passkey_signs_in_without_an_email_until_removed(deployment, tmp_path, record_property):
     """It adds a passkey on the page, signs in with it after signing out (no email typed),
-    removes it, and then refuses it; another authenticator's forged credential carrying the
-    user's handle is refused. No CSP violation on the way."""
+    removes it (once the page's question is answered yes: no, and it stays), and then refuses
+    it; another authenticator's forged credential carrying the user's handle is refused. No CSP
+    violation on the way."""
     port = free_port()
     origin = f"http://{HOST}:{port}"
     service = deployment.extra_service("passkeys", PORT=str(port), PASSKEY_ORIGINS=origin)
@@ -131,6 +132,14 @@ def test_a_passkey_signs_in_without_an_email_until_removed(deployment, tmp_path,
 
         session.open(f"{origin}/passkeys")
         session.driver.find_element(By.CLASS_NAME, "passkey-remove").click()
+        asked = session.driver.switch_to.alert  # main.js asks before the form ends the passkey
+        assert asked.text.startswith("Remove the passkey “Virtual laptop”?"), asked.text
+        asked.dismiss()
+        assert [e.text for e in session.driver.find_elements(By.CLASS_NAME, "passkey-name")] == [
+            "Virtual laptop"
+        ], "removed without a yes"
+        session.driver.find_element(By.CLASS_NAME, "passkey-remove").click()
+        session.driver.switch_to.alert.accept()
         session.wait(lambda d: d.find_elements(By.ID, "no-passkeys"), "the passkey removed")
         sign_out(session, origin)
         assert passkey_sign_in(session, origin).startswith(f"error: {REFUSED}")

@@ -102,6 +102,15 @@ document.addEventListener("htmx:sendError", (event) => {
   }
 });
 
+// A form that ends something asks first (data-confirm holds the question): the browser's own
+// dialog, which the policy allows; without JavaScript the form posts at once.
+document.addEventListener("submit", (event) => {
+  const question = event.target.dataset.confirm;
+  if (question && !window.confirm(question)) {
+    event.preventDefault();
+  }
+});
+
 // The name field's counter: characters left of the field's maxlength.
 Alpine.data("charCounter", () => ({
   left: 0,
