@@ -1,5 +1,9 @@
 """Every route declares who may call it (platform/routes.py), and the declaration counts."""
 
+{% if cookiecutter.use_auth == "yes" -%}
+from datetime import timedelta
+
+{% endif -%}
 import pytest
 {%- if cookiecutter.use_auth == "yes" %}
 from flask import Blueprint, g
@@ -7,7 +11,7 @@ from sqlalchemy import update
 {%- endif %}
 
 {% if cookiecutter.use_auth == "yes" -%}
-from {{ cookiecutter.package_name }}.auth.accounts import Role, User
+from {{ cookiecutter.package_name }}.auth.accounts import Role, User, issue_token
 from {{ cookiecutter.package_name }}.auth.api import NOT_AN_ADMIN
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.platform import openapi, routes
@@ -158,6 +162,86 @@ def test_an_admin_route_answers_only_admins(admin_app):
     assert boss.get("/api/admin-only").status_code == 403
     set_user(admin_app, "ada@example.com", is_active=False)
     assert_asks_for_a_token(user.get("/api/admin-only"), invalid_token=True)
+
+
+CALLERS = ("anonymous", "user", "admin", "deactivated admin")
+PASSES = "passes"  # the guard lets the request through to the view, whatever the view answers
+
+
+def expected_answers(rule: Access, method: str, private_reads: bool) -> dict[str, str]:
+    """Return what the token guard answers each caller of a route declaring ``rule``."""
+    asked = rule in (Access.SIGNED_IN, Access.ADMIN) or (
+        rule is Access.SIGNED_IN_TO_WRITE and (method != "GET" or private_reads)
+    )
+    return {
+        "anonymous": "401" if asked else PASSES,
+        "user": "403" if rule is Access.ADMIN else PASSES,
+        "admin": PASSES,
+        "deactivated admin": "401" if asked else PASSES,
+    }
+
+
+def guard_answer(answer) -> str:
+    """Return "401" or "403" when the token guard refused ``answer``'s request, else PASSES."""
+    challenge = answer.headers.get("WWW-Authenticate", "")
+    if answer.status_code == 401 and challenge.startswith("Bearer"):
+        return "401"
+    body = answer.get_json(silent=True) or {}
+    if answer.status_code == 403 and body.get("error", {}).get("detail") == NOT_AN_ADMIN:
+        return "403"
+    return PASSES
+
+
+def fresh_tokens(app, users: dict[str, int]) -> dict[str, str]:
+    """Issue a new token to each caller's user, by its id (a route may end the token sent)."""
+    with app.app_context():
+        return {
+            caller: issue_token(db.session.get_one(User, user_id), timedelta(hours=1))[0]
+            for caller, user_id in users.items()
+        }
+
+
+def routes_of(app) -> dict[str, tuple[str, str]]:
+    """Return each route of the URL map as "METHOD RULE": (endpoint, a URL of it)."""
+    found = {}
+    urls = app.url_map.bind("localhost")
+    for rule in app.url_map.iter_rules():
+        url = urls.build(rule.endpoint, dict.fromkeys(rule.arguments, 1))
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            found[f"{method} {rule.rule}"] = (rule.endpoint, url)
+    return found
+
+
+@pytest.mark.parametrize("private_reads", [False, True])
+def test_the_authorization_matrix_holds_for_every_route(make_app, private_reads):
+    """The matrix is the URL map (every optional route served) times four callers: anonymous, a
+    user, an admin and a deactivated admin, each with a live token of their own. Each route
+    answers each caller as the rule it declares says (a route declaring none fails the test
+    above): 401 where a token is asked and none, or a dead one, is sent; 403 to a user on an
+    admin's route. Pages answer a token the same as no token: they never read one."""
+    app = make_app(auth_private_reads=private_reads, **EVERY_ROUTE)
+    users = {
+        "user": add_user(app, email="ada@example.com", role=Role.USER),
+        "admin": add_user(app, email="root@example.com", role=Role.ADMIN),
+        "deactivated admin": add_user(app, email="old@example.com", role=Role.ADMIN, active=False),
+    }
+    wrong: dict[str, object] = {}
+    for route, (endpoint, url) in sorted(routes_of(app).items()):
+        rule, method = routes.access_of(app, endpoint), route.split()[0]
+        tokens = fresh_tokens(app, users)
+        answers, statuses = {}, set()
+        for caller in CALLERS:
+            headers = {"Authorization": f"Bearer {tokens[caller]}"} if caller in tokens else {}
+            body: dict[str, object] | None = None if method == "GET" else {}
+            answer = app.test_client().open(url, method=method, json=body, headers=headers)
+            assert answer.status_code != 500, f"{route} as {caller}: {answer.text}"
+            answers[caller] = guard_answer(answer)
+            statuses.add(answer.status_code)
+        if answers != expected_answers(rule, method, private_reads):
+            wrong[f"{route} ({rule.name})"] = answers
+        if rule is Access.PAGE and len(statuses) > 1:
+            wrong[route] = {"a page answered tokens differently": sorted(statuses)}
+    assert not wrong, wrong
 
 
 def test_an_admin_route_documents_its_refusals(admin_app):
