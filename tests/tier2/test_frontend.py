@@ -215,6 +215,51 @@ def test_a_browser_creates_an_item_with_htmx_without_a_page_load(
     assert deployment.query("SELECT count(*) FROM items WHERE name = ?", name)[0][0] == 1
 
 
+# Each page a person opens without a link from a mail, by who may see it (an account signs in
+# first): its path, and a name for its screenshots.
+PUBLIC_PAGES = {"/": "home", "/no-such-page": "not-found"}
+AUTH_PAGES = {"/sign-in": "sign-in", "/password-reset": "password-reset"}
+WIDTHS = {"desktop": (1280, 900), "phone": (375, 812)}  # CSS pixels: a small phone's viewport
+# What overflows the viewport's width, and the text fields of each form whose widths differ.
+LAYOUT = """
+const overflow = document.documentElement.scrollWidth - document.documentElement.clientWidth;
+const uneven = [...document.querySelectorAll("form")].map((form) => [...form.querySelectorAll(
+  "input:not([type=hidden]):not([type=checkbox]):not([type=radio]), textarea, select"
+)].filter((field) => field.offsetParent !== null).map((field) => field.offsetWidth)
+).filter((widths) => new Set(widths).size > 1);
+return {overflow, uneven};
+"""
+
+
+@pytest.mark.timeout(300)
+@each("use_frontend")
+def test_every_page_fits_a_phone_and_its_fields_line_up(deployment, tmp_path, record_property):
+    """It shows each page at a desktop's and a phone's width (a screenshot of each): nothing
+    wider than the screen, and the text fields of a form as wide as each other (with use_auth,
+    the forms of the signed out, then the items page signed in, its item form shown)."""
+    pages = {**PUBLIC_PAGES, **(AUTH_PAGES if deployment.account is not None else {})}
+    seen = {}
+    with browser(tmp_path / "artefacts") as session:
+        for width, size in WIDTHS.items():
+            session.driver.set_window_size(*size)
+            for path, name in pages.items():
+                session.open(f"{deployment.entry}{path}")
+                seen[f"{name} ({width})"] = session.driver.execute_script(LAYOUT)
+                record_property(ARTEFACT_PROPERTY, str(session.screenshot(f"{name}-{width}")))
+        if deployment.account is not None:
+            sign_in_browser(session, deployment.entry, deployment.account)
+            for width, size in WIDTHS.items():
+                session.driver.set_window_size(*size)
+                session.open(f"{deployment.entry}/")
+                assert session.driver.find_elements(By.ID, "name"), "no item form signed in"
+                seen[f"signed-in home ({width})"] = session.driver.execute_script(LAYOUT)
+                shot = session.screenshot(f"signed-in-home-{width}")
+                record_property(ARTEFACT_PROPERTY, str(shot))
+        assert session.csp_violations() == []
+    wrong = {page: found for page, found in seen.items() if found["overflow"] or found["uneven"]}
+    assert wrong == {}, wrong
+
+
 @pytest.mark.timeout(300)
 @each("use_frontend")
 def test_a_browser_following_a_bad_link_gets_a_page_with_a_way_back(
