@@ -628,7 +628,9 @@ def test_dev_override_adds_reload_and_stays_out_of_production(bake, combo):
         rules = service.get("develop", {}).get("watch", [])
         watched = [(rule["path"], rule["action"]) for rule in rules]
         assert watched == ([(str(package), "restart")] if name in celery else []), name
-    up_dev = "--watch" in (root / "Makefile").read_text().split("\nup-dev:")[1].split("\n")[1]
+    recipe = (root / "Makefile").read_text().split("\nup-dev:")[1].split("\n\n")[0]
+    (up,) = [line for line in recipe.splitlines() if line.startswith("\tdocker compose")]
+    up_dev = "--watch" in up
     assert up_dev == bool(celery)
 
 
