@@ -1,27 +1,35 @@
 """Loopback helpers shared by every tier and by bench/: the one way to pick a free port."""
 
 import os
+import random
 import socket
 
-# Ports this process has handed out. The kernel may offer a port again as soon as the probe
-# socket closes, before the server it was meant for binds it: two servers started one after the
-# other (Caddy's HTTP and HTTPS ports) could be given the same one.
+# Ports are taken from below Linux's ephemeral range (32768-60999 by default), so no outgoing
+# connection is given one between the probe and the server's own bind. Under xdist each worker
+# takes its own slice of the range, so two workers never hand out the same port; within a
+# process a port is handed out once, since the kernel may let two servers started one after
+# the other (Caddy's HTTP and HTTPS ports) bind the same free port.
+_LOW, _HIGH = 20_000, 32_000
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+_WORKERS = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+_SLICE = (_HIGH - _LOW) // _WORKERS
+_FIRST = _LOW + (_WORKER % _WORKERS) * _SLICE
 _handed_out: set[int] = set()
-# Under xdist each worker takes only the ports whose remainder is its own, so two workers never
-# hand out the same port either.
-_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-_ATTEMPTS = 1000
 
 
 def free_port() -> int:
     """Return a TCP port on 127.0.0.1 that nothing listens on right now, never one this process
     handed out before, nor one another xdist worker of this run may hand out."""
-    for _ in range(_ATTEMPTS):
+    start = random.randrange(_SLICE)
+    for step in range(_SLICE):  # bounded: each port of the slice is tried at most once
+        port = _FIRST + (start + step) % _SLICE
+        if port in _handed_out:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in _handed_out and port % _WORKERS == int(_WORKER) % _WORKERS:
-            _handed_out.add(port)
-            return port
-    raise RuntimeError(f"no free loopback port of this worker's own in {_ATTEMPTS} attempts")
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in {_FIRST}-{_FIRST + _SLICE - 1}")

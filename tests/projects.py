@@ -24,6 +24,17 @@ def run_project_tests(root: Path, env: dict) -> subprocess.CompletedProcess:
     return result
 
 
-def skipped_lines(result: subprocess.CompletedProcess) -> list[str]:
-    """Return the SKIPPED lines of a run's short summary."""
-    return [line for line in result.stdout.splitlines() if line.startswith("SKIPPED")]
+def skipped_lines(result: subprocess.CompletedProcess | str) -> list[str]:
+    """Return the SKIPPED lines of a run's short summary (of its output, or of the text given)."""
+    output = result if isinstance(result, str) else result.stdout
+    return [line for line in output.splitlines() if line.startswith("SKIPPED")]
+
+
+# The only tests of a generated suite allowed to skip without servers: they need a real Redis
+# or PostgreSQL server. Tier 2 runs them against real ones, with no skips.
+SERVER_SKIPS = ("needs a Redis server", "needs a PostgreSQL server")
+
+
+def skips_not_for_a_server(result: subprocess.CompletedProcess | str) -> list[str]:
+    """Return the SKIPPED lines of a run that name no server the test needs (there must be none)."""
+    return [line for line in skipped_lines(result) if not any(s in line for s in SERVER_SKIPS)]

@@ -14,9 +14,12 @@ text, or no language) holds commands or their output: they are not applied here.
 every example at once (they are independent), and, where it has migrations, the migration the
 "Add a model" recipe makes (the real `make migration`); then the real `make lint typecheck test`
 passes: ruff check, ruff format --check, lint-imports, mypy and the bake's own tests, the
-examples' tests included. docs/api.md's "Add a resource" (orders) changes nothing outside its
-folders but the lines that list it, and its tests run there: the writes' 401 without a token in
-auth bakes, its own errors in /openapi.json, its own rate limit.
+examples' tests included. The examples keep every test of the bake, so this run is also the
+all-on and all-off bakes' type check and suite run of tests/test_generation.py and
+tests/test_typecheck.py (with the same assertions: no type error, only server tests skipped).
+docs/api.md's "Add a resource" (orders) changes nothing outside its folders but the lines that
+list it, and its tests run there: the writes' 401 without a token in auth bakes, its own errors
+in /openapi.json, its own rate limit.
 """
 
 import re
@@ -30,6 +33,7 @@ from combinations import ALL_OFF, ALL_ON, params
 from developer import make, offline_uv
 from markdown_links import pages
 from project_files import package_name
+from projects import skips_not_for_a_server
 
 CODE_BLOCK = re.compile(
     r"^```(?P<language>python|toml)\n(?P<code>.*?)^```$", re.DOTALL | re.MULTILINE
@@ -94,6 +98,16 @@ def apply_target(root: Path, block: str) -> Path:
     return root / where["path"]
 
 
+def defined_tests(root: Path) -> set[tuple[str, str]]:
+    """Return each test function of a bake's suite as (its file, its def line)."""
+    return {
+        (str(path.relative_to(root)), line.strip())
+        for path in (root / "tests").rglob("test_*.py")
+        for line in path.read_text().splitlines()
+        if line.lstrip().startswith(("def test_", "async def test_"))
+    }
+
+
 def make_ok(root: Path, env: dict, *tasks: str) -> str:
     """Run the real `make` with ``tasks`` in the bake (offline, this Python); assert it passed."""
     done = make(root, offline_uv(env), *tasks, f"PYTHON={sys.executable}", timeout=900)
@@ -107,6 +121,7 @@ def test_every_code_example_passes_every_check(bake, combo, clean_env, tmp_path)
     the migration where the bake has migrations, and `make lint typecheck test` passes."""
     root = tmp_path / "project"
     shutil.copytree(bake(combo), root)
+    tests_before = defined_tests(root)
     found = examples(root)
     longest = len(package_name(root)) - LONGEST_PACKAGE
     python = [b for _, language, b in found if language == "python"]
@@ -125,8 +140,10 @@ def test_every_code_example_passes_every_check(bake, combo, clean_env, tmp_path)
         made = list((root / "migrations" / "versions").glob("*add_a_color_to_items.py"))
         assert len(made) == 1 and "add_column" in made[0].read_text(), made
         assert "create_table('orders'" in made[0].read_text(), made  # the new resource
+    assert defined_tests(root) >= tests_before  # no test of the bake removed or renamed
     tested = make_ok(root, clean_env, "lint", "typecheck", "test")
     assert " passed" in tested.strip().splitlines()[-1], tested[-2000:]
+    assert not skips_not_for_a_server(tested), tested[-3000:]
     argv = [str(root / ".venv" / "bin" / "python"), "-m", "pytest", "-v", "tests/orders"]
     orders = subprocess.run(
         argv, cwd=root, env=clean_env, capture_output=True, text=True, timeout=300

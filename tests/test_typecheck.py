@@ -12,7 +12,7 @@ import sys
 import tomllib
 
 import pytest
-from combinations import ALL_OFF, ALL_ON_GRANIAN, COMBINATIONS, params
+from combinations import ALL_OFF, ALL_ON, ALL_ON_GRANIAN, COMBINATIONS, params
 from project_files import package_name
 
 ERROR = " error: "
@@ -30,7 +30,15 @@ def mypy(root, env: dict) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.parametrize("combo", params([*COMBINATIONS, ALL_ON_GRANIAN]))
+# All-on and all-off are type-checked by `make typecheck` in tests/test_readme_recipes.py, with
+# the README's examples applied.
+CHECKED_WITH_THE_EXAMPLES = {ALL_ON, ALL_OFF}
+
+
+@pytest.mark.parametrize(
+    "combo",
+    params([c for c in [*COMBINATIONS, ALL_ON_GRANIAN] if c not in CHECKED_WITH_THE_EXAMPLES]),
+)
 def test_the_bake_has_no_type_errors(bake, clean_env, combo):
     """It finds no error in the package, the server config and the tests (exit status 0)."""
     result = mypy(bake(combo), clean_env)

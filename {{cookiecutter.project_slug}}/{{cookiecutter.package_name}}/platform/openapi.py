@@ -3,7 +3,9 @@ map but pages (routes declaring Access.PAGE), the rest from the operations each 
 (a route missing from them fails the document).
 """
 
+import functools
 import re
+from typing import Any
 
 from flask import Blueprint, Flask, current_app
 from flask.typing import RouteCallable
@@ -60,9 +62,16 @@ def is_documented(app: Flask, endpoint: str) -> bool:
     return not hidden and endpoint != "static" and declared(app, endpoint) is not Access.PAGE
 
 
+@functools.cache
+def json_schema(model: type[BaseModel], mode: JsonSchemaMode) -> dict[str, Any]:
+    """Return a model's JSON schema, those it nests under "$defs": made once per model and mode,
+    though most operations name the same error model. Callers must not change it."""
+    return model.model_json_schema(ref_template=REF, mode=mode)
+
+
 def schema_ref(schemas: JSON, model: type[BaseModel], mode: JsonSchemaMode) -> JSON:
     """Add a model's JSON schema (and those it nests) to ``schemas``; return its $ref."""
-    schema = model.model_json_schema(ref_template=REF, mode=mode)
+    schema = dict(json_schema(model, mode))  # a copy: the "$defs" are taken out of it
     schemas.update({**schema.pop("$defs", {}), model.__name__: schema})
     return {"$ref": REF.format(model=model.__name__)}
 
