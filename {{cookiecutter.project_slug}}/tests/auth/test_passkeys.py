@@ -10,17 +10,19 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from {{ cookiecutter.package_name }}.auth.accounts import User
 from {{ cookiecutter.package_name }}.auth.passkey_pages import FAILED
 from {{ cookiecutter.package_name }}.auth.passkeys import (
     DEFAULT_NAME,
+    MAX_NAME_LENGTH,
     SESSION_KEY,
     Passkey,
     PasskeyChallenge,
     digest,
+    distinct_name,
 )
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
@@ -328,6 +330,36 @@ def test_a_passkey_is_renamed_by_its_user_only(passkey_app):
     theirs = store_passkey(passkey_app, email="other@example.com")
     client.post(f"/passkeys/{theirs}/rename", data={"name": "Mine now", "csrf_token": token})
     assert [p.name for p in stored(passkey_app)] == ["Recorded key"]
+
+
+def test_two_passkeys_of_a_user_never_share_a_name(passkey_app):
+    """It numbers a new passkey named as one the user has ("Recorded key 2"), and refuses a
+    rename to the name of another of their passkeys, saying so; each keeps its name."""
+    store_passkey(passkey_app)  # "Recorded key"
+    with passkey_app.app_context():  # another authenticator's: the recorded one is added below
+        db.session.execute(update(Passkey).values(credential_id=b"another authenticator"))
+        db.session.commit()
+    client = client_signed_in(passkey_app)
+    headers = csrf_header(client)
+    handle = RECORDED["registration"]["user_handle"]
+    hold_challenge(passkey_app, client, "register", REGISTRATION_CHALLENGE, handle=handle)
+    body = {"credential": REGISTRATION, "name": "Recorded key"}
+    added = client.post("/passkeys/new", json=body, headers=headers)
+    assert added.status_code == 201, added.json
+    assert added.json["name"] == "Recorded key 2"
+    form = {"name": " Recorded  key ", "csrf_token": headers["X-CSRFToken"]}  # the same, cleaned
+    assert client.post(f"/passkeys/{added.json['id']}/rename", data=form).status_code == 303
+    assert [p.name for p in stored(passkey_app)] == ["Recorded key", "Recorded key 2"]
+    assert "Another passkey is named “Recorded key”: choose" in client.get("/passkeys").text
+
+
+def test_a_numbered_name_stays_within_the_longest_name():
+    """It cuts a long name to make room for its number, and takes the first number not used."""
+    long = "x" * MAX_NAME_LENGTH
+    assert distinct_name(long, {long}) == "x" * (MAX_NAME_LENGTH - 2) + " 2"
+    taken = {long, "x" * (MAX_NAME_LENGTH - 2) + " 2"}
+    assert distinct_name(long, taken) == "x" * (MAX_NAME_LENGTH - 2) + " 3"
+    assert distinct_name("Laptop", {"Phone"}) == "Laptop"
 
 
 @pytest.mark.parametrize(

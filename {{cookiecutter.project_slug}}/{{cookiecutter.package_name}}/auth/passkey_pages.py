@@ -58,6 +58,7 @@ from .passkeys import (
     MAX_PASSKEYS_PER_USER,
     Passkey,
     clean_name,
+    distinct_name,
     new_challenge,
     relying_party,
     take_challenge,
@@ -153,8 +154,10 @@ def register() -> ResponseReturnValue:
     known = select(Passkey.id).where(Passkey.credential_id == verified.credential_id)
     if db.session.scalar(known) is not None:
         return refused("This passkey is registered already.")
-    if len(own_passkeys(current_user.id)) >= MAX_PASSKEYS_PER_USER:
+    mine = own_passkeys(current_user.id)
+    if len(mine) >= MAX_PASSKEYS_PER_USER:
         return refused(f"You have {MAX_PASSKEYS_PER_USER} passkeys: remove one first.")
+    name = distinct_name(name, {passkey.name for passkey in mine})  # "Passkey 2" after "Passkey"
     passkey = Passkey(
         user_id=current_user.id,
         credential_id=verified.credential_id,
@@ -251,10 +254,14 @@ def remove(passkey_id: int) -> ResponseReturnValue:
 @limit_writes
 def rename(passkey_id: int) -> ResponseReturnValue:
     """Rename one of the signed-in user's passkeys (the form's ``name``, cleaned; blank once
-    cleaned: unchanged)."""
+    cleaned: unchanged); a name another of their passkeys has is refused, saying so."""
     name = clean_name(request.form.get("name", ""))
     passkey = db.session.get(Passkey, passkey_id)
-    if name and passkey is not None and passkey.user_id == current_user.id:
+    if not name or passkey is None or passkey.user_id != current_user.id:
+        return redirect(url_for("passkeys.passkey_list"), 303)
+    if name in {other.name for other in own_passkeys(current_user.id) if other.id != passkey_id}:
+        flash(f"Another passkey is named “{name}”: choose a name of its own.")
+    else:
         passkey.name = name
         db.session.commit()
         flash(f"Passkey renamed “{name}”.")

@@ -103,6 +103,17 @@ def clean_name(name: str) -> str:
     return " ".join(shown.split())[:MAX_NAME_LENGTH].rstrip()
 
 
+def distinct_name(name: str, taken: set[str]) -> str:
+    """Return ``name`` if it is not ``taken``, else the first of "name 2", "name 3", ... that is
+    not (cut to MAX_NAME_LENGTH): two passkeys of one user never look alike on the page."""
+    candidate, number = name, 1
+    while candidate in taken:  # at most len(taken) + 1 steps: each number gives another name
+        number += 1
+        suffix = f" {number}"
+        candidate = name[: MAX_NAME_LENGTH - len(suffix)].rstrip() + suffix
+    return candidate
+
+
 def digest(challenge: bytes) -> str:
     """Return the stored form of a challenge."""
     return hashlib.sha256(challenge).hexdigest()
