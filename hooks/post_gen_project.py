@@ -111,7 +111,10 @@ PRUNE = {
         "migrations/versions/20261127_0005_email_verified.py",
         "migrations/versions/20261128_0006_user_roles.py",
     ],
-    ("use_auth", "use_frontend", "use_postgres"): ["migrations/versions/20261126_0004_passkeys.py"],
+    ("use_auth", "use_frontend", "use_postgres"): [
+        "migrations/versions/20261126_0004_passkeys.py",
+        "migrations/versions/20261129_0007_passkey_names_unique.py",
+    ],
     ("use_auth", "use_celery"): [
         "{package}/platform/mail_tasks.py",
         "tests/platform/test_mail_tasks.py",

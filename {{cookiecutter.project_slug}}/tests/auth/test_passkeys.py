@@ -6,11 +6,14 @@ signature was tampered with or its credential is unknown; the passkey page, and 
 import copy
 import json
 import re
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select, update
+{% if cookiecutter.use_postgres == "yes" %}from flask_migrate import downgrade, upgrade
+{% endif %}from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from {{ cookiecutter.package_name }}.auth.accounts import User
@@ -102,25 +105,31 @@ def sign_in_with_passkey(app, client, response: dict | None = None, **challenge)
 def stored(app) -> list[Passkey]:
     """Return every stored passkey."""
     with app.app_context():
-        return list(db.session.scalars(select(Passkey)))
+        return list(db.session.scalars(select(Passkey).order_by(Passkey.id)))
+
+
+def register_recorded(app, client, name: str):
+    """Add the recorded credential under a name, as the passkeys page does for the signed-in
+    client; return the answer and the CSRF header the client used."""
+    headers = csrf_header(client)
+    handle = RECORDED["registration"]["user_handle"]
+    hold_challenge(app, client, "register", REGISTRATION_CHALLENGE, handle=handle)
+    body = {"credential": REGISTRATION, "name": name}
+    return client.post("/passkeys/new", json=body, headers=headers), headers
 
 
 def test_registration_stores_the_verified_passkey_under_its_name(passkey_app):
     """It verifies the recorded credential against the session's challenge and stores its id,
     public key, counter and the session's user handle, under the name given; the page says so."""
     client = client_signed_in(passkey_app)
-    headers = csrf_header(client)
-    handle = RECORDED["registration"]["user_handle"]
-    hold_challenge(passkey_app, client, "register", REGISTRATION_CHALLENGE, handle=handle)
-    body = {"credential": REGISTRATION, "name": "My laptop"}
-    answer = client.post("/passkeys/new", json=body, headers=headers)
+    answer, _ = register_recorded(passkey_app, client, "My laptop")
     assert answer.status_code == 201, answer.json
     (passkey,) = stored(passkey_app)
     assert passkey.name == "My laptop"
     assert "Passkey “My laptop” added." in client.get("/passkeys").text  # the page JS reloads
     assert passkey.credential_id == base64url_to_bytes(REGISTRATION["rawId"])
     assert passkey.sign_count == RECORDED["registration"]["sign_count"]
-    assert passkey.user_handle == base64url_to_bytes(handle)
+    assert passkey.user_handle == base64url_to_bytes(RECORDED["registration"]["user_handle"])
     assert "My laptop" in client.get("/passkeys").text
 
 
@@ -340,11 +349,7 @@ def test_two_passkeys_of_a_user_never_share_a_name(passkey_app):
         db.session.execute(update(Passkey).values(credential_id=b"another authenticator"))
         db.session.commit()
     client = client_signed_in(passkey_app)
-    headers = csrf_header(client)
-    handle = RECORDED["registration"]["user_handle"]
-    hold_challenge(passkey_app, client, "register", REGISTRATION_CHALLENGE, handle=handle)
-    body = {"credential": REGISTRATION, "name": "Recorded key"}
-    added = client.post("/passkeys/new", json=body, headers=headers)
+    added, headers = register_recorded(passkey_app, client, "Recorded key")
     assert added.status_code == 201, added.json
     assert added.json["name"] == "Recorded key 2"
     form = {"name": " Recorded  key ", "csrf_token": headers["X-CSRFToken"]}  # the same, cleaned
@@ -352,6 +357,44 @@ def test_two_passkeys_of_a_user_never_share_a_name(passkey_app):
     assert [p.name for p in stored(passkey_app)] == ["Recorded key", "Recorded key 2"]
     assert "Another passkey is named “Recorded key”: choose" in client.get("/passkeys").text
 
+
+def copy_of_passkey(passkey_id: int, **changes) -> Passkey:
+    """Return a new passkey like a stored one, with another credential id and the changes."""
+    passkey = db.session.get_one(Passkey, passkey_id)
+    columns = ("user_id", "user_handle", "public_key", "sign_count", "backup_eligible", "backed_up")
+    values = {column: getattr(passkey, column) for column in columns} | {"name": passkey.name}
+    return Passkey(**values | {"credential_id": secrets.token_bytes(16)} | changes)
+
+
+def test_the_database_refuses_one_name_twice_for_a_user(passkey_app):
+    """It refuses, in the database itself, a second passkey of a user under a name they use:
+    what two adds or renames at once would otherwise store. Another user may use the name."""
+    first = store_passkey(passkey_app)
+    other = add_user(passkey_app, "other@example.com", "another password")
+    with passkey_app.app_context():
+        db.session.add(copy_of_passkey(first))
+        with pytest.raises(IntegrityError):
+            db.session.commit()
+        db.session.rollback()
+        db.session.add(copy_of_passkey(first, user_id=other))
+        db.session.commit()
+    assert [p.name for p in stored(passkey_app)] == ["Recorded key", "Recorded key"]
+{% if cookiecutter.use_postgres == "yes" %}
+
+def test_the_unique_names_migration_numbers_the_shared_names(passkey_app):
+    """It renames a user's later passkeys sharing a name, oldest first, to the first number
+    free ("Recorded key 3" when "Recorded key 2" is used), and leaves another user's alone."""
+    first = store_passkey(passkey_app)
+    other = add_user(passkey_app, "other@example.com", "another password")
+    with passkey_app.app_context():
+        downgrade(revision="0006")
+        twice = [copy_of_passkey(first), copy_of_passkey(first, name="Recorded key 2")]
+        db.session.add_all([*twice, copy_of_passkey(first, user_id=other)])
+        db.session.commit()
+        upgrade()
+    names = ["Recorded key", "Recorded key 3", "Recorded key 2", "Recorded key"]
+    assert [p.name for p in stored(passkey_app)] == names
+{% endif %}
 
 def test_a_numbered_name_stays_within_the_longest_name():
     """It cuts a long name to make room for its number, and takes the first number not used."""
@@ -377,11 +420,7 @@ def test_a_passkey_name_is_stored_without_hidden_characters(passkey_app, given, 
     from the name of a new passkey and of a renamed one, turns line breaks into spaces and
     collapses them; a name left empty gets the default when added, and is unchanged by a rename."""
     client = client_signed_in(passkey_app)
-    headers = csrf_header(client)
-    handle = RECORDED["registration"]["user_handle"]
-    hold_challenge(passkey_app, client, "register", REGISTRATION_CHALLENGE, handle=handle)
-    body = {"credential": REGISTRATION, "name": given}
-    answer = client.post("/passkeys/new", json=body, headers=headers)
+    answer, headers = register_recorded(passkey_app, client, given)
     assert answer.status_code == 201, answer.json
     assert answer.json["name"] == kept
     assert [p.name for p in stored(passkey_app)] == [kept]

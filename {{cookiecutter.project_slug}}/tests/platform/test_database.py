@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
-from {{ cookiecutter.package_name }}.extensions import db
+{% if cookiecutter.use_postgres != "yes" %}from {{ cookiecutter.package_name }} import create_app
+{% endif %}from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.platform import database
 from {{ cookiecutter.package_name }}.settings import Settings
 from tests.conftest import ConnectionGuard
@@ -151,3 +152,18 @@ def test_a_read_session_sends_no_begin_and_keeps_a_transaction_already_begun(app
         begun.execute(text("SELECT 1"))  # a transaction began, as a write's would
         assert database.read_session() is begun
         assert "isolation_level" not in begun.connection().get_execution_options()
+{%- if cookiecutter.use_postgres != "yes" %}
+
+
+def test_the_app_builds_its_tables_with_their_indexes(settings_overrides, empty_database_url):
+    """It creates each model's table and every index the model declares (a unique one is a
+    rule the data keeps), on a database with none."""
+    app = create_app({**settings_overrides, "database_url": empty_database_url})
+    with app.app_context(), db.engine.connect() as connection:
+        inspector = db.inspect(connection)
+        for table in db.metadata.sorted_tables:
+            made = {index["name"]: index["unique"] for index in inspector.get_indexes(table.name)}
+            assert {index.name: index.unique for index in table.indexes}.items() <= made.items()
+    with app.app_context():
+        db.engine.dispose()
+{%- endif %}

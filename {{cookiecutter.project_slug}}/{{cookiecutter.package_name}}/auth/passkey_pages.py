@@ -25,6 +25,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -103,6 +104,14 @@ def own_passkeys(user_id: int) -> list[Passkey]:
     return list(db.session.scalars(mine.order_by(Passkey.id)))
 
 
+def lock_passkeys(user_id: int) -> None:
+    """Keep other changes of this user's passkeys waiting until the commit: their user's row is
+    locked (SELECT ... FOR UPDATE), so a count or a name read next holds. SQLite ignores the
+    lock; it takes one write at a time, so a check made after a write holds there, and the
+    unique index on (user_id, name) refuses a name taken in between."""
+    db.session.execute(select(User.id).where(User.id == user_id).with_for_update())
+
+
 @bp.post("/passkeys/new/options")
 @access(Access.PAGE)
 @limit_writes
@@ -151,28 +160,38 @@ def register() -> ResponseReturnValue:
         )
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
         return refused(f"The authenticator's answer was refused: {exc}")
-    known = select(Passkey.id).where(Passkey.credential_id == verified.credential_id)
-    if db.session.scalar(known) is not None:
-        return refused("This passkey is registered already.")
-    mine = own_passkeys(current_user.id)
-    if len(mine) >= MAX_PASSKEYS_PER_USER:
-        return refused(f"You have {MAX_PASSKEYS_PER_USER} passkeys: remove one first.")
-    name = distinct_name(name, {passkey.name for passkey in mine})  # "Passkey 2" after "Passkey"
-    passkey = Passkey(
-        user_id=current_user.id,
-        credential_id=verified.credential_id,
-        user_handle=base64url_to_bytes(held["handle"]),
-        public_key=verified.credential_public_key,
-        sign_count=verified.sign_count,
-        backup_eligible=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE,
-        backed_up=verified.credential_backed_up,
-        name=name,
-    )
-    db.session.add(passkey)
-    db.session.commit()
-    log.info("passkey added", extra={"user_id": current_user.id})
-    flash(f"Passkey “{name}” added.")  # shown by the page passkeys.js reloads
-    return jsonify(id=passkey.id, name=name), 201
+    user_id = current_user.id
+    for _attempt in range(3):  # again when another add took the name first (SQLite)
+        lock_passkeys(user_id)
+        known = select(Passkey.id).where(Passkey.credential_id == verified.credential_id)
+        if db.session.scalar(known) is not None:
+            db.session.rollback()
+            return refused("This passkey is registered already.")
+        taken_names = {passkey.name for passkey in own_passkeys(user_id)}
+        passkey = Passkey(
+            user_id=user_id,
+            credential_id=verified.credential_id,
+            user_handle=base64url_to_bytes(held["handle"]),
+            public_key=verified.credential_public_key,
+            sign_count=verified.sign_count,
+            backup_eligible=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE,
+            backed_up=verified.credential_backed_up,
+            name=distinct_name(name, taken_names),  # "Passkey 2" after "Passkey"
+        )
+        db.session.add(passkey)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            db.session.rollback()
+            continue
+        if len(own_passkeys(user_id)) > MAX_PASSKEYS_PER_USER:  # counted after the write
+            db.session.rollback()
+            return refused(f"You have {MAX_PASSKEYS_PER_USER} passkeys: remove one first.")
+        db.session.commit()
+        log.info("passkey added", extra={"user_id": user_id})
+        flash(f"Passkey “{passkey.name}” added.")  # shown by the page passkeys.js reloads
+        return jsonify(id=passkey.id, name=passkey.name), 201
+    return refused("Passkeys were being added at the same time: add this one again.")
 
 
 @bp.post("/passkeys/sign-in/options")
@@ -256,14 +275,22 @@ def rename(passkey_id: int) -> ResponseReturnValue:
     """Rename one of the signed-in user's passkeys (the form's ``name``, cleaned; blank once
     cleaned: unchanged); a name another of their passkeys has is refused, saying so."""
     name = clean_name(request.form.get("name", ""))
-    passkey = db.session.get(Passkey, passkey_id)
-    if not name or passkey is None or passkey.user_id != current_user.id:
+    mine = select(Passkey).where(Passkey.id == passkey_id, Passkey.user_id == current_user.id)
+    passkey = db.session.scalar(mine)  # another user's is found no more than a missing one
+    if not name or passkey is None:
         return redirect(url_for("passkeys.passkey_list"), 303)
+    lock_passkeys(current_user.id)
     if name in {other.name for other in own_passkeys(current_user.id) if other.id != passkey_id}:
+        db.session.rollback()
+        flash(f"Another passkey is named “{name}”: choose a name of its own.")
+        return redirect(url_for("passkeys.passkey_list"), 303)
+    passkey.name = name
+    try:
+        db.session.commit()
+    except IntegrityError:  # renamed to the same name at the same moment (SQLite)
+        db.session.rollback()
         flash(f"Another passkey is named “{name}”: choose a name of its own.")
     else:
-        passkey.name = name
-        db.session.commit()
         flash(f"Passkey renamed “{name}”.")
     return redirect(url_for("passkeys.passkey_list"), 303)
 

@@ -13,7 +13,17 @@ import unicodedata
 from datetime import datetime, timedelta
 
 from flask import current_app, session
-from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, LargeBinary, String, delete, func
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    delete,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
@@ -34,9 +44,11 @@ class Passkey(db.Model):  # type: ignore[name-defined, misc]  # made at run time
     """A user's passkey: its credential id and public key, and what its authenticator reports."""
 
     __tablename__ = "passkeys"
+    # A user's passkeys, found by user; two of them never share a name, even added at once.
+    __table_args__ = (Index("ix_passkeys_user_id_name", "user_id", "name", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     credential_id: Mapped[bytes] = mapped_column(LargeBinary(1023), unique=True)  # WebAuthn's most
     # The WebAuthn user handle the authenticator stores with the credential: random, one per user.
     user_handle: Mapped[bytes] = mapped_column(LargeBinary(64))

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
-from sqlalchemy.schema import CreateTable
+from sqlalchemy.schema import CreateIndex, CreateTable
 
 from ..extensions import db
 from ..settings import Settings
@@ -63,10 +63,13 @@ def read_session() -> Session:
 
 
 def create_tables() -> None:
-    """Create the models' missing tables; safe when workers race."""
+    """Create the models' missing tables and their indexes (a unique one is a rule the data
+    keeps); safe when workers race."""
     with db.engine.begin() as connection:
         for table in db.metadata.sorted_tables:
             connection.execute(CreateTable(table, if_not_exists=True))
+            for index in table.indexes:
+                connection.execute(CreateIndex(index, if_not_exists=True))
 
 
 def ping() -> None:
