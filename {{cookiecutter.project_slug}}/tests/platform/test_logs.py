@@ -3,11 +3,18 @@
 Each test builds its app after capsys is active, so the log handler writes into the capture.
 """
 
+import io
 import json
 import logging
+import os
+import pty
+import re
+import sys
 
+import click
 import pytest
 from flask import request
+from flask.cli import FlaskGroup
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.platform import logs
@@ -52,6 +59,24 @@ def test_text_format(capsys, settings_overrides):
     assert "WARNING [None]" in out and "plain words" in out
     with pytest.raises(json.JSONDecodeError):
         json.loads(out.strip().splitlines()[-1])
+
+
+def test_a_command_in_a_terminal_logs_text(monkeypatch, settings_overrides):
+    """It writes text lines, whatever LOG_FORMAT says, for a ``flask`` command whose output is
+    a terminal (a person running ``flask users create``), and JSON lines for one piped."""
+    leader, follower = pty.openpty()
+    with os.fdopen(follower, "w") as terminal, os.fdopen(leader, "rb", buffering=0) as screen:
+        monkeypatch.setattr(sys, "stdout", terminal)
+        with click.Context(FlaskGroup()):
+            create_app({**settings_overrides, "log_format": "json"}).logger.warning("by hand")
+        terminal.flush()
+        os.set_blocking(leader, False)  # what was written is there to read; no wait for more
+        assert re.search(rb"WARNING \[None\] \S+: by hand\r\n", screen.read(65536) or b"")
+    piped = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", piped)
+    with click.Context(FlaskGroup()):
+        create_app({**settings_overrides, "log_format": "json"}).logger.warning("by a script")
+    assert _json_lines(piped.getvalue(), "by a script")
 
 
 def test_level_filters_lines(capsys, settings_overrides):

@@ -1,12 +1,16 @@
 """Send every log line to STDOUT, as JSON lines or text, each with the request id; carry the
-fields the app adds to a request's access line (access_field) to the server that writes it."""
+fields the app adds to a request's access line (access_field) to the server that writes it.
+A ``flask`` command run in a terminal logs text lines, between its own: a person reads them."""
 
 import logging
 import logging.config
+import sys
 from collections.abc import Mapping
 from typing import Any
 
+import click
 from flask import Flask, g, has_app_context, request
+from flask.cli import FlaskGroup
 from pythonjsonlogger.json import JsonFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s"
@@ -74,7 +78,15 @@ def access_fields(environ: Mapping[str, object]) -> dict[str, AccessValue]:
     return dict(found) if isinstance(found, dict) else {}
 
 
+def in_a_terminal_command() -> bool:
+    """Say whether the app serves a ``flask`` command whose output is a terminal."""
+    context = click.get_current_context(silent=True)
+    command = context.find_root().command if context else None
+    return isinstance(command, FlaskGroup) and sys.stdout.isatty()
+
+
 def init_app(app: Flask) -> None:
-    """Configure logging from the app's settings."""
+    """Configure logging from the app's settings; text in a terminal command's output."""
     settings = app.extensions["settings"]
-    logging.config.dictConfig(logging_config(settings.log_level, settings.log_format))
+    fmt = "text" if in_a_terminal_command() else settings.log_format
+    logging.config.dictConfig(logging_config(settings.log_level, fmt))
