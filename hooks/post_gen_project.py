@@ -83,6 +83,7 @@ PRUNE = {
         "{package}/settings/mail.py",
         "{package}/platform/mail.py",
         "tests/auth",
+        "tests/mail_sink.py",
         "tests/platform/test_mail.py",
         "docs/auth.md",
     ],

@@ -50,12 +50,15 @@ def make(root: Path, env: dict, *args: str, timeout: float = 120) -> subprocess.
     )
 
 
-def request(url: str, body: dict | None = None) -> tuple[int, dict]:
-    """Send one request (a JSON body makes it a POST); return status and JSON body."""
+def request(url: str, body: dict | None = None, token: str = "") -> tuple[int, dict]:
+    """Send one request (a JSON body makes it a POST; a token, with its bearer header); return
+    status and JSON body ({} for none)."""
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"} if body is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     try:
         with urllib.request.urlopen(urllib.request.Request(url, data, headers), timeout=5) as r:
-            return r.status, json.loads(r.read())
+            return r.status, json.loads(r.read() or b"{}")
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        return error.code, json.loads(error.read() or b"{}")

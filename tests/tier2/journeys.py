@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -119,6 +120,62 @@ def demo(project: Path, env: dict[str, str], log: Path):
         except ServerError as exc:
             raise StepFailed(f"{exc}\n{log.read_text()[-3000:]}") from None
         yield base
+
+
+@contextmanager
+def mail(project: Path, env: dict[str, str], log: Path):
+    """Run `make mail` on a free port until the block ends; yield the settings sending to it,
+    as docs/auth.md's native walk puts them in .env."""
+    port = free_port()
+    with background(project, {**env, "MAIL_PORT": str(port)}, "mail", log) as process:
+
+        def listening() -> bool:
+            """Say whether make mail's server takes connections; raise when make has exited."""
+            if process.poll() is not None:
+                raise ServerError(f"make mail exited {process.returncode}")
+            with socket.socket() as probe:
+                return probe.connect_ex(("127.0.0.1", port)) == 0
+
+        try:
+            wait_until(listening, DEMO_START_TIMEOUT, "make mail listening", interval=0.2)
+        except ServerError as exc:
+            raise StepFailed(f"{exc}\n{log.read_text()[-3000:]}") from None
+        yield {
+            "MAIL_URL": f"smtp://127.0.0.1:{port}",
+            "MAIL_FROM": "no-reply@localhost.test",
+            "PUBLIC_URL": "http://localhost:8000",
+        }
+
+
+def mailed_tokens(log: Path, address: str) -> list[str]:
+    """Return the token of each link `make mail` printed in a mail to ``address``, in order."""
+    mails = log.read_text().split("-" * 72 + "\n")
+    to = [mail for mail in mails if f"\nTo: {address}\n" in mail]
+    return [match[1] for mail in to if (match := re.search(r"token=([\w.-]+)", mail))]
+
+
+def newest_token(log: Path, address: str, count: int) -> str:
+    """Wait until `make mail` printed ``count`` mails to ``address``; return the newest's token."""
+    what = f"make mail printing mail {count} to {address}"
+    wait_until(lambda: len(mailed_tokens(log, address)) >= count, 30.0, what, interval=0.2)
+    return mailed_tokens(log, address)[-1]
+
+
+def auth_walk(base: str, mail_log: Path, address: str) -> str:
+    """Sign up, confirm by the mailed link, reset the password by the next one, as
+    docs/auth.md's walk does by its requests; return the token the new password gets."""
+    password, new_password = "correct horse battery", "a new password"
+    assert request(f"{base}/api/auth/sign-up", {"email": address})[0] == 202
+    confirm = {"token": newest_token(mail_log, address, 1), "password": password}
+    assert request(f"{base}/api/auth/verify", confirm)[0] == 204
+    signed_in = {"email": address, "password": password}
+    assert request(f"{base}/api/auth/tokens", signed_in)[0] == 201
+    assert request(f"{base}/api/auth/password-reset", {"email": address})[0] == 202
+    reset = {"token": newest_token(mail_log, address, 2), "password": new_password}
+    assert request(f"{base}/api/auth/password", reset)[0] == 204
+    status, body = request(f"{base}/api/auth/tokens", {**signed_in, "password": new_password})
+    assert status == 201, body
+    return str(body["token"])
 
 
 def page(url: str) -> tuple[int, Message, str]:

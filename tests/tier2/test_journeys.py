@@ -63,13 +63,25 @@ def assert_production(base: str, pages: bool) -> None:
 
 
 def test_sqlite_journey(tmp_path):
-    """It installs, tests, serves, then takes a schema change through a migration, on SQLite."""
-    project = journeys.bake(TEMPLATE, tmp_path, use_postgres="yes", use_redis="yes")
+    """It installs, tests, serves, then takes a schema change through a migration, on SQLite.
+
+    Beside the demo, `make mail` takes the mail of docs/auth.md's walk (sign-up, confirm, reset),
+    whose token then writes an item.
+    """
+    project = journeys.bake(TEMPLATE, tmp_path, use_postgres="yes", use_redis="yes", use_auth="yes")
     env = developer_env()
     make(project, env, "install")
     make(project, env, "test")
-    with demo(project, env, tmp_path / "demo.log") as base:
-        status, item = request(base + "/api/items", {"name": "from the demo"})
+    mail_log = tmp_path / "mail.log"
+    with (
+        journeys.mail(project, env, mail_log) as mail_settings,
+        demo(
+            project, {**env, **mail_settings, "AUTH_SIGN_UP": "true"}, tmp_path / "demo.log"
+        ) as base,
+    ):
+        assert request(base + "/api/items", {"name": "no token"})[0] == 401
+        token = journeys.auth_walk(base, mail_log, "ada@example.com")
+        status, item = request(base + "/api/items", {"name": "from the demo"}, token)
         assert status == 201, item
         assert_production(base, pages=False)
     database = journeys.sqlite_file(project)

@@ -17,10 +17,12 @@ from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 
 import pytest
+from aiosmtpd.controller import Controller
 from werkzeug.exceptions import ServiceUnavailable
 
 from {{ cookiecutter.package_name }}.platform import mail
 from {{ cookiecutter.package_name }}.settings import Settings, SettingsError, load_settings
+from tests.mail_sink import Printer
 
 SENDER = "My Service <no-reply@example.com>"
 PUBLIC_URL = "https://app.example.com"
@@ -161,6 +163,27 @@ def test_a_message_is_delivered_through_smtp(make_app, smtp_server):
     delivered = message_from_bytes(received, policy=policy.default)
     assert delivered["To"] == "ada@example.com" and server.recipients == ["ada@example.com"]
     assert "https://x.test/r?t=1" in part(delivered, "plain")
+
+
+def test_make_mails_server_prints_a_delivered_link_whole(make_app, capsys):
+    """It prints, as ``make mail`` does, the recipient, subject and text part of a delivered
+    message, decoded: a link longer than a mail's line reads whole, as it is to be opened."""
+    with socket.socket() as probe:  # a free loopback port for aiosmtpd, which needs a number
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Printer(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        url = f"smtp://127.0.0.1:{port}"
+        link = "http://localhost:8000/verify-email?token=" + "t0ken-" * 20  # past 78 characters
+        with make_app(**mail_to(url)).test_request_context():
+            sent = mail.message("ada@example.com", "Hello", "password_reset", link=link)
+        mail.deliver(settings_for(url), mail.Envelope("ada@example.com", sent))
+    finally:
+        controller.stop()
+    printed = capsys.readouterr().out
+    assert "To: ada@example.com\nSubject: Hello\n" in printed
+    assert f"\n{link}\n" in printed
 
 
 def test_the_envelope_names_its_one_recipient_whatever_the_headers_say(make_app, smtp_server):
