@@ -71,7 +71,8 @@ def test_a_command_in_a_terminal_logs_text(monkeypatch, settings_overrides):
             create_app({**settings_overrides, "log_format": "json"}).logger.warning("by hand")
         terminal.flush()
         os.set_blocking(leader, False)  # what was written is there to read; no wait for more
-        assert re.search(rb"WARNING \[None\] \S+: by hand\r\n", screen.read(65536) or b"")
+        shown = b"".join(iter(lambda: screen.read(65536) or None, None))  # a line at a time
+        assert re.search(rb"WARNING \[None\] \S+: by hand\r\n", shown), shown
     piped = io.StringIO()
     monkeypatch.setattr(sys, "stdout", piped)
     with click.Context(FlaskGroup()):
