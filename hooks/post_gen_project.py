@@ -84,6 +84,7 @@ PRUNE = {
         "{package}/platform/mail.py",
         "tests/auth",
         "tests/mail_sink.py",
+        "tests/contract.py",
         "tests/platform/test_mail.py",
         "docs/auth.md",
     ],

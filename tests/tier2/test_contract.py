@@ -10,6 +10,7 @@ any other answer.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -22,7 +23,7 @@ import pytest
 import requests
 from loopback import free_port
 
-from .auth import new_token, raw_header
+from .auth import raw_header
 from .test_hostile_input import entries, raw_exchange
 from .test_mail import PUBLIC_URL, smtp_server
 from .test_served import TIMEOUT, assert_json_error, each
@@ -50,18 +51,23 @@ def service_env() -> Iterator[dict[str, str]]:
         controller.stop()
 
 
-def fuzz(deployment, url: str, examples: int = EXAMPLES, options: str = ""):
-    """Run the project's `make contract` against ``url`` with this machine's schemathesis.
+def fuzz(deployment, url: str, examples: int = EXAMPLES, options: str = "", account=None):
+    """Run the project's `make contract` against ``url`` with this machine's schemathesis, as
+    ``account`` (CONTRACT_EMAIL, CONTRACT_PASSWORD) if given.
 
     It runs in a folder of its own: schemathesis keeps its examples database in the current one.
     """
     folder = Path(tempfile.mkdtemp(prefix="contract-", dir=deployment.root))
     settings = {"CONTRACT_URL": url, "CONTRACT_EXAMPLES": examples, "CONTRACT_OPTIONS": options}
+    named = (
+        {"CONTRACT_EMAIL": account.email, "CONTRACT_PASSWORD": account.password} if account else {}
+    )
     return subprocess.run(
         ["make", "--no-print-directory", "-f", str(deployment.bake / "Makefile")]
         + ["-o", "install", "contract", f"BIN={ST.parent}"]
         + [f"{name}={value}" for name, value in settings.items()],
         cwd=folder,
+        env={**os.environ, **named},
         capture_output=True,
         text=True,
         timeout=300,
@@ -76,26 +82,22 @@ def statuses(deployment, service, since: int) -> Counter:
     return Counter(line["status"] for line in lines if line["logger"] == logger)
 
 
-def runs(deployment) -> list[tuple[str, str, set[int]]]:
-    """Return each fuzzing run: its URL, its schemathesis options, the statuses it must see.
+def runs(deployment) -> list[tuple[str, object, set[int]]]:
+    """Return each fuzzing run: its URL, the account it runs as, the statuses it must see.
 
     With use_auth each entry is fuzzed twice: anonymously (writes refused: 401, never 201) and
-    with a token of its own, made before any run (the fuzzing spends the sign-in limits and may
-    revoke the token it is given: not the one the deployment's other tests use).
+    as the deployment's account, whose token `make contract` makes for the run and revokes
+    after (the fuzzing spends the sign-in limits and may revoke the token it is given: not the
+    one the deployment's other tests use).
     """
     if deployment.account is None:
-        return [(url, "", {200, 201, 404, 422}) for url in entries(deployment)]
-    account = deployment.account
+        return [(url, None, {200, 201, 404, 422}) for url in entries(deployment)]
     return [
         run
         for url in entries(deployment)
         for run in (
-            (url, "", {200, 401, 404, 422}),
-            (
-                url,
-                f"-H 'Authorization: Bearer {new_token(url, account.email, account.password)}'",
-                {200, 201, 404, 422},
-            ),
+            (url, None, {200, 401, 404, 422}),
+            (url, deployment.account, {200, 201, 404, 422}),
         )
     ]
 
@@ -103,14 +105,17 @@ def runs(deployment) -> list[tuple[str, str, set[int]]]:
 @each()
 def test_the_service_keeps_its_contract_under_fuzzing(deployment):
     """It answers schemathesis's cases as documented, directly and through nginx (with use_auth,
-    anonymously and with a token: zero server errors, zero conformance failures either way)."""
-    for url, options, expected in runs(deployment):
+    anonymously and with a token `make contract` made for the run and revoked after: zero server
+    errors, zero conformance failures either way)."""
+    for url, account, expected in runs(deployment):
         since = deployment.service.mark()
-        run = fuzz(deployment, url, options=options)
+        run = fuzz(deployment, url, account=account)
         assert run.returncode == 0, f"{url}\n{run.stdout[-6000:]}\n{run.stderr[-2000:]}"
         seen = statuses(deployment, deployment.service, since)
-        assert expected <= seen.keys(), (options, seen)
+        assert expected <= seen.keys(), (account, seen)
         assert not any(status >= 500 for status in seen), seen
+        if account is not None:
+            assert "the run's token is revoked" in run.stdout, run.stdout[-2000:]
 
 
 @each(without=("use_nginx",))  # the limiter's storages: memory and Redis
