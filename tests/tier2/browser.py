@@ -315,3 +315,32 @@ def serve_pages(pages: dict[str, bytes], policy: str) -> Iterator[int]:
         server.shutdown()
         thread.join(timeout=10)
         server.server_close()
+
+
+ARTEFACT_PROPERTY = "artefact"  # listed after the run by tests/conftest.py
+WIDTHS = {"desktop": (1280, 900), "phone": (375, 812)}  # CSS pixels: a small phone's viewport
+# What overflows the viewport's width, and the text fields of each form whose widths differ.
+LAYOUT = """
+const overflow = document.documentElement.scrollWidth - document.documentElement.clientWidth;
+const uneven = [...document.querySelectorAll("form")].map((form) => [...form.querySelectorAll(
+  "input:not([type=hidden]):not([type=checkbox]):not([type=radio]), textarea, select"
+)].filter((field) => field.offsetParent !== null).map((field) => field.offsetWidth)
+).filter((widths) => new Set(widths).size > 1);
+return {overflow, uneven};
+"""
+
+
+def layout_problems(session: Browser, url: str, name: str, record) -> dict[str, dict]:
+    """Show ``url`` at a desktop's and a phone's width, ``record`` the screenshot of each (as
+    ``name-width``); return what overflows the screen or which form's text fields differ in
+    width, by width (empty: the page fits both). The window is left at the desktop's size."""
+    found = {}
+    for width, size in WIDTHS.items():
+        session.driver.set_window_size(*size)
+        session.open(url)
+        seen = session.driver.execute_script(LAYOUT)
+        record(ARTEFACT_PROPERTY, str(session.screenshot(f"{name}-{width}")))
+        if seen["overflow"] or seen["uneven"]:
+            found[width] = seen
+    session.driver.set_window_size(*WIDTHS["desktop"])
+    return found

@@ -24,7 +24,7 @@ from selenium.webdriver.common.by import By
 
 from . import frontend
 from .auth import sign_in_browser
-from .browser import Browser, browser, serve_pages
+from .browser import LAYOUT, WIDTHS, Browser, browser, serve_pages
 from .servers import Service
 from .test_served import each
 
@@ -219,16 +219,6 @@ def test_a_browser_creates_an_item_with_htmx_without_a_page_load(
 # first): its path, and a name for its screenshots.
 PUBLIC_PAGES = {"/": "home", "/no-such-page": "not-found"}
 AUTH_PAGES = {"/sign-in": "sign-in", "/password-reset": "password-reset"}
-WIDTHS = {"desktop": (1280, 900), "phone": (375, 812)}  # CSS pixels: a small phone's viewport
-# What overflows the viewport's width, and the text fields of each form whose widths differ.
-LAYOUT = """
-const overflow = document.documentElement.scrollWidth - document.documentElement.clientWidth;
-const uneven = [...document.querySelectorAll("form")].map((form) => [...form.querySelectorAll(
-  "input:not([type=hidden]):not([type=checkbox]):not([type=radio]), textarea, select"
-)].filter((field) => field.offsetParent !== null).map((field) => field.offsetWidth)
-).filter((widths) => new Set(widths).size > 1);
-return {overflow, uneven};
-"""
 
 
 @pytest.mark.timeout(300)

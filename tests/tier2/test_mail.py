@@ -54,7 +54,7 @@ from .auth import (
     post_form_from,
     sign_in_browser,
 )
-from .browser import browser
+from .browser import browser, layout_problems
 from .deployment import GENEROUS_LIMIT
 from .servers import Service, wait_until
 from .test_auth import (
@@ -394,8 +394,10 @@ def assert_told_on_the_sign_in_form(session, sentence: str, email: str) -> None:
 
 def browser_sign_up(session, service: Service, inbox: Inbox, account: Account, record) -> None:
     """Sign ``account`` up in the browser, be refused, choose the password at the mailed link,
-    sign in."""
+    sign in; the sign-up and new-link forms fit a phone first."""
     driver = session.driver
+    for path, name in (("/sign-up", "sign-up"), ("/verification", "new-link")):
+        assert layout_problems(session, service.url + path, name, record) == {}, name
     session.open(f"{service.url}/sign-in")
     driver.find_element(By.ID, "sign-up").click()
     session.wait(lambda d: d.find_elements(By.ID, "sign-up-form"), "the sign-up form")

@@ -34,7 +34,7 @@ from selenium.webdriver.common.virtual_authenticator import (
 
 from .acme import DOMAIN, https_edge
 from .auth import sign_in_browser, sign_up
-from .browser import Browser, browser
+from .browser import Browser, browser, layout_problems
 from .servers import whole_lines
 from .test_served import each
 
@@ -109,8 +109,8 @@ def passkey_sign_in(session: Browser, origin: str) -> str:
 def test_a_passkey_signs_in_without_an_email_until_removed(deployment, tmp_path, record_property):
     """It adds a passkey on the page, signs in with it after signing out (no email typed),
     removes it (once the page's question is answered yes: no, and it stays), and then refuses
-    it; another authenticator's forged credential carrying the user's handle is refused. No CSP
-    violation on the way."""
+    it; another authenticator's forged credential carrying the user's handle is refused. The
+    passkey page fits a phone's width; no CSP violation on the way."""
     port = free_port()
     origin = f"http://{HOST}:{port}"
     service = deployment.extra_service("passkeys", PORT=str(port), PASSKEY_ORIGINS=origin)
@@ -125,7 +125,7 @@ def test_a_passkey_signs_in_without_an_email_until_removed(deployment, tmp_path,
         assert [element.text for element in listed] == ["Virtual laptop"]
         (held,) = session.driver.get_credentials()
         assert held.is_resident_credential and held.rp_id == HOST
-        record_property(ARTEFACT_PROPERTY, str(session.screenshot("passkey-list")))
+        assert layout_problems(session, f"{origin}/passkeys", "passkey-list", record_property) == {}
 
         sign_out(session, origin)
         assert passkey_sign_in(session, origin) == account.email
