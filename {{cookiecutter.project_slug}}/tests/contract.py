@@ -41,11 +41,10 @@ def main(command: list[str]) -> int:
         print("name an account to fuzz them with a token made for the run)", flush=True)
         return subprocess.call(command)  # noqa: S603  (the Makefile's command)
     try:
-        signed_in = call("POST", f"{url}/api/auth/tokens", {"email": email, "password": password})
+        token = sign_in(url, email, password)
     except urllib.error.HTTPError as error:
         print(f"make contract: {email} cannot sign in at {url}: {error.code} {error.reason}")
         return 2
-    token = signed_in["token"]
     print(f"make contract: fuzzing as {email}, with a token made for this run", flush=True)
     # The token's own revocation is left to an anonymous run: fuzzed with the token, it would
     # end it, and every write after it would answer 401.
@@ -55,6 +54,20 @@ def main(command: list[str]) -> int:
     finally:
         revoke(url, token)
         print("make contract: the run's token is revoked", flush=True)
+
+
+def sign_in(url: str, email: str, password: str) -> str:
+    """Return a new token of the account; past the sign-in limit (an earlier run's fuzzing
+    spends it), again after Retry-After."""
+    body = {"email": email, "password": password}
+    for _attempt in range(ATTEMPTS - 1):
+        try:
+            return str(call("POST", f"{url}/api/auth/tokens", body)["token"])
+        except urllib.error.HTTPError as error:
+            if error.code != LIMITED:
+                raise
+            wait_out(error, "the sign-in limit")
+    return str(call("POST", f"{url}/api/auth/tokens", body)["token"])
 
 
 def revoke(url: str, token: str) -> None:
@@ -68,7 +81,14 @@ def revoke(url: str, token: str) -> None:
                 return
             if error.code != LIMITED or attempt == ATTEMPTS:
                 raise
-            time.sleep(min(float(error.headers.get("Retry-After") or 1), MAX_WAIT))
+            wait_out(error, "the write limit")
+
+
+def wait_out(refusal: urllib.error.HTTPError, limit: str) -> None:
+    """Sleep the seconds a 429's Retry-After names (at most MAX_WAIT), saying so."""
+    seconds = min(float(refusal.headers.get("Retry-After") or 1), MAX_WAIT)
+    print(f"make contract: {limit} is spent; trying again in {seconds:.0f} s", flush=True)
+    time.sleep(seconds)
 
 
 if __name__ == "__main__":
