@@ -107,18 +107,12 @@ def demo(project: Path, env: dict[str, str], log: Path):
     """Run `make demo` on a free port until the block ends; yield its base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    with background(project, {**env, "PORT": str(port)}, "demo", log) as process:
 
-        def serving() -> bool:
-            """Say whether the demo answers /healthz; raise when make has exited."""
-            if process.poll() is not None:
-                raise ServerError(f"make demo exited {process.returncode}")
-            return request(base + "/healthz")[0] == 200
+    def answering() -> bool:
+        """Say whether the demo answers /healthz."""
+        return request(base + "/healthz")[0] == 200
 
-        try:
-            wait_until(serving, DEMO_START_TIMEOUT, "make demo answering /healthz", interval=0.2)
-        except ServerError as exc:
-            raise StepFailed(f"{exc}\n{log.read_text()[-3000:]}") from None
+    with running(project, {**env, "PORT": str(port)}, "demo", log, answering, "answering /healthz"):
         yield base
 
 
@@ -127,24 +121,37 @@ def mail(project: Path, env: dict[str, str], log: Path):
     """Run `make mail` on a free port until the block ends; yield the settings sending to it,
     as docs/auth.md's native walk puts them in .env."""
     port = free_port()
-    with background(project, {**env, "MAIL_PORT": str(port)}, "mail", log) as process:
 
-        def listening() -> bool:
-            """Say whether make mail's server takes connections; raise when make has exited."""
-            if process.poll() is not None:
-                raise ServerError(f"make mail exited {process.returncode}")
-            with socket.socket() as probe:
-                return probe.connect_ex(("127.0.0.1", port)) == 0
+    def listening() -> bool:
+        """Say whether make mail's server takes connections."""
+        with socket.socket() as probe:
+            return probe.connect_ex(("127.0.0.1", port)) == 0
 
-        try:
-            wait_until(listening, DEMO_START_TIMEOUT, "make mail listening", interval=0.2)
-        except ServerError as exc:
-            raise StepFailed(f"{exc}\n{log.read_text()[-3000:]}") from None
+    with running(project, {**env, "MAIL_PORT": str(port)}, "mail", log, listening, "listening"):
         yield {
             "MAIL_URL": f"smtp://127.0.0.1:{port}",
             "MAIL_FROM": "no-reply@localhost.test",
             "PUBLIC_URL": "http://localhost:8000",
         }
+
+
+@contextmanager
+def running(project: Path, env: dict[str, str], target: str, log: Path, ready, what: str):
+    """Run `make <target>` until the block ends, once ``ready()`` says it serves; a make that
+    exits first fails the step with its log's tail."""
+    with background(project, env, target, log) as process:
+
+        def serving() -> bool:
+            """Say whether the target serves; raise when make has exited."""
+            if process.poll() is not None:
+                raise ServerError(f"make {target} exited {process.returncode}")
+            return ready()
+
+        try:
+            wait_until(serving, DEMO_START_TIMEOUT, f"make {target} {what}", interval=0.2)
+        except ServerError as exc:
+            raise StepFailed(f"{exc}\n{log.read_text()[-3000:]}") from None
+        yield process
 
 
 def mailed_tokens(log: Path, address: str) -> list[str]:

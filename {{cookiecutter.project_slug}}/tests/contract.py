@@ -57,31 +57,34 @@ def main(command: list[str]) -> int:
 
 
 def sign_in(url: str, email: str, password: str) -> str:
-    """Return a new token of the account; past the sign-in limit (an earlier run's fuzzing
-    spends it), again after Retry-After."""
+    """Return a new token of the account (an earlier run's fuzzing may have spent the sign-in
+    limit: see ``patiently``)."""
     body = {"email": email, "password": password}
-    for _attempt in range(ATTEMPTS - 1):
-        try:
-            return str(call("POST", f"{url}/api/auth/tokens", body)["token"])
-        except urllib.error.HTTPError as error:
-            if error.code != LIMITED:
-                raise
-            wait_out(error, "the sign-in limit")
-    return str(call("POST", f"{url}/api/auth/tokens", body)["token"])
+    return str(patiently("the sign-in limit", "POST", f"{url}/api/auth/tokens", body)["token"])
 
 
 def revoke(url: str, token: str) -> None:
-    """Revoke the token; past the write limit the fuzzing spent, again after Retry-After."""
-    for attempt in range(1, ATTEMPTS + 1):
+    """Revoke the token; one the fuzzing revoked already counts as revoked."""
+    try:
+        patiently("the write limit", "DELETE", f"{url}{REVOCATION}", token=token)
+    except urllib.error.HTTPError as error:
+        if error.code != REVOKED:
+            raise
+
+
+def patiently(
+    limit: str, method: str, url: str, body: dict[str, str] | None = None, token: str = ""
+) -> dict:
+    """Send the request with ``call``; refused by a spent limit (429), try again after its
+    Retry-After, ATTEMPTS times in all."""
+    for _attempt in range(ATTEMPTS - 1):
         try:
-            call("DELETE", f"{url}{REVOCATION}", token=token)
-            return
+            return call(method, url, body, token)
         except urllib.error.HTTPError as error:
-            if error.code == REVOKED:
-                return
-            if error.code != LIMITED or attempt == ATTEMPTS:
+            if error.code != LIMITED:
                 raise
-            wait_out(error, "the write limit")
+            wait_out(error, limit)
+    return call(method, url, body, token)
 
 
 def wait_out(refusal: urllib.error.HTTPError, limit: str) -> None:
