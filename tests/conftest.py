@@ -1,6 +1,7 @@
 """Shared fixtures: bake each combination once per test run (per xdist worker group)."""
 
 import os
+import resource
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -130,7 +131,49 @@ _artefacts: list[str] = []
 _seconds_per_file: defaultdict[str, float] = defaultdict(float)
 _seconds_per_worker: defaultdict[str, float] = defaultdict(float)
 _seconds_per_test: defaultdict[str, float] = defaultdict(float)  # all its parameters together
+# And the CPU it costs: seconds of the worker's process and of the children it waited for (the
+# servers, bakes' suites, builds; not the containers the Docker engine runs), per test file.
+CPU_PROPERTY = "cpu_seconds"
+_cpu_per_file: defaultdict[str, float] = defaultdict(float)
+_cpu_at_start: dict[str, float] = {}
 SLOWEST_FILES = 30
+
+
+def cpu_seconds() -> float:
+    """Return the CPU seconds this process and its waited-for children have used so far."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item) -> None:
+    """Note the CPU used before the test's setup (each phase's is reported by makereport)."""
+    _cpu_at_start[item.nodeid] = cpu_seconds()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item) -> None:
+    """Note the CPU used before the test's call."""
+    _cpu_at_start[item.nodeid] = cpu_seconds()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item) -> None:
+    """Note the CPU used before the test's teardown."""
+    _cpu_at_start[item.nodeid] = cpu_seconds()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Record the CPU the phase used in its report (reports travel from xdist's workers)."""
+    report = yield
+    start = _cpu_at_start.pop(item.nodeid, None)
+    if start is not None:
+        report.user_properties.append((CPU_PROPERTY, cpu_seconds() - start))
+    return report
 
 
 def tier(path: str) -> str:
@@ -145,6 +188,9 @@ def pytest_runtest_logreport(report) -> None:
     _seconds_per_test[report.nodeid.split("[", 1)[0].split("@", 1)[0]] += report.duration
     node = getattr(report, "node", None)  # the xdist worker that ran it, on the controller
     _seconds_per_worker[node.gateway.id if node is not None else "main"] += report.duration
+    _cpu_per_file[report.nodeid.split("::", 1)[0]] += sum(
+        value for name, value in report.user_properties if name == CPU_PROPERTY
+    )
     if report.when == "call":
         _report_lines.extend(
             value for name, value in report.user_properties if name == REPORT_PROPERTY
@@ -181,13 +227,18 @@ def summarise_time(terminalreporter) -> None:
     per_tier: defaultdict[str, float] = defaultdict(float)
     for path, seconds in _seconds_per_file.items():
         per_tier[tier(path)] += seconds
+    cpu_per_tier: defaultdict[str, float] = defaultdict(float)
+    for path, seconds in _cpu_per_file.items():
+        cpu_per_tier[tier(path)] += seconds
     for name, seconds in sorted(per_tier.items()):
-        terminalreporter.write_line(f"{name}: {seconds / 60:.1f} min")
+        cpu = cpu_per_tier[name] / 60
+        terminalreporter.write_line(f"{name}: {seconds / 60:.1f} min, {cpu:.1f} CPU-minutes")
     for worker, seconds in sorted(_seconds_per_worker.items()):
         terminalreporter.write_line(f"worker {worker}: busy {seconds / 60:.1f} min")
     slowest = sorted(_seconds_per_file.items(), key=lambda item: -item[1])[:SLOWEST_FILES]
     for path, seconds in slowest:
-        terminalreporter.write_line(f"{seconds:8.1f} s  {path}")
+        cpu = _cpu_per_file[path]
+        terminalreporter.write_line(f"{seconds:8.1f} s  {cpu:8.1f} CPU-s  {path}")
     terminalreporter.write_line("the slowest tests, each with all its combinations:")
     slowest = sorted(_seconds_per_test.items(), key=lambda item: -item[1])[:SLOWEST_FILES]
     for test, seconds in slowest:

@@ -63,7 +63,7 @@ def assert_production(base: str, pages: bool) -> None:
 
 
 def test_sqlite_journey(tmp_path):
-    """It installs, tests, serves, then takes a schema change through a migration, on SQLite.
+    """It installs, serves, takes a schema change through a migration, then tests, on SQLite.
 
     Beside the demo, `make mail` takes the mail of docs/auth.md's walk (sign-up, confirm, reset),
     whose token then writes an item.
@@ -71,7 +71,6 @@ def test_sqlite_journey(tmp_path):
     project = journeys.bake(TEMPLATE, tmp_path, use_postgres="yes", use_redis="yes", use_auth="yes")
     env = developer_env()
     make(project, env, "install")
-    make(project, env, "test")
     mail_log = tmp_path / "mail.log"
     with (
         journeys.mail(project, env, mail_log) as mail_settings,
@@ -131,6 +130,9 @@ def reset_only_when_told(project: Path, env: dict[str, str], postgres, database:
 def test_postgres_and_redis_journey(tmp_path, postgres, redis_server):
     """It runs the loop on real servers; tests spare DATABASE_URL's rows; migrate twice: no-op.
 
+    `make test` runs once, last, on the changed model: the rows it must spare (the sentinel and
+    the demo's item) are there by then. `make test` on a fresh bake: the interrupted install below.
+
     `make worker` runs beside `make demo` and processes the item the demo enqueued; the demo
     serves production settings; `make reset` drops the rows only when the person says yes.
     """
@@ -153,7 +155,6 @@ def test_postgres_and_redis_journey(tmp_path, postgres, redis_server):
     make(project, env, "migrate")
     with postgres.connect(database) as connection:
         connection.execute("INSERT INTO items (name, description) VALUES (%s, '')", (SENTINEL,))
-    make(project, env, "test")
     worker_log = tmp_path / "worker.log"
     with (
         journeys.background(project, env, "worker", worker_log),
