@@ -135,6 +135,7 @@ _seconds_per_test: defaultdict[str, float] = defaultdict(float)  # all its param
 # servers, bakes' suites, builds; not the containers the Docker engine runs), per test file.
 CPU_PROPERTY = "cpu_seconds"
 _cpu_per_file: defaultdict[str, float] = defaultdict(float)
+_cpu_per_test: defaultdict[str, float] = defaultdict(float)
 _cpu_at_start: dict[str, float] = {}
 SLOWEST_FILES = 30
 
@@ -188,9 +189,9 @@ def pytest_runtest_logreport(report) -> None:
     _seconds_per_test[report.nodeid.split("[", 1)[0].split("@", 1)[0]] += report.duration
     node = getattr(report, "node", None)  # the xdist worker that ran it, on the controller
     _seconds_per_worker[node.gateway.id if node is not None else "main"] += report.duration
-    _cpu_per_file[report.nodeid.split("::", 1)[0]] += sum(
-        value for name, value in report.user_properties if name == CPU_PROPERTY
-    )
+    cpu = sum(value for name, value in report.user_properties if name == CPU_PROPERTY)
+    _cpu_per_file[report.nodeid.split("::", 1)[0]] += cpu
+    _cpu_per_test[report.nodeid.split("[", 1)[0].split("@", 1)[0]] += cpu
     if report.when == "call":
         _report_lines.extend(
             value for name, value in report.user_properties if name == REPORT_PROPERTY
@@ -242,4 +243,8 @@ def summarise_time(terminalreporter) -> None:
     terminalreporter.write_line("the slowest tests, each with all its combinations:")
     slowest = sorted(_seconds_per_test.items(), key=lambda item: -item[1])[:SLOWEST_FILES]
     for test, seconds in slowest:
-        terminalreporter.write_line(f"{seconds:8.1f} s  {test}")
+        terminalreporter.write_line(f"{seconds:8.1f} s  {_cpu_per_test[test]:8.1f} CPU-s  {test}")
+    terminalreporter.write_line("the costliest tests in CPU, each with all its combinations:")
+    costliest = sorted(_cpu_per_test.items(), key=lambda item: -item[1])[:SLOWEST_FILES]
+    for test, cpu in costliest:
+        terminalreporter.write_line(f"{_seconds_per_test[test]:8.1f} s  {cpu:8.1f} CPU-s  {test}")

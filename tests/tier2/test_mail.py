@@ -54,7 +54,7 @@ from .auth import (
     post_form_from,
     sign_in_browser,
 )
-from .browser import browser, layout_problems
+from .browser import LAYOUT, WIDTHS, browser, layout_problems
 from .deployment import GENEROUS_LIMIT
 from .servers import Service, wait_until
 from .test_auth import (
@@ -342,11 +342,14 @@ def test_mail_asked_for_while_the_server_is_down_arrives_once_it_is_up(deploymen
 
 @pytest.mark.timeout(300)
 @each("use_auth", "use_frontend")
-def test_a_browser_resets_a_password_with_the_mailed_link(deployment, mailing, tmp_path):
+def test_a_browser_resets_a_password_with_the_mailed_link(
+    deployment, mailing, tmp_path, record_property
+):
     """It follows "Forgot your password?" from the sign-in form, asks for the mail, opens the
     mailed link (on this instance's address: PUBLIC_URL names a host the browser cannot reach
-    here), sets a new password, is told so on the sign-in form with the address typed in, and
-    signs in with it, with no console error or CSP violation."""
+    here; its page fits a phone), sets a new password, is told so on the sign-in form with the
+    address typed in, and signs in with it, with no console error or CSP violation; the link
+    spent, its page refuses a second password, saying so, and fits a phone."""
     service, inbox = mailing
     email = f"browser-{secrets.token_hex(6)}@example.com"
     create_user(deployment, email, secrets.token_urlsafe(18), service)
@@ -358,13 +361,17 @@ def test_a_browser_resets_a_password_with_the_mailed_link(deployment, mailing, t
         session.driver.find_element(By.CSS_SELECTOR, "#reset-form button").click()
         session.wait(lambda d: d.find_elements(By.ID, "reset-sent"), "the mail is sent")
         [message] = mail_to(inbox, email)
-        session.open(f"{service.url}/reset-password?token={token_in(message)}")
+        page = f"{service.url}/reset-password?token={token_in(message)}"
+        assert layout_problems(session, page, "reset-password", record_property) == {}
+        session.open(page)
         new_password = secrets.token_urlsafe(18)
         session.driver.find_element(By.ID, "password").send_keys(new_password)
         session.driver.find_element(By.CSS_SELECTOR, "#new-password-form button").click()
         assert_told_on_the_sign_in_form(session, "Your password is changed", email)
         sign_in_browser(session, None, Account(email, new_password, ""))
         assert session.console_errors() == [] and session.csp_violations() == []
+        refusal = spent_link(session, page, "new-password", "reset-password-spent", record_property)
+        assert "link" in refusal.lower(), refusal
 
 
 @pytest.mark.timeout(300)
@@ -394,7 +401,8 @@ def assert_told_on_the_sign_in_form(session, sentence: str, email: str) -> None:
 
 def browser_sign_up(session, service: Service, inbox: Inbox, account: Account, record) -> None:
     """Sign ``account`` up in the browser, be refused, choose the password at the mailed link,
-    sign in; the sign-up and new-link forms fit a phone first."""
+    sign in; the sign-up and new-link forms, and the link's page, fit a phone first; the link
+    spent, its page refuses it, saying so, and fits a phone."""
     driver = session.driver
     for path, name in (("/sign-up", "sign-up"), ("/verification", "new-link")):
         assert layout_problems(session, service.url + path, name, record) == {}, name
@@ -418,7 +426,9 @@ def browser_sign_up(session, service: Service, inbox: Inbox, account: Account, r
     assert driver.find_elements(By.ID, "sign-in-link"), "a session before the address is confirmed"
     assert not driver.find_elements(By.ID, "name"), "the item form before the address is confirmed"
 
-    session.open(service.url + link.removeprefix(PUBLIC_URL))
+    page = service.url + link.removeprefix(PUBLIC_URL)
+    assert layout_problems(session, page, "verify-email", record) == {}
+    session.open(page)
     driver.find_element(By.ID, "password").send_keys(account.password)
     driver.find_element(By.CSS_SELECTOR, "#verify-email-form button").click()
     session.wait(lambda d: d.find_elements(By.ID, "sign-in-form"), "back to the sign-in form")
@@ -428,6 +438,27 @@ def browser_sign_up(session, service: Service, inbox: Inbox, account: Account, r
     session.wait(lambda d: d.find_elements(By.ID, "name"), "the item form")
     record(ARTEFACT_PROPERTY, str(session.screenshot("signed-up-and-in")))
     assert session.console_errors() == answers and session.csp_violations() == []
+    refusal = spent_link(session, page, "verify-email", "verify-email-spent", record)
+    assert "link" in refusal.lower(), refusal
+
+
+def spent_link(session, url: str, form: str, name: str, record) -> str:
+    """Post a new password on the page of a link already used, at a phone's width; assert the
+    refusal's page fits it (``record`` its screenshot as ``name-phone``); return the refusal."""
+    driver = session.driver
+    driver.set_window_size(*WIDTHS["phone"])
+    try:
+        session.open(url)
+        driver.find_element(By.ID, "password").send_keys(secrets.token_urlsafe(18))
+        driver.find_element(By.CSS_SELECTOR, f"#{form}-form button").click()
+        [shown] = session.wait(lambda d: d.find_elements(By.ID, f"{form}-error"), "the refusal")
+        refusal = shown.text
+        seen = driver.execute_script(LAYOUT)
+        record(ARTEFACT_PROPERTY, str(session.screenshot(f"{name}-phone")))
+    finally:
+        driver.set_window_size(*WIDTHS["desktop"])
+    assert not seen["overflow"] and not seen["uneven"], seen
+    return refusal
 
 
 def refused_sign_in(session, service: Service, account: Account) -> str:
