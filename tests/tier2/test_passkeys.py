@@ -35,6 +35,7 @@ from selenium.webdriver.common.virtual_authenticator import (
 from .acme import DOMAIN, https_edge
 from .auth import sign_in_browser, sign_up
 from .browser import Browser, browser, layout_problems
+from .deployment import GENEROUS_LIMIT
 from .servers import whole_lines
 from .test_served import each
 
@@ -152,6 +153,75 @@ def test_a_passkey_signs_in_without_an_email_until_removed(deployment, tmp_path,
         session.driver.add_credential(forged_credential(handle))
         assert passkey_sign_in(session, origin).startswith(f"error: {REFUSED}")
         assert session.csp_violations() == []
+
+
+# In the page, as assets/src/passkeys.js does it once: a ceremony's options, the authenticator's
+# answer, then that one answer posted ``copies`` times at once (the browser's connections spread
+# them over the instance's workers); the statuses, in the order sent.
+CEREMONY_SENT_AT_ONCE = """
+const [kind, copies, done] = [arguments[0], arguments[1], arguments[arguments.length - 1]];
+const bytes = (text) => Uint8Array.from(
+  atob(text.replace(/-/g, "+").replace(/_/g, "/") + "=".repeat((4 - (text.length % 4)) % 4)),
+  (c) => c.charCodeAt(0));
+const text = (buffer) => btoa(String.fromCharCode(...new Uint8Array(buffer)))
+  .replace(/\\+/g, "-").replace(/\\//g, "_").replace(/=+$/, "");
+const token = document.querySelector('meta[name="csrf-token"]').content;
+const post = (url, body) => fetch(url, {method: "POST", body: JSON.stringify(body ?? {}),
+  headers: {"Content-Type": "application/json", "X-CSRFToken": token}});
+(async () => {
+  const adding = kind === "add";
+  const start = adding ? "/passkeys/new/options" : "/passkeys/sign-in/options";
+  const options = await (await post(start)).json();
+  const publicKey = {...options, challenge: bytes(options.challenge)};
+  for (const list of ["excludeCredentials", "allowCredentials"]) {
+    if (options[list]) publicKey[list] = options[list].map((d) => ({...d, id: bytes(d.id)}));
+  }
+  if (adding) publicKey.user = {...options.user, id: bytes(options.user.id)};
+  const made = adding ? await navigator.credentials.create({publicKey})
+    : await navigator.credentials.get({publicKey});
+  const r = made.response;
+  const response = adding
+    ? {clientDataJSON: text(r.clientDataJSON), attestationObject: text(r.attestationObject)}
+    : {clientDataJSON: text(r.clientDataJSON), authenticatorData: text(r.authenticatorData),
+       signature: text(r.signature), userHandle: r.userHandle ? text(r.userHandle) : null};
+  const credential = {id: made.id, rawId: text(made.rawId), type: made.type, response,
+    clientExtensionResults: made.getClientExtensionResults()};
+  const body = adding ? {name: "Raced", credential} : credential;
+  const url = adding ? "/passkeys/new" : "/passkeys/sign-in";
+  const answers = await Promise.all(Array.from({length: copies}, () => post(url, body)));
+  done(answers.map((answer) => answer.status));
+})().catch((error) => done(String(error)));
+"""
+AT_ONCE = 8
+
+
+@pytest.mark.timeout(300)
+@each("use_frontend", "use_auth")
+def test_one_passkey_answer_sent_many_times_at_once_is_taken_once(deployment, tmp_path):
+    """It posts one authenticator answer 8 times at once, to add a passkey and then to sign in
+    with it: its challenge is spent by the first, so one add (one passkey listed) and one
+    sign-in succeed, and the others are refused without a server error."""
+    port = free_port()
+    origin = f"http://{HOST}:{port}"
+    service = deployment.extra_service(
+        "passkey-race", PORT=str(port), PASSKEY_ORIGINS=origin, RATELIMIT_SIGN_IN=GENEROUS_LIMIT
+    )
+    account = sign_up(deployment, f"race-{uuid.uuid4().hex[:8]}@example.com", service)
+    with browser(tmp_path / "artefacts", names=(HOST,)) as session:
+        session.driver.add_virtual_authenticator(authenticator())
+        sign_in_browser(session, origin, account)
+        session.open(f"{origin}/passkeys")
+        added = session.driver.execute_async_script(CEREMONY_SENT_AT_ONCE, "add", AT_ONCE)
+        assert sorted(added) == [201] + [422] * (AT_ONCE - 1), added
+        session.open(f"{origin}/passkeys")
+        listed = session.driver.find_elements(By.CLASS_NAME, "passkey-name")
+        assert [element.text for element in listed] == ["Raced"]
+
+        sign_out(session, origin)
+        session.open(f"{origin}/sign-in")
+        signed = session.driver.execute_async_script(CEREMONY_SENT_AT_ONCE, "sign-in", AT_ONCE)
+        # Which session the browser keeps is the last answer's: a refusal's, signed out, as often.
+        assert sorted(signed) == [200] + [422] * (AT_ONCE - 1), signed
 
 
 @pytest.mark.timeout(300)
