@@ -132,7 +132,7 @@ _seconds_per_file: defaultdict[str, float] = defaultdict(float)
 _seconds_per_worker: defaultdict[str, float] = defaultdict(float)
 _seconds_per_test: defaultdict[str, float] = defaultdict(float)  # all its parameters together
 # And the CPU it costs: seconds of the worker's process and of the children it waited for (the
-# servers, bakes' suites, builds; not the containers the Docker engine runs), per test file.
+# servers, bakes' suites, builds; not the containers the Docker engine runs), per file and test.
 CPU_PROPERTY = "cpu_seconds"
 _cpu_per_file: defaultdict[str, float] = defaultdict(float)
 _cpu_per_test: defaultdict[str, float] = defaultdict(float)
