@@ -338,9 +338,16 @@ def layout_problems(session: Browser, url: str, name: str, record) -> dict[str, 
     for width, size in WIDTHS.items():
         session.driver.set_window_size(*size)
         session.open(url)
-        seen = session.driver.execute_script(LAYOUT)
-        record(ARTEFACT_PROPERTY, str(session.screenshot(f"{name}-{width}")))
+        seen = layout_seen(session, f"{name}-{width}", record)
         if seen["overflow"] or seen["uneven"]:
             found[width] = seen
     session.driver.set_window_size(*WIDTHS["desktop"])
     return found
+
+
+def layout_seen(session: Browser, shot: str, record) -> dict:
+    """Return what LAYOUT finds on the page shown (overflow, uneven fields); ``record`` its
+    screenshot, named ``shot``."""
+    seen: dict = session.driver.execute_script(LAYOUT)
+    record(ARTEFACT_PROPERTY, str(session.screenshot(shot)))
+    return seen

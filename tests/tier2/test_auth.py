@@ -30,7 +30,7 @@ import requests
 from selenium.webdriver.common.by import By
 
 from .auth import ANONYMOUS, api_sign_in_from, create_user, form_sign_in_from, sign_in_browser
-from .browser import browser
+from .browser import ARTEFACT_PROPERTY, browser
 from .test_hostile_input import entries
 from .test_served import TIMEOUT, assert_json_error, each
 
@@ -47,7 +47,6 @@ SIGN_TEST_LEVEL = 0.001
 # and TIMING_FLOOR seconds: see the test.
 TIMING_RATIO = 0.25
 TIMING_FLOOR = 0.010
-ARTEFACT_PROPERTY = "artefact"  # listed after the run by tests/conftest.py
 # The rendered widths (CSS pixels) of the elements a selector finds, in order.
 FIELD_WIDTHS = "return [...document.querySelectorAll(arguments[0])].map(e => e.offsetWidth)"
 AT_ONCE = 16  # wrong passwords for one account sent at once, from SOURCES addresses

@@ -10,9 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from .browser import Browser, BrowserError, browser, serve_pages
+from .browser import ARTEFACT_PROPERTY, Browser, BrowserError, browser, serve_pages
 
-ARTEFACT_PROPERTY = "artefact"  # listed after the run by tests/conftest.py
 CSP = "default-src 'self'; script-src 'self'; style-src 'self'"
 PAGES = {
     "/clean": b"<!doctype html><title>t</title><p id=p>x</p><script src=/title.js></script>",

@@ -24,7 +24,7 @@ from selenium.webdriver.common.by import By
 
 from . import frontend
 from .auth import sign_in_browser
-from .browser import LAYOUT, WIDTHS, Browser, browser, serve_pages
+from .browser import ARTEFACT_PROPERTY, WIDTHS, Browser, browser, layout_seen, serve_pages
 from .servers import Service
 from .test_served import each
 
@@ -34,7 +34,6 @@ from .test_served import each
 SHARE_DEPLOYMENT = True
 TIMEOUT = 10
 IMMUTABLE = "public, max-age=31536000, immutable"
-ARTEFACT_PROPERTY = "artefact"  # listed after the run by tests/conftest.py
 ASSET_URL = re.compile(r'(?:href|src)="(/static/[^"]+)"')
 DIGESTED = re.compile(r"-[0-9a-f]{32}\.(js|css)$")
 # A name the browser resolves to 127.0.0.1: a site it does not trust as it trusts 127.0.0.1.
@@ -234,17 +233,15 @@ def test_every_page_fits_a_phone_and_its_fields_line_up(deployment, tmp_path, re
             session.driver.set_window_size(*size)
             for path, name in pages.items():
                 session.open(f"{deployment.entry}{path}")
-                seen[f"{name} ({width})"] = session.driver.execute_script(LAYOUT)
-                record_property(ARTEFACT_PROPERTY, str(session.screenshot(f"{name}-{width}")))
+                seen[f"{name} ({width})"] = layout_seen(session, f"{name}-{width}", record_property)
         if deployment.account is not None:
             sign_in_browser(session, deployment.entry, deployment.account)
             for width, size in WIDTHS.items():
                 session.driver.set_window_size(*size)
                 session.open(f"{deployment.entry}/")
                 assert session.driver.find_elements(By.ID, "name"), "no item form signed in"
-                seen[f"signed-in home ({width})"] = session.driver.execute_script(LAYOUT)
-                shot = session.screenshot(f"signed-in-home-{width}")
-                record_property(ARTEFACT_PROPERTY, str(shot))
+                shot = f"signed-in-home-{width}"
+                seen[f"signed-in home ({width})"] = layout_seen(session, shot, record_property)
         assert session.csp_violations() == []
     wrong = {page: found for page, found in seen.items() if found["overflow"] or found["uneven"]}
     assert wrong == {}, wrong

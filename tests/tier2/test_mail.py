@@ -54,12 +54,9 @@ from .auth import (
     post_form_from,
     sign_in_browser,
 )
-from .browser import LAYOUT, WIDTHS, browser, layout_problems
+from .browser import ARTEFACT_PROPERTY, WIDTHS, browser, layout_problems, layout_seen
 from .deployment import GENEROUS_LIMIT
 from .servers import Service, wait_until
-from .test_auth import (
-    ARTEFACT_PROPERTY,
-)
 from .test_served import TIMEOUT, assert_json_error, each
 
 OWN_CELERY_PROCESSES = True  # the worker needs the mail settings: the module starts its own
@@ -453,8 +450,7 @@ def spent_link(session, url: str, form: str, name: str, record) -> str:
         driver.find_element(By.CSS_SELECTOR, f"#{form}-form button").click()
         [shown] = session.wait(lambda d: d.find_elements(By.ID, f"{form}-error"), "the refusal")
         refusal = shown.text
-        seen = driver.execute_script(LAYOUT)
-        record(ARTEFACT_PROPERTY, str(session.screenshot(f"{name}-phone")))
+        seen = layout_seen(session, f"{name}-phone", record)
     finally:
         driver.set_window_size(*WIDTHS["desktop"])
     assert not seen["overflow"] and not seen["uneven"], seen

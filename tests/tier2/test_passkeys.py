@@ -34,7 +34,7 @@ from selenium.webdriver.common.virtual_authenticator import (
 
 from .acme import DOMAIN, https_edge
 from .auth import sign_in_browser, sign_up
-from .browser import Browser, browser, layout_problems
+from .browser import ARTEFACT_PROPERTY, Browser, browser, layout_problems
 from .deployment import GENEROUS_LIMIT
 from .servers import whole_lines
 from .test_served import each
@@ -44,7 +44,6 @@ from .test_served import each
 SHARE_DEPLOYMENT = True
 HOST = "localhost"  # the relying party: mapped to 127.0.0.1 for the browser
 REFUSED = "That passkey did not sign you in"  # auth/passkey_pages.py's one answer
-ARTEFACT_PROPERTY = "artefact"  # listed after the run by tests/conftest.py
 # A new P-256 key, then that key as PKCS#8 DER, what chromedriver takes.
 NEW_KEY = ["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"]
 AS_PKCS8 = ["openssl", "pkcs8", "-topk8", "-nocrypt", "-outform", "DER"]
