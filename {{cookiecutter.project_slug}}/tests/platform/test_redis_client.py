@@ -20,14 +20,46 @@ needs_redis = pytest.mark.skipif(
 )
 
 
+class FrozenRedis:
+    """A "Redis" that accepts connections and never answers, like a frozen one.
+
+    The kernel completes connections into the listen backlog; nothing reads or writes them. A call
+    that tries Redis opens one connection (redis-py drops a connection that timed out), so their
+    count says which calls tried Redis, however slow the machine is.
+    """
+
+    backlog = 64
+
+    def __init__(self, server: socket.socket) -> None:
+        self.server = server
+        self.url = f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+        self.last_seen = 0.0  # when connections() last found one: after the call's timeout
+
+    def connections(self) -> int:
+        """Return how many connections were made since the last call."""
+        self.server.setblocking(False)
+        count = 0
+        while count < self.backlog:
+            try:
+                connection, _ = self.server.accept()
+            except BlockingIOError:
+                break
+            connection.close()
+            count += 1
+        if count:
+            self.last_seen = time.monotonic()
+        return count
+
+    def wait_for_retry(self, interval: float) -> None:
+        """Sleep until a call may try Redis again: ``interval`` after the last timeout."""
+        time.sleep(max(0.0, self.last_seen + interval + 0.1 - time.monotonic()))
+
+
 @pytest.fixture
 def frozen_redis():
-    """Return the URL of a "Redis" that accepts connections and never answers, like a frozen one.
-
-    The kernel completes connections into the listen backlog; nothing ever reads or writes them.
-    """
-    with socket.create_server(("127.0.0.1", 0), backlog=64) as server:
-        yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    """Return a FrozenRedis listening on a free loopback port."""
+    with socket.create_server(("127.0.0.1", 0), backlog=FrozenRedis.backlog) as server:
+        yield FrozenRedis(server)
 
 
 def timed(client, method: str, path: str, **kwargs):
@@ -115,32 +147,48 @@ def test_a_unix_socket_redis_url_counts_limits(settings_overrides, tmp_path):
     assert [response.status_code for response in created] == [201, 429]
 
 
+def skipped(call, frozen_redis: FrozenRedis, interval_ends: float, times: int = 3) -> list:
+    """Return the responses of ``call`` made ``times`` times, or until ``interval_ends``; each
+    answered before then must have left Redis alone, and the first must be.
+
+    The interval ends after the first call's timeout: a slow machine can outlast it.
+    """
+    responses = []
+    while len(responses) < times:
+        responses.append(call(len(responses)))
+        if time.monotonic() >= interval_ends:  # this call may have tried Redis again
+            assert len(responses) > 1, "the first call after the timeout came after the interval"
+            frozen_redis.connections()
+            break
+        assert frozen_redis.connections() == 0, f"call {len(responses)} tried Redis"
+    return responses
+
+
 def test_a_frozen_redis_costs_a_read_one_timeout_per_retry_interval(
     settings_overrides, frozen_redis
 ):
     """It waits one REDIS_TIMEOUT on a frozen Redis, skips the cache for the interval, then
     lets one read try it again."""
-    # Wide margins, for a loaded machine: a skipped call takes well under one timeout, and a
-    # call that tried Redis takes one timeout (plus the request's own work), never two. The
-    # interval outlasts the five skipped reads even at their slowest allowed (half a timeout).
-    timeout, interval = 1.0, 3.0
-    overrides = {"redis_url": frozen_redis, "redis_timeout": timeout}
+    timeout, interval = 1.0, 2.0
+    overrides = {"redis_url": frozen_redis.url, "redis_timeout": timeout}
     app = create_app({**settings_overrides, **overrides, "redis_retry_interval": interval})
     client = writer_of(app)
     created = client.post("/api/items", json={"name": "frozen"})  # APP_ENV=test: not limited
     assert created.status_code == 201
-    first, read = timed(client, "GET", created.headers["Location"])
+    assert frozen_redis.connections() == 0  # a write leaves the cache alone
+    location = created.headers["Location"]
+    started = time.monotonic()
+    took, read = timed(client, "GET", location)
     assert read.status_code == 200
-    assert timeout * 0.9 <= first < 2 * timeout
-    for _ in range(5):
-        took, read = timed(client, "GET", created.headers["Location"])
-        assert read.status_code == 200
-        assert read.headers["X-Cache"] == "miss"
-        assert took < timeout * 0.5
-    time.sleep(interval + 0.1)
-    again, read = timed(client, "GET", created.headers["Location"])
+    assert took >= timeout * 0.9  # it waited for Redis
+    assert frozen_redis.connections() == 1  # once
+    reads = skipped(lambda _: client.get(location), frozen_redis, started + timeout + interval)
+    assert [(r.status_code, r.headers["X-Cache"]) for r in reads] == [(200, "miss")] * len(reads)
+    frozen_redis.wait_for_retry(interval)
+    took, read = timed(client, "GET", location)
     assert read.status_code == 200
-    assert timeout * 0.9 <= again < 2 * timeout  # one call tried Redis again, once
+    assert took >= timeout * 0.9
+    assert frozen_redis.connections() == 1  # one read tried Redis again, once
 
 
 def test_a_frozen_redis_costs_writes_one_timeout_per_retry_interval(
@@ -148,40 +196,47 @@ def test_a_frozen_redis_costs_writes_one_timeout_per_retry_interval(
 ):
     """It counts writes in memory once Redis timed out: the first write waits one REDIS_TIMEOUT,
     the next ones none for REDIS_RETRY_INTERVAL, then one write tries Redis again, once."""
-    # Margins for a loaded machine: a write that waited for no timeout takes well under one. The
-    # interval outlasts the three skipped writes even at their slowest allowed (half a timeout).
     timeout, interval = 1.0, 2.0
-    overrides = {"redis_url": frozen_redis, "redis_timeout": timeout, "app_env": "development"}
+    overrides = {"redis_url": frozen_redis.url, "redis_timeout": timeout, "app_env": "development"}
     overrides["redis_retry_interval"] = interval
     client = writer_of(create_app({**settings_overrides, **overrides}))
-    took = [timed(client, "POST", "/api/items", json={"name": f"frozen {n}"}) for n in range(4)]
-    assert [response.status_code for _, response in took] == [201] * 4
-    remaining = [response.headers["X-RateLimit-Remaining"] for _, response in took]
-    assert remaining == ["59", "58", "57", "56"]  # counted in memory
-    seconds = [duration for duration, _ in took]
-    assert timeout * 0.9 <= seconds[0] < 2 * timeout, seconds  # its count, once
-    assert all(each < timeout * 0.5 for each in seconds[1:]), seconds
-    time.sleep(interval + 0.1)
-    again, created = timed(client, "POST", "/api/items", json={"name": "frozen again"})
+    started = time.monotonic()
+    took, created = timed(client, "POST", "/api/items", json={"name": "frozen"})
     assert created.status_code == 201
-    assert timeout * 0.9 <= again < 2 * timeout  # one write tried Redis again, once
+    assert created.headers["X-RateLimit-Remaining"] == "59"  # counted in memory
+    assert took >= timeout * 0.9  # it waited for Redis
+    assert frozen_redis.connections() == 1  # once
+
+    def write(n: int):
+        return client.post("/api/items", json={"name": f"frozen {n}"})
+
+    writes = skipped(write, frozen_redis, started + timeout + interval)
+    assert [r.status_code for r in writes] == [201] * len(writes)
+    assert [r.headers["X-RateLimit-Remaining"] for r in writes] == ["58", "57", "56"][: len(writes)]
+    frozen_redis.wait_for_retry(interval)
+    took, created = timed(client, "POST", "/api/items", json={"name": "frozen again"})
+    assert created.status_code == 201
+    assert took >= timeout * 0.9
+    assert frozen_redis.connections() == 1  # one write tried Redis again, once
 
 
 def test_a_read_not_limited_never_waits_for_the_limiters_retry(settings_overrides, frozen_redis):
     """It answers a read at once while the limiter's Redis is failing, its retry due: requests
     that are not counted never touch the rate limits' storage; the next write retries it."""
     timeout, interval = 1.0, 0.2  # any interval: the read comes once the retry is due
-    overrides = {"redis_url": frozen_redis, "redis_timeout": timeout, "app_env": "development"}
+    overrides = {"redis_url": frozen_redis.url, "redis_timeout": timeout, "app_env": "development"}
     overrides["redis_retry_interval"] = interval
     client = writer_of(create_app({**settings_overrides, **overrides}))
     assert client.post("/api/items", json={"name": "frozen"}).status_code == 201  # times out
+    assert frozen_redis.connections() == 1
     time.sleep(interval + 0.1)  # the next counted request tries Redis again
-    took, read = timed(client, "GET", "/api/items")  # a list: the cache is not involved
+    read = client.get("/api/items")  # a list: the cache is not involved
     assert read.status_code == 200
-    assert took < 0.5 * timeout
+    assert frozen_redis.connections() == 0  # the read did not take the retry
     took, created = timed(client, "POST", "/api/items", json={"name": "frozen again"})
     assert created.status_code == 201
-    assert took >= 0.9 * timeout  # the retry was still due: the read did not take it
+    assert took >= 0.9 * timeout
+    assert frozen_redis.connections() == 1  # the write took it
 
 
 @needs_redis
