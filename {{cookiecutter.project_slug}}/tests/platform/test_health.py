@@ -79,7 +79,7 @@ def test_a_hung_check_is_reported_within_the_timeout_and_not_started_again(app):
         for _ in range(2):
             started = time.monotonic()
             results = run_checks(app, {"slow": hangs, "fast": lambda: None}, timeout=0.2)
-            assert time.monotonic() - started < 1.0
+            assert time.monotonic() - started < 3.0  # not the hang's 5 s (a margin for load)
             assert results["slow"]["status"] == "error"
             assert "no answer" in str(results["slow"]["error"])
             assert results["fast"]["status"] == "ok"
@@ -100,7 +100,7 @@ def test_readyz_answers_within_its_timeout_when_the_database_hangs(make_app, mon
     try:
         started = time.monotonic()
         response = client.get("/readyz")
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 3.0  # not the hang's 5 s (a margin for load)
     finally:
         release.set()
     assert response.status_code == 503
