@@ -18,6 +18,7 @@ LOADS = {
 SERVERS = {
     "flask": "minimal Flask (plain gunicorn)",
     "minread": "minimal same-stack read (plain gunicorn)",
+    "granread": "minimal same-stack read (plain granian)",
     "plain": "use_opentelemetry=no",
     "off": "tracing off (no endpoint)",
     "all": "sampled 100%",
@@ -53,7 +54,7 @@ def verdict(row: dict | None) -> str:
 
 def floor(threshold: float | None) -> str:
     """Return a threshold as the report shows it; a ratio without one is shown for reading."""
-    return "none (retired)" if threshold is None else f">= {threshold:.2f}x"
+    return "none (for reading)" if threshold is None else f">= {threshold:.2f}x"
 
 
 def origin(tree: dict) -> str:

@@ -88,6 +88,9 @@ RATIOS = (
     ("PostgreSQL primary-key read vs /healthz", "gunicorn read", "gunicorn healthz", None),
     ("granian vs gunicorn, /healthz", "granian healthz", "gunicorn healthz", 1.50),
     ("granian vs gunicorn, cached read", "granian hit", "gunicorn hit", 1.50),
+    # Shown for reading: the same comparison for the minimal read, each under its plain server,
+    # the most granian gives a cached read with none of the service's per-request work.
+    ("granian vs gunicorn, the minimal read's cached read", "granread hit", "minread hit", None),
 )
 # The price of each per-request feature (issue 58): the after tree's gunicorn bake served again
 # with one documented setting changed, or the same answers with use_opentelemetry=yes; each
@@ -217,8 +220,9 @@ def serve_tree(
         stack.callback(deployments[server].stop)
     gunicorn, granian = deployments["gunicorn"], deployments["granian"]
     log(f"{tree}: the reference apps")
-    reference = serve_reference(gunicorn, "reference", "create_flask_app()")
-    minimal_read = serve_reference(gunicorn, "minread", "create_read_app()")
+    reference = serve_reference(gunicorn, "reference", "create_flask_app")
+    minimal_read = serve_reference(gunicorn, "minread", "create_read_app")
+    granian_read = serve_reference(granian, "granread", "create_read_app")
     features = {}
     if tree == "after":
         features = serve_features(servers, template, gunicorn, stack)
@@ -236,6 +240,7 @@ def serve_tree(
             unread[id(deployment)] = Unread(*items_to_read(deployment, plan.rows * sharing))
     items = {name: f"/api/items/{cached_item(d)}" for name, d in deployments.items()}
     items["minread"] = f"/api/items/{cached_item(gunicorn, minimal_read)}"
+    items["granread"] = f"/api/items/{cached_item(granian, granian_read)}"
     # In the order they are loaded: the two targets of each ratio close together in time.
     read = unread[id(gunicorn)]
     targets = [
@@ -249,6 +254,7 @@ def serve_tree(
         Target(tree, "gunicorn hit", gunicorn.service, items["gunicorn"]),
         Target(tree, "minread hit", minimal_read, items["minread"]),
         Target(tree, "granian hit", granian.service, items["granian"]),
+        Target(tree, "granread hit", granian_read, items["granread"]),
     ]
     for name, (service, deployment) in features.items():
         targets.append(Target(tree, f"{name} healthz", service, "/healthz"))

@@ -101,10 +101,11 @@ def deploy(servers: Servers, template: Path, name: str, answers: dict) -> Deploy
 
 
 def serve_reference(deployment: Deployment, name: str, app: str) -> Service:
-    """Start a reference app of reference_apps.py (``app``: its factory call) under plain
-    gunicorn, as a user would serve a minimal app: the deployment's gunicorn, workers, worker
-    class and threads, on the command line; none of the service's config, hooks or access log.
-    It has the deployment's environment (its database and Redis)."""
+    """Start a reference app of reference_apps.py (``app``: its factory, ``module:function``)
+    under the deployment's app server, plain, as a user would serve a minimal app: gunicorn (or
+    granian, for a granian bake) with the deployment's workers and threads on the command line;
+    none of the service's config, hooks or access log. It has the deployment's environment (its
+    database and Redis)."""
     folder = deployment.root / name
     folder.mkdir(mode=0o755)
     shutil.copy(BENCH / "reference_apps.py", folder)
@@ -112,15 +113,22 @@ def serve_reference(deployment: Deployment, name: str, app: str) -> Service:
     service = deployment.new_service(
         f"{name}-service", wrk.SERVER_CPUS, PYTHONPATH=str(folder), **settings_of(deployment.bake)
     )
-    server, *_ = service.recipe.command
-    if server != "gunicorn":
-        raise RuntimeError(f"not a gunicorn command: {service.recipe.command}")
-    env = service.env
-    plain = [
-        *("gunicorn", "--workers", env["WEB_CONCURRENCY"], "--worker-class", "gthread"),
-        *("--threads", env["WEB_THREADS"], "--bind", f"127.0.0.1:{service.port}"),
-    ]
-    service.recipe = dataclasses.replace(service.recipe, command=[*plain, f"reference_apps:{app}"])
+    env, target = service.env, f"reference_apps:{app}"
+    workers, threads = env["WEB_CONCURRENCY"], env["WEB_THREADS"]
+    if service.recipe.command[0] == "gunicorn":
+        plain = [
+            *("gunicorn", "--workers", workers, "--worker-class", "gthread"),
+            *("--threads", threads, "--bind", f"127.0.0.1:{service.port}", f"{target}()"),
+        ]
+    elif service.recipe.command[:3] == ["python", "-m", f"{deployment.package}.granian_server"]:
+        plain = [
+            *("python", "-m", "granian", "--interface", "wsgi", "--workers", workers),
+            *("--blocking-threads", threads, "--host", "127.0.0.1", "--port", str(service.port)),
+            *("--no-log", "--factory", target),
+        ]
+    else:
+        raise RuntimeError(f"neither gunicorn nor granian: {service.recipe.command}")
+    service.recipe = dataclasses.replace(service.recipe, command=plain)
     deployment.extra.append(service)
     return service.start()
 
