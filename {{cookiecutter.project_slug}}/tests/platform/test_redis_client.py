@@ -5,10 +5,12 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 
 import pytest
 import redis
 from limits.storage import RedisStorage
+from werkzeug.test import TestResponse
 
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.settings import Settings, SettingsError, load_settings
@@ -147,13 +149,18 @@ def test_a_unix_socket_redis_url_counts_limits(settings_overrides, tmp_path):
     assert [response.status_code for response in created] == [201, 429]
 
 
-def skipped(call, frozen_redis: FrozenRedis, interval_ends: float, times: int = 3) -> list:
+def skipped(
+    call: Callable[[int], TestResponse],
+    frozen_redis: FrozenRedis,
+    interval_ends: float,
+    times: int = 3,
+) -> list[TestResponse]:
     """Return the responses of ``call`` made ``times`` times, or until ``interval_ends``; each
     answered before then must have left Redis alone, and the first must be.
 
     The interval ends after the first call's timeout: a slow machine can outlast it.
     """
-    responses = []
+    responses: list[TestResponse] = []
     while len(responses) < times:
         responses.append(call(len(responses)))
         if time.monotonic() >= interval_ends:  # this call may have tried Redis again
