@@ -11,6 +11,7 @@ use a temporary SQLite file.
 import functools
 {% endif -%}
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -145,6 +146,20 @@ def writer_of(app: Flask):
     send_token(client)
 {%- endif %}
     return client
+
+
+def connections_to(server: socket.socket) -> int:
+    """Return how many connections reached the listening ``server`` since it was last asked
+    (none is served: each is accepted and closed)."""
+    server.setblocking(False)
+    count = 0
+    for _ in range(1000):  # more than any test makes
+        try:
+            server.accept()[0].close()
+        except BlockingIOError:
+            break
+        count += 1
+    return count
 
 
 def empty_database(url: str) -> None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, connections_to
 
 # A part of the suite that builds apps with and without overrides, and would act on the .env or
 # the environment if they reached it.
@@ -47,19 +47,6 @@ def surroundings(port: int) -> tuple[dict[str, str], dict[str, str]]:
 {%- endif %}
     }
     return dot_env, exported
-
-
-def connections_to(server: socket.socket) -> int:
-    """Return how many connections reached the listening ``server`` (none are accepted)."""
-    server.setblocking(False)
-    count = 0
-    for _ in range(1000):  # more than any run makes
-        try:
-            server.accept()[0].close()
-        except BlockingIOError:
-            break
-        count += 1
-    return count
 
 
 def test_the_suite_reaches_no_server_its_env_file_or_environment_names(tmp_path: Path):
