@@ -335,6 +335,10 @@ def test_a_form_another_site_posts_over_plain_http_is_told_samesite_withheld_the
         session.driver.find_element(By.ID, "send").click()
         shown = session.wait(lambda d: "Error 400." in d.page_source and d.page_source, "a 400")
         record_property(ARTEFACT_PROPERTY, str(session.screenshot("cross-site-post")))
+        # The error page's longest sentence, at a phone's width too: nothing wider than the screen.
+        session.driver.set_window_size(*WIDTHS["phone"])
+        seen = layout_seen(session, "cross-site-post-phone", record_property)
+    assert not seen["overflow"], seen
     assert CROSS_SITE in shown and "SameSite" in shown and PLAIN_HTTP not in shown, shown
     warnings = [line for line in deployment.service.lines(since) if '"WARNING"' in line]
     assert not [line for line in warnings if "CSRF" in line], warnings
