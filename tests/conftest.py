@@ -108,6 +108,13 @@ def bake(cookies_session):
 
 
 @pytest.fixture(scope="session")
+def mypy_caches(tmp_path_factory) -> Path:
+    """Return the folder of the mypy caches the bakes of this xdist worker share
+    (projects.mypy_cache)."""
+    return tmp_path_factory.mktemp("mypy-caches")
+
+
+@pytest.fixture(scope="session")
 def clean_env() -> dict:
     """Return an environment for running generated projects: no settings inherited."""
     keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 
@@ -38,3 +39,16 @@ SERVER_SKIPS = ("needs a Redis server", "needs a PostgreSQL server")
 def skips_not_for_a_server(result: subprocess.CompletedProcess | str) -> list[str]:
     """Return the SKIPPED lines of a run that name no server the test needs (there must be none)."""
     return [line for line in skipped_lines(result) if not any(s in line for s in SERVER_SKIPS)]
+
+
+def mypy_cache(caches: Path, root: Path) -> Path:
+    """Return the mypy cache a bake shares with the others of its worker checked by the tools'
+    mypy for the same Python version (another interpreter or version invalidates every entry).
+
+    The libraries the bakes import are analysed once per worker, not once per bake. mypy checks
+    each cached module against its source (size, then hash) and re-checks what changed and what
+    depends on it, its errors included, as after a branch switch. One cache per xdist worker: two
+    mypy processes writing one cache at once can crash the reader.
+    """
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["mypy"]
+    return caches / f"mypy-cache-{config['python_version']}"
