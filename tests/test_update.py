@@ -13,7 +13,9 @@ from combinations import COMBINATIONS
 from developer import TEMPLATE_ONLY
 from projects import run_project_tests, skips_not_for_a_server
 
-pytestmark = pytest.mark.xdist_group("update")
+# The tests of the updated project share it (one worker); the others bake their own projects and
+# are left to fill any worker.
+UPDATED = pytest.mark.xdist_group("update")
 
 TEMPLATE_NAME = "flask-service"  # the folder name cookiecutter names its replay file after
 DOCS_TEMPLATE = "https://github.com/OWNER/flask-service"  # the template's address in its docs
@@ -143,6 +145,7 @@ def updated(template_dir, tmp_path_factory):
     return record
 
 
+@UPDATED
 def test_check_says_a_fresh_project_is_up_to_date(updated):
     """It records the template and commit in .cruft.json, so cruft check passes right away."""
     assert updated["check_fresh"].returncode == 0, updated["check_fresh"].stdout
@@ -150,6 +153,7 @@ def test_check_says_a_fresh_project_is_up_to_date(updated):
     assert state["template"] == str(updated["template"])
 
 
+@UPDATED
 def test_check_says_the_project_is_outdated_after_a_template_change(updated):
     """It makes cruft check exit non-zero once the template has a new commit."""
     check = updated["check_stale"]
@@ -157,6 +161,7 @@ def test_check_says_the_project_is_outdated_after_a_template_change(updated):
     assert "out of date" in check.stdout
 
 
+@UPDATED
 def test_update_applies_the_template_change_and_keeps_local_edits(updated):
     """It brings changed lines and new files into the project, next to the user's own edits."""
     assert updated["update"].returncode == 0, updated["update"].stdout + updated["update"].stderr
@@ -169,6 +174,7 @@ def test_update_applies_the_template_change_and_keeps_local_edits(updated):
     assert module.read_text() == NEW_MODULE
 
 
+@UPDATED
 def test_update_changes_only_what_the_template_changed(updated):
     """It leaves no rejected hunks and no change beyond the template's and .cruft.json."""
     project = updated["project"]
@@ -183,6 +189,7 @@ def test_update_changes_only_what_the_template_changed(updated):
     assert not any("U" in code for code in changes.values()), changes
 
 
+@UPDATED
 def test_update_never_touches_the_env_file(updated):
     """It keeps .env (secrets, mode 0600) byte for byte, though every generation draws new ones."""
     # Without [tool.cruft] skip = [".env"], cruft would patch .env with the secrets of its own
@@ -192,6 +199,7 @@ def test_update_never_touches_the_env_file(updated):
     assert ADDED_LINE not in dotenv.read_text()
 
 
+@UPDATED
 def test_check_is_satisfied_after_the_update(updated):
     """It records the template's new commit, so cruft check passes again."""
     project, env = updated["project"], updated["env"]
@@ -200,6 +208,7 @@ def test_check_is_satisfied_after_the_update(updated):
     cruft("check", cwd=project, env=env)
 
 
+@UPDATED
 def test_updated_project_passes_its_tests(updated, clean_env):
     """It leaves a project whose own test suite still passes, skipping only the tests that need a
     server. The project is the defaults bake with the changes that
