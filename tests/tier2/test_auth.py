@@ -31,6 +31,7 @@ from selenium.webdriver.common.by import By
 
 from .auth import ANONYMOUS, api_sign_in_from, create_user, form_sign_in_from, sign_in_browser
 from .browser import ARTEFACT_PROPERTY, browser
+from .servers import Service
 from .test_hostile_input import entries
 from .test_served import TIMEOUT, assert_json_error, each
 
@@ -97,19 +98,30 @@ def test_a_write_needs_a_token_directly_and_through_nginx(deployment):
         assert read.status_code == 200 and read.json()["name"] == "signed"
 
 
+@pytest.fixture(scope="module")
+def account_limited(deployment) -> list[Service]:
+    """Start INSTANCES instances of WEB_CONCURRENCY workers each, allowing each account
+    ACCOUNT_LIMIT password checks a minute (each client address far more), on first use.
+
+    The module's tests of that limit share them: each spends it on an account of its own (the
+    deployment's, or a new user), counted in Redis under that account alone.
+    """
+    limits = {
+        "RATELIMIT_SIGN_IN_ACCOUNT": f"{ACCOUNT_LIMIT} per minute",
+        "RATELIMIT_SIGN_IN": GENEROUS_SIGN_IN,
+    }
+    return [deployment.extra_service(f"account-limited-{n}", **limits) for n in range(INSTANCES)]
+
+
 @each("use_auth", "use_redis", "use_postgres")
-def test_the_account_sign_in_limit_is_shared_by_every_worker(deployment):
+def test_the_account_sign_in_limit_is_shared_by_every_worker(deployment, account_limited):
     """It counts one account's failed sign-ins once, in Redis, across app-server processes.
 
     The attempts alternate between two instances of two workers each, so each process's own
     memory would allow ACCOUNT_LIMIT failures per worker; the shared count allows ACCOUNT_LIMIT in
     all, then answers 429 with Retry-After on every instance, even to the right password.
     """
-    limits = {
-        "RATELIMIT_SIGN_IN_ACCOUNT": f"{ACCOUNT_LIMIT} per minute",
-        "RATELIMIT_SIGN_IN": GENEROUS_SIGN_IN,
-    }
-    services = [deployment.extra_service(f"sign-in-{n}", **limits) for n in range(INSTANCES)]
+    services = account_limited
     assert len({pid for service in services for pid in service.workers()}) >= 2 * INSTANCES
     account = deployment.account
     answers = [
@@ -141,15 +153,13 @@ def source(n: int) -> str:
 
 
 @each("use_auth", "use_redis")
-def test_an_account_gets_its_limit_of_password_checks_however_many_arrive_at_once(deployment):
+def test_an_account_gets_its_limit_of_password_checks_however_many_arrive_at_once(
+    deployment, account_limited
+):
     """It answers AT_ONCE wrong passwords for one account, sent at once from SOURCES addresses to
     two instances of two workers each, with ACCOUNT_LIMIT 401s (real password checks) and 429 to
     the rest: each check is counted, in Redis, before it runs, not after its answer."""
-    limits = {
-        "RATELIMIT_SIGN_IN_ACCOUNT": f"{ACCOUNT_LIMIT} per minute",
-        "RATELIMIT_SIGN_IN": GENEROUS_SIGN_IN,
-    }
-    services = [deployment.extra_service(f"at-once-{n}", **limits) for n in range(INSTANCES)]
+    services = account_limited
     assert len({pid for service in services for pid in service.workers()}) >= 2 * INSTANCES
     email, _ = new_user(deployment)
     start = threading.Barrier(AT_ONCE)
@@ -205,11 +215,11 @@ MALFORMED = (
 
 
 @each("use_auth", "use_redis")
-def test_a_malformed_body_naming_an_account_does_not_count_against_it(deployment):
+def test_a_malformed_body_naming_an_account_does_not_count_against_it(deployment, account_limited):
     """It refuses each malformed body naming the account with 422 and counts none against it:
     more of them than RATELIMIT_SIGN_IN_ACCOUNT leave the right password answered 201."""
-    limits = {"RATELIMIT_SIGN_IN_ACCOUNT": "2 per minute", "RATELIMIT_SIGN_IN": GENEROUS_SIGN_IN}
-    url = deployment.extra_service("malformed", **limits).url
+    assert len(MALFORMED) > ACCOUNT_LIMIT
+    url = account_limited[0].url
     email, password = new_user(deployment)
     answers = [api_sign_in_from(url, source(0), {"email": email, **body}) for body in MALFORMED]
     assert answers == [422] * len(MALFORMED), answers
