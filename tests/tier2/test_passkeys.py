@@ -36,7 +36,7 @@ from selenium.webdriver.common.virtual_authenticator import (
 )
 
 from .acme import DOMAIN, https_edge
-from .auth import sign_in_browser, sign_up
+from .auth import ANONYMOUS, sign_in_browser, sign_up
 from .browser import ARTEFACT_PROPERTY, Browser, browser, layout_problems
 from .deployment import GENEROUS_LIMIT
 from .servers import whole_lines
@@ -157,9 +157,8 @@ def test_a_passkey_signs_in_without_an_email_until_removed(deployment, tmp_path,
         assert session.csp_violations() == []
 
 
-# In the page, as assets/src/passkeys.js does it once: a ceremony's options, the authenticator's
-# answer, then that one answer posted ``copies`` times at once (the browser's connections spread
-# them over the instance's workers); the statuses, in the order sent.
+# In the page, as assets/src/passkeys.js does it: a ceremony's options, then the authenticator's
+# answer, returned unsent (the body to post) with the page's CSRF token.
 CEREMONY = """
 const [kind, done] = [arguments[0], arguments[arguments.length - 1]];
 const bytes = (text) => Uint8Array.from(
@@ -203,7 +202,8 @@ def post_at_once(session: Browser, origin: str, path: str, answer: dict | str) -
     """
     assert isinstance(answer, dict), f"the ceremony failed: {answer}"
     cookies = "; ".join(f"{c['name']}={c['value']}" for c in session.driver.get_cookies())
-    headers = {"Cookie": cookies, "X-CSRFToken": answer["token"], "Origin": origin}
+    # Only the page's session: no bearer token (requests adds the deployment's on writes).
+    headers = {**ANONYMOUS, "Cookie": cookies, "X-CSRFToken": answer["token"], "Origin": origin}
     start = threading.Barrier(AT_ONCE)
 
     def post(_: int) -> int:
