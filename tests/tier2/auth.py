@@ -15,8 +15,11 @@ import http.client
 import json
 import re
 import secrets
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlencode, urlsplit
 
 import pytest
@@ -28,6 +31,21 @@ EMAIL = "tier2@example.com"
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PROTECTED = "/api/items"  # the routes whose writes need a token
 ANONYMOUS = {"Authorization": None}
+T = TypeVar("T")
+AT_ONCE_WAIT = 30  # seconds the threads wait for each other before one gives up
+
+
+def at_once(send: Callable[[T], int], each: list[T]) -> list[int]:
+    """Call ``send`` with each of ``each`` from a thread of its own, all let go together once
+    every thread is ready (a race for one single-use thing); return the answers in that order."""
+    start = threading.Barrier(len(each))
+
+    def released(item: T) -> int:
+        start.wait(timeout=AT_ONCE_WAIT)
+        return send(item)
+
+    with ThreadPoolExecutor(len(each)) as pool:
+        return list(pool.map(released, each))
 
 
 @dataclass(frozen=True)

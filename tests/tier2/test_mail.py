@@ -31,7 +31,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes, policy
 from urllib.parse import parse_qs, urlsplit
 
@@ -47,6 +46,7 @@ from .auth import (
     ANONYMOUS,
     Account,
     api_sign_in_from,
+    at_once,
     create_user,
     exchange,
     form_sign_in_from,
@@ -565,15 +565,12 @@ def race(url: str, token: str) -> tuple[list[str], str]:
     """POST ``token`` with RACERS different passwords to ``url``, all released at once; assert
     one 204 and 403 to the rest; return the passwords and the one that won."""
     passwords = [secrets.token_urlsafe(18) for _ in range(RACERS)]
-    start = threading.Barrier(RACERS)
 
     def send(password: str) -> int:
-        start.wait(timeout=TIMEOUT)
         body = {"token": token, "password": password}
         return requests.post(url, json=body, headers=ANONYMOUS, timeout=TIMEOUT).status_code
 
-    with ThreadPoolExecutor(RACERS) as pool:
-        answers = list(pool.map(send, passwords))
+    answers = at_once(send, passwords)
     assert sorted(answers) == [204] + [403] * (RACERS - 1), answers
     return passwords, passwords[answers.index(204)]
 

@@ -18,9 +18,7 @@ import base64
 import json
 import subprocess
 import tempfile
-import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import project_files
@@ -36,7 +34,7 @@ from selenium.webdriver.common.virtual_authenticator import (
 )
 
 from .acme import DOMAIN, https_edge
-from .auth import ANONYMOUS, sign_in_browser, sign_up
+from .auth import ANONYMOUS, at_once, sign_in_browser, sign_up
 from .browser import ARTEFACT_PROPERTY, Browser, browser, layout_problems
 from .deployment import GENEROUS_LIMIT
 from .servers import whole_lines
@@ -204,15 +202,12 @@ def post_at_once(session: Browser, origin: str, path: str, answer: dict | str) -
     cookies = "; ".join(f"{c['name']}={c['value']}" for c in session.driver.get_cookies())
     # Only the page's session: no bearer token (requests adds the deployment's on writes).
     headers = {**ANONYMOUS, "Cookie": cookies, "X-CSRFToken": answer["token"], "Origin": origin}
-    start = threading.Barrier(AT_ONCE)
 
     def post(_: int) -> int:
-        start.wait(timeout=30)
         sent = requests.post(f"{origin}{path}", json=answer["body"], headers=headers, timeout=30)
         return sent.status_code
 
-    with ThreadPoolExecutor(AT_ONCE) as pool:
-        return sorted(pool.map(post, range(AT_ONCE)))
+    return sorted(at_once(post, list(range(AT_ONCE))))
 
 
 @pytest.mark.timeout(300)
