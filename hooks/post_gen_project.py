@@ -112,6 +112,7 @@ PRUNE = {
         "migrations/versions/20260301_0003_users.py",
         "migrations/versions/20261127_0005_email_verified.py",
         "migrations/versions/20261128_0006_user_roles.py",
+        "migrations/versions/20261129_0008_second_factors.py",
     ],
     ("use_auth", "use_frontend", "use_postgres"): [
         "migrations/versions/20261126_0004_passkeys.py",

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..platform.timestamps import utc_now
+from . import second_factor
 from .accounts import Role, User, checked_password, hasher, is_last_admin, normalised, revoke
 {%- if cookiecutter.use_frontend == "yes" %}
 from .passkeys import Passkey
@@ -20,7 +21,7 @@ from .passkeys import Passkey
 
 log = logging.getLogger(__name__)
 users_cli = AppGroup(
-    "users", help="Create users, change their passwords and roles, deactivate them."
+    "users", help="Create, change and deactivate users; reset their second factors."
 )
 
 
@@ -138,6 +139,21 @@ def deactivate_user(email: str) -> None:
     user.is_active = False
     save_revoked(user, "user deactivated")
     click.echo(f"Deactivated user {address}; its tokens are revoked.")
+
+
+@users_cli.command("mfa-reset")
+@click.argument("email")
+def reset_second_factor(email: str) -> None:
+    """Turn a user's second factor off (a lost phone, no recovery code left): its recovery codes
+    go and its tokens and browser sessions end; it signs in with its password alone until it
+    sets the factor up again."""
+    address, user = existing_user(email)
+    if second_factor.factor_of(user) is None:
+        raise click.ClickException(f"{address} has no second factor")
+    second_factor.remove(user)
+    db.session.commit()
+    log.info("second factor reset", extra={"user_id": user.id})
+    click.echo(f"Turned off the second factor of {address}; its tokens are revoked.")
 
 {%- if cookiecutter.use_frontend == "yes" %}
 
