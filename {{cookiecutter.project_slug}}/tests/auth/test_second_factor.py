@@ -130,6 +130,39 @@ def test_the_same_code_sent_at_once_by_many_requests_is_taken_once(app):
     assert sorted(answers) == [False] * (RACERS - 1) + [True], answers
 
 
+def test_of_three_enables_at_once_with_different_codes_one_turns_the_factor_on(app):
+    """Three requests turn the factor on at once, each with a code of another step (all within
+    the drift): one gets recovery codes, and the codes stored are that one's."""
+    with app.app_context():
+        user = add_user()
+        secret = second_factor.start(user)
+        user_id = user.id
+        db.session.remove()
+    codes = [code_at(secret, NOW + steps * STEP) for steps in (-1, 0, 1)]
+    start = threading.Barrier(len(codes))
+    answers: list[list[str] | None] = []
+
+    def enable(code: str) -> None:
+        with app.app_context():
+            racer = db.session.get(User, user_id)
+            assert racer is not None
+            start.wait(timeout=10)
+            answers.append(second_factor.enable(racer, code, NOW))
+            db.session.remove()
+
+    threads = [threading.Thread(target=enable, args=(code,)) for code in codes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    (won,) = [answer for answer in answers if answer is not None]
+    assert len(answers) == len(codes)
+    with app.app_context():
+        racer = db.session.get(User, user_id)
+        assert racer is not None and second_factor.is_on(racer)
+        assert second_factor.use_recovery_code(racer, won[0])
+
+
 def readable(user: User) -> str | None:
     """Return the secret of ``user``'s factor as this app reads it."""
     factor = second_factor.factor_of(user)

@@ -21,13 +21,26 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime
+from typing import Any
 
 import pyotp
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
-from sqlalchemy import BigInteger, DateTime, ForeignKey, String, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    CursorResult,
+    DateTime,
+    ForeignKey,
+    Result,
+    String,
+    delete,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -70,6 +83,11 @@ class RecoveryCode(db.Model):  # type: ignore[name-defined, misc]  # made at run
     )
 
 
+def changed(result: Result[Any]) -> bool:
+    """Say whether an UPDATE changed one row (its result is a CursorResult, typed as any)."""
+    return isinstance(result, CursorResult) and result.rowcount == 1
+
+
 def cipher() -> Fernet:
     """Return the cipher of the stored secrets, keyed by SECRET_KEY through HKDF."""
     secret_key = current_app.extensions["settings"].secret_key.get_secret_value()
@@ -104,9 +122,18 @@ def start(user: User) -> str:
         raise ValueError("the second factor is on already")
     secret = pyotp.random_base32()
     stored = cipher().encrypt(secret.encode()).decode()
-    db.session.execute(delete(SecondFactor).where(SecondFactor.user_id == user.id))
-    db.session.add(SecondFactor(user_id=user.id, secret=stored))
-    db.session.commit()
+    pending = (
+        update(SecondFactor)
+        .where(SecondFactor.user_id == user.id, SecondFactor.enabled_at.is_(None))
+        .values(secret=stored, last_step=None)
+    )
+    if not changed(db.session.execute(pending)):
+        db.session.add(SecondFactor(user_id=user.id, secret=stored))
+    try:
+        db.session.commit()
+    except IntegrityError:  # another request stored one, or turned it on, at the same moment
+        db.session.rollback()
+        raise ValueError("the second factor changed meanwhile: start again") from None
     return secret
 
 
@@ -138,15 +165,16 @@ def take_code(user: User, code: str, now: datetime, enabling: bool = False) -> b
     step = matched_step(secret, code, now) if secret is not None else None
     if step is None:
         return False
+    state = SecondFactor.enabled_at.is_(None) if enabling else SecondFactor.enabled_at.is_not(None)
     taken = db.session.execute(
         update(SecondFactor)
-        .where(SecondFactor.user_id == user.id)
+        .where(SecondFactor.user_id == user.id, SecondFactor.secret == factor.secret, state)
         .where((SecondFactor.last_step.is_(None)) | (SecondFactor.last_step < step))
         .values(last_step=step)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    return bool(taken.rowcount == 1)  # type: ignore[attr-defined]  # an UPDATE's result has it
+    return changed(taken)
 
 
 def enable(user: User, code: str, now: datetime) -> list[str] | None:
@@ -154,13 +182,16 @@ def enable(user: User, code: str, now: datetime) -> list[str] | None:
     new recovery codes (shown once), or None when the code is not one."""
     if not take_code(user, code, now, enabling=True):
         return None
-    revoke(user)  # every other session and token ends: the caller's own is renewed by its route
-    db.session.execute(
+    turned_on = db.session.execute(
         update(SecondFactor)
         .where(SecondFactor.user_id == user.id, SecondFactor.enabled_at.is_(None))
         .values(enabled_at=utc_now())
         .execution_options(synchronize_session=False)
     )
+    if not changed(turned_on):  # another request turned it on with another code meanwhile
+        db.session.rollback()
+        return None
+    revoke(user)  # every other session and token ends: the caller's own is renewed by its route
     return new_recovery_codes(user)
 
 
@@ -192,7 +223,7 @@ def use_recovery_code(user: User, code: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    return bool(used.rowcount == 1)  # type: ignore[attr-defined]  # an UPDATE's result has it
+    return changed(used)
 
 
 def recovery_codes_left(user: User) -> int:
