@@ -2,9 +2,13 @@
 within one step of drift; the secret is stored encrypted; recovery codes are stored as hashes and
 each is used once; turning the factor on or resetting it ends the user's tokens and sessions."""
 
+import functools
 import logging
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pyotp
 import pytest
@@ -20,6 +24,7 @@ from tests.auth.test_cli import users
 NOW = datetime(2026, 11, 29, 12, 0, 15, tzinfo=UTC)  # 15 s into a 30-second step
 STEP = timedelta(seconds=30)
 RACERS = 8
+T = TypeVar("T")
 
 
 def code_at(secret: str, when: datetime) -> str:
@@ -104,29 +109,34 @@ def test_a_code_typed_with_spaces_is_taken(context):
     assert second_factor.take_code(user, f" {code[:3]} {code[3:]} ", NOW)
 
 
-def test_the_same_code_sent_at_once_by_many_requests_is_taken_once(app):
-    """RACERS requests take the same current code at once, each in its own app context and
-    database session: one is accepted."""
-    with app.app_context():
-        user, secret, _ = enabled_user(NOW - 10 * STEP)
-        user_id, code = user.id, code_at(secret, NOW)
-        db.session.remove()
-    start = threading.Barrier(RACERS)
-    answers: list[bool] = []
+def at_once(app, user_id: int, calls: list[Callable[[User], T]]) -> list[T]:
+    """Run each of ``calls`` on the user ``user_id``, each in a thread with an app context and a
+    database session of its own, let go together as requests to two workers would be; return
+    the answers in the order of ``calls`` (an error in one is raised here)."""
+    start = threading.Barrier(len(calls))
 
-    def take() -> None:
+    def run(call: Callable[[User], T]) -> T:
         with app.app_context():
             racer = db.session.get(User, user_id)
             assert racer is not None
             start.wait(timeout=10)
-            answers.append(second_factor.take_code(racer, code, NOW))
-            db.session.remove()
+            try:
+                return call(racer)
+            finally:
+                db.session.remove()
 
-    threads = [threading.Thread(target=take) for _ in range(RACERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def test_the_same_code_sent_at_once_by_many_requests_is_taken_once(app):
+    """RACERS requests take the same current code at once: one is accepted."""
+    with app.app_context():
+        user, secret, _ = enabled_user(NOW - 10 * STEP)
+        user_id, code = user.id, code_at(secret, NOW)
+        db.session.remove()
+    take = functools.partial(second_factor.take_code, code=code, now=NOW)
+    answers = at_once(app, user_id, [take] * RACERS)
     assert sorted(answers) == [False] * (RACERS - 1) + [True], answers
 
 
@@ -139,24 +149,10 @@ def test_of_three_enables_at_once_with_different_codes_one_turns_the_factor_on(a
         user_id = user.id
         db.session.remove()
     codes = [code_at(secret, NOW + steps * STEP) for steps in (-1, 0, 1)]
-    start = threading.Barrier(len(codes))
-    answers: list[list[str] | None] = []
-
-    def enable(code: str) -> None:
-        with app.app_context():
-            racer = db.session.get(User, user_id)
-            assert racer is not None
-            start.wait(timeout=10)
-            answers.append(second_factor.enable(racer, code, NOW))
-            db.session.remove()
-
-    threads = [threading.Thread(target=enable, args=(code,)) for code in codes]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    (won,) = [answer for answer in answers if answer is not None]
-    assert len(answers) == len(codes)
+    enables: list[Callable[[User], list[str] | None]] = [
+        functools.partial(second_factor.enable, code=code, now=NOW) for code in codes
+    ]
+    (won,) = [answer for answer in at_once(app, user_id, enables) if answer is not None]
     with app.app_context():
         racer = db.session.get(User, user_id)
         assert racer is not None and second_factor.is_on(racer)
