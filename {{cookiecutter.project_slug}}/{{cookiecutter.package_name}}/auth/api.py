@@ -36,6 +36,12 @@ SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer"}}  # in the Op
 # One answer for an unknown email, a wrong password, an inactive user and a malformed email:
 # which one it was would tell a caller which addresses have accounts.
 WRONG_CREDENTIALS = "Wrong email or password."
+# After a right password only, so they tell nothing to whoever does not know it.
+CODE_NEEDED = (
+    "This account has a second factor: send a current code of its authenticator app, or one of"
+    " its recovery codes, as code."
+)
+WRONG_CODE = "Wrong email, password or code."
 NO_BEARER = "This needs an 'Authorization: Bearer <token>' header: POST /api/auth/tokens gives one."
 BAD_BEARER = "The token is unknown, expired or revoked: POST /api/auth/tokens gives a new one."
 NOT_AN_ADMIN = "Only an admin may do this."
@@ -43,12 +49,14 @@ GUARDED = (Access.SIGNED_IN, Access.SIGNED_IN_TO_WRITE, Access.ADMIN)  # routes 
 
 
 class TokenIn(BaseModel):
-    """The body of a sign-in: the account's email and password, neither empty."""
+    """The body of a sign-in: the account's email and password, neither empty, and with a
+    second factor on, its ``code``: the authenticator app's, or one of its recovery codes."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     email: str = Field(min_length=1, max_length=254)
     password: str = Field(min_length=1, max_length=accounts.MAX_PASSWORD_LENGTH)
+    code: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class TokenOut(Answer):
@@ -138,9 +146,12 @@ def sign_in() -> tuple[dict[str, object], int, dict[str, str]]:
     if not isinstance(body, dict):
         abort(400, description="The body must be a JSON object.")
     given = TokenIn.model_validate(body)  # a body refused here counts against no account
-    user = sign_in_limits.authenticate(given.email, given.password)
+    try:
+        user = sign_in_limits.authenticate(given.email, given.password, given.code)
+    except sign_in_limits.SecondStepNeeded:
+        raise unauthorized(CODE_NEEDED) from None
     if user is None:
-        raise unauthorized(WRONG_CREDENTIALS)
+        raise unauthorized(WRONG_CODE if given.code is not None else WRONG_CREDENTIALS)
     lifetime = timedelta(seconds=current_app.extensions["settings"].auth_token_lifetime)
     token, expires_at = accounts.issue_token(user, lifetime)
     log.info("token issued", extra={"user_id": user.id})

@@ -7,6 +7,7 @@ checks because no cookie of the browser's can authorise a request there.
 """
 
 import logging
+import time
 
 from flask import (
     Blueprint,
@@ -32,7 +33,7 @@ from ..web.htmx import is_htmx
 from ..web.security import send_policy
 from .accounts import User
 from .api import TokenIn
-from .sign_in_limits import authenticate
+from .sign_in_limits import SecondStepNeeded, authenticate, counted_code_check
 
 bp = Blueprint("auth_pages", __name__, template_folder="templates")  # auth/templates/auth/
 bp.after_request(send_policy)  # as the other pages
@@ -47,6 +48,13 @@ NOT_SIGNED_IN = "You are not signed in, or your session ended: sign in."
 # names its own route); sign_in.html adds the way to a new link.
 UNVERIFIED = "Confirm your address first: open the link mailed to it."
 SIGN_IN_AS = "sign_in_as"  # the session's key for the address the next sign-in form shows
+# The session's key for the second step: the user's id and login generation, and until when.
+SECOND_STEP = "second_step"
+STEP_SECONDS = 300  # the time a right password leaves for the code
+MAX_CODE_LENGTH = 64
+STEP_ENDED = "Sign in again: the time for the code ran out, or the account changed."
+NO_CODE = "Type the code your authenticator app shows, or one of your recovery codes."
+WRONG_CODE = "Wrong code: type the one your authenticator app shows now, or a recovery code."
 
 
 class SignedIn(UserMixin):  # type: ignore[misc]  # Flask-Login ships no type hints
@@ -125,12 +133,65 @@ def sign_in() -> ResponseReturnValue:
         user = authenticate(given.email, given.password)
     except Forbidden:  # the password is right, the address not confirmed yet
         return form(email, UNVERIFIED, 403, unverified=True)
+    except SecondStepNeeded as needed:  # the password is right: the code comes next
+        session.clear()  # not signed in: the session only names whose code the next form takes
+        pending = needed.user
+        session[SECOND_STEP] = [pending.id, pending.login_generation, time.time() + STEP_SECONDS]
+        return redirect(url_for("auth_pages.code_form"), 303)
     if user is None:
         return form(email, FAILED, 422)
+    return signed_in(user)
+
+
+def signed_in(user: User) -> ResponseReturnValue:
+    """Sign ``user`` in, in a new session, and go to the items."""
     session.clear()  # a new session: nothing set before sign-in (its CSRF token) is kept
     login_user(SignedIn(user))
     log.info("signed in", extra={"user_id": user.id})
     return redirect(url_for("pages.index"), 303)
+
+
+def pending_user() -> User | None:
+    """Return the user whose right password this session's second step follows, while it is
+    fresh (STEP_SECONDS) and the user active at the same login generation; else None."""
+    step = session.get(SECOND_STEP)
+    if not (isinstance(step, list) and len(step) == 3 and time.time() < step[2]):
+        return None
+    user = db.session.get(User, step[0])
+    if user is None or not user.is_active or user.login_generation != step[1]:
+        return None
+    return user
+
+
+def code_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    """Render the second step's form, with the failure's message if any."""
+    return render_template("auth/sign_in_code.html", error=error), status
+
+
+@bp.get("/sign-in/code")
+@access(Access.PAGE)
+def code_form() -> ResponseReturnValue:
+    """Ask for the code of the second factor, after a right password in this session."""
+    if pending_user() is None:
+        return to_sign_in("", STEP_ENDED)
+    return code_page()
+
+
+@bp.post("/sign-in/code")
+@access(Access.PAGE)
+@limit_sign_in
+def sign_in_with_code() -> ResponseReturnValue:
+    """Sign in with the code (or a recovery code) of the account whose password this session
+    took, counted against the account as a password is; 422 with the form when it is wrong."""
+    user = pending_user()
+    if user is None:
+        return to_sign_in("", STEP_ENDED)
+    code = request.form.get("code", "")
+    if not 1 <= len(code) <= MAX_CODE_LENGTH:
+        return code_page(NO_CODE, 422)
+    if not counted_code_check(user, code):
+        return code_page(WRONG_CODE, 422)
+    return signed_in(user)
 
 
 @bp.post("/sign-out")

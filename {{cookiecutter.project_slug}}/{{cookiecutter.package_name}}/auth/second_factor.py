@@ -19,6 +19,7 @@ returns the recovery codes, shown once too. Until then the factor is off.
 import base64
 import hashlib
 import hmac
+import logging
 import secrets
 from datetime import datetime
 from typing import Any
@@ -47,6 +48,7 @@ from ..extensions import db
 from ..platform.timestamps import utc_now
 from .accounts import User, revoke
 
+log = logging.getLogger(__name__)
 DIGITS = 6  # pyotp's default, as authenticator apps expect
 DRIFT = 1  # time steps accepted either side of the current one (30 s each)
 RECOVERY_CODES = 10
@@ -175,6 +177,19 @@ def take_code(user: User, code: str, now: datetime, enabling: bool = False) -> b
     )
     db.session.commit()
     return changed(taken)
+
+
+def passes(user: User, code: str) -> bool:
+    """Say whether ``code`` is a current code of ``user``'s factor (taken, then) or one of its
+    unused recovery codes (spent, then; and every session and token of the user ends)."""
+    if take_code(user, code, utc_now()):
+        return True
+    if not use_recovery_code(user, code):
+        return False
+    revoke(user)
+    db.session.commit()
+    log.info("recovery code used", extra={"user_id": user.id})
+    return True
 
 
 def enable(user: User, code: str, now: datetime) -> list[str] | None:

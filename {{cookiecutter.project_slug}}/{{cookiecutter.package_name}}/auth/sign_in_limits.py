@@ -1,10 +1,12 @@
-"""Limit the password checks of each account to RATELIMIT_SIGN_IN_ACCOUNT a window, whichever
-surface (the API, the pages' form) signs in, from any address.
+"""Limit the password checks of each account, and the codes of its second factor, to
+RATELIMIT_SIGN_IN_ACCOUNT a window, whichever surface (the API, the pages' forms) signs in, from
+any address.
 
 A check is counted before it runs, in one atomic step of `limits`' strategy on the rate limits'
 own storage (shared by every worker when rate_limits names a shared one): requests arriving at
 once for one account cannot all pass, as they would if each were counted after its answer. A
-check that succeeds clears its account's count, so only failures hold an account back. A body
+check that succeeds clears its account's count, so only failures hold an account back (with a
+second factor on, a right password clears nothing: only its code, which counts too, does). A body
 or form post without an email and a password (or with an empty one) never gets here (the API's
 TokenIn refuses it on both surfaces). platform/rate_limits.py counts attempts per
 address. An account whose address is not verified yet (auth/sign_up.py) is refused here too,
@@ -14,6 +16,8 @@ with a 403 that only a correct password gets: it tells nothing to whoever does n
 import logging
 import math
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import current_app
 from limits import RateLimitItem, parse_many
@@ -21,50 +25,85 @@ from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import Forbidden, TooManyRequests
 
 from ..platform.rate_limits import RateLimits
+from . import second_factor
 from .accounts import User, account_key
 from .accounts import authenticate as check_password
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 UNVERIFIED = (
     "Confirm your address first: open the link mailed to it "
     "(POST /api/auth/verification mails a new one)."
 )
 
 
-def authenticate(email: str, password: str) -> User | None:
+class SecondStepNeeded(Exception):
+    """A right password of an account whose second factor is on: a code of it comes next."""
+
+    def __init__(self, user: User) -> None:
+        """Keep the user whose code is asked for."""
+        super().__init__("the account's second factor asks for a code")
+        self.user = user
+
+
+def authenticate(email: str, password: str, code: str | None = None) -> User | None:
     """Return the user of a counted check (counted_check); raise 403 when their address is
     not verified yet: only after a correct password, so it reveals nothing to others."""
-    user = counted_check(email, password)
+    user = counted_check(email, password, code)
     if user is not None and user.email_verified_at is None:
         raise Forbidden(UNVERIFIED)
     return user
 
 
-def counted_check(email: str, password: str) -> User | None:
-    """Return accounts.authenticate's user, the check counted against the email's account
-    first; raise 429 instead of checking once the account's checks are spent this window."""
+def counted_check(email: str, password: str, code: str | None = None) -> User | None:
+    """Return the user of this email and password, and of ``code`` when their second factor is
+    on (second_step), the check counted against the email's account first; raise 429 instead
+    of checking once the account's checks are spent this window."""
+    return counted(email, lambda: second_step(check_password(email, password), code))
+
+
+def counted_code_check(user: User, code: str) -> bool:
+    """Say whether ``code`` passes ``user``'s second factor (the pages' second step), counted
+    against the account as a password check is."""
+    return counted(user.email, lambda: second_factor.passes(user, code))
+
+
+def second_step(user: User | None, code: str | None) -> User | None:
+    """Return ``user`` when it needs no code or ``code`` passes its second factor, None when
+    the code does not; raise SecondStepNeeded when none was given."""
+    if user is None or not second_factor.is_on(user):
+        return user
+    if code is None:
+        raise SecondStepNeeded(user)
+    return user if second_factor.passes(user, code) else None
+
+
+def counted(email: str, check: Callable[[], T]) -> T:
+    """Return ``check()``, counted against the email's account first; raise 429 instead of
+    checking once the account's checks are spent this window. A check that answers something
+    true clears the account's count; one that raises (SecondStepNeeded) leaves it counted."""
     limiter: RateLimits = current_app.extensions["rate_limits"]
     if not limiter.enabled:
-        return check_password(email, password)
+        return check()
     account = account_key(email)
     limits = parse_many(current_app.extensions["settings"].ratelimit_sign_in_account)
     try:
         spent = limiter.run(lambda strategy: [x for x in limits if not strategy.hit(x, account)])
     except Exception:  # as rate_limits.count does: logged, let through
         log.exception("counting a sign-in of an account failed: checked uncounted")
-        return check_password(email, password)
+        return check()
     if spent:
         raise TooManyRequests(
             f"Too many failed sign-ins for this account: {spent[0]}.",
             retry_after=seconds_left(limiter, spent[0], account),
         )
-    user = check_password(email, password)
-    if user is not None:
+    passed = check()
+    if passed:
         try:
             limiter.run(lambda strategy: clear_counts(strategy, limits, account))
         except Exception:  # the success stays counted as a failure until its window ends
             log.exception("clearing the sign-in count of an account failed")
-    return user
+    return passed
 
 
 def clear_counts(
