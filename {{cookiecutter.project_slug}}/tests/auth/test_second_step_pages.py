@@ -4,7 +4,11 @@ session; the step expires, ends with the account's sessions, and is counted per 
 
 import time
 
+from sqlalchemy import update
+
+from {{ cookiecutter.package_name }}.auth.accounts import User
 from {{ cookiecutter.package_name }}.auth.pages import SECOND_STEP, STEP_ENDED, WRONG_CODE
+from {{ cookiecutter.package_name }}.extensions import db
 from tests.auth.test_api import EMAIL, PASSWORD
 from tests.auth.test_cli import users
 from tests.auth.test_pages import form_token, shows_the_form, sign_in
@@ -88,6 +92,17 @@ def test_a_new_password_ends_the_step(app):
     client, secret, _ = after_password(app)
     token = form_token(client.get("/sign-in/code").text)
     assert users(app, "password", EMAIL, password="another long password").exit_code == 0
+    posted = client.post("/sign-in/code", data={"code": current(secret), "csrf_token": token})
+    expect_to_sign_in_again(client, posted)
+
+
+def test_an_unconfirmed_address_ends_the_step(app):
+    """The code signs in only an account the password's check would let in: a confirmed one."""
+    client, secret, _ = after_password(app)
+    token = form_token(client.get("/sign-in/code").text)
+    with app.app_context():
+        db.session.execute(update(User).values(email_verified_at=None))
+        db.session.commit()
     posted = client.post("/sign-in/code", data={"code": current(secret), "csrf_token": token})
     expect_to_sign_in_again(client, posted)
 

@@ -153,14 +153,15 @@ def signed_in(user: User) -> ResponseReturnValue:
 
 def pending_user() -> User | None:
     """Return the user whose right password this session's second step follows, while it is
-    fresh (STEP_SECONDS) and the user active at the same login generation; else None."""
+    fresh (STEP_SECONDS) and the user active, confirmed and at the same login generation (as
+    the password's check asks); else None."""
     step = session.get(SECOND_STEP)
     if not (isinstance(step, list) and len(step) == 3 and time.time() < step[2]):
         return None
     user = db.session.get(User, step[0])
-    if user is None or not user.is_active or user.login_generation != step[1]:
+    if user is None or not user.is_active or user.email_verified_at is None:
         return None
-    return user
+    return user if user.login_generation == step[1] else None
 
 
 def code_page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
