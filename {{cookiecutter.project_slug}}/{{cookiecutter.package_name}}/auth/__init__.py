@@ -6,6 +6,7 @@ from ..platform import openapi
 from . import (
     api,
     cli,
+    notices,
     operations,
 {%- if cookiecutter.use_frontend == "yes" %}
     pages,
@@ -15,6 +16,7 @@ from . import (
 {%- if cookiecutter.use_frontend == "yes" %}
     recovery_pages,
 {%- endif %}
+    second_factor_api,
     sign_up,
 {%- if cookiecutter.use_frontend == "yes" %}
     sign_up_pages,
@@ -28,8 +30,11 @@ def init_app(app: Flask) -> None:
     api.init_app(app)
     recovery.init_app(app)
     sign_up.init_app(app)  # when AUTH_SIGN_UP is on
+    second_factor_api.init_app(app)
+    notices.init_app(app)
     cli.init_app(app)
     openapi.describe(app, {**operations.OPERATIONS, **recovery.OPERATIONS, **sign_up.OPERATIONS})
+    openapi.describe(app, second_factor_api.OPERATIONS)
     openapi.secure(app, operations.SECURITY)
 {%- if cookiecutter.use_frontend == "yes" %}
     pages.init_app(app)

@@ -148,11 +148,8 @@ def reset_second_factor(email: str) -> None:
     go and its tokens and browser sessions end; it signs in with its password alone until it
     sets the factor up again."""
     address, user = existing_user(email)
-    if second_factor.factor_of(user) is None:
+    if not second_factor.turn_off(user, "second factor reset"):
         raise click.ClickException(f"{address} has no second factor")
-    second_factor.remove(user)
-    db.session.commit()
-    log.info("second factor reset", extra={"user_id": user.id})
     click.echo(f"Turned off the second factor of {address}; its tokens are revoked.")
 
 {%- if cookiecutter.use_frontend == "yes" %}

@@ -47,6 +47,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..extensions import db
 from ..platform.timestamps import utc_now
 from .accounts import User, revoke
+from .notices import notify
 
 log = logging.getLogger(__name__)
 DIGITS = 6  # pyotp's default, as authenticator apps expect
@@ -189,6 +190,7 @@ def passes(user: User, code: str) -> bool:
     revoke(user)
     db.session.commit()
     log.info("recovery code used", extra={"user_id": user.id})
+    notify(user, "recovery_code_used")
     return True
 
 
@@ -207,7 +209,10 @@ def enable(user: User, code: str, now: datetime) -> list[str] | None:
         db.session.rollback()
         return None
     revoke(user)  # every other session and token ends: the caller's own is renewed by its route
-    return new_recovery_codes(user)
+    codes = new_recovery_codes(user)
+    log.info("second factor on", extra={"user_id": user.id})
+    notify(user, "second_factor_on")
+    return codes
 
 
 def code_digest(code: str) -> str:
@@ -256,4 +261,17 @@ def remove(user: User) -> bool:
     db.session.execute(delete(SecondFactor).where(SecondFactor.user_id == user.id))
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     revoke(user)
+    return had
+
+
+def turn_off(user: User, reason: str) -> bool:
+    """Remove ``user``'s factor (remove) and commit; log ``reason``, and mail the owner a
+    notice when the factor was on; say whether there was one."""
+    was_on = is_on(user)
+    had = remove(user)
+    db.session.commit()
+    if had:
+        log.info(reason, extra={"user_id": user.id})
+    if was_on:
+        notify(user, "second_factor_off")
     return had

@@ -68,6 +68,18 @@ def counted_code_check(user: User, code: str) -> bool:
     return counted(user.email, lambda: second_factor.passes(user, code))
 
 
+def counted_confirmation(user: User, password: str, then: Callable[[], T]) -> T | None:
+    """Return ``then()`` (a check of a code, say) when ``password`` is ``user``'s, else None
+    without calling it; counted against the account as a sign-in is: a signed-in change of the
+    second factor asks for the password again, and a stolen session cannot guess it."""
+
+    def check() -> T | None:
+        confirmed = check_password(user.email, password)
+        return then() if confirmed is not None and confirmed.id == user.id else None
+
+    return counted(user.email, check)
+
+
 def second_step(user: User | None, code: str | None) -> User | None:
     """Return ``user`` when it needs no code or ``code`` passes its second factor, None when
     the code does not; raise SecondStepNeeded when none was given."""

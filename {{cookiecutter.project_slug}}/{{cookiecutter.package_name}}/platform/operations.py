@@ -89,6 +89,7 @@ ERRORS = {
 {%- if cookiecutter.use_auth == "yes" %}
     "401": ("No valid bearer token, or a wrong email or password.", ("WWW-Authenticate",)),
     "403": ("The request is not allowed.", ()),
+    "409": ("The request does not fit the resource's state now.", ()),
 {%- endif %}
     "404": ("No such resource.", ()),
     "413": ("The body is larger than MAX_CONTENT_LENGTH.", ()),
