@@ -138,6 +138,8 @@ PRUNE = {
         "tests/auth/test_sign_up_pages.py",
         "tests/auth/test_pages.py",
         "tests/auth/test_second_step_pages.py",
+        "{package}/auth/security_pages.py",
+        "tests/auth/test_security_pages.py",
     ],
     # A worker pod shares the database with the web pods only on a server (not a pod's SQLite).
     ("use_kubernetes", "use_celery", "use_postgres"): [

@@ -17,6 +17,9 @@ from . import (
     recovery_pages,
 {%- endif %}
     second_factor_api,
+{%- if cookiecutter.use_frontend == "yes" %}
+    security_pages,
+{%- endif %}
     sign_up,
 {%- if cookiecutter.use_frontend == "yes" %}
     sign_up_pages,
@@ -40,5 +43,6 @@ def init_app(app: Flask) -> None:
     pages.init_app(app)
     passkey_pages.init_app(app)  # when PASSKEY_ORIGINS names the site
     recovery_pages.init_app(app)
+    security_pages.init_app(app)
     sign_up_pages.init_app(app)  # when AUTH_SIGN_UP is on
 {%- endif %}

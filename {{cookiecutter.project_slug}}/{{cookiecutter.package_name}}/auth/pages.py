@@ -145,10 +145,15 @@ def sign_in() -> ResponseReturnValue:
 
 def signed_in(user: User) -> ResponseReturnValue:
     """Sign ``user`` in, in a new session, and go to the items."""
-    session.clear()  # a new session: nothing set before sign-in (its CSRF token) is kept
-    login_user(SignedIn(user))
+    start_session(user)
     log.info("signed in", extra={"user_id": user.id})
     return redirect(url_for("pages.index"), 303)
+
+
+def start_session(user: User) -> None:
+    """Sign ``user`` in, in a new session: nothing set before (its CSRF token) is kept."""
+    session.clear()
+    login_user(SignedIn(user))
 
 
 def pending_user() -> User | None:

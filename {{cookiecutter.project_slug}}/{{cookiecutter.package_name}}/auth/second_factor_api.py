@@ -101,12 +101,59 @@ def state() -> ResponseReturnValue:
 def start() -> ResponseReturnValue:
     """Make a new secret for the caller's second factor (a secret made before stops counting);
     the factor stays off until /enable takes a current code of it."""
-    try:
-        secret = second_factor.start(g.user)
-    except ValueError as exc:  # on already, or changed by another request meanwhile
-        raise Conflict(IS_ON if second_factor.is_on(g.user) else str(exc)) from None
-    uri = second_factor.provisioning_uri(secret, g.user, ISSUER)
+    secret, uri = new_secret(g.user)
     return NewSecret(secret=secret, uri=uri).model_dump(), 201, NO_STORE
+
+
+def new_secret(user: accounts.User) -> tuple[str, str]:
+    """Make a new secret for ``user``'s second factor (off until turned on); return it and the
+    otpauth:// URI an app scans. Raise 409 when the factor is on."""
+    try:
+        secret = second_factor.start(user)
+    except ValueError as exc:  # on already, or changed by another request meanwhile
+        raise Conflict(IS_ON if second_factor.is_on(user) else str(exc)) from None
+    return secret, second_factor.provisioning_uri(secret, user, ISSUER)
+
+
+def turn_on(user: accounts.User, given: Confirmation) -> list[str]:
+    """Turn ``user``'s second factor on with the password and a current code of the secret
+    made last; return the recovery codes. Raise 409 unless it is being set up, 403 for a wrong
+    password or code (the pages' security page calls this too)."""
+    if second_factor.is_on(user):
+        raise Conflict(IS_ON)
+    if second_factor.factor_of(user) is None:
+        raise Conflict(IS_OFF)
+    codes = counted_confirmation(
+        user, given.password, lambda: second_factor.enable(user, given.code, utc_now())
+    )
+    if codes is None:
+        raise Forbidden(WRONG)
+    return codes
+
+
+def turn_off(user: accounts.User, given: Confirmation) -> None:
+    """Turn ``user``'s second factor off with the password and a current code or a recovery
+    code. Raise 409 when it is off, 403 for a wrong password or code."""
+    if not second_factor.is_on(user):
+        raise Conflict(IS_OFF)
+    if not counted_confirmation(
+        user, given.password, lambda: second_factor.passes(user, given.code)
+    ):
+        raise Forbidden(WRONG)
+    second_factor.turn_off(user, "second factor off")
+
+
+def renew_codes(user: accounts.User, given: Confirmation) -> list[str]:
+    """Replace ``user``'s recovery codes with a new set, with the password and a current code
+    of the authenticator app (not a recovery code: the set is being replaced); return it.
+    Raise 409 when the factor is off, 403 for a wrong password or code."""
+    if not second_factor.is_on(user):
+        raise Conflict(IS_OFF)
+    if not counted_confirmation(
+        user, given.password, lambda: second_factor.take_code(user, given.code, utc_now())
+    ):
+        raise Forbidden(WRONG)
+    return second_factor.new_recovery_codes(user)
 
 
 @bp.post("/enable")
@@ -115,18 +162,8 @@ def start() -> ResponseReturnValue:
 def enable() -> ResponseReturnValue:
     """Turn the caller's second factor on with the password and a current code of the secret
     made last; answer the recovery codes and a new token (every other token ended)."""
-    given = Confirmation.model_validate(json_body())
-    if second_factor.is_on(g.user):
-        raise Conflict(IS_ON)
-    if second_factor.factor_of(g.user) is None:
-        raise Conflict(IS_OFF)
-    user = g.user
-    codes = counted_confirmation(
-        user, given.password, lambda: second_factor.enable(user, given.code, utc_now())
-    )
-    if codes is None:
-        raise Forbidden(WRONG)
-    token, expires_at = new_token(user)
+    codes = turn_on(g.user, Confirmation.model_validate(json_body()))
+    token, expires_at = new_token(g.user)
     answer = TurnedOn(recovery_codes=codes, token=token, expires_at=expires_at)
     return answer.model_dump(mode="json"), 201, NO_STORE
 
@@ -137,16 +174,8 @@ def enable() -> ResponseReturnValue:
 def disable() -> ResponseReturnValue:
     """Turn the caller's second factor off with the password and a current code or a recovery
     code; answer a new token (every other token ended)."""
-    given = Confirmation.model_validate(json_body())
-    user = g.user
-    if not second_factor.is_on(user):
-        raise Conflict(IS_OFF)
-    if not counted_confirmation(
-        user, given.password, lambda: second_factor.passes(user, given.code)
-    ):
-        raise Forbidden(WRONG)
-    second_factor.turn_off(user, "second factor off")
-    token, expires_at = new_token(user)
+    turn_off(g.user, Confirmation.model_validate(json_body()))
+    token, expires_at = new_token(g.user)
     return TokenOut(token=token, expires_at=expires_at).model_dump(mode="json"), 200, NO_STORE
 
 
@@ -155,16 +184,8 @@ def disable() -> ResponseReturnValue:
 @limit_sign_in
 def new_recovery_codes() -> ResponseReturnValue:
     """Replace the caller's recovery codes with a new set, with the password and a current code
-    of the authenticator app (not a recovery code: the set is being replaced)."""
-    given = Confirmation.model_validate(json_body())
-    user = g.user
-    if not second_factor.is_on(user):
-        raise Conflict(IS_OFF)
-    if not counted_confirmation(
-        user, given.password, lambda: second_factor.take_code(user, given.code, utc_now())
-    ):
-        raise Forbidden(WRONG)
-    codes = second_factor.new_recovery_codes(user)
+    of the authenticator app (not a recovery code)."""
+    codes = renew_codes(g.user, Confirmation.model_validate(json_body()))
     return RecoveryCodes(recovery_codes=codes).model_dump(), 201, NO_STORE
 
 

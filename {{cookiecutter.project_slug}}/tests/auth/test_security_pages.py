@@ -1,0 +1,123 @@
+"""The security page (/security): a signed-in user sets the second factor up (a QR code and the
+key as text, under the page's CSP), turns it on with the password and a code and sees the
+recovery codes once, makes a new set, and turns it off; the API's rules on each form, every
+other session ended by a change of the factor, this one renewed; nothing here is cached."""
+
+import re
+
+import pytest
+
+from {{ cookiecutter.package_name }}.auth.security_pages import INCOMPLETE
+from tests.auth.test_api import EMAIL, PASSWORD, add_user
+from tests.auth.test_pages import form_token, shows_the_form, sign_in
+from tests.auth.test_second_factor_api import code_at, wrong_code
+from tests.auth.test_second_step_pages import after_password, post_code
+
+
+def signed_in(app):
+    """Return a client of ``app`` signed in as EMAIL through the form."""
+    client = app.test_client()
+    assert sign_in(client, EMAIL, PASSWORD).status_code == 303
+    return client
+
+
+def post(client, path: str, **fields):
+    """Post ``fields`` to ``path`` with the security page's CSRF token; return the answer."""
+    token = form_token(client.get("/security").text)
+    return client.post(path, data={**fields, "csrf_token": token})
+
+
+def shown_codes(page: str) -> list[str]:
+    """Return the recovery codes a page shows."""
+    return re.findall(r"<li><code>([a-z0-9-]+)</code></li>", page)
+
+
+def set_up(client) -> str:
+    """Make a new key from the page; return it as the page shows it, spaces removed."""
+    assert post(client, "/security/second-factor").status_code == 303
+    page = client.get("/security")
+    match = re.search(r'<code id="secret">([A-Z2-7 ]+)</code>', page.text)
+    assert match, page.text
+    return match.group(1).replace(" ", "")
+
+
+def test_the_page_and_its_forms_need_a_signed_in_user(app):
+    """Anyone not signed in is sent to the sign-in form, and nothing is made."""
+    client = app.test_client()
+    answer = client.get("/security")
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/sign-in")
+    assert client.post("/security/second-factor").status_code in (303, 400)
+
+
+def test_setting_it_up_shows_a_qr_code_and_the_key_and_a_code_turns_it_on(app):
+    """The key is shown as an inline SVG QR code and as text, under the strict CSP; the
+    password and a current code turn it on: ten recovery codes shown once, this session kept,
+    another one ended; nothing of it is cached."""
+    add_user(app)
+    client, other = signed_in(app), signed_in(app)
+    page = client.get("/security")
+    assert page.status_code == 200 and 'id="second-factor-off"' in page.text
+    assert page.headers["Cache-Control"] == "no-store"
+    secret = set_up(client)
+    page = client.get("/security")
+    assert "<svg" in page.text and 'class="qr-code"' in page.text
+    policy = page.headers["Content-Security-Policy"]
+    assert "unsafe" not in policy
+    on = post(client, "/security/second-factor/enable", password=PASSWORD, code=code_at(secret))
+    assert on.status_code == 200, on.text
+    assert on.headers["Cache-Control"] == "no-store"
+    codes = shown_codes(on.text)
+    assert len(set(codes)) == 10 and 'id="second-factor-on"' in on.text
+    assert shows_the_form(client) and not shows_the_form(other)
+    assert codes[0] not in client.get("/security").text  # shown once
+
+
+@pytest.mark.parametrize(
+    ("password", "code", "sentence"),
+    [
+        ("wrong password", "right", "Wrong password or code."),
+        (PASSWORD, "wrong", "Wrong password or code."),
+        (PASSWORD, "", INCOMPLETE),
+    ],
+)
+def test_a_wrong_password_or_code_leaves_it_off(app, password, code, sentence):
+    """A wrong password or code, or a field left empty, answers 422 with one sentence; the
+    factor stays off, and the session is kept."""
+    add_user(app)
+    client = signed_in(app)
+    secret = set_up(client)
+    given = {"right": code_at(secret), "wrong": wrong_code(secret)}.get(code, code)
+    answer = post(client, "/security/second-factor/enable", password=password, code=given)
+    assert answer.status_code == 422 and sentence in answer.text
+    assert 'id="secret"' in answer.text and not shown_codes(answer.text)
+    assert shows_the_form(client)
+
+
+def test_a_new_set_and_turning_it_off_from_the_page(app):
+    """With the factor on: an app code and the password make a new set (the old one dies);
+    a recovery code and the password turn it off; the session is kept, and the password alone
+    signs in after."""
+    client, secret, old = after_password(app)
+    assert post_code(client, code_at(secret)).status_code == 303
+    page = client.get("/security")
+    assert 'id="codes-left">10<' in page.text
+    answer = post(client, "/security/recovery-codes", password=PASSWORD, code=code_at(secret, 30))
+    assert answer.status_code == 200, answer.text
+    new = shown_codes(answer.text)
+    assert len(new) == 10 and not set(new) & set(old)
+    refused = post(client, "/security/second-factor/disable", password=PASSWORD, code=old[0])
+    assert refused.status_code == 422
+    off = post(client, "/security/second-factor/disable", password=PASSWORD, code=new[0])
+    assert off.status_code == 303
+    assert 'id="second-factor-off"' in client.get("/security").text
+    assert shows_the_form(client)
+    assert sign_in(app.test_client(), EMAIL, PASSWORD).headers["Location"].endswith("/")
+
+
+def test_each_form_needs_the_csrf_token(app):
+    """A post without the page's CSRF token is refused, and changes nothing."""
+    add_user(app)
+    client = signed_in(app)
+    answer = client.post("/security/second-factor")
+    assert answer.status_code == 400
+    assert 'id="second-factor-off"' in client.get("/security").text

@@ -1,0 +1,166 @@
+"""The account's security page (/security), for a signed-in user: the second factor set up, turned
+on and off, and its recovery codes renewed, under the API's rules (auth/second_factor_api.py):
+the password again and a code for each change, each check counted against the account.
+
+Setting it up shows the new secret as a QR code and as text. The QR code is an inline SVG
+(segno): no image file and no script, so the page keeps its Content-Security-Policy. The page
+that turns the factor on shows the ten recovery codes once. Every answer here is
+``Cache-Control: no-store``: no cache keeps a secret or a code. Turning the factor on or off ends
+every session and token of the account; this browser's session goes on, renewed.
+"""
+
+from collections.abc import Callable
+
+import segno
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from markupsafe import Markup
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from ..extensions import db, login_manager
+from ..platform.rate_limits import limit_sign_in, limit_writes
+from ..platform.routes import Access, access
+from ..web.security import send_policy
+from . import second_factor
+from .accounts import User
+from .pages import start_session
+from .second_factor_api import ISSUER, Confirmation, new_secret, renew_codes, turn_off, turn_on
+
+bp = Blueprint("security_pages", __name__, template_folder="templates")  # auth/templates/auth/
+bp.after_request(send_policy)  # as the other pages
+INCOMPLETE = "Type your password and a code."
+# What a 409 of the API means here: another tab or device changed the factor meanwhile.
+CHANGED = "The second factor changed meanwhile: here it is now."
+
+
+@bp.before_request
+def require_sign_in() -> ResponseReturnValue | None:
+    """Send anyone not signed in to the sign-in form."""
+    if current_user.is_authenticated:
+        return None
+    answer: ResponseReturnValue = login_manager.unauthorized()
+    return answer
+
+
+@bp.after_request
+def keep_out_of_caches(response: Response) -> Response:
+    """Have no cache keep these pages: they show a secret or recovery codes."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def signed_in_user() -> User:
+    """Return the signed-in user's row (the session's loader found it active)."""
+    user: User = db.get_or_404(User, current_user.id)
+    return user
+
+
+def qr_code(uri: str) -> Markup:
+    """Return ``uri`` as a QR code: an SVG element to place in the page."""
+    svg = segno.make(uri, error="m").svg_inline(scale=4, title="The secret's QR code")
+    return Markup(svg)  # noqa: S704  (segno writes the URI as paths, never as text)
+
+
+def page(
+    error: str | None = None, status: int = 200, codes: list[str] | None = None
+) -> ResponseReturnValue:
+    """Render the security page for the factor as it is now, with ``error`` if a change
+    failed, and the recovery codes ``codes`` when a change just made them."""
+    user = signed_in_user()
+    factor = second_factor.factor_of(user)
+    on = factor is not None and factor.enabled_at is not None
+    secret = second_factor.readable_secret(factor) if factor is not None and not on else None
+    uri = second_factor.provisioning_uri(secret, user, ISSUER) if secret else None
+    context = {
+        "on": on,
+        "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)) if secret else None,
+        "qr_code": qr_code(uri) if uri else None,
+        "codes_left": second_factor.recovery_codes_left(user) if on else 0,
+        "codes": codes,
+        "error": error,
+    }
+    return render_template("auth/security.html", **context), status
+
+
+def confirmed_change(
+    change: Callable[[User, Confirmation], list[str] | None], renew: bool
+) -> ResponseReturnValue:
+    """Make ``change`` with the form's password and code, under the API's rules, and renew
+    this session when it ended every other (``renew``); answer the page, with the recovery
+    codes the change made if any, or the refusal's sentence."""
+    fields = {field: request.form.get(field) for field in ("password", "code")}
+    try:
+        given = Confirmation.model_validate(fields)
+    except ValidationError:  # a field missing, empty or too long: nothing was checked
+        return page(INCOMPLETE, 422)
+    user = signed_in_user()
+    try:
+        codes = change(user, given)
+    except HTTPException as refused:  # 403: a wrong password or code; 409: changed meanwhile
+        return page(refused.description if refused.code == 403 else CHANGED, 422)
+    if renew:
+        start_session(user)
+    if codes is None:
+        flash("The second factor is off: your password alone signs you in.")
+        return redirect(url_for("security_pages.security"), 303)
+    return page(codes=codes)
+
+
+@bp.get("/security")
+@access(Access.PAGE)
+def security() -> ResponseReturnValue:
+    """Show the second factor's state, and the forms that change it."""
+    return page()
+
+
+@bp.post("/security/second-factor")
+@access(Access.PAGE)
+@limit_writes
+def start() -> ResponseReturnValue:
+    """Make a new secret for the second factor, shown on the page until a code turns it on."""
+    try:
+        new_secret(signed_in_user())
+    except HTTPException:  # on already (another tab turned it on): the page shows it
+        flash(CHANGED)
+    return redirect(url_for("security_pages.security"), 303)
+
+
+@bp.post("/security/second-factor/enable")
+@access(Access.PAGE)
+@limit_sign_in
+def enable() -> ResponseReturnValue:
+    """Turn the second factor on with the password and a current code; show the recovery
+    codes once."""
+    return confirmed_change(turn_on, renew=True)
+
+
+@bp.post("/security/second-factor/disable")
+@access(Access.PAGE)
+@limit_sign_in
+def disable() -> ResponseReturnValue:
+    """Turn the second factor off with the password and a code or a recovery code."""
+    return confirmed_change(turn_off, renew=True)
+
+
+@bp.post("/security/recovery-codes")
+@access(Access.PAGE)
+@limit_sign_in
+def new_recovery_codes() -> ResponseReturnValue:
+    """Make a new set of recovery codes with the password and an app code; show them once."""
+    return confirmed_change(renew_codes, renew=False)
+
+
+def init_app(app: Flask) -> None:
+    """Serve the security page."""
+    app.register_blueprint(bp)
