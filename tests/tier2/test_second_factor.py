@@ -36,6 +36,9 @@ def service(deployment):
         RATELIMIT_SIGN_IN=GENEROUS_LIMIT,
         RATELIMIT_SIGN_IN_ACCOUNT=GENEROUS_LIMIT,
     )
+    deadline = time.monotonic() + 30  # the server forks its workers after it first answers
+    while len(started.workers()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert len(started.workers()) >= 2, "the races need two workers"
     return started
 
@@ -129,7 +132,10 @@ def test_a_browser_turns_the_factor_on_and_signs_in_with_its_codes(
         sign_out(session, url)
         refused = sign_in_with_code(session, url, account, codes[0])
         assert refused.startswith("code-error: Wrong code"), refused
-        assert session.csp_violations() == [] and session.console_errors() == []
+        assert session.csp_violations() == []
+        # The refused code's 422, which Chromium logs as a failed load, is the only error.
+        others = [line for line in session.console_errors() if "status of 422" not in line]
+        assert others == []
 
 
 def post(url: str, path: str, body: dict, token: str | None = None) -> requests.Response:

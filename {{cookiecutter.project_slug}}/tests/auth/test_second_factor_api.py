@@ -9,6 +9,7 @@ import time
 import pyotp
 import pytest
 
+from {{ cookiecutter.package_name }}.auth.api import SECOND_FACTOR_FIRST
 from tests.auth.test_api import EMAIL, PASSWORD, add_user, bearer, token_of
 from tests.auth.test_second_step import with_code
 
@@ -212,3 +213,24 @@ def test_the_secret_and_the_codes_are_never_logged(client, caplog):
     for value in (secret, PASSWORD, *codes, *(c.replace("-", "") for c in codes)):
         assert value not in logged
     assert "second factor on" in caplog.messages and "second factor off" in caplog.messages
+
+
+def test_a_required_factor_holds_a_token_back_until_it_is_on(make_app):
+    """With AUTH_REQUIRE_SECOND_FACTOR, a token of an account without the factor gets 403 saying
+    so on every other route (a write, a private read alike); the factor's own routes and the
+    token's sign-out answer; once the factor is on, the new token gets the rest."""
+    app = make_app(auth_require_second_factor=True, auth_private_reads=True)
+    client = app.test_client()
+    add_user(app)
+    token, spare = token_of(client), token_of(client)
+    item = {"name": "held back"}
+    for refused in (
+        client.post("/api/items", json=item, headers=bearer(token)),
+        client.get("/api/items", headers=bearer(token)),
+    ):
+        assert refused.status_code == 403, refused.json
+        assert refused.json["error"]["detail"] == SECOND_FACTOR_FIRST
+    assert client.delete("/api/auth/tokens/current", headers=bearer(spare)).status_code == 204
+    _, token, _ = turned_on(client, token)
+    assert client.post("/api/items", json=item, headers=bearer(token)).status_code == 201
+    assert client.get("/api/items", headers=bearer(token)).status_code == 200

@@ -7,11 +7,15 @@ import re
 
 import pytest
 
+from {{ cookiecutter.package_name }}.auth.pages import SECOND_FACTOR_FIRST
 from {{ cookiecutter.package_name }}.auth.security_pages import INCOMPLETE
 from tests.auth.test_api import EMAIL, PASSWORD, add_user
 from tests.auth.test_pages import form_token, shows_the_form, sign_in
+from tests.auth.test_passkeys import ORIGIN, sign_in_with_passkey, store_passkey
 from tests.auth.test_second_factor_api import code_at, wrong_code
 from tests.auth.test_second_step_pages import after_password, post_code
+from tests.conftest import TESTER, TESTER_PASSWORD, token_of_tester
+from tests.items.test_pages import HTMX
 
 
 def signed_in(app):
@@ -121,3 +125,36 @@ def test_each_form_needs_the_csrf_token(app):
     answer = client.post("/security/second-factor")
     assert answer.status_code == 400
     assert 'id="second-factor-off"' in client.get("/security").text
+
+
+def test_a_required_factor_sends_a_password_session_to_the_security_page(make_app):
+    """With AUTH_REQUIRE_SECOND_FACTOR, a session a password signed in, of an account without
+    the factor, is sent from the items to the security page, which says why; an HTMX post gets
+    403 and adds nothing; once the factor is on, the items page is its own again."""
+    app = make_app(auth_require_second_factor=True)
+    add_user(app)
+    client = signed_in(app)
+    answer = client.get("/")
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/security")
+    assert SECOND_FACTOR_FIRST in client.get("/security").text
+    token = form_token(client.get("/security").text)
+    posted = client.post("/items", data={"name": "held", "csrf_token": token}, headers=HTMX)
+    assert posted.status_code == 403 and posted.json["error"]["detail"] == SECOND_FACTOR_FIRST
+    secret = set_up(client)
+    on = post(client, "/security/second-factor/enable", password=PASSWORD, code=code_at(secret))
+    assert on.status_code == 200, on.text
+    assert shows_the_form(client)
+
+
+def test_a_passkey_session_is_not_held_back_by_a_required_factor(make_app):
+    """A passkey is two factors in one step: its session gets the items page at once, where the
+    same user's password session is sent to set a second factor up."""
+    app = make_app(auth_require_second_factor=True, passkey_origins=ORIGIN)
+    token_of_tester(app)
+    store_passkey(app)
+    client = app.test_client()
+    assert sign_in_with_passkey(app, client).status_code == 200
+    assert shows_the_form(client)
+    by_password = app.test_client()
+    assert sign_in(by_password, TESTER, TESTER_PASSWORD).status_code == 303
+    assert by_password.get("/").headers["Location"].endswith("/security")

@@ -27,7 +27,7 @@ from ..platform.operations import Answer, no_content
 from ..platform.rate_limits import limit_sign_in
 from ..platform.routes import Access, access, access_of, guard
 from ..platform.timestamps import UtcTimestamp
-from . import accounts, sign_in_limits
+from . import accounts, second_factor, sign_in_limits
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
@@ -45,6 +45,11 @@ WRONG_CODE = "Wrong email, password or code."
 NO_BEARER = "This needs an 'Authorization: Bearer <token>' header: POST /api/auth/tokens gives one."
 BAD_BEARER = "The token is unknown, expired or revoked: POST /api/auth/tokens gives a new one."
 NOT_AN_ADMIN = "Only an admin may do this."
+SECOND_FACTOR_FIRST = (
+    "This service asks every account for a second factor: turn yours on first"
+    " (POST /api/auth/second-factor, then POST /api/auth/second-factor/enable)."
+)
+SETTING_UP = "open_before_second_factor"  # set on a view by before_second_factor()
 GUARDED = (Access.SIGNED_IN, Access.SIGNED_IN_TO_WRITE, Access.ADMIN)  # routes that may need one
 
 
@@ -106,6 +111,20 @@ def admins_only(app: Flask, endpoint: str) -> bool:
     return access_of(app, endpoint) is Access.ADMIN
 
 
+def before_second_factor(view: RouteCallable) -> RouteCallable:
+    """Declare that the view below answers an account that AUTH_REQUIRE_SECOND_FACTOR holds
+    back (held_back): the routes that turn the factor on, and signing in and out."""
+    setattr(view, SETTING_UP, True)
+    return view
+
+
+def held_back(user: accounts.User) -> bool:
+    """Say whether AUTH_REQUIRE_SECOND_FACTOR holds ``user`` back: it is on, and the user's
+    second factor is not; such a user gets only the routes declared before_second_factor."""
+    required: bool = current_app.extensions["settings"].auth_require_second_factor
+    return required and not second_factor.is_on(user)
+
+
 def token_user(token: str) -> accounts.User:
     """Return the active user of a bearer token; raise 401 unless it is live."""
     user = accounts.user_for_token(token)
@@ -117,11 +136,13 @@ def token_user(token: str) -> accounts.User:
 def require_token(view: RouteCallable, rule: Access) -> RouteCallable:
     """Wrap a view that may need a token (the guard platform/routes.py applies to each route):
     a request of it that needs one (token_asked) gets the bearer's user on ``g.user`` and its
-    token on ``g.token``, or 401 (and 403 on an ADMIN route, unless the user is an admin), after
+    token on ``g.token``, or 401 (and 403 on an ADMIN route, unless the user is an admin; 403 on
+    a route not declared before_second_factor when held_back asks for a second factor), after
     the rate limits wrapped around the view counted it (a write's limits count in the view, not
     before it): refusals count. Pages and public routes are left as they are."""
     if rule not in GUARDED:
         return view
+    open_before = getattr(view, SETTING_UP, False)
 
     @functools.wraps(view)
     def checked(**view_args: Any) -> ResponseReturnValue:
@@ -131,6 +152,8 @@ def require_token(view: RouteCallable, rule: Access) -> RouteCallable:
             g.user = token_user(g.token)
             if rule is Access.ADMIN and g.user.role != accounts.Role.ADMIN:
                 raise Forbidden(NOT_AN_ADMIN)
+            if not open_before and held_back(g.user):
+                raise Forbidden(SECOND_FACTOR_FIRST)
         answer: ResponseReturnValue = current_app.ensure_sync(view)(**view_args)
         return answer
 
@@ -161,6 +184,7 @@ def sign_in() -> tuple[dict[str, object], int, dict[str, str]]:
 
 @bp.delete("/tokens/current")
 @access(Access.SIGNED_IN)
+@before_second_factor
 def sign_out() -> Response:
     """End the token this request carries."""
     digest = accounts.token_digest(g.token)  # require_token found it live

@@ -28,11 +28,11 @@ from werkzeug.exceptions import Forbidden
 from ..extensions import db, login_manager
 from ..platform.errors import json_error
 from ..platform.rate_limits import limit_sign_in
-from ..platform.routes import Access, access
+from ..platform.routes import Access, access, access_of
 from ..web.htmx import is_htmx
 from ..web.security import send_policy
 from .accounts import User
-from .api import TokenIn
+from .api import SETTING_UP, TokenIn, before_second_factor, held_back
 from .sign_in_limits import SecondStepNeeded, authenticate, counted_code_check
 
 bp = Blueprint("auth_pages", __name__, template_folder="templates")  # auth/templates/auth/
@@ -55,6 +55,10 @@ MAX_CODE_LENGTH = 64
 STEP_ENDED = "Sign in again: the time for the code ran out, or the account changed."
 NO_CODE = "Type the code your authenticator app shows, or one of your recovery codes."
 WRONG_CODE = "Wrong code: type the one your authenticator app shows now, or a recovery code."
+# The session's key saying a passkey signed it in: two factors in one step, which
+# AUTH_REQUIRE_SECOND_FACTOR holds back from nothing.
+BY_PASSKEY = "by_passkey"
+SECOND_FACTOR_FIRST = "This service asks every account for a second factor: turn yours on first."
 
 
 class SignedIn(UserMixin):  # type: ignore[misc]  # Flask-Login ships no type hints
@@ -110,6 +114,7 @@ def to_sign_in(email: str, message: str) -> ResponseReturnValue:
 
 @bp.get("/sign-in")
 @access(Access.PAGE)
+@before_second_factor
 def sign_in_form() -> ResponseReturnValue:
     """Show the sign-in form, with the address a step before it left (to_sign_in)."""
     return form(session.pop(SIGN_IN_AS, ""))
@@ -117,6 +122,7 @@ def sign_in_form() -> ResponseReturnValue:
 
 @bp.post("/sign-in")
 @access(Access.PAGE)
+@before_second_factor
 @limit_sign_in
 def sign_in() -> ResponseReturnValue:
     """Sign in with the form's email and password in a new session, then go to the items;
@@ -176,6 +182,7 @@ def code_page(error: str | None = None, status: int = 200) -> ResponseReturnValu
 
 @bp.get("/sign-in/code")
 @access(Access.PAGE)
+@before_second_factor
 def code_form() -> ResponseReturnValue:
     """Ask for the code of the second factor, after a right password in this session."""
     if pending_user() is None:
@@ -185,6 +192,7 @@ def code_form() -> ResponseReturnValue:
 
 @bp.post("/sign-in/code")
 @access(Access.PAGE)
+@before_second_factor
 @limit_sign_in
 def sign_in_with_code() -> ResponseReturnValue:
     """Sign in with the code (or a recovery code) of the account whose password this session
@@ -202,6 +210,7 @@ def sign_in_with_code() -> ResponseReturnValue:
 
 @bp.post("/sign-out")
 @access(Access.PAGE)
+@before_second_factor
 def sign_out() -> ResponseReturnValue:
     """Sign out, ending this user's other browser sessions too (a copied cookie included)."""
     if current_user.is_authenticated:
@@ -216,6 +225,27 @@ def sign_out() -> ResponseReturnValue:
     return redirect(url_for("pages.index"), 303)
 
 
+def hold_back() -> ResponseReturnValue | None:
+    """Before each page, with AUTH_REQUIRE_SECOND_FACTOR: send a session that a password signed
+    in, of an account without a second factor (held_back), to the security page from any page
+    not declared before_second_factor; an HTMX or JSON request gets 403 saying why."""
+    if not current_app.extensions["settings"].auth_require_second_factor:
+        return None
+    endpoint = request.endpoint
+    if endpoint is None or not current_user.is_authenticated or session.get(BY_PASSKEY):
+        return None
+    view = current_app.view_functions[endpoint]
+    if access_of(current_app, endpoint) is not Access.PAGE or getattr(view, SETTING_UP, False):
+        return None  # the API's routes: the token guard holds them back
+    user = db.session.get(User, current_user.id)
+    if user is None or not held_back(user):
+        return None
+    if is_htmx() or request.is_json:
+        return json_error(403, "Forbidden", SECOND_FACTOR_FIRST)
+    flash(SECOND_FACTOR_FIRST)
+    return redirect(url_for("security_pages.security"), 303)
+
+
 def init_app(app: Flask) -> None:
     """Load the signed-in user from the session; serve the sign-in form and sign-out; stand
     before the pages' forms that change something (auth/templates/auth/gate.html)."""
@@ -226,4 +256,5 @@ def init_app(app: Flask) -> None:
     login_manager.unauthorized_handler(ask_to_sign_in)
     login_manager.init_app(app)
     app.jinja_env.globals["gate"] = "auth/gate.html"
+    app.before_request(hold_back)
     app.register_blueprint(bp)

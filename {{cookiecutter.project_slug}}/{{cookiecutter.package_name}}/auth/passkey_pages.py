@@ -53,7 +53,8 @@ from ..platform.routes import Access, access
 from ..platform.timestamps import utc_now
 from ..web.security import send_policy
 from .accounts import User
-from .pages import NOT_SIGNED_IN, SignedIn
+from .api import before_second_factor
+from .pages import BY_PASSKEY, NOT_SIGNED_IN, SignedIn
 from .passkeys import (
     DEFAULT_NAME,
     MAX_PASSKEYS_PER_USER,
@@ -196,6 +197,7 @@ def register() -> ResponseReturnValue:
 
 @bp.post("/passkeys/sign-in/options")
 @access(Access.PAGE)
+@before_second_factor
 @limit_writes
 def authentication_options() -> ResponseReturnValue:
     """Start a passkey sign-in: a new challenge, no credentials listed (the browser offers the
@@ -209,6 +211,7 @@ def authentication_options() -> ResponseReturnValue:
 
 @bp.post("/passkeys/sign-in")
 @access(Access.PAGE)
+@before_second_factor
 @limit_sign_in
 def sign_in() -> ResponseReturnValue:
     """Sign in with a passkey's signature of this session's challenge, in a new session; answer
@@ -243,6 +246,7 @@ def sign_in() -> ResponseReturnValue:
     db.session.commit()
     session.clear()  # a new session, as a password sign-in starts
     login_user(SignedIn(user))
+    session[BY_PASSKEY] = True  # two factors in one step (pages.hold_back)
     log.info("signed in with a passkey", extra={"user_id": user.id})
     return jsonify(next=url_for("pages.index"))
 

@@ -14,7 +14,9 @@ same for a browser):
 Turning it on or off ends every token and session of the account, the caller's too: a thief's
 copy of it then works no more, and the caller goes on with the new token answered. The password
 is asked again so that a token alone cannot lock its owner out; each check of a password and a
-code counts against the account as a sign-in does (RATELIMIT_SIGN_IN_ACCOUNT).
+code counts against the account as a sign-in does (RATELIMIT_SIGN_IN_ACCOUNT). With
+AUTH_REQUIRE_SECOND_FACTOR, a token of an account without the factor gets only the first three
+routes, and its own sign-out (auth/api.py's held_back).
 """
 
 from datetime import timedelta
@@ -29,7 +31,7 @@ from ..platform.rate_limits import limit_sign_in
 from ..platform.routes import Access, access
 from ..platform.timestamps import UtcTimestamp, utc_now
 from . import accounts, second_factor
-from .api import TokenOut
+from .api import TokenOut, before_second_factor
 from .recovery import json_body
 from .sign_in_limits import counted_confirmation
 
@@ -86,6 +88,7 @@ def new_token(user: accounts.User) -> tuple[str, UtcTimestamp]:
 
 @bp.get("")
 @access(Access.SIGNED_IN)
+@before_second_factor
 def state() -> ResponseReturnValue:
     """Say whether the caller's second factor is on, and how many recovery codes are left."""
     factor = second_factor.factor_of(g.user)
@@ -97,6 +100,7 @@ def state() -> ResponseReturnValue:
 
 @bp.post("")
 @access(Access.SIGNED_IN)
+@before_second_factor
 @limit_sign_in
 def start() -> ResponseReturnValue:
     """Make a new secret for the caller's second factor (a secret made before stops counting);
@@ -158,6 +162,7 @@ def renew_codes(user: accounts.User, given: Confirmation) -> list[str]:
 
 @bp.post("/enable")
 @access(Access.SIGNED_IN)
+@before_second_factor
 @limit_sign_in
 def enable() -> ResponseReturnValue:
     """Turn the caller's second factor on with the password and a current code of the secret

@@ -34,6 +34,7 @@ from ..platform.routes import Access, access
 from ..web.security import send_policy
 from . import second_factor
 from .accounts import User
+from .api import before_second_factor
 from .pages import start_session
 from .second_factor_api import ISSUER, Confirmation, new_secret, renew_codes, turn_off, turn_on
 
@@ -119,6 +120,7 @@ def confirmed_change(
 
 @bp.get("/security")
 @access(Access.PAGE)
+@before_second_factor
 def security() -> ResponseReturnValue:
     """Show the second factor's state, and the forms that change it."""
     return page()
@@ -126,6 +128,7 @@ def security() -> ResponseReturnValue:
 
 @bp.post("/security/second-factor")
 @access(Access.PAGE)
+@before_second_factor
 @limit_writes
 def start() -> ResponseReturnValue:
     """Make a new secret for the second factor, shown on the page until a code turns it on."""
@@ -138,6 +141,7 @@ def start() -> ResponseReturnValue:
 
 @bp.post("/security/second-factor/enable")
 @access(Access.PAGE)
+@before_second_factor
 @limit_sign_in
 def enable() -> ResponseReturnValue:
     """Turn the second factor on with the password and a current code; show the recovery

@@ -32,6 +32,10 @@ class AuthSettings(BaseSettings):
         "3 per hour;10 per day",
         description="mails per inbox (resets, sign-ups; +tags count as the address), known or not",
     )
+    auth_require_second_factor: bool = Field(
+        False,
+        description="a password sign-in without a second factor gets only the factor's set-up",
+    )
     ratelimit_sign_in_account: Limits = Field(
         "5 per minute;20 per hour",
         description="password checks per account, from any address (a success clears its count)",
