@@ -159,6 +159,40 @@ def test_of_three_enables_at_once_with_different_codes_one_turns_the_factor_on(a
         assert second_factor.use_recovery_code(racer, won[0])
 
 
+def test_a_secret_stored_while_a_code_turns_the_factor_on_stays_off(app, monkeypatch):
+    """Another request storing a new secret right after a code of the old one was taken (an
+    enable and a start at once) cannot have the new secret turned on, which no code confirmed:
+    the factor that is on is the code's."""
+    with app.app_context():
+        user = add_user()
+        secret = second_factor.start(user)
+        user_id = user.id
+        db.session.remove()
+    take = second_factor.take_code
+    late: list[str] = []
+
+    def then_a_start(racer: User, *args, **kwargs) -> bool:
+        taken = take(racer, *args, **kwargs)
+        late.append("".join(at_once(app, user_id, [start_or_refused])))  # another request
+        return taken
+
+    monkeypatch.setattr(second_factor, "take_code", then_a_start)
+    with app.app_context():
+        racer = db.session.get(User, user_id)
+        assert racer is not None
+        assert second_factor.enable(racer, code_at(secret, NOW), NOW) is not None
+        assert late == ["refused"]  # on already: a new secret waits for turning it off
+        assert readable(racer) == secret and second_factor.is_on(racer)
+
+
+def start_or_refused(user: User) -> str:
+    """Store a new secret for ``user``'s factor; return it, or "refused"."""
+    try:
+        return second_factor.start(user)
+    except ValueError:
+        return "refused"
+
+
 def readable(user: User) -> str | None:
     """Return the secret of ``user``'s factor as this app reads it."""
     factor = second_factor.factor_of(user)

@@ -160,7 +160,9 @@ def matched_step(secret: str, code: str, now: datetime) -> int | None:
 
 def take_code(user: User, code: str, now: datetime, enabling: bool = False) -> bool:
     """Take a code of ``user``'s factor (on, or being set up when ``enabling``): True once per
-    time step, whichever request sends it first; the step is recorded in the same UPDATE."""
+    time step, whichever request sends it first; the step is recorded in the same UPDATE, and
+    when ``enabling`` the factor is turned on in it too: only while its secret is still the one
+    that matched the code (a new secret stored meanwhile stays off)."""
     factor = factor_of(user)
     if factor is None or (factor.enabled_at is None) is not enabling:
         return False
@@ -169,11 +171,12 @@ def take_code(user: User, code: str, now: datetime, enabling: bool = False) -> b
     if step is None:
         return False
     state = SecondFactor.enabled_at.is_(None) if enabling else SecondFactor.enabled_at.is_not(None)
+    turned_on = {"enabled_at": utc_now()} if enabling else {}
     taken = db.session.execute(
         update(SecondFactor)
         .where(SecondFactor.user_id == user.id, SecondFactor.secret == factor.secret, state)
         .where((SecondFactor.last_step.is_(None)) | (SecondFactor.last_step < step))
-        .values(last_step=step)
+        .values(last_step=step, **turned_on)
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
@@ -197,16 +200,7 @@ def passes(user: User, code: str) -> bool:
 def enable(user: User, code: str, now: datetime) -> list[str] | None:
     """Turn ``user``'s factor on with a current code of the secret ``start`` stored; return the
     new recovery codes (shown once), or None when the code is not one."""
-    if not take_code(user, code, now, enabling=True):
-        return None
-    turned_on = db.session.execute(
-        update(SecondFactor)
-        .where(SecondFactor.user_id == user.id, SecondFactor.enabled_at.is_(None))
-        .values(enabled_at=utc_now())
-        .execution_options(synchronize_session=False)
-    )
-    if not changed(turned_on):  # another request turned it on with another code meanwhile
-        db.session.rollback()
+    if not take_code(user, code, now, enabling=True):  # taken and turned on in one UPDATE
         return None
     revoke(user)  # every other session and token ends: the caller's own is renewed by its route
     codes = new_recovery_codes(user)
