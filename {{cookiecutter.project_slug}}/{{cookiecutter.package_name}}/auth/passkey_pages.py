@@ -47,6 +47,7 @@ from webauthn.helpers.structs import (
 )
 
 from ..extensions import db, login_manager
+from ..platform.database import rows_changed
 from ..platform.errors import json_error
 from ..platform.rate_limits import limit_sign_in, limit_writes
 from ..platform.routes import Access, access
@@ -265,7 +266,7 @@ def passkey_list() -> ResponseReturnValue:
 def remove(passkey_id: int) -> ResponseReturnValue:
     """Remove one of the signed-in user's passkeys; it signs in no more."""
     mine = (Passkey.id == passkey_id) & (Passkey.user_id == current_user.id)
-    if db.session.execute(delete(Passkey).where(mine)).rowcount:  # type: ignore[attr-defined]
+    if rows_changed(db.session.execute(delete(Passkey).where(mine))):
         log.info("passkey removed", extra={"user_id": current_user.id})
         flash("Passkey removed: it signs in no more.")
     db.session.commit()

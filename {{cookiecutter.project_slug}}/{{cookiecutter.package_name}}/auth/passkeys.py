@@ -28,6 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from ..extensions import db
+from ..platform.database import rows_changed
 from ..platform.timestamps import utc_now
 from ..settings.passkeys import origins_of
 
@@ -103,7 +104,7 @@ def take_challenge(kind: str) -> tuple[bytes, dict[str, str]] | None:
         )
     )
     db.session.commit()
-    if taken.rowcount != 1:  # type: ignore[attr-defined]  # a DELETE's result is a CursorResult
+    if rows_changed(taken) != 1:
         return None
     return challenge, held
 

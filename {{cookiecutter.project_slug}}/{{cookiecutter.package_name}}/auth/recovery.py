@@ -32,6 +32,7 @@ from werkzeug.exceptions import TooManyRequests
 
 from ..extensions import db
 from ..platform import mail
+from ..platform.database import rows_changed
 from ..platform.errors import json_error
 from ..platform.operations import Answer, Operation, no_content
 from ..platform.rate_limits import limit_sign_in
@@ -227,7 +228,7 @@ def reset_password(token: str, password: str) -> str | None:
         )
         .execution_options(synchronize_session=False)
     )
-    if spent.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's result has it
+    if rows_changed(spent) != 1:
         db.session.rollback()
         return None
     db.session.execute(delete(Token).where(Token.user_id == user.id))

@@ -22,7 +22,6 @@ import hmac
 import logging
 import secrets
 from datetime import datetime
-from typing import Any
 
 import pyotp
 from cryptography.fernet import Fernet, InvalidToken
@@ -31,10 +30,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 from sqlalchemy import (
     BigInteger,
-    CursorResult,
     DateTime,
     ForeignKey,
-    Result,
     String,
     delete,
     func,
@@ -45,6 +42,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
+from ..platform.database import rows_changed
 from ..platform.timestamps import utc_now
 from .accounts import User, revoke
 from .notices import notify
@@ -86,11 +84,6 @@ class RecoveryCode(db.Model):  # type: ignore[name-defined, misc]  # made at run
     )
 
 
-def changed(result: Result[Any]) -> bool:
-    """Say whether an UPDATE changed one row (its result is a CursorResult, typed as any)."""
-    return isinstance(result, CursorResult) and result.rowcount == 1
-
-
 def cipher() -> Fernet:
     """Return the cipher of the stored secrets, keyed by SECRET_KEY through HKDF."""
     secret_key = current_app.extensions["settings"].secret_key.get_secret_value()
@@ -130,7 +123,7 @@ def start(user: User) -> str:
         .where(SecondFactor.user_id == user.id, SecondFactor.enabled_at.is_(None))
         .values(secret=stored, last_step=None)
     )
-    if not changed(db.session.execute(pending)):
+    if rows_changed(db.session.execute(pending)) != 1:
         db.session.add(SecondFactor(user_id=user.id, secret=stored))
     try:
         db.session.commit()
@@ -180,7 +173,7 @@ def take_code(user: User, code: str, now: datetime, enabling: bool = False) -> b
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    return changed(taken)
+    return rows_changed(taken) == 1
 
 
 def passes(user: User, code: str) -> bool:
@@ -237,7 +230,7 @@ def use_recovery_code(user: User, code: str) -> bool:
         .execution_options(synchronize_session=False)
     )
     db.session.commit()
-    return changed(used)
+    return rows_changed(used) == 1
 
 
 def recovery_codes_left(user: User) -> int:

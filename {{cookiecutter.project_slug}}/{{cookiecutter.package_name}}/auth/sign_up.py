@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..platform import mail
+from ..platform.database import rows_changed
 from ..platform.errors import json_error
 from ..platform.operations import Operation, no_content
 from ..platform.rate_limits import limit_sign_in
@@ -157,7 +158,7 @@ def confirm_unverified(user: User, password_hash: str) -> bool:
         )
         .execution_options(synchronize_session=False)
     )
-    if confirmed.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's result has it
+    if rows_changed(confirmed) != 1:
         db.session.rollback()
         return False
     db.session.execute(delete(Token).where(Token.user_id == user.id))

@@ -6,11 +6,12 @@ from datetime import timedelta
 from celery import shared_task
 from flask import Flask, current_app
 from kombu.exceptions import OperationalError as BrokerError
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from ..extensions import db
 from ..platform.celery_app import queue_length, schedule, send
+from ..platform.database import rows_changed
 from ..platform.timestamps import utc_now
 from .models import PENDING, PROCESSED, Item, item_created
 
@@ -28,8 +29,7 @@ def process_item(item_id: int) -> bool:
         .where(Item.id == item_id, Item.status == PENDING)
         .values(status=PROCESSED, processed_at=utc_now())
     )
-    # An UPDATE without RETURNING answers a CursorResult (typed as any Result): its rowcount.
-    changed = isinstance(result, CursorResult) and result.rowcount
+    changed = rows_changed(result)
     db.session.commit()  # no read caches a pending item: there is no stale copy to drop
     log.info("item processed" if changed else "item not pending", extra={"item_id": item_id})
     return bool(changed)

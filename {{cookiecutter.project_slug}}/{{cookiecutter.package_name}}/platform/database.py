@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from sqlalchemy import text
+from sqlalchemy import CursorResult, Result, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -26,6 +26,12 @@ from .errors import Answer, json_error
 
 # The app makes its tables at start-up when nothing else makes them in this project.
 CREATE_TABLES = {{ "False" if cookiecutter.use_postgres == "yes" else "True" }}
+
+
+def rows_changed(result: Result[Any]) -> int:
+    """Return how many rows an UPDATE or a DELETE changed: its result is a CursorResult, which
+    SQLAlchemy types as any Result."""
+    return result.rowcount if isinstance(result, CursorResult) else 0
 
 
 def engine_options(settings: Settings) -> dict[str, Any]:
