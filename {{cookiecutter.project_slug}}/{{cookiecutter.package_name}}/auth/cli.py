@@ -152,6 +152,13 @@ def reset_second_factor(email: str) -> None:
         raise click.ClickException(f"{address} has no second factor")
     click.echo(f"Turned off the second factor of {address}; its tokens are revoked.")
 
+
+@users_cli.command("mfa-rekey")
+def rekey_second_factors() -> None:
+    """Encrypt every second factor's secret again with SECRET_KEY's key, after a rotation
+    (docs/auth.md): then the old key can leave SECRET_KEY_FALLBACKS."""
+    rekeyed, unreadable = second_factor.rekey()
+    click.echo(f"Encrypted {rekeyed} second factors with SECRET_KEY; {unreadable} no key reads.")
 {%- if cookiecutter.use_frontend == "yes" %}
 
 

@@ -87,8 +87,8 @@ class Accepted(Answer):
 
 def serializer() -> URLSafeTimedSerializer:
     """Return the signer of reset tokens (its own salt: no other signed value passes as one)."""
-    secret = current_app.extensions["settings"].secret_key.get_secret_value()
-    return URLSafeTimedSerializer(secret, salt="password-reset")
+    keys = current_app.extensions["settings"].secret_keys()  # SECRET_KEY signs; all verify
+    return URLSafeTimedSerializer(keys, salt="password-reset")
 
 
 def state(user: User) -> str:

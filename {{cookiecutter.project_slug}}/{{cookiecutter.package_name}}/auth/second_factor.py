@@ -6,9 +6,10 @@ the ``provisioning_uri`` apps scan); ``enable`` turns it on only with a current 
 returns the recovery codes, shown once too. Until then the factor is off.
 
 - The secret is stored encrypted (Fernet: AES and an HMAC) with a key derived from SECRET_KEY
-  (HKDF, its own label): a dump of the database alone gives no codes. Changing SECRET_KEY makes
-  every stored secret unreadable: their factors then take no code, and each owner signs in with
-  a recovery code, or the operator's ``flask users mfa-reset``.
+  (HKDF, its own label): a dump of the database alone gives no codes. A key of
+  SECRET_KEY_FALLBACKS still reads what it encrypted, and ``rekey`` (``flask users mfa-rekey``)
+  encrypts every secret again with SECRET_KEY's; a secret no key reads takes no code, and its
+  owner signs in with a recovery code, or the operator's ``flask users mfa-reset``.
 - A code is taken once: accepting it records its time step in the same UPDATE that checks that
   no later or equal step was taken before, so the same code sent twice, even at once to two
   workers, is accepted once.
@@ -24,7 +25,7 @@ import secrets
 from datetime import datetime
 
 import pyotp
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
@@ -84,15 +85,22 @@ class RecoveryCode(db.Model):  # type: ignore[name-defined, misc]  # made at run
     )
 
 
-def cipher() -> Fernet:
-    """Return the cipher of the stored secrets, keyed by SECRET_KEY through HKDF."""
-    secret_key = current_app.extensions["settings"].secret_key.get_secret_value()
+def cipher() -> MultiFernet:
+    """Return the cipher of the stored secrets: it encrypts with SECRET_KEY's key and decrypts
+    with that one or a key of SECRET_KEY_FALLBACKS (each derived through HKDF)."""
+    keys = current_app.extensions["settings"].secret_keys()
+    return MultiFernet([fernet(key) for key in reversed(keys)])  # the first one encrypts
+
+
+def fernet(secret_key: str) -> Fernet:
+    """Return the Fernet cipher of one secret key: its own key, derived under KEY_LABEL."""
     derive = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=KEY_LABEL)
     return Fernet(base64.urlsafe_b64encode(derive.derive(secret_key.encode())))
 
 
 def readable_secret(factor: SecondFactor) -> str | None:
-    """Return the factor's base32 secret; None when this SECRET_KEY cannot read it."""
+    """Return the factor's base32 secret; None when no key (SECRET_KEY, SECRET_KEY_FALLBACKS)
+    reads it."""
     try:
         return cipher().decrypt(factor.secret.encode()).decode()
     except InvalidToken:
@@ -262,3 +270,19 @@ def turn_off(user: User, reason: str) -> bool:
     if was_on:
         notify(user, "second_factor_off")
     return had
+
+
+def rekey() -> tuple[int, int]:
+    """Encrypt every stored secret again with SECRET_KEY's key (after a rotation, those a key of
+    SECRET_KEY_FALLBACKS encrypted); return how many were, and how many no key reads (left)."""
+    rekeyed = unreadable = 0
+    keys = cipher()
+    for factor in db.session.scalars(select(SecondFactor)):
+        try:
+            factor.secret = keys.rotate(factor.secret.encode()).decode()
+        except InvalidToken:
+            unreadable += 1
+        else:
+            rekeyed += 1
+    db.session.commit()
+    return rekeyed, unreadable

@@ -76,8 +76,8 @@ class VerifyIn(BaseModel):
 
 def serializer() -> URLSafeTimedSerializer:
     """Return the signer of sign-up tokens (its own salt: a reset token is none)."""
-    secret = current_app.extensions["settings"].secret_key.get_secret_value()
-    return URLSafeTimedSerializer(secret, salt="sign-up")
+    keys = current_app.extensions["settings"].secret_keys()  # SECRET_KEY signs; all verify
+    return URLSafeTimedSerializer(keys, salt="sign-up")
 
 
 def sign_up_token(address: str) -> str:

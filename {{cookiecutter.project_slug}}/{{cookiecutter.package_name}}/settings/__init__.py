@@ -157,6 +157,15 @@ class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings,
         return self
 {%- endif %}
 
+{%- if cookiecutter.use_auth == "yes" %}
+
+    def secret_keys(self) -> list[str]:
+        """Return the keys a signature or a ciphertext may have been made with, the oldest
+        first: SECRET_KEY_FALLBACKS, then SECRET_KEY, the one that signs and encrypts."""
+        fallbacks = self.secret_key_fallbacks.get_secret_value().split(",")
+        return [*filter(None, map(str.strip, fallbacks)), self.secret_key.get_secret_value()]
+{%- endif %}
+
     def flask_config(self) -> dict[str, object]:
         """Return the Flask config keys derived from these settings."""
         return {
@@ -164,6 +173,9 @@ class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings,
             # The pages' session cookie is signed with it. (Given a secret key, Flask opens a
             # session on every request: a bake without pages gives it none.)
             "SECRET_KEY": self.secret_key.get_secret_value(),
+{%- endif %}
+{%- if cookiecutter.use_frontend == "yes" and cookiecutter.use_auth == "yes" %}
+            "SECRET_KEY_FALLBACKS": self.secret_keys()[:-1],  # sessions signed before a rotation
 {%- endif %}
             "MAX_CONTENT_LENGTH": self.max_content_length,
             "TESTING": self.app_env == "test",

@@ -1,9 +1,25 @@
 """The settings of users and their API tokens."""
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import AfterValidator, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .limits import Limits
+
+MIN_KEY_LENGTH = 32  # as SECRET_KEY's in production
+
+
+def checked_fallbacks(value: SecretStr) -> SecretStr:
+    """Refuse a key of SECRET_KEY_FALLBACKS shorter than SECRET_KEY may be: it would still let
+    its holder sign links."""
+    keys = [key.strip() for key in value.get_secret_value().split(",") if key.strip()]
+    if any(len(key) < MIN_KEY_LENGTH for key in keys):
+        raise ValueError(f"each key must be {MIN_KEY_LENGTH} characters or more")
+    return value
+
+
+Fallbacks = Annotated[SecretStr, AfterValidator(checked_fallbacks)]
 
 
 class AuthSettings(BaseSettings):
@@ -11,6 +27,11 @@ class AuthSettings(BaseSettings):
 
     model_config = SettingsConfigDict(extra="ignore")
 
+    secret_key_fallbacks: Fallbacks = Field(
+        "",
+        validate_default=True,
+        description="earlier SECRET_KEYs, comma-separated: still read, never used to sign",
+    )
     auth_token_lifetime: int = Field(
         86400, ge=300, le=2_592_000, description="seconds an API token lives"
     )
