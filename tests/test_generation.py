@@ -62,6 +62,7 @@ LEFTOVER_WORDS = {
         *["smtp", "mail_url", "password_reset", "mailpit"],  # mail comes with users
         *["passkey", "webauthn"],
         *["sign_up", "email_verified"],
+        *["second_factor", "pyotp", "segno", "secret_key_fallbacks"],
     ],
 }
 # The word that stands for an option whose own name is common in every bake ("https" is in the
