@@ -1,5 +1,5 @@
 """Rotating SECRET_KEY (docs/auth.md#rotating-secret_key): with the old key in
-SECRET_KEY_FALLBACKS, what it signed (mailed links{% if cookiecutter.use_frontend == "yes" %}, the session cookie{% endif %}) and encrypted (the
+SECRET_KEY_FALLBACKS, what it signed (mailed links, and the pages' session cookie where there are pages) and encrypted (the
 second factors' secrets) is still read, the new key signs and encrypts, and `flask users
 mfa-rekey` moves every stored secret to the new key; without the fallback, nothing old is read."""
 
