@@ -1,7 +1,8 @@
 """Rotating SECRET_KEY (docs/auth.md#rotating-secret_key): with the old key in
-SECRET_KEY_FALLBACKS, what it signed (mailed links, and the pages' session cookie where there are pages) and encrypted (the
-second factors' secrets) is still read, the new key signs and encrypts, and `flask users
-mfa-rekey` moves every stored secret to the new key; without the fallback, nothing old is read."""
+SECRET_KEY_FALLBACKS, what it signed (mailed links, and the pages' session cookie where there
+are pages) and encrypted (the second factors' secrets) is still read, the new key signs and
+encrypts, and `flask users mfa-rekey` moves every stored secret to the new key; without the
+fallback, nothing old is read."""
 
 import pytest
 from itsdangerous import BadSignature
