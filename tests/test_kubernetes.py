@@ -1052,6 +1052,9 @@ def test_secret_files_are_git_ignored_and_the_example_holds_placeholders(bake, c
     # Mail is optional too: its URL holds the mail server's password, empty (no mail) until set.
     assert ("MAIL_URL" in values) == combo.selected("use_auth")
     assert values.pop("MAIL_URL", "") == ""
+    # So are the keys of a SECRET_KEY rotation: empty until one is under way.
+    assert ("SECRET_KEY_FALLBACKS" in values) == combo.selected("use_auth")
+    assert values.pop("SECRET_KEY_FALLBACKS", "") == ""
     assert all("change-me" in value for value in values.values())
 
 

@@ -14,7 +14,7 @@ same for a browser):
 Turning it on or off ends every token and session of the account, the caller's too: a thief's
 copy of it then works no more, and the caller goes on with the new token answered. The password
 is asked again so that a token alone cannot lock its owner out; each check of a password and a
-code counts against the account as a sign-in does (RATELIMIT_SIGN_IN_ACCOUNT). With
+code counts against the account under RATELIMIT_SIGN_IN_ACCOUNT, apart from its sign-ins. With
 AUTH_REQUIRE_SECOND_FACTOR, a token of an account without the factor gets only the first three
 routes, and its own sign-out (auth/api.py's held_back).
 """
@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.exceptions import Conflict, Forbidden
 
 from ..platform.operations import Answer, Operation
-from ..platform.rate_limits import limit_sign_in
+from ..platform.rate_limits import limit_writes
 from ..platform.routes import Access, access
 from ..platform.timestamps import UtcTimestamp, utc_now
 from . import accounts, second_factor
@@ -101,7 +101,7 @@ def state() -> ResponseReturnValue:
 @bp.post("")
 @access(Access.SIGNED_IN)
 @before_second_factor
-@limit_sign_in
+@limit_writes
 def start() -> ResponseReturnValue:
     """Make a new secret for the caller's second factor (a secret made before stops counting);
     the factor stays off until /enable takes a current code of it."""
@@ -163,7 +163,7 @@ def renew_codes(user: accounts.User, given: Confirmation) -> list[str]:
 @bp.post("/enable")
 @access(Access.SIGNED_IN)
 @before_second_factor
-@limit_sign_in
+@limit_writes
 def enable() -> ResponseReturnValue:
     """Turn the caller's second factor on with the password and a current code of the secret
     made last; answer the recovery codes and a new token (every other token ended)."""
@@ -175,7 +175,7 @@ def enable() -> ResponseReturnValue:
 
 @bp.post("/disable")
 @access(Access.SIGNED_IN)
-@limit_sign_in
+@limit_writes
 def disable() -> ResponseReturnValue:
     """Turn the caller's second factor off with the password and a current code or a recovery
     code; answer a new token (every other token ended)."""
@@ -186,7 +186,7 @@ def disable() -> ResponseReturnValue:
 
 @bp.post("/recovery-codes")
 @access(Access.SIGNED_IN)
-@limit_sign_in
+@limit_writes
 def new_recovery_codes() -> ResponseReturnValue:
     """Replace the caller's recovery codes with a new set, with the password and a current code
     of the authenticator app (not a recovery code)."""

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from ..extensions import db, login_manager
-from ..platform.rate_limits import limit_sign_in, limit_writes
+from ..platform.rate_limits import limit_writes
 from ..platform.routes import Access, access
 from ..web.security import send_policy
 from . import second_factor
@@ -142,7 +142,7 @@ def start() -> ResponseReturnValue:
 @bp.post("/security/second-factor/enable")
 @access(Access.PAGE)
 @before_second_factor
-@limit_sign_in
+@limit_writes
 def enable() -> ResponseReturnValue:
     """Turn the second factor on with the password and a current code; show the recovery
     codes once."""
@@ -151,7 +151,7 @@ def enable() -> ResponseReturnValue:
 
 @bp.post("/security/second-factor/disable")
 @access(Access.PAGE)
-@limit_sign_in
+@limit_writes
 def disable() -> ResponseReturnValue:
     """Turn the second factor off with the password and a code or a recovery code."""
     return confirmed_change(turn_off, renew=True)
@@ -159,7 +159,7 @@ def disable() -> ResponseReturnValue:
 
 @bp.post("/security/recovery-codes")
 @access(Access.PAGE)
-@limit_sign_in
+@limit_writes
 def new_recovery_codes() -> ResponseReturnValue:
     """Make a new set of recovery codes with the password and an app code; show them once."""
     return confirmed_change(renew_codes, renew=False)

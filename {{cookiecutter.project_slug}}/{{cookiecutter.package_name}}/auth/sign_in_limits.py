@@ -31,6 +31,7 @@ from .accounts import authenticate as check_password
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+CONFIRMATIONS = "confirm-"  # the count of a signed-in user's confirmations (password and code)
 UNVERIFIED = (
     "Confirm your address first: open the link mailed to it "
     "(POST /api/auth/verification mails a new one)."
@@ -70,14 +71,15 @@ def counted_code_check(user: User, code: str) -> bool:
 
 def counted_confirmation(user: User, password: str, then: Callable[[], T]) -> T | None:
     """Return ``then()`` (a check of a code, say) when ``password`` is ``user``'s, else None
-    without calling it; counted against the account as a sign-in is: a signed-in change of the
-    second factor asks for the password again, and a stolen session cannot guess it."""
+    without calling it: a signed-in change of the second factor asks for the password again.
+    Counted against the account under RATELIMIT_SIGN_IN_ACCOUNT's limits, in a count of its own:
+    a stolen session cannot guess the password, nor lock its owner's sign-in by trying."""
 
     def check() -> T | None:
         confirmed = check_password(user.email, password)
         return then() if confirmed is not None and confirmed.id == user.id else None
 
-    return counted(user.email, check)
+    return counted(user.email, check, CONFIRMATIONS)
 
 
 def second_step(user: User | None, code: str | None) -> User | None:
@@ -90,14 +92,15 @@ def second_step(user: User | None, code: str | None) -> User | None:
     return user if second_factor.passes(user, code) else None
 
 
-def counted(email: str, check: Callable[[], T]) -> T:
-    """Return ``check()``, counted against the email's account first; raise 429 instead of
-    checking once the account's checks are spent this window. A check that answers something
-    true clears the account's count; one that raises (SecondStepNeeded) leaves it counted."""
+def counted(email: str, check: Callable[[], T], count: str = "") -> T:
+    """Return ``check()``, counted against the email's account first (in the count named
+    ``count``; the sign-ins': ""); raise 429 instead of checking once the account's checks are
+    spent this window. A check that answers something true clears the account's count; one that
+    raises (SecondStepNeeded) leaves it counted."""
     limiter: RateLimits = current_app.extensions["rate_limits"]
     if not limiter.enabled:
         return check()
-    account = account_key(email)
+    account = count + account_key(email)
     limits = parse_many(current_app.extensions["settings"].ratelimit_sign_in_account)
     try:
         spent = limiter.run(lambda strategy: [x for x in limits if not strategy.hit(x, account)])
