@@ -113,10 +113,12 @@ PRUNE = {
         "migrations/versions/20261127_0005_email_verified.py",
         "migrations/versions/20261128_0006_user_roles.py",
         "migrations/versions/20261129_0008_second_factors.py",
+        "migrations/versions/20261130_0009_password_optional.py",
     ],
     ("use_auth", "use_frontend", "use_postgres"): [
         "migrations/versions/20261126_0004_passkeys.py",
         "migrations/versions/20261129_0007_passkey_names_unique.py",
+        "migrations/versions/20261130_0010_identities.py",
     ],
     ("use_auth", "use_celery"): [
         "{package}/platform/mail_tasks.py",
@@ -140,6 +142,11 @@ PRUNE = {
         "tests/auth/test_second_step_pages.py",
         "{package}/auth/security_pages.py",
         "tests/auth/test_security_pages.py",
+        "{package}/settings/sso.py",
+        "{package}/auth/sso.py",
+        "{package}/auth/sso_pages.py",
+        "tests/auth/test_sso.py",
+        "tests/settings/test_sso.py",
     ],
     # A worker pod shares the database with the web pods only on a server (not a pod's SQLite).
     ("use_kubernetes", "use_celery", "use_postgres"): [

@@ -45,6 +45,7 @@ LEFTOVER_WORDS = {
         "esbuild",
         "passkey",  # passkeys need the pages (and users)
         "webauthn",
+        *["authlib", "oidc", "sso_pages"],  # single sign-on is a flow of the pages (and users)
     ],
     # A choice's value: words of its own files and requirements (the docs name both servers).
     "app_server=gunicorn": [
@@ -63,6 +64,7 @@ LEFTOVER_WORDS = {
         *["passkey", "webauthn"],
         *["sign_up", "email_verified"],
         *["second_factor", "pyotp", "segno", "secret_key_fallbacks"],
+        *["authlib", "oidc", "identities"],
     ],
 }
 # The word that stands for an option whose own name is common in every bake ("https" is in the

@@ -1055,6 +1055,10 @@ def test_secret_files_are_git_ignored_and_the_example_holds_placeholders(bake, c
     # So are the keys of a SECRET_KEY rotation: empty until one is under way.
     assert ("SECRET_KEY_FALLBACKS" in values) == combo.selected("use_auth")
     assert values.pop("SECRET_KEY_FALLBACKS", "") == ""
+    # And single sign-on's client secret: empty until a provider is named (config.env).
+    sso = combo.selected("use_auth") and combo.selected("use_frontend")
+    assert ("OIDC_CLIENT_SECRET" in values) == sso
+    assert values.pop("OIDC_CLIENT_SECRET", "") == ""
     assert all("change-me" in value for value in values.values())
 
 

@@ -16,6 +16,7 @@ import json
 import re
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +34,16 @@ PROTECTED = "/api/items"  # the routes whose writes need a token
 ANONYMOUS = {"Authorization": None}
 T = TypeVar("T")
 AT_ONCE_WAIT = 30  # seconds the threads wait for each other before one gives up
+
+
+def with_two_workers(service):
+    """Return ``service`` once it runs two workers (its server forks them after it first
+    answers): a race through two workers needs both."""
+    deadline = time.monotonic() + 30
+    while len(service.workers()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(service.workers()) >= 2, "the race needs two workers"
+    return service
 
 
 def at_once(send: Callable[[T], int], each: list[T]) -> list[int]:

@@ -16,7 +16,7 @@ import pytest
 import requests
 from selenium.webdriver.common.by import By
 
-from .auth import ANONYMOUS, TIMEOUT, Account, at_once, sign_in_browser, sign_up
+from .auth import ANONYMOUS, TIMEOUT, Account, at_once, sign_in_browser, sign_up, with_two_workers
 from .browser import ARTEFACT_PROPERTY, Browser, browser, layout_problems
 from .deployment import GENEROUS_LIMIT
 from .test_served import each
@@ -36,11 +36,7 @@ def service(deployment):
         RATELIMIT_SIGN_IN=GENEROUS_LIMIT,
         RATELIMIT_SIGN_IN_ACCOUNT=GENEROUS_LIMIT,
     )
-    deadline = time.monotonic() + 30  # the server forks its workers after it first answers
-    while len(started.workers()) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert len(started.workers()) >= 2, "the races need two workers"
-    return started
+    return with_two_workers(started)
 
 
 def code_at(secret: str, seconds: float = 0) -> str:

@@ -64,6 +64,7 @@ def test_create_reads_the_password_from_standard_input(app):
     assert signs_in(app, "ada@example.com", PASSWORD)
     with app.app_context():
         stored = db.session.scalars(select(User)).one()
+        assert stored.password_hash is not None
         assert stored.password_hash.startswith("$argon2id$")
         assert PASSWORD not in stored.password_hash
 
@@ -281,6 +282,7 @@ def test_no_password_or_hash_is_logged(app, caplog):
     with app.app_context():
         ada = select(User.password_hash).where(User.email == "ada@example.com")
         stored = db.session.scalars(ada).one()
+    assert stored is not None
     logged = " ".join(repr(record.__dict__) for record in caplog.records)
     for event in ("user created", "user promoted", "user demoted", "user deactivated"):
         assert event in logged

@@ -23,6 +23,7 @@ from . import (
     sign_up,
 {%- if cookiecutter.use_frontend == "yes" %}
     sign_up_pages,
+    sso_pages,
 {%- endif %}
 )
 
@@ -45,4 +46,5 @@ def init_app(app: Flask) -> None:
     recovery_pages.init_app(app)
     security_pages.init_app(app)
     sign_up_pages.init_app(app)  # when AUTH_SIGN_UP is on
+    sso_pages.init_app(app)  # when OIDC_ISSUER names a provider
 {%- endif %}

@@ -62,7 +62,8 @@ class User(db.Model):  # type: ignore[name-defined, misc]  # made at run time: m
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)  # normalised(): one form each
-    password_hash: Mapped[str] = mapped_column(String(255))
+    # None: no password (an account single sign-on made) until a reset link sets one.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     login_generation: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(
@@ -135,15 +136,16 @@ def user_by_email(email: str) -> User | None:
 
 def authenticate(email: str, password: str) -> User | None:
     """Return the active user with this email and password, else None, after one verification
-    whatever failed (unknown email, wrong password, inactive); rehash on new parameters."""
+    whatever failed (unknown email, wrong password, no password, inactive); rehash on new
+    parameters."""
     user = user_by_email(email)
     try:
-        stored = user.password_hash if user else DUMMY_HASH
+        stored = (user.password_hash if user else None) or DUMMY_HASH
         checked = password if len(password) <= MAX_PASSWORD_LENGTH else ""
         HASHING.submit(hasher.verify, stored, checked).result()
     except (VerificationError, InvalidHashError):
         return None
-    if user is None or not user.is_active:
+    if user is None or not user.is_active or user.password_hash is None:
         return None
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = HASHING.submit(hasher.hash, password).result()

@@ -58,6 +58,9 @@ WRONG_CODE = "Wrong code: type the one your authenticator app shows now, or a re
 # The session's key saying a passkey signed it in: two factors in one step, which
 # AUTH_REQUIRE_SECOND_FACTOR holds back from nothing.
 BY_PASSKEY = "by_passkey"
+# The session's key saying a provider signed it in (auth/sso_pages.py): the provider's rules on
+# factors hold, not AUTH_REQUIRE_SECOND_FACTOR.
+BY_PROVIDER = "by_provider"
 SECOND_FACTOR_FIRST = "This service asks every account for a second factor: turn yours on first."
 
 
@@ -232,7 +235,9 @@ def hold_back() -> ResponseReturnValue | None:
     if not current_app.extensions["settings"].auth_require_second_factor:
         return None
     endpoint = request.endpoint
-    if endpoint is None or not current_user.is_authenticated or session.get(BY_PASSKEY):
+    if endpoint is None or not current_user.is_authenticated:
+        return None
+    if session.get(BY_PASSKEY) or session.get(BY_PROVIDER):
         return None
     view = current_app.view_functions[endpoint]
     if access_of(current_app, endpoint) is not Access.PAGE or getattr(view, SETTING_UP, False):

@@ -218,7 +218,7 @@ def reset_password(token: str, password: str) -> str | None:
         update(User)
         .where(
             User.id == user.id,
-            User.password_hash == user.password_hash,
+            User.password_hash.is_not_distinct_from(user.password_hash),  # None: no password
             User.login_generation == user.login_generation,
         )
         .values(

@@ -27,6 +27,9 @@ from .redis import RedisUrl
 {%- if cookiecutter.use_opentelemetry == "yes" %}
 from .sentry import SentryDsn
 {%- endif %}
+{%- if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}
+from .sso import SsoSettings
+{%- endif %}
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "replace-me"})
 MIN_SECRET_LENGTH = 32
@@ -55,7 +58,7 @@ class LogSettings(BaseSettings):
     log_format: Literal["json", "text"] = Field("json", description="JSON lines, or plain text")
 
 
-class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings, MailSettings{% endif %}{% if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}, PasskeySettings{% endif %}):
+class Settings(LogSettings{% if cookiecutter.use_auth == "yes" %}, AuthSettings, MailSettings{% endif %}{% if cookiecutter.use_auth == "yes" and cookiecutter.use_frontend == "yes" %}, PasskeySettings, SsoSettings{% endif %}):
     """Every setting of the app, one flat table (docs/configuration.md)."""
 
     app_env: Literal["development", "test", "production"] = Field(
