@@ -19,11 +19,13 @@ from sqlalchemy import func, select
 
 from {{ cookiecutter.package_name }}.auth import sso
 from {{ cookiecutter.package_name }}.auth.accounts import User
+from {{ cookiecutter.package_name }}.auth.passkeys import Passkey
 from {{ cookiecutter.package_name }}.auth.sso import Identity
 from {{ cookiecutter.package_name }}.auth.sso_pages import CANCELLED, FAILED, UNREACHABLE, WRONG_PASSWORD
 from {{ cookiecutter.package_name }}.extensions import db
 from tests.auth.test_api import EMAIL, PASSWORD, add_user
 from tests.auth.test_pages import form_token, shows_the_form, sign_in
+from tests.auth.test_passkeys import ORIGIN, store_passkey
 
 ISSUER = "https://id.example.com/realms/staff"
 CLIENT_ID = "my-service"
@@ -198,7 +200,8 @@ def test_a_first_sign_in_makes_an_account_when_the_providers_users_may_sign_up(
     client = app.test_client()
     with client.session_transaction() as session:
         session["before"] = "kept?"
-    answer = sign_in_with_provider(client, provider)
+    # A "next" the answer carries is no way out of the site: the items page follows, always.
+    answer = come_back(client, begin(client, provider), next="https://evil.example/")
     assert answer.status_code == 303 and answer.headers["Location"] == "/"
     assert shows_the_form(client)
     with client.session_transaction() as session:
@@ -487,6 +490,24 @@ def test_the_last_way_in_is_not_unlinked(sso_app, provider):
     client.post("/security/sso/unlink", data={"csrf_token": token})
     assert 'id="sso-unlinked"' in client.get("/security").text
     assert counts(app) == (1, 0)
+
+
+def test_the_last_passkey_of_an_account_without_a_password_stays(sso_app, provider):
+    """An account the provider made, with a passkey: the provider unlinks (the passkey signs
+    in), and then the passkey, its last way in, is not removed."""
+    app = sso_app(oidc_sign_up=True, passkey_origins=ORIGIN)
+    client = app.test_client()
+    sign_in_with_provider(client, provider)
+    passkey_id = store_passkey(app, EMAIL)
+    client.post(
+        "/security/sso/unlink", data={"csrf_token": form_token(client.get("/security").text)}
+    )
+    assert counts(app) == (1, 0)
+    token = form_token(client.get("/passkeys").text)
+    client.post(f"/passkeys/{passkey_id}/remove", data={"csrf_token": token})
+    assert "last way into your account" in client.get("/passkeys").text
+    with app.app_context():
+        assert db.session.get(Passkey, passkey_id) is not None
 
 
 def test_an_account_without_a_password_is_not_signed_in_by_one(sso_app, provider):

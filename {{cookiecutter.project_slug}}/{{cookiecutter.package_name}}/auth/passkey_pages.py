@@ -53,6 +53,7 @@ from ..platform.rate_limits import limit_sign_in, limit_writes
 from ..platform.routes import Access, access
 from ..platform.timestamps import utc_now
 from ..web.security import send_policy
+from . import sso
 from .accounts import User
 from .api import before_second_factor
 from .pages import BY_PASSKEY, NOT_SIGNED_IN, SignedIn
@@ -264,7 +265,12 @@ def passkey_list() -> ResponseReturnValue:
 @access(Access.PAGE)
 @limit_writes
 def remove(passkey_id: int) -> ResponseReturnValue:
-    """Remove one of the signed-in user's passkeys; it signs in no more."""
+    """Remove one of the signed-in user's passkeys; it signs in no more. The last way into an
+    account is not removed (an account single sign-on made has no password)."""
+    user = db.get_or_404(User, current_user.id)
+    if not sso.may_remove_a_passkey(user):
+        flash(sso.LAST_WAY_IN)
+        return redirect(url_for("passkeys.passkey_list"), 303)
     mine = (Passkey.id == passkey_id) & (Passkey.user_id == current_user.id)
     if rows_changed(db.session.execute(delete(Passkey).where(mine))):
         log.info("passkey removed", extra={"user_id": current_user.id})

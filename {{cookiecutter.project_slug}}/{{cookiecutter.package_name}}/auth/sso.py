@@ -202,12 +202,22 @@ def linked_identity(user: User, issuer: str) -> Identity | None:
 
 
 def unlink(user: User, issuer: str) -> None:
-    """Unlink ``user``'s identities at ``issuer``; raise Refused when no other way in is left
-    (a password or a passkey)."""
-    passkeys = db.session.scalar(select(func.count()).where(Passkey.user_id == user.id))
-    if user.password_hash is None and not passkeys:
+    """Unlink ``user``'s identity at ``issuer``; raise Refused when no other way in is left (a
+    password or a passkey)."""
+    if user.password_hash is None and not count(Passkey, user):
         raise Refused("last_way_in", LAST_WAY_IN)
     db.session.execute(
         delete(Identity).where(Identity.user_id == user.id, Identity.issuer == issuer)
     )
     db.session.commit()
+
+
+def may_remove_a_passkey(user: User) -> bool:
+    """Say whether ``user`` keeps a way in without one of their passkeys: a password, an
+    identity, or another passkey (auth/passkey_pages.py asks before removing one)."""
+    return user.password_hash is not None or count(Identity, user) > 0 or count(Passkey, user) > 1
+
+
+def count(model: type[Identity] | type[Passkey], user: User) -> int:
+    """Return how many rows of ``model`` belong to ``user``."""
+    return db.session.scalar(select(func.count()).where(model.user_id == user.id)) or 0
