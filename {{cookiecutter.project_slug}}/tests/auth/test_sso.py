@@ -432,6 +432,17 @@ def test_the_callback_is_limited_as_sign_in_is(sso_app, provider, limited_app):
     assert statuses == [303, 303, 429]
 
 
+@pytest.mark.parametrize("path", ["/security/sso/link", "/security/sso/unlink"])
+def test_linking_and_unlinking_need_a_signed_in_user(sso_app, path):
+    """Anyone not signed in is sent to the sign-in form, and nothing is linked."""
+    client = sso_app().test_client()
+    token = form_token(client.get("/sign-in").text)
+    answer = client.post(path, data={"password": PASSWORD, "csrf_token": token})
+    assert answer.status_code == 303 and answer.headers["Location"].endswith("/sign-in")
+    with client.session_transaction() as session:
+        assert "sso_linking" not in session
+
+
 def test_a_signed_in_user_links_the_provider_with_the_password(sso_app, provider, capsys):
     """From the security page: a wrong password links nothing; the right one lets the next
     answer link the identity to this account, which then signs it in."""

@@ -95,6 +95,16 @@ def ask_to_sign_in() -> ResponseReturnValue:
     return redirect(url_for("auth_pages.sign_in_form"), 303)
 
 
+def require_sign_in() -> ResponseReturnValue | None:
+    """Let a signed-in user's request go on (None); send anyone else to the sign-in form, as
+    Flask-Login's unauthorized handler does (ask_to_sign_in). The pages that need a signed-in
+    user call it, or run it before each request of their blueprint."""
+    if current_user.is_authenticated:
+        return None
+    answer: ResponseReturnValue = login_manager.unauthorized()
+    return answer
+
+
 def form(
     email: str = "", error: str | None = None, status: int = 200, unverified: bool = False
 ) -> ResponseReturnValue:

@@ -46,7 +46,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
-from ..extensions import db, login_manager
+from ..extensions import db
 from ..platform.database import rows_changed
 from ..platform.errors import json_error
 from ..platform.rate_limits import limit_sign_in, limit_writes
@@ -56,7 +56,7 @@ from ..web.security import send_policy
 from . import sso
 from .accounts import User
 from .api import before_second_factor
-from .pages import BY_PASSKEY, NOT_SIGNED_IN, SignedIn
+from .pages import BY_PASSKEY, NOT_SIGNED_IN, SignedIn, require_sign_in
 from .passkeys import (
     DEFAULT_NAME,
     MAX_PASSKEYS_PER_USER,
@@ -78,15 +78,14 @@ OPEN = frozenset({"passkeys.authentication_options", "passkeys.sign_in"})  # the
 
 
 @bp.before_request
-def require_sign_in() -> ResponseReturnValue | None:
+def signed_in_but_to_sign_in() -> ResponseReturnValue | None:
     """Send anyone not signed in to the sign-in form (a ceremony's JSON request: 403), but from
     the passkey sign-in itself."""
     if request.endpoint in OPEN or current_user.is_authenticated:
         return None
     if request.is_json:
         return json_error(403, "Forbidden", NOT_SIGNED_IN)
-    answer: ResponseReturnValue = login_manager.unauthorized()
-    return answer
+    return require_sign_in()
 
 
 def options_answer(

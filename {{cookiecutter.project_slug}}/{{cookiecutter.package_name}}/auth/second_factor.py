@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 
 import pyotp
@@ -111,6 +112,23 @@ def factor_of(user: User) -> SecondFactor | None:
     """Return the user's factor, on or being set up, if any."""
     factor: SecondFactor | None = db.session.get(SecondFactor, user.id)
     return factor
+
+
+@dataclass(frozen=True)
+class State:
+    """A user's second factor as the API and the security page show it."""
+
+    on: bool  # signing in with the password asks for a code
+    being_set_up: bool  # a secret is made, no code has turned it on yet
+    recovery_codes_left: int  # unused ones, while it is on
+
+
+def state_of(user: User) -> State:
+    """Return the state of ``user``'s second factor."""
+    factor = factor_of(user)
+    on = factor is not None and factor.enabled_at is not None
+    left = recovery_codes_left(user) if on else 0
+    return State(on=on, being_set_up=factor is not None and not on, recovery_codes_left=left)
 
 
 def is_on(user: User) -> bool:

@@ -28,30 +28,22 @@ from markupsafe import Markup
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from ..extensions import db, login_manager
+from ..extensions import db
 from ..platform.rate_limits import limit_writes
 from ..platform.routes import Access, access
 from ..web.security import send_policy
 from . import second_factor
 from .accounts import User
 from .api import before_second_factor
-from .pages import start_session
+from .pages import require_sign_in, start_session
 from .second_factor_api import ISSUER, Confirmation, new_secret, renew_codes, turn_off, turn_on
 
 bp = Blueprint("security_pages", __name__, template_folder="templates")  # auth/templates/auth/
 bp.after_request(send_policy)  # as the other pages
+bp.before_request(require_sign_in)  # every page here is a signed-in user's
 INCOMPLETE = "Type your password and a code."
 # What a 409 of the API means here: another tab or device changed the factor meanwhile.
 CHANGED = "The second factor changed meanwhile: here it is now."
-
-
-@bp.before_request
-def require_sign_in() -> ResponseReturnValue | None:
-    """Send anyone not signed in to the sign-in form."""
-    if current_user.is_authenticated:
-        return None
-    answer: ResponseReturnValue = login_manager.unauthorized()
-    return answer
 
 
 @bp.after_request
@@ -79,15 +71,15 @@ def page(
     """Render the security page for the factor as it is now, with ``error`` if a change
     failed, and the recovery codes ``codes`` when a change just made them."""
     user = signed_in_user()
-    factor = second_factor.factor_of(user)
-    on = factor is not None and factor.enabled_at is not None
-    secret = second_factor.readable_secret(factor) if factor is not None and not on else None
+    state = second_factor.state_of(user)  # as the API says it
+    factor = second_factor.factor_of(user) if state.being_set_up else None
+    secret = second_factor.readable_secret(factor) if factor is not None else None
     uri = second_factor.provisioning_uri(secret, user, ISSUER) if secret else None
     context = {
-        "on": on,
+        "on": state.on,
         "secret": " ".join(secret[i : i + 4] for i in range(0, len(secret), 4)) if secret else None,
         "qr_code": qr_code(uri) if uri else None,
-        "codes_left": second_factor.recovery_codes_left(user) if on else 0,
+        "codes_left": state.recovery_codes_left,
         "codes": codes,
         "error": error,
     }

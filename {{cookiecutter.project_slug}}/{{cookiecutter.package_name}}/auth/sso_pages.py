@@ -36,14 +36,14 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from joserfc.errors import JoseError
 
-from ..extensions import db, login_manager
+from ..extensions import db
 from ..platform.rate_limits import limit_sign_in, limit_writes
 from ..platform.routes import Access, access
 from ..web.security import send_policy
 from . import sso
 from .accounts import User
 from .api import before_second_factor
-from .pages import BY_PROVIDER, start_session, to_sign_in
+from .pages import BY_PROVIDER, require_sign_in, start_session, to_sign_in
 from .sign_in_limits import counted_confirmation
 
 bp = Blueprint("sso_pages", __name__)
@@ -176,22 +176,13 @@ def linking_user() -> User | None:
     return user if user is not None and user.login_generation == held[1] else None
 
 
-def require_sign_in() -> ResponseReturnValue | None:
-    """Send anyone not signed in to the sign-in form."""
-    if current_user.is_authenticated:
-        return None
-    answer: ResponseReturnValue = login_manager.unauthorized()
-    return answer
-
-
 @bp.post("/security/sso/link")
 @access(Access.PAGE)
 @limit_writes
 def link() -> ResponseReturnValue:
     """Confirm a link with the account's password (counted as the second factor's changes are):
     the provider's next answer within LINK_SECONDS links its identity to this account."""
-    refused = require_sign_in()
-    if refused is not None:
+    if (refused := require_sign_in()) is not None:
         return refused
     user: User = db.get_or_404(User, current_user.id)
     password = request.form.get("password", "")[:1024]
@@ -207,8 +198,7 @@ def link() -> ResponseReturnValue:
 @limit_writes
 def unlink() -> ResponseReturnValue:
     """Unlink the provider from the signed-in account, unless nothing else signs it in."""
-    refused = require_sign_in()
-    if refused is not None:
+    if (refused := require_sign_in()) is not None:
         return refused
     user: User = db.get_or_404(User, current_user.id)
     settings = current_app.extensions["settings"]
