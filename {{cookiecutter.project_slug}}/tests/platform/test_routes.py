@@ -34,6 +34,11 @@ EVERY_ROUTE: dict[str, object] = {
     "auth_sign_up": True,
 {%- if cookiecutter.use_frontend == "yes" %}
     "passkey_origins": "http://localhost:8000",
+    # Single sign-on's routes, with a provider nothing answers at (loopback's discard port).
+    "oidc_issuer": "http://127.0.0.1:9",
+    "oidc_client_id": "every-route",
+    "oidc_client_secret": "every-route",
+    "public_url": "http://localhost:8000",
 {%- endif %}
 }
 {%- endif %}
