@@ -217,6 +217,16 @@ def test_a_first_sign_in_makes_an_account_when_the_providers_users_may_sign_up(
     assert "an-access-token" not in logged and "eyJ" not in logged and "a-code" not in logged
 
 
+def test_no_secret_of_the_flow_is_logged_even_at_debug(sso_app, provider, capsys):
+    """With LOG_LEVEL=DEBUG (make dev): neither the PKCE verifier, the code, nor a token."""
+    client = sso_app(log_level="DEBUG", oidc_sign_up=True).test_client()
+    assert sign_in_with_provider(client, provider).status_code == 303
+    logged = capsys.readouterr().out + capsys.readouterr().err
+    assert '"signed in"' in logged
+    for secret in (provider.verifiers[-1], "a-code", "an-access-token", "eyJ"):
+        assert secret not in logged
+
+
 def test_no_account_is_made_unless_the_providers_users_may_sign_up(sso_app, provider, capsys):
     """Without OIDC_SIGN_UP, an unknown address is refused with a sentence."""
     app = sso_app()

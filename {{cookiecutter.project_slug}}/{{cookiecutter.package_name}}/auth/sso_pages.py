@@ -66,6 +66,8 @@ def init_app(app: Flask) -> None:
     settings = app.extensions["settings"]
     if not settings.oidc_issuer:
         return
+    # Authlib logs the PKCE verifier at DEBUG (LOG_LEVEL=DEBUG, `make dev`): no secret is logged.
+    logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger().level))
     oauth = OAuth(app)
     app.extensions[CLIENT] = oauth.register(
         CLIENT,
