@@ -145,6 +145,7 @@ PRUNE = {
         "{package}/settings/sso.py",
         "{package}/auth/sso.py",
         "{package}/auth/sso_pages.py",
+        "{package}/auth/sso_provider.py",
         "tests/auth/test_sso.py",
         "tests/settings/test_sso.py",
     ],

@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 from {{ cookiecutter.package_name }}.auth import sso
 from {{ cookiecutter.package_name }}.auth.accounts import User
 from {{ cookiecutter.package_name }}.auth.passkeys import Passkey
-from {{ cookiecutter.package_name }}.auth.sso import Identity
-from {{ cookiecutter.package_name }}.auth.sso_pages import CANCELLED, FAILED, UNREACHABLE, WRONG_PASSWORD
+from {{ cookiecutter.package_name }}.auth.sso import CANCELLED, FAILED, UNREACHABLE, Identity
+from {{ cookiecutter.package_name }}.auth.sso_pages import WRONG_PASSWORD
 from {{ cookiecutter.package_name }}.extensions import db
 from tests.auth.test_api import EMAIL, PASSWORD, add_user
 from tests.auth.test_pages import form_token, shows_the_form, sign_in
@@ -37,6 +37,7 @@ SETTINGS = {
     "oidc_name": "Staff ID",
     "public_url": "https://app.example.com",
 }
+ENVIRONMENT = {name.upper(): str(value) for name, value in SETTINGS.items()}
 KEY = RSAKey.generate_key(2048, parameters={"kid": "provider-key"}, private=True)
 OTHER_KEY = RSAKey.generate_key(2048, parameters={"kid": "provider-key"}, private=True)
 REFUSED = "single sign-on refused"
@@ -171,6 +172,18 @@ def test_nothing_of_it_is_served_without_an_issuer(app):
     assert "Sign in with" not in client.get("/sign-in").text
     assert client.get("/sign-in/sso").status_code == 404
     assert client.get("/sign-in/sso/callback").status_code == 404
+
+
+def test_a_process_without_a_provider_never_loads_authlib(run_python):
+    """A worker, the scheduler or a command with no OIDC_ISSUER pays nothing for it in memory."""
+    code = (
+        "import sys; from {{ cookiecutter.package_name }} import create_app; create_app(); "
+        "print(sorted(m for m in ('authlib', 'joserfc') if m in sys.modules))"
+    )
+    ran = run_python("-c", code, APP_ENV="test")
+    assert ran.returncode == 0 and ran.stdout.splitlines()[-1] == "[]", ran.stdout + ran.stderr
+    ran = run_python("-c", code, APP_ENV="test", **ENVIRONMENT)
+    assert ran.stdout.splitlines()[-1] == "['authlib', 'joserfc']", ran.stdout + ran.stderr
 
 
 def test_the_button_starts_the_code_flow_with_pkce_state_and_nonce(sso_app, provider):

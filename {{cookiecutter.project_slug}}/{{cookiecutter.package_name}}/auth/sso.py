@@ -61,6 +61,10 @@ class Refused(Exception):
         self.reason, self.sentence = reason, sentence
 
 
+# What the sign-in page says of a flow that failed (auth/sso_provider.py).
+UNREACHABLE = "The sign-in provider did not answer: retry in a moment."
+FAILED = "The sign-in with the provider failed: retry, or sign in with your password."
+CANCELLED = "The sign-in at the provider was cancelled or refused."
 INACTIVE = "This account is deactivated."
 NO_ADDRESS = "The provider gave no address this service can use: ask its administrator."
 UNVERIFIED_THERE = "The provider has not confirmed your address: confirm it there, then retry."

@@ -17,11 +17,8 @@ Signing out ends the session here only: the provider's own session goes on (docs
 
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.flask_client import OAuth
 from flask import (
     Blueprint,
     Flask,
@@ -34,7 +31,6 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
-from joserfc.errors import JoseError
 
 from ..extensions import db
 from ..platform.rate_limits import limit_sign_in, limit_writes
@@ -46,6 +42,9 @@ from .api import before_second_factor
 from .pages import BY_PROVIDER, require_sign_in, start_session, to_sign_in
 from .sign_in_limits import counted_confirmation
 
+if TYPE_CHECKING:
+    from .sso_provider import Provider
+
 bp = Blueprint("sso_pages", __name__)
 bp.after_request(send_policy)  # as the other pages
 log = logging.getLogger(__name__)
@@ -53,10 +52,6 @@ CLIENT = "sso"  # the app's extension holding the provider's client
 # The session's key for a link the password confirmed: the user's id, generation, and until when.
 LINKING = "sso_linking"
 LINK_SECONDS = 300
-TIMEOUT = 10  # seconds for each request to the provider (discovery, keys, token)
-UNREACHABLE = "The sign-in provider did not answer: retry in a moment."
-FAILED = "The sign-in with the provider failed: retry, or sign in with your password."
-CANCELLED = "The sign-in at the provider was cancelled or refused."
 WRONG_PASSWORD = "Wrong password."  # noqa: S105  (a sentence, not a password)
 
 
@@ -66,21 +61,18 @@ def init_app(app: Flask) -> None:
     settings = app.extensions["settings"]
     if not settings.oidc_issuer:
         return
-    # Authlib logs the PKCE verifier at DEBUG (LOG_LEVEL=DEBUG, `make dev`): no secret is logged.
-    logging.getLogger("authlib").setLevel(max(logging.INFO, logging.getLogger().level))
-    oauth = OAuth(app)
-    app.extensions[CLIENT] = oauth.register(
-        CLIENT,
-        client_id=settings.oidc_client_id,
-        client_secret=settings.oidc_client_secret.get_secret_value(),
-        server_metadata_url=settings.oidc_issuer.rstrip("/") + "/.well-known/openid-configuration",
-        client_kwargs={
-            "scope": settings.oidc_scopes,
-            "code_challenge_method": "S256",  # PKCE
-            "default_timeout": TIMEOUT,
-        },
-    )
+    # Imported here: a process serving no single sign-on (a worker, the scheduler, a command, a
+    # bake with no provider) never loads Authlib and requests.
+    from .sso_provider import Provider
+
+    app.extensions[CLIENT] = Provider(app, settings)
     app.register_blueprint(bp)
+
+
+def provider() -> "Provider":
+    """Return the app's provider."""
+    found: Provider = current_app.extensions[CLIENT]
+    return found
 
 
 def offered() -> dict[str, Any] | None:
@@ -105,13 +97,10 @@ def start() -> ResponseReturnValue:
     """Send the browser to the provider, which sends it back to the callback."""
     redirect_uri = current_app.extensions["settings"].public_url + url_for(".callback")
     try:
-        answer: ResponseReturnValue = current_app.extensions[CLIENT].authorize_redirect(
-            redirect_uri
-        )
-    except (requests.RequestException, OAuthError, ValueError) as exc:  # discovery failed
-        log.warning("single sign-on unavailable", extra={"reason": type(exc).__name__})
-        return to_sign_in("", UNREACHABLE)
-    return answer
+        return provider().redirect_to(redirect_uri)
+    except sso.Refused as refused:  # its discovery document did not come
+        log.warning("single sign-on unavailable", extra={"reason": refused.reason})
+        return to_sign_in("", refused.sentence)
 
 
 @bp.get("/sign-in/sso/callback")
@@ -125,7 +114,7 @@ def callback() -> ResponseReturnValue:
     session.pop(LINKING, None)  # one answer only
     settings = current_app.extensions["settings"]
     try:
-        claims = verified_claims(settings.oidc_issuer)
+        claims = provider().claims()
         if linking is not None:
             sso.link(linking, claims)
             log.info("identity linked", extra={"user_id": linking.id})
@@ -142,28 +131,6 @@ def callback() -> ResponseReturnValue:
     session[BY_PROVIDER] = True  # its own rules, not AUTH_REQUIRE_SECOND_FACTOR, hold here
     log.info("signed in", extra={"user_id": user.id, "by": "sso"})
     return redirect(url_for("pages.index"), 303)
-
-
-def verified_claims(issuer: str) -> sso.Claims:
-    """Return the claims of the ID token the provider's answer gets, verified by Authlib (the
-    state this session holds, the code exchanged with the PKCE verifier, the token's signature
-    by the provider's keys, its issuer, audience, expiry and nonce); raise sso.Refused."""
-    if "error" in request.args:  # the user cancelled, or the provider refused (RFC 6749 4.1.2.1)
-        error = request.args["error"][:40]  # RFC 6749's codes are letters and "_": only those
-        code = "".join(c for c in error if (c.isascii() and c.isalpha()) or c == "_")
-        raise sso.Refused(f"provider:{code}", CANCELLED)
-    try:
-        token = current_app.extensions[CLIENT].authorize_access_token(
-            claims_options={"iss": {"essential": True, "values": [issuer]}}
-        )
-    except requests.RequestException:
-        raise sso.Refused("unreachable", UNREACHABLE) from None
-    except (OAuthError, JoseError, ValueError) as exc:  # state, token or claims refused
-        raise sso.Refused(type(exc).__name__, FAILED) from None
-    userinfo = token.get("userinfo")
-    if userinfo is None:  # no ID token: nothing says who signed in
-        raise sso.Refused("no_id_token", FAILED)
-    return sso.claims_of(issuer, dict(userinfo))
 
 
 def linking_user() -> User | None:
