@@ -175,7 +175,7 @@ def test_nothing_of_it_is_served_without_an_issuer(app):
 
 
 def test_a_process_without_a_provider_never_loads_authlib(run_python):
-    """A worker, the scheduler or a command with no OIDC_ISSUER pays nothing for it in memory."""
+    """A process with no OIDC_ISSUER (a command, a background one) pays nothing for it."""
     code = (
         "import sys; from {{ cookiecutter.package_name }} import create_app; create_app(); "
         "print(sorted(m for m in ('authlib', 'joserfc') if m in sys.modules))"

@@ -61,7 +61,7 @@ def init_app(app: Flask) -> None:
     settings = app.extensions["settings"]
     if not settings.oidc_issuer:
         return
-    # Imported here: a process serving no single sign-on (a worker, the scheduler, a command, a
+    # Imported here: a process serving no single sign-on (a command, a background process, a
     # bake with no provider) never loads Authlib and requests.
     from .sso_provider import Provider
 
