@@ -65,6 +65,7 @@ LEFTOVER_WORDS = {
         *["sign_up", "email_verified"],
         *["second_factor", "pyotp", "segno", "secret_key_fallbacks"],
         *["authlib", "oidc", "identities"],
+        *["audit_events", "audit_retention", "flask audit"],
     ],
 }
 # The word that stands for an option whose own name is common in every bake ("https" is in the

@@ -280,7 +280,7 @@ def test_no_password_token_or_hash_is_logged(app, client, caplog):
         assert client.post("/api/items", json=ITEM, headers=bearer(token)).status_code == 201
         sign_out(app, client, token)
     logged = " ".join(repr(record.__dict__) for record in caplog.records)
-    assert "token issued" in logged
+    assert "token_issued" in logged
     assert str(user_id) in logged
     for secret in (PASSWORD, "wrong password", token, token_digest(token), "$argon2"):
         assert secret not in logged

@@ -28,6 +28,7 @@ from {{ cookiecutter.package_name }}.auth.accounts import (
     user_for_token,
 )
 {%- if cookiecutter.use_postgres == "yes" %}
+from {{ cookiecutter.package_name }}.auth.audit import Action
 from {{ cookiecutter.package_name }}.auth.cli import not_the_last_admin, save_role
 {%- endif %}
 from {{ cookiecutter.package_name }}.extensions import db
@@ -227,7 +228,7 @@ def test_two_admins_demoting_each_other_at_once_leave_one(app):
             if other_checked is None:  # the first: commit once the second waits for it
                 first_checked.set()
                 second_waits.wait(LOCK_WAIT_SECONDS)
-            save_role(address, user, Role.USER, "user demoted")
+            save_role(address, user, Role.USER, Action.USER_DEMOTED)
 
     threads = [
         threading.Thread(target=demote, args=("root@example.com", None)),
@@ -284,7 +285,7 @@ def test_no_password_or_hash_is_logged(app, caplog):
         stored = db.session.scalars(ada).one()
     assert stored is not None
     logged = " ".join(repr(record.__dict__) for record in caplog.records)
-    for event in ("user created", "user promoted", "user demoted", "user deactivated"):
+    for event in ("user_created", "user_promoted", "user_demoted", "user_deactivated"):
         assert event in logged
     for secret in (PASSWORD, NEW_PASSWORD, stored, "$argon2"):
         assert secret not in logged

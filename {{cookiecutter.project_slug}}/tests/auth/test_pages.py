@@ -380,8 +380,9 @@ def test_sign_ins_log_the_user_id_never_the_password(app, caplog):
     assert TESTER_PASSWORD not in logged and "a wrong password" not in logged
     with app.app_context():
         tester = db.session.scalars(select(User).filter_by(email=TESTER)).one()
-    events = [(r.getMessage(), r.user_id) for r in caplog.records if hasattr(r, "user_id")]
-    assert events == [("signed in", tester.id), ("signed out", tester.id)]
+    events = [(r.action, r.user_id) for r in caplog.records if hasattr(r, "action")]
+    signed_in_and_out = [("signed_in", tester.id), ("signed_out", tester.id)]
+    assert events == [("sign_in_failed", tester.id), *signed_in_and_out]
 
 
 def test_sign_in_pages_stay_out_of_the_api_document(client):

@@ -226,7 +226,7 @@ def test_a_first_sign_in_makes_an_account_when_the_providers_users_may_sign_up(
         assert user.password_hash is None
         assert (identity.user_id, identity.issuer, identity.subject) == (user.id, ISSUER, SUBJECT)
     logged = json.dumps(log_lines(capsys))
-    assert '"signed in"' in logged
+    assert '"signed_in"' in logged
     assert "an-access-token" not in logged and "eyJ" not in logged and "a-code" not in logged
 
 
@@ -235,7 +235,7 @@ def test_no_secret_of_the_flow_is_logged_even_at_debug(sso_app, provider, capsys
     client = sso_app(log_level="DEBUG", oidc_sign_up=True).test_client()
     assert sign_in_with_provider(client, provider).status_code == 303
     logged = capsys.readouterr().out + capsys.readouterr().err
-    assert '"signed in"' in logged
+    assert '"signed_in"' in logged
     for secret in (provider.verifiers[-1], "a-code", "an-access-token", "eyJ"):
         assert secret not in logged
 

@@ -5,6 +5,7 @@ from flask import Flask
 from ..platform import openapi
 from . import (
     api,
+    audit,
     cli,
     notices,
     operations,
@@ -32,6 +33,7 @@ def init_app(app: Flask) -> None:
     """Register the users: the routes, commands and mail of each module, what the API answers,
     and the token guard every route declaring it gets (platform/routes.py applies it)."""
     api.init_app(app)
+    audit.init_app(app)
     recovery.init_app(app)
     sign_up.init_app(app)  # when AUTH_SIGN_UP is on
     second_factor_api.init_app(app)

@@ -28,6 +28,7 @@ from ..platform.rate_limits import limit_sign_in
 from ..platform.routes import Access, access, access_of, guard
 from ..platform.timestamps import UtcTimestamp
 from . import accounts, second_factor, sign_in_limits
+from .audit import Action, record
 
 bp = Blueprint("auth", __name__)
 log = logging.getLogger(__name__)
@@ -176,7 +177,8 @@ def sign_in() -> tuple[dict[str, object], int, dict[str, str]]:
     if user is None:
         raise unauthorized(WRONG_CODE if given.code is not None else WRONG_CREDENTIALS)
     lifetime = timedelta(seconds=current_app.extensions["settings"].auth_token_lifetime)
-    token, expires_at = accounts.issue_token(user, lifetime)
+    record(Action.TOKEN_ISSUED, user, detail="password" if given.code is None else "code")
+    token, expires_at = accounts.issue_token(user, lifetime)  # saves the event too
     log.info("token issued", extra={"user_id": user.id})
     answer = TokenOut(token=token, expires_at=expires_at).model_dump(mode="json")
     return answer, 201, {"Cache-Control": "no-store"}
@@ -189,6 +191,7 @@ def sign_out() -> Response:
     """End the token this request carries."""
     digest = accounts.token_digest(g.token)  # require_token found it live
     db.session.execute(delete(accounts.Token).where(accounts.Token.token_hash == digest))
+    record(Action.TOKEN_REVOKED, g.user)
     db.session.commit()
     return no_content()
 

@@ -3,7 +3,6 @@
 command line (where ``ps`` and shell histories would show it).
 """
 
-import logging
 import sys
 
 import click
@@ -15,11 +14,11 @@ from ..extensions import db
 from ..platform.timestamps import utc_now
 from . import second_factor
 from .accounts import Role, User, checked_password, hasher, is_last_admin, normalised, revoke
+from .audit import Action, record
 {%- if cookiecutter.use_frontend == "yes" %}
 from .passkeys import Passkey
 {%- endif %}
 
-log = logging.getLogger(__name__)
 users_cli = AppGroup(
     "users", help="Create, change and deactivate users; reset their second factors."
 )
@@ -60,8 +59,8 @@ def create_user(email: str, admin: bool) -> None:
     role = Role.ADMIN if admin else Role.USER
     user = User(email=address, password_hash=new_hash(), email_verified_at=utc_now(), role=role)
     db.session.add(user)
+    record(Action.USER_CREATED, user, detail=role.value)
     db.session.commit()
-    log.info("user created", extra={"user_id": user.id, "role": role.value})
     click.echo(f"Created {role.value} {address} (id {user.id}).")
 
 
@@ -73,11 +72,11 @@ def existing_user(email: str) -> tuple[str, User]:
     return address, user
 
 
-def save_revoked(user: User, event: str) -> None:
-    """End the user's tokens and browser sessions, save its change, log ``event`` by its id."""
+def save_revoked(user: User, event: Action) -> None:
+    """End the user's tokens and browser sessions, and save its change with its ``event``."""
     revoke(user)
+    record(event, user)
     db.session.commit()
-    log.info(event, extra={"user_id": user.id})
 
 
 @users_cli.command("password")
@@ -86,7 +85,7 @@ def change_password(email: str) -> None:
     """Set a user's password from standard input; its tokens and browser sessions end."""
     address, user = existing_user(email)
     user.password_hash = new_hash()
-    save_revoked(user, "password changed")
+    save_revoked(user, Action.PASSWORD_CHANGED)
     click.echo(f"Changed the password of {address}; its tokens are revoked.")
 
 
@@ -98,11 +97,11 @@ def not_the_last_admin(address: str, user: User) -> None:
         )
 
 
-def save_role(address: str, user: User, role: Role, event: str) -> None:
-    """Give the user ``role``, save it, log ``event`` by its id, and say what the user is now."""
+def save_role(address: str, user: User, role: Role, event: Action) -> None:
+    """Give the user ``role``, save it with its ``event``, and say what the user is now."""
     user.role = role
+    record(event, user)
     db.session.commit()
-    log.info(event, extra={"user_id": user.id})
     click.echo(f"{address} is now {'an' if role is Role.ADMIN else 'a'} {role.value}.")
 
 
@@ -117,7 +116,7 @@ def promote_user(email: str) -> None:
             " (its owner opens the mailed link first, or `flask users create --admin` makes a new"
             " user)"
         )
-    save_role(address, user, Role.ADMIN, "user promoted")
+    save_role(address, user, Role.ADMIN, Action.USER_PROMOTED)
 
 
 @users_cli.command("demote")
@@ -126,7 +125,7 @@ def demote_user(email: str) -> None:
     """Make an admin a user again; never the last active admin."""
     address, user = existing_user(email)
     not_the_last_admin(address, user)
-    save_role(address, user, Role.USER, "user demoted")
+    save_role(address, user, Role.USER, Action.USER_DEMOTED)
 
 
 @users_cli.command("deactivate")
@@ -137,7 +136,7 @@ def deactivate_user(email: str) -> None:
     address, user = existing_user(email)
     not_the_last_admin(address, user)
     user.is_active = False
-    save_revoked(user, "user deactivated")
+    save_revoked(user, Action.USER_DEACTIVATED)
     click.echo(f"Deactivated user {address}; its tokens are revoked.")
 
 
@@ -148,7 +147,7 @@ def reset_second_factor(email: str) -> None:
     go and its tokens and browser sessions end; it signs in with its password alone until it
     sets the factor up again."""
     address, user = existing_user(email)
-    if not second_factor.turn_off(user, "second factor reset"):
+    if not second_factor.turn_off(user, detail="reset"):
         raise click.ClickException(f"{address} has no second factor")
     click.echo(f"Turned off the second factor of {address}; its tokens are revoked.")
 
@@ -186,8 +185,8 @@ def remove_passkey(email: str, passkey_id: int) -> None:
     if passkey is None or passkey.user_id != user.id:
         raise click.ClickException(f"{address} has no passkey {passkey_id}")
     db.session.delete(passkey)
+    record(Action.PASSKEY_REMOVED, user)
     db.session.commit()
-    log.info("passkey removed", extra={"user_id": user.id})
     click.echo(f"Removed passkey {passkey_id} of {address}.")
 {%- endif %}
 

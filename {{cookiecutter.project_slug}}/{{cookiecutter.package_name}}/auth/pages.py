@@ -6,7 +6,6 @@ Only the pages read this cookie: the API takes bearer tokens alone, and is exemp
 checks because no cookie of the browser's can authorise a request there.
 """
 
-import logging
 import time
 
 from flask import (
@@ -33,11 +32,11 @@ from ..web.htmx import is_htmx
 from ..web.security import send_policy
 from .accounts import User
 from .api import SETTING_UP, TokenIn, before_second_factor, held_back
+from .audit import Action, record
 from .sign_in_limits import SecondStepNeeded, authenticate, counted_code_check
 
 bp = Blueprint("auth_pages", __name__, template_folder="templates")  # auth/templates/auth/
 bp.after_request(send_policy)  # as the other pages
-log = logging.getLogger(__name__)
 # The one answer to every failed sign-in (unknown email, wrong password, inactive user).
 FAILED = "Wrong email or password."
 # The answer to a post missing a field, or with one empty or longer than the form allows.
@@ -159,13 +158,14 @@ def sign_in() -> ResponseReturnValue:
         return redirect(url_for("auth_pages.code_form"), 303)
     if user is None:
         return form(email, FAILED, 422)
-    return signed_in(user)
+    return signed_in(user, "password")
 
 
-def signed_in(user: User) -> ResponseReturnValue:
-    """Sign ``user`` in, in a new session, and go to the items."""
+def signed_in(user: User, how: str) -> ResponseReturnValue:
+    """Sign ``user`` in, in a new session (the audit trail says ``how``), and go to the items."""
     start_session(user)
-    log.info("signed in", extra={"user_id": user.id})
+    record(Action.SIGNED_IN, user, detail=how)
+    db.session.commit()
     return redirect(url_for("pages.index"), 303)
 
 
@@ -218,7 +218,7 @@ def sign_in_with_code() -> ResponseReturnValue:
         return code_page(NO_CODE, 422)
     if not counted_code_check(user, code):
         return code_page(WRONG_CODE, 422)
-    return signed_in(user)
+    return signed_in(user, "code")
 
 
 @bp.post("/sign-out")
@@ -230,8 +230,8 @@ def sign_out() -> ResponseReturnValue:
         user = db.session.get(User, current_user.id)
         if user is not None:
             user.login_generation = User.login_generation + 1  # counted by the database
+            record(Action.SIGNED_OUT, user)
             db.session.commit()
-            log.info("signed out", extra={"user_id": user.id})
     logout_user()
     session.clear()
     flash("You are signed out.")

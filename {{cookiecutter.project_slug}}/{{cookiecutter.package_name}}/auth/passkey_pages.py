@@ -7,7 +7,6 @@ Every failed sign-in gets one answer, as with passwords; the per-address sign-in
 passkey attempts too (a forged signature cannot be guessed, so no account count is needed).
 """
 
-import logging
 import secrets
 
 from flask import (
@@ -56,6 +55,7 @@ from ..web.security import send_policy
 from . import sso
 from .accounts import User
 from .api import before_second_factor
+from .audit import Action, record
 from .pages import BY_PASSKEY, NOT_SIGNED_IN, SignedIn, require_sign_in
 from .passkeys import (
     DEFAULT_NAME,
@@ -70,7 +70,6 @@ from .passkeys import (
 
 bp = Blueprint("passkeys", __name__, template_folder="templates")  # auth/templates/auth/
 bp.after_request(send_policy)  # as the other pages
-log = logging.getLogger(__name__)
 # The one answer to every failed passkey sign-in (unknown passkey, bad signature, stale challenge).
 FAILED = "That passkey did not sign you in: try again, or use your email and password."
 REQUIRED = UserVerificationRequirement.REQUIRED  # the authenticator checks who holds it
@@ -189,8 +188,8 @@ def register() -> ResponseReturnValue:
         if len(own_passkeys(user_id)) > MAX_PASSKEYS_PER_USER:  # counted after the write
             db.session.rollback()
             return refused(f"You have {MAX_PASSKEYS_PER_USER} passkeys: remove one first.")
+        record(Action.PASSKEY_ADDED, user_id, detail=str(passkey.id))
         db.session.commit()
-        log.info("passkey added", extra={"user_id": user_id})
         flash(f"Passkey “{passkey.name}” added.")  # shown by the page passkeys.js reloads
         return jsonify(id=passkey.id, name=passkey.name), 201
     return refused("Passkeys were being added at the same time: add this one again.")
@@ -244,11 +243,11 @@ def sign_in() -> ResponseReturnValue:
         return refused(FAILED)
     passkey.sign_count, passkey.backed_up = verified.new_sign_count, verified.credential_backed_up
     passkey.last_used_at = utc_now()
+    record(Action.SIGNED_IN, user, detail="passkey")
     db.session.commit()
     session.clear()  # a new session, as a password sign-in starts
     login_user(SignedIn(user))
     session[BY_PASSKEY] = True  # two factors in one step (pages.hold_back)
-    log.info("signed in with a passkey", extra={"user_id": user.id})
     return jsonify(next=url_for("pages.index"))
 
 
@@ -272,7 +271,7 @@ def remove(passkey_id: int) -> ResponseReturnValue:
         return redirect(url_for("passkeys.passkey_list"), 303)
     mine = (Passkey.id == passkey_id) & (Passkey.user_id == current_user.id)
     if rows_changed(db.session.execute(delete(Passkey).where(mine))):
-        log.info("passkey removed", extra={"user_id": current_user.id})
+        record(Action.PASSKEY_REMOVED, user, detail=str(passkey_id))
         flash("Passkey removed: it signs in no more.")
     db.session.commit()
     return redirect(url_for("passkeys.passkey_list"), 303)

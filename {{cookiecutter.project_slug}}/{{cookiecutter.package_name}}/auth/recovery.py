@@ -49,6 +49,7 @@ from .accounts import (
     normalised,
     user_by_email,
 )
+from .audit import Action, record
 from .sign_in_limits import seconds_left
 
 # The mail templates (mail/<name>.txt and .html) live in this feature's templates folder.
@@ -232,8 +233,8 @@ def reset_password(token: str, password: str) -> str | None:
         db.session.rollback()
         return None
     db.session.execute(delete(Token).where(Token.user_id == user.id))
+    record(Action.PASSWORD_RESET, user)
     db.session.commit()
-    log.info("password reset", extra={"user_id": user.id})
     return email
 
 

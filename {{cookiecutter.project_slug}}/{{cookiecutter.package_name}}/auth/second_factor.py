@@ -47,6 +47,7 @@ from ..extensions import db
 from ..platform.database import rows_changed
 from ..platform.timestamps import utc_now
 from .accounts import User, revoke
+from .audit import Action, record
 from .notices import notify
 
 log = logging.getLogger(__name__)
@@ -198,8 +199,11 @@ def take_code(user: User, code: str, now: datetime, enabling: bool = False) -> b
         .values(last_step=step, **turned_on)
         .execution_options(synchronize_session=False)
     )
+    won = rows_changed(taken) == 1
+    if won and enabling:
+        record(Action.SECOND_FACTOR_ON, user)
     db.session.commit()
-    return rows_changed(taken) == 1
+    return won
 
 
 def passes(user: User, code: str) -> bool:
@@ -223,7 +227,6 @@ def enable(user: User, code: str, now: datetime) -> list[str] | None:
         return None
     revoke(user)  # every other session and token ends: the caller's own is renewed by its route
     codes = new_recovery_codes(user)
-    log.info("second factor on", extra={"user_id": user.id})
     notify(user, "second_factor_on")
     return codes
 
@@ -277,14 +280,15 @@ def remove(user: User) -> bool:
     return had
 
 
-def turn_off(user: User, reason: str) -> bool:
-    """Remove ``user``'s factor (remove) and commit; log ``reason``, and mail the owner a
-    notice when the factor was on; say whether there was one."""
+def turn_off(user: User, actor: User | None = None, detail: str | None = None) -> bool:
+    """Remove ``user``'s factor (remove) and commit, in the audit trail when there was one (by
+    ``actor``: an admin; the user themself when None), and mail the owner a notice when the
+    factor was on; say whether there was one."""
     was_on = is_on(user)
     had = remove(user)
-    db.session.commit()
     if had:
-        log.info(reason, extra={"user_id": user.id})
+        record(Action.SECOND_FACTOR_OFF, user, actor, detail)
+    db.session.commit()
     if was_on:
         notify(user, "second_factor_off")
     return had

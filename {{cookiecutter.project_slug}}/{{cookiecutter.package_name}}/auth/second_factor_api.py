@@ -141,7 +141,7 @@ def turn_off(user: accounts.User, given: Confirmation) -> None:
         user, given.password, lambda: second_factor.passes(user, given.code)
     ):
         raise Forbidden(WRONG)
-    second_factor.turn_off(user, "second factor off")
+    second_factor.turn_off(user)
 
 
 def renew_codes(user: accounts.User, given: Confirmation) -> list[str]:

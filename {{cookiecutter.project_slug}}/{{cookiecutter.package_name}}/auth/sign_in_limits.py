@@ -24,10 +24,12 @@ from limits import RateLimitItem, parse_many
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import Forbidden, TooManyRequests
 
+from ..extensions import db
 from ..platform.rate_limits import RateLimits
 from . import second_factor
-from .accounts import User, account_key
+from .accounts import User, account_key, user_by_email
 from .accounts import authenticate as check_password
+from .audit import Action, record
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,11 +51,22 @@ class SecondStepNeeded(Exception):
 
 def authenticate(email: str, password: str, code: str | None = None) -> User | None:
     """Return the user of a counted check (counted_check); raise 403 when their address is
-    not verified yet: only after a correct password, so it reveals nothing to others."""
+    not verified yet: only after a correct password, so it reveals nothing to others. A
+    failure is in the audit trail, under the account the email names, if any (the same row,
+    the same work, known or not)."""
     user = counted_check(email, password, code)
-    if user is not None and user.email_verified_at is None:
+    if user is None:
+        failed(user_by_email(email), "credentials")
+    elif user.email_verified_at is None:
+        failed(user, "unverified")
         raise Forbidden(UNVERIFIED)
     return user
+
+
+def failed(user: User | None, why: str) -> None:
+    """Save a failed sign-in of ``user``'s account (None: no account) in the audit trail."""
+    record(Action.SIGN_IN_FAILED, user, detail=why)
+    db.session.commit()
 
 
 def counted_check(email: str, password: str, code: str | None = None) -> User | None:
@@ -65,8 +78,11 @@ def counted_check(email: str, password: str, code: str | None = None) -> User | 
 
 def counted_code_check(user: User, code: str) -> bool:
     """Say whether ``code`` passes ``user``'s second factor (the pages' second step), counted
-    against the account as a password check is."""
-    return counted(user.email, lambda: second_factor.passes(user, code))
+    against the account as a password check is; a wrong one is in the audit trail."""
+    passed = counted(user.email, lambda: second_factor.passes(user, code))
+    if not passed:
+        failed(user, "code")
+    return passed
 
 
 def counted_confirmation(user: User, password: str, then: Callable[[], T]) -> T | None:

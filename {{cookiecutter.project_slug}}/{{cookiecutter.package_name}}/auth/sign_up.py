@@ -48,6 +48,7 @@ from .accounts import (
     normalised,
     user_by_email,
 )
+from .audit import Action, record
 from .recovery import BAD_TOKEN, LINK_REFUSED, Accepted, count_mail, json_body, link_mail
 
 bp = Blueprint("auth_sign_up", __name__, template_folder="templates")
@@ -134,6 +135,8 @@ def verify(token: str, password: str) -> str | None:
     if user is None:
         user = User(email=address, password_hash=password_hash, email_verified_at=utc_now())
         db.session.add(user)
+        record(Action.USER_CREATED, user, detail="sign_up")
+        record(Action.ADDRESS_CONFIRMED, user)
         try:
             db.session.commit()
         except IntegrityError:  # created at the same moment by another request: used
@@ -141,7 +144,6 @@ def verify(token: str, password: str) -> str | None:
             return None
     elif not confirm_unverified(user, password_hash):
         return None
-    log.info("address verified", extra={"user_id": user.id})
     return address
 
 
@@ -162,6 +164,7 @@ def confirm_unverified(user: User, password_hash: str) -> bool:
         db.session.rollback()
         return False
     db.session.execute(delete(Token).where(Token.user_id == user.id))
+    record(Action.ADDRESS_CONFIRMED, user)
     db.session.commit()
     return True
 

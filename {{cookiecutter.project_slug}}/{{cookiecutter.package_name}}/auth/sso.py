@@ -16,8 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
+from ..platform.database import rows_changed
 from ..platform.timestamps import utc_now
 from .accounts import User, normalised, user_by_email
+from .audit import Action, record
 from .passkeys import Passkey
 
 MAX_CLAIM_LENGTH = 255  # OpenID Connect's subject has 255 ASCII characters at most
@@ -167,7 +169,9 @@ def stored(claims: Claims, user: User | None, address: str) -> User:
             user = User(email=address, password_hash=None, email_verified_at=utc_now())
             db.session.add(user)
             db.session.flush()  # its id, for the identity
+            record(Action.USER_CREATED, user, detail="provider")
         db.session.add(Identity(user_id=user.id, issuer=claims.issuer, subject=claims.subject))
+        record(Action.IDENTITY_LINKED, user)
         db.session.commit()
     except IntegrityError:  # the same identity (or a new account's address) was taken at once
         db.session.rollback()
@@ -190,6 +194,7 @@ def link(user: User, claims: Claims) -> None:
     if linked_identity(user, claims.issuer) is not None:
         raise Refused("another_identity", ALREADY)
     db.session.add(Identity(user_id=user.id, issuer=claims.issuer, subject=claims.subject))
+    record(Action.IDENTITY_LINKED, user)
     try:
         db.session.commit()
     except IntegrityError:  # linked by another request at the same moment
@@ -200,7 +205,7 @@ def link(user: User, claims: Claims) -> None:
 def linked_identity(user: User, issuer: str) -> Identity | None:
     """Return ``user``'s identity at the provider ``issuer``, else None."""
     found: Identity | None = db.session.scalar(
-        select(Identity).where(Identity.user_id == user.id, Identity.issuer == issuer).limit(1)
+        select(Identity).where(Identity.user_id == user.id, Identity.issuer == issuer)
     )
     return found
 
@@ -210,9 +215,9 @@ def unlink(user: User, issuer: str) -> None:
     password or a passkey)."""
     if user.password_hash is None and not count(Passkey, user):
         raise Refused("last_way_in", LAST_WAY_IN)
-    db.session.execute(
-        delete(Identity).where(Identity.user_id == user.id, Identity.issuer == issuer)
-    )
+    mine = (Identity.user_id == user.id) & (Identity.issuer == issuer)
+    if rows_changed(db.session.execute(delete(Identity).where(mine))):
+        record(Action.IDENTITY_UNLINKED, user)
     db.session.commit()
 
 

@@ -39,6 +39,7 @@ from ..web.security import send_policy
 from . import sso
 from .accounts import User
 from .api import before_second_factor
+from .audit import Action, record
 from .pages import BY_PROVIDER, require_sign_in, start_session, to_sign_in
 from .sign_in_limits import counted_confirmation
 
@@ -117,7 +118,6 @@ def callback() -> ResponseReturnValue:
         claims = provider().claims()
         if linking is not None:
             sso.link(linking, claims)
-            log.info("identity linked", extra={"user_id": linking.id})
             flash(f"{settings.oidc_name} is linked: it signs you in.")
             return redirect(url_for("security_pages.security"), 303)
         user = sso.user_for(claims, sign_up=settings.oidc_sign_up)
@@ -126,10 +126,13 @@ def callback() -> ResponseReturnValue:
         if linking is not None:
             flash(refused.sentence)
             return redirect(url_for("security_pages.security"), 303)
+        record(Action.SIGN_IN_FAILED, None, detail=f"sso:{refused.reason}"[:32])
+        db.session.commit()
         return to_sign_in("", refused.sentence)
     start_session(user)
     session[BY_PROVIDER] = True  # its own rules, not AUTH_REQUIRE_SECOND_FACTOR, hold here
-    log.info("signed in", extra={"user_id": user.id, "by": "sso"})
+    record(Action.SIGNED_IN, user, detail="provider")
+    db.session.commit()
     return redirect(url_for("pages.index"), 303)
 
 
@@ -176,6 +179,5 @@ def unlink() -> ResponseReturnValue:
     except sso.Refused as last:
         flash(last.sentence)
     else:
-        log.info("identity unlinked", extra={"user_id": user.id})
         flash(f"{settings.oidc_name} is unlinked: it signs you in no more.")
     return redirect(url_for("security_pages.security"), 303)

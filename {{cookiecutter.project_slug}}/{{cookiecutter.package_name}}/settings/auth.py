@@ -61,3 +61,9 @@ class AuthSettings(BaseSettings):
         "5 per minute;20 per hour",
         description="password checks per account, from any address (a success clears its count)",
     )
+    audit_retention_days: int = Field(
+        365,
+        ge=1,
+        le=36_500,
+        description="days the audit trail keeps an event (`flask audit prune`)",
+    )
