@@ -396,7 +396,7 @@ def test_the_document_asks_for_a_token_exactly_where_one_is_needed(make_app, pri
     """It declares the bearer scheme, and a security requirement and a 401 on exactly the
     operations needing a token, as their routes declare it: writes of SIGNED_IN_TO_WRITE routes
     (the items API's among them; with AUTH_PRIVATE_READS their reads too), SIGNED_IN routes
-    (sign-out)."""
+    (sign-out) and ADMIN ones."""
     app = make_app(auth_private_reads=private_reads)
     doc = document(app.test_client())
     validate(doc)
@@ -410,7 +410,8 @@ def test_the_document_asks_for_a_token_exactly_where_one_is_needed(make_app, pri
         declared = routes.access_of(app, rule.endpoint)
         for verb in {method.lower() for method in rule.methods or ()} - {"head", "options"}:
             write = declared is Access.SIGNED_IN_TO_WRITE and (verb != "get" or private_reads)
-            if (path, verb) in operations and (write or declared is Access.SIGNED_IN):
+            signed_in = declared in (Access.SIGNED_IN, Access.ADMIN)
+            if (path, verb) in operations and (write or signed_in):
                 needing.add((path, verb))
     items = {("/api/items", "post"), ("/api/items", "get"), ("/api/items/{item_id}", "get")}
     reads = {("/api/items", "get"), ("/api/items/{item_id}", "get")}

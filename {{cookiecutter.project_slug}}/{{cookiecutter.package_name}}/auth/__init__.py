@@ -4,8 +4,13 @@ from flask import Flask
 
 from ..platform import openapi
 from . import (
+    admin_api,
     api,
     audit,
+    audit_api,
+{%- if cookiecutter.use_celery == "yes" %}
+    audit_tasks,
+{%- endif %}
     cli,
     notices,
     operations,
@@ -37,10 +42,16 @@ def init_app(app: Flask) -> None:
     recovery.init_app(app)
     sign_up.init_app(app)  # when AUTH_SIGN_UP is on
     second_factor_api.init_app(app)
+    admin_api.init_app(app)
+    audit_api.init_app(app)
+{%- if cookiecutter.use_celery == "yes" %}
+    audit_tasks.init_app(app)  # the scheduler prunes the trail daily
+{%- endif %}
     notices.init_app(app)
     cli.init_app(app)
     openapi.describe(app, {**operations.OPERATIONS, **recovery.OPERATIONS, **sign_up.OPERATIONS})
     openapi.describe(app, second_factor_api.OPERATIONS)
+    openapi.describe(app, {**admin_api.OPERATIONS, **audit_api.OPERATIONS})
     openapi.secure(app, operations.SECURITY)
 {%- if cookiecutter.use_frontend == "yes" %}
     pages.init_app(app)

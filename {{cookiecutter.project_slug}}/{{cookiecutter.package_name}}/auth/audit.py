@@ -149,11 +149,14 @@ def events(
     action: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    actor_id: int | None = None,
 ) -> Select[AuditEvent]:
     """Return the query of the events matching each filter given, newest first."""
     query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
     if user_id is not None:
         query = query.where(AuditEvent.user_id == user_id)
+    if actor_id is not None:
+        query = query.where(AuditEvent.actor_id == actor_id)
     if action is not None:
         query = query.where(AuditEvent.action == action)
     if since is not None:

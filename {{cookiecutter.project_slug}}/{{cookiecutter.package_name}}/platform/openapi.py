@@ -91,13 +91,15 @@ def answer(schemas: JSON, success: Success, limited: bool, media: str = "applica
     return found
 
 
-def parameters(rule: Rule, query: type[BaseModel] | None) -> list[JSON]:
-    """Return the path parameters of a rule (typed by converter) and the query model's fields."""
+def parameters(schemas: JSON, rule: Rule, query: type[BaseModel] | None) -> list[JSON]:
+    """Return the path parameters of a rule (typed by converter) and the query model's fields
+    (adding the schemas they name, an enumeration's, to ``schemas``)."""
     found = [
         {"in": "path", "name": name, "required": True, "schema": CONVERTERS.get(kind, {})}
         for kind, name in RULE_PART.findall(rule.rule)
     ]
-    schema = query.model_json_schema() if query else {"properties": {}}
+    schema = dict(json_schema(query, "validation")) if query else {"properties": {}}
+    schemas.update(schema.pop("$defs", {}))
     for name, field in schema["properties"].items():
         required = name in schema.get("required", ())
         found.append({"in": "query", "name": name, "required": required, "schema": field})
@@ -126,7 +128,7 @@ def operation(
         answers[status] = answer(schemas, (text, Error, headers), limited)
     found: JSON = {
         "summary": (app.view_functions[rule.endpoint].__doc__ or rule.endpoint).splitlines()[0],
-        "parameters": parameters(rule, documented.query),
+        "parameters": parameters(schemas, rule, documented.query),
         "responses": answers,
     }
     if protected and security is not None:
