@@ -63,7 +63,7 @@ class UserOut(Answer):
     is_active: bool
     email_verified_at: UtcTimestamp | None
     created_at: UtcTimestamp
-    has_password: bool = Field(description="False: an account single sign-on made, no password.")
+    has_password: bool = Field(description="False: no password yet (a reset link sets one).")
     second_factor: bool = Field(description="Its second factor is on.")
 
 
