@@ -124,6 +124,8 @@ PRUNE = {
     ("use_auth", "use_celery"): [
         "{package}/platform/mail_tasks.py",
         "tests/platform/test_mail_tasks.py",
+        "{package}/auth/audit_tasks.py",
+        "tests/auth/test_audit_tasks.py",
     ],
     ("use_auth", "use_frontend"): [
         "{package}/auth/pages.py",
@@ -147,6 +149,8 @@ PRUNE = {
         "{package}/auth/sso.py",
         "{package}/auth/sso_pages.py",
         "{package}/auth/sso_provider.py",
+        "{package}/auth/admin_pages.py",
+        "tests/auth/test_admin_pages.py",
         "tests/auth/test_sso.py",
         "tests/settings/test_sso.py",
     ],
@@ -155,6 +159,8 @@ PRUNE = {
         "deploy/k8s/base/worker-deployment.yaml",
         "deploy/k8s/base/scheduler-deployment.yaml",
     ],
+    # A job pod reaches the audit trail only on a server (not the web pods' SQLite).
+    ("use_kubernetes", "use_auth", "use_postgres"): ["deploy/k8s/base/audit-prune-cronjob.yaml"],
 }
 
 

@@ -155,6 +155,7 @@ def facts(project, clean_env, tmp_path_factory):
                 "nginx": combo.selected("use_nginx"),
                 "https": combo.selected("use_https"),
                 "gunicorn": combo.selected("app_server=gunicorn"),
+                "auth": combo.selected("use_auth"),
             }
             compose = project_files.compose_model(root)
             web = compose["services"][project_files.web_service(compose)].get("environment") or {}
@@ -397,16 +398,50 @@ def check_migrations(docs: list[dict], facts: dict) -> list[str]:
     expected = ["flask", "--app", f"{facts['package']}:create_app()", "db", "upgrade"]
     if command != expected:
         problems.append(f"Job: runs {command}, expected {expected}")
-    if container["image"] != app["image"]:
-        problems.append(f"Job: image {container['image']} is not the app's {app['image']}")
-    if container.get("envFrom") != app.get("envFrom"):
-        problems.append("Job: reads other config or Secret than the app")
+    problems += runs_like_the_app("Job", container, app)
     if job.get("restartPolicy") != "Never":
         problems.append("Job: restartPolicy is not Never")
     job_env = {item["name"]: item.get("value") for item in container.get("env", [])}
     for name, value in facts["one_shot_env"].items():
         if job_env.get(name) != value:
             problems.append(f"Job: {name}={job_env.get(name)!r}, compose's one-shot sets {value!r}")
+    return problems
+
+
+def runs_like_the_app(kind: str, container: dict, app: dict) -> list[str]:
+    """Check a one-shot container runs the app's image with the app's config and Secret."""
+    problems = []
+    if container["image"] != app["image"]:
+        problems.append(f"{kind}: image {container['image']} is not the app's {app['image']}")
+    if container.get("envFrom") != app.get("envFrom"):
+        problems.append(f"{kind}: reads other config or Secret than the app")
+    return problems
+
+
+def check_audit_prune(docs: list[dict], facts: dict) -> list[str]:
+    """A CronJob prunes the audit trail exactly with users on PostgreSQL (a job pod cannot reach
+    a web pod's SQLite): `flask audit prune` from the app's image, one run at a time."""
+    cronjobs = one(docs, "CronJob")
+    if not (facts["auth"] and facts["postgres"]):
+        return ["a CronJob exists without users on PostgreSQL"] if cronjobs else []
+    if len(cronjobs) != 1:
+        return [f"{len(cronjobs)} CronJobs with users on PostgreSQL, expected the audit prune"]
+    problems = []
+    cronjob = cronjobs[0]["spec"]
+    pod = cronjob["jobTemplate"]["spec"]["template"]["spec"]
+    apps = [app_container(workload) for workload in web_workloads(docs)]
+    if not apps or None in apps:
+        return ["CronJob: no web Deployment runs the app to compare with"]
+    (container,) = pod["containers"]
+    command = container.get("command", []) + container.get("args", [])
+    expected = ["flask", "--app", f"{facts['package']}:create_app()", "audit", "prune"]
+    if command != expected:
+        problems.append(f"CronJob: runs {command}, expected {expected}")
+    problems += runs_like_the_app("CronJob", container, apps[0])
+    if cronjob.get("concurrencyPolicy") != "Forbid":
+        problems.append("CronJob: concurrencyPolicy is not Forbid (two prunes could overlap)")
+    if pod.get("restartPolicy") != "Never":
+        problems.append("CronJob: restartPolicy is not Never")
     return problems
 
 
@@ -684,6 +719,7 @@ CHECKS = (
     check_app_container,
     check_config_and_secret,
     check_migrations,
+    check_audit_prune,
     check_image,
     check_nginx,
     check_traffic,
@@ -1123,6 +1159,12 @@ def drop_job(docs: list[dict]) -> None:
     docs.remove(one(docs, "Job")[0])
 
 
+def audit_prune_of(docs: list[dict]) -> dict:
+    """Return the CronJob pruning the audit trail."""
+    (cronjob,) = one(docs, "CronJob")
+    return cronjob
+
+
 def scheduler_of(docs: list[dict]) -> dict:
     """Return the Deployment running Celery beat."""
     (scheduler,) = [d for d in one(docs, "Deployment") if runs(d, "beat")]
@@ -1190,6 +1232,20 @@ BREAKAGES = {
     "gunicorn closing idle connections first": (
         lambda docs: settings_of(docs).pop("KEEPALIVE"),
         "KEEPALIVE is not above",
+    ),
+    "no audit prune CronJob with users on PostgreSQL": (
+        lambda docs: docs.remove(audit_prune_of(docs)),
+        "0 CronJobs with users on PostgreSQL",
+    ),
+    "audit prunes that may overlap": (
+        lambda docs: audit_prune_of(docs)["spec"].update(concurrencyPolicy="Allow"),
+        "concurrencyPolicy is not Forbid",
+    ),
+    "audit prune running another command": (
+        lambda docs: audit_prune_of(docs)["spec"]["jobTemplate"]["spec"]["template"]["spec"][
+            "containers"
+        ][0].update(command=["flask", "audit", "export"]),
+        "CronJob: runs ['flask', 'audit', 'export']",
     ),
     "migrations in the app container": (
         lambda docs: app_of(docs).update(command=["flask", "db", "upgrade"]),
@@ -1262,16 +1318,28 @@ def test_checker_catches_broken_manifests(manifests, facts, combo, breakage):
 
 @pytest.mark.parametrize("combo", params([K8S_ALONE]))
 def test_checker_catches_leftovers_of_unselected_options(manifests, facts, combo):
-    """It reports a Job, an nginx sidecar or a database egress rule the options did not ask for."""
+    """It reports a Job, a CronJob, an nginx sidecar or a database egress rule the options did not
+    ask for."""
     docs = load(manifests(combo)["prod"])
     broken = copy.deepcopy(docs)
     job = copy.deepcopy(web_workloads(docs)[0])
     job.update(kind="Job", apiVersion="batch/v1")
-    broken.append(job)
+    cronjob = {
+        "kind": "CronJob",
+        "apiVersion": "batch/v1",
+        "metadata": {**job["metadata"], "name": "prune"},
+        "spec": {"jobTemplate": {"spec": copy.deepcopy(job["spec"])}},
+    }
+    broken += [job, cronjob]
     pod_of(broken)["initContainers"] = [{**app_of(broken), "name": "nginx", "image": "nginx:1"}]
     one(broken, "NetworkPolicy")[0]["spec"]["egress"].append({"ports": [{"port": 5432}]})
     problems = manifest_problems(broken, facts(combo))
-    for message in ("a Job exists without Postgres", "nginx container exists", "(5432, 'TCP')"):
+    for message in (
+        "a Job exists without Postgres",
+        "a CronJob exists without users on PostgreSQL",
+        "nginx container exists",
+        "(5432, 'TCP')",
+    ):
         assert any(message in problem for problem in problems), (message, problems)
 
 

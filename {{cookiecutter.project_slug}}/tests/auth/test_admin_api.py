@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from {{ cookiecutter.package_name }}.auth import admin_api, second_factor
+from {{ cookiecutter.package_name }}.auth import admin as actions
+from {{ cookiecutter.package_name }}.auth import second_factor
 from {{ cookiecutter.package_name }}.auth.accounts import Role, User, issue_token
-from {{ cookiecutter.package_name }}.auth.admin_api import LAST_ADMIN, NO_FACTOR, NOT_CONFIRMED
+from {{ cookiecutter.package_name }}.auth.admin import LAST_ADMIN, NO_FACTOR, NOT_CONFIRMED
 from {{ cookiecutter.package_name }}.auth.audit import AuditEvent
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
@@ -173,7 +174,7 @@ def test_a_failed_write_leaves_no_event_claiming_it(app, admin, monkeypatch):
         raise OperationalError("DELETE", {}, Exception("the server closed the connection"))
 
     with monkeypatch.context() as patched:
-        patched.setattr(admin_api, "delete", lost)
+        patched.setattr(actions, "delete", lost)
         assert admin.post(f"/api/admin/users/{ada}/deactivate").status_code == 503
     assert stored(app, ada).is_active
     assert "user_deactivated" not in [event[0] for event in trail(app)]

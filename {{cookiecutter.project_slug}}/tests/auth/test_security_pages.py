@@ -1,14 +1,19 @@
 """The security page (/security): a signed-in user sets the second factor up (a QR code and the
 key as text, under the page's CSP), turns it on with the password and a code and sees the
 recovery codes once, makes a new set, and turns it off; the API's rules on each form, every
-other session ended by a change of the factor, this one renewed; nothing here is cached."""
+other session ended by a change of the factor, this one renewed; nothing here is cached. Its
+recent activity lists the account's own events only, newest first, in plain words, escaped."""
 
+import html
 import re
 
 import pytest
 
+from {{ cookiecutter.package_name }}.auth.accounts import Role, User
+from {{ cookiecutter.package_name }}.auth.audit import Action, AuditEvent, record
 from {{ cookiecutter.package_name }}.auth.pages import SECOND_FACTOR_FIRST
 from {{ cookiecutter.package_name }}.auth.security_pages import INCOMPLETE
+from {{ cookiecutter.package_name }}.extensions import db
 from tests.auth.test_api import EMAIL, PASSWORD, add_user
 from tests.auth.test_pages import form_token, shows_the_form, sign_in
 from tests.auth.test_passkeys import ORIGIN, sign_in_with_passkey, store_passkey
@@ -16,6 +21,8 @@ from tests.auth.test_second_factor_api import code_at, wrong_code
 from tests.auth.test_second_step_pages import after_password, post_code
 from tests.conftest import TESTER, TESTER_PASSWORD, token_of_tester
 from tests.items.test_pages import HTMX
+
+WHEN = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC "  # an event's time, as the page shows it
 
 
 def signed_in(app):
@@ -34,6 +41,13 @@ def post(client, path: str, **fields):
 def shown_codes(page: str) -> list[str]:
     """Return the recovery codes a page shows."""
     return re.findall(r"<li><code>([a-z0-9-]+)</code></li>", page)
+
+
+def activity(page: str) -> list[str]:
+    """Return the lines of a page's recent activity as text, tags and spacing dropped."""
+    listed = page.split('<ul id="recent-activity">', 1)[1].split("</ul>", 1)[0]
+    lines = re.findall(r"<li[^>]*>(.*?)</li>", listed, re.S)
+    return [html.unescape(" ".join(re.sub(r"<[^>]+>", " ", line).split())) for line in lines]
 
 
 def set_up(client) -> str:
@@ -158,3 +172,53 @@ def test_a_passkey_session_is_not_held_back_by_a_required_factor(make_app):
     by_password = app.test_client()
     assert sign_in(by_password, TESTER, TESTER_PASSWORD).status_code == 303
     assert by_password.get("/").headers["Location"].endswith("/security")
+
+
+def test_recent_activity_lists_the_own_accounts_events_newest_first(app):
+    """A failed sign-in then a sign-in of the account are listed newest first, with when (UTC),
+    how and where from; another user's sign-in, from another browser, is on their page only."""
+    add_user(app)
+    owner, other = app.test_client(), app.test_client()
+    owner.environ_base["HTTP_USER_AGENT"] = "OwnerAgent/1.0"
+    other.environ_base["HTTP_USER_AGENT"] = "OtherAgent/1.0"
+    assert sign_in(owner, EMAIL, "a wrong password").status_code == 422
+    assert sign_in(owner, EMAIL, PASSWORD).status_code == 303
+    assert sign_in(other, TESTER, TESTER_PASSWORD).status_code == 303
+    page, others = owner.get("/security").text, other.get("/security").text
+    lines = activity(page)
+    assert len(lines) == 2, lines
+    assert re.fullmatch(WHEN + "Signed in with a password from 127.0.0.1, OwnerAgent/1.0", lines[0])
+    assert re.fullmatch(
+        WHEN + r"Failed sign-in \(password refused\) from .*OwnerAgent/1.0", lines[1]
+    )
+    assert "OtherAgent" not in page and TESTER not in page
+    assert "OtherAgent" in others and "OwnerAgent" not in others
+
+
+def test_an_admins_act_says_by_an_admin_never_who_and_an_unknown_action_its_value(app):
+    """The second factor turned off by an admin reads so, without the admin's address; an
+    action this version does not know shows its own value."""
+    user_id = add_user(app)
+    admin_id = add_user(app, "admin@example.com", role=Role.ADMIN)
+    client = signed_in(app)
+    with app.app_context():
+        record(Action.SECOND_FACTOR_OFF, user_id, db.session.get(User, admin_id), "reset")
+        db.session.add(AuditEvent(action="retired_action", user_id=user_id))
+        db.session.commit()
+    page = client.get("/security").text
+    assert [re.sub(WHEN, "", line) for line in activity(page)[:2]] == [
+        "retired_action",
+        "Second factor turned off by an admin (reset)",
+    ]
+    assert "admin@example.com" not in page
+
+
+def test_a_user_agent_is_escaped_and_cut_short(app):
+    """A user agent holding markup is shown as text, cut to 60 characters."""
+    add_user(app)
+    client = app.test_client()
+    client.environ_base["HTTP_USER_AGENT"] = "<script>alert(1)</script>" + "x" * 100
+    assert sign_in(client, EMAIL, PASSWORD).status_code == 303
+    page = client.get("/security").text
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" + "x" * 34 + "…" in page

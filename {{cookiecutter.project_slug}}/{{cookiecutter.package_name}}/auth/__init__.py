@@ -5,6 +5,9 @@ from flask import Flask
 from ..platform import openapi
 from . import (
     admin_api,
+{%- if cookiecutter.use_frontend == "yes" %}
+    admin_pages,
+{%- endif %}
     api,
     audit,
     audit_api,
@@ -55,6 +58,7 @@ def init_app(app: Flask) -> None:
     openapi.secure(app, operations.SECURITY)
 {%- if cookiecutter.use_frontend == "yes" %}
     pages.init_app(app)
+    admin_pages.init_app(app)
     passkey_pages.init_app(app)  # when PASSKEY_ORIGINS names the site
     recovery_pages.init_app(app)
     security_pages.init_app(app)

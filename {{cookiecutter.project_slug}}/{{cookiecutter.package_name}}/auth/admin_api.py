@@ -1,5 +1,5 @@
 """The admins' API, under /api/admin/ (an admin's token; anyone else's gets 403): find users and
-act on one of them. Each action is in the audit trail, naming its admin as the actor:
+act on one of them (auth/admin.py: each action is in the audit trail, naming its admin):
 
 - GET /api/admin/users lists users (``q``: part of the address), newest first, by pages;
 - GET /api/admin/users/<id> shows one;
@@ -11,37 +11,27 @@ act on one of them. Each action is in the audit trail, naming its admin as the a
   address confirmed; POST .../reset-mail mails its address a link setting a new password;
 - DELETE .../second-factor turns its second factor off (a lost phone, no recovery code left).
 
-Each change is one conditional UPDATE: of two admins acting at once, one changes the row and
-writes the event, the other finds it changed and writes none. auth/audit_api.py serves the trail.
+auth/audit_api.py serves the trail.
 """
 
+from collections.abc import Callable
 from typing import Literal
 
 from flask import Blueprint, Flask, abort, g, request
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement, Update, delete, func, select, update
-from werkzeug.exceptions import Conflict
 
 from ..extensions import db
-from ..platform.database import rows_changed
-from ..platform.fields import MAX_ID
+from ..platform.fields import MAX_ID, NO_NUL
 from ..platform.operations import Answer, Operation
 from ..platform.rate_limits import limit_writes
 from ..platform.routes import Access, access
-from ..platform.timestamps import UtcTimestamp, utc_now
-from . import second_factor
-from .accounts import Role, Token, User, is_last_admin
-from .audit import Action, record
-from .recovery import Accepted, mail_reset
+from ..platform.timestamps import UtcTimestamp
+from . import admin, second_factor
+from .accounts import User
+from .admin import INACTIVE, LAST_ADMIN, NO_FACTOR, NOT_CONFIRMED
+from .recovery import Accepted
 
 bp = Blueprint("admin", __name__)
-LAST_ADMIN = "This is the last active admin: promote another user first."
-NOT_CONFIRMED = (
-    "This user's address is not confirmed: whoever signed it up may not own it (its owner opens"
-    " the mailed link first, or confirm-address says the operator checked it)."
-)
-NO_FACTOR = "This user has no second factor."
-INACTIVE = "This user is deactivated: reactivate it first."
 
 
 class UserQuery(BaseModel):
@@ -49,7 +39,7 @@ class UserQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    q: str = Field("", max_length=254, description="Part of the address, in any case.")
+    q: str = Field("", max_length=254, pattern=NO_NUL, description="Part of the address, any case.")
     limit: int = Field(20, ge=1, le=100)
     offset: int = Field(0, ge=0, le=MAX_ID)
 
@@ -91,44 +81,21 @@ def user_body(user: User) -> dict[str, object]:
 
 
 def target(user_id: int) -> User:
-    """Return the user an admin route names; 404 when there is none (an id past the column's
-    range names none)."""
-    user = db.session.get(User, user_id) if 1 <= user_id <= MAX_ID else None
+    """Return the user an admin route names; 404 when there is none."""
+    user = admin.user_of(user_id)
     if user is None:
         abort(404, description=f"No user with id {user_id}.")
     return user
 
 
-def changed(user: User, action: Action, statement: Update) -> bool:
-    """Run a conditional UPDATE of ``user``'s row; when it changed the row, record ``action``
-    by the admin calling; say whether it did (not committed)."""
-    result = db.session.execute(
-        statement.where(User.id == user.id).execution_options(synchronize_session=False)
-    )
-    if rows_changed(result) != 1:
-        return False
-    record(action, user, actor=g.user)
-    return True
-
-
-def saved(user: User) -> dict[str, object]:
-    """Commit, and return the user as it is now."""
+def acted(user_id: int, action: Callable[[User, User], None]) -> dict[str, object]:
+    """Do ``action`` to the user ``user_id`` names, by the calling admin; commit, and return the
+    user as it is now (409 when the action refuses)."""
+    user = target(user_id)
+    action(user, g.user)
     db.session.commit()
     db.session.refresh(user)
     return user_body(user)
-
-
-def not_the_last_admin(user: User) -> None:
-    """Answer 409 when ``user`` is the only active admin (its row locked until the commit)."""
-    if is_last_admin(user):
-        db.session.rollback()
-        raise Conflict(LAST_ADMIN)
-
-
-def ending_sessions() -> dict[str, ColumnElement[int]]:
-    """Return the values of an UPDATE ending a user's browser sessions (counted by the
-    database: two at once both count)."""
-    return {"login_generation": User.login_generation + 1}
 
 
 @bp.get("/users")
@@ -136,17 +103,12 @@ def ending_sessions() -> dict[str, ColumnElement[int]]:
 def list_users() -> dict[str, object]:
     """List users, newest first; ``q`` keeps those whose address holds it."""
     query = UserQuery.model_validate(request.args.to_dict())
-    matching = select(User)
-    if query.q:
-        matching = matching.where(User.email.contains(query.q.lower(), autoescape=True))
-    rows = db.session.scalars(
-        matching.order_by(User.id.desc()).limit(query.limit).offset(query.offset)
-    )
-    total = db.session.scalar(select(func.count()).select_from(matching.subquery())) or 0
+    found = admin.matching(query.q)
+    rows = db.session.scalars(found.limit(query.limit).offset(query.offset))
     users = [UserOut.model_validate(user_body(user)) for user in rows]
-    return UserList(users=users, total=total, limit=query.limit, offset=query.offset).model_dump(
-        mode="json"
-    )
+    total = admin.count(found)
+    listed = UserList(users=users, total=total, limit=query.limit, offset=query.offset)
+    return listed.model_dump(mode="json")
 
 
 @bp.get("/users/<id:user_id>")
@@ -161,12 +123,7 @@ def get_user(user_id: int) -> dict[str, object]:
 @limit_writes
 def deactivate(user_id: int) -> dict[str, object]:
     """Deactivate a user: no sign-in any more, its tokens and browser sessions end."""
-    user = target(user_id)
-    not_the_last_admin(user)
-    active = update(User).where(User.is_active).values(is_active=False, **ending_sessions())
-    if changed(user, Action.USER_DEACTIVATED, active):
-        db.session.execute(delete(Token).where(Token.user_id == user.id))
-    return saved(user)
+    return acted(user_id, admin.deactivate)
 
 
 @bp.post("/users/<id:user_id>/reactivate")
@@ -174,11 +131,7 @@ def deactivate(user_id: int) -> dict[str, object]:
 @limit_writes
 def reactivate(user_id: int) -> dict[str, object]:
     """Let a deactivated user sign in again (its old tokens and sessions stay ended)."""
-    user = target(user_id)
-    changed(
-        user, Action.USER_REACTIVATED, update(User).where(~User.is_active).values(is_active=True)
-    )
-    return saved(user)
+    return acted(user_id, admin.reactivate)
 
 
 @bp.post("/users/<id:user_id>/promote")
@@ -186,14 +139,7 @@ def reactivate(user_id: int) -> dict[str, object]:
 @limit_writes
 def promote(user_id: int) -> dict[str, object]:
     """Make a user an admin: only an active one whose address is confirmed."""
-    user = target(user_id)
-    if user.email_verified_at is None:
-        raise Conflict(NOT_CONFIRMED)
-    if not user.is_active:
-        raise Conflict(INACTIVE)
-    admin = update(User).where(User.role != Role.ADMIN).values(role=Role.ADMIN)
-    changed(user, Action.USER_PROMOTED, admin)
-    return saved(user)
+    return acted(user_id, admin.promote)
 
 
 @bp.post("/users/<id:user_id>/demote")
@@ -201,14 +147,7 @@ def promote(user_id: int) -> dict[str, object]:
 @limit_writes
 def demote(user_id: int) -> dict[str, object]:
     """Make an admin a user again; never the last active admin."""
-    user = target(user_id)
-    not_the_last_admin(user)
-    changed(
-        user,
-        Action.USER_DEMOTED,
-        update(User).where(User.role == Role.ADMIN).values(role=Role.USER),
-    )
-    return saved(user)
+    return acted(user_id, admin.demote)
 
 
 @bp.post("/users/<id:user_id>/end-sessions")
@@ -216,10 +155,7 @@ def demote(user_id: int) -> dict[str, object]:
 @limit_writes
 def end_sessions(user_id: int) -> dict[str, object]:
     """End every token and browser session of a user (the caller's own, on itself)."""
-    user = target(user_id)
-    db.session.execute(delete(Token).where(Token.user_id == user.id))
-    changed(user, Action.SESSIONS_ENDED, update(User).values(**ending_sessions()))
-    return saved(user)
+    return acted(user_id, admin.end_sessions)
 
 
 @bp.post("/users/<id:user_id>/confirm-address")
@@ -227,10 +163,7 @@ def end_sessions(user_id: int) -> dict[str, object]:
 @limit_writes
 def confirm_address(user_id: int) -> dict[str, object]:
     """Mark a user's address confirmed (the operator checked it): it may sign in."""
-    user = target(user_id)
-    unconfirmed = update(User).where(User.email_verified_at.is_(None))
-    changed(user, Action.ADDRESS_CONFIRMED, unconfirmed.values(email_verified_at=utc_now()))
-    return saved(user)
+    return acted(user_id, admin.confirm_address)
 
 
 @bp.post("/users/<id:user_id>/reset-mail")
@@ -238,13 +171,8 @@ def confirm_address(user_id: int) -> dict[str, object]:
 @limit_writes
 def reset_mail(user_id: int) -> tuple[dict[str, object], int]:
     """Mail a user's address a link that sets a new password (its owner asked the admin)."""
-    user = target(user_id)
-    if not user.is_active:
-        raise Conflict(INACTIVE)
-    mail_reset(user.email)  # 503 with mail off, 429 past RATELIMIT_MAIL_ACCOUNT
-    record(Action.RESET_MAILED, user, actor=g.user)
-    db.session.commit()
-    answer = Accepted(detail=f"A link setting a new password is being mailed to {user.email}.")
+    sent = acted(user_id, admin.reset_mail)
+    answer = Accepted(detail=f"A link setting a new password is being mailed to {sent['email']}.")
     return answer.model_dump(), 202
 
 
@@ -254,11 +182,7 @@ def reset_mail(user_id: int) -> tuple[dict[str, object], int]:
 def reset_second_factor(user_id: int) -> dict[str, object]:
     """Turn a user's second factor off: its recovery codes go and its tokens and sessions end;
     its owner is mailed a notice."""
-    user = target(user_id)
-    if not second_factor.turn_off(user, actor=g.user, detail="reset"):
-        raise Conflict(NO_FACTOR)
-    db.session.refresh(user)
-    return user_body(user)
+    return acted(user_id, admin.reset_second_factor)
 
 
 def texts(*refusals: str) -> dict[str, str]:

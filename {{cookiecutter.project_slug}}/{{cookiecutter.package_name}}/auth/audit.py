@@ -6,8 +6,8 @@ A row says what happened (``action``, and a reason class in ``detail``), to whom
 who did it (``actor_id``: an admin; none for the user themself or a command), when, and from
 where: the client's address, the request's id and its user agent (cut short). Never a password,
 a token, a code or a link. Rows are kept AUDIT_RETENTION_DAYS; ``flask audit prune`` drops older
-ones (the Kubernetes CronJob, and Celery beat where selected, run it) and ``flask audit export``
-prints them as JSON lines.
+ones (a scheduled job runs it: docs/auth.md) and ``flask audit export`` prints them as JSON
+lines.
 """
 
 import json
@@ -37,7 +37,7 @@ MAX_ADDRESS = 64  # an IPv6 address with a zone fits
 class Action(StrEnum):
     """What an event records; docs/auth.md says what each means."""
 
-    SIGNED_IN = "signed_in"  # detail: how (password, code, passkey, provider)
+    SIGNED_IN = "signed_in"  # detail: how (password, code, ...)
     SIGN_IN_FAILED = "sign_in_failed"  # detail: why (credentials, code, unverified)
     SIGNED_OUT = "signed_out"
     # The API's sign-in, a sign-out, and passwords (an event's name, never a secret: S105)
