@@ -151,6 +151,8 @@ PRUNE = {
         "{package}/auth/sso_provider.py",
         "{package}/auth/admin_pages.py",
         "tests/auth/test_admin_pages.py",
+        "{package}/auth/admin_passkeys.py",
+        "tests/auth/test_admin_passkeys.py",
         "tests/auth/test_sso.py",
         "tests/settings/test_sso.py",
     ],

@@ -7,6 +7,7 @@ from . import (
     admin_api,
 {%- if cookiecutter.use_frontend == "yes" %}
     admin_pages,
+    admin_passkeys,
 {%- endif %}
     api,
     audit,
@@ -59,6 +60,8 @@ def init_app(app: Flask) -> None:
 {%- if cookiecutter.use_frontend == "yes" %}
     pages.init_app(app)
     admin_pages.init_app(app)
+    admin_passkeys.init_app(app)
+    openapi.describe(app, admin_passkeys.OPERATIONS)
     passkey_pages.init_app(app)  # when PASSKEY_ORIGINS names the site
     recovery_pages.init_app(app)
     security_pages.init_app(app)

@@ -16,6 +16,7 @@ from ..web.security import send_policy
 from . import admin, audit, second_factor
 from .accounts import Role, User
 from .admin_api import UserQuery
+from .admin_passkeys import passkeys_of, remove
 from .api import NOT_AN_ADMIN
 from .audit import Action
 from .audit_api import EventQuery
@@ -85,7 +86,10 @@ def user(user_id: int) -> ResponseReturnValue:
     shown = target(user_id)
     events = audit.recent(shown, LISTED)
     factor = second_factor.is_on(shown)
-    return render_template("auth/admin_user.html", user=shown, events=events, factor=factor)
+    passkeys = passkeys_of(shown)
+    return render_template(
+        "auth/admin_user.html", user=shown, events=events, factor=factor, passkeys=passkeys
+    )
 
 
 @bp.post("/admin/users/<id:user_id>/<action>")
@@ -105,6 +109,23 @@ def act(user_id: int, action: str) -> ResponseReturnValue:
         flash(refused.description or "That was refused.")
     else:
         flash(DONE[action])
+    return redirect(url_for(".user", user_id=user_id), 303)
+
+
+@bp.post("/admin/users/<id:user_id>/passkeys/<id:passkey_id>/remove")
+@access(Access.PAGE)
+@limit_writes
+def remove_passkey(user_id: int, passkey_id: int) -> ResponseReturnValue:
+    """Remove one of a user's passkeys (a lost or stolen device), then show the user's page."""
+    shown = target(user_id)
+    try:
+        remove(shown, g.admin, passkey_id)
+        db.session.commit()
+    except NotFound as missing:
+        db.session.rollback()
+        flash(missing.description or "No such passkey.")
+    else:
+        flash("Passkey removed: it signs in no more.")
     return redirect(url_for(".user", user_id=user_id), 303)
 
 
