@@ -202,3 +202,5 @@ def test_the_trail_answers_admins_and_each_user_their_own(app, admin):
     assert admin.get(f"/api/admin/audit?user_id={ada}").json["events"][0]["user_id"] == ada
     assert admin.get("/api/admin/audit?since=2999-01-01T00:00:00").json["events"] == []
     assert admin.get("/api/admin/audit?action=no_such_action").status_code == 422
+    for number in ("0.5", "1700000000"):  # not read as seconds since 1970
+        assert admin.get(f"/api/admin/audit?until={number}").status_code == 422

@@ -2,11 +2,12 @@
 action and time), GET /api/auth/activity shows a signed-in user the events of their own account.
 Nobody else reads a row: the trail names addresses and user agents."""
 
+import re
 from datetime import datetime
 from typing import Annotated
 
 from flask import Blueprint, Flask, g, request
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import Select
 
 from ..extensions import db
@@ -17,7 +18,19 @@ from ..platform.timestamps import UtcTimestamp, as_utc
 from .audit import Action, AuditEvent, events
 
 bp = Blueprint("audit", __name__)
-Moment = Annotated[datetime, AfterValidator(as_utc)]  # a time without a zone is UTC
+ISO_8601 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ].+)?")
+
+
+def iso_8601(value: object) -> object:
+    """Let only an ISO 8601 date or time through, as the document says: pydantic would read a
+    number ("0.5") as seconds since 1970."""
+    if isinstance(value, str) and not ISO_8601.fullmatch(value):
+        raise ValueError("expected an ISO 8601 date or time, such as 2026-11-29T08:00:00Z")
+    return value
+
+
+# A time of the query: ISO 8601 only; one without a zone is UTC.
+Moment = Annotated[datetime, BeforeValidator(iso_8601), AfterValidator(as_utc)]
 
 
 class OwnQuery(BaseModel):
