@@ -23,9 +23,9 @@ SHARE_DEPLOYMENT = True
 AT_ONCE = 8
 
 
-def new_account(deployment, admin: bool = False) -> tuple[Account, int]:
+def new_user(deployment, admin: bool = False) -> tuple[str, str, int]:
     """Make a user (an admin with ``admin``) with the generated command, as the image runs it;
-    return it with a token, and its id."""
+    return its address, its password and its id."""
     email = f"{'admin' if admin else 'user'}-{uuid.uuid4().hex[:8]}@example.com"
     password = secrets.token_urlsafe(18)
     argv = ["flask", "--app", f"{deployment.package}:create_app()", "users", "create", email]
@@ -33,6 +33,12 @@ def new_account(deployment, admin: bool = False) -> tuple[Account, int]:
     made = deployment.service.run_once(argv, stdin=f"{password}\n")
     assert made.returncode == 0, made.stdout + made.stderr
     ((user_id,),) = deployment.query("SELECT id FROM users WHERE email = ?", email)
+    return email, password, user_id
+
+
+def new_account(deployment, admin: bool = False) -> tuple[Account, int]:
+    """Make a user (new_user); return it with a token, and its id."""
+    email, password, user_id = new_user(deployment, admin)
     return Account(email, password, new_token(deployment.service.url, email, password)), user_id
 
 
