@@ -28,7 +28,7 @@ from {{ cookiecutter.package_name }}.auth.accounts import (
     user_for_token,
 )
 {%- if cookiecutter.use_postgres == "yes" %}
-from {{ cookiecutter.package_name }}.auth.audit import Action
+from {{ cookiecutter.package_name }}.auth.audit import Action, AuditEvent
 from {{ cookiecutter.package_name }}.auth.cli import not_the_last_admin, save_role
 {%- endif %}
 from {{ cookiecutter.package_name }}.extensions import db
@@ -135,6 +135,23 @@ def test_deactivate_ends_sign_in_and_tokens(app):
     with app.app_context():
         assert user_for_token(token) is None
         assert db.session.scalars(select(User)).one().is_active is False
+
+
+def test_reactivate_lets_a_deactivated_user_sign_in_again(app):
+    """It refuses an active user; a deactivated one signs in again, its old token still ended,
+    and the trail has both events."""
+    users(app, "create", "ada@example.com", password=PASSWORD)
+    assert users(app, "reactivate", "ada@example.com").exit_code == 1
+    with app.app_context():
+        token, _ = issue_token(db.session.scalars(select(User)).one(), timedelta(hours=1))
+    users(app, "deactivate", "ada@example.com")
+    result = users(app, "reactivate", "Ada@example.com")
+    assert result.exit_code == 0, result.output
+    assert signs_in(app, "ada@example.com", PASSWORD)
+    with app.app_context():
+        assert user_for_token(token) is None
+        actions = db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    assert actions == ["user_created", "user_deactivated", "user_reactivated"]
 
 
 def role_of(app, email: str) -> str:

@@ -140,6 +140,19 @@ def deactivate_user(email: str) -> None:
     click.echo(f"Deactivated user {address}; its tokens are revoked.")
 
 
+@users_cli.command("reactivate")
+@click.argument("email")
+def reactivate_user(email: str) -> None:
+    """Let a deactivated user sign in again (its ended tokens and sessions stay ended)."""
+    address, user = existing_user(email)
+    if user.is_active:
+        raise click.ClickException(f"{address} is active")
+    user.is_active = True
+    record(Action.USER_REACTIVATED, user)
+    db.session.commit()
+    click.echo(f"Reactivated user {address}: it may sign in again.")
+
+
 @users_cli.command("mfa-reset")
 @click.argument("email")
 def reset_second_factor(email: str) -> None:
