@@ -27,8 +27,8 @@ from {{ cookiecutter.package_name }}.auth.accounts import (
     issue_token,
     user_for_token,
 )
+from {{ cookiecutter.package_name }}.auth.audit import {% if cookiecutter.use_postgres == "yes" %}Action, {% endif %}AuditEvent
 {%- if cookiecutter.use_postgres == "yes" %}
-from {{ cookiecutter.package_name }}.auth.audit import Action, AuditEvent
 from {{ cookiecutter.package_name }}.auth.cli import not_the_last_admin, save_role
 {%- endif %}
 from {{ cookiecutter.package_name }}.extensions import db
