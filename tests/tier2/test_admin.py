@@ -15,7 +15,7 @@ import requests
 from selenium.webdriver.common.by import By
 
 from .auth import TIMEOUT, Account, at_once, new_token, sign_in_browser, with_two_workers
-from .browser import ARTEFACT_PROPERTY, browser
+from .browser import ARTEFACT_PROPERTY, browser, layout_problems
 from .test_served import each
 
 # Its users are its own (new addresses); it stops nothing and changes no setting.
@@ -79,9 +79,14 @@ def test_an_admin_deactivates_a_user_in_a_browser_and_its_session_ends(
         theirs.open(f"{entry}/security")
         theirs.wait(lambda d: d.find_elements(By.ID, "sign-in-form"), "sent to sign in")
 
+        for path, name in [
+            ("/admin", "admin-users"),
+            (f"/admin/users/{user_id}", "admin-user"),
+            ("/admin/audit", "admin-audit"),
+        ]:  # the pages' look: nothing wider than a phone, a form's fields alike
+            assert layout_problems(mine, f"{entry}{path}", name, record_property) == {}, path
         mine.open(f"{entry}/admin/audit?user_id={user_id}")
         rows = [row.text for row in mine.driver.find_elements(By.CSS_SELECTOR, "tr.event")]
-        record_property(ARTEFACT_PROPERTY, str(mine.screenshot("admin-audit")))
         assert "user_deactivated" in rows[0], rows
         assert f" {admin_id} " in f" {rows[0]} ", rows  # the actor's id, linked
         assert any("signed_in" in row for row in rows[1:]), rows
