@@ -16,11 +16,22 @@ from selenium.webdriver.common.by import By
 
 from .auth import TIMEOUT, Account, at_once, new_token, sign_in_browser, with_two_workers
 from .browser import ARTEFACT_PROPERTY, browser, layout_problems
+from .deployment import GENEROUS_LIMIT
 from .test_served import each
 
 # Its users are its own (new addresses); it stops nothing and changes no setting.
 SHARE_DEPLOYMENT = True
 AT_ONCE = 8
+
+
+@pytest.fixture(scope="module")
+def service(deployment):
+    """An instance of two workers, on the deployment's data, whose sign-in limits no test here
+    reaches (the shared deployment's other modules sign in from this address too)."""
+    started = deployment.extra_service(
+        "admin", RATELIMIT_SIGN_IN=GENEROUS_LIMIT, RATELIMIT_SIGN_IN_ACCOUNT=GENEROUS_LIMIT
+    )
+    return with_two_workers(started)
 
 
 def new_user(deployment, admin: bool = False) -> tuple[str, str, int]:
@@ -36,10 +47,10 @@ def new_user(deployment, admin: bool = False) -> tuple[str, str, int]:
     return email, password, user_id
 
 
-def new_account(deployment, admin: bool = False) -> tuple[Account, int]:
-    """Make a user (new_user); return it with a token, and its id."""
+def new_account(deployment, url: str, admin: bool = False) -> tuple[Account, int]:
+    """Make a user (new_user); return it with a token ``url`` gave, and its id."""
     email, password, user_id = new_user(deployment, admin)
-    return Account(email, password, new_token(deployment.service.url, email, password)), user_id
+    return Account(email, password, new_token(url, email, password)), user_id
 
 
 def events(deployment, user_id: int) -> list[tuple[str, int | None]]:
@@ -51,14 +62,14 @@ def events(deployment, user_id: int) -> list[tuple[str, int | None]]:
 @pytest.mark.timeout(300)
 @each("use_auth", "use_frontend")
 def test_an_admin_deactivates_a_user_in_a_browser_and_its_session_ends(
-    deployment, tmp_path, record_property
+    deployment, service, tmp_path, record_property
 ):
     """The user's page answers before, the sign-in form after; the admin's action asks first;
     the trail shows the user's sign-in and the deactivation naming the admin; no CSP violation
     and no console error on any admin page."""
-    admin, admin_id = new_account(deployment, admin=True)
-    user, user_id = new_account(deployment)
-    entry = deployment.entry
+    entry = service.url
+    admin, admin_id = new_account(deployment, entry, admin=True)
+    user, user_id = new_account(deployment, entry)
     with browser(tmp_path / "user") as theirs, browser(tmp_path / "admin") as mine:
         sign_in_browser(theirs, entry, user)
         theirs.open(f"{entry}/security")
@@ -96,13 +107,13 @@ def test_an_admin_deactivates_a_user_in_a_browser_and_its_session_ends(
 
 
 @each("use_auth")
-def test_an_admin_deactivates_a_user_through_the_api_once_however_many_ask(deployment):
+def test_an_admin_deactivates_a_user_through_the_api_once_however_many_ask(deployment, service):
     """The user's token answers before, 401 after; of 8 deactivations at once through two
     workers, each answers 200 and one event is written, naming the admin; a user's token gets
     403 on the trail, and its own events at /api/auth/activity."""
-    url = with_two_workers(deployment.service).url
-    admin, admin_id = new_account(deployment, admin=True)
-    user, user_id = new_account(deployment)
+    url = service.url
+    admin, admin_id = new_account(deployment, url, admin=True)
+    user, user_id = new_account(deployment, url)
     mine = {"Authorization": f"Bearer {admin.token}"}
     theirs = {"Authorization": f"Bearer {user.token}"}
     own = requests.get(f"{url}/api/auth/activity", headers=theirs, timeout=TIMEOUT)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from {{ cookiecutter.package_name }}.auth import sign_in_limits, sign_up
 from {{ cookiecutter.package_name }}.auth.accounts import User, hasher, user_by_email
+from {{ cookiecutter.package_name }}.auth.audit import AuditEvent
 from {{ cookiecutter.package_name }}.extensions import db
 from tests.auth.test_api import EMAIL, PASSWORD, add_user, sign_in
 from tests.conftest import SECRET
@@ -177,6 +178,21 @@ def test_a_link_works_once(open_app):
     assert again.status_code == 403
     assert again.json["error"]["detail"][0]["field"] == "token"
     assert sign_in(client, NEW).status_code == 201
+
+
+def test_an_account_made_at_the_same_moment_uses_the_link(open_app, monkeypatch):
+    """When another request creates the account between this one's look-up and its insert (one
+    link sent twice at once), this one answers 403, never a 500, and writes no event."""
+    app = open_app()
+    client = app.test_client()
+    sign_up_as(client)
+    token = app.outbox.token()
+    assert verify(client, token).status_code == 204
+    monkeypatch.setattr(sign_up, "user_by_email", lambda address: None)  # looked up before it
+    assert verify(client, token, "another password").status_code == 403
+    with app.app_context():
+        created = select(AuditEvent).where(AuditEvent.action == "user_created")
+        assert len(db.session.scalars(created).all()) == 1
 
 
 def test_two_links_asked_for_in_one_second_differ(open_app):

@@ -135,9 +135,10 @@ def verify(token: str, password: str) -> str | None:
     if user is None:
         user = User(email=address, password_hash=password_hash, email_verified_at=utc_now())
         db.session.add(user)
-        record(Action.USER_CREATED, user, detail="sign_up")
-        record(Action.ADDRESS_CONFIRMED, user)
         try:
+            db.session.flush()  # its id, for the trail; or the address taken at the same moment
+            record(Action.USER_CREATED, user, detail="sign_up")
+            record(Action.ADDRESS_CONFIRMED, user)
             db.session.commit()
         except IntegrityError:  # created at the same moment by another request: used
             db.session.rollback()
