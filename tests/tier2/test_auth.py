@@ -259,19 +259,20 @@ def test_an_unknown_email_and_a_wrong_password_answer_alike_in_a_similar_time(
         answer = sign_in(service.url, email, "wrong password", session)
         return repr(assert_json_error(answer, 401)["error"])
 
-    times = timed_pairs(ask, ("unknown", "wrong"))
-    assert_similar_medians(times, record_property, "sign_in")
-    assert_no_signal(times, "wrong", record_property, "sign_in")
+    assert_timed_alike(ask, ("unknown", "wrong"), record_property, "sign_in")
 
 
-def timed_pairs(ask: Callable[[str, requests.Session], str], kinds: tuple[str, str]) -> Times:
+def timed_pairs(
+    ask: Callable[[str, requests.Session], str], kinds: tuple[str, str], seed: int = PAIRS_SEED
+) -> Times:
     """Time WARM_UP + TIMED_PAIRS pairs of requests, one of each of the two ``kinds``, in an
-    order drawn for each pair (load on the machine hits both alike, and neither always goes
-    first), each sent and checked by ``ask``, which returns the answer's body; assert one body
-    for all; return each kind's times after the warm-up, the n-th of each from the n-th pair."""
+    order drawn from ``seed`` for each pair (load on the machine hits both alike, and neither
+    always goes first), each sent and checked by ``ask``, which returns the answer's body; assert
+    one body for all; return each kind's times after the warm-up, the n-th of each from the
+    n-th pair."""
     times: Times = {kind: [] for kind in kinds}
     bodies = set()
-    order = random.Random(PAIRS_SEED)
+    order = random.Random(seed)
     with requests.Session() as session:
         for attempt in range(WARM_UP + TIMED_PAIRS):
             for kind in order.sample(kinds, len(kinds)):
@@ -292,6 +293,26 @@ def assert_similar_medians(times: Times, record_property, name: str) -> None:
     print(f"median {name}: " + ", ".join(f"{kind} {m * 1e3:.1f} ms" for kind, m in medians.items()))
     first, second = medians.values()
     assert abs(first - second) <= max(TIMING_RATIO * max(first, second), TIMING_FLOOR), medians
+
+
+def assert_timed_alike(
+    ask: Callable[[str, requests.Session], str], kinds: tuple[str, str], record_property, name: str
+) -> None:
+    """Time pairs of the two ``kinds`` (timed_pairs) and assert their medians similar and
+    ``kinds[1]`` the slower in neither too many nor too few pairs for chance.
+
+    When the first TIMED_PAIRS pairs show a signal, as many again are timed and the test judges
+    all of them together: a difference the server makes holds in both rounds and stays a signal
+    (37 of 40 measured before the mail jobs is 74 of 80 then), while a burst of load from the
+    machine's other work, which at the sign test's level still flags one run in a few hundred,
+    does not land on the same kind twice."""
+    times = timed_pairs(ask, kinds)
+    low, high = sign_test_bounds(len(times[kinds[1]]))
+    if not low < slower_pairs(times, kinds[1]) < high:
+        more = timed_pairs(ask, kinds, seed=PAIRS_SEED + 1)
+        times = {kind: times[kind] + more[kind] for kind in kinds}
+    assert_no_signal(times, kinds[1], record_property, name)
+    assert_similar_medians(times, record_property, name)
 
 
 def sign_test_bounds(pairs: int, level: float = SIGN_TEST_LEVEL) -> tuple[int, int]:
