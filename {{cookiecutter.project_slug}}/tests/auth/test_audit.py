@@ -98,9 +98,10 @@ def test_api_sign_ins_record_failures_and_tokens_with_their_origin_never_a_secre
         assert secret not in everything
 
 
-def test_export_prints_json_lines_oldest_first_filtered_by_user_action_and_time(app):
+def test_export_prints_json_lines_oldest_first_filtered_by_user_action_and_time(app, tmp_path):
     """`flask audit export` prints one JSON object per event, oldest first; --user, --action and
-    --since keep only the matching ones."""
+    --since keep only the matching ones; --output writes the same lines to a file instead (the
+    service's log lines stay on STDOUT) and says how many on STDERR."""
     ada, grace = add_user(app), add_user(app, "grace@example.com")
     add_events(
         app,
@@ -112,7 +113,9 @@ def test_export_prints_json_lines_oldest_first_filtered_by_user_action_and_time(
     def export(*args: str) -> list[tuple]:
         result = app.test_cli_runner().invoke(args=["audit", "export", *args])
         assert result.exit_code == 0, result.output
-        lines = [json.loads(line) for line in result.output.splitlines()]
+        return fields([json.loads(line) for line in result.stdout.splitlines()])
+
+    def fields(lines: list[dict]) -> list[tuple]:
         return [(line["action"], line["user_id"], line["at"][:10]) for line in lines]
 
     assert export() == [
@@ -127,6 +130,12 @@ def test_export_prints_json_lines_oldest_first_filtered_by_user_action_and_time(
     assert export("--action", "user_created", "--since", "2025-01-02") == [
         ("user_created", grace, "2025-01-02")
     ]
+    kept = tmp_path / "audit.jsonl"
+    result = app.test_cli_runner().invoke(args=["audit", "export", "--output", str(kept)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "" and f"Wrote 3 audit events to {kept}." in result.stderr
+    lines = [json.loads(line) for line in kept.read_text(encoding="utf-8").splitlines()]
+    assert fields(lines) == export()
 
 
 def test_prune_drops_the_events_older_than_the_days_kept(make_app):

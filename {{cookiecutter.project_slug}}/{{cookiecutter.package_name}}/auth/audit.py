@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from flask import Flask, current_app, g, has_request_context, request
@@ -202,12 +202,23 @@ def prune_command(days: int | None) -> None:
 @click.option("--since", type=click.DateTime(), help="From this UTC time on (YYYY-MM-DD...).")
 @click.option("--user", "user_id", type=click.IntRange(1), help="Only this user's id.")
 @click.option("--action", type=click.Choice([action.value for action in Action]))
-def export_command(since: datetime | None, user_id: int | None, action: str | None) -> None:
+@click.option(
+    "--output",
+    type=click.File("w", encoding="utf-8", atomic=True),
+    default="-",
+    help="Write to this file (whole or not at all) instead of STDOUT, which log lines share.",
+)
+def export_command(
+    since: datetime | None, user_id: int | None, action: str | None, output: TextIO
+) -> None:
     """Print the events as JSON lines, oldest first (to keep them past AUDIT_RETENTION_DAYS)."""
     start = None if since is None else as_utc(since)
     query = events(user_id, action, start).order_by(None).order_by(AuditEvent.id)
+    lines = 0
     for line in exported(query):
-        click.echo(line)
+        click.echo(line, file=output)
+        lines += 1
+    click.echo(f"Wrote {lines} audit events to {output.name}.", err=True)
 
 
 def init_app(app: Flask) -> None:
