@@ -174,7 +174,7 @@ def test_a_failed_write_leaves_no_event_claiming_it(app, admin, monkeypatch):
         raise OperationalError("DELETE", {}, Exception("the server closed the connection"))
 
     with monkeypatch.context() as patched:
-        patched.setattr(actions, "delete", lost)
+        patched.setattr(actions, "end_tokens", lost)
         assert admin.post(f"/api/admin/users/{ada}/deactivate").status_code == 503
     assert stored(app, ada).is_active
     assert "user_deactivated" not in [event[0] for event in trail(app)]

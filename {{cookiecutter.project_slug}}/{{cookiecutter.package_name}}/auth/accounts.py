@@ -187,9 +187,14 @@ def is_last_admin(user: User) -> bool:
     return list(db.session.scalars(admins.with_for_update())) == [user.id]
 
 
+def end_tokens(user: User) -> None:
+    """End every API token of ``user``."""
+    db.session.execute(delete(Token).where(Token.user_id == user.id))
+
+
 def revoke(user: User) -> None:
     """End every token and browser session of ``user`` (deactivation, a new password)."""
-    db.session.execute(delete(Token).where(Token.user_id == user.id))
+    end_tokens(user)
     # Counted by the database (UPDATE ... SET login_generation = login_generation + 1): two
     # requests ending sessions at once both count, where reading and writing it back would not.
     user.login_generation = User.login_generation + 1

@@ -7,7 +7,7 @@ one changes the row and writes the event, the other finds it changed and writes 
 
 from collections.abc import Callable
 
-from sqlalchemy import ColumnElement, Select, Update, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, Update, func, select, update
 from werkzeug.exceptions import Conflict
 
 from ..extensions import db
@@ -15,7 +15,7 @@ from ..platform.database import rows_changed
 from ..platform.fields import MAX_ID
 from ..platform.timestamps import utc_now
 from . import second_factor
-from .accounts import Role, Token, User, is_last_admin
+from .accounts import Role, User, end_tokens, is_last_admin
 from .audit import Action, record
 from .recovery import mail_reset
 
@@ -75,7 +75,7 @@ def deactivate(user: User, actor: User) -> None:
     not_the_last_admin(user)
     active = update(User).where(User.is_active).values(is_active=False, **ending_sessions())
     if changed(user, actor, Action.USER_DEACTIVATED, active):
-        db.session.execute(delete(Token).where(Token.user_id == user.id))
+        end_tokens(user)
 
 
 def reactivate(user: User, actor: User) -> None:
@@ -103,7 +103,7 @@ def demote(user: User, actor: User) -> None:
 
 def end_sessions(user: User, actor: User) -> None:
     """End every token and browser session of a user (the actor's own, on itself)."""
-    db.session.execute(delete(Token).where(Token.user_id == user.id))
+    end_tokens(user)
     changed(user, actor, Action.SESSIONS_ENDED, update(User).values(**ending_sessions()))
 
 

@@ -4,7 +4,7 @@ sentence (the error page), a visitor the sign-in form. Each action is a form (CS
 every form of the pages) that asks first, then shows what it did on the user's page.
 """
 
-from flask import Blueprint, Flask, Response, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, Flask, flash, g, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from werkzeug.exceptions import Forbidden, HTTPException, NotFound
@@ -12,15 +12,16 @@ from werkzeug.exceptions import Forbidden, HTTPException, NotFound
 from ..extensions import db
 from ..platform.rate_limits import limit_writes
 from ..platform.routes import Access, access
-from ..web.security import send_policy
+from ..web.security import no_store, send_policy
 from . import admin, audit, second_factor
 from .accounts import Role, User
 from .admin_api import UserQuery
-from .admin_passkeys import passkeys_of, remove
+from .admin_passkeys import remove
 from .api import NOT_AN_ADMIN
 from .audit import Action
 from .audit_api import EventQuery
 from .pages import require_sign_in
+from .passkeys import passkeys_of
 
 bp = Blueprint("admin_pages", __name__, template_folder="templates")  # auth/templates/auth/
 bp.after_request(send_policy)  # as the other pages
@@ -50,14 +51,8 @@ def require_admin() -> ResponseReturnValue | None:
     return None
 
 
-def keep_out_of_caches(response: Response) -> Response:
-    """Have no cache keep these pages: they show addresses and the trail."""
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
 bp.before_request(require_admin)
-bp.after_request(keep_out_of_caches)
+bp.after_request(no_store)  # they show addresses and the trail
 
 
 def target(user_id: int) -> User:
@@ -86,7 +81,7 @@ def user(user_id: int) -> ResponseReturnValue:
     shown = target(user_id)
     events = audit.recent(shown, LISTED)
     factor = second_factor.is_on(shown)
-    passkeys = passkeys_of(shown)
+    passkeys = passkeys_of(shown.id)
     return render_template(
         "auth/admin_user.html", user=shown, events=events, factor=factor, passkeys=passkeys
     )

@@ -6,7 +6,7 @@ naming its admin; a passkey id that is not this user's is a 404, never another u
 
 from flask import Blueprint, Flask, g
 from pydantic import Field
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from werkzeug.exceptions import NotFound
 
 from ..extensions import db
@@ -19,7 +19,7 @@ from ..platform.timestamps import UtcTimestamp
 from .accounts import User
 from .admin_api import UserOut, target, user_body
 from .audit import Action, record
-from .passkeys import Passkey
+from .passkeys import Passkey, passkeys_of
 
 bp = Blueprint("admin_passkeys", __name__)
 
@@ -40,12 +40,6 @@ class PasskeyList(Answer):
     passkeys: list[PasskeyOut]
 
 
-def passkeys_of(user: User) -> list[Passkey]:
-    """Return a user's passkeys, oldest first."""
-    mine = select(Passkey).where(Passkey.user_id == user.id).order_by(Passkey.id)
-    return list(db.session.scalars(mine))
-
-
 def remove(user: User, actor: User, passkey_id: int) -> None:
     """Remove one of ``user``'s passkeys (not committed), in the audit trail by ``actor``; raise
     NotFound when ``user`` has no passkey of this id (another user's included)."""
@@ -64,7 +58,7 @@ def list_passkeys(user_id: int) -> dict[str, object]:
     """List a user's passkeys, oldest first."""
     rows = [
         PasskeyOut.model_validate(passkey, from_attributes=True)
-        for passkey in passkeys_of(target(user_id))
+        for passkey in passkeys_of(target(user_id).id)
     ]
     return PasskeyList(passkeys=rows).model_dump(mode="json")
 

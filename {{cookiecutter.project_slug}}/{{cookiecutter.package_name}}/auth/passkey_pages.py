@@ -64,6 +64,7 @@ from .passkeys import (
     clean_name,
     distinct_name,
     new_challenge,
+    passkeys_of,
     relying_party,
     take_challenge,
 )
@@ -99,12 +100,6 @@ def refused(detail: str) -> ResponseReturnValue:
     return json_error(422, "Unprocessable Content", detail)
 
 
-def own_passkeys(user_id: int) -> list[Passkey]:
-    """Return a user's passkeys, oldest first."""
-    mine = select(Passkey).where(Passkey.user_id == user_id)
-    return list(db.session.scalars(mine.order_by(Passkey.id)))
-
-
 def lock_passkeys(user_id: int) -> None:
     """Keep other changes of this user's passkeys waiting until the commit: their user's row is
     locked (SELECT ... FOR UPDATE), so a count or a name read next holds. SQLite ignores the
@@ -120,7 +115,7 @@ def registration_options() -> ResponseReturnValue:
     """Start adding a passkey: a new challenge, and the passkeys the authenticator must not
     duplicate; the user handle is the one the user's other passkeys carry, else a new one."""
     rp_id, _ = relying_party()
-    kept = own_passkeys(current_user.id)
+    kept = passkeys_of(current_user.id)
     handle = kept[0].user_handle if kept else secrets.token_bytes(32)
     options = generate_registration_options(
         rp_id=rp_id,
@@ -168,7 +163,7 @@ def register() -> ResponseReturnValue:
         if db.session.scalar(known) is not None:
             db.session.rollback()
             return refused("This passkey is registered already.")
-        taken_names = {passkey.name for passkey in own_passkeys(user_id)}
+        taken_names = {passkey.name for passkey in passkeys_of(user_id)}
         passkey = Passkey(
             user_id=user_id,
             credential_id=verified.credential_id,
@@ -185,7 +180,7 @@ def register() -> ResponseReturnValue:
         except IntegrityError:
             db.session.rollback()
             continue
-        if len(own_passkeys(user_id)) > MAX_PASSKEYS_PER_USER:  # counted after the write
+        if len(passkeys_of(user_id)) > MAX_PASSKEYS_PER_USER:  # counted after the write
             db.session.rollback()
             return refused(f"You have {MAX_PASSKEYS_PER_USER} passkeys: remove one first.")
         record(Action.PASSKEY_ADDED, user_id, detail=str(passkey.id))
@@ -256,7 +251,7 @@ def sign_in() -> ResponseReturnValue:
 def passkey_list() -> ResponseReturnValue:
     """Show the signed-in user's passkeys, with a button to add one, and to rename or remove
     each."""
-    return render_template("auth/passkeys.html", passkeys=own_passkeys(current_user.id))
+    return render_template("auth/passkeys.html", passkeys=passkeys_of(current_user.id))
 
 
 @bp.post("/passkeys/<int:passkey_id>/remove")
@@ -289,7 +284,7 @@ def rename(passkey_id: int) -> ResponseReturnValue:
     if not name or passkey is None:
         return redirect(url_for("passkeys.passkey_list"), 303)
     lock_passkeys(current_user.id)
-    if name in {other.name for other in own_passkeys(current_user.id) if other.id != passkey_id}:
+    if name in {other.name for other in passkeys_of(current_user.id) if other.id != passkey_id}:
         db.session.rollback()
         flash(f"Another passkey is named “{name}”: choose a name of its own.")
         return redirect(url_for("passkeys.passkey_list"), 303)

@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     delete,
     func,
+    select,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
@@ -71,6 +72,12 @@ class PasskeyChallenge(db.Model):  # type: ignore[name-defined, misc]  # made at
 
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+def passkeys_of(user_id: int) -> list[Passkey]:
+    """Return a user's passkeys, oldest first."""
+    mine = select(Passkey).where(Passkey.user_id == user_id)
+    return list(db.session.scalars(mine.order_by(Passkey.id)))
 
 
 def relying_party() -> tuple[str, list[str]]:

@@ -20,7 +20,6 @@ import segno
 from flask import (
     Blueprint,
     Flask,
-    Response,
     flash,
     redirect,
     render_template,
@@ -37,7 +36,7 @@ from ..extensions import db
 from ..platform.rate_limits import limit_writes
 from ..platform.routes import Access, access
 from ..platform.timestamps import as_utc, iso_utc
-from ..web.security import send_policy
+from ..web.security import no_store, send_policy
 from . import audit, second_factor
 from .accounts import User
 from .api import before_second_factor
@@ -105,11 +104,7 @@ class Activity(NamedTuple):
     where: str | None
 
 
-@bp.after_request
-def keep_out_of_caches(response: Response) -> Response:
-    """Have no cache keep these pages: they show a secret or recovery codes."""
-    response.headers["Cache-Control"] = "no-store"
-    return response
+bp.after_request(no_store)  # they show a secret or recovery codes
 
 
 def signed_in_user() -> User:

@@ -70,6 +70,13 @@ def send_policy(response: Response) -> Response:
     return response
 
 
+def no_store(response: Response) -> Response:
+    """Have no cache keep an answer (pages showing a secret or other people's data send it
+    after their requests)."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def keeps_its_link_secret(
     view: Callable[..., ResponseReturnValue],
 ) -> Callable[..., ResponseReturnValue]:
@@ -81,8 +88,7 @@ def keeps_its_link_secret(
     def answer(*args: object, **kwargs: object) -> Response:
         response = make_response(view(*args, **kwargs))
         response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return no_store(response)
 
     return answer
 
