@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from {{ cookiecutter.package_name }}.auth import audit
 from {{ cookiecutter.package_name }}.auth.accounts import User
 from {{ cookiecutter.package_name }}.auth.audit import Action, AuditEvent, as_line, record
 from {{ cookiecutter.package_name }}.extensions import db
@@ -136,6 +137,24 @@ def test_export_prints_json_lines_oldest_first_filtered_by_user_action_and_time(
     assert result.stdout == "" and f"Wrote 3 audit events to {kept}." in result.stderr
     lines = [json.loads(line) for line in kept.read_text(encoding="utf-8").splitlines()]
     assert fields(lines) == export()
+
+
+def test_an_export_that_fails_midway_leaves_the_file_as_it_was(app, tmp_path, monkeypatch):
+    """When reading the events fails after some were written, --output leaves the file it
+    names as it was (here: an older export) and no partial file beside it."""
+    add_events(app, (Action.USER_CREATED, add_user(app), datetime(2025, 1, 1, tzinfo=UTC)))
+    kept = tmp_path / "audit.jsonl"
+    kept.write_text("the older export\n", encoding="utf-8")
+
+    def failing(query):
+        yield '{"id": 1}'
+        raise OSError("the database went away")
+
+    monkeypatch.setattr(audit, "exported", failing)
+    result = app.test_cli_runner().invoke(args=["audit", "export", "--output", str(kept)])
+    assert result.exit_code == 1 and "Could not write" in result.output
+    assert kept.read_text(encoding="utf-8") == "the older export\n"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["audit.jsonl"]
 
 
 def test_prune_drops_the_events_older_than_the_days_kept(make_app):

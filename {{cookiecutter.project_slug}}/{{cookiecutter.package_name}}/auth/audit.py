@@ -12,10 +12,11 @@ lines.
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any
 
 import click
 from flask import Flask, current_app, g, has_request_context, request
@@ -204,21 +205,40 @@ def prune_command(days: int | None) -> None:
 @click.option("--action", type=click.Choice([action.value for action in Action]))
 @click.option(
     "--output",
-    type=click.File("w", encoding="utf-8", atomic=True),
-    default="-",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write to this file (whole or not at all) instead of STDOUT, which log lines share.",
 )
 def export_command(
-    since: datetime | None, user_id: int | None, action: str | None, output: TextIO
+    since: datetime | None, user_id: int | None, action: str | None, output: Path | None
 ) -> None:
     """Print the events as JSON lines, oldest first (to keep them past AUDIT_RETENTION_DAYS)."""
     start = None if since is None else as_utc(since)
     query = events(user_id, action, start).order_by(None).order_by(AuditEvent.id)
-    lines = 0
-    for line in exported(query):
-        click.echo(line, file=output)
-        lines += 1
-    click.echo(f"Wrote {lines} audit events to {output.name}.", err=True)
+    if output is None:
+        for line in exported(query):
+            click.echo(line)
+        return
+    try:
+        written = write_whole(output, exported(query))
+    except OSError as exc:  # no such folder, no permission, a full disk
+        raise click.ClickException(f"Could not write {output}: {exc.strerror or exc}") from exc
+    click.echo(f"Wrote {written} audit events to {output}.", err=True)
+
+
+def write_whole(path: Path, lines: Iterable[str]) -> int:
+    """Write ``lines`` to a file beside ``path``, renamed to it once every line is written (a
+    failed export leaves no file, or the one there before); return how many."""
+    partial = path.with_name(f".{path.name}.partial")
+    written = 0
+    try:
+        with partial.open("w", encoding="utf-8") as file:
+            for line in lines:
+                file.write(line + "\n")
+                written += 1
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return written
 
 
 def init_app(app: Flask) -> None:
