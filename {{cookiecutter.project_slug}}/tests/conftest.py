@@ -5,6 +5,9 @@ has the settings' defaults and its overrides. Only TEST_* variables reach it.
 TEST_DATABASE_URL names a database kept for the tests: the session drops every table it has,
 builds the schema as production does, and drops every table again at the end. Unset, the tests
 use a temporary SQLite file.
+
+The tests share one app (``app``), its tables and cache emptied before each: a test that changes
+its app (a setting, a route, an extension) takes one of its own from ``make_app``.
 """
 
 {% if cookiecutter.use_auth == "yes" -%}
@@ -55,7 +58,7 @@ from {{ cookiecutter.package_name }}.auth.accounts import User, hasher, issue_to
 from {{ cookiecutter.package_name }}.auth.pages import SignedIn
 {%- endif %}
 from {{ cookiecutter.package_name }}.extensions import cache, db
-from {{ cookiecutter.package_name }}.platform import health{% if cookiecutter.use_opentelemetry == "yes" %}, telemetry{% endif %}
+from {{ cookiecutter.package_name }}.platform import health, logs{% if cookiecutter.use_opentelemetry == "yes" %}, telemetry{% endif %}
 {%- if cookiecutter.use_auth == "yes" %}
 from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
 {%- endif %}
@@ -293,9 +296,9 @@ def _close_pooled_connections():
     assert not left, f"{len(left)} database connection(s) outlived the test that opened them"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def settings_overrides(test_database_url, _schema) -> dict:
-    """Return the overrides every test app gets; tests add their own."""
+    """Return the overrides every test app gets; tests add their own (to a copy)."""
     return {
         "app_env": "test",
         "secret_key": SECRET,
@@ -311,27 +314,109 @@ def settings_overrides(test_database_url, _schema) -> dict:
     }
 
 
+def emptied(app: Flask) -> Flask:
+    """Empty the tables and the cache of ``app``; return it."""
+    with app.app_context():
+        with db.engine.begin() as connection:
+            for table in reversed(db.metadata.sorted_tables):
+                connection.execute(table.delete())
+        cache.clear()
+    return app
+
+
 @pytest.fixture
 def make_app(settings_overrides):
-    """Return a function building an app with extra overrides, on emptied tables and caches."""
+    """Return a function building an app of the test's own with extra overrides, on emptied
+    tables and caches: for a test that changes its app (a setting, a route, an extension)."""
 
     def make(**overrides):
-        app = create_app({**settings_overrides, **overrides})
-        with app.app_context():
-            with db.engine.begin() as connection:
-                for table in reversed(db.metadata.sorted_tables):
-                    connection.execute(table.delete())
-            cache.clear()
-        return app
+        return emptied(create_app({**settings_overrides, **overrides}))
 
     return make
 
 
+def shape_of(app: Flask) -> dict:
+    """Return what a test leaves as it found on the shared app: its configuration and settings,
+    routes, hooks, error handlers and which object each extension is."""
+    hooks = (
+        app.before_request_funcs,
+        app.after_request_funcs,
+        app.teardown_request_funcs,
+        app.url_value_preprocessors,
+        app.url_default_functions,
+        app.template_context_processors,
+    )
+    return {
+        "configuration": dict(app.config),
+        "settings": app.extensions["settings"].model_dump(),
+        "routes": sorted((rule.rule, rule.endpoint) for rule in app.url_map.iter_rules()),
+        "static folder": app.static_folder,
+        "views": dict(app.view_functions),
+        "hooks": [{key: list(funcs) for key, funcs in table.items() if funcs} for table in hooks],
+        "app context teardowns": list(app.teardown_appcontext_funcs),
+        # Flask adds empty entries as it looks handlers up: only those it holds count.
+        "error handlers": {
+            (scope, code): dict(handlers)
+            for scope, codes in app.error_handler_spec.items()
+            for code, handlers in codes.items()
+            if handlers
+        },
+        "extensions": {name: id(value) for name, value in app.extensions.items()},
+    }
+
+
+def changes(before: dict, after: dict) -> list[str]:
+    """Return the parts of an app's shape (shape_of) that differ from ``before`` to ``after``.
+
+    An extension the app added as it served is no change: the next test starts without it.
+    """
+    kept = {name: after["extensions"].get(name) for name in before["extensions"]}
+    return [part for part in before if before[part] != {**after, "extensions": kept}[part]]
+
+
+@pytest.fixture(scope="session")
+def _shared() -> dict:
+    """Hold the app the tests share, once the first test asked for it, and its shape."""
+    return {}
+
+
+@pytest.fixture(autouse=True)
+def _shared_app_left_as_found(request, _shared):
+    """Fail a test that changed the shared app, and let the next test build a new one.
+
+    Autouse, so set up before the test's other fixtures and checked after their teardown
+    (monkeypatch's undo included).
+    """
+    yield
+    app = _shared.get("app")
+    if app is None or "app" not in request.fixturenames:
+        return
+    changed = changes(_shared["shape"], shape_of(app))
+    if changed:
+        _shared.clear()
+        pytest.fail(f"the test changed the shared app's {', '.join(changed)}: use make_app()")
+
+
 @pytest.fixture
-def app(make_app):
-    """Build an app on empty tables."""
-    app = make_app()
-    yield app
+def app(_shared, settings_overrides):
+    """Return the app the tests share, on emptied tables and caches.
+
+    Built once per session: building an app (its settings, its routes) costs more than most
+    tests. A test that changes its app asks make_app for one of its own.
+    """
+    if "app" not in _shared:
+        app = create_app(settings_overrides)
+        _shared.update(app=app, shape=shape_of(app))
+    app = _shared["app"]
+    for name in app.extensions.keys() - _shared["shape"]["extensions"].keys():
+        del app.extensions[name]  # what the app fills as it serves (documents, checks' runs)
+    # Process-wide, and set by the last app built: this one's again.
+    logs.init_app(app)
+{%- if cookiecutter.use_celery == "yes" %}
+    app.extensions["celery"].set_current()  # the app tasks find, in this thread
+    app.extensions["celery"].set_default()  # and in the threads the test starts
+{%- endif %}
+    yield emptied(app)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()

@@ -1,5 +1,6 @@
 """The suite reads no .env and none of the environment's service settings (only TEST_* reach
-it): where both name the servers this bake uses, one listening, it passes and reaches none.
+it): where both name the servers this bake uses, one listening, it passes and reaches none. A
+test that changes the app the tests share fails.
 """
 
 import os
@@ -8,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import PROJECT, connections_to
+from tests.conftest import PROJECT, changes, connections_to, shape_of
 
 # A part of the suite that builds apps with and without overrides, and would act on the .env or
 # the environment if they reached it.
@@ -74,3 +75,27 @@ def test_the_suite_reaches_no_server_its_env_file_or_environment_names(tmp_path:
         reached = connections_to(server)
     assert result.returncode == 0, result.stdout[-4000:]
     assert reached == 0, f"{reached} connection(s) reached the listening server"
+
+
+def test_every_kind_of_change_to_the_shared_app_is_seen(make_app):
+    """It sees each change a test could leave on the app the tests share, so the check after each
+    test fails the test that made it; what the app fills as it serves is no change."""
+    changed_by = {
+        "configuration": lambda app: app.config.update(TESTING=False),
+        "settings": lambda app: setattr(app.extensions["settings"], "log_level", "ERROR"),
+        "routes": lambda app: app.add_url_rule("/added", "added", lambda: ""),
+        "hooks": lambda app: app.before_request(lambda: None),
+        "app context teardowns": lambda app: app.teardown_appcontext(lambda _: None),
+        "error handlers": lambda app: app.register_error_handler(418, lambda _: ""),
+        "extensions": lambda app: app.extensions.update(cache=object()),
+        "static folder": lambda app: setattr(app, "static_folder", "elsewhere"),
+    }
+    for part, change in changed_by.items():
+        app = make_app()
+        before = shape_of(app)
+        change(app)
+        assert part in changes(before, shape_of(app)), part
+    app = make_app()
+    before = shape_of(app)
+    assert app.test_client().get("/openapi.json").status_code == 200  # an extension filled
+    assert changes(before, shape_of(app)) == []

@@ -177,9 +177,10 @@ def test_sign_out_ends_the_users_other_sessions(app):
     assert shows_the_form(other)
 
 
-def test_session_ends_once_its_cookie_is_older_than_the_session_lifetime(app):
+def test_session_ends_once_its_cookie_is_older_than_the_session_lifetime(make_app):
     """It refuses a session cookie written longer ago than PERMANENT_SESSION_LIFETIME (Flask's
     31 days by default; 3 s here), so a session kept open for ever ends even so."""
+    app = make_app()
     app.config["PERMANENT_SESSION_LIFETIME"] = 3  # a loaded machine signs in within it
     client = signed_in_by_form(app)
     assert shows_the_form(client)

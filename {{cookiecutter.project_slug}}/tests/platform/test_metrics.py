@@ -11,6 +11,12 @@ from {{ cookiecutter.package_name }}.settings import Settings, SettingsError, lo
 ITEM_ROUTE = "/api/items/<id:item_id>"
 
 
+@pytest.fixture
+def app(make_app):
+    """Return an app of the test's own: the tests count what it served since it started."""
+    return make_app()
+
+
 def scrape(client) -> dict[tuple[str, frozenset], float]:
     """Return every sample /metrics answers, by name and labels."""
     response = client.get("/metrics")

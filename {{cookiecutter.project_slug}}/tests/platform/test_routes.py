@@ -57,8 +57,9 @@ def test_every_route_declares_who_may_call_it(make_app, app_env):
     assert not undeclared, f"declare who may call these (platform/routes.py): {undeclared}"
 
 
-def test_a_route_that_declares_nothing_gets_the_safe_default(app):
+def test_a_route_that_declares_nothing_gets_the_safe_default(make_app):
     """It answers SIGNED_IN_TO_WRITE for an endpoint with no declaration."""
+    app = make_app()
     app.add_url_rule("/undeclared", endpoint="undeclared", view_func=lambda: "")
     assert routes.declared(app, "undeclared") is None
     assert routes.access_of(app, "undeclared") is Access.SIGNED_IN_TO_WRITE

@@ -181,10 +181,11 @@ def sentry():
     sentry_sdk.get_global_scope().set_client(None)
 
 
-def test_an_error_reaches_sentry_with_its_trace_id_and_no_body(app, spans, sentry):
+def test_an_error_reaches_sentry_with_its_trace_id_and_no_body(make_app, spans, sentry):
     """It sends one event for an exception, with the request's trace id, its message's first line,
     and no body, local variables, cookies or client address.
     """
+    app = make_app()
 
     @app.get("/boom")  # a GET: every bake takes it without a form token
     def boom():

@@ -41,8 +41,9 @@ def test_htmx_post_with_the_header_token_is_accepted(writer):
     assert response.status_code == 201
 
 
-def test_csrf_checks_can_be_turned_off(app):
+def test_csrf_checks_can_be_turned_off(make_app):
     """It accepts a form post without a token when WTF_CSRF_ENABLED is false (as in flask-wtf)."""
+    app = make_app()
     app.config["WTF_CSRF_ENABLED"] = False
     response = writer_of(app).post("/items", data={"name": "unchecked"})
     assert response.status_code == 303

@@ -28,8 +28,9 @@ def digested(tmp_path):
 
 
 @pytest.fixture
-def digested_app(app, digested):
-    """Return the app serving the digested folder, its manifest read as at start-up."""
+def digested_app(make_app, digested):
+    """Return an app serving the digested folder, its manifest read as at start-up."""
+    app = make_app()
     app.static_folder = str(digested)
     app.extensions["static_digest"].init_app(app)
     return app
@@ -100,8 +101,9 @@ def test_compressed_variants_are_not_served(digested_app, digested, suffix):
 {%- endif %}
 
 
-def test_without_a_manifest_pages_link_the_plain_names(app, tmp_path):
+def test_without_a_manifest_pages_link_the_plain_names(make_app, tmp_path):
     """It links the undigested names when no digest ran (development, assets-watch)."""
+    app = make_app()
     app.static_folder = str(tmp_path)
     app.extensions["static_digest"].init_app(app)
     page = app.test_client().get("/").text
