@@ -337,7 +337,8 @@ def make_app(settings_overrides):
 
 def shape_of(app: Flask) -> dict:
     """Return what a test leaves as it found on the shared app: its configuration and settings,
-    routes, hooks, error handlers and which object each extension is."""
+    routes, static folder, kind of cache, hooks, error handlers and which object each extension
+    is."""
     hooks = (
         app.before_request_funcs,
         app.after_request_funcs,
@@ -346,11 +347,14 @@ def shape_of(app: Flask) -> dict:
         app.url_default_functions,
         app.template_context_processors,
     )
+    with app.app_context():  # the cache of the app in context
+        kind_of_cache = type(cache.cache).__name__
     return {
         "configuration": dict(app.config),
         "settings": app.extensions["settings"].model_dump(),
         "routes": sorted((rule.rule, rule.endpoint) for rule in app.url_map.iter_rules()),
         "static folder": app.static_folder,
+        "cache": kind_of_cache,
         "views": dict(app.view_functions),
         "hooks": [{key: list(funcs) for key, funcs in table.items() if funcs} for table in hooks],
         "app context teardowns": list(app.teardown_appcontext_funcs),
@@ -455,8 +459,9 @@ def with_a_cache(app: Flask) -> Flask:
 
 @pytest.fixture
 def shared_cache(app):
-    """Give the app a cache (with_a_cache)."""
-    return with_a_cache(app)
+    """Give the app a cache (with_a_cache) for the test, and the one its settings name after."""
+    yield with_a_cache(app)
+    cache.init_app(app)
 
 
 @pytest.fixture

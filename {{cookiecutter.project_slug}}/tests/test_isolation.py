@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from {{ cookiecutter.package_name }}.extensions import cache
 from tests.conftest import PROJECT, changes, connections_to, shape_of
 
 # A part of the suite that builds apps with and without overrides, and would act on the .env or
@@ -80,6 +81,7 @@ def test_the_suite_reaches_no_server_its_env_file_or_environment_names(tmp_path:
 def test_every_kind_of_change_to_the_shared_app_is_seen(make_app):
     """It sees each change a test could leave on the app the tests share, so the check after each
     test fails the test that made it; what the app fills as it serves is no change."""
+    memory = {"CACHE_TYPE": "SimpleCache", "CACHE_OPTIONS": {}}  # no other kind's options
     changed_by = {
         "configuration": lambda app: app.config.update(TESTING=False),
         "settings": lambda app: setattr(app.extensions["settings"], "log_level", "ERROR"),
@@ -87,8 +89,9 @@ def test_every_kind_of_change_to_the_shared_app_is_seen(make_app):
         "hooks": lambda app: app.before_request(lambda: None),
         "app context teardowns": lambda app: app.teardown_appcontext(lambda _: None),
         "error handlers": lambda app: app.register_error_handler(418, lambda _: ""),
-        "extensions": lambda app: app.extensions.update(cache=object()),
+        "extensions": lambda app: app.extensions.update(cache_outage=object()),
         "static folder": lambda app: setattr(app, "static_folder", "elsewhere"),
+        "cache": lambda app: cache.init_app(app, memory),
     }
     for part, change in changed_by.items():
         app = make_app()
