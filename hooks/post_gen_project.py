@@ -115,6 +115,7 @@ PRUNE = {
         "migrations/versions/20261129_0008_second_factors.py",
         "migrations/versions/20261130_0009_password_optional.py",
         "migrations/versions/20261201_0011_audit_events.py",
+        "migrations/versions/20261202_0012_audit_events_plain_ids.py",
     ],
     ("use_auth", "use_frontend", "use_postgres"): [
         "migrations/versions/20261126_0004_passkeys.py",

@@ -2,7 +2,8 @@
 Chromium, signed in as an admin made by `flask users create --admin`, deactivates a user whose
 open session in another Chromium then ends, and the trail page shows the user's sign-in and the
 deactivation by that admin. The API does the same with tokens; the same deactivation sent 8
-times at once through the two workers changes the user once and writes one event.
+times at once through the two workers changes the user once and writes one event, as a token's
+sign-out sent 8 times at once ends it once.
 """
 
 from __future__ import annotations
@@ -107,10 +108,13 @@ def test_an_admin_deactivates_a_user_in_a_browser_and_its_session_ends(
 
 
 @each("use_auth")
-def test_an_admin_deactivates_a_user_through_the_api_once_however_many_ask(deployment, service):
-    """The user's token answers before, 401 after; of 8 deactivations at once through two
-    workers, each answers 200 and one event is written, naming the admin; a user's token gets
-    403 on the trail, and its own events at /api/auth/activity."""
+def test_a_sign_out_and_a_deactivation_through_the_api_happen_once_however_many_ask(
+    deployment, service
+):
+    """Of 8 sign-outs of one token at once through two workers, one answers 204 and writes an
+    event, the others 401 as for any token no longer live. The user's token answers before, 401
+    after a deactivation; of 8 at once, each answers 200 and one event is written, naming the
+    admin; a user's token gets 403 on the trail, and its own events at /api/auth/activity."""
     url = service.url
     admin, admin_id = new_account(deployment, url, admin=True)
     user, user_id = new_account(deployment, url)
@@ -120,6 +124,14 @@ def test_an_admin_deactivates_a_user_through_the_api_once_however_many_ask(deplo
     assert own.status_code == 200 and {e["user_id"] for e in own.json()["events"]} == {user_id}
     trail = requests.get(f"{url}/api/admin/audit", headers=theirs, timeout=TIMEOUT)
     assert trail.status_code == 403, trail.text
+    other = {"Authorization": f"Bearer {new_token(url, user.email, user.password)}"}
+
+    def sign_out(_: int) -> int:
+        path = f"{url}/api/auth/tokens/current"
+        return requests.delete(path, headers=other, timeout=TIMEOUT).status_code
+
+    assert sorted(at_once(sign_out, list(range(AT_ONCE)))) == [204] + [401] * (AT_ONCE - 1)
+    assert events(deployment, user_id).count(("token_revoked", None)) == 1
 
     def deactivate(_: int) -> int:
         path = f"{url}/api/admin/users/{user_id}/deactivate"

@@ -8,7 +8,7 @@ import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, NamedTuple
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -22,6 +22,8 @@ from sqlalchemy import (
     String,
     delete,
     func,
+    literal,
+    outerjoin,
     select,
     true,
 )
@@ -134,20 +136,44 @@ def user_by_email(email: str) -> User | None:
     return user
 
 
-def authenticate(email: str, password: str) -> User | None:
-    """Return the active user with this email and password, else None, after one verification
-    whatever failed (unknown email, wrong password, no password, inactive); rehash on new
-    parameters."""
-    user = user_by_email(email)
+class Credentials(NamedTuple):
+    """What a password check reads of the account an email names: all None when it names none."""
+
+    id: int | None
+    password_hash: str | None
+    is_active: bool | None
+
+
+def credentials(email: str) -> Credentials:
+    """Return the credentials of the account this email names, given in any of its forms, read
+    as one row whether it exists or not: an outer join from a one-row table, so a known and an
+    unknown address cost the same query, the same row and no ORM object (their sign-in failures
+    take as long: the answer's time does not tell which addresses have accounts). A malformed
+    email names none, and is known to be malformed to whoever sent it: it is not looked up."""
     try:
-        stored = (user.password_hash if user else None) or DUMMY_HASH
+        address = normalised(email)
+    except ValueError:
+        return Credentials(None, None, None)
+    one_row = select(literal(1)).subquery()
+    found = outerjoin(one_row, User, User.email == address)
+    query = select(User.id, User.password_hash, User.is_active).select_from(found)
+    return Credentials(*db.session.execute(query).one())
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """Return the active user with this email and password, else None, after the same look-up
+    and one verification whatever failed (unknown email, wrong password, no password,
+    inactive); rehash on new parameters."""
+    account = credentials(email)
+    try:
         checked = password if len(password) <= MAX_PASSWORD_LENGTH else ""
-        HASHING.submit(hasher.verify, stored, checked).result()
+        HASHING.submit(hasher.verify, account.password_hash or DUMMY_HASH, checked).result()
     except (VerificationError, InvalidHashError):
         return None
-    if user is None or not user.is_active or user.password_hash is None:
+    if account.id is None or not account.is_active or account.password_hash is None:
         return None
-    if hasher.check_needs_rehash(user.password_hash):
+    user = db.session.get_one(User, account.id)  # only now, for a right password
+    if hasher.check_needs_rehash(account.password_hash):
         user.password_hash = HASHING.submit(hasher.hash, password).result()
         db.session.commit()
     return user

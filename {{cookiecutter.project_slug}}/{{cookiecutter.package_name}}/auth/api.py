@@ -23,6 +23,7 @@ from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Forbidden, Unauthorized
 
 from ..extensions import db
+from ..platform.database import rows_changed
 from ..platform.operations import Answer, no_content
 from ..platform.rate_limits import limit_sign_in
 from ..platform.routes import Access, access, access_of, guard
@@ -188,9 +189,14 @@ def sign_in() -> tuple[dict[str, object], int, dict[str, str]]:
 @access(Access.SIGNED_IN)
 @before_second_factor
 def sign_out() -> Response:
-    """End the token this request carries."""
-    digest = accounts.token_digest(g.token)  # require_token found it live
-    db.session.execute(delete(accounts.Token).where(accounts.Token.token_hash == digest))
+    """End the token this request carries; 401, as for any token no longer live, when another
+    request ended it since require_token found it live (sent at once, one sign-out ends the
+    token and is in the audit trail)."""
+    digest = accounts.token_digest(g.token)
+    ended = db.session.execute(delete(accounts.Token).where(accounts.Token.token_hash == digest))
+    if not rows_changed(ended):
+        db.session.rollback()
+        raise unauthorized(BAD_BEARER, invalid_token=True)
     record(Action.TOKEN_REVOKED, g.user)
     db.session.commit()
     return no_content()

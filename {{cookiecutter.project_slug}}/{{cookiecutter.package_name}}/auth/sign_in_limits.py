@@ -27,7 +27,7 @@ from werkzeug.exceptions import Forbidden, TooManyRequests
 from ..extensions import db
 from ..platform.rate_limits import RateLimits
 from . import second_factor
-from .accounts import User, account_key, user_by_email
+from .accounts import User, account_key, credentials
 from .accounts import authenticate as check_password
 from .audit import Action, record
 
@@ -52,19 +52,20 @@ class SecondStepNeeded(Exception):
 def authenticate(email: str, password: str, code: str | None = None) -> User | None:
     """Return the user of a counted check (counted_check); raise 403 when their address is
     not verified yet: only after a correct password, so it reveals nothing to others. A
-    failure is in the audit trail, under the account the email names, if any (the same row,
-    the same work, known or not)."""
+    failure is in the audit trail, under the account the email names, if any (the same look-up,
+    the same row, the same work, known or not: accounts.credentials)."""
     user = counted_check(email, password, code)
     if user is None:
-        failed(user_by_email(email), "credentials")
+        failed(credentials(email).id, "credentials")
     elif user.email_verified_at is None:
         failed(user, "unverified")
         raise Forbidden(UNVERIFIED)
     return user
 
 
-def failed(user: User | None, why: str) -> None:
-    """Save a failed sign-in of ``user``'s account (None: no account) in the audit trail."""
+def failed(user: User | int | None, why: str) -> None:
+    """Save a failed sign-in of ``user``'s account (or its id; None: no account) in the audit
+    trail."""
     record(Action.SIGN_IN_FAILED, user, detail=why)
     db.session.commit()
 
