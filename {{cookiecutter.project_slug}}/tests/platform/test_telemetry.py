@@ -140,17 +140,22 @@ def test_nothing_is_exported_without_an_endpoint(monkeypatch):
 
 
 TRACING = """
+import sys
 from {{ cookiecutter.package_name }} import create_app
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.platform import telemetry
 create_app({"app_env": "test", "secret_key": "s" * 40, "database_url": "sqlite://"})
-print(telemetry.tracing())
+loaded = {"opentelemetry.exporter.otlp.proto.http", "opentelemetry.instrumentation.flask"}
+print(telemetry.tracing(), loaded <= set(sys.modules), loaded.isdisjoint(sys.modules))
 """
 
 
-@pytest.mark.parametrize(("endpoint", "traced"), [({}, "False"), (ENDPOINT, "True")])
+@pytest.mark.parametrize(
+    ("endpoint", "traced"), [({}, "False False True"), (ENDPOINT, "True True False")]
+)
 def test_a_process_traces_only_with_an_endpoint(run_python, endpoint, traced):
-    """It instruments nothing without an OTLP endpoint: no span is made, none costs a request."""
+    """It instruments nothing without an OTLP endpoint: no span is made, none costs a request,
+    and the process never loads the OTLP exporter nor the instrumentations (with one, both)."""
     result = run_python("-c", TRACING, **endpoint)
     assert result.stdout.splitlines()[-1:] == [traced], result.stderr
 

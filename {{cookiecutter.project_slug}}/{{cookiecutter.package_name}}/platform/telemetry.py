@@ -15,19 +15,12 @@ import sentry_sdk
 from flask import Flask
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.instrumentation.flask import FlaskInstrumentor
-{%- if cookiecutter.use_redis == "yes" %}
-from opentelemetry.instrumentation.redis import RedisInstrumentor
-{%- endif %}
-from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, Span, SpanKind, TraceState
 from opentelemetry.util.types import Attributes
 from sentry_sdk.integrations.logging import ignore_logger
-from sentry_sdk.integrations.otlp import OTLPIntegration
 from sentry_sdk.types import Event, Hint
 
 # Either variable names the collector (the SDK's exporter reads them itself).
@@ -39,13 +32,6 @@ EXCLUDED_URLS = "/healthz,/readyz,/metrics"
 TRACE_STARTERS = frozenset({SpanKind.SERVER{% if cookiecutter.use_celery == "yes" %}, SpanKind.PRODUCER, SpanKind.CONSUMER{% endif %}})
 # The span attributes that hold the URL a client asked for: kept without its query string.
 URL_ATTRIBUTES = ("http.target", "http.url", "url.full")
-# Instrumentations that patch a library for the whole process: applied once per process.
-PROCESS_INSTRUMENTORS = (
-    SQLAlchemyInstrumentor,  # engines created afterwards: the app's, by database.init_app
-{%- if cookiecutter.use_redis == "yes" %}
-    RedisInstrumentor,  # the calls of every Redis client in the process
-{%- endif %}
-)
 
 
 class TraceIdFilter(logging.Filter):
@@ -105,24 +91,36 @@ def without_query(span: Span, status: str, headers: list[tuple[str, str]]) -> No
 
 def span_exporter() -> SpanExporter | None:
     """Return the OTLP/HTTP exporter when an OTLP endpoint is set, else None: nothing exported."""
-    if any(os.environ.get(name) for name in ENDPOINT_VARIABLES):
-        return OTLPSpanExporter()  # endpoint, headers, timeout and compression from OTEL_*
-    return None
+    if not any(os.environ.get(name) for name in ENDPOINT_VARIABLES):
+        return None
+    # Imported here, as the instrumentations in start() and OTLPIntegration in sentry_options: a
+    # process that traces nothing (a command, a service without a collector) never loads them.
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return OTLPSpanExporter()  # endpoint, headers, timeout and compression from OTEL_*
 
 
 def start(exporter: SpanExporter) -> None:
     """Start tracing in this process: a provider (resource and sampler from OTEL_*) exporting in
     batches to ``exporter``, and the instrumentations that patch a library for the process.
     """
+{%- if cookiecutter.use_redis == "yes" %}
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+{%- endif %}
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
     provider = TracerProvider()
     # The sampler the provider read from OTEL_TRACES_SAMPLER decides for the traces kept.
     provider.sampler = StartedByRequests(provider.sampler)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    for instrumentor in PROCESS_INSTRUMENTORS:
-        # uv.lock pins them together and tests/platform/test_telemetry.py checks the spans: skip
-        # the range check (the SQLAlchemy one declares "< 2.1" and instruments 2.1 as well).
-        instrumentor().instrument(skip_dep_check=True)
+    # Instrumentations that patch a library for the whole process: applied once per process.
+    # uv.lock pins them together and tests/platform/test_telemetry.py checks the spans: skip the
+    # range check (the SQLAlchemy one declares "< 2.1" and instruments 2.1 as well).
+    SQLAlchemyInstrumentor().instrument(skip_dep_check=True)  # engines made after: the app's
+{%- if cookiecutter.use_redis == "yes" %}
+    RedisInstrumentor().instrument(skip_dep_check=True)  # the calls of every Redis client
+{%- endif %}
 
 
 def tracing() -> bool:
@@ -145,6 +143,8 @@ def sentry_options(dsn: str) -> dict[str, Any]:
     request bodies, SQL parameters or local variables. Each field that may hold a user's data is
     named: one left out of ``data_collection`` defaults to collecting.
     """
+    from sentry_sdk.integrations.otlp import OTLPIntegration  # loads the OTLP exporter
+
     return {
         "dsn": dsn,
         "data_collection": {
@@ -172,6 +172,8 @@ def init_app(app: Flask) -> None:
     if not tracing() and (exporter := span_exporter()) is not None:
         start(exporter)
     if tracing():
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor  # as in start()
+
         FlaskInstrumentor.instrument_app(
             app, excluded_urls=EXCLUDED_URLS, response_hook=without_query
         )
