@@ -6,8 +6,9 @@ TEST_DATABASE_URL names a database kept for the tests: the session drops every t
 builds the schema as production does, and drops every table again at the end. Unset, the tests
 use a temporary SQLite file.
 
-The tests share one app (``app``), its tables and cache emptied before each: a test that changes
-its app (a setting, a route, an extension) takes one of its own from ``make_app``.
+The tests share their apps, one for each set of overrides (``app``: none; ``shared_app``), their
+tables and cache emptied before each test: a test that changes its app (a setting, a route, an
+extension) takes one of its own from ``make_app``.
 """
 
 {% if cookiecutter.use_auth == "yes" -%}
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 {%- if cookiecutter.use_auth == "yes" %}
 from datetime import timedelta
 {%- endif %}
@@ -380,50 +382,73 @@ def changes(before: dict, after: dict) -> list[str]:
 
 @pytest.fixture(scope="session")
 def _shared() -> dict:
-    """Hold the app the tests share, once the first test asked for it, and its shape."""
-    return {}
+    """Hold the apps the tests share (shared_app), by what each was built with, with its shape;
+    and, while a test runs, the ones it asked for."""
+    return {"apps": {}, "asked": {}}
 
 
 @pytest.fixture(autouse=True)
-def _shared_app_left_as_found(request, _shared):
-    """Fail a test that changed the shared app, and let the next test build a new one.
+def _shared_apps_left_as_found(_shared):
+    """Fail a test that changed a shared app it asked for, and let the next test build a new one.
 
     Autouse, so set up before the test's other fixtures and checked after their teardown
     (monkeypatch's undo included).
     """
+    _shared["asked"] = {}
     yield
-    app = _shared.get("app")
-    if app is None or "app" not in request.fixturenames:
-        return
-    changed = changes(_shared["shape"], shape_of(app))
-    if changed:
-        _shared.clear()
-        pytest.fail(f"the test changed the shared app's {', '.join(changed)}: use make_app()")
+    for key, app in _shared["asked"].items():
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        changed = changes(_shared["apps"][key]["shape"], shape_of(app))
+        if changed:
+            del _shared["apps"][key]
+            pytest.fail(f"the test changed a shared app's {', '.join(changed)}: use make_app()")
 
 
 @pytest.fixture
-def app(_shared, settings_overrides):
-    """Return the app the tests share, on emptied tables and caches.
+def shared_app(_shared, settings_overrides):
+    """Return a function giving the app the tests share for some extra overrides, on tables and
+    caches emptied at the test's first ask (a second ask in the test gets it as it is).
 
-    Built once per session: building an app (its settings, its routes) costs more than most
-    tests. A test that changes its app asks make_app for one of its own.
+    Each is built once per session: building an app (its settings, its routes) costs more than
+    most tests. ``setup(app)``, if given, runs at each test's first ask, after the emptying, and
+    must leave the app's shape as its first run did (an outbox emptied, not replaced). A test
+    that changes its app asks make_app for one of its own.
     """
-    if "app" not in _shared:
-        app = create_app(settings_overrides)
-        _shared.update(app=app, shape=shape_of(app))
-    app = _shared["app"]
-    for name in app.extensions.keys() - _shared["shape"]["extensions"].keys():
-        del app.extensions[name]  # what the app fills as it serves (documents, checks' runs)
-    # Process-wide, and set by the last app built: this one's again.
-    logs.init_app(app)
+
+    def get(setup: Callable[[Flask], object] | None = None, **overrides) -> Flask:
+        key = (setup, repr(sorted(overrides.items())))
+        if key in _shared["asked"]:
+            return _shared["asked"][key]
+        built = _shared["apps"].get(key)
+        if built is None:
+            app = create_app({**settings_overrides, **overrides})
+        else:
+            app = built["app"]
+            for name in app.extensions.keys() - built["shape"]["extensions"].keys():
+                del app.extensions[name]  # what it filled as it served (documents, checks' runs)
+        # Process-wide, and set by the last app built: this one's again.
+        logs.init_app(app)
 {%- if cookiecutter.use_celery == "yes" %}
-    app.extensions["celery"].set_current()  # the app tasks find, in this thread
-    app.extensions["celery"].set_default()  # and in the threads the test starts
+        app.extensions["celery"].set_current()  # the app tasks find, in this thread
+        app.extensions["celery"].set_default()  # and in the threads the test starts
 {%- endif %}
-    yield emptied(app)
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+        emptied(app)
+        if setup is not None:
+            setup(app)
+        if built is None:
+            _shared["apps"][key] = {"app": app, "shape": shape_of(app)}
+        _shared["asked"][key] = app
+        return app
+
+    return get
+
+
+@pytest.fixture
+def app(shared_app):
+    """Return the app the tests share with no extra overrides, on emptied tables and caches."""
+    return shared_app()
 
 
 @pytest.fixture

@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from {{ cookiecutter.package_name }}.extensions import cache
+from sqlalchemy import func, select
+
+from {{ cookiecutter.package_name }}.extensions import cache, db
+from {{ cookiecutter.package_name }}.items.models import Item
 from tests.conftest import PROJECT, changes, connections_to, shape_of
 
 # A part of the suite that builds apps with and without overrides, and would act on the .env or
@@ -76,6 +79,21 @@ def test_the_suite_reaches_no_server_its_env_file_or_environment_names(tmp_path:
         reached = connections_to(server)
     assert result.returncode == 0, result.stdout[-4000:]
     assert reached == 0, f"{reached} connection(s) reached the listening server"
+
+
+def test_a_shared_app_is_one_per_set_of_settings_emptied_at_a_tests_first_ask(shared_app, app):
+    """It gives ``app`` for no overrides, one app for the same overrides in any order and another
+    for others; a second ask in a test gets the app as it is, its rows kept."""
+    assert shared_app() is app
+    mine = shared_app(log_level="DEBUG", ratelimit_default="5 per second")
+    assert shared_app(log_level="INFO") is not mine
+    with mine.app_context():
+        db.session.add(Item(name="kept"))
+        db.session.commit()
+    again = shared_app(ratelimit_default="5 per second", log_level="DEBUG")
+    assert again is mine
+    with again.app_context():
+        assert db.session.scalar(select(func.count(Item.id))) == 1
 
 
 def test_every_kind_of_change_to_the_shared_app_is_seen(make_app):

@@ -22,6 +22,12 @@ class Outbox(list):
         self.recipients: list[str] = []
         self.jobs: list[tuple[str, str]] = []
 
+    def empty(self) -> None:
+        """Forget every message, recipient and job."""
+        self.clear()
+        self.recipients.clear()
+        self.jobs.clear()
+
     def __call__(self, name: str, address: str) -> None:
         """Run a job the app hands over (the app's mail queue) now, keeping its message."""
         self.jobs.append((name, address))
@@ -37,13 +43,26 @@ class Outbox(list):
         return parse_qs(urlsplit(link).query)["token"][0]
 
 
-@pytest.fixture
-def mail_app(make_app):
-    """Return a function building an app that sends mail into its ``outbox`` attribute."""
-
-    def make(factory=make_app, **overrides):
-        app = factory(**MAIL, **overrides)
+def with_outbox(app) -> None:
+    """Have ``app`` hand its mail jobs to an empty outbox, its ``outbox`` attribute (the one it
+    has, emptied, when it has one: a shared app keeps its shape)."""
+    if isinstance(app.extensions.get("mail"), Outbox):
+        app.extensions["mail"].empty()
+    else:
         app.outbox = app.extensions["mail"] = Outbox()
+
+
+@pytest.fixture
+def mail_app(shared_app):
+    """Return a function giving an app that sends mail into its ``outbox`` attribute: the one the
+    tests share for these overrides (shared_app), or one ``factory`` builds (make_app: the
+    test's own, for a test that changes it)."""
+
+    def make(factory=None, **overrides):
+        if factory is None:
+            return shared_app(with_outbox, **MAIL, **overrides)
+        app = factory(**MAIL, **overrides)
+        with_outbox(app)
         return app
 
     return make

@@ -47,14 +47,12 @@ COUNT_AFTER = RECORDED["sign_in"]["sign_count_after"]
 
 
 @pytest.fixture
-def passkey_app(make_app):
-    """Return an app offering passkeys to the recorded responses' origin, its test user stored."""
-    app = make_app(passkey_origins=ORIGIN)
+def passkey_app(shared_app):
+    """Return the app the tests share offering passkeys to the recorded responses' origin, its
+    test user stored."""
+    app = shared_app(passkey_origins=ORIGIN)
     token_of_tester(app)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+    return app
 
 
 def csrf_header(client) -> dict[str, str]:
@@ -282,12 +280,12 @@ def test_a_failed_passkey_sign_in_gets_one_answer(passkey_app, setup, challenge,
     [{"passkey_origins": "http://localhost:5001"}, {"passkey_rp_id": "example.com"}],
     ids=["wrong origin", "wrong rp id"],
 )
-def test_a_response_for_another_site_is_refused(passkey_app, settings):
+def test_a_response_for_another_site_is_refused(passkey_app, settings, monkeypatch):
     """It refuses the recorded response when the service expects another origin, or another
     relying party (the authenticator signed localhost's id hash)."""
     store_passkey(passkey_app)
     for name, value in settings.items():
-        setattr(passkey_app.extensions["settings"], name, value)
+        monkeypatch.setattr(passkey_app.extensions["settings"], name, value)
     client = passkey_app.test_client()
     answer = sign_in_with_passkey(passkey_app, client)
     assert answer.status_code == 422
