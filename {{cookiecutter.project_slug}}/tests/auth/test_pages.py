@@ -13,6 +13,7 @@ from {{ cookiecutter.package_name }}.auth.pages import FAILED, INCOMPLETE, NOT_S
 from {{ cookiecutter.package_name }}.extensions import db
 from {{ cookiecutter.package_name }}.items.models import Item
 from {{ cookiecutter.package_name }}.platform.timestamps import utc_now
+from tests.auth.test_api import assert_same_work
 from tests.conftest import TESTER, TESTER_PASSWORD, hash_of, token_of_tester
 from tests.items.test_pages import HTMX, csrf_token
 
@@ -149,6 +150,21 @@ def test_every_failed_sign_in_gets_the_same_answer(app):
         pages.add(answer.text.replace(form_token(answer.text), "").replace(email, "EMAIL"))
         assert not shows_the_form(client)
     assert len(pages) == 1
+
+
+def test_a_failed_sign_in_by_the_form_does_the_work_of_one_of_an_unknown_email(app):
+    """It runs as many Python calls, and the same SQL statements each returning as many rows,
+    for the form's wrong password of an account as for an unknown email (the API's sign-in is
+    held to the same: tests/auth/test_api.py)."""
+    client = app.test_client()
+    token_of_tester(app)
+    token = form_token(client.get("/sign-in").text)
+
+    def post(email: str, password: str):
+        form = {"email": email, "password": password, "csrf_token": token}
+        return client.post("/sign-in", data=form)
+
+    assert_same_work(app, lambda: post(TESTER, "not the password"), lambda e: post(e, "a password"))
 
 
 def test_sign_out_ends_the_session_and_a_copy_of_its_cookie(app):
