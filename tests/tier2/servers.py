@@ -39,6 +39,8 @@ REDIS_DATABASES = 64
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 # Files the generated .dockerignore keeps out of the build context.
+# The final stage's one RUN that changes what the app reads: its code's bytecode.
+COMPILE_ALL = "python -m compileall -q "
 NOT_IN_IMAGE = (".env", ".git", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", ".venv")
 
 
@@ -508,16 +510,20 @@ class ImageRecipe:
     env: dict[str, str]
     workdir: str
     copies: list[tuple[str, str]]
+    compiled: list[str]  # what `RUN python -m compileall` compiles, relative to WORKDIR
 
     @classmethod
     def read(cls, project: Path) -> ImageRecipe:
-        """Read ENTRYPOINT+CMD, ENV, WORKDIR and the build-context COPYs of the final stage."""
+        """Read ENTRYPOINT+CMD, ENV, WORKDIR, the build-context COPYs and the bytecode compiled
+        (`RUN python -m compileall -q <paths>`) of the final stage; any other RUN changes
+        nothing the app reads (a user is made, a folder owned)."""
         final = project_files.final_stage(project)
         entrypoint: list[str] = []
         command: list[str] = []
         env: dict[str, str] = {}
         workdir = "/"
         copies = []
+        compiled = []
         for keyword, arguments in final:
             if keyword == "ENTRYPOINT":
                 entrypoint = project_files.exec_form(arguments)
@@ -534,9 +540,11 @@ class ImageRecipe:
                 into = target.endswith("/") or target in (".", "./") or len(sources) > 1
                 path = str(Path(workdir, target))
                 copies += [(source, path + "/" if into else path) for source in sources]
+            elif keyword == "RUN" and arguments.startswith(COMPILE_ALL):
+                compiled += project_files.words(arguments.removeprefix(COMPILE_ALL))
         if not command and not entrypoint:
             raise ServerError("the Dockerfile's final stage has no CMD or ENTRYPOINT")
-        return cls(entrypoint + command, env, workdir, copies)
+        return cls(entrypoint + command, env, workdir, copies, compiled)
 
     def build_tree(self, project: Path, destination: Path) -> Path:
         """Lay out WORKDIR as the image has it (only what COPY brings in), read-only to all."""
@@ -552,6 +560,14 @@ class ImageRecipe:
                 inside = inside / origin.name
             inside.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(origin, inside)
+        if self.compiled:  # by this Python, the one the deployment's venv runs
+            subprocess.run(
+                [sys.executable, "-m", "compileall", "-q", *self.compiled],
+                cwd=destination,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
         return read_only(destination)
 
 

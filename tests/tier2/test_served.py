@@ -634,7 +634,7 @@ def test_generated_suite_passes_against_the_real_servers_with_no_skips(
     SQLite file when PostgreSQL is not selected): the suite must leave both alone, and leave its
     own test database empty.
     """
-    env = {**clean_env, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = dict(clean_env)
     sentinel = f"sentinel-{uuid.uuid4().hex}"
     if deployment.postgres is not None:
         postgres = deployment.postgres

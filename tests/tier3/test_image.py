@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 from pathlib import Path
@@ -113,6 +114,21 @@ def test_image_holds_no_secrets_tests_tools_or_caches(combo, app_image, engine):
     assert seen["found"] == {}, f"the image holds {seen['found']}"
     assert seen["compilers"] == {}
     assert seen["pip_caches"] == []
+
+
+@pytest.mark.parametrize("combo", docker_params())
+def test_the_code_runs_from_bytecode_compiled_into_the_image(combo, app_image, engine):
+    """Its package loads from the bytecode the build compiled (the app user cannot write any):
+    Python's verbose import names each module's code object, compiled from a .py or read from a
+    .pyc; not one of the app's is compiled as the process starts."""
+    build = app_image(combo)
+    workdir = engine.inspect("image", build.tag)["Config"]["WorkingDir"]
+    package = package_dir(build.context).name
+    ran = run_offline(engine, build.tag, "python", "-v", "-c", f"import {package}")
+    code_objects = re.findall(r"^# code object from '?([^'\n]+)'?$", ran.stderr, re.M)
+    ours = [path for path in code_objects if path.startswith(f"{workdir}/")]
+    assert ours, ran.stderr[-3000:]
+    assert [path for path in ours if not path.endswith(".pyc")] == [], ran.stderr[-3000:]
 
 
 @pytest.mark.parametrize("combo", docker_params())
