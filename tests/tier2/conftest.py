@@ -111,7 +111,9 @@ def deploy(
     """Serve one combination: migrate, start the service (nginx, Celery's); ``stack`` stops it.
 
     With use_auth, a user is signed up (auth.py); Celery's processes start unless the module
-    starts its own (OWN_CELERY_PROCESSES = True).
+    starts its own (OWN_CELERY_PROCESSES = True). The migrations run for the first deployment of
+    a bake on this worker's PostgreSQL, and for each of a module that reads their output
+    (MIGRATES_EACH_TIME = True); the others start on a copy of the database they migrated.
     """
     workdir = request.getfixturevalue("workdir")
     root = Path(tempfile.mkdtemp(prefix=f"{combo.id}-", dir=workdir))
@@ -127,7 +129,7 @@ def deploy(
     )
     stack.callback(deployment.stop)
     if combo.selected("use_postgres"):
-        deployment.migrate()
+        deployment.migrate(again=getattr(request.module, "MIGRATES_EACH_TIME", False))
     deployment.service = deployment.new_service("service").start()
     if combo.selected("use_auth"):
         deployment.account = auth.sign_up(deployment)

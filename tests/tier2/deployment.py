@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import secrets
 import signal
 import sqlite3
@@ -155,13 +156,29 @@ class Deployment:
         self.extra.append(service)
         return service.start()
 
-    def migrate(self) -> None:
-        """Run compose's one-shot app services (the migrations) with their commands, in turn."""
+    def migrate(self, again: bool = False) -> None:
+        """Run compose's one-shot app services (the migrations) with their commands, in turn.
+
+        Once per bake and migrations on a PostgreSQL server, unless ``again``: the database they
+        migrated is copied right after, and a later deployment starts on a copy of that copy
+        (CREATE DATABASE ... TEMPLATE: the same schema and rows, without the process).
+        """
         one_shot = project_files.one_shot_services(self.compose)
         assert one_shot, "compose defines no one-shot service to migrate with"
+        assert self.postgres is not None and self.database is not None
+        files = sorted((self.bake / "migrations").rglob("*.py"))
+        digest = hashlib.sha256(b"".join(path.read_bytes() for path in files)).hexdigest()
+        key = (str(self.bake), digest)
+        template = self.postgres.migrated.get(key)
+        if template is not None and not again:
+            self.database = self.postgres.create_database(self.combo.id, template=template)
+            return
         for name, service in one_shot.items():
             migrated = self.new_service(name).run_once(compose_command(service))
             assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        if template is None:
+            label = f"{self.combo.id}_migrated"
+            self.postgres.migrated[key] = self.postgres.create_database(label, self.database)
 
     def start_nginx(self) -> Nginx:
         """Render the generated nginx template for the loopback upstream and start nginx."""

@@ -380,6 +380,8 @@ class Postgres(NativeServer):
     process: subprocess.Popen | None = None
     _databases: int = 0
     settings: tuple[str, ...] = ()  # more `-c` settings for the next start (TLS, say)
+    # A copy of a database just migrated, by what migrated it (Deployment.migrate): a template.
+    migrated: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def data(self) -> Path:
@@ -439,12 +441,14 @@ class Postgres(NativeServer):
             autocommit=True,
         )
 
-    def create_database(self, label: str) -> str:
-        """Create a fresh, uniquely named database and return its name."""
+    def create_database(self, label: str, template: str | None = None) -> str:
+        """Create a fresh, uniquely named database, a copy of ``template`` if given (which no one
+        may be connected to), and return its name."""
         self._databases += 1
         name = re.sub(r"[^a-z0-9_]", "_", f"t{self._databases}_{label}".lower())[:60]
+        copied = f' TEMPLATE "{template}"' if template else ""
         with self.connect("postgres") as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
+            connection.execute(f'CREATE DATABASE "{name}"{copied}')
         return name
 
     def url(self, dbname: str) -> str:
