@@ -38,9 +38,9 @@ PG_SUPERUSER = "app"
 REDIS_DATABASES = 64
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
-# Files the generated .dockerignore keeps out of the build context.
 # The final stage's one RUN that changes what the app reads: its code's bytecode.
 COMPILE_ALL = "python -m compileall -q "
+# Files the generated .dockerignore keeps out of the build context.
 NOT_IN_IMAGE = (".env", ".git", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", ".venv")
 
 
