@@ -16,6 +16,7 @@ points an HTTPS stack's Caddy at the tests' ACME CA.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import secrets
@@ -62,6 +63,27 @@ UP_TIMEOUT = 240
 READY_TIMEOUT = 60
 PROCESSED_TIMEOUT = 60  # seconds for the worker container to process a posted item
 PROBE_INTERVAL = "2s"  # healthchecks of the stacks under test (the generated intervals are longer)
+# Docker's healthcheck defaults, where a generated healthcheck leaves a key out.
+PROBE_DEFAULTS = {"interval": "30s", "retries": 3}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+
+
+def duration_seconds(value: str) -> float:
+    """Return a compose duration ("10s", "1m30s", "500ms") in seconds."""
+    parts = _DURATION.findall(value)
+    assert parts and "".join(n + u for n, u in parts) == value, f"not a duration: {value!r}"
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+def faster_probe(health: dict, interval: str) -> dict:
+    """Return the healthcheck keys that probe every `interval` and still let a service fail its
+    probes for as long as the generated healthcheck does (interval x retries, after its
+    start_period) before it counts as unhealthy: probing more often must not make a slow start
+    on a busy machine fail where the generated stack would have waited."""
+    window = duration_seconds(str(health.get("interval", PROBE_DEFAULTS["interval"])))
+    window *= int(health.get("retries", PROBE_DEFAULTS["retries"]))
+    return {"interval": interval, "retries": max(1, math.ceil(window / duration_seconds(interval)))}
 
 
 class _Reset(list):
@@ -164,9 +186,26 @@ class Stack:
         return self.engine.inspect("container", ids[0])["State"]
 
     def logs(self) -> str:
-        """Return the last log lines of every service, for a failure message."""
+        """Return the last log lines of every service, then each container's state and its last
+        healthcheck probes (last: a long message is cut from the front), for a failure message."""
         result = self.compose("logs", "--no-color", "--tail", "60", check=False, timeout=60)
-        return result.stdout + result.stderr
+        lines = [result.stdout + result.stderr, "--- containers ---"]
+        try:
+            containers = self.containers()
+        except DockerError as exc:
+            return "\n".join([*lines, str(exc)])
+        for entry in containers:
+            name = entry.get("Name", "")
+            lines.append(f"{name}: {entry.get('State')} ({entry.get('Status')})")
+            health = self.engine.docker(
+                "inspect", "--format", "{{json .State.Health}}", name, check=False, timeout=30
+            ).stdout.strip()
+            if health and health != "null":
+                for probe in (json.loads(health).get("Log") or [])[-3:]:
+                    output = " ".join(str(probe.get("Output", "")).split())[:300]
+                    started = str(probe.get("Start", ""))[:23]
+                    lines.append(f"  probe {started} exit {probe.get('ExitCode')}: {output}")
+        return "\n".join(lines)
 
     def entry_service(self) -> str:
         """Return the one service compose.yaml publishes ports of (where clients come in); a
@@ -311,7 +350,8 @@ def host_network_override(
             # The generated probes, run often so a stack is healthy as soon as it is: compose's
             # first probe waits a whole interval. Celery's probe is a whole client: less often.
             celery = kind == "app" and service.get("command")
-            entry.setdefault("healthcheck", {})["interval"] = "5s" if celery else PROBE_INTERVAL
+            probe = faster_probe(health, "5s" if celery else PROBE_INTERVAL)
+            entry.setdefault("healthcheck", {}).update(probe)
         override[name] = entry
     return {"services": override}
 

@@ -7,7 +7,7 @@ from combinations import DEFAULTS, PYTHON_VERSIONS, SERVED
 
 from .matrix import DOCKER, TIER3, with_pythons
 from .project import base_images, major_version, stand_in_kind, tmpfs_mounts
-from .stack import host_network_override
+from .stack import PROBE_INTERVAL, duration_seconds, faster_probe, host_network_override
 from .standins import _base_kind, debian_mirror, python_minor, tag_version
 from .tracing import Span, request_trace_problems
 
@@ -121,6 +121,60 @@ NGINX = {
     "ports": [{"target": 8080, "published": "8000"}],
     "environment": {"NGINX_PORT": "8080", "NGINX_UPSTREAM_PORT": "8000"},
 }
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("10s", 10), ("1m30s", 90), ("500ms", 0.5), ("2h", 7200), ("1.5s", 1.5)]
+)
+def test_duration_seconds_reads_compose_durations(value, seconds):
+    """It reads the durations compose files write."""
+    assert duration_seconds(value) == seconds
+
+
+@pytest.mark.parametrize("value", ["", "10", "ten s", "10s later"])
+def test_duration_seconds_refuses_what_is_not_a_duration(value):
+    """It fails on anything else rather than read part of it."""
+    with pytest.raises(AssertionError, match="not a duration"):
+        duration_seconds(value)
+
+
+@pytest.mark.parametrize(
+    ("health", "interval", "retries"),
+    [
+        ({"interval": "10s", "retries": 3}, "2s", 15),  # the web's probe: 30 s of failures
+        ({"interval": "30s", "retries": 3, "start_period": "30s"}, "5s", 18),  # Celery's
+        ({"test": ["CMD", "true"]}, "2s", 45),  # Docker's defaults: 30 s x 3
+        ({"interval": "5s", "retries": 10}, "2s", 25),
+        ({"interval": "1s", "retries": 1}, "2s", 1),
+    ],
+)
+def test_faster_probes_keep_the_generated_window_of_failures(health, interval, retries):
+    """Probing more often keeps the time a service may fail its probes before it is unhealthy."""
+    assert faster_probe(health, interval) == {"interval": interval, "retries": retries}
+
+
+def test_override_probes_often_and_waits_as_long_as_the_generated_stack():
+    """Every healthcheck probes every PROBE_INTERVAL in the override (Celery's every 5 s), with
+    the retries that keep the generated interval x retries."""
+    config = {
+        "services": {
+            "web": {
+                "build": {"context": "."},
+                "healthcheck": {"test": ["CMD", "true"], "interval": "10s", "retries": 3},
+            },
+            "worker": {
+                "build": {"context": "."},
+                "command": ["celery", "worker"],
+                "healthcheck": {"test": ["CMD", "true"], "interval": "30s", "retries": 3},
+            },
+            "nginx": {**NGINX, "healthcheck": {"test": ["CMD", "true"], "disable": True}},
+        }
+    }
+    override = host_network_override(config, {"web": 1001, "worker": 1002, "nginx": 1003})
+    services = override["services"]
+    assert services["web"]["healthcheck"] == {"interval": PROBE_INTERVAL, "retries": 15}
+    assert services["worker"]["healthcheck"] == {"interval": "5s", "retries": 18}
+    assert "healthcheck" not in services["nginx"]
 
 
 def test_override_moves_every_service_to_its_loopback_port():
