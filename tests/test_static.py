@@ -14,6 +14,7 @@ import tomllib
 import project_files as project
 import pytest
 import static_checks as checks
+import yaml
 from combinations import COMBINATIONS, params
 
 NGINX_COMBOS = [combo for combo in COMBINATIONS if combo.selected("use_nginx")]
@@ -393,6 +394,54 @@ def test_the_scheduler_runs_once_with_its_state_in_a_tmpfs(bake, combo):
     assert "inspect ping" in probe and f'--destination "{node}$$(hostname)"' in probe
     dev = project.compose_model(root, ("compose.yaml", "compose.dev.yaml"))["services"][name]
     assert any(volume["type"] == "bind" for volume in dev["volumes"])
+
+
+# A Celery probe: Celery's client alone (no --app), the broker's URL in its environment.
+CELERY_PROBE = re.compile(
+    r'CELERY_BROKER_URL="\$\{?REDIS_URL\}?" celery inspect ping '
+    r'--destination "(?P<node>\w+@)\$\(hostname\)" --timeout \d+'
+)
+
+
+def celery_probes(root) -> dict[str, str]:
+    """Return the shell command of each probe of a Celery process, by where it is: compose's
+    services (compose's "$$" read as the "$" the shell gets) and the Kubernetes manifests'."""
+    probes = {}
+    for name, service in production(root)["services"].items():
+        command = service.get("command") or []
+        if command[:1] == ["celery"]:
+            kind, *test = service["healthcheck"]["test"]
+            assert kind == "CMD-SHELL", (name, kind)
+            probes[f"compose {name}"] = test[0].replace("$$", "$")
+    for manifest in sorted((root / "deploy" / "k8s").rglob("*.yaml")):
+        for doc in yaml.safe_load_all(manifest.read_text()):
+            pods = ((doc or {}).get("spec") or {}).get("template", {}).get("spec", {})
+            for container in pods.get("containers", []):
+                if container.get("command", [])[:1] != ["celery"]:
+                    continue
+                for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                    if probe in container:
+                        shell, flag, line = container[probe]["exec"]["command"]
+                        assert (shell, flag) == ("/bin/sh", "-c"), (manifest.name, probe)
+                        probes[f"{manifest.name} {probe}"] = line
+    return probes
+
+
+@pytest.mark.parametrize("combo", params(CELERY_COMBOS))
+def test_celery_probes_load_no_app_and_keep_the_broker_off_command_lines(bake, combo):
+    """Each probe of the worker and the scheduler (compose's and Kubernetes') pings its own node
+    with Celery's client alone: no --app (each probe would import and build the whole package),
+    and the broker's URL from REDIS_URL in the probe's environment, never on its command line,
+    which the host's other users can read."""
+    root = bake(combo)
+    probes = celery_probes(root)
+    assert any(where.startswith("compose") for where in probes), probes
+    if combo.selected("use_kubernetes"):
+        assert any(not where.startswith("compose") for where in probes), probes
+    for where, line in probes.items():
+        found = CELERY_PROBE.fullmatch(line)
+        assert found, f"{where}: {line}"
+        assert found["node"] in ("worker@", "scheduler@"), f"{where}: {line}"
 
 
 @pytest.mark.parametrize("combo", params())
