@@ -250,6 +250,14 @@ def running(model: dict, subcommand: str) -> dict[str, dict]:
     }
 
 
+def healthcheck_argv(service: dict) -> list[str]:
+    """Return the command a service's healthcheck runs, as the engine runs it: compose's escape of
+    a literal "$" ("$$", kept in the model) undone, and a CMD-SHELL line given to /bin/sh -c."""
+    kind, *test = [word.replace("$$", "$") for word in service["healthcheck"]["test"]]
+    assert kind in ("CMD", "CMD-SHELL"), kind
+    return ["/bin/sh", "-c", test[0]] if kind == "CMD-SHELL" else test
+
+
 def entry_services(model: dict) -> dict[str, dict]:
     """Return the services that publish a port (where clients come in)."""
     return {name: s for name, s in model["services"].items() if s.get("ports")}

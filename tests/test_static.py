@@ -406,13 +406,15 @@ CELERY_PROBE = re.compile(
 def celery_probes(root) -> dict[str, str]:
     """Return the shell command of each probe of a Celery process, by where it is: compose's
     services (compose's "$$" read as the "$" the shell gets) and the Kubernetes manifests'."""
+    model = production(root)
     probes = {}
-    for name, service in production(root)["services"].items():
-        command = service.get("command") or []
-        if command[:1] == ["celery"]:
-            kind, *test = service["healthcheck"]["test"]
-            assert kind == "CMD-SHELL", (name, kind)
-            probes[f"compose {name}"] = test[0].replace("$$", "$")
+    for name, service in {
+        **project.running(model, "worker"),
+        **project.running(model, "beat"),
+    }.items():
+        shell, flag, line = project.healthcheck_argv(service)
+        assert (shell, flag) == ("/bin/sh", "-c"), name
+        probes[f"compose {name}"] = line
     for manifest in sorted((root / "deploy" / "k8s").rglob("*.yaml")):
         for doc in yaml.safe_load_all(manifest.read_text()):
             pods = ((doc or {}).get("spec") or {}).get("template", {}).get("spec", {})

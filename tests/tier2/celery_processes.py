@@ -39,10 +39,7 @@ def native(command: list[str], tmp: Path) -> list[str]:
 def healthcheck(deployment: Deployment, process: Service, subcommand: str):
     """Run the compose health check of the service running ``subcommand``, as compose would."""
     service = deployment.compose["services"][service_name(deployment, subcommand)]
-    # The model keeps compose's escape of a literal "$" ("$$"); compose hands the engine "$".
-    kind, *test = [word.replace("$$", "$") for word in service["healthcheck"]["test"]]
-    argv = ["/bin/sh", "-c", test[0]] if kind == "CMD-SHELL" else test
-    return process.run_once(argv, timeout=30)
+    return process.run_once(project_files.healthcheck_argv(service), timeout=30)
 
 
 def launch(deployment: Deployment, subcommand: str, **env: str) -> Service:
