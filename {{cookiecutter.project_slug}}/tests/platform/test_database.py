@@ -2,7 +2,9 @@
 reads without a transaction; a command whose database cannot be reached stops with one line."""
 
 import gc
+import sqlite3
 import threading
+import time
 
 import click
 import pytest
@@ -96,6 +98,45 @@ def test_an_explicit_pool_size_is_kept(monkeypatch):
     """It keeps DATABASE_POOL_SIZE as set, below the threads too (a cap on connections)."""
     monkeypatch.setenv("DATABASE_POOL_SIZE", "3")
     assert Settings(app_env="test").database_pool_size == 3
+
+
+def test_an_sqlite_write_waits_for_another_writers_lock_up_to_the_statement_timeout(tmp_path):
+    """It waits for a writer holding the SQLite file's lock, DATABASE_STATEMENT_TIMEOUT at most
+    (not the driver's 5 s): a lock released in time lets the write through, one held past it
+    fails the write as "locked" (a 503). 0 waits an hour."""
+    path = tmp_path / "locks.db"
+
+    def engine_waiting(seconds: float):
+        fields = {"database_url": f"sqlite:///{path}", "database_statement_timeout": seconds}
+        settings = Settings.model_construct(**fields)
+        return create_engine(settings.database_url, **database.engine_options(settings))
+
+    locker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # a timer commits
+    locker.execute("CREATE TABLE t (n INTEGER)")
+    patient, hasty = engine_waiting(10), engine_waiting(0.3)
+    try:
+        locker.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        release = threading.Timer(0.5, locker.execute, ("COMMIT",))
+        release.start()
+        with patient.begin() as connection:
+            connection.execute(text("INSERT INTO t VALUES (1)"))  # waits for the release
+        release.join()
+        locker.execute("BEGIN IMMEDIATE")
+        started = time.monotonic()
+        with (
+            pytest.raises(OperationalError, match="database is locked"),
+            hasty.begin() as connection,
+        ):
+            connection.execute(text("INSERT INTO t VALUES (2)"))
+        assert 0.3 <= time.monotonic() - started < 4
+        locker.execute("ROLLBACK")
+        assert locker.execute("SELECT n FROM t").fetchall() == [(1,)]
+    finally:
+        patient.dispose()
+        hasty.dispose()
+        locker.close()
+    unbounded = Settings.model_construct(database_url="sqlite://", database_statement_timeout=0)
+    assert database.engine_options(unbounded)["connect_args"] == {"timeout": 3600}
 
 
 def test_the_connections_of_an_app_dropped_before_the_end_of_a_test_are_closed(make_app):

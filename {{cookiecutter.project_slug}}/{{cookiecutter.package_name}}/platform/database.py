@@ -39,9 +39,12 @@ def engine_options(settings: Settings) -> dict[str, Any]:
     are checked at checkout without a round trip), and connect/statement timeouts.
 
     A statement running past DATABASE_STATEMENT_TIMEOUT ends in a 503, not in a thread held.
+    SQLite bounds only the wait for another writer's lock: by the same setting (0: the longest
+    the setting allows), where the driver's own default (5 s) fails writes under a burst.
     """
     if make_url(settings.database_url).get_backend_name() == "sqlite":
-        return {"pool_pre_ping": True}
+        lock_wait = settings.database_statement_timeout or 3600
+        return {"pool_pre_ping": True, "connect_args": {"timeout": lock_wait}}
     timeout, pool_size = settings.database_connect_timeout, settings.database_pool_size
     connect_args: dict[str, object] = {"connect_timeout": timeout}
 {%- if cookiecutter.use_postgres == "yes" %}
