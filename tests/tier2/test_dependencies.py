@@ -384,23 +384,34 @@ def test_an_unwritable_sqlite_folder_is_unready_and_writes_get_503_saying_so(dep
 
 
 @each(without=("use_postgres",))
-def test_a_locked_sqlite_file_gives_503_saying_so_and_reads_go_on(deployment):
-    """It answers 503 "locked" to a write while another writer holds the lock; reads still work."""
-    service = deployment.service
-    since = service.mark()
-    with contextlib.closing(sqlite3.connect(deployment.sqlite_file, timeout=1)) as other:
+def test_a_write_waits_for_another_sqlite_writer_up_to_the_statement_timeout(deployment):
+    """It keeps a write waiting while another writer holds the SQLite file's lock, and stores it
+    once the lock is released; a write still waiting at DATABASE_STATEMENT_TIMEOUT (1 s on a
+    second instance) is answered 503 "locked". Reads go on meanwhile."""
+    hasty = deployment.extra_service("lock-wait", DATABASE_STATEMENT_TIMEOUT="1")
+    since = hasty.mark()
+    items = f"{deployment.entry}/api/items"
+    with (
+        ThreadPoolExecutor(1) as pool,
+        contextlib.closing(sqlite3.connect(deployment.sqlite_file, timeout=1)) as other,
+    ):
         other.execute("BEGIN IMMEDIATE")  # another writer, holding the write lock
         try:
-            write = requests.post(
-                f"{deployment.entry}/api/items", json={"name": "blocked"}, timeout=TIMEOUT
-            )
-            assert requests.get(f"{deployment.entry}/api/items", timeout=TIMEOUT).status_code == 200
+            waiting = pool.submit(requests.post, items, json={"name": "waited"}, timeout=TIMEOUT)
+            started = time.monotonic()
+            write = requests.post(f"{hasty.url}/api/items", json={"name": "no"}, timeout=TIMEOUT)
+            answered_after = time.monotonic() - started
+            assert requests.get(items, timeout=TIMEOUT).status_code == 200
+            assert not waiting.done()  # still waiting for the lock, past the other's timeout
         finally:
             other.rollback()
+        waited = waiting.result()
+    assert waited.status_code == 201, waited.text
     body = assert_json_error(write, 503)
     assert "locked" in body["error"]["detail"]
+    assert 0.9 <= answered_after < 4, answered_after  # not the driver's own 5 s
     assert write.headers["Retry-After"] == "5"  # the database's hint, not the limiter's
-    warnings = warnings_about(service, since, "locked")
+    warnings = warnings_about(hasty, since, "locked")
     assert warnings and "database is locked" in warnings[0]["message"], warnings
     created = requests.post(f"{deployment.entry}/api/items", json={"name": "free"}, timeout=TIMEOUT)
     assert created.status_code == 201
