@@ -107,9 +107,9 @@ def test_an_sqlite_write_waits_for_another_writers_lock_up_to_the_statement_time
     path = tmp_path / "locks.db"
 
     def engine_waiting(seconds: float):
-        fields = {"database_url": f"sqlite:///{path}", "database_statement_timeout": seconds}
-        settings = Settings.model_construct(**fields)
-        return create_engine(settings.database_url, **database.engine_options(settings))
+        url = f"sqlite:///{path}"
+        settings = Settings.model_construct(database_url=url, database_statement_timeout=seconds)
+        return create_engine(url, **database.engine_options(settings))
 
     locker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)  # a timer commits
     locker.execute("CREATE TABLE t (n INTEGER)")
