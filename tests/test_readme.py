@@ -43,8 +43,20 @@ VARIABLE = re.compile(r"`([A-Z][A-Z0-9_]+)`")
 ENV_LINE = re.compile(r"^#?\s*([A-Z][A-Z0-9_]+)=", re.MULTILINE)
 
 
-def settings_read(root: Path, env: dict, cwd: Path) -> set[str]:
-    """Return the variables the settings models read (granian's too), by importing the package."""
+# What settings_read found, by bake: both tests of a bake run on one worker and ask once.
+_settings_read: dict[Path, frozenset[str]] = {}
+
+
+def settings_read(root: Path, env: dict, cwd: Path) -> frozenset[str]:
+    """Return the variables the settings models read (granian's too), by importing the package
+    (a process importing it: once per bake)."""
+    if root not in _settings_read:
+        _settings_read[root] = _read_settings(root, env, cwd)
+    return _settings_read[root]
+
+
+def _read_settings(root: Path, env: dict, cwd: Path) -> frozenset[str]:
+    """Return the variables the settings models read, from a new process importing them."""
     result = subprocess.run(
         [sys.executable, "-c", FIELDS.format(package=package_name(root))],
         cwd=cwd,
@@ -55,7 +67,7 @@ def settings_read(root: Path, env: dict, cwd: Path) -> set[str]:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    return set(result.stdout.split())
+    return frozenset(result.stdout.split())
 
 
 def settings_tables(markdown: str) -> set[str]:

@@ -2,10 +2,12 @@
 
 The deployment fixture signs up once the service serves: `flask users create EMAIL` run as the
 image would run it (the service's user, environment and folder), the password on standard input,
-then POST /api/auth/tokens for a token. While the deployment is up, `requests` sends
-`Authorization: Bearer <token>` on every write to /api/items that names no Authorization header
-of its own, so the tests written before use_auth hold in its rows unchanged. A test writes
-anonymously with `headers=ANONYMOUS` (requests sends no header whose value is None).
+then POST /api/auth/tokens for a token. On PostgreSQL the user is made once per migrated database,
+right after the migrations, and a deployment on a copy of it only asks for a token. While the
+deployment is up, `requests` sends `Authorization: Bearer <token>` on every write to /api/items
+that names no Authorization header of its own, so the tests written before use_auth hold in its
+rows unchanged. A test writes anonymously with `headers=ANONYMOUS` (requests sends no header
+whose value is None).
 """
 
 from __future__ import annotations
@@ -101,6 +103,11 @@ def sign_up(deployment, email: str = EMAIL, service=None) -> Account:
     service = service or deployment.service
     create_user(deployment, email, password, service)
     return Account(email, password, new_token(service.url, email, password))
+
+
+def signed_in(deployment, email: str, password: str) -> Account:
+    """Return a user the deployment's store holds already, with a token its service gave."""
+    return Account(email, password, new_token(deployment.service.url, email, password))
 
 
 @contextlib.contextmanager

@@ -110,7 +110,8 @@ def deploy(
 ) -> Deployment:
     """Serve one combination: migrate, start the service (nginx, Celery's); ``stack`` stops it.
 
-    With use_auth, a user is signed up (auth.py); Celery's processes start unless the module
+    With use_auth, a user is signed up (auth.py), or signed in where migrate made one (a copy of a
+    migrated PostgreSQL database holds its user); Celery's processes start unless the module
     starts its own (OWN_CELERY_PROCESSES = True). The migrations run for the first deployment of
     a bake on this worker's PostgreSQL, and for each of a module that reads their output
     (MIGRATES_EACH_TIME = True); the others start on a copy of the database they migrated.
@@ -131,7 +132,9 @@ def deploy(
     if combo.selected("use_postgres"):
         deployment.migrate(again=getattr(request.module, "MIGRATES_EACH_TIME", False))
     deployment.service = deployment.new_service("service").start()
-    if combo.selected("use_auth"):
+    if combo.selected("use_auth") and deployment.made_user is not None:
+        deployment.account = auth.signed_in(deployment, *deployment.made_user)
+    elif combo.selected("use_auth"):
         deployment.account = auth.sign_up(deployment)
     if combo.selected("use_nginx"):
         deployment.nginx = deployment.start_nginx()

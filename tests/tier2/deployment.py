@@ -14,7 +14,7 @@ import project_files
 from combinations import SERVED, Combination
 
 from . import frontend
-from .auth import Account
+from .auth import EMAIL, Account, create_user
 from .servers import (
     NGINX_TEMPLATE,
     ImageRecipe,
@@ -66,6 +66,9 @@ class Deployment:
     environment: dict[str, str] = field(default_factory=dict)
     refused: set = field(default_factory=set)  # the folder names of instances failed_start ran
     account: Account | None = None  # use_auth: the user the deployment signed up (auth.py)
+    # use_auth on PostgreSQL: the user (email, password) migrate made in the database, or the
+    # copy of its template holds; the deployment then signs in as that user (conftest's deploy).
+    made_user: tuple[str, str] | None = None
 
     def __post_init__(self) -> None:
         """Lay out the image's files read-only and its runtime venv; claim a database and index."""
@@ -161,7 +164,9 @@ class Deployment:
 
         Once per bake and migrations on a PostgreSQL server, unless ``again``: the database they
         migrated is copied right after, and a later deployment starts on a copy of that copy
-        (CREATE DATABASE ... TEMPLATE: the same schema and rows, without the process).
+        (CREATE DATABASE ... TEMPLATE: the same schema and rows, without the process). With
+        use_auth, the deployment's user is made right after the migrations (`flask users create`,
+        as auth.create_user runs it), so the copies hold it too: one process less for each.
         """
         one_shot = project_files.one_shot_services(self.compose)
         assert one_shot, "compose defines no one-shot service to migrate with"
@@ -172,13 +177,20 @@ class Deployment:
         template = self.postgres.migrated.get(key)
         if template is not None and not again:
             self.database = self.postgres.create_database(self.combo.id, template=template)
+            self.made_user = self.postgres.users.get(template)
             return
         for name, service in one_shot.items():
             migrated = self.new_service(name).run_once(compose_command(service))
             assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        if self.combo.selected("use_auth"):
+            self.made_user = (EMAIL, secrets.token_urlsafe(18))
+            create_user(self, *self.made_user, service=self.new_service("make-user"))
         if template is None:
             label = f"{self.combo.id}_migrated"
-            self.postgres.migrated[key] = self.postgres.create_database(label, self.database)
+            template = self.postgres.create_database(label, self.database)
+            self.postgres.migrated[key] = template
+            if self.made_user is not None:
+                self.postgres.users[template] = self.made_user
 
     def start_nginx(self) -> Nginx:
         """Render the generated nginx template for the loopback upstream and start nginx."""

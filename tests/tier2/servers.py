@@ -382,6 +382,8 @@ class Postgres(NativeServer):
     settings: tuple[str, ...] = ()  # more `-c` settings for the next start (TLS, say)
     # A copy of a database just migrated, by what migrated it (Deployment.migrate): a template.
     migrated: dict[tuple[str, str], str] = field(default_factory=dict)
+    # The user (email, password) each such template holds, with use_auth: its copies hold it too.
+    users: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     @property
     def data(self) -> Path:
