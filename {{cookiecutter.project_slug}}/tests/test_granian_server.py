@@ -78,7 +78,8 @@ def test_a_bad_app_setting_stops_the_start_before_any_worker(monkeypatch, capsys
 def test_the_launcher_prepares_the_metrics_folder_then_serves(monkeypatch, tmp_path):
     """It empties the workers' metrics folder before granian starts, then serves until stopped.
 
-    Its workers start as new interpreters: each imports prometheus_client with the folder named.
+    The folder was named before this process imported prometheus_client: its workers start as
+    the interpreter's default, no start method is forced.
     """
     (tmp_path / "stale.db").write_text("a previous run's metrics")
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
@@ -92,25 +93,27 @@ def test_the_launcher_prepares_the_metrics_folder_then_serves(monkeypatch, tmp_p
         assert main() == 0
     finally:
         multiprocessing.set_start_method(None, force=True)  # this process's default again
-    assert served == [([], "spawn")]
+    assert served == [([], multiprocessing.get_context().get_start_method())]  # the default
 
 
 def test_the_launcher_makes_a_temporary_metrics_folder_when_none_is_set(monkeypatch):
     """It names a folder of its own for the workers when PROMETHEUS_MULTIPROC_DIR is unset, and
-    removes it when granian stops."""
+    removes it when granian stops. Named after prometheus_client's import here, the folder is
+    found by workers that start as new interpreters."""
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # unset, and restored after the test
     served = []
 
     def serve(self) -> None:
-        served.append((os.environ[FOLDER], os.path.isdir(os.environ[FOLDER])))
+        folder = os.environ[FOLDER]
+        served.append((folder, os.path.isdir(folder), multiprocessing.get_start_method()))
 
     monkeypatch.setattr(Granian, "serve", serve)
     try:
         assert main() == 0
     finally:
         multiprocessing.set_start_method(None, force=True)
-    ((folder, existed),) = served
-    assert existed and not os.path.exists(folder)
+    ((folder, existed, start_method),) = served
+    assert existed and start_method == "spawn" and not os.path.exists(folder)
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "soon", "61"])

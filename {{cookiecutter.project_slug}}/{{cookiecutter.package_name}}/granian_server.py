@@ -123,9 +123,12 @@ def main() -> int:
         os.environ[METRICS_FOLDER] = tempfile.mkdtemp(prefix="metrics-")
     for leftover in Path(os.environ[METRICS_FOLDER]).glob("*.db"):
         leftover.unlink()
-    # Workers start as new interpreters, not forks of this one: each imports prometheus_client
-    # anew and finds the folder named above (a fork would keep this process's earlier import).
-    multiprocessing.set_start_method("spawn", force=True)
+    # prometheus_client chose its multiprocess mode when this process imported it: with a folder
+    # named before the start (compose, Kubernetes), workers start as the interpreter's default
+    # (fork, on Linux before 3.14) and keep the imported modules. A temporary folder was named
+    # after that import: workers then start as new interpreters, which import it and find it.
+    if temporary:
+        multiprocessing.set_start_method("spawn", force=True)
     try:
         server(settings).serve()
     finally:
