@@ -124,7 +124,7 @@ def main() -> int:
     for leftover in Path(os.environ[METRICS_FOLDER]).glob("*.db"):
         leftover.unlink()
     # prometheus_client chose its multiprocess mode when this process imported it: with a folder
-    # named before the start (compose, Kubernetes), workers start as the interpreter's default
+    # named before the start (as compose names one), workers start as the interpreter's default
     # (fork, on Linux before 3.14) and keep the imported modules. A temporary folder was named
     # after that import: workers then start as new interpreters, which import it and find it.
     if temporary:
