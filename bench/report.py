@@ -46,7 +46,8 @@ def ratio(row: dict | None) -> str:
 
 
 def verdict(row: dict | None) -> str:
-    """Say whether a ratio's median reached its threshold."""
+    """Say whether a ratio's median reached its threshold (the side-by-side CPU ratio decides
+    where two servers answer; the other cells are shown for reading)."""
     if row is None or row["threshold"] is None:
         return ""
     return " met" if row["median"] >= row["threshold"] else " **not met**"
@@ -82,7 +83,12 @@ def header(figures: dict) -> list[str]:
         "",
         f"- Run: {figures['started']}, {figures['minutes']} min; {plan['rounds']} round(s) of "
         f"{plan['duration_s']} s per load after {plan['warmup_s']} s of warm-up, targets in turn "
-        "(the order reversed every other round).",
+        "(the order reversed every other round)"
+        + (
+            "; then as many rounds of each ratio's two servers side by side (loaded at once)."
+            if figures.get("side_by_side")
+            else "."
+        ),
         f"- Load: wrk, {plan['threads']} threads, {plan['connections']} connections, "
         + cpus(host)
         + ", loopback only.",
@@ -110,16 +116,20 @@ def acceptance(figures: dict) -> list[str]:
     """Return the table of acceptance ratios, req/s and CPU per request for each template tree."""
     trees = list(figures["trees"])
     of = {(row["compares"], row["tree"]): row for row in figures["ratios"]}
-    columns = [f"{tree} {figure}" for tree in trees for figure in ("CPU", "req/s")]
+    figure_names = ("CPU side by side", "CPU in turn", "req/s in turn")
+    columns = [f"{tree} {figure}" for tree in trees for figure in figure_names]
     lines = [
         "## Acceptance ratios",
         "",
         "Two targets loaded in the same rounds: the inverse ratio of their CPU time per request "
-        "(the denominator's over the numerator's), the figure that hardly moves with the "
-        "machine's other load, then req/s of one over the other's; higher is better in both. "
-        "Each cell: the median of the per-round ratios, the lowest and highest round in "
-        "brackets. CPU is the server's own (master and workers): the PostgreSQL and Redis "
-        "that a read waits on are not counted, on either side.",
+        "(the denominator's over the numerator's), then req/s of one over the other's; higher is "
+        "better in both. Side by side: where two servers answer the two targets, both are loaded "
+        "at once in rounds of their own, sharing the server CPU and the machine's swings of the "
+        "moment; that CPU ratio decides the verdict. In turn: each target loaded alone, one "
+        "after the other (a ratio of one server's two routes has only these). Each cell: the "
+        "median of the per-round ratios, the lowest and highest round in brackets. CPU is the "
+        "server's own (master and workers): the PostgreSQL and Redis that a read waits on are "
+        "not counted, on either side.",
         "",
         "| compares | threshold | " + " | ".join(columns) + " |",
         "|---|---:|" + "---:|" * len(columns),
@@ -128,10 +138,14 @@ def acceptance(figures: dict) -> list[str]:
         cells = []
         for tree in trees:
             row = of.get((compares, tree))
-            cpu = row.get("cpu") if row else None  # absent from figures written before it
-            if cpu is not None:
-                cpu = {**cpu, "threshold": row["threshold"]}
-            cells += [ratio(cpu) + verdict(cpu), ratio(row) + verdict(row)]
+            # Either CPU figure is absent from figures written before it.
+            paired = row.get("cpu_side_by_side") if row else None
+            cpu = row.get("cpu") if row else None
+            decides = paired or cpu
+            for figure in (paired, cpu):
+                judged = {**figure, "threshold": row["threshold"]} if figure is decides else None
+                cells.append(ratio(figure) + verdict(judged))
+            cells.append(ratio(row))
         threshold = next(row["threshold"] for (name, _), row in of.items() if name == compares)
         lines.append(f"| {compares} | {floor(threshold)} | " + " | ".join(cells) + " |")
     return [*lines, ""]
@@ -320,7 +334,8 @@ def summary(figures: dict) -> str:
             for row in figures["tracing"]
         )
     lines = [
-        f"{row['tree']:6} {row['compares']}: CPU {ratio(row.get('cpu'))}, req/s {ratio(row)}, "
+        f"{row['tree']:6} {row['compares']}: CPU side by side {ratio(row.get('cpu_side_by_side'))}"
+        f", in turn {ratio(row.get('cpu'))}, req/s {ratio(row)}, "
         f"threshold {floor(row['threshold'])}"
         for row in figures["ratios"]
     ]

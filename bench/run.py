@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,11 +63,13 @@ class Plan:
     rounds: int
     duration_s: int
     warmup_s: int
-    rows: int  # per uncached read target: more than it asks for in all its loads (5,000 req/s)
+    # Per uncached read target: more than it asks for in all its loads, in turn and side by side
+    # (5,000 req/s); a load that reads past its own items stops the run.
+    rows: int
 
 
-FULL = Plan(rounds=10, duration_s=4, warmup_s=2, rows=250_000)
-QUICK = Plan(rounds=1, duration_s=2, warmup_s=1, rows=20_000)
+FULL = Plan(rounds=10, duration_s=4, warmup_s=2, rows=420_000)
+QUICK = Plan(rounds=1, duration_s=2, warmup_s=1, rows=30_000)
 # Above this 1-minute load average at the start, other work would skew the figures: no report.
 MAX_LOAD = 1.0
 # The tracing scenario: 10 targets, about 5 minutes; its reads share one database (4 targets).
@@ -155,7 +158,7 @@ def log(message: str) -> None:
 
 @dataclass
 class Unread:
-    """The items no load has read yet (none is cached): shared by the targets of one database."""
+    """The items no load of a target has read yet (none is cached): each target its own."""
 
     next_id: int
     last_id: int
@@ -205,6 +208,8 @@ class Target:
             raise RuntimeError(f"{self.tree} {self.name}: no unread item left (Plan.rows)")
         args = (self.unread.next_id, wrk.THREADS)  # the script makes each request's path
         sample = wrk.run(self.service.url + "/", duration_s, str(READ_SCRIPT), args)
+        if sample.last_id > self.unread.last_id:  # into another target's items, maybe read
+            raise RuntimeError(f"{self.tree} {self.name}: read past its items (Plan.rows)")
         self.unread.next_id = sample.last_id + 1
         return sample
 
@@ -226,26 +231,27 @@ def serve_tree(
     features = {}
     if tree == "after":
         features = serve_features(servers, template, gunicorn, stack)
-    # The uncached reads of one database share its unread items.
+    # The uncached reads of one database: each its own items, as two of them load at once.
     readers = {
         "gunicorn": gunicorn,
         "minread": gunicorn,
         **{name: d for name, (_, d) in features.items()},
     }
     log(f"{tree}: {plan.rows} items to read for each of {len(readers)} servers")
-    unread: dict[int, Unread] = {}  # by id(): a deployment is not hashable
-    for deployment in readers.values():
-        if id(deployment) not in unread:
-            sharing = sum(d is deployment for d in readers.values())
-            unread[id(deployment)] = Unread(*items_to_read(deployment, plan.rows * sharing))
+    unread: dict[str, Unread] = {}
+    for deployment in {id(d): d for d in readers.values()}.values():  # a deployment: unhashable
+        names = [name for name, d in readers.items() if d is deployment]
+        first, last = items_to_read(deployment, plan.rows * len(names))
+        for number, name in enumerate(names):
+            start = first + number * plan.rows
+            unread[name] = Unread(start, min(start + plan.rows - 1, last))
     items = {name: f"/api/items/{cached_item(d)}" for name, d in deployments.items()}
     items["minread"] = f"/api/items/{cached_item(gunicorn, minimal_read)}"
     items["granread"] = f"/api/items/{cached_item(granian, granian_read)}"
     # In the order they are loaded: the two targets of each ratio close together in time.
-    read = unread[id(gunicorn)]
     targets = [
-        Target(tree, "gunicorn read", gunicorn.service, "/api/items/{id}", read),
-        Target(tree, "minread read", minimal_read, "/api/items/{id}", read),
+        Target(tree, "gunicorn read", gunicorn.service, "/api/items/{id}", unread["gunicorn"]),
+        Target(tree, "minread read", minimal_read, "/api/items/{id}", unread["minread"]),
         Target(tree, "gunicorn none", gunicorn.service, f"/api/items/{NO_ITEM}", refused=404),
         Target(tree, "minread none", minimal_read, f"/api/items/{NO_ITEM}", refused=404),
         Target(tree, "flask healthz", reference, "/healthz"),
@@ -256,10 +262,9 @@ def serve_tree(
         Target(tree, "granian hit", granian.service, items["granian"]),
         Target(tree, "granread hit", granian_read, items["granread"]),
     ]
-    for name, (service, deployment) in features.items():
+    for name, (service, _) in features.items():
         targets.append(Target(tree, f"{name} healthz", service, "/healthz"))
-        reads = unread[id(deployment)]
-        targets.append(Target(tree, f"{name} read", service, "/api/items/{id}", reads))
+        targets.append(Target(tree, f"{name} read", service, "/api/items/{id}", unread[name]))
     return targets
 
 
@@ -376,6 +381,33 @@ def load_rounds(targets: list[Target], plan: Plan) -> None:
             )
 
 
+def side_by_side(targets: list[Target], trees: list[str]) -> list[tuple[Target, Target]]:
+    """Return the two targets of each ratio that two servers answer: they are loaded at once."""
+    of = {(target.tree, target.name): target for target in targets}
+    pairs = [(of[tree, a], of[tree, b]) for _, a, b, _ in RATIOS for tree in trees]
+    return [(top, bottom) for top, bottom in pairs if top.service is not bottom.service]
+
+
+def load_side_by_side(pairs: list[tuple[Target, Target]], plan: Plan) -> dict[tuple, list]:
+    """Load the two targets of each pair at once, a round at a time (the order of the pairs
+    reversed every other round); return each pair's samples, by (tree, numerator, denominator).
+
+    Both servers share the server CPUs and the machine's swings of the moment: the ratio of their
+    CPU per request then holds steadier from round to round than that of two loads in turn."""
+    loads: dict[tuple, list] = {(top.tree, top.name, bottom.name): [] for top, bottom in pairs}
+    with ThreadPoolExecutor(2) as pool:
+        for number in range(plan.rounds):
+            for top, bottom in pairs if number % 2 == 0 else pairs[::-1]:
+                started = [pool.submit(target.load, plan.duration_s) for target in (top, bottom)]
+                both = tuple(future.result() for future in started)
+                loads[top.tree, top.name, bottom.name].append(both)
+                log(
+                    f"round {number + 1} {top.tree} {top.name} beside {bottom.name}: "
+                    + ", ".join(f"{cpu_per_request(sample):.0f} us CPU/req" for sample in both)
+                )
+    return loads
+
+
 def spread(values: list[float]) -> dict:
     """Return per-round values with their median, lowest and highest."""
     return {
@@ -427,10 +459,12 @@ def memory(targets: list[Target]) -> dict:
     }
 
 
-def ratios(targets: list[Target], trees: list[str]) -> tuple[list[dict], list[dict]]:
+def ratios(
+    targets: list[Target], trees: list[str], paired: dict[tuple, list]
+) -> tuple[list[dict], list[dict]]:
     """Return the acceptance ratios of each tree, as req/s and as CPU per request (inverted: the
-    denominator's over the numerator's, so that both read "higher is better"), and each target's
-    after/before (its price)."""
+    denominator's over the numerator's, so that both read "higher is better"), from the loads in
+    turn and, where two servers answer, side by side; and each target's after/before (its price)."""
     of = {(target.tree, target.name): target for target in targets}
     accepted = [
         {
@@ -439,6 +473,11 @@ def ratios(targets: list[Target], trees: list[str]) -> tuple[list[dict], list[di
             "threshold": least,
             **per_round(of[tree, a], of[tree, b]),
             "cpu": per_round(of[tree, b], of[tree, a], cpu_per_request),
+            "cpu_side_by_side": spread(
+                [cpu_per_request(low) / cpu_per_request(top) for top, low in paired[tree, a, b]]
+            )
+            if (tree, a, b) in paired
+            else None,
         }
         for what, a, b, least in RATIOS
         for tree in trees
@@ -593,11 +632,20 @@ def measure(args: argparse.Namespace, plan: Plan) -> dict:
         targets = [target for side_by_side in zip(*shared, strict=True) for target in side_by_side]
         targets += [target for tree_targets in served for target in tree_targets[common:]]
         load_rounds(targets, plan)
+        paired = load_side_by_side(side_by_side(targets, list(trees)), plan)
         figures["commands"] = commands(shown_argv(args), targets, plan, "app_server=granian")
-    accepted, price = ratios(targets, list(trees))
+    accepted, price = ratios(targets, list(trees), paired)
     figures["trees"] = {tree: tree_facts(template, ref) for tree, (template, ref) in trees.items()}
     return {
         **run_figures(figures, started, plan, targets),
+        "side_by_side": [
+            {
+                "tree": tree,
+                "targets": [top, bottom],
+                "samples": [[s.figures() for s in both] for both in loads],
+            }
+            for (tree, top, bottom), loads in paired.items()
+        ],
         "ratios": accepted,
         "after_over_before": price,
         "features": feature_prices(targets),
