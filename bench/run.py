@@ -629,7 +629,7 @@ def measure(args: argparse.Namespace, plan: Plan) -> dict:
         # Each target beside its namesake of the other tree; the after tree's features follow.
         common = min(len(tree_targets) for tree_targets in served)
         shared = [tree_targets[:common] for tree_targets in served]
-        targets = [target for side_by_side in zip(*shared, strict=True) for target in side_by_side]
+        targets = [target for namesakes in zip(*shared, strict=True) for target in namesakes]
         targets += [target for tree_targets in served for target in tree_targets[common:]]
         load_rounds(targets, plan)
         paired = load_side_by_side(side_by_side(targets, list(trees)), plan)
