@@ -152,9 +152,9 @@ def workflow_step(project_dir: Path, marker: str) -> str:
     return runs[0]
 
 
-def dev_pin(name: str) -> str:
-    """Return the version the template's own requirements-dev.txt pins ``name`` at."""
-    text = (TEMPLATE / "requirements-dev.txt").read_text()
+def dev_pin(name: str, requirements: str = "requirements-dev.txt") -> str:
+    """Return the version the template's own requirements file pins ``name`` at."""
+    text = (TEMPLATE / requirements).read_text()
     return re.search(rf"^{re.escape(name)}==(\S+)$", text, re.MULTILINE)[1]
 
 
@@ -163,7 +163,8 @@ def test_ci_sbom_lists_every_installed_distribution(bake, synced):
     """It runs the CI's SBOM command on an environment from the lock: every distribution is in."""
     project_dir = bake(ALL_ON)
     script = workflow_step(project_dir, "cyclonedx-py environment")
-    assert f"cyclonedx-bom=={dev_pin('cyclonedx-bom')}" in script
+    pin = dev_pin("cyclonedx-bom", "tools/requirements-sbom.txt")
+    assert f"cyclonedx-bom=={pin}" in script
     # The command runs inside the image on its venv, the one the Dockerfile's uv sync makes.
     assert "UV_PROJECT_ENVIRONMENT=/opt/venv" in (project_dir / "Dockerfile").read_text()
     command = re.search(r"cyclonedx-py environment ([^']*) /opt/venv/bin/python'", script)

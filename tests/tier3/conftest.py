@@ -22,9 +22,13 @@ REPORT_NAME = "tier3-report.txt"
 _REPORT_PROPERTY = "tier3_report"  # printed by tests/conftest.py (REPORT_PROPERTY)
 
 
-@pytest.fixture(scope="session")
+# The engine and what lives in it are the package's, not the session's: tier 3 is one xdist group
+# that its worker runs first (tests/conftest.py, longest_first), so the engine stops and its root
+# (every image built) is removed as soon as tier 3 is done, while the other workers go on, not
+# after that worker's last test of another tier.
+@pytest.fixture(scope="package")
 def engine() -> Iterator[DockerEngine]:
-    """Start a private dockerd for the session (skip with its own error if it cannot start)."""
+    """Start a private dockerd for tier 3 (skip with its own error if it cannot start)."""
     docker = DockerEngine()
     try:
         docker.start()
@@ -37,7 +41,7 @@ def engine() -> Iterator[DockerEngine]:
         docker.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def standins(engine) -> StandIns:
     """Return the stand-in image builder for this engine."""
     return StandIns(engine)
@@ -64,7 +68,7 @@ def report(report_lines, record_property):
     return _add
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def app_image(engine, standins, bake, tmp_path_factory):
     """Return a function that builds a combination's image once (BuildKit) and returns the Build."""
     builds: dict[str, Build] = {}
