@@ -85,7 +85,8 @@ def header(figures: dict) -> list[str]:
         f"{plan['duration_s']} s per load after {plan['warmup_s']} s of warm-up, targets in turn "
         "(the order reversed every other round)"
         + (
-            "; then as many rounds of each ratio's two servers side by side (loaded at once)."
+            f"; then {plan.get('paired_rounds', plan['rounds'])} rounds of each ratio's two "
+            "servers side by side (loaded at once)."
             if figures.get("side_by_side")
             else "."
         ),

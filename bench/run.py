@@ -61,19 +61,23 @@ class Plan:
     """How long and how often each target is loaded, and how many rows the uncached read gets."""
 
     rounds: int
+    # Rounds of the two servers of a ratio loaded at once: the verdicts' figures, given more
+    # rounds than the loads in turn so that two runs agree on them (bench/README.md).
+    paired_rounds: int
     duration_s: int
     warmup_s: int
     # Per uncached read target: more than it asks for in all its loads, in turn and side by side
-    # (5,000 req/s); a load that reads past its own items stops the run.
+    # (3,000 req/s, three times the most a read has served); a load that reads past its own items
+    # stops the run.
     rows: int
 
 
-FULL = Plan(rounds=10, duration_s=4, warmup_s=2, rows=420_000)
-QUICK = Plan(rounds=1, duration_s=2, warmup_s=1, rows=30_000)
+FULL = Plan(rounds=10, paired_rounds=20, duration_s=4, warmup_s=2, rows=420_000)
+QUICK = Plan(rounds=1, paired_rounds=1, duration_s=2, warmup_s=1, rows=30_000)
 # Above this 1-minute load average at the start, other work would skew the figures: no report.
 MAX_LOAD = 1.0
 # The tracing scenario: 10 targets, about 5 minutes; its reads share one database (4 targets).
-TRACING = Plan(rounds=12, duration_s=2, warmup_s=2, rows=250_000)
+TRACING = Plan(rounds=12, paired_rounds=0, duration_s=2, warmup_s=2, rows=250_000)
 # The bakes of each template tree: the defaults (PostgreSQL, Redis, gunicorn), and granian.
 BAKES = {"gunicorn": {}, "granian": {"app_server": "granian"}}
 # (what the ratio compares, numerator, denominator, acceptance threshold or None); a target is
@@ -396,7 +400,7 @@ def load_side_by_side(pairs: list[tuple[Target, Target]], plan: Plan) -> dict[tu
     CPU per request then holds steadier from round to round than that of two loads in turn."""
     loads: dict[tuple, list] = {(top.tree, top.name, bottom.name): [] for top, bottom in pairs}
     with ThreadPoolExecutor(2) as pool:
-        for number in range(plan.rounds):
+        for number in range(plan.paired_rounds):
             for top, bottom in pairs if number % 2 == 0 else pairs[::-1]:
                 started = [pool.submit(target.load, plan.duration_s) for target in (top, bottom)]
                 both = tuple(future.result() for future in started)
