@@ -39,18 +39,23 @@ def title(target: str) -> str:
 
 
 def ratio(row: dict | None) -> str:
-    """Return a ratio's median with its lowest and highest round."""
+    """Return a ratio's median with its lowest and highest round; a CPU ratio's figure over all
+    its rounds first, where the figures have it."""
     if row is None:
         return "n/a"
-    return f"{row['median']:.2f}x ({row['min']:.2f} to {row['max']:.2f})"
+    rounds = f"{row['median']:.2f}x ({row['min']:.2f} to {row['max']:.2f})"
+    if "overall" not in row:
+        return rounds
+    return f"{row['overall']:.2f}x, rounds {rounds}"
 
 
 def verdict(row: dict | None) -> str:
-    """Say whether a ratio's median reached its threshold (the side-by-side CPU ratio decides
-    where two servers answer; the other cells are shown for reading)."""
+    """Say whether a ratio reached its threshold: its CPU figure over all the rounds, or the
+    rounds' median in figures written before it (the side-by-side CPU ratio decides where two
+    servers answer; the other cells are shown for reading)."""
     if row is None or row["threshold"] is None:
         return ""
-    return " met" if row["median"] >= row["threshold"] else " **not met**"
+    return " met" if row.get("overall", row["median"]) >= row["threshold"] else " **not met**"
 
 
 def floor(threshold: float | None) -> str:
@@ -127,8 +132,10 @@ def acceptance(figures: dict) -> list[str]:
         "better in both. Side by side: where two servers answer the two targets, both are loaded "
         "at once in rounds of their own, sharing the server CPU and the machine's swings of the "
         "moment; that CPU ratio decides the verdict. In turn: each target loaded alone, one "
-        "after the other (a ratio of one server's two routes has only these). Each cell: the "
-        "median of the per-round ratios, the lowest and highest round in brackets. CPU is the "
+        "after the other (a ratio of one server's two routes has only these). A CPU cell: first "
+        "the ratio over all its rounds (each target's CPU time summed, over its requests "
+        "summed), which the verdict reads, then the median of the per-round ratios with the "
+        "lowest and highest round in brackets; a req/s cell: that median and range. CPU is the "
         "server's own (master and workers): the PostgreSQL and Redis that a read waits on are "
         "not counted, on either side.",
         "",

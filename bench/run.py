@@ -433,6 +433,18 @@ def cpu_per_request(sample: wrk.Sample) -> float:
     return sample.cpu_s / sample.requests * 1e6
 
 
+def overall(loads: list[tuple[wrk.Sample, wrk.Sample]]) -> float:
+    """Return the second target's CPU time per request over the first's, each over all the
+    rounds (its CPU time summed, over its requests summed): the ratio a verdict reads.
+
+    Two servers that wait on one database, loaded at once, share it unevenly from round to
+    round, one of them served faster in each: their per-round ratios fall into two groups, and
+    their median moves with the share of rounds in each (bench/README.md, "Side by side")."""
+    first = sum(a.cpu_s for a, _ in loads) / sum(a.requests for a, _ in loads)
+    second = sum(b.cpu_s for _, b in loads) / sum(b.requests for _, b in loads)
+    return round(second / first, 4)
+
+
 # What the tracing scenario compares, round by round, of each load.
 COMPARED = {
     "rps": lambda sample: sample.rps,
@@ -476,10 +488,18 @@ def ratios(
             "tree": tree,
             "threshold": least,
             **per_round(of[tree, a], of[tree, b]),
-            "cpu": per_round(of[tree, b], of[tree, a], cpu_per_request),
-            "cpu_side_by_side": spread(
-                [cpu_per_request(low) / cpu_per_request(top) for top, low in paired[tree, a, b]]
-            )
+            "cpu": {
+                **per_round(of[tree, b], of[tree, a], cpu_per_request),
+                "overall": overall(
+                    list(zip(of[tree, a].samples, of[tree, b].samples, strict=True))
+                ),
+            },
+            "cpu_side_by_side": {
+                **spread(
+                    [cpu_per_request(low) / cpu_per_request(top) for top, low in paired[tree, a, b]]
+                ),
+                "overall": overall(paired[tree, a, b]),
+            }
             if (tree, a, b) in paired
             else None,
         }
