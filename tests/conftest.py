@@ -145,6 +145,10 @@ _cpu_per_file: defaultdict[str, float] = defaultdict(float)
 _cpu_per_test: defaultdict[str, float] = defaultdict(float)
 _cpu_at_start: dict[str, float] = {}
 SLOWEST_FILES = 30
+# How the workers ran the groups (xdist_group; a test of none counts in its file's line): per
+# group and worker, the first start and last stop (epoch seconds), seconds and CPU summed.
+_groups: dict[tuple[str, str], dict] = {}
+LONG_GROUP = 60.0  # seconds: a group listed on its own in the timeline; shorter ones summed
 
 
 def cpu_seconds() -> float:
@@ -199,6 +203,14 @@ def pytest_runtest_logreport(report) -> None:
     cpu = sum(value for name, value in report.user_properties if name == CPU_PROPERTY)
     _cpu_per_file[report.nodeid.split("::", 1)[0]] += cpu
     _cpu_per_test[report.nodeid.split("[", 1)[0].split("@", 1)[0]] += cpu
+    name = report.nodeid.split("@", 1)[1] if "@" in report.nodeid else report.nodeid.split("::")[0]
+    worker = node.gateway.id if node is not None else "main"
+    span = _groups.setdefault(
+        (name, worker), {"start": report.start, "stop": report.stop, "seconds": 0.0, "cpu": 0.0}
+    )
+    span["start"], span["stop"] = min(span["start"], report.start), max(span["stop"], report.stop)
+    span["seconds"] += report.duration
+    span["cpu"] += cpu
     if report.when == "call":
         _report_lines.extend(
             value for name, value in report.user_properties if name == REPORT_PROPERTY
@@ -255,3 +267,45 @@ def summarise_time(terminalreporter) -> None:
     costliest = sorted(_cpu_per_test.items(), key=lambda item: -item[1])[:SLOWEST_FILES]
     for test, cpu in costliest:
         terminalreporter.write_line(f"{_seconds_per_test[test]:8.1f} s  {cpu:8.1f} CPU-s  {test}")
+    summarise_groups(terminalreporter)
+
+
+def summarise_groups(terminalreporter) -> None:
+    """Print how each worker ran its groups, in order: when each long one started and ended
+    (minutes from the run's first test), its seconds and CPU; the short ones summed between."""
+    if not _groups:
+        return
+    began = min(span["start"] for span in _groups.values())
+    ended = max(span["stop"] for span in _groups.values())
+    terminalreporter.write_line(
+        "the groups as each worker ran them (minutes from the first test: start-end, then the"
+        " group's seconds and CPU-seconds; shorter groups summed between):"
+    )
+    for worker in sorted({worker for _, worker in _groups}):
+        terminalreporter.write_line(f"worker {worker}:")
+        for line in worker_timeline(worker, began):
+            terminalreporter.write_line(f"  {line}")
+        last = max(span["stop"] for (_, ran), span in _groups.items() if ran == worker)
+        terminalreporter.write_line(f"  done {(ended - last) / 60:.1f} min before the run's end")
+
+
+def worker_timeline(worker: str, began: float) -> list[str]:
+    """Return the lines of one worker's groups, in the order it ran them."""
+    spans = sorted(
+        ((name, span) for (name, ran), span in _groups.items() if ran == worker),
+        key=lambda item: item[1]["start"],
+    )
+    lines, short = [], [0, 0.0, 0.0]  # groups, seconds, CPU-seconds since the last long group
+    for name, span in [*spans, ("", None)]:
+        if span is not None and span["seconds"] < LONG_GROUP:
+            short = [short[0] + 1, short[1] + span["seconds"], short[2] + span["cpu"]]
+            continue
+        if short[0]:
+            figures = f"{short[1]:6.0f} s {short[2]:6.0f} CPU-s"
+            lines.append(f"{'':11}  {figures}  {short[0]} short groups")
+            short = [0, 0.0, 0.0]
+        if span is not None:
+            start, stop = (span["start"] - began) / 60, (span["stop"] - began) / 60
+            figures = f"{span['seconds']:6.0f} s {span['cpu']:6.0f} CPU-s"
+            lines.append(f"{start:5.1f}-{stop:5.1f}  {figures}  {name}")
+    return lines
