@@ -4,8 +4,6 @@ import os
 import resource
 import sys
 from collections import defaultdict
-from collections.abc import Iterator
-from itertools import zip_longest
 from pathlib import Path
 
 import pytest
@@ -14,9 +12,6 @@ TEMPLATE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(TEMPLATE / "tests"))
 
 from combinations import Combination  # noqa: E402
-
-# A tier-1 group of at least this many tests is a bake's: work_order spreads them among tier 2's.
-BAKE_GROUP = 20
 
 
 def pytest_addoption(parser) -> None:
@@ -31,18 +26,16 @@ def pytest_addoption(parser) -> None:
 
 
 def pytest_configure(config) -> None:
-    """Keep the order work_order gives the groups: xdist would reorder them by their number of
-    tests (its --no-loadscope-reorder, set here so that a run without xdist still parses)."""
+    """Keep the order longest_first gives the groups: xdist would reorder them by their number
+    of tests (its --no-loadscope-reorder, set here so that a run without xdist still parses)."""
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
 
 
-@pytest.hookimpl(wrapper=True)  # after every other order (tests/tier2/conftest.py's, say)
-def pytest_collection_modifyitems(config, items: list[pytest.Item]) -> Iterator[None]:
-    """Deselect the tests of the combinations --row did not name; order the groups of work."""
-    yield
+def pytest_collection_modifyitems(config, items: list[pytest.Item]) -> None:
+    """Deselect the tests of the combinations --row did not name; put the longest work first."""
     select_rows(config, items)
-    work_order(items)
+    longest_first(items)
 
 
 def group_of(item: pytest.Item) -> str:
@@ -51,37 +44,23 @@ def group_of(item: pytest.Item) -> str:
     return str(marker.args[0]) if marker is not None and marker.args else item.nodeid
 
 
-def work_order(items: list[pytest.Item]) -> None:
-    """Order the groups so that the long ones start first, tier 1's bakes among tier 2's.
+def longest_first(items: list[pytest.Item]) -> None:
+    """Order the groups so that the longest start first and the short ones fill the end.
 
     xdist hands each worker the next group in collection order (pytest_configure turns off its
-    own reordering by count). Tier 3's one group (a Docker engine, every image and stack) is the
-    longest by far and comes first. Then tier 2's combinations, the largest first, each followed
-    by one of tier 1's bakes, the largest first: tier 2 waits on its servers, browsers and
-    timeouts for half its time, tier 1 keeps a CPU busy, so a worker that takes the one after the
-    other leaves the CPUs less idle than three workers waiting at once. The short groups (a test
-    of none is one) fill the end, in collection order. A group's size is its number of tests in
-    its highest tier (the bare bake's tier-1 tests do not make its tier-2 row look long); the
-    items of a group keep their order (tests/tier2/conftest.py's, by combination).
+    own reordering by count). Tier 3's one group (a Docker engine, every image and
+    stack) is the longest by far, then tier 2's served combinations, then tier 1's bakes: a
+    long group started last would leave the other workers idle while it runs. Within a tier,
+    groups with more tests first; the items of a group keep their order.
     """
     rank = {"tier 3": 0, "tier 2": 1, "tier 1": 2}
-    groups: dict[str, list[pytest.Item]] = {}
+    size: defaultdict[str, int] = defaultdict(int)
+    heaviest: dict[str, int] = {}
     for item in items:
-        groups.setdefault(group_of(item), []).append(item)
-    heaviest = {
-        name: min(rank[tier(item.nodeid)] for item in group) for name, group in groups.items()
-    }
-    size = {
-        name: sum(rank[tier(item.nodeid)] == heaviest[name] for item in group)
-        for name, group in groups.items()
-    }
-    largest = sorted(groups, key=lambda name: -size[name])  # equal sizes keep collection order
-    served = [name for name in largest if heaviest[name] == 1]
-    bakes = [name for name in largest if heaviest[name] == 2 and size[name] >= BAKE_GROUP]
-    paired = [name for pair in zip_longest(served, bakes) for name in pair if name is not None]
-    short = [name for name in groups if heaviest[name] == 2 and size[name] < BAKE_GROUP]
-    order = [*(name for name in largest if heaviest[name] == 0), *paired, *short]
-    items[:] = [item for name in order for item in groups[name]]
+        group = group_of(item)
+        size[group] += 1
+        heaviest[group] = min(heaviest.get(group, 2), rank[tier(item.nodeid)])
+    items.sort(key=lambda item: (heaviest[group_of(item)], -size[group_of(item)]))
 
 
 def select_rows(config, items: list[pytest.Item]) -> None:

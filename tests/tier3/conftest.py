@@ -23,7 +23,7 @@ _REPORT_PROPERTY = "tier3_report"  # printed by tests/conftest.py (REPORT_PROPER
 
 
 # The engine and what lives in it are the package's, not the session's: tier 3 is one xdist group
-# that its worker runs first (tests/conftest.py, work_order), so the engine stops and its root
+# that its worker runs first (tests/conftest.py, longest_first), so the engine stops and its root
 # (every image built) is removed as soon as tier 3 is done, while the other workers go on, not
 # after that worker's last test of another tier.
 @pytest.fixture(scope="package")
