@@ -51,7 +51,10 @@ def longest_first(items: list[pytest.Item]) -> None:
     own reordering by count). Tier 3's one group (a Docker engine, every image and
     stack) is the longest by far, then tier 2's served combinations, then tier 1's bakes: a
     long group started last would leave the other workers idle while it runs. Within a tier,
-    groups with more tests first; the items of a group keep their order.
+    groups with more tests first, but tier 2's combinations end in the order of their ids:
+    tests/tier2/conftest.py sorts them after this, in the places this gave them (an order by size
+    tried instead, with tier 1's bakes among them, took no less: docs/testing.md). The items of a
+    group keep their order.
     """
     rank = {"tier 3": 0, "tier 2": 1, "tier 1": 2}
     size: defaultdict[str, int] = defaultdict(int)
