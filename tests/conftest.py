@@ -305,7 +305,8 @@ def worker_timeline(worker: str, began: float) -> list[str]:
             continue
         if short[0]:
             figures = f"{short[1]:6.0f} s {short[2]:6.0f} CPU-s"
-            lines.append(f"{'':11}  {figures}  {short[0]} short groups")
+            groups = "a short group" if short[0] == 1 else f"{short[0]} short groups"
+            lines.append(f"{'':11}  {figures}  {groups}")
             short = [0, 0.0, 0.0]
         if span is not None:
             start, stop = (span["start"] - began) / 60, (span["stop"] - began) / 60
