@@ -20,6 +20,12 @@ from .servers import ServerError, Service, compose_command, owned_dir, stop_pid,
 READY_WITHIN = 60  # seconds for a process to answer its health check
 PROCESSED_WITHIN = 30  # seconds for the worker to process a new item
 CONTAINER_TMP = "/tmp/"  # the container's tmpfs, mapped to a folder of the test's
+# The line (logger, words in its message) each process logs once it listens for a ping through
+# Redis: a health check run before it only waits out its --timeout (5 s) for no answer.
+LISTENING = {
+    "worker": ("celery.apps.worker", " ready."),
+    "beat": ("celery.beat", "beat pidbox: Connected"),
+}
 
 
 def service_name(deployment: Deployment, subcommand: str) -> str:
@@ -53,16 +59,29 @@ def launch(deployment: Deployment, subcommand: str, **env: str) -> Service:
     return process
 
 
+def listening(process: Service, subcommand: str) -> bool:
+    """Say whether the process has logged that it listens for a ping (LISTENING), ever."""
+    logger, words = LISTENING[subcommand]
+    records = [json.loads(line) for line in process.lines() if line.startswith("{")]
+    return any(r.get("logger") == logger and words in r.get("message", "") for r in records)
+
+
 def await_healthy(deployment: Deployment, process: Service, subcommand: str) -> Service:
-    """Wait until the process passes its compose health check; else stop it and fail."""
+    """Wait until the process passes its compose health check; else stop it and fail.
+
+    The check runs once the process has logged that it listens (it may fail then: a Redis
+    restarted since, say), not before, when it could only wait out its timeout.
+    """
 
     def healthy() -> bool:
         if process.process.poll() is not None:
             raise ServerError(f"{subcommand} exited with {process.process.returncode}")
+        if not listening(process, subcommand):
+            return False
         return healthcheck(deployment, process, subcommand).returncode == 0
 
     try:
-        wait_until(healthy, READY_WITHIN, f"the {subcommand} answering its health check", 1)
+        wait_until(healthy, READY_WITHIN, f"the {subcommand} answering its health check", 0.2)
     except ServerError as exc:
         check = healthcheck(deployment, process, subcommand)
         stop(process)
