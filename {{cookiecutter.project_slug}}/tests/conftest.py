@@ -14,6 +14,7 @@ extension) takes one of its own from ``make_app``.
 {% if cookiecutter.use_auth == "yes" -%}
 import functools
 {% endif -%}
+import gc
 import os
 import socket
 import subprocess
@@ -179,6 +180,12 @@ def empty_database(url: str) -> None:
         pytest.exit(f"TEST_DATABASE_URL cannot be used (create that database first): {exc}", 2)
     finally:
         engine.dispose()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what the imports and the collection made (gc.freeze): it lives as long as the
+    session, and each of Python's full garbage collections would walk all of it again."""
+    gc.freeze()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -536,9 +543,18 @@ def run_python(tmp_path):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _tracing():
+def _tracing() -> InMemorySpanExporter:
     """Trace every test's app as an OTLP endpoint would, keeping the spans in memory."""
-    telemetry.start(InMemorySpanExporter())
+    exporter = InMemorySpanExporter()
+    telemetry.start(exporter)
+    return exporter
+
+
+@pytest.fixture(autouse=True)
+def _spans_dropped(_tracing: InMemorySpanExporter):
+    """Drop the spans kept once a test is over: the session's would all stay in memory."""
+    yield
+    _tracing.clear()
 
 
 @pytest.fixture(autouse=True)
