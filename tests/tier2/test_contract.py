@@ -23,13 +23,16 @@ import pytest
 import requests
 from loopback import free_port
 
-from .auth import raw_header
+from .auth import api_sign_in_from, raw_header
 from .test_hostile_input import entries, raw_exchange
 from .test_mail import PUBLIC_URL, smtp_server
 from .test_served import TIMEOUT, assert_json_error, each
 
 ST = Path(sys.executable).parent / "st"
 EXAMPLES = 5
+# Wrong passwords sent at most to spend an account's sign-in limit, and the refusals in a row
+# that show it spent in every worker (without Redis each worker counts its own).
+SPENT_WITHIN, REFUSED_IN_A_ROW = 60, 10
 # Tight enough for a few cases per operation to reach them; /openapi.json is loaded twice.
 TIGHT_LIMITS = {"RATELIMIT_DEFAULT": "3 per minute", "RATELIMIT_WRITE": "1 per minute"}
 
@@ -38,7 +41,8 @@ TIGHT_LIMITS = {"RATELIMIT_DEFAULT": "3 per minute", "RATELIMIT_WRITE": "1 per m
 def service_env() -> Iterator[dict[str, str]]:
     """Give auth bakes' services a mail server (a real SMTP server on loopback), as production
     has: without one, the operations that send mail answer 503, which the fuzzer rightly counts
-    as a server error."""
+    as a server error. Their sign-in limits keep the shipped counts over 5 s, not a minute: the
+    fuzzing still spends them, and a later run's sign-in waits seconds for them, not a minute."""
     port = free_port()
     controller, _ = smtp_server(port)
     try:
@@ -46,6 +50,8 @@ def service_env() -> Iterator[dict[str, str]]:
             "MAIL_URL": f"smtp://127.0.0.1:{port}",
             "MAIL_FROM": "Tier 2 <no-reply@example.test>",
             "PUBLIC_URL": PUBLIC_URL,
+            "RATELIMIT_SIGN_IN": "10 per 5 seconds",
+            "RATELIMIT_SIGN_IN_ACCOUNT": "5 per 5 seconds",
         }
     finally:
         controller.stop()
@@ -88,7 +94,7 @@ def runs(deployment) -> list[tuple[str, object, set[int]]]:
     With use_auth each entry is fuzzed twice: as the deployment's account, whose token `make
     contract` makes for the run and revokes after, then anonymously (writes refused: 401, never
     201). The account's runs come first: each run's fuzzing spends the sign-in limit, which a
-    later sign-in waits out (Retry-After).
+    later sign-in waits out (Retry-After; service_env counts it over 5 s).
     """
     if deployment.account is None:
         return [(url, None, {200, 201, 404, 422}) for url in entries(deployment)]
@@ -102,7 +108,9 @@ def test_the_service_keeps_its_contract_under_fuzzing(deployment):
     """It answers schemathesis's cases as documented, directly and through nginx (with use_auth,
     anonymously and with a token `make contract` made for the run and revoked after: zero server
     errors, zero conformance failures either way)."""
-    for url, account, expected in runs(deployment):
+    for index, (url, account, expected) in enumerate(runs(deployment)):
+        if index == 0 and account is not None:
+            spend_sign_in_limit(url, account.email)  # the run's sign-in must wait it out
         since = deployment.service.mark()
         run = fuzz(deployment, url, account=account)
         assert run.returncode == 0, f"{url}\n{run.stdout[-6000:]}\n{run.stderr[-2000:]}"
@@ -111,6 +119,25 @@ def test_the_service_keeps_its_contract_under_fuzzing(deployment):
         assert not any(status >= 500 for status in seen), seen
         if account is not None:
             assert "the run's token is revoked" in run.stdout, run.stdout[-2000:]
+        if index == 0 and account is not None:
+            assert "the sign-in limit is spent; trying again" in run.stdout, run.stdout[-2000:]
+
+
+def spend_sign_in_limit(url: str, email: str) -> None:
+    """Send wrong passwords of ``email`` to ``url`` until REFUSED_IN_A_ROW are refused (429).
+
+    The account's count, cleared by its last sign-in, starts its window with the first of them:
+    the run's sign-in right after meets it spent (an address's count may be older and expire).
+    """
+    wrong = {"email": email, "password": "not the account's password"}
+    refused = 0
+    for _ in range(SPENT_WITHIN):
+        refused = refused + 1 if api_sign_in_from(url, "127.0.0.1", wrong) == 429 else 0
+        if refused == REFUSED_IN_A_ROW:
+            return
+    raise AssertionError(
+        f"{SPENT_WITHIN} wrong sign-ins at {url}: not {REFUSED_IN_A_ROW} 429s in a row"
+    )
 
 
 @each(without=("use_nginx",))  # the limiter's storages: memory and Redis
