@@ -107,7 +107,8 @@ def runs(deployment) -> list[tuple[str, object, set[int]]]:
 def test_the_service_keeps_its_contract_under_fuzzing(deployment):
     """It answers schemathesis's cases as documented, directly and through nginx (with use_auth,
     anonymously and with a token `make contract` made for the run and revoked after: zero server
-    errors, zero conformance failures either way)."""
+    errors, zero conformance failures either way). `make contract` waits out a spent sign-in
+    limit before its run (the first signed-in run meets one)."""
     for index, (url, account, expected) in enumerate(runs(deployment)):
         if index == 0 and account is not None:
             spend_sign_in_limit(url, account.email)  # the run's sign-in must wait it out
