@@ -17,7 +17,7 @@ TIMEOUT = 10  # seconds for each of the two requests
 REVOCATION = "/api/auth/tokens/current"  # DELETE: revokes the token it is sent with
 REVOKED = 401  # the token's own revocation was among the fuzzed operations
 LIMITED = 429  # the fuzzing spent the write limit: the revocation waits for it
-ATTEMPTS, MAX_WAIT = 3, 60.0  # seconds waited at most before each new attempt
+PATIENCE = 60.0  # seconds waited at most in all for one request, whatever its limits say
 
 
 def call(method: str, url: str, body: dict[str, str] | None = None, token: str = "") -> dict:
@@ -76,20 +76,21 @@ def patiently(
     limit: str, method: str, url: str, body: dict[str, str] | None = None, token: str = ""
 ) -> dict:
     """Send the request with ``call``; refused by a spent limit (429), try again after its
-    Retry-After, ATTEMPTS times in all."""
-    for _attempt in range(ATTEMPTS - 1):
+    Retry-After, until PATIENCE seconds were waited in all. Another limit, or another worker's
+    count, may refuse the next attempt: each refusal names its own wait."""
+    deadline = time.monotonic() + PATIENCE
+    while True:
         try:
             return call(method, url, body, token)
         except urllib.error.HTTPError as error:
-            if error.code != LIMITED:
+            if error.code != LIMITED or time.monotonic() >= deadline:
                 raise
-            wait_out(error, limit)
-    return call(method, url, body, token)
+            wait_out(error, limit, deadline - time.monotonic())
 
 
-def wait_out(refusal: urllib.error.HTTPError, limit: str) -> None:
-    """Sleep the seconds a 429's Retry-After names (at most MAX_WAIT), saying so."""
-    seconds = min(float(refusal.headers.get("Retry-After") or 1), MAX_WAIT)
+def wait_out(refusal: urllib.error.HTTPError, limit: str, at_most: float) -> None:
+    """Sleep the seconds a 429's Retry-After names (at least 1, at most ``at_most``), saying so."""
+    seconds = min(max(float(refusal.headers.get("Retry-After") or 1), 1.0), max(at_most, 0.0))
     print(f"make contract: {limit} is spent; trying again in {seconds:.0f} s", flush=True)
     time.sleep(seconds)
 

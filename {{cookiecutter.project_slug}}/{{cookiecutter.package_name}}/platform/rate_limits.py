@@ -10,6 +10,7 @@ init_app picks (each worker's memory unless a shared one is set), in memory whil
 
 import functools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -79,7 +80,7 @@ class Counted:
 
     limit: RateLimitItem
     remaining: int
-    reset_at: int  # when the window ends, in seconds since the epoch
+    reset_time: float  # when the window ends, in seconds since the epoch
     refused: bool
 
 
@@ -225,7 +226,7 @@ def window(
 ) -> Counted:
     """Return a limit's count of ``key`` in ``scope``, as the headers tell it."""
     reset_time, remaining = strategy.get_window_stats(limit, key, scope)
-    return Counted(limit, remaining, int(reset_time + 1), refused)
+    return Counted(limit, remaining, reset_time, refused)
 
 
 def send_limit_headers(response: Response) -> Response:
@@ -235,7 +236,8 @@ def send_limit_headers(response: Response) -> Response:
     found: Counted = g.rate_limit
     response.headers["X-RateLimit-Limit"] = str(found.limit.amount)
     response.headers["X-RateLimit-Remaining"] = str(found.remaining)
-    response.headers["X-RateLimit-Reset"] = str(found.reset_at)
+    response.headers["X-RateLimit-Reset"] = str(math.ceil(found.reset_time))
     if response.status_code == 429 and "Retry-After" not in response.headers:
-        response.headers["Retry-After"] = str(max(1, int(found.reset_at - time.time())))
+        # Rounded up: a client that waits exactly this long finds the window ended.
+        response.headers["Retry-After"] = str(max(1, math.ceil(found.reset_time - time.time())))
     return response
