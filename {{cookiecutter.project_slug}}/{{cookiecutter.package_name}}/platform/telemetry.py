@@ -9,9 +9,8 @@ preload_app, granian's factory), so the SDK starts there, never in a server's ma
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sentry_sdk
 from flask import Flask
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -20,8 +19,9 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, Span, SpanKind, TraceState
 from opentelemetry.util.types import Attributes
-from sentry_sdk.integrations.logging import ignore_logger
-from sentry_sdk.types import Event, Hint
+
+if TYPE_CHECKING:  # the SDK is imported by init_app, once SENTRY_DSN is set
+    from sentry_sdk.types import Event, Hint
 
 # Either variable names the collector (the SDK's exporter reads them itself).
 ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -128,7 +128,7 @@ def tracing() -> bool:
     return isinstance(trace.get_tracer_provider(), TracerProvider)
 
 
-def first_lines(event: Event, hint: Hint) -> Event:
+def first_lines(event: "Event", hint: "Hint") -> "Event":
     """Keep the first line of each exception's message: the lines after it may quote the
     request's data (SQLAlchemy's parameters, a database's "Failing row contains ...").
     """
@@ -168,6 +168,8 @@ def init_app(app: Flask) -> None:
     started once per process); start Sentry when SENTRY_DSN is set.
 
     Without an endpoint nothing is instrumented: no span is made, so none costs a request.
+    Without SENTRY_DSN the Sentry SDK is never imported: every process and command starts
+    without its load.
     """
     if not tracing() and (exporter := span_exporter()) is not None:
         start(exporter)
@@ -181,5 +183,8 @@ def init_app(app: Flask) -> None:
             handler.addFilter(TraceIdFilter())
     dsn = app.extensions["settings"].sentry_dsn
     if dsn:
+        import sentry_sdk
+        from sentry_sdk.integrations.logging import ignore_logger
+
         sentry_sdk.init(**sentry_options(dsn))
         ignore_logger("opentelemetry")  # a collector down: in the logs, not an event a batch
