@@ -238,6 +238,7 @@ def send_limit_headers(response: Response) -> Response:
     response.headers["X-RateLimit-Remaining"] = str(found.remaining)
     response.headers["X-RateLimit-Reset"] = str(math.ceil(found.reset_time))
     if response.status_code == 429 and "Retry-After" not in response.headers:
-        # Rounded up: a client that waits exactly this long finds the window ended.
+        # Rounded up: the wait it names is never shorter than the window's rest, to the precision
+        # the storage keeps (a shared storage may keep whole seconds).
         response.headers["Retry-After"] = str(max(1, math.ceil(found.reset_time - time.time())))
     return response
