@@ -132,6 +132,7 @@ PRUNE = {
         "{package}/auth/pages.py",
         "{package}/auth/passkeys.py",
         "{package}/auth/passkey_pages.py",
+        "{package}/auth/passkey_ceremonies.py",
         "{package}/settings/passkeys.py",
         "{package}/auth/templates/auth",  # the pages' templates
         "assets/src/passkeys.js",

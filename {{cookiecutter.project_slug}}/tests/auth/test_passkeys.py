@@ -491,3 +491,27 @@ def test_passkey_sign_ins_count_in_the_sign_in_limit_per_address(limited_app):
         for _ in range(3)
     ]
     assert statuses == [422, 422, 429]
+
+
+def test_a_process_loads_py_webauthn_at_its_first_ceremony_only(run_python):
+    """A process that runs no ceremony (a command, a background one, a worker serving the other
+    pages) pays nothing for py_webauthn: building the app and serving the sign-in page, which
+    offers passkeys, load none of it; the first ceremony, a sign-in's options, loads it."""
+    code = (
+        "import re, sys; from {{ cookiecutter.package_name }} import create_app\n"
+        "from {{ cookiecutter.package_name }}.extensions import db\n"
+        "app = create_app()\n"
+        "with app.app_context(): db.create_all()\n"
+        "client = app.test_client()\n"
+        "page = client.get('/sign-in').text\n"
+        "print('id=\"passkey-sign-in\"' in page, 'webauthn' in sys.modules)\n"
+        'token = re.search(\'name="csrf-token" content="([^"]+)"\', page).group(1)\n'
+        "answer = client.post('/passkeys/sign-in/options', headers={'X-CSRFToken': token})\n"
+        "print(answer.status_code, 'webauthn' in sys.modules)"
+    )
+    ran = run_python(
+        "-c", code, APP_ENV="test", DATABASE_URL="sqlite:///app.db", PASSKEY_ORIGINS=ORIGIN
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    printed = [line for line in ran.stdout.splitlines() if not line.startswith("{")]  # no log
+    assert printed == ["True False", "200 True"], ran.stdout

@@ -25,25 +25,6 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user, login_user
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
-from webauthn import (
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
-from webauthn.helpers import parse_authentication_credential_json as parse_assertion
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import (
-    AuthenticatorSelectionCriteria,
-    CredentialDeviceType,
-    PublicKeyCredentialCreationOptions,
-    PublicKeyCredentialDescriptor,
-    PublicKeyCredentialRequestOptions,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from ..extensions import db
 from ..platform.database import rows_changed
@@ -63,17 +44,20 @@ from .passkeys import (
     Passkey,
     clean_name,
     distinct_name,
+    from_base64url,
     new_challenge,
     passkeys_of,
     relying_party,
     take_challenge,
+    to_base64url,
 )
 
+# The ceremonies' WebAuthn side (passkey_ceremonies.py) is imported by the views that run one: a
+# process that runs none never loads py_webauthn.
 bp = Blueprint("passkeys", __name__, template_folder="templates")  # auth/templates/auth/
 bp.after_request(send_policy)  # as the other pages
 # The one answer to every failed passkey sign-in (unknown passkey, bad signature, stale challenge).
 FAILED = "That passkey did not sign you in: try again, or use your email and password."
-REQUIRED = UserVerificationRequirement.REQUIRED  # the authenticator checks who holds it
 OPEN = frozenset({"passkeys.authentication_options", "passkeys.sign_in"})  # the rest: signed in
 
 
@@ -88,11 +72,9 @@ def signed_in_but_to_sign_in() -> ResponseReturnValue | None:
     return require_sign_in()
 
 
-def options_answer(
-    options: PublicKeyCredentialCreationOptions | PublicKeyCredentialRequestOptions,
-) -> Response:
-    """Answer a ceremony's options as the JSON the browser's WebAuthn API takes (base64url)."""
-    return Response(options_to_json(options), mimetype="application/json")
+def options_answer(options: str) -> Response:
+    """Answer a ceremony's options, JSON the browser's WebAuthn API takes (bytes in base64url)."""
+    return Response(options, mimetype="application/json")
 
 
 def refused(detail: str) -> ResponseReturnValue:
@@ -114,21 +96,14 @@ def lock_passkeys(user_id: int) -> None:
 def registration_options() -> ResponseReturnValue:
     """Start adding a passkey: a new challenge, and the passkeys the authenticator must not
     duplicate; the user handle is the one the user's other passkeys carry, else a new one."""
+    from .passkey_ceremonies import creation_options
+
     rp_id, _ = relying_party()
     kept = passkeys_of(current_user.id)
     handle = kept[0].user_handle if kept else secrets.token_bytes(32)
-    options = generate_registration_options(
-        rp_id=rp_id,
-        rp_name=rp_id,
-        user_name=current_user.email,
-        user_id=handle,
-        challenge=new_challenge("register", handle=bytes_to_base64url(handle)),
-        authenticator_selection=AuthenticatorSelectionCriteria(
-            resident_key=ResidentKeyRequirement.REQUIRED, user_verification=REQUIRED
-        ),
-        exclude_credentials=[PublicKeyCredentialDescriptor(id=p.credential_id) for p in kept],
-    )
-    return options_answer(options)
+    challenge = new_challenge("register", handle=to_base64url(handle))
+    kept_ids = [passkey.credential_id for passkey in kept]
+    return options_answer(creation_options(rp_id, current_user.email, handle, challenge, kept_ids))
 
 
 @bp.post("/passkeys/new")
@@ -137,6 +112,8 @@ def registration_options() -> ResponseReturnValue:
 def register() -> ResponseReturnValue:
     """Verify the authenticator's new credential and store it under the name given (JSON:
     ``{"credential": ..., "name": ...}``); 201, or 422 saying why not."""
+    from .passkey_ceremonies import Refused, verified_registration
+
     taken = take_challenge("register")
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("credential"), dict):
@@ -147,14 +124,8 @@ def register() -> ResponseReturnValue:
     name = clean_name(str(body.get("name") or "")) or DEFAULT_NAME
     rp_id, origins = relying_party()
     try:
-        verified = verify_registration_response(
-            credential=body["credential"],
-            expected_challenge=challenge,
-            expected_rp_id=rp_id,
-            expected_origin=origins,
-            require_user_verification=True,
-        )
-    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
+        verified = verified_registration(body["credential"], challenge, rp_id, origins)
+    except Refused as exc:
         return refused(f"The authenticator's answer was refused: {exc}")
     user_id = current_user.id
     for _attempt in range(3):  # again when another add took the name first (SQLite)
@@ -167,11 +138,11 @@ def register() -> ResponseReturnValue:
         passkey = Passkey(
             user_id=user_id,
             credential_id=verified.credential_id,
-            user_handle=base64url_to_bytes(held["handle"]),
-            public_key=verified.credential_public_key,
+            user_handle=from_base64url(held["handle"]),
+            public_key=verified.public_key,
             sign_count=verified.sign_count,
-            backup_eligible=verified.credential_device_type == CredentialDeviceType.MULTI_DEVICE,
-            backed_up=verified.credential_backed_up,
+            backup_eligible=verified.backup_eligible,
+            backed_up=verified.backed_up,
             name=distinct_name(name, taken_names),  # "Passkey 2" after "Passkey"
         )
         db.session.add(passkey)
@@ -197,11 +168,10 @@ def register() -> ResponseReturnValue:
 def authentication_options() -> ResponseReturnValue:
     """Start a passkey sign-in: a new challenge, no credentials listed (the browser offers the
     passkeys it holds for this site: no email needed)."""
+    from .passkey_ceremonies import request_options
+
     rp_id, _ = relying_party()
-    options = generate_authentication_options(
-        rp_id=rp_id, challenge=new_challenge("sign-in"), user_verification=REQUIRED
-    )
-    return options_answer(options)
+    return options_answer(request_options(rp_id, new_challenge("sign-in")))
 
 
 @bp.post("/passkeys/sign-in")
@@ -211,10 +181,12 @@ def authentication_options() -> ResponseReturnValue:
 def sign_in() -> ResponseReturnValue:
     """Sign in with a passkey's signature of this session's challenge, in a new session; answer
     where to go next, or 422 with one message whatever failed."""
+    from .passkey_ceremonies import Refused, parsed_assertion, verified_assertion
+
     taken = take_challenge("sign-in")
     try:
-        credential = parse_assertion(request.get_json(silent=True) or {})
-    except (WebAuthnException, ValueError, TypeError):
+        credential = parsed_assertion(request.get_json(silent=True))
+    except Refused:
         return refused(FAILED)
     passkey = db.session.scalar(select(Passkey).where(Passkey.credential_id == credential.raw_id))
     handle = credential.response.user_handle
@@ -223,20 +195,14 @@ def sign_in() -> ResponseReturnValue:
     user = db.session.get(User, passkey.user_id)
     rp_id, origins = relying_party()
     try:
-        verified = verify_authentication_response(
-            credential=credential,
-            expected_challenge=taken[0],
-            expected_rp_id=rp_id,
-            expected_origin=origins,
-            credential_public_key=passkey.public_key,
-            credential_current_sign_count=passkey.sign_count,
-            require_user_verification=True,
+        counted = verified_assertion(
+            credential, taken[0], rp_id, origins, passkey.public_key, passkey.sign_count
         )
-    except WebAuthnException:
+    except Refused:
         return refused(FAILED)
     if user is None or not user.is_active:
         return refused(FAILED)
-    passkey.sign_count, passkey.backed_up = verified.new_sign_count, verified.credential_backed_up
+    passkey.sign_count, passkey.backed_up = counted
     passkey.last_used_at = utc_now()
     record(Action.SIGNED_IN, user, detail="passkey")
     db.session.commit()

@@ -7,6 +7,7 @@ browser that asked for it, and stored as a digest with its expiry: verifying tak
 so it serves once, in that session, before it expires (a replayed session cookie finds no row).
 """
 
+import base64
 import hashlib
 import secrets
 import unicodedata
@@ -26,7 +27,6 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.orm import Mapped, mapped_column
-from webauthn.helpers import base64url_to_bytes, bytes_to_base64url
 
 from ..extensions import db
 from ..platform.database import rows_changed
@@ -94,7 +94,7 @@ def new_challenge(kind: str, **extra: str) -> bytes:
     db.session.execute(delete(PasskeyChallenge).where(PasskeyChallenge.expires_at <= now))
     db.session.add(PasskeyChallenge(digest=digest(challenge), expires_at=now + lifetime))
     db.session.commit()
-    session[SESSION_KEY] = {"kind": kind, "challenge": bytes_to_base64url(challenge), **extra}
+    session[SESSION_KEY] = {"kind": kind, "challenge": to_base64url(challenge), **extra}
     return challenge
 
 
@@ -104,7 +104,7 @@ def take_challenge(kind: str) -> tuple[bytes, dict[str, str]] | None:
     held = session.pop(SESSION_KEY, None)
     if not isinstance(held, dict) or held.get("kind") != kind:
         return None
-    challenge = base64url_to_bytes(held["challenge"])
+    challenge = from_base64url(held["challenge"])
     taken = db.session.execute(
         delete(PasskeyChallenge).where(
             PasskeyChallenge.digest == digest(challenge), PasskeyChallenge.expires_at > utc_now()
@@ -132,6 +132,16 @@ def distinct_name(name: str, taken: set[str]) -> str:
         suffix = f" {number}"
         candidate = name[: MAX_NAME_LENGTH - len(suffix)].rstrip() + suffix
     return candidate
+
+
+def to_base64url(value: bytes) -> str:
+    """Return ``value`` in base64url without padding, as WebAuthn's JSON carries bytes."""
+    return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
+
+
+def from_base64url(text: str) -> bytes:
+    """Return the bytes of base64url ``text``, padded or not."""
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def digest(challenge: bytes) -> str:
