@@ -2,47 +2,44 @@
 
 from flask import Flask
 
+from . import {% if cookiecutter.use_auth == "yes" %}auth, {% endif %}items{% if cookiecutter.use_frontend == "yes" %}, web{% endif %}
+from .platform import (
+    caching,
+{%- if cookiecutter.use_celery == "yes" %}
+    celery_app,
+{%- endif %}
+    database,
+    errors,
+    fields,
+    health,
+    logs,
+{%- if cookiecutter.use_auth == "yes" %}
+    mail,
+{%- endif %}
+{%- if cookiecutter.use_auth == "yes" and cookiecutter.use_celery == "yes" %}
+    mail_tasks,
+{%- endif %}
+    metrics,
+    openapi,
+{%- if cookiecutter.use_nginx == "yes" %}
+    proxy,
+{%- endif %}
+    rate_limits,
+    request_body,
+    request_id,
+    routes,
+{%- if cookiecutter.use_postgres == "yes" %}
+    schema_migrations,
+{%- endif %}
+{%- if cookiecutter.use_opentelemetry == "yes" %}
+    telemetry,
+{%- endif %}
+)
+from .settings import Settings, load_settings
+
 
 def create_app(overrides: dict[str, object] | None = None) -> Flask:
     """Build the application: its settings, then the platform, then the features."""
-    # The parts are imported here, as in Flask's tutorial, not with the package: a process that
-    # needs one module (gunicorn's master reads the settings and the logging configuration) loads
-    # no feature.
-    from . import {% if cookiecutter.use_auth == "yes" %}auth, {% endif %}items{% if cookiecutter.use_frontend == "yes" %}, web{% endif %}
-    from .platform import (
-        caching,
-{%- if cookiecutter.use_celery == "yes" %}
-        celery_app,
-{%- endif %}
-        database,
-        errors,
-        fields,
-        health,
-        logs,
-{%- if cookiecutter.use_auth == "yes" %}
-        mail,
-{%- endif %}
-{%- if cookiecutter.use_auth == "yes" and cookiecutter.use_celery == "yes" %}
-        mail_tasks,
-{%- endif %}
-        metrics,
-        openapi,
-{%- if cookiecutter.use_nginx == "yes" %}
-        proxy,
-{%- endif %}
-        rate_limits,
-        request_body,
-        request_id,
-        routes,
-{%- if cookiecutter.use_postgres == "yes" %}
-        schema_migrations,
-{%- endif %}
-{%- if cookiecutter.use_opentelemetry == "yes" %}
-        telemetry,
-{%- endif %}
-    )
-    from .settings import Settings, load_settings
-
     settings = load_settings(Settings, overrides)
     app = Flask(__name__, template_folder="web/templates")
     # Werkzeug would redirect /api//items to /api/items, and a path without a rule's trailing

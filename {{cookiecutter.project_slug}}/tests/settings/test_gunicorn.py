@@ -71,22 +71,6 @@ def test_a_bad_setting_stops_gunicorn_before_any_worker_with_one_line(
     assert name in line, line
 
 
-def test_the_master_loads_the_settings_and_no_feature(run_python, project_dir, tmp_path):
-    """gunicorn's master runs this config only (each worker imports the app): it loads the
-    settings and the logging configuration, and none of the features or their libraries."""
-    code = (
-        "import runpy, sys; runpy.run_path(sys.argv[1])\n"
-        "print(*(name in sys.modules for name in sys.argv[2:]))"
-    )
-    package = "{{ cookiecutter.package_name }}"
-    names = [f"{package}.{module}" for module in ("settings", "platform.logs", "items")]
-    config = str(project_dir / "gunicorn.conf.py")
-    env = {**CONFIG_ENV, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    ran = run_python("-c", code, config, *names, "sqlalchemy.orm", **env)
-    assert ran.returncode == 0, ran.stdout + ran.stderr
-    assert ran.stdout.split() == ["True", "True", "False", "False"], ran.stdout
-
-
 def test_an_access_line_carries_the_answers_fields(capsys, monkeypatch, project_dir, tmp_path):
     """It writes gunicorn's stock access line as JSON: request id, method, path, status, size,
     and the fields the app added (a field of the line's own keeps the line's value)."""
