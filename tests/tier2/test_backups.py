@@ -1,8 +1,10 @@
 """Backups are proven by restoring them: `make backup` and `make restore` on a real PostgreSQL.
 
 One bake with every feature that keeps rows (items, users and their tokens) and a worker; each
-test has a database of its own, filled through the project's own commands, backed up and
-restored through its Makefile as the developer would, natively (DATABASE_URL names the server).
+test has a database of its own, backed up and restored through its Makefile as the developer
+would, natively (DATABASE_URL names the server). One database is filled through the project's own
+commands, once, and the tests that start from a filled one get a copy of it (PostgreSQL's
+TEMPLATE, as a deployment's copies are made in tests/tier2/servers.py).
 """
 
 from __future__ import annotations
@@ -49,10 +51,8 @@ def project(tmp_path_factory) -> Path:
     return project
 
 
-@pytest.fixture
-def env(postgres, redis_server) -> dict[str, str]:
-    """Return a developer's environment naming a fresh database, migrated to the head."""
-    database = postgres.create_database("backups")
+def database_env(postgres, redis_server, database: str) -> dict[str, str]:
+    """Return a developer's environment naming ``database`` and a fresh Redis database."""
     env = developer_env(
         DATABASE_URL=postgres.url(database),
         REDIS_URL=redis_server.url(redis_server.new_db()),
@@ -61,6 +61,27 @@ def env(postgres, redis_server) -> dict[str, str]:
     env["PATH"] = f"{postgres_bin()}{os.pathsep}{env['PATH']}"
     env["DATABASE_NAME"] = database  # for the test's own queries; the project reads no such name
     return env
+
+
+@pytest.fixture
+def empty_env(postgres, redis_server) -> dict[str, str]:
+    """Return a developer's environment naming a fresh, empty database."""
+    return database_env(postgres, redis_server, postgres.create_database("backups"))
+
+
+@pytest.fixture(scope="module")
+def filled_database(project, postgres, redis_server) -> str:
+    """Return a database filled through the project's commands (fill), which no one connects to."""
+    database = postgres.create_database("backups_filled")
+    fill(project, database_env(postgres, redis_server, database))
+    return database
+
+
+@pytest.fixture
+def env(postgres, redis_server, filled_database) -> dict[str, str]:
+    """Return a developer's environment naming a fresh copy of the filled database."""
+    copy = postgres.create_database("backups", template=filled_database)
+    return database_env(postgres, redis_server, copy)
 
 
 def flask(project: Path, env: dict[str, str], *args: str, stdin: str = "") -> str:
@@ -114,7 +135,6 @@ def test_a_backup_restores_every_row_after_the_tables_are_dropped(project, env, 
     """It restores every table's rows and the migration after `make reset` dropped them; it
     replaces nothing unanswered, nor with APP_ENV=production unless explicitly allowed."""
     database = env["DATABASE_NAME"]
-    fill(project, env)
     before = snapshot(postgres, database)
     assert before["users"] and before["items"] and before["alembic_version"] == [(HEAD,)]
     file = backup(project, env)
@@ -138,7 +158,6 @@ def test_a_backup_restores_every_row_after_the_tables_are_dropped(project, env, 
 def test_a_backup_restores_a_dropped_database(project, env, postgres):
     """It creates the database again when it was dropped, with every row and the migration."""
     database = env["DATABASE_NAME"]
-    fill(project, env)
     before = snapshot(postgres, database)
     file = backup(project, env)
     with postgres.connect("postgres") as connection:
@@ -163,7 +182,6 @@ def damaged(file: Path, how: str) -> Path:
 def test_a_damaged_backup_is_refused_before_anything_is_dropped(project, env, postgres):
     """It refuses a truncated or a corrupt file in one line, and every row stays as it was."""
     database = env["DATABASE_NAME"]
-    fill(project, env)
     file = backup(project, env)
     flask(project, env, "users", "create", "later@example.com", stdin=f"{PASSWORD}\n")
     before = snapshot(postgres, database)
@@ -175,31 +193,31 @@ def test_a_damaged_backup_is_refused_before_anything_is_dropped(project, env, po
         assert snapshot(postgres, database) == before
 
 
-def test_an_older_backup_is_migrated_and_served(project, env, postgres, tmp_path):
+def test_an_older_backup_is_migrated_and_served(project, empty_env, postgres, tmp_path):
     """A backup from before the last migration is restored, migrated to the head and served."""
-    database = env["DATABASE_NAME"]
-    flask(project, env, "db", "upgrade", OLDER_HEAD)
+    database = empty_env["DATABASE_NAME"]
+    flask(project, empty_env, "db", "upgrade", OLDER_HEAD)
     names = [f"kept from {OLDER_HEAD}: {index}" for index in range(3)]
     with postgres.connect(database) as connection:  # the code's models are at the head
         for name in names:
             connection.execute("INSERT INTO items (name, description) VALUES (%s, '')", (name,))
-    file = backup(project, env)
+    file = backup(project, empty_env)
     assert file.name.endswith(f"_{OLDER_HEAD}.dump"), file.name
-    fill(project, env)  # migrates to the head, and adds a user the old backup does not have
-    restore(project, env, file)
+    fill(project, empty_env)  # migrates to the head, and adds a user the old backup does not have
+    restore(project, empty_env, file)
     after = snapshot(postgres, database)
     assert after["alembic_version"] == [(HEAD,)]
     assert [row[1] for row in after["items"]] == names and after["users"] == []
-    with journeys.demo(project, env, tmp_path / "demo.log") as base:
+    with journeys.demo(project, empty_env, tmp_path / "demo.log") as base:
         answer = requests.get(f"{base}/api/items", timeout=5)
         assert answer.status_code == 200, answer.text
         assert sorted(item["name"] for item in answer.json()["items"]) == names
 
 
-def test_old_backups_are_pruned_past_the_retention(project, env):
+def test_old_backups_are_pruned_past_the_retention(project, empty_env):
     """With BACKUP_KEEP=2 a third backup deletes the oldest; `make backups` lists the rest.
     A DATABASE_URL that names SQLite gets one line, not libpq's error."""
-    kept = {**env, "BACKUP_KEEP": "2"}
+    kept = {**empty_env, "BACKUP_KEEP": "2"}
     make(project, kept, "migrate")
     files = []
     for _ in range(3):
@@ -208,7 +226,7 @@ def test_old_backups_are_pruned_past_the_retention(project, env):
     assert not files[0].exists() and files[1].exists() and files[2].exists()
     listed = make(project, kept, "backups").stdout
     assert files[0].name not in listed and files[2].name in listed
-    sqlite = attempt(project, {**env, "DATABASE_URL": "sqlite:///local.db"}, "backup")
+    sqlite = attempt(project, {**empty_env, "DATABASE_URL": "sqlite:///local.db"}, "backup")
     assert sqlite.returncode != 0
     assert "DATABASE_URL names no PostgreSQL database" in sqlite.stderr, sqlite.stderr
 
@@ -231,7 +249,6 @@ def test_a_restore_that_deadlocks_starts_again_and_gives_up_after_3_attempts(
 ):
     """A restore the server ends in a deadlock changes nothing and starts again, 3 times in all."""
     database = env["DATABASE_NAME"]
-    fill(project, env)
     file = backup(project, env)
     backed_up = snapshot(postgres, database)
     flask(project, env, "users", "create", "later@example.com", stdin=f"{PASSWORD}\n")
@@ -308,7 +325,6 @@ def test_a_restore_while_the_service_runs_loses_no_later_write(project, env, pos
     The demo and a worker run throughout; the restore ends their sessions, and their writes wait
     for it (or fail, unacknowledged) instead of landing in tables it then replaces.
     """
-    fill(project, env)
     env = {**env, "RATELIMIT_WRITE": "100000 per minute"}  # the writer is one client
     with (
         journeys.background(project, env, "worker", tmp_path / "worker.log"),
