@@ -30,6 +30,7 @@ BATCH = 40
 MAX_BATCHES = 10
 CLIENTS = 8
 PROCESSED_WITHIN = 10  # seconds from POST to an item the worker processed (Celery bakes)
+UNUSED_PID = 4194304  # above Linux's highest pid: the file of no running worker
 
 
 def each_combination(*options: str, without: tuple[str, ...] = ()):
@@ -154,6 +155,25 @@ def test_counts_an_earlier_run_left_in_the_folder_are_wiped_at_start(deployment)
     service.start()
     assert item_reads(scrape(service.url)) == 0
     assert not (folder / "counter_1.db").exists()
+
+
+@each_combination()
+def test_a_file_a_starting_worker_has_not_sized_yet_adds_nothing(deployment):
+    """It answers the same sums, not a 500, while a worker's new file is still empty.
+
+    prometheus-client creates a worker's file before it sizes it, and a worker killed between the
+    two leaves it empty for good: a scrape may meet such a file at any worker start.
+    """
+    service = deployment.service
+    new_item(service.url)  # read until processed: at least one read counted
+    before = scrape(service.url)
+    empty = Path(service.env["PROMETHEUS_MULTIPROC_DIR"]) / f"counter_{UNUSED_PID}.db"
+    empty.touch()
+    try:
+        after = scrape(service.url)
+    finally:
+        empty.unlink()
+    assert item_reads(after) == item_reads(before) > 0
 
 
 @each_combination()

@@ -105,3 +105,9 @@ def test_an_unusable_metrics_folder_stops_start_up(tmp_path, kind):
         folder.write_text("")
     with pytest.raises(SettingsError, match="PROMETHEUS_MULTIPROC_DIR"):
         load_settings(Settings, {"app_env": "test", "prometheus_multiproc_dir": folder})
+
+
+def test_a_file_a_starting_worker_has_not_sized_yet_is_passed_over(tmp_path):
+    """It sums nothing from a worker's file still empty, where prometheus-client's reader fails."""
+    (tmp_path / "counter_1.db").touch()
+    assert list(metrics.WorkersFiles(tmp_path).collect()) == []

@@ -6,6 +6,7 @@ mode); without it (tests, ``flask run``) an app counts in a registry of its own.
 """
 
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from flask import Flask, Response, current_app, g, request
@@ -17,6 +18,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import Metric
 
 from .openapi import undocumented
 from .rate_limits import unlimited
@@ -45,6 +47,34 @@ class Metrics:
         )
         for result in CACHE_RESULTS:  # each exported from the start, at 0 until it happens
             self.cache.labels(result)
+
+
+class WorkersFiles:
+    """The workers' metrics in the shared folder, summed by prometheus-client's multiprocess merge.
+
+    A starting worker creates its file empty and sizes it a moment later; prometheus-client's
+    reader fails on the empty file (prometheus/client_python#1199), so a scrape meeting a worker
+    start (after ``max_requests`` or a crash) would answer 500. An empty file holds no counts yet
+    and is passed over. Go back to ``MultiProcessCollector`` once a release reads it as empty.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        """Read the metric files of ``folder``."""
+        self.folder = folder
+
+    def collect(self) -> Iterable[Metric]:
+        """Return every metric, summed over the files that hold any."""
+        files = [str(path) for path in self.folder.glob("*.db") if _holds_data(path)]
+        metrics: Iterable[Metric] = multiprocess.MultiProcessCollector.merge(files)
+        return metrics
+
+
+def _holds_data(path: Path) -> bool:
+    """Say whether a metric file has been sized (a dead worker's live gauge may be gone)."""
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def count_cache_lookup(result: str, app: Flask | None = None) -> None:
@@ -80,7 +110,7 @@ def _expose() -> Response:
     registry = metrics.registry
     if registry is None:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=metrics.folder)
+        registry.register(WorkersFiles(metrics.folder))
     return Response(generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
