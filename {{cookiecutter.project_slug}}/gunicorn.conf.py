@@ -28,6 +28,8 @@ try:
     settings = load_settings(model=GunicornSettings)
     load_settings(Settings)  # the app's own, checked once here: no worker starts to fail on one
 except SettingsError as exc:
+    if temporary_metrics:
+        metrics_folder.rmdir()  # still empty: on_exit never runs for a config that fails
     sys.exit(f"Error: {exc}")  # one line and exit 1, not gunicorn's traceback of its config
 
 bind = [f"{settings.host}:{settings.port}"]

@@ -58,10 +58,13 @@ def test_granians_settings_are_not_read(monkeypatch):
     ("name", "value"), [("KEEPALIVE", "-1"), ("RATELIMIT_DEFAULT", "often"), ("SECRET_KEY", "")]
 )
 def test_a_bad_setting_stops_gunicorn_before_any_worker_with_one_line(
-    run_python, project_dir, name, value
+    run_python, project_dir, tmp_path, name, value
 ):
-    """It exits 1 naming the variable, gunicorn's or the app's, in one line: no traceback."""
-    env = {**CONFIG_ENV, name: value}
+    """It exits 1 naming the variable, gunicorn's or the app's, in one line: no traceback, and
+    no temporary metrics folder left behind."""
+    temporary = tmp_path / "temporary"
+    temporary.mkdir()
+    env = {**CONFIG_ENV, name: value, "TMPDIR": str(temporary)}
     config = str(project_dir / "gunicorn.conf.py")
     app = "{{ cookiecutter.package_name }}:create_app()"
     result = run_python("-m", "gunicorn", "--config", config, "--check-config", app, **env)
@@ -69,6 +72,7 @@ def test_a_bad_setting_stops_gunicorn_before_any_worker_with_one_line(
     (line,) = result.stderr.splitlines()
     assert line.startswith("Error: Invalid settings: "), line
     assert name in line, line
+    assert not list(temporary.iterdir())
 
 
 def test_an_access_line_carries_the_answers_fields(capsys, monkeypatch, project_dir, tmp_path):
