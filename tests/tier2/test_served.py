@@ -435,6 +435,16 @@ def test_redis_down_degrades_reads_and_limits_then_recovers(deployment):
     wait_out_redis_pauses(back)
 
 
+def workers_serving(service) -> bool:
+    """Say whether both of granian's workers run their server (each logged "Started worker-N").
+
+    granian 2.8 installs a forked worker's SIGTERM handler only once the worker has built the app
+    and starts serving: a SIGTERM before that is lost, and the worker serves on until the kill
+    timeout. gunicorn's workers install theirs before they build the app.
+    """
+    return sum("Started worker-" in line for line in service.lines()) == 2
+
+
 @each()
 def test_sigterm_lets_an_in_flight_request_finish_and_exits_zero(deployment):
     """It completes a request whose body is still arriving when SIGTERM comes, then exits 0.
@@ -445,8 +455,10 @@ def test_sigterm_lets_an_in_flight_request_finish_and_exits_zero(deployment):
     passing them on; the signal goes to gunicorn.
     """
     graceful = 10
-    service = deployment.new_service("sigterm", GRACEFUL_TIMEOUT=str(graceful))
+    service = deployment.new_service("sigterm", GRACEFUL_TIMEOUT=str(graceful), LOG_LEVEL="INFO")
     service.start()
+    if deployment.combo.selected("app_server=granian"):
+        wait_until(lambda: workers_serving(service), 30, "both workers serving")
     name = f"slow-{uuid.uuid4().hex[:8]}"
     body = json.dumps({"name": name, "description": "x" * 200}).encode()
     head = (
